@@ -1,0 +1,56 @@
+"""What a backend is: something that turns a Procedure into a RoutineDraft."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from sop_compiler.config import Settings
+from sop_compiler.models import Issue, Procedure, RoutineDraft, ToolCatalog, Usage
+
+
+@dataclass(frozen=True)
+class GenerationContext:
+    """What every backend gets besides the procedure."""
+
+    catalog: ToolCatalog
+    settings: Settings
+    agents: tuple[str, ...] = ()  # agent groups of this run, for handoff targets
+
+
+@dataclass
+class GenerationResult:
+    """One procedure's outcome: a draft, or the reason there is none."""
+
+    procedure_id: str
+    draft: RoutineDraft | None = None
+    error: str | None = None
+    issues: list[Issue] = field(default_factory=list)  # validation issues left after repair
+    usage: Usage = field(default_factory=Usage)
+    attempts: int = 0
+
+
+class Backend(ABC):
+    """A routine writer. Subclasses register themselves by `name`."""
+
+    name: ClassVar[str]
+    uses_model: ClassVar[bool] = False  # True when generate() may call an LLM (and so costs money)
+
+    def fingerprint(self) -> dict[str, object]:
+        """Everything about this backend that changes its output; goes into the lock file."""
+        return {"backend": self.name}
+
+    @abstractmethod
+    async def generate(
+        self,
+        procedure: Procedure,
+        *,
+        context: GenerationContext,
+        validate: Callable[[RoutineDraft], list[Issue]],
+    ) -> GenerationResult:
+        """Write a draft routine for `procedure`; `validate` checks a draft (used by repair loops)."""
+
+    async def aclose(self) -> None:
+        """Release clients and connections."""

@@ -1,0 +1,41 @@
+"""A Procedure: one section of a Document that holds one procedure's steps."""
+
+from __future__ import annotations
+
+import hashlib
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sop_compiler.models.document import Block, Notice, block_text
+
+
+class Procedure(BaseModel):
+    """One procedure (a section that holds steps), ready to be turned into a routine."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="Stable slug from the file path and heading path, e.g. `refunds--issue-a-refund`.")
+    title: str
+    source: str = Field(description="SOP file, relative to the SOP folder, with / separators.")
+    source_sha256: str
+    agent: str = Field(default="general", description="Agent group (from the folder, or config).")
+    heading_path: list[str] = Field(default_factory=list)
+    blocks: list[Block] = Field(
+        default_factory=list, description="The section's blocks, including sub-sections (notes, exceptions)."
+    )
+    context: list[Block] = Field(
+        default_factory=list,
+        description="Document-level blocks that apply to every procedure of the file (scope, definitions).",
+    )
+    notices: list[Notice] = Field(default_factory=list)
+
+    def text(self) -> str:
+        """The cleaned text of the procedure (context first), one block per line."""
+        return "\n".join(block_text(block) for block in [*self.context, *self.blocks])
+
+    def text_sha256(self) -> str:
+        """Hash of the cleaned text and structure; what decides whether the routine is stale."""
+        payload = "\n".join(
+            block.model_dump_json(exclude={"prov": {"bbox"}}) for block in [*self.context, *self.blocks]
+        )
+        return hashlib.sha256(f"{self.id}\n{self.agent}\n{payload}".encode()).hexdigest()

@@ -1,0 +1,54 @@
+"""Validation reports and run results."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Severity = Literal["error", "warning"]
+
+
+class Issue(BaseModel):
+    """One problem found in a routine."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(description="Stable code, e.g. `dangling_target`, `unknown_tool`, `low_coverage`.")
+    severity: Severity
+    routine_id: str
+    step_id: str | None = None
+    message: str
+
+
+class ValidationReport(BaseModel):
+    """Everything validate found in one routine; never raised, always returned."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    routine_id: str
+    issues: list[Issue] = Field(default_factory=list)
+    coverage: float | None = Field(default=None, description="Share of source instruction sentences cited.")
+
+    @property
+    def errors(self) -> list[Issue]:
+        return [issue for issue in self.issues if issue.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Issue]:
+        return [issue for issue in self.issues if issue.severity == "warning"]
+
+
+class Usage(BaseModel):
+    """Token usage of model calls."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    calls: int = 0
+    cached_responses: int = 0
+    prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(**{name: getattr(self, name) + getattr(other, name) for name in Usage.model_fields})
