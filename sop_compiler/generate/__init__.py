@@ -1,0 +1,101 @@
+"""generate: turn each Procedure into a RoutineDraft with a backend (the only stage that calls an LLM)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+from sop_compiler.config import Settings
+from sop_compiler.errors import ConfigError
+from sop_compiler.generate.base import Backend, GenerationContext, GenerationResult
+from sop_compiler.models import (
+    Block,
+    Procedure,
+    Routine,
+    RoutineDraft,
+    RoutineSource,
+    SourceRef,
+    Step,
+    ToolCatalog,
+)
+
+__all__ = [
+    "Backend",
+    "GenerationContext",
+    "GenerationResult",
+    "get_backend",
+    "resolve_backend_name",
+    "to_routine",
+]
+
+_BACKENDS: dict[str, str] = {
+    "offline": "sop_compiler.generate.offline:OfflineBackend",
+    "openai": "sop_compiler.generate.openai:OpenAIBackend",
+    "fake": "sop_compiler.generate.fake:FakeBackend",
+}
+
+
+def resolve_backend_name(settings: Settings) -> str:
+    """`auto` means openai when a key or base URL is configured, offline otherwise."""
+    if settings.backend != "auto":
+        return settings.backend
+    configured = os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL") or settings.base_url
+    return "openai" if configured else "offline"
+
+
+def get_backend(settings: Settings) -> Backend:
+    """Build the backend the settings name; an unknown name lists the known ones."""
+    name = resolve_backend_name(settings)
+    try:
+        target = _BACKENDS[name]
+    except KeyError:
+        known = ", ".join(sorted(_BACKENDS))
+        raise ConfigError(f"unknown backend {name!r} (known: {known})") from None
+    module, _, cls = target.partition(":")
+    backend: Backend = getattr(importlib.import_module(module), cls)(settings)
+    return backend
+
+
+def _fill_source(ref: SourceRef | None, blocks: dict[str, Block], file: str) -> SourceRef | None:
+    if ref is None:
+        return None
+    first = next((blocks[i] for i in ref.block_ids if i in blocks), None)
+    return ref.model_copy(
+        update={
+            "file": file,
+            "page": first.prov.page if first else None,
+            "paragraph": first.prov.paragraph if first else None,
+        }
+    )
+
+
+def to_routine(draft: RoutineDraft, procedure: Procedure, catalog: ToolCatalog) -> Routine:
+    """Give a draft its identity and source, resolve provenance of every citation, list tools used."""
+    blocks = {block.id: block for block in [*procedure.context, *procedure.blocks]}
+
+    def fix_steps(steps: list[Step]) -> list[Step]:
+        return [
+            step.model_copy(
+                update={
+                    "source": _fill_source(step.source, blocks, procedure.source),
+                    "substeps": fix_steps(step.substeps),
+                }
+            )
+            for step in steps
+        ]
+
+    edge_cases = [
+        case.model_copy(update={"source": _fill_source(case.source, blocks, procedure.source)})
+        for case in draft.edge_cases
+    ]
+    routine = Routine(
+        **draft.model_dump(exclude={"steps", "edge_cases"}),
+        steps=fix_steps(draft.steps),
+        edge_cases=edge_cases,
+        id=procedure.id,
+        agent=procedure.agent,
+        source=RoutineSource(file=procedure.source, sha256=procedure.source_sha256, section=procedure.heading_path),
+    )
+    used = {step.tool_call.tool for step in routine.walk() if step.tool_call and catalog.get(step.tool_call.tool)}
+    routine.tools_used = sorted(used)
+    return routine
