@@ -15,7 +15,8 @@ def _isolate(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathF
     """Remove real keys and endpoints; send cache and settings to a temp folder."""
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID"):
         monkeypatch.delenv(name, raising=False)
-    for name in [n for n in __import__("os").environ if n.startswith("SOPC_")]:
+    keep = {"SOPC_UPDATE_GOLDEN"}
+    for name in [n for n in __import__("os").environ if n.startswith("SOPC_") and n not in keep]:
         monkeypatch.delenv(name, raising=False)
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("SOPC_CACHE_DIR", str(home / "cache"))

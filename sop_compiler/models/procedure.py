@@ -28,6 +28,12 @@ class Procedure(BaseModel):
         description="Document-level blocks that apply to every procedure of the file (scope, definitions).",
     )
     notices: list[Notice] = Field(default_factory=list)
+    images: dict[str, bytes] = Field(
+        default_factory=dict,
+        exclude=True,
+        repr=False,
+        description="Bytes of the images its figures show, by sha256 (from Document.images; never serialised).",
+    )
 
     def text(self) -> str:
         """The cleaned text of the procedure (context first), one block per line."""

@@ -35,6 +35,7 @@ class ProcedureOutcome(_Model):
     coverage: float | None = None
     usage: Usage = Field(default_factory=Usage)
     estimated_prompt_tokens: int | None = None
+    agent: str = Field(default="", description="Agent group of the routine.")
 
 
 class StaleEntry(_Model):
@@ -43,6 +44,9 @@ class StaleEntry(_Model):
     path: str = Field(description="Output or SOP path, relative to its folder.")
     reason: Literal["stale", "missing", "orphaned", "edited", "new"]
     detail: str
+    where: Literal["sops", "output"] = Field(
+        default="output", description="Whether `path` is relative to the SOP folder or the output folder."
+    )
 
 
 class SopOutcome(_Model):
@@ -66,3 +70,8 @@ class RunResult(_Model):
     written: list[str] = Field(default_factory=list, description="Output files written or removed.")
     usage: Usage = Field(default_factory=Usage)
     exit_code: int = 0
+    backend_note: str | None = Field(default=None, description="Why this backend, e.g. `no API key or base URL set`.")
+    sops_dir: str = Field(default="", description="The SOP folder as given (for annotations).")
+    output_dir: str = Field(default="", description="The output folder as given.")
+    dry_run: bool = False
+    notes: list[str] = Field(default_factory=list, description="Skipped files and other warnings about the run.")

@@ -1,0 +1,445 @@
+"""sopc benchmarks: sopc and its reference side by side in one run, reported as ratios.
+
+    python bench/run.py            full run (competitors need the venv made by --setup)
+    python bench/run.py --setup    make bench/_work/cvenv with pymupdf4llm, markitdown and docling
+    python bench/run.py --quick    small inputs; checks every benchmark still runs (CI)
+    python bench/run.py --write    also write the results into BENCHMARKS.md
+
+Absolute times on a shared machine are noise; a ratio measured within one run holds. No pass/fail
+on timings is enforced in CI: the table says whether each target is met.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+WORK = HERE / "_work"
+CVENV = WORK / "cvenv"
+sys.path.insert(0, str(HERE))
+
+from gen import Truth, make_docx, make_pdf, make_sop_folder  # noqa: E402
+
+
+@dataclass
+class Row:
+    benchmark: str
+    measured: str
+    target: str
+    met: bool | None  # None: informational or skipped
+
+
+ROWS: list[Row] = []
+
+
+def report(benchmark: str, measured: str, target: str = "", met: bool | None = None) -> None:
+    ROWS.append(Row(benchmark, measured, target, met))
+    flag = {True: "yes", False: "NO", None: "-"}[met]
+    print(f"  {benchmark:<58} {measured:<34} {target:<14} {flag}", flush=True)
+
+
+def best_of(fn: Callable[[], object], repeat: int) -> float:
+    """Best wall time of `repeat` runs (the least disturbed by other load)."""
+    times = []
+    for _ in range(repeat):
+        gc.collect()
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+# --- 1. PDF ingest -------------------------------------------------------------------------------
+
+
+def _floor_pdf(path: Path) -> None:
+    import pymupdf
+
+    with pymupdf.open(path) as doc:
+        for page in doc:
+            page.get_text("dict")
+
+
+def _sopc_read(path: Path) -> object:
+    from sop_compiler.clean import clean
+    from sop_compiler.config import Settings
+    from sop_compiler.ingest import ingest
+    from sop_compiler.segment import segment
+
+    document = clean(ingest(path, root=path.parent, settings=Settings()))
+    return document, segment(document, agent="bench")
+
+
+def _structure_of_document(result: object) -> dict[str, int]:
+    from sop_compiler.models import Heading, ListItem, Table
+
+    document, _ = result  # type: ignore[misc]
+    return {
+        "headings": sum(isinstance(b, Heading) for b in document.blocks),
+        "steps": sum(isinstance(b, ListItem) and b.ordered for b in document.blocks),
+        "tables": sum(isinstance(b, Table) for b in document.blocks),
+    }
+
+
+def _structure_of_markdown(markdown: str) -> dict[str, int]:
+    lines = markdown.splitlines()
+    tables = sum(1 for line in lines if re.match(r"^\s*\|?\s*:?-{3,}", line))
+    return {
+        "headings": sum(1 for line in lines if re.match(r"^#{1,6}\s", line)),
+        "steps": sum(1 for line in lines if re.match(r"^\s*\d+[.)]\s+\S", line)),
+        "tables": tables,
+    }
+
+
+def _score(found: dict[str, int], truth: Truth) -> float:
+    """Share of the real structure recovered: mean over headings, steps, tables of min(found/truth, 1)."""
+    parts = [(found["headings"], truth.headings), (found["steps"], truth.steps), (found["tables"], truth.tables)]
+    return sum(min(f / t, 1.0) for f, t in parts if t) / sum(1 for _, t in parts if t)
+
+
+def _competitor(name: str, path: Path) -> tuple[float, str] | None:
+    python = CVENV / "bin" / "python"
+    if not python.exists():
+        return None
+    out = subprocess.run(
+        [str(python), str(HERE / "competitors.py"), name, str(path)], capture_output=True, text=True,
+        timeout=3600,
+    )
+    if out.returncode != 0:
+        print(f"    {name} failed: {out.stderr.strip().splitlines()[-1:]}")
+        return None
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    return float(data["seconds"]), str(data["markdown"])
+
+
+def bench_pdf(sizes: list[int], competitors: bool) -> None:
+    print("1. PDF ingest (read + clean + segment) vs pymupdf get_text('dict')")
+    per_page = {}
+    for pages in sizes:
+        path = WORK / f"sop-{pages}.pdf"
+        truth = make_pdf(path, pages)
+        repeat = 3 if pages <= 100 else 1
+        floor = best_of(lambda: _floor_pdf(path), repeat)
+        result: list[object] = []
+        ours = best_of(lambda: result.append(_sopc_read(path)), repeat)
+        per_page[pages] = ours / pages
+        ratio = ours / floor
+        report(f"PDF {pages} pages: sopc / floor", f"{ratio:.2f}x ({pages / ours:.0f} pages/s)", "<= 3x", ratio <= 3)
+        if pages == sizes[-1] or pages == 100:
+            text_only = WORK / f"text-{pages}.pdf"
+            tables_only = WORK / f"tables-{pages}.pdf"
+            make_pdf(text_only, pages, table_every=10**9, image_every=10**9)
+            make_pdf(tables_only, pages, table_every=1, image_every=10**9)
+            for label, p in (("without tables", text_only), ("with tables", tables_only)):
+                f = best_of(lambda p=p: _floor_pdf(p), repeat)
+                o = best_of(lambda p=p: _sopc_read(p), repeat)
+                report(f"PDF {pages} pages {label}: sopc / floor", f"{o / f:.2f}x ({o / pages * 1000:.1f} ms/page)",
+                       "<= 3x" if label == "without tables" else "info", (o / f <= 3) if label == "without tables" else None)
+        ours_structure = _structure_of_document(result[-1])
+        score = _score(ours_structure, truth)
+        report(f"PDF {pages} pages: structure kept by sopc", f"{score:.0%} {ours_structure}", "", None)
+        if competitors and pages == 100:
+            for name in ("pymupdf4llm", "markitdown"):
+                got = _competitor(name, path)
+                if got is None:
+                    report(f"PDF {pages}: sopc vs {name}", "skipped (run --setup)", ">= 5x faster", None)
+                    continue
+                seconds, markdown = got
+                theirs = _structure_of_markdown(markdown)
+                report(f"PDF {pages}: {name} time / sopc time", f"{seconds / ours:.1f}x", ">= 5x", seconds / ours >= 5)
+                report(f"PDF {pages}: structure kept by {name}", f"{_score(theirs, truth):.0%} {theirs}", f">= sopc ({score:.0%})? no",
+                       _score(theirs, truth) <= score)
+    if len(per_page) > 1:
+        sizes_sorted = sorted(per_page)
+        growth = per_page[sizes_sorted[-1]] / per_page[sizes_sorted[0]]
+        detail = ", ".join(f"{p}: {per_page[p] * 1000:.2f} ms/page" for p in sizes_sorted)
+        report("PDF time per page, largest / smallest size", f"{growth:.2f} ({detail})", "~1 (linear)", growth <= 1.5)
+
+
+# --- 2. DOCX ingest ------------------------------------------------------------------------------
+
+
+def _floor_docx(path: Path) -> None:
+    import docx
+
+    document = docx.Document(str(path))
+    for paragraph in document.paragraphs:
+        _ = paragraph.text, paragraph.style.name if paragraph.style is not None else None
+    for table in document.tables:
+        for row in table.rows:
+            for cell in row.cells:
+                _ = cell.text
+
+
+def bench_docx(sizes: list[int], competitors: bool) -> None:
+    print("2. DOCX ingest vs a plain python-docx paragraph and table walk")
+    for pages in sizes:
+        path = WORK / f"sop-{pages}.docx"
+        truth = make_docx(path, pages)
+        repeat = 3 if pages <= 100 else 1
+        floor = best_of(lambda: _floor_docx(path), repeat)
+        result: list[object] = []
+        ours = best_of(lambda: result.append(_sopc_read(path)), repeat)
+        report(f"DOCX {pages} pages: sopc / python-docx walk", f"{ours / floor:.2f}x", "<= 3x", ours / floor <= 3)
+        structure = _structure_of_document(result[-1])
+        report(f"DOCX {pages} pages: structure kept by sopc", f"{_score(structure, truth):.0%} {structure}", "", None)
+        if competitors and pages == 100:
+            got = _competitor("docling", path)
+            if got is None:
+                report(f"DOCX {pages}: sopc vs docling", "skipped (run --setup)", "no slower", None)
+            else:
+                report(f"DOCX {pages}: docling time / sopc time", f"{got[0] / ours:.1f}x", ">= 1x", got[0] / ours >= 1)
+
+
+# --- 3. Peak memory ------------------------------------------------------------------------------
+
+_MEM_CHILD = """
+import resource, sys
+sys.path.insert(0, {here!r})
+from pathlib import Path
+mode, path = sys.argv[1], Path(sys.argv[2])
+if mode == "floor":
+    import pymupdf
+    with pymupdf.open(path) as doc:
+        for page in doc:
+            page.get_text("dict")
+    extra = 0
+elif mode == "model":
+    import pymupdf, tracemalloc
+    from run import _sopc_read
+    tracemalloc.start()
+    result = _sopc_read(path)
+    extra = tracemalloc.get_traced_memory()[0]
+    del result
+else:
+    import pymupdf
+    from run import _sopc_read
+    result = _sopc_read(path)
+    extra = 0
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, extra)
+"""
+
+
+def _child_memory(mode: str, path: Path) -> tuple[int, int]:
+    out = subprocess.run(
+        [sys.executable, "-c", _MEM_CHILD.format(here=str(HERE)), mode, str(path)],
+        capture_output=True, text=True, check=True,
+    )
+    peak, extra = out.stdout.split()[-2:]
+    return int(peak), int(extra)
+
+
+def bench_memory(pages_list: list[int]) -> None:
+    print("3. Peak memory vs pymupdf's own page iteration plus the document model")
+    peaks = {}
+    for pages in pages_list:
+        path = WORK / f"sop-{pages}.pdf"
+        if not path.exists():
+            make_pdf(path, pages)
+        floor, _ = _child_memory("floor", path)
+        _, model = _child_memory("model", path)
+        ours, _ = _child_memory("sopc", path)
+        peaks[pages] = ours
+        ratio = ours / (floor + model)
+        report(
+            f"PDF {pages} pages: peak RSS / (pymupdf iteration + model)",
+            f"{ratio:.2f}x ({ours / 2**20:.0f} MiB vs {floor / 2**20:.0f}+{model / 2**20:.0f} MiB)",
+            "<= 1.5x",
+            ratio <= 1.5,
+        )
+    if len(peaks) > 1:
+        small, large = min(peaks), max(peaks)
+        report("Peak RSS growth", f"{peaks[small] / 2**20:.0f} MiB at {small} p, {peaks[large] / 2**20:.0f} MiB at {large} p", "info", None)
+
+
+# --- 4. No-op rebuild ----------------------------------------------------------------------------
+
+
+def bench_noop(count: int) -> None:
+    print(f"4. No-op rebuild of {count} SOPs vs reading and hashing the same files")
+    from sop_compiler.config import load_settings
+    from sop_compiler.pipeline import compile_folder
+
+    root = WORK / f"noop-{count}"
+    shutil.rmtree(root, ignore_errors=True)
+    sops, out = root / "sops", root / "out"
+    make_sop_folder(sops, count)
+    settings = load_settings(sops, overrides={"backend": "offline", "output": out})
+    first = compile_folder(sops, settings=settings)
+    files = sorted(p for p in sops.rglob("*") if p.is_file())
+
+    def floor() -> None:
+        for path in files:
+            hashlib.sha256(path.read_bytes()).hexdigest()
+
+    floor_time = best_of(floor, 3)
+    results = []
+    ours = best_of(lambda: results.append(compile_folder(sops, settings=settings)), 3)
+    rerun = results[-1]
+    calls = sum(s.usage.calls for s in rerun.sops)
+    generated = sum(p.status == "generated" for s in rerun.sops for p in s.procedures)
+    report(f"No-op rebuild of {count} SOPs / read+hash floor", f"{ours / floor_time:.2f}x ({ours * 1000:.0f} ms)", "<= 2x",
+           ours / floor_time <= 2)
+    report("No-op rebuild: procedures regenerated, model calls, files written",
+           f"{generated}, {calls}, {len(rerun.written)} (first run: exit {first.exit_code})", "0, 0, 0",
+           generated == 0 and calls == 0 and not rerun.written)
+
+
+# --- 5 and 6. Model throughput and prompt prefix ---------------------------------------------------
+
+
+def bench_model(count: int, delay: float, jobs_list: list[int]) -> None:
+    print(f"5. Model throughput: {count} procedures, server answers after {delay * 1000:.0f} ms")
+    from fixed_server import FixedDelayServer
+
+    from sop_compiler.config import load_settings
+    from sop_compiler.pipeline import compile_folder
+
+    root = WORK / f"model-{count}"
+    shutil.rmtree(root, ignore_errors=True)
+    sops = root / "sops"
+    make_sop_folder(sops, count)
+    requests: list[dict[str, object]] = []
+    for jobs in jobs_list:
+        out = root / f"out-{jobs}"
+        with FixedDelayServer(delay) as server:
+            settings = load_settings(
+                sops,
+                overrides={"backend": "openai", "base_url": server.base_url, "output": out, "jobs": jobs,
+                           "cache": False, "structured_output": "json_schema", "model": "bench"},
+            )
+            start = time.perf_counter()
+            result = compile_folder(sops, settings=settings)
+            wall = time.perf_counter() - start
+            calls = len(server.requests)
+            requests = server.requests
+        ideal = calls * delay / jobs
+        failed = sum(p.status == "failed" for s in result.sops for p in s.procedures)
+        target = "<= 1.2x" if jobs == 16 else "info"
+        met = (wall / ideal <= 1.2) if jobs == 16 else None
+        report(f"jobs={jobs}: wall / ideal ({calls} calls x {delay}s / {jobs})",
+               f"{wall / ideal:.2f}x ({wall:.1f}s; server saw {server.max_active} at once; {failed} failed)",
+               target, met)
+    print("6. Prompt cost")
+    if requests:
+        texts = [json.dumps(r.get("messages"), sort_keys=True) for r in requests]
+        prefix = os.path.commonprefix(texts)
+        prefix_tokens = len(prefix) / 4
+        mean_tokens = sum(len(t) for t in texts) / len(texts) / 4
+        report("Static prefix shared by every request (chars/4)", f"{prefix_tokens:.0f} tokens", ">= 1024", prefix_tokens >= 1024)
+        report("Share of prompt tokens in that prefix; tokens per procedure",
+               f"{prefix_tokens / mean_tokens:.0%}; {mean_tokens:.0f}", "info", None)
+
+
+# --- 7. Start-up ---------------------------------------------------------------------------------
+
+
+def bench_startup(repeat: int) -> None:
+    print("7. Start-up: sopc --help vs python -c 'import typer'")
+    base = best_of(lambda: subprocess.run([sys.executable, "-c", "import typer"], check=True), repeat)
+    ours = best_of(
+        lambda: subprocess.run([sys.executable, "-m", "sop_compiler", "--help"], check=True, capture_output=True),
+        repeat,
+    )
+    report("sopc --help / import typer", f"{ours / base:.2f}x ({ours * 1000:.0f} ms vs {base * 1000:.0f} ms)", "<= 2x",
+           ours / base <= 2)
+
+
+# --- main ----------------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    import pymupdf
+
+    return (f"{platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+            f"pymupdf {pymupdf.VersionBind}")
+
+
+def write_markdown(path: Path, quick: bool) -> None:
+    lines = [
+        "# Benchmarks",
+        "",
+        "Made by `python bench/run.py --write` (after `python bench/run.py --setup` for the competitors).",
+        "Ratios are measured within one run on a shared, noisy machine; absolute times are indicative only.",
+        "",
+        f"Machine: {machine()}" + (" (quick mode)" if quick else ""),
+        "",
+        "| benchmark | measured | target | met |",
+        "|---|---|---|---|",
+    ]
+    for row in ROWS:
+        met = {True: "yes", False: "**no**", None: ""}[row.met]
+        lines.append(f"| {row.benchmark} | {row.measured.replace('|', '/')} | {row.target} | {met} |")
+    notes = path.read_text(encoding="utf-8").split("<!-- notes -->", 1) if path.exists() else []
+    body = "\n".join(lines) + "\n\n<!-- notes -->" + (notes[1] if len(notes) == 2 else "\n")
+    path.write_text(body, encoding="utf-8")
+
+
+def setup() -> None:
+    """The competitors' virtualenv (pymupdf4llm pulls pymupdf 2.0, so it cannot share sopc's)."""
+    subprocess.run([sys.executable, "-m", "venv", str(CVENV)], check=True)
+    pip = [str(CVENV / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+    subprocess.run([*pip, "torch==2.13.0"], check=False)  # CPU build; docling would pull a CUDA one
+    subprocess.run([*pip, "pymupdf4llm", "markitdown[pdf,docx]", "docling"], check=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small inputs; just check the benchmarks run")
+    parser.add_argument("--write", action="store_true", help="write the results into BENCHMARKS.md")
+    parser.add_argument("--setup", action="store_true", help="create the competitors' virtualenv and exit")
+    parser.add_argument("--only", default="", help="comma-separated subset: pdf,docx,memory,noop,model,startup")
+    args = parser.parse_args()
+    if args.setup:
+        setup()
+        return
+    WORK.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("SOPC_CACHE_DIR", tempfile.mkdtemp(prefix="sopc-bench-cache-"))
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        os.environ.pop(name, None)
+    only = set(filter(None, args.only.split(",")))
+    quick = args.quick
+
+    def wanted(name: str) -> bool:
+        return not only or name in only
+
+    print(f"Machine: {machine()}{' (quick mode)' if quick else ''}")
+    print(f"  {'benchmark':<58} {'measured':<34} {'target':<14} met")
+    if wanted("pdf"):
+        bench_pdf([10] if quick else [10, 100, 1000], competitors=not quick)
+    if wanted("docx"):
+        bench_docx([10] if quick else [10, 100, 1000], competitors=not quick)
+    if wanted("memory"):
+        bench_memory([10] if quick else [100, 1000])
+    if wanted("noop"):
+        bench_noop(40 if quick else 1000)
+    if wanted("model"):
+        if quick:
+            bench_model(16, 0.05, [4])
+        else:
+            bench_model(200, 0.3, [1, 4, 16, 64])
+    if wanted("startup"):
+        bench_startup(3 if quick else 10)
+    if args.write:
+        write_markdown(REPO / "BENCHMARKS.md", quick)
+    missed = [row.benchmark for row in ROWS if row.met is False]
+    print(f"\n{len(ROWS)} figures, {len(missed)} targets missed" + (f": {missed}" if missed else ""))
+
+
+if __name__ == "__main__":
+    main()

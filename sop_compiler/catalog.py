@@ -1,0 +1,214 @@
+"""Load and check the tool catalog (`tools.yaml`, `tools.yml` or `tools.json`)."""
+
+from __future__ import annotations
+
+import json
+import keyword
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sop_compiler.errors import ConfigError
+from sop_compiler.models import Tool, ToolCatalog
+
+__all__ = ["CATALOG_NAMES", "load_catalog"]
+
+CATALOG_NAMES = ("tools.yaml", "tools.yml", "tools.json")
+_MAX_BYTES = 5 * 1024 * 1024  # a catalog is a hand-written list; anything bigger is a mistake
+_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+_TOOL_KEYS = ("name", "description", "parameters", "params", "access", "needs_approval", "aliases")
+# Short-form parameter types (`params: {order_id: string}`) and the JSON-schema type they mean.
+_SHORT_TYPES = {
+    "string": "string",
+    "str": "string",
+    "number": "number",
+    "float": "number",
+    "integer": "integer",
+    "int": "integer",
+    "boolean": "boolean",
+    "bool": "boolean",
+}
+
+
+def load_catalog(path: Path | None, *, sop_root: Path) -> ToolCatalog:
+    """Read the catalog at `path`, else `tools.yaml|yml|json` in `sop_root`; none -> empty catalog.
+
+    Raises ConfigError (one line naming the file and the tool) for anything malformed.
+    """
+    if path is None:
+        path = next(
+            (sop_root / name for name in CATALOG_NAMES if (sop_root / name).is_file()), None
+        )
+        if path is None:
+            return ToolCatalog()
+    elif not path.is_file():
+        raise ConfigError("tool catalog not found", path=path)
+    data = _parse(path)
+    tools = _check_document(data, path)
+    return ToolCatalog(tools=tools, source=_display_name(path, sop_root))
+
+
+def _display_name(path: Path, sop_root: Path) -> str:
+    # No absolute paths in outputs: relative to the SOP folder when inside it, else the file name.
+    try:
+        return path.resolve().relative_to(sop_root.resolve()).as_posix()
+    except ValueError:
+        return path.name
+
+
+def _parse(path: Path) -> Any:
+    try:
+        if path.stat().st_size > _MAX_BYTES:
+            raise ConfigError(
+                f"tool catalog is larger than {_MAX_BYTES // 1024 // 1024} MiB", path=path
+            )
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+        raise ConfigError(f"cannot read tool catalog: {reason}", path=path) from None
+    if path.suffix.lower() == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"invalid JSON at line {exc.lineno}: {exc.msg}", path=path) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or "syntax error"
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"invalid YAML{where}: {problem}", path=path) from None
+
+
+def _check_document(data: Any, path: Path) -> list[Tool]:
+    if data is None:
+        return []
+    if not isinstance(data, dict):
+        raise ConfigError("expected a mapping with a `tools:` list at the top", path=path)
+    unknown = sorted(str(key) for key in data if key != "tools")
+    if unknown:
+        raise ConfigError(f"unknown top-level key `{unknown[0]}` (expected `tools`)", path=path)
+    entries = data.get("tools") or []
+    if not isinstance(entries, list):
+        raise ConfigError("`tools` must be a list of tools", path=path)
+    tools: list[Tool] = []
+    seen: dict[str, str] = {}  # lower-cased name or alias -> tool that claims it
+    for index, entry in enumerate(entries, start=1):
+        tool = _check_tool(entry, index, path)
+        for claim in [tool.name, *tool.aliases]:
+            key = claim.casefold()
+            if key in seen:
+                what = "tool name" if claim == tool.name and seen[key] == claim else "name or alias"
+                raise ConfigError(
+                    f"tool `{tool.name}`: duplicate {what} `{claim}` (also used by `{seen[key]}`)",
+                    path=path,
+                )
+            seen[key] = tool.name
+        tools.append(tool)
+    return tools
+
+
+def _check_tool(entry: Any, index: int, path: Path) -> Tool:
+    if not isinstance(entry, dict):
+        raise ConfigError(
+            f"tool #{index}: expected a mapping with `name` and `description`", path=path
+        )
+    name = entry.get("name")
+    label = f"tool `{name}`" if isinstance(name, str) and name else f"tool #{index}"
+
+    def fail(message: str) -> ConfigError:
+        return ConfigError(f"{label}: {message}", path=path)
+
+    unknown = sorted(str(key) for key in entry if key not in _TOOL_KEYS)
+    if unknown:
+        raise fail(f"unknown key `{unknown[0]}` (known: {', '.join(_TOOL_KEYS)})")
+    if not isinstance(name, str) or not name:
+        raise fail("missing `name`")
+    if not _NAME.match(name) or keyword.iskeyword(name):
+        raise fail("invalid name: use a snake_case identifier that is not a Python keyword")
+    description = entry.get("description")
+    if not isinstance(description, str) or not description.strip():
+        raise fail("missing `description`")
+    if "parameters" in entry and "params" in entry:
+        raise fail("give either `parameters` (JSON schema) or `params` (short form), not both")
+    if "params" in entry:
+        parameters = _expand_short_params(entry["params"], fail)
+    else:
+        parameters = entry.get("parameters") or {"type": "object", "properties": {}, "required": []}
+    _check_parameters(parameters, fail)
+    access = entry.get("access", "read")
+    if access not in ("read", "write"):
+        raise fail(f"`access` must be `read` or `write`, not {access!r}")
+    needs_approval = entry.get("needs_approval", False)
+    if not isinstance(needs_approval, bool):
+        raise fail("`needs_approval` must be true or false")
+    aliases = entry.get("aliases") or []
+    if not isinstance(aliases, list) or not all(isinstance(a, str) and a.strip() for a in aliases):
+        raise fail("`aliases` must be a list of non-empty strings")
+    return Tool(
+        name=name,
+        description=description.strip(),
+        parameters=parameters,
+        access=access,
+        needs_approval=needs_approval,
+        aliases=[" ".join(alias.split()) for alias in aliases],
+    )
+
+
+def _expand_short_params(params: Any, fail: Any) -> dict[str, Any]:
+    """`{order_id: string, amount: number?, method: [sms_code, email_code]}` -> a JSON schema."""
+    if not isinstance(params, dict):
+        raise fail("`params` must map parameter names to types")
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for raw_name, raw_type in params.items():
+        name = str(raw_name)
+        optional = False
+        if isinstance(raw_type, list):
+            if not raw_type or not all(isinstance(v, (str, int, float)) for v in raw_type):
+                raise fail(f"parameter `{name}`: an enum must be a non-empty list of values")
+            schema: dict[str, Any] = {"enum": list(raw_type)}
+            if all(isinstance(v, str) for v in raw_type):
+                schema["type"] = "string"
+        elif isinstance(raw_type, str):
+            optional = raw_type.endswith("?")
+            short = raw_type.rstrip("?").strip().lower()
+            if short not in _SHORT_TYPES:
+                known = ", ".join(sorted(set(_SHORT_TYPES.values())))
+                raise fail(f"parameter `{name}`: unknown type {raw_type!r} (known: {known})")
+            schema = {"type": _SHORT_TYPES[short]}
+        else:
+            raise fail(f"parameter `{name}`: give a type name or a list of allowed values")
+        properties[name] = schema
+        if not optional:
+            required.append(name)
+    return {"type": "object", "properties": properties, "required": required}
+
+
+def _check_parameters(parameters: Any, fail: Any) -> None:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    if not isinstance(parameters, dict):
+        raise fail("`parameters` must be a JSON schema object")
+    try:
+        Draft202012Validator.check_schema(parameters)
+    except SchemaError as exc:
+        where = "/".join(str(part) for part in exc.path)
+        raise fail(
+            f"`parameters` is not a valid JSON schema{f' at {where}' if where else ''}: "
+            f"{exc.message}"
+        ) from None
+    if parameters.get("type") != "object":
+        raise fail("`parameters` must have `type: object`")
+    properties = parameters.get("properties", {})
+    if not isinstance(properties, dict):
+        raise fail("`parameters.properties` must be a mapping")
+    for name in properties:
+        if not str(name).isidentifier() or keyword.iskeyword(str(name)):
+            raise fail(f"parameter name `{name}` is not a valid identifier")
+    for name in parameters.get("required", []):
+        if name not in properties:
+            raise fail(f"required parameter `{name}` is not in `properties`")

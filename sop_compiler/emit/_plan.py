@@ -1,0 +1,196 @@
+"""The shape of the agent network: folders, names and the triage tree, shared by code and review."""
+
+from __future__ import annotations
+
+import keyword
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sop_compiler.config import Settings
+from sop_compiler.emit.escape import one_line
+from sop_compiler.models import Routine
+from sop_compiler.slug import identifier, slugify
+
+_SAFE_SEGMENT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,59}$")
+_SAFE_STEM = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
+# Names the generated package uses for itself: a specialist module must not take them.
+_RESERVED_MODULES = frozenset({"tools", "triage", "agents", "agent_network"})
+
+
+def agent_dir(agent: str) -> str:
+    """The folder (with `/` for nesting) of an agent group: lowercase, safe in any file system."""
+    segments = [part for part in agent.replace("\\", "/").split("/") if part.strip()]
+    safe = [
+        part if _SAFE_SEGMENT.match(part) else slugify(part, fallback="agent") for part in segments
+    ]
+    return "/".join(safe) or "general"
+
+
+def routine_stem(routine_id: str) -> str:
+    """The file name (without suffix) of a routine: its id when already safe, else a slug."""
+    if _SAFE_STEM.match(routine_id) and ".." not in routine_id:
+        return routine_id
+    return slugify(routine_id, fallback="routine")
+
+
+def routine_paths(routine: Routine) -> tuple[str, str]:
+    """Relative paths of a routine's Markdown and JSON files."""
+    base = f"routines/{agent_dir(routine.agent)}/{routine_stem(routine.id)}"
+    return f"{base}.md", f"{base}.json"
+
+
+def title_of(folder: str) -> str:
+    """A display name from a folder path: `billing/late_fees` -> `Billing Late Fees`."""
+    words = re.split(r"[\s_/-]+", folder)
+    return " ".join(word[:1].upper() + word[1:] for word in words if word) or "General"
+
+
+def _tool_key(name: str) -> str:
+    """How the SDK turns an agent name into a handoff tool name; equal keys would collide."""
+    return re.sub(r"[^a-zA-Z0-9_]", "_", re.sub(r"\s", "_", name)).lower()
+
+
+@dataclass
+class Specialist:
+    """One agent group: a specialist agent and its routines."""
+
+    folder: str  # e.g. `billing/disputes`
+    groups: list[str]  # the routines' agent strings that map to this folder
+    routines: list[Routine]
+    name: str = ""
+    module: str = ""
+    var: str = ""
+    description: str = ""
+    tools: list[str] = field(default_factory=list)
+
+    @property
+    def routine_files(self) -> list[str]:
+        return [f"{routine_stem(routine.id)}.md" for routine in self.routines]
+
+
+@dataclass
+class Triage:
+    """A triage agent for one folder level (`` for the top)."""
+
+    folder: str
+    name: str = ""
+    var: str = ""
+    members: list[Specialist | Triage] = field(default_factory=list)
+    parent: Triage | None = None
+
+    @property
+    def description(self) -> str:
+        return "; ".join(member.description.rstrip(".") for member in self.members) + "."
+
+    def walk(self) -> list[Triage]:
+        """This triage and every triage below it, top first."""
+        out = [self]
+        for member in self.members:
+            if isinstance(member, Triage):
+                out.extend(member.walk())
+        return out
+
+
+@dataclass
+class NetworkPlan:
+    """Every specialist (sorted by folder) and the triage tree above them."""
+
+    specialists: list[Specialist]
+    top: Triage
+
+    def triages(self) -> list[Triage]:
+        return self.top.walk()
+
+    def parent_of(self, member: Specialist | Triage) -> Triage | None:
+        for triage in self.triages():
+            if any(candidate is member for candidate in triage.members):
+                return triage
+        return None
+
+
+def _python_name(folder: str, taken: set[str], *, suffix: str = "") -> str:
+    """A short identifier for a folder (long ones keep a hash), never starting with `_`."""
+    name = identifier(slugify(folder.replace("/", "_"), max_len=28, fallback="agent"))
+    name = f"agent{name}" if name.startswith("_") else name
+    while f"{name}{suffix}" in taken or keyword.iskeyword(name):
+        name = f"{name}_"
+    taken.add(f"{name}{suffix}")
+    return f"{name}{suffix}"
+
+
+def import_order(name: str) -> list[tuple[int, int | str]]:
+    """Sort key that matches ruff's isort: natural numbers, case-insensitive, digits < `_`."""
+    return [
+        (0, int(part)) if part.isdigit() else (1, part.lower())
+        for part in re.findall(r"\d+|\D+", name)
+    ]
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    candidate, n = name, 1
+    while _tool_key(candidate) in taken:
+        n += 1
+        candidate = f"{name} {n}"
+    taken.add(_tool_key(candidate))
+    return candidate
+
+
+def plan_network(routines: Iterable[Routine], settings: Settings | None = None) -> NetworkPlan:
+    """Group routines by agent folder, name every agent, and build the triage tree."""
+    settings = settings or Settings()
+    by_folder: dict[str, Specialist] = {}
+    for routine in sorted(routines, key=lambda r: (agent_dir(r.agent), r.id)):
+        folder = agent_dir(routine.agent)
+        specialist = by_folder.setdefault(folder, Specialist(folder=folder, groups=[], routines=[]))
+        specialist.routines.append(routine)
+        if routine.agent not in specialist.groups:
+            specialist.groups.append(routine.agent)
+    specialists = [by_folder[folder] for folder in sorted(by_folder)]
+
+    names: set[str] = {_tool_key("Triage")}
+    modules: set[str] = set(_RESERVED_MODULES)
+    for specialist in specialists:
+        overrides = [settings.agents[g] for g in sorted(specialist.groups) if g in settings.agents]
+        name = next((o.name for o in overrides if o.name), None) or title_of(specialist.folder)
+        specialist.name = _unique(one_line(name) or "Agent", names)
+        specialist.module = _python_name(specialist.folder, modules)
+        specialist.var = f"{specialist.module}_agent"
+        custom = next((o.description for o in overrides if o.description), None)
+        triggers = [one_line(r.trigger).rstrip(".") for r in specialist.routines if r.trigger]
+        specialist.description = (
+            one_line(custom)
+            if custom
+            else (
+                f"Handles: {'; '.join(triggers)}."
+                if triggers
+                else f"Handles {specialist.name} requests."
+            )
+        )
+        specialist.tools = sorted({tool for r in specialist.routines for tool in r.tools_used})
+
+    top = Triage(folder="", name="Triage", var="triage_agent")
+    variables = {s.var for s in specialists} | {top.var}
+    triages: dict[str, Triage] = {"": top}
+
+    def triage_for(folder: str) -> Triage:
+        if folder not in triages:
+            parent = triage_for(folder.rpartition("/")[0])
+            triage = Triage(folder=folder, parent=parent)
+            triage.name = _unique(f"{title_of(folder)} Triage", names)
+            triage.var = _python_name(folder, variables, suffix="_triage_agent")
+            parent.members.append(triage)
+            triages[folder] = triage
+        return triages[folder]
+
+    nested = {s.folder.rpartition("/")[0] for s in specialists}
+    parents = {"/".join(f.split("/")[:i]) for f in nested for i in range(1, f.count("/") + 2)}
+    for specialist in specialists:
+        # A folder with nested groups gets its own triage; its own SOPs sit under that triage.
+        folder = specialist.folder
+        triage_for(folder if folder in parents else folder.rpartition("/")[0]).members.append(
+            specialist
+        )
+    for triage in triages.values():
+        triage.members.sort(key=lambda m: (m.folder, isinstance(m, Triage)))
+    return NetworkPlan(specialists=specialists, top=top)

@@ -1,0 +1,217 @@
+"""Escaping for every place where SOP or catalog text lands in an output file.
+
+Python: text only ever becomes a string literal built here, escaped character by character, so no
+input can end a literal early or smuggle in code. Markdown: HTML and code-fence characters become
+entities, so nothing can open a fence, close one, or inject a tag. Mermaid: labels are quoted and
+every character that Mermaid or Markdown could read as syntax becomes a `#code;` entity.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+
+__all__ = [
+    "CODE_WIDTH",
+    "md_cell",
+    "md_text",
+    "mermaid_label",
+    "one_line",
+    "py_docstring",
+    "py_literal",
+    "py_string",
+    "text_width",
+]
+
+CODE_WIDTH = 88  # ruff's default line length, so emitted code passes any project's E501
+
+_SIMPLE_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_WHITESPACE = re.compile(r"\s+")
+
+
+def one_line(text: str) -> str:
+    """The text with every run of whitespace (newlines included) collapsed to one space."""
+    return _WHITESPACE.sub(" ", text).strip()
+
+
+def text_width(text: str) -> int:
+    """Columns `text` takes in an editor (wide East Asian characters count twice)."""
+    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
+
+
+def _escape_char(char: str, *, keep_newline: bool = False) -> str:
+    if keep_newline and char == "\n":
+        return char
+    if char in _SIMPLE_ESCAPES:
+        return _SIMPLE_ESCAPES[char]
+    if char.isprintable():
+        return char
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
+def _escape(text: str) -> str:
+    return "".join(_escape_char(char) for char in text)
+
+
+def py_literal(text: str) -> str:
+    """A double-quoted Python string literal whose value is exactly `text`."""
+    return f'"{_escape(text)}"'
+
+
+def _split_keeping_spaces(text: str) -> list[str]:
+    """Pieces that concatenate back to `text`, each a word with its trailing whitespace."""
+    pieces: list[str] = []
+    for line in text.splitlines(keepends=True):
+        pieces.extend(re.findall(r"\S*\s*", line)[:-1] or [line])
+    return pieces
+
+
+def py_string(text: str, *, indent: int, prefix: int = 30) -> str:
+    """A Python expression for `text` that keeps every line within CODE_WIDTH.
+
+    Short text gives one literal. Longer text gives a parenthesised implicit concatenation, one
+    literal per line, split after whitespace and after every newline. `indent` is the column of
+    the statement that holds the expression; `prefix` allows for what precedes it on its line.
+    """
+    single = py_literal(text)
+    if indent + prefix + text_width(single) <= CODE_WIDTH and "\n" not in text[:-1]:
+        return single
+    inner = " " * (indent + 4)
+    room = CODE_WIDTH - len(inner) - 2
+    chunks: list[str] = []
+    current, width, line_ended = "", 0, False
+    for piece in _split_keeping_spaces(text):
+        escaped = _escape(piece)
+        piece_width = text_width(escaped)
+        if current and (width + piece_width > room or line_ended):
+            chunks.append(current)
+            current, width = "", 0
+        line_ended = piece.endswith(("\n", "\r"))
+        while piece_width > room:  # a word longer than a line: cut it between characters
+            head, escaped = _cut(escaped, room - width)
+            chunks.append(current + head)
+            current, width = "", 0
+            piece_width = text_width(escaped)
+        current += escaped
+        width += piece_width
+    if current or not chunks:
+        chunks.append(current)
+    lines = "\n".join(f'{inner}"{chunk}"' for chunk in chunks)
+    return f"(\n{lines}\n{' ' * indent})"
+
+
+def _cut(escaped: str, room: int) -> tuple[str, str]:
+    """Split escaped text at most `room` columns in, never inside an escape sequence."""
+    tokens = re.findall(r"\\(?:x[0-9a-f]{2}|u[0-9a-f]{4}|U[0-9a-f]{8}|.)|.", escaped, re.DOTALL)
+    head, width = "", 0
+    for index, token in enumerate(tokens):
+        token_width = text_width(token)
+        if head and width + token_width > room:
+            return head, "".join(tokens[index:])
+        head += token
+        width += token_width
+    return head, ""
+
+
+def _wrap_words(words: list[str], width: int) -> list[str]:
+    lines: list[str] = []
+    current = ""
+    for word in words:
+        if current and text_width(current) + 1 + text_width(word) > width:
+            lines.append(current)
+            current = word
+        else:
+            current = f"{current} {word}" if current else word
+    if current:
+        lines.append(current)
+    return lines
+
+
+def py_docstring(summary: str, *, indent: int, args: Sequence[tuple[str, str]] = ()) -> str:
+    """A triple-quoted docstring (Google style, with an Args section), safe for any text.
+
+    Every backslash and double quote is escaped, so no text can end the docstring, and
+    non-printable characters become escapes. Paragraphs are re-wrapped to CODE_WIDTH.
+    """
+    pad = " " * indent
+    width = CODE_WIDTH - indent
+    lines: list[str] = []
+    for paragraph in re.split(r"\n\s*\n", summary.strip()):
+        words = [_escape(word) for word in paragraph.split()]
+        if words:
+            if lines:
+                lines.append("")
+            lines.extend(_wrap_words(words, width))
+    if not lines:
+        lines.append("(No description.)")
+    args = [(name, one_line(description)) for name, description in args if description.strip()]
+    if args:
+        lines += ["", "Args:"]
+        for name, description in args:
+            words = [_escape(word) for word in f"{name}: {description}".split()]
+            wrapped = _wrap_words(words, width - 8)
+            lines.append(f"    {wrapped[0]}")
+            lines.extend(f"        {line}" for line in wrapped[1:])
+    if len(lines) == 1 and text_width(lines[0]) + 6 <= width:
+        return f'{pad}"""{lines[0]}"""'
+    body = "\n".join(f"{pad}{line}" if line else "" for line in lines[1:])
+    return f'{pad}"""{lines[0]}\n{body}\n{pad}"""'
+
+
+# Markdown: entities for what could open HTML, code spans or fences; backslashes for the rest.
+_MD_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "`": "&#96;", "|": "&#124;"}
+_MD_BACKSLASHED = set("\\*_[]#~!")
+
+
+def md_text(text: str) -> str:
+    """Text safe to place inline in Markdown: one line, no HTML, no code spans or fences."""
+    out: list[str] = []
+    for char in one_line(text):
+        if char in _MD_ENTITIES:
+            out.append(_MD_ENTITIES[char])
+        elif char in _MD_BACKSLASHED:
+            out.append("\\" + char)
+        elif not char.isprintable():
+            out.append(" ")
+        else:
+            out.append(char)
+    escaped = "".join(out)
+    # Text that starts with `-`, `+`, `=` or `1.` could read as list or heading syntax.
+    return re.sub(r"^([-+=]|\d+[.)])", r"\\\1", escaped)
+
+
+def md_cell(text: str) -> str:
+    """Text safe inside a Markdown table cell (pipes are already entities in md_text)."""
+    return md_text(text) or " "
+
+
+_MERMAID_ENTITIES = {
+    '"': "#quot;",
+    "#": "#35;",
+    "&": "#amp;",
+    "<": "#lt;",
+    ">": "#gt;",
+    "`": "#96;",
+    "%": "#37;",
+    "{": "#123;",
+    "}": "#125;",
+    "\\": "#92;",
+    "|": "#124;",
+}
+
+
+def mermaid_label(text: str, *, max_len: int = 60) -> str:
+    """A quoted Mermaid label: truncated, one line, every syntax character as an entity."""
+    label = one_line(text)
+    if len(label) > max_len:
+        label = label[: max_len - 1].rstrip() + "…"
+    escaped = "".join(
+        _MERMAID_ENTITIES.get(char, char if char.isprintable() else " ") for char in label
+    )
+    return f'"{escaped}"'

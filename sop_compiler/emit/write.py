@@ -1,0 +1,123 @@
+"""Writing outputs: atomic, only when content changed, never outside the output folder."""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
+
+from sop_compiler.errors import OutputError
+
+__all__ = ["check_relative", "write_outputs"]
+
+
+def check_relative(relative: str) -> PurePosixPath:
+    """The path as a relative POSIX path that stays inside its folder, or an OutputError."""
+    if not relative or any(ord(char) < 32 or 0x7F <= ord(char) < 0xA0 for char in relative):
+        raise OutputError("output path is empty or holds control characters", path=repr(relative))
+    path = PurePosixPath(relative)
+    if (
+        "\\" in relative
+        or path.is_absolute()
+        or (len(relative) > 1 and relative[1] == ":")
+        or any(part in {"", ".", ".."} for part in relative.split("/"))
+    ):
+        raise OutputError("output path must stay inside the output folder", path=relative)
+    return path
+
+
+def _reason(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "the disk is full"
+    if exc.errno in {errno.EACCES, errno.EPERM, errno.EROFS}:
+        return "permission denied (is the output folder read-only?)"
+    return exc.strerror or str(exc)
+
+
+def _inside(root: Path, target: Path) -> None:
+    """Refuse a target whose real folder is outside the output folder (a symlinked folder)."""
+    folder = target.parent
+    while not folder.exists() and folder != root:
+        folder = folder.parent
+    if not folder.resolve().is_relative_to(root):
+        raise OutputError("output path leaves the output folder through a symlink", path=target)
+
+
+def _write_atomic(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    mode = target.stat().st_mode & 0o777 if target.exists() else 0o644
+    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, mode)
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def _prune(root: Path, folder: Path) -> None:
+    """Remove folders left empty by a removal, up to (not including) the output folder."""
+    while folder != root and folder.is_relative_to(root):
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent
+
+
+def write_outputs(out: Path, files: dict[str, bytes], *, remove: Iterable[str] = ()) -> list[str]:
+    """Write changed files atomically and remove stale ones; return the changed relative paths.
+
+    A file whose bytes are already on disk is not rewritten, so a no-op run changes nothing.
+    Every path must stay inside `out`; any failure is an OutputError naming the path.
+    """
+    checked = {relative: check_relative(relative) for relative in files}
+    folded: dict[str, str] = {}
+    for relative in sorted(files):
+        other = folded.setdefault(relative.casefold(), relative)
+        if other != relative:
+            raise OutputError(f"two outputs differ only in case: {other}", path=relative)
+    stale = [r for r in sorted(set(remove)) if r not in files]
+    for relative in stale:
+        check_relative(relative)
+    changed: list[str] = []
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        root = out.resolve()
+    except OSError as exc:
+        raise OutputError(f"cannot create the output folder: {_reason(exc)}", path=out) from None
+    for relative in sorted(files):
+        target = root.joinpath(*checked[relative].parts)
+        data = files[relative]
+        try:
+            if target.is_dir():
+                raise OutputError("a folder is in the way of an output file", path=target)
+            if target.is_file() and not target.is_symlink() and target.read_bytes() == data:
+                continue
+            _inside(root, target)
+            _write_atomic(target, data)
+        except OSError as exc:
+            raise OutputError(
+                f"cannot write {relative}: {_reason(exc)}", path=out / relative
+            ) from None
+        changed.append(relative)
+    for relative in stale:
+        target = root.joinpath(*PurePosixPath(relative).parts)
+        try:
+            if not (target.is_file() or target.is_symlink()):
+                continue
+            _inside(root, target)
+            target.unlink()
+        except OSError as exc:
+            raise OutputError(
+                f"cannot remove {relative}: {_reason(exc)}", path=out / relative
+            ) from None
+        changed.append(relative)
+        _prune(root, target.parent)
+    return sorted(changed)

@@ -1,0 +1,473 @@
+"""The shared base of LLM backends: prompts, retries, the cache, parsing and the repair loop.
+
+A subclass implements one method, `complete(request) -> response`, for one chat call. It signals
+faults with the errors below, so that retry, fallback and repair behave the same in every backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import re
+from abc import abstractmethod
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import ValidationError
+
+from sop_compiler.config import Settings
+from sop_compiler.errors import GenerationError, SopcError
+from sop_compiler.generate import prompts
+from sop_compiler.generate.base import Backend, GenerationContext, GenerationResult
+from sop_compiler.models import Issue, Procedure, RoutineDraft, Step, Usage
+
+if TYPE_CHECKING:
+    from sop_compiler.generate.cache import ResponseCache
+
+log = logging.getLogger("sop_compiler.generate")
+
+ResponseFormat = Literal["json_schema", "json_object", "text"]
+_FALLBACK: dict[str, ResponseFormat] = {"json_schema": "json_object", "json_object": "text"}
+
+MAX_CONTENT_CHARS = 400_000  # a routine is a few KB; anything this large is runaway output
+MAX_RETRY_AFTER = 120.0  # seconds; a server asking for longer is treated as down
+_MAX_REPAIR_ITEMS = 20
+_KEY_LIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{4})[A-Za-z0-9_\-]{4,}")
+
+
+class RetryableError(GenerationError):
+    """A fault worth retrying (429, 5xx, timeout, dropped connection); `retry_after` in seconds."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class FatalBackendError(GenerationError):
+    """A fault no procedure can get past (bad key, unknown model, no quota): stop calling."""
+
+
+class ResponseFormatUnsupported(GenerationError):
+    """The server rejected the response format; the backend falls back to a simpler one."""
+
+
+@dataclass(frozen=True)
+class ContentPart:
+    """One part of a multi-part user message: text, or an image as a data URL."""
+
+    type: Literal["text", "image_url"]
+    value: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The part as the chat completions API expects it."""
+        if self.type == "text":
+            return {"type": "text", "text": self.value}
+        return {"type": "image_url", "image_url": {"url": self.value}}
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """One chat message."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str | tuple[ContentPart, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The message as the chat completions API expects it."""
+        if isinstance(self.content, str):
+            return {"role": self.role, "content": self.content}
+        return {"role": self.role, "content": [part.to_dict() for part in self.content]}
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """Everything that decides a model's answer; hashable, and its payload is plain JSON."""
+
+    model: str
+    messages: tuple[ChatMessage, ...]
+    response_format: ResponseFormat = "json_schema"
+    temperature: float | None = None
+    seed: int | None = None
+
+    def payload(self) -> dict[str, Any]:
+        """The body of POST /chat/completions (also the keyword arguments of `create`)."""
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [message.to_dict() for message in self.messages],
+        }
+        if self.response_format == "json_schema":
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": "routine_draft",
+                    "strict": True,
+                    "schema": prompts.routine_schema(),
+                },
+            }
+        elif self.response_format == "json_object":
+            body["response_format"] = {"type": "json_object"}
+        if self.temperature is not None:
+            body["temperature"] = self.temperature
+        if self.seed is not None:
+            body["seed"] = self.seed
+        return body
+
+    def canonical_json(self) -> str:
+        """The payload as canonical JSON (sorted keys, no spaces): what the cache key hashes."""
+        return json.dumps(self.payload(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class ChatResponse:
+    """One answer: its text, why it stopped, a refusal if any, and the tokens it cost."""
+
+    content: str | None
+    finish_reason: str | None = "stop"
+    refusal: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    cached: bool = False  # served from the response cache
+
+
+@dataclass(frozen=True)
+class _Call:
+    procedure: Procedure
+    context: GenerationContext
+
+
+_current: ContextVar[_Call | None] = ContextVar("sopc_current_call", default=None)
+
+
+def current_procedure() -> tuple[Procedure, GenerationContext] | None:
+    """The procedure (and context) whose generation is running in this task, for `complete()`."""
+    call = _current.get()
+    return (call.procedure, call.context) if call else None
+
+
+def extract_json(content: str) -> Any:
+    """The first JSON object in `content`: bare, inside a ```json fence, or after some prose."""
+    text = content.strip()
+    fence = re.search(r"```(?:json)?\s*\n(.*?)```", text, re.DOTALL)
+    if fence and not text.startswith("{"):
+        text = fence.group(1).strip()
+    start = text.find("{")
+    if start < 0:
+        raise ValueError("the answer holds no JSON object")
+    try:
+        value, _ = json.JSONDecoder().raw_decode(text, start)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    return value
+
+
+def _pydantic_errors(exc: ValidationError) -> list[str]:
+    out = []
+    for error in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        out.append(f"schema: {where}: {error['msg']}")
+    return out
+
+
+def _issue_text(issue: Issue) -> str:
+    return f"step {issue.step_id}: {issue.message}" if issue.step_id else issue.message
+
+
+def _walk(steps: Sequence[Step]) -> list[Step]:
+    out: list[Step] = []
+    for step in steps:
+        out.append(step)
+        out.extend(_walk(step.substeps))
+    return out
+
+
+class LLMBackend(Backend):
+    """A backend that asks a chat model for each routine; subclasses implement `complete()`."""
+
+    uses_model = True
+    uses_cache: bool = True
+
+    def __init__(self, settings: Settings, *, refresh: bool = False) -> None:
+        from sop_compiler.generate.cache import ResponseCache
+
+        self.settings = settings
+        self.cache: ResponseCache | None = (
+            ResponseCache(settings.cache_dir, refresh=refresh)
+            if settings.cache and self.uses_cache
+            else None
+        )
+        self.backoff_base = 0.5  # seconds before the first retry; doubles each time
+        self.backoff_max = 30.0
+        self.fatal_error: FatalBackendError | None = None
+        self._format: ResponseFormat = settings.structured_output
+
+    @property
+    def refresh(self) -> bool:
+        """True: ignore cached responses, but still store new ones (`--refresh`)."""
+        return self.cache.refresh if self.cache else False
+
+    @refresh.setter
+    def refresh(self, value: bool) -> None:
+        if self.cache:
+            self.cache.refresh = value
+
+    @abstractmethod
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        """One chat call; raise RetryableError, FatalBackendError or ResponseFormatUnsupported."""
+
+    def secrets(self) -> list[str]:
+        """Strings that must never appear in an error or log line (the API key)."""
+        return []
+
+    def scrub(self, text: str) -> str:
+        """`text` with anything that looks like the API key replaced."""
+        for secret in self.secrets():
+            if secret:
+                text = text.replace(secret, "***")
+        return _KEY_LIKE.sub(r"\1***", text)
+
+    def fingerprint(self) -> dict[str, object]:
+        """Everything that changes the output (not the base URL, which differs between machines)."""
+        settings = self.settings
+        return {
+            "backend": self.name,
+            "model": settings.model,
+            "temperature": settings.temperature,
+            "seed": settings.seed,
+            "structured_output": settings.structured_output,
+            "vision": settings.vision,
+            "repair_attempts": settings.repair_attempts,
+            "prompt_template_version": prompts.PROMPT_TEMPLATE_VERSION,
+            "prompt_sha256": prompts.templates_sha256(),
+            "schema_sha256": prompts.schema_sha256(),
+        }
+
+    def build_messages(
+        self, procedure: Procedure, context: GenerationContext
+    ) -> tuple[list[ChatMessage], list[Issue]]:
+        """The first request's messages, and warnings about figures the model will not see."""
+        rendered = prompts.render_procedure(
+            procedure, images=procedure.images, vision=self.settings.vision
+        )
+        system = (
+            prompts.system_prompt() + "\n" + prompts.catalog_prompt(context.catalog, context.agents)
+        )
+        user: str | tuple[ContentPart, ...] = rendered.text
+        if rendered.images:
+            parts = [ContentPart("text", rendered.text)]
+            for number, image in enumerate(rendered.images, start=1):
+                parts.append(ContentPart("text", f"Image {number}: figure [{image.block_id}]"))
+                parts.append(ContentPart("image_url", image.data_url))
+            user = tuple(parts)
+        notes = [
+            Issue(
+                code="figure_unread",
+                severity="warning",
+                routine_id=procedure.id,
+                message=(
+                    f"figure [{block_id}] was not shown to the model ({why}): "
+                    "its content is missing"
+                ),
+            )
+            for block_id, why in rendered.unread
+        ]
+        return [ChatMessage("system", system), ChatMessage("user", user)], notes
+
+    async def generate(
+        self,
+        procedure: Procedure,
+        *,
+        context: GenerationContext,
+        validate: Callable[[RoutineDraft], list[Issue]],
+    ) -> GenerationResult:
+        """Ask for a draft, check it, send errors back for up to `repair_attempts` more tries."""
+        token = _current.set(_Call(procedure, context))
+        try:
+            return await self._generate(procedure, context, validate)
+        finally:
+            _current.reset(token)
+
+    async def _generate(
+        self,
+        procedure: Procedure,
+        context: GenerationContext,
+        validate: Callable[[RoutineDraft], list[Issue]],
+    ) -> GenerationResult:
+        result = GenerationResult(procedure_id=procedure.id)
+        messages, notes = self.build_messages(procedure, context)
+        best: tuple[RoutineDraft, list[Issue]] | None = None
+        problems: list[str] = []
+        for attempt in range(1 + self.settings.repair_attempts):
+            result.attempts = attempt + 1
+            try:
+                response = await self._request(messages)
+            except SopcError as exc:
+                result.error = self.scrub(exc.message)
+                return result
+            except Exception as exc:  # a backend bug must not stop the other procedures
+                log.debug("backend failure", exc_info=True)
+                result.error = self.scrub(f"backend failure: {type(exc).__name__}: {exc}")
+                return result
+            result.usage += response.usage
+            stop = _stop_reason(response)
+            if stop:
+                result.error = self.scrub(stop)
+                return result
+            content = response.content or ""
+            draft, issues, problems = self._check(content, procedure, context, validate)
+            if draft is not None:
+                best = (draft, issues)
+            if not problems:
+                break
+            log.info(
+                "%s: attempt %d has %d problem(s); asking for a repair",
+                procedure.id,
+                attempt + 1,
+                len(problems),
+            )
+            messages = [
+                *messages,
+                ChatMessage("assistant", content[:MAX_CONTENT_CHARS]),
+                ChatMessage("user", prompts.repair_prompt(problems[:_MAX_REPAIR_ITEMS])),
+            ]
+        if best is None:
+            detail = "; ".join(problems[:3])
+            result.error = self.scrub(
+                f"no valid routine after {_attempts(result.attempts)}: {detail}"
+            )
+            return result
+        result.draft, issues = best
+        result.issues = [*notes, *issues]
+        return result
+
+    def _check(
+        self,
+        content: str,
+        procedure: Procedure,
+        context: GenerationContext,
+        validate: Callable[[RoutineDraft], list[Issue]],
+    ) -> tuple[RoutineDraft | None, list[Issue], list[str]]:
+        """Parse and validate one answer: (draft or None, its issues, problems to send back)."""
+        if not content.strip():
+            return None, [], ["the answer was empty: answer with the JSON object"]
+        if len(content) > MAX_CONTENT_CHARS:
+            return None, [], [f"the answer is far too long ({len(content)} characters): be concise"]
+        try:
+            draft = RoutineDraft.model_validate(extract_json(content))
+        except ValueError as exc:
+            if isinstance(exc, ValidationError):
+                return None, [], _pydantic_errors(exc)
+            return None, [], [str(exc)]
+        issues = list(validate(draft))
+        reported = {(issue.code, issue.step_id) for issue in issues}
+        for step in _walk(draft.steps):
+            call = step.tool_call
+            if (
+                call
+                and context.catalog.get(call.tool) is None
+                and ("unknown_tool", step.id) not in reported
+            ):
+                issues.append(
+                    Issue(
+                        code="unknown_tool",
+                        severity="error",
+                        routine_id=procedure.id,
+                        step_id=step.id,
+                        message=f"`{call.tool}` is not a catalog tool: list it in tools_proposed",
+                    )
+                )
+        return draft, issues, [_issue_text(issue) for issue in issues if issue.severity == "error"]
+
+    async def _request(self, messages: list[ChatMessage]) -> ChatResponse:
+        """One chat call, falling back to a simpler response format when the server rejects one."""
+        while True:
+            fmt = self._format
+            request = ChatRequest(
+                model=self.settings.model,
+                messages=tuple(messages),
+                response_format=fmt,
+                temperature=self.settings.temperature,
+                seed=self.settings.seed,
+            )
+            try:
+                return await self._call(request)
+            except ResponseFormatUnsupported as exc:
+                lower = _FALLBACK.get(fmt)
+                if lower is None:
+                    raise GenerationError(exc.message) from None
+                if self._format == fmt:  # once per run, even with many requests in flight
+                    log.warning(
+                        "the server does not support response_format %s; using %s", fmt, lower
+                    )
+                    self._format = lower
+
+    async def _call(self, request: ChatRequest) -> ChatResponse:
+        """Serve from the cache, or call `complete()` with retries and store the answer."""
+        if self.cache is not None:
+            hit = self.cache.get(request)
+            if hit is not None:
+                return hit
+        if self.fatal_error is not None:
+            raise self.fatal_error
+        attempt = 0
+        while True:
+            try:
+                response = await self.complete(request)
+                break
+            except FatalBackendError as exc:
+                self.fatal_error = FatalBackendError(self.scrub(exc.message), hint=exc.hint)
+                raise self.fatal_error from None
+            except RetryableError as exc:
+                if attempt >= self.settings.max_retries:
+                    raise GenerationError(
+                        self.scrub(f"{exc.message} (gave up after {_attempts(attempt + 1)})")
+                    ) from None
+                delay = self._delay(request, attempt, exc.retry_after)
+                log.info(
+                    "%s; retry %d of %d in %.2fs",
+                    self.scrub(exc.message),
+                    attempt + 1,
+                    self.settings.max_retries,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                attempt += 1
+        usage = response.usage.model_copy(update={"calls": 1, "cached_responses": 0})
+        response = ChatResponse(response.content, response.finish_reason, response.refusal, usage)
+        if self.cache is not None and _stop_reason(response) is None and response.content:
+            self.cache.put(request, response)
+        return response
+
+    def _delay(self, request: ChatRequest, attempt: int, retry_after: float | None) -> float:
+        """Retry-After when the server gives one; else exponential backoff with jitter."""
+        if retry_after is not None and retry_after >= 0:
+            return min(retry_after, MAX_RETRY_AFTER)
+        # Deterministic jitter (0.75x-1.25x) from the request: different procedures spread out,
+        # yet a run replays the same waits.
+        seed = hashlib.sha256(f"{request.canonical_json()}:{attempt}".encode()).digest()
+        jitter = 0.75 + 0.5 * (seed[0] / 255)
+        return min(self.backoff_max, self.backoff_base * 2.0**attempt) * jitter
+
+
+def _attempts(count: int) -> str:
+    return f"{count} attempt" if count == 1 else f"{count} attempts"
+
+
+def _stop_reason(response: ChatResponse) -> str | None:
+    """Why an answer must not be parsed (truncated, refused, filtered), or None."""
+    if response.refusal:
+        return f"the model refused: {' '.join(response.refusal.split())[:300]}"
+    if response.finish_reason == "length":
+        tokens = response.usage.completion_tokens
+        return (
+            f"the answer was cut off at the output token limit (finish_reason length"
+            f"{f', {tokens} completion tokens' if tokens else ''}): split the procedure or use a "
+            "model with a larger output limit"
+        )
+    if response.finish_reason == "content_filter":
+        return "the provider's content filter stopped the answer (finish_reason content_filter)"
+    return None

@@ -1,0 +1,366 @@
+"""Reading one SOP sentence: its condition (if any) and the actions it asks for."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from sop_compiler.generate.offline.tools import WRITE_VERBS, ToolIndex, ToolMention, proposed_name
+from sop_compiler.validate import INSTRUCTION_VERBS
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+_LEAD = re.compile(
+    r"^(?:(?:then|first|next|finally|also|now|afterwards|after that|lastly|please|always|"
+    r"(?:you|agents?|the agent)\s+(?:must|should|need to|needs to|have to|will)|make sure to|"
+    r"be sure to)\b,?\s*)+",
+    re.IGNORECASE,
+)
+_ELSE = re.compile(
+    r"^(?:otherwise|else|if not(?=[,:])|if no(?=[,:])|if they do not(?=[,:])|"
+    r"if this is not the case|if that is not the case|"
+    r"in all other cases|in any other case)\b[,:]?\s*",
+    re.IGNORECASE,
+)
+_YES = re.compile(r"^(?:if so|if yes)\b[,:]?\s*", re.IGNORECASE)
+_IF = re.compile(
+    r"^(?:if|when|whenever|in case|in the event that|in the event|should)\s+", re.IGNORECASE
+)
+_TRAILING_IF = re.compile(
+    r"^(?P<action>.+?),?\s+(?:only\s+)?(?:if|when|in case)\s+(?P<test>.+)$", re.IGNORECASE
+)
+_NO_TRAILING_IF = _words(
+    """
+    ask check confirm verify see find determine tell inform explain let advise establish
+    """
+)
+_VAGUE_TESTS = _words(
+    """
+    needed necessary possible applicable required appropriate relevant
+    """
+)
+_GOTO = re.compile(
+    r"\b(?:go|skip|jump|proceed|continue|return|move|carry on)\s+"
+    r"(?:back\s+|straight\s+|directly\s+|on\s+)?"
+    r"(?:to|with)\s+step\s+(\d+(?:\.\d+)?[a-z]?)\b",
+    re.IGNORECASE,
+)
+_SPLIT = re.compile(
+    r";\s+|,?\s+and then\s+|,\s+then\s+|\s+then\s+(?=go\b|skip\b|proceed\b)", re.IGNORECASE
+)
+_AND = re.compile(r",?\s+and\s+(?=(?:then\s+)?([a-z']+))", re.IGNORECASE)
+_RESOLVE = re.compile(
+    r"^(?:(?:close|resolve|end|complete|wrap up)\s+(?:the\s+|this\s+)?"
+    r"(?:case|ticket|conversation|chat|call|contact|interaction|request)\b"
+    r"|mark\s+(?:the\s+|this\s+)?(?:case|ticket|conversation|request|it)\s+(?:as\s+)?"
+    r"(?:resolved|solved|closed|complete|done)\b|resolve\b\s*(?:it\b)?\s*\.?$)",
+    re.IGNORECASE,
+)
+_ESCALATE = re.compile(
+    r"\bescalate\b(?:\s+(?:the\s+|this\s+)?(?:case|issue|ticket|call|chat|matter|complaint|request|"
+    r"it|this|them))?(?:\s+(?:immediately|straight away)\b)?(?:\s+(?:to|with)\s+(?P<team>.+))?",
+    re.IGNORECASE,
+)
+_HANDOFF = re.compile(
+    r"\b(?:transfer|hand\s+(?:(?:it|them|this|the\s+\w+)\s+)?(?:off|over)|route|redirect|refer|pass)"
+    r"(?:\s+(?:the\s+|this\s+)?(?:customer|caller|case|chat|call|conversation|ticket|them|it|this|"
+    r"contact|request))?\s+to\s+(?P<who>.+)",
+    re.IGNORECASE,
+)
+_NAME_END = re.compile(
+    r"\s+(?:via|using|with|by|through|and|so|for|immediately|within|who|which|if|when|to|at|"
+    r"before|after|including)\b|[,.;:()\"`]"
+)
+_HUMAN = re.compile(
+    r"\b(?:supervisor|manager|team lead|lead|tier\s*\d|human|person|colleague|on-call|specialist|"
+    r"department|desk|team)\b",
+    re.IGNORECASE,
+)
+_ASK = re.compile(r"^(?:ask|request|collect|obtain|gather|get)\b", re.IGNORECASE)
+_CONFIRM = re.compile(r"^confirm\b", re.IGNORECASE)
+_SAY = _words(
+    """
+    tell inform explain let advise apologise apologize remind reassure thank greet offer
+    say acknowledge warn suggest recommend share
+    """
+)
+_INFO_NOUN = re.compile(
+    r"\b(?:number|address|email|id|name|photo|picture|details|date|reason|code|receipt|proof|"
+    r"postcode|phone|account|reference|description|screenshot|order|amount)s?\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass
+class Action:
+    """One thing to do, read from (part of) a sentence."""
+
+    kind: str  # say | ask | tool_call | handoff | escalate | resolve | goto
+    text: str
+    quote: str  # verbatim text of the sentence this action is read from
+    target: str | None = None
+    tool: ToolMention | None = None
+    proposed: tuple[str, str] | None = None  # (name, access) when no catalog tool covers it
+    goto: str | None = None  # "step N" as the SOP numbers it
+
+
+@dataclass
+class Clause:
+    """A sentence: an optional condition, an else marker, and its actions."""
+
+    sentence: str
+    actions: list[Action] = field(default_factory=list)
+    test: str | None = None
+    is_else: bool = False
+    is_yes: bool = False  # "If so, ..." : a condition on the previous question
+    test_tool: ToolMention | None = None  # a tool the test needs ("if `track_shipment` shows ...")
+    rest: str = ""  # the action part as written (what an edge case's `then` says)
+
+
+def read_clause(sentence: str, *, tools: ToolIndex, agents: tuple[str, ...]) -> Clause:
+    """Split a sentence into its condition and actions."""
+    text = _LEAD.sub("", sentence.strip()).strip()
+    clause = Clause(sentence=sentence)
+    if match := _ELSE.match(text):
+        clause.is_else = True
+        text = text[match.end() :]
+    elif match := _YES.match(text):
+        clause.is_yes = True
+        text = text[match.end() :]
+    elif _IF.match(text):
+        opener = _IF.match(text)
+        assert opener is not None
+        test, action = _split_condition(text[opener.end() :])
+        if opener.group(0).strip().casefold() == "should":
+            test = re.sub(r"\bbe\b", "is", test, count=1)  # "should the customer be ..."
+        clause.test = test.rstrip(":").strip()
+        clause.test_tool = tools.find(test) if "`" in test else None
+        text = action
+    else:
+        trailing = _TRAILING_IF.match(text)
+        first = text.split(None, 1)[0].casefold() if text.split() else ""
+        if (
+            trailing
+            and not trailing.group("action").casefold().endswith(" even")
+            and first in INSTRUCTION_VERBS
+            and first not in _NO_TRAILING_IF
+            and trailing.group("test").rstrip(". ").casefold() not in _VAGUE_TESTS
+        ):
+            clause.test = trailing.group("test").rstrip(". ").strip()
+            text = trailing.group("action")
+    clause.rest = _LEAD.sub("", text).strip()
+    clause.actions = read_actions(clause.rest, quote=sentence, tools=tools, agents=agents)
+    return clause
+
+
+def _split_condition(rest: str) -> tuple[str, str]:
+    """`the item is damaged, open a claim` -> (test, action); the comma before a verb wins."""
+    commas = [m.start() for m in re.finditer(r",", rest)]
+    for pos in commas:
+        after = _LEAD.sub("", rest[pos + 1 :].strip())
+        word = after.split(None, 1)[0].casefold() if after.split() else ""
+        if word in INSTRUCTION_VERBS or word in ("do", "don't", "never", "you"):
+            return rest[:pos], rest[pos + 1 :].strip()
+    if commas:
+        return rest[: commas[0]], rest[commas[0] + 1 :].strip()
+    then = re.search(r"\s+then\s+", rest, re.IGNORECASE)
+    if then:
+        return rest[: then.start()], rest[then.end() :]
+    return rest, ""
+
+
+def read_actions(
+    text: str, *, quote: str, tools: ToolIndex, agents: tuple[str, ...]
+) -> list[Action]:
+    """The actions of an instruction, split at `;`, `and then`, and `and <verb>`."""
+    out: list[Action] = []
+    for part in _split_actions(text):
+        out += _read_action(part, quote=quote, tools=tools, agents=agents)
+    return out
+
+
+def _split_actions(text: str) -> list[str]:
+    parts: list[str] = []
+    chunks: list[str] = []
+    for chunk in _SPLIT.split(text):
+        label, colon, rest = chunk.partition(": ")
+        word = rest.split(None, 1)[0].casefold() if rest.split() else ""
+        if colon and word in INSTRUCTION_VERBS and len(label.split()) >= 2:
+            chunks += [label, rest]  # "never refund it: escalate to X" is two actions
+        else:
+            chunks.append(chunk)
+    for chunk in chunks:
+        start = 0
+        for match in _AND.finditer(chunk):
+            word = match.group(1).casefold()
+            left = chunk[start : match.start()]
+            if word in INSTRUCTION_VERBS and word not in ("be",) and len(left.split()) >= 2:
+                parts.append(left)
+                start = match.end()
+        parts.append(chunk[start:])
+    return [p.strip(" ,.") for p in parts if p.strip(" ,.")]
+
+
+def _read_action(
+    text: str, *, quote: str, tools: ToolIndex, agents: tuple[str, ...]
+) -> list[Action]:
+    text = _sentence_case(text)
+    first = text.split(None, 1)[0].casefold().strip(",:") if text.split() else ""
+    goto = _GOTO.search(text)
+    if goto and goto.start() == 0:
+        return [Action("goto", text, quote, goto=goto.group(1))]
+    if re.match(r"^(?:do not|don't|never)\b", text, re.IGNORECASE):
+        return [Action("say", text, quote)]
+    if _RESOLVE.match(text):
+        return [Action("resolve", text, quote)]
+    mention = tools.find(text)
+    escalate = (
+        _ESCALATE.search(text) if first == "escalate" or "escalate" in text.casefold() else None
+    )
+    handoff = (
+        _HANDOFF.search(text)
+        if first in ("transfer", "hand", "route", "redirect", "refer", "pass")
+        else None
+    )
+    if escalate or handoff:
+        ending = _ending(escalate, handoff, text, quote, agents)
+        # "escalate ... with `create_ticket`" calls the tool first; "transfer to Shipping to
+        # arrange a return label" names what the other agent will do, so it is no call here.
+        if mention is not None and mention.how == "name" and ending.kind == "escalate":
+            return [Action("tool_call", text, quote, tool=mention, target=ending.target), ending]
+        return [ending]
+    if first in _SAY:
+        return [Action("say", text, quote)]
+    if mention is not None and not (
+        mention.how == "alias" and mention.tool.access == "read" and first in WRITE_VERBS
+    ):  # "update the CRM notes" names the system, not a call of its read tool
+        return [Action("tool_call", text, quote, tool=mention)]
+    if mention is None and (enum_tool := tools.enum_owner(text)) is not None:
+        return [Action("tool_call", text, quote, tool=enum_tool)]  # "use method `sms_code`"
+    if re.search(r"\banything else\b", text, re.IGNORECASE) and first == "ask":
+        return [Action("ask", text, quote)]
+    if _ASK.match(text) or (
+        _CONFIRM.match(text) and ("customer" in text.casefold() or _INFO_NOUN.search(text))
+    ):
+        return [Action("ask", polite_ask(text), quote)]
+    unknown = tools.unknown_backticked(text)
+    if unknown:
+        access = "write" if first in _WRITE_HINT else "read" if first in _READ_HINT else "write"
+        return [Action("say", text, quote, proposed=(unknown[0], access))]
+    proposed = proposed_name(text)
+    if proposed is not None:
+        return [Action("say", text, quote, proposed=proposed)]
+    return [Action("say", text, quote)]
+
+
+_WRITE_HINT = _words(
+    """
+    create update cancel send issue refund reset schedule add remove
+    """
+)
+_READ_HINT = _words(
+    """
+    check look lookup search find verify review retrieve get
+    """
+)
+
+
+def _ending(
+    escalate: re.Match[str] | None,
+    handoff: re.Match[str] | None,
+    text: str,
+    quote: str,
+    agents: tuple[str, ...],
+) -> Action:
+    if handoff is not None:
+        who = _name(handoff.group("who"))
+        agent = match_agent(who, agents)
+        if agent is not None:
+            return Action("handoff", text, quote, target=agent)
+        if _HUMAN.search(who) and agents:
+            return Action("escalate", text, quote, target=who)
+        return Action("handoff", text, quote, target=who or None)
+    assert escalate is not None
+    team = _name(escalate.group("team") or "")
+    return Action("escalate", text, quote, target=team or None)
+
+
+def _name(raw: str) -> str:
+    name = _NAME_END.split(raw, maxsplit=1)[0].strip()
+    return re.sub(r"^(?:the|a|an|our)\s+", "", name, flags=re.IGNORECASE).strip()
+
+
+_AGENT_SYNONYMS = {
+    "technical": "tech",
+    "accounts": "account",
+    "shipments": "shipping",
+    "delivery": "shipping",
+}
+
+
+def match_agent(who: str, agents: tuple[str, ...]) -> str | None:
+    """The agent group a name refers to ("the Billing team" -> `billing`), or None."""
+    words = {_AGENT_SYNONYMS.get(w, w) for w in re.findall(r"[a-z0-9]+", who.casefold())}
+    best: tuple[int, str] | None = None
+    for agent in sorted(agents):
+        leaf = agent.rsplit("/", 1)[-1]
+        parts = {_AGENT_SYNONYMS.get(w, w) for w in re.findall(r"[a-z0-9]+", leaf.casefold())}
+        if parts and parts <= words and (best is None or len(parts) > best[0]):
+            best = (len(parts), agent)
+    return best[1] if best else None
+
+
+_YOU = [
+    (r"\bthe customer's\b", "your"),
+    (r"\bthe caller's\b", "your"),
+    (r"\btheir\b", "your"),
+    (r"\bhis or her\b", "your"),
+    (r"\bthemselves\b", "yourself"),
+    (r"\bthey are\b", "you are"),
+    (r"\bthey\b", "you"),
+    (r"\bthem\b", "you"),
+    (r"\bthe customer\b", "you"),
+]
+
+
+def _you(text: str) -> str:
+    for pattern, repl in _YOU:
+        text = re.sub(pattern, repl, text, flags=re.IGNORECASE)
+    return text
+
+
+def polite_ask(text: str) -> str:
+    """An ask step phrased as a polite question the agent can say as written."""
+    body = text.rstrip(".?! ")
+    who = r"(?:(?:the\s+)?(?:customer|caller|user|member|client|them)\s+)"
+    if m := re.match(
+        rf"^ask\s+{who}?(?:for|to provide|to give you|to share)\s+(?P<x>.+)$", body, re.I
+    ):
+        thing = m.group("x")
+        return f'Ask the customer for {thing}: "Could you please share {_you(thing)}?"'
+    if m := re.match(rf"^ask\s+{who}?to\s+(?P<x>.+)$", body, re.I):
+        todo = m.group("x")
+        return f'Ask the customer to {todo}: "Could you please {_you(todo)}?"'
+    if m := re.match(rf"^ask\s+{who}?(?P<w>whether|if)\s+(?P<x>.+)$", body, re.I):
+        question = re.sub(r"^the (?:customer|caller)\b", "they", m.group("x"), flags=re.I)
+        return f'Ask the customer whether {question}: "Could you tell me whether {_you(question)}?"'
+    if m := re.match(r"^confirm\s+(?P<x>.+?)(?:\s+with\s+(?:the\s+)?customer)?$", body, re.I):
+        thing = m.group("x")
+        return f'Ask the customer to confirm {thing}: "Could you please confirm {_you(thing)}?"'
+    if m := re.match(
+        rf"^(?:request|collect|obtain|gather|get)\s+(?P<x>.+?)(?:\s+from\s+{who})?$", body, re.I
+    ):
+        thing = m.group("x")
+        return f'Ask the customer for {thing}: "Could you please share {_you(thing)}?"'
+    return f"Politely {body[0].lower()}{body[1:]}."
+
+
+def _sentence_case(text: str) -> str:
+    text = text.strip().rstrip(",;: ")
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?", '"', "”")) else f"{text}."

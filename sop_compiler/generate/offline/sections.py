@@ -1,0 +1,161 @@
+"""The shape of a procedure: its sections, and the numbered units (SOP steps) of step sections."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sop_compiler.models import Block, Heading, ListItem, Paragraph, Procedure, Quote
+from sop_compiler.validate import CONTEXT_TITLE
+
+SectionKind = Literal["steps", "edge", "escalation", "context", "conditional"]
+
+_NUMBER = re.compile(r"^(?:\d+(?:\.\d+)*[.)]?|[A-Z][.)]|[IVX]+\.)\s+")
+_EDGE = re.compile(
+    r"^(?:exceptions?|exception handling|notes?|edge cases?|special cases?|caveats?|important|"
+    r"warnings?|tips?|known issues|things to watch(?: out for)?|special situations?)\b",
+    re.IGNORECASE,
+)
+_ESCALATION = re.compile(r"^(?:escalations?|when to escalate|escalation\s+\w+)\b", re.IGNORECASE)
+_CONDITIONAL = re.compile(r"^(?:if|when|in case|in the event)\s+", re.IGNORECASE)
+# A numbered paragraph: "3. Do X", "Step 3: Do X", "3) Do X", "3.1 Do X", "b) Do X".
+_NUMBERED = re.compile(
+    r"^\s*(?:step\s+(?P<step>\d+)\s*[:.)-]?|(?P<sub>\d+\.\d+)\.?|(?P<num>\d+)[.):]|(?P<letter>[a-z])[.)])\s+",
+    re.IGNORECASE,
+)
+
+
+@dataclass
+class Section:
+    """Blocks under one heading, by what they hold."""
+
+    kind: SectionKind
+    title: str
+    heading: Heading | None = None
+    blocks: list[Block] = field(default_factory=list)
+
+
+@dataclass
+class Unit:
+    """One step as the SOP numbers it: a list item or numbered paragraph, with its sub-items."""
+
+    block_id: str
+    text: str
+    key: str | None = None  # the SOP's number for `go to step N`: "3", "3b", "3.1"
+    children: list[Unit] = field(default_factory=list)
+    numbered: bool = True  # False for a plain paragraph (its non-instructions are dropped)
+    extra: list[str] = field(default_factory=list)  # quoted scripts that belong to the step
+
+
+def heading_title(text: str) -> str:
+    """A heading's text without its section number."""
+    return _NUMBER.sub("", text).strip().rstrip(":").strip() or text.strip()
+
+
+def sections(procedure: Procedure) -> list[Section]:
+    """The procedure's blocks grouped under their headings, each section classified by its title."""
+    out: list[Section] = [Section("steps", procedure.title)]
+    inherited: list[tuple[int, SectionKind]] = []  # (level, kind) of enclosing special sections
+    for position, block in enumerate(procedure.blocks):
+        if not isinstance(block, Heading):
+            out[-1].blocks.append(block)
+            continue
+        title = heading_title(block.text)
+        if position == 0 and title.casefold() == procedure.title.casefold():
+            continue  # the procedure's own title
+        while inherited and inherited[-1][0] >= block.level:
+            inherited.pop()
+        kind = _classify(title)
+        if kind == "steps" and inherited:
+            kind = inherited[-1][1]
+        elif kind != "steps":
+            inherited.append((block.level, kind))
+        out.append(Section(kind, title, heading=block))
+    return [s for s in out if s.blocks or s.kind == "conditional"]
+
+
+def _classify(title: str) -> SectionKind:
+    if _ESCALATION.match(title):
+        return "escalation"
+    if _EDGE.match(title):
+        return "edge"
+    if CONTEXT_TITLE.match(title):
+        return "context"
+    if _CONDITIONAL.match(title):
+        return "conditional"
+    return "steps"
+
+
+def units(section: Section) -> list[Unit]:
+    """The top-level units of a step section, sub-items nested under their parent."""
+    top: list[Unit] = []
+    has_ordered = any(
+        (isinstance(b, ListItem) and b.ordered and b.level == 0)
+        or (isinstance(b, Paragraph) and _NUMBERED.match(b.text))
+        for b in section.blocks
+    )
+    parent: Unit | None = None
+    for block in section.blocks:
+        if isinstance(block, ListItem):
+            sub = (
+                block.level > 0
+                or _is_sub_marker(block.marker)
+                or (not block.ordered and has_ordered and parent is not None)
+            )
+            key = _key(block.marker, parent.key if parent and sub else None)
+            unit = Unit(block.id, block.text, key=key)
+        elif isinstance(block, Paragraph):
+            match = _NUMBERED.match(block.text)
+            if match is None:
+                # Between numbered steps, a plain paragraph belongs to the step above it.
+                unit = Unit(block.id, block.text, numbered=False)
+                sub = has_ordered and parent is not None
+            else:
+                sub = bool(match.group("sub") or match.group("letter"))
+                raw = (
+                    match.group("step")
+                    or match.group("sub")
+                    or match.group("num")
+                    or match.group("letter")
+                )
+                key = _key(raw, parent.key if parent and sub else None)
+                unit = Unit(block.id, block.text[match.end() :], key=key)
+        elif isinstance(block, Quote) and (parent is not None):
+            target = parent.children[-1] if parent.children else parent
+            target.extra.append(block.text)
+            continue
+        else:
+            continue
+        if sub and parent is not None:
+            parent.children.append(unit)
+        else:
+            top.append(unit)
+            parent = unit
+    return top
+
+
+def _is_sub_marker(marker: str) -> bool:
+    marker = marker.strip()
+    return bool(re.match(r"^(?:\d+\.\d+\.?|\(?[a-z][.)])$", marker))
+
+
+def _key(marker: str, parent_key: str | None) -> str | None:
+    raw = marker.strip().strip("().").casefold()
+    if not raw or not re.match(r"^[0-9a-z.]+$", raw):
+        return None
+    if parent_key and re.match(r"^[a-z]$", raw):
+        return f"{parent_key}{raw}"
+    if parent_key and raw.isdigit():
+        return f"{parent_key}.{raw}"  # "1." nested under step 2 is the SOP's 2.1
+    return raw
+
+
+def conditional_unit(section: Section) -> Unit:
+    """A section titled `If ...` as one step: the title is the test, its items the then-branch."""
+    assert section.heading is not None
+    unit = Unit(section.heading.id, f"{section.title}:", numbered=True)
+    for child in units(Section("steps", section.title, blocks=section.blocks)):
+        unit.children += [child, *child.children]
+        child.children = []
+    return unit

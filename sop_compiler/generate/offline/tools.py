@@ -1,0 +1,347 @@
+"""Finding catalog tools in SOP text, binding their arguments, and naming proposed tools."""
+
+from __future__ import annotations
+
+import keyword
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sop_compiler.models import Tool, ToolArgument, ToolCatalog
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+_BACKTICK = re.compile(r"`([^`\n]{1,80})`")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\(\))?$")
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_MONEY = re.compile(
+    r"[$€£]\s?(\d{1,7}(?:,\d{3})*(?:\.\d{1,2})?)|\b(\d{1,7}(?:\.\d{1,2})?)\s?(?:usd|eur|gbp|dollars|euros|pounds)\b",
+    re.IGNORECASE,
+)
+_NUMBER_TYPES = ("number", "integer")
+# Words that sit between a verb and its object without changing the meaning ("issue *a* refund").
+_FILLER = _words(
+    """
+    a an the this that their his her its customer customer's customers' new
+    """
+)
+
+# Verbs whose action changes something (write) or only reads, for proposed tools.
+WRITE_VERBS = _words(
+    """
+    activate add adjust apply approve arrange assign block book cancel change charge
+    close correct create credit deactivate delete disable email enable file flag
+    generate initiate issue lock log open order place process record refund reinstate
+    remove replace reschedule reship reset resend restore schedule send submit suspend
+    tag unlock update upgrade downgrade void waive
+    """
+)
+READ_VERBS = _words(
+    """
+    lookup search retrieve pull check verify review find track
+    """
+)
+# Read verbs that are only a tool when their object is data in a system ("check the order status").
+_WEAK_READ_VERBS = _words(
+    """
+    check verify review find
+    """
+)
+_DATA_NOUNS = re.compile(
+    r"\b(?:record|account|order|status|history|invoice|balance|system|database|crm|details|log|"
+    r"eligibility|warranty|shipment|tracking|subscription|payment|transaction|profile|portal)s?\b",
+    re.IGNORECASE,
+)
+_OBJECT_STOP = re.compile(
+    r"\b(?:in|on|for|with|to|from|via|using|by|if|when|and|or|so|before|after|within|at|as|that|"
+    r"which|who|until|unless|because)\b|[,.;:()\"]"
+)
+
+
+@dataclass(frozen=True)
+class ToolMention:
+    """A catalog tool named in a piece of text."""
+
+    tool: Tool
+    position: int
+    how: Literal["name", "alias", "verb"]  # named, named by an alias, or read from the verb phrase
+
+
+class ToolIndex:
+    """Regexes for every catalog tool's name and aliases, built once per catalog."""
+
+    def __init__(self, catalog: ToolCatalog) -> None:
+        self.catalog = catalog
+        self._patterns: list[tuple[re.Pattern[str], Tool, Literal["name", "alias"]]] = []
+        for tool in sorted(catalog.tools, key=lambda t: t.name):
+            for name in [tool.name, *tool.aliases]:
+                words = [re.escape(w) for w in name.split()]
+                pattern = re.compile(
+                    r"(?<![\w-])" + r"\s+".join(words) + r"(?![\w-])", re.IGNORECASE
+                )
+                self._patterns.append((pattern, tool, "name" if name == tool.name else "alias"))
+        self._enum_values: dict[str, list[Tool]] = {}
+        self._param_names: set[str] = set()
+        for tool in sorted(catalog.tools, key=lambda t: t.name):
+            for param, schema in tool.parameters.get("properties", {}).items():
+                self._param_names.add(param)
+                for value in schema.get("enum", []) if isinstance(schema, dict) else []:
+                    owners = self._enum_values.setdefault(str(value), [])
+                    if tool not in owners:
+                        owners.append(tool)
+
+    def find(self, text: str) -> ToolMention | None:
+        """The first catalog tool the text names, else one whose name is the text's verb phrase."""
+        best: ToolMention | None = None
+        for match in _BACKTICK.finditer(text):
+            tool = self.catalog.get(match.group(1).strip().removesuffix("()"))
+            if tool is not None:
+                best = _earlier(best, ToolMention(tool, match.start(), "name"))
+                break
+        for pattern, tool, how in self._patterns:
+            found = pattern.search(text)
+            if found is not None:
+                best = _earlier(best, ToolMention(tool, found.start(), how))
+        return best or self._verb_phrase(text)
+
+    def _verb_phrase(self, text: str) -> ToolMention | None:
+        tokens = _tokens(text)
+        if not tokens:
+            return None
+        for tool in sorted(self.catalog.tools, key=lambda t: (-len(t.name), t.name)):
+            parts = tool.name.split("_")
+            if _same_word(tokens[0], parts[0]) and _in_order(tokens[1:], parts[1:]):
+                return ToolMention(tool, 0, "verb")
+        return None
+
+    def enum_owner(self, text: str) -> ToolMention | None:
+        """The one tool that has a backticked word of the text among its parameter values."""
+        for match in _BACKTICK.finditer(text):
+            value = match.group(1).strip()
+            owners = self._enum_values.get(value, [])
+            if len(owners) == 1:
+                return ToolMention(owners[0], match.start(), "name")
+        return None
+
+    def unknown_backticked(self, text: str) -> list[str]:
+        """Backticked identifiers that look like tool names but are not in the catalog."""
+        out: list[str] = []
+        for match in _BACKTICK.finditer(text):
+            name = match.group(1).strip().removesuffix("()")
+            if (
+                _IDENT.match(name)
+                and "_" in name
+                and self.catalog.get(name) is None
+                and name not in self._enum_values
+                and name not in self._param_names
+            ):
+                out.append(snake(name))
+        return out
+
+
+def _earlier(best: ToolMention | None, new: ToolMention) -> ToolMention:
+    return new if best is None or new.position < best.position else best
+
+
+def _tokens(text: str) -> list[str]:
+    words = _WORD.findall(text.casefold().replace("look up", "lookup").replace("pull up", "pull"))
+    return words
+
+
+def _same_word(token: str, word: str) -> bool:
+    # "issued", "orders", "customer's" all name the same thing as "issue", "order", "customer".
+    return token == word or (token.startswith(word) and len(token) - len(word) <= 2)
+
+
+def _in_order(tokens: list[str], words: list[str], max_gap: int = 2) -> bool:
+    position = 0
+    for word in words:
+        window = tokens[position : position + max_gap + 1]
+        hit = next((i for i, token in enumerate(window) if _same_word(token, word)), None)
+        if hit is None:
+            return False
+        skipped = window[:hit]
+        if any(token not in _FILLER and not token.endswith("'s") for token in skipped):
+            return False
+        position += hit + 1
+    return True
+
+
+def snake(text: str) -> str:
+    """A snake_case identifier from any text (camelCase and spaces become underscores)."""
+    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", text)
+    name = re.sub(r"[^a-z0-9]+", "_", text.casefold()).strip("_")
+    if not name or name[0].isdigit():
+        name = f"tool_{name}"
+    return f"{name}_" if keyword.iskeyword(name) else name
+
+
+def proposed_name(action: str) -> tuple[str, str] | None:
+    """A proposed tool's (name, access) from an action's verb and object; None if no action."""
+    tokens = _tokens(action)
+    if not tokens:
+        return None
+    verb = tokens[0]
+    if verb in WRITE_VERBS:
+        access = "write"
+    elif verb in READ_VERBS:
+        if verb in _WEAK_READ_VERBS and not _DATA_NOUNS.search(action):
+            return None
+        access = "read"
+    else:
+        return None
+    lowered = action.casefold().replace("look up", "lookup").replace("pull up", "pull")
+    rest = lowered.split(None, 1)[1] if " " in lowered.strip() else ""
+    obj = _OBJECT_STOP.split(rest, maxsplit=1)[0]
+    words = [
+        w
+        for w in _WORD.findall(obj)
+        if w not in _FILLER
+        and not w.endswith("'s")
+        and not w.endswith("ly")
+        and w not in ("it", "them")
+    ][:2]
+    if not words:
+        return None
+    return snake("_".join([verb, *words])), access
+
+
+@dataclass(frozen=True)
+class Known:
+    """A value the conversation already holds when a later step runs."""
+
+    ref: int  # uid of the step that obtained it
+    phrase: str  # how the SOP names it, e.g. "order number"
+    source: str  # "asked" | "argument" | "returned"
+    tool: str | None = None
+
+
+def _pretty(param: str) -> str:
+    words = param.split("_")
+    return " ".join("ID" if w == "id" else w for w in words)
+
+
+def _phrases(param: str) -> list[str]:
+    """How an SOP might name a parameter: order_id -> order number, order id, order reference."""
+    base = re.sub(r"_(?:id|number|code|no)$", "", param)
+    spoken = base.replace("_", " ")
+    if base != param:
+        return [f"{spoken} number", f"{spoken} id", f"{spoken} reference", f"{spoken} code"]
+    extra = {
+        "email": ["email address", "email"],
+        "postcode": ["postcode", "postal code", "zip code"],
+    }
+    return extra.get(param, [spoken])
+
+
+def bind_arguments(
+    tool: Tool, *, action: str, condition: str | None, known: list[Known], team: str | None
+) -> tuple[list[ToolArgument], list[tuple[int, str]]]:
+    """Arguments for a call of `tool`: literals from the text, else where the value comes from.
+
+    Returns the arguments and, for `from_context` texts that name a step, the step uid they name
+    (the text holds `{step}` where that step's id goes).
+    """
+    properties: dict[str, Any] = tool.parameters.get("properties", {})
+    required = set(tool.parameters.get("required", []))
+    scope = f"{action} {condition or ''}"
+    args: list[ToolArgument] = []
+    refs: list[tuple[int, str]] = []
+    for name, schema in properties.items():
+        value = _literal(name, schema if isinstance(schema, dict) else {}, action, scope, team)
+        if value is not None:
+            args.append(ToolArgument(name=name, value=value))
+            continue
+        origin = _from_context(name, tool.name, known)
+        if origin is not None:
+            text, ref = origin
+            args.append(ToolArgument(name=name, from_context=text))
+            refs.append((ref, name))
+            continue
+        mentioned = next((p for p in _phrases(name) if p in action.casefold()), None)
+        if mentioned is not None:
+            args.append(ToolArgument(name=name, from_context=f"the {mentioned} this step names"))
+            continue
+        if name in required:
+            enum = schema.get("enum") if isinstance(schema, dict) else None
+            hint = f" (one of: {', '.join(str(v) for v in enum)})" if enum else ""
+            args.append(
+                ToolArgument(
+                    name=name, from_context=f"the {_pretty(name)} from the conversation{hint}"
+                )
+            )
+    return args, refs
+
+
+def _literal(
+    name: str, schema: dict[str, Any], action: str, scope: str, team: str | None
+) -> str | int | float | bool | None:
+    spoken = r"[\s_]+".join(re.escape(w) for w in name.split("_"))
+    quoted = re.search(
+        spoken + r"\s*(?:[:=]|of|as|to)?\s*[`\"“']([^`\"”']{1,80})[`\"”']", action, re.IGNORECASE
+    )
+    enum = schema.get("enum")
+    kind = schema.get("type")
+    if quoted:
+        raw = quoted.group(1).strip()
+        if kind in _NUMBER_TYPES:
+            number = _to_number(raw, kind)
+            if number is not None:
+                return number
+        elif enum is None or raw in enum:
+            return raw
+    if isinstance(enum, list):
+        hits = [v for v in enum if isinstance(v, str) and _mentions(scope, v)]
+        if len(hits) == 1:
+            return str(hits[0])
+        return None
+    if kind in _NUMBER_TYPES:
+        amounts = [m.group(1) or m.group(2) for m in _MONEY.finditer(action)]
+        if len(amounts) == 1 and kind == "number":
+            return _to_number(amounts[0], kind)
+        return None
+    if kind == "string" and team and name in ("team", "queue", "department", "group"):
+        return team
+    return None
+
+
+def _mentions(text: str, value: str) -> bool:
+    words = [re.escape(w) for w in re.split(r"[_\s]+", value) if w]
+    return bool(re.search(r"(?<!\w)" + r"[\s_-]+".join(words) + r"(?!\w)", text, re.IGNORECASE))
+
+
+def _to_number(raw: str, kind: str) -> int | float | None:
+    try:
+        number = float(raw.replace(",", ""))
+    except ValueError:
+        return None
+    if kind == "integer":
+        return int(number) if number.is_integer() else None
+    return int(number) if number.is_integer() else number
+
+
+def _from_context(param: str, tool: str, known: list[Known]) -> tuple[str, int] | None:
+    phrases = _phrases(param)
+    base = re.sub(r"_(?:id|number|code|no)$", "", param)
+    # Where the value first entered the conversation: asked for, else first passed to a tool,
+    # else returned by a lookup. (A later step may sit in a branch that did not run.)
+    for item in known:
+        if item.source == "asked" and any(p in item.phrase for p in phrases):
+            said = next(p for p in phrases if p in item.phrase)
+            return f"the {said} the customer gave in step {{step}}", item.ref
+    identifier = base != param or param in ("email", "postcode", "tracking_number")
+    for item in known:
+        if identifier and item.source == "argument" and item.phrase == param:
+            return f"the same {_pretty(param)} as in step {{step}}", item.ref
+    for item in known:
+        if (
+            item.source == "returned"
+            and item.tool
+            and item.tool != tool
+            and base in item.tool.split("_")
+        ):
+            return f"the {_pretty(param)} returned by `{item.tool}` in step {{step}}", item.ref
+    return None

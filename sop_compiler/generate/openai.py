@@ -1,0 +1,211 @@
+"""The openai backend: any OpenAI-compatible chat completions server, through the openai client.
+
+The client's own retries are off: sopc retries itself so that it can honour Retry-After, stop at
+once on faults no retry can fix, and say what to do about each fault.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import os
+import time
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+from sop_compiler.config import Settings
+from sop_compiler.errors import ConfigError, GenerationError
+from sop_compiler.generate.llm import (
+    ChatRequest,
+    ChatResponse,
+    FatalBackendError,
+    LLMBackend,
+    ResponseFormatUnsupported,
+    RetryableError,
+)
+from sop_compiler.models import Usage
+
+if TYPE_CHECKING:
+    import openai
+
+_PLACEHOLDER_KEY = "sk-no-key"  # local servers ignore the key, but the client needs one
+_FORMAT_WORDS = (
+    "response_format",
+    "json_schema",
+    "json_object",
+    "structured output",
+    "guided_json",
+)
+
+
+class OpenAIBackend(LLMBackend):
+    """Rewrites procedures with a chat model on OpenAI or any OpenAI-compatible server."""
+
+    name = "openai"
+    uses_model = True
+
+    def __init__(self, settings: Settings, *, refresh: bool = False) -> None:
+        super().__init__(settings, refresh=refresh)
+        self.base_url = settings.base_url or os.environ.get("OPENAI_BASE_URL") or None
+        key = os.environ.get("OPENAI_API_KEY") or None
+        if key is None and self.base_url is None:
+            raise ConfigError(
+                "no API key: set OPENAI_API_KEY, "
+                "or set base_url/OPENAI_BASE_URL for a local server",
+                hint="or use --backend offline",
+            )
+        self._api_key = key or _PLACEHOLDER_KEY
+        self.host = (
+            (urlparse(self.base_url).netloc or self.base_url) if self.base_url else "api.openai.com"
+        )
+        self._client: openai.AsyncOpenAI | None = None
+
+    def secrets(self) -> list[str]:
+        """The API key, so that no message can carry it."""
+        return [self._api_key] if self._api_key != _PLACEHOLDER_KEY else []
+
+    def _get_client(self) -> openai.AsyncOpenAI:
+        if self._client is None:
+            import openai
+
+            self._client = openai.AsyncOpenAI(
+                api_key=self._api_key,
+                base_url=self.base_url,
+                timeout=self.settings.timeout,
+                max_retries=0,
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections."""
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        """One chat completion; faults become RetryableError, FatalBackendError, GenerationError."""
+        import openai
+        from openai.types.chat import ChatCompletion
+
+        client = self._get_client()
+        try:
+            # client.post skips the SDK's per-request walk of the typed parameters (the schema and
+            # the messages), which costs milliseconds of CPU per call and limits throughput.
+            completion = await client.post(
+                "/chat/completions", body=request.payload(), cast_to=ChatCompletion
+            )
+        except openai.APITimeoutError:
+            raise RetryableError(
+                f"no answer from {self.host} within {self.settings.timeout:g}s "
+                "(raise `timeout` in sopc.toml or SOPC_TIMEOUT if the model is slow)"
+            ) from None
+        except openai.APIConnectionError as exc:
+            cause = exc.__cause__ or exc
+            raise RetryableError(
+                self.scrub(f"connection to {self.host} failed: {type(cause).__name__}: {cause}")
+            ) from None
+        except openai.APIStatusError as exc:
+            raise self._status_error(exc, request) from None
+        choices = (
+            getattr(completion, "choices", None) if isinstance(completion, ChatCompletion) else None
+        )
+        if not choices:
+            raise GenerationError(
+                f"{self.host} did not answer like an OpenAI-compatible server (no choices): "
+                "check the base URL (it usually ends in /v1)"
+            )
+        choice = choices[0]
+        message = choice.message
+        usage = completion.usage
+        details = usage.prompt_tokens_details if usage else None
+        return ChatResponse(
+            content=message.content,
+            finish_reason=choice.finish_reason,
+            refusal=getattr(message, "refusal", None),
+            usage=Usage(
+                prompt_tokens=usage.prompt_tokens if usage else 0,
+                cached_prompt_tokens=(details.cached_tokens or 0) if details else 0,
+                completion_tokens=usage.completion_tokens if usage else 0,
+            ),
+        )
+
+    def _status_error(self, exc: openai.APIStatusError, request: ChatRequest) -> GenerationError:
+        """Map an HTTP error to what sopc does about it, with a message that says what to fix."""
+        status = exc.status_code
+        detail = self.scrub(_error_message(exc.body) or "")
+        code = exc.code or _error_field(exc.body, "code") or _error_field(exc.body, "type")
+        said = f": {detail}" if detail else ""
+        if status == 401:
+            return FatalBackendError(f"401 Unauthorized from {self.host}: check OPENAI_API_KEY")
+        if status == 403:
+            return FatalBackendError(
+                f"403 Forbidden from {self.host}: the key may not use model '{request.model}' "
+                f"(check OPENAI_API_KEY, its project, and --model){said}"
+            )
+        if status == 404:
+            return FatalBackendError(
+                f"model '{request.model}' not found on {self.host}: check --model "
+                "(and that the base URL ends in /v1)"
+            )
+        if status == 429 and code == "insufficient_quota":
+            return FatalBackendError(
+                f"429 insufficient_quota from {self.host}: add credit or use another key"
+            )
+        if status in (408, 409, 429) or status >= 500:
+            reason = {408: "Request Timeout", 409: "Conflict", 429: "Too Many Requests"}.get(
+                status, "server error"
+            )
+            return RetryableError(
+                f"{status} {reason} from {self.host}{said}", retry_after=_retry_after(exc)
+            )
+        if (
+            status == 400
+            and request.response_format != "text"
+            and any(word in detail.lower() for word in _FORMAT_WORDS)
+        ):
+            return ResponseFormatUnsupported(f"400 Bad Request from {self.host}{said}")
+        hint = (
+            " (the model may not accept images: set vision = false)"
+            if "image" in detail.lower()
+            else ""
+        )
+        return GenerationError(f"{status} from {self.host}{said}{hint}")
+
+
+def _error_object(body: object) -> dict[str, Any] | None:
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        return inner if isinstance(inner, dict) else body
+    return None
+
+
+def _error_field(body: object, name: str) -> str | None:
+    error = _error_object(body)
+    value = error.get(name) if error else None
+    return str(value) if value is not None else None
+
+
+def _error_message(body: object) -> str | None:
+    """The server's own one-line explanation, shortened."""
+    message = _error_field(body, "message")
+    if message is None and isinstance(body, str):
+        message = body
+    return " ".join(message.split())[:300] if message else None
+
+
+def _retry_after(exc: openai.APIStatusError) -> float | None:
+    """Seconds the server asks us to wait (retry-after-ms, retry-after seconds or HTTP date)."""
+    headers = exc.response.headers
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value) * scale)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value:
+        parsed = email.utils.parsedate_tz(value)
+        if parsed is not None:
+            return max(0.0, email.utils.mktime_tz(parsed) - time.time())
+    return None

@@ -1,0 +1,234 @@
+"""Prompts for the LLM backends, rendered from templates/prompts/*.j2.
+
+The system prompt is static (conventions, schema, worked example) and comes first, then the tool
+catalog (static per run), then the procedure: a byte-identical prefix across the requests of a run
+is what lets the provider's prompt cache apply.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import jinja2
+
+from sop_compiler.models import (
+    Block,
+    Code,
+    Figure,
+    Heading,
+    ListItem,
+    Procedure,
+    Quote,
+    RoutineDraft,
+    Table,
+    ToolCatalog,
+)
+
+# Bump when a template or the schema changes what the model is asked for (goes into the lock file).
+PROMPT_TEMPLATE_VERSION = "1"
+
+# Providers reject larger images (OpenAI: 20 MB per image).
+MAX_IMAGE_BYTES = 20 * 1024 * 1024
+
+_TAG = re.compile(r"<(\s*/?\s*procedure)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ImagePart:
+    """A figure's image, sent to a vision model as a data URL."""
+
+    block_id: str
+    data_url: str
+
+
+@dataclass(frozen=True)
+class RenderedProcedure:
+    """The procedure as prompt text, its images, and the figures the model cannot see."""
+
+    text: str
+    images: tuple[ImagePart, ...]
+    unread: tuple[tuple[str, str], ...]  # (block id, why it was not sent)
+
+
+def _template_files() -> list[tuple[str, str]]:
+    folder = resources.files("sop_compiler").joinpath("templates", "prompts")
+    return sorted(
+        (item.name, item.read_text(encoding="utf-8")) for item in folder.iterdir() if item.is_file()
+    )
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    # Autoescape stays off: prompts are plain text, and SOP text is neutralised by _data().
+    return jinja2.Environment(
+        loader=jinja2.DictLoader(dict(_template_files())),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        keep_trailing_newline=False,
+        autoescape=False,
+    )
+
+
+def _render(name: str, **values: Any) -> str:
+    return _environment().get_template(name).render(**values).strip() + "\n"
+
+
+def _strict(node: Any) -> Any:
+    """OpenAI strict mode: every property required, no extra keys, no defaults or titles."""
+    if isinstance(node, list):
+        return [_strict(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in ("properties", "$defs"):  # maps of names to schemas, not schemas
+            out[key] = {name: _strict(sub) for name, sub in value.items()}
+        elif key not in ("default", "title"):
+            out[key] = _strict(value)
+    if out.get("type") == "object" and "properties" in node:
+        out["additionalProperties"] = False
+        out["required"] = list(out["properties"])
+    if "$ref" in out and len(out) > 1:
+        # strict mode does not allow siblings of $ref; the description lives on the definition
+        out = {"$ref": out["$ref"]}
+    return out
+
+
+@functools.cache
+def _schema_json() -> str:
+    schema = _strict(RoutineDraft.model_json_schema())
+    return json.dumps(schema, ensure_ascii=False, separators=(",", ":"))
+
+
+def routine_schema() -> dict[str, Any]:
+    """The strict JSON schema of RoutineDraft, as sent in the json_schema response format."""
+    return json.loads(_schema_json())  # type: ignore[no-any-return]  # a fresh copy each time
+
+
+def schema_sha256() -> str:
+    """Hash of the routine schema (for cache keys and the lock file)."""
+    return hashlib.sha256(_schema_json().encode()).hexdigest()
+
+
+@functools.cache
+def templates_sha256() -> str:
+    """Hash of every prompt template file: an edit invalidates cached answers and routines."""
+    digest = hashlib.sha256()
+    for name, text in _template_files():
+        digest.update(f"{name}\0{text}\0".encode())
+    return digest.hexdigest()
+
+
+@functools.cache
+def system_prompt() -> str:
+    """The static prefix: conventions, schema, worked example; identical for every request."""
+    files = dict(_template_files())
+    example = RoutineDraft.model_validate_json(files["example_routine.json"])
+    return _render(
+        "system.j2",
+        schema_json=_schema_json(),
+        example_procedure=files["example_procedure.txt"].strip(),
+        example_json=example.model_dump_json(),
+    )
+
+
+def catalog_prompt(catalog: ToolCatalog, agents: Sequence[str]) -> str:
+    """The tool catalog and agent groups of this run (static per run, so it follows the prefix)."""
+    tools = [
+        {
+            "name": tool.name,
+            "access": tool.access,
+            "needs_approval": tool.needs_approval,
+            "description": " ".join(tool.description.split()),
+            "parameters_json": json.dumps(tool.parameters, sort_keys=True, ensure_ascii=False),
+        }
+        for tool in sorted(catalog.tools, key=lambda tool: tool.name)
+    ]
+    return _render("catalog.j2", tools=tools, agents=sorted(set(agents)))
+
+
+def _data(text: str) -> str:
+    """SOP text as quoted data: it must not be able to close the <procedure> tag."""
+    return _TAG.sub(r"&lt;\1", text)
+
+
+def _block_line(block: Block, label: str = "") -> str:
+    # Labels in parentheses are sopc's, not SOP text; the prompt tells the model never to quote them.
+    if isinstance(block, Heading):
+        number = f"{block.number} " if block.number else ""
+        body = f"{'#' * block.level} {number}{block.text}"
+    elif isinstance(block, ListItem):
+        body = f"{'  ' * block.level}{block.marker} {block.text}"
+    elif isinstance(block, Table):
+        rows = ([block.header] if block.header else []) + block.rows
+        lines = ["(table)" + (f" {block.caption}" if block.caption else "")]
+        lines += ["| " + " | ".join(" ".join(cell.split()) for cell in row) + " |" for row in rows]
+        body = "\n".join(lines)
+    elif isinstance(block, Figure):
+        kind = "scanned page" if block.scanned_page else "figure"
+        lines = [f"({kind}{label})" + (f" {block.caption}" if block.caption else "")]
+        if block.text:
+            lines.append(block.text)
+        body = "\n".join(lines)
+    elif isinstance(block, Code):
+        body = f"(code{', ' + block.language if block.language else ''})\n{block.text}"
+    elif isinstance(block, Quote):
+        body = f"> {block.text}"
+    else:
+        body = block.text
+    return f"[{block.id}] {_data(body)}"
+
+
+def render_procedure(
+    procedure: Procedure, *, images: Mapping[str, bytes], vision: bool
+) -> RenderedProcedure:
+    """The procedure message: blocks with their ids as quoted data, plus image parts for figures."""
+    parts: list[ImagePart] = []
+    unread: list[tuple[str, str]] = []
+
+    def line(block: Block) -> str:
+        if not isinstance(block, Figure) or block.image is None:
+            return _block_line(block)
+        data = images.get(block.image.sha256)
+        why = (
+            "vision is off"
+            if not vision
+            else "image bytes not available"
+            if data is None
+            else "image larger than 20 MB"
+            if len(data) > MAX_IMAGE_BYTES
+            else ""
+        )
+        if why or data is None:
+            unread.append((block.id, why))
+            return _block_line(block, ", image not available to you")
+        encoded = base64.b64encode(data).decode("ascii")
+        parts.append(ImagePart(block.id, f"data:{block.image.mime};base64,{encoded}"))
+        return _block_line(block, f", image {len(parts)} below")
+
+    context = "\n".join(line(block) for block in procedure.context)
+    body = "\n".join(line(block) for block in procedure.blocks)
+    text = _render(
+        "procedure.j2",
+        title=_data(procedure.title),
+        agent=_data(procedure.agent),
+        section=_data(" > ".join(procedure.heading_path)),
+        source=_data(procedure.source),
+        context=context,
+        body=body,
+        images=bool(parts),
+    )
+    return RenderedProcedure(text=text, images=tuple(parts), unread=tuple(unread))
+
+
+def repair_prompt(errors: Sequence[str]) -> str:
+    """Ask for a corrected full answer, listing what was wrong with the previous one."""
+    return _render("repair.j2", errors=list(errors))

@@ -1,0 +1,167 @@
+"""PDF reader (pymupdf): headings, lists, tables, figures and scanned pages, page by page.
+
+Pass 1 reads each page once with `get_text("dict")` into small records (lines, tables, images)
+and frees the page; pass 2 turns the records into blocks once the body font size is known.
+Running headers, footers and page numbers are kept as ordinary blocks: `clean` removes them.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections import deque
+from typing import Any
+
+from sop_compiler.config import Settings
+from sop_compiler.errors import InputError
+from sop_compiler.ingest.base import Reader, Source
+from sop_compiler.ingest.image import ocr_hint
+from sop_compiler.ingest.ocr import ocr_image
+from sop_compiler.ingest.pdf import _page
+from sop_compiler.ingest.pdf._page import FigureItem, Item, PageRecord, Stats
+from sop_compiler.ingest.pdf._structure import Builder, make_style
+from sop_compiler.models import Document, Heading, Notice, Provenance
+
+__all__ = ["PdfReader"]
+
+_SCAN_DPI = 150
+
+
+@functools.lru_cache(maxsize=1)
+def _pymupdf() -> Any:
+    pymupdf: Any = importlib.import_module("pymupdf")
+
+    # the table finder otherwise prints an advert on stdout, which would corrupt `--format json`
+    pymupdf.no_recommend_layout()
+    return pymupdf
+
+
+class PdfReader(Reader):
+    """Reads a PDF into blocks in reading order, with page numbers and boxes in provenance."""
+
+    format = "pdf"
+    suffixes = (".pdf",)
+
+    def read(self, source: Source, *, settings: Settings) -> Document:
+        """Parse the PDF; raise InputError for corrupt, encrypted or over-long files."""
+        pymupdf = _pymupdf()
+        tools = pymupdf.TOOLS
+        errors, warnings = tools.mupdf_display_errors(), tools.mupdf_display_warnings()
+        # MuPDF would print repair chatter on stderr; problems are reported as errors or notices
+        tools.mupdf_display_errors(False)
+        tools.mupdf_display_warnings(False)
+        try:
+            return self._read(pymupdf, source, settings)
+        finally:
+            tools.mupdf_display_errors(errors)
+            tools.mupdf_display_warnings(warnings)
+
+    def _read(self, pymupdf: Any, source: Source, settings: Settings) -> Document:
+        name = source.name
+        try:
+            pdf = pymupdf.open(stream=source.data, filetype="pdf")
+        except Exception:
+            raise InputError("is not a readable PDF (corrupt or truncated)", path=name) from None
+        with pdf:
+            if pdf.needs_pass:
+                raise InputError("is encrypted; a password is needed to read it", path=name)
+            if pdf.is_repaired and b"%%EOF" not in source.data[-4096:]:
+                # MuPDF rebuilds what it can of a cut-off file; reading half an SOP would lose steps
+                raise InputError("is truncated: the end of the PDF is missing", path=name)
+            pages = pdf.page_count
+            if pages == 0:
+                raise InputError(
+                    "is not a readable PDF (corrupt or truncated): no pages", path=name
+                )
+            limit = settings.limits.max_pages
+            if pages > limit:
+                raise InputError(
+                    f"has {pages} pages, more than the limit of {limit} "
+                    "(setting `limits.max_pages`)",
+                    path=name,
+                    hint="raise `limits.max_pages` in sopc.toml",
+                )
+            document = Document(
+                source=name, format=self.format, sha256=source.sha256, page_count=pages
+            )
+            stats = Stats()
+            records: deque[PageRecord] = deque()
+            for index in range(pages):
+                try:
+                    records.append(
+                        _read_page(pdf.load_page(index), index + 1, document, stats, settings)
+                    )
+                except Exception as exc:  # one damaged page must not lose the rest of the file
+                    detail = " ".join(str(exc).split())[:160] or type(exc).__name__
+                    document.notices.append(
+                        Notice(
+                            code="damaged_page",
+                            message=f"page {index + 1} could not be read: {detail}",
+                            prov=Provenance(file=name, page=index + 1),
+                        )
+                    )
+            if pdf.is_repaired:
+                document.notices.append(
+                    Notice(
+                        code="repaired_pdf",
+                        message="the file is damaged; some content may be missing",
+                    )
+                )
+            metadata_title = " ".join(str((pdf.metadata or {}).get("title") or "").split())
+            toc = _outline(pdf)
+        builder = Builder(document, make_style(stats, toc))
+        while records:  # popping frees each page's records as soon as its blocks exist
+            builder.add_page(records.popleft())
+        first_heading = next((b.text for b in document.blocks if isinstance(b, Heading)), None)
+        document.title = metadata_title or first_heading
+        return document
+
+
+def _outline(pdf: Any) -> list[list[object]]:
+    try:
+        toc: list[list[object]] = pdf.get_toc(simple=True)
+    except Exception:  # a broken outline is not worth losing the document over
+        return []
+    return toc
+
+
+def _read_page(
+    page: Any, number: int, document: Document, stats: Stats, settings: Settings
+) -> PageRecord:
+    width, height = float(page.rect.width), float(page.rect.height)
+    pymupdf = _pymupdf()
+    # one get_text call gives text, images and (for the table gate) vector outlines
+    page_dict = page.get_text("dict", flags=pymupdf.TEXTFLAGS_DICT | pymupdf.TEXT_COLLECT_VECTORS)
+    lines, images, vectors = _page.page_lines(page_dict)
+    del page_dict
+    others: list[Item] = []
+    if _page.is_scanned(lines, images, width, height):
+        others.append(_scanned_figure(page, number, document, settings))
+    else:
+        area = _page.table_area(vectors)
+        if area is not None:
+            try:
+                tables, areas = _page.extract_tables(page, lines, area)
+            except Exception:  # the table finder failing leaves the text as paragraphs
+                tables, areas = [], []
+            others += tables
+            lines = _page.outside(lines, areas)
+        others += _page.image_figures(images, document.add_image)
+    items, edges = _page.reading_order(lines, others, width, height)
+    _page.count(stats, [item for item in items if isinstance(item, _page.Line)], height)
+    return PageRecord(number=number, width=width, height=height, items=items, right_edges=edges)
+
+
+def _scanned_figure(page: Any, number: int, document: Document, settings: Settings) -> FigureItem:
+    """Render a page that is only an image, so OCR or a vision model can read it."""
+    pixmap = page.get_pixmap(dpi=_SCAN_DPI)
+    png: bytes = pixmap.tobytes("png")
+    ref = document.add_image(png, "image/png", pixmap.width, pixmap.height)
+    text = ocr_image(png, engine=settings.ocr)
+    prov = Provenance(file=document.source, page=number)
+    message = f"page {number} is a scanned image without a text layer; " + (
+        "its text was read by OCR" if text is not None else f"it was not read: {ocr_hint(settings)}"
+    )
+    document.notices.append(Notice(code="scanned_page", message=message, prov=prov))
+    bbox = (0.0, 0.0, float(page.rect.width), float(page.rect.height))
+    return FigureItem(bbox=bbox, image=ref, scanned=True, text=text or None, read=text is not None)

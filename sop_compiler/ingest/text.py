@@ -1,0 +1,330 @@
+"""Plain-text reader, and the line grammar (list markers, numbered titles) other readers share."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sop_compiler.config import Settings
+from sop_compiler.ingest._text_decode import BlockBuilder, decode_text
+from sop_compiler.ingest.base import Reader, Source
+from sop_compiler.models import Document
+
+__all__ = ["ListNester", "Marker", "TextReader", "parse_marker", "split_heading_number"]
+
+_ORDERED = re.compile(
+    r"""^(?:
+        \((?P<paren>[0-9]{1,3}|[a-zA-Z]|[ivxlcdm]{1,6}|[IVXLCDM]{1,6})\)
+      | (?P<dotted>[0-9]{1,3}(?:\.[0-9]{1,3})+)(?P<dpunct>[.)]?)
+      | (?P<num>[0-9]{1,3})(?P<npunct>[.)])
+      | (?P<roman>[ivxlcdm]{2,6}|[IVXLCDM]{2,6})(?P<rpunct>[.)])
+      | (?P<alpha>[a-zA-Z])(?P<apunct>[.)])
+    )[ \t]+(?P<text>\S.*)$""",
+    re.X,
+)
+_BULLET = re.compile(r"^(?P<bullet>[-*+•·▪◦‣–])[ \t]+(?P<text>\S.*)$")
+_ROMAN = re.compile(r"^[ivxlcdm]+$", re.I)
+_HEADING_NUMBER = re.compile(r"^(?P<number>[0-9]{1,3}(?:\.[0-9]{1,3})*)\.?[ \t]+(?P<title>\S.*)$")
+_RULE = re.compile(r"^(?:={3,}|-{3,})$")
+_PIPE_SEPARATOR = re.compile(r"^\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?$")
+_SMALL_WORDS = frozenset(
+    {"a", "an", "and", "as", "at", "but", "by", "for", "from", "in", "into", "of", "on", "or"}
+    | {"per", "the", "to", "via", "vs", "with"}
+)
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A list marker at the start of a line."""
+
+    marker: str  # as printed: "1.", "2.1", "a)", "(iv)", "•"
+    ordered: bool
+    style: str  # what siblings share, e.g. "num", "dotted2", "(alpha)", "bullet"
+    depth: int  # numbering depth: 2 for "2.1"
+    text: str
+
+
+def parse_marker(line: str) -> Marker | None:
+    """The list marker that starts `line` (already stripped), or None."""
+    bullet = _BULLET.match(line)
+    if bullet:
+        return Marker("•", False, "bullet", 1, bullet["text"].strip())
+    m = _ORDERED.match(line)
+    if m is None:
+        return None
+    text = m["text"].strip()
+    if m["paren"]:
+        token = m["paren"]
+        return Marker(f"({token})", True, f"({_kind(token)})", 1, text)
+    if m["dotted"]:
+        number = m["dotted"]
+        depth = number.count(".") + 1
+        return Marker(number + m["dpunct"], True, f"dotted{depth}", depth, text)
+    if m["num"]:
+        return Marker(m["num"] + m["npunct"], True, "num", 1, text)
+    if m["roman"]:
+        token, punct = m["roman"], m["rpunct"]
+    else:
+        token, punct = m["alpha"], m["apunct"]
+    return Marker(token + punct, True, _kind(token), 1, text)
+
+
+def _kind(token: str) -> str:
+    if token.isdigit():
+        return "num"
+    if len(token) == 1 and token.lower() != "i":
+        return "ALPHA" if token.isupper() else "alpha"  # "c." after "b." is a letter, not 100
+    if _ROMAN.match(token):
+        return "ROMAN" if token.isupper() else "roman"
+    return "ALPHA" if token.isupper() else "alpha"
+
+
+def split_heading_number(text: str) -> tuple[str | None, str]:
+    """Split a printed section number off a heading: "3.2 Refunds" -> ("3.2", "Refunds")."""
+    stripped = text.strip()
+    m = _HEADING_NUMBER.match(stripped)
+    # "2024 Policy" and "3 Refunds" are titles that start with a number, not numbered sections.
+    if m is None or "." not in stripped.split()[0]:
+        return None, stripped
+    return m["number"], m["title"].strip()
+
+
+def looks_like_title(text: str) -> bool:
+    """Short, no closing punctuation, and ALL CAPS or Title Case."""
+    words = text.split()
+    if not words or len(words) > 10 or len(text) > 80 or text[-1] in ".;,!?":
+        return False
+    if not any(ch.isalpha() for ch in text):
+        return False
+    if text.isupper():
+        return True
+    if not words[0][:1].isupper():
+        return False
+    return all(
+        w[:1].isupper() or not w[:1].isalpha() or w.lower() in _SMALL_WORDS for w in words
+    )
+
+
+class ListNester:
+    """Turns (indent, marker style) of consecutive list items into nesting levels."""
+
+    def __init__(self) -> None:
+        self._stack: list[tuple[int, str]] = []
+        self._last: dict[int, str] = {}
+
+    def reset(self) -> None:
+        """Forget open lists (after a heading)."""
+        self._stack.clear()
+        self._last.clear()
+
+    def level(self, indent: int, marker: Marker) -> int:
+        """Nesting level (0 = top) of an item at `indent` with `marker`."""
+        style = self._resolve(marker)
+        while self._stack and self._stack[-1][0] > indent:
+            self._stack.pop()
+        if self._stack and self._stack[-1][0] == indent:
+            k = len(self._stack) - 1
+            while k >= 0 and self._stack[k][0] == indent:
+                if self._stack[k][1] == style:
+                    del self._stack[k + 1 :]
+                    self._last[k] = marker.marker
+                    return k
+                k -= 1
+        self._stack.append((indent, style))
+        self._last[len(self._stack) - 1] = marker.marker
+        return len(self._stack) - 1
+
+    def _resolve(self, marker: Marker) -> str:
+        """Single letters i, v, x are roman numerals unless they continue a lettered list."""
+        style = marker.style
+        top = self._stack[-1][1] if self._stack else ""
+        letter = marker.marker.strip("().").rstrip(")").lower()
+        if style.lower().startswith(("roman", "(roman")) and letter == "i":
+            previous = self._last.get(len(self._stack) - 1, "").strip("().").rstrip(")").lower()
+            if top.lower().startswith(("alpha", "(alpha")) and previous == "h":
+                return style.replace("roman", "alpha").replace("ROMAN", "ALPHA")
+        same_roman = top.lower() == style.lower().replace("alpha", "roman")
+        if style.lower().startswith(("alpha", "(alpha")) and letter in {"v", "x"} and same_roman:
+            return style.replace("alpha", "roman").replace("ALPHA", "ROMAN")
+        return style
+
+
+@dataclass
+class _Item:
+    marker: Marker
+    level: int
+    indent: int
+    start: int
+    lines: list[str]
+
+
+class TextReader(Reader):
+    """Reads .txt files: headings, numbered and bulleted lists, paragraphs, simple tables."""
+
+    format = "text"
+    suffixes = (".txt", ".text")
+
+    def read(self, source: Source, *, settings: Settings) -> Document:
+        """Decode the text and parse its line structure."""
+        text, notices = decode_text(source)
+        builder = BlockBuilder(source, self.format)
+        builder.document.notices.extend(notices)
+        _TextParser(text.split("\n"), builder).run()
+        return builder.document
+
+
+def _indent(line: str) -> int:
+    expanded = line.expandtabs(4)
+    return len(expanded) - len(expanded.lstrip())
+
+
+class _TextParser:
+    def __init__(self, lines: list[str], builder: BlockBuilder) -> None:
+        self.lines = [line.rstrip() for line in lines]
+        self.b = builder
+        self.nester = ListNester()
+        self.para: list[str] = []
+        self.para_start = 0
+        self.item: _Item | None = None
+
+    def flush(self) -> None:
+        if self.para:
+            self.b.paragraph("\n".join(self.para), self.para_start)
+            self.para = []
+        if self.item is not None:
+            it = self.item
+            self.b.list_item(
+                "\n".join(it.lines),
+                level=it.level,
+                marker=it.marker.marker,
+                ordered=it.marker.ordered,
+                index=it.start,
+            )
+            self.item = None
+
+    def run(self) -> None:
+        lines = self.lines
+        i, n = 0, len(lines)
+        prev_blank = True
+        while i < n:
+            line = lines[i]
+            stripped = line.strip()
+            if not stripped:
+                if self.para:
+                    self.flush()
+                prev_blank = True
+                i += 1
+                continue
+            indent = _indent(line)
+            nxt = lines[i + 1].strip() if i + 1 < n else ""
+            if _RULE.match(stripped):  # a stray rule line is decoration
+                self.flush()
+                prev_blank, i = True, i + 1
+                continue
+            underlined = _RULE.match(nxt) and not self.para and (self.item is None or prev_blank)
+            if underlined and len(stripped) <= 100:
+                self.flush()
+                self._heading(stripped, 1 if nxt[0] == "=" else 2, i)
+                prev_blank, i = True, i + 2
+                continue
+            consumed = self._table(i) if ("|" in stripped or "\t" in stripped) else 0
+            if consumed:
+                prev_blank, i = True, i + consumed
+                continue
+            marker = parse_marker(stripped)
+            if marker is not None and self._is_numbered_heading(marker, i, prev_blank):
+                self.flush()
+                number = marker.marker.rstrip(".)")
+                self._heading(marker.text, marker.depth, i, number=number)
+            elif marker is None and prev_blank and _caps_heading(stripped):
+                self.flush()
+                self._heading(stripped, 1, i)
+            elif marker is not None:
+                self.flush()
+                level = self.nester.level(indent, marker)
+                self.item = _Item(marker, level, indent, i, [marker.text])
+            elif self.item is not None and (not prev_blank or indent > self.item.indent):
+                self.item.lines.append(stripped)
+            else:
+                if self.item is not None:
+                    self.flush()
+                if not self.para:
+                    self.para_start = i
+                self.para.append(stripped)
+            prev_blank = False
+            i += 1
+        self.flush()
+
+    def _heading(self, text: str, level: int, index: int, number: str | None = None) -> None:
+        self.nester.reset()
+        self.b.heading(text, level, index, number=number)
+
+    def _is_numbered_heading(self, marker: Marker, i: int, prev_blank: bool) -> bool:
+        numbered = marker.style.startswith("dotted") or (
+            marker.style == "num" and marker.marker.endswith(".")
+        )
+        if not numbered or not looks_like_title(marker.text):
+            return False
+        if _indent(self.lines[i]) > 0:
+            return False
+        if marker.text.isupper():
+            return True
+        # Title Case items inside a run of items ("1. Check Order\n2. Issue Refund") are steps.
+        if self.item is not None and not prev_blank:
+            return False
+        nxt = self.lines[i + 1].strip() if i + 1 < len(self.lines) else ""
+        after = parse_marker(nxt)
+        return after is None or after.style != marker.style
+
+    def _table(self, i: int) -> int:
+        """Parse a pipe or tab-separated table starting at line i; return lines consumed."""
+        lines = self.lines
+        first = lines[i].strip()
+        if first.count("|") >= 2 or (first.startswith("|") and first.count("|") >= 1):
+            end = i
+            while end < len(lines) and lines[end].strip().count("|") >= 1 and lines[end].strip():
+                end += 1
+            block = [lines[k].strip() for k in range(i, end)]
+            if len(block) < 2:
+                return 0
+            header: list[str] | None = None
+            rows: list[list[str]] = []
+            for k, row in enumerate(block):
+                if _PIPE_SEPARATOR.match(row):
+                    if k == 1 and rows:
+                        header = rows.pop()
+                    continue
+                rows.append([cell.strip() for cell in row.strip("|").split("|")])
+            if not rows and header is None:
+                return 0
+            self.flush()
+            self.b.table(rows, i, header=header)
+            return end - i
+        cells = _tab_cells(first)
+        if len(cells) < 2:
+            return 0
+        end = i + 1
+        while end < len(lines) and len(_tab_cells(lines[end].strip())) == len(cells):
+            end += 1
+        if end - i < 2:
+            return 0
+        self.flush()
+        self.b.table([_tab_cells(lines[k].strip()) for k in range(i, end)], i)
+        return end - i
+
+
+def _tab_cells(line: str) -> list[str]:
+    if "\t" not in line:
+        return []
+    return [cell.strip() for cell in re.split(r"\t+", line)]
+
+
+def _caps_heading(line: str) -> bool:
+    letters = [ch for ch in line if ch.isalpha()]
+    return (
+        len(letters) >= 2
+        and len(line) <= 80
+        and all(ch.isupper() for ch in letters)
+        and line[-1] not in ".;,"
+        and len(line.split()) <= 10
+    )

@@ -1,0 +1,68 @@
+"""`sopc.lock`: what every output was built from, so staleness is decided from hashes, never by
+regenerating; and the run lock that keeps two compiles off one output folder.
+
+The lock file is versioned JSON with sorted keys and no timestamps, so it is byte-stable and its
+diff in a pull request shows exactly which SOPs changed. Per procedure it records:
+
+- `text`: the hash of the procedure's cleaned text and structure (`Procedure.text_sha256()`);
+- `input`: the hash of everything that decides the routine: `text`, the backend fingerprint, the
+  tool catalog, the routine schema and the output-relevant sopc version. A procedure whose `input`
+  matches is never sent to a model again;
+- `render`: `input` plus the templates and settings that decide validation and rendering; when only
+  this differs the routine is re-rendered from its JSON, without a model call;
+- `outputs`: the hash of every file the routine produced, so hand edits and deletions are found;
+- `issues` and `coverage`: the validation report, so a no-op run reports without re-reading SOPs.
+
+The header keys (`backend`, `catalog`, ...) describe the last run and explain staleness to a
+reader; every decision uses the per-entry keys, which stay correct when a run is interrupted.
+"""
+
+from sop_compiler.lock._file import (
+    LOCK_NAME,
+    LOCK_VERSION,
+    OUTPUT_VERSION,
+    RUN_LOCK_NAME,
+    FileState,
+    LockFile,
+    ProcedureEntry,
+    SopEntry,
+    dump_lock,
+    file_state,
+    read_lock,
+    run_lock,
+    sha256_bytes,
+    sha256_json,
+    templates_sha,
+    write_atomic,
+    write_lock,
+)
+from sop_compiler.lock._keys import ChosenBackend, Keys, backend_for, routine_json_path
+from sop_compiler.lock._plan import Plan, PlannedProcedure, PlannedSop, make_plan
+
+__all__ = [
+    "LOCK_NAME",
+    "LOCK_VERSION",
+    "OUTPUT_VERSION",
+    "RUN_LOCK_NAME",
+    "ChosenBackend",
+    "FileState",
+    "Keys",
+    "LockFile",
+    "Plan",
+    "PlannedProcedure",
+    "PlannedSop",
+    "ProcedureEntry",
+    "SopEntry",
+    "backend_for",
+    "dump_lock",
+    "file_state",
+    "make_plan",
+    "read_lock",
+    "routine_json_path",
+    "run_lock",
+    "sha256_bytes",
+    "sha256_json",
+    "templates_sha",
+    "write_atomic",
+    "write_lock",
+]

@@ -1,0 +1,203 @@
+"""The lock file on disk: its models, reading, atomic writing, and the run lock."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sop_compiler.errors import OutputError
+from sop_compiler.models import (
+    Issue,
+)
+
+LOCK_NAME = "sopc.lock"
+RUN_LOCK_NAME = ".sopc-run.lock"
+LOCK_VERSION = 1
+# Bumped when a sopc change alters generated output (ingest, generate, validate or emit code);
+# a release that only changes the CLI keeps it, so upgrading does not regenerate every routine.
+OUTPUT_VERSION = "1"
+
+FileState = Literal["ok", "missing", "edited"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProcedureEntry(_Model):
+    """One procedure of one SOP: what its routine was built from and what it produced."""
+
+    agent: str
+    index: int = Field(default=0, description="Position of the procedure in its SOP.")
+    base_id: str = Field(description="The id segment gave, before run-wide de-duplication.")
+    title: str
+    text: str = Field(description="Hash of the procedure's cleaned text, as of the last run.")
+    input: str = Field(default="", description="Key the routine was generated from ('' = pending).")
+    render: str = Field(default="", description="Key the outputs were rendered from.")
+    outputs: dict[str, str] = Field(default_factory=dict, description="relpath -> sha256")
+    issues: list[Issue] = Field(default_factory=list)
+    coverage: float | None = None
+
+
+class SopEntry(_Model):
+    """One SOP file."""
+
+    sha256: str
+    key: str = Field(description="Hash of the file, the sopc version and the reading settings.")
+    error: str | None = Field(default=None, description="Why the file could not be read, if so.")
+    procedures: dict[str, ProcedureEntry] = Field(default_factory=dict)
+
+
+class LockFile(_Model):
+    """The whole `sopc.lock`."""
+
+    version: int = LOCK_VERSION
+    sopc: str = OUTPUT_VERSION
+    backend: dict[str, Any] = Field(default_factory=dict)
+    catalog: str = ""
+    templates: str = ""
+    settings: str = ""
+    sops: dict[str, SopEntry] = Field(default_factory=dict)
+    shared: dict[str, str] = Field(default_factory=dict, description="Network and review files.")
+    shared_key: str = ""
+
+    def recorded_outputs(self) -> set[str]:
+        """Every output path the lock accounts for."""
+        paths = set(self.shared)
+        for sop in self.sops.values():
+            for proc in sop.procedures.values():
+                paths.update(proc.outputs)
+        return paths
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex SHA-256 of bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_json(value: object) -> str:
+    """Hex SHA-256 of a JSON-serialisable value, independent of dict order."""
+    payload = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return sha256_bytes(payload.encode())
+
+
+def dump_lock(lock: LockFile) -> bytes:
+    """The lock file's bytes: sorted keys, indent 2, trailing newline."""
+    text = json.dumps(lock.model_dump(mode="json"), sort_keys=True, indent=2, ensure_ascii=False)
+    return (text + "\n").encode()
+
+
+def read_lock(out: Path) -> tuple[LockFile, str | None]:
+    """The lock in `out` (empty when absent), and why it was unusable if it was."""
+    path = out / LOCK_NAME
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return LockFile(), None
+    except OSError as exc:
+        return LockFile(), f"cannot read {LOCK_NAME}: {exc.strerror or exc}"
+    try:
+        lock = LockFile.model_validate_json(data)  # pydantic's parser: fast on a big lock
+        if lock.version == LOCK_VERSION:
+            return lock, None
+    except ValidationError:
+        pass
+    try:
+        raw = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        # Typically a merge conflict: everything is rebuilt (the response cache keeps it cheap).
+        return LockFile(), f"{LOCK_NAME} is not valid JSON (a merge conflict?)"
+    if not isinstance(raw, dict) or raw.get("version") != LOCK_VERSION:
+        return LockFile(), f"{LOCK_NAME} has an unsupported version"
+    return LockFile(), f"{LOCK_NAME} does not match the expected format"
+
+
+def write_lock(out: Path, lock: LockFile) -> bool:
+    """Atomically write the lock when its bytes changed; True when written."""
+    return write_atomic(out / LOCK_NAME, dump_lock(lock))
+
+
+def write_atomic(path: Path, data: bytes) -> bool:
+    """Replace `path` with `data` (temp file + rename) unless it already holds exactly that."""
+    try:
+        if path.read_bytes() == data:
+            return False
+    except OSError:
+        pass
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    except OSError as exc:
+        raise OutputError(f"cannot write: {exc.strerror or exc}", path=path) from None
+    return True
+
+
+def file_state(out: Path, relpath: str, sha256: str) -> FileState:
+    """Whether an output file exists with the recorded hash."""
+    try:
+        data = (out / relpath).read_bytes()
+    except OSError:
+        return "missing"
+    return "ok" if sha256_bytes(data) == sha256 else "edited"
+
+
+def templates_sha(*, under: str | None = None) -> str:
+    """Hash of the templates shipped with sopc (all, or one sub-folder such as `prompts`)."""
+    root = Path(__file__).resolve().parent / "templates"
+    if under:
+        root = root / under
+    digest = hashlib.sha256()
+    if root.is_dir():
+        for path in sorted(
+            p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+        ):
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+            digest.update(sha256_bytes(path.read_bytes()).encode())
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def run_lock(out: Path, *, timeout: float) -> Iterator[None]:
+    """Hold `<out>/.sopc-run.lock`: a second compile on the folder waits, then fails clearly."""
+    from filelock import FileLock, Timeout
+
+    if out.exists() and not out.is_dir():
+        raise OutputError("the output path exists and is not a folder", path=out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot create the output folder: {exc.strerror or exc}", path=out
+        ) from None
+    lock = FileLock(out / RUN_LOCK_NAME, timeout=timeout)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise OutputError(
+            f"another sopc compile is running on {out}",
+            hint="wait for it to finish, then run again",
+        ) from None
+    except OSError as exc:
+        raise OutputError(
+            f"cannot lock the output folder: {exc.strerror or exc}", path=out
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()

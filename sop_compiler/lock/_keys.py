@@ -1,0 +1,157 @@
+"""The backend of a run and the keys that decide which outputs are current."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+from sop_compiler.config import Settings
+from sop_compiler.errors import ConfigError
+from sop_compiler.generate.base import Backend
+from sop_compiler.lock._file import (
+    OUTPUT_VERSION,
+    sha256_json,
+    templates_sha,
+)
+from sop_compiler.models import (
+    InspectResult,
+    Routine,
+    ToolCatalog,
+)
+
+ProcState = Literal["current", "rerender", "generate"]
+ProcStatus = Literal["generated", "unchanged", "failed", "would_generate"]
+Reader = Callable[..., InspectResult]
+# Settings that change neither reading, validation nor rendering, or that the backend fingerprint
+# already covers; everything else (including settings added later) is output-relevant.
+_NOT_OUTPUT_SETTINGS = frozenset(
+    {
+        "output",
+        "jobs",
+        "cache_dir",
+        "cache",
+        "tools",
+        "timeout",
+        "max_retries",
+        "base_url",
+        "backend",
+        "temperature",
+        "seed",
+        "structured_output",
+        "repair_attempts",
+        "vision",
+    }
+)
+
+
+@dataclass(frozen=True)
+class ChosenBackend:
+    """The backend of a run, or (for --check and --dry-run) just what identifies it."""
+
+    name: str
+    fingerprint: dict[str, Any]
+    uses_model: bool
+    note: str | None = None
+    backend: Backend | None = None
+
+
+def backend_for(
+    settings: Settings,
+    *,
+    given: Backend | None,
+    recorded: dict[str, Any],
+    build: bool,
+    refresh: bool = False,
+) -> ChosenBackend:
+    """The run's backend; without `build`, only its fingerprint (no key needed, nothing connects).
+
+    With `backend = "auto"`, --check compares against the backend recorded in the lock: whether a
+    CI job happens to have an API key must not decide whether outputs are current.
+    """
+    from sop_compiler.generate import _BACKENDS, resolve_backend_name
+
+    if given is not None:
+        return ChosenBackend(given.name, given.fingerprint(), given.uses_model, None, given)
+    name = resolve_backend_name(settings)
+    note = None
+    if settings.backend == "auto":
+        note = (
+            "no API key or base URL set" if name == "offline" else "an API key or base URL is set"
+        )
+        if not build and recorded.get("backend") in _BACKENDS:
+            name, note = str(recorded["backend"]), "as recorded in sopc.lock"
+    if name not in _BACKENDS:
+        raise ConfigError(f"unknown backend {name!r} (known: {', '.join(sorted(_BACKENDS))})")
+    module, _, cls_name = _BACKENDS[name].partition(":")
+    cls: type[Backend] = getattr(importlib.import_module(module), cls_name)
+    chosen = settings.model_copy(update={"backend": name})
+    if build:
+        backend: Backend = cast(Any, cls)(chosen)
+        if refresh and hasattr(backend, "refresh"):
+            backend.refresh = True  # re-ask the model instead of reusing cached answers
+        return ChosenBackend(name, backend.fingerprint(), backend.uses_model, note, backend)
+    try:
+        fingerprint = cast(Any, cls)(chosen).fingerprint()
+    except ConfigError:
+        # The openai backend wants a key to be built; its fingerprint only reads settings.
+        bare = cls.__new__(cls)
+        bare.settings = chosen  # type: ignore[attr-defined]
+        fingerprint = bare.fingerprint()
+    return ChosenBackend(name, fingerprint, cls.uses_model, note, None)
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The run-wide parts of every cache key."""
+
+    sopc: str
+    backend: dict[str, Any]
+    backend_sha: str
+    catalog: str
+    schema: str
+    prompts: str
+    templates: str
+    settings: str
+
+    @classmethod
+    def compute(cls, *, settings: Settings, catalog: ToolCatalog, backend: dict[str, Any]) -> Keys:
+        """Hash the backend fingerprint, catalog, schema, templates and output-relevant settings."""
+        relevant = settings.model_dump(mode="json", exclude=set(_NOT_OUTPUT_SETTINGS))
+        return cls(
+            sopc=OUTPUT_VERSION,
+            backend=backend,
+            backend_sha=sha256_json(backend),
+            catalog=catalog.sha256(),
+            schema=sha256_json(Routine.model_json_schema()),
+            prompts=templates_sha(under="prompts"),
+            templates=templates_sha(),
+            settings=sha256_json(relevant),
+        )
+
+    # The parts are hex digests or version strings (no NUL), so joining them is unambiguous.
+    def sop(self, sha256: str) -> str:
+        """Key under which an SOP's procedure list in the lock is trusted without reading it."""
+        return _join_sha(sha256, self.sopc, self.settings)
+
+    def input(self, text: str) -> str:
+        """Key of everything that decides a generated routine."""
+        return _join_sha(text, self.backend_sha, self.catalog, self.schema, self.prompts, self.sopc)
+
+    def render(self, input_key: str) -> str:
+        """Key of everything that decides a routine's report and rendered files."""
+        return _join_sha(input_key, self.templates, self.settings, self.catalog)
+
+
+def _join_sha(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def routine_json_path(outputs: dict[str, str]) -> str | None:
+    """The routine's structured JSON among its outputs."""
+    return next(
+        (rel for rel in sorted(outputs) if rel.startswith("routines/") and rel.endswith(".json")),
+        None,
+    )

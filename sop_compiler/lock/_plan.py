@@ -1,0 +1,502 @@
+"""Planning a run: every SOP and procedure checked against the lock."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import ValidationError
+
+from sop_compiler.config import Settings
+from sop_compiler.ingest import discover
+from sop_compiler.lock._file import (
+    LOCK_NAME,
+    RUN_LOCK_NAME,
+    FileState,
+    LockFile,
+    ProcedureEntry,
+    SopEntry,
+    file_state,
+    sha256_bytes,
+    sha256_json,
+)
+from sop_compiler.lock._keys import (
+    ChosenBackend,
+    Keys,
+    ProcState,
+    ProcStatus,
+    Reader,
+    routine_json_path,
+)
+from sop_compiler.models import (
+    Procedure,
+    Routine,
+    StaleEntry,
+    ToolCatalog,
+    Usage,
+    ValidationReport,
+)
+
+_IGNORED_NAMES = frozenset({LOCK_NAME, RUN_LOCK_NAME, "__pycache__"})
+
+
+@dataclass(eq=False)
+class PlannedSop:
+    """One SOP file of the run."""
+
+    source: str
+    path: Path
+    sha256: str
+    key: str
+    old: SopEntry | None
+    error: str | None = None
+    read: bool = False  # ingested in this run (else its procedure list came from the lock)
+    procs: list[PlannedProcedure] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class PlannedProcedure:
+    """One procedure: where it stands against the lock, and (after a build) what became of it."""
+
+    sop: PlannedSop
+    index: int
+    base_id: str
+    agent: str
+    title: str
+    text: str
+    procedure: Procedure | None  # None when known only from the lock
+    stored_id: str | None = None
+    id: str = ""
+    input: str = ""
+    render: str = ""
+    old: ProcedureEntry | None = None
+    state: ProcState = "generate"
+    problems: list[StaleEntry] = field(default_factory=list)
+    status: ProcStatus = "unchanged"
+    error: str | None = None
+    routine: Routine | None = None
+    report: ValidationReport | None = None
+    entry: ProcedureEntry | None = None
+    usage: Usage = field(default_factory=Usage)
+    estimated_tokens: int | None = None
+
+    def make_entry(
+        self, *, outputs: dict[str, str] | None = None, report: ValidationReport | None = None
+    ) -> ProcedureEntry:
+        """The lock entry: fresh keys with new outputs, or the old record with today's text hash.
+
+        Keeping the old `input` while `text` moves on is what makes an interrupted run safe: the
+        entry stays stale until its routine is really rewritten.
+        """
+        ident = {
+            "agent": self.agent,
+            "index": self.index,
+            "base_id": self.base_id,
+            "title": self.title,
+            "text": self.text,
+        }
+        if outputs is not None and report is not None:
+            return ProcedureEntry(
+                **ident,
+                input=self.input,
+                render=self.render,
+                outputs=outputs,
+                issues=report.issues,
+                coverage=report.coverage,
+            )
+        if self.old is not None:
+            return self.old.model_copy(update=ident)
+        return ProcedureEntry(**ident)
+
+    def load_routine(self, out: Path) -> Routine | None:
+        """The routine from its JSON output (verified by the plan), or None if it will not parse."""
+        entry = self.entry or self.old
+        rel = routine_json_path(entry.outputs) if entry else None
+        if rel is None:
+            return None
+        try:
+            return Routine.model_validate_json((out / rel).read_bytes())
+        except (OSError, ValidationError):
+            return None
+
+    def fail(self, error: str) -> None:
+        """Record a generation failure (the old outputs, if any, stay until it succeeds)."""
+        self.status, self.error, self.routine = "failed", error, None
+
+
+class Plan:
+    """Every SOP and procedure of a run, each checked against the lock."""
+
+    def __init__(self, *, out: Path, settings: Settings, old: LockFile, keys: Keys) -> None:
+        self.out = out
+        self.settings = settings
+        self.old = old
+        self.keys = keys
+        self.sops: list[PlannedSop] = []
+        self.notes: list[str] = []
+
+    def procedures(self, state: ProcState | None = None) -> list[PlannedProcedure]:
+        """All procedures in source order, or those in `state`."""
+        return [p for sop in self.sops for p in sop.procs if state is None or p.state == state]
+
+    def agents(self) -> tuple[str, ...]:
+        """The agent groups of the run, sorted."""
+        return tuple(sorted({p.agent for p in self.procedures()}))
+
+    def removals(self) -> list[str]:
+        """Outputs recorded for deleted SOPs and vanished procedures (never other files)."""
+        keep: set[str] = set()
+        for proc in self.procedures():
+            if proc.old is not None:
+                keep.update(proc.old.outputs)
+        gone: set[str] = set()
+        current = {sop.source: sop for sop in self.sops}
+        for source, entry in self.old.sops.items():
+            ids = {p.id for p in current[source].procs} if source in current else set()
+            for proc_id, recorded in entry.procedures.items():
+                if proc_id not in ids:
+                    gone.update(recorded.outputs)
+        return sorted(gone - keep)
+
+    def working_lock(self) -> LockFile:
+        """The lock as it stands before anything is generated: this run's header and procedures."""
+        keys = self.keys
+        lock = LockFile(
+            backend=keys.backend,
+            catalog=keys.catalog,
+            templates=keys.templates,
+            settings=keys.settings,
+            shared=dict(self.old.shared),
+            shared_key=self.old.shared_key,
+        )
+        for sop in self.sops:
+            if not sop.sha256:
+                continue
+            for proc in sop.procs:
+                proc.entry = proc.make_entry()
+            lock.sops[sop.source] = SopEntry(
+                sha256=sop.sha256,
+                key=sop.key,
+                error=sop.error,
+                procedures={p.id: p.entry for p in sop.procs if p.entry is not None},
+            )
+        return lock
+
+    def shared_key(self) -> str:
+        """Key of what the network and review page show: every routine's render key and failures."""
+        k = self.keys
+        members = sorted(
+            (p.sop.source, p.id, f"failed: {p.error}" if p.status == "failed" else p.render)
+            for p in self.procedures()
+        )
+        return sha256_json([k.sopc, k.templates, k.settings, k.catalog, members])
+
+    def shared_files(self) -> dict[str, FileState]:
+        """State of each recorded network and review file."""
+        return {rel: file_state(self.out, rel, sha) for rel, sha in sorted(self.old.shared.items())}
+
+    def routines(self) -> tuple[list[Routine], dict[str, ValidationReport]]:
+        """Every routine of the run (new or loaded from disk), by agent and id; reports by id."""
+        routines: list[Routine] = []
+        reports: dict[str, ValidationReport] = {}
+        for proc in sorted(self.procedures(), key=lambda p: (p.agent, p.id)):
+            if proc.status == "failed":
+                continue
+            if proc.routine is None:
+                proc.routine = proc.load_routine(self.out)
+            if proc.routine is not None and proc.report is not None:
+                routines.append(proc.routine)
+                reports[proc.id] = proc.report
+        return routines, reports
+
+    def failures(self) -> dict[str, str]:
+        """`<id> (<source>)` -> error, for every procedure that could not be generated."""
+        return {
+            f"{p.id} ({p.sop.source})": p.error or ""
+            for p in self.procedures()
+            if p.status == "failed"
+        }
+
+    def stale(self, lock_problem: str | None) -> list[StaleEntry]:
+        """Why the outputs are not current (empty when they are): what `--check` reports."""
+        entries: list[StaleEntry] = []
+        if lock_problem:
+            entries.append(StaleEntry(path=LOCK_NAME, reason="stale", detail=lock_problem))
+        for sop in self.sops:
+            if sop.old is None and sop.procs:
+                entries.append(
+                    StaleEntry(
+                        path=sop.source,
+                        where="sops",
+                        reason="new",
+                        detail=f"no outputs yet ({len(sop.procs)} procedures)",
+                    )
+                )
+                continue
+            for proc in sop.procs:
+                entries += proc.problems
+        current = {sop.source: sop for sop in self.sops}
+        for source, entry in sorted(self.old.sops.items()):
+            now = current.get(source)
+            if now is None:
+                entries.append(
+                    StaleEntry(
+                        path=source,
+                        where="sops",
+                        reason="orphaned",
+                        detail="the SOP was deleted; its outputs remain",
+                    )
+                )
+                continue
+            ids = {p.id for p in now.procs}
+            for proc_id, recorded in sorted(entry.procedures.items()):
+                if proc_id not in ids:
+                    entries += [
+                        StaleEntry(
+                            path=rel,
+                            reason="orphaned",
+                            detail=f"procedure {proc_id} is no longer in {source}",
+                        )
+                        for rel in sorted(recorded.outputs)
+                    ]
+        known = self.old.recorded_outputs()
+        entries += [
+            StaleEntry(path=rel, reason="orphaned", detail="not written by sopc for any SOP")
+            for rel in self._files_on_disk()
+            if rel not in known
+        ]
+        if not entries:
+            entries += self._shared_problems()
+        return entries
+
+    def _shared_problems(self) -> list[StaleEntry]:
+        entries = [
+            StaleEntry(
+                path=rel,
+                reason=state,
+                detail="deleted"
+                if state == "missing"
+                else "differs from what sopc wrote (hand-edited?)",
+            )
+            for rel, state in self.shared_files().items()
+            if state != "ok"
+        ]
+        if not entries and self.shared_key() != self.old.shared_key and self.procedures():
+            entries.append(
+                StaleEntry(
+                    path="REVIEW.md",
+                    reason="stale",
+                    detail="the agent network and review page are out of date",
+                )
+            )
+        return entries
+
+    def _files_on_disk(self) -> list[str]:
+        if not self.out.is_dir():
+            return []
+        impl = f"{self.settings.implementation_module.rpartition('.')[2]}.py"
+        found: list[str] = []
+        for folder, dirnames, filenames in os.walk(self.out):
+            dirnames[:] = sorted(
+                d for d in dirnames if not d.startswith(".") and d not in _IGNORED_NAMES
+            )
+            base = Path(folder).relative_to(self.out)
+            for name in sorted(filenames):
+                if (
+                    name.startswith(".")
+                    or name in _IGNORED_NAMES
+                    or name == impl
+                    or name.endswith(".pyc")
+                ):
+                    continue
+                found.append((base / name).as_posix())
+        return sorted(found)
+
+
+def make_plan(
+    sops: Path,
+    *,
+    root: Path,
+    out: Path,
+    settings: Settings,
+    catalog: ToolCatalog,
+    old: LockFile,
+    backend: ChosenBackend,
+    refresh: bool,
+    read_all: bool,
+    reader: Reader,
+) -> Plan:
+    """Check every SOP and procedure against the lock, reading only the SOPs that changed.
+
+    An SOP whose bytes (and reading settings) match the lock is not parsed at all: its procedure
+    list comes from the lock. With `read_all` (a compile), every SOP with a procedure to generate
+    or re-render is read, since those need the procedure itself.
+    """
+    keys = Keys.compute(settings=settings, catalog=catalog, backend=backend.fingerprint)
+    plan = Plan(out=out, settings=settings, old=old, keys=keys)
+    files, skipped = discover(sops)
+    folders: dict[Path, Path] = {}
+    plan.notes += [f"{_relative(path, root, folders)}: skipped: {why}" for path, why in skipped]
+    seen: set[str] = set()
+    for path in files:
+        source = _relative(path, root, folders)
+        if source in seen:  # a symlink to another SOP of the folder
+            continue
+        seen.add(source)
+        sop = _open_sop(path, source, keys=keys, old=old)
+        if sop.error is None and (refresh or sop.old is None or sop.old.key != sop.key):
+            _read(sop, root=root, settings=settings, reader=reader)
+        plan.sops.append(sop)
+    plan.sops.sort(key=lambda sop: sop.source)
+    while True:
+        _assign_ids(plan.sops)
+        for proc in plan.procedures():
+            _decide(proc, keys=keys, old_lock=old, out=out, refresh=refresh)
+        unread = [
+            sop
+            for sop in plan.sops
+            if not sop.read
+            and sop.error is None
+            and any(p.stored_id != p.id or (read_all and p.state != "current") for p in sop.procs)
+        ]
+        if not unread:
+            return plan
+        for sop in unread:
+            _read(sop, root=root, settings=settings, reader=reader)
+
+
+def _relative(path: Path, root: Path, folders: dict[Path, Path]) -> str:
+    """The SOP's name as ingest gives it (symlinks resolved), resolving each folder only once."""
+    try:
+        if path.is_symlink():
+            return path.resolve().relative_to(root).as_posix()
+        real = folders.get(path.parent)
+        if real is None:
+            real = folders[path.parent] = path.parent.resolve()
+    except (OSError, ValueError):
+        return path.name
+    base = str(real)
+    if base == str(root):
+        return path.name
+    prefix = str(root).rstrip(os.sep) + os.sep
+    if not base.startswith(prefix):
+        return path.name
+    return f"{base[len(prefix) :].replace(os.sep, '/')}/{path.name}"
+
+
+def _open_sop(path: Path, source: str, *, keys: Keys, old: LockFile) -> PlannedSop:
+    entry = old.sops.get(source)
+    try:
+        sha = sha256_bytes(path.read_bytes())
+    except OSError as exc:
+        return PlannedSop(
+            source, path, "", "", entry, error=f"{source}: cannot read file: {exc.strerror}"
+        )
+    sop = PlannedSop(source, path, sha, keys.sop(sha), entry)
+    if entry is not None and entry.key == sop.key:
+        sop.error = entry.error
+        sop.procs = [
+            PlannedProcedure(
+                sop, e.index, e.base_id, e.agent, e.title, e.text, None, stored_id=proc_id
+            )
+            for proc_id, e in sorted(
+                entry.procedures.items(), key=lambda item: (item[1].index, item[0])
+            )
+        ]
+    return sop
+
+
+def _read(sop: PlannedSop, *, root: Path, settings: Settings, reader: Reader) -> None:
+    result = reader(sop.path, root=root, settings=settings)
+    sop.read, sop.error = True, result.error
+    sop.procs = [
+        PlannedProcedure(sop, index, p.id, p.agent, p.title, "", p)
+        for index, p in enumerate(result.procedures if result.error is None else [])
+    ]
+
+
+def _assign_ids(sops: list[PlannedSop]) -> None:
+    """Routine ids unique in the run (case-insensitively), first come first served by SOP path.
+
+    Unique across agents, not just within one, so that every output path and every report keyed
+    by routine id is unambiguous (`Refunds.md` and `refunds.md` never overwrite each other).
+    """
+    used: set[str] = set()
+    for sop in sops:
+        for proc in sop.procs:
+            candidate, n = proc.base_id, 1
+            while candidate.lower() in used:
+                n += 1
+                candidate = f"{proc.base_id}-{n}"
+            used.add(candidate.lower())
+            proc.id = candidate
+            if proc.procedure is not None:
+                if proc.procedure.id != candidate:
+                    proc.procedure = proc.procedure.model_copy(update={"id": candidate})
+                proc.stored_id = candidate
+                proc.text = proc.procedure.text_sha256()
+
+
+def _decide(
+    proc: PlannedProcedure, *, keys: Keys, old_lock: LockFile, out: Path, refresh: bool
+) -> None:
+    """Set the procedure's state (current, rerender, generate) and, for --check, why."""
+    sop = proc.sop
+    proc.input = keys.input(proc.text)
+    proc.render = keys.render(proc.input)
+    proc.old = old = sop.old.procedures.get(proc.id) if sop.old else None
+    proc.problems, proc.report = [], None
+
+    def problem(reason: Literal["stale", "new"], detail: str) -> None:
+        proc.problems.append(
+            StaleEntry(path=sop.source, where="sops", reason=reason, detail=f"{proc.id}: {detail}")
+        )
+
+    if old is None:
+        proc.state = "generate"
+        problem("new", "no outputs yet")
+        return
+    if refresh or old.input != proc.input:
+        proc.state = "generate"
+        problem("stale", _why_stale(old, proc, keys, old_lock))
+        return
+    proc.report = ValidationReport(routine_id=proc.id, issues=old.issues, coverage=old.coverage)
+    states = {rel: file_state(out, rel, sha) for rel, sha in sorted(old.outputs.items())}
+    for rel, state in states.items():
+        if state != "ok":
+            detail = (
+                "deleted" if state == "missing" else "differs from what sopc wrote (hand-edited?)"
+            )
+            proc.problems.append(
+                StaleEntry(path=rel, reason=state, detail=f"{detail}; from {sop.source}")
+            )
+    json_rel = routine_json_path(old.outputs)
+    if json_rel is None or states[json_rel] != "ok":
+        proc.state = "generate"
+    elif proc.problems or old.render != proc.render:
+        proc.state = "rerender"
+        if old.render != proc.render:
+            problem("stale", "templates or settings changed")
+    else:
+        proc.state = "current"
+
+
+def _why_stale(old: ProcedureEntry, proc: PlannedProcedure, keys: Keys, lock: LockFile) -> str:
+    if not old.input:
+        return "the last compile did not finish it"
+    if old.text != proc.text:
+        return "the SOP text changed"
+    if lock.backend != keys.backend:
+        before, now = lock.backend.get("backend"), keys.backend.get("backend")
+        return (
+            f"the backend changed ({before} -> {now})"
+            if before != now
+            else "backend settings changed"
+        )
+    if lock.catalog != keys.catalog:
+        return "the tool catalog changed"
+    if lock.sopc != keys.sopc:
+        return "the sopc output version changed"
+    return "the prompt templates or routine schema changed"

@@ -1,0 +1,255 @@
+"""How a compile or check run is shown: a rich summary, JSON, or GitHub workflow annotations.
+
+Progress goes to stderr: a live bar when stderr is a terminal, otherwise one plain line per
+routine so CI logs stay readable. Colour follows rich, which honours `NO_COLOR`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from sop_compiler.models import Issue, RunResult, SopOutcome, StaleEntry
+
+__all__ = ["markdown_summary", "progress", "render_run"]
+
+_FULL_TABLE = 50  # above this many SOPs, the text table lists only the SOPs that need attention
+
+
+@contextlib.contextmanager
+def progress(total: int, *, fmt: str) -> Iterator[Callable[[str], None]]:
+    """Yield `advance(label)`, called once per finished routine."""
+    if total == 0:
+        yield lambda label: None
+        return
+    if fmt == "text" and sys.stderr.isatty():
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        with bar:
+            task = bar.add_task("generating", total=total)
+            yield lambda label: bar.update(task, advance=1, description=label)
+        return
+    done = 0
+
+    def line(label: str) -> None:
+        nonlocal done
+        done += 1
+        print(f"{label} ({done}/{total})", file=sys.stderr, flush=True)
+
+    yield line
+
+
+def render_run(result: RunResult, *, fmt: str) -> None:
+    """Print the run: `text` (rich summary), `json` (RunResult) or `github` (annotations)."""
+    if fmt == "json":
+        print(result.model_dump_json(indent=2))
+        return
+    if fmt == "github":
+        _annotations(result)
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary:
+            with Path(summary).open("a", encoding="utf-8") as handle:
+                handle.write(markdown_summary(result))
+    _text(result)
+
+
+def _counts(sop: SopOutcome) -> tuple[int, int, int, int, int, int, int]:
+    procs = sop.procedures
+    return (
+        len(procs),
+        sum(p.status == "generated" for p in procs),
+        sum(p.status in ("unchanged",) for p in procs),
+        sum(p.status in ("failed", "would_generate") for p in procs),
+        sum(i.severity == "warning" for p in procs for i in p.issues),
+        sum(i.severity == "error" for p in procs for i in p.issues),
+        sop.usage.prompt_tokens + sop.usage.completion_tokens,
+    )
+
+
+def _headline(result: RunResult) -> str:
+    procs = [p for sop in result.sops for p in sop.procedures]
+    unreadable = sum(sop.status == "input_error" for sop in result.sops)
+    parts = [f"{len(result.sops)} SOPs", f"{len(procs)} routines"]
+    for status in ("generated", "unchanged", "would_generate", "failed"):
+        n = sum(p.status == status for p in procs)
+        if n:
+            parts.append(f"{n} {status.replace('_', ' ')}")
+    if unreadable:
+        parts.append(f"{unreadable} unreadable")
+    if result.command == "compile" and not result.dry_run:
+        parts.append(f"{len(result.written)} files written")
+    return ", ".join(parts)
+
+
+def _text(result: RunResult) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    # Off a terminal rich assumes 80 columns; CI logs are wider, and a cut SOP path is useless.
+    console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+    note = f" ({result.backend_note})" if result.backend_note else ""
+    model = f", model {result.model}" if result.model else ""
+    console.print(f"backend: {result.backend}{note}{model}")
+    for text in result.notes:
+        console.print(f"[yellow]note:[/] {escape(text)}")
+    notable = [
+        sop
+        for sop in result.sops
+        if sop.status not in ("unchanged",) or _counts(sop)[4:6] != (0, 0)
+    ]
+    shown = result.sops if len(result.sops) <= _FULL_TABLE else notable
+    if shown:
+        last = "to generate" if result.command == "check" or result.dry_run else "failed"
+        table = Table(title=None, show_edge=False, pad_edge=False)
+        for column in (
+            "SOP",
+            "routines",
+            "generated",
+            "unchanged",
+            last,
+            "warnings",
+            "errors",
+            "tokens",
+        ):
+            table.add_column(
+                column, justify="left" if column == "SOP" else "right", overflow="fold"
+            )
+        for sop in shown:
+            if sop.status == "input_error":
+                table.add_row(escape(sop.source), "[red]unreadable[/]", "", "", "", "", "", "")
+                continue
+            table.add_row(escape(sop.source), *(str(n) if n else "-" for n in _counts(sop)))
+        if len(shown) < len(result.sops):
+            table.add_row(
+                f"... {len(result.sops) - len(shown)} more SOPs, all unchanged", *[""] * 7
+            )
+        console.print(table)
+    for sop in result.sops:
+        if sop.error:
+            console.print(f"[red]unreadable:[/] {escape(sop.error)}")
+        for proc in sop.procedures:
+            if proc.status == "failed":
+                console.print(
+                    f"[red]failed:[/] {escape(sop.source)}: {proc.procedure_id}: "
+                    f"{escape(proc.error or '')}"
+                )
+            if proc.estimated_prompt_tokens is not None:
+                console.print(
+                    f"would generate {proc.agent}/{proc.procedure_id}: "
+                    f"~{proc.estimated_prompt_tokens} prompt tokens"
+                )
+            for issue in proc.issues:
+                if issue.severity == "error":
+                    console.print(f"[red]error:[/] {escape(sop.source)}: {_issue_text(issue)}")
+    for entry in result.stale:
+        console.print(
+            f"[red]{entry.reason}:[/] {escape(_stale_path(result, entry))}: {escape(entry.detail)}"
+        )
+    verdict = _headline(result)
+    if result.command == "check":
+        verdict += (
+            "; outputs are current" if not result.stale else f"; {len(result.stale)} problems"
+        )
+    console.print(verdict)
+
+
+def _issue_text(issue: Issue) -> str:
+    where = f" step {issue.step_id}" if issue.step_id else ""
+    return f"{issue.routine_id}{where}: {issue.message} [{issue.code}]"
+
+
+def _stale_path(result: RunResult, entry: StaleEntry) -> str:
+    folder = result.sops_dir if entry.where == "sops" else result.output_dir
+    return f"{folder}/{entry.path}" if folder and folder != "." else entry.path
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def _annotation(level: str, path: str, title: str, message: str) -> str:
+    where = f"file={_escape_property(path)},title={_escape_property(title)}"
+    return f"::{level} {where}::{_escape_data(message)}"
+
+
+def _annotations(result: RunResult) -> None:
+    """GitHub workflow commands: one annotation per validation issue, stale output and failure."""
+    lines: list[str] = []
+    for sop in result.sops:
+        path = _stale_path(
+            result, StaleEntry(path=sop.source, where="sops", reason="stale", detail="")
+        )
+        if sop.error:
+            lines.append(_annotation("error", path, "sopc: unreadable SOP", sop.error))
+        for proc in sop.procedures:
+            if proc.status == "failed":
+                lines.append(
+                    _annotation(
+                        "error", path, f"sopc: {proc.procedure_id} not generated", proc.error or ""
+                    )
+                )
+            for issue in proc.issues:
+                level = "error" if issue.severity == "error" else "warning"
+                lines.append(_annotation(level, path, f"sopc {issue.code}", _issue_text(issue)))
+    for entry in result.stale:
+        lines.append(
+            _annotation(
+                "error", _stale_path(result, entry), f"sopc check: {entry.reason}", entry.detail
+            )
+        )
+    for line in lines:
+        print(line)
+
+
+def markdown_summary(result: RunResult) -> str:
+    """The run as Markdown, for `$GITHUB_STEP_SUMMARY`."""
+    from sop_compiler.emit.escape import md_cell
+
+    title = "sopc check" if result.command == "check" else "sopc compile"
+    out = [f"### {title}: {_headline(result)}", "", f"Backend: `{result.backend}`", ""]
+    rows = [
+        sop
+        for sop in result.sops
+        if sop.status != "unchanged" or any(p.issues for p in sop.procedures)
+    ]
+    if rows:
+        out += [
+            "| SOP | routines | generated | unchanged | failed / to generate | warnings | errors |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for sop in rows:
+            counts = _counts(sop)[:6]
+            cells = ["unreadable", "", "", "", "", ""] if sop.error else [str(n) for n in counts]
+            out.append(f"| {md_cell(sop.source)} | " + " | ".join(cells) + " |")
+        out.append("")
+    if result.stale:
+        out += ["| problem | file | detail |", "|---|---|---|"]
+        out += [
+            f"| {entry.reason} | {md_cell(_stale_path(result, entry))} | {md_cell(entry.detail)} |"
+            for entry in result.stale
+        ]
+        out.append("")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,539 @@
+"""validate: check a routine against its procedure and the tool catalog; a report, not an exception.
+
+The execution semantics checked here are those of `sop_compiler.models.routine`: steps run in
+flattened order; a condition jumps to `then_step` or to `else_step` (the next step when empty); a
+step with `next_step` jumps there; resolve, handoff and escalate end the routine.
+
+The text helpers (`split_sentences`, `is_instruction`, `injection_excerpt`) are also used by the
+offline backend, so that what it turns into steps is what coverage counts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from sop_compiler.config import Settings
+from sop_compiler.models import (
+    TERMINAL_KINDS,
+    Block,
+    Heading,
+    Issue,
+    ListItem,
+    Paragraph,
+    Procedure,
+    Routine,
+    RoutineDraft,
+    SourceRef,
+    Step,
+    ToolCall,
+    ToolCatalog,
+    ValidationReport,
+    block_text,
+)
+from sop_compiler.models.report import Severity
+
+__all__ = [
+    "CONTEXT_TITLE",
+    "INSTRUCTION_VERBS",
+    "check_draft",
+    "injection_excerpt",
+    "is_instruction",
+    "normalize",
+    "split_sentences",
+    "validate",
+]
+
+# Verbs an instruction starts with (the imperative mood of a support SOP).
+_VERBS = """
+    accept acknowledge activate add adjust advise apologise apologize apply approve arrange ask
+    assign assist attach attempt be book calculate call cancel capture change charge check clarify
+    close collect compare confirm contact continue copy correct create credit deactivate decline
+    delete deny determine direct disable do document don't email enable end enter ensure escalate
+    explain file find flag follow gather generate get give go greet guide hand help identify inform
+    initiate instruct issue keep let lock log look lookup make mark move never note notify obtain
+    offer open order place print proceed process provide pull read reassure reboot record redirect
+    refer refund reinstate reject remind remove reopen repeat replace reply request reschedule
+    resend reset resolve respond restart restore retrieve return review route run say schedule
+    search select send set share skip start submit suggest suspend tag take tell test thank track
+    transfer try unlock update use validate verify wait waive walk warn
+"""
+INSTRUCTION_VERBS = frozenset(_VERBS.split())
+_LEAD_WORDS = re.compile(
+    r"^(?:(?:then|first|next|finally|also|now|afterwards|after that|lastly|please|always|"
+    r"otherwise|else|if so|if not|if yes|if no)\b,?\s*)+",
+    re.IGNORECASE,
+)
+_CONDITION_START = re.compile(
+    r"^(?:if|when|whenever|in case|in the event that|should|once|unless|where|while|before|"
+    r"after)\b",
+    re.IGNORECASE,
+)
+_AGENT_MODAL = re.compile(
+    r"\b(?:you|agents?|the agent|advisors?|staff|representatives?|we)\s+"
+    r"(?:must|should|need to|needs to|have to|has to|shall|may not|cannot|can't|will)\b",
+    re.IGNORECASE,
+)
+# Section titles whose text is background, not instructions (coverage does not count it).
+CONTEXT_TITLE = re.compile(
+    r"^(?:purpose|scope|overview|background|introduction|definitions?|glossary|references?|related|"
+    r"see also|contacts?|revision history|document control|version history|polic(?:y|ies)|audience|"
+    r"applicability|objectives?|summary|about|when to use|when this applies)\b",
+    re.IGNORECASE,
+)
+_META = re.compile(
+    r"^(?:use|follow|read|apply) this (?:procedure|sop|process|guide|document)\b", re.I
+)
+_ABBREVIATIONS = (
+    "e.g.",
+    "i.e.",
+    "etc.",
+    "approx.",
+    "mr.",
+    "mrs.",
+    "ms.",
+    "dr.",
+    "no.",
+    "vs.",
+    "ref.",
+)
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(`\[]?[A-Z0-9$€£])")
+
+# Text addressed to the model or to sopc rather than to a support agent.
+_INJECTION = re.compile(
+    r"|".join(
+        [
+            r"\b(?:ignore|disregard|forget|override)\b[^.\n]{0,40}?\b(?:previous|prior|above|earlier|"
+            r"preceding|all|any|your|these|those)\b[^.\n]{0,25}?\b(?:instructions?|rules?|prompts?|"
+            r"guidelines|directions|context)\b",
+            r"\byou are now (?:an? )?(?:\w+ )?(?:ai|assistant|model|chatgpt|gpt|llm|chatbot)\b",
+            r"\byou are (?:an? )?(?:ai|chatgpt|gpt|llm|chatbot|(?:large )?language model|ai model|"
+            r"ai assistant)\b",
+            r"\bsystem prompt\b",
+            r"\bas an ai\b",
+            r"\bsopc\b",
+            r"\bsop[ -]?compiler\b",
+            r"\bdisregard the\b",
+            r"\badd (?:a |an |the |new |another )?(?:new )?tools?\b",
+            r"\b(?:do not|don't|never) validate\b",
+            r"\bskip (?:the )?validation\b",
+            r"\b(?:dear|attention|note to (?:the )?|hey) "
+            r"(?:ai|model|assistant|llm|chatgpt|compiler|bot)\b",
+            r"\b(?:the|this|any) (?:llm|language model|ai model)\b",
+            r"\bdeveloper mode\b",
+            r"\bjailbreak\b",
+            r"\breveal (?:your|the) (?:instructions|prompt)\b",
+            r"\bnew instructions\s*:",
+            r"<\|im_start\|>|<\|im_end\|>|<\|system\|>|<\|endoftext\|>|\[/?INST\]|<<SYS>>",
+        ]
+    ),
+    re.IGNORECASE,
+)
+_NUMBERING = re.compile(r"^(?:\d+(?:\.\d+)*[.)]?|[A-Z][.)])\s+")
+_QUOTE_CHARS = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "`": ""})
+_ELLIPSIS = re.compile(r"\s*(?:\.\.\.|…)\s*")
+
+
+def normalize(text: str) -> str:
+    """Case-fold, unify quotes and dashes, drop backticks and collapse whitespace (for quotes)."""
+    return " ".join(text.translate(_QUOTE_CHARS).casefold().split())
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of `text`, each a verbatim (stripped) substring; abbreviations do not split."""
+    sentences: list[str] = []
+    start = 0
+    for match in _SENTENCE_END.finditer(text):
+        head = text[start : match.start()].rstrip()
+        if head.casefold().endswith(_ABBREVIATIONS) or not head:
+            continue
+        sentences.append(text[start : match.start()].strip())
+        start = match.end()
+    tail = text[start:].strip()
+    if tail:
+        sentences.append(tail)
+    return sentences
+
+
+def is_instruction(sentence: str) -> bool:
+    """True when a sentence tells the agent to do something (imperative, `if X, do Y`, `must`)."""
+    text = _LEAD_WORDS.sub("", sentence.strip().lstrip("-*•>#0123456789.) ").strip())
+    if _META.match(text):
+        return False  # "Use this procedure when ..." describes the SOP, it is no step
+    label, colon, rest = text.partition(":")
+    if colon and rest.strip() and len(label.split()) <= 6 and is_instruction(rest):
+        return True  # "Marketplace orders: direct the customer to the seller."
+    if _CONDITION_START.match(text):
+        _, comma, rest = text.partition(",")
+        return bool(comma) and (is_instruction(rest) or bool(_AGENT_MODAL.search(rest)))
+    first = re.match(r"[A-Za-z']+", text)
+    if first and first.group(0).casefold() in INSTRUCTION_VERBS:
+        return True
+    return bool(
+        re.match(r"(?:make sure|be sure)\b", text, re.IGNORECASE) or _AGENT_MODAL.search(text)
+    )
+
+
+def injection_excerpt(text: str) -> str | None:
+    """A short excerpt around text that addresses the model or the compiler, or None."""
+    match = _INJECTION.search(text)
+    if match is None:
+        return None
+    start = max(0, match.start() - 20)
+    end = min(len(text), match.end() + 30)
+    excerpt = " ".join(text[start:end].split())
+    return ("…" if start else "") + excerpt + ("…" if end < len(text) else "")
+
+
+def check_draft(
+    draft: RoutineDraft, *, procedure: Procedure, catalog: ToolCatalog, settings: Settings
+) -> list[Issue]:
+    """Every error and warning of a draft (used by repair loops and by `validate`)."""
+    issues, _ = _check(draft, procedure=procedure, catalog=catalog, settings=settings)
+    return issues
+
+
+def validate(
+    routine: Routine, *, procedure: Procedure, catalog: ToolCatalog, settings: Settings
+) -> ValidationReport:
+    """The validation report of one routine, with its source coverage."""
+    issues, coverage = _check(routine, procedure=procedure, catalog=catalog, settings=settings)
+    return ValidationReport(routine_id=routine.id, issues=issues, coverage=coverage)
+
+
+class _Issues:
+    """Collects issues for one routine."""
+
+    def __init__(self, routine_id: str) -> None:
+        self.routine_id = routine_id
+        self.items: list[Issue] = []
+
+    def add(self, code: str, severity: Severity, message: str, step_id: str | None = None) -> None:
+        self.items.append(
+            Issue(
+                code=code,
+                severity=severity,
+                routine_id=self.routine_id,
+                step_id=step_id,
+                message=message,
+            )
+        )
+
+
+def _flatten(steps: Iterable[Step]) -> Iterator[Step]:
+    for step in steps:
+        yield step
+        yield from _flatten(step.substeps)
+
+
+def _check(
+    draft: RoutineDraft, *, procedure: Procedure, catalog: ToolCatalog, settings: Settings
+) -> tuple[list[Issue], float | None]:
+    out = _Issues(draft.id if isinstance(draft, Routine) else procedure.id)
+    steps = list(_flatten(draft.steps))
+    _check_steps(steps, out)
+    _check_flow(steps, out)
+    for step in steps:
+        if step.tool_call is not None:
+            _check_tool_call(step.id, step.tool_call, catalog, out)
+    blocks = {block.id: block for block in [*procedure.context, *procedure.blocks]}
+    refs: list[tuple[str | None, str, SourceRef]] = [
+        (step.id, f"step {step.id}", step.source) for step in steps if step.source is not None
+    ]
+    refs += [
+        (None, f"edge case {n} ({case.when[:40]!r})", case.source)
+        for n, case in enumerate(draft.edge_cases, start=1)
+        if case.source is not None
+    ]
+    for step_id, label, ref in refs:
+        _check_citation(step_id, label, ref, blocks, out)
+    for tool in draft.tools_proposed:
+        where = f" (step {', '.join(tool.step_ids)})" if tool.step_ids else ""
+        step_id = tool.step_ids[0] if tool.step_ids else None
+        out.add(
+            "proposed_tool",
+            "warning",
+            f"proposed tool `{tool.name}` ({tool.access}) is not in the catalog{where}",
+            step_id,
+        )
+    _check_approvals(steps, catalog, out)
+    for question in draft.open_questions:
+        out.add("open_question", "warning", f"open question: {question}")
+    coverage = _coverage(procedure, [ref for _, _, ref in refs])
+    if coverage is not None and coverage < settings.coverage_threshold:
+        out.add(
+            "low_coverage",
+            "warning",
+            f"steps cite {coverage:.0%} of the SOP's instruction sentences "
+            f"(threshold {settings.coverage_threshold:.0%})",
+        )
+    for block in [*procedure.context, *procedure.blocks]:
+        excerpt = injection_excerpt(block_text(block))
+        if excerpt is not None:
+            out.add(
+                "possible_injection",
+                "warning",
+                f"block {block.id} ({block.prov.label()}) addresses the model or sopc: {excerpt!r}",
+            )
+    return out.items, coverage
+
+
+def _check_steps(steps: list[Step], out: _Issues) -> None:
+    seen: set[str] = set()
+    for step in steps:
+        if step.id in seen:
+            out.add(
+                "duplicate_step_id", "error", f"step id {step.id} is used more than once", step.id
+            )
+        seen.add(step.id)
+        if not step.text.strip():
+            out.add("empty_step", "error", f"step {step.id} has no text", step.id)
+        if step.kind == "tool_call" and step.tool_call is None:
+            out.add(
+                "missing_tool_call",
+                "error",
+                f"step {step.id} is a tool_call without a tool",
+                step.id,
+            )
+        if step.kind == "condition" and step.condition is None:
+            out.add(
+                "missing_condition",
+                "error",
+                f"step {step.id} is a condition without a test and targets",
+                step.id,
+            )
+
+
+def _successors(steps: list[Step], index: dict[str, int], out: _Issues) -> list[list[int]]:
+    """Where each step can go next (by position); reports targets that name no step."""
+    succ: list[list[int]] = []
+    for pos, step in enumerate(steps):
+        following = [pos + 1] if pos + 1 < len(steps) else []
+        targets: list[tuple[str, str | None]] = []
+        if step.kind in TERMINAL_KINDS:
+            succ.append([])
+            continue
+        if step.kind == "condition" and step.condition is not None:
+            targets = [("then", step.condition.then_step), ("else", step.condition.else_step)]
+        elif step.next_step:
+            targets = [("next", step.next_step)]
+        nexts: list[int] = []
+        for label, target in targets:
+            if target is None:
+                nexts += following
+            elif target in index:
+                nexts.append(index[target])
+            else:
+                out.add(
+                    "dangling_target",
+                    "error",
+                    f"step {step.id}: {label} target {target!r} is not a step",
+                    step.id,
+                )
+        succ.append(nexts if targets else following)
+    return succ
+
+
+def _check_flow(steps: list[Step], out: _Issues) -> None:
+    if not steps:
+        out.add("no_end", "error", "the routine has no steps")
+        return
+    index: dict[str, int] = {}
+    for pos, step in enumerate(steps):
+        index.setdefault(step.id, pos)
+    succ = _successors(steps, index, out)
+    reachable = _reach([0], succ)
+    for pos, step in enumerate(steps):
+        if pos not in reachable:
+            out.add("unreachable_step", "error", f"step {step.id} can never be reached", step.id)
+    pred: list[list[int]] = [[] for _ in steps]
+    for pos, nexts in enumerate(succ):
+        for nxt in nexts:
+            pred[nxt].append(pos)
+    ends = _reach([p for p, s in enumerate(steps) if s.kind in TERMINAL_KINDS], pred)
+    stuck = sorted(p for p in reachable if p not in ends)
+    if not stuck:
+        return
+    last = len(steps) - 1
+    falls_off = [p for p in stuck if p == last and not succ[p]]
+    for pos in falls_off:
+        out.add(
+            "no_end",
+            "error",
+            f"step {steps[pos].id} is the last step but does not resolve, hand off or escalate",
+            steps[pos].id,
+        )
+    dead_ends = [p for p in stuck if not succ[p]]  # the last step, or only dangling targets
+    trapped = [p for p in stuck if p not in _reach(dead_ends, pred)]
+    if trapped:
+        ids = ", ".join(steps[p].id for p in trapped[:6]) + (", ..." if len(trapped) > 6 else "")
+        out.add(
+            "no_end",
+            "error",
+            f"steps {ids} loop without reaching resolve, handoff or escalate",
+            steps[trapped[0]].id,
+        )
+
+
+def _reach(starts: list[int], edges: list[list[int]]) -> set[int]:
+    seen = set(starts)
+    todo = list(starts)
+    while todo:
+        for nxt in edges[todo.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def _check_tool_call(step_id: str, call: ToolCall, catalog: ToolCatalog, out: _Issues) -> None:
+    from jsonschema import Draft202012Validator
+
+    tool = catalog.get(call.tool)
+    if tool is None:
+        known = ", ".join(catalog.names()) or "the catalog is empty"
+        out.add(
+            "unknown_tool",
+            "error",
+            f"step {step_id} calls `{call.tool}`, which is not in the catalog ({known})",
+            step_id,
+        )
+        return
+    properties: dict[str, Any] = tool.parameters.get("properties", {})
+    given: set[str] = set()
+    for arg in call.arguments:
+        if arg.name not in properties:
+            out.add(
+                "bad_arguments",
+                "error",
+                f"step {step_id}: `{call.tool}` has no parameter `{arg.name}`",
+                step_id,
+            )
+            continue
+        if arg.name in given:
+            out.add(
+                "bad_arguments",
+                "error",
+                f"step {step_id}: argument `{arg.name}` is given twice",
+                step_id,
+            )
+        given.add(arg.name)
+        if arg.value is not None:
+            errors = sorted(
+                Draft202012Validator(properties[arg.name]).iter_errors(arg.value), key=str
+            )
+            if errors:
+                out.add(
+                    "bad_arguments",
+                    "error",
+                    f"step {step_id}: `{call.tool}` rejects {arg.name}={arg.value!r}: "
+                    f"{errors[0].message}",
+                    step_id,
+                )
+        elif not (arg.from_context or "").strip() and arg.name in tool.parameters.get(
+            "required", []
+        ):
+            out.add(
+                "bad_arguments",
+                "error",
+                f"step {step_id}: required argument `{arg.name}` has neither a value nor a source",
+                step_id,
+            )
+    for name in tool.parameters.get("required", []):
+        if name not in given:
+            out.add(
+                "bad_arguments",
+                "error",
+                f"step {step_id}: `{call.tool}` needs argument `{name}`",
+                step_id,
+            )
+
+
+def _check_citation(
+    step_id: str | None, label: str, ref: SourceRef, blocks: dict[str, Block], out: _Issues
+) -> None:
+    missing = [block_id for block_id in ref.block_ids if block_id not in blocks]
+    if missing:
+        out.add(
+            "unknown_citation",
+            "error",
+            f"{label} cites block {', '.join(missing)}, which is not in the procedure",
+            step_id,
+        )
+    cited = [blocks[block_id] for block_id in ref.block_ids if block_id in blocks]
+    if not cited or not ref.quote.strip():
+        return
+    source = normalize(" ".join(block_text(block) for block in cited))
+    if not _quote_in(ref.quote, source):
+        out.add(
+            "quote_not_in_source",
+            "error",
+            f"{label}: quote {ref.quote[:60]!r} is not in block {', '.join(ref.block_ids)}",
+            step_id,
+        )
+
+
+def _quote_in(quote: str, source: str) -> bool:
+    """True when every part of the quote (split at ellipses) occurs in the source, in order."""
+    position = 0
+    for part in _ELLIPSIS.split(quote):
+        norm = normalize(part).strip(" \"'")
+        if not norm:
+            continue
+        found = source.find(norm, position)
+        if found < 0:
+            return False
+        position = found + len(norm)
+    return True
+
+
+def _check_approvals(steps: list[Step], catalog: ToolCatalog, out: _Issues) -> None:
+    first_use: dict[str, str] = {}
+    for step in steps:
+        if step.tool_call is not None:
+            first_use.setdefault(step.tool_call.tool, step.id)
+    for name, step_id in first_use.items():
+        tool = catalog.get(name)
+        if tool is not None and tool.access == "write" and not tool.needs_approval:
+            out.add(
+                "write_without_approval",
+                "warning",
+                f"step {step_id} calls write tool `{name}`, which does not need approval",
+                step_id,
+            )
+
+
+def _coverage(procedure: Procedure, refs: list[SourceRef]) -> float | None:
+    """Share of the procedure's instruction sentences that citations cover; None if none."""
+    by_block: dict[str, list[str]] = {}
+    for ref in refs:
+        for block_id in ref.block_ids:
+            by_block.setdefault(block_id, []).append(normalize(ref.quote))
+    total = covered = 0
+    background = False
+    for block in procedure.blocks:
+        if isinstance(block, Heading):
+            background = bool(CONTEXT_TITLE.match(_NUMBERING.sub("", block.text).strip()))
+        if background or not isinstance(block, (ListItem, Paragraph)):
+            continue
+        sentences = [
+            normalize(s)
+            for s in split_sentences(block.text)
+            if is_instruction(s) and injection_excerpt(s) is None
+        ]
+        total += len(sentences)
+        quotes = by_block.get(block.id)
+        if quotes is None:
+            continue
+        if len(sentences) == 1:
+            covered += 1  # citing the block is citing its only instruction
+            continue
+        covered += sum(1 for sentence in sentences if any(_overlaps(q, sentence) for q in quotes))
+    return None if total == 0 else covered / total
+
+
+def _overlaps(quote: str, sentence: str) -> bool:
+    parts = [p.strip(" \"'") for p in _ELLIPSIS.split(quote) if p.strip(" \"'")]
+    head = " ".join(sentence.split()[:5])
+    return any(p in sentence or sentence in p or head in p for p in parts)

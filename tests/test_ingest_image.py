@@ -1,0 +1,168 @@
+"""Image reader and OCR plumbing: one Figure per image, text from OCR when an engine exists."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import stat
+from pathlib import Path
+
+import pdf_factory
+import pymupdf
+import pytest
+
+from sop_compiler.config import Settings
+from sop_compiler.errors import InputError
+from sop_compiler.ingest import ingest, ocr
+from sop_compiler.ingest.image import image_size
+from sop_compiler.models import Figure
+
+
+def _no_ocr(data: bytes, *, engine: str = "auto") -> None:
+    return None
+
+
+@pytest.fixture
+def no_ocr(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Behave like a machine without rapidocr or tesseract, whatever this one has."""
+    monkeypatch.setattr("sop_compiler.ingest.image.ocr_image", _no_ocr)
+
+
+def write(tmp_path: Path, name: str, data: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def test_png_becomes_one_unread_figure_with_its_bytes(tmp_path: Path, no_ocr: None) -> None:
+    data = pdf_factory.png(300, 150)
+    doc = ingest(write(tmp_path, "flow.png", data), root=tmp_path)
+    assert doc.format == "image" and len(doc.blocks) == 1
+    figure = doc.blocks[0]
+    assert isinstance(figure, Figure) and figure.id == "b1"
+    assert figure.image is not None
+    assert (figure.image.mime, figure.image.width, figure.image.height) == ("image/png", 300, 150)
+    assert doc.images[figure.image.sha256] == data
+    assert figure.read is False and figure.text is None
+    assert figure.prov.file == "flow.png"
+    [notice] = doc.notices
+    assert notice.code == "figure_unread"
+    assert notice.message == (
+        "flow.png was not read: install the `ocr` extra (rapidocr-onnxruntime) or tesseract"
+    )
+
+
+def test_jpeg_size_from_header(tmp_path: Path, no_ocr: None) -> None:
+    data = pymupdf.Pixmap(pdf_factory.png(64, 40)).tobytes("jpeg")
+    assert image_size(data) == ("image/jpeg", 64, 40)
+    doc = ingest(write(tmp_path, "scan.jpeg", data), root=tmp_path)
+    figure = doc.blocks[0]
+    assert isinstance(figure, Figure) and figure.image is not None
+    assert figure.image.mime == "image/jpeg" and figure.image.width == 64
+
+
+def test_ocr_text_marks_the_figure_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[str] = []
+
+    def fake(data: bytes, *, engine: str = "auto") -> str:
+        seen.append(engine)
+        return "Start\nCheck order"
+
+    monkeypatch.setattr("sop_compiler.ingest.image.ocr_image", fake)
+    doc = ingest(
+        write(tmp_path, "flow.png", pdf_factory.png()),
+        root=tmp_path,
+        settings=Settings(ocr="rapidocr"),
+    )
+    figure = doc.blocks[0]
+    assert isinstance(figure, Figure)
+    assert (figure.text, figure.read) == ("Start\nCheck order", True)
+    assert doc.notices == [] and seen == ["rapidocr"]
+
+
+def test_ocr_off_says_so(tmp_path: Path) -> None:
+    doc = ingest(
+        write(tmp_path, "flow.png", pdf_factory.png()), root=tmp_path, settings=Settings(ocr="off")
+    )
+    assert doc.notices[0].message == "flow.png was not read: OCR is off (setting `ocr`)"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x89PNG\r\n\x1a\n" + b"\x00" * 40,  # PNG magic, no real header
+        b"\xff\xd8\xff\xe0" + b"junk" * 20,  # JPEG magic, no frame
+        pdf_factory.png()[:60],  # header intact, pixel data cut off
+    ],
+)
+def test_invalid_image_is_an_error_naming_the_file(tmp_path: Path, data: bytes) -> None:
+    with pytest.raises(InputError) as err:
+        ingest(write(tmp_path, "broken.png", data), root=tmp_path)
+    assert str(err.value) == "broken.png: not a valid PNG/JPEG image"
+
+
+# --- OCR plumbing ------------------------------------------------------------------------------
+
+
+class _FakeRapid:
+    """Answers like RapidOCR: ([box, text, score], ...), elapsed; boxes out of reading order."""
+
+    def __call__(self, data: bytes) -> tuple[list[list[object]], float]:
+        def box(x0: float, y0: float, x1: float, y1: float) -> list[list[float]]:
+            return [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
+
+        return (
+            [
+                [box(200, 52, 300, 70), "the order", 0.9],
+                [box(10, 10, 120, 30), "Refund", 0.9],
+                [box(10, 50, 190, 72), "2. Check", 0.9],
+                [box(130, 11, 220, 29), "policy", 0.9],
+            ],
+            0.01,
+        )
+
+
+def test_rapidocr_results_become_lines_in_reading_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ocr, "_rapidocr", lambda: _FakeRapid())
+    assert ocr.ocr_engine("auto") == "rapidocr"
+    assert ocr.ocr_image(b"png", engine="auto") == "Refund policy\n2. Check the order"
+    assert ocr.ocr_image(b"png", engine="off") is None
+
+
+def test_tesseract_binary_is_used_when_rapidocr_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = tmp_path / "tesseract"
+    script.write_text(
+        "#!/bin/sh\ncat > /dev/null\nprintf 'Refund policy\\n\\n2. Check the order\\n'\n"
+    )
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ.get('PATH', '')}")
+    monkeypatch.setattr(ocr, "_rapidocr", lambda: None)
+    assert ocr.ocr_engine("auto") == "tesseract"
+    assert ocr.ocr_image(b"png") == "Refund policy\n2. Check the order"
+    assert ocr.ocr_image(b"png", engine="rapidocr") is None
+
+
+def test_no_engine_means_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ocr, "_rapidocr", lambda: None)
+    monkeypatch.setattr(ocr.shutil, "which", lambda name: None)
+    assert ocr.ocr_engine("auto") is None
+    assert ocr.ocr_image(b"png") is None
+
+
+_HAS_OCR = importlib.util.find_spec("rapidocr_onnxruntime") is not None or bool(
+    shutil.which("tesseract")
+)
+
+
+@pytest.mark.skipif(
+    not _HAS_OCR, reason="needs the `ocr` extra (rapidocr-onnxruntime) or tesseract"
+)
+def test_real_ocr_reads_a_rendered_page(tmp_path: Path) -> None:
+    data = pdf_factory.text_png(["Refund policy", "Check the order"], dpi=150)
+    doc = ingest(write(tmp_path, "scan.png", data), root=tmp_path)
+    figure = doc.blocks[0]
+    assert isinstance(figure, Figure) and figure.read
+    assert figure.text is not None and "refund" in figure.text.lower()

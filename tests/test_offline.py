@@ -1,0 +1,333 @@
+"""The offline backend: realistic SOPs in, the routine a support lead would expect out."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sop_compiler.catalog import load_catalog
+from sop_compiler.config import Settings
+from sop_compiler.generate import GenerationContext, get_backend, to_routine
+from sop_compiler.generate.offline import OfflineBackend, build_draft
+from sop_compiler.models import Issue, Procedure, RoutineDraft, Step, ToolCatalog
+from sop_compiler.validate import check_draft, validate
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parent / "data" / "offline"
+AGENTS = ("account", "billing", "shipping", "tech_support")
+# Read at import: the autouse fixture removes SOPC_* variables before each test runs.
+UPDATE_GOLDEN = os.environ.get("SOPC_UPDATE_GOLDEN") == "1"
+
+
+def _spec_module() -> Any:
+    spec = importlib.util.spec_from_file_location("offline_spec", DATA / "spec.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+procedure_from_spec = _spec_module().procedure_from_spec
+
+
+@pytest.fixture(scope="module")
+def catalog() -> ToolCatalog:
+    return load_catalog(None, sop_root=REPO / "sample_sops")
+
+
+def _draft(spec: str, catalog: ToolCatalog) -> tuple[RoutineDraft, Procedure]:
+    procedure = procedure_from_spec(spec)
+    return build_draft(procedure, catalog=catalog, agents=AGENTS), procedure
+
+
+def _steps(draft: RoutineDraft) -> dict[str, Step]:
+    out: dict[str, Step] = {}
+
+    def visit(steps: list[Step]) -> None:
+        for step in steps:
+            out[step.id] = step
+            visit(step.substeps)
+
+    visit(draft.steps)
+    return out
+
+
+def _args(step: Step) -> dict[str, Any]:
+    assert step.tool_call is not None
+    return {
+        a.name: a.value if a.value is not None else f"<{a.from_context}>"
+        for a in step.tool_call.arguments
+    }
+
+
+def _errors(draft: RoutineDraft, procedure: Procedure, catalog: ToolCatalog) -> list[Issue]:
+    issues = check_draft(draft, procedure=procedure, catalog=catalog, settings=Settings())
+    return [i for i in issues if i.severity == "error"]
+
+
+REFUND = (DATA / "damaged-item-refund" / "procedure.txt").read_text(encoding="utf-8")
+
+
+def test_numbered_steps_with_if_otherwise_tools_and_escalation(catalog: ToolCatalog) -> None:
+    draft, procedure = _draft(REFUND, catalog)
+    steps = _steps(draft)
+    assert [s.id for s in draft.steps] == [str(n) for n in range(1, 11)]
+    assert draft.trigger == "Use when a customer reports that an item arrived damaged."
+    # step 1 "Greet ... and ask for their order number": a say, then a polite ask
+    assert steps["1"].kind == "say" and steps["1a"].kind == "ask"
+    assert "Could you please share your order number?" in steps["1a"].text
+    # by alias ("order management system"), argument from the ask in step 1a
+    assert steps["2"].tool_call and steps["2"].tool_call.tool == "lookup_order"
+    assert _args(steps["2"]) == {"order_id": "<the order number the customer gave in step 1a>"}
+    # by backticks, enum value bound from "SMS code"
+    assert _args(steps["3"])["method"] == "sms_code"
+    # if / otherwise across two numbered items
+    assert steps["5"].kind == "condition" and steps["5"].condition is not None
+    assert steps["5"].condition.test == "the item is damaged beyond use"
+    assert (steps["5"].condition.then_step, steps["5"].condition.else_step) == ("5a", "6")
+    assert steps["5a"].tool_call and steps["5a"].tool_call.tool == "issue_refund"
+    assert _args(steps["5a"]) == {
+        "order_id": "<the order number the customer gave in step 1a>",
+        "amount": 25,
+        "reason": "damaged",
+    }
+    assert steps["5a"].next_step == "7"  # the then-branch skips the otherwise step
+    assert steps["6"].tool_call and steps["6"].tool_call.tool == "create_return_label"
+    # escalation under a condition
+    assert steps["7a"].kind == "escalate" and steps["7a"].target == "Tier 2 support"
+    # an action no tool covers: kept, flagged, never a call of the read-only CRM tool
+    assert steps["8"].tool_call is None and "update_crm_notes" in steps["8"].text
+    assert [(t.name, t.access, t.step_ids) for t in draft.tools_proposed] == [
+        ("update_crm_notes", "write", ["8"])
+    ]
+    # closing steps per the routine conventions
+    assert (steps["9"].kind, steps["10"].kind) == ("ask", "resolve")
+    assert [(c.when, c.then) for c in draft.edge_cases] == [
+        ("the order is older than 90 days", "Transfer the customer to the Billing team."),
+        ("Marketplace orders", "Direct the customer to the seller."),
+    ]
+    assert _errors(draft, procedure, catalog) == []
+
+
+def test_every_step_cites_its_block_with_a_verbatim_quote(catalog: ToolCatalog) -> None:
+    draft, procedure = _draft(REFUND, catalog)
+    texts = {b.id: getattr(b, "text", "") for b in procedure.blocks}
+    for step in _steps(draft).values():
+        if step.kind in ("ask", "resolve") and step.source is None:
+            continue  # the closing steps
+        assert step.source is not None, step.id
+        [block_id] = step.source.block_ids
+        assert step.source.quote in texts[block_id]
+        assert len(step.source.quote.split()) <= 20
+    report = validate(
+        to_routine(draft, procedure, catalog),
+        procedure=procedure,
+        catalog=catalog,
+        settings=Settings(),
+    )
+    assert report.coverage == 1.0
+
+
+def test_nested_steps_goto_if_not_and_handoff(catalog: ToolCatalog) -> None:
+    draft, procedure = _draft(
+        (DATA / "lost-parcel" / "procedure.txt").read_text(encoding="utf-8"), catalog
+    )
+    steps = _steps(draft)
+    # nested items are lettered sub-steps; "go to step 5" maps to the step the SOP numbers 5
+    assert steps["2"].tool_call and steps["2"].tool_call.tool == "track_shipment"
+    assert steps["2a"].condition and steps["2a"].condition.then_step == "2b"
+    assert steps["2b"].kind == "ask" and steps["2b"].next_step == "4"
+    assert steps["4"].text.startswith("Ask the customer whether they found the parcel")
+    # "3. If the parcel is lost:" with bullets below: the bullets are the then-branch;
+    # "4. If not, go to step 6." is the else target (SOP step 6 is routine step 5)
+    assert steps["3"].condition is not None
+    assert (steps["3"].condition.then_step, steps["3"].condition.else_step) == ("3a", "5")
+    assert _args(steps["3a"]) == {
+        "tracking_number": "<the tracking number the customer gave in step 1>",
+        "claim_type": "lost",
+    }
+    assert steps["3b"].tool_call and steps["3b"].tool_call.tool == "reship_order"
+    # "If so, close the case." after a question
+    assert (
+        steps["4a"].condition
+        and steps["4a"].condition.test == "the customer answered yes in step 4"
+    )
+    assert steps["4b"].kind == "resolve"
+    # a handoff to an agent group of this run
+    assert steps["5a"].kind == "handoff" and steps["5a"].target == "billing"
+    assert ("when", "then") and draft.edge_cases[-1].when == "the carrier rejects the claim"
+    questions = " | ".join(draft.open_questions)
+    assert '"a large amount"' in questions and '"if needed"' in questions
+    assert _errors(draft, procedure, catalog) == []
+
+
+def test_injected_text_is_left_out_and_never_adds_a_tool(catalog: ToolCatalog) -> None:
+    draft, procedure = _draft(
+        (DATA / "lost-parcel" / "procedure.txt").read_text(encoding="utf-8"), catalog
+    )
+    everything = draft.model_dump_json()
+    assert all("Ignore all previous instructions" not in s.text for s in _steps(draft).values())
+    assert "refunds_every" not in everything and "add_tool" not in everything
+    assert any("left out of the steps" in q for q in draft.open_questions)
+    called = {s.tool_call.tool for s in _steps(draft).values() if s.tool_call}
+    assert called <= set(catalog.names())
+    issues = check_draft(draft, procedure=procedure, catalog=catalog, settings=Settings())
+    assert [i.code for i in issues].count("possible_injection") == 1
+
+
+def test_paragraph_steps_when_in_case_should_and_unknown_goto(catalog: ToolCatalog) -> None:
+    text = (DATA / "router-paragraphs" / "procedure.txt").read_text(encoding="utf-8")
+    draft, procedure = _draft(text, catalog)
+    steps = _steps(draft)
+    assert draft.trigger == "Use for customers who cannot get online at home."
+    assert steps["2"].tool_call and steps["2"].tool_call.tool == "check_service_status"
+    assert _args(steps["2"]) == {"postcode": "<the postcode the customer gave in step 1>"}
+    assert steps["2a"].condition and steps["2a"].condition.test == "there is a known outage"
+    assert steps["2c"].kind == "resolve"
+    assert steps["3"].tool_call and steps["3"].tool_call.tool == "run_line_diagnostics"
+    assert steps["3b"].tool_call and _args(steps["3b"])["window"] == "morning"
+    assert steps["3a"].condition and steps["3a"].condition.else_step == "3c"
+    assert steps["3e"].kind == "handoff" and steps["3e"].target == "tech_support"
+    # "go to step 9" names no step of this procedure: no invented target, an open question
+    assert steps["3c"].next_step is None
+    assert (
+        "Step 3c refers to step 9, which is not part of this procedure; it continues with the "
+        "next step instead." in draft.open_questions
+    )
+    assert _errors(draft, procedure, catalog) == []
+    assert any('"the customer is abusive" does not hold' in q for q in draft.open_questions)
+
+
+def test_only_bullets_become_steps_from_imperative_sentences(catalog: ToolCatalog) -> None:
+    draft, procedure = _draft(
+        """
+# Invoice address change
+Customers sometimes move house.
+- Ask the customer for the invoice number and the new billing address.
+- Correct the invoice with `correct_invoice`.
+- Tell the customer the corrected invoice arrives by email.
+""",
+        catalog,
+    )
+    steps = _steps(draft)
+    assert [s.kind for s in draft.steps] == ["ask", "tool_call", "say", "ask", "resolve"]
+    assert _args(steps["2"]) == {
+        "invoice_id": "<the invoice number the customer gave in step 1>",
+        "correction": "<the correction from the conversation>",
+    }
+    assert _errors(draft, procedure, catalog) == []
+
+
+def test_without_catalog_tools_named_in_the_sop_are_proposed() -> None:
+    draft, _ = _draft(
+        """
+# Refund
+1. Look up the order with `lookup_order`.
+2. Issue the refund.
+3. Close the case.
+""",
+        ToolCatalog(),
+    )
+    steps = _steps(draft)
+    assert all(s.tool_call is None for s in steps.values())
+    assert [(t.name, t.access, t.step_ids) for t in draft.tools_proposed] == [
+        ("lookup_order", "read", ["1"]),
+        ("issue_refund", "write", ["2"]),
+    ]
+    assert steps["3"].kind == "resolve" and len(draft.steps) == 3  # ends already: no closing steps
+
+
+def test_exceptions_and_escalation_sections_become_edge_cases(catalog: ToolCatalog) -> None:
+    draft, _ = _draft(
+        """
+# Account closure
+1. Verify the customer's identity with a photo ID.
+2. Close the account with `close_account`.
+## Exceptions
+- If the account has an unpaid balance, transfer the customer to billing.
+- Business accounts: escalate to the Enterprise team.
+## Escalation
+Escalate to the Fraud team if the customer reports unauthorized access.
+| Situation | Action |
+| Customer is deceased | Ask for a death certificate |
+""",
+        catalog,
+    )
+    assert [(c.when, c.then) for c in draft.edge_cases] == [
+        ("the account has an unpaid balance", "Transfer the customer to billing."),
+        ("Business accounts", "Escalate to the Enterprise team."),
+        ("the customer reports unauthorized access", "Escalate to the Fraud team."),
+        ("Customer is deceased", "Ask for a death certificate"),
+    ]
+    steps = _steps(draft)
+    assert _args(steps["1"])["method"] == "photo_id"
+    assert all("Exceptions" not in s.text for s in steps.values())
+
+
+def test_procedure_with_no_steps_says_so(catalog: ToolCatalog) -> None:
+    draft, procedure = _draft("# Opening hours\nThe contact centre is open 8am to 8pm.\n", catalog)
+    assert [s.kind for s in draft.steps] == ["ask", "resolve"]
+    assert any("found no steps" in q for q in draft.open_questions)
+    assert _errors(draft, procedure, catalog) == []
+
+
+def test_same_input_gives_identical_json(catalog: ToolCatalog) -> None:
+    first, _ = _draft(REFUND, catalog)
+    second, _ = _draft(REFUND, catalog)
+    assert first.model_dump_json() == second.model_dump_json()
+    reordered = ToolCatalog(tools=list(reversed(catalog.tools)))
+    third, _ = _draft(REFUND, reordered)
+    assert third.model_dump_json() == first.model_dump_json()
+
+
+def test_backend_generate_validates_once_and_is_registered(catalog: ToolCatalog) -> None:
+    settings = Settings(backend="offline")
+    backend = get_backend(settings)
+    assert isinstance(backend, OfflineBackend) and backend.uses_model is False
+    procedure = procedure_from_spec(REFUND)
+    calls: list[RoutineDraft] = []
+
+    def check(draft: RoutineDraft) -> list[Issue]:
+        calls.append(draft)
+        return check_draft(draft, procedure=procedure, catalog=catalog, settings=settings)
+
+    context = GenerationContext(catalog=catalog, settings=settings, agents=AGENTS)
+    result = asyncio.run(backend.generate(procedure, context=context, validate=check))
+    assert result.draft is not None and len(calls) == 1 and result.attempts == 1
+    assert [i.code for i in result.issues] == [i.code for i in check(result.draft)]
+
+
+@pytest.mark.parametrize("scenario", ["damaged-item-refund", "lost-parcel", "router-paragraphs"])
+def test_golden(scenario: str, catalog: ToolCatalog) -> None:
+    folder = DATA / scenario
+    draft, _ = _draft((folder / "procedure.txt").read_text(encoding="utf-8"), catalog)
+    actual = draft.model_dump_json(indent=2) + "\n"
+    expected = folder / "expected.json"
+    if UPDATE_GOLDEN:
+        expected.write_text(actual, encoding="utf-8")
+    assert expected.read_text(encoding="utf-8") == actual
+
+
+def test_multi_sentence_conditional_items_and_escalation_with_ticket(catalog: ToolCatalog) -> None:
+    text = (DATA / "multi-sentence-items" / "procedure.txt").read_text(encoding="utf-8")
+    draft, procedure = _draft(text, catalog)
+    steps = _steps(draft)
+    # "If no account ..." is a condition (not "If no," = otherwise); its item is its branch
+    assert steps["1a"].condition and steps["1a"].condition.test == "no account matches"
+    assert (steps["1a"].condition.then_step, steps["1a"].condition.else_step) == ("1b", "2")
+    assert steps["1d"].next_step == "3"  # "go to step 3": the SOP's step 3
+    # a backticked enum value of a catalog tool is a call of that tool, never a proposed tool
+    assert steps["2b"].tool_call and _args(steps["2b"])["method"] == "sms_code"
+    assert draft.tools_proposed == []
+    # the ticket is created, then the escalation ends the routine (the "go to" is moot)
+    assert steps["2c"].condition and steps["2c"].condition.else_step == "3"
+    assert steps["2e"].tool_call and _args(steps["2e"])["team"] == "Account Security team"
+    assert steps["2e"].next_step is None and steps["2f"].kind == "escalate"
+    assert steps["3"].text == "Ask whether there is anything else you can help with."
+    assert steps["3a"].kind == "resolve" and len(draft.steps) == 3
+    assert _errors(draft, procedure, catalog) == []

@@ -1,0 +1,311 @@
+"""segment: procedures from the heading tree, stable ids; slug and identifier safety."""
+
+from __future__ import annotations
+
+import keyword
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sop_compiler.models import (
+    Document,
+    Figure,
+    Heading,
+    ImageRef,
+    ListItem,
+    Notice,
+    Paragraph,
+    Procedure,
+    Provenance,
+)
+from sop_compiler.segment import segment
+from sop_compiler.slug import dedupe, identifier, slugify
+
+SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+
+class _Doc:
+    """Builds a Document block by block, the way a reader would."""
+
+    def __init__(self, source: str = "billing/refunds.md") -> None:
+        self.source = source
+        self.blocks: list[Heading | Paragraph | ListItem | Figure] = []
+
+    def _prov(self) -> Provenance:
+        return Provenance(file=self.source, paragraph=len(self.blocks))
+
+    def _id(self) -> str:
+        return f"b{len(self.blocks)}"
+
+    def h(self, text: str, level: int = 1) -> _Doc:
+        self.blocks.append(Heading(id=self._id(), prov=self._prov(), text=text, level=level))
+        return self
+
+    def p(self, text: str) -> _Doc:
+        self.blocks.append(Paragraph(id=self._id(), prov=self._prov(), text=text))
+        return self
+
+    def steps(self, *texts: str) -> _Doc:
+        for number, text in enumerate(texts, 1):
+            marker = f"{number}."
+            self.blocks.append(
+                ListItem(id=self._id(), prov=self._prov(), text=text, marker=marker, ordered=True)
+            )
+        return self
+
+    def figure(self, caption: str | None = None) -> _Doc:
+        image = ImageRef(sha256="f" * 64, mime="image/png", width=10, height=10)
+        self.blocks.append(Figure(id=self._id(), prov=self._prov(), image=image, caption=caption))
+        return self
+
+    def doc(self, title: str | None = None, notices: list[Notice] | None = None) -> Document:
+        return Document(
+            source=self.source,
+            format="markdown",
+            sha256="a" * 64,
+            title=title,
+            blocks=list(self.blocks),
+            notices=notices or [],
+        )
+
+
+def _ids(procedure: Procedure) -> list[str]:
+    return [block.id for block in procedure.blocks]
+
+
+def _summary(procedures: list[Procedure]) -> list[tuple[str, str]]:
+    return [(p.id, p.title) for p in procedures]
+
+
+def _refunds() -> Document:
+    return (
+        _Doc()
+        .h("Refunds SOP")
+        .h("1. Purpose", 2).p("How agents handle refunds.")
+        .h("2. Scope", 2).p("All orders.")
+        .h("3. Issue a refund", 2).steps("Look up the order.", "Issue the refund.")
+        .h("3.1 Exceptions", 3).steps("If the order is older than 90 days, escalate.", "Log it.")
+        .h("3.2 Notes", 3).p("Refunds take 5 days.")
+        .h("4. Partial refund", 2).steps("Ask which items are damaged.", "Refund those items.")
+        .h("5. Escalation", 2).p("Escalate to the billing team.")
+        .doc()
+    )
+
+
+def test_each_section_with_steps_is_a_procedure_and_subsections_stay() -> None:
+    procedures = segment(_refunds(), agent="billing")
+    assert _summary(procedures) == [
+        ("refunds--issue-a-refund", "Issue a refund"),
+        ("refunds--partial-refund", "Partial refund"),
+    ]
+    issue, partial = procedures
+    assert _ids(issue) == [f"b{i}" for i in range(5, 13)]  # heading, steps, exceptions, notes
+    assert issue.heading_path == ["Refunds SOP", "Issue a refund"]
+    assert issue.agent == "billing" and issue.source == "billing/refunds.md"
+    assert issue.source_sha256 == "a" * 64
+    # Purpose, scope and the shared escalation section are every procedure's context.
+    context = [block.id for block in partial.context]
+    assert context == ["b1", "b2", "b3", "b4", "b16", "b17"]
+    assert not set(context) & set(_ids(partial))
+
+
+def test_single_procedure_takes_the_file_stem_and_a_generic_title_is_replaced() -> None:
+    document = (
+        _Doc("account/password-reset.md")
+        .h("Password reset")
+        .h("Purpose", 2).p("Resets.")
+        .h("Procedure", 2).steps("Verify identity.", "Send the reset link.")
+        .h("Escalation", 2).p("Escalate to security.")
+        .doc()
+    )
+    (procedure,) = segment(document, agent="account")
+    assert procedure.id == "password-reset"
+    assert procedure.title == "Password reset"
+    assert [b.id for b in procedure.context] == ["b1", "b2"]
+    assert _ids(procedure) == ["b3", "b4", "b5", "b6", "b7"]  # escalation stays with the steps
+
+
+def test_no_headings_numbered_steps() -> None:
+    document = _Doc("shipping/lost_parcel.txt").steps("Track it.", "Open a claim.").doc()
+    (procedure,) = segment(document, agent="shipping")
+    assert procedure.id == "lost-parcel"
+    assert procedure.title == "Lost parcel"
+    assert _ids(procedure) == ["b0", "b1"]
+    titled = _Doc("x.txt").steps("Track it.", "Open a claim.").doc(title="Lost parcels")
+    assert segment(titled, agent="general")[0].title == "Lost parcels"
+
+
+def test_imperative_paragraphs_count_as_steps() -> None:
+    document = (
+        _Doc()
+        .h("Guide")
+        .h("Background", 2).p("Some history.")
+        .h("Greeting", 2).p("Greet the customer.").p("Ask for the order number.").p("Check it.")
+        .h("Closing", 2).p("Thank the customer.").p("Close the ticket.").p("Log the call.")
+        .doc()
+    )
+    assert [p.title for p in segment(document, agent="a")] == ["Greeting", "Closing"]
+
+
+def test_policy_only_document_is_one_procedure() -> None:
+    document = (
+        _Doc("general/conduct.md")
+        .h("Code of conduct").p("Be polite.").h("Privacy", 2).p("Never share data.").doc()
+    )
+    (procedure,) = segment(document, agent="general")
+    assert procedure.id == "conduct" and procedure.title == "Code of conduct"
+    assert _ids(procedure) == ["b0", "b1", "b2", "b3"]
+    assert procedure.context == []
+
+
+def test_figure_only_document() -> None:
+    where = Provenance(file="f.png", paragraph=0)
+    notice = Notice(code="figure_unread", message="not read", prov=where)
+    document = _Doc("tech/flow.png").figure().doc(notices=[notice])
+    (procedure,) = segment(document, agent="tech")
+    assert procedure.id == "flow" and _ids(procedure) == ["b0"]
+    assert procedure.notices == [notice]
+
+
+def test_notices_follow_their_blocks() -> None:
+    far = Notice(code="figure_unread", message="x", prov=Provenance(file="r.md", paragraph=99))
+    near = Notice(code="figure_unread", message="y", prov=Provenance(file="r.md", paragraph=6))
+    everywhere = Notice(code="encoding", message="latin-1")
+    document = _refunds().model_copy(update={"notices": [far, near, everywhere]})
+    issue, partial = segment(document, agent="billing")
+    assert issue.notices == [near, everywhere]
+    assert partial.notices == [everywhere]
+
+
+def test_nested_procedure_groups() -> None:
+    document = (
+        _Doc("billing/all.md")
+        .h("Billing")
+        .p("Applies to all billing contacts.")
+        .h("Refunds", 2)
+        .h("Full refund", 3).steps("Check.", "Refund.")
+        .h("Partial refund", 3).steps("Ask.", "Refund part.")
+        .h("Invoices", 2).steps("Find the invoice.", "Correct it.")
+        .doc()
+    )
+    procedures = segment(document, agent="billing")
+    assert [p.heading_path for p in procedures] == [
+        ["Billing", "Refunds", "Full refund"],
+        ["Billing", "Refunds", "Partial refund"],
+        ["Billing", "Invoices"],
+    ]
+    assert [b.id for b in procedures[0].context] == ["b1"]
+
+
+def test_section_with_own_steps_and_child_procedures_loses_nothing() -> None:
+    document = (
+        _Doc()
+        .h("Returns")
+        .steps("Greet.", "Ask for the order.")
+        .h("Damaged", 2).steps("Ask for photos.", "Reship.")
+        .h("Wrong item", 2).steps("Create a label.", "Reship.")
+        .doc()
+    )
+    procedures = segment(document, agent="a")
+    covered = sorted(b.id for p in procedures for b in p.blocks)
+    assert covered == sorted(b.id for b in document.blocks)
+    assert [p.title for p in procedures] == ["Returns", "Damaged", "Wrong item"]
+
+
+def test_colliding_titles_get_numbered_ids() -> None:
+    document = (
+        _Doc()
+        .h("A")
+        .h("Refund", 2).steps("One.", "Two.")
+        .h("REFUND!", 2).steps("One.", "Two.")
+        .h("Refund", 2).steps("One.", "Two.")
+        .doc()
+    )
+    ids = [p.id for p in segment(document, agent="a")]
+    assert ids == ["refunds--refund", "refunds--refund-2", "refunds--refund-3"]
+
+
+def test_hostile_titles_and_file_names_give_safe_ids() -> None:
+    document = (
+        _Doc("../../etc/pass\x00wd.md")
+        .h("Top")
+        .h("../../../etc/passwd", 2).steps("One.", "Two.")
+        .h("/abs/path\x07\x1b[31m", 2).steps("One.", "Two.")
+        .h("x" * 500, 2).steps("One.", "Two.")
+        .h("退款", 2).steps("One.", "Two.")
+        .doc()
+    )
+    ids = [p.id for p in segment(document, agent="a")]
+    assert len(set(ids)) == len(ids) == 4
+    for proc_id in ids:
+        stem, _, title = proc_id.partition("--")
+        assert SLUG.match(stem) and SLUG.match(title), proc_id
+        assert len(title) <= 60
+    assert ids[0] == "pass-wd--etc-passwd"
+
+
+def test_segment_is_deterministic() -> None:
+    first = [p.model_dump_json() for p in segment(_refunds(), agent="billing")]
+    assert first == [p.model_dump_json() for p in segment(_refunds(), agent="billing")]
+
+
+# --- slug.py -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "slug"),
+    [
+        ("Issue a Refund", "issue-a-refund"),
+        ("Rückerstattung ÄÖÜ café", "ruckerstattung-aou-cafe"),
+        ("  --..--  ", "procedure"),
+        ("..", "procedure"),
+        ("../etc/passwd", "etc-passwd"),
+        ("C:\\Windows\\System32", "c-windows-system32"),
+    ],
+)
+def test_slugify_examples(text: str, slug: str) -> None:
+    assert slugify(text) == slug
+
+
+def test_long_names_with_a_common_prefix_stay_distinct() -> None:
+    a, b = slugify("a" * 80 + " one"), slugify("a" * 80 + " two")
+    assert a != b and len(a) <= 60 and len(b) <= 60
+
+
+def test_non_latin_titles_stay_distinct() -> None:
+    assert slugify("退款") != slugify("发票")
+    assert slugify("退款").startswith("procedure-")
+
+
+@given(st.text(), st.integers(min_value=1, max_value=120))
+def test_slugify_is_always_safe(text: str, max_len: int) -> None:
+    slug = slugify(text, max_len=max_len)
+    assert SLUG.match(slug)
+    assert len(slug) <= max(max_len, 16)
+    assert slug not in {".", ".."}
+    assert slug == slugify(text, max_len=max_len)
+
+
+@given(st.text())
+def test_identifier_is_a_valid_python_name(text: str) -> None:
+    name = identifier(text, reserved={"agents"})
+    assert name.isidentifier() and name.isascii()
+    assert not keyword.iskeyword(name) and not keyword.issoftkeyword(name)
+    assert name != "agents"
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [("class", "class_"), ("2024 billing", "_2024_billing"), ("agents", "agents_")],
+)
+def test_identifier_examples(text: str, name: str) -> None:
+    assert identifier(text, reserved={"agents"}) == name
+
+
+@given(st.lists(st.sampled_from(["a", "b", "a-2", "c"]), max_size=12))
+def test_dedupe_makes_names_unique_and_keeps_first(names: list[str]) -> None:
+    out = dedupe(names)
+    assert len(set(out)) == len(out) == len(names)
+    assert all(o == n or o.startswith(f"{n}-") for o, n in zip(out, names, strict=True))
