@@ -45,7 +45,7 @@ _CONTEXT = re.compile(
     r"^(?:purpose|scope|purpose\s+and\s+scope|definitions?|glossary|terms(?:\s+and\s+definitions)?|"
     r"polic(?:y|ies)|.*\bpolicy|roles?(?:\s+and\s+responsibilities)?|responsibilities|overview|"
     r"introduction|background|applicability|audience|objectives?|about\s+this\s+document|"
-    r"prerequisites|requirements|summary)$",
+    r"prerequisites|requirements|summary|when\s+to\s+use(?:\s+this\s+procedure)?|when\s+this\s+applies)$",
     re.IGNORECASE,
 )
 # Section titles that say nothing about the procedure: use the enclosing title instead.

@@ -194,6 +194,18 @@ def test_two_columns_read_left_column_first(tmp_path: Path) -> None:
     assert texts[2].startswith("Right column sentence 1") and "Left" not in texts[2]
 
 
+def test_table_of_contents_lines_stay_separate_paragraphs(tmp_path: Path) -> None:
+    w = pdf_factory.Writer()
+    w.heading("Contents", size=16)
+    for entry in ("1. Purpose . . . . . . . . . . 2", "2. Procedure . . . . . . . . . . 3"):
+        w.paragraph(entry, bold=True, gap=0)
+    doc = read(tmp_path, w.finish())
+    assert [(b.kind, getattr(b, "text", "")) for b in doc.blocks[1:]] == [
+        ("paragraph", "1. Purpose . . . . . . . . . . 2"),
+        ("paragraph", "2. Procedure . . . . . . . . . . 3"),
+    ]  # neither headings nor list items: `clean` drops them as a table of contents
+
+
 def test_damaged_page_is_reported_and_the_rest_is_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

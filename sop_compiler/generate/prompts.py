@@ -161,7 +161,7 @@ def _data(text: str) -> str:
 
 
 def _block_line(block: Block, label: str = "") -> str:
-    # Labels in parentheses are sopc's, not SOP text; the prompt tells the model never to quote them.
+    # Labels in parentheses are sopc's, not SOP text: the prompt says never to quote them.
     if isinstance(block, Heading):
         number = f"{block.number} " if block.number else ""
         body = f"{'#' * block.level} {number}{block.text}"

@@ -38,7 +38,7 @@ from sop_compiler.models import (
     ToolCatalog,
     block_text,
 )
-from sop_compiler.validate import injection_excerpt, split_sentences
+from sop_compiler.text import injection_excerpt, split_sentences
 
 __all__ = ["OFFLINE_RULES_VERSION", "OfflineBackend", "build_draft"]
 

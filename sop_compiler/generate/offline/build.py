@@ -9,7 +9,7 @@ from sop_compiler.generate.offline.phrases import Action, Clause, read_clause
 from sop_compiler.generate.offline.sections import Unit
 from sop_compiler.generate.offline.tools import Known, ToolIndex, bind_arguments
 from sop_compiler.models import TERMINAL_KINDS, Condition, SourceRef, Step, ToolCall
-from sop_compiler.validate import injection_excerpt, is_instruction, split_sentences
+from sop_compiler.text import injection_excerpt, is_instruction, split_sentences
 
 _VAGUE = re.compile(
     r"\b(?:as appropriate|where appropriate|if appropriate|as needed|if needed|if necessary|"

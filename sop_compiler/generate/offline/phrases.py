@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from sop_compiler.generate.offline.tools import WRITE_VERBS, ToolIndex, ToolMention, proposed_name
-from sop_compiler.validate import INSTRUCTION_VERBS
+from sop_compiler.text import INSTRUCTION_VERBS
 
 
 def _words(text: str) -> frozenset[str]:

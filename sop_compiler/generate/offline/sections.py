@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from sop_compiler.models import Block, Heading, ListItem, Paragraph, Procedure, Quote
-from sop_compiler.validate import CONTEXT_TITLE
+from sop_compiler.text import CONTEXT_TITLE
 
 SectionKind = Literal["steps", "edge", "escalation", "context", "conditional"]
 

@@ -34,6 +34,8 @@ _CAPTION = {
     TableItem: re.compile(r"^Table\s+\d"),
 }
 _SENTENCE_END = (".", "!", "?", ":", ";")
+# "Refunds . . . . . 4": a table-of-contents entry, kept on its own for `clean` to find
+_DOT_LEADER = re.compile(r"(?:\.\s?){4,}\s*\S{0,6}$|…\s*\S{0,6}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +225,7 @@ class Builder:
             line.y1 <= 0.08 * record.height
             or line.y0 >= 0.92 * record.height
             or (text, round(line.y0 / 6)) in style.repeats
+            or _DOT_LEADER.search(text)
         ):
             return _FURNITURE
         outline = style.toc.get(record.number)

@@ -1,0 +1,160 @@
+"""Text helpers shared by the offline backend and validate: sentences, instructions, injection.
+
+They live apart from both stages so that what the offline compiler turns into steps is exactly what
+validate's coverage counts, without one stage importing the other.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = [
+    "CONTEXT_TITLE",
+    "ELLIPSIS",
+    "INSTRUCTION_VERBS",
+    "NUMBERING",
+    "injection_excerpt",
+    "is_instruction",
+    "normalize",
+    "split_sentences",
+]
+
+# Verbs an instruction starts with (the imperative mood of a support SOP).
+_VERBS = """
+    accept acknowledge activate add adjust advise apologise apologize apply approve arrange ask
+    assign assist attach attempt be book calculate call cancel capture change charge check clarify
+    close collect compare confirm contact continue copy correct create credit deactivate decline
+    delete deny determine direct disable do document don't email enable end enter ensure escalate
+    explain file find flag follow gather generate get give go greet guide hand help identify inform
+    initiate instruct issue keep let lock log look lookup make mark move never note notify obtain
+    offer open order place print proceed process provide pull read reassure reboot record redirect
+    refer refund reinstate reject remind remove reopen repeat replace reply request reschedule
+    resend reset resolve respond restart restore retrieve return review route run say schedule
+    search select send set share skip start submit suggest suspend tag take tell test thank track
+    transfer try unlock update use validate verify wait waive walk warn
+"""
+INSTRUCTION_VERBS = frozenset(_VERBS.split())
+_LEAD_WORDS = re.compile(
+    r"^(?:(?:then|first|next|finally|also|now|afterwards|after that|lastly|please|always|"
+    r"otherwise|else|if so|if not|if yes|if no)\b,?\s*)+",
+    re.IGNORECASE,
+)
+_CONDITION_START = re.compile(
+    r"^(?:if|when|whenever|in case|in the event that|should|once|unless|where|while|before|"
+    r"after)\b",
+    re.IGNORECASE,
+)
+_AGENT_MODAL = re.compile(
+    r"\b(?:you|agents?|the agent|advisors?|staff|representatives?|we)\s+"
+    r"(?:must|should|need to|needs to|have to|has to|shall|may not|cannot|can't|will)\b",
+    re.IGNORECASE,
+)
+# Section titles whose text is background, not instructions (coverage does not count it).
+CONTEXT_TITLE = re.compile(
+    r"^(?:purpose|scope|overview|background|introduction|definitions?|glossary|references?|related|"
+    r"see also|contacts?|revision history|document control|version history|polic(?:y|ies)|audience|"
+    r"applicability|objectives?|summary|about|when to use|when this applies)\b",
+    re.IGNORECASE,
+)
+_META = re.compile(
+    r"^(?:use|follow|read|apply) this (?:procedure|sop|process|guide|document)\b", re.I
+)
+_ABBREVIATIONS = (
+    "e.g.",
+    "i.e.",
+    "etc.",
+    "approx.",
+    "mr.",
+    "mrs.",
+    "ms.",
+    "dr.",
+    "no.",
+    "vs.",
+    "ref.",
+)
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(`\[]?[A-Z0-9$€£])")
+
+# Text addressed to the model or to sopc rather than to a support agent.
+_INJECTION = re.compile(
+    r"|".join(
+        [
+            r"\b(?:ignore|disregard|forget|override)\b[^.\n]{0,40}?\b(?:previous|prior|above|earlier|"
+            r"preceding|all|any|your|these|those)\b[^.\n]{0,25}?\b(?:instructions?|rules?|prompts?|"
+            r"guidelines|directions|context)\b",
+            r"\byou are now (?:an? )?(?:\w+ )?(?:ai|assistant|model|chatgpt|gpt|llm|chatbot)\b",
+            r"\byou are (?:an? )?(?:ai|chatgpt|gpt|llm|chatbot|(?:large )?language model|ai model|"
+            r"ai assistant)\b",
+            r"\bsystem prompt\b",
+            r"\bas an ai\b",
+            r"\bsopc\b",
+            r"\bsop[ -]?compiler\b",
+            r"\bdisregard the\b",
+            r"\badd (?:a |an |the |new |another )?(?:new )?tools?\b",
+            r"\b(?:do not|don't|never) validate\b",
+            r"\bskip (?:the )?validation\b",
+            r"\b(?:dear|attention|note to (?:the )?|hey) "
+            r"(?:ai|model|assistant|llm|chatgpt|compiler|bot)\b",
+            r"\b(?:the|this|any) (?:llm|language model|ai model)\b",
+            r"\bdeveloper mode\b",
+            r"\bjailbreak\b",
+            r"\breveal (?:your|the) (?:instructions|prompt)\b",
+            r"\bnew instructions\s*:",
+            r"<\|im_start\|>|<\|im_end\|>|<\|system\|>|<\|endoftext\|>|\[/?INST\]|<<SYS>>",
+        ]
+    ),
+    re.IGNORECASE,
+)
+NUMBERING = re.compile(r"^(?:\d+(?:\.\d+)*[.)]?|[A-Z][.)])\s+")
+_QUOTE_CHARS = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "`": ""})
+ELLIPSIS = re.compile(r"\s*(?:\.\.\.|…)\s*")
+
+
+def normalize(text: str) -> str:
+    """Case-fold, unify quotes and dashes, drop backticks and collapse whitespace (for quotes)."""
+    return " ".join(text.translate(_QUOTE_CHARS).casefold().split())
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of `text`, each a verbatim (stripped) substring; abbreviations do not split."""
+    sentences: list[str] = []
+    start = 0
+    for match in _SENTENCE_END.finditer(text):
+        head = text[start : match.start()].rstrip()
+        if head.casefold().endswith(_ABBREVIATIONS) or not head:
+            continue
+        sentences.append(text[start : match.start()].strip())
+        start = match.end()
+    tail = text[start:].strip()
+    if tail:
+        sentences.append(tail)
+    return sentences
+
+
+def is_instruction(sentence: str) -> bool:
+    """True when a sentence tells the agent to do something (imperative, `if X, do Y`, `must`)."""
+    text = _LEAD_WORDS.sub("", sentence.strip().lstrip("-*•>#0123456789.) ").strip())
+    if _META.match(text):
+        return False  # "Use this procedure when ..." describes the SOP, it is no step
+    label, colon, rest = text.partition(":")
+    if colon and rest.strip() and len(label.split()) <= 6 and is_instruction(rest):
+        return True  # "Marketplace orders: direct the customer to the seller."
+    if _CONDITION_START.match(text):
+        _, comma, rest = text.partition(",")
+        return bool(comma) and (is_instruction(rest) or bool(_AGENT_MODAL.search(rest)))
+    first = re.match(r"[A-Za-z']+", text)
+    if first and first.group(0).casefold() in INSTRUCTION_VERBS:
+        return True
+    return bool(
+        re.match(r"(?:make sure|be sure)\b", text, re.IGNORECASE) or _AGENT_MODAL.search(text)
+    )
+
+
+def injection_excerpt(text: str) -> str | None:
+    """A short excerpt around text that addresses the model or the compiler, or None."""
+    match = _INJECTION.search(text)
+    if match is None:
+        return None
+    start = max(0, match.start() - 20)
+    end = min(len(text), match.end() + 30)
+    excerpt = " ".join(text[start:end].split())
+    return ("…" if start else "") + excerpt + ("…" if end < len(text) else "")
