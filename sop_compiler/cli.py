@@ -19,7 +19,8 @@ from sop_compiler.errors import ExitCode, SopcError
 app = typer.Typer(
     name="sopc",
     help=(
-        "sopc compiles Standard Operating Procedures (PDF, DOCX, Markdown, text, HTML, images) into "
+        "sopc compiles Standard Operating Procedures (PDF, DOCX, Markdown, text, HTML, images) "
+        "into "
         "agent routines and OpenAI Agents SDK code.\n\n"
         "Example: sopc compile sops/ -o generated_routines/"
     ),
@@ -47,12 +48,23 @@ class DiffFormat(str, Enum):
 
 _state: dict[str, bool] = {"debug": False}
 
-SopsArg = Annotated[Path, typer.Argument(help="Folder of SOP files (or one file).", show_default=False)]
-OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Output folder [default: generated_routines].")]
-FormatOpt = Annotated[RunFormat, typer.Option("--format", help="text, json (stdout), or github (annotations).")]
-ToolsOpt = Annotated[Path | None, typer.Option("--tools", help="Tool catalog [default: tools.yaml beside the SOPs].")]
+SopsArg = Annotated[
+    Path, typer.Argument(help="Folder of SOP files (or one file).", show_default=False)
+]
+OutputOpt = Annotated[
+    Path | None, typer.Option("--output", "-o", help="Output folder [default: generated_routines].")
+]
+FormatOpt = Annotated[
+    RunFormat, typer.Option("--format", help="text, json (stdout), or github (annotations).")
+]
+ToolsOpt = Annotated[
+    Path | None, typer.Option("--tools", help="Tool catalog [default: tools.yaml beside the SOPs].")
+]
 BackendOpt = Annotated[
-    str | None, typer.Option("--backend", help="offline, openai or fake [default: openai if a key or URL is set].")
+    str | None,
+    typer.Option(
+        "--backend", help="offline, openai or fake [default: openai if a key or URL is set]."
+    ),
 ]
 
 
@@ -72,7 +84,7 @@ def _fail(exc: SopcError) -> NoReturn:
 
 
 def _guard(run: Callable[[], int]) -> None:
-    """Run a command body; map errors to one line and an exit code (tracebacks only with --debug)."""
+    """Run a command body; map errors to one line and an exit code (tracebacks with --debug)."""
     try:
         code = run()
     except SopcError as exc:
@@ -92,19 +104,36 @@ def _settings(sops: Path, **overrides: Any) -> Any:
 
 
 @app.command()
-def compile(  # noqa: A001 - the command is called compile
+def compile(
     sops: SopsArg,
     output: OutputOpt = None,
     backend: BackendOpt = None,
-    model: Annotated[str | None, typer.Option("--model", help="Model name for the openai backend.")] = None,
-    base_url: Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible server URL.")] = None,
-    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Procedures generated at once.")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Model name for the openai backend.")
+    ] = None,
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="OpenAI-compatible server URL.")
+    ] = None,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", "-j", min=1, help="Procedures generated at once.")
+    ] = None,
     tools: ToolsOpt = None,
-    check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 if outputs are stale.")] = False,
-    strict: Annotated[bool, typer.Option("--strict", help="Fail on validation warnings too.")] = False,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the response cache.")] = False,
-    refresh: Annotated[bool, typer.Option("--refresh", help="Regenerate everything; refresh the cache.")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would call the model, with token estimates.")] = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Write nothing; exit 1 if outputs are stale.")
+    ] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Fail on validation warnings too.")
+    ] = False,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Neither read nor write the response cache.")
+    ] = False,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Regenerate everything; refresh the cache.")
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="List what would call the model, with token estimates."),
+    ] = False,
     fmt: FormatOpt = RunFormat.text,
 ) -> None:
     """Compile a folder of SOPs into routines, agent code and a review page.
@@ -117,11 +146,24 @@ def compile(  # noqa: A001 - the command is called compile
         from sop_compiler.render import render_run
 
         settings = _settings(
-            sops, output=output, backend=backend, model=model, base_url=base_url, jobs=jobs, tools=tools,
+            sops,
+            output=output,
+            backend=backend,
+            model=model,
+            base_url=base_url,
+            jobs=jobs,
+            tools=tools,
             cache=False if no_cache else None,
         )
-        result = compile_folder(sops, settings=settings, check=check, strict=strict, refresh=refresh, dry_run=dry_run,
-                                fmt=fmt.value)
+        result = compile_folder(
+            sops,
+            settings=settings,
+            check=check,
+            strict=strict,
+            refresh=refresh,
+            dry_run=dry_run,
+            fmt=fmt.value,
+        )
         render_run(result, fmt=fmt.value)
         return result.exit_code
 
@@ -129,7 +171,9 @@ def compile(  # noqa: A001 - the command is called compile
 
 
 @app.command()
-def check(sops: SopsArg, output: OutputOpt = None, tools: ToolsOpt = None, fmt: FormatOpt = RunFormat.text) -> None:
+def check(
+    sops: SopsArg, output: OutputOpt = None, tools: ToolsOpt = None, fmt: FormatOpt = RunFormat.text
+) -> None:
     """Exit 1 if generated outputs are stale, missing, orphaned or hand-edited; calls no model.
 
     Example: sopc check sample_sops -o generated_routines
@@ -150,9 +194,11 @@ def check(sops: SopsArg, output: OutputOpt = None, tools: ToolsOpt = None, fmt: 
 @app.command()
 def inspect(
     path: Annotated[Path, typer.Argument(help="An SOP file or folder.", show_default=False)],
-    fmt: Annotated[InspectFormat, typer.Option("--format", help="text or json.")] = InspectFormat.text,
+    fmt: Annotated[
+        InspectFormat, typer.Option("--format", help="text or json.")
+    ] = InspectFormat.text,
 ) -> None:
-    """Show what sopc understood: blocks with provenance, what cleaning removed, the procedures found.
+    """Show what sopc understood: blocks with provenance, what cleaning removed, procedures.
 
     Example: sopc inspect sample_sops/billing/refunds.pdf
     """
@@ -170,10 +216,15 @@ def inspect(
 
 @app.command()
 def diff(
-    old: Annotated[str, typer.Argument(help="Old output folder, or a git revision (then NEW is a revision too).")],
+    old: Annotated[
+        str,
+        typer.Argument(help="Old output folder, or a git revision (then NEW is a revision too)."),
+    ],
     new: Annotated[str, typer.Argument(help="New output folder, or a git revision.")],
     output: OutputOpt = None,
-    fmt: Annotated[DiffFormat, typer.Option("--format", help="markdown or json.")] = DiffFormat.markdown,
+    fmt: Annotated[
+        DiffFormat, typer.Option("--format", help="markdown or json.")
+    ] = DiffFormat.markdown,
 ) -> None:
     """Structural diff of two routine sets, as Markdown for a pull-request comment.
 

@@ -30,8 +30,12 @@ class Limits(BaseModel):
 
     max_file_mb: float = Field(default=100, description="Largest SOP file read, in MiB.")
     max_pages: int = Field(default=5000, description="Most PDF pages read from one file.")
-    max_unzipped_mb: float = Field(default=300, description="Largest total uncompressed size of a .docx.")
-    max_zip_ratio: float = Field(default=200, description="Largest compression ratio of a .docx member.")
+    max_unzipped_mb: float = Field(
+        default=300, description="Largest total uncompressed size of a .docx."
+    )
+    max_zip_ratio: float = Field(
+        default=200, description="Largest compression ratio of a .docx member."
+    )
 
 
 class AgentSettings(BaseModel):
@@ -51,7 +55,9 @@ class Settings(BaseModel):
     output: Path = Field(default=Path("generated_routines"), description="Output folder.")
     backend: BackendName = "auto"
     model: str = "gpt-5-mini"
-    base_url: str | None = Field(default=None, description="OpenAI-compatible base URL (else OPENAI_BASE_URL).")
+    base_url: str | None = Field(
+        default=None, description="OpenAI-compatible base URL (else OPENAI_BASE_URL)."
+    )
     timeout: float = Field(default=120.0, gt=0, description="Seconds per model request.")
     max_retries: int = Field(default=4, ge=0)
     temperature: float | None = None
@@ -62,7 +68,9 @@ class Settings(BaseModel):
     jobs: int = Field(default=4, ge=1, le=256)
     cache_dir: Path = Field(default=Path(".sopc-cache"), description="Response cache folder.")
     cache: bool = True
-    tools: Path | None = Field(default=None, description="Tool catalog; default tools.yaml beside the SOPs.")
+    tools: Path | None = Field(
+        default=None, description="Tool catalog; default tools.yaml beside the SOPs."
+    )
     implementation_module: str = Field(
         default="tool_impl", description="Module that implements the tools (never generated)."
     )
@@ -109,7 +117,7 @@ def load_settings(
     overrides: dict[str, Any] | None = None,
     environ: dict[str, str] | None = None,
 ) -> Settings:
-    """Merge file, environment and command-line settings; relative paths resolve against the file's folder."""
+    """Merge file, environment and command-line settings (paths relative to the file)."""
     start = (start or Path.cwd()).resolve()
     if start.is_file():
         start = start.parent
@@ -121,7 +129,9 @@ def load_settings(
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(f"invalid setting `{where}`: {first['msg']}", path=origin or "settings") from None
+        raise ConfigError(
+            f"invalid setting `{where}`: {first['msg']}", path=origin or "settings"
+        ) from None
     if origin is not None:
         base = origin.parent
         for name in ("cache_dir", "tools"):

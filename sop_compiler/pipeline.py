@@ -34,6 +34,7 @@ from sop_compiler.lock import (
     sha256_bytes,
 )
 from sop_compiler.models import (
+    Figure,
     InspectResult,
     Procedure,
     ProcedureOutcome,
@@ -66,6 +67,14 @@ def read_procedures(path: Path, *, root: Path, settings: Settings) -> InspectRes
     except InputError as exc:
         return InspectResult(source=exc.path or path.name, error=str(exc))
     procedures: list[Procedure] = segment(document, agent=agent_for(document.source))
+    for procedure in procedures:
+        # Figures carry only a reference; the bytes travel with the procedure so that a vision
+        # model can read flowcharts and scanned pages.
+        procedure.images = {
+            block.image.sha256: document.images[block.image.sha256]
+            for block in [*procedure.context, *procedure.blocks]
+            if isinstance(block, Figure) and block.image and block.image.sha256 in document.images
+        }
     return InspectResult(source=document.source, document=document, procedures=procedures)
 
 

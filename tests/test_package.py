@@ -19,7 +19,7 @@ runner = CliRunner()
 
 
 def test_import_is_cheap() -> None:
-    """`import sop_compiler` must not load pymupdf, python-docx or openai (sopc --help stays instant)."""
+    """`import sop_compiler` must not load pymupdf, python-docx or openai (--help stays fast)."""
     code = (
         "import sys, sop_compiler, sop_compiler.cli\n"
         "heavy = {'fitz', 'pymupdf', 'docx', 'openai', 'agents', 'jinja2'} & set(sys.modules)\n"
@@ -82,6 +82,6 @@ def test_invalid_setting_names_the_file_and_key(tmp_path: Path) -> None:
 
 
 def test_golden_update_flag_is_off_in_ci() -> None:
-    """Golden files are regenerated with SOPC_UPDATE_GOLDEN=1; leaving it on in CI hides regressions."""
+    """Golden files regenerate with SOPC_UPDATE_GOLDEN=1; left on in CI it hides regressions."""
     if os.environ.get("CI"):
         assert not os.environ.get("SOPC_UPDATE_GOLDEN")

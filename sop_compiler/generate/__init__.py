@@ -1,4 +1,4 @@
-"""generate: turn each Procedure into a RoutineDraft with a backend (the only stage that calls an LLM)."""
+"""generate: turn each Procedure into a RoutineDraft with a backend (the only stage with an LLM)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,9 @@ def resolve_backend_name(settings: Settings) -> str:
     """`auto` means openai when a key or base URL is configured, offline otherwise."""
     if settings.backend != "auto":
         return settings.backend
-    configured = os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL") or settings.base_url
+    configured = (
+        os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL") or settings.base_url
+    )
     return "openai" if configured else "offline"
 
 
@@ -70,7 +72,7 @@ def _fill_source(ref: SourceRef | None, blocks: dict[str, Block], file: str) -> 
 
 
 def to_routine(draft: RoutineDraft, procedure: Procedure, catalog: ToolCatalog) -> Routine:
-    """Give a draft its identity and source, resolve provenance of every citation, list tools used."""
+    """Give a draft its identity and source, resolve citations' provenance, list tools used."""
     blocks = {block.id: block for block in [*procedure.context, *procedure.blocks]}
 
     def fix_steps(steps: list[Step]) -> list[Step]:
@@ -94,8 +96,14 @@ def to_routine(draft: RoutineDraft, procedure: Procedure, catalog: ToolCatalog) 
         edge_cases=edge_cases,
         id=procedure.id,
         agent=procedure.agent,
-        source=RoutineSource(file=procedure.source, sha256=procedure.source_sha256, section=procedure.heading_path),
+        source=RoutineSource(
+            file=procedure.source, sha256=procedure.source_sha256, section=procedure.heading_path
+        ),
     )
-    used = {step.tool_call.tool for step in routine.walk() if step.tool_call and catalog.get(step.tool_call.tool)}
+    used = {
+        step.tool_call.tool
+        for step in routine.walk()
+        if step.tool_call and catalog.get(step.tool_call.tool)
+    }
     routine.tools_used = sorted(used)
     return routine

@@ -38,9 +38,17 @@ class Backend(ABC):
     name: ClassVar[str]
     uses_model: ClassVar[bool] = False  # True when generate() may call an LLM (and so costs money)
 
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @classmethod
+    def fingerprint_for(cls, settings: Settings) -> dict[str, object]:
+        """What changes this backend's output under `settings` (for the lock); builds no client."""
+        return {"backend": cls.name}
+
     def fingerprint(self) -> dict[str, object]:
-        """Everything about this backend that changes its output; goes into the lock file."""
-        return {"backend": self.name}
+        """This backend's `fingerprint_for` its own settings."""
+        return self.fingerprint_for(self.settings)
 
     @abstractmethod
     async def generate(
@@ -50,7 +58,7 @@ class Backend(ABC):
         context: GenerationContext,
         validate: Callable[[RoutineDraft], list[Issue]],
     ) -> GenerationResult:
-        """Write a draft routine for `procedure`; `validate` checks a draft (used by repair loops)."""
+        """Write a draft for `procedure`; `validate` checks a draft (used by repair loops)."""
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release clients and connections."""

@@ -230,11 +230,11 @@ class LLMBackend(Backend):
                 text = text.replace(secret, "***")
         return _KEY_LIKE.sub(r"\1***", text)
 
-    def fingerprint(self) -> dict[str, object]:
+    @classmethod
+    def fingerprint_for(cls, settings: Settings) -> dict[str, object]:
         """Everything that changes the output (not the base URL, which differs between machines)."""
-        settings = self.settings
         return {
-            "backend": self.name,
+            "backend": cls.name,
             "model": settings.model,
             "temperature": settings.temperature,
             "seed": settings.seed,

@@ -81,13 +81,16 @@ def ingest(path: Path, *, root: Path | None = None, settings: Settings | None = 
         name = path.name
     if path.suffix.lower() not in SUFFIXES:
         known = ", ".join(sorted(SUFFIXES))
-        raise InputError(f"unsupported file type {path.suffix or '(none)'} (supported: {known})", path=name)
+        raise InputError(
+            f"unsupported file type {path.suffix or '(none)'} (supported: {known})", path=name
+        )
     try:
         size = path.stat().st_size
         limit = int(settings.limits.max_file_mb * 1024 * 1024)
         if size > limit:
             raise InputError(
-                f"file is {size / 1048576:.1f} MiB, over the {settings.limits.max_file_mb:g} MiB limit",
+                f"file is {size / 1048576:.1f} MiB, "
+                f"over the {settings.limits.max_file_mb:g} MiB limit",
                 path=name,
                 hint="raise limits.max_file_mb in sopc.toml",
             )

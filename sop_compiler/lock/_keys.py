@@ -93,14 +93,7 @@ def backend_for(
         if refresh and hasattr(backend, "refresh"):
             backend.refresh = True  # re-ask the model instead of reusing cached answers
         return ChosenBackend(name, backend.fingerprint(), backend.uses_model, note, backend)
-    try:
-        fingerprint = cast(Any, cls)(chosen).fingerprint()
-    except ConfigError:
-        # The openai backend wants a key to be built; its fingerprint only reads settings.
-        bare = cls.__new__(cls)
-        bare.settings = chosen  # type: ignore[attr-defined]
-        fingerprint = bare.fingerprint()
-    return ChosenBackend(name, fingerprint, cls.uses_model, note, None)
+    return ChosenBackend(name, cls.fingerprint_for(chosen), cls.uses_model, note, None)
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,6 @@ from sop_compiler.models.document import (
 )
 from sop_compiler.models.procedure import Procedure
 from sop_compiler.models.report import Issue, Usage, ValidationReport
-from sop_compiler.models.run import (
-    InspectResult,
-    ProcedureOutcome,
-    RunResult,
-    SopOutcome,
-    StaleEntry,
-)
 from sop_compiler.models.routine import (
     TERMINAL_KINDS,
     Condition,
@@ -40,6 +33,13 @@ from sop_compiler.models.routine import (
     ToolArgument,
     ToolCall,
 )
+from sop_compiler.models.run import (
+    InspectResult,
+    ProcedureOutcome,
+    RunResult,
+    SopOutcome,
+    StaleEntry,
+)
 
 __all__ = [
     "TERMINAL_KINDS",
@@ -50,8 +50,8 @@ __all__ = [
     "EdgeCase",
     "Figure",
     "Heading",
-    "InspectResult",
     "ImageRef",
+    "InspectResult",
     "Issue",
     "ListItem",
     "Notice",

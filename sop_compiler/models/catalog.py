@@ -22,7 +22,9 @@ class Tool(BaseModel):
     )
     access: Literal["read", "write"] = "read"
     needs_approval: bool = False
-    aliases: list[str] = Field(default_factory=list, description="Other names the SOPs use for this tool.")
+    aliases: list[str] = Field(
+        default_factory=list, description="Other names the SOPs use for this tool."
+    )
 
 
 class ToolCatalog(BaseModel):

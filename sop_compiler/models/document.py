@@ -15,13 +15,22 @@ class _Model(BaseModel):
 class Provenance(_Model):
     """Where a block came from in its source file."""
 
-    file: str = Field(description="Path of the SOP file, relative to the SOP folder, with / separators.")
-    page: int | None = Field(default=None, description="1-based page number (PDF and scanned pages).")
+    file: str = Field(
+        description="Path of the SOP file, relative to the SOP folder, with / separators."
+    )
+    page: int | None = Field(
+        default=None, description="1-based page number (PDF and scanned pages)."
+    )
     paragraph: int | None = Field(
         default=None,
-        description="0-based index of the source element (DOCX paragraph, Markdown/HTML block, text line).",
+        description=(
+            "0-based index of the source element "
+            "(DOCX paragraph, Markdown/HTML block, text line)."
+        ),
     )
-    heading_path: list[str] = Field(default_factory=list, description="Titles of enclosing headings.")
+    heading_path: list[str] = Field(
+        default_factory=list, description="Titles of enclosing headings."
+    )
     bbox: tuple[float, float, float, float] | None = Field(
         default=None, description="PDF bounding box (x0, y0, x1, y1) in points; None elsewhere."
     )
@@ -82,7 +91,9 @@ class Figure(_Block):
     caption: str | None = None
     text: str | None = Field(default=None, description="Text read from the image by OCR, if any.")
     read: bool = Field(default=False, description="True when the image's content was read (OCR).")
-    scanned_page: bool = Field(default=False, description="True when this figure is a rendered scanned page.")
+    scanned_page: bool = Field(
+        default=False, description="True when this figure is a rendered scanned page."
+    )
 
 
 class Code(_Block):
@@ -122,7 +133,9 @@ class Document(_Model):
     """One SOP file as typed blocks in reading order."""
 
     source: str = Field(description="Path relative to the SOP folder, with / separators.")
-    format: str = Field(description="Reader that produced it: pdf, docx, markdown, text, html, image.")
+    format: str = Field(
+        description="Reader that produced it: pdf, docx, markdown, text, html, image."
+    )
     sha256: str = Field(description="SHA-256 of the file's bytes.")
     title: str | None = None
     page_count: int | None = None
@@ -131,7 +144,9 @@ class Document(_Model):
     removals: list[Removal] = Field(default_factory=list)
     images: dict[str, bytes] = Field(default_factory=dict, exclude=True, repr=False)
 
-    def add_image(self, data: bytes, mime: str, width: int | None = None, height: int | None = None) -> ImageRef:
+    def add_image(
+        self, data: bytes, mime: str, width: int | None = None, height: int | None = None
+    ) -> ImageRef:
         """Store image bytes once and return the reference a Figure carries."""
         digest = hashlib.sha256(data).hexdigest()
         self.images.setdefault(digest, data)

@@ -14,25 +14,28 @@ class Procedure(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(description="Stable slug from the file path and heading path, e.g. `refunds--issue-a-refund`.")
+    id: str = Field(
+        description="Stable slug from file path and heading path, e.g. `refunds--issue-a-refund`."
+    )
     title: str
     source: str = Field(description="SOP file, relative to the SOP folder, with / separators.")
     source_sha256: str
     agent: str = Field(default="general", description="Agent group (from the folder, or config).")
     heading_path: list[str] = Field(default_factory=list)
     blocks: list[Block] = Field(
-        default_factory=list, description="The section's blocks, including sub-sections (notes, exceptions)."
+        default_factory=list,
+        description="The section's blocks, including sub-sections (notes, exceptions).",
     )
     context: list[Block] = Field(
         default_factory=list,
-        description="Document-level blocks that apply to every procedure of the file (scope, definitions).",
+        description="Document-level blocks that apply to every procedure (scope, definitions).",
     )
     notices: list[Notice] = Field(default_factory=list)
     images: dict[str, bytes] = Field(
         default_factory=dict,
         exclude=True,
         repr=False,
-        description="Bytes of the images its figures show, by sha256 (from Document.images; never serialised).",
+        description="Bytes of the images its figures show, by sha256 (never serialised).",
     )
 
     def text(self) -> str:
@@ -42,6 +45,7 @@ class Procedure(BaseModel):
     def text_sha256(self) -> str:
         """Hash of the cleaned text and structure; what decides whether the routine is stale."""
         payload = "\n".join(
-            block.model_dump_json(exclude={"prov": {"bbox"}}) for block in [*self.context, *self.blocks]
+            block.model_dump_json(exclude={"prov": {"bbox"}})
+            for block in [*self.context, *self.blocks]
         )
         return hashlib.sha256(f"{self.id}\n{self.agent}\n{payload}".encode()).hexdigest()

@@ -14,7 +14,9 @@ class Issue(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    code: str = Field(description="Stable code, e.g. `dangling_target`, `unknown_tool`, `low_coverage`.")
+    code: str = Field(
+        description="Stable code, e.g. `dangling_target`, `unknown_tool`, `low_coverage`."
+    )
     severity: Severity
     routine_id: str
     step_id: str | None = None
@@ -28,7 +30,9 @@ class ValidationReport(BaseModel):
 
     routine_id: str
     issues: list[Issue] = Field(default_factory=list)
-    coverage: float | None = Field(default=None, description="Share of source instruction sentences cited.")
+    coverage: float | None = Field(
+        default=None, description="Share of source instruction sentences cited."
+    )
 
     @property
     def errors(self) -> list[Issue]:
@@ -51,4 +55,6 @@ class Usage(BaseModel):
     completion_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
-        return Usage(**{name: getattr(self, name) + getattr(other, name) for name in Usage.model_fields})
+        return Usage(
+            **{name: getattr(self, name) + getattr(other, name) for name in Usage.model_fields}
+        )

@@ -26,7 +26,9 @@ class _Model(BaseModel):
 class SourceRef(_Model):
     """Where in the SOP a step or edge case comes from."""
 
-    block_ids: list[str] = Field(description="Ids of the procedure blocks this is based on, e.g. [\"b12\"].")
+    block_ids: list[str] = Field(
+        description='Ids of the procedure blocks this is based on, e.g. ["b12"].'
+    )
     quote: str = Field(description="A short verbatim quote (at most ~20 words) from those blocks.")
     file: str | None = Field(default=None, description="Filled in by sopc; leave null.")
     page: int | None = Field(default=None, description="Filled in by sopc; leave null.")
@@ -38,11 +40,12 @@ class ToolArgument(_Model):
 
     name: str = Field(description="Parameter name, exactly as in the tool's JSON schema.")
     value: str | int | float | bool | None = Field(
-        default=None, description="Literal value when the SOP fixes it; null when it comes from the conversation."
+        default=None,
+        description="Literal value when the SOP fixes it; null when the conversation gives it.",
     )
     from_context: str | None = Field(
         default=None,
-        description="Where the value comes from when not literal, e.g. \"the order number from step 1\".",
+        description='Where a non-literal value comes from, e.g. "the order number from step 1".',
     )
 
 
@@ -59,14 +62,17 @@ class Condition(_Model):
     test: str = Field(description="The condition, phrased as a yes/no question or statement.")
     then_step: str = Field(description="Id of the step to go to when the condition holds.")
     else_step: str | None = Field(
-        default=None, description="Id of the step to go to otherwise; null means the next step in order."
+        default=None,
+        description="Id of the step to go to otherwise; null means the next step in order.",
     )
 
 
 class Step(_Model):
     """One action; numbered (`3`) or lettered as a sub-step (`3a`)."""
 
-    id: str = Field(description="Step number: `1`, `2`, ... for steps and `2a`, `2b`, ... for sub-steps.")
+    id: str = Field(
+        description="Step number: `1`, `2`, ... for steps and `2a`, `2b`, ... for sub-steps."
+    )
     kind: StepKind = Field(
         description=(
             "say: tell the customer something; ask: politely ask for specific information; "
@@ -76,11 +82,16 @@ class Step(_Model):
     )
     text: str = Field(description="The instruction as the agent should read it, in the imperative.")
     tool_call: ToolCall | None = Field(default=None, description="Required when kind is tool_call.")
-    condition: Condition | None = Field(default=None, description="Required when kind is condition.")
-    target: str | None = Field(
-        default=None, description="For handoff: the agent to hand off to; for escalate: the human team."
+    condition: Condition | None = Field(
+        default=None, description="Required when kind is condition."
     )
-    next_step: str | None = Field(default=None, description="Id of the step to go to next, if not the following one.")
+    target: str | None = Field(
+        default=None,
+        description="For handoff: the agent to hand off to; for escalate: the human team.",
+    )
+    next_step: str | None = Field(
+        default=None, description="Id of the step to go to next, if not the following one."
+    )
     substeps: list[Step] = Field(default_factory=list, description="Lettered sub-steps.")
     source: SourceRef | None = Field(default=None, description="The SOP text this step comes from.")
 
@@ -98,7 +109,9 @@ class ProposedTool(_Model):
 
     name: str = Field(description="A snake_case name for the tool that would be needed.")
     description: str = Field(description="What the tool would do.")
-    access: Literal["read", "write"] = Field(description="Whether it only reads or also changes data.")
+    access: Literal["read", "write"] = Field(
+        description="Whether it only reads or also changes data."
+    )
     step_ids: list[str] = Field(default_factory=list, description="Steps that need it.")
 
 
@@ -108,10 +121,13 @@ class RoutineDraft(_Model):
     title: str = Field(description="Short title of the routine.")
     trigger: str = Field(description="When to use this routine, one sentence (used for routing).")
     steps: list[Step] = Field(description="The numbered steps. Never skip a step of the source.")
-    edge_cases: list[EdgeCase] = Field(default_factory=list, description="Exceptions, each explicit.")
+    edge_cases: list[EdgeCase] = Field(
+        default_factory=list, description="Exceptions, each explicit."
+    )
     tools_proposed: list[ProposedTool] = Field(default_factory=list)
     open_questions: list[str] = Field(
-        default_factory=list, description="What the SOP leaves undefined; say so rather than invent."
+        default_factory=list,
+        description="What the SOP leaves undefined; say so rather than invent.",
     )
 
 

@@ -45,7 +45,8 @@ class StaleEntry(_Model):
     reason: Literal["stale", "missing", "orphaned", "edited", "new"]
     detail: str
     where: Literal["sops", "output"] = Field(
-        default="output", description="Whether `path` is relative to the SOP folder or the output folder."
+        default="output",
+        description="Whether `path` is relative to the SOP folder or the output folder.",
     )
 
 
@@ -70,8 +71,12 @@ class RunResult(_Model):
     written: list[str] = Field(default_factory=list, description="Output files written or removed.")
     usage: Usage = Field(default_factory=Usage)
     exit_code: int = 0
-    backend_note: str | None = Field(default=None, description="Why this backend, e.g. `no API key or base URL set`.")
+    backend_note: str | None = Field(
+        default=None, description="Why this backend, e.g. `no API key or base URL set`."
+    )
     sops_dir: str = Field(default="", description="The SOP folder as given (for annotations).")
     output_dir: str = Field(default="", description="The output folder as given.")
     dry_run: bool = False
-    notes: list[str] = Field(default_factory=list, description="Skipped files and other warnings about the run.")
+    notes: list[str] = Field(
+        default_factory=list, description="Skipped files and other warnings about the run."
+    )

@@ -1,4 +1,4 @@
-"""Rendering results for people (rich) and machines (JSON, GitHub annotations); no logic lives here."""
+"""Rendering results for people (rich) and machines (JSON, GitHub annotations); no logic."""
 
 from __future__ import annotations
 

@@ -66,9 +66,10 @@ class OfflineBackend(Backend):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    def fingerprint(self) -> dict[str, object]:
+    @classmethod
+    def fingerprint_for(cls, settings: Settings) -> dict[str, object]:
         """The backend name and the version of its rules."""
-        return {"backend": self.name, "rules": OFFLINE_RULES_VERSION}
+        return {"backend": cls.name, "rules": OFFLINE_RULES_VERSION}
 
     async def generate(
         self,
