@@ -1,4 +1,4 @@
-"""An OpenAI-compatible server that answers every chat request after a fixed delay (benchmarks only).
+"""An OpenAI-compatible server answering every chat request after a fixed delay (benchmarks only).
 
 It answers with a minimal valid routine draft, records every request body, and tracks how many
 requests it was serving at once, so a benchmark can compare sopc's wall time with the ideal.
@@ -59,8 +59,10 @@ class FixedDelayServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server API
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+            def do_POST(self) -> None:
+                body = json.loads(
+                    self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}"
+                )
                 with server._lock:
                     server.requests.append(body)
                     server.active += 1
@@ -80,7 +82,11 @@ class FixedDelayServer:
                                     "message": {"role": "assistant", "content": json.dumps(DRAFT)},
                                 }
                             ],
-                            "usage": {"prompt_tokens": 1000, "completion_tokens": 60, "total_tokens": 1060},
+                            "usage": {
+                                "prompt_tokens": 1000,
+                                "completion_tokens": 60,
+                                "total_tokens": 1060,
+                            },
                         }
                     ).encode()
                     self.send_response(200)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from sop_compiler.clean import clean
@@ -23,6 +24,7 @@ from sop_compiler.generate import Backend, GenerationContext, GenerationResult, 
 from sop_compiler.ingest import discover, ingest
 from sop_compiler.lock import (
     LOCK_NAME,
+    FileStates,
     LockFile,
     Plan,
     PlannedProcedure,
@@ -127,8 +129,24 @@ def compile_folder(
     catalog = load_catalog(settings.tools, sop_root=root)
     writes = not (check or dry_run)
     guard = run_lock(out, timeout=lock_timeout) if writes else contextlib.nullcontext()
+    notices: list[tuple[str, int, str]] = []
+
+    def reader(path: Path, *, root: Path, settings: Settings) -> InspectResult:
+        # What a reader noticed (scanned pages, decoding, macros or links ignored) is told on
+        # every run that reads the file, as a note: it is not a problem of any one routine.
+        found = read_procedures(path, root=root, settings=settings)
+        for index, notice in enumerate(found.document.notices if found.document else []):
+            notices.append((found.source, index, " ".join(notice.message.split())))
+        return found
+
     with _sigterm_as_interrupt(), guard:
         old, lock_problem = read_lock(out)
+        # A compile may trust the stat cache; --check and --dry-run hash every output.
+        files = (
+            FileStates.for_compile(out, cache_dir=settings.cache_dir if settings.cache else None)
+            if writes
+            else FileStates(out)
+        )
         chosen = backend_for(
             settings, given=backend, recorded=old.backend, build=writes, refresh=refresh
         )
@@ -142,7 +160,8 @@ def compile_folder(
             backend=chosen,
             refresh=refresh,
             read_all=writes,
-            reader=read_procedures,
+            reader=reader,
+            files=files,
         )
         result = RunResult(
             command="check" if check else "compile",
@@ -152,7 +171,14 @@ def compile_folder(
             sops_dir=_shown(sops),
             output_dir=_shown(out),
             dry_run=dry_run,
-            notes=[*plan.notes, *([lock_problem] if lock_problem else [])],
+            notes=[
+                _printable(note)
+                for note in [
+                    *plan.notes,
+                    *(f"{source}: {message}" for source, _, message in sorted(notices)),
+                    *([lock_problem] if lock_problem else []),
+                ]
+            ],
         )
         if check:
             result.stale = plan.stale(lock_problem)
@@ -203,6 +229,7 @@ class _Build:
                 self._save_lock(now=True)
             raise
         finally:
+            self.plan.files.save()
             result.written = sorted(self.written)
 
     def _write(self, files: dict[str, bytes], *, remove: list[str] = ()) -> list[str]:  # type: ignore[assignment]
@@ -215,6 +242,11 @@ class _Build:
                 f"cannot write the output folder: {exc.strerror or exc}", path=self.out
             ) from None
         self.written.update(changed)
+        states = self.plan.files
+        for rel in remove:
+            states.removed(rel)
+        for rel, data in files.items():
+            states.written(rel, sha256_bytes(data))
         return changed
 
     def _save_lock(self, *, now: bool = False) -> None:
@@ -374,7 +406,7 @@ def _summarise(plan: Plan, result: RunResult, *, strict: bool) -> None:
     """Per-SOP outcomes, usage and the exit code (severity order in compile_folder's docstring)."""
     for sop in plan.sops:
         result.sops.append(_sop_outcome(sop))
-    result.usage = sum((sop.usage for sop in result.sops), Usage())
+    result.usage = _total(sop.usage for sop in result.sops)
     outcomes = [proc for sop in result.sops for proc in sop.procedures]
     failing = {"error", "warning"} if strict else {"error"}
     if any(proc.status == "failed" for proc in outcomes):
@@ -388,15 +420,16 @@ def _summarise(plan: Plan, result: RunResult, *, strict: bool) -> None:
 
 
 def _sop_outcome(sop: PlannedSop) -> SopOutcome:
+    source = _printable(sop.source)
     if sop.error is not None:
-        return SopOutcome(source=sop.source, status="input_error", error=sop.error)
+        return SopOutcome(source=source, status="input_error", error=_printable(sop.error))
     procedures = [
         ProcedureOutcome(
             procedure_id=proc.id,
-            title=proc.title,
+            title=_printable(proc.title),
             agent=proc.agent,
             status=proc.status,
-            error=proc.error,
+            error=_printable(proc.error) if proc.error else None,
             issues=list(proc.report.issues) if proc.report else [],
             coverage=proc.report.coverage if proc.report else None,
             usage=proc.usage,
@@ -411,8 +444,30 @@ def _sop_outcome(sop: PlannedSop) -> SopOutcome:
         status = "unchanged"
     else:
         status = "ok"
-    usage = sum((proc.usage for proc in procedures), Usage())
-    return SopOutcome(source=sop.source, status=status, procedures=procedures, usage=usage)
+    usage = _total(proc.usage for proc in procedures)
+    return SopOutcome(source=source, status=status, procedures=procedures, usage=usage)
+
+
+# Control and bidi characters of file names and SOP text must not reach a terminal (escape
+# sequences, Trojan-Source reordering): the run result shows them escaped, as `\x1b`.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+
+
+def _printable(text: str) -> str:
+    """`text` with control and bidi characters escaped."""
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def _total(usages: Iterable[Usage]) -> Usage:
+    """The sum of usages; the zero ones (every procedure of a no-op run) are skipped cheaply."""
+    total = Usage()
+    for usage in usages:
+        if usage != _NO_USAGE:
+            total = total + usage
+    return total
+
+
+_NO_USAGE = Usage()
 
 
 def _shown(path: Path) -> str:

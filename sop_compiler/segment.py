@@ -9,6 +9,7 @@ A document in which nothing looks like steps is still one procedure: nothing is 
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -26,6 +27,7 @@ from sop_compiler.models import (
     Table,
 )
 from sop_compiler.slug import dedupe, slugify
+from sop_compiler.text import is_instruction, split_sentences
 
 __all__ = ["segment"]
 
@@ -40,9 +42,14 @@ _AUX = re.compile(
     r"if\s+.*|when\s+.*|see\s+also|related\b.*|references?|contacts?)$",
     re.IGNORECASE,
 )
+# Aux sections that only point elsewhere: background for the reader, no rule for the agent.
+_POINTERS = re.compile(
+    r"^(?:definitions?|see\s+also|related\b.*|references?|contacts?)$", re.IGNORECASE
+)
 # Document-level sections that give every procedure its background.
 _CONTEXT = re.compile(
-    r"^(?:purpose|scope|purpose\s+and\s+scope|definitions?|glossary|terms(?:\s+and\s+definitions)?|"
+    r"^(?:purpose|scope|purpose\s+and\s+scope|definitions?(?:\s+and\s+roles)?|glossary|"
+    r"terms(?:\s+and\s+definitions)?|"
     r"polic(?:y|ies)|.*\bpolicy|roles?(?:\s+and\s+responsibilities)?|responsibilities|overview|"
     r"introduction|background|applicability|audience|objectives?|about\s+this\s+document|"
     r"prerequisites|requirements|summary|when\s+to\s+use(?:\s+this\s+procedure)?|when\s+this\s+applies)$",
@@ -62,6 +69,7 @@ _IMPERATIVE_WORDS = """
 _IMPERATIVES = frozenset(_IMPERATIVE_WORDS.split())
 _MIN_STEPS = 2
 _MIN_IMPERATIVES = 3
+_MIN_PROSE_INSTRUCTIONS = 4  # a procedure written as prose: this many instruction sentences
 
 
 @dataclass(eq=False)  # sections compare by identity: field equality would be deep and slow
@@ -127,7 +135,48 @@ def _has_steps(blocks: list[AnyBlock]) -> bool:
         if isinstance(block, Paragraph | ListItem):
             words = block.text.split(maxsplit=1)
             imperative += bool(words) and words[0].lower().strip(",.:;") in _IMPERATIVES
-    return ordered >= _MIN_STEPS or numbered >= _MIN_STEPS or imperative >= _MIN_IMPERATIVES
+    if ordered >= _MIN_STEPS or numbered >= _MIN_STEPS or imperative >= _MIN_IMPERATIVES:
+        return True
+    return _prose_instructions(blocks) >= _MIN_PROSE_INSTRUCTIONS
+
+
+def _prose_instructions(blocks: list[AnyBlock]) -> int:
+    """Instruction sentences in the paragraphs ("Once it arrives, ask them to ...")."""
+    count = 0
+    for block in blocks:
+        if isinstance(block, Paragraph):
+            count += sum(is_instruction(s) for s in split_sentences(block.text))
+            if count >= _MIN_PROSE_INSTRUCTIONS:
+                break
+    return count
+
+
+def _first_number(blocks: list[AnyBlock], *, last: bool) -> int | None:
+    """The number of the first (or last) top-level numbered step among the blocks."""
+    items = [b for b in blocks if isinstance(b, ListItem) and b.ordered and b.level == 0]
+    for item in reversed(items) if last else items:
+        match = re.match(r"^(\d+)[.)]?$", item.marker.strip())
+        if match:
+            return int(match.group(1))
+    return None
+
+
+def _continues(kids: list[_Section]) -> bool:
+    """True when each section's steps carry on the numbering of the one before (1-4, then 5-10).
+
+    Such sub-sections are stages of one procedure ("go to step 9" crosses them), not separate
+    procedures.
+    """
+    for before, after in itertools.pairwise(kids):
+        end = _first_number(before.blocks(), last=True)
+        start = _first_number(after.blocks(), last=False)
+        if end is None or start is None or start == 1 or start != end + 1:
+            return False
+    return True
+
+
+def _is_pointer(section: _Section) -> bool:
+    return bool(_POINTERS.match(section.title))
 
 
 def _subtree_steps(section: _Section, memo: dict[int, bool]) -> bool:
@@ -146,6 +195,17 @@ def _is_context(section: _Section) -> bool:
     return bool(_CONTEXT.match(section.title))
 
 
+def _applies(section: _Section) -> bool:
+    """A step-less sibling of procedures that the agent needs: rules, exceptions, tables."""
+    if _is_context(section) or _is_pointer(section):
+        return False
+    return _is_aux(section) or any(
+        isinstance(b, Table | Quote)
+        or (isinstance(b, ListItem | Paragraph) and is_instruction(b.text))
+        for b in section.blocks()
+    )
+
+
 def _collect(section: _Section, context: list[AnyBlock], memo: dict[int, bool]) -> list[_Draft]:
     """The procedures inside `section`, given the context its enclosing sections provide."""
     own_steps = _has_steps(section.own)
@@ -154,7 +214,7 @@ def _collect(section: _Section, context: list[AnyBlock], memo: dict[int, bool]) 
         for child in section.children
         if not _is_aux(child) and not _is_context(child) and _subtree_steps(child, memo)
     ]
-    if own_steps and len(step_kids) < 2:
+    if (own_steps and len(step_kids) < 2) or (len(step_kids) >= 2 and _continues(step_kids)):
         return [_Draft(section.title, section.path, section.blocks(), context)]
     if len(step_kids) >= 2:
         drafts: list[_Draft] = []
@@ -168,27 +228,32 @@ def _collect(section: _Section, context: list[AnyBlock], memo: dict[int, bool]) 
         rest = [
             c for c in section.children if c not in step_kids and not (own_steps and _is_aux(c))
         ]
-        shared += [b for c in rest for b in c.blocks()]
+        # Exceptions, escalation rules and reference tables beside the procedures apply to
+        # each of them: they join every procedure's own blocks, where the agent reads them.
+        common = [b for c in rest if _applies(c) for b in c.blocks()]
+        shared += [b for c in rest if not _applies(c) for b in c.blocks()]
         for child in step_kids:
-            drafts += _collect(child, shared, memo)
+            found = _collect(child, shared, memo)
+            for draft in found:
+                draft.blocks += common
+            drafts += found
         return drafts
     if len(step_kids) == 1:
         (child,) = step_kids
-        aux_kids = [c for c in section.children if _is_aux(c)]
+        # Exceptions, escalation rules and reference tables beside the procedure are part of it.
+        aux_kids = [c for c in section.children if c is not child and _applies(c)]
         others = [c for c in section.children if c is not child and c not in aux_kids]
         inner = [*context, *section.own, *(b for c in others for b in c.blocks())]
         drafts = _collect(child, inner, memo)
         aux_blocks = [b for c in aux_kids for b in c.blocks()]
+        for draft in drafts:
+            draft.blocks = draft.blocks + aux_blocks
         if len(drafts) == 1:
             draft = drafts[0]
-            draft.blocks += aux_blocks
             if _GENERIC.match(draft.title) and section.path:
                 draft.title, draft.path = section.title, section.path
             elif _GENERIC.match(draft.title):
                 draft.whole = True
-        else:
-            for draft in drafts:
-                draft.context = draft.context + aux_blocks
         return drafts
     return []
 
@@ -240,7 +305,10 @@ def segment(document: Document, *, agent: str) -> list[Procedure]:
         taken = {b.id for b in own}
         context = [b for b in _unique(draft.context) if b.id not in taken]
         context.sort(key=lambda b: order.get(b.id, 0))
-        title = _fallback_title(document) if draft.whole or not draft.title else draft.title
+        whole = draft.whole or not draft.title or (len(drafts) == 1 and bool(document.title))
+        title = _fallback_title(document) if whole else draft.title
+        if title.isupper():
+            title = title.capitalize()  # "SETTING UP THE ROUTER" is a heading style, not a name
         procedures.append(
             Procedure(
                 id=proc_id,

@@ -28,10 +28,10 @@ _VERBS = """
     explain file find flag follow gather generate get give go greet guide hand help identify inform
     initiate instruct issue keep let lock log look lookup make mark move never note notify obtain
     offer open order place print proceed process provide pull read reassure reboot record redirect
-    refer refund reinstate reject remind remove reopen repeat replace reply request reschedule
-    resend reset resolve respond restart restore retrieve return review route run say schedule
-    search select send set share skip start submit suggest suspend tag take tell test thank track
-    transfer try unlock update use validate verify wait waive walk warn
+    refer refund reinstate reissue reject remind remove reopen repeat replace reply request
+    reschedule reserve resend reset reship resolve respond restart restore retrieve return review
+    route run say schedule search select send set share skip start submit suggest suspend tag take
+    tell test thank track transfer try unlock update use validate verify wait waive walk warn
 """
 INSTRUCTION_VERBS = frozenset(_VERBS.split())
 _LEAD_WORDS = re.compile(
@@ -104,6 +104,8 @@ _INJECTION = re.compile(
     ),
     re.IGNORECASE,
 )
+# A defined term or field label before a colon: "Refund", "Document ID", "Lost parcel".
+_TERM = re.compile(r"^[A-Z][\w'()-]*(?:\s+(?:[A-Z(][\w'()-]*|\w+)){0,2}$")
 NUMBERING = re.compile(r"^(?:\d+(?:\.\d+)*[.)]?|[A-Z][.)])\s+")
 _QUOTE_CHARS = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "`": ""})
 ELLIPSIS = re.compile(r"\s*(?:\.\.\.|…)\s*")
@@ -138,6 +140,8 @@ def is_instruction(sentence: str) -> bool:
     label, colon, rest = text.partition(":")
     if colon and rest.strip() and len(label.split()) <= 6 and is_instruction(rest):
         return True  # "Marketplace orders: direct the customer to the seller."
+    if colon and rest.strip() and _is_term(label.strip()):
+        return False  # "Refund: money returned to ..." defines a term; "Refund" is no order here
     if _CONDITION_START.match(text):
         _, comma, rest = text.partition(",")
         return bool(comma) and (is_instruction(rest) or bool(_AGENT_MODAL.search(rest)))
@@ -146,6 +150,18 @@ def is_instruction(sentence: str) -> bool:
         return True
     return bool(
         re.match(r"(?:make sure|be sure)\b", text, re.IGNORECASE) or _AGENT_MODAL.search(text)
+    )
+
+
+def _is_term(label: str) -> bool:
+    """A defined term or field label ("Refund", "Document ID"), not an order ("Check the order")."""
+    if not _TERM.match(label):
+        return False
+    words = label.split()
+    return (
+        len(words) == 1
+        or all(w[:1].isupper() or w[:1] == "(" for w in words)
+        or words[0].casefold() not in INSTRUCTION_VERBS
     )
 
 

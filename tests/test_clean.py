@@ -150,6 +150,47 @@ def test_boilerplate_lines() -> None:
     assert texts[-1].startswith("Mark the ticket as confidential")
 
 
+def _doc(*blocks: Paragraph | Table | ListItem) -> Document:
+    return Document(source="sop.txt", format="text", sha256="0" * 64, blocks=list(blocks))
+
+
+def _prov(index: int) -> Provenance:
+    return Provenance(file="sop.txt", paragraph=index)
+
+
+def test_document_control_fields_and_sign_off_lines_are_removed() -> None:
+    meta = "Document ID: CC-TS-001 Owner: Ravi Menon, Team Lead Version: 4.0 Effective date: 1 May"
+    kv = Table(id="b2", prov=_prov(2), rows=[["Document ID", "CC-BIL-009"], ["Owner", "T. Nowak"]])
+    wide = Table(
+        id="b3",
+        prov=_prov(3),
+        header=["Document ID", "Owner", "Version", "Effective date"],
+        rows=[["CC-SHP-003", "Marcus Bell", "2.1", "6 May 2024"]],
+    )
+    limits = Table(id="b4", prov=_prov(4), header=["Role", "Limit"], rows=[["Agent", "$50"]])
+    cleaned = clean(
+        _doc(
+            Paragraph(id="b1", prov=_prov(1), text=meta),
+            kv,
+            wide,
+            limits,
+            Paragraph(id="b5", prov=_prov(5), text="Approved by: Ravi Menon, 12 February 2024"),
+            Paragraph(
+                id="b6", prov=_prov(6), text="Acme Retail Ltd - Confidential - internal use only"
+            ),
+            Paragraph(id="b7", prov=_prov(7), text="Owner: the agent who took the call."),
+        )
+    )
+    rules = _rules(cleaned)
+    assert len(rules["document_control"]) == 3
+    assert rules["boilerplate"] == [
+        "Approved by: Ravi Menon, 12 February 2024",
+        "Acme Retail Ltd - Confidential - internal use only",
+    ]
+    # a content table and a single "Owner:" sentence are not document control
+    assert [b.id for b in cleaned.blocks] == ["b4", "b7"]
+
+
 def test_hyphenation() -> None:
     texts = _texts(clean(_load("hyphenation")))
     assert texts[0] == "Ask the customer for the invoice number and the follow-Up date."

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from sop_compiler.emit import render_routine, routine_paths, write_outputs
+from sop_compiler.emit.routines import routine_markdown
 from sop_compiler.emit.write import check_relative
 from sop_compiler.errors import OutputError
-from sop_compiler.models import Routine, ValidationReport
+from sop_compiler.models import EdgeCase, Routine, ValidationReport
 
 SAMPLE = Path(__file__).parent / "data" / "emit" / "sample"
 
@@ -190,3 +191,24 @@ def test_disk_full_or_read_only_is_a_clear_error(
     assert "r/a.md" in message and words in message and "\n" not in message
     assert (out / "r" / "a.md").read_bytes() == b"old"  # the old file is intact
     assert [p.name for p in (out / "r").iterdir()] == ["a.md"]  # no temp file left behind
+
+
+def test_standing_rules_read_as_rules_and_then_clauses_read_as_prose() -> None:
+    routine = sample(0).model_copy(
+        update={
+            "edge_cases": [
+                EdgeCase(
+                    when="at any point in this routine",
+                    then="Never read out the customer's password.",
+                ),
+                EdgeCase(when="the line is for a medical alarm", then="Escalate at once."),
+                EdgeCase(when="the customer pays by SMS", then="SMS codes expire."),
+            ]
+        }
+    )
+    text = routine_markdown(routine).decode()
+    edge = text.split("## Edge cases", 1)[1]
+    assert "- Never read out the customer's password." in edge
+    assert "at any point" not in edge
+    assert "- When the line is for a medical alarm, then escalate at once." in edge
+    assert "then SMS codes expire." in edge  # an acronym keeps its capitals

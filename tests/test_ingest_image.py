@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import shutil
 import stat
 from pathlib import Path
 
@@ -16,7 +14,7 @@ from sop_compiler.config import Settings
 from sop_compiler.errors import InputError
 from sop_compiler.ingest import ingest, ocr
 from sop_compiler.ingest.image import image_size
-from sop_compiler.models import Figure
+from sop_compiler.models import Figure, Heading, ListItem
 
 
 def _no_ocr(data: bytes, *, engine: str = "auto") -> None:
@@ -26,7 +24,7 @@ def _no_ocr(data: bytes, *, engine: str = "auto") -> None:
 @pytest.fixture
 def no_ocr(monkeypatch: pytest.MonkeyPatch) -> None:
     """Behave like a machine without rapidocr or tesseract, whatever this one has."""
-    monkeypatch.setattr("sop_compiler.ingest.image.ocr_image", _no_ocr)
+    monkeypatch.setattr("sop_compiler.ingest.image.ocr_read", _no_ocr)
 
 
 def write(tmp_path: Path, name: str, data: bytes) -> Path:
@@ -62,23 +60,31 @@ def test_jpeg_size_from_header(tmp_path: Path, no_ocr: None) -> None:
     assert figure.image.mime == "image/jpeg" and figure.image.width == 64
 
 
-def test_ocr_text_marks_the_figure_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ocr_text_marks_the_figure_read_and_becomes_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seen: list[str] = []
 
-    def fake(data: bytes, *, engine: str = "auto") -> str:
+    def fake(data: bytes, *, engine: str = "auto") -> ocr.OcrResult:
         seen.append(engine)
-        return "Start\nCheck order"
+        return ocr.OcrResult("tesseract", tuple(ocr.layout_text("REFUNDS\n\n1. Check order")))
 
-    monkeypatch.setattr("sop_compiler.ingest.image.ocr_image", fake)
+    monkeypatch.setattr("sop_compiler.ingest.image.ocr_read", fake)
     doc = ingest(
         write(tmp_path, "flow.png", pdf_factory.png()),
         root=tmp_path,
-        settings=Settings(ocr="rapidocr"),
+        settings=Settings(ocr="tesseract"),
     )
-    figure = doc.blocks[0]
+    figure, heading, item = doc.blocks
     assert isinstance(figure, Figure)
-    assert (figure.text, figure.read) == ("Start\nCheck order", True)
-    assert doc.notices == [] and seen == ["rapidocr"]
+    assert (figure.text, figure.read) == ("REFUNDS\n1. Check order", True)
+    assert isinstance(heading, Heading) and heading.text == "REFUNDS"
+    assert isinstance(item, ListItem) and (item.marker, item.text) == ("1.", "Check order")
+    assert item.prov.heading_path == ["REFUNDS"] and doc.title == "REFUNDS"
+    assert [(n.code, n.message) for n in doc.notices] == [
+        ("ocr", "text read by OCR (tesseract): check it against the image")
+    ]
+    assert seen == ["tesseract"]
 
 
 def test_ocr_off_says_so(tmp_path: Path) -> None:
@@ -150,19 +156,3 @@ def test_no_engine_means_none(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ocr.shutil, "which", lambda name: None)
     assert ocr.ocr_engine("auto") is None
     assert ocr.ocr_image(b"png") is None
-
-
-_HAS_OCR = importlib.util.find_spec("rapidocr_onnxruntime") is not None or bool(
-    shutil.which("tesseract")
-)
-
-
-@pytest.mark.skipif(
-    not _HAS_OCR, reason="needs the `ocr` extra (rapidocr-onnxruntime) or tesseract"
-)
-def test_real_ocr_reads_a_rendered_page(tmp_path: Path) -> None:
-    data = pdf_factory.text_png(["Refund policy", "Check the order"], dpi=150)
-    doc = ingest(write(tmp_path, "scan.png", data), root=tmp_path)
-    figure = doc.blocks[0]
-    assert isinstance(figure, Figure) and figure.read
-    assert figure.text is not None and "refund" in figure.text.lower()

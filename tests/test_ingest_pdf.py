@@ -13,6 +13,7 @@ import pytest
 from sop_compiler.config import Limits, Settings
 from sop_compiler.errors import InputError
 from sop_compiler.ingest import ingest
+from sop_compiler.ingest.ocr import OcrResult, layout_text
 from sop_compiler.models import Document, Figure, Heading, ListItem, Paragraph, Table
 
 DATA = Path(__file__).parent / "data" / "pdf"
@@ -161,17 +162,20 @@ def test_scanned_page_is_rendered_and_reported(tmp_path: Path) -> None:
 def test_scanned_page_text_comes_from_ocr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[bytes, str]] = []
 
-    def fake_ocr(data: bytes, *, engine: str = "auto") -> str:
+    def fake_ocr(data: bytes, *, engine: str = "auto") -> OcrResult:
         calls.append((data[:8], engine))
-        return "Account closure form\n1. Confirm the customer's identity."
+        text = "Account closure form\n1. Confirm the customer's identity."
+        return OcrResult("tesseract", tuple(layout_text(text)))
 
-    monkeypatch.setattr("sop_compiler.ingest.pdf.ocr_image", fake_ocr)
+    monkeypatch.setattr("sop_compiler.ingest.pdf.ocr_read", fake_ocr)
     doc = read(tmp_path, pdf_factory.scanned_page(), settings=Settings(ocr="auto"))
-    figure = doc.blocks[-1]
-    assert isinstance(figure, Figure) and figure.read is True
+    figure = next(b for b in doc.blocks if isinstance(b, Figure))
+    assert figure.read is True and figure.prov.page == 2
     assert figure.text is not None and figure.text.startswith("Account closure form")
+    step = doc.blocks[-1]  # the OCR text follows its figure as blocks
+    assert isinstance(step, ListItem) and (step.marker, step.prov.page) == ("1.", 2)
     assert calls == [(b"\x89PNG\r\n\x1a\n", "auto")]
-    assert "read by OCR" in doc.notices[0].message
+    assert "read by OCR (tesseract)" in doc.notices[0].message
 
 
 def test_figure_with_caption_and_tiny_images_skipped(tmp_path: Path) -> None:

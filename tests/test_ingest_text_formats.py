@@ -122,6 +122,33 @@ def test_text_tables_pipe_and_tab(tmp_path: Path) -> None:
 # -- encodings --------------------------------------------------------------------------------
 
 
+def test_text_column_tables_and_letterhead_above_the_title(tmp_path: Path) -> None:
+    text = (
+        "ACME RETAIL - CUSTOMER CARE\n\nDevice Setup\n============\n\nPURPOSE\n\nHelp.\n\n"
+        "REVISION HISTORY\n\n"
+        "Version  Date          Author     Change\n"
+        "-------  ------------  ---------  ----------------\n"
+        "3.0      9 May 2022    R. Menon   Line test added.\n"
+        "3.1      14 Nov 2022   R. Menon   Alarm escalation.\n\n"
+        "2.1  11 Dec 2023  Acme Hub 4 added.\n"
+        "2.2  8 Apr 2024   Keeping the old Wi-Fi name.\n"
+    )
+    document = _read(tmp_path, "setup.txt", text)
+    # the letterhead is no section; the underlined line is the document's title
+    headings = [b.text for b in document.blocks if isinstance(b, Heading)]
+    assert headings == ["Device Setup", "PURPOSE", "REVISION HISTORY"]
+    assert document.title == "Device Setup"
+    # version rows are table rows, never numbered steps "3.0", "2.1"
+    assert _items(document) == []
+    ruled, spaced = [b for b in document.blocks if isinstance(b, Table)]
+    assert ruled.header == ["Version", "Date", "Author", "Change"]
+    assert ruled.rows[1] == ["3.1", "14 Nov 2022", "R. Menon", "Alarm escalation."]
+    assert spaced.rows == [
+        ["2.1", "11 Dec 2023", "Acme Hub 4 added."],
+        ["2.2", "8 Apr 2024", "Keeping the old Wi-Fi name."],
+    ]
+
+
 def test_latin1_text_is_decoded_with_a_notice(tmp_path: Path) -> None:
     document = _read(
         tmp_path, "l.txt", "Rückerstattung für Café-Kunden: prüfen.\n".encode("latin-1")

@@ -324,10 +324,150 @@ def test_multi_sentence_conditional_items_and_escalation_with_ticket(catalog: To
     # a backticked enum value of a catalog tool is a call of that tool, never a proposed tool
     assert steps["2b"].tool_call and _args(steps["2b"])["method"] == "sms_code"
     assert draft.tools_proposed == []
-    # the ticket is created, then the escalation ends the routine (the "go to" is moot)
+    # escalating "with `create_ticket`" is the ticket: one call, and the SOP's "go to" holds
     assert steps["2c"].condition and steps["2c"].condition.else_step == "3"
     assert steps["2e"].tool_call and _args(steps["2e"])["team"] == "Account Security team"
-    assert steps["2e"].next_step is None and steps["2f"].kind == "escalate"
+    assert steps["2e"].text.startswith("Escalate to the Account Security team")
+    assert steps["2e"].next_step == "3" and "2f" not in steps
     assert steps["3"].text == "Ask whether there is anything else you can help with."
     assert steps["3a"].kind == "resolve" and len(draft.steps) == 3
     assert _errors(draft, procedure, catalog) == []
+
+
+def test_escalating_with_a_ticket_binds_the_team_the_sop_spells_out(catalog: ToolCatalog) -> None:
+    draft, _ = _draft(
+        """# Line fault
+1. Book an engineer visit with `schedule_technician`.
+2. If the earliest window is more than 3 days away, escalate to the Network Operations queue \
+with `create_ticket` (priority high, team network-operations).
+3. Tell the customer the date of the visit.
+""",
+        catalog,
+    )
+    steps = _steps(draft)
+    # one ticket call, no second "escalate" step repeating it; the case goes on to step 3
+    assert steps["2a"].tool_call and steps["2a"].tool_call.tool == "create_ticket"
+    assert _args(steps["2a"])["team"] == "network-operations"
+    assert _args(steps["2a"])["priority"] == "high"
+    assert "2b" not in steps and steps["2"].condition and steps["2"].condition.else_step == "3"
+
+
+def test_otherwise_answers_the_items_own_condition_and_ends_its_branch(
+    catalog: ToolCatalog,
+) -> None:
+    draft, _ = _draft(
+        """# Accepting a return
+1. Look up the order with `lookup_order`.
+2. Check the return window.
+   a. If the return window has passed, explain the policy and do not create a label. \
+If the customer says the item is faulty, transfer the customer to Tech Support instead.
+   b. Otherwise, continue with step 3.
+3. Create a return label with `create_return_label`.
+4. Ask whether there is anything else you can help with, then close the contact.
+""",
+        catalog,
+    )
+    steps = _steps(draft)
+    passed = steps["2a"].condition
+    assert passed and passed.test == "the return window has passed" and passed.else_step == "3"
+    # window passed and not faulty: no label is made, the case wraps up at step 4
+    faulty = next(s for s in steps.values() if s.condition and "faulty" in s.condition.test)
+    assert faulty.condition and faulty.condition.else_step == "4"
+
+
+def test_sub_items_of_a_conditional_step_run_only_when_it_holds(catalog: ToolCatalog) -> None:
+    draft, _ = _draft(
+        """# Damaged
+1. Look up the order with `lookup_order`.
+2. If the damage is only cosmetic, offer a replacement or a partial refund.
+   - If they choose the partial refund, transfer the customer to Billing.
+   - Otherwise, reship the order with `reship_order`.
+3. If the item is unusable, open a carrier claim with `open_carrier_claim`, claim type \
+`damaged`, and reship the order with `reship_order`.
+""",
+        catalog,
+    )
+    steps = _steps(draft)
+    assert steps["2"].condition and steps["2"].condition.else_step == "3"  # not into 2b
+    # "..., and reship the order": a second call, not lost in the first one's text
+    calls = [s.tool_call.tool for s in _steps(draft).values() if s.tool_call and s.id >= "3"]
+    assert calls == ["open_carrier_claim", "reship_order"]
+
+
+def test_phrasing_that_is_no_tool_call_and_tools_named_in_words(catalog: ToolCatalog) -> None:
+    draft, _ = _draft(
+        """# Closing an account
+1. Verify the caller's identity with `verify_identity`, using method `sms_code`.
+   1. If the customer has no mobile number on file, use security questions instead.
+   2. If verification fails, do not close the account; follow CC-ACC-002 Identity Verification.
+2. Find the order and the payment.
+   1. Find the order with `lookup_order`.
+3. Tell the customer what closure means: order history is kept for 7 years.
+4. Ask them to connect one device and open any website.
+5. Book a collection of the damaged item with the carrier.
+6. Close the account with `close_account`.
+""",
+        catalog,
+    )
+    steps = _steps(draft)
+    assert _args(steps["1b"]) == {
+        "customer_id": "<the same customer ID as in step 1>",
+        "method": "security_questions",
+    }
+    follow = next(s for s in steps.values() if s.text.startswith("Follow CC-ACC-002"))
+    assert follow.tool_call is None and follow.next_step == "7"  # that SOP takes over: wrap up
+    assert steps["7"].text.startswith("Ask whether there is anything else")
+    assert [(t.name, t.step_ids) for t in draft.tools_proposed] == [("book_collection", ["5"])]
+    assert steps["3"].substeps == [] and steps["4"].substeps == []
+
+
+def test_trigger_comes_from_when_to_use_not_from_definitions(catalog: ToolCatalog) -> None:
+    procedure = procedure_from_spec(
+        """# Returns
+## Definitions
+Exchange: a return where the customer wants the same item in another size.
+## When to use
+Use this procedure when a customer asks for their money back for an order.
+## Steps
+1. Look up the order with `lookup_order`.
+2. Issue the refund with `issue_refund`.
+"""
+    )
+    definitions, when, steps = procedure.blocks[:2], procedure.blocks[2:4], procedure.blocks[4:]
+    procedure = procedure.model_copy(
+        update={
+            "context": [
+                b.model_copy(update={"prov": b.prov.model_copy(update={"heading_path": [t]})})
+                for b, t in ((definitions[1], "Definitions"), (when[1], "When to use"))
+            ],
+            "blocks": steps,
+            "title": "Issuing a refund",
+        }
+    )
+    draft = build_draft(procedure, catalog=catalog, agents=AGENTS)
+    assert draft.trigger.endswith("when a customer asks for their money back for an order.")
+    assert "same item" not in draft.trigger
+
+
+def test_defined_terms_are_no_instructions() -> None:
+    from sop_compiler.text import is_instruction
+
+    assert not is_instruction("Refund: money returned to the customer's original payment method.")
+    assert not is_instruction("Document ID: CC-ACC-003 Owner: Grace Okafor")
+    assert is_instruction("Check the order: it must be delivered.")
+    assert is_instruction("Marketplace orders: direct the customer to the seller.")
+
+
+def test_a_reference_table_with_several_columns_names_them(catalog: ToolCatalog) -> None:
+    draft, _ = _draft(
+        """# Issuing a refund
+1. Issue the refund with `issue_refund`.
+## Approval limits
+| Role | Refund limit | Approval needed |
+| Billing Agent | Up to $50 | None |
+""",
+        catalog,
+    )
+    assert [(c.when, c.then) for c in draft.edge_cases] == [
+        ("the role is Billing Agent", "Refund limit: Up to $50; Approval needed: None")
+    ]

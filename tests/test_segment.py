@@ -19,6 +19,7 @@ from sop_compiler.models import (
     Paragraph,
     Procedure,
     Provenance,
+    Table,
 )
 from sop_compiler.segment import segment
 from sop_compiler.slug import dedupe, identifier, slugify
@@ -101,13 +102,15 @@ def test_each_section_with_steps_is_a_procedure_and_subsections_stay() -> None:
         ("refunds--partial-refund", "Partial refund"),
     ]
     issue, partial = procedures
-    assert _ids(issue) == [f"b{i}" for i in range(5, 13)]  # heading, steps, exceptions, notes
+    # heading, steps, exceptions, notes, then the escalation rules both procedures share
+    assert _ids(issue) == [f"b{i}" for i in range(5, 13)] + ["b16", "b17"]
+    assert _ids(partial) == ["b13", "b14", "b15", "b16", "b17"]
     assert issue.heading_path == ["Refunds SOP", "Issue a refund"]
     assert issue.agent == "billing" and issue.source == "billing/refunds.md"
     assert issue.source_sha256 == "a" * 64
-    # Purpose, scope and the shared escalation section are every procedure's context.
+    # Purpose and scope are every procedure's background context (not read as steps).
     context = [block.id for block in partial.context]
-    assert context == ["b1", "b2", "b3", "b4", "b16", "b17"]
+    assert context == ["b1", "b2", "b3", "b4"]
     assert not set(context) & set(_ids(partial))
 
 
@@ -212,6 +215,70 @@ def test_section_with_own_steps_and_child_procedures_loses_nothing() -> None:
     covered = sorted(b.id for p in procedures for b in p.blocks)
     assert covered == sorted(b.id for b in document.blocks)
     assert [p.title for p in procedures] == ["Returns", "Damaged", "Wrong item"]
+
+
+def _numbered(doc: _Doc, start: int, *texts: str) -> _Doc:
+    for number, text in enumerate(texts, start):
+        prov = Provenance(file=doc.source, paragraph=len(doc.blocks))
+        bid = f"b{len(doc.blocks)}"
+        doc.blocks.append(ListItem(id=bid, prov=prov, text=text, marker=f"{number}.", ordered=True))
+    return doc
+
+
+def test_sub_sections_that_continue_the_numbering_are_one_procedure() -> None:
+    doc = _Doc("tech/outage.txt").h("Outage", 1).h("Purpose", 2).p("Restore service.")
+    doc.h("Procedure", 2).h("Checking for an outage", 3)
+    _numbered(doc, 1, "Ask for the postcode.", "If there is an outage, go to step 4.")
+    doc.h("Testing the line", 3)
+    _numbered(doc, 3, "Run a line test.", "Ask whether there is anything else.")
+    doc.h("Escalation", 2).steps("If the line is for a medical alarm, escalate.", "Log it.")
+    (procedure,) = segment(doc.doc(title="Outage"), agent="tech")
+    # steps 1-2 and 3-4 are stages of one procedure: "go to step 4" crosses them
+    assert (procedure.id, procedure.title) == ("outage", "Outage")
+    items = [b.text for b in procedure.blocks if isinstance(b, ListItem)]
+    assert items[:4] == [
+        "Ask for the postcode.",
+        "If there is an outage, go to step 4.",
+        "Run a line test.",
+        "Ask whether there is anything else.",
+    ]
+    assert "If the line is for a medical alarm, escalate." in items  # and its escalation rules
+
+
+def test_shared_exceptions_and_reference_tables_join_every_procedure() -> None:
+    prov = Provenance(file="returns.html", paragraph=99)
+    table = Table(id="t", prov=prov, header=["Category", "Window"])
+    doc = _Doc("shipping/returns.html").h("Returns", 1).h("Definitions", 2).p("Exchange: a swap.")
+    doc.h("Procedure", 2).h("Accepting a return", 3).steps("Look up the order.", "Make a label.")
+    doc.h("Arranging an exchange", 3).steps("Check the stock.", "Reserve the item.")
+    doc.h("Return windows", 2)
+    doc.blocks.append(table.model_copy(update={"id": f"b{len(doc.blocks)}"}))
+    doc.h("Exceptions", 2).p("Hygiene items cannot be returned once opened.")
+    doc.h("References", 2).p("CC-SHP-003 Lost or Damaged Package")
+    procedures = segment(doc.doc(), agent="shipping")
+    assert [p.title for p in procedures] == ["Accepting a return", "Arranging an exchange"]
+    for procedure in procedures:
+        texts = [getattr(b, "text", "") for b in procedure.blocks]
+        assert "Return windows" in texts and "Exceptions" in texts
+        assert "Hygiene items cannot be returned once opened." in texts
+        assert any(isinstance(b, Table) for b in procedure.blocks)
+        # definitions and references stay background: no rule for the agent to follow
+        assert "References" not in texts and "Exchange: a swap." not in texts
+
+
+def test_a_procedure_written_as_prose_is_found_and_a_caps_title_is_tidied() -> None:
+    doc = _Doc("tech/device-setup.txt").h("PURPOSE", 1).p("This guide helps agents.")
+    doc.h("SETTING UP THE ROUTER", 1).p(
+        "Start by finding the order with lookup_order. If it has not arrived, check where it is"
+        " and tell the customer when to expect it."
+    ).p(
+        "Once it is there, ask them to plug it in. When the light is green, it is online. "
+        "Book an engineer visit if nothing works."
+    )
+    doc.h("ESCALATION", 1).p("If nothing works, escalate to the team lead.")
+    (procedure,) = segment(doc.doc(), agent="tech")
+    assert procedure.title == "Setting up the router"
+    assert procedure.blocks[0].id == "b2" and procedure.blocks[-1].id == "b6"
 
 
 def test_colliding_titles_get_numbered_ids() -> None:

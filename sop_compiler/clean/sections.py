@@ -30,9 +30,23 @@ _BOILERPLATE = re.compile(
     r"printed\s+copies\s+are\s+(?:un)?controlled|uncontrolled\s+(?:when|if)\s+printed|"
     r"^uncontrolled\s+copy|^(?:strictly\s+)?confidential\b|^(?:for\s+)?internal\s+use\s+only\b|"
     r"this\s+document\s+is\s+the\s+property\s+of|all\s+rights\s+reserved|^©|^\(c\)\s*\d{4}|"
-    r"^copyright\b|^do\s+not\s+(?:copy|distribute|reproduce)\b",
+    r"^copyright\b|^do\s+not\s+(?:copy|distribute|reproduce)\b|"
+    r"^(?:approved|reviewed|prepared)\s+by\s*:|\bconfidential\b.{0,12}\binternal\s+use\s+only\b",
     re.IGNORECASE,
 )
+# Labels of a document-control block ("Document ID: CC-BIL-004", "Owner: ...", "Version: 3.2").
+_CONTROL_LABEL = re.compile(
+    r"^(?:document\s+(?:id|number|no\.?|owner|control)|doc(?:ument)?\s+ref(?:erence)?|sop\s+(?:id|no\.?)|"
+    r"owner|version|rev(?:ision)?|effective\s+(?:date|from)|next\s+review(?:\s+date)?|review\s+date|"
+    r"classification|status|issue\s+date|applies\s+to|author)$",
+    re.IGNORECASE,
+)
+_CONTROL_IN_TEXT = re.compile(
+    r"(?:^|[\s·|*])(?:document\s+id|owner|version|effective\s+date|next\s+review|classification|"
+    r"applies\s+to|status|author)\s*\**:",
+    re.IGNORECASE,
+)
+_CONTROL_MIN = 2  # labels that make a block document control, not content
 _VERSION_CELLS = {"version", "ver", "ver.", "rev", "rev.", "revision", "v"}
 _CHANGE_WORDS = ("author", "change", "description", "summary", "by", "reason", "comment")
 _SIGN_WORDS = ("signature", "approved by", "approver", "sign-off", "signed")
@@ -145,12 +159,37 @@ def _table_rule(table: Table) -> str | None:
     return None
 
 
+def _control_table(table: Table) -> bool:
+    """A document-control table: its header row or its first column holds the field labels."""
+    rows = ([table.header] if table.header else []) + table.rows
+    labels = [cell for cell in (rows[0] if rows else [])]
+    labels += [row[0] for row in rows if row]
+    hits = {cell.strip().strip("*:").strip().casefold() for cell in labels}
+    return sum(bool(_CONTROL_LABEL.match(cell)) for cell in hits) >= _CONTROL_MIN
+
+
+def _control_paragraph(block: Paragraph) -> bool:
+    """A short paragraph of `Label: value` pairs that starts with a document-control field."""
+    text = block.text.strip()
+    if len(text) > 400 or ":" not in text:
+        return False
+    first = text.split(":", 1)[0].strip().strip("*").strip()
+    found = len(_CONTROL_IN_TEXT.findall(text))
+    return found >= _CONTROL_MIN and bool(_CONTROL_LABEL.match(first))
+
+
 def remove_tables(blocks: list[AnyBlock]) -> tuple[list[AnyBlock], list[Removal]]:
-    """Drop revision-history and approval tables wherever they are."""
+    """Drop revision-history, approval and document-control tables wherever they are."""
     kept: list[AnyBlock] = []
     removed: list[Removal] = []
     for block in blocks:
         rule = _table_rule(block) if isinstance(block, Table) else None
+        control = (isinstance(block, Table) and _control_table(block)) or (
+            isinstance(block, Paragraph) and _control_paragraph(block)
+        )
+        if rule is None and control:
+            removed.append(removal("document_control", "document-control fields", block))
+            continue
         if rule is None:
             kept.append(block)
         else:

@@ -14,6 +14,13 @@ from sop_compiler.models import Routine, Step, ToolCall, ValidationReport
 __all__ = ["render_routine", "routine_json", "routine_markdown"]
 
 
+_LOWER_FIRST_WORDS = """
+    a an the do don't never escalate transfer hand tell ask follow offer refund reship book use
+    check give send close issue apply accept record open
+"""
+_LOWER_FIRST = frozenset(_LOWER_FIRST_WORDS.split())
+
+
 @dataclass(frozen=True)
 class _Line:
     """One rendered step: its label (`3.` or `a.`), nesting depth and instruction."""
@@ -144,7 +151,19 @@ def _call_sentence(call: ToolCall) -> str:
     return f"Call {tool} with {', '.join(parts)}." if parts else f"Call {tool}."
 
 
+# An edge case that holds throughout the routine is a standing rule: its `then` says it all.
+_ALWAYS = re.compile(
+    r"^(?:always|at any (?:point|time|stage)(?: in this routine)?|throughout|any time)$",
+    re.IGNORECASE,
+)
+
+
 def _edge_case(when: str, then: str) -> str:
     when = re.sub(r"^(when|if|in case)\s+", "", one_line(when), flags=re.IGNORECASE).rstrip(" .,")
     then = re.sub(r"^then\s+", "", one_line(then), flags=re.IGNORECASE)
+    if _ALWAYS.match(when) or not when:
+        return _sentence(then)
+    # "then Escalate ..." reads as a typo; keep acronyms and names ("then SMS", "then Billing").
+    if re.match(r"^[A-Z][a-z]", then) and then.split()[0].lower() in _LOWER_FIRST:
+        then = then[0].lower() + then[1:]
     return f"When {when}, then {_sentence(then)}"

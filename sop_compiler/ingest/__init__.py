@@ -9,9 +9,9 @@ from pathlib import Path
 from sop_compiler.config import Settings
 from sop_compiler.errors import InputError
 from sop_compiler.ingest.base import SUFFIXES, Reader, Source, get_reader
-from sop_compiler.models import Document
+from sop_compiler.models import Document, Notice
 
-__all__ = ["Reader", "Source", "discover", "ingest", "sniff_format"]
+__all__ = ["Reader", "Source", "discover", "discover_sources", "ingest", "sniff_format"]
 
 # Files that live beside SOPs but are not SOPs.
 _NOT_SOPS = {"tools.yaml", "tools.yml", "tools.json", "sopc.toml", "readme.md"}
@@ -22,35 +22,90 @@ def discover(root: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
 
     Symlinks are followed only when they resolve inside `root`; loops are never entered.
     """
+    found, skipped = discover_sources(root)
+    return [path for path, _ in found], skipped
+
+
+def discover_sources(root: Path) -> tuple[list[tuple[Path, str]], list[tuple[Path, str]]]:
+    """Like `discover`, with each file's name as `ingest` gives it (its real path, relative).
+
+    One `os.scandir` per folder and no per-file system call for regular files: deciding that
+    nothing changed in a big SOP folder should cost little more than reading the files.
+    """
     root = root.resolve()
     if root.is_file():
-        return [root], []
+        return [(root, root.name)], []
     if not root.is_dir():
         raise InputError("no such file or folder", path=root)
-    found: list[Path] = []
-    skipped: list[tuple[Path, str]] = []
-    seen_dirs: set[Path] = set()
-    for folder, dirnames, filenames in os.walk(root, followlinks=True):
-        here = Path(folder)
-        real = here.resolve()
-        if real in seen_dirs or not real.is_relative_to(root):
-            dirnames[:] = []
-            if not real.is_relative_to(root):
-                skipped.append((here, "symlink points outside the SOP folder"))
-            continue
-        seen_dirs.add(real)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
-        for name in sorted(filenames):
-            path = here / name
+    walk = _Walk(str(root))
+    walk.folder(root, str(root), "")
+    found = sorted(walk.found, key=lambda item: item[1])
+    return [(path, source) for path, _, source in found], walk.skipped
+
+
+class _Walk:
+    """Depth-first, sorted, like `os.walk(followlinks=True)`, keeping relative names as it goes."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.prefix = root.rstrip(os.sep) + os.sep
+        self.seen: set[str] = set()
+        # (path, path relative to root as listed, real path relative to root)
+        self.found: list[tuple[Path, str, str]] = []
+        self.skipped: list[tuple[Path, str]] = []
+
+    def _inside(self, real: str) -> str | None:
+        """`real` relative to the root with / separators, or None when outside it."""
+        if real == self.root:
+            return ""
+        if not real.startswith(self.prefix):
+            return None
+        return real[len(self.prefix) :].replace(os.sep, "/")
+
+    def folder(self, here: Path, real: str, listed: str) -> None:
+        real_rel = self._inside(real)
+        if real in self.seen or real_rel is None:
+            if real_rel is None:
+                self.skipped.append((here, "symlink points outside the SOP folder"))
+            return
+        self.seen.add(real)
+        try:
+            with os.scandir(here) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)
+        except OSError:
+            return  # like os.walk: an unreadable folder is passed over
+        folders: list[tuple[str, bool]] = []
+        for entry in entries:
+            name = entry.name
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir:
+                if not name.startswith((".", "_")):
+                    folders.append((name, entry.is_symlink()))
+                continue
             if name.startswith(".") or name.lower() in _NOT_SOPS:
                 continue
-            if path.is_symlink() and not path.resolve().is_relative_to(root):
-                skipped.append((path, "symlink points outside the SOP folder"))
-            elif path.suffix.lower() in SUFFIXES:
-                found.append(path)
+            path = here / name
+            if entry.is_symlink():
+                source = self._inside(os.path.realpath(entry.path))
+                if source is None:
+                    self.skipped.append((path, "symlink points outside the SOP folder"))
+                    continue
             else:
-                skipped.append((path, f"unsupported file type {path.suffix or '(none)'}"))
-    return sorted(found, key=lambda p: p.relative_to(root).as_posix()), skipped
+                source = f"{real_rel}/{name}" if real_rel else name
+            dot = name.rfind(".")
+            suffix = name[dot:] if 0 < dot < len(name) - 1 else ""  # as Path.suffix
+            if suffix.lower() in SUFFIXES:
+                self.found.append((path, f"{listed}/{name}" if listed else name, source))
+            else:
+                self.skipped.append((path, f"unsupported file type {suffix or '(none)'}"))
+        for name, is_link in folders:
+            target = os.path.join(real, name)
+            if is_link:
+                target = os.path.realpath(target)
+            self.folder(here / name, target, f"{listed}/{name}" if listed else name)
 
 
 def sniff_format(data: bytes, suffix: str) -> str:
@@ -90,7 +145,7 @@ def ingest(path: Path, *, root: Path | None = None, settings: Settings | None = 
         if size > limit:
             raise InputError(
                 f"file is {size / 1048576:.1f} MiB, "
-                f"over the {settings.limits.max_file_mb:g} MiB limit",
+                f"over the {settings.limits.max_file_mb:g} MiB limit (limits.max_file_mb)",
                 path=name,
                 hint="raise limits.max_file_mb in sopc.toml",
             )
@@ -104,7 +159,11 @@ def ingest(path: Path, *, root: Path | None = None, settings: Settings | None = 
     if not data.strip():
         raise InputError("file is empty", path=name)
     source = Source(path=path, name=name, data=data, sha256=hashlib.sha256(data).hexdigest())
-    document = get_reader(sniff_format(data, path.suffix)).read(source, settings=settings)
+    fmt = sniff_format(data, path.suffix)
+    document = get_reader(fmt).read(source, settings=settings)
     if not document.blocks:
         raise InputError("no readable text or images found", path=name)
+    if fmt != SUFFIXES[path.suffix.lower()]:
+        message = f"named {path.suffix} but the content is {fmt}; read as {fmt}"
+        document.notices.insert(0, Notice(code="format_mismatch", message=message))
     return document

@@ -1,4 +1,8 @@
-"""Image reader: a .png/.jpg (a scan, a flowchart) becomes one Figure, read by OCR if available."""
+"""Image reader: a .png/.jpg (a scan, a flowchart) becomes a Figure, plus the blocks OCR reads.
+
+With an OCR engine, a scanned SOP comes out as the Figure followed by headings, numbered steps and
+paragraphs, so that segment and the compilers can work on it like on any other SOP.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,8 @@ from typing import Any
 from sop_compiler.config import Settings
 from sop_compiler.errors import InputError
 from sop_compiler.ingest.base import Reader, Source
-from sop_compiler.ingest.ocr import ocr_image
-from sop_compiler.models import Document, Figure, Notice, Provenance
+from sop_compiler.ingest.ocr import ocr_read, structure_lines, to_model_blocks
+from sop_compiler.models import Document, Figure, Heading, Notice, Provenance
 
 __all__ = ["ImageReader", "image_size", "ocr_hint"]
 
@@ -20,13 +24,13 @@ _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
 class ImageReader(Reader):
-    """Reads a PNG or JPEG file into a Document holding one Figure."""
+    """Reads a PNG or JPEG file into a Figure and, with OCR, the structure of its text."""
 
     format = "image"
     suffixes = (".png", ".jpg", ".jpeg")
 
     def read(self, source: Source, *, settings: Settings) -> Document:
-        """One Figure with the image bytes; its text comes from OCR when an engine is available."""
+        """The Figure with the image bytes first, then the blocks OCR read from it, if any."""
         size = image_size(source.data)
         if size is None or not _complete(source.data) or not _decodes(source.data):
             raise InputError("not a valid PNG/JPEG image", path=source.name)
@@ -35,20 +39,35 @@ class ImageReader(Reader):
             source=source.name, format=self.format, sha256=source.sha256, page_count=1
         )
         ref = document.add_image(source.data, mime, width, height)
-        text = ocr_image(source.data, engine=settings.ocr)
+        result = ocr_read(source.data, engine=settings.ocr)
         prov = Provenance(file=source.name, page=1)
-        document.blocks.append(
-            Figure(id="b1", prov=prov, image=ref, text=text or None, read=text is not None)
+        text = result.text if result is not None else ""
+        figure = Figure(id="b1", prov=prov, image=ref, text=text or None, read=result is not None)
+        document.blocks.append(figure)
+        if result is None:
+            message = f"{source.name} was not read: {ocr_hint(settings)}"
+            document.notices.append(Notice(code="figure_unread", message=message, prov=prov))
+            return document
+        # page 1 of 1, as for a scanned PDF page: `clean` then finds the page number and furniture
+        blocks = structure_lines(result.lines)
+        for block in to_model_blocks(blocks, file=source.name, page=1, headings=[]):
+            block.id = f"b{len(document.blocks) + 1}"
+            document.blocks.append(block)
+        document.title = _title(document)
+        message = (
+            f"text read by OCR ({result.engine}): check it against the image"
+            if result.lines
+            else f"OCR ({result.engine}) found no text in the image"
         )
-        if text is None:
-            document.notices.append(
-                Notice(
-                    code="figure_unread",
-                    message=f"{source.name} was not read: {ocr_hint(settings)}",
-                    prov=prov,
-                )
-            )
+        document.notices.append(Notice(code="ocr", message=message, prov=prov))
         return document
+
+
+def _title(document: Document) -> str | None:
+    """The first top-level heading OCR found (or the first heading of any level)."""
+    headings = [b for b in document.blocks if isinstance(b, Heading)]
+    top = min((h.level for h in headings), default=None)
+    return next((h.text for h in headings if h.level == top), None)
 
 
 def ocr_hint(settings: Settings) -> str:

@@ -1,8 +1,9 @@
 """Optional OCR for images and scanned pages: rapidocr (the `ocr` extra) or the tesseract binary.
 
 Both work offline: rapidocr-onnxruntime ships its models inside the wheel, tesseract is a system
-package. Neither is required; without them `ocr_image` returns None and the caller reports the
-image as not read.
+package. Neither is required; without them `ocr_read` returns None and the caller reports the
+image as not read. What OCR reads is laid out as lines (`_ocr_layout`) and structured into blocks
+(`_ocr_structure`), so that a scanned SOP becomes headings, numbered steps and paragraphs.
 """
 
 from __future__ import annotations
@@ -10,16 +11,43 @@ from __future__ import annotations
 import functools
 import shutil
 import subprocess
-from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ocr_engine", "ocr_image"]
+from sop_compiler.ingest._ocr_layout import OcrLine, layout_boxes, layout_text
+from sop_compiler.ingest._ocr_structure import OcrBlock, structure_lines, to_model_blocks
+
+__all__ = [
+    "OcrBlock",
+    "OcrLine",
+    "OcrResult",
+    "layout_boxes",
+    "layout_text",
+    "ocr_engine",
+    "ocr_image",
+    "ocr_read",
+    "structure_lines",
+    "to_model_blocks",
+]
 
 _TESSERACT_TIMEOUT = 120.0
 
 
+@dataclass(frozen=True, slots=True)
+class OcrResult:
+    """What an OCR engine read from one image: its lines in reading order."""
+
+    engine: str  # "rapidocr" | "tesseract"
+    lines: tuple[OcrLine, ...]
+
+    @property
+    def text(self) -> str:
+        """The lines joined with newlines (empty when nothing was read)."""
+        return "\n".join(line.text for line in self.lines)
+
+
 def ocr_engine(engine: str = "auto") -> str | None:
-    """The OCR engine `ocr_image` would use for this setting ("rapidocr", "tesseract"), or None."""
+    """The OCR engine `ocr_read` would use for this setting ("rapidocr", "tesseract"), or None."""
     if engine == "off":
         return None
     if engine in ("auto", "rapidocr") and _rapidocr() is not None:
@@ -29,8 +57,8 @@ def ocr_engine(engine: str = "auto") -> str | None:
     return None
 
 
-def ocr_image(data: bytes, *, engine: str = "auto") -> str | None:
-    """Text read from PNG/JPEG bytes, lines top-to-bottom; None when no OCR engine is available.
+def ocr_read(data: bytes, *, engine: str = "auto") -> OcrResult | None:
+    """Lines read from PNG/JPEG bytes; None when no engine is available or the engine failed.
 
     Args:
         data: the encoded image.
@@ -39,10 +67,18 @@ def ocr_image(data: bytes, *, engine: str = "auto") -> str | None:
     """
     chosen = ocr_engine(engine)
     if chosen == "rapidocr":
-        return _read_rapidocr(data)
+        boxes = _read_rapidocr(data)
+        return None if boxes is None else OcrResult("rapidocr", tuple(layout_boxes(boxes)))
     if chosen == "tesseract":
-        return _read_tesseract(data)
+        text = _read_tesseract(data)
+        return None if text is None else OcrResult("tesseract", tuple(layout_text(text)))
     return None
+
+
+def ocr_image(data: bytes, *, engine: str = "auto") -> str | None:
+    """Text read from PNG/JPEG bytes, lines top-to-bottom; None when no OCR engine is available."""
+    result = ocr_read(data, engine=engine)
+    return None if result is None else result.text
 
 
 @functools.lru_cache(maxsize=1)
@@ -58,7 +94,7 @@ def _rapidocr() -> Any | None:
         return None
 
 
-def _read_rapidocr(data: bytes) -> str | None:
+def _read_rapidocr(data: bytes) -> list[Any] | None:
     engine = _rapidocr()
     if engine is None:
         return None
@@ -66,28 +102,7 @@ def _read_rapidocr(data: bytes) -> str | None:
         result, _elapsed = engine(data)
     except Exception:
         return None
-    return _lines_from_boxes(result or [])
-
-
-def _lines_from_boxes(result: Sequence[Sequence[Any]]) -> str:
-    """Join RapidOCR's [box, text, score] results into lines: top-to-bottom, then left-to-right."""
-    words: list[tuple[float, float, float, str]] = []  # (center y, x0, height, text)
-    for item in result:
-        box, text = item[0], str(item[1]).strip()
-        if not text:
-            continue
-        xs = [float(point[0]) for point in box]
-        ys = [float(point[1]) for point in box]
-        words.append(((min(ys) + max(ys)) / 2, min(xs), max(ys) - min(ys), text))
-    words.sort()
-    lines: list[list[tuple[float, float, float, str]]] = []
-    for word in words:
-        # same line when the centres are closer than half a box height
-        if lines and abs(word[0] - lines[-1][0][0]) <= max(word[2], lines[-1][0][2]) / 2:
-            lines[-1].append(word)
-        else:
-            lines.append([word])
-    return "\n".join(" ".join(w[3] for w in sorted(line, key=lambda w: w[1])) for line in lines)
+    return list(result or [])
 
 
 def _read_tesseract(data: bytes) -> str | None:
@@ -106,6 +121,4 @@ def _read_tesseract(data: bytes) -> str | None:
         return None
     if done.returncode != 0:
         return None
-    text = done.stdout.decode("utf-8", errors="replace")
-    lines = [line.rstrip() for line in text.splitlines()]
-    return "\n".join(line for line in lines if line.strip())
+    return done.stdout.decode("utf-8", errors="replace")

@@ -27,6 +27,10 @@ _ROMAN = re.compile(r"^[ivxlcdm]+$", re.I)
 _HEADING_NUMBER = re.compile(r"^(?P<number>[0-9]{1,3}(?:\.[0-9]{1,3})*)\.?[ \t]+(?P<title>\S.*)$")
 _RULE = re.compile(r"^(?:={3,}|-{3,})$")
 _PIPE_SEPARATOR = re.compile(r"^\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?$")
+# A rule under the header of a column-aligned table: "-------  ------------  ------".
+_COLUMN_RULE = re.compile(r"^-{2,}(?:[ \t]+-{2,})+$")
+_GAP = re.compile(r"[ \t]{2,}")
+_MIN_COLUMNS = 3  # two columns are too often a definition list or a "Label:  value" line
 _SMALL_WORDS = frozenset(
     {"a", "an", "and", "as", "at", "but", "by", "for", "from", "in", "into", "of", "on", "or"}
     | {"per", "the", "to", "via", "vs", "with"}
@@ -186,6 +190,7 @@ class _TextParser:
         self.para: list[str] = []
         self.para_start = 0
         self.item: _Item | None = None
+        self.title_line = _title_line(self.lines)
 
     def flush(self) -> None:
         if self.para:
@@ -224,10 +229,15 @@ class _TextParser:
             underlined = _RULE.match(nxt) and not self.para and (self.item is None or prev_blank)
             if underlined and len(stripped) <= 100:
                 self.flush()
+                if nxt[0] == "=" and i == self.title_line:
+                    self.b.document.title = stripped
                 self._heading(stripped, 1 if nxt[0] == "=" else 2, i)
                 prev_blank, i = True, i + 2
                 continue
-            consumed = self._table(i) if ("|" in stripped or "\t" in stripped) else 0
+            if "|" in stripped or "\t" in stripped:
+                consumed = self._table(i)
+            else:
+                consumed = self._aligned_table(i) if self.item is None or prev_blank else 0
             if consumed:
                 prev_blank, i = True, i + consumed
                 continue
@@ -236,7 +246,13 @@ class _TextParser:
                 self.flush()
                 number = marker.marker.rstrip(".)")
                 self._heading(marker.text, marker.depth, i, number=number)
-            elif marker is None and prev_blank and _caps_heading(stripped):
+            elif (
+                marker is None
+                and prev_blank
+                and _caps_heading(stripped)
+                and (self.title_line is None or i > self.title_line)
+            ):
+                # ALL-CAPS lines above the underlined title are a letterhead, not sections.
                 self.flush()
                 self._heading(stripped, 1, i)
             elif marker is not None:
@@ -276,6 +292,37 @@ class _TextParser:
         after = parse_marker(nxt)
         return after is None or after.style != marker.style
 
+    def _aligned_table(self, i: int) -> int:
+        """Parse a table whose columns line up with spaces; return lines consumed (0 if none).
+
+        Either a header over a rule of dash groups, or two or more lines of at least three
+        cells separated by runs of spaces (as revision histories are typed in plain text).
+        """
+        lines = self.lines
+        nxt = lines[i + 1] if i + 1 < len(lines) else ""
+        if _COLUMN_RULE.match(nxt.strip()):
+            offset = _indent(nxt)
+            starts = [offset + start for start in _columns(nxt.strip())]
+            header = _cut(lines[i].expandtabs(4), starts)
+            end = i + 2
+            while end < len(lines) and lines[end].strip():
+                end += 1
+            rows = [_cut(lines[k].expandtabs(4), starts) for k in range(i + 2, end)]
+            self.flush()
+            self.b.table(rows, i, header=header)
+            return end - i
+        width = len(_gap_cells(lines[i]))
+        if width < _MIN_COLUMNS:
+            return 0
+        end = i + 1
+        while end < len(lines) and len(_gap_cells(lines[end])) == width:
+            end += 1
+        if end - i < 2:
+            return 0
+        self.flush()
+        self.b.table([_gap_cells(lines[k]) for k in range(i, end)], i)
+        return end - i
+
     def _table(self, i: int) -> int:
         """Parse a pipe or tab-separated table starting at line i; return lines consumed."""
         lines = self.lines
@@ -311,6 +358,32 @@ class _TextParser:
         self.flush()
         self.b.table([_tab_cells(lines[k].strip()) for k in range(i, end)], i)
         return end - i
+
+
+def _title_line(lines: list[str]) -> int | None:
+    """The line of the document title: the first text underlined with `===`."""
+    for index in range(len(lines) - 1):
+        if lines[index].strip() and re.match(r"^={3,}$", lines[index + 1].strip()):
+            return index
+    return None
+
+
+def _columns(rule: str) -> list[int]:
+    """Start offsets of the dash groups of a column rule."""
+    return [m.start() for m in re.finditer(r"-{2,}", rule)]
+
+
+def _cut(line: str, starts: list[int]) -> list[str]:
+    """A line cut at the column offsets of its table's rule."""
+    cells = []
+    for k, start in enumerate(starts):
+        end = starts[k + 1] if k + 1 < len(starts) else len(line)
+        cells.append(line[start:end].strip())
+    return cells
+
+
+def _gap_cells(line: str) -> list[str]:
+    return [cell for cell in _GAP.split(line.strip()) if cell]
 
 
 def _tab_cells(line: str) -> list[str]:

@@ -38,6 +38,7 @@ from sop_compiler.lock._file import (
 )
 from sop_compiler.lock._keys import ChosenBackend, Keys, backend_for, routine_json_path
 from sop_compiler.lock._plan import Plan, PlannedProcedure, PlannedSop, make_plan
+from sop_compiler.lock._stat import FileStates
 
 __all__ = [
     "LOCK_NAME",
@@ -46,6 +47,7 @@ __all__ = [
     "RUN_LOCK_NAME",
     "ChosenBackend",
     "FileState",
+    "FileStates",
     "Keys",
     "LockFile",
     "Plan",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 from collections.abc import Callable
@@ -118,7 +119,7 @@ class Keys:
             backend=backend,
             backend_sha=sha256_json(backend),
             catalog=catalog.sha256(),
-            schema=sha256_json(Routine.model_json_schema()),
+            schema=_schema_sha(),
             prompts=templates_sha(under="prompts"),
             templates=templates_sha(),
             settings=sha256_json(relevant),
@@ -136,6 +137,13 @@ class Keys:
     def render(self, input_key: str) -> str:
         """Key of everything that decides a routine's report and rendered files."""
         return _join_sha(input_key, self.templates, self.settings, self.catalog)
+
+
+@functools.cache
+def _schema_sha() -> str:
+    # Fixed for the life of the process, and generating the schema costs more than a no-op run's
+    # planning of a few hundred SOPs.
+    return sha256_json(Routine.model_json_schema())
 
 
 def _join_sha(*parts: str) -> str:

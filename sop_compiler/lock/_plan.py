@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import ValidationError
 
 from sop_compiler.config import Settings
-from sop_compiler.ingest import discover
+from sop_compiler.ingest import discover_sources
 from sop_compiler.lock._file import (
     LOCK_NAME,
     RUN_LOCK_NAME,
@@ -18,7 +18,6 @@ from sop_compiler.lock._file import (
     LockFile,
     ProcedureEntry,
     SopEntry,
-    file_state,
     sha256_bytes,
     sha256_json,
 )
@@ -30,6 +29,7 @@ from sop_compiler.lock._keys import (
     Reader,
     routine_json_path,
 )
+from sop_compiler.lock._stat import FileStates
 from sop_compiler.models import (
     Procedure,
     Routine,
@@ -106,8 +106,11 @@ class PlannedProcedure:
                 issues=report.issues,
                 coverage=report.coverage,
             )
-        if self.old is not None:
-            return self.old.model_copy(update=ident)
+        old = self.old
+        if old is not None:
+            if all(getattr(old, name) == value for name, value in ident.items()):
+                return old  # unchanged: shared with the old lock (entries are never mutated)
+            return old.model_copy(update=ident)
         return ProcedureEntry(**ident)
 
     def load_routine(self, out: Path) -> Routine | None:
@@ -129,8 +132,17 @@ class PlannedProcedure:
 class Plan:
     """Every SOP and procedure of a run, each checked against the lock."""
 
-    def __init__(self, *, out: Path, settings: Settings, old: LockFile, keys: Keys) -> None:
+    def __init__(
+        self,
+        *,
+        out: Path,
+        settings: Settings,
+        old: LockFile,
+        keys: Keys,
+        files: FileStates | None = None,
+    ) -> None:
         self.out = out
+        self.files = files or FileStates(out)
         self.settings = settings
         self.old = old
         self.keys = keys
@@ -195,7 +207,8 @@ class Plan:
 
     def shared_files(self) -> dict[str, FileState]:
         """State of each recorded network and review file."""
-        return {rel: file_state(self.out, rel, sha) for rel, sha in sorted(self.old.shared.items())}
+        state = self.files.state
+        return {rel: state(rel, sha) for rel, sha in sorted(self.old.shared.items())}
 
     def routines(self) -> tuple[list[Routine], dict[str, ValidationReport]]:
         """Every routine of the run (new or loaded from disk), by agent and id; reports by id."""
@@ -327,21 +340,22 @@ def make_plan(
     refresh: bool,
     read_all: bool,
     reader: Reader,
+    files: FileStates | None = None,
 ) -> Plan:
     """Check every SOP and procedure against the lock, reading only the SOPs that changed.
 
     An SOP whose bytes (and reading settings) match the lock is not parsed at all: its procedure
     list comes from the lock. With `read_all` (a compile), every SOP with a procedure to generate
-    or re-render is read, since those need the procedure itself.
+    or re-render is read, since those need the procedure itself. `files` decides output states
+    (default: hash every output).
     """
     keys = Keys.compute(settings=settings, catalog=catalog, backend=backend.fingerprint)
-    plan = Plan(out=out, settings=settings, old=old, keys=keys)
-    files, skipped = discover(sops)
+    plan = Plan(out=out, settings=settings, old=old, keys=keys, files=files)
+    found, skipped = discover_sources(sops)
     folders: dict[Path, Path] = {}
     plan.notes += [f"{_relative(path, root, folders)}: skipped: {why}" for path, why in skipped]
     seen: set[str] = set()
-    for path in files:
-        source = _relative(path, root, folders)
+    for path, source in found:
         if source in seen:  # a symlink to another SOP of the folder
             continue
         seen.add(source)
@@ -353,7 +367,7 @@ def make_plan(
     while True:
         _assign_ids(plan.sops)
         for proc in plan.procedures():
-            _decide(proc, keys=keys, old_lock=old, out=out, refresh=refresh)
+            _decide(proc, keys=keys, old_lock=old, files=plan.files, refresh=refresh)
         unread = [
             sop
             for sop in plan.sops
@@ -372,10 +386,13 @@ def _relative(path: Path, root: Path, folders: dict[Path, Path]) -> str:
     try:
         if path.is_symlink():
             return path.resolve().relative_to(root).as_posix()
+    except (OSError, RuntimeError, ValueError):
+        pass  # a looping link, or one out of the folder (skipped): named by where it lies
+    try:
         real = folders.get(path.parent)
         if real is None:
             real = folders[path.parent] = path.parent.resolve()
-    except (OSError, ValueError):
+    except (OSError, RuntimeError, ValueError):
         return path.name
     base = str(real)
     if base == str(root):
@@ -440,7 +457,7 @@ def _assign_ids(sops: list[PlannedSop]) -> None:
 
 
 def _decide(
-    proc: PlannedProcedure, *, keys: Keys, old_lock: LockFile, out: Path, refresh: bool
+    proc: PlannedProcedure, *, keys: Keys, old_lock: LockFile, files: FileStates, refresh: bool
 ) -> None:
     """Set the procedure's state (current, rerender, generate) and, for --check, why."""
     sop = proc.sop
@@ -463,7 +480,7 @@ def _decide(
         problem("stale", _why_stale(old, proc, keys, old_lock))
         return
     proc.report = ValidationReport(routine_id=proc.id, issues=old.issues, coverage=old.coverage)
-    states = {rel: file_state(out, rel, sha) for rel, sha in sorted(old.outputs.items())}
+    states = {rel: files.state(rel, sha) for rel, sha in sorted(old.outputs.items())}
     for rel, state in states.items():
         if state != "ok":
             detail = (

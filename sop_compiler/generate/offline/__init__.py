@@ -20,11 +20,13 @@ from sop_compiler.generate.offline.sections import (
     Section,
     Unit,
     conditional_unit,
+    heading_title,
     sections,
     units,
 )
 from sop_compiler.generate.offline.tools import ToolIndex
 from sop_compiler.models import (
+    Block,
     EdgeCase,
     Issue,
     ListItem,
@@ -43,7 +45,7 @@ from sop_compiler.text import injection_excerpt, split_sentences
 __all__ = ["OFFLINE_RULES_VERSION", "OfflineBackend", "build_draft"]
 
 # Bump when the rules change what they produce, so that the lock file marks routines stale.
-OFFLINE_RULES_VERSION = 1
+OFFLINE_RULES_VERSION = 2
 _ANY_TIME = "at any point in this routine"
 _WHO = r"(?:a|an|the)\s+(?:customer|caller|user|member|client|account holder)"
 _TRIGGERS = [
@@ -181,11 +183,19 @@ def _edge_cases(parts: list[Section], tools: ToolIndex, agents: tuple[str, ...])
 def _table_cases(table: Table) -> list[EdgeCase]:
     """A table's rows as edge cases: the first column is when, the others are then."""
     out: list[EdgeCase] = []
+    header = [" ".join(h.split()) for h in table.header or []]
     for row in table.rows:
-        cells = [" ".join(c.split()) for c in row if c.strip()]
-        if len(cells) >= 2:
-            source = SourceRef(block_ids=[table.id], quote=_words(cells[0]))
-            out.append(EdgeCase(when=cells[0], then="; ".join(cells[1:]), source=source))
+        cells = [" ".join(c.split()) for c in row]
+        if sum(bool(c) for c in cells) < 2 or not cells[0]:
+            continue
+        source = SourceRef(block_ids=[table.id], quote=_words(cells[0]))
+        if len(header) == len(cells) > 2 and all(header):
+            # with several columns, name them: "the role is X" -> "Refund limit: Up to $50; ..."
+            when = f"the {header[0][0].lower()}{header[0][1:]} is {cells[0]}"
+            then = "; ".join(f"{h}: {c}" for h, c in zip(header[1:], cells[1:], strict=True) if c)
+        else:
+            when, then = cells[0], "; ".join(c for c in cells[1:] if c)
+        out.append(EdgeCase(when=when, then=then, source=source))
     return out
 
 
@@ -222,11 +232,31 @@ def _words(text: str, limit: int = 20) -> str:
     return " ".join(text.split()[:limit])
 
 
+_WHEN_TO_USE = re.compile(r"^(?:when to use|when this applies|applicability|use this)", re.I)
+_BACKGROUND = re.compile(r"^(?:purpose|scope|overview|introduction|summary|about)", re.I)
+_NOT_TRIGGER = re.compile(r"^(?:definitions?|glossary|terms|roles?|references?)", re.I)
+
+
+def _by_relevance(procedure: Procedure) -> list[Block]:
+    """Context blocks in the order a trigger is read from: "When to use", then purpose/scope.
+
+    Definitions and roles describe words and people, not requests: they never give a trigger.
+    """
+    ranked: list[tuple[int, int, Block]] = []
+    for position, block in enumerate(procedure.context):
+        title = heading_title(block.prov.heading_path[-1]) if block.prov.heading_path else ""
+        if _NOT_TRIGGER.match(title):
+            continue
+        rank = 0 if _WHEN_TO_USE.match(title) else 1 if _BACKGROUND.match(title) else 2
+        ranked.append((rank, position, block))
+    return [block for _, _, block in sorted(ranked, key=lambda item: item[:2])]
+
+
 def _trigger(procedure: Procedure, parts: list[Section]) -> str:
     own = [b for s in parts if s.kind == "context" for b in s.blocks]
     intro = next((s.blocks for s in parts if s.kind == "steps"), [])
     intro = [b for b in intro[:1] if isinstance(b, Paragraph)]  # a lead paragraph before the steps
-    for blocks, shared in ((own, False), (intro, False), (procedure.context, True)):
+    for blocks, shared in ((own, False), (intro, False), (_by_relevance(procedure), True)):
         for block in blocks:
             if not isinstance(block, (ListItem, Paragraph)):
                 continue
@@ -236,6 +266,10 @@ def _trigger(procedure: Procedure, parts: list[Section]) -> str:
                 if match is None:
                     continue
                 clause = " ".join(match.group("clause").split()).rstrip(" ,")
+                # "explains how Shipping agents handle a parcel that ..." -> "a parcel that ..."
+                clause = re.sub(
+                    r"^how\s+(?:[A-Z]\w*\s+){0,3}(?:agents?|staff|advisors?)\s+\w+\s+", "", clause
+                )
                 clause = re.sub(r"^Customers\b", "customers", clause)
                 clause = re.sub(
                     r"^the (customer|caller|user|member|client)", r"a \1", clause, flags=re.I

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from sop_compiler.generate.offline.phrases import Action, Clause, read_clause
+from sop_compiler.generate.offline.phrases import END, Action, Clause, read_clause
 from sop_compiler.generate.offline.sections import Unit
 from sop_compiler.generate.offline.tools import Known, ToolIndex, bind_arguments
 from sop_compiler.models import TERMINAL_KINDS, Condition, SourceRef, Step, ToolCall
@@ -24,6 +24,7 @@ _THRESHOLD = re.compile(
     re.IGNORECASE,
 )
 _QUOTE_WORDS = 20
+_ANYTHING_ELSE = re.compile(r"\banything else\b", re.IGNORECASE)
 _END = -1  # placeholder: the step after the last one (the closing ask)
 
 
@@ -91,14 +92,21 @@ class Builder:
                 and own[-1] in (pending_own, *pending_own.then_nodes)
                 else None
             )
+            # "If X, do A." with indented sub-items: the sub-items say how to do A, so they run
+            # only when X holds (unless X already has its own jump or otherwise).
             opens_branch = last_cond is not None and (
                 unit.text.rstrip().endswith(":")
-                or (not last_cond.then_nodes and not last_cond.then_goto)
+                or not (last_cond.then_goto or last_cond.else_nodes or last_cond.else_goto)
             )
             if last_cond is not None and opens_branch and kids:
                 last_cond.then_nodes += kids  # "If X:" followed by its sub-items
             elif kids:
                 last_cond = None
+            if len(own) == 1 and own[0].proposed and any(k.kind == "tool_call" for k in kids):
+                # "1. Find the order and the payment." over sub-steps that call the tools: a
+                # heading for them, not an action that needs a tool of its own.
+                own[0].proposed = None
+                own[0].text = own[0].text.split(" (No catalog tool does this yet")[0]
             if not own:
                 if not kids:
                     continue
@@ -181,6 +189,10 @@ class Builder:
         for script in unit.extra:
             if nodes:
                 nodes[-1].text = f'{nodes[-1].text.rstrip(":")}: "{" ".join(script.split())}"'
+        if owner is not None and not owner.else_nodes and owner.else_goto is None:
+            # "a. If X, do A. If Y, do B." then "b. Otherwise, ...": the otherwise answers X,
+            # the condition the item opened with, not the one nested inside its branch.
+            pending = owner
         return nodes, pending
 
     def _clause(
@@ -283,6 +295,7 @@ class Builder:
                     level=level,
                     target=action.target,
                     proposed=action.proposed,
+                    goto=action.goto,
                 )
                 if action.kind == "ask":
                     self.known.append(Known(node.uid, action.text.casefold(), "asked"))
@@ -336,6 +349,11 @@ class Builder:
             after = _after(flat)
         else:
             closing = None
+        closing = self._end_explicit_branches(flat, after, closing)
+        if closing is not None and closing not in flat:
+            top = [*top, closing, self.node("resolve", "Resolve the case.")]
+            flat = _flatten(top)
+            after = {**_after(flat), **{k: v for k, v in after.items() if v is closing}}
         for node in flat:
             if node.kind != "condition":
                 continue
@@ -353,6 +371,39 @@ class Builder:
         self.ids = _number(top)
         steps = [self._step(node, after) for node in top]
         return steps, self._questions()
+
+    def _end_explicit_branches(
+        self, flat: list[Node], after: dict[int, Node | None], closing: Node | None
+    ) -> Node | None:
+        """End a branch whose otherwise says "continue with step N", N being what follows it.
+
+        "If there are open orders, explain why. Otherwise, continue with step 5." means the
+        branch does not go on to step 5: it ends the case (the closing "anything else" step).
+        Returns the closing step (made here when the routine had none yet).
+        """
+        keyed = {id(node) for node in self.keys.values()}
+        for node in flat:
+            if node.goto == END:  # "follow CC-ACC-002": that SOP takes over; wrap this case up
+                closing = closing or self._closing(flat)
+                node.goto, node.jump = None, closing
+        for node in flat:
+            if node.kind != "condition" or not node.then_nodes or node.else_goto is None:
+                continue
+            target = self.keys.get(node.else_goto.casefold())
+            last = node.then_nodes[-1]
+            if target is None or after.get(last.uid) is not target or id(target) not in keyed:
+                continue
+            closing = closing or self._closing(flat)
+            after[last.uid] = closing
+            if last.kind not in TERMINAL_KINDS and last.goto is None and last.jump is None:
+                last.jump = closing
+        return closing
+
+    def _closing(self, flat: list[Node]) -> Node:
+        """The SOP's own "anything else?" step, or a new one."""
+        return next(
+            (n for n in flat if n.kind == "ask" and _ANYTHING_ELSE.search(n.text)), None
+        ) or self.node("ask", "Ask whether there is anything else you can help with.")
 
     def _step(self, node: Node, after: dict[int, Node | None]) -> Step:
         condition = None

@@ -32,6 +32,8 @@ _IF = re.compile(
 _TRAILING_IF = re.compile(
     r"^(?P<action>.+?),?\s+(?:only\s+)?(?:if|when|in case)\s+(?P<test>.+)$", re.IGNORECASE
 )
+# "..., so that you know when it was delivered": "when" opens a clause, not a condition.
+_NOT_A_TEST = re.compile(r"(?:\beven|\band|\bknow|\bsee|\bwhich)$", re.IGNORECASE)
 _NO_TRAILING_IF = _words(
     """
     ask check confirm verify see find determine tell inform explain let advise establish
@@ -51,7 +53,18 @@ _GOTO = re.compile(
 _SPLIT = re.compile(
     r";\s+|,?\s+and then\s+|,\s+then\s+|\s+then\s+(?=go\b|skip\b|proceed\b)", re.IGNORECASE
 )
-_AND = re.compile(r",?\s+and\s+(?=(?:then\s+)?([a-z']+))", re.IGNORECASE)
+# "and <verb> <object>": "offer a return and refund instead" joins two nouns, no second action.
+_AND = re.compile(r",?\s+and\s+(?=(?:then\s+)?([a-z']+)\s+(?!instead\b)\w)", re.IGNORECASE)
+# "..., and you should transfer ...": the clause after it is an instruction of its own.
+_YOU_SHOULD = re.compile(
+    r",?\s+and\s+(?:you|agents?)\s+(?:should|must|need to|have to)\s+", re.IGNORECASE
+)
+_ASK_TO = re.compile(r"^ask\s+(?:the\s+)?(?:customer|caller|them|him|her)\s+to\b", re.IGNORECASE)
+_SAY_LABEL = re.compile(r"^(?:tell|explain|inform|advise|remind|say)\b", re.IGNORECASE)
+# "follow CC-ACC-002 Identity Verification": the case goes on in another SOP.
+_FOLLOW_SOP = re.compile(r"^follow\s+(?:sop\s+)?[A-Z]{2,}(?:-[A-Z0-9]+)+\b(?!.*\bfirst\b)", re.I)
+_GOTO_WORDS = frozenset({"go", "skip", "jump", "proceed", "continue", "return"})
+END = "end"  # `goto` value: the closing step of the routine
 _RESOLVE = re.compile(
     r"^(?:(?:close|resolve|end|complete|wrap up)\s+(?:the\s+|this\s+)?"
     r"(?:case|ticket|conversation|chat|call|contact|interaction|request)\b"
@@ -144,7 +157,7 @@ def read_clause(sentence: str, *, tools: ToolIndex, agents: tuple[str, ...]) -> 
         first = text.split(None, 1)[0].casefold() if text.split() else ""
         if (
             trailing
-            and not trailing.group("action").casefold().endswith(" even")
+            and not _NOT_A_TEST.search(trailing.group("action"))
             and first in INSTRUCTION_VERBS
             and first not in _NO_TRAILING_IF
             and trailing.group("test").rstrip(". ").casefold() not in _VAGUE_TESTS
@@ -185,18 +198,23 @@ def read_actions(
 def _split_actions(text: str) -> list[str]:
     parts: list[str] = []
     chunks: list[str] = []
-    for chunk in _SPLIT.split(text):
+    for chunk in _SPLIT.split(_YOU_SHOULD.sub("; ", text)):
         label, colon, rest = chunk.partition(": ")
         word = rest.split(None, 1)[0].casefold() if rest.split() else ""
-        if colon and word in INSTRUCTION_VERBS and len(label.split()) >= 2:
+        says = bool(_SAY_LABEL.match(label))  # "tell the customer what X means: order ..."
+        if colon and word in INSTRUCTION_VERBS and len(label.split()) >= 2 and not says:
             chunks += [label, rest]  # "never refund it: escalate to X" is two actions
         else:
             chunks.append(chunk)
     for chunk in chunks:
         start = 0
+        # "ask them to connect one device and open a website": both are the customer's to do
+        asks = bool(_ASK_TO.match(chunk))
         for match in _AND.finditer(chunk):
             word = match.group(1).casefold()
             left = chunk[start : match.start()]
+            if asks and word not in _GOTO_WORDS:
+                continue
             if word in INSTRUCTION_VERBS and word not in ("be",) and len(left.split()) >= 2:
                 parts.append(left)
                 start = match.end()
@@ -214,6 +232,8 @@ def _read_action(
         return [Action("goto", text, quote, goto=goto.group(1))]
     if re.match(r"^(?:do not|don't|never)\b", text, re.IGNORECASE):
         return [Action("say", text, quote)]
+    if _FOLLOW_SOP.match(text):  # another SOP takes over: no tool call, and this routine ends
+        return [Action("say", text, quote, goto=END)]
     if _RESOLVE.match(text):
         return [Action("resolve", text, quote)]
     mention = tools.find(text)
@@ -227,10 +247,11 @@ def _read_action(
     )
     if escalate or handoff:
         ending = _ending(escalate, handoff, text, quote, agents)
-        # "escalate ... with `create_ticket`" calls the tool first; "transfer to Shipping to
+        # "escalate ... with `create_ticket`" is the ticket: the call is the escalation, and the
+        # case goes on as the SOP says (a ticket is no live transfer). "Transfer to Shipping to
         # arrange a return label" names what the other agent will do, so it is no call here.
         if mention is not None and mention.how == "name" and ending.kind == "escalate":
-            return [Action("tool_call", text, quote, tool=mention, target=ending.target), ending]
+            return [Action("tool_call", text, quote, tool=mention, target=ending.target)]
         return [ending]
     if first in _SAY:
         return [Action("say", text, quote)]

@@ -35,7 +35,8 @@ WRITE_VERBS = _words(
     activate add adjust apply approve arrange assign block book cancel change charge
     close correct create credit deactivate delete disable email enable file flag
     generate initiate issue lock log open order place process record refund reinstate
-    remove replace reschedule reship reset resend restore schedule send submit suspend
+    reissue remove replace reschedule reserve reship reset resend restore schedule send submit
+    suspend
     tag unlock update upgrade downgrade void waive
     """
 )
@@ -56,7 +57,7 @@ _DATA_NOUNS = re.compile(
     re.IGNORECASE,
 )
 _OBJECT_STOP = re.compile(
-    r"\b(?:in|on|for|with|to|from|via|using|by|if|when|and|or|so|before|after|within|at|as|that|"
+    r"\b(?:in|on|of|for|with|to|from|via|using|by|if|when|and|or|so|before|after|within|at|as|that|"
     r"which|who|until|unless|because)\b|[,.;:()\"]"
 )
 
@@ -118,12 +119,22 @@ class ToolIndex:
         return None
 
     def enum_owner(self, text: str) -> ToolMention | None:
-        """The one tool that has a backticked word of the text among its parameter values."""
+        """The one tool that has a backticked word of the text among its parameter values.
+
+        "Use security questions instead" names a value in words: a multi-word value counts too
+        when the text starts with "use" (one word, such as "lost", is too common to trust).
+        """
         for match in _BACKTICK.finditer(text):
             value = match.group(1).strip()
             owners = self._enum_values.get(value, [])
             if len(owners) == 1:
                 return ToolMention(owners[0], match.start(), "name")
+        if re.match(r"^use\b", text, re.IGNORECASE):
+            for value, owners in sorted(self._enum_values.items()):
+                spoken = r"[\s_-]+".join(re.escape(w) for w in value.split("_"))
+                found = re.search(rf"(?<!\w){spoken}(?!\w)", text, re.IGNORECASE)
+                if "_" in value and len(owners) == 1 and found:
+                    return ToolMention(owners[0], found.start(), "name")
         return None
 
     def unknown_backticked(self, text: str) -> list[str]:
@@ -303,7 +314,11 @@ def _literal(
         if len(amounts) == 1 and kind == "number":
             return _to_number(amounts[0], kind)
         return None
-    if kind == "string" and team and name in ("team", "queue", "department", "group"):
+    if kind == "string" and name in ("team", "queue", "department", "group"):
+        # "team network-operations", "team `billing-supervisors`": the SOP spells the value out.
+        slug = re.search(spoken + r"\s+`?([a-z0-9]+(?:[-_][a-z0-9]+)+)`?", action)
+        if slug:
+            return slug.group(1)
         return team
     return None
 

@@ -16,7 +16,7 @@ from sop_compiler.config import Settings
 from sop_compiler.errors import InputError
 from sop_compiler.ingest.base import Reader, Source
 from sop_compiler.ingest.image import ocr_hint
-from sop_compiler.ingest.ocr import ocr_image
+from sop_compiler.ingest.ocr import ocr_read, structure_lines
 from sop_compiler.ingest.pdf import _page
 from sop_compiler.ingest.pdf._page import FigureItem, Item, PageRecord, Stats
 from sop_compiler.ingest.pdf._structure import Builder, make_style
@@ -157,11 +157,19 @@ def _scanned_figure(page: Any, number: int, document: Document, settings: Settin
     pixmap = page.get_pixmap(dpi=_SCAN_DPI)
     png: bytes = pixmap.tobytes("png")
     ref = document.add_image(png, "image/png", pixmap.width, pixmap.height)
-    text = ocr_image(png, engine=settings.ocr)
+    result = ocr_read(png, engine=settings.ocr)
     prov = Provenance(file=document.source, page=number)
     message = f"page {number} is a scanned image without a text layer; " + (
-        "its text was read by OCR" if text is not None else f"it was not read: {ocr_hint(settings)}"
+        f"its text was read by OCR ({result.engine}): check it against the image"
+        if result is not None
+        else f"it was not read: {ocr_hint(settings)}"
     )
     document.notices.append(Notice(code="scanned_page", message=message, prov=prov))
     bbox = (0.0, 0.0, float(page.rect.width), float(page.rect.height))
-    return FigureItem(bbox=bbox, image=ref, scanned=True, text=text or None, read=text is not None)
+    if result is None:
+        return FigureItem(bbox=bbox, image=ref, scanned=True)
+    # the page was rendered at _SCAN_DPI: OCR boxes in pixels -> points, as PDF boxes are
+    blocks = tuple(block.scaled(72 / _SCAN_DPI) for block in structure_lines(result.lines))
+    return FigureItem(
+        bbox=bbox, image=ref, scanned=True, text=result.text or None, read=True, ocr=blocks
+    )

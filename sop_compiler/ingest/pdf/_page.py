@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sop_compiler.ingest.ocr import OcrBlock
 from sop_compiler.models import ImageRef
 
 BBox = tuple[float, float, float, float]
@@ -59,6 +60,7 @@ class FigureItem:
     scanned: bool = False
     text: str | None = None
     read: bool = False
+    ocr: tuple[OcrBlock, ...] = ()  # what OCR read on a scanned page, boxes in points
 
 
 Item = Line | TableItem | FigureItem

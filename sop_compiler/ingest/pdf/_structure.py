@@ -10,6 +10,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
+from sop_compiler.ingest.ocr import to_model_blocks
 from sop_compiler.ingest.pdf._page import (
     SECTION_NUMBER,
     BBox,
@@ -169,7 +170,18 @@ class Builder:
                         scanned_page=item.scanned,
                     )
                 )
+                if item.ocr:
+                    self._ocr(item, record.number)
         self._flush()
+
+    def _ocr(self, item: FigureItem, page: int) -> None:
+        """The headings, steps and paragraphs OCR read on a scanned page, after its Figure."""
+        self.list_stack.clear()
+        blocks = to_model_blocks(
+            item.ocr, file=self.file, page=page, headings=self.headings, with_bbox=True
+        )
+        for block in blocks:
+            self._append(block)
 
     def _append(self, block: Table | Figure | Heading | Paragraph | ListItem) -> None:
         block.id = f"b{len(self.document.blocks) + 1}"
