@@ -27,6 +27,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help: typer's rich help formatter imports rich.markdown and costs ~100 ms per call.
+    rich_markup_mode=None,
 )
 
 

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from sop_compiler.clean import clean
 from sop_compiler.config import Settings
@@ -490,7 +491,13 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
         return
 
-    def interrupt(signum: int, frame: object) -> None:
+    def interrupt(signum: int, frame: Any) -> None:
+        # Run the Ctrl-C handler: inside asyncio.run it cancels the main task cleanly, where a
+        # KeyboardInterrupt raised here would tear one task apart and print its traceback.
+        on_ctrl_c = signal.getsignal(signal.SIGINT)
+        if callable(on_ctrl_c) and on_ctrl_c is not signal.default_int_handler:
+            on_ctrl_c(signal.SIGINT, frame)
+            return
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, interrupt)

@@ -29,8 +29,9 @@ _VERBS = """
     initiate instruct issue keep let lock log look lookup make mark move never note notify obtain
     offer open order place print proceed process provide pull read reassure reboot record redirect
     refer refund reinstate reissue reject remind remove reopen repeat replace reply request
-    reschedule reserve resend reset reship resolve respond restart restore retrieve return review
-    route run say schedule search select send set share skip start submit suggest suspend tag take
+    require reschedule reserve resend reset reship resolve respond restart restore retrieve return
+    review route run say schedule search select send set share skip start submit suggest suspend
+    tag take
     tell test thank track transfer try unlock update use validate verify wait waive walk warn
 """
 INSTRUCTION_VERBS = frozenset(_VERBS.split())

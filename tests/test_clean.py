@@ -302,3 +302,19 @@ def test_cleaning_never_drops_a_step(document: Document) -> None:
         ):
             assert block.id in kept, block.text
     assert clean(cleaned).blocks == cleaned.blocks
+
+
+def test_a_lone_document_control_label_goes_with_its_fields() -> None:
+    prov = Provenance(file="a.pdf", page=1)
+    document = Document(
+        source="a.pdf",
+        format="pdf",
+        sha256="0" * 64,
+        blocks=[
+            Paragraph(id="b1", prov=prov, text="Document control"),
+            Paragraph(id="b2", prov=prov, text="Look up the order."),
+        ],
+    )
+    cleaned = clean(document)
+    assert _texts(cleaned) == ["Look up the order."]
+    assert _rules(cleaned) == {"approval": ["Document control"]}

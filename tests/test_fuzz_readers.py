@@ -202,3 +202,33 @@ def test_docx_external_entity_is_never_resolved(tmp_path: Path) -> None:
     except InputError:
         return
     assert "XXE-SECRET-CONTENT" not in document.model_dump_json()
+
+
+@pytest.mark.parametrize("name", ["odd.html", "odd.md", "odd.txt"])
+def test_utf16_bom_with_an_odd_byte_count_is_read_with_a_note(tmp_path: Path, name: str) -> None:
+    """Found by the fuzzer: a UTF-16 file cut mid-character crashed the decoder."""
+    text = "Refunds\n\n1. Ask the customer for the order number.\n".encode("utf-16-le")
+    path = tmp_path / name
+    path.write_bytes(b"\xff\xfe" + text + b">")
+    document = ingest(path, root=tmp_path, settings=_FUZZ_SETTINGS)
+    assert "order number" in document.model_dump_json()
+    assert any("invalid byte" in notice.message for notice in document.notices)
+
+
+@pytest.mark.parametrize("name", ["cdata.html", "cdata.md"])
+def test_broken_marked_section_does_not_crash_the_html_parser(tmp_path: Path, name: str) -> None:
+    """Found by the fuzzer: `<![CDAT` made the stdlib HTML parser raise."""
+    path = tmp_path / name
+    path.write_bytes(b"<![CDAT\x01[>Refunds\n\n1. Ask the customer for the order number.\n")
+    document = ingest(path, root=tmp_path, settings=_FUZZ_SETTINGS)
+    assert "order number" in document.model_dump_json()
+
+
+def test_docx_whose_main_part_is_not_a_document_is_an_input_error(tmp_path: Path) -> None:
+    """Found by the fuzzer: a damaged root element left python-docx without a `body`."""
+    xml = _DOCX_XML.decode().replace("<w:document ", "<w:documentx ", 1)
+    xml = xml.replace("</w:document>", "</w:documentx>")
+    path = tmp_path / "root.docx"
+    path.write_bytes(docx_factory.with_extra_parts(_DOCX, {}, {"word/document.xml": xml}))
+    with pytest.raises(InputError, match=r"^root\.docx: is not a valid \.docx"):
+        ingest(path, root=tmp_path, settings=_FUZZ_SETTINGS)

@@ -151,7 +151,6 @@ def test_second_compile_on_the_same_output_waits_and_never_corrupts(
     first = Compile(sops, out, slow_server)
     first.wait_for(1)
     second = Compile(sops, out, slow_server)
-    time.sleep(0.5)
     assert first.proc.poll() is None and first.generated() < PROCEDURES  # the runs overlap
     first_code, first_result, first_err = first.finish()
     second_code, second_result, second_err = second.finish()

@@ -265,3 +265,35 @@ def test_page_limit_names_the_setting(tmp_path: Path) -> None:
         read(tmp_path, pdf_factory.header_footer(pages=3), name="long.pdf", settings=settings)
     assert "long.pdf" in str(err.value) and "3 pages" in str(err.value)
     assert "limit of 2" in str(err.value) and "limits.max_pages" in str(err.value)
+
+
+def test_title_page_lines_beside_the_title_are_paragraphs(tmp_path: Path) -> None:
+    # with an outline: only the page's largest line is a heading until the outline starts
+    w = pdf_factory.Writer()
+    w.heading("ACME RETAIL", size=13)
+    w.paragraph("Customer Care Standard Operating Procedure", size=12)
+    w.heading("Refunds and Account Credits", size=24)
+    w.heading("SOP CC-BIL-004", size=12, bold=False)
+    w.new_page()
+    w.heading("1 Purpose", size=16)
+    w.paragraph("This procedure says how to refund an order.")
+    doc = read(tmp_path, w.finish(toc=[(1, "1 Purpose", 2)]))
+    assert headings(doc) == [(1, None, "Refunds and Account Credits"), (1, "1", "Purpose")]
+    texts = [b.text for b in doc.blocks if isinstance(b, Paragraph)]
+    assert texts[0].startswith("ACME RETAIL") and "SOP CC-BIL-004" in texts
+    # without one: a plain subtitle right under the title is no level-3 heading
+    w = pdf_factory.Writer()
+    w.heading("Delivery Exceptions", size=20)
+    w.heading(
+        "Shipping Customer Care - Standard Operating Procedure CC-SHP-002", size=12.5, bold=False
+    )
+    w.heading("Purpose", size=14)
+    w.paragraph("A delivery exception is any carrier event that stops a parcel.")
+    w.heading("Scope", size=14)
+    w.paragraph("All parcels.")
+    doc = read(tmp_path, w.finish(), name="delivery.pdf")
+    assert headings(doc) == [
+        (1, None, "Delivery Exceptions"),
+        (2, None, "Purpose"),
+        (2, None, "Scope"),
+    ]

@@ -307,6 +307,16 @@ def test_html_paragraph_provenance_and_headings(tmp_path: Path) -> None:
     assert paragraph.prov.paragraph == 1
 
 
+def test_html_breadcrumb_trails_are_site_chrome(tmp_path: Path) -> None:
+    html = (
+        '<div class="breadcrumbs"><a href="/">Home</a> &rsaquo; Shipping</div>'
+        '<ol aria-label="Breadcrumb"><li>Home</li><li>Returns</li></ol>'
+        "<h1>Returns</h1><p>Look up the order.</p>"
+    )
+    document = _read(tmp_path, "r.html", html)
+    assert [block_text(b) for b in document.blocks] == ["Returns", "Look up the order."]
+
+
 # -- golden -----------------------------------------------------------------------------------
 
 

@@ -109,7 +109,7 @@ def test_numbered_steps_with_if_otherwise_tools_and_escalation(catalog: ToolCata
     assert (steps["9"].kind, steps["10"].kind) == ("ask", "resolve")
     assert [(c.when, c.then) for c in draft.edge_cases] == [
         ("the order is older than 90 days", "Transfer the customer to the Billing team."),
-        ("Marketplace orders", "Direct the customer to the seller."),
+        ("it is about marketplace orders", "Direct the customer to the seller."),
     ]
     assert _errors(draft, procedure, catalog) == []
 
@@ -184,7 +184,7 @@ def test_paragraph_steps_when_in_case_should_and_unknown_goto(catalog: ToolCatal
     text = (DATA / "router-paragraphs" / "procedure.txt").read_text(encoding="utf-8")
     draft, procedure = _draft(text, catalog)
     steps = _steps(draft)
-    assert draft.trigger == "Use for customers who cannot get online at home."
+    assert draft.trigger == "Use for a customer who cannot get online at home."
     assert steps["2"].tool_call and steps["2"].tool_call.tool == "check_service_status"
     assert _args(steps["2"]) == {"postcode": "<the postcode the customer gave in step 1>"}
     assert steps["2a"].condition and steps["2a"].condition.test == "there is a known outage"
@@ -260,9 +260,9 @@ Escalate to the Fraud team if the customer reports unauthorized access.
     )
     assert [(c.when, c.then) for c in draft.edge_cases] == [
         ("the account has an unpaid balance", "Transfer the customer to billing."),
-        ("Business accounts", "Escalate to the Enterprise team."),
+        ("it is about business accounts", "Escalate to the Enterprise team."),
         ("the customer reports unauthorized access", "Escalate to the Fraud team."),
-        ("Customer is deceased", "Ask for a death certificate"),
+        ("customer is deceased", "Ask for a death certificate"),
     ]
     steps = _steps(draft)
     assert _args(steps["1"])["method"] == "photo_id"
@@ -471,3 +471,161 @@ def test_a_reference_table_with_several_columns_names_them(catalog: ToolCatalog)
     assert [(c.when, c.then) for c in draft.edge_cases] == [
         ("the role is Billing Agent", "Refund limit: Up to $50; Approval needed: None")
     ]
+
+
+def test_alternative_cases_are_an_else_if_chain_that_ends_after_the_group(
+    catalog: ToolCatalog,
+) -> None:
+    draft, procedure = _draft(
+        """# Invoice corrections
+1. Open the invoice with `get_invoice`.
+2. Ask the customer what is wrong with the invoice.
+   1. If the billing name is wrong, reissue the invoice with `correct_invoice`.
+   2. If the VAT number is missing, correct it with `correct_invoice`.
+   3. If an amount is wrong for any other reason and the difference is over $100, escalate \
+to the Billing Supervisor queue with `create_ticket`. Otherwise, correct the amount with \
+`correct_invoice`.
+3. Tell the customer the corrected invoice will arrive by email.
+""",
+        catalog,
+    )
+    steps = _steps(draft)
+    name, vat, amount, over = steps["2a"], steps["2c"], steps["2e"], steps["2f"]
+    assert name.condition and name.condition.else_step == "2c"  # else-if, not fall-through
+    assert vat.condition and vat.condition.else_step == "2e"
+    assert steps["2b"].next_step == "3" and steps["2d"].next_step == "3"  # each case ends
+    # "If A and B, X. Otherwise, Y.": the otherwise answers B inside case A
+    assert amount.condition and amount.condition.test == "an amount is wrong for any other reason"
+    assert amount.condition.else_step == "3"
+    assert over.condition and over.condition.test == "the difference is over $100"
+    assert (over.condition.then_step, over.condition.else_step) == ("2g", "2h")
+    assert steps["2g"].next_step == "3" and steps["2h"].text.startswith("Correct the amount")
+    assert any("none of its 3 cases" in q for q in draft.open_questions)
+    assert _errors(draft, procedure, catalog) == []
+
+
+def test_fallbacks_of_a_step_are_no_alternatives(catalog: ToolCatalog) -> None:
+    draft, _ = _draft(
+        """# Password reset
+1. Verify the customer with `verify_identity` using method `email_code`.
+   1. If the customer cannot access their email, use method `sms_code` instead.
+   2. If verification fails three times, escalate to the Account Security team with \
+`create_ticket` and go to step 2.
+2. Ask whether there is anything else you can help with.
+""",
+        catalog,
+    )
+    steps = _steps(draft)
+    # after the SMS fallback the failure check still runs
+    assert steps["1b"].next_step is None and steps["1c"].condition is not None
+
+
+def test_approval_comes_before_the_action_and_the_routine_goes_on(catalog: ToolCatalog) -> None:
+    draft, _ = _draft(
+        """# Lost parcel
+1. Ask the customer whether they want a replacement or a refund.
+   1. If they want a replacement, reship the order with `reship_order`. If the order total \
+is over $300, escalate to the Shipping Supervisor queue for approval before you reship.
+   2. If they want a refund, transfer the customer to Billing.
+2. Build the evidence pack.
+   1. Upload the evidence pack to the dispute portal.
+3. If the disputed amount is over $1,000, escalate to the Billing Supervisor queue before \
+you submit the evidence.
+4. If a chargeback is open, never refund it: escalate to the Billing Supervisor queue and go \
+to step 5.
+5. Ask whether there is anything else you can help with.
+""",
+        catalog,
+    )
+    steps = _steps(draft)
+    order = [s.text.split()[0] for s in steps.values()]
+    kinds = {s.id: s for s in steps.values()}
+    reship = next(s for s in steps.values() if s.tool_call and s.tool_call.tool == "reship_order")
+    approval = next(s for s in steps.values() if "for approval" in s.text)
+    assert order.index("Escalate") < order.index("Reship")
+    assert approval.kind == "tool_call" and approval.tool_call is not None
+    assert approval.tool_call.tool == "create_ticket" and _args(approval)["team"] == (
+        "Shipping Supervisor queue"
+    )
+    assert int(approval.id[0]) == int(reship.id[0]) and approval.id < reship.id
+    upload = next(s for s in steps.values() if s.text.startswith("Upload"))
+    submit = next(s for s in steps.values() if "before you submit" in s.text)
+    assert submit.id < upload.id and submit.kind == "tool_call"
+    # an escalation the SOP goes on after is a ticket that keeps the SOP's "go to step 5"
+    chargeback = next(
+        s for s in steps.values() if s.text.startswith("Escalate to the Billing") and s.next_step
+    )
+    assert chargeback.kind == "tool_call" and kinds[chargeback.next_step].text.startswith("Ask")
+
+
+def test_a_branch_that_says_the_request_cannot_go_on_ends_the_case(catalog: ToolCatalog) -> None:
+    draft, _ = _draft(
+        """# Reopening an account
+1. Verify the caller's identity with `verify_identity`.
+2. If the account was closed more than 14 days ago, explain that it cannot be reopened and \
+offer to help the customer open a new account. Otherwise, open a ticket with `create_ticket`.
+3. Tell the customer the account will be reopened within one business day.
+""",
+        catalog,
+    )
+    steps = _steps(draft)
+    assert steps["2b"].next_step == "4" and steps["4"].text.startswith("Ask whether")
+    assert steps["2c"].tool_call and steps["2c"].next_step is None  # the ticket goes on to 3
+
+
+def test_proposed_tools_never_duplicate_catalog_tools_and_share_one_name(
+    catalog: ToolCatalog,
+) -> None:
+    draft, _ = _draft(
+        """# Password reset
+1. Look up the customer with `lookup_customer`.
+2. Send a password reset link with `send_password_reset`.
+3. If the customer has not received the email, check the email address on the account and \
+send the link once more.
+4. Offer the retention discount in the retention offers tool.
+5. Record the outcome in the case notes.
+6. Record a case note with the ticket number.
+""",
+        catalog,
+    )
+    steps = _steps(draft)
+    resend = next(s for s in steps.values() if s.text.startswith("Send the link once more"))
+    assert resend.tool_call and resend.tool_call.tool == "send_password_reset"
+    check = next(s for s in steps.values() if s.text.startswith("Check the email address"))
+    assert "`lookup_customer` returned in step 1" in check.text
+    assert [(t.name, t.step_ids) for t in draft.tools_proposed] == [
+        ("offer_retention_discount", ["4"]),
+        ("record_case_note", ["5", "6"]),
+    ]
+
+
+def test_trigger_is_a_routing_sentence_for_this_procedure() -> None:
+    from sop_compiler.generate.offline.sections import sections
+    from sop_compiler.generate.offline.trigger import trigger_for
+
+    def trigger(title: str, purpose: str) -> str:
+        procedure = procedure_from_spec(f"# {title}\n1. Look up the order.\n")
+        context = procedure_from_spec(f"# Purpose\n{purpose}\n").blocks
+        context = [
+            b.model_copy(update={"prov": b.prov.model_copy(update={"heading_path": ["Purpose"]})})
+            for b in context[1:]
+        ]
+        procedure = procedure.model_copy(update={"context": context, "title": title})
+        return trigger_for(procedure, sections(procedure))
+
+    shared = "This procedure explains how agents handle a parcel that the customer reports as \
+lost or that arrived damaged."
+    assert trigger("Package reported lost", shared) == (
+        "Use for a parcel that the customer reports as lost."
+    )
+    assert trigger("Package arrived damaged", shared) == "Use for a parcel that arrived damaged."
+    invoices = "Customers, most often small businesses, ask us to correct an invoice."
+    assert trigger("Invoice Corrections", invoices) == (
+        "Use when a customer asks us to correct an invoice."
+    )
+    assert trigger("Reopening an account", "To keep accounts safe.") == (
+        "Use when a customer asks to reopen an account."
+    )
+    assert trigger("Identity Verification", "Roles and definitions.") == (
+        "Use for identity verification."
+    )

@@ -178,6 +178,13 @@ def _control_paragraph(block: Paragraph) -> bool:
     return found >= _CONTROL_MIN and bool(_CONTROL_LABEL.match(first))
 
 
+def _label_rule(block: Paragraph) -> str | None:
+    text = block.text.strip().rstrip(":").strip()
+    if "\n" in text or len(text) > 40:
+        return None
+    return next((rule for pattern, rule in _SECTION_RULES if pattern.match(text)), None)
+
+
 def remove_tables(blocks: list[AnyBlock]) -> tuple[list[AnyBlock], list[Removal]]:
     """Drop revision-history, approval and document-control tables wherever they are."""
     kept: list[AnyBlock] = []
@@ -189,6 +196,11 @@ def remove_tables(blocks: list[AnyBlock]) -> tuple[list[AnyBlock], list[Removal]
         )
         if rule is None and control:
             removed.append(removal("document_control", "document-control fields", block))
+            continue
+        label = _label_rule(block) if isinstance(block, Paragraph) else None
+        if label is not None:
+            # "Document control" printed as a plain line (a title page's label, no heading)
+            removed.append(removal(label, f"{label.replace('_', ' ')} label", block))
             continue
         if rule is None:
             kept.append(block)

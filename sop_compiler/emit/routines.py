@@ -16,7 +16,8 @@ __all__ = ["render_routine", "routine_json", "routine_markdown"]
 
 _LOWER_FIRST_WORDS = """
     a an the do don't never escalate transfer hand tell ask follow offer refund reship book use
-    check give send close issue apply accept record open
+    check give send close issue apply accept record open if when this that it there only items
+    orders customers any all no not for in on
 """
 _LOWER_FIRST = frozenset(_LOWER_FIRST_WORDS.split())
 
@@ -69,10 +70,17 @@ def routine_markdown(routine: Routine) -> bytes:
     return render(
         "routine.md.j2",
         title=one_line(routine.title) or routine.id,
-        trigger=one_line(routine.trigger),
+        trigger=_trigger_line(one_line(routine.trigger)),
         lines=lines,
         edge_cases=edge_cases,
     )
+
+
+def _trigger_line(trigger: str) -> str:
+    """A trigger that starts "Use when ..." reads as it is; others get the routine's lead-in."""
+    if not trigger or re.match(r"^use\s+(?:when|for|if|this|only)\b", trigger, re.IGNORECASE):
+        return trigger
+    return f"Use this routine when: {trigger}"
 
 
 def _sentence(text: str) -> str:

@@ -69,7 +69,10 @@ def _decode_counting(data: bytes, encoding: str, source: Source, notices: list[N
         return data.decode(encoding)
     except UnicodeDecodeError:
         pass
-    escaped = data.decode(encoding, errors="surrogateescape")
+    try:
+        escaped = data.decode(encoding, errors="surrogateescape")
+    except UnicodeDecodeError:  # UTF-16/32 cannot escape an ASCII byte (an odd byte count)
+        escaped = ""
     bad = sum(1 for ch in escaped if "\udc80" <= ch <= "\udcff")
     if bad == 0:  # UTF-16/32 decoders cannot surrogateescape; count the replacements instead
         text = data.decode(encoding, errors="replace")

@@ -15,6 +15,7 @@ from sop_compiler.ingest.text import split_heading_number
 from sop_compiler.models import Document, ImageRef
 
 if TYPE_CHECKING:
+    from bs4 import BeautifulSoup
     from bs4.element import Tag
 
 __all__ = ["HtmlReader", "html_fragment_text", "load_image"]
@@ -51,10 +52,8 @@ class HtmlReader(Reader):
 
     def read(self, source: Source, *, settings: Settings) -> Document:
         """Parse the HTML and walk its elements in document order."""
-        from bs4 import BeautifulSoup
-
         text, notices = decode_text(source)
-        soup = BeautifulSoup(text, "html.parser")
+        soup = _parse(text)
         builder = BlockBuilder(source, self.format)
         builder.document.notices.extend(notices)
         walker = _Walker(builder, soup)
@@ -68,11 +67,22 @@ class HtmlReader(Reader):
         return builder.document
 
 
+def _parse(markup: str) -> BeautifulSoup:
+    """Parse with the stdlib parser; markup it rejects (a broken `<![` section) is escaped."""
+    from bs4 import BeautifulSoup
+    from bs4.exceptions import ParserRejectedMarkup
+
+    for escaped in (markup, markup.replace("<!", "&lt;!"), markup.replace("<", "&lt;")):
+        try:
+            return BeautifulSoup(escaped, "html.parser")
+        except ParserRejectedMarkup:
+            continue
+    raise AssertionError("unreachable: markup without tags is always accepted")
+
+
 def html_fragment_text(fragment: str) -> str:
     """The visible text of an HTML fragment: tags stripped, script/style content dropped."""
-    from bs4 import BeautifulSoup
-
-    soup = BeautifulSoup(fragment, "html.parser")
+    soup = _parse(fragment)
     out: list[str] = []
     _Walker(None, soup).inline(soup, out)
     return _tidy("".join(out))
@@ -129,6 +139,15 @@ def _sniff_image(data: bytes) -> str | None:
     return None
 
 
+def _is_breadcrumb(tag: Tag) -> bool:
+    """A breadcrumb trail: `aria-label="breadcrumb"` or a class or id naming one."""
+    if "breadcrumb" in str(tag.get("aria-label") or "").casefold():
+        return True
+    classes: Any = tag.get("class") or []
+    names = [*(classes if isinstance(classes, list) else [classes]), tag.get("id") or ""]
+    return any("breadcrumb" in str(name).casefold() for name in names)
+
+
 def _tidy(text: str) -> str:
     """Collapse spaces inside lines and drop empty lines."""
     lines = (_LINE_SPACE.sub(" ", line).strip() for line in text.split("\n"))
@@ -159,6 +178,8 @@ class _Walker:
 
     def _skip(self, tag: Tag) -> bool:
         name = tag.name
+        if _is_breadcrumb(tag):
+            return True  # "Home › Shipping › Returns and Exchanges": site chrome, not the SOP
         if name not in _SKIP:
             return False
         if name in ("header", "footer") and tag.find_parent(_CONTAINERS_KEEP_CHROME) is not None:

@@ -20,13 +20,12 @@ from sop_compiler.generate.offline.sections import (
     Section,
     Unit,
     conditional_unit,
-    heading_title,
     sections,
     units,
 )
 from sop_compiler.generate.offline.tools import ToolIndex
+from sop_compiler.generate.offline.trigger import trigger_for
 from sop_compiler.models import (
-    Block,
     EdgeCase,
     Issue,
     ListItem,
@@ -38,25 +37,14 @@ from sop_compiler.models import (
     Step,
     Table,
     ToolCatalog,
-    block_text,
 )
-from sop_compiler.text import injection_excerpt, split_sentences
+from sop_compiler.text import injection_excerpt, is_instruction, split_sentences
 
 __all__ = ["OFFLINE_RULES_VERSION", "OfflineBackend", "build_draft"]
 
 # Bump when the rules change what they produce, so that the lock file marks routines stale.
-OFFLINE_RULES_VERSION = 2
+OFFLINE_RULES_VERSION = 3
 _ANY_TIME = "at any point in this routine"
-_WHO = r"(?:a|an|the)\s+(?:customer|caller|user|member|client|account holder)"
-_TRIGGERS = [
-    re.compile(rf"\b(?:when|if|where|whenever)\s+(?P<clause>{_WHO}\s+[^.;:]+)", re.IGNORECASE),
-    re.compile(r"\b(?P<clause>customers\s+who\s+[^.;:]+)", re.IGNORECASE),
-    re.compile(
-        r"\b(?:covers|describes|explains|applies to|is for|use this (?:procedure|sop|process) "
-        r"(?:for|when))\s+(?P<clause>[^.;:]+)",
-        re.IGNORECASE,
-    ),
-]
 
 
 class OfflineBackend(Backend):
@@ -94,13 +82,20 @@ def build_draft(
     tools = ToolIndex(catalog)
     builder = Builder(tools=tools, agents=tuple(sorted(agents)))
     parts = sections(procedure)
-    step_units: list[Unit] = []
+    # "3 Procedure: Before you start, open the customer's record ...": the lead-in of the section
+    # that holds this procedure applies to it too, so it is the routine's first step
+    parent = procedure.heading_path[:-1]
+    step_units: list[Unit] = [
+        Unit(block.id, block.text, numbered=False)
+        for block in procedure.context
+        if parent and block.prov.heading_path == parent and isinstance(block, (Paragraph, ListItem))
+    ]
     for section in parts:
         if section.kind == "steps":
             step_units += units(section)
         elif section.kind == "conditional":
             step_units.append(conditional_unit(section))
-    top = builder.top_level(step_units)
+    top = builder.approvals_first(builder.top_level(step_units))
     steps, questions = builder.finish(top)
     edge_cases = _edge_cases(parts, tools, agents)
     found_steps = bool(top)
@@ -120,7 +115,7 @@ def build_draft(
         )
     return RoutineDraft(
         title=procedure.title,
-        trigger=_trigger(procedure, parts),
+        trigger=trigger_for(procedure, parts),
         steps=steps,
         edge_cases=edge_cases,
         tools_proposed=_proposed(builder.nodes, builder.ids),
@@ -167,17 +162,53 @@ def _edge_cases(parts: list[Section], tools: ToolIndex, agents: tuple[str, ...])
             ):
                 continue
             previous: EdgeCase | None = None
+            labelled = False
             for sentence in split_sentences(block.text):
                 if injection_excerpt(sentence) is not None:
                     continue
+                if previous is not None and (labelled or not _stands_alone(sentence, tools)):
+                    # "Marketplace orders: ... Give the customer the seller's details." and
+                    # "Split refunds are audited every month.": more of the same case
+                    previous.then = f"{previous.then} {_sentence(sentence)}"
+                    continue
                 case = _edge_case(sentence, tools, agents, previous, section.kind == "escalation")
-                out.append(
-                    case.model_copy(
-                        update={"source": SourceRef(block_ids=[block.id], quote=_words(sentence))}
-                    )
-                )
+                labelled = case.when.startswith(_ABOUT)
+                case.source = SourceRef(block_ids=[block.id], quote=_words(sentence))
+                if previous is not None and previous.when == _ANY_TIME and _BACK_REF.match(
+                    case.when
+                ):
+                    # "The tool times out. If it does, check ...": one case, its when spelled out
+                    previous.when = previous.then.rstrip(".")
+                    previous.when = previous.when[0].lower() + previous.when[1:]
+                    previous.then = case.then
+                    continue
+                out.append(case)
                 previous = case
     return out
+
+
+_ABOUT = "it is about "
+_BACK_REF = re.compile(r"^(?:it|this|that|so|they)\b", re.IGNORECASE)
+_CLAUSE = re.compile(
+    r"\b(?:is|are|was|were|has|have|had|holds?|asks?|wants?|says?|reports?|died|does|do|did|"
+    r"can|cannot|needs?|refuses?|requests?|lives?|owes?)\b",
+    re.IGNORECASE,
+)
+
+
+def _stands_alone(sentence: str, tools: ToolIndex) -> bool:
+    """True when a sentence is a case of its own: a condition or an instruction."""
+    clause = read_clause(sentence, tools=tools, agents=())
+    return clause.test is not None or clause.is_else or is_instruction(sentence)
+
+
+def _when(label: str) -> str:
+    """A table cell or bold label as an edge case's when: a clause as it is, a name as a topic."""
+    label = label.strip().rstrip(":")
+    if label[1:2].islower():
+        label = label[0].lower() + label[1:]
+    clause = _CLAUSE.search(label) or re.search(r"\s[a-z]+ed\b", label)
+    return label if clause else f"{_ABOUT}{label}"
 
 
 def _table_cases(table: Table) -> list[EdgeCase]:
@@ -194,7 +225,7 @@ def _table_cases(table: Table) -> list[EdgeCase]:
             when = f"the {header[0][0].lower()}{header[0][1:]} is {cells[0]}"
             then = "; ".join(f"{h}: {c}" for h, c in zip(header[1:], cells[1:], strict=True) if c)
         else:
-            when, then = cells[0], "; ".join(c for c in cells[1:] if c)
+            when, then = _when(cells[0]), "; ".join(c for c in cells[1:] if c)
         out.append(EdgeCase(when=when, then=then, source=source))
     return out
 
@@ -214,7 +245,7 @@ def _edge_case(
         return EdgeCase(when=f"not: {previous.when}", then=then)
     head, colon, tail = sentence.partition(":")
     if colon and tail.strip() and len(head.split()) <= 8:
-        return EdgeCase(when=head.strip(), then=_sentence(tail))
+        return EdgeCase(when=_when(head), then=_sentence(tail))
     return EdgeCase(
         when="the case needs escalating" if escalation else _ANY_TIME, then=_sentence(sentence)
     )
@@ -230,52 +261,3 @@ def _sentence(text: str) -> str:
 
 def _words(text: str, limit: int = 20) -> str:
     return " ".join(text.split()[:limit])
-
-
-_WHEN_TO_USE = re.compile(r"^(?:when to use|when this applies|applicability|use this)", re.I)
-_BACKGROUND = re.compile(r"^(?:purpose|scope|overview|introduction|summary|about)", re.I)
-_NOT_TRIGGER = re.compile(r"^(?:definitions?|glossary|terms|roles?|references?)", re.I)
-
-
-def _by_relevance(procedure: Procedure) -> list[Block]:
-    """Context blocks in the order a trigger is read from: "When to use", then purpose/scope.
-
-    Definitions and roles describe words and people, not requests: they never give a trigger.
-    """
-    ranked: list[tuple[int, int, Block]] = []
-    for position, block in enumerate(procedure.context):
-        title = heading_title(block.prov.heading_path[-1]) if block.prov.heading_path else ""
-        if _NOT_TRIGGER.match(title):
-            continue
-        rank = 0 if _WHEN_TO_USE.match(title) else 1 if _BACKGROUND.match(title) else 2
-        ranked.append((rank, position, block))
-    return [block for _, _, block in sorted(ranked, key=lambda item: item[:2])]
-
-
-def _trigger(procedure: Procedure, parts: list[Section]) -> str:
-    own = [b for s in parts if s.kind == "context" for b in s.blocks]
-    intro = next((s.blocks for s in parts if s.kind == "steps"), [])
-    intro = [b for b in intro[:1] if isinstance(b, Paragraph)]  # a lead paragraph before the steps
-    for blocks, shared in ((own, False), (intro, False), (_by_relevance(procedure), True)):
-        for block in blocks:
-            if not isinstance(block, (ListItem, Paragraph)):
-                continue
-            text = block_text(block)
-            for pattern in _TRIGGERS:
-                match = pattern.search(text)
-                if match is None:
-                    continue
-                clause = " ".join(match.group("clause").split()).rstrip(" ,")
-                # "explains how Shipping agents handle a parcel that ..." -> "a parcel that ..."
-                clause = re.sub(
-                    r"^how\s+(?:[A-Z]\w*\s+){0,3}(?:agents?|staff|advisors?)\s+\w+\s+", "", clause
-                )
-                clause = re.sub(r"^Customers\b", "customers", clause)
-                clause = re.sub(
-                    r"^the (customer|caller|user|member|client)", r"a \1", clause, flags=re.I
-                )
-                lead = "when" if re.match(_WHO, clause, re.IGNORECASE) else "for"
-                if shared:
-                    return f"Use for {procedure.title} ({lead} {clause})."
-                return f"Use {lead} {clause}."
-    return f"Use for requests about {procedure.title}."

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from sop_compiler.generate.offline.phrases import END, Action, Clause, read_clause
 from sop_compiler.generate.offline.sections import Unit
-from sop_compiler.generate.offline.tools import Known, ToolIndex, bind_arguments
+from sop_compiler.generate.offline.tools import Known, ToolIndex, ToolMention, bind_arguments
 from sop_compiler.models import TERMINAL_KINDS, Condition, SourceRef, Step, ToolCall
 from sop_compiler.text import injection_excerpt, is_instruction, split_sentences
 
@@ -26,6 +26,36 @@ _THRESHOLD = re.compile(
 _QUOTE_WORDS = 20
 _ANYTHING_ELSE = re.compile(r"\banything else\b", re.IGNORECASE)
 _END = -1  # placeholder: the step after the last one (the closing ask)
+_FOR_CASE = "it is for "  # the test phrases.read_clause makes of "For a partial refund, ..."
+_PROHIBITION = re.compile(r"^\s*(?:do not|don't|never)\b", re.IGNORECASE)
+_CLOSING = re.compile(
+    r"^(?:before (?:you|we) (?:end|close|finish)|ask (?:the customer )?whether there is anything "
+    r"else)\b",
+    re.IGNORECASE,
+)
+# "escalate ... for approval before you reship": the escalation comes before that action
+_BEFORE = re.compile(
+    r"\bbefore\s+(?:you\s+|we\s+)?(?P<verb>[a-z]+)\b(?P<obj>(?:\s+(?!and\b|or\b|if\b)[a-z]+){0,3})",
+    re.IGNORECASE,
+)
+# "explain that it cannot be reopened", "there is nothing more to set up": the request stops here
+_DEAD_END = re.compile(
+    r"\b(?:cannot be|can't be|can not be|is not possible|is no longer possible|not eligible|"
+    r"nothing more to|no further action)\b",
+    re.IGNORECASE,
+)
+# "before you submit the evidence" names the action an SOP may call "upload the evidence pack"
+_SAME_ACTION = {
+    "submit": ("upload", "send", "file"),
+    "reship": ("ship", "send", "replace"),
+    "refund": ("issue",),
+    "close": ("delete",),
+}
+_FAILED = re.compile(
+    r"\b(?:fails?|failed|neither|nothing works|does not work|did not work|unsuccessful)\b",
+    re.IGNORECASE,
+)
+_OTHERWISE = re.compile(r"(?:^|[.;]\s+)(?:otherwise|if not)\b", re.IGNORECASE)
 
 
 @dataclass(eq=False)
@@ -51,6 +81,16 @@ class Node:
     children: list[Node] = field(default_factory=list)
     proposed: tuple[str, str] | None = None
     jump: Node | None = None  # where to go after this step (end of an if-branch that has an else)
+    else_jump: Node | None = None  # a condition's else target, when set by structure (a chain)
+    outer: Node | None = None  # "If A and B, X. Otherwise, Y.": the condition A around B
+
+
+@dataclass
+class _Group:
+    """Sibling sub-items that are alternative cases of one step (If A ... / If B ... / If C ...)."""
+
+    members: list[list[Node]]  # each case's nodes, its opening condition first
+    anchor: Node | None = None  # the step they belong to (where an open question points)
 
 
 @dataclass
@@ -65,6 +105,7 @@ class Builder:
     questions: list[tuple[str, Node | None]] = field(default_factory=list)  # text with `{step}`
     skipped: list[str] = field(default_factory=list)  # possible injections left out
     ids: dict[int, str] = field(default_factory=dict)
+    groups: list[_Group] = field(default_factory=list)
 
     def node(self, kind: str, text: str, **kw: object) -> Node:
         node = Node(len(self.nodes), kind, text, **kw)  # type: ignore[arg-type]
@@ -80,11 +121,17 @@ class Builder:
             own, pending_own = self._sentences(unit, 0, pending)
             kids: list[Node] = []
             child_pending: Node | None = None
-            for child in unit.children:
-                nodes, child_pending = self._sentences(child, 1, child_pending)
+            cases = self._case_runs(unit.children)
+            groups: dict[int, _Group] = {}
+            for child, run in zip(unit.children, cases, strict=True):
+                split = run is not None and _has_otherwise(child.text)
+                nodes, child_pending = self._sentences(child, 1, child_pending, split=split)
                 kids += nodes
                 if child.key and nodes:
                     self.keys.setdefault(child.key, nodes[0])
+                if run is not None and nodes:
+                    groups.setdefault(run, _Group([])).members.append(nodes)
+            made_groups = [g for g in groups.values() if len(_cases(g)) >= 2]
             last_cond = (
                 pending_own
                 if pending_own is not None
@@ -118,14 +165,50 @@ class Builder:
             head.children = [*rest, *kids]
             if unit.key:
                 self.keys.setdefault(unit.key, head)
+            for group in made_groups:
+                group.anchor = head
+                self.groups.append(group)
             out.append(head)
             pending = (
                 last_cond if last_cond is not None else (child_pending if kids else pending_own)
             )
         return out
 
+    def _case_runs(self, children: list[Unit]) -> list[int | None]:
+        """For each sub-item, the run of alternative cases it belongs to (None: no such run).
+
+        Sibling sub-items at one depth that each open with a condition ("If the amount is
+        wrong, ..." / "If the name is wrong, ..." / "For a partial refund, ...") are cases of
+        their step: only one of them applies.
+        """
+        opens = []
+        for child in children:
+            first = next(iter(split_sentences(child.text)), "")
+            clause = read_clause(first, tools=self.tools, agents=self.agents)
+            opens.append(
+                child.numbered  # loose paragraphs under a step are notes, not its listed cases
+                and clause.test is not None
+                and not clause.is_else
+                and not clause.is_yes
+            )
+        out: list[int | None] = [None] * len(children)
+        start = 0
+        while start < len(children):
+            end = start
+            while (
+                end + 1 < len(children)
+                and opens[start]
+                and opens[end + 1]
+                and children[end + 1].depth == children[start].depth
+            ):
+                end += 1
+            if end > start:
+                out[start : end + 1] = [start] * (end - start + 1)
+            start = end + 1
+        return out
+
     def _sentences(
-        self, unit: Unit, level: int, pending: Node | None
+        self, unit: Unit, level: int, pending: Node | None, *, split: bool = False
     ) -> tuple[list[Node], Node | None]:
         """Nodes of one unit's text, in order, and the condition an `Otherwise` may still finish."""
         nodes: list[Node] = []
@@ -155,23 +238,40 @@ class Builder:
                 continue
             plain = clause.test is None and not clause.is_else and not clause.is_yes
             goto = _only_goto(clause.actions) if plain else None
+            going_on = plain and not _PROHIBITION.match(sentence)
+            if going_on and nodes and nodes[-1].kind == "escalate":
+                # the SOP goes on after the escalation (tells the customer, goes to step N):
+                # it is a ticket for the team, not the end of the routine
+                self._as_ticket(nodes[-1])
             if goto is not None and nodes:
                 # "... Then go to step 6." continues the step before it; after an ending it is moot
                 if nodes[-1].kind not in TERMINAL_KINDS and nodes[-1].goto is None:
                     nodes[-1].goto = goto
                 continue
             if plain and nodes and nodes[-1].kind in TERMINAL_KINDS:
-                # after a handoff or escalation nothing runs: keep the sentence as its note
+                # after a handoff nothing runs: keep the sentence as its note
                 nodes[-1].text = f"{nodes[-1].text} {sentence.strip()}"
                 continue
+            if plain and _CLOSING.match(sentence.strip()):
+                owner = None  # "Before you end the call, ...": every path does it, not one branch
+            parallel = (
+                owner is not None
+                and (owner.test or "").startswith(_FOR_CASE)
+                and (clause.test or "").startswith(_FOR_CASE)
+            )
+            if parallel:
+                owner = None  # "For a late delivery, ... For a missing item, ...": two cases
             else_of_owner = clause.is_else and owner is not None and pending is owner
-            made, pending = self._clause(clause, unit.block_id, level, pending, nodes)
+            made, pending = self._clause(
+                clause, unit.block_id, level, pending, nodes, split=split and not nodes
+            )
             if owner is not None and not else_of_owner:
                 owner.then_nodes += made  # an item that opens with "If X," is X's branch
             elif owner is not None:
                 owner = None
-            elif not nodes and clause.test is not None and pending is not None:
-                owner = pending if pending.then_goto is None else None
+            elif (not nodes or parallel) and clause.test is not None and pending is not None:
+                opening = pending.outer or pending
+                owner = opening if opening.then_goto is None else None
             if notes and made:
                 made[0].text = " ".join([*notes, made[0].text])
                 notes = []
@@ -196,7 +296,14 @@ class Builder:
         return nodes, pending
 
     def _clause(
-        self, clause: Clause, block_id: str, level: int, pending: Node | None, before: list[Node]
+        self,
+        clause: Clause,
+        block_id: str,
+        level: int,
+        pending: Node | None,
+        before: list[Node],
+        *,
+        split: bool = False,
     ) -> tuple[list[Node], Node | None]:
         if (
             clause.is_else
@@ -244,19 +351,41 @@ class Builder:
             text_ref=asked,
         )
         made.append(cond)
+        inner = _split_test(cond.test or "") if split else None
+        if inner is not None:
+            # "If A and B, X. Otherwise, Y." as one of several cases: the otherwise answers B
+            # within case A, so A stays the case's guard and B a condition inside it.
+            cond.test, cond.text = inner[0], f"Check whether {inner[0]}."
+            inside = self.node(
+                "condition",
+                f"Check whether {inner[1]}.",
+                block_id=block_id,
+                quote=_quote(clause.sentence),
+                level=level,
+                test=inner[1],
+                outer=cond,
+            )
+            cond.then_nodes = [inside]
+            made.append(inside)
+            outer, cond = cond, inside
+        else:
+            outer = None
         goto = _only_goto(clause.actions)
         if goto is not None:
             cond.then_goto = goto
         else:
             cond.then_nodes = self._actions(clause.actions, block_id, level, test)
             made += cond.then_nodes
+            if outer is not None:
+                outer.then_nodes += cond.then_nodes
         return made, cond
 
     def _actions(
         self, actions: list[Action], block_id: str, level: int, test: str | None
     ) -> list[Node]:
         out: list[Node] = []
-        # "Escalate to X: open a ticket ..." does the ticket first; the escalation ends the routine.
+        actions = self._escalations(actions)
+        # "Transfer to X: ..." does the rest first; the handoff or escalation ends the routine.
         ending = [a for a in actions if a.kind in TERMINAL_KINDS]
         if ending:  # a "go to step N" beside an ending is moot: the ending ends the routine
             actions = [a for a in actions if a.kind not in (*TERMINAL_KINDS, "goto")] + ending
@@ -284,6 +413,14 @@ class Builder:
                 out.append(self._tool_node(action, block_id, level, test))
             else:
                 text = action.text
+                source = self._answered_by(action)
+                if source is not None:
+                    # "check the email address on the account": `lookup_customer` returned it
+                    action.proposed, node_ref = None, self.nodes[source.ref]
+                    returned = f"see what `{source.tool}` returned in step {{step}}"
+                    text = f"{text.rstrip('.')} ({returned})."
+                else:
+                    node_ref = None
                 if action.proposed is not None:
                     name = action.proposed[0]
                     text = f"{text} (No catalog tool does this yet: proposed tool `{name}`.)"
@@ -296,6 +433,7 @@ class Builder:
                     target=action.target,
                     proposed=action.proposed,
                     goto=action.goto,
+                    text_ref=node_ref,
                 )
                 if action.kind == "ask":
                     self.known.append(Known(node.uid, action.text.casefold(), "asked"))
@@ -305,6 +443,70 @@ class Builder:
                     )
                 out.append(node)
         return out
+
+    def _escalations(self, actions: list[Action]) -> list[Action]:
+        """Escalations the SOP goes on after become tickets; the others end the routine.
+
+        "Escalate to X: open a ticket with `create_ticket` ..." is one ticket. "Escalate to X and
+        go to step 8" or "escalate to X for approval before you reship" hands the team a ticket
+        while this routine carries on, so it is no terminal escalation.
+        """
+        ticket = self.tools.ticket_tool()
+        out = list(actions)
+        for esc in [a for a in actions if a.kind == "escalate"]:
+            call = next(
+                (
+                    a
+                    for a in out
+                    if a.kind == "tool_call" and a.tool is not None and a.tool.tool is ticket
+                ),
+                None,
+            )
+            if call is not None:
+                call.target = call.target or esc.target
+                call.text = f"{esc.text.rstrip('.')}: {call.text[0].lower()}{call.text[1:]}"
+                out.remove(esc)
+            elif out.index(esc) < len(out) - 1 or _BEFORE.search(esc.text):
+                out[out.index(esc)] = (
+                    Action(
+                        "tool_call",
+                        esc.text,
+                        esc.quote,
+                        target=esc.target,
+                        tool=ToolMention(ticket, 0, "name"),
+                    )
+                    if ticket is not None
+                    else Action("say", esc.text, esc.quote, target=esc.target)
+                )
+        return out
+
+    def _answered_by(self, action: Action) -> Known | None:
+        """An earlier read tool whose result holds what a "check ..." action looks at."""
+        if action.proposed is None or action.proposed[1] != "read":
+            return None
+        words = action.proposed[0].split("_")[1:]
+        for item in reversed(self.known):
+            tool = self.tools.catalog.get(item.tool or "") if item.source == "returned" else None
+            if tool is None or tool.access != "read":
+                continue
+            described = set(re.findall(r"[a-z]+", tool.description.casefold()))
+            if words and all(w in described for w in words):
+                return item
+        return None
+
+    def _as_ticket(self, node: Node) -> None:
+        """Turn an escalation the SOP goes on after into a ticket for the team (or a say step)."""
+        ticket = self.tools.ticket_tool()
+        if ticket is None:
+            node.kind = "say"
+            return
+        args, refs = bind_arguments(
+            ticket, action=node.text, condition=None, known=self.known, team=node.target
+        )
+        node.kind = "tool_call"
+        node.tool_call = ToolCall(tool=ticket.name, arguments=args)
+        node.arg_refs = {arg: self.nodes[uid] for uid, arg in refs}
+        self.known.append(Known(node.uid, "", "returned", tool=ticket.name))
 
     def _tool_node(self, action: Action, block_id: str, level: int, test: str | None) -> Node:
         assert action.tool is not None
@@ -330,6 +532,69 @@ class Builder:
         self.known += [Known(node.uid, arg.name, "argument") for arg in args]
         return node
 
+    # --- order ------------------------------------------------------------------------------
+    def approvals_first(self, top: list[Node]) -> list[Node]:
+        """Move "if X, escalate ... before you reship" in front of the reship it guards.
+
+        SOPs often add the approval after the action it is for ("Reship the order. If the total
+        is over $300, escalate for approval before you reship."); the agent must ask first.
+        """
+        ticket = self.tools.ticket_tool()
+        for node in _flatten(top):
+            calls_ticket = node.tool_call is not None and node.tool_call.tool == (
+                ticket.name if ticket else None
+            )
+            before = _BEFORE.search(node.text)
+            if before is None or not (node.kind == "escalate" or calls_ticket):
+                continue
+            top = self._move_before(top, node, before.group("verb").casefold())
+        return top
+
+    def _move_before(self, top: list[Node], node: Node, verb: str) -> list[Node]:
+        flat = _flatten(top)
+        owners = [c for c in flat if c.kind == "condition" and node in c.then_nodes]
+        guard = min(owners, key=lambda c: len(c.then_nodes), default=None)
+        block = [guard, *guard.then_nodes] if guard is not None else [node]
+        start = flat.index(block[0])
+        if flat[start : start + len(block)] != block:
+            return top
+        verbs = {verb, *_SAME_ACTION.get(verb, ())}
+        target = next(
+            (
+                n
+                for n in reversed(flat[max(0, start - 6) : start])
+                if n.kind != "condition" and _does(n, verbs)
+            ),
+            None,
+        )
+        if target is None:
+            return top
+        lists = [c.then_nodes for c in flat if c not in block] + [
+            c.else_nodes for c in flat if c not in block
+        ]
+        if any(block[0] in nodes and target not in nodes for nodes in lists):
+            return top  # moving it would take it out of its branch
+        parent = next((p for p in top if target in p.children), None)
+        if parent is None:
+            return top  # the action is a step of its own: keep the SOP's order
+        moved_top = block[0] in top
+        if moved_top and block[0].children != block[1:]:
+            return top
+        top = [n for n in top if n is not block[0]]
+        for holder in top:
+            holder.children = [n for n in holder.children if n not in block]
+        block[0].children = []
+        for n in block:
+            n.level = 1
+        at = parent.children.index(target)
+        parent.children[at:at] = block
+        for nodes in lists:
+            if target in nodes:
+                kept = [n for n in nodes if n not in block]
+                at = kept.index(target)
+                nodes[:] = [*kept[:at], *[n for n in block if n not in kept], *kept[at:]]
+        return top
+
     # --- numbering and targets --------------------------------------------------------------
     def finish(self, top: list[Node]) -> tuple[list[Step], list[str]]:
         """Number the nodes, resolve every target, add closing steps when a path needs them.
@@ -338,13 +603,21 @@ class Builder:
         """
         flat = _flatten(top)
         after = _after(flat)
+        dead = _dead_ends(flat)
         if (
             not flat
             or flat[-1].kind not in TERMINAL_KINDS
             or any(_falls_off(n, after) for n in flat)
+            or dead
+            or any(after[g.members[-1][-1].uid] is None for g in self.groups)
         ):
-            closing = self.node("ask", "Ask whether there is anything else you can help with.")
-            top = [*top, closing, self.node("resolve", "Resolve the case.")]
+            last = flat[-1] if flat else None
+            if last is not None and last.kind == "ask" and _ANYTHING_ELSE.search(last.text):
+                closing = last  # the SOP's own "anything else?" step closes it: only resolve
+                top = [*top, self.node("resolve", "Resolve the case.")]
+            else:
+                closing = self.node("ask", "Ask whether there is anything else you can help with.")
+                top = [*top, closing, self.node("resolve", "Resolve the case.")]
             flat = _flatten(top)
             after = _after(flat)
         else:
@@ -354,6 +627,9 @@ class Builder:
             top = [*top, closing, self.node("resolve", "Resolve the case.")]
             flat = _flatten(top)
             after = {**_after(flat), **{k: v for k, v in after.items() if v is closing}}
+        for last in dead:
+            if last.jump is None and after[last.uid] is not closing:
+                last.jump = closing  # "explain that it cannot be reopened": nothing else follows
         for node in flat:
             if node.kind != "condition":
                 continue
@@ -368,9 +644,55 @@ class Builder:
             ):
                 question = f'the SOP does not say what to do when "{node.test}" does not hold.'
                 self.questions.append((f"Step {{step}}: {question}", node))
+        for group in self.groups:
+            self._chain(group, after, closing)
         self.ids = _number(top)
         steps = [self._step(node, after) for node in top]
         return steps, self._questions()
+
+    def _chain(self, group: _Group, after: dict[int, Node | None], closing: Node | None) -> None:
+        """Wire alternative cases as if / else-if / else: each case ends after the group."""
+        members = group.members
+        end = after[members[-1][-1].uid] or closing
+        falls = False
+        for index, member in enumerate(members):
+            head = next(n for n in member if n.kind == "condition")
+            following = members[index + 1][0] if index + 1 < len(members) else None
+            if following is None:
+                falls = falls or _continues_to(member, end, after, self.keys)
+                # (when the step after them is itself a check, the SOP goes on deciding there)
+                checks_on = end is not None and end.kind == "condition"
+                if not head.else_nodes and head.else_goto is None and falls and not checks_on:
+                    cases = len(members)
+                    question = (
+                        f"the SOP does not say what to do when none of its {cases} cases applies; "
+                        "the routine goes on with the step after them."
+                    )
+                    self.questions.append((f"Step {{step}}: {question}", group.anchor or head))
+                break
+            if not head.else_nodes and head.else_goto is None and head.else_jump is None:
+                head.else_jump = following
+            for node in member:
+                if node.jump is following:
+                    node.jump, falls = end, True
+                elif node.kind == "condition":
+                    if (
+                        node is not head
+                        and not node.else_nodes
+                        and node.else_goto is None
+                        and node.else_jump is None
+                        and _branch_end(node, after) is following
+                    ):
+                        node.else_jump, falls = end, True
+                elif (
+                    node.kind not in TERMINAL_KINDS
+                    and node.goto is None
+                    and node.jump is None
+                    and after[node.uid] is following
+                ):
+                    node.jump, falls = end, True
+                elif node.goto is not None and self.keys.get(node.goto.casefold()) is end:
+                    falls = True
 
     def _end_explicit_branches(
         self, flat: list[Node], after: dict[int, Node | None], closing: Node | None
@@ -413,8 +735,10 @@ class Builder:
                 if node.then_nodes
                 else self._key(node.then_goto, node) or self._id(after[node.uid])
             )
-            if node.else_goto:
-                else_step: str | None = self._key(node.else_goto, node)
+            if node.else_jump is not None:
+                else_step: str | None = self._id(node.else_jump)
+            elif node.else_goto:
+                else_step = self._key(node.else_goto, node)
             elif node.else_nodes:
                 else_step = self._id(node.else_nodes[0])
             elif node.then_nodes:
@@ -564,3 +888,74 @@ def vague_questions(step: Step) -> list[str]:
             f'Step {step.id} mentions "{match.group(0)}": the SOP does not define the threshold.'
         )
     return out
+
+
+def _has_otherwise(text: str) -> bool:
+    return bool(_OTHERWISE.search(text))
+
+
+def _split_test(test: str) -> tuple[str, str] | None:
+    """`an amount is wrong and the difference is over $100` -> the case and the check inside it."""
+    match = re.search(r"\s+and\s+(?=(?:the|a|an|it|they|there|this|that|its|their)\s)", test)
+    if match is None:
+        return None
+    first, second = test[: match.start()].strip(), test[match.end() :].strip()
+    return (first, second) if len(first.split()) >= 3 and len(second.split()) >= 3 else None
+
+
+def _cases(group: _Group) -> list[list[Node]]:
+    """The group's cases, or none when the sub-items are fallbacks of the step itself.
+
+    "If the customer cannot access their email, use `sms_code` instead." changes how the step
+    is done, and "If verification fails three times, ..." checks how it went: the checks after
+    a fallback still apply, so such sub-items are no alternatives.
+    """
+    for index, member in enumerate(group.members):
+        head = next((n for n in member if n.kind == "condition"), None)
+        if head is None or (index and _FAILED.search(head.test or "")):
+            return []
+        if index < len(group.members) - 1 and (head.else_nodes or head.else_goto):
+            return []  # "If A, X. Otherwise, Y." is a whole if/else, not one case of several
+    for member in group.members[:-1]:
+        last = member[-1]
+        falls = last.kind not in TERMINAL_KINDS and last.goto is None
+        if falls and any(re.search(r"\binstead\b", n.text, re.IGNORECASE) for n in member):
+            return []
+    return group.members
+
+
+def _dead_ends(flat: list[Node]) -> list[Node]:
+    """Last steps of branches that say the request cannot go on; such a branch wraps the case up."""
+    out: list[Node] = []
+    for node in flat:
+        if node.kind != "condition":
+            continue
+        for branch in (node.then_nodes, node.else_nodes):
+            if not branch or not any(n.kind == "say" and _DEAD_END.search(n.text) for n in branch):
+                continue
+            last = branch[-1]
+            if last.kind not in TERMINAL_KINDS and last.goto is None and last not in out:
+                out.append(last)
+    return out
+
+
+def _continues_to(
+    member: list[Node], end: Node | None, after: dict[int, Node | None], keys: dict[str, Node]
+) -> bool:
+    """True when some path through the case goes on to the step after the group."""
+    for node in member:
+        if node.kind in TERMINAL_KINDS:
+            continue
+        if node.goto is not None:
+            if keys.get(node.goto.casefold()) is end:
+                return True
+        elif (node.jump or after[node.uid]) is end and node.kind != "condition":
+            return True
+    return False
+
+
+def _does(node: Node, verbs: set[str]) -> bool:
+    """True when the step's action is one of the verbs (or calls a tool named by one)."""
+    first = node.text.split(None, 1)[0].casefold().strip(",.:") if node.text.split() else ""
+    tool = node.tool_call.tool.split("_") if node.tool_call is not None else []
+    return first in verbs or any(verb in tool for verb in verbs)

@@ -29,6 +29,12 @@ _YES = re.compile(r"^(?:if so|if yes)\b[,:]?\s*", re.IGNORECASE)
 _IF = re.compile(
     r"^(?:if|when|whenever|in case|in the event that|in the event|should)\s+", re.IGNORECASE
 )
+# "For a partial refund, add up ...": a case of the step, read as "if it is for a partial refund"
+_FOR = re.compile(
+    r"^for\s+(?!example\b|instance\b|more\b|security\b|your\b|each\b|every\b|all\b|this\b|that\b)"
+    r"(?P<case>[^,]{3,80}),\s+(?:also\s+)?(?P<verb>[a-z']+)",
+    re.IGNORECASE,
+)
 _TRAILING_IF = re.compile(
     r"^(?P<action>.+?),?\s+(?:only\s+)?(?:if|when|in case)\s+(?P<test>.+)$", re.IGNORECASE
 )
@@ -60,6 +66,8 @@ _YOU_SHOULD = re.compile(
     r",?\s+and\s+(?:you|agents?)\s+(?:should|must|need to|have to)\s+", re.IGNORECASE
 )
 _ASK_TO = re.compile(r"^ask\s+(?:the\s+)?(?:customer|caller|them|him|her)\s+to\b", re.IGNORECASE)
+# "walk them through the settings page and change the name": the customer does both
+_WALK = re.compile(r"^(?:walk|talk|guide|take)\s+\w+\s+through\b", re.IGNORECASE)
 _SAY_LABEL = re.compile(r"^(?:tell|explain|inform|advise|remind|say)\b", re.IGNORECASE)
 # "follow CC-ACC-002 Identity Verification": the case goes on in another SOP.
 _FOLLOW_SOP = re.compile(r"^follow\s+(?:sop\s+)?[A-Z]{2,}(?:-[A-Z0-9]+)+\b(?!.*\bfirst\b)", re.I)
@@ -143,6 +151,9 @@ def read_clause(sentence: str, *, tools: ToolIndex, agents: tuple[str, ...]) -> 
     elif match := _YES.match(text):
         clause.is_yes = True
         text = text[match.end() :]
+    elif (case := _FOR.match(text)) and case.group("verb").casefold() in INSTRUCTION_VERBS:
+        clause.test = f"it is for {case.group('case').strip()}"
+        text = text[case.end("case") + 1 :].strip()
     elif _IF.match(text):
         opener = _IF.match(text)
         assert opener is not None
@@ -209,7 +220,7 @@ def _split_actions(text: str) -> list[str]:
     for chunk in chunks:
         start = 0
         # "ask them to connect one device and open a website": both are the customer's to do
-        asks = bool(_ASK_TO.match(chunk))
+        asks = bool(_ASK_TO.match(chunk) or _WALK.match(chunk))
         for match in _AND.finditer(chunk):
             word = match.group(1).casefold()
             left = chunk[start : match.start()]
@@ -253,6 +264,11 @@ def _read_action(
         if mention is not None and mention.how == "name" and ending.kind == "escalate":
             return [Action("tool_call", text, quote, tool=mention, target=ending.target)]
         return [ending]
+    if mention is None and _IN_SYSTEM.search(text) and not _NEGATED.match(text):
+        # "offer the discount in the retention offers tool": a system no catalog tool covers
+        proposed = proposed_name(text, any_verb=True)
+        if proposed is not None:
+            return [Action("say", text, quote, proposed=proposed)]
     if first in _SAY:
         return [Action("say", text, quote)]
     if mention is not None and not (
@@ -263,8 +279,12 @@ def _read_action(
         return [Action("tool_call", text, quote, tool=enum_tool)]  # "use method `sms_code`"
     if re.search(r"\banything else\b", text, re.IGNORECASE) and first == "ask":
         return [Action("ask", text, quote)]
+    # "confirm that the account is active" checks the record; "confirm the address" asks
+    checks = re.match(r"^confirm\s+that\b", text, re.IGNORECASE) and "customer" not in text
     if _ASK.match(text) or (
-        _CONFIRM.match(text) and ("customer" in text.casefold() or _INFO_NOUN.search(text))
+        _CONFIRM.match(text)
+        and not checks
+        and ("customer" in text.casefold() or _INFO_NOUN.search(text))
     ):
         return [Action("ask", polite_ask(text), quote)]
     unknown = tools.unknown_backticked(text)
@@ -272,11 +292,20 @@ def _read_action(
         access = "write" if first in _WRITE_HINT else "read" if first in _READ_HINT else "write"
         return [Action("say", text, quote, proposed=(unknown[0], access))]
     proposed = proposed_name(text)
+    if proposed is not None and tools.covers_verb(proposed[0].split("_")[0]):
+        # "For a missing item, credit the item price": the catalog's credit tool does crediting
+        proposed = None
     if proposed is not None:
         return [Action("say", text, quote, proposed=proposed)]
     return [Action("say", text, quote)]
 
 
+_IN_SYSTEM = re.compile(
+    r"\b(?:in|with|using|via|through|from|to|on)\s+(?:the|our|a)\s+(?:[\w'-]+\s+){0,3}?"
+    r"(?:tool|system|platform|portal)\b",
+    re.IGNORECASE,
+)
+_NEGATED = re.compile(r"^(?:do not|don't|never|no)\b", re.IGNORECASE)
 _WRITE_HINT = _words(
     """
     create update cancel send issue refund reset schedule add remove

@@ -46,6 +46,7 @@ class Unit:
     children: list[Unit] = field(default_factory=list)
     numbered: bool = True  # False for a plain paragraph (its non-instructions are dropped)
     extra: list[str] = field(default_factory=list)  # quoted scripts that belong to the step
+    depth: int = 0  # nesting as the SOP shows it: siblings share a depth (2.1, 2.2 vs a., b.)
 
 
 def heading_title(text: str) -> str:
@@ -104,7 +105,8 @@ def units(section: Section) -> list[Unit]:
                 or (not block.ordered and has_ordered and parent is not None)
             )
             key = _key(block.marker, parent.key if parent and sub else None)
-            unit = Unit(block.id, block.text, key=key)
+            depth = block.level if block.level > 0 else int(sub)
+            unit = Unit(block.id, block.text, key=key, depth=depth)
         elif isinstance(block, Paragraph):
             match = _NUMBERED.match(block.text)
             if match is None:
@@ -120,7 +122,10 @@ def units(section: Section) -> list[Unit]:
                     or match.group("letter")
                 )
                 key = _key(raw, parent.key if parent and sub else None)
-                unit = Unit(block.id, block.text[match.end() :], key=key)
+                # "a." under "3.1" sits one level deeper than the "3.1" it follows
+                dotted = parent is not None and any("." in (c.key or "") for c in parent.children)
+                depth = 2 if match.group("letter") and dotted else int(sub)
+                unit = Unit(block.id, block.text[match.end() :], key=key, depth=depth)
         elif isinstance(block, Quote) and (parent is not None):
             target = parent.children[-1] if parent.children else parent
             target.extra.append(block.text)

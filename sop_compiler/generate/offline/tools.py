@@ -118,6 +118,21 @@ class ToolIndex:
                 return ToolMention(tool, 0, "verb")
         return None
 
+    def covers_verb(self, verb: str) -> bool:
+        """True when a catalog tool is named for this action (`credit` -> apply_account_credit)."""
+        return any(verb in tool.name.split("_")[1:] for tool in self.catalog.tools)
+
+    def ticket_tool(self) -> Tool | None:
+        """The catalog tool that puts a case in a human team's queue (e.g. `create_ticket`).
+
+        An escalation after which the SOP goes on is a ticket, not a live transfer.
+        """
+        for tool in sorted(self.catalog.tools, key=lambda t: t.name):
+            properties = tool.parameters.get("properties", {})
+            if "ticket" in tool.name and any(p in properties for p in ("team", "queue")):
+                return tool
+        return None
+
     def enum_owner(self, text: str) -> ToolMention | None:
         """The one tool that has a backticked word of the text among its parameter values.
 
@@ -129,6 +144,11 @@ class ToolIndex:
             owners = self._enum_values.get(value, [])
             if len(owners) == 1:
                 return ToolMention(owners[0], match.start(), "name")
+        for value, owners in sorted(self._enum_values.items()):
+            # "(sms_code)": a snake_case value written out is as plain as a backticked one
+            found = re.search(rf"(?<![\w`]){re.escape(value)}(?![\w`])", text)
+            if "_" in value and len(owners) == 1 and found:
+                return ToolMention(owners[0], found.start(), "name")
         if re.match(r"^use\b", text, re.IGNORECASE):
             for value, owners in sorted(self._enum_values.items()):
                 spoken = r"[\s_-]+".join(re.escape(w) for w in value.split("_"))
@@ -190,18 +210,27 @@ def snake(text: str) -> str:
     return f"{name}_" if keyword.iskeyword(name) else name
 
 
-def proposed_name(action: str) -> tuple[str, str] | None:
-    """A proposed tool's (name, access) from an action's verb and object; None if no action."""
+def proposed_name(action: str, *, any_verb: bool = False) -> tuple[str, str] | None:
+    """A proposed tool's (name, access) from an action's verb and object; None if no action.
+
+    With `any_verb`, any verb names a (write) tool: the text says a system does it.
+    """
     tokens = _tokens(action)
     if not tokens:
         return None
     verb = tokens[0]
+    if tokens[:2] == ["add", "up"]:
+        return None  # "add up the price of the items" is sums, not a system
+    if _CASE_NOTES.search(action) and verb in _NOTE_VERBS:
+        return "record_case_note", "write"  # one name for every "record ... in the case notes"
     if verb in WRITE_VERBS:
         access = "write"
     elif verb in READ_VERBS:
         if verb in _WEAK_READ_VERBS and not _DATA_NOUNS.search(action):
             return None
         access = "read"
+    elif any_verb and verb.isalpha():
+        access = "write"
     else:
         return None
     lowered = action.casefold().replace("look up", "lookup").replace("pull up", "pull")
@@ -218,6 +247,14 @@ def proposed_name(action: str) -> tuple[str, str] | None:
     if not words:
         return None
     return snake("_".join([verb, *words])), access
+
+
+_CASE_NOTES = re.compile(r"\b(?:case|contact)\s+notes?\b|\bin the notes\b", re.IGNORECASE)
+_NOTE_VERBS = _words(
+    """
+    record note log add write document enter put
+    """
+)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sop_compiler.config import Settings
+from sop_compiler.errors import InputError
 from sop_compiler.ingest._text_decode import BlockBuilder
 from sop_compiler.ingest.base import Reader, Source
 from sop_compiler.ingest.docx._package import check_package, external_targets, open_document_part
@@ -44,7 +45,11 @@ class DocxReader(Reader):
         styles = Styles(_related_element(part, _STYLES))
         numbering = Numbering(_related_element(part, _NUMBERING), styles)
         walker = BodyWalker(builder, part, styles, numbering)
-        body = part.element.body
+        # a damaged main part parses as a plain lxml element, without python-docx's `body`
+        body = getattr(part.element, "body", None)
+        if body is None and not hasattr(part.element, "body"):
+            message = "is not a valid .docx: word/document.xml has no body"
+            raise InputError(message, path=source.name)
         if body is not None:
             walker.walk(body)
         if walker.linked_images:

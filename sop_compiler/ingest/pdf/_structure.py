@@ -251,8 +251,12 @@ class Builder:
         depth = number.count(".") + 1 if number else 0
         marker = MARKER.match(text)
         if line.size >= style.large and len(text) <= 150 and not _sentence(text):
+            if self._title_page_line(line, number):
+                return _TEXT
             return self._heading(title, number, depth, structural=True, size=line.size)
         if self._standalone_label(line):
+            if self._title_page_line(line, number):
+                return _TEXT
             if number and depth > 1 and not (marker and marker.group("np") == ")"):
                 return self._heading(title, number, depth, structural=True, size=line.size)
             if not marker:
@@ -265,6 +269,29 @@ class Builder:
                 "item", text=text[marker.end() :], marker=printed, ordered=ordered, depth=item_depth
             )
         return _TEXT
+
+    def _title_page_line(self, line: Line, number: str | None) -> bool:
+        """Large print around the title ("ACME RETAIL", "SOP CC-BIL-004"): a paragraph.
+
+        With an outline, the outline names the sections, so before its first entry only the
+        page's largest line is a heading (the title). Without one, a plain (not bold) line right
+        under the title, before any text, that would skip a heading level is its subtitle.
+        """
+        record = self.record
+        assert record is not None
+        if number is not None:
+            return False
+        if self.style.toc:
+            if self.last_level:
+                return False
+            largest = max((i.size for i in record.items if isinstance(i, Line)), default=0.0)
+            return line.size < largest
+        # what is on the page so far: the blocks, and the group this line may not belong to
+        seen: list[str] = [b.kind for b in self.document.blocks]
+        if self.group is not None:
+            seen.append(self.group.kind.kind)
+        level = self.style.ranks.get(line.size, self.last_level + 1)
+        return not line.bold and seen == ["heading"] and level > self.last_level + 1
 
     def _standalone_label(self, line: Line) -> bool:
         """A short bold (or ALL-CAPS) line at body size that reads as a title, not a sentence."""
