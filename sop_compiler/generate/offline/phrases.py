@@ -71,6 +71,10 @@ _WALK = re.compile(r"^(?:walk|talk|guide|take)\s+\w+\s+through\b", re.IGNORECASE
 _SAY_LABEL = re.compile(r"^(?:tell|explain|inform|advise|remind|say)\b", re.IGNORECASE)
 # "follow CC-ACC-002 Identity Verification": the case goes on in another SOP.
 _FOLLOW_SOP = re.compile(r"^follow\s+(?:sop\s+)?[A-Z]{2,}(?:-[A-Z0-9]+)+\b(?!.*\bfirst\b)", re.I)
+_OTHER_PROCEDURE = re.compile(
+    r"^(?:go to|follow|continue with|use) the (?:procedure|section|process) (?:above|below)\b",
+    re.IGNORECASE,
+)
 _GOTO_WORDS = frozenset({"go", "skip", "jump", "proceed", "continue", "return"})
 END = "end"  # `goto` value: the closing step of the routine
 _RESOLVE = re.compile(
@@ -243,7 +247,8 @@ def _read_action(
         return [Action("goto", text, quote, goto=goto.group(1))]
     if re.match(r"^(?:do not|don't|never)\b", text, re.IGNORECASE):
         return [Action("say", text, quote)]
-    if _FOLLOW_SOP.match(text):  # another SOP takes over: no tool call, and this routine ends
+    if _FOLLOW_SOP.match(text) or _OTHER_PROCEDURE.match(text):
+        # another SOP (or "the procedure above") takes over: no tool call, this routine ends
         return [Action("say", text, quote, goto=END)]
     if _RESOLVE.match(text):
         return [Action("resolve", text, quote)]

@@ -1,0 +1,143 @@
+"""Branch endings: closing steps, branches that end the case, and otherwise-branches left open."""
+
+from __future__ import annotations
+
+import re
+
+from sop_compiler.generate.offline.nodes import (
+    ANYTHING_ELSE,
+    CLOSING_ASK,
+    RESOLVE,
+    Builder,
+    Node,
+    after_map,
+    branch_end,
+    flatten,
+)
+from sop_compiler.generate.offline.phrases import END
+from sop_compiler.models import TERMINAL_KINDS
+
+# "explain that it cannot be reopened", "there is nothing more to set up": the request stops here
+_DEAD_END = re.compile(
+    r"\b(?:cannot be|can't be|can not be|is not possible|is no longer possible|not eligible|"
+    r"nothing more to|no further action)\b",
+    re.IGNORECASE,
+)
+
+
+def end_paths(
+    builder: Builder, top: list[Node]
+) -> tuple[list[Node], dict[int, Node | None], Node | None]:
+    """Make every path end: add the closing steps a path needs and end branches that stop.
+
+    Returns the top-level nodes (with any closing steps), what follows each node, and the
+    closing "anything else?" step (None when every path already ends).
+    """
+    flat = flatten(top)
+    after = after_map(flat)
+    dead = _dead_ends(flat)
+    if (
+        not flat
+        or flat[-1].kind not in TERMINAL_KINDS
+        or any(_falls_off(n, after) for n in flat)
+        or dead
+        or any(after[g.members[-1][-1].uid] is None for g in builder.groups)
+    ):
+        last = flat[-1] if flat else None
+        if last is not None and last.kind == "ask" and ANYTHING_ELSE.search(last.text):
+            closing = last  # the SOP's own "anything else?" step closes it: only resolve
+            top = [*top, builder.node("resolve", RESOLVE)]
+        else:
+            closing = builder.node("ask", CLOSING_ASK)
+            top = [*top, closing, builder.node("resolve", RESOLVE)]
+        flat = flatten(top)
+        after = after_map(flat)
+    else:
+        closing = None
+    closing = _end_explicit_branches(builder, flat, after, closing)
+    if closing is not None and closing not in flat:
+        top = [*top, closing, builder.node("resolve", RESOLVE)]
+        flat = flatten(top)
+        after = {**after_map(flat), **{k: v for k, v in after.items() if v is closing}}
+    for last in dead:
+        if last.jump is None and after[last.uid] is not closing:
+            last.jump = closing  # "explain that it cannot be reopened": nothing else follows
+    for node in flat:
+        if node.kind != "condition":
+            continue
+        if node.else_nodes and node.then_nodes:
+            last = node.then_nodes[-1]
+            if last.kind not in TERMINAL_KINDS and last.goto is None and last.jump is None:
+                last.jump = after[node.else_nodes[-1].uid]
+        elif (
+            not node.else_nodes
+            and node.else_goto is None
+            and branch_end(node, after) in (None, closing)
+        ):
+            question = f'the SOP does not say what to do when "{node.test}" does not hold.'
+            builder.questions.append((f"Step {{step}}: {question}", node))
+    return top, after, closing
+
+
+def _end_explicit_branches(
+    builder: Builder, flat: list[Node], after: dict[int, Node | None], closing: Node | None
+) -> Node | None:
+    """End a branch whose otherwise says "continue with step N", N being what follows it.
+
+    "If there are open orders, explain why. Otherwise, continue with step 5." means the
+    branch does not go on to step 5: it ends the case (the closing "anything else" step).
+    Returns the closing step (made here when the routine had none yet).
+    """
+    keyed = {id(node) for node in builder.keys.values()}
+    for node in flat:
+        if node.goto == END:  # "follow CC-ACC-002": that SOP takes over; wrap this case up
+            closing = closing or _closing(builder, flat)
+            node.goto, node.jump = None, closing
+    for node in flat:
+        if node.kind != "condition" or not node.then_nodes or node.else_goto is None:
+            continue
+        target = builder.keys.get(node.else_goto.casefold())
+        last = node.then_nodes[-1]
+        if target is None or after.get(last.uid) is not target or id(target) not in keyed:
+            continue
+        closing = closing or _closing(builder, flat)
+        after[last.uid] = closing
+        if last.kind not in TERMINAL_KINDS and last.goto is None and last.jump is None:
+            last.jump = closing
+    return closing
+
+
+def _closing(builder: Builder, flat: list[Node]) -> Node:
+    """The SOP's own "anything else?" step, or a new one."""
+    return next(
+        (n for n in flat if n.kind == "ask" and ANYTHING_ELSE.search(n.text)), None
+    ) or builder.node("ask", CLOSING_ASK)
+
+
+def _falls_off(node: Node, after: dict[int, Node | None]) -> bool:
+    """True when some path from this condition runs past the last step."""
+    if node.kind != "condition":
+        return False
+    if node.else_nodes:
+        last = node.then_nodes[-1] if node.then_nodes else None
+        return (
+            last is not None
+            and last.kind not in TERMINAL_KINDS
+            and after[node.else_nodes[-1].uid] is None
+        )
+    return node.else_goto is None and branch_end(node, after) is None
+
+
+def _dead_ends(flat: list[Node]) -> list[Node]:
+    """Last steps of branches that say the request cannot go on; such a branch wraps the case up."""
+    out: list[Node] = []
+    for node in flat:
+        if node.kind != "condition":
+            continue
+        for branch in (node.then_nodes, node.else_nodes):
+            if not branch or not any(n.kind == "say" and _DEAD_END.search(n.text) for n in branch):
+                continue
+            last = branch[-1]
+            if last.kind not in TERMINAL_KINDS and last.goto is None and last not in out:
+                out.append(last)
+    return out

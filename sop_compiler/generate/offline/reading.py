@@ -1,0 +1,429 @@
+"""Read a procedure's units into nodes: sentences, conditions, otherwise, actions and tool calls."""
+
+from __future__ import annotations
+
+import re
+
+from sop_compiler.generate.offline.chains import alternative_cases, case_runs
+from sop_compiler.generate.offline.nodes import (
+    BEFORE,
+    PROPOSED_NOTE,
+    Builder,
+    CaseGroup,
+    Node,
+    only_goto,
+    quote,
+    strip_end,
+)
+from sop_compiler.generate.offline.phrases import Action, Clause, read_clause
+from sop_compiler.generate.offline.sections import Unit
+from sop_compiler.generate.offline.tools import Known, ToolMention, bind_arguments
+from sop_compiler.models import TERMINAL_KINDS, ToolCall
+from sop_compiler.text import injection_excerpt, is_instruction, split_sentences
+
+_FOR_CASE = "it is for "  # the test phrases.read_clause makes of "For a partial refund, ..."
+_PROHIBITION = re.compile(r"^\s*(?:do not|don't|never)\b", re.IGNORECASE)
+_CLOSING = re.compile(
+    r"^(?:before (?:you|we) (?:end|close|finish)|ask (?:the customer )?whether there is anything "
+    r"else)\b",
+    re.IGNORECASE,
+)
+_OTHERWISE = re.compile(r"(?:^|[.;]\s+)(?:otherwise|if not)\b", re.IGNORECASE)
+
+
+def read_units(builder: Builder, units: list[Unit]) -> list[Node]:
+    """Top-level steps (each with its sub-steps as children) for a run of SOP units."""
+    out: list[Node] = []
+    pending: Node | None = None
+    for unit in units:
+        own, pending_own = _sentences(builder, unit, 0, pending)
+        kids: list[Node] = []
+        child_pending: Node | None = None
+        cases = case_runs(builder, unit.children)
+        groups: dict[int, CaseGroup] = {}
+        for child, run in zip(unit.children, cases, strict=True):
+            split = run is not None and _has_otherwise(child.text)
+            nodes, child_pending = _sentences(builder, child, 1, child_pending, split=split)
+            kids += nodes
+            if child.key and nodes:
+                builder.keys.setdefault(child.key, nodes[0])
+            if run is not None and nodes:
+                groups.setdefault(run, CaseGroup([])).members.append(nodes)
+        made_groups = [g for g in groups.values() if len(alternative_cases(g)) >= 2]
+        last_cond = (
+            pending_own
+            if pending_own is not None and own and own[-1] in (pending_own, *pending_own.then_nodes)
+            else None
+        )
+        # "If X, do A." with indented sub-items: the sub-items say how to do A, so they run
+        # only when X holds (unless X already has its own jump or otherwise).
+        opens_branch = last_cond is not None and (
+            unit.text.rstrip().endswith(":")
+            or not (last_cond.then_goto or last_cond.else_nodes or last_cond.else_goto)
+        )
+        if last_cond is not None and opens_branch and kids:
+            last_cond.then_nodes += kids  # "If X:" followed by its sub-items
+        elif kids:
+            last_cond = None
+        if len(own) == 1 and own[0].proposed and any(k.kind == "tool_call" for k in kids):
+            # "1. Find the order and the payment." over sub-steps that call the tools: a
+            # heading for them, not an action that needs a tool of its own.
+            own[0].proposed = None
+            own[0].text = own[0].text.split(PROPOSED_NOTE)[0]
+        if not own:
+            if not kids:
+                continue
+            own = [kids.pop(0)]
+        head, *rest = own
+        head.level = 0
+        for node in [*rest, *kids]:
+            node.level = 1
+        head.children = [*rest, *kids]
+        if unit.key:
+            builder.keys.setdefault(unit.key, head)
+        for group in made_groups:
+            group.anchor = head
+            builder.groups.append(group)
+        out.append(head)
+        pending = last_cond if last_cond is not None else (child_pending if kids else pending_own)
+    return out
+
+
+def _sentences(
+    builder: Builder, unit: Unit, level: int, pending: Node | None, *, split: bool = False
+) -> tuple[list[Node], Node | None]:
+    """Nodes of one unit's text, in order, and the condition an `Otherwise` may still finish."""
+    nodes: list[Node] = []
+    notes: list[str] = []
+    owner: Node | None = None  # the condition this item opens with
+    for sentence in split_sentences(unit.text):
+        excerpt = injection_excerpt(sentence)
+        if excerpt is not None:
+            builder.skipped.append(excerpt)
+            continue
+        clause = read_clause(sentence, tools=builder.tools, agents=builder.agents)
+        instruction = (
+            clause.test is not None
+            or clause.is_else
+            or clause.is_yes
+            or is_instruction(sentence)
+            or any(
+                a.kind in ("tool_call", "escalate", "handoff", "resolve") for a in clause.actions
+            )
+        )
+        if not instruction:
+            if nodes:
+                nodes[-1].text = f"{nodes[-1].text} {sentence.strip()}"
+            else:
+                notes.append(sentence.strip())
+            continue
+        plain = clause.test is None and not clause.is_else and not clause.is_yes
+        goto = only_goto(clause.actions) if plain else None
+        going_on = plain and not _PROHIBITION.match(sentence)
+        if going_on and nodes and nodes[-1].kind == "escalate":
+            # the SOP goes on after the escalation (tells the customer, goes to step N):
+            # it is a ticket for the team, not the end of the routine
+            _as_ticket(builder, nodes[-1])
+        if goto is not None and nodes:
+            # "... Then go to step 6." continues the step before it; after an ending it is moot
+            if nodes[-1].kind not in TERMINAL_KINDS and nodes[-1].goto is None:
+                nodes[-1].goto = goto
+            continue
+        if plain and nodes and nodes[-1].kind in TERMINAL_KINDS:
+            # after a handoff nothing runs: keep the sentence as its note
+            nodes[-1].text = f"{nodes[-1].text} {sentence.strip()}"
+            continue
+        if plain and _CLOSING.match(sentence.strip()):
+            owner = None  # "Before you end the call, ...": every path does it, not one branch
+        parallel = (
+            owner is not None
+            and (owner.test or "").startswith(_FOR_CASE)
+            and (clause.test or "").startswith(_FOR_CASE)
+        )
+        if parallel:
+            owner = None  # "For a late delivery, ... For a missing item, ...": two cases
+        else_of_owner = clause.is_else and owner is not None and pending is owner
+        made, pending = _clause(
+            builder, clause, unit.block_id, level, pending, nodes, split=split and not nodes
+        )
+        if owner is not None and not else_of_owner:
+            owner.then_nodes += made  # an item that opens with "If X," is X's branch
+        elif owner is not None:
+            owner = None
+        elif (not nodes or parallel) and clause.test is not None and pending is not None:
+            opening = pending.outer or pending
+            owner = opening if opening.then_goto is None else None
+        if notes and made:
+            made[0].text = " ".join([*notes, made[0].text])
+            notes = []
+        nodes += made
+    if notes and unit.numbered:
+        nodes.append(
+            builder.node(
+                "say",
+                " ".join(notes),
+                block_id=unit.block_id,
+                quote=quote(notes[0]),
+                level=level,
+            )
+        )
+    for script in unit.extra:
+        if nodes:
+            nodes[-1].text = f'{nodes[-1].text.rstrip(":")}: "{" ".join(script.split())}"'
+    if owner is not None and not owner.else_nodes and owner.else_goto is None:
+        # "a. If X, do A. If Y, do B." then "b. Otherwise, ...": the otherwise answers X,
+        # the condition the item opened with, not the one nested inside its branch.
+        pending = owner
+    return nodes, pending
+
+
+def _clause(
+    builder: Builder,
+    clause: Clause,
+    block_id: str,
+    level: int,
+    pending: Node | None,
+    before: list[Node],
+    *,
+    split: bool = False,
+) -> tuple[list[Node], Node | None]:
+    if clause.is_else and pending is not None and not pending.else_nodes and not pending.else_goto:
+        goto = only_goto(clause.actions)
+        if goto is not None:
+            pending.else_goto = goto
+            return [], None
+        otherwise = _actions(builder, clause.actions, block_id, level, None)
+        pending.else_nodes = otherwise
+        return otherwise, None
+    test = clause.test
+    asked: Node | None = None
+    if clause.is_yes:
+        previous = before[-1] if before else (builder.nodes[-1] if builder.nodes else None)
+        asked = previous if previous is not None and previous.kind == "ask" else None
+        test = "the customer answered yes in step {step}" if asked else "the answer is yes"
+    if test is None:
+        return _actions(builder, clause.actions, block_id, level, None), None
+    made: list[Node] = []
+    if clause.test_tool is not None:
+        made.append(
+            _tool_node(
+                builder,
+                Action(
+                    "tool_call",
+                    f"Use `{clause.test_tool.tool.name}`.",
+                    clause.sentence,
+                    tool=clause.test_tool,
+                ),
+                block_id,
+                level,
+                test,
+            )
+        )
+    cond = builder.node(
+        "condition",
+        f"Check whether {strip_end(test)}.",
+        block_id=block_id,
+        quote=quote(clause.sentence),
+        level=level,
+        test=strip_end(test),
+        text_ref=asked,
+    )
+    made.append(cond)
+    inner = _split_test(cond.test or "") if split else None
+    if inner is not None:
+        # "If A and B, X. Otherwise, Y." as one of several cases: the otherwise answers B
+        # within case A, so A stays the case's guard and B a condition inside it.
+        cond.test, cond.text = inner[0], f"Check whether {inner[0]}."
+        inside = builder.node(
+            "condition",
+            f"Check whether {inner[1]}.",
+            block_id=block_id,
+            quote=quote(clause.sentence),
+            level=level,
+            test=inner[1],
+            outer=cond,
+        )
+        cond.then_nodes = [inside]
+        made.append(inside)
+        outer, cond = cond, inside
+    else:
+        outer = None
+    goto = only_goto(clause.actions)
+    if goto is not None:
+        cond.then_goto = goto
+    else:
+        cond.then_nodes = _actions(builder, clause.actions, block_id, level, test)
+        made += cond.then_nodes
+        if outer is not None:
+            outer.then_nodes += cond.then_nodes
+    return made, cond
+
+
+def _actions(
+    builder: Builder, actions: list[Action], block_id: str, level: int, test: str | None
+) -> list[Node]:
+    out: list[Node] = []
+    actions = _escalations(builder, actions)
+    # "Transfer to X: ..." does the rest first; the handoff or escalation ends the routine.
+    ending = [a for a in actions if a.kind in TERMINAL_KINDS]
+    if ending:  # a "go to step N" beside an ending is moot: the ending ends the routine
+        actions = [a for a in actions if a.kind not in (*TERMINAL_KINDS, "goto")] + ending
+    team = next((a.target for a in ending if a.kind == "escalate"), None)
+    for action in actions:
+        if action.kind == "tool_call" and action.target is None and team:
+            action.target = team
+        if action.kind == "goto":
+            if out and out[-1].kind in TERMINAL_KINDS:
+                continue  # "escalate ... and go to step 6": the escalation already ends it
+            if out and out[-1].goto is None:
+                out[-1].goto = action.goto
+                continue
+            out.append(
+                builder.node(
+                    "say",
+                    action.text,
+                    block_id=block_id,
+                    quote=quote(action.quote),
+                    level=level,
+                    goto=action.goto,
+                )
+            )
+        elif action.kind == "tool_call":
+            out.append(_tool_node(builder, action, block_id, level, test))
+        else:
+            text = action.text
+            source = _answered_by(builder, action)
+            if source is not None:
+                # "check the email address on the account": `lookup_customer` returned it
+                action.proposed, node_ref = None, builder.nodes[source.ref]
+                returned = f"see what `{source.tool}` returned in step {{step}}"
+                text = f"{text.rstrip('.')} ({returned})."
+            else:
+                node_ref = None
+            if action.proposed is not None:
+                name = action.proposed[0]
+                text = f"{text}{PROPOSED_NOTE}: proposed tool `{name}`.)"
+            node = builder.node(
+                action.kind,
+                text,
+                block_id=block_id,
+                quote=quote(action.quote),
+                level=level,
+                target=action.target,
+                proposed=action.proposed,
+                goto=action.goto,
+                text_ref=node_ref,
+            )
+            if action.kind == "ask":
+                builder.known.append(Known(node.uid, action.text.casefold(), "asked"))
+            if action.kind == "escalate" and not action.target:
+                builder.questions.append(
+                    ("Step {step} says to escalate but does not name the team.", node)
+                )
+            out.append(node)
+    return out
+
+
+def _escalations(builder: Builder, actions: list[Action]) -> list[Action]:
+    """Escalations the SOP goes on after become tickets; the others end the routine.
+
+    "Escalate to X: open a ticket with `create_ticket` ..." is one ticket. "Escalate to X and
+    go to step 8" or "escalate to X for approval before you reship" hands the team a ticket
+    while this routine carries on, so it is no terminal escalation.
+    """
+    ticket = builder.tools.ticket_tool()
+    out = list(actions)
+    for esc in [a for a in actions if a.kind == "escalate"]:
+        call = next(
+            (
+                a
+                for a in out
+                if a.kind == "tool_call" and a.tool is not None and a.tool.tool is ticket
+            ),
+            None,
+        )
+        if call is not None:
+            call.target = call.target or esc.target
+            call.text = f"{esc.text.rstrip('.')}: {call.text[0].lower()}{call.text[1:]}"
+            out.remove(esc)
+        elif out.index(esc) < len(out) - 1 or BEFORE.search(esc.text):
+            out[out.index(esc)] = (
+                Action(
+                    "tool_call",
+                    esc.text,
+                    esc.quote,
+                    target=esc.target,
+                    tool=ToolMention(ticket, 0, "name"),
+                )
+                if ticket is not None
+                else Action("say", esc.text, esc.quote, target=esc.target)
+            )
+    return out
+
+
+def _answered_by(builder: Builder, action: Action) -> Known | None:
+    """An earlier read tool whose result holds what a "check ..." action looks at."""
+    if action.proposed is None or action.proposed[1] != "read":
+        return None
+    words = action.proposed[0].split("_")[1:]
+    for item in reversed(builder.known):
+        tool = builder.tools.catalog.get(item.tool or "") if item.source == "returned" else None
+        if tool is None or tool.access != "read":
+            continue
+        described = set(re.findall(r"[a-z]+", tool.description.casefold()))
+        if words and all(w in described for w in words):
+            return item
+    return None
+
+
+def _as_ticket(builder: Builder, node: Node) -> None:
+    """Turn an escalation the SOP goes on after into a ticket for the team (or a say step)."""
+    ticket = builder.tools.ticket_tool()
+    if ticket is None:
+        node.kind = "say"
+        return
+    args, refs = bind_arguments(
+        ticket, action=node.text, condition=None, known=builder.known, team=node.target
+    )
+    node.kind = "tool_call"
+    node.tool_call = ToolCall(tool=ticket.name, arguments=args)
+    node.arg_refs = {arg: builder.nodes[uid] for uid, arg in refs}
+    builder.known.append(Known(node.uid, "", "returned", tool=ticket.name))
+
+
+def _tool_node(
+    builder: Builder, action: Action, block_id: str, level: int, test: str | None
+) -> Node:
+    assert action.tool is not None
+    tool = action.tool.tool
+    args, refs = bind_arguments(
+        tool, action=action.text, condition=test, known=builder.known, team=action.target
+    )
+    text = (
+        action.text if tool.name in action.text else f"{action.text.rstrip('.')} (`{tool.name}`)."
+    )
+    node = builder.node(
+        "tool_call",
+        text,
+        block_id=block_id,
+        quote=quote(action.quote),
+        level=level,
+        tool_call=ToolCall(tool=tool.name, arguments=args),
+        arg_refs={arg: builder.nodes[uid] for uid, arg in refs},
+    )
+    builder.known.append(Known(node.uid, "", "returned", tool=tool.name))
+    builder.known += [Known(node.uid, arg.name, "argument") for arg in args]
+    return node
+
+
+def _has_otherwise(text: str) -> bool:
+    return bool(_OTHERWISE.search(text))
+
+
+def _split_test(test: str) -> tuple[str, str] | None:
+    """`an amount is wrong and the difference is over $100` -> the case and the check inside it."""
+    match = re.search(r"\s+and\s+(?=(?:the|a|an|it|they|there|this|that|its|their)\s)", test)
+    if match is None:
+        return None
+    first, second = test[: match.start()].strip(), test[match.end() :].strip()
+    return (first, second) if len(first.split()) >= 3 and len(second.split()) >= 3 else None

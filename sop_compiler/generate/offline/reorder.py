@@ -1,0 +1,84 @@
+"""Reordering: an approval the SOP writes after the action it guards moves in front of it."""
+
+from __future__ import annotations
+
+from sop_compiler.generate.offline.nodes import BEFORE, Builder, Node, flatten
+
+# "before you submit the evidence" names the action an SOP may call "upload the evidence pack"
+_SAME_ACTION = {
+    "submit": ("upload", "send", "file"),
+    "reship": ("ship", "send", "replace"),
+    "refund": ("issue",),
+    "close": ("delete",),
+}
+
+
+def approvals_first(builder: Builder, top: list[Node]) -> list[Node]:
+    """Move "if X, escalate ... before you reship" in front of the reship it guards.
+
+    SOPs often add the approval after the action it is for ("Reship the order. If the total
+    is over $300, escalate for approval before you reship."); the agent must ask first.
+    """
+    ticket = builder.tools.ticket_tool()
+    for node in flatten(top):
+        calls_ticket = node.tool_call is not None and node.tool_call.tool == (
+            ticket.name if ticket else None
+        )
+        before = BEFORE.search(node.text)
+        if before is None or not (node.kind == "escalate" or calls_ticket):
+            continue
+        top = _move_before(top, node, before.group("verb").casefold())
+    return top
+
+
+def _move_before(top: list[Node], node: Node, verb: str) -> list[Node]:
+    flat = flatten(top)
+    owners = [c for c in flat if c.kind == "condition" and node in c.then_nodes]
+    guard = min(owners, key=lambda c: len(c.then_nodes), default=None)
+    block = [guard, *guard.then_nodes] if guard is not None else [node]
+    start = flat.index(block[0])
+    if flat[start : start + len(block)] != block:
+        return top
+    verbs = {verb, *_SAME_ACTION.get(verb, ())}
+    target = next(
+        (
+            n
+            for n in reversed(flat[max(0, start - 6) : start])
+            if n.kind != "condition" and _does(n, verbs)
+        ),
+        None,
+    )
+    if target is None:
+        return top
+    lists = [c.then_nodes for c in flat if c not in block] + [
+        c.else_nodes for c in flat if c not in block
+    ]
+    if any(block[0] in nodes and target not in nodes for nodes in lists):
+        return top  # moving it would take it out of its branch
+    parent = next((p for p in top if target in p.children), None)
+    if parent is None:
+        return top  # the action is a step of its own: keep the SOP's order
+    moved_top = block[0] in top
+    if moved_top and block[0].children != block[1:]:
+        return top
+    top = [n for n in top if n is not block[0]]
+    for holder in top:
+        holder.children = [n for n in holder.children if n not in block]
+    block[0].children = []
+    for n in block:
+        n.level = 1
+    at = parent.children.index(target)
+    parent.children[at:at] = block
+    for nodes in lists:
+        if target in nodes:
+            kept = [n for n in nodes if n not in block]
+            at = kept.index(target)
+            nodes[:] = [*kept[:at], *[n for n in block if n not in kept], *kept[at:]]
+    return top
+
+
+def _does(node: Node, verbs: set[str]) -> bool:
+    """True when the step's action is one of the verbs (or calls a tool named by one)."""
+    first = node.text.split(None, 1)[0].casefold().strip(",.:") if node.text.split() else ""
+    tool = node.tool_call.tool.split("_") if node.tool_call is not None else []
+    return first in verbs or any(verb in tool for verb in verbs)

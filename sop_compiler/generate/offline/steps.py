@@ -1,0 +1,158 @@
+"""Numbering: nodes become the routine's numbered Steps, with every target and question resolved."""
+
+from __future__ import annotations
+
+import re
+
+from sop_compiler.generate.offline.chains import chain
+from sop_compiler.generate.offline.endings import end_paths
+from sop_compiler.generate.offline.nodes import Builder, Node, branch_end
+from sop_compiler.models import TERMINAL_KINDS, Condition, SourceRef, Step
+
+_VAGUE = re.compile(
+    r"\b(?:as appropriate|where appropriate|if appropriate|as needed|if needed|if necessary|"
+    r"as necessary|where necessary|at your discretion|use your (?:judgement|judgment)|"
+    r"as soon as possible|asap|in a timely manner|reasonable)\b",
+    re.IGNORECASE,
+)
+_THRESHOLD = re.compile(
+    r"\b(?:an?\s+)?(?:large|high|big|significant|excessive|substantial|unusual|long|small|low|"
+    r"high-value|several|many)\s+(?:amount|value|refund|order|number|delay|time|balance|sum|"
+    r"credit|charge|discount|orders|refunds|attempts|days)\b|\btoo many\b",
+    re.IGNORECASE,
+)
+
+
+def finish(builder: Builder, top: list[Node]) -> tuple[list[Step], list[str]]:
+    """Number the nodes, resolve every target, add closing steps when a path needs them.
+
+    Returns the steps and the open questions found while doing so.
+    """
+    top, after, closing = end_paths(builder, top)
+    for group in builder.groups:
+        chain(builder, group, after, closing)
+    builder.ids = _number(top)
+    steps = [_step(builder, node, after) for node in top]
+    return steps, _questions(builder)
+
+
+def _step(builder: Builder, node: Node, after: dict[int, Node | None]) -> Step:
+    condition = None
+    if node.kind == "condition":
+        then_step = (
+            _id(builder, node.then_nodes[0])
+            if node.then_nodes
+            else _key(builder, node.then_goto, node) or _id(builder, after[node.uid])
+        )
+        if node.else_jump is not None:
+            else_step: str | None = _id(builder, node.else_jump)
+        elif node.else_goto:
+            else_step = _key(builder, node.else_goto, node)
+        elif node.else_nodes:
+            else_step = _id(builder, node.else_nodes[0])
+        elif node.then_nodes:
+            else_step = _id(builder, branch_end(node, after))
+        else:
+            else_step = None  # a jump when the test holds; otherwise the next step
+        condition = Condition(
+            test=_fill(builder, node.test or "", node), then_step=then_step, else_step=else_step
+        )
+    tool_call = node.tool_call
+    if tool_call is not None and node.arg_refs:
+        tool_call = tool_call.model_copy(
+            update={
+                "arguments": [
+                    arg.model_copy(
+                        update={
+                            "from_context": arg.from_context.replace(
+                                "{step}", _id(builder, node.arg_refs[arg.name])
+                            )
+                        }
+                    )
+                    if arg.from_context and arg.name in node.arg_refs
+                    else arg
+                    for arg in tool_call.arguments
+                ]
+            }
+        )
+    next_step = None
+    if node.kind not in TERMINAL_KINDS and node.kind != "condition":
+        if node.jump is not None:
+            next_step = _id(builder, node.jump)
+        elif node.goto is not None:
+            next_step = _key(builder, node.goto, node)
+    return Step(
+        id=builder.ids[node.uid],
+        kind=node.kind,
+        text=_fill(builder, node.text, node),
+        tool_call=tool_call,
+        condition=condition,
+        target=node.target,
+        next_step=next_step,
+        substeps=[_step(builder, child, after) for child in node.children],
+        source=SourceRef(block_ids=[node.block_id], quote=node.quote or "")
+        if node.block_id
+        else None,
+    )
+
+
+def _id(builder: Builder, node: Node | None) -> str:
+    return builder.ids[node.uid] if node is not None else ""
+
+
+def _fill(builder: Builder, text: str, node: Node) -> str:
+    return (
+        text.replace("{step}", _id(builder, node.text_ref)) if node.text_ref is not None else text
+    )
+
+
+def _key(builder: Builder, key: str | None, node: Node) -> str | None:
+    """The id of the step the SOP numbers `key`; None (and an open question) if none."""
+    target = builder.keys.get((key or "").casefold())
+    if target is None:
+        # Often a step of a sibling procedure of the same document: never guess a target.
+        question = f"refers to step {key}, which is not part of this procedure; it continues"
+        builder.questions.append((f"Step {{step}} {question} with the next step instead.", node))
+        return None
+    return builder.ids[target.uid]
+
+
+def _questions(builder: Builder) -> list[str]:
+    out: list[str] = []
+    for text, node in builder.questions:
+        line = text.replace("{step}", builder.ids[node.uid]) if node is not None else text
+        if line not in out:
+            out.append(line)
+    return out
+
+
+def _letters(index: int) -> str:
+    out = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        out = chr(ord("a") + rem) + out
+    return out
+
+
+def _number(top: list[Node]) -> dict[int, str]:
+    ids: dict[int, str] = {}
+    for position, node in enumerate(top, start=1):
+        ids[node.uid] = str(position)
+        for sub, child in enumerate(node.children):
+            ids[child.uid] = f"{position}{_letters(sub)}"
+    return ids
+
+
+def vague_questions(step: Step) -> list[str]:
+    """Open questions for vague wording and undefined thresholds in a step's source sentence."""
+    source = step.source.quote if step.source else ""
+    text = f"{step.text} {source}"
+    out: list[str] = []
+    if match := _VAGUE.search(text):
+        out.append(f'Step {step.id} says "{match.group(0)}": the SOP does not say when or how.')
+    if match := _THRESHOLD.search(text):
+        out.append(
+            f'Step {step.id} mentions "{match.group(0)}": the SOP does not define the threshold.'
+        )
+    return out
