@@ -18,6 +18,7 @@ __all__ = ["CATALOG_NAMES", "load_catalog"]
 CATALOG_NAMES = ("tools.yaml", "tools.yml", "tools.json")
 _MAX_BYTES = 5 * 1024 * 1024  # a catalog is a hand-written list; anything bigger is a mistake
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+_MAX_NAME = 64  # OpenAI rejects function names longer than this
 _TOOL_KEYS = ("name", "description", "parameters", "params", "access", "needs_approval", "aliases")
 # Short-form parameter types (`params: {order_id: string}`) and the JSON-schema type they mean.
 _SHORT_TYPES = {
@@ -128,6 +129,10 @@ def _check_tool(entry: Any, index: int, path: Path) -> Tool:
         raise fail("missing `name`")
     if not _NAME.match(name) or keyword.iskeyword(name):
         raise fail("invalid name: use a snake_case identifier that is not a Python keyword")
+    if len(name) > _MAX_NAME:
+        raise fail(
+            f"name is {len(name)} characters long; OpenAI allows at most {_MAX_NAME} for a tool"
+        )
     description = entry.get("description")
     if not isinstance(description, str) or not description.strip():
         raise fail("missing `description`")
@@ -203,6 +208,9 @@ def _check_parameters(parameters: Any, fail: Any) -> None:
         ) from None
     if parameters.get("type") != "object":
         raise fail("`parameters` must have `type: object`")
+    ref = _unresolvable_ref(parameters)
+    if ref is not None:
+        raise fail(f"`parameters` refers to {ref!r}, which is not in the schema")
     properties = parameters.get("properties", {})
     if not isinstance(properties, dict):
         raise fail("`parameters.properties` must be a mapping")
@@ -212,3 +220,28 @@ def _check_parameters(parameters: Any, fail: Any) -> None:
     for name in parameters.get("required", []):
         if name not in properties:
             raise fail(f"required parameter `{name}` is not in `properties`")
+
+
+def _unresolvable_ref(parameters: dict[str, Any]) -> str | None:
+    """The first `$ref` in the schema that does not resolve (refs are never fetched), or None."""
+    from jsonschema_specifications import REGISTRY
+    from referencing.exceptions import Unresolvable
+    from referencing.jsonschema import DRAFT202012
+
+    # Walk subschemas only (never `enum`, `const` or `default` values), with the resolver that
+    # jsonschema itself builds: the local document plus the bundled meta-schemas.
+    root = DRAFT202012.create_resource(parameters)
+    todo = [(root, REGISTRY.resolver_with_root(root))]
+    while todo:
+        resource, resolver = todo.pop()
+        contents = resource.contents
+        if isinstance(contents, dict):
+            for keyword in ("$ref", "$dynamicRef"):
+                ref = contents.get(keyword)
+                if isinstance(ref, str):
+                    try:
+                        resolver.lookup(ref)
+                    except Unresolvable:
+                        return ref
+        todo += [(sub, resolver.in_subresource(sub)) for sub in resource.subresources()]
+    return None

@@ -96,6 +96,18 @@ def _guard(run: Callable[[], int]) -> None:
     except KeyboardInterrupt:
         print("interrupted: completed routines were kept", file=sys.stderr)
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+    except typer.Exit:
+        raise
+    except Exception as exc:  # a bug or an unforeseen environment: one line, not a traceback
+        if _state["debug"]:
+            raise
+        message = " ".join(str(exc).split())
+        print(
+            f"internal error: {type(exc).__name__}: {message} "
+            "(run with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        raise typer.Exit(int(ExitCode.FAILED)) from None
     raise typer.Exit(code)
 
 
@@ -245,12 +257,17 @@ def diff(
 
 @app.command()
 def schema() -> None:
-    """Print the routine JSON schema (what the LLM backend asks the model for).
+    """Print the strict JSON schema the LLM backend sends with every request (a routine draft).
 
     Example: sopc schema > routine.schema.json
     """
-    import json
 
-    from sop_compiler.models import Routine
+    def run() -> int:
+        import json
 
-    print(json.dumps(Routine.model_json_schema(), indent=2, sort_keys=True))
+        from sop_compiler.generate.prompts import routine_schema
+
+        print(json.dumps(routine_schema(), indent=2, sort_keys=True))
+        return 0
+
+    _guard(run)

@@ -7,11 +7,13 @@ built, so it cannot end up in a dumped config, the lock file, the cache or an er
 from __future__ import annotations
 
 import os
+import re
 import sys
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from sop_compiler.errors import ConfigError
 
@@ -20,7 +22,11 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+__all__ = ["AgentSettings", "BackendName", "Limits", "Settings", "agent_group_for", "load_settings"]
+
 BackendName = Literal["auto", "offline", "openai", "fake"]
+# Settings that name files: relative values in a settings file mean "relative to that file".
+_PATH_SETTINGS = ("output", "tools", "cache_dir")
 
 
 class Limits(BaseModel):
@@ -36,6 +42,11 @@ class Limits(BaseModel):
     max_zip_ratio: float = Field(
         default=200, description="Largest compression ratio of a .docx member."
     )
+    max_image_pixels: int = Field(
+        default=50_000_000,
+        gt=0,
+        description="Largest image (width x height) decoded or rendered, in pixels.",
+    )
 
 
 class AgentSettings(BaseModel):
@@ -45,6 +56,24 @@ class AgentSettings(BaseModel):
 
     name: str | None = Field(default=None, description="Display name of the agent, e.g. `Billing`.")
     description: str | None = Field(default=None, description="Handoff description override.")
+    include: list[str] = Field(
+        default_factory=list,
+        description=(
+            "SOP paths that belong to this group whatever their folder: glob patterns relative "
+            "to the SOP folder (`*` within a folder, `**` across folders, `billing/` a folder)."
+        ),
+    )
+
+    @field_validator("include")
+    @classmethod
+    def _relative_patterns(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            parts = pattern.replace("\\", "/").split("/")
+            if not pattern.strip() or pattern.startswith(("/", "\\")) or ".." in parts:
+                raise ValueError(
+                    f"include pattern {pattern!r} must be a glob relative to the SOP folder"
+                )
+        return patterns
 
 
 class Settings(BaseModel):
@@ -79,6 +108,73 @@ class Settings(BaseModel):
     agents: dict[str, AgentSettings] = Field(default_factory=dict)
     limits: Limits = Field(default_factory=Limits)
 
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme.lower() not in ("http", "https") or not rest.strip("/"):
+            raise ValueError(
+                f"must start with http:// or https:// (e.g. http://localhost:8000/v1), "
+                f"not {value[:60]!r}"
+            )
+        return value
+
+
+def agent_group_for(source: str, settings: Settings) -> str | None:
+    """The agent group whose `include` patterns match an SOP path, or None (its folder decides).
+
+    `source` is the SOP's path relative to the SOP folder, with `/` separators (as
+    `Document.source`). Groups are tried in name order, so the answer never depends on the order
+    of the settings file.
+    """
+    path = source.replace("\\", "/")
+    for group in sorted(settings.agents):
+        if any(_glob(pattern).fullmatch(path) for pattern in settings.agents[group].include):
+            return group
+    return None
+
+
+@lru_cache(maxsize=256)
+def _glob(pattern: str) -> re.Pattern[str]:
+    """A glob as a regex: `*`, `?` stay within a folder, `**` spans folders, `dir/` = `dir/**`."""
+    pattern = pattern.replace("\\", "/").strip()
+    if pattern.endswith("/"):
+        pattern += "**"
+    segments = pattern.split("/")
+    out: list[str] = []
+    for position, segment in enumerate(segments):
+        last = position == len(segments) - 1
+        if segment == "**":
+            out.append(".*" if last else "(?:.*/)?")
+        else:
+            out.append(_glob_segment(segment) + ("" if last else "/"))
+    return re.compile("".join(out))
+
+
+def _glob_segment(segment: str) -> str:
+    out: list[str] = []
+    i = 0
+    while i < len(segment):
+        char = segment[i]
+        close = segment.find("]", i + 2) if char == "[" else -1
+        if char == "*":
+            out.append("[^/]*")
+        elif char == "?":
+            out.append("[^/]")
+        elif close > 0:
+            body = segment[i + 1 : close]
+            negate = body.startswith("!")
+            body = re.escape(body[1:] if negate else body).replace("\\-", "-")
+            out.append(f"[{'^/' if negate else ''}{body}]")
+            i = close
+        else:
+            out.append(re.escape(char))
+        i += 1
+    return "".join(out)
+
 
 def _read_file_settings(start: Path) -> tuple[dict[str, Any], Path | None]:
     for folder in [start, *start.parents]:
@@ -95,9 +191,10 @@ def _read_file_settings(start: Path) -> tuple[dict[str, Any], Path | None]:
 
 def _load_toml(path: Path) -> dict[str, Any]:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read settings: {exc}", path=path) from None
+    return data
 
 
 def _env_settings(environ: dict[str, str]) -> dict[str, Any]:
@@ -111,31 +208,48 @@ def _env_settings(environ: dict[str, str]) -> dict[str, Any]:
     return out
 
 
+def _rebase(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """File settings with their relative paths made relative to the file's folder."""
+    out = dict(data)
+    for name in _PATH_SETTINGS:
+        value = out.get(name)
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            out[name] = str(base / value)
+    return out
+
+
 def load_settings(
     start: Path | None = None,
     *,
     overrides: dict[str, Any] | None = None,
     environ: dict[str, str] | None = None,
 ) -> Settings:
-    """Merge file, environment and command-line settings (paths relative to the file)."""
+    """Merge file, environment and command-line settings.
+
+    Relative paths in the settings file are relative to that file's folder; relative paths from
+    `SOPC_*` variables and the command line are relative to the current directory.
+    """
     start = (start or Path.cwd()).resolve()
     if start.is_file():
         start = start.parent
     data, origin = _read_file_settings(start)
+    if origin is not None:
+        data = _rebase(data, origin.parent)
     env = _env_settings(dict(os.environ if environ is None else environ))
-    merged = {**data, **env, **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    cli = {k: v for k, v in (overrides or {}).items() if v is not None}
     try:
-        settings = Settings.model_validate(merged)
+        return Settings.model_validate({**data, **env, **cli})
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
+        message = str(first["msg"]).removeprefix("Value error, ")
+        name = str(first["loc"][0]) if first["loc"] else ""
+        # Blame the layer whose value won the merge, so the user edits the right place.
+        if name in cli:
+            source = f"--{name.replace('_', '-')}"
+            raise ConfigError(f"invalid value for {source}: {message}") from None
+        if name in env:
+            raise ConfigError(f"invalid value for SOPC_{name.upper()}: {message}") from None
         raise ConfigError(
-            f"invalid setting `{where}`: {first['msg']}", path=origin or "settings"
+            f"invalid setting `{where}`: {message}", path=origin or "settings"
         ) from None
-    if origin is not None:
-        base = origin.parent
-        for name in ("cache_dir", "tools"):
-            value = getattr(settings, name)
-            if value is not None and not value.is_absolute() and name in data and name not in env:
-                setattr(settings, name, base / value)
-    return settings

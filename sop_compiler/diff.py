@@ -4,20 +4,27 @@ What a reviewer wants from a pull request that regenerated routines: which routi
 went away, and per routine which steps were added, removed, reworded or moved, which branches now
 go elsewhere, which tools and edge cases changed, and which validation issues are new or fixed
 (read from each side's `sopc.lock`).
+
+Each side may have been written by another sopc version (the pull request that upgrades sopc is
+exactly when a reviewer wants this diff), so routines are read leniently: unknown keys are
+ignored, and a routine that still cannot be read is listed as unreadable instead of failing.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+import types
+import typing
 from collections import Counter
+from dataclasses import dataclass
 from difflib import SequenceMatcher
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from sop_compiler.errors import ConfigError, InputError
+from sop_compiler.errors import ConfigError
 from sop_compiler.lock import LOCK_NAME, LockFile
 from sop_compiler.models import Issue, Routine, Step
 
@@ -26,6 +33,7 @@ __all__ = [
     "RoutineRef",
     "RoutineSetDiff",
     "StepChange",
+    "UnreadableRoutine",
     "diff_outputs",
     "diff_routines",
 ]
@@ -87,6 +95,14 @@ class RoutineChange(_Model):
         )
 
 
+class UnreadableRoutine(_Model):
+    """A routine file on one side that could not be read, so it is left out of the comparison."""
+
+    side: Literal["old", "new"]
+    file: str = Field(description="Path of the file inside its output folder.")
+    reason: str
+
+
 class RoutineSetDiff(_Model):
     """The structural difference between two routine sets."""
 
@@ -96,27 +112,46 @@ class RoutineSetDiff(_Model):
     removed: list[RoutineRef] = Field(default_factory=list)
     changed: list[RoutineChange] = Field(default_factory=list)
     unchanged: int = 0
+    unreadable: list[UnreadableRoutine] = Field(
+        default_factory=list, description="Routine files that could not be read, with why."
+    )
 
 
 _Side = tuple[dict[tuple[str, str], Routine], dict[str, list[Issue]]]
 
 
+@dataclass
+class _Loaded:
+    """One side as read from disk or git: the routines, plus what could not be read."""
+
+    side: _Side
+    unreadable: list[tuple[str, str]]  # (file, reason)
+    unreadable_keys: set[tuple[str, str]]  # (agent, id) of unreadable routines, where known
+
+
 def diff_outputs(old: str, new: str, *, output: Path | None = None) -> RoutineSetDiff:
     """Compare two output folders, or two git revisions of `output` (default generated_routines)."""
     if Path(old).is_dir() and Path(new).is_dir():
-        return diff_routines(
-            _read_folder(Path(old)), _read_folder(Path(new)), old_name=old, new_name=new
-        )
-    folder = output or Path("generated_routines")
-    if not folder.is_dir():
-        raise ConfigError(
-            "neither two folders nor git revisions of an output folder",
-            path=folder,
-            hint="give two output folders, or two revisions and -o <output folder>",
-        )
-    return diff_routines(
-        _read_revision(folder, old), _read_revision(folder, new), old_name=old, new_name=new
-    )
+        before, after = _read_folder(Path(old)), _read_folder(Path(new))
+    else:
+        folder = output or Path("generated_routines")
+        if not folder.is_dir():
+            raise ConfigError(
+                "neither two folders nor git revisions of an output folder",
+                path=folder,
+                hint="give two output folders, or two revisions and -o <output folder>",
+            )
+        before, after = _read_revision(folder, old), _read_revision(folder, new)
+    result = diff_routines(before.side, after.side, old_name=old, new_name=new)
+    # A routine unreadable on one side is not "added" or "removed": it is listed as unreadable.
+    result.added = [r for r in result.added if (r.agent, r.id) not in before.unreadable_keys]
+    result.removed = [r for r in result.removed if (r.agent, r.id) not in after.unreadable_keys]
+    result.unreadable = [
+        UnreadableRoutine(side=name, file=file, reason=reason)
+        for name, loaded in (("old", before), ("new", after))
+        for file, reason in loaded.unreadable
+    ]
+    return result
 
 
 def diff_routines(
@@ -308,36 +343,99 @@ def _flow(step: Step, pairs: dict[str, str] | None) -> str:
     return "; ".join(parts)
 
 
-def _load(files: dict[str, bytes], where: str) -> _Side:
+def _load(files: dict[str, bytes]) -> _Loaded:
     routines: dict[tuple[str, str], Routine] = {}
+    unreadable: list[tuple[str, str]] = []
+    unreadable_keys: set[tuple[str, str]] = set()
     for rel, data in sorted(files.items()):
         if rel == LOCK_NAME:
             continue
         try:
-            routine = Routine.model_validate_json(data)
-        except ValidationError:
-            raise InputError("not a routine JSON file", path=f"{where}:{rel}") from None
+            raw = json.loads(data)
+        except (ValueError, RecursionError):
+            unreadable.append((rel, "not valid JSON"))
+            continue
+        try:
+            routine = Routine.model_validate(_known_fields(Routine, raw))
+        except (ValidationError, RecursionError) as exc:
+            why = _why(exc) if isinstance(exc, ValidationError) else "steps nested too deeply"
+            unreadable.append((rel, why))
+            if isinstance(raw, dict) and isinstance(raw.get("agent"), str):
+                unreadable_keys.add((raw["agent"], str(raw.get("id"))))
+            continue
         routines[(routine.agent, routine.id)] = routine
     issues: dict[str, list[Issue]] = {}
     if LOCK_NAME in files:
         try:
-            lock = LockFile.model_validate(json.loads(files[LOCK_NAME]))
-        except (ValueError, ValidationError):
+            lock = LockFile.model_validate(_known_fields(LockFile, json.loads(files[LOCK_NAME])))
+        except (ValueError, RecursionError, ValidationError):
             lock = LockFile()  # an unreadable lock only costs the issue comparison
         for sop in lock.sops.values():
             for proc_id, proc in sop.procedures.items():
                 issues[proc_id] = proc.issues
-    return routines, issues
+    return _Loaded((routines, issues), unreadable, unreadable_keys)
 
 
-def _read_folder(folder: Path) -> _Side:
+def _why(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "the routine"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {first['msg']}{more}"
+
+
+def _known_fields(model: type[BaseModel], data: Any) -> Any:
+    """`data` without the keys `model` does not know, at every level (another sopc's output)."""
+    if not isinstance(data, dict):
+        return data
+    out: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        key = field.alias or name
+        if key in data:
+            out[key] = _known_value(field.annotation, data[key])
+    return out
+
+
+def _known_value(annotation: Any, value: Any) -> Any:
+    models = [arg for arg in _type_args(annotation) if _is_model(arg)]
+    if not models:
+        return value
+    if isinstance(value, list):
+        return [_known_fields(models[0], item) for item in value]
+    if isinstance(value, dict) and typing.get_origin(annotation) is dict:
+        return {key: _known_fields(models[0], item) for key, item in value.items()}
+    return _known_fields(models[0], value)
+
+
+def _type_args(annotation: Any) -> list[Any]:
+    """The annotation and every type inside it (`list[Step] | None` -> list, Step, None, ...)."""
+    out = [annotation]
+    for arg in typing.get_args(annotation):
+        out += _type_args(arg)
+    return out
+
+
+def _is_model(annotation: Any) -> bool:
+    return (
+        isinstance(annotation, type)
+        and not isinstance(annotation, types.GenericAlias)
+        and issubclass(annotation, BaseModel)
+    )
+
+
+def _read_folder(folder: Path) -> _Loaded:
+    if not (folder / "routines").is_dir() and not (folder / LOCK_NAME).is_file():
+        raise ConfigError(
+            f"not a sopc output folder (no routines/ and no {LOCK_NAME})",
+            path=folder,
+            hint="give two folders written by `sopc compile -o`, or two git revisions",
+        )
     files = {
         p.relative_to(folder).as_posix(): p.read_bytes()
         for p in sorted((folder / "routines").rglob("*.json"))
     }
     if (folder / LOCK_NAME).is_file():
         files[LOCK_NAME] = (folder / LOCK_NAME).read_bytes()
-    return _load(files, str(folder))
+    return _load(files)
 
 
 def _git(folder: Path, *args: str) -> bytes:
@@ -353,17 +451,24 @@ def _git(folder: Path, *args: str) -> bytes:
     return done.stdout
 
 
-def _read_revision(folder: Path, revision: str) -> _Side:
+def _read_revision(folder: Path, revision: str) -> _Loaded:
     if revision.startswith("-"):
         raise ConfigError(f"not a revision: {revision!r}")
     names = _git(
         folder, "ls-tree", "-r", "-z", "--name-only", revision, "--", "routines", LOCK_NAME
     )
+    listed = [rel for rel in names.decode().split("\0") if rel]
+    if not listed:
+        raise ConfigError(
+            f"revision {revision!r} has no routines/ and no {LOCK_NAME} in this folder",
+            path=folder,
+            hint="name the output folder with -o",
+        )
     files: dict[str, bytes] = {}
-    for rel in sorted(names.decode().split("\0")):
+    for rel in sorted(listed):
         if rel == LOCK_NAME or (rel.startswith("routines/") and rel.endswith(".json")):
             files[rel] = _git(folder, "show", f"{revision}:./{rel}")
-    return _load(files, revision)
+    return _load(files)
 
 
 def counts(diff: RoutineSetDiff) -> Counter[str]:

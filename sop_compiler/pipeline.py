@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import re
 import signal
+import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Coroutine, Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +28,22 @@ from sop_compiler.generate import Backend, GenerationContext, GenerationResult, 
 from sop_compiler.ingest import discover, ingest
 from sop_compiler.lock import (
     LOCK_NAME,
+    ChosenBackend,
+    CleanRun,
     FileStates,
     LockFile,
+    NoopRecord,
+    NoopRunResult,
     Plan,
     PlannedProcedure,
     PlannedSop,
+    SopEntry,
     backend_for,
-    make_plan,
     read_lock,
     run_lock,
     sha256_bytes,
+    start_plan,
+    unchanged_sops,
 )
 from sop_compiler.models import (
     Figure,
@@ -115,7 +124,8 @@ def compile_folder(
     """Compile a folder of SOPs into `settings.output`, regenerating only what changed.
 
     `check` and `dry_run` write nothing and call no model. The exit code in the result is the most
-    severe outcome, in this order: 3 (some procedures could not be generated), 1 (validation errors
+    severe outcome, in this order: 2 (the backend cannot work at all: bad key, unknown model, no
+    quota; generation stopped), 3 (some procedures could not be generated), 1 (validation errors
     remain, or warnings with `strict`, or `check` found stale, missing, orphaned or edited outputs),
     4 (only input errors: some SOP files could not be read), 0. Configuration errors raise
     ConfigError (2), an unwritable or locked output folder raises OutputError (5), and SIGINT or
@@ -127,8 +137,9 @@ def compile_folder(
         raise InputError("no such file or folder", path=sops)
     root = sops.resolve() if sops.is_dir() else sops.resolve().parent
     out = settings.output
-    catalog = load_catalog(settings.tools, sop_root=root)
     writes = not (check or dry_run)
+    if not writes:
+        catalog = load_catalog(settings.tools, sop_root=root)
     guard = run_lock(out, timeout=lock_timeout) if writes else contextlib.nullcontext()
     notices: list[tuple[str, int, str]] = []
 
@@ -141,17 +152,29 @@ def compile_folder(
         return found
 
     with _sigterm_as_interrupt(), guard:
-        old, lock_problem = read_lock(out)
-        # A compile may trust the stat cache; --check and --dry-run hash every output.
-        files = (
-            FileStates.for_compile(out, cache_dir=settings.cache_dir if settings.cache else None)
-            if writes
-            else FileStates(out)
-        )
-        chosen = backend_for(
-            settings, given=backend, recorded=old.backend, build=writes, refresh=refresh
-        )
-        plan = make_plan(
+        record: NoopRecord | None = None
+        if writes:
+            # The backend first: its client's imports overlap reading the SOPs.
+            chosen = backend_for(settings, given=backend, recorded={}, build=True, refresh=refresh)
+            files = FileStates.for_compile(
+                out, cache_dir=settings.cache_dir if settings.cache else None
+            )
+            if sops.is_dir():
+                record = NoopRecord.for_compile(
+                    out, root=root, settings=settings, stat_file=files.cache_file
+                )
+            clean = record.check(chosen.fingerprint) if record and not refresh else None
+            if clean is not None:
+                return _noop_result(
+                    clean, sops=sops, settings=settings, chosen=chosen, strict=strict
+                )
+            catalog = load_catalog(settings.tools, sop_root=root)
+            old, lock_problem = read_lock(out)
+        else:
+            old, lock_problem = read_lock(out)
+            files = FileStates(out)  # --check and --dry-run hash every output
+            chosen = backend_for(settings, given=backend, recorded=old.backend, build=False)
+        plan = start_plan(
             sops,
             root=root,
             out=out,
@@ -172,32 +195,112 @@ def compile_folder(
             sops_dir=_shown(sops),
             output_dir=_shown(out),
             dry_run=dry_run,
-            notes=[
-                _printable(note)
-                for note in [
-                    *plan.notes,
-                    *(f"{source}: {message}" for source, _, message in sorted(notices)),
-                    *([lock_problem] if lock_problem else []),
-                ]
-            ],
         )
-        if check:
-            result.stale = plan.stale(lock_problem)
-            for proc in plan.procedures("generate"):
-                proc.status = "would_generate"
-        elif dry_run:
-            _estimate(plan, catalog=catalog, settings=settings, uses_model=chosen.uses_model)
-        else:
+        stopped: str | None = None
+        if writes:
             assert chosen.backend is not None
-            _Build(plan, out=out, catalog=catalog, settings=settings, fmt=fmt).run(
-                chosen.backend, result
+            build = _Build(plan, out=out, catalog=catalog, settings=settings, fmt=fmt)
+            build.run(chosen.backend, result)
+            stopped = build.stopped
+        else:
+            for _ in plan.stream():
+                pass
+            if check:
+                result.stale = plan.stale(lock_problem)
+                for proc in plan.procedures("generate"):
+                    proc.status = "would_generate"
+            else:
+                _estimate(plan, catalog=catalog, settings=settings, uses_model=chosen.uses_model)
+        result.notes = [
+            _printable(note)
+            for note in [
+                *plan.notes,
+                *(f"{source}: {message}" for source, _, message in sorted(notices)),
+                *([lock_problem] if lock_problem else []),
+                *([stopped] if stopped else []),
+            ]
+        ]
+        _summarise(plan.sops, result, strict=strict, stopped=stopped is not None)
+        if record is not None:
+            _remember_noop(
+                record,
+                plan,
+                result,
+                fingerprint=chosen.fingerprint,
+                clean=not (lock_problem or notices or result.written or stopped),
             )
-        _summarise(plan, result, strict=strict)
         return result
 
 
+def _noop_result(
+    clean: CleanRun, *, sops: Path, settings: Settings, chosen: ChosenBackend, strict: bool
+) -> RunResult:
+    """The result of a no-op found by the fast path; per-SOP outcomes are built when read."""
+    if clean.errors or (strict and clean.warnings):
+        code = ExitCode.FAILED
+    elif clean.input_errors:
+        code = ExitCode.INPUT
+    else:
+        code = ExitCode.OK
+    lock_bytes = clean.lock_bytes
+
+    def expand() -> list[SopOutcome]:
+        lock = LockFile.model_validate_json(lock_bytes)
+        return [_sop_outcome(sop) for sop in unchanged_sops(lock)]
+
+    return NoopRunResult.lazy(
+        expand,
+        command="compile",
+        backend=chosen.name,
+        backend_note=chosen.note,
+        model=settings.model if chosen.uses_model else None,
+        sops_dir=_shown(sops),
+        output_dir=_shown(settings.output),
+        dry_run=False,
+        notes=list(clean.notes),
+        stale=[],
+        written=[],
+        usage=Usage(),
+        exit_code=int(code),
+    )
+
+
+def _remember_noop(
+    record: NoopRecord, plan: Plan, result: RunResult, *, fingerprint: dict[str, Any], clean: bool
+) -> None:
+    """After a compile: record it if it was a clean no-op (so the next one is fast), else forget."""
+    procs = plan.procedures()
+    clean = (
+        clean
+        and all(
+            not sop.read and sop.sha256 and (sop.old is not None and sop.old.key == sop.key)
+            for sop in plan.sops
+        )
+        and all(proc.state == "current" and proc.status == "unchanged" for proc in procs)
+    )
+    if not clean or set(plan.old.sops) != {sop.source for sop in plan.sops}:
+        record.forget()
+        return
+    issues = [issue for proc in procs if proc.report for issue in proc.report.issues]
+    record.save(
+        fingerprint,
+        sources=[sop.source for sop in plan.sops],
+        outputs=plan.old.recorded_outputs(),
+        notes=list(result.notes),
+        errors=any(issue.severity == "error" for issue in issues),
+        warnings=any(issue.severity == "warning" for issue in issues),
+        input_errors=any(sop.error is not None for sop in plan.sops),
+    )
+
+
 class _Build:
-    """The writing half of a compile: removals, re-renders, generation, shared files, the lock."""
+    """The writing half of a compile: SOPs planned, re-rendered and generated as they are read.
+
+    Planning (which ingests changed SOPs) runs in a worker thread and hands each SOP over as soon
+    as it is decided, so the model is busy from the first SOP on. Each answer is validated,
+    rendered and written in a worker thread too, keeping the event loop free to send requests.
+    `mutex` guards the lock, the written set and the stat cache, which those threads share.
+    """
 
     def __init__(
         self, plan: Plan, *, out: Path, catalog: ToolCatalog, settings: Settings, fmt: str
@@ -207,23 +310,24 @@ class _Build:
         self.catalog = catalog
         self.settings = settings
         self.fmt = fmt
-        self.lock: LockFile = plan.working_lock()
+        self.lock: LockFile = plan.start_lock()
         self.written: set[str] = set()
-        self.dirty = self.lock != plan.old  # a no-op run never serialises the lock
+        self.changed: list[str] = []  # written or removed, for the final flush to disk
+        self.dirty = False
         self.saved_at = 0.0
+        self.mutex = threading.Lock()
+        self.saving = threading.Lock()
+        self.stopped: str | None = None  # why generation stopped early (a fatal backend error)
 
     def run(self, backend: Backend, result: RunResult) -> None:
         """Bring the output folder up to date; every completed routine is kept on interrupt."""
         try:
-            removed = self._write({}, remove=self.plan.removals())
-            self._save_lock(now=True)
-            for proc in self.plan.procedures("rerender"):
-                self._rerender(proc)
-            pending = self.plan.procedures("generate")
-            if pending:
-                asyncio.run(self._generate_all(pending, backend))
-            self._shared(force=bool(removed))
-            self._save_lock(now=True)
+            _run_cancellable(self._build(backend))
+            removed = self._remove_vanished()
+            if self.stopped is None:
+                self._shared(force=bool(removed))
+            self._flush()
+            self._save_lock(now=True, durable=True)
         except BaseException:
             # Interrupted or failed: record every routine completed so far, then re-raise.
             with contextlib.suppress(OutputError):
@@ -232,6 +336,112 @@ class _Build:
         finally:
             self.plan.files.save()
             result.written = sorted(self.written)
+
+    async def _build(self, backend: Backend) -> None:
+        from sop_compiler.render.run import progress
+
+        plan = self.plan
+        # Handoff targets in prompts are the run's agent groups, known for sure only once every
+        # SOP is read; generation starts with the folders of every SOP that may hold procedures.
+        agents = tuple(sorted({agent_for(sop.source) for sop in plan.sops if _may_have_procs(sop)}))
+        context = GenerationContext(catalog=self.catalog, settings=self.settings, agents=agents)
+        limit = asyncio.Semaphore(self.settings.jobs)
+        prefetch = asyncio.ensure_future(asyncio.to_thread(_prefetch_client, backend))
+        stream = plan.stream()
+        tasks: list[asyncio.Task[None]] = []
+        finished: list[str] = []  # progress labels, shown once the total is known
+        advance = finished.append
+
+        async def one(proc: PlannedProcedure, context: GenerationContext) -> None:
+            async with limit:
+                if self._stop_check(backend, proc):
+                    return
+                result = await self._call(backend, proc, context)
+            if self._stop_check(backend, proc, result):
+                return
+            # Shielded: an answer that arrived is written and recorded even if the run is
+            # interrupted meanwhile (the loop waits for worker threads before it closes).
+            loop = asyncio.get_running_loop()
+            await asyncio.shield(loop.run_in_executor(None, self._finish, proc, result))
+            advance(f"{proc.status} {proc.agent}/{proc.id}")
+
+        try:
+            while (sop := await asyncio.to_thread(self._next_sop, stream)) is not None:
+                tasks += [
+                    asyncio.ensure_future(one(proc, context))
+                    for proc in sop.procs
+                    if proc.state == "generate"
+                ]
+            with progress(len(tasks), fmt=self.fmt) as show:
+                for label in finished:
+                    show(label)
+                advance = show
+                await asyncio.gather(*tasks)
+                if plan.agents() != agents and self.stopped is None:
+                    # A folder held no procedure after all: what its absence changes in the
+                    # prompts must show in the routines, as if it had been known from the start.
+                    context = replace(context, agents=plan.agents())
+                    again = [p for p in plan.procedures("generate") if p.status == "generated"]
+                    await asyncio.gather(*(one(proc, context) for proc in again))
+        finally:
+            for task in tasks:
+                task.cancel()
+            prefetch.cancel()
+            await backend.aclose()
+
+    def _next_sop(self, stream: Iterator[PlannedSop]) -> PlannedSop | None:
+        """Plan the next SOP (in a worker thread), enter it in the lock, re-render its routines."""
+        sop = next(stream, None)
+        if sop is None:
+            return None
+        entry = self.plan.sop_entry(sop, keep_vanished=True)
+        if entry is not None:
+            with self.mutex:
+                if entry != self.lock.sops.get(sop.source):
+                    self.lock.sops[sop.source] = entry
+                    self.dirty = True
+        for proc in sop.procs:
+            if proc.state == "rerender":
+                self._rerender(proc)
+        return sop
+
+    def _stop_check(
+        self, backend: Backend, proc: PlannedProcedure, result: GenerationResult | None = None
+    ) -> bool:
+        """True when a fatal backend error (bad key, unknown model, no quota) stops this one."""
+        fatal = getattr(backend, "fatal_error", None)
+        if fatal is None or (result is not None and result.error != fatal.message):
+            return False
+        # Told once for the run, not once per procedure; the next compile generates the rest.
+        proc.status = "would_generate"
+        if self.stopped is None:
+            self.stopped = f"generation stopped: {_one_line(fatal)}" + (
+                f" ({fatal.hint})" if fatal.hint else ""
+            )
+        if result is not None:
+            proc.usage = result.usage
+        return True
+
+    def _remove_vanished(self) -> list[str]:
+        """Drop deleted SOPs and vanished procedures from the lock, and remove their outputs."""
+        with self.mutex:
+            kept: dict[str, SopEntry] = {}
+            for sop in self.plan.sops:
+                entry = self.lock.sops.get(sop.source)
+                if not sop.sha256 or entry is None:
+                    continue
+                ids = {p.id for p in sop.procs}
+                if set(entry.procedures) != ids:
+                    procedures = {k: e for k, e in entry.procedures.items() if k in ids}
+                    entry = entry.model_copy(update={"procedures": procedures})
+                kept[sop.source] = entry
+            if kept != self.lock.sops:
+                self.lock.sops = kept
+                self.dirty = True
+            # Never a path this run's entries claim (on a case-insensitive disk either).
+            claimed = {rel.casefold() for rel in self.lock.recorded_outputs()}
+        gone = [rel for rel in self.plan.removals() if rel.casefold() not in claimed]
+        return self._write({}, remove=gone)
 
     def _write(self, files: dict[str, bytes], *, remove: list[str] = ()) -> list[str]:  # type: ignore[assignment]
         from sop_compiler.emit import write_outputs
@@ -242,38 +452,64 @@ class _Build:
             raise OutputError(
                 f"cannot write the output folder: {exc.strerror or exc}", path=self.out
             ) from None
-        self.written.update(changed)
-        states = self.plan.files
-        for rel in remove:
-            states.removed(rel)
-        for rel, data in files.items():
-            states.written(rel, sha256_bytes(data))
+        with self.mutex:
+            self.written.update(changed)
+            self.changed += changed
+            states = self.plan.files
+            for rel in remove:
+                states.removed(rel)
+            for rel, data in files.items():
+                states.written(rel, sha256_bytes(data))
         return changed
 
-    def _save_lock(self, *, now: bool = False) -> None:
+    def _flush(self) -> None:
+        """Make this run's writes durable: one pass at the end instead of an fsync per file."""
+        from sop_compiler.emit.write import sync_outputs
+
+        with contextlib.suppress(OSError):
+            sync_outputs(self.out, self.changed)
+
+    def _save_lock(self, *, now: bool = False, durable: bool = False) -> None:
         """Write the lock if it changed; during generation at most every LOCK_INTERVAL seconds.
 
         Outputs are always written before their entry, so a lock that lags behind only costs
         regenerating (from the response cache) what it does not list yet, never a wrong entry.
         """
-        from sop_compiler.lock import write_lock
+        from sop_compiler.lock import dump_lock, write_atomic
 
-        if not self.dirty or (not now and time.monotonic() - self.saved_at < LOCK_INTERVAL):
+        if not now and time.monotonic() - self.saved_at < LOCK_INTERVAL:
             return
-        if write_lock(self.out, self.lock):
-            self.written.add(LOCK_NAME)
-        self.dirty, self.saved_at = False, time.monotonic()
+        if not self.saving.acquire(blocking=now):
+            return  # another thread is saving it
+        try:
+            with self.mutex:
+                if not self.dirty and self.lock != self.plan.old:
+                    self.dirty = True
+                if not self.dirty:
+                    return
+                data = dump_lock(self.lock)
+                self.dirty, self.saved_at = False, time.monotonic()
+            try:
+                if write_atomic(self.out / LOCK_NAME, data, durable=durable):
+                    with self.mutex:
+                        self.written.add(LOCK_NAME)
+            except BaseException:
+                self.dirty = True
+                raise
+        finally:
+            self.saving.release()
 
     def _record(self, proc: PlannedProcedure, files: dict[str, bytes]) -> None:
-        """Write one routine's files at once, then its lock entry, then the lock file."""
+        """Write one routine's files at once, then its lock entry, then (now and then) the lock."""
         stale = sorted(set(proc.old.outputs) - set(files)) if proc.old else []
         self._write(files, remove=stale)
         assert proc.report is not None
         proc.entry = proc.make_entry(
             outputs={rel: sha256_bytes(data) for rel, data in files.items()}, report=proc.report
         )
-        self.lock.sops[proc.sop.source].procedures[proc.id] = proc.entry
-        self.dirty = True
+        with self.mutex:
+            self.lock.sops[proc.sop.source].procedures[proc.id] = proc.entry
+            self.dirty = True
         self._save_lock()
 
     def _validate(self, proc: PlannedProcedure, routine: Routine) -> ValidationReport:
@@ -295,26 +531,6 @@ class _Build:
         self._record(proc, render_routine(routine, proc.report))
         proc.status = "unchanged"
 
-    async def _generate_all(self, pending: list[PlannedProcedure], backend: Backend) -> None:
-        from sop_compiler.render.run import progress
-
-        context = GenerationContext(
-            catalog=self.catalog, settings=self.settings, agents=self.plan.agents()
-        )
-        limit = asyncio.Semaphore(self.settings.jobs)
-        with progress(len(pending), fmt=self.fmt) as advance:
-
-            async def one(proc: PlannedProcedure) -> None:
-                async with limit:
-                    result = await self._call(backend, proc, context)
-                self._finish(proc, result)
-                advance(f"{proc.status} {proc.agent}/{proc.id}")
-
-            try:
-                await asyncio.gather(*(one(proc) for proc in pending))
-            finally:
-                await backend.aclose()
-
     async def _call(
         self, backend: Backend, proc: PlannedProcedure, context: GenerationContext
     ) -> GenerationResult:
@@ -334,6 +550,7 @@ class _Build:
             return GenerationResult(procedure_id=proc.id, error=_one_line(exc))
 
     def _finish(self, proc: PlannedProcedure, result: GenerationResult) -> None:
+        """Validate, render and write one answer (in a worker thread)."""
         from sop_compiler.emit import render_routine
 
         proc.usage = result.usage
@@ -373,6 +590,71 @@ class _Build:
         self.dirty = True
 
 
+def _may_have_procs(sop: PlannedSop) -> bool:
+    """False only for an SOP the lock vouches for that has no procedure (or could not be read)."""
+    return sop.error is None and (bool(sop.procs) or sop.old is None or sop.old.key != sop.key)
+
+
+def _prefetch_client(backend: Backend) -> None:
+    """Import the backend's HTTP client while SOPs are read (openai alone takes ~0.5 s)."""
+    if backend.name == "openai":
+        with contextlib.suppress(ImportError):
+            importlib.import_module("openai")
+
+
+def _run_cancellable(main: Coroutine[Any, Any, None]) -> None:
+    """Run `main` in a new event loop where SIGTERM (and Ctrl-C) cancel it cleanly.
+
+    Like `asyncio.run`, plus SIGTERM: the signal cancels the main task from the loop, also when
+    SIGINT is ignored (a background job of a non-interactive shell), and the cancellation leaves
+    as KeyboardInterrupt, the CLI's clean "interrupted" exit. Worker threads finish their file
+    before the loop closes. A second signal stops waiting for them.
+    """
+    in_main = threading.current_thread() is threading.main_thread()
+    signals = [signal.SIGTERM] if in_main else []
+    if in_main and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signals.append(signal.SIGINT)  # an ignored Ctrl-C stays ignored
+    previous = {signum: signal.getsignal(signum) for signum in signals}
+    # Worker threads (reading SOPs, writing routines) hold the GIL for up to the switch interval
+    # (5 ms) whenever the loop thread wakes for a response; a shorter one keeps requests going out.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(interval, 0.0005))
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(main)
+    stopping = False
+
+    def stop() -> None:
+        nonlocal stopping
+        if stopping:
+            raise KeyboardInterrupt
+        stopping = True
+        task.cancel()
+
+    try:
+        for signum in signals:
+            loop.add_signal_handler(signum, stop)
+        try:
+            loop.run_until_complete(task)
+        except asyncio.CancelledError:
+            if stopping:
+                raise KeyboardInterrupt from None
+            raise
+        finally:
+            pending = asyncio.all_tasks(loop)
+            for other in pending:
+                other.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        loop.close()
+        sys.setswitchinterval(interval)
+        # Closing the loop reset its signals to the defaults: the caller's handlers apply again.
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def _estimate(plan: Plan, *, catalog: ToolCatalog, settings: Settings, uses_model: bool) -> None:
     """Dry run: estimated prompt tokens (chars / 4) of each procedure that would reach the model."""
     prefix: int | None = None
@@ -403,14 +685,18 @@ def _procedure_chars(procedure: Procedure, settings: Settings) -> int:
     return len(rendered.text) + 3000 * len(rendered.images)
 
 
-def _summarise(plan: Plan, result: RunResult, *, strict: bool) -> None:
+def _summarise(
+    sops: list[PlannedSop], result: RunResult, *, strict: bool, stopped: bool = False
+) -> None:
     """Per-SOP outcomes, usage and the exit code (severity order in compile_folder's docstring)."""
-    for sop in plan.sops:
+    for sop in sops:
         result.sops.append(_sop_outcome(sop))
     result.usage = _total(sop.usage for sop in result.sops)
     outcomes = [proc for sop in result.sops for proc in sop.procedures]
     failing = {"error", "warning"} if strict else {"error"}
-    if any(proc.status == "failed" for proc in outcomes):
+    if stopped:
+        result.exit_code = int(ExitCode.USAGE)
+    elif any(proc.status == "failed" for proc in outcomes):
         result.exit_code = int(ExitCode.PARTIAL)
     elif result.stale or any(i.severity in failing for proc in outcomes for i in proc.issues):
         result.exit_code = int(ExitCode.FAILED)

@@ -3,7 +3,10 @@
 The heading tree is walked from the top. A section whose own text holds steps is one procedure,
 with all its sub-sections (exceptions, notes, escalation). A section with several sub-sections
 that hold steps is split: each becomes a procedure, and what the section says around them
-(purpose, scope, definitions, shared escalation rules) becomes every procedure's context.
+(purpose, scope, definitions, shared escalation rules) becomes every procedure's context,
+except its lead-in instructions ("3 Procedure: Before you start, open the customer's record"):
+those are the first steps of each procedure inside it, so they join each procedure's blocks,
+ahead of its heading. A procedure's blocks before its first heading are always such a lead-in.
 A document in which nothing looks like steps is still one procedure: nothing is dropped.
 """
 
@@ -70,6 +73,13 @@ _IMPERATIVES = frozenset(_IMPERATIVE_WORDS.split())
 _MIN_STEPS = 2
 _MIN_IMPERATIVES = 3
 _MIN_PROSE_INSTRUCTIONS = 4  # a procedure written as prose: this many instruction sentences
+# "Follow the procedure below that fits the request": a lead-in that points at the procedures
+# rather than starting them (as a step, it would end each routine before it began).
+_POINTER = re.compile(
+    r"\b(?:procedures?|sections?|process(?:es)?|steps)\s+(?:below|above|that follows?|which)\b|"
+    r"\bthe following\s+(?:procedures?|sections?|steps)\b|\bsections?\s+\d",
+    re.IGNORECASE,
+)
 
 
 @dataclass(eq=False)  # sections compare by identity: field equality would be deep and slow
@@ -232,10 +242,12 @@ def _collect(section: _Section, context: list[AnyBlock], memo: dict[int, bool]) 
         # each of them: they join every procedure's own blocks, where the agent reads them.
         common = [b for c in rest if _applies(c) for b in c.blocks()]
         shared += [b for c in rest if not _applies(c) for b in c.blocks()]
+        lead = [] if own_steps else _lead_in(section)
         for child in step_kids:
             found = _collect(child, shared, memo)
             for draft in found:
-                draft.blocks += common
+                # segment() takes the lead-in out of the context once it is part of the blocks
+                draft.blocks = [*lead, *draft.blocks, *common]
             drafts += found
         return drafts
     if len(step_kids) == 1:
@@ -248,14 +260,36 @@ def _collect(section: _Section, context: list[AnyBlock], memo: dict[int, bool]) 
         aux_blocks = [b for c in aux_kids for b in c.blocks()]
         for draft in drafts:
             draft.blocks = draft.blocks + aux_blocks
-        if len(drafts) == 1:
+        if len(drafts) == 1 and _GENERIC.match(drafts[0].title):
             draft = drafts[0]
-            if _GENERIC.match(draft.title) and section.path:
+            if section.path:
                 draft.title, draft.path = section.title, section.path
-            elif _GENERIC.match(draft.title):
+            else:
                 draft.whole = True
+            return drafts  # the section is the procedure: its own text is its background
+        lead = _lead_in(section)
+        for draft in drafts:
+            draft.blocks = [*lead, *draft.blocks]
         return drafts
     return []
+
+
+def _lead_in(section: _Section) -> list[AnyBlock]:
+    """The section's own instructions, which every procedure inside it starts with.
+
+    Only paragraphs and list items that hold an instruction count; a lead-in that points at
+    the procedures ("use the procedure below that ...") stays background.
+    """
+    out: list[AnyBlock] = []
+    if section.heading is None:
+        return out  # text above the first heading is a cover page, not a step
+    for block in section.own:
+        if not isinstance(block, Paragraph | ListItem):
+            continue
+        sentences = split_sentences(block.text)
+        if any(map(is_instruction, sentences)) and not any(_POINTER.search(s) for s in sentences):
+            out.append(block)
+    return out
 
 
 def _fallback_title(document: Document) -> str:

@@ -135,17 +135,36 @@ def split_sentences(text: str) -> list[str]:
 
 def is_instruction(sentence: str) -> bool:
     """True when a sentence tells the agent to do something (imperative, `if X, do Y`, `must`)."""
+    return _is_instruction(sentence, _MAX_CLAUSES)
+
+
+# Labels ("Marketplace orders:") and conditions ("If X,") nest a few deep in a real sentence; a
+# bound keeps a pathological one (a list of 1,000 times "09:00: ...") linear instead of recursing
+# once per colon or comma.
+_MAX_CLAUSES = 4
+
+
+def _is_instruction(sentence: str, depth: int) -> bool:
     text = _LEAD_WORDS.sub("", sentence.strip().lstrip("-*•>#0123456789.) ").strip())
     if _META.match(text):
         return False  # "Use this procedure when ..." describes the SOP, it is no step
+    nested = depth > 0
     label, colon, rest = text.partition(":")
-    if colon and rest.strip() and len(label.split()) <= 6 and is_instruction(rest):
+    if (
+        nested
+        and colon
+        and rest.strip()
+        and len(label.split()) <= 6
+        and _is_instruction(rest, depth - 1)
+    ):
         return True  # "Marketplace orders: direct the customer to the seller."
     if colon and rest.strip() and _is_term(label.strip()):
         return False  # "Refund: money returned to ..." defines a term; "Refund" is no order here
     if _CONDITION_START.match(text):
         _, comma, rest = text.partition(",")
-        return bool(comma) and (is_instruction(rest) or bool(_AGENT_MODAL.search(rest)))
+        return bool(comma) and (
+            (nested and _is_instruction(rest, depth - 1)) or bool(_AGENT_MODAL.search(rest))
+        )
     first = re.match(r"[A-Za-z']+", text)
     if first and first.group(0).casefold() in INSTRUCTION_VERBS:
         return True

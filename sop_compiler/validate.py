@@ -9,7 +9,6 @@ The text helpers it shares with the offline backend live in `sop_compiler.text`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from typing import Any
 
 from sop_compiler.config import Settings
@@ -31,6 +30,7 @@ from sop_compiler.models import (
     block_text,
 )
 from sop_compiler.models.report import Severity
+from sop_compiler.models.routine import walk_steps
 from sop_compiler.text import (
     CONTEXT_TITLE,
     ELLIPSIS,
@@ -42,6 +42,7 @@ from sop_compiler.text import (
 )
 
 __all__ = ["check_draft", "validate"]
+
 
 def check_draft(
     draft: RoutineDraft, *, procedure: Procedure, catalog: ToolCatalog, settings: Settings
@@ -78,17 +79,11 @@ class _Issues:
         )
 
 
-def _flatten(steps: Iterable[Step]) -> Iterator[Step]:
-    for step in steps:
-        yield step
-        yield from _flatten(step.substeps)
-
-
 def _check(
     draft: RoutineDraft, *, procedure: Procedure, catalog: ToolCatalog, settings: Settings
 ) -> tuple[list[Issue], float | None]:
     out = _Issues(draft.id if isinstance(draft, Routine) else procedure.id)
-    steps = list(_flatten(draft.steps))
+    steps = list(walk_steps(draft.steps))
     _check_steps(steps, out)
     _check_flow(steps, out)
     for step in steps:
@@ -244,9 +239,22 @@ def _reach(starts: list[int], edges: list[list[int]]) -> set[int]:
     return seen
 
 
-def _check_tool_call(step_id: str, call: ToolCall, catalog: ToolCatalog, out: _Issues) -> None:
+def _argument_problem(parameters: dict[str, Any], name: str, value: object) -> str | None:
+    """Why the tool's schema rejects `value` for parameter `name`, or None when it accepts it."""
     from jsonschema import Draft202012Validator
+    from referencing.exceptions import Unresolvable
 
+    # Validate against the property's schema *inside* the tool's schema, so that `$ref`s to the
+    # tool's `$defs` (as pydantic-generated schemas use) resolve against the whole document.
+    validator = Draft202012Validator(parameters).evolve(schema=parameters["properties"][name])
+    try:
+        errors = sorted(validator.iter_errors(value), key=str)
+    except Unresolvable as exc:
+        return f"its schema reference {exc.ref!r} cannot be resolved"
+    return errors[0].message if errors else None
+
+
+def _check_tool_call(step_id: str, call: ToolCall, catalog: ToolCatalog, out: _Issues) -> None:
     tool = catalog.get(call.tool)
     if tool is None:
         known = ", ".join(catalog.names()) or "the catalog is empty"
@@ -277,15 +285,12 @@ def _check_tool_call(step_id: str, call: ToolCall, catalog: ToolCatalog, out: _I
             )
         given.add(arg.name)
         if arg.value is not None:
-            errors = sorted(
-                Draft202012Validator(properties[arg.name]).iter_errors(arg.value), key=str
-            )
-            if errors:
+            problem = _argument_problem(tool.parameters, arg.name, arg.value)
+            if problem:
                 out.add(
                     "bad_arguments",
                     "error",
-                    f"step {step_id}: `{call.tool}` rejects {arg.name}={arg.value!r}: "
-                    f"{errors[0].message}",
+                    f"step {step_id}: `{call.tool}` rejects {arg.name}={arg.value!r}: {problem}",
                     step_id,
                 )
         elif not (arg.from_context or "").strip() and arg.name in tool.parameters.get(

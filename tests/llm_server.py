@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from sop_compiler.models import Issue, Procedure, RoutineDraft
@@ -265,7 +266,7 @@ class LLMServer:
     @property
     def chat_requests(self) -> list[Recorded]:
         """Requests to /v1/chat/completions only."""
-        return [r for r in self.requests if r.path.endswith("/chat/completions")]
+        return [r for r in self.requests if urlsplit(r.path).path.endswith("/chat/completions")]
 
     def queue(self, *replies: Reply | dict[str, Any]) -> None:
         """Answers for the next chat requests, in order (a dict is a 200 JSON body)."""
@@ -387,7 +388,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = raw.decode("utf-8", "replace")
         self._record(body)
         owner = self.server.owner
-        if not self.path.rstrip("/").endswith("/chat/completions"):
+        if not urlsplit(self.path).path.rstrip("/").endswith("/chat/completions"):
             self._send(404, b'{"error": {"message": "unknown path"}}', {})
             return
         owner._enter()

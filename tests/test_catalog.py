@@ -131,6 +131,20 @@ BAD = [
         _tool(parameters={"type": "object", "properties": {}, "required": ["order_id"]}),
         "required parameter `order_id` is not in `properties`",
     ),
+    (
+        _tool(parameters={"type": "object", "properties": {"method": {"$ref": "#/$defs/Method"}}}),
+        "tool `lookup_order`: `parameters` refers to '#/\\$defs/Method', which is not in",
+    ),
+    (
+        _tool(
+            parameters={
+                "type": "object",
+                "properties": {"o": {"$ref": "https://example.com/order.json"}},
+            }
+        ),
+        "tool `lookup_order`: `parameters` refers to 'https://example.com/order.json'",
+    ),
+    (_tool(name="a" * 65), f"tool `{'a' * 65}`: name is 65 characters long; .* at most 64"),
     (_tool(access="delete"), "`access` must be `read` or `write`"),
     (_tool(needs_approval="yes"), "`needs_approval` must be true or false"),
     (_tool(aliases="oms"), "`aliases` must be a list"),
@@ -187,3 +201,26 @@ def test_not_utf8(tmp_path: Path) -> None:
     (tmp_path / "tools.yaml").write_bytes(b"tools:\n  - name: caf\xe9\n")
     with pytest.raises(ConfigError, match="not UTF-8"):
         load_catalog(None, sop_root=tmp_path)
+
+
+def test_refs_into_defs_load(tmp_path: Path) -> None:
+    # the shape pydantic's model_json_schema() writes for an enum parameter
+    parameters = {
+        "type": "object",
+        "$defs": {"Method": {"type": "string", "enum": ["sms_code", "email_code"]}},
+        "properties": {
+            "method": {"$ref": "#/$defs/Method"},
+            "note": {"type": "string", "default": {"$ref": "not a schema, just a default"}},
+        },
+        "required": ["method"],
+    }
+    path = tmp_path / "tools.json"
+    path.write_text(_tool(name="verify_identity", parameters=parameters), encoding="utf-8")
+    tool = load_catalog(path, sop_root=tmp_path).get("verify_identity")
+    assert tool is not None and tool.parameters == parameters
+
+
+def test_tool_name_of_64_characters_is_allowed(tmp_path: Path) -> None:
+    path = tmp_path / "tools.json"
+    path.write_text(_tool(name="a" * 64), encoding="utf-8")
+    assert load_catalog(path, sop_root=tmp_path).names() == ["a" * 64]

@@ -318,3 +318,37 @@ def test_a_lone_document_control_label_goes_with_its_fields() -> None:
     cleaned = clean(document)
     assert _texts(cleaned) == ["Look up the order."]
     assert _rules(cleaned) == {"approval": ["Document control"]}
+
+
+def test_an_ocr_rubber_stamp_is_removed_as_noise() -> None:
+    prov = Provenance(file="account/scan.png", page=1)
+    texts = [
+        "If the caller is a police officer, ask them to write to the Legal team.",
+        "CONTROLLEDCOPY ACCOUNTSECURITY.",  # the stamp, its spaces lost by OCR
+        "CONTROLLED COPY",
+        "DO NOT REFUND GIFT CARDS.",  # an instruction in capitals
+        "MASTERCARD PAYMENTS",  # a label: MASTER is a stamp word, CARD is not
+        "Controlled copies are kept by the Account Security team.",
+    ]
+    document = Document(
+        source="account/scan.png",
+        format="image",
+        sha256="0" * 64,
+        blocks=[Paragraph(id=f"b{i}", prov=prov, text=text) for i, text in enumerate(texts)],
+    )
+    cleaned = clean(document)
+    assert _rules(cleaned) == {"stamp": ["CONTROLLEDCOPY ACCOUNTSECURITY.", "CONTROLLED COPY"]}
+    assert _texts(cleaned) == [texts[0], *texts[3:]]
+
+
+def test_a_stamp_in_a_list_item_is_never_removed() -> None:
+    prov = Provenance(file="sop.txt", paragraph=0)
+    item = ListItem(id="b0", prov=prov, text="CONTROLLEDCOPY", marker="1.", ordered=True)
+    assert _texts(clean(_doc(item))) == ["CONTROLLEDCOPY"]
+
+
+def test_removing_a_boilerplate_line_leaves_text_a_second_pass_keeps() -> None:
+    document = _doc(Paragraph(id="b0", prov=_prov(0), text="Page \n \n Confidential"))
+    cleaned = clean(document)
+    assert _texts(cleaned) == ["Page"] and _rules(cleaned) == {"boilerplate": ["Confidential"]}
+    assert clean(cleaned).blocks == cleaned.blocks

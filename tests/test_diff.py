@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -106,3 +107,83 @@ def test_unknown_revision_is_a_clear_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["diff", "nope", "HEAD", "-o", str(out)])
     assert result.exit_code == 2
     assert "git ls-tree failed" in result.output
+
+
+def _edit_json(path: Path, edit: Any) -> None:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    edit(data)
+    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+
+
+def test_routines_from_a_newer_schema_are_read_leniently(tmp_path: Path) -> None:
+    new = tmp_path / "new"
+    shutil.copytree(DATA / "basic" / "new", new)
+    refund = new / "routines/billing/refunds--issue-a-refund.json"
+
+    def add_future_fields(data: dict[str, Any]) -> None:
+        data["priority"] = "high"
+        data["steps"][0]["confidence"] = 0.9
+        data["steps"][1]["tool_call"]["arguments"][0]["unit"] = "id"
+
+    _edit_json(refund, add_future_fields)
+    _edit_json(new / "sopc.lock", lambda data: data.update(future_field=1))
+    expected = diff_outputs(str(DATA / "basic/old"), str(DATA / "basic/new"))
+    diff = diff_outputs(str(DATA / "basic/old"), str(new))
+    assert diff.model_dump(exclude={"new"}) == expected.model_dump(exclude={"new"})
+    assert diff.unreadable == []
+
+
+def test_an_unreadable_routine_is_listed_not_fatal(tmp_path: Path) -> None:
+    new = tmp_path / "new"
+    shutil.copytree(DATA / "basic" / "new", new)
+    _edit_json(
+        new / "routines/billing/refunds--issue-a-refund.json",
+        lambda data: data["steps"][0].update(kind="negotiate"),
+    )
+    (new / "routines/shipping/garbage.json").write_text("{not json", encoding="utf-8")
+    result = CliRunner().invoke(
+        app, ["diff", str(DATA / "basic/old"), str(new), "--format", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    notes = {(u["side"], u["file"]): u["reason"] for u in data["unreadable"]}
+    assert set(notes) == {
+        ("new", "routines/billing/refunds--issue-a-refund.json"),
+        ("new", "routines/shipping/garbage.json"),
+    }
+    assert "steps.0.kind" in notes[("new", "routines/billing/refunds--issue-a-refund.json")]
+    # the routine that could not be read is not reported as removed
+    assert [r["id"] for r in data["removed"]] == ["invoices--correct-an-invoice"]
+
+
+@pytest.mark.parametrize("side", ["old", "new"])
+def test_a_folder_that_is_no_output_folder_is_a_usage_error(tmp_path: Path, side: str) -> None:
+    sops = tmp_path / "sample_sops"
+    (sops / "billing").mkdir(parents=True)
+    (sops / "billing" / "refunds.md").write_text("# Refunds\n", encoding="utf-8")
+    folders = {"old": str(DATA / "basic/old"), "new": str(DATA / "basic/new"), side: str(sops)}
+    result = CliRunner().invoke(app, ["diff", folders["old"], folders["new"]])
+    assert result.exit_code == 2, result.output
+    assert "not a sopc output folder" in result.output
+    assert "sample_sops" in result.output
+
+
+def test_a_revision_without_outputs_is_a_usage_error(tmp_path: Path) -> None:
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+        "GIT_CONFIG_GLOBAL": "/dev/null",
+    }
+    out = tmp_path / "generated_routines"
+    out.mkdir()
+    (out / "README.md").write_text("nothing generated yet\n", encoding="utf-8")
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "x"]):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True, env=env)
+    result = CliRunner().invoke(app, ["diff", "HEAD", "HEAD", "-o", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "has no routines/" in result.output

@@ -7,6 +7,7 @@ import importlib
 import json
 import os
 import py_compile
+import re
 import shutil
 import subprocess
 import sys
@@ -312,6 +313,49 @@ def test_settings_override_names_and_implementation_module(tmp_path: Path) -> No
     )
     assert '"gpt-4.1"' in files["agent_network/_config.py"].decode()
     assert "- Delivery Desk: Parcels and delays." in files["agent_network/triage.py"].decode()
+
+
+def test_handoff_tool_names_fit_openais_64_character_limit(tmp_path: Path) -> None:
+    """The SDK names a handoff `transfer_to_<agent name>` and never shortens it; OpenAI rejects
+    tool names over 64 characters. Long nested folders and long name overrides must still fit."""
+    routines, catalog, _, _ = load_sample()
+    long_folder = "customer_accounts_and_subscriptions_department/" + "x" * 55
+    extra = [
+        routines[0].model_copy(update={"id": f"long-{n}", "agent": agent})
+        for n, agent in enumerate(
+            [long_folder, f"{long_folder}/late_payment_fee_disputes_and_goodwill", "shipping/a"]
+        )
+    ]
+    long_name = "The Very Long Named Customer Care Specialist Agent For Deliveries"
+    settings = Settings(
+        agents={
+            "shipping": AgentSettings(name=long_name),
+            "shipping/a": AgentSettings(name=long_name + " Two"),
+        },
+        implementation_module="tool_impl",
+    )
+    out = tmp_path / "out"
+    files = render_network([*routines, *extra], catalog=catalog, settings=settings)
+    for routine in [*routines, *extra]:
+        files.update(render_routine(routine, ValidationReport(routine_id=routine.id)))
+    write_outputs(out, files)
+    sys.path.insert(0, str(out))
+    _purge()
+    try:
+        triage = _import_network().build_network()
+        network = _by_name(triage)
+        assert len(network) == 11  # 6 specialists, 5 triage agents: none lost to a collision
+        for agent in network.values():
+            names = [agents.handoff(h).tool_name for h in agent.handoffs]
+            assert len(names) == len(set(names)), agent.name
+            for name in names:
+                assert len(name) <= 64 and re.fullmatch(r"[a-z0-9_]+", name), name
+        tool_names = {agents.Handoff.default_tool_name(a) for a in network.values()}
+        assert len(tool_names) == len(network)
+        assert any(a.name.startswith("The Very Long Named Customer") for a in network.values())
+    finally:
+        sys.path.remove(str(out))
+        _purge()
 
 
 def test_emitted_python_passes_ruff_and_py_compile(tmp_path: Path) -> None:

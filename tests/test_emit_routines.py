@@ -5,15 +5,26 @@ from __future__ import annotations
 import errno
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from markdown_it import MarkdownIt
 
 from sop_compiler.emit import render_routine, routine_paths, write_outputs
 from sop_compiler.emit.routines import routine_markdown
 from sop_compiler.emit.write import check_relative
 from sop_compiler.errors import OutputError
-from sop_compiler.models import EdgeCase, Routine, ValidationReport
+from sop_compiler.models import (
+    Condition,
+    EdgeCase,
+    Routine,
+    Step,
+    ToolArgument,
+    ToolCall,
+    ValidationReport,
+)
 
 SAMPLE = Path(__file__).parent / "data" / "emit" / "sample"
 
@@ -52,9 +63,9 @@ def test_markdown_reads_as_instructions() -> None:
         in lines
     )
     assert '`reason` = `"customer request"`.' in md
-    assert "   a. Tell the customer the refund takes 5 to 10 business days." in lines
-    assert "   b. Give the customer the refund reference." in lines
-    assert lines.index("   b. Give the customer the refund reference.") < lines.index(
+    assert "   - **a.** Tell the customer the refund takes 5 to 10 business days." in lines
+    assert "   - **b.** Give the customer the refund reference." in lines
+    assert lines.index("   - **b.** Give the customer the refund reference.") < lines.index(
         "6. Ask whether there is anything else you can help with."
     )
     assert (
@@ -114,9 +125,159 @@ def test_nested_and_hostile_agent_folders_stay_inside() -> None:
             assert path.startswith("routines/") and ".." not in path and path == path.lower()
 
 
+def _paragraphs(md: str) -> list[str]:
+    """The inline text of every paragraph a CommonMark renderer (GitHub's flavour) shows."""
+    return [token.content for token in MarkdownIt("commonmark").parse(md) if token.type == "inline"]
+
+
+def test_substeps_render_as_their_own_list_items() -> None:
+    """`   a. ...` is no list marker: a viewer would run the sub-steps into their parent's line."""
+    md = routine_markdown(sample(0)).decode()
+    paragraphs = _paragraphs(md)
+    assert "**a.** Tell the customer the refund takes 5 to 10 business days." in paragraphs
+    assert "**b.** Give the customer the refund reference." in paragraphs
+    assert not any("Refund the order" in p and "Tell the customer" in p for p in paragraphs)
+    html = MarkdownIt("commonmark").render(md)
+    assert html.count("<li>") == 7 + 2 + 1  # 7 steps, 2 sub-steps, 1 edge case
+
+
+def test_deep_substeps_and_unusual_step_ids_stay_separate() -> None:
+    """Two-digit steps, sub-sub-steps, and ids a list cannot number still read one per line."""
+    ten = [Step(id=str(n), kind="say", text=f"Say thing {n}.") for n in range(1, 10)]
+    nested = Step(
+        id="10",
+        kind="say",
+        text="Say thing 10.",
+        substeps=[
+            Step(
+                id="10a",
+                kind="say",
+                text="Say thing 10a.",
+                substeps=[Step(id="10a1", kind="say", text="Say thing 10a1.")],
+            ),
+            Step(id="10b", kind="ask", text="Ask thing 10b."),
+        ],
+    )
+    routine = sample(0).model_copy(
+        update={"steps": [*ten, nested, Step(id="11", kind="resolve", text="")]}
+    )
+    paragraphs = _paragraphs(routine_markdown(routine).decode())
+    for text in ("Say thing 10.", "**a.** Say thing 10a.", "**1.** Say thing 10a1."):
+        assert text in paragraphs
+    assert "**b.** Ask thing 10b." in paragraphs
+    # Ids that do not count 1, 2, 3 cannot be list numbers (a renderer would renumber them).
+    gaps = sample(0).model_copy(
+        update={
+            "steps": [
+                Step(id="1", kind="say", text="First."),
+                Step(id="3", kind="resolve", text="Third."),
+            ]
+        }
+    )
+    md = routine_markdown(gaps).decode()
+    assert "- **1.** First." in md and "- **3.** Third." in md
+    assert "**3.** Third." in _paragraphs(md)
+
+
+HOSTILE_HTML = '<img src=x onerror="alert(1)"> & <script>alert(2)</script>'
+
+
+def test_sop_text_cannot_inject_html_or_fences_into_routine_markdown() -> None:
+    """Tags become entities, backtick runs cannot open a fence; sopc's code spans stay."""
+    call = ToolCall(
+        tool="lookup_order",
+        arguments=[
+            ToolArgument(name="order_id", from_context=f"the id {HOSTILE_HTML}"),
+            ToolArgument(name="x` <b>bold</b> `", value="<i>v</i>"),
+        ],
+    )
+    routine = sample(0).model_copy(
+        update={
+            "title": f"Refunds {HOSTILE_HTML}",
+            "trigger": "```\nUse when <b>",
+            "steps": [
+                Step(id="1", kind="say", text="```python\nimport os\n```"),
+                Step(id="2", kind="tool_call", text=HOSTILE_HTML, tool_call=call),
+                Step(
+                    id="3",
+                    kind="condition",
+                    text="",
+                    condition=Condition(test="<u>x</u>", then_step="4", else_step="5<br>"),
+                ),
+                Step(id="4", kind="escalate", text="# Heading", target="<team>"),
+                Step(id="5", kind="resolve", text="1. not a list"),
+            ],
+            "edge_cases": [EdgeCase(when="`x` ```` y", then="- <hr> then")],
+        }
+    )
+    md = routine_markdown(routine).decode()
+    header, body = md.split("\n", 1)
+    assert header.startswith("<!-- Generated by sopc") and "<" not in header[4:]
+    tokens = MarkdownIt("commonmark").parse(body)
+    kinds = {token.type for token in tokens} | {
+        child.type for token in tokens for child in token.children or []
+    }
+    assert not kinds & {"html_block", "html_inline", "fence", "code_block"}
+    assert "&lt;img src=x onerror=" in md and "&amp;" in md
+    assert "Call `lookup_order` with `order_id` = the id &lt;img" in md
+    assert "&lt;i&gt;" in md  # a value with `<` is shown as escaped text, not a code span
+    assert [line for line in md.splitlines() if line.startswith("#")] == [
+        f"# Refunds &lt;img src=x onerror=\"alert(1)\"&gt; &amp; &lt;script&gt;alert(2)&lt;/script&gt;",
+        "## Steps",
+        "## Edge cases",
+    ]
+    assert "4. \\# Heading" in md and "5. 1\\. not a list" in md
+    assert "- When &#96;&#96;&#96;&#96; y" not in md and "&#96;&#96;&#96;&#96;" in md
+
+
 def test_rendering_is_byte_stable() -> None:
     routine = sample(0)
     assert render_routine(routine, report(routine)) == render_routine(routine, report(routine))
+
+
+_RENDER_ALL = """
+import hashlib, json, sys
+from pathlib import Path
+from sop_compiler.config import AgentSettings, Settings
+from sop_compiler.emit import render_network, render_review, render_routine
+from sop_compiler.models import Routine, ToolCatalog, ValidationReport
+
+sample = Path(sys.argv[1])
+routines = [Routine.model_validate(r) for r in json.loads((sample / "routines.json").read_text())]
+catalog = ToolCatalog.model_validate_json((sample / "catalog.json").read_text())
+reports = {
+    key: ValidationReport.model_validate(value)
+    for key, value in json.loads((sample / "reports.json").read_text()).items()
+}
+failures = json.loads((sample / "failures.json").read_text())
+settings = Settings(agents={"shipping": AgentSettings(name="Delivery Desk")})
+files = {}
+for routine in routines:
+    files.update(render_routine(routine, reports[routine.id]))
+files.update(render_network(routines, catalog=catalog, settings=settings))
+files.update(render_review(routines, reports, failures=failures, settings=settings))
+for path in files:
+    print(path, hashlib.sha256(files[path]).hexdigest())
+"""
+
+
+def test_rendering_is_byte_stable_across_hash_seeds() -> None:
+    """Set and dict order must not leak: two interpreters with different hash seeds agree."""
+    outputs = []
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        result = subprocess.run(
+            [sys.executable, "-c", _RENDER_ALL, str(SAMPLE)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        outputs.append(result.stdout)
+    assert outputs[0] == outputs[1]
+    paths = [line.split()[0] for line in outputs[0].splitlines()]
+    assert "REVIEW.md" in paths and "agent_network/triage.py" in paths and len(paths) >= 12
 
 
 # ---- write_outputs ----

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import stat
+import struct
+import time
+import zlib
 from pathlib import Path
 
 import pdf_factory
 import pymupdf
 import pytest
 
-from sop_compiler.config import Settings
+from sop_compiler.config import Limits, Settings
 from sop_compiler.errors import InputError
 from sop_compiler.ingest import ingest, ocr
 from sop_compiler.ingest.image import image_size
@@ -156,3 +159,77 @@ def test_no_engine_means_none(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ocr.shutil, "which", lambda name: None)
     assert ocr.ocr_engine("auto") is None
     assert ocr.ocr_image(b"png") is None
+
+
+# --- decompression bombs -----------------------------------------------------------------------
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A tiny, well-formed PNG whose header declares `width` x `height` RGB pixels."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    # one filtered row of zeros: valid zlib, far less than the image needs
+    idat = zlib.compress(b"\x00" * (1 + 3 * min(width, 4096)), 9)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )
+
+
+def test_png_declaring_a_huge_canvas_is_refused_before_decoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def never(data: bytes) -> bool:
+        raise AssertionError("the image was decoded before the pixel limit was checked")
+
+    def no_ocr_either(data: bytes, *, engine: str = "auto") -> None:
+        raise AssertionError("OCR ran before the pixel limit was checked")
+
+    monkeypatch.setattr("sop_compiler.ingest.image._decodes", never)
+    monkeypatch.setattr("sop_compiler.ingest.image.ocr_read", no_ocr_either)
+    data = _png_claiming(30_000, 30_000)
+    assert len(data) < 1024 and image_size(data) == ("image/png", 30_000, 30_000)
+
+    started = time.monotonic()
+    with pytest.raises(InputError) as err:
+        ingest(write(tmp_path, "bomb.png", data), root=tmp_path)
+    assert time.monotonic() - started < 2
+    message = str(err.value)
+    assert message.startswith("bomb.png: image is 30000x30000 pixels")
+    assert "`limits.max_image_pixels`" in message
+    assert err.value.hint is not None and "max_image_pixels" in err.value.hint
+
+
+def test_pixel_limit_is_a_setting(tmp_path: Path, no_ocr: None) -> None:
+    path = write(tmp_path, "flow.png", pdf_factory.png(300, 150))  # 45,000 pixels
+    strict = Settings(limits=Limits(max_image_pixels=40_000))
+    with pytest.raises(InputError, match="more than the limit of 40,000"):
+        ingest(path, root=tmp_path, settings=strict)
+    doc = ingest(path, root=tmp_path, settings=Settings(limits=Limits(max_image_pixels=45_000)))
+    assert isinstance(doc.blocks[0], Figure)
+    assert Settings().limits.max_image_pixels == 50_000_000
+
+
+def test_scanned_pdf_page_with_a_huge_mediabox_renders_at_reduced_dpi(tmp_path: Path) -> None:
+    pdf = pymupdf.open()
+    page = pdf.new_page(width=3000, height=2000)  # at 150 dpi: 6250 x 4167 pixels (26 MP)
+    page.insert_image(page.rect, stream=pdf_factory.png(60, 40))
+    data = pdf.tobytes()
+    limit = 1_000_000
+    settings = Settings(ocr="off", limits=Limits(max_image_pixels=limit))
+
+    doc = ingest(write(tmp_path, "poster.pdf", data), root=tmp_path, settings=settings)
+    [figure] = [b for b in doc.blocks if isinstance(b, Figure)]
+    assert figure.scanned_page and figure.image is not None
+    width, height = figure.image.width or 0, figure.image.height or 0
+    assert width * height <= limit and width * height > 0.9 * limit
+    assert abs(width / height - 1.5) < 0.01
+    [notice] = [n for n in doc.notices if n.code == "scanned_page_downscaled"]
+    assert "rendered at 29.1 dpi instead of 150" in notice.message
+    assert "`limits.max_image_pixels`" in notice.message
+
+    default = ingest(write(tmp_path, "scan.pdf", pdf_factory.scanned_page()), root=tmp_path)
+    assert not [n for n in default.notices if n.code == "scanned_page_downscaled"]

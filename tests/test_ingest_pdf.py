@@ -297,3 +297,147 @@ def test_title_page_lines_beside_the_title_are_paragraphs(tmp_path: Path) -> Non
         (2, None, "Purpose"),
         (2, None, "Scope"),
     ]
+
+
+# --- ruled grids read without pymupdf's table finder -------------------------------------------
+
+_GRID_ROWS = [
+    ["Order value", "Agent action", "Approval"],
+    ["Under $50", "Refund up to $50", "None"],
+    ["$50 to $500", "Refund after checking the order", "Team lead"],
+    ["Over $500", "Escalate to billing", "Billing manager"],
+]
+
+
+def _grid_pdf(
+    rows: list[list[str | None]],
+    *,
+    widths: tuple[float, ...] = (120, 200, 150),
+    heights: list[float] | None = None,
+    no_wall: frozenset[tuple[int, int]] = frozenset(),  # (column rule, row) left out: merged
+    no_rule: frozenset[tuple[int, int]] = frozenset(),  # (row rule, column) left out
+) -> bytes:
+    """A page with a paragraph and a table drawn rule by rule, the first row in bold."""
+    import pymupdf
+
+    heights = heights or [20.0] * len(rows)
+    doc = pymupdf.open()
+    page = doc.new_page(width=612, height=792)
+    page.insert_text((72, 90), "Agents may approve refunds within these limits.", fontsize=10)
+    xs = [72.0]
+    for w in widths:
+        xs.append(xs[-1] + w)
+    ys = [130.0]
+    for h in heights:
+        ys.append(ys[-1] + h)
+    for r, row in enumerate(rows):
+        for c, cell in enumerate(row):
+            for k, part in enumerate((cell or "").split("\n")):
+                font = "hebo" if r == 0 else "helv"
+                page.insert_text((xs[c] + 4, ys[r] + 14 + 12 * k), part, fontname=font, fontsize=10)
+    for r, y in enumerate(ys):
+        for c in range(len(widths)):
+            if (r, c) not in no_rule:
+                page.draw_line((xs[c], y), (xs[c + 1], y))
+    for c, x in enumerate(xs):
+        for r in range(len(rows)):
+            if (c, r) not in no_wall:
+                page.draw_line((x, ys[r]), (x, ys[r + 1]))
+    page.insert_text((72, ys[-1] + 30), "Record the approval in the ticket.", fontsize=10)
+    data: bytes = doc.tobytes()
+    return data
+
+
+def _tables_both_ways(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data: bytes
+) -> tuple[list[Table], list[Table], int]:
+    """Tables read as shipped and with the grid builder off, and the table finder's calls."""
+    import pymupdf
+
+    from sop_compiler.ingest.pdf import _grid
+
+    calls = []
+    find_tables = pymupdf.Page.find_tables
+
+    def counted(self: object, *args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return find_tables(self, *args, **kwargs)
+
+    monkeypatch.setattr(pymupdf.Page, "find_tables", counted)
+    fast = [b for b in read(tmp_path, data).blocks if isinstance(b, Table)]
+    used = len(calls)
+    monkeypatch.setattr(_grid, "ruled_tables", lambda *args, **kwargs: None)
+    slow = [b for b in read(tmp_path, data, name="slow.pdf").blocks if isinstance(b, Table)]
+    for table in (*fast, *slow):
+        table.prov.file = ""  # the two reads differ only in file name
+    return fast, slow, used
+
+
+def test_ruled_grid_is_built_without_the_table_finder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast, slow, finder_calls = _tables_both_ways(tmp_path, monkeypatch, _grid_pdf(_GRID_ROWS))
+    assert finder_calls == 0
+    assert fast == slow  # the same table, box and header as pymupdf's table finder gives
+    assert fast[0].header == _GRID_ROWS[0]
+    assert fast[0].rows == _GRID_ROWS[1:]
+    assert fast[0].prov.bbox == (72.0, 130.0, 542.0, 210.0)
+
+
+def test_ruled_grid_keeps_word_spaces_and_joins_wrapped_cell_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows: list[list[str | None]] = [
+        ["Order value", "Agent action", "Approval"],
+        ["Under $50", "Refund up to $50\nafter checking the order", "None"],
+        ["Over $500", "Escalate  to billing", "Billing manager"],
+    ]
+    data = _grid_pdf(rows, heights=[20, 34, 20])
+    fast, slow, finder_calls = _tables_both_ways(tmp_path, monkeypatch, data)
+    assert finder_calls == 0
+    assert fast == slow
+    assert fast[0].rows == [
+        ["Under $50", "Refund up to $50 after checking the order", "None"],
+        ["Over $500", "Escalate to billing", "Billing manager"],
+    ]
+
+
+def test_merged_cells_put_text_in_the_first_cell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows: list[list[str | None]] = [
+        ["Order value", "Agent action", "Approval"],
+        ["Refunds", None, None],  # a section row across the whole table
+        ["Under $50", "Refund up to $50", "None"],
+        ["Over $500 escalates to the billing team", None, "Billing manager"],
+    ]
+    data = _grid_pdf(rows, no_wall=frozenset({(1, 1), (2, 1), (1, 3)}))
+    fast, slow, finder_calls = _tables_both_ways(tmp_path, monkeypatch, data)
+    assert finder_calls == 0
+    assert fast == slow
+    assert fast[0].rows == [
+        ["Refunds", "", ""],
+        ["Under $50", "Refund up to $50", "None"],
+        ["Over $500 escalates to the billing team", "", "Billing manager"],
+    ]
+
+
+@pytest.mark.parametrize(
+    "irregular",
+    [
+        {"no_rule": frozenset({(2, 0)})},  # a cell merged down two rows
+        {"no_wall": frozenset({(0, 2), (3, 2)})},  # outer rules missing on one row
+    ],
+    ids=["merged-rows", "partly-ruled"],
+)
+def test_partly_ruled_table_falls_back_to_the_table_finder(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    irregular: dict[str, frozenset[tuple[int, int]]],
+) -> None:
+    fast, slow, finder_calls = _tables_both_ways(
+        tmp_path, monkeypatch, _grid_pdf(_GRID_ROWS, **irregular)
+    )
+    assert finder_calls == 1
+    assert fast == slow
+    assert fast  # the table finder still reads it

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +24,14 @@ from sop_compiler.generate.llm import (
     ResponseFormatUnsupported,
     RetryableError,
     extract_json,
+    request_key,
 )
 from sop_compiler.models import (
+    Figure,
+    Heading,
+    ImageRef,
     Issue,
+    ListItem,
     Paragraph,
     Procedure,
     Provenance,
@@ -168,6 +175,58 @@ def test_unknown_tool_is_caught_even_if_validate_misses_it() -> None:
     assert "drop_database" in user_text(fake.calls[1])
 
 
+def test_unknown_tool_is_an_error_even_if_validate_calls_it_a_warning() -> None:
+    draft = _calling("drop_database")
+
+    def lenient(checked: RoutineDraft) -> list[Issue]:
+        return [
+            Issue(
+                code="unknown_tool",
+                severity="warning",
+                routine_id="x",
+                step_id="1",
+                message="`drop_database` is unknown",
+            )
+        ]
+
+    fake = backend(repair_attempts=1)
+    fake.queue(draft, draft)
+    [result] = run(fake, sample_procedure(), validate=lenient)
+
+    assert len(fake.calls) == 2  # it was sent back for repair: an unknown tool never passes
+    assert [(i.code, i.severity, i.step_id) for i in result.issues] == [
+        ("unknown_tool", "error", "1")
+    ]
+
+
+def test_unknown_tool_reported_by_validate_is_not_duplicated() -> None:
+    from sop_compiler.validate import check_draft
+
+    procedure = sample_procedure()
+    draft = _calling("drop_database")
+    fake = backend(repair_attempts=1)
+    fake.queue(draft, draft)
+    [result] = run(
+        fake,
+        procedure,
+        validate=lambda d: check_draft(
+            d, procedure=procedure, catalog=CATALOG, settings=fake.settings
+        ),
+    )
+
+    assert [(i.code, i.step_id) for i in result.issues if i.code == "unknown_tool"] == [
+        ("unknown_tool", "1")
+    ]
+    assert user_text(fake.calls[1]).count("drop_database") == 1
+
+
+def _calling(tool: str) -> dict[str, Any]:
+    draft = good()
+    draft["steps"][0]["kind"] = "tool_call"
+    draft["steps"][0]["tool_call"] = {"tool": tool, "arguments": []}
+    return draft
+
+
 def test_enormous_output_is_not_parsed() -> None:
     fake = backend(repair_attempts=0)
     fake.queue('{"title": "' + "x" * 500_000 + '"}')
@@ -208,12 +267,61 @@ def test_retryable_errors_are_retried_then_reported() -> None:
 def test_retry_after_is_used_and_backoff_is_deterministic() -> None:
     fake = backend()
     fake.backoff_base = 1.0
-    request = ChatRequest(model="m", messages=())
-    assert fake._delay(request, 0, 2.5) == 2.5
-    assert fake._delay(request, 0, 10_000) == 120
-    first = [fake._delay(request, attempt, None) for attempt in range(4)]
-    assert first == [fake._delay(request, attempt, None) for attempt in range(4)]
+    key = request_key(ChatRequest(model="m", messages=()))
+    assert fake._delay(key, 0, 2.5) == 2.5
+    first = [fake._delay(key, attempt, None) for attempt in range(4)]
+    assert first == [fake._delay(key, attempt, None) for attempt in range(4)]
     assert 0.75 <= first[0] <= 1.25 and 6 <= first[3] <= 10
+    other = request_key(ChatRequest(model="m2", messages=()))
+    assert [fake._delay(other, attempt, None) for attempt in range(4)] != first
+
+
+@pytest.mark.timeout(20)
+def test_retry_after_beyond_the_cap_fails_the_procedure_without_waiting() -> None:
+    fake = backend(max_retries=4)
+    fake.backoff_base = 1.0
+    fake.queue(
+        RetryableError("429 Too Many Requests from host", retry_after=600), procedure_id="p1"
+    )
+    fake.queue(good(), good())
+    started = time.monotonic()
+    first, second = run(fake, sample_procedure("p1"), sample_procedure("p2"))
+
+    assert time.monotonic() - started < 5
+    assert first.draft is None and first.error == (
+        "429 Too Many Requests from host: the server asked to wait 600 s (rate-limited), longer "
+        "than the 120 s sopc waits: try again later, or lower --jobs"
+    )
+    assert second.error is None  # not a fault of the whole backend
+    assert len(fake.calls) == 2
+
+
+def test_repair_keeps_the_draft_with_the_fewest_errors() -> None:
+    one_error = good()
+    one_error["steps"][0]["source"]["block_ids"] = ["b99"]
+    two_errors = good()
+    two_errors["steps"][0]["source"]["block_ids"] = ["b98"]
+    two_errors["steps"][1]["source"] = {"block_ids": ["b97"], "quote": "x"}
+    fake = backend(repair_attempts=1)
+    fake.queue(one_error, two_errors)
+    [result] = run(fake, sample_procedure())
+
+    assert len(fake.calls) == 2 and result.draft is not None
+    assert [i.message for i in result.issues] == ["cites block b99, which does not exist"]
+    source = result.draft.steps[0].source
+    assert source is not None and source.block_ids == ["b99"]
+
+
+def test_repair_keeps_the_later_draft_on_a_tie() -> None:
+    first = good()
+    first["steps"][0]["source"]["block_ids"] = ["b99"]
+    later = good()
+    later["steps"][0]["source"]["block_ids"] = ["b98"]
+    fake = backend(repair_attempts=1)
+    fake.queue(first, later)
+    [result] = run(fake, sample_procedure())
+
+    assert [i.message for i in result.issues] == ["cites block b98, which does not exist"]
 
 
 def test_fatal_error_stops_later_calls() -> None:
@@ -306,3 +414,110 @@ def test_generation_error_from_complete_is_reported() -> None:
     [result] = run(fake, sample_procedure())
 
     assert result.error == "400 from host: bad" and len(fake.calls) == 1
+
+
+def test_a_request_is_hashed_once_however_often_it_is_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    canonical = ChatRequest.canonical_json
+
+    def counting(self: ChatRequest) -> str:
+        calls.append(self.model)
+        return canonical(self)
+
+    monkeypatch.setattr(ChatRequest, "canonical_json", counting)
+    fake = FakeBackend(Settings(model="m", cache_dir=tmp_path, max_retries=3), cache=True)
+    fake.queue(RetryableError("503"), RetryableError("503"), RetryableError("503"), good())
+    [result] = run(fake, sample_procedure())
+
+    assert result.error is None and len(fake.calls) == 4
+    assert len(calls) == 1  # cache lookup, three retry delays and the cache write share one hash
+
+
+def test_cache_file_io_runs_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sop_compiler.generate.cache import ResponseCache
+
+    threads: dict[str, int] = {}
+    loop_thread: list[int] = []
+    get, put = ResponseCache.get, ResponseCache.put
+
+    def spy_get(self: ResponseCache, *args: Any, **kwargs: Any) -> Any:
+        threads["get"] = threading.get_ident()
+        return get(self, *args, **kwargs)
+
+    def spy_put(self: ResponseCache, *args: Any, **kwargs: Any) -> Any:
+        threads["put"] = threading.get_ident()
+        return put(self, *args, **kwargs)
+
+    monkeypatch.setattr(ResponseCache, "get", spy_get)
+    monkeypatch.setattr(ResponseCache, "put", spy_put)
+    fake = FakeBackend(Settings(model="m", cache_dir=tmp_path), cache=True)
+    context = GenerationContext(catalog=CATALOG, settings=fake.settings)
+    procedure = sample_procedure()
+
+    async def go() -> GenerationResult:
+        loop_thread.append(threading.get_ident())
+        return await fake.generate(procedure, context=context, validate=citation_check(procedure))
+
+    assert asyncio.run(go()).error is None
+    assert set(threads) == {"get", "put"}
+    assert loop_thread[0] not in threads.values()
+    assert list(tmp_path.rglob("*.json"))  # and the answer was stored
+
+
+def _scanned(**overrides: Any) -> Procedure:
+    """A scanned page read by OCR, followed (as readers emit it) by the blocks OCR found."""
+    prov = Provenance(file="billing/scan.png", page=1)
+    figure = Figure(
+        id="b1",
+        prov=prov,
+        image=ImageRef(sha256="ab" * 32, mime="image/png"),
+        text="REFUNDS\n1. Check the order in the system.",
+        read=True,
+        scanned_page=True,
+    )
+    blocks: list[Any] = [
+        figure,
+        Heading(id="b2", prov=prov, text="REFUNDS", level=1),
+        ListItem(
+            id="b3", prov=prov, marker="1.", ordered=True, text="Check the order in the system."
+        ),
+    ]
+    values: dict[str, Any] = {
+        "id": "scan",
+        "title": "Refunds",
+        "source": "billing/scan.png",
+        "source_sha256": "0" * 64,
+        "blocks": blocks,
+        "images": {"ab" * 32: b"\x89PNG fake bytes"},
+    }
+    return Procedure(**{**values, **overrides})
+
+
+@pytest.mark.parametrize("vision", [True, False])
+def test_ocr_text_repeated_by_the_following_blocks_is_shown_once(vision: bool) -> None:
+    rendered = prompts.render_procedure(_scanned(), images=_scanned().images, vision=vision)
+
+    assert rendered.text.count("Check the order in the system.") == 1
+    assert "[b3] 1. Check the order in the system." in rendered.text
+    image = "image 1 below" if vision else "image not available to you"
+    assert (
+        f"[b1] (scanned page, {image}; its text, read by OCR, is given by the blocks that follow)"
+        in rendered.text
+    )
+    assert len(rendered.images) == (1 if vision else 0)
+
+
+def test_ocr_text_that_no_block_repeats_is_kept() -> None:
+    procedure = _scanned()
+    figure, _, _ = procedure.blocks
+    other = Paragraph(id="b2", prov=figure.prov, text="Unrelated text after the scan.")
+    rendered = prompts.render_procedure(
+        _scanned(blocks=[figure, other]), images=procedure.images, vision=True
+    )
+
+    assert "REFUNDS\n1. Check the order in the system." in rendered.text
+    assert "given by the blocks that follow" not in rendered.text

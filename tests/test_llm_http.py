@@ -536,3 +536,109 @@ def test_the_test_server_lists_a_model(server: LLMServer) -> None:
             await client.close()
 
     assert asyncio.run(models()) == ["test-model"]
+
+
+# --- base URLs ---------------------------------------------------------------------------------
+
+SECRET_URL_PARTS = ("hunter2pass", "qsecret12345", "alice")
+
+
+def _with_credentials(base_url: str) -> str:
+    return base_url.replace("http://", "http://alice:hunter2pass@") + "?token=qsecret12345"
+
+
+def test_base_url_credentials_never_reach_a_message(
+    server: LLMServer,
+    make_backend: Callable[..., OpenAIBackend],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    url = _with_credentials(server.base_url)
+    port = server.base_url.split(":")[2].split("/")[0]
+    server.queue(*[error(500, f"upstream {url} failed")] * 2)
+    server.queue(error(400, f"bad request to {url}"))
+    failed, rejected = generate(
+        make_backend(base_url=url, max_retries=1),
+        *[sample_procedure("p1"), sample_procedure("p2")],
+        sequential=True,
+    )
+    with LLMServer() as gone:
+        refused_url = _with_credentials(gone.base_url)
+    [refused] = generate(make_backend(base_url=refused_url, max_retries=0), sample_procedure())
+
+    assert failed.error is not None and f"500 server error from 127.0.0.1:{port}:" in failed.error
+    assert rejected.error is not None and f"400 from 127.0.0.1:{port}:" in rejected.error
+    assert refused.error is not None and "connection to 127.0.0.1:" in refused.error
+    for text in (failed.error, rejected.error, refused.error, caplog.text):
+        for secret in SECRET_URL_PARTS:
+            assert secret not in text
+    # the query string reaches the server as a query parameter, not pasted into the path
+    assert all(r.path == "/v1/chat/completions?token=qsecret12345" for r in server.chat_requests)
+
+
+def test_base_url_without_a_scheme_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", "user:pw-secret@localhost:9/v1?key=querysecret")
+    with pytest.raises(ConfigError) as err:
+        OpenAIBackend(Settings(cache_dir=tmp_path))
+    message = str(err.value)
+    assert message == "base URL 'localhost:9/v1' is not a valid http(s) URL"
+    assert err.value.hint is not None and "http://localhost:8000/v1" in err.value.hint
+
+
+@pytest.mark.parametrize(
+    "url", ["localhost:9/v1", "ftp://127.0.0.1:9/v1", "http://127.0.0.1:99999/v1"]
+)
+def test_unusable_base_urls_are_refused_up_front(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", url)
+    with pytest.raises(ConfigError, match="is not a valid http\\(s\\) URL"):
+        OpenAIBackend(Settings(cache_dir=tmp_path))
+
+
+def test_a_url_the_client_rejects_is_fatal_not_retried(
+    make_backend: Callable[..., OpenAIBackend],
+) -> None:
+    backend = make_backend(max_retries=4)
+    backend.backoff_base = 1.0  # a retry would take seconds
+    # passes sopc's own check; the HTTP client refuses it (InvalidURL)
+    backend.base_url = "http://exa\u00e4mple..com/v1"
+    started = time.monotonic()
+    first, second = generate(backend, sample_procedure("p1"), sample_procedure("p2"))
+
+    assert time.monotonic() - started < 1
+    for result in (first, second):
+        assert result.error is not None
+        assert result.error.startswith("base URL 'http://exaämple..com/v1' is not a valid http(s)")
+
+
+def test_unsupported_protocol_at_request_time_is_fatal_not_retried(
+    make_backend: Callable[..., OpenAIBackend],
+) -> None:
+    backend = make_backend(max_retries=4)
+    backend.backoff_base = 1.0
+    backend.base_url = "localhost:9/v1"  # as if a check had been bypassed: the client accepts it
+    started = time.monotonic()
+    first, second = generate(backend, sample_procedure("p1"), sample_procedure("p2"))
+
+    assert time.monotonic() - started < 1
+    assert first.error == second.error
+    assert first.error is not None and first.error.startswith(
+        "base URL 'localhost:9/v1' is not a valid http(s) URL (UnsupportedProtocol"
+    )
+    assert "gave up" not in first.error
+
+
+def test_retry_after_beyond_the_cap_is_reported_without_waiting(
+    server: LLMServer, make_backend: Callable[..., OpenAIBackend]
+) -> None:
+    server.queue(error(429, "slow down", headers={"Retry-After": "900"}))
+    started = time.monotonic()
+    [result] = generate(make_backend(), sample_procedure())
+
+    assert time.monotonic() - started < 5 and len(server.chat_requests) == 1
+    assert result.error is not None
+    assert "429 Too Many Requests from 127.0.0.1" in result.error
+    assert "the server asked to wait 900 s (rate-limited)" in result.error

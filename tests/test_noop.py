@@ -103,8 +103,10 @@ def test_noop_compile_trusts_the_stat_cache_outside_the_output(tmp_path: Path) -
     sops, out, settings = _build(tmp_path)
     again = compile_folder(sops, settings=settings)  # type: ignore[arg-type]
     assert again.written == [] and again.exit_code == 0
-    caches = list((Path(os.environ["SOPC_CACHE_DIR"]) / "stat").glob("*.json"))
+    stat_dir = Path(os.environ["SOPC_CACHE_DIR"]) / "stat"
+    caches = [p for p in stat_dir.glob("*.json") if not p.name.endswith(".noop.json")]
     assert len(caches) == 1
+    assert [p.name for p in stat_dir.glob("*.noop.json")] == [caches[0].stem + ".noop.json"]
     recorded = json.loads(caches[0].read_text())["files"]
     assert "sopc.lock" not in recorded and any(rel.endswith(".md") for rel in recorded)
     assert not [p for p in out.rglob("*") if "stat" in p.name]

@@ -433,7 +433,7 @@ Use this procedure when a customer asks for their money back for an order.
 2. Issue the refund with `issue_refund`.
 """
     )
-    definitions, when, steps = procedure.blocks[:2], procedure.blocks[2:4], procedure.blocks[4:]
+    definitions, when, steps = procedure.blocks[1:3], procedure.blocks[3:5], procedure.blocks[5:]
     procedure = procedure.model_copy(
         update={
             "context": [
@@ -447,6 +447,77 @@ Use this procedure when a customer asks for their money back for an order.
     draft = build_draft(procedure, catalog=catalog, agents=AGENTS)
     assert draft.trigger.endswith("when a customer asks for their money back for an order.")
     assert "same item" not in draft.trigger
+
+
+def test_a_section_lead_in_is_the_first_step_of_each_procedure(catalog: ToolCatalog) -> None:
+    from sop_compiler.models import Document, Heading, ListItem, Paragraph, Provenance
+    from sop_compiler.segment import segment
+
+    blocks: list[Heading | Paragraph | ListItem] = []
+
+    def add(kind: type, text: str, **kw: Any) -> None:
+        prov = Provenance(file="billing/refunds.md", paragraph=len(blocks))
+        blocks.append(kind(id=f"b{len(blocks)}", prov=prov, text=text, **kw))
+
+    add(Heading, "Refunds and Credits", level=1)
+    add(Heading, "3 Procedure", level=1)
+    add(Paragraph, "Before you start, open the customer's record and read the last three contacts.")
+    tools = (("Issuing a refund", "lookup_order"), ("Applying a credit", "lookup_customer"))
+    for title, first in tools:
+        add(Heading, title, level=2)
+        add(Heading, "When to use", level=3)
+        add(Paragraph, f"Use this procedure when a customer asks about {title.lower()}.")
+        add(Heading, "Steps", level=3)
+        add(ListItem, f"Look them up with `{first}`.", marker="1.", ordered=True)
+        add(ListItem, "Tell the customer what happens next.", marker="2.", ordered=True)
+    document = Document(source="billing/refunds.md", format="markdown", sha256="0" * 64)
+    document.blocks = list(blocks)
+    procedures = segment(document, agent="billing")
+    assert [p.title for p in procedures] == ["Issuing a refund", "Applying a credit"]
+    for procedure, (_, tool) in zip(procedures, tools, strict=True):
+        draft = build_draft(procedure, catalog=catalog, agents=AGENTS)
+        first = draft.steps[0]
+        assert first.text.startswith("Before you start, open the customer's record")
+        assert first.source is not None and first.source.block_ids == ["b2"]
+        assert draft.steps[1].tool_call is not None and draft.steps[1].tool_call.tool == tool
+        # the trigger still comes from the procedure's own "When to use", not the lead-in
+        assert draft.trigger == f"Use when a customer asks about {procedure.title.lower()}."
+        assert _errors(draft, procedure, catalog) == []
+
+
+def test_context_is_background_never_a_step(catalog: ToolCatalog) -> None:
+    procedure = procedure_from_spec("# Issuing a refund\n1. Issue the refund with `issue_refund`.")
+    lead = procedure_from_spec("Open the customer's record first.").blocks[0]
+    parent = lead.model_copy(update={"prov": lead.prov.model_copy(update={"heading_path": ["A"]})})
+    procedure = procedure.model_copy(
+        update={"heading_path": ["A", "Issuing a refund"], "context": [parent]}
+    )
+    draft = build_draft(procedure, catalog=catalog, agents=AGENTS)
+    # segment decides what the steps are: a lead-in it kept as context stays out of them
+    assert all("record" not in step.text for step in _steps(draft).values())
+
+
+def test_a_finding_that_means_follow_another_sop_ends_the_routine(catalog: ToolCatalog) -> None:
+    step_1 = (
+        "1. Run a line test with `run_line_diagnostics`. A line fault means the router is not to"
+        " blame: follow CC-TS-001 Internet Outage Troubleshooting. If the test passes, transfer"
+        " the customer to Shipping."
+    )
+    draft, procedure = _draft(
+        f"# Router setup\n{step_1}\n2. Ask the customer to connect one device.\n", catalog
+    )
+    steps = _steps(draft)
+    check = next(s for s in steps.values() if s.kind == "condition")
+    assert check.condition is not None
+    assert check.condition.test == "there is a line fault (the router is not to blame)"
+    follow = steps[check.condition.then_step]
+    assert follow.text.startswith("Follow CC-TS-001") and follow.tool_call is None
+    # that SOP takes over: the case wraps up instead of carrying on with step 2
+    assert follow.next_step is not None and steps[follow.next_step].text.startswith(
+        "Ask whether there is anything else"
+    )
+    assert "line fault" not in steps["1"].text
+    assert _errors(draft, procedure, catalog) == []
 
 
 def test_defined_terms_are_no_instructions() -> None:

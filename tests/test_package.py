@@ -15,6 +15,7 @@ from sop_compiler.cli import app
 from sop_compiler.config import load_settings
 from sop_compiler.errors import ConfigError, ExitCode
 
+REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
 
@@ -45,12 +46,84 @@ def test_python_dash_m_runs_the_cli() -> None:
     assert "compile" in out.stdout
 
 
-def test_schema_command_prints_the_routine_schema() -> None:
+def test_schema_command_prints_the_schema_the_backend_sends() -> None:
+    """`sopc schema` is the strict schema of the json_schema response format, not Routine's."""
+    from sop_compiler.generate.llm import ChatRequest
+    from sop_compiler.generate.prompts import routine_schema
+
     result = runner.invoke(app, ["schema"])
     assert result.exit_code == 0
     schema = json.loads(result.output)
-    assert schema["title"] == "Routine"
+    sent = ChatRequest(model="m", messages=()).payload()["response_format"]["json_schema"]
+    assert schema == sent["schema"] == routine_schema()
     assert "steps" in schema["properties"]
+    assert not {"id", "agent", "source"} & set(schema["properties"])  # sopc fills those in
+    objects = [schema, *schema["$defs"].values()]
+    for node in objects:  # strict mode: closed objects, every property required
+        if node.get("type") == "object":
+            assert node["additionalProperties"] is False
+            assert sorted(node["required"]) == sorted(node["properties"])
+
+
+def test_render_modules_do_not_import_emit() -> None:
+    """Layering: render (terminal output) and emit (files) share escaping via a neutral module."""
+    import ast
+
+    render = REPO / "sop_compiler" / "render"
+    for path in sorted(render.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                module = node.module or ""
+                names = [module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                assert not name.startswith("sop_compiler.emit"), f"{path.name} imports {name}"
+
+
+def test_unexpected_error_is_one_line_unless_debug(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug or an environment sopc did not foresee: `internal error: ...`, exit 1, no traceback;
+    `--debug` re-raises it for the traceback."""
+    import sop_compiler.pipeline
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom\non two lines")
+
+    monkeypatch.setattr(sop_compiler.pipeline, "compile_folder", broken)
+    result = runner.invoke(app, ["check", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert result.stderr.strip() == (
+        "internal error: RuntimeError: boom on two lines (run with --debug for the traceback)"
+    )
+    debug = runner.invoke(app, ["--debug", "check", str(tmp_path)])
+    assert isinstance(debug.exception, RuntimeError)
+
+
+def test_step_summary_that_is_a_folder_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`GITHUB_STEP_SUMMARY=<a folder> sopc check --format github` used to end in a traceback."""
+    sops = tmp_path / "sops"
+    sops.mkdir()
+    (sops / "refunds.md").write_text(
+        "# Refunds\n\n## Issue a refund\n\n1. Ask for the order number.\n"
+        "2. Close the case.\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path))
+    args = ["check", str(sops), "-o", str(tmp_path / "out"), "--format", "github"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == ExitCode.OUTPUT, result.output
+    assert "Traceback" not in result.output
+    assert f"error: {tmp_path}: cannot append the run summary to $GITHUB_STEP_SUMMARY" in (
+        result.stderr
+    )
+    assert "::error file=" in result.stdout  # the annotations were still printed
 
 
 def test_missing_file_is_one_line_without_traceback(tmp_path: Path) -> None:
@@ -81,7 +154,36 @@ def test_invalid_setting_names_the_file_and_key(tmp_path: Path) -> None:
         load_settings(tmp_path, environ={})
 
 
-def test_golden_update_flag_is_off_in_ci() -> None:
-    """Golden files regenerate with SOPC_UPDATE_GOLDEN=1; left on in CI it hides regressions."""
-    if os.environ.get("CI"):
-        assert not os.environ.get("SOPC_UPDATE_GOLDEN")
+def test_golden_update_flag_is_off() -> None:
+    """Golden files regenerate with SOPC_UPDATE_GOLDEN=1; left on, golden tests cannot fail."""
+    assert "SOPC_UPDATE_GOLDEN" not in os.environ, (
+        "SOPC_UPDATE_GOLDEN is set: the golden files were rewritten instead of compared. "
+        "Review the regenerated files (git diff tests/data), then unset SOPC_UPDATE_GOLDEN "
+        "and run the tests again."
+    )
+
+
+def test_tests_cannot_reach_the_network() -> None:
+    """The conftest guard: only loopback connects; other hosts fail as connection errors."""
+    import socket
+    import threading
+
+    with pytest.raises(ConnectionRefusedError, match=r"203\.0\.113\.7:443"):
+        socket.create_connection(("203.0.113.7", 443), timeout=1)
+    with pytest.raises(socket.gaierror, match="api.openai.com"):
+        socket.getaddrinfo("api.openai.com", 443)
+    with socket.socket(socket.AF_INET6) as sock, pytest.raises(ConnectionRefusedError):
+        sock.connect(("2001:db8::1", 443))
+
+    import openai
+
+    client = openai.OpenAI(api_key="sk-test", max_retries=0, timeout=5)
+    with pytest.raises(openai.APIConnectionError):
+        client.models.list()
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        accepted = threading.Thread(target=lambda: server.accept()[0].close())
+        accepted.start()
+        socket.create_connection(("localhost", port), timeout=5).close()
+        accepted.join(timeout=5)

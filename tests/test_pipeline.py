@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -455,6 +456,7 @@ def test_sigterm_is_handled_like_ctrl_c(project: tuple[Path, Path]) -> None:
         async def generate(self, procedure, *, context, validate):  # type: ignore[no-untyped-def]
             if len(self.calls) == 2:
                 os.kill(os.getpid(), signal.SIGTERM)
+            await asyncio.sleep(0.05)  # a model takes a while: the signal arrives meanwhile
             return await super().generate(procedure, context=context, validate=validate)
 
     previous = signal.getsignal(signal.SIGTERM)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from sop_compiler.errors import OutputError
 from sop_compiler.models import Issue, ProcedureOutcome, RunResult, SopOutcome, StaleEntry, Usage
 from sop_compiler.render.run import markdown_summary, progress, render_run
 
@@ -147,3 +148,80 @@ def test_progress_off_a_terminal_prints_one_line_per_routine(
         advance("failed shipping/lost")
     err = capsys.readouterr().err.splitlines()
     assert err == ["generated billing/refunds (1/2)", "failed shipping/lost (2/2)"]
+
+
+def test_text_summary_prints_markup_in_sop_and_model_text_literally(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`[/]` in an issue message is text, not rich markup: it must not crash after the write."""
+    hostile = "closes [/] and opens [bold red]tags[/bold red] :warning: \\"
+    issue = Issue(
+        code="dangling_target",
+        severity="error",
+        routine_id="r[/]",
+        step_id="[b]2",
+        message=hostile,
+    )
+    result = RunResult(
+        command="compile",
+        backend="openai",
+        backend_note="base URL [/] set",
+        model="m[/i]",
+        dry_run=True,
+        sops=[
+            SopOutcome(
+                source="s.md",
+                status="ok",
+                procedures=[
+                    ProcedureOutcome(
+                        procedure_id="p[/]",
+                        title="t",
+                        agent="[red]agent",
+                        status="would_generate",
+                        estimated_prompt_tokens=12,
+                        issues=[issue],
+                    ),
+                    ProcedureOutcome(
+                        procedure_id="q[/]", title="t", agent="a", status="failed", error="e[/]"
+                    ),
+                ],
+            )
+        ],
+        stale=[StaleEntry(path="x[/].md", reason="edited", detail="d [/]")],
+    )
+    render_run(result, fmt="text")
+    out = capsys.readouterr().out
+    assert "backend: openai (base URL [/] set), model m[/i]" in out
+    assert "would generate [red]agent/p[/]: ~12 prompt tokens" in out
+    assert f"error: s.md: r[/] step [b]2: {hostile} [dangling_target]" in out
+    assert "failed: s.md: q[/]: e[/]" in out
+    assert "edited: x[/].md: d [/]" in out
+
+
+def test_unwritable_step_summary_is_a_clear_output_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A folder (or unwritable path) in $GITHUB_STEP_SUMMARY: an OutputError naming it, after
+    the annotations and the summary were printed, not an IsADirectoryError traceback."""
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path))
+    with pytest.raises(OutputError, match=r"GITHUB_STEP_SUMMARY.*(directory|folder)") as caught:
+        render_run(_result(), fmt="github")
+    assert caught.value.path == str(tmp_path)
+    out = capsys.readouterr().out
+    assert "::error file=sops/shipping/lost.md" in out and "backend: offline" in out
+
+
+def test_diff_markdown_escapes_step_ids_from_the_model() -> None:
+    """A step id is model output: in the diff table it cannot add a column or an HTML tag."""
+    from sop_compiler.diff import RoutineChange, RoutineSetDiff, StepChange
+    from sop_compiler.render.diff import diff_markdown
+
+    change = RoutineChange(
+        agent="billing",
+        id="refunds",
+        title="Refunds",
+        steps=[StepChange(change="moved", old_id="2|<img src=x>", new_id="3", before="Ask.")],
+    )
+    text = diff_markdown(RoutineSetDiff(old="a", new="b", changed=[change]))
+    [row] = [line for line in text.splitlines() if line.startswith("| moved |")]
+    assert "<img" not in row and row.count("|") == 5

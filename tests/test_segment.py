@@ -281,6 +281,56 @@ def test_a_procedure_written_as_prose_is_found_and_a_caps_title_is_tidied() -> N
     assert procedure.blocks[0].id == "b2" and procedure.blocks[-1].id == "b6"
 
 
+def _lead_in_doc(*lead: str) -> Document:
+    doc = _Doc().h("Refunds SOP").h("3 Procedure", 2)
+    for text in lead:
+        doc.p(text)
+    doc.h("3.1 Issuing a refund", 3).steps("Look up the order.", "Issue the refund.")
+    doc.h("3.2 Applying a credit", 3).steps("Look up the customer.", "Apply the credit.")
+    return doc.doc()
+
+
+def test_a_lead_in_instruction_starts_every_procedure_of_the_section() -> None:
+    document = _lead_in_doc(
+        "Before you start, open the customer's record and read the last three contacts.",
+        "This section holds two procedures.",
+    )
+    refund, credit = segment(document, agent="billing")
+    for procedure, heading in ((refund, "b4"), (credit, "b7")):
+        # the instruction is the procedure's first block, ahead of its heading; the
+        # description beside it stays background
+        assert _ids(procedure)[:2] == ["b2", heading]
+        assert [b.id for b in procedure.context] == ["b3"]
+        assert procedure.heading_path[-1] == procedure.title
+
+
+def test_a_lead_in_of_a_single_procedure_joins_it_but_a_procedure_intro_stays_context() -> None:
+    nested = _Doc().h("Refunds SOP").h("Refunds", 2).p("Always open the customer's record first.")
+    nested.h("Issuing a refund", 3).steps("Look up the order.", "Issue the refund.")
+    (procedure,) = segment(nested.doc(), agent="billing")
+    assert procedure.title == "Issuing a refund"
+    assert _ids(procedure)[0] == "b2" and procedure.context == []
+    # under a generic "Steps" heading the section is the procedure: its intro is background
+    own = _Doc().h("Refunds").p("Always open the customer's record first.")
+    own.h("Steps", 2).steps("Look up the order.", "Issue the refund.")
+    (procedure,) = segment(own.doc(), agent="billing")
+    assert procedure.title == "Refunds" and [b.id for b in procedure.context] == ["b1"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Follow the procedure below that matches the customer's request.",
+        "Use section 3.2 for credits.",
+        "Refunds are paid back to the original payment method.",
+    ],
+)
+def test_a_lead_in_that_points_at_the_procedures_or_describes_stays_context(text: str) -> None:
+    for procedure in segment(_lead_in_doc(text), agent="billing"):
+        assert [b.id for b in procedure.context] == ["b2"]
+        assert isinstance(procedure.blocks[0], Heading)
+
+
 def test_colliding_titles_get_numbered_ids() -> None:
     document = (
         _Doc()

@@ -444,3 +444,101 @@ def test_sentence_and_instruction_helpers() -> None:
     assert is_instruction("VIP customers: transfer to billing.")
     assert not is_instruction("Refunds take 5 days to appear.")
     assert not is_instruction("Use this procedure when a parcel is lost.")
+
+
+def test_many_colons_in_a_sentence_do_not_recurse() -> None:
+    times = ": ".join(f"{h % 24:02d}" for h in range(1_000))
+    assert not is_instruction(f"Opening times: {times}")
+    assert is_instruction(f"Call the depot: {times}")  # an imperative with a long list
+    assert not is_instruction("If the line is down, " * 1_000 + "the customer waits.")
+    # nesting that real SOPs use still reads as before
+    assert is_instruction("Marketplace orders: If the seller is unknown, escalate to Tier 2.")
+    assert is_instruction("Weekend: VIP customers: if urgent, call the on-call lead.")
+
+
+def test_a_procedure_with_a_list_of_times_validates() -> None:
+    times = ": ".join(f"{h % 24:02d}:00" for h in range(1_000))
+    block = Paragraph(id="b9", prov=_prov(9), text=f"Depot hours: {times}.")
+    procedure = PROCEDURE.model_copy(update={"blocks": [*PROCEDURE.blocks, block]})
+    issues = check_draft(
+        _draft(_good_steps()), procedure=procedure, catalog=CATALOG, settings=Settings()
+    )
+    assert [i.code for i in issues if i.severity == "error"] == []
+
+
+# A parameter as pydantic writes it: the enum lives in `$defs` and the property refers to it.
+_REF_TOOL = Tool(
+    name="verify_identity",
+    description="Verify the caller.",
+    parameters={
+        "type": "object",
+        "$defs": {"Method": {"type": "string", "enum": ["sms_code", "email_code"]}},
+        "properties": {
+            "customer_id": {"type": "string"},
+            "method": {"$ref": "#/$defs/Method"},
+            "broken": {"$ref": "#/$defs/Missing"},
+        },
+        "required": ["customer_id", "method"],
+    },
+)
+
+
+def _verify_draft(*arguments: ToolArgument) -> RoutineDraft:
+    call = ToolCall(
+        tool="verify_identity",
+        arguments=[ToolArgument(name="customer_id", from_context="step 1"), *arguments],
+    )
+    return _draft(_with(1, tool_call=call))
+
+
+def test_arguments_are_checked_against_refs_into_the_tools_defs() -> None:
+    catalog = ToolCatalog(tools=[*CATALOG.tools, _REF_TOOL])
+    good = check_draft(
+        _verify_draft(ToolArgument(name="method", value="sms_code")),
+        procedure=PROCEDURE,
+        catalog=catalog,
+        settings=Settings(),
+    )
+    assert [i.code for i in good] == []
+    bad = check_draft(
+        _verify_draft(ToolArgument(name="method", value="carrier_pigeon")),
+        procedure=PROCEDURE,
+        catalog=catalog,
+        settings=Settings(),
+    )
+    assert [(i.code, i.step_id) for i in bad] == [("bad_arguments", "2")]
+    assert "method='carrier_pigeon'" in bad[0].message
+
+
+def test_a_ref_that_resolves_nowhere_is_an_issue_not_a_crash() -> None:
+    catalog = ToolCatalog(tools=[_REF_TOOL])
+    issues = check_draft(
+        _verify_draft(
+            ToolArgument(name="method", value="sms_code"), ToolArgument(name="broken", value="x")
+        ),
+        procedure=PROCEDURE,
+        catalog=catalog,
+        settings=Settings(),
+    )
+    bad = [i for i in issues if i.code == "bad_arguments"]
+    assert len(bad) == 1 and "Missing" in bad[0].message and "cannot be resolved" in bad[0].message
+
+
+def test_walk_steps_is_flat_execution_order_at_any_depth() -> None:
+    from sop_compiler.models.routine import walk_steps
+
+    inner = Step(id="1a1", kind="say", text="c")
+    steps = [
+        Step(
+            id="1",
+            kind="say",
+            text="a",
+            substeps=[Step(id="1a", kind="say", text="b", substeps=[inner])],
+        ),
+        Step(id="2", kind="resolve", text="d"),
+    ]
+    assert [s.id for s in walk_steps(steps)] == ["1", "1a", "1a1", "2"]
+    deep = Step(id="x", kind="resolve", text="end")
+    for n in range(3_000):  # deeper than the recursion limit
+        deep = Step.model_construct(id=f"s{n}", kind="say", text="t", substeps=[deep])
+    assert sum(1 for _ in walk_steps([deep])) == 3_001

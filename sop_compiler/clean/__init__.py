@@ -8,7 +8,7 @@ made later still point at the right text.
 from __future__ import annotations
 
 from sop_compiler.clean._common import AnyBlock
-from sop_compiler.clean.pages import remove_page_furniture
+from sop_compiler.clean.pages import remove_page_furniture, remove_stamps
 from sop_compiler.clean.sections import (
     remove_boilerplate,
     remove_sections,
@@ -29,7 +29,7 @@ def clean(document: Document) -> Document:
     removals += removed
     blocks, removed = remove_page_furniture(blocks, page_count=document.page_count)
     removals += removed
-    for rule in (remove_toc, remove_sections, remove_tables, remove_boilerplate):
+    for rule in (remove_toc, remove_sections, remove_tables, remove_boilerplate, remove_stamps):
         blocks, removed = rule(blocks)
         removals += removed
     blocks = merge_page_breaks(blocks)

@@ -1,4 +1,4 @@
-"""Page furniture: running headers and footers, and page numbers."""
+"""Page furniture: running headers and footers, page numbers, and rubber stamps read by OCR."""
 
 from __future__ import annotations
 
@@ -27,6 +27,15 @@ _PAGE_NUMBER_STRICT = re.compile(
     r"^(?:(?:page|pg\.?|p\.)\s*\d{1,4}(?:\s*(?:of|/)\s*\d{1,4})?|[-–—]\s*\d{1,4}\s*[-–—])$",
     re.IGNORECASE,
 )
+# Words of a rubber stamp ("CONTROLLED COPY", "RECEIVED", "APPROVED"): OCR often reads the
+# stamp with its spaces lost, as "CONTROLLEDCOPY ACCOUNTSECURITY".
+_STAMP_WORDS = (
+    "uncontrolled|controlled|copy|approved|received|confidential|draft|void|obsolete|superseded|"
+    "master|original|verified|reviewed|issued|cancelled|expired|released|archived|filed|paid"
+)
+_STAMP_WORD = re.compile(rf"^(?:{_STAMP_WORDS})$", re.IGNORECASE)
+_STAMP_GLUED = re.compile(rf"^(?:{_STAMP_WORDS.upper()}){{2,}}$")
+_STAMP_MAX_WORDS = 5
 _DIGITS = re.compile(r"\d+")
 _SPACE = re.compile(r"\s+")
 
@@ -141,3 +150,32 @@ def _remove_strict_page_numbers(blocks: list[AnyBlock]) -> tuple[list[AnyBlock],
         else:
             kept.append(block)
     return kept, removed
+
+
+def remove_stamps(blocks: list[AnyBlock]) -> tuple[list[AnyBlock], list[Removal]]:
+    """Drop rubber-stamp lines a scan's OCR read as text ("CONTROLLEDCOPY ACCOUNTSECURITY.")."""
+    kept: list[AnyBlock] = []
+    removed: list[Removal] = []
+    for block in blocks:
+        if isinstance(block, Paragraph) and is_stamp(block.text):
+            removed.append(removal("stamp", "a rubber stamp read by OCR", block))
+        else:
+            kept.append(block)
+    return kept, removed
+
+
+def is_stamp(text: str) -> bool:
+    """A short ALL-CAPS line of stamp words, or with stamp words run together ("CONTROLLEDCOPY").
+
+    "CONTROLLED COPY" and "CONTROLLEDCOPY ACCOUNTSECURITY" are stamps; "DO NOT REFUND GIFT
+    CARDS" is an instruction in capitals and "MASTERCARD PAYMENTS" a label: both stay.
+    """
+    words = re.findall(r"[^\W\d_]+", text)
+    if not words or len(words) > _STAMP_MAX_WORDS or "\n" in text.strip():
+        return False
+    if not all(word.isupper() for word in words):
+        return False
+    if all(_STAMP_WORD.match(word) for word in words):
+        return True
+    # stamp words run together ("CONTROLLEDCOPY"): OCR lost the spaces, which text never does
+    return any(_STAMP_GLUED.match(word) for word in words)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from sop_compiler.clean._common import AnyBlock, is_step, is_toc_entry, removal
+from sop_compiler.clean.text import join_lines
 from sop_compiler.models import Heading, ListItem, Paragraph, Removal, Table
 
 _NUMBER = re.compile(r"^(?:\d+(?:\.\d+)*\.?|[A-Z]\.|[IVX]+\.)\s+")
@@ -225,9 +226,10 @@ def remove_boilerplate(blocks: list[AnyBlock]) -> tuple[list[AnyBlock], list[Rem
         text = "\n".join(noise)
         reason = "document-control or legal notice"
         removed.append(Removal(rule="boilerplate", reason=reason, text=text, prov=block.prov))
-        rest = [line for line in lines if line not in noise]
+        # joined again, so that the lines around a removed one read as a second pass leaves them
+        rest = join_lines("\n".join(line for line in lines if line not in noise))
         if rest:
-            kept.append(block.model_copy(update={"text": "\n".join(rest)}))
+            kept.append(block.model_copy(update={"text": rest}))
     return kept, removed
 
 

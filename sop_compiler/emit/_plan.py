@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import keyword
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sop_compiler.config import Settings
-from sop_compiler.emit.escape import one_line
+from sop_compiler.escape import one_line
 from sop_compiler.models import Routine
 from sop_compiler.slug import identifier, slugify
 
@@ -16,6 +17,9 @@ _SAFE_SEGMENT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,59}$")
 _SAFE_STEM = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
 # Names the generated package uses for itself: a specialist module must not take them.
 _RESERVED_MODULES = frozenset({"tools", "triage", "agents", "agent_network"})
+# The SDK names a handoff tool `transfer_to_<agent name>` (Handoff.default_tool_name) without
+# shortening it, and OpenAI rejects a tool name over 64 characters: agent names must fit.
+_MAX_AGENT_NAME = 64 - len("transfer_to_")
 
 
 def agent_dir(agent: str) -> str:
@@ -127,11 +131,20 @@ def import_order(name: str) -> list[tuple[int, int | str]]:
     ]
 
 
+def _bounded(name: str) -> str:
+    """The name, or its start plus a hash of the whole when its handoff tool name is too long."""
+    if len(_tool_key(name)) <= _MAX_AGENT_NAME:
+        return name
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{name[: _MAX_AGENT_NAME - len(digest) - 1].rstrip()} {digest}"
+
+
 def _unique(name: str, taken: set[str]) -> str:
-    candidate, n = name, 1
+    """A name whose handoff tool name is unique among `taken` and within the length limit."""
+    candidate, n = _bounded(name), 1
     while _tool_key(candidate) in taken:
         n += 1
-        candidate = f"{name} {n}"
+        candidate = _bounded(f"{name} {n}")
     taken.add(_tool_key(candidate))
     return candidate
 

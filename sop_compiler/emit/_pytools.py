@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from sop_compiler.emit.escape import CODE_WIDTH, py_docstring, py_literal, text_width
+from sop_compiler.escape import CODE_WIDTH, py_docstring, py_literal, text_width
 from sop_compiler.models import Tool
 
 _SCALARS = {"string": "str", "integer": "int", "number": "float", "boolean": "bool", "null": "None"}

@@ -8,7 +8,7 @@ from sop_compiler.config import Settings
 from sop_compiler.emit._env import render
 from sop_compiler.emit._plan import NetworkPlan, Specialist, Triage, import_order, plan_network
 from sop_compiler.emit._pytools import tool_stubs
-from sop_compiler.emit.escape import py_literal, py_string
+from sop_compiler.escape import py_literal, py_string
 from sop_compiler.models import Routine, ToolCatalog
 
 __all__ = ["PACKAGE", "render_network"]

@@ -9,7 +9,7 @@ from urllib.parse import quote
 from sop_compiler.config import Settings
 from sop_compiler.emit._env import render
 from sop_compiler.emit._plan import Triage, plan_network, routine_paths, title_of
-from sop_compiler.emit.escape import mermaid_label, one_line
+from sop_compiler.escape import mermaid_label, one_line
 from sop_compiler.models import TERMINAL_KINDS, Routine, Step, ValidationReport
 
 __all__ = ["render_review", "routine_flowchart"]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from sop_compiler.emit._env import render
 from sop_compiler.emit._plan import routine_paths, title_of
-from sop_compiler.emit.escape import one_line
+from sop_compiler.escape import md_block_safe, md_code, md_prose, one_line
 from sop_compiler.models import Routine, Step, ToolCall, ValidationReport
 
 __all__ = ["render_routine", "routine_json", "routine_markdown"]
@@ -24,10 +24,10 @@ _LOWER_FIRST = frozenset(_LOWER_FIRST_WORDS.split())
 
 @dataclass(frozen=True)
 class _Line:
-    """One rendered step: its label (`3.` or `a.`), nesting depth and instruction."""
+    """One rendered step: indent, list marker (`3.`, or `- **a.**` for a sub-step) and text."""
 
-    label: str
-    depth: int
+    indent: str
+    marker: str
     text: str
 
 
@@ -49,31 +49,53 @@ def routine_json(routine: Routine) -> bytes:
 
 
 def routine_markdown(routine: Routine) -> bytes:
-    """The instructions an agent reads: title, trigger, numbered steps, edge cases."""
+    """The instructions an agent reads: title, trigger, numbered steps, edge cases.
+
+    Every piece of SOP or model text is escaped as it enters a line (`md_prose`, `md_code`), so
+    no SOP can inject HTML or open a code fence; sopc's own backticks mark tool names.
+    """
     order = [step.id for step in routine.walk()]
     following = {
         step_id: order[i + 1] if i + 1 < len(order) else None for i, step_id in enumerate(order)
     }
     lines: list[_Line] = []
-
-    def visit(steps: list[Step], depth: int, parent: str) -> None:
-        for step in steps:
-            label = step.id[len(parent) :] if parent and step.id.startswith(parent) else step.id
-            # Ids come from a model: keep only word characters, so a label never reads as markup.
-            label = re.sub(r"[^\w.-]", "", label)[:12] or re.sub(r"[^\w.-]", "", step.id)[:12]
-            text = _step_text(step, following.get(step.id))
-            lines.append(_Line(label=f"{label or len(lines) + 1}.", depth=depth, text=text))
-            visit(step.substeps, depth + 1, step.id)
-
-    visit(routine.steps, 0, "")
-    edge_cases = [_edge_case(case.when, case.then) for case in routine.edge_cases]
+    top = [_label(step.id, "") for step in routine.steps]
+    # A CommonMark renderer renumbers an ordered list from its first number, so only ids that
+    # count 1, 2, 3 ... can be list numbers; others are shown as bold labels on bullets.
+    numbered = top == [str(n) for n in range(1, len(top) + 1)]
+    # An explicit stack rather than recursion: the nesting depth comes from model output.
+    stack: list[tuple[list[Step], int, str, str]] = [(list(reversed(routine.steps)), 0, "", "")]
+    while stack:
+        pending, depth, parent, indent = stack[-1]
+        if not pending:
+            stack.pop()
+            continue
+        step = pending.pop()
+        label = _label(step.id, parent) or str(len(lines) + 1)
+        # Sub-steps are a nested bullet list: `   a.` alone is no list marker, and a renderer
+        # would run every sub-step into the parent's paragraph.
+        marker = f"{label}." if depth == 0 and numbered else f"- **{label}.**"
+        text = md_block_safe(_step_text(step, following.get(step.id)))
+        lines.append(_Line(indent=indent, marker=marker, text=text))
+        if step.substeps:
+            child_indent = indent + " " * (len(marker.split(" ", 1)[0]) + 1)
+            stack.append((list(reversed(step.substeps)), depth + 1, step.id, child_indent))
+    edge_cases = [md_block_safe(_edge_case(case.when, case.then)) for case in routine.edge_cases]
     return render(
         "routine.md.j2",
-        title=one_line(routine.title) or routine.id,
-        trigger=_trigger_line(one_line(routine.trigger)),
+        title=md_prose(routine.title) or md_prose(routine.id),
+        trigger=md_block_safe(_trigger_line(md_prose(routine.trigger))),
         lines=lines,
         edge_cases=edge_cases,
     )
+
+
+def _label(step_id: str, parent: str) -> str:
+    """A step's label relative to its parent (`3b` under `3` is `b`), word characters only."""
+    # Ids come from a model: keep only word characters, so a label never reads as markup.
+    relative = step_id[len(parent) :] if parent and step_id.startswith(parent) else step_id
+    label = re.sub(r"[^\w.-]", "", relative).strip(".-")[:12]
+    return label or re.sub(r"[^\w.-]", "", step_id).strip(".-")[:12]
 
 
 def _trigger_line(trigger: str) -> str:
@@ -84,8 +106,10 @@ def _trigger_line(trigger: str) -> str:
 
 
 def _sentence(text: str) -> str:
-    text = one_line(text)
-    return text if not text or text[-1] in ".!?:;)\"'" else f"{text}."
+    """Escaped text ending with a full stop (or the punctuation it already ends with)."""
+    raw = one_line(text)
+    escaped = md_prose(raw)
+    return escaped if not raw or raw[-1] in ".!?:;)\"'" else f"{escaped}."
 
 
 def _join(text: str, sentence: str) -> str:
@@ -99,7 +123,7 @@ def _join(text: str, sentence: str) -> str:
 
 
 def _step_ref(step_id: str | None) -> str:
-    return f"step {one_line(step_id)}" if step_id else "the next step"
+    return f"step {md_prose(step_id)}" if step_id else "the next step"
 
 
 def _step_text(step: Step, following: str | None) -> str:
@@ -109,18 +133,20 @@ def _step_text(step: Step, following: str | None) -> str:
     elif step.kind == "condition" and step.condition is not None:
         test = one_line(step.condition.test)
         text = _condition_sentence(
-            test, step.condition.then_step, step.condition.else_step, following
+            md_prose(test), step.condition.then_step, step.condition.else_step, following
         )
         if step.text and one_line(test).rstrip("?.").lower() not in step.text.lower():
             text = f"{_sentence(step.text)} {text}"
     elif step.kind == "handoff":
         agent = re.sub(r"\s+agent$", "", one_line(step.target or ""), flags=re.IGNORECASE)
         sentence = (
-            f"Hand off to the {title_of(agent)} agent." if agent else "Hand off to another agent."
+            f"Hand off to the {md_prose(title_of(agent))} agent."
+            if agent
+            else "Hand off to another agent."
         )
         text = _join(step.text, sentence)
     elif step.kind == "escalate":
-        team = one_line(step.target or "")
+        team = md_prose(step.target or "")
         text = _join(step.text, f"Escalate to {team}." if team else "Escalate to a human.")
     elif step.kind == "resolve":
         text = _sentence(step.text) or "Resolve the case."
@@ -134,6 +160,7 @@ def _step_text(step: Step, following: str | None) -> str:
 def _condition_sentence(
     test: str, then_step: str, else_step: str | None, following: str | None
 ) -> str:
+    """The if/then/else of a condition step; `test` is already escaped Markdown."""
     test = re.sub(r"^(if|whether)\s+", "", test, flags=re.IGNORECASE).rstrip(" .,")
     opening = f'If the answer to "{test}" is yes' if test.endswith("?") else f"If {test}"
     then_part = f"{opening}, go to {_step_ref(then_step)}."
@@ -148,14 +175,13 @@ def _call_sentence(call: ToolCall) -> str:
     parts = []
     for argument in call.arguments:
         if argument.value is not None:
-            literal = json.dumps(argument.value, ensure_ascii=False)
-            value = f"`{literal}`" if "`" not in literal else literal
+            value = md_code(json.dumps(argument.value, ensure_ascii=False))
         elif argument.from_context:
-            value = one_line(argument.from_context).rstrip(".")
+            value = md_prose(argument.from_context).rstrip(".")
         else:
             value = "what you learned in the conversation"
-        parts.append(f"`{one_line(argument.name)}` = {value}")
-    tool = f"`{one_line(call.tool)}`"
+        parts.append(f"{md_code(argument.name)} = {value}")
+    tool = md_code(call.tool)
     return f"Call {tool} with {', '.join(parts)}." if parts else f"Call {tool}."
 
 
@@ -174,4 +200,4 @@ def _edge_case(when: str, then: str) -> str:
     # "then Escalate ..." reads as a typo; keep acronyms and names ("then SMS", "then Billing").
     if re.match(r"^[A-Z][a-z]", then) and then.split()[0].lower() in _LOWER_FIRST:
         then = then[0].lower() + then[1:]
-    return f"When {when}, then {_sentence(then)}"
+    return f"When {md_prose(when)}, then {_sentence(then)}"

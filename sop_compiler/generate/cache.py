@@ -41,11 +41,14 @@ class ResponseCache:
         """Where the entry for `key` lives."""
         return self.folder / key[:2] / f"{key}.json"
 
-    def get(self, request: ChatRequest) -> ChatResponse | None:
-        """The cached answer (usage counts one cached response, no tokens), or None."""
+    def get(self, request: ChatRequest, *, key: str | None = None) -> ChatResponse | None:
+        """The cached answer (usage counts one cached response, no tokens), or None.
+
+        `key` is `self.key(request)` when the caller already has it (hashing is not free).
+        """
         if self.refresh:
             return None
-        path = self.path(self.key(request))
+        path = self.path(key or self.key(request))
         try:
             entry = json.loads(path.read_text(encoding="utf-8"))
             content = entry["content"]
@@ -64,9 +67,9 @@ class ResponseCache:
             cached=True,
         )
 
-    def put(self, request: ChatRequest, response: ChatResponse) -> None:
+    def put(self, request: ChatRequest, response: ChatResponse, *, key: str | None = None) -> None:
         """Store an answer atomically; a cache that cannot be written only costs a warning."""
-        key = self.key(request)
+        key = key or self.key(request)
         entry = {
             "format": CACHE_FORMAT,
             "model": request.model,

@@ -34,7 +34,9 @@ ResponseFormat = Literal["json_schema", "json_object", "text"]
 _FALLBACK: dict[str, ResponseFormat] = {"json_schema": "json_object", "json_object": "text"}
 
 MAX_CONTENT_CHARS = 400_000  # a routine is a few KB; anything this large is runaway output
-MAX_RETRY_AFTER = 120.0  # seconds; a server asking for longer is treated as down
+# seconds; a server asking for a longer wait fails that procedure at once (one procedure could
+# otherwise stall the run for max_retries x the wait)
+MAX_RETRY_AFTER = 120.0
 _MAX_REPAIR_ITEMS = 20
 _KEY_LIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{4})[A-Za-z0-9_\-]{4,}")
 
@@ -299,7 +301,7 @@ class LLMBackend(Backend):
     ) -> GenerationResult:
         result = GenerationResult(procedure_id=procedure.id)
         messages, notes = self.build_messages(procedure, context)
-        best: tuple[RoutineDraft, list[Issue]] | None = None
+        best: tuple[RoutineDraft, list[Issue], int] | None = None  # draft, issues, errors
         problems: list[str] = []
         for attempt in range(1 + self.settings.repair_attempts):
             result.attempts = attempt + 1
@@ -319,8 +321,9 @@ class LLMBackend(Backend):
                 return result
             content = response.content or ""
             draft, issues, problems = self._check(content, procedure, context, validate)
-            if draft is not None:
-                best = (draft, issues)
+            # a repair can be worse than the answer it repairs: keep the fewest errors (ties: later)
+            if draft is not None and (best is None or len(problems) <= best[2]):
+                best = (draft, issues, len(problems))
             if not problems:
                 break
             log.info(
@@ -340,7 +343,7 @@ class LLMBackend(Backend):
                 f"no valid routine after {_attempts(result.attempts)}: {detail}"
             )
             return result
-        result.draft, issues = best
+        result.draft, issues, _ = best
         result.issues = [*notes, *issues]
         return result
 
@@ -362,24 +365,7 @@ class LLMBackend(Backend):
             if isinstance(exc, ValidationError):
                 return None, [], _pydantic_errors(exc)
             return None, [], [str(exc)]
-        issues = list(validate(draft))
-        reported = {(issue.code, issue.step_id) for issue in issues}
-        for step in _walk(draft.steps):
-            call = step.tool_call
-            if (
-                call
-                and context.catalog.get(call.tool) is None
-                and ("unknown_tool", step.id) not in reported
-            ):
-                issues.append(
-                    Issue(
-                        code="unknown_tool",
-                        severity="error",
-                        routine_id=procedure.id,
-                        step_id=step.id,
-                        message=f"`{call.tool}` is not a catalog tool: list it in tools_proposed",
-                    )
-                )
+        issues = _with_unknown_tools(list(validate(draft)), draft, procedure, context)
         return draft, issues, [_issue_text(issue) for issue in issues if issue.severity == "error"]
 
     async def _request(self, messages: list[ChatMessage]) -> ChatResponse:
@@ -407,8 +393,11 @@ class LLMBackend(Backend):
 
     async def _call(self, request: ChatRequest) -> ChatResponse:
         """Serve from the cache, or call `complete()` with retries and store the answer."""
+        # The request is hashed once (with images it is megabytes of base64), and file I/O runs
+        # in a thread, so that many requests in flight (--jobs 64) do not stall the event loop.
+        key: str | None = None
         if self.cache is not None:
-            hit = self.cache.get(request)
+            key, hit = await asyncio.to_thread(self._lookup, self.cache, request)
             if hit is not None:
                 return hit
         if self.fatal_error is not None:
@@ -426,7 +415,17 @@ class LLMBackend(Backend):
                     raise GenerationError(
                         self.scrub(f"{exc.message} (gave up after {_attempts(attempt + 1)})")
                     ) from None
-                delay = self._delay(request, attempt, exc.retry_after)
+                if exc.retry_after is not None and exc.retry_after > MAX_RETRY_AFTER:
+                    raise GenerationError(
+                        self.scrub(
+                            f"{exc.message}: the server asked to wait {exc.retry_after:.0f} s "
+                            f"(rate-limited), longer than the {MAX_RETRY_AFTER:.0f} s sopc "
+                            "waits: try again later, or lower --jobs"
+                        )
+                    ) from None
+                if key is None:
+                    key = await asyncio.to_thread(request_key, request)
+                delay = self._delay(key, attempt, exc.retry_after)
                 log.info(
                     "%s; retry %d of %d in %.2fs",
                     self.scrub(exc.message),
@@ -439,18 +438,68 @@ class LLMBackend(Backend):
         usage = response.usage.model_copy(update={"calls": 1, "cached_responses": 0})
         response = ChatResponse(response.content, response.finish_reason, response.refusal, usage)
         if self.cache is not None and _stop_reason(response) is None and response.content:
-            self.cache.put(request, response)
+            await asyncio.to_thread(self.cache.put, request, response, key=key)
         return response
 
-    def _delay(self, request: ChatRequest, attempt: int, retry_after: float | None) -> float:
-        """Retry-After when the server gives one; else exponential backoff with jitter."""
+    @staticmethod
+    def _lookup(cache: ResponseCache, request: ChatRequest) -> tuple[str, ChatResponse | None]:
+        key = cache.key(request)
+        return key, cache.get(request, key=key)
+
+    def _delay(self, request_key: str, attempt: int, retry_after: float | None) -> float:
+        """Retry-After when the server gives one; else exponential backoff with jitter.
+
+        `request_key` identifies the request (its hash); a Retry-After above MAX_RETRY_AFTER
+        never gets here.
+        """
         if retry_after is not None and retry_after >= 0:
             return min(retry_after, MAX_RETRY_AFTER)
         # Deterministic jitter (0.75x-1.25x) from the request: different procedures spread out,
         # yet a run replays the same waits.
-        seed = hashlib.sha256(f"{request.canonical_json()}:{attempt}".encode()).digest()
+        seed = hashlib.sha256(f"{request_key}:{attempt}".encode()).digest()
         jitter = 0.75 + 0.5 * (seed[0] / 255)
         return min(self.backoff_max, self.backoff_base * 2.0**attempt) * jitter
+
+
+def _with_unknown_tools(
+    issues: list[Issue], draft: RoutineDraft, procedure: Procedure, context: GenerationContext
+) -> list[Issue]:
+    """`issues`, with an error for each call of a tool outside the catalog that they miss.
+
+    `validate` normally reports these itself; this guarantees that no validate callable (a
+    stand-in, a future one with the check turned into a warning) lets an unknown tool through.
+    """
+    flagged = {
+        issue.step_id
+        for issue in issues
+        if issue.code == "unknown_tool" and issue.severity == "error"
+    }
+    missed = {
+        step.id: step.tool_call.tool
+        for step in _walk(draft.steps)
+        if step.tool_call is not None
+        and context.catalog.get(step.tool_call.tool) is None
+        and step.id not in flagged
+    }
+    if not missed:
+        return issues
+    # a weaker report of the same fault would be a duplicate of the error added below
+    kept = [i for i in issues if not (i.code == "unknown_tool" and i.step_id in missed)]
+    return kept + [
+        Issue(
+            code="unknown_tool",
+            severity="error",
+            routine_id=procedure.id,
+            step_id=step_id,
+            message=f"`{tool}` is not a catalog tool: list it in tools_proposed",
+        )
+        for step_id, tool in missed.items()
+    ]
+
+
+def request_key(request: ChatRequest) -> str:
+    """SHA-256 of the canonical request: identifies it (for retry jitter) without the cache."""
+    return hashlib.sha256(request.canonical_json().encode()).hexdigest()
 
 
 def _attempts(count: int) -> str:

@@ -7,10 +7,13 @@ once on faults no retry can fix, and say what to do about each fault.
 from __future__ import annotations
 
 import email.utils
+import logging
 import os
+import re
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from sop_compiler.config import Settings
 from sop_compiler.errors import ConfigError, GenerationError
@@ -35,6 +38,23 @@ _FORMAT_WORDS = (
     "structured output",
     "guided_json",
 )
+# httpx / httpx2 exception names for a URL no request can be sent to: retrying cannot help
+_BAD_URL_CAUSES = frozenset({"UnsupportedProtocol", "InvalidURL"})
+# the HTTP client logs every request's full URL (user info, query) at INFO level
+_HTTP_LOGGERS = ("httpx", "httpx2")
+
+
+class _ScrubLogs(logging.Filter):
+    """Removes the base URL's credentials from the HTTP client's log lines."""
+
+    def __init__(self, scrub: Callable[[str], str]) -> None:
+        super().__init__()
+        self._scrub = scrub
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record's message, scrubbed; never drop it."""
+        record.msg, record.args = self._scrub(record.getMessage()), None
+        return True
 
 
 class OpenAIBackend(LLMBackend):
@@ -54,22 +74,39 @@ class OpenAIBackend(LLMBackend):
                 hint="or use --backend offline",
             )
         self._api_key = key or _PLACEHOLDER_KEY
-        self.host = (
-            (urlparse(self.base_url).netloc or self.base_url) if self.base_url else "api.openai.com"
-        )
+        self._url_secrets = _url_secrets(self.base_url) if self.base_url else []
+        # host[:port] only: a base URL's user:password@ and ?query must never reach a message
+        self.host = _host(self.base_url) if self.base_url else "api.openai.com"
+        if self.base_url and self.host is None:
+            raise ConfigError(self._bad_url_message(), hint=_URL_HINT)
         self._client: openai.AsyncOpenAI | None = None
+        self._log_filter: _ScrubLogs | None = None
 
     def secrets(self) -> list[str]:
-        """The API key, so that no message can carry it."""
-        return [self._api_key] if self._api_key != _PLACEHOLDER_KEY else []
+        """The API key and the base URL's credentials, so that no message can carry them."""
+        key = [self._api_key] if self._api_key != _PLACEHOLDER_KEY else []
+        return key + self._url_secrets
+
+    def _bad_url_message(self, cause: object = None) -> str:
+        detail = f" ({type(cause).__name__}: {cause})" if cause is not None else ""
+        shown = _redacted(self.base_url or "")
+        return self.scrub(f"base URL {shown!r} is not a valid http(s) URL{detail}")
 
     def _get_client(self) -> openai.AsyncOpenAI:
         if self._client is None:
             import openai
 
+            base_url, query = _split_query(self.base_url) if self.base_url else (None, None)
+            if self._url_secrets and self._log_filter is None:
+                self._log_filter = _ScrubLogs(self.scrub)
+                for name in _HTTP_LOGGERS:
+                    logging.getLogger(name).addFilter(self._log_filter)
+            # the client would paste a query string into the middle of each request path, so
+            # gateways' `?api-version=...` goes in as a default query parameter instead
             self._client = openai.AsyncOpenAI(
                 api_key=self._api_key,
-                base_url=self.base_url,
+                base_url=base_url,
+                default_query=query,
                 timeout=self.settings.timeout,
                 max_retries=0,
             )
@@ -80,13 +117,20 @@ class OpenAIBackend(LLMBackend):
         if self._client is not None:
             await self._client.close()
             self._client = None
+        if self._log_filter is not None:
+            for name in _HTTP_LOGGERS:
+                logging.getLogger(name).removeFilter(self._log_filter)
+            self._log_filter = None
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         """One chat completion; faults become RetryableError, FatalBackendError, GenerationError."""
         import openai
         from openai.types.chat import ChatCompletion
 
-        client = self._get_client()
+        try:
+            client = self._get_client()
+        except Exception as exc:  # the client parses the base URL when it is built
+            raise FatalBackendError(self._bad_url_message(exc), hint=_URL_HINT) from None
         try:
             # client.post skips the SDK's per-request walk of the typed parameters (the schema and
             # the messages), which costs milliseconds of CPU per call and limits throughput.
@@ -100,6 +144,8 @@ class OpenAIBackend(LLMBackend):
             ) from None
         except openai.APIConnectionError as exc:
             cause = exc.__cause__ or exc
+            if type(cause).__name__ in _BAD_URL_CAUSES:
+                raise FatalBackendError(self._bad_url_message(cause), hint=_URL_HINT) from None
             raise RetryableError(
                 self.scrub(f"connection to {self.host} failed: {type(cause).__name__}: {cause}")
             ) from None
@@ -169,6 +215,56 @@ class OpenAIBackend(LLMBackend):
             else ""
         )
         return GenerationError(f"{status} from {self.host}{said}{hint}")
+
+
+_URL_HINT = "set base_url / OPENAI_BASE_URL to a URL such as http://localhost:8000/v1"
+
+
+def _host(url: str) -> str | None:
+    """`host[:port]` of an http(s) URL, without user info; None if it is not such a URL."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port  # raises ValueError when out of range or not a number
+    except ValueError:
+        return None
+    host = parts.hostname
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        return None
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    return f"{host}:{port}" if port is not None else host
+
+
+def _split_query(url: str) -> tuple[str, dict[str, object] | None]:
+    """The URL without its query and fragment, and the query as parameters (None if none)."""
+    parts = urlsplit(url.strip())
+    params: dict[str, object] = dict(parse_qsl(parts.query, keep_blank_values=True))
+    return parts._replace(query="", fragment="").geturl(), params or None
+
+
+def _redacted(url: str) -> str:
+    """`url` without user info, query or fragment, even when it is malformed."""
+    url = re.sub(r"^([A-Za-z][A-Za-z0-9+.\-]*://)?[^/?#]*@", r"\1", url.strip())
+    return re.split(r"[?#]", url, maxsplit=1)[0]
+
+
+def _url_secrets(url: str) -> list[str]:
+    """Parts of the base URL that may be credentials: user info, password, query and its values."""
+    head, _, rest = url.strip().partition("://")
+    authority = (rest if rest else head).split("/", 1)[0]
+    whole: list[str] = []  # always scrubbed
+    parts: list[str] = []  # scrubbed when long enough to be a secret rather than ordinary text
+    if "@" in authority:
+        userinfo = authority.rpartition("@")[0]
+        whole.append(userinfo)
+        parts.append(userinfo.partition(":")[2])
+    query = urlsplit(url.strip()).query
+    if query:
+        whole.append(query)
+        parts += [value for _, value in parse_qsl(query, keep_blank_values=True)]
+    found = {v for v in whole if len(v) >= 2} | {v for v in parts if len(v) >= 8}
+    found |= {unquote(value) for value in found}
+    return sorted(found, key=lambda v: (-len(v), v))  # longest first: no partial replacement
 
 
 def _error_object(body: object) -> dict[str, Any] | None:

@@ -30,10 +30,11 @@ from sop_compiler.models import (
     RoutineDraft,
     Table,
     ToolCatalog,
+    block_text,
 )
 
 # Bump when a template or the schema changes what the model is asked for (goes into the lock file).
-PROMPT_TEMPLATE_VERSION = "1"
+PROMPT_TEMPLATE_VERSION = "2"
 
 # Providers reject larger images (OpenAI: 20 MB per image).
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
@@ -59,7 +60,7 @@ class RenderedProcedure:
 
 
 def _template_files() -> list[tuple[str, str]]:
-    folder = resources.files("sop_compiler").joinpath("templates", "prompts")
+    folder = resources.files("sop_compiler").joinpath("templates").joinpath("prompts")
     return sorted(
         (item.name, item.read_text(encoding="utf-8")) for item in folder.iterdir() if item.is_file()
     )
@@ -160,7 +161,27 @@ def _data(text: str) -> str:
     return _TAG.sub(r"&lt;\1", text)
 
 
-def _block_line(block: Block, label: str = "") -> str:
+def _squash(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def _text_follows(figure: Figure, following: Block | None) -> bool:
+    """True when the block after a read figure repeats its OCR text.
+
+    Readers emit a scanned page or image as the Figure (its OCR text included) followed by the
+    headings, steps and paragraphs OCR found in it: the model needs that text only once.
+    """
+    if not (figure.read and figure.text) or following is None or isinstance(following, Figure):
+        return False
+    read = _squash(figure.text)
+    if isinstance(following, Table):
+        cells = [_squash(cell) for row in following.rows for cell in row if cell.strip()]
+        return bool(cells) and all(cell in read for cell in cells)
+    text = _squash(block_text(following))
+    return bool(text) and text in read
+
+
+def _block_line(block: Block, label: str = "", *, text: bool = True) -> str:
     # Labels in parentheses are sopc's, not SOP text: the prompt says never to quote them.
     if isinstance(block, Heading):
         number = f"{block.number} " if block.number else ""
@@ -174,8 +195,10 @@ def _block_line(block: Block, label: str = "") -> str:
         body = "\n".join(lines)
     elif isinstance(block, Figure):
         kind = "scanned page" if block.scanned_page else "figure"
+        if block.text and not text:
+            label += "; its text, read by OCR, is given by the blocks that follow"
         lines = [f"({kind}{label})" + (f" {block.caption}" if block.caption else "")]
-        if block.text:
+        if block.text and text:
             lines.append(block.text)
         body = "\n".join(lines)
     elif isinstance(block, Code):
@@ -194,9 +217,12 @@ def render_procedure(
     parts: list[ImagePart] = []
     unread: list[tuple[str, str]] = []
 
-    def line(block: Block) -> str:
-        if not isinstance(block, Figure) or block.image is None:
+    def line(block: Block, following: Block | None) -> str:
+        if not isinstance(block, Figure):
             return _block_line(block)
+        text = not _text_follows(block, following)
+        if block.image is None:
+            return _block_line(block, text=text)
         data = images.get(block.image.sha256)
         why = (
             "vision is off"
@@ -209,13 +235,19 @@ def render_procedure(
         )
         if why or data is None:
             unread.append((block.id, why))
-            return _block_line(block, ", image not available to you")
+            return _block_line(block, ", image not available to you", text=text)
         encoded = base64.b64encode(data).decode("ascii")
         parts.append(ImagePart(block.id, f"data:{block.image.mime};base64,{encoded}"))
-        return _block_line(block, f", image {len(parts)} below")
+        return _block_line(block, f", image {len(parts)} below", text=text)
 
-    context = "\n".join(line(block) for block in procedure.context)
-    body = "\n".join(line(block) for block in procedure.blocks)
+    def lines(blocks: Sequence[Block]) -> str:
+        return "\n".join(
+            line(block, blocks[i + 1] if i + 1 < len(blocks) else None)
+            for i, block in enumerate(blocks)
+        )
+
+    context = lines(procedure.context)
+    body = lines(procedure.blocks)
     text = _render(
         "procedure.j2",
         title=_data(procedure.title),

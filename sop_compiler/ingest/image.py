@@ -16,7 +16,7 @@ from sop_compiler.ingest.base import Reader, Source
 from sop_compiler.ingest.ocr import ocr_read, structure_lines, to_model_blocks
 from sop_compiler.models import Document, Figure, Heading, Notice, Provenance
 
-__all__ = ["ImageReader", "image_size", "ocr_hint"]
+__all__ = ["ImageReader", "check_pixels", "image_size", "ocr_hint"]
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # JPEG start-of-frame markers carry the size; C4 (DHT), C8 (JPG) and CC (DAC) are not frames.
@@ -32,9 +32,13 @@ class ImageReader(Reader):
     def read(self, source: Source, *, settings: Settings) -> Document:
         """The Figure with the image bytes first, then the blocks OCR read from it, if any."""
         size = image_size(source.data)
-        if size is None or not _complete(source.data) or not _decodes(source.data):
+        if size is None:
             raise InputError("not a valid PNG/JPEG image", path=source.name)
         mime, width, height = size
+        # before any decoding: a few KB of PNG can declare a 30000x30000 canvas (gigabytes)
+        check_pixels(width, height, settings=settings, path=source.name)
+        if not _complete(source.data) or not _decodes(source.data):
+            raise InputError("not a valid PNG/JPEG image", path=source.name)
         document = Document(
             source=source.name, format=self.format, sha256=source.sha256, page_count=1
         )
@@ -75,6 +79,18 @@ def ocr_hint(settings: Settings) -> str:
     if settings.ocr == "off":
         return "OCR is off (setting `ocr`)"
     return "install the `ocr` extra (rapidocr-onnxruntime) or tesseract"
+
+
+def check_pixels(width: int, height: int, *, settings: Settings, path: str) -> None:
+    """Refuse an image larger than `limits.max_image_pixels`, from its header alone."""
+    limit = settings.limits.max_image_pixels
+    if width * height > limit:
+        raise InputError(
+            f"image is {width}x{height} pixels ({width * height:,}), more than the limit of "
+            f"{limit:,} (setting `limits.max_image_pixels`; possible decompression bomb)",
+            path=path,
+            hint="raise `limits.max_image_pixels` in sopc.toml if this image is genuine",
+        )
 
 
 def image_size(data: bytes) -> tuple[str, int, int] | None:

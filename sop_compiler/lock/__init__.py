@@ -17,6 +17,7 @@ The header keys (`backend`, `catalog`, ...) describe the last run and explain st
 reader; every decision uses the per-entry keys, which stay correct when a run is interrupted.
 """
 
+from sop_compiler.lock._fast import CleanRun, NoopRecord, NoopRunResult
 from sop_compiler.lock._file import (
     LOCK_NAME,
     LOCK_VERSION,
@@ -37,7 +38,14 @@ from sop_compiler.lock._file import (
     write_lock,
 )
 from sop_compiler.lock._keys import ChosenBackend, Keys, backend_for, routine_json_path
-from sop_compiler.lock._plan import Plan, PlannedProcedure, PlannedSop, make_plan
+from sop_compiler.lock._plan import (
+    Plan,
+    PlannedProcedure,
+    PlannedSop,
+    make_plan,
+    start_plan,
+    unchanged_sops,
+)
 from sop_compiler.lock._stat import FileStates
 
 __all__ = [
@@ -46,10 +54,13 @@ __all__ = [
     "OUTPUT_VERSION",
     "RUN_LOCK_NAME",
     "ChosenBackend",
+    "CleanRun",
     "FileState",
     "FileStates",
     "Keys",
     "LockFile",
+    "NoopRecord",
+    "NoopRunResult",
     "Plan",
     "PlannedProcedure",
     "PlannedSop",
@@ -64,7 +75,9 @@ __all__ = [
     "run_lock",
     "sha256_bytes",
     "sha256_json",
+    "start_plan",
     "templates_sha",
+    "unchanged_sops",
     "write_atomic",
     "write_lock",
 ]

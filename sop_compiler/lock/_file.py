@@ -125,8 +125,12 @@ def write_lock(out: Path, lock: LockFile) -> bool:
     return write_atomic(out / LOCK_NAME, dump_lock(lock))
 
 
-def write_atomic(path: Path, data: bytes) -> bool:
-    """Replace `path` with `data` (temp file + rename) unless it already holds exactly that."""
+def write_atomic(path: Path, data: bytes, *, durable: bool = False) -> bool:
+    """Replace `path` with `data` (temp file + rename) unless it already holds exactly that.
+
+    The rename means no reader ever sees a half-written file. `durable` also flushes the bytes
+    and the folder entry to disk before returning (the final lock of a run).
+    """
     try:
         if path.read_bytes() == data:
             return False
@@ -138,11 +142,21 @@ def write_atomic(path: Path, data: bytes) -> bool:
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
+                if durable:
+                    handle.flush()
+                    os.fsync(handle.fileno())
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+        if durable:
+            with contextlib.suppress(OSError):
+                folder = os.open(path.parent, os.O_RDONLY)
+                try:
+                    os.fsync(folder)
+                finally:
+                    os.close(folder)
     except OSError as exc:
         raise OutputError(f"cannot write: {exc.strerror or exc}", path=path) from None
     return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -129,6 +130,16 @@ class PlannedProcedure:
         self.status, self.error, self.routine = "failed", error, None
 
 
+@dataclass(frozen=True)
+class _Reading:
+    """How `Plan.stream` reads SOPs."""
+
+    root: Path
+    reader: Reader
+    refresh: bool
+    read_all: bool
+
+
 class Plan:
     """Every SOP and procedure of a run, each checked against the lock."""
 
@@ -148,6 +159,45 @@ class Plan:
         self.keys = keys
         self.sops: list[PlannedSop] = []
         self.notes: list[str] = []
+        self._reading: _Reading | None = None
+
+    def stream(self) -> Iterator[PlannedSop]:
+        """Decide each SOP in source order, reading it when needed; final once yielded.
+
+        A routine id depends only on the SOPs before it (first come, first served), so each SOP
+        is final as soon as it is decided: a compile starts generating the first SOP's routines
+        while later SOPs are still being read.
+        """
+        reading = self._reading
+        assert reading is not None, "stream() needs a plan made by start_plan()"
+        used: set[str] = set()
+        for sop in self.sops:
+            changed = reading.refresh or sop.old is None or sop.old.key != sop.key
+            if sop.error is None and not sop.read and changed:
+                self._read(sop, reading)
+            taken = _assign_ids(sop, used)
+            self._decide(sop, reading.refresh)
+            if (
+                not sop.read
+                and sop.error is None
+                and any(
+                    p.stored_id != p.id or (reading.read_all and p.state != "current")
+                    for p in sop.procs
+                )
+            ):
+                # Its ids moved (an earlier SOP took one) or its procedures are needed: read it.
+                used.difference_update(taken)
+                self._read(sop, reading)
+                _assign_ids(sop, used)
+                self._decide(sop, reading.refresh)
+            yield sop
+
+    def _read(self, sop: PlannedSop, reading: _Reading) -> None:
+        _read(sop, root=reading.root, settings=self.settings, reader=reading.reader)
+
+    def _decide(self, sop: PlannedSop, refresh: bool) -> None:
+        for proc in sop.procs:
+            _decide(proc, keys=self.keys, old_lock=self.old, files=self.files, refresh=refresh)
 
     def procedures(self, state: ProcState | None = None) -> list[PlannedProcedure]:
         """All procedures in source order, or those in `state`."""
@@ -172,29 +222,35 @@ class Plan:
                     gone.update(recorded.outputs)
         return sorted(gone - keep)
 
-    def working_lock(self) -> LockFile:
-        """The lock as it stands before anything is generated: this run's header and procedures."""
+    def start_lock(self) -> LockFile:
+        """This run's header over the old entries: what a compile updates SOP by SOP."""
         keys = self.keys
-        lock = LockFile(
+        return LockFile(
             backend=keys.backend,
             catalog=keys.catalog,
             templates=keys.templates,
             settings=keys.settings,
+            sops=dict(self.old.sops),
             shared=dict(self.old.shared),
             shared_key=self.old.shared_key,
         )
-        for sop in self.sops:
-            if not sop.sha256:
-                continue
-            for proc in sop.procs:
-                proc.entry = proc.make_entry()
-            lock.sops[sop.source] = SopEntry(
-                sha256=sop.sha256,
-                key=sop.key,
-                error=sop.error,
-                procedures={p.id: p.entry for p in sop.procs if p.entry is not None},
-            )
-        return lock
+
+    def sop_entry(self, sop: PlannedSop, *, keep_vanished: bool) -> SopEntry | None:
+        """The SOP's lock entry before anything is generated (None: not recorded, no hash).
+
+        With `keep_vanished`, procedures that left the SOP stay listed: their outputs are only
+        removed at the end of the run, and until then the lock must account for them.
+        """
+        if not sop.sha256:
+            return None
+        procedures: dict[str, ProcedureEntry] = {}
+        if keep_vanished and sop.old is not None:
+            ids = {p.id for p in sop.procs}
+            procedures = {k: e for k, e in sop.old.procedures.items() if k not in ids}
+        for proc in sop.procs:
+            proc.entry = proc.make_entry()
+            procedures[proc.id] = proc.entry
+        return SopEntry(sha256=sop.sha256, key=sop.key, error=sop.error, procedures=procedures)
 
     def shared_key(self) -> str:
         """Key of what the network and review page show: every routine's render key and failures."""
@@ -349,36 +405,55 @@ def make_plan(
     or re-render is read, since those need the procedure itself. `files` decides output states
     (default: hash every output).
     """
+    plan = start_plan(
+        sops,
+        root=root,
+        out=out,
+        settings=settings,
+        catalog=catalog,
+        old=old,
+        backend=backend,
+        refresh=refresh,
+        read_all=read_all,
+        reader=reader,
+        files=files,
+    )
+    for _ in plan.stream():
+        pass
+    return plan
+
+
+def start_plan(
+    sops: Path,
+    *,
+    root: Path,
+    out: Path,
+    settings: Settings,
+    catalog: ToolCatalog,
+    old: LockFile,
+    backend: ChosenBackend,
+    refresh: bool,
+    read_all: bool,
+    reader: Reader,
+    files: FileStates | None = None,
+) -> Plan:
+    """Find and hash every SOP (cheap); `plan.stream()` then decides them in source order."""
     keys = Keys.compute(settings=settings, catalog=catalog, backend=backend.fingerprint)
     plan = Plan(out=out, settings=settings, old=old, keys=keys, files=files)
+    plan._reading = _Reading(root=root, reader=reader, refresh=refresh, read_all=read_all)
     found, skipped = discover_sources(sops)
     folders: dict[Path, Path] = {}
     plan.notes += [f"{_relative(path, root, folders)}: skipped: {why}" for path, why in skipped]
     seen: set[str] = set()
+    limit = int(settings.limits.max_file_mb * 1024 * 1024)
     for path, source in found:
         if source in seen:  # a symlink to another SOP of the folder
             continue
         seen.add(source)
-        sop = _open_sop(path, source, keys=keys, old=old)
-        if sop.error is None and (refresh or sop.old is None or sop.old.key != sop.key):
-            _read(sop, root=root, settings=settings, reader=reader)
+        sop = _open_sop(path, source, keys=keys, old=old, limit=limit, settings=settings)
         plan.sops.append(sop)
     plan.sops.sort(key=lambda sop: sop.source)
-    while True:
-        _assign_ids(plan.sops)
-        for proc in plan.procedures():
-            _decide(proc, keys=keys, old_lock=old, files=plan.files, refresh=refresh)
-        unread = [
-            sop
-            for sop in plan.sops
-            if not sop.read
-            and sop.error is None
-            and any(p.stored_id != p.id or (read_all and p.state != "current") for p in sop.procs)
-        ]
-        if not unread:
-            return plan
-        for sop in unread:
-            _read(sop, root=root, settings=settings, reader=reader)
+    return plan
 
 
 def _relative(path: Path, root: Path, folders: dict[Path, Path]) -> str:
@@ -403,10 +478,24 @@ def _relative(path: Path, root: Path, folders: dict[Path, Path]) -> str:
     return f"{base[len(prefix) :].replace(os.sep, '/')}/{path.name}"
 
 
-def _open_sop(path: Path, source: str, *, keys: Keys, old: LockFile) -> PlannedSop:
+def _open_sop(
+    path: Path, source: str, *, keys: Keys, old: LockFile, limit: int, settings: Settings
+) -> PlannedSop:
     entry = old.sops.get(source)
     try:
-        sha = sha256_bytes(path.read_bytes())
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > limit:
+                # Refused before reading, as ingest refuses it: hashing a multi-GB file only to
+                # refuse it would load all of it. Not recorded in the lock (no hash), like a
+                # file that cannot be read.
+                mib = settings.limits.max_file_mb
+                error = (
+                    f"{source}: file is {size / 1048576:.1f} MiB, over the {mib:g} MiB limit "
+                    "(limits.max_file_mb)"
+                )
+                return PlannedSop(source, path, "", "", entry, error=error)
+            sha = sha256_bytes(handle.read())
     except OSError as exc:
         return PlannedSop(
             source, path, "", "", entry, error=f"{source}: cannot read file: {exc.strerror}"
@@ -414,15 +503,33 @@ def _open_sop(path: Path, source: str, *, keys: Keys, old: LockFile) -> PlannedS
     sop = PlannedSop(source, path, sha, keys.sop(sha), entry)
     if entry is not None and entry.key == sop.key:
         sop.error = entry.error
-        sop.procs = [
-            PlannedProcedure(
-                sop, e.index, e.base_id, e.agent, e.title, e.text, None, stored_id=proc_id
-            )
-            for proc_id, e in sorted(
-                entry.procedures.items(), key=lambda item: (item[1].index, item[0])
-            )
-        ]
+        sop.procs = _procs_from_lock(sop, entry)
     return sop
+
+
+def _procs_from_lock(sop: PlannedSop, entry: SopEntry) -> list[PlannedProcedure]:
+    ordered = sorted(entry.procedures.items(), key=lambda item: (item[1].index, item[0]))
+    return [
+        PlannedProcedure(sop, e.index, e.base_id, e.agent, e.title, e.text, None, stored_id=proc_id)
+        for proc_id, e in ordered
+    ]
+
+
+def unchanged_sops(lock: LockFile) -> list[PlannedSop]:
+    """Every SOP of `lock` as a no-op run plans it: procedures current, reports from the lock."""
+    sops: list[PlannedSop] = []
+    for source, entry in sorted(lock.sops.items()):
+        sop = PlannedSop(source, Path(source), entry.sha256, entry.key, entry, error=entry.error)
+        sop.procs = _procs_from_lock(sop, entry)
+        for proc in sop.procs:
+            assert proc.stored_id is not None
+            proc.id, proc.state = proc.stored_id, "current"
+            proc.old = old = entry.procedures[proc.id]
+            proc.report = ValidationReport(
+                routine_id=proc.id, issues=old.issues, coverage=old.coverage
+            )
+        sops.append(sop)
+    return sops
 
 
 def _read(sop: PlannedSop, *, root: Path, settings: Settings, reader: Reader) -> None:
@@ -434,26 +541,28 @@ def _read(sop: PlannedSop, *, root: Path, settings: Settings, reader: Reader) ->
     ]
 
 
-def _assign_ids(sops: list[PlannedSop]) -> None:
+def _assign_ids(sop: PlannedSop, used: set[str]) -> list[str]:
     """Routine ids unique in the run (case-insensitively), first come first served by SOP path.
 
     Unique across agents, not just within one, so that every output path and every report keyed
     by routine id is unambiguous (`Refunds.md` and `refunds.md` never overwrite each other).
+    `used` holds the ids of every SOP before this one; the ids taken here are added and returned.
     """
-    used: set[str] = set()
-    for sop in sops:
-        for proc in sop.procs:
-            candidate, n = proc.base_id, 1
-            while candidate.lower() in used:
-                n += 1
-                candidate = f"{proc.base_id}-{n}"
-            used.add(candidate.lower())
-            proc.id = candidate
-            if proc.procedure is not None:
-                if proc.procedure.id != candidate:
-                    proc.procedure = proc.procedure.model_copy(update={"id": candidate})
-                proc.stored_id = candidate
-                proc.text = proc.procedure.text_sha256()
+    taken: list[str] = []
+    for proc in sop.procs:
+        candidate, n = proc.base_id, 1
+        while candidate.lower() in used:
+            n += 1
+            candidate = f"{proc.base_id}-{n}"
+        used.add(candidate.lower())
+        taken.append(candidate.lower())
+        proc.id = candidate
+        if proc.procedure is not None:
+            if proc.procedure.id != candidate:
+                proc.procedure = proc.procedure.model_copy(update={"id": candidate})
+            proc.stored_id = candidate
+            proc.text = proc.procedure.text_sha256()
+    return taken
 
 
 def _decide(

@@ -39,8 +39,12 @@ class FileStates:
         self._owner = str(out.resolve()) if cache_file is not None else ""
         self._records: dict[str, tuple[_Stat, str]] = {}
         self._loaded: dict[str, tuple[_Stat, str]] = {}
-        if cache_file is not None:
-            self._records = self._load(cache_file)
+        self._pending = cache_file is not None  # loaded on first use: a fast no-op never needs it
+
+    def _ensure_loaded(self) -> None:
+        if self._pending and self._cache_file is not None:
+            self._pending = False
+            self._records = self._load(self._cache_file)
             self._loaded = dict(self._records)
 
     @classmethod
@@ -51,8 +55,14 @@ class FileStates:
         name = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:32]
         return cls(out, cache_file=cache_dir / "stat" / f"{name}.json")
 
+    @property
+    def cache_file(self) -> Path | None:
+        """Where the stat cache is kept (None: no cache, every output is hashed)."""
+        return self._cache_file
+
     def state(self, relpath: str, sha256: str) -> FileState:
         """`ok` when the file holds `sha256`, else `missing` or `edited`."""
+        self._ensure_loaded()
         path = os.path.join(self._base, relpath)
         record = self._records.get(relpath)
         if record is not None and record[1] == sha256:
@@ -79,6 +89,7 @@ class FileStates:
         """Remember a file this run has just written with `sha256`."""
         if self._cache_file is None:
             return
+        self._ensure_loaded()
         try:
             self._records[relpath] = (_stat_key(os.stat(os.path.join(self._base, relpath))), sha256)
         except OSError:
@@ -86,11 +97,12 @@ class FileStates:
 
     def removed(self, relpath: str) -> None:
         """Forget a file this run removed."""
+        self._ensure_loaded()
         self._records.pop(relpath, None)
 
     def save(self) -> None:
         """Write the stat cache if it changed; a failure only costs re-hashing next time."""
-        if self._cache_file is None or self._records == self._loaded:
+        if self._cache_file is None or self._pending or self._records == self._loaded:
             return
         payload = {
             "version": _VERSION,

@@ -32,6 +32,7 @@ from sop_compiler.models.routine import (
     StepKind,
     ToolArgument,
     ToolCall,
+    walk_steps,
 )
 from sop_compiler.models.run import (
     InspectResult,
@@ -79,4 +80,5 @@ __all__ = [
     "Usage",
     "ValidationReport",
     "block_text",
+    "walk_steps",
 ]

@@ -24,7 +24,11 @@ class Procedure(BaseModel):
     heading_path: list[str] = Field(default_factory=list)
     blocks: list[Block] = Field(
         default_factory=list,
-        description="The section's blocks, including sub-sections (notes, exceptions).",
+        description=(
+            "The section's blocks, including sub-sections (notes, exceptions). Blocks before "
+            "the first heading are the enclosing section's lead-in instructions, which apply "
+            "before the procedure's own steps."
+        ),
     )
     context: list[Block] = Field(
         default_factory=list,

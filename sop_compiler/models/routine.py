@@ -11,6 +11,7 @@ The field descriptions below become the JSON schema that the LLM backend sends t
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -147,12 +148,18 @@ class Routine(RoutineDraft):
 
     def walk(self) -> list[Step]:
         """All steps in execution order (flattened, sub-steps after their parent)."""
-        out: list[Step] = []
+        return list(walk_steps(self.steps))
 
-        def visit(steps: list[Step]) -> None:
-            for step in steps:
-                out.append(step)
-                visit(step.substeps)
 
-        visit(self.steps)
-        return out
+def walk_steps(steps: Iterable[Step]) -> Iterator[Step]:
+    """Steps in execution order: each step, then its sub-steps (depth first, any depth)."""
+    # An explicit stack rather than recursion: nesting depth comes from model output.
+    stack: list[Iterator[Step]] = [iter(steps)]
+    while stack:
+        step = next(stack[-1], None)
+        if step is None:
+            stack.pop()
+            continue
+        yield step
+        if step.substeps:
+            stack.append(iter(step.substeps))

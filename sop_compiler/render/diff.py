@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sop_compiler.diff import RoutineChange, RoutineSetDiff, StepChange, counts
-from sop_compiler.emit.escape import md_cell, md_text
+from sop_compiler.escape import md_cell, md_text
 
 __all__ = ["diff_markdown", "render_diff"]
 
@@ -41,7 +41,8 @@ def _step_row(change: StepChange) -> str:
     else:
         where = change.new_id or change.old_id or ""
     after = "" if change.change == "moved" else change.after
-    return f"| {change.change} | {where} | {_cell(change.before)} | {_cell(after)} |"
+    # Step ids come from model output: escaped like any other cell.
+    return f"| {change.change} | {md_cell(where)} | {_cell(change.before)} | {_cell(after)} |"
 
 
 def _routine_section(change: RoutineChange) -> list[str]:

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from sop_compiler.errors import OutputError
 from sop_compiler.models import Issue, RunResult, SopOutcome, StaleEntry
 
 __all__ = ["markdown_summary", "progress", "render_run"]
@@ -36,7 +37,8 @@ def progress(total: int, *, fmt: str) -> Iterator[Callable[[str], None]]:
         )
 
         bar = Progress(
-            TextColumn("{task.description}"),
+            # Labels hold SOP-derived ids: plain text, never rich markup.
+            TextColumn("{task.description}", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
@@ -64,11 +66,24 @@ def render_run(result: RunResult, *, fmt: str) -> None:
         return
     if fmt == "github":
         _annotations(result)
-        summary = os.environ.get("GITHUB_STEP_SUMMARY")
-        if summary:
-            with Path(summary).open("a", encoding="utf-8") as handle:
-                handle.write(markdown_summary(result))
     _text(result)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY") if fmt == "github" else None
+    if summary:  # last: a summary file that cannot be written must not hide the run's results
+        _append_summary(Path(summary), markdown_summary(result))
+
+
+def _append_summary(path: Path, text: str) -> None:
+    """Append to the job summary file; a path that cannot take it is the runner's setup error."""
+    try:
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise OutputError(
+            f"cannot append the run summary to $GITHUB_STEP_SUMMARY: {reason}",
+            path=path,
+            hint="GITHUB_STEP_SUMMARY must name a writable file (GitHub Actions sets it).",
+        ) from exc
 
 
 def _counts(sop: SopOutcome) -> tuple[int, int, int, int, int, int, int]:
@@ -105,10 +120,17 @@ def _text(result: RunResult) -> None:
     from rich.table import Table
 
     # Off a terminal rich assumes 80 columns; CI logs are wider, and a cut SOP path is useless.
-    console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-    note = f" ({result.backend_note})" if result.backend_note else ""
-    model = f", model {result.model}" if result.model else ""
-    console.print(f"backend: {result.backend}{note}{model}")
+    # Every string from an SOP, the model or settings goes through escape(): `[/]` in an issue
+    # message would otherwise be read as markup and crash after the outputs were written.
+    console = Console(
+        highlight=False,
+        soft_wrap=True,
+        emoji=False,
+        width=None if sys.stdout.isatty() else 160,
+    )
+    note = f" ({escape(result.backend_note)})" if result.backend_note else ""
+    model = f", model {escape(result.model)}" if result.model else ""
+    console.print(f"backend: {escape(result.backend)}{note}{model}")
     for text in result.notes:
         console.print(f"[yellow]note:[/] {escape(text)}")
     notable = [
@@ -149,27 +171,30 @@ def _text(result: RunResult) -> None:
         for proc in sop.procedures:
             if proc.status == "failed":
                 console.print(
-                    f"[red]failed:[/] {escape(sop.source)}: {proc.procedure_id}: "
+                    f"[red]failed:[/] {escape(sop.source)}: {escape(proc.procedure_id)}: "
                     f"{escape(proc.error or '')}"
                 )
             if proc.estimated_prompt_tokens is not None:
                 console.print(
-                    f"would generate {proc.agent}/{proc.procedure_id}: "
+                    f"would generate {escape(proc.agent)}/{escape(proc.procedure_id)}: "
                     f"~{proc.estimated_prompt_tokens} prompt tokens"
                 )
             for issue in proc.issues:
                 if issue.severity == "error":
-                    console.print(f"[red]error:[/] {escape(sop.source)}: {_issue_text(issue)}")
+                    console.print(
+                        f"[red]error:[/] {escape(sop.source)}: {escape(_issue_text(issue))}"
+                    )
     for entry in result.stale:
         console.print(
-            f"[red]{entry.reason}:[/] {escape(_stale_path(result, entry))}: {escape(entry.detail)}"
+            f"[red]{escape(entry.reason)}:[/] {escape(_stale_path(result, entry))}: "
+            f"{escape(entry.detail)}"
         )
     verdict = _headline(result)
     if result.command == "check":
         verdict += (
             "; outputs are current" if not result.stale else f"; {len(result.stale)} problems"
         )
-    console.print(verdict)
+    console.print(escape(verdict))
 
 
 def _issue_text(issue: Issue) -> str:
@@ -226,7 +251,7 @@ def _annotations(result: RunResult) -> None:
 
 def markdown_summary(result: RunResult) -> str:
     """The run as Markdown, for `$GITHUB_STEP_SUMMARY`."""
-    from sop_compiler.emit.escape import md_cell
+    from sop_compiler.escape import md_cell
 
     title = "sopc check" if result.command == "check" else "sopc compile"
     out = [f"### {title}: {_headline(result)}", "", f"Backend: `{result.backend}`", ""]

@@ -23,8 +23,6 @@ from sop_compiler.generate.offline.tools import ToolIndex
 from sop_compiler.generate.offline.trigger import trigger_for
 from sop_compiler.models import (
     Issue,
-    ListItem,
-    Paragraph,
     Procedure,
     ProposedTool,
     RoutineDraft,
@@ -35,7 +33,7 @@ from sop_compiler.models import (
 __all__ = ["OFFLINE_RULES_VERSION", "OfflineBackend", "build_draft"]
 
 # Bump when the rules change what they produce, so that the lock file marks routines stale.
-OFFLINE_RULES_VERSION = 3
+OFFLINE_RULES_VERSION = 4
 
 
 class OfflineBackend(Backend):
@@ -73,14 +71,7 @@ def build_draft(
     tools = ToolIndex(catalog)
     builder = Builder(tools=tools, agents=tuple(sorted(agents)))
     parts = sections(procedure)
-    # "3 Procedure: Before you start, open the customer's record ...": the lead-in of the section
-    # that holds this procedure applies to it too, so it is the routine's first step
-    parent = procedure.heading_path[:-1]
-    step_units: list[Unit] = [
-        Unit(block.id, block.text, numbered=False)
-        for block in procedure.context
-        if parent and block.prov.heading_path == parent and isinstance(block, (Paragraph, ListItem))
-    ]
+    step_units: list[Unit] = []
     for section in parts:
         if section.kind == "steps":
             step_units += units(section)

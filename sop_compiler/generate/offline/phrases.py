@@ -35,6 +35,11 @@ _FOR = re.compile(
     r"(?P<case>[^,]{3,80}),\s+(?:also\s+)?(?P<verb>[a-z']+)",
     re.IGNORECASE,
 )
+# "A line fault means the router is not to blame: follow CC-TS-001": a finding and what to do
+_MEANS = re.compile(
+    r"^(?P<finding>an?\s+[\w' -]{2,40}?)\s+means\s+(?P<why>[^:;]+?)\s*[:;]\s*(?P<action>\S.*)$",
+    re.IGNORECASE,
+)
 _TRAILING_IF = re.compile(
     r"^(?P<action>.+?),?\s+(?:only\s+)?(?:if|when|in case)\s+(?P<test>.+)$", re.IGNORECASE
 )
@@ -167,6 +172,10 @@ def read_clause(sentence: str, *, tools: ToolIndex, agents: tuple[str, ...]) -> 
         clause.test = test.rstrip(":").strip()
         clause.test_tool = tools.find(test) if "`" in test else None
         text = action
+    elif (means := _MEANS.match(text)) and _is_order(means.group("action")):
+        finding, why = means.group("finding"), means.group("why").strip()
+        clause.test = f"there is {finding[0].lower()}{finding[1:]} ({why})"
+        text = means.group("action")
     else:
         trailing = _TRAILING_IF.match(text)
         first = text.split(None, 1)[0].casefold() if text.split() else ""
@@ -182,6 +191,12 @@ def read_clause(sentence: str, *, tools: ToolIndex, agents: tuple[str, ...]) -> 
     clause.rest = _LEAD.sub("", text).strip()
     clause.actions = read_actions(clause.rest, quote=sentence, tools=tools, agents=agents)
     return clause
+
+
+def _is_order(text: str) -> bool:
+    """True when the text starts with an instruction verb ("follow ...", "transfer ...")."""
+    first = _LEAD.sub("", text).split(None, 1)
+    return bool(first) and first[0].casefold() in INSTRUCTION_VERBS
 
 
 def _split_condition(rest: str) -> tuple[str, str]:

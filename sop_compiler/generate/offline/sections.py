@@ -34,6 +34,7 @@ class Section:
     title: str
     heading: Heading | None = None
     blocks: list[Block] = field(default_factory=list)
+    lead_in: bool = False  # the enclosing section's instructions, ahead of the procedure's heading
 
 
 @dataclass
@@ -56,14 +57,19 @@ def heading_title(text: str) -> str:
 
 def sections(procedure: Procedure) -> list[Section]:
     """The procedure's blocks grouped under their headings, each section classified by its title."""
-    out: list[Section] = [Section("steps", procedure.title)]
+    # segment puts the lead-in of the section around the procedure ahead of its first heading
+    lead = next((i for i, b in enumerate(procedure.blocks) if isinstance(b, Heading)), 0)
+    lead = lead if procedure.heading_path else 0
+    out: list[Section] = [Section("steps", procedure.title, lead_in=lead > 0)]
     inherited: list[tuple[int, SectionKind]] = []  # (level, kind) of enclosing special sections
     for position, block in enumerate(procedure.blocks):
         if not isinstance(block, Heading):
             out[-1].blocks.append(block)
             continue
         title = heading_title(block.text)
-        if position == 0 and title.casefold() == procedure.title.casefold():
+        if position == lead and lead:
+            out.append(Section("steps", procedure.title))  # the procedure's own text starts here
+        if position == lead and title.casefold() == procedure.title.casefold():
             continue  # the procedure's own title
         while inherited and inherited[-1][0] >= block.level:
             inherited.pop()

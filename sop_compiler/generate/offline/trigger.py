@@ -61,7 +61,7 @@ def trigger_for(procedure: Procedure, parts: list[Section]) -> str:
     """When to use the routine, in one sentence (it feeds the triage agent's routing)."""
     title = _LABEL.sub("", procedure.title).strip() or procedure.title
     own = [b for s in parts if s.kind == "context" for b in s.blocks]
-    intro = next((s.blocks for s in parts if s.kind == "steps"), [])
+    intro = next((s.blocks for s in parts if s.kind == "steps" and not s.lead_in), [])
     own += [b for b in intro[:1] if isinstance(b, Paragraph)]  # a lead paragraph
     # the lead paragraph under the procedure's own heading, which segment keeps as context
     own += [b for b in procedure.context if b.prov.heading_path[-1:] == [procedure.title]]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import math
 from collections import deque
 from typing import Any
 
@@ -152,13 +153,43 @@ def _read_page(
     return PageRecord(number=number, width=width, height=height, items=items, right_edges=edges)
 
 
+def _scan_dpi(width: float, height: float, max_pixels: int) -> float:
+    """_SCAN_DPI, or the highest resolution whose rendering stays within `max_pixels`."""
+    scale = _SCAN_DPI / 72
+    # +1: the rendered size is rounded up to whole pixels
+    if (width * scale + 1) * (height * scale + 1) <= max_pixels:
+        return _SCAN_DPI
+    zoom = math.sqrt(max_pixels / max(width * height, 1.0))
+    while zoom > 1e-6 and (width * zoom + 1) * (height * zoom + 1) > max_pixels:
+        zoom *= 0.99
+    return zoom * 72
+
+
 def _scanned_figure(page: Any, number: int, document: Document, settings: Settings) -> FigureItem:
     """Render a page that is only an image, so OCR or a vision model can read it."""
-    pixmap = page.get_pixmap(dpi=_SCAN_DPI)
+    width, height = float(page.rect.width), float(page.rect.height)
+    dpi = _scan_dpi(width, height, settings.limits.max_image_pixels)
+    prov = Provenance(file=document.source, page=number)
+    if dpi == _SCAN_DPI:
+        pixmap = page.get_pixmap(dpi=_SCAN_DPI)
+    else:
+        # a huge mediabox at 150 dpi would allocate gigabytes: render coarser, and say so
+        zoom = dpi / 72
+        pixmap = page.get_pixmap(matrix=_pymupdf().Matrix(zoom, zoom))
+        document.notices.append(
+            Notice(
+                code="scanned_page_downscaled",
+                message=(
+                    f"page {number} ({width:.0f}x{height:.0f} pt) was rendered at {dpi:.3g} dpi "
+                    f"instead of {_SCAN_DPI} to stay within `limits.max_image_pixels`; "
+                    "small text may be unreadable"
+                ),
+                prov=prov,
+            )
+        )
     png: bytes = pixmap.tobytes("png")
     ref = document.add_image(png, "image/png", pixmap.width, pixmap.height)
     result = ocr_read(png, engine=settings.ocr)
-    prov = Provenance(file=document.source, page=number)
     message = f"page {number} is a scanned image without a text layer; " + (
         f"its text was read by OCR ({result.engine}): check it against the image"
         if result is not None
@@ -168,8 +199,8 @@ def _scanned_figure(page: Any, number: int, document: Document, settings: Settin
     bbox = (0.0, 0.0, float(page.rect.width), float(page.rect.height))
     if result is None:
         return FigureItem(bbox=bbox, image=ref, scanned=True)
-    # the page was rendered at _SCAN_DPI: OCR boxes in pixels -> points, as PDF boxes are
-    blocks = tuple(block.scaled(72 / _SCAN_DPI) for block in structure_lines(result.lines))
+    # OCR boxes in pixels of the rendering -> points, as PDF boxes are
+    blocks = tuple(block.scaled(72 / dpi) for block in structure_lines(result.lines))
     return FigureItem(
         bbox=bbox, image=ref, scanned=True, text=result.text or None, read=True, ocr=blocks
     )

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sop_compiler.ingest.ocr import OcrBlock
+from sop_compiler.ingest.pdf import _grid
 from sop_compiler.models import ImageRef
 
 BBox = tuple[float, float, float, float]
@@ -213,25 +214,61 @@ def table_area(vectors: list[dict[str, Any]]) -> BBox | None:
 
 
 def extract_tables(page: Any, lines: list[Line], area: BBox) -> tuple[list[TableItem], list[BBox]]:
-    """Tables in the ruled area, and the areas whose text belongs to them (not to paragraphs)."""
+    """Tables in the ruled area, and the areas whose text belongs to them (not to paragraphs).
+
+    Fully ruled grids are built from the page's rules and lines (`_grid`, well under a
+    millisecond); anything irregular goes to pymupdf's table finder (about 10 ms a table).
+    """
+    grids = _grid.ruled_tables(page, lines, area)
+    if grids is None:
+        return _found_tables(page, lines, area)
+    tables: list[TableItem] = []
+    areas: list[BBox] = []
+    for grid in grids:
+        table = _table(grid.rows, grid.bbox, grid.header_bbox, lines)
+        if table is not None:
+            areas.append(grid.bbox)
+            tables.append(table)
+    return tables, areas
+
+
+def _found_tables(page: Any, lines: list[Line], area: BBox) -> tuple[list[TableItem], list[BBox]]:
     tables: list[TableItem] = []
     areas: list[BBox] = []
     for found in page.find_tables(clip=area).tables:
-        raw = found.extract()
-        rows = [[_cell(cell) for cell in row] for row in raw]
-        rows = [row for row in rows if any(row)]
-        if len(rows) < 2 or max(len(row) for row in rows) < 2:
-            continue  # a framed note or a single box is not a table
         bbox: BBox = tuple(found.bbox)
-        header: list[str] | None = None
+        raw = found.extract()
         if found.header.external:
+            table = _table(raw, bbox, None, lines)
+            if table is None:
+                continue
             header = [_cell(name) for name in found.header.names]
+            table = TableItem(bbox=bbox, header=header, rows=table.rows)
             areas.append(tuple(found.header.bbox))
-        elif _looks_like_header(rows[0], _inside(lines, [tuple(found.header.bbox)])):
-            header, rows = rows[0], rows[1:]
+        else:
+            table = _table(raw, bbox, tuple(found.header.bbox), lines)
+            if table is None:
+                continue
         areas.append(bbox)
-        tables.append(TableItem(bbox=bbox, header=header, rows=rows))
+        tables.append(table)
     return tables, areas
+
+
+def _table(
+    raw: list[list[str | None]], bbox: BBox, header_bbox: BBox | None, lines: list[Line]
+) -> TableItem | None:
+    """The table's rows without empty ones; the first row as header when it reads like one.
+
+    `header_bbox` is the first row's box, or None when the header lies outside the table.
+    """
+    rows = [[_cell(cell) for cell in row] for row in raw]
+    rows = [row for row in rows if any(row)]
+    if len(rows) < 2 or max(len(row) for row in rows) < 2:
+        return None  # a framed note or a single box is not a table
+    header: list[str] | None = None
+    if header_bbox is not None and _looks_like_header(rows[0], _inside(lines, [header_bbox])):
+        header, rows = rows[0], rows[1:]
+    return TableItem(bbox=bbox, header=header, rows=rows)
 
 
 def _cell(value: object) -> str:

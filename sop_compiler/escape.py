@@ -1,5 +1,6 @@
-"""Escaping for every place where SOP or catalog text lands in an output file.
+"""Escaping for every place where SOP, catalog or model text lands in an output file.
 
+Shared by `emit` (the files) and `render` (the run summary), so neither depends on the other.
 Python: text only ever becomes a string literal built here, escaped character by character, so no
 input can end a literal early or smuggle in code. Markdown: HTML and code-fence characters become
 entities, so nothing can open a fence, close one, or inject a tag. Mermaid: labels are quoted and
@@ -14,7 +15,10 @@ from collections.abc import Sequence
 
 __all__ = [
     "CODE_WIDTH",
+    "md_block_safe",
     "md_cell",
+    "md_code",
+    "md_prose",
     "md_text",
     "mermaid_label",
     "one_line",
@@ -182,8 +186,49 @@ def md_text(text: str) -> str:
         else:
             out.append(char)
     escaped = "".join(out)
-    # Text that starts with `-`, `+`, `=` or `1.` could read as list or heading syntax.
-    return re.sub(r"^([-+=]|\d+[.)])", r"\\\1", escaped)
+    return md_block_safe(escaped)
+
+
+_PROSE_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+_BACKTICK_RUN = re.compile(r"`{3,}")
+_BLOCK_MARK = re.compile(r"^[#+*=|-]")
+_ORDERED_MARK = re.compile(r"^(\d{1,9})([.)])")
+
+
+def md_prose(text: str) -> str:
+    """One line of prose for Markdown an agent reads: no HTML tag, no code fence.
+
+    `<`, `>` and `&` become entities and a run of three or more backticks becomes `&#96;`
+    entities. Single and double backticks stay, so code spans an SOP writes (tool names) still
+    work, and the text stays readable; `*`, `_` and `[` are left alone for the same reason.
+    """
+    out = [
+        _PROSE_ENTITIES.get(char, char if char.isprintable() else " ") for char in one_line(text)
+    ]
+    escaped = "".join(out)
+    return _BACKTICK_RUN.sub(lambda run: "&#96;" * len(run.group()), escaped)
+
+
+def md_code(text: str) -> str:
+    """A one-line code span for `text`, or escaped prose when the span could not hold it.
+
+    A backtick would end the span early, and `<`, `>` or `&` would be live HTML if a stray
+    backtick elsewhere on the line paired the span's delimiters differently.
+    """
+    line = one_line(text)
+    if not line or any(char in line for char in "`<>&") or not line.isprintable():
+        return md_prose(line)
+    return f"`{line}`"
+
+
+def md_block_safe(line: str) -> str:
+    """A line of already-escaped Markdown that cannot start a heading, list or table.
+
+    Only ASCII punctuation can be backslash-escaped, so `1.` becomes `1\\.`, not `\\1.`.
+    """
+    if _BLOCK_MARK.match(line):
+        return "\\" + line
+    return _ORDERED_MARK.sub(r"\1\\\2", line, count=1)
 
 
 def md_cell(text: str) -> str:
