@@ -103,8 +103,7 @@ def _guard(run: Callable[[], int]) -> None:
             raise
         message = " ".join(str(exc).split())
         print(
-            f"internal error: {type(exc).__name__}: {message} "
-            "(run with --debug for the traceback)",
+            f"internal error: {type(exc).__name__}: {message} (run with --debug for the traceback)",
             file=sys.stderr,
         )
         raise typer.Exit(int(ExitCode.FAILED)) from None

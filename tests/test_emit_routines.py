@@ -222,7 +222,8 @@ def test_sop_text_cannot_inject_html_or_fences_into_routine_markdown() -> None:
     assert "Call `lookup_order` with `order_id` = the id &lt;img" in md
     assert "&lt;i&gt;" in md  # a value with `<` is shown as escaped text, not a code span
     assert [line for line in md.splitlines() if line.startswith("#")] == [
-        f"# Refunds &lt;img src=x onerror=\"alert(1)\"&gt; &amp; &lt;script&gt;alert(2)&lt;/script&gt;",
+        '# Refunds &lt;img src=x onerror="alert(1)"&gt; '
+        "&amp; &lt;script&gt;alert(2)&lt;/script&gt;",
         "## Steps",
         "## Edge cases",
     ]
@@ -342,10 +343,11 @@ def test_disk_full_or_read_only_is_a_clear_error(
     out = tmp_path / "out"
     write_outputs(out, {"r/a.md": b"old"})
 
-    def failing_fsync(fd: int) -> None:
+    def failing_replace(source: object, target: object) -> None:
+        # The last step of an atomic write: the temp file exists and must be cleaned up.
         raise OSError(code, os.strerror(code))
 
-    monkeypatch.setattr("sop_compiler.emit.write.os.fsync", failing_fsync)
+    monkeypatch.setattr("sop_compiler.emit.write.os.replace", failing_replace)
     with pytest.raises(OutputError) as caught:
         write_outputs(out, {"r/a.md": b"new"})
     message = str(caught.value)

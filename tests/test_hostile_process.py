@@ -51,14 +51,25 @@ def slow_server() -> Iterator[LLMServer]:
 class Compile:
     """`sopc compile` in a subprocess, with its stderr read line by line as it comes."""
 
-    def __init__(self, sops: Path, out: Path, server: LLMServer, *extra: str) -> None:
+    def __init__(
+        self, sops: Path, out: Path, server: LLMServer, *extra: str, ignore_sigint: bool = False
+    ) -> None:
         args = [
             sys.executable, "-m", "sop_compiler", "compile", str(sops), "-o", str(out),
             "--backend", "openai", "--base-url", server.base_url, "--model", "test-model",
             "--jobs", "1", "--no-cache", "--format", "json", *extra,
         ]  # fmt: skip
         self.proc = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ)
+            args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ),
+            # As for a background job of a non-interactive shell: Ctrl-C is ignored, and only
+            # SIGTERM can stop the run.
+            preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+            if ignore_sigint
+            else None,
         )
         self.err_lines: list[str] = []
         self.out_chunks: list[str] = []
@@ -142,6 +153,21 @@ def test_signal_mid_run_keeps_completed_routines_and_resumes(
     assert statuses.count("generated") == PROCEDURES - len(done)
     assert len(slow_server.chat_requests) - asked == PROCEDURES - len(done)
     assert _consistent(out) == {p["procedure_id"] for s in result["sops"] for p in s["procedures"]}
+
+
+def test_sigterm_stops_cleanly_when_sigint_is_ignored(
+    tmp_path: Path, slow_server: LLMServer
+) -> None:
+    sops, out = _sops(tmp_path), tmp_path / "out"
+    run = Compile(sops, out, slow_server, ignore_sigint=True)
+    run.wait_for(2)
+    run.proc.send_signal(signal.SIGTERM)
+    code, _, stderr = run.finish()
+
+    assert code == 130, stderr
+    assert "interrupted: completed routines were kept" in stderr
+    assert "Traceback" not in stderr and "CancelledError" not in stderr
+    assert 2 <= len(_consistent(out)) < PROCEDURES
 
 
 def test_second_compile_on_the_same_output_waits_and_never_corrupts(

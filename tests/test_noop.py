@@ -5,13 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from sop_compiler.config import load_settings
+from sop_compiler.config import Settings, load_settings
 from sop_compiler.ingest import SUFFIXES, discover, discover_sources
-from sop_compiler.lock import FileStates
+from sop_compiler.lock import FileStates, NoopRunResult
+from sop_compiler.models import RunResult
 from sop_compiler.pipeline import compile_folder
 
 SOP = "# Refunds\n\n## Issue a refund\n\n1. Ask for the order number.\n2. Look up the order.\n"
@@ -158,3 +162,159 @@ def test_a_damaged_stat_cache_only_costs_hashing(tmp_path: Path, content: str) -
     states = FileStates(out, cache_file=cache)
     assert states.state("a.md", hashlib.sha256(b"x\n").hexdigest()) == "ok"
     assert states.state("b.md", "0" * 64) == "missing"
+
+
+# -- the no-op fast path ------------------------------------------------------------------------
+
+TOOLS = """\
+tools:
+  - name: lookup_order
+    description: Look up an order.
+    access: read
+    parameters: {type: object, properties: {order_id: {type: string}}, required: [order_id]}
+"""
+
+
+def _project(tmp_path: Path) -> tuple[Path, Path, Settings]:
+    sops, out = tmp_path / "sops", tmp_path / "out"
+    for index, folder in enumerate(["billing", "billing", "shipping"]):
+        (sops / folder).mkdir(parents=True, exist_ok=True)
+        (sops / folder / f"sop-{index}.md").write_text(SOP.replace("Refunds", f"Case {index}"))
+    (sops / "tools.yaml").write_text(TOOLS)
+    (sops / "notes.xyz").write_text("not an SOP")  # a skipped file: a note on every run
+    settings = load_settings(sops, overrides={"backend": "offline", "output": out})
+    assert compile_folder(sops, settings=settings).exit_code == 0
+    return sops, out, settings
+
+
+def _clean_noop(sops: Path, settings: Settings) -> RunResult:
+    """A no-op by the normal path, which records it for the fast path."""
+    result = compile_folder(sops, settings=settings)
+    assert result.written == [] and not isinstance(result, NoopRunResult)
+    time.sleep(0.02)  # past the racy-clean window of the timestamps just recorded
+    return result
+
+
+@pytest.fixture
+def planning(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Records every time a compile plans its SOPs (the fast path never does)."""
+    import sop_compiler.pipeline as pipeline
+
+    calls: list[str] = []
+    real = pipeline.start_plan
+
+    def start_plan(*args: Any, **kwargs: Any) -> Any:
+        calls.append("planned")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "start_plan", start_plan)
+    return calls
+
+
+def test_a_no_op_takes_the_fast_path_with_the_same_result(
+    tmp_path: Path, planning: list[str]
+) -> None:
+    sops, out, settings = _project(tmp_path)
+    normal = _clean_noop(sops, settings)
+    planning.clear()
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    fast = compile_folder(sops, settings=settings)
+    assert planning == []  # decided without planning any SOP
+    assert isinstance(fast, NoopRunResult)
+    assert fast.exit_code == 0 and fast.written == []
+    assert fast.model_dump() == normal.model_dump()  # outcomes, issues, notes: all the same
+    assert json.loads(fast.model_dump_json()) == json.loads(normal.model_dump_json())
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before  # nothing rewritten
+    strict = compile_folder(sops, settings=settings, strict=True)
+    assert planning == []
+    assert (
+        strict.exit_code
+        == compile_folder(sops, settings=settings, check=True, strict=True).exit_code
+    )
+
+
+def _change_sop(sops: Path, out: Path) -> None:
+    path = sops / "billing/sop-0.md"
+    path.write_text(path.read_text().replace("Look up the order", "Look up the customer's order"))
+
+
+def _change_catalog(sops: Path, out: Path) -> None:
+    (sops / "tools.yaml").write_text(TOOLS.replace("Look up an order.", "Find an order."))
+
+
+def _edit_output(sops: Path, out: Path) -> None:
+    _edit_keeping_size_and_mtime(next((out / "routines").rglob("*.md")))
+
+
+def _delete_output(sops: Path, out: Path) -> None:
+    next((out / "routines").rglob("*.md")).unlink()
+
+
+def _add_sop(sops: Path, out: Path) -> None:
+    (sops / "shipping/new.md").write_text(SOP.replace("Refunds", "New case"))
+
+
+def _remove_sop(sops: Path, out: Path) -> None:
+    (sops / "shipping/sop-2.md").unlink()
+
+
+def _touch_lock(sops: Path, out: Path) -> None:
+    lock = out / "sopc.lock"
+    lock.write_bytes(lock.read_bytes())  # same bytes, yet it may have been edited: re-read it
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        _change_sop,
+        _change_catalog,
+        _edit_output,
+        _delete_output,
+        _add_sop,
+        _remove_sop,
+        _touch_lock,
+    ],
+)
+def test_any_change_takes_the_normal_path(
+    tmp_path: Path, planning: list[str], change: Callable[[Path, Path], None]
+) -> None:
+    sops, out, settings = _project(tmp_path)
+    _clean_noop(sops, settings)
+    change(sops, out)
+    planning.clear()
+    result = compile_folder(sops, settings=settings)
+    assert planning == ["planned"] and not isinstance(result, NoopRunResult)
+    check = compile_folder(sops, settings=settings, check=True)
+    assert check.stale == [] and check.exit_code == 0  # the normal path repaired everything
+
+
+def test_a_changed_setting_takes_the_normal_path(tmp_path: Path, planning: list[str]) -> None:
+    sops, _out, settings = _project(tmp_path)
+    _clean_noop(sops, settings)
+    planning.clear()
+    strict_coverage = settings.model_copy(update={"coverage_threshold": 0.99})
+    result = compile_folder(sops, settings=strict_coverage)
+    assert planning == ["planned"] and not isinstance(result, NoopRunResult)
+    planning.clear()
+    refreshed = compile_folder(sops, settings=settings, refresh=True)
+    assert planning == ["planned"] and not isinstance(refreshed, NoopRunResult)
+
+
+def test_no_fast_path_without_the_cache_or_for_check(tmp_path: Path, planning: list[str]) -> None:
+    sops, _out, settings = _project(tmp_path)
+    _clean_noop(sops, settings)
+    planning.clear()
+    compile_folder(sops, settings=settings.model_copy(update={"cache": False}))
+    compile_folder(sops, settings=settings, check=True)
+    compile_folder(sops, settings=settings, dry_run=True)
+    assert planning == ["planned"] * 3
+
+
+def test_a_symlinked_sop_folder_is_always_planned(tmp_path: Path, planning: list[str]) -> None:
+    sops, _out, settings = _project(tmp_path)
+    (sops / "linked").symlink_to(sops / "shipping")
+    compile_folder(sops, settings=settings)
+    _clean_noop(sops, settings)
+    planning.clear()
+    compile_folder(sops, settings=settings)
+    assert planning == ["planned"]

@@ -111,8 +111,7 @@ def test_step_summary_that_is_a_folder_is_a_clear_error(
     sops = tmp_path / "sops"
     sops.mkdir()
     (sops / "refunds.md").write_text(
-        "# Refunds\n\n## Issue a refund\n\n1. Ask for the order number.\n"
-        "2. Close the case.\n",
+        "# Refunds\n\n## Issue a refund\n\n1. Ask for the order number.\n2. Close the case.\n",
         encoding="utf-8",
     )
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path))
@@ -170,7 +169,7 @@ def test_tests_cannot_reach_the_network() -> None:
 
     with pytest.raises(ConnectionRefusedError, match=r"203\.0\.113\.7:443"):
         socket.create_connection(("203.0.113.7", 443), timeout=1)
-    with pytest.raises(socket.gaierror, match="api.openai.com"):
+    with pytest.raises(socket.gaierror, match=r"api\.openai\.com"):
         socket.getaddrinfo("api.openai.com", 443)
     with socket.socket(socket.AF_INET6) as sock, pytest.raises(ConnectionRefusedError):
         sock.connect(("2001:db8::1", 443))

@@ -8,6 +8,7 @@ import json
 import os
 import random
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -471,3 +472,57 @@ def test_sigterm_is_handled_like_ctrl_c(project: tuple[Path, Path]) -> None:
     resumed = StubBackend()
     compile_folder(sops, settings=settings_for(sops, out), backend=resumed)
     assert len(resumed.calls) == 4 - len(done)
+
+
+def test_an_sop_over_the_size_limit_is_refused_without_reading_it(
+    project: tuple[Path, Path],
+) -> None:
+    sops, out = project
+    huge = sops / "billing/huge.md"
+    with huge.open("wb") as handle:
+        handle.truncate(3 * 1024**3)  # 3 GiB, sparse: reading it would take seconds and 3 GiB
+    started = time.monotonic()
+    result = compile_folder(sops, settings=settings_for(sops, out), backend=StubBackend())
+    assert time.monotonic() - started < 10
+    [bad] = [s for s in result.sops if s.status == "input_error"]
+    assert bad.error == (
+        "billing/huge.md: file is 3072.0 MiB, over the 100 MiB limit (limits.max_file_mb)"
+    )
+    assert result.exit_code == 4
+    recorded = json.loads((out / "sopc.lock").read_text())["sops"]["billing/huge.md"]
+    assert recorded["error"] == bad.error and recorded["sha256"] == ""  # never hashed
+    again = compile_folder(sops, settings=settings_for(sops, out), backend=StubBackend())
+    assert again.written == [] and again.exit_code == 4
+
+
+def test_a_fatal_backend_error_stops_the_run_once_with_exit_2(
+    project: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llm_server import LLMServer, error
+    from typer.testing import CliRunner
+
+    from sop_compiler.cli import app
+
+    sops, out = project
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789abcdef")
+    with LLMServer() as server:
+        for _ in range(8):
+            server.queue(error(401, "Incorrect API key provided.", code="invalid_api_key"))
+        args = ["compile", str(sops), "-o", str(out), "--backend", "openai", "--jobs", "2"]
+        args += ["--base-url", server.base_url, "--model", "m", "--no-cache", "--format", "json"]
+        result = CliRunner().invoke(app, args)
+        calls = len(server.chat_requests)
+
+    assert result.exit_code == 2, result.output
+    assert calls <= 2  # the requests in flight when the key was refused; nothing after
+    data = json.loads(result.stdout)
+    statuses = {p["status"] for s in data["sops"] for p in s["procedures"]}
+    assert statuses == {"would_generate"}  # not four failures repeating the same error
+    assert all(p["error"] is None for s in data["sops"] for p in s["procedures"])
+    stopped = [note for note in data["notes"] if "401 Unauthorized" in note]
+    assert len(stopped) == 1 and "check OPENAI_API_KEY" in stopped[0]
+    assert result.output.count("401 Unauthorized") == 1
+    # Once the key is fixed, the next run generates everything.
+    backend = StubBackend()
+    again = compile_folder(sops, settings=settings_for(sops, out), backend=backend)
+    assert again.exit_code == 0 and len(backend.calls) == 4

@@ -17,6 +17,7 @@ The header keys (`backend`, `catalog`, ...) describe the last run and explain st
 reader; every decision uses the per-entry keys, which stay correct when a run is interrupted.
 """
 
+from sop_compiler.lock._decide import unchanged_sops
 from sop_compiler.lock._fast import CleanRun, NoopRecord, NoopRunResult
 from sop_compiler.lock._file import (
     LOCK_NAME,
@@ -38,14 +39,8 @@ from sop_compiler.lock._file import (
     write_lock,
 )
 from sop_compiler.lock._keys import ChosenBackend, Keys, backend_for, routine_json_path
-from sop_compiler.lock._plan import (
-    Plan,
-    PlannedProcedure,
-    PlannedSop,
-    make_plan,
-    start_plan,
-    unchanged_sops,
-)
+from sop_compiler.lock._plan import Plan, make_plan, start_plan
+from sop_compiler.lock._planned import PlannedProcedure, PlannedSop
 from sop_compiler.lock._stat import FileStates
 
 __all__ = [

@@ -50,7 +50,7 @@ class ProcedureEntry(_Model):
 class SopEntry(_Model):
     """One SOP file."""
 
-    sha256: str
+    sha256: str = Field(description="Hash of the file ('' when refused unread: too large).")
     key: str = Field(description="Hash of the file, the sopc version and the reading settings.")
     error: str | None = Field(default=None, description="Why the file could not be read, if so.")
     procedures: dict[str, ProcedureEntry] = Field(default_factory=dict)

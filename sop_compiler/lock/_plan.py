@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
-
-from pydantic import ValidationError
 
 from sop_compiler.config import Settings
 from sop_compiler.ingest import discover_sources
+from sop_compiler.lock._decide import _assign_ids, _decide, _open_sop, _read, _relative
 from sop_compiler.lock._file import (
     LOCK_NAME,
     RUN_LOCK_NAME,
@@ -19,115 +17,24 @@ from sop_compiler.lock._file import (
     LockFile,
     ProcedureEntry,
     SopEntry,
-    sha256_bytes,
     sha256_json,
 )
 from sop_compiler.lock._keys import (
     ChosenBackend,
     Keys,
     ProcState,
-    ProcStatus,
     Reader,
-    routine_json_path,
 )
+from sop_compiler.lock._planned import PlannedProcedure, PlannedSop
 from sop_compiler.lock._stat import FileStates
 from sop_compiler.models import (
-    Procedure,
     Routine,
     StaleEntry,
     ToolCatalog,
-    Usage,
     ValidationReport,
 )
 
 _IGNORED_NAMES = frozenset({LOCK_NAME, RUN_LOCK_NAME, "__pycache__"})
-
-
-@dataclass(eq=False)
-class PlannedSop:
-    """One SOP file of the run."""
-
-    source: str
-    path: Path
-    sha256: str
-    key: str
-    old: SopEntry | None
-    error: str | None = None
-    read: bool = False  # ingested in this run (else its procedure list came from the lock)
-    procs: list[PlannedProcedure] = field(default_factory=list)
-
-
-@dataclass(eq=False)
-class PlannedProcedure:
-    """One procedure: where it stands against the lock, and (after a build) what became of it."""
-
-    sop: PlannedSop
-    index: int
-    base_id: str
-    agent: str
-    title: str
-    text: str
-    procedure: Procedure | None  # None when known only from the lock
-    stored_id: str | None = None
-    id: str = ""
-    input: str = ""
-    render: str = ""
-    old: ProcedureEntry | None = None
-    state: ProcState = "generate"
-    problems: list[StaleEntry] = field(default_factory=list)
-    status: ProcStatus = "unchanged"
-    error: str | None = None
-    routine: Routine | None = None
-    report: ValidationReport | None = None
-    entry: ProcedureEntry | None = None
-    usage: Usage = field(default_factory=Usage)
-    estimated_tokens: int | None = None
-
-    def make_entry(
-        self, *, outputs: dict[str, str] | None = None, report: ValidationReport | None = None
-    ) -> ProcedureEntry:
-        """The lock entry: fresh keys with new outputs, or the old record with today's text hash.
-
-        Keeping the old `input` while `text` moves on is what makes an interrupted run safe: the
-        entry stays stale until its routine is really rewritten.
-        """
-        ident = {
-            "agent": self.agent,
-            "index": self.index,
-            "base_id": self.base_id,
-            "title": self.title,
-            "text": self.text,
-        }
-        if outputs is not None and report is not None:
-            return ProcedureEntry(
-                **ident,
-                input=self.input,
-                render=self.render,
-                outputs=outputs,
-                issues=report.issues,
-                coverage=report.coverage,
-            )
-        old = self.old
-        if old is not None:
-            if all(getattr(old, name) == value for name, value in ident.items()):
-                return old  # unchanged: shared with the old lock (entries are never mutated)
-            return old.model_copy(update=ident)
-        return ProcedureEntry(**ident)
-
-    def load_routine(self, out: Path) -> Routine | None:
-        """The routine from its JSON output (verified by the plan), or None if it will not parse."""
-        entry = self.entry or self.old
-        rel = routine_json_path(entry.outputs) if entry else None
-        if rel is None:
-            return None
-        try:
-            return Routine.model_validate_json((out / rel).read_bytes())
-        except (OSError, ValidationError):
-            return None
-
-    def fail(self, error: str) -> None:
-        """Record a generation failure (the old outputs, if any, stay until it succeeds)."""
-        self.status, self.error, self.routine = "failed", error, None
 
 
 @dataclass(frozen=True)
@@ -236,12 +143,12 @@ class Plan:
         )
 
     def sop_entry(self, sop: PlannedSop, *, keep_vanished: bool) -> SopEntry | None:
-        """The SOP's lock entry before anything is generated (None: not recorded, no hash).
+        """The SOP's lock entry before anything is generated (None: unreadable, not recorded).
 
         With `keep_vanished`, procedures that left the SOP stay listed: their outputs are only
         removed at the end of the run, and until then the lock must account for them.
         """
-        if not sop.sha256:
+        if not sop.key:
             return None
         procedures: dict[str, ProcedureEntry] = {}
         if keep_vanished and sop.old is not None:
@@ -454,175 +361,3 @@ def start_plan(
         plan.sops.append(sop)
     plan.sops.sort(key=lambda sop: sop.source)
     return plan
-
-
-def _relative(path: Path, root: Path, folders: dict[Path, Path]) -> str:
-    """The SOP's name as ingest gives it (symlinks resolved), resolving each folder only once."""
-    try:
-        if path.is_symlink():
-            return path.resolve().relative_to(root).as_posix()
-    except (OSError, RuntimeError, ValueError):
-        pass  # a looping link, or one out of the folder (skipped): named by where it lies
-    try:
-        real = folders.get(path.parent)
-        if real is None:
-            real = folders[path.parent] = path.parent.resolve()
-    except (OSError, RuntimeError, ValueError):
-        return path.name
-    base = str(real)
-    if base == str(root):
-        return path.name
-    prefix = str(root).rstrip(os.sep) + os.sep
-    if not base.startswith(prefix):
-        return path.name
-    return f"{base[len(prefix) :].replace(os.sep, '/')}/{path.name}"
-
-
-def _open_sop(
-    path: Path, source: str, *, keys: Keys, old: LockFile, limit: int, settings: Settings
-) -> PlannedSop:
-    entry = old.sops.get(source)
-    try:
-        with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            if size > limit:
-                # Refused before reading, as ingest refuses it: hashing a multi-GB file only to
-                # refuse it would load all of it. Not recorded in the lock (no hash), like a
-                # file that cannot be read.
-                mib = settings.limits.max_file_mb
-                error = (
-                    f"{source}: file is {size / 1048576:.1f} MiB, over the {mib:g} MiB limit "
-                    "(limits.max_file_mb)"
-                )
-                return PlannedSop(source, path, "", "", entry, error=error)
-            sha = sha256_bytes(handle.read())
-    except OSError as exc:
-        return PlannedSop(
-            source, path, "", "", entry, error=f"{source}: cannot read file: {exc.strerror}"
-        )
-    sop = PlannedSop(source, path, sha, keys.sop(sha), entry)
-    if entry is not None and entry.key == sop.key:
-        sop.error = entry.error
-        sop.procs = _procs_from_lock(sop, entry)
-    return sop
-
-
-def _procs_from_lock(sop: PlannedSop, entry: SopEntry) -> list[PlannedProcedure]:
-    ordered = sorted(entry.procedures.items(), key=lambda item: (item[1].index, item[0]))
-    return [
-        PlannedProcedure(sop, e.index, e.base_id, e.agent, e.title, e.text, None, stored_id=proc_id)
-        for proc_id, e in ordered
-    ]
-
-
-def unchanged_sops(lock: LockFile) -> list[PlannedSop]:
-    """Every SOP of `lock` as a no-op run plans it: procedures current, reports from the lock."""
-    sops: list[PlannedSop] = []
-    for source, entry in sorted(lock.sops.items()):
-        sop = PlannedSop(source, Path(source), entry.sha256, entry.key, entry, error=entry.error)
-        sop.procs = _procs_from_lock(sop, entry)
-        for proc in sop.procs:
-            assert proc.stored_id is not None
-            proc.id, proc.state = proc.stored_id, "current"
-            proc.old = old = entry.procedures[proc.id]
-            proc.report = ValidationReport(
-                routine_id=proc.id, issues=old.issues, coverage=old.coverage
-            )
-        sops.append(sop)
-    return sops
-
-
-def _read(sop: PlannedSop, *, root: Path, settings: Settings, reader: Reader) -> None:
-    result = reader(sop.path, root=root, settings=settings)
-    sop.read, sop.error = True, result.error
-    sop.procs = [
-        PlannedProcedure(sop, index, p.id, p.agent, p.title, "", p)
-        for index, p in enumerate(result.procedures if result.error is None else [])
-    ]
-
-
-def _assign_ids(sop: PlannedSop, used: set[str]) -> list[str]:
-    """Routine ids unique in the run (case-insensitively), first come first served by SOP path.
-
-    Unique across agents, not just within one, so that every output path and every report keyed
-    by routine id is unambiguous (`Refunds.md` and `refunds.md` never overwrite each other).
-    `used` holds the ids of every SOP before this one; the ids taken here are added and returned.
-    """
-    taken: list[str] = []
-    for proc in sop.procs:
-        candidate, n = proc.base_id, 1
-        while candidate.lower() in used:
-            n += 1
-            candidate = f"{proc.base_id}-{n}"
-        used.add(candidate.lower())
-        taken.append(candidate.lower())
-        proc.id = candidate
-        if proc.procedure is not None:
-            if proc.procedure.id != candidate:
-                proc.procedure = proc.procedure.model_copy(update={"id": candidate})
-            proc.stored_id = candidate
-            proc.text = proc.procedure.text_sha256()
-    return taken
-
-
-def _decide(
-    proc: PlannedProcedure, *, keys: Keys, old_lock: LockFile, files: FileStates, refresh: bool
-) -> None:
-    """Set the procedure's state (current, rerender, generate) and, for --check, why."""
-    sop = proc.sop
-    proc.input = keys.input(proc.text)
-    proc.render = keys.render(proc.input)
-    proc.old = old = sop.old.procedures.get(proc.id) if sop.old else None
-    proc.problems, proc.report = [], None
-
-    def problem(reason: Literal["stale", "new"], detail: str) -> None:
-        proc.problems.append(
-            StaleEntry(path=sop.source, where="sops", reason=reason, detail=f"{proc.id}: {detail}")
-        )
-
-    if old is None:
-        proc.state = "generate"
-        problem("new", "no outputs yet")
-        return
-    if refresh or old.input != proc.input:
-        proc.state = "generate"
-        problem("stale", _why_stale(old, proc, keys, old_lock))
-        return
-    proc.report = ValidationReport(routine_id=proc.id, issues=old.issues, coverage=old.coverage)
-    states = {rel: files.state(rel, sha) for rel, sha in sorted(old.outputs.items())}
-    for rel, state in states.items():
-        if state != "ok":
-            detail = (
-                "deleted" if state == "missing" else "differs from what sopc wrote (hand-edited?)"
-            )
-            proc.problems.append(
-                StaleEntry(path=rel, reason=state, detail=f"{detail}; from {sop.source}")
-            )
-    json_rel = routine_json_path(old.outputs)
-    if json_rel is None or states[json_rel] != "ok":
-        proc.state = "generate"
-    elif proc.problems or old.render != proc.render:
-        proc.state = "rerender"
-        if old.render != proc.render:
-            problem("stale", "templates or settings changed")
-    else:
-        proc.state = "current"
-
-
-def _why_stale(old: ProcedureEntry, proc: PlannedProcedure, keys: Keys, lock: LockFile) -> str:
-    if not old.input:
-        return "the last compile did not finish it"
-    if old.text != proc.text:
-        return "the SOP text changed"
-    if lock.backend != keys.backend:
-        before, now = lock.backend.get("backend"), keys.backend.get("backend")
-        return (
-            f"the backend changed ({before} -> {now})"
-            if before != now
-            else "backend settings changed"
-        )
-    if lock.catalog != keys.catalog:
-        return "the tool catalog changed"
-    if lock.sopc != keys.sopc:
-        return "the sopc output version changed"
-    return "the prompt templates or routine schema changed"

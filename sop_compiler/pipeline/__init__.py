@@ -1,0 +1,275 @@
+"""The only place that knows the order of the stages.
+
+    ingest -> clean -> segment -> generate -> validate -> emit
+
+`compile_folder` runs them incrementally: `sopc.lock` (see lock.py) says which procedures are
+current, and only the rest reach a backend.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+from sop_compiler.clean import clean
+from sop_compiler.config import Settings
+from sop_compiler.errors import ExitCode, InputError
+from sop_compiler.generate import Backend
+from sop_compiler.ingest import discover, ingest
+from sop_compiler.lock import (
+    ChosenBackend,
+    CleanRun,
+    FileStates,
+    LockFile,
+    NoopRecord,
+    NoopRunResult,
+    Plan,
+    backend_for,
+    read_lock,
+    run_lock,
+    start_plan,
+    unchanged_sops,
+)
+from sop_compiler.models import (
+    Figure,
+    InspectResult,
+    Procedure,
+    RunResult,
+    SopOutcome,
+    Usage,
+)
+from sop_compiler.pipeline._build import _Build
+from sop_compiler.pipeline._outcomes import (
+    _estimate,
+    _printable,
+    _shown,
+    _sop_outcome,
+    _summarise,
+    agent_for,
+)
+from sop_compiler.pipeline._signals import _sigterm_as_interrupt
+from sop_compiler.segment import segment
+
+__all__ = ["agent_for", "compile_folder", "inspect_path", "read_procedures"]
+
+
+def read_procedures(path: Path, *, root: Path, settings: Settings) -> InspectResult:
+    """Ingest, clean and segment one file; an InputError becomes the result's error."""
+    try:
+        document = clean(ingest(path, root=root, settings=settings))
+    except InputError as exc:
+        return InspectResult(source=exc.path or path.name, error=str(exc))
+    procedures: list[Procedure] = segment(document, agent=agent_for(document.source))
+    for procedure in procedures:
+        # Figures carry only a reference; the bytes travel with the procedure so that a vision
+        # model can read flowcharts and scanned pages.
+        procedure.images = {
+            block.image.sha256: document.images[block.image.sha256]
+            for block in [*procedure.context, *procedure.blocks]
+            if isinstance(block, Figure) and block.image and block.image.sha256 in document.images
+        }
+    return InspectResult(source=document.source, document=document, procedures=procedures)
+
+
+def inspect_path(path: Path, *, settings: Settings) -> list[InspectResult]:
+    """What sopc understood of a file, or of every SOP file in a folder."""
+    root = path.resolve() if path.is_dir() else path.resolve().parent
+    if not path.exists():
+        raise InputError("no such file or folder", path=path)
+    files, skipped = discover(path)
+    results = [read_procedures(file, root=root, settings=settings) for file in files]
+    results += [
+        InspectResult(
+            source=p.resolve().relative_to(root).as_posix()
+            if p.resolve().is_relative_to(root)
+            else str(p),
+            error=f"{p.name}: skipped: {why}",
+        )
+        for p, why in skipped
+    ]
+    return sorted(results, key=lambda r: r.source)
+
+
+def compile_folder(
+    sops: Path,
+    *,
+    settings: Settings,
+    check: bool = False,
+    strict: bool = False,
+    refresh: bool = False,
+    dry_run: bool = False,
+    fmt: str = "text",
+    backend: Backend | None = None,
+    lock_timeout: float = 10.0,
+) -> RunResult:
+    """Compile a folder of SOPs into `settings.output`, regenerating only what changed.
+
+    `check` and `dry_run` write nothing and call no model. The exit code in the result is the most
+    severe outcome, in this order: 2 (the backend cannot work at all: bad key, unknown model, no
+    quota; generation stopped), 3 (some procedures could not be generated), 1 (validation errors
+    remain, or warnings with `strict`, or `check` found stale, missing, orphaned or edited outputs),
+    4 (only input errors: some SOP files could not be read), 0. Configuration errors raise
+    ConfigError (2), an unwritable or locked output folder raises OutputError (5), and SIGINT or
+    SIGTERM raise KeyboardInterrupt after keeping every completed routine.
+    """
+    from sop_compiler.catalog import load_catalog
+
+    if not sops.exists():
+        raise InputError("no such file or folder", path=sops)
+    root = sops.resolve() if sops.is_dir() else sops.resolve().parent
+    out = settings.output
+    writes = not (check or dry_run)
+    if not writes:
+        catalog = load_catalog(settings.tools, sop_root=root)
+    guard = run_lock(out, timeout=lock_timeout) if writes else contextlib.nullcontext()
+    notices: list[tuple[str, int, str]] = []
+
+    def reader(path: Path, *, root: Path, settings: Settings) -> InspectResult:
+        # What a reader noticed (scanned pages, decoding, macros or links ignored) is told on
+        # every run that reads the file, as a note: it is not a problem of any one routine.
+        found = read_procedures(path, root=root, settings=settings)
+        for index, notice in enumerate(found.document.notices if found.document else []):
+            notices.append((found.source, index, " ".join(notice.message.split())))
+        return found
+
+    with _sigterm_as_interrupt(), guard:
+        record: NoopRecord | None = None
+        if writes:
+            # The backend first: its client's imports overlap reading the SOPs.
+            chosen = backend_for(settings, given=backend, recorded={}, build=True, refresh=refresh)
+            files = FileStates.for_compile(
+                out, cache_dir=settings.cache_dir if settings.cache else None
+            )
+            if sops.is_dir():
+                record = NoopRecord.for_compile(
+                    out, root=root, settings=settings, stat_file=files.cache_file
+                )
+            clean = record.check(chosen.fingerprint) if record and not refresh else None
+            if clean is not None:
+                return _noop_result(
+                    clean, sops=sops, settings=settings, chosen=chosen, strict=strict
+                )
+            catalog = load_catalog(settings.tools, sop_root=root)
+            old, lock_problem = read_lock(out)
+        else:
+            old, lock_problem = read_lock(out)
+            files = FileStates(out)  # --check and --dry-run hash every output
+            chosen = backend_for(settings, given=backend, recorded=old.backend, build=False)
+        plan = start_plan(
+            sops,
+            root=root,
+            out=out,
+            settings=settings,
+            catalog=catalog,
+            old=old,
+            backend=chosen,
+            refresh=refresh,
+            read_all=writes,
+            reader=reader,
+            files=files,
+        )
+        result = RunResult(
+            command="check" if check else "compile",
+            backend=chosen.name,
+            backend_note=chosen.note,
+            model=settings.model if chosen.uses_model else None,
+            sops_dir=_shown(sops),
+            output_dir=_shown(out),
+            dry_run=dry_run,
+        )
+        stopped: str | None = None
+        if writes:
+            assert chosen.backend is not None
+            build = _Build(plan, out=out, catalog=catalog, settings=settings, fmt=fmt)
+            build.run(chosen.backend, result)
+            stopped = build.stopped
+        else:
+            for _ in plan.stream():
+                pass
+            if check:
+                result.stale = plan.stale(lock_problem)
+                for proc in plan.procedures("generate"):
+                    proc.status = "would_generate"
+            else:
+                _estimate(plan, catalog=catalog, settings=settings, uses_model=chosen.uses_model)
+        result.notes = [
+            _printable(note)
+            for note in [
+                *plan.notes,
+                *(f"{source}: {message}" for source, _, message in sorted(notices)),
+                *([lock_problem] if lock_problem else []),
+                *([stopped] if stopped else []),
+            ]
+        ]
+        _summarise(plan.sops, result, strict=strict, stopped=stopped is not None)
+        if record is not None:
+            _remember_noop(
+                record,
+                plan,
+                result,
+                fingerprint=chosen.fingerprint,
+                clean=not (lock_problem or notices or result.written or stopped),
+            )
+        return result
+
+
+def _noop_result(
+    clean: CleanRun, *, sops: Path, settings: Settings, chosen: ChosenBackend, strict: bool
+) -> RunResult:
+    """The result of a no-op found by the fast path; per-SOP outcomes are built when read."""
+    if clean.errors or (strict and clean.warnings):
+        code = ExitCode.FAILED
+    elif clean.input_errors:
+        code = ExitCode.INPUT
+    else:
+        code = ExitCode.OK
+    lock_bytes = clean.lock_bytes
+
+    def expand() -> list[SopOutcome]:
+        lock = LockFile.model_validate_json(lock_bytes)
+        return [_sop_outcome(sop) for sop in unchanged_sops(lock)]
+
+    return NoopRunResult.lazy(
+        expand,
+        command="compile",
+        backend=chosen.name,
+        backend_note=chosen.note,
+        model=settings.model if chosen.uses_model else None,
+        sops_dir=_shown(sops),
+        output_dir=_shown(settings.output),
+        dry_run=False,
+        notes=list(clean.notes),
+        stale=[],
+        written=[],
+        usage=Usage(),
+        exit_code=int(code),
+    )
+
+
+def _remember_noop(
+    record: NoopRecord, plan: Plan, result: RunResult, *, fingerprint: dict[str, Any], clean: bool
+) -> None:
+    """After a compile: record it if it was a clean no-op (so the next one is fast), else forget."""
+    procs = plan.procedures()
+    clean = (
+        clean
+        and all(
+            not sop.read and sop.sha256 and (sop.old is not None and sop.old.key == sop.key)
+            for sop in plan.sops
+        )
+        and all(proc.state == "current" and proc.status == "unchanged" for proc in procs)
+    )
+    if not clean or set(plan.old.sops) != {sop.source for sop in plan.sops}:
+        record.forget()
+        return
+    issues = [issue for proc in procs if proc.report for issue in proc.report.issues]
+    record.save(
+        fingerprint,
+        sources=[sop.source for sop in plan.sops],
+        outputs=plan.old.recorded_outputs(),
+        notes=list(result.notes),
+        errors=any(issue.severity == "error" for issue in issues),
+        warnings=any(issue.severity == "warning" for issue in issues),
+        input_errors=any(sop.error is not None for sop in plan.sops),
+    )

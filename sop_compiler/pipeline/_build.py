@@ -1,0 +1,346 @@
+"""The writing half of a compile: SOPs planned, re-rendered and generated as they are read."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+from sop_compiler.config import Settings
+from sop_compiler.errors import OutputError
+from sop_compiler.generate import Backend, GenerationContext, GenerationResult, to_routine
+from sop_compiler.lock import (
+    LOCK_NAME,
+    LockFile,
+    Plan,
+    PlannedProcedure,
+    PlannedSop,
+    SopEntry,
+    sha256_bytes,
+)
+from sop_compiler.models import (
+    Routine,
+    RunResult,
+    ToolCatalog,
+    ValidationReport,
+)
+from sop_compiler.pipeline._outcomes import _one_line, agent_for
+from sop_compiler.pipeline._signals import _run_cancellable
+
+# Seconds between lock-file writes while routines complete (always written on exit and interrupt):
+# rewriting a big lock after every routine would make a large first build quadratic.
+LOCK_INTERVAL = 1.0
+
+
+class _Build:
+    """The writing half of a compile: SOPs planned, re-rendered and generated as they are read.
+
+    Planning (which ingests changed SOPs) runs in a worker thread and hands each SOP over as soon
+    as it is decided, so the model is busy from the first SOP on. Each answer is validated,
+    rendered and written in a worker thread too, keeping the event loop free to send requests.
+    `mutex` guards the lock, the written set and the stat cache, which those threads share.
+    """
+
+    def __init__(
+        self, plan: Plan, *, out: Path, catalog: ToolCatalog, settings: Settings, fmt: str
+    ) -> None:
+        self.plan = plan
+        self.out = out
+        self.catalog = catalog
+        self.settings = settings
+        self.fmt = fmt
+        self.lock: LockFile = plan.start_lock()
+        self.written: set[str] = set()
+        self.changed: list[str] = []  # written or removed, for the final flush to disk
+        self.dirty = False
+        self.saved_at = 0.0
+        self.mutex = threading.Lock()
+        self.saving = threading.Lock()
+        self.stopped: str | None = None  # why generation stopped early (a fatal backend error)
+
+    def run(self, backend: Backend, result: RunResult) -> None:
+        """Bring the output folder up to date; every completed routine is kept on interrupt."""
+        try:
+            _run_cancellable(self._build(backend))
+            removed = self._remove_vanished()
+            if self.stopped is None:
+                self._shared(force=bool(removed))
+            self._flush()
+            self._save_lock(now=True, durable=True)
+        except BaseException:
+            # Interrupted or failed: record every routine completed so far, then re-raise.
+            with contextlib.suppress(OutputError):
+                self._save_lock(now=True)
+            raise
+        finally:
+            self.plan.files.save()
+            result.written = sorted(self.written)
+
+    async def _build(self, backend: Backend) -> None:
+        from sop_compiler.render.run import progress
+
+        plan = self.plan
+        # Handoff targets in prompts are the run's agent groups, known for sure only once every
+        # SOP is read; generation starts with the folders of every SOP that may hold procedures.
+        agents = tuple(sorted({agent_for(sop.source) for sop in plan.sops if _may_have_procs(sop)}))
+        context = GenerationContext(catalog=self.catalog, settings=self.settings, agents=agents)
+        limit = asyncio.Semaphore(self.settings.jobs)
+        prefetch = asyncio.ensure_future(asyncio.to_thread(_prefetch_client, backend))
+        stream = plan.stream()
+        tasks: list[asyncio.Task[None]] = []
+        finished: list[str] = []  # progress labels, shown once the total is known
+        advance = finished.append
+
+        async def one(proc: PlannedProcedure, context: GenerationContext) -> None:
+            async with limit:
+                if self._stop_check(backend, proc):
+                    return
+                result = await self._call(backend, proc, context)
+            if self._stop_check(backend, proc, result):
+                return
+            # Shielded: an answer that arrived is written and recorded even if the run is
+            # interrupted meanwhile (the loop waits for worker threads before it closes).
+            loop = asyncio.get_running_loop()
+            await asyncio.shield(loop.run_in_executor(None, self._finish, proc, result))
+            advance(f"{proc.status} {proc.agent}/{proc.id}")
+
+        try:
+            while (sop := await asyncio.to_thread(self._next_sop, stream)) is not None:
+                tasks += [
+                    asyncio.ensure_future(one(proc, context))
+                    for proc in sop.procs
+                    if proc.state == "generate"
+                ]
+            with progress(len(tasks), fmt=self.fmt) as show:
+                for label in finished:
+                    show(label)
+                advance = show
+                await asyncio.gather(*tasks)
+                if plan.agents() != agents and self.stopped is None:
+                    # A folder held no procedure after all: what its absence changes in the
+                    # prompts must show in the routines, as if it had been known from the start.
+                    context = replace(context, agents=plan.agents())
+                    again = [p for p in plan.procedures("generate") if p.status == "generated"]
+                    await asyncio.gather(*(one(proc, context) for proc in again))
+        finally:
+            for task in tasks:
+                task.cancel()
+            prefetch.cancel()
+            await backend.aclose()
+
+    def _next_sop(self, stream: Iterator[PlannedSop]) -> PlannedSop | None:
+        """Plan the next SOP (in a worker thread), enter it in the lock, re-render its routines."""
+        sop = next(stream, None)
+        if sop is None:
+            return None
+        entry = self.plan.sop_entry(sop, keep_vanished=True)
+        if entry is not None:
+            with self.mutex:
+                if entry != self.lock.sops.get(sop.source):
+                    self.lock.sops[sop.source] = entry
+                    self.dirty = True
+        for proc in sop.procs:
+            if proc.state == "rerender":
+                self._rerender(proc)
+        return sop
+
+    def _stop_check(
+        self, backend: Backend, proc: PlannedProcedure, result: GenerationResult | None = None
+    ) -> bool:
+        """True when a fatal backend error (bad key, unknown model, no quota) stops this one."""
+        fatal = getattr(backend, "fatal_error", None)
+        if fatal is None or (result is not None and result.error != fatal.message):
+            return False
+        # Told once for the run, not once per procedure; the next compile generates the rest.
+        proc.status = "would_generate"
+        if self.stopped is None:
+            self.stopped = f"generation stopped: {_one_line(fatal)}" + (
+                f" ({fatal.hint})" if fatal.hint else ""
+            )
+        if result is not None:
+            proc.usage = result.usage
+        return True
+
+    def _remove_vanished(self) -> list[str]:
+        """Drop deleted SOPs and vanished procedures from the lock, and remove their outputs."""
+        with self.mutex:
+            kept: dict[str, SopEntry] = {}
+            for sop in self.plan.sops:
+                entry = self.lock.sops.get(sop.source)
+                if not sop.key or entry is None:
+                    continue
+                ids = {p.id for p in sop.procs}
+                if set(entry.procedures) != ids:
+                    procedures = {k: e for k, e in entry.procedures.items() if k in ids}
+                    entry = entry.model_copy(update={"procedures": procedures})
+                kept[sop.source] = entry
+            if kept != self.lock.sops:
+                self.lock.sops = kept
+                self.dirty = True
+            # Never a path this run's entries claim (on a case-insensitive disk either).
+            claimed = {rel.casefold() for rel in self.lock.recorded_outputs()}
+        gone = [rel for rel in self.plan.removals() if rel.casefold() not in claimed]
+        return self._write({}, remove=gone)
+
+    def _write(self, files: dict[str, bytes], *, remove: list[str] = ()) -> list[str]:  # type: ignore[assignment]
+        from sop_compiler.emit import write_outputs
+
+        try:
+            changed = write_outputs(self.out, files, remove=remove)
+        except OSError as exc:
+            raise OutputError(
+                f"cannot write the output folder: {exc.strerror or exc}", path=self.out
+            ) from None
+        with self.mutex:
+            self.written.update(changed)
+            self.changed += changed
+            states = self.plan.files
+            for rel in remove:
+                states.removed(rel)
+            for rel, data in files.items():
+                states.written(rel, sha256_bytes(data))
+        return changed
+
+    def _flush(self) -> None:
+        """Make this run's writes durable: one pass at the end instead of an fsync per file."""
+        from sop_compiler.emit.write import sync_outputs
+
+        with contextlib.suppress(OSError):
+            sync_outputs(self.out, self.changed)
+
+    def _save_lock(self, *, now: bool = False, durable: bool = False) -> None:
+        """Write the lock if it changed; during generation at most every LOCK_INTERVAL seconds.
+
+        Outputs are always written before their entry, so a lock that lags behind only costs
+        regenerating (from the response cache) what it does not list yet, never a wrong entry.
+        """
+        from sop_compiler.lock import dump_lock, write_atomic
+
+        if not now and time.monotonic() - self.saved_at < LOCK_INTERVAL:
+            return
+        if not self.saving.acquire(blocking=now):
+            return  # another thread is saving it
+        try:
+            with self.mutex:
+                if not self.dirty and self.lock != self.plan.old:
+                    self.dirty = True
+                if not self.dirty:
+                    return
+                data = dump_lock(self.lock)
+                self.dirty, self.saved_at = False, time.monotonic()
+            try:
+                if write_atomic(self.out / LOCK_NAME, data, durable=durable):
+                    with self.mutex:
+                        self.written.add(LOCK_NAME)
+            except BaseException:
+                self.dirty = True
+                raise
+        finally:
+            self.saving.release()
+
+    def _record(self, proc: PlannedProcedure, files: dict[str, bytes]) -> None:
+        """Write one routine's files at once, then its lock entry, then (now and then) the lock."""
+        stale = sorted(set(proc.old.outputs) - set(files)) if proc.old else []
+        self._write(files, remove=stale)
+        assert proc.report is not None
+        proc.entry = proc.make_entry(
+            outputs={rel: sha256_bytes(data) for rel, data in files.items()}, report=proc.report
+        )
+        with self.mutex:
+            self.lock.sops[proc.sop.source].procedures[proc.id] = proc.entry
+            self.dirty = True
+        self._save_lock()
+
+    def _validate(self, proc: PlannedProcedure, routine: Routine) -> ValidationReport:
+        from sop_compiler.validate import validate
+
+        assert proc.procedure is not None
+        return validate(
+            routine, procedure=proc.procedure, catalog=self.catalog, settings=self.settings
+        )
+
+    def _rerender(self, proc: PlannedProcedure) -> None:
+        from sop_compiler.emit import render_routine
+
+        routine = proc.load_routine(self.out)
+        if routine is None:  # unreadable after all: regenerate it instead
+            proc.state = "generate"
+            return
+        proc.routine, proc.report = routine, self._validate(proc, routine)
+        self._record(proc, render_routine(routine, proc.report))
+        proc.status = "unchanged"
+
+    async def _call(
+        self, backend: Backend, proc: PlannedProcedure, context: GenerationContext
+    ) -> GenerationResult:
+        from sop_compiler.validate import check_draft
+
+        procedure = proc.procedure
+        assert procedure is not None
+        try:
+            return await backend.generate(
+                procedure,
+                context=context,
+                validate=lambda draft: check_draft(
+                    draft, procedure=procedure, catalog=self.catalog, settings=self.settings
+                ),
+            )
+        except Exception as exc:  # one procedure failing never stops the others
+            return GenerationResult(procedure_id=proc.id, error=_one_line(exc))
+
+    def _finish(self, proc: PlannedProcedure, result: GenerationResult) -> None:
+        """Validate, render and write one answer (in a worker thread)."""
+        from sop_compiler.emit import render_routine
+
+        proc.usage = result.usage
+        if result.draft is None:
+            proc.fail(result.error or "the backend returned no routine")
+            return
+        assert proc.procedure is not None
+        try:
+            routine = to_routine(result.draft, proc.procedure, self.catalog)
+            report = self._validate(proc, routine)
+            files = render_routine(routine, report)
+        except (OutputError, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            proc.fail(f"could not use the generated routine: {_one_line(exc)}")
+            return
+        proc.routine, proc.report = routine, report
+        self._record(proc, files)
+        proc.status = "generated"
+
+    def _shared(self, *, force: bool) -> None:
+        """Render the network and review page from every routine, if anything they show changed."""
+        from sop_compiler.emit import render_network, render_review
+
+        key = self.plan.shared_key()
+        intact = all(state == "ok" for state in self.plan.shared_files().values())
+        if not force and intact and key == self.lock.shared_key:
+            return
+        routines, reports = self.plan.routines()
+        files = render_network(routines, catalog=self.catalog, settings=self.settings)
+        files.update(
+            render_review(routines, reports, failures=self.plan.failures(), settings=self.settings)
+        )
+        self._write(files, remove=sorted(set(self.lock.shared) - set(files)))
+        self.lock.shared = {rel: sha256_bytes(data) for rel, data in sorted(files.items())}
+        self.lock.shared_key = key
+        self.dirty = True
+
+
+def _may_have_procs(sop: PlannedSop) -> bool:
+    """False only for an SOP the lock vouches for that has no procedure (or could not be read)."""
+    return sop.error is None and (bool(sop.procs) or sop.old is None or sop.old.key != sop.key)
+
+
+def _prefetch_client(backend: Backend) -> None:
+    """Import the backend's HTTP client while SOPs are read (openai alone takes ~0.5 s)."""
+    if backend.name == "openai":
+        with contextlib.suppress(ImportError):
+            importlib.import_module("openai")
