@@ -286,12 +286,17 @@ class Builder:
                 return False
             largest = max((i.size for i in record.items if isinstance(i, Line)), default=0.0)
             return line.size < largest
-        # what is on the page so far: the blocks, and the group this line may not belong to
-        seen: list[str] = [b.kind for b in self.document.blocks]
-        if self.group is not None:
-            seen.append(self.group.kind.kind)
+        if line.bold:
+            return False
         level = self.style.ranks.get(line.size, self.last_level + 1)
-        return not line.bold and seen == ["heading"] and level > self.last_level + 1
+        if level <= self.last_level + 1:
+            return False
+        # Only the title so far (a finished block, or the open group this line may not join);
+        # checked without walking the blocks, which would make long documents quadratic.
+        blocks, group = self.document.blocks, self.group
+        if group is None:
+            return len(blocks) == 1 and blocks[0].kind == "heading"
+        return not blocks and group.kind.kind == "heading"
 
     def _standalone_label(self, line: Line) -> bool:
         """A short bold (or ALL-CAPS) line at body size that reads as a title, not a sentence."""
