@@ -55,6 +55,9 @@ class FixedDelayServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # http.server sends headers and body separately: without TCP_NODELAY the body waits
+            # for the client's delayed ACK (~40 ms), which no real model server adds.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -98,7 +101,10 @@ class FixedDelayServer:
                     with server._lock:
                         server.active -= 1
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 256  # the default of 5 drops connections at --jobs 64
+
+        self._httpd = Server(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
         return self

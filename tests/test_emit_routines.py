@@ -375,3 +375,28 @@ def test_standing_rules_read_as_rules_and_then_clauses_read_as_prose() -> None:
     assert "at any point" not in edge
     assert "- When the line is for a medical alarm, then escalate at once." in edge
     assert "then SMS codes expire." in edge  # an acronym keeps its capitals
+
+
+def test_escalation_is_not_said_twice() -> None:
+    """A step that already says where it escalates gets no second "Escalate to ..." sentence."""
+    from sop_compiler.emit import render_routine
+    from sop_compiler.models import Routine, RoutineSource, Step, ValidationReport
+
+    routine = Routine(
+        id="r",
+        agent="account",
+        title="Verify",
+        trigger="Use when verifying a caller.",
+        source=RoutineSource(file="a.md", sha256="0" * 64),
+        steps=[
+            Step(
+                id="1",
+                kind="escalate",
+                text="Escalate to the Account Security team.",
+                target="Account Security team",
+            )
+        ],
+    )
+    files = render_routine(routine, ValidationReport(routine_id="r"))
+    markdown = files["routines/account/r.md"].decode()
+    assert markdown.count("Escalate to") == 1

@@ -95,7 +95,7 @@ def test_key_never_leaks_in_process(
     args += ["--model", "test-model", "--jobs", "1"]
     result = CliRunner().invoke(app, args)
 
-    assert result.exit_code == 3, result.output  # some procedures failed
+    assert result.exit_code == 2, result.output  # a 401 stops the run: a configuration error
     assert server.chat_requests[0].authorization == f"Bearer {KEY}"  # the key was really used
     assert "401 Unauthorized" in result.stdout
     assert "bad request from key" in result.stdout  # the echoed message is shown, scrubbed
@@ -117,7 +117,7 @@ def test_key_never_leaks_from_the_process_with_debug_logging(
     args += ["--base-url", server.base_url, "--model", "test-model", "--jobs", "1"]
     done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=50)
 
-    assert done.returncode == 3, done.stderr
+    assert done.returncode == 2, done.stderr
     assert "HTTP Request" in done.stderr or "Request options" in done.stderr  # debug log was on
     _assert_clean(_everything_written(out, cache, sops), done.stdout, done.stderr)
 

@@ -117,9 +117,15 @@ def _join(text: str, sentence: str) -> str:
     text = _sentence(text)
     if not text:
         return sentence
-    if sentence.rstrip(".").lower() in text.lower():
+    if _plain(sentence) in _plain(text):
         return text
     return f"{text} {sentence}"
+
+
+def _plain(text: str) -> str:
+    """Lower case without articles or punctuation, for "does the text already say it"."""
+    words = re.findall(r"[a-z0-9$]+", text.lower())
+    return " ".join(word for word in words if word not in {"the", "a", "an"})
 
 
 def _step_ref(step_id: str | None) -> str:

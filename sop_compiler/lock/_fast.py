@@ -56,6 +56,7 @@ class NoopRecord:
         self.out = out
         self.root = root
         self.settings = settings
+        self._dirs_before: list[list[Any]] | None = None
 
     @classmethod
     def for_compile(
@@ -126,39 +127,51 @@ class NoopRecord:
         except (OSError, ValueError, TypeError, KeyError, AttributeError):
             return None
 
+    def begin(self) -> None:
+        """Note the SOP folders before a normal run plans; a change meanwhile voids the record."""
+        self._dirs_before = _dir_stats(self.root)
+
     def save(
         self,
         fingerprint: dict[str, Any],
         *,
-        sources: Iterable[str],
-        outputs: Iterable[str],
+        sops: Iterable[tuple[str, str]],
+        outputs: dict[str, _Stat | None],
         notes: list[str],
         errors: bool,
         warnings: bool,
         input_errors: bool,
     ) -> None:
-        """Record a clean no-op; anything unusual (a symlink, a vanished file) records nothing."""
+        """Record a clean no-op from what the run verified: (source, sha256) of every SOP it hashed
+        and the stat under which every output was found intact. Anything unusual (a symlink, a
+        folder that changed during the run, an output not verified by stat) records nothing.
+        """
         self.forget()
         identity = self._identity(fingerprint)
-        dirs = _sop_dirs(self.root)
-        if identity is None or dirs is None:
+        dirs = self._dirs_before
+        if identity is None or dirs is None or any(st is None for st in outputs.values()):
             return
         try:
-            sources, outputs = sorted(sources), sorted(outputs)
-            limit = int(self.settings.limits.max_file_mb * 1024 * 1024)
-            sops_digest = _sop_digest(self.root, sources, limit=limit)
-            if sops_digest is None:
-                return
+            if _dir_stats(self.root) != dirs:
+                return  # an SOP was added, removed or renamed while the run planned
+            ordered = sorted(sops)
+            digest = hashlib.sha256()
+            for source, sha in ordered:
+                digest.update(source.encode() + b"\0" + bytes.fromhex(sha))
+            stats = hashlib.sha256()
+            for rel in sorted(outputs):
+                size, mtime, ctime, inode = outputs[rel] or (0, 0, 0, 0)
+                stats.update(b"%d %d %d %d\n" % (size, mtime, ctime, inode))
             lock_st = os.stat(self.out / LOCK_NAME)
             record = {
                 "version": _VERSION,
                 "identity": identity,
-                "dirs": [[rel, *_stat(os.stat(os.path.join(self.root, rel)))] for rel in dirs],
+                "dirs": dirs,
                 "lock": list(_stat(lock_st)),
-                "outputs": "\n".join(outputs),
-                "outputs_digest": _stat_digest(self.out, outputs)[0],
-                "sops": "\n".join(sources),
-                "sops_digest": sops_digest,
+                "outputs": "\n".join(sorted(outputs)),
+                "outputs_digest": stats.hexdigest(),
+                "sops": "\n".join(source for source, _ in ordered),
+                "sops_digest": digest.hexdigest(),
                 "notes": notes,
                 "errors": errors,
                 "warnings": warnings,
@@ -174,7 +187,7 @@ class NoopRecord:
             except BaseException:
                 os.unlink(tmp)
                 raise
-        except OSError:
+        except (OSError, ValueError):
             return  # a failure only costs the normal path next time
 
     def forget(self) -> None:
@@ -293,6 +306,14 @@ def _sop_digest(root: Path, sources: list[str], *, limit: int) -> str | None:
     finally:
         close(folder)
     return digest.hexdigest()
+
+
+def _dir_stats(root: Path) -> list[list[Any]] | None:
+    """[relative folder, *stat] for every folder of the SOP tree; None if it holds a link."""
+    dirs = _sop_dirs(root)
+    if dirs is None:
+        return None
+    return [[rel, *_stat(os.stat(os.path.join(root, rel)))] for rel in dirs]
 
 
 def _sop_dirs(root: Path) -> list[str] | None:

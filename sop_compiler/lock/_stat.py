@@ -85,6 +85,12 @@ class FileStates:
             self._records[relpath] = (_stat_key(st), sha256)
         return "ok"
 
+    def verified(self, relpath: str, sha256: str) -> _Stat | None:
+        """The stat under which this run found `relpath` holding `sha256` (None: not verified)."""
+        self._ensure_loaded()
+        record = self._records.get(relpath)
+        return record[0] if record is not None and record[1] == sha256 else None
+
     def written(self, relpath: str, sha256: str) -> None:
         """Remember a file this run has just written with `sha256`."""
         if self._cache_file is None:

@@ -60,7 +60,7 @@ def read_procedures(path: Path, *, root: Path, settings: Settings) -> InspectRes
         document = clean(ingest(path, root=root, settings=settings))
     except InputError as exc:
         return InspectResult(source=exc.path or path.name, error=str(exc))
-    procedures: list[Procedure] = segment(document, agent=agent_for(document.source))
+    procedures: list[Procedure] = segment(document, agent=agent_for(document.source, settings))
     for procedure in procedures:
         # Figures carry only a reference; the bytes travel with the procedure so that a vision
         # model can read flowcharts and scanned pages.
@@ -150,6 +150,8 @@ def compile_folder(
                 return _noop_result(
                     clean, sops=sops, settings=settings, chosen=chosen, strict=strict
                 )
+            if record is not None:
+                record.begin()
             catalog = load_catalog(settings.tools, sop_root=root)
             old, lock_problem = read_lock(out)
         else:
@@ -264,10 +266,12 @@ def _remember_noop(
         record.forget()
         return
     issues = [issue for proc in procs if proc.report for issue in proc.report.issues]
+    recorded = {rel: sha for proc in procs if proc.old for rel, sha in proc.old.outputs.items()}
+    recorded.update(plan.old.shared)
     record.save(
         fingerprint,
-        sources=[sop.source for sop in plan.sops],
-        outputs=plan.old.recorded_outputs(),
+        sops=[(sop.source, sop.sha256) for sop in plan.sops],
+        outputs={rel: plan.files.verified(rel, sha) for rel, sha in recorded.items()},
         notes=list(result.notes),
         errors=any(issue.severity == "error" for issue in issues),
         warnings=any(issue.severity == "warning" for issue in issues),

@@ -87,7 +87,11 @@ class _Build:
         plan = self.plan
         # Handoff targets in prompts are the run's agent groups, known for sure only once every
         # SOP is read; generation starts with the folders of every SOP that may hold procedures.
-        agents = tuple(sorted({agent_for(sop.source) for sop in plan.sops if _may_have_procs(sop)}))
+        agents = tuple(
+            sorted(
+                {agent_for(sop.source, self.settings) for sop in plan.sops if _may_have_procs(sop)}
+            )
+        )
         context = GenerationContext(catalog=self.catalog, settings=self.settings, agents=agents)
         limit = asyncio.Semaphore(self.settings.jobs)
         prefetch = asyncio.ensure_future(asyncio.to_thread(_prefetch_client, backend))
@@ -141,9 +145,11 @@ class _Build:
         entry = self.plan.sop_entry(sop, keep_vanished=True)
         if entry is not None:
             with self.mutex:
+                # Always the new entry: routines completing later are recorded in it, and the
+                # old lock's entries (shared until now) must never change under the plan.
                 if entry != self.lock.sops.get(sop.source):
-                    self.lock.sops[sop.source] = entry
                     self.dirty = True
+                self.lock.sops[sop.source] = entry
         for proc in sop.procs:
             if proc.state == "rerender":
                 self._rerender(proc)

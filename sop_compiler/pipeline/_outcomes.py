@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from sop_compiler.config import Settings
+from sop_compiler.config import Settings, agent_group_for
 from sop_compiler.errors import ExitCode
 from sop_compiler.lock import (
     Plan,
@@ -22,10 +22,9 @@ from sop_compiler.models import (
 )
 
 
-def agent_for(source: str) -> str:
-    """The agent group of an SOP: its folder relative to the SOP root (`general` at the top)."""
-    parent = source.rpartition("/")[0]
-    return parent or "general"
+def agent_for(source: str, settings: Settings) -> str:
+    """An SOP's agent group: an `[agents.X] include` match, else its folder (`general` at top)."""
+    return agent_group_for(source, settings) or source.rpartition("/")[0] or "general"
 
 
 def _estimate(plan: Plan, *, catalog: ToolCatalog, settings: Settings, uses_model: bool) -> None:
