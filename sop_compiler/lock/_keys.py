@@ -14,6 +14,7 @@ from sop_compiler.errors import ConfigError
 from sop_compiler.generate.base import Backend
 from sop_compiler.lock._file import (
     OUTPUT_VERSION,
+    RENDER_VERSION,
     sha256_json,
     templates_sha,
 )
@@ -136,7 +137,7 @@ class Keys:
 
     def render(self, input_key: str) -> str:
         """Key of everything that decides a routine's report and rendered files."""
-        return _join_sha(input_key, self.templates, self.settings, self.catalog)
+        return _join_sha(input_key, self.templates, self.settings, self.catalog, RENDER_VERSION)
 
 
 @functools.cache
