@@ -187,3 +187,15 @@ def test_a_revision_without_outputs_is_a_usage_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["diff", "HEAD", "HEAD", "-o", str(out)])
     assert result.exit_code == 2, result.output
     assert "has no routines/" in result.output
+
+
+def test_markdown_lists_unreadable_routines_even_without_other_changes(tmp_path: Path) -> None:
+    new = tmp_path / "new"
+    shutil.copytree(DATA / "basic" / "new", new)
+    (new / "routines/shipping/garbage.json").write_text("{not json", encoding="utf-8")
+    markdown = diff_markdown(diff_outputs(str(DATA / "basic/new"), str(new)))
+    assert "No routine changes" not in markdown  # the comparison left a file out
+    assert "**0 added, 0 removed, 0 changed, 3 unchanged**" in markdown
+    section = markdown.split("### Unreadable routines\n\n", 1)[1]
+    (line,) = [row for row in section.splitlines() if row.startswith("- ")]
+    assert line.startswith("- new `routines/shipping/garbage.json`: ")

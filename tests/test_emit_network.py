@@ -386,3 +386,36 @@ def test_emitted_python_passes_ruff_and_py_compile(tmp_path: Path) -> None:
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_local_ref_to_an_enum_becomes_a_literal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pydantic-generated catalogs put enums in `$defs`; the tool must still offer the values."""
+    routines, catalog, reports, _ = load_sample()
+    ticket = catalog.get("create_ticket")
+    assert ticket is not None
+    parameters = json.loads(json.dumps(ticket.parameters))
+    parameters["properties"]["priority"] = {"$ref": "#/$defs/Priority"}
+    parameters["$defs"] = {
+        "Priority": {"$ref": "#/$defs/Level"},  # a ref to a ref
+        "Level": {"type": "string", "enum": ["low", "urgent"], "description": "How soon."},
+    }
+    ticket.parameters = parameters
+    out = tmp_path / "out"
+    files = render_network(routines, catalog=catalog, settings=Settings())
+    for routine in routines:
+        files.update(render_routine(routine, reports[routine.id]))
+    write_outputs(out, files)
+    (out / "tool_impl.py").write_text(IMPL, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(out))
+    _purge("tool_impl")
+    try:
+        tools_module = importlib.import_module("agent_network.tools")
+        schema = tools_module.create_ticket.params_json_schema
+    finally:
+        _purge("tool_impl")
+    priority = schema["properties"]["priority"]
+    assert priority["enum"] == ["low", "urgent"]
+    assert priority["description"] == "How soon."
+    assert tools_module.create_ticket.strict_json_schema  # a Literal needs no strict_mode=False

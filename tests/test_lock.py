@@ -99,3 +99,15 @@ def test_run_lock_excludes_a_second_holder(tmp_path: Path) -> None:
             pass  # pragma: no cover
     with run_lock(out, timeout=0.1):  # released: free again
         pass
+
+
+def test_templates_hash_covers_the_shipped_templates() -> None:
+    """An edit to any emit or prompt template must change the keys (else nothing re-renders)."""
+    import hashlib
+
+    from sop_compiler.lock import templates_sha
+
+    empty = hashlib.sha256().hexdigest()
+    everything, prompts = templates_sha(), templates_sha(under="prompts")
+    assert empty not in (everything, prompts)
+    assert everything != prompts  # the emit templates (routine.md.j2, agent.py.j2...) count too

@@ -97,7 +97,7 @@ def test_key_never_leaks_in_process(
 
     assert result.exit_code == 2, result.output  # a 401 stops the run: a configuration error
     assert server.chat_requests[0].authorization == f"Bearer {KEY}"  # the key was really used
-    assert "401 Unauthorized" in result.stdout
+    assert "401 Unauthorized" in result.stderr  # an error, not a note
     assert "bad request from key" in result.stdout  # the echoed message is shown, scrubbed
     written = _everything_written(out, cache, sops)
     assert (out / "sopc.lock").is_file() and list(cache.rglob("*"))  # both were written

@@ -40,8 +40,30 @@ class ToolStub:
     uses_literal: bool
 
 
-def _annotation(schema: Any) -> tuple[str, tuple[str, ...], bool]:
+def _resolve(schema: Any, root: dict[str, Any]) -> Any:
+    """`schema` with local `$ref`s (`#/$defs/Priority`) followed inside the tool's `root` schema.
+
+    A ref that leaves the document, does not resolve or loops is returned as it is (typed Any).
+    """
+    seen: set[str] = set()
+    while isinstance(schema, dict) and isinstance(schema.get("$ref"), str):
+        ref = schema["$ref"]
+        if not ref.startswith("#") or ref in seen:
+            return schema
+        seen.add(ref)
+        target: Any = root
+        for token in ref[1:].split("/")[1:]:
+            key = token.replace("~1", "/").replace("~0", "~")
+            if not isinstance(target, dict) or key not in target:
+                return schema
+            target = target[key]
+        schema = target
+    return schema
+
+
+def _annotation(schema: Any, root: dict[str, Any]) -> tuple[str, tuple[str, ...], bool]:
     """Python annotation for a JSON schema; the bool says whether strict mode can express it."""
+    schema = _resolve(schema, root)
     if not isinstance(schema, dict):
         return "Any", (), False
     enum = schema.get("enum")
@@ -60,7 +82,7 @@ def _annotation(schema: Any) -> tuple[str, tuple[str, ...], bool]:
         if kind in _SCALARS:
             parts.append(_SCALARS[kind])
         elif kind == "array":
-            item, _, item_strict = _annotation(schema.get("items", {}))
+            item, _, item_strict = _annotation(schema.get("items", {}), root)
             parts.append(f"list[{item}]")
             strict = strict and item_strict
         elif kind == "object":
@@ -98,6 +120,11 @@ def _py_name(name: str, taken: set[str], *, field: bool = False) -> str:
     return candidate
 
 
+def _description(schema: Any) -> str:
+    value = schema.get("description", "") if isinstance(schema, dict) else ""
+    return str(value)
+
+
 def _params(tool: Tool) -> tuple[list[_Param], bool]:
     schema = tool.parameters if isinstance(tool.parameters, dict) else {}
     properties = schema.get("properties")
@@ -108,9 +135,10 @@ def _params(tool: Tool) -> tuple[list[_Param], bool]:
     params: list[_Param] = []
     strict = True
     for name, prop in properties.items():
-        annotation, literals, prop_strict = _annotation(prop)
+        annotation, literals, prop_strict = _annotation(prop, schema)
         strict = strict and prop_strict
-        description = prop.get("description", "") if isinstance(prop, dict) else ""
+        # a $ref'd definition may carry the description the property itself lacks
+        description = _description(prop) or _description(_resolve(prop, schema))
         params.append(
             _Param(
                 name=str(name),
@@ -118,7 +146,7 @@ def _params(tool: Tool) -> tuple[list[_Param], bool]:
                 annotation=annotation,
                 literal_values=literals,
                 optional=name not in required_set,
-                description=str(description),
+                description=description,
             )
         )
     # Python wants parameters with defaults last; keep the schema's order otherwise.

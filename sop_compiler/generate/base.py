@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from sop_compiler.config import Settings
+from sop_compiler.errors import GenerationError
 from sop_compiler.models import Issue, Procedure, RoutineDraft, ToolCatalog, Usage
 
 
@@ -37,6 +38,9 @@ class Backend(ABC):
 
     name: ClassVar[str]
     uses_model: ClassVar[bool] = False  # True when generate() may call an LLM (and so costs money)
+    # Set when a fault stops every later call (bad key, unknown model, no quota): the run stops
+    # generating, and procedures whose result carries this error's message are left for later.
+    fatal_error: GenerationError | None = None
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -49,6 +53,13 @@ class Backend(ABC):
     def fingerprint(self) -> dict[str, object]:
         """This backend's `fingerprint_for` its own settings."""
         return self.fingerprint_for(self.settings)
+
+    def prepare(self) -> None:  # noqa: B027 - optional hook, most backends need nothing
+        """Import and build what the first request needs.
+
+        Called in a worker thread while SOPs are read, so that the first request does not wait
+        for imports. Errors are ignored there: the first request reports them.
+        """
 
     @abstractmethod
     async def generate(

@@ -12,7 +12,7 @@ import json
 import logging
 import re
 from abc import abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -23,7 +23,7 @@ from sop_compiler.config import Settings
 from sop_compiler.errors import GenerationError, SopcError
 from sop_compiler.generate import prompts
 from sop_compiler.generate.base import Backend, GenerationContext, GenerationResult
-from sop_compiler.models import Issue, Procedure, RoutineDraft, Step, Usage
+from sop_compiler.models import Issue, Procedure, RoutineDraft, Usage, walk_steps
 
 if TYPE_CHECKING:
     from sop_compiler.generate.cache import ResponseCache
@@ -177,14 +177,6 @@ def _pydantic_errors(exc: ValidationError) -> list[str]:
 
 def _issue_text(issue: Issue) -> str:
     return f"step {issue.step_id}: {issue.message}" if issue.step_id else issue.message
-
-
-def _walk(steps: Sequence[Step]) -> list[Step]:
-    out: list[Step] = []
-    for step in steps:
-        out.append(step)
-        out.extend(_walk(step.substeps))
-    return out
 
 
 class LLMBackend(Backend):
@@ -476,7 +468,7 @@ def _with_unknown_tools(
     }
     missed = {
         step.id: step.tool_call.tool
-        for step in _walk(draft.steps)
+        for step in walk_steps(draft.steps)
         if step.tool_call is not None
         and context.catalog.get(step.tool_call.tool) is None
         and step.id not in flagged

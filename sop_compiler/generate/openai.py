@@ -10,6 +10,7 @@ import email.utils
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -81,6 +82,8 @@ class OpenAIBackend(LLMBackend):
             raise ConfigError(self._bad_url_message(), hint=_URL_HINT)
         self._client: openai.AsyncOpenAI | None = None
         self._log_filter: _ScrubLogs | None = None
+        # prepare() builds the client in a worker thread while the first request may want it
+        self._client_lock = threading.Lock()
 
     def secrets(self) -> list[str]:
         """The API key and the base URL's credentials, so that no message can carry them."""
@@ -92,7 +95,15 @@ class OpenAIBackend(LLMBackend):
         shown = _redacted(self.base_url or "")
         return self.scrub(f"base URL {shown!r} is not a valid http(s) URL{detail}")
 
+    def prepare(self) -> None:
+        """Import openai (about 0.5 s) and build the client while SOPs are read."""
+        self._get_client()
+
     def _get_client(self) -> openai.AsyncOpenAI:
+        with self._client_lock:
+            return self._build_client()
+
+    def _build_client(self) -> openai.AsyncOpenAI:
         if self._client is None:
             import openai
 

@@ -26,7 +26,7 @@ LOCK_VERSION = 1
 OUTPUT_VERSION = "1"
 # Bumped when emit or validate code changes how a routine is rendered or reported: outputs are
 # re-rendered from the routine JSON already on disk, with no model call.
-RENDER_VERSION = "2"
+RENDER_VERSION = "3"
 
 FileState = Literal["ok", "missing", "edited"]
 
@@ -176,7 +176,7 @@ def file_state(out: Path, relpath: str, sha256: str) -> FileState:
 
 def templates_sha(*, under: str | None = None) -> str:
     """Hash of the templates shipped with sopc (all, or one sub-folder such as `prompts`)."""
-    root = Path(__file__).resolve().parent / "templates"
+    root = Path(__file__).resolve().parents[1] / "templates"  # sop_compiler/templates
     if under:
         root = root / under
     digest = hashlib.sha256()

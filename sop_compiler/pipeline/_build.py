@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -31,6 +31,8 @@ from sop_compiler.models import (
 )
 from sop_compiler.pipeline._outcomes import _one_line, agent_for
 from sop_compiler.pipeline._signals import _run_cancellable
+
+log = logging.getLogger("sop_compiler.pipeline")
 
 # Seconds between lock-file writes while routines complete (always written on exit and interrupt):
 # rewriting a big lock after every routine would make a large first build quadratic.
@@ -94,7 +96,7 @@ class _Build:
         )
         context = GenerationContext(catalog=self.catalog, settings=self.settings, agents=agents)
         limit = asyncio.Semaphore(self.settings.jobs)
-        prefetch = asyncio.ensure_future(asyncio.to_thread(_prefetch_client, backend))
+        prefetch = asyncio.ensure_future(asyncio.to_thread(_prepare, backend))
         stream = plan.stream()
         tasks: list[asyncio.Task[None]] = []
         finished: list[str] = []  # progress labels, shown once the total is known
@@ -134,7 +136,8 @@ class _Build:
         finally:
             for task in tasks:
                 task.cancel()
-            prefetch.cancel()
+            # A thread cannot be cancelled: wait, so that no client is built after aclose().
+            await asyncio.wait({prefetch})
             await backend.aclose()
 
     def _next_sop(self, stream: Iterator[PlannedSop]) -> PlannedSop | None:
@@ -159,15 +162,15 @@ class _Build:
         self, backend: Backend, proc: PlannedProcedure, result: GenerationResult | None = None
     ) -> bool:
         """True when a fatal backend error (bad key, unknown model, no quota) stops this one."""
-        fatal = getattr(backend, "fatal_error", None)
+        fatal = backend.fatal_error
         if fatal is None or (result is not None and result.error != fatal.message):
             return False
         # Told once for the run, not once per procedure; the next compile generates the rest.
         proc.status = "would_generate"
         if self.stopped is None:
-            self.stopped = f"generation stopped: {_one_line(fatal)}" + (
-                f" ({fatal.hint})" if fatal.hint else ""
-            )
+            from sop_compiler.render.run import stop_note
+
+            self.stopped = stop_note(_one_line(fatal), fatal.hint)
         if result is not None:
             proc.usage = result.usage
         return True
@@ -345,8 +348,9 @@ def _may_have_procs(sop: PlannedSop) -> bool:
     return sop.error is None and (bool(sop.procs) or sop.old is None or sop.old.key != sop.key)
 
 
-def _prefetch_client(backend: Backend) -> None:
-    """Import the backend's HTTP client while SOPs are read (openai alone takes ~0.5 s)."""
-    if backend.name == "openai":
-        with contextlib.suppress(ImportError):
-            importlib.import_module("openai")
+def _prepare(backend: Backend) -> None:
+    """Let the backend import and build its client while SOPs are read (openai takes ~0.5 s)."""
+    try:
+        backend.prepare()
+    except Exception:  # the first request reports the same fault, for the procedure it stops
+        log.debug("backend.prepare() failed", exc_info=True)

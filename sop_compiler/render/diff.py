@@ -85,7 +85,7 @@ def diff_markdown(diff: RoutineSetDiff) -> str:
     """The diff as Markdown for a PR comment: headline counts, then a section per routine."""
     total = counts(diff)
     lines = [f"## Routine changes: {_code(diff.old)} → {_code(diff.new)}", ""]
-    if not (diff.added or diff.removed or diff.changed):
+    if not (diff.added or diff.removed or diff.changed or diff.unreadable):
         return "\n".join([*lines, f"No routine changes ({diff.unchanged} routines unchanged).", ""])
     headline = [
         f"{total['added']} added",
@@ -109,6 +109,10 @@ def diff_markdown(diff: RoutineSetDiff) -> str:
                 for ref in refs
             ]
             lines.append("")
+    if diff.unreadable:  # left out of the comparison: a reviewer must know the diff is partial
+        lines += ["### Unreadable routines", ""]
+        lines += [f"- {u.side} {_code(u.file)}: {md_text(u.reason)}" for u in diff.unreadable]
+        lines.append("")
     for change in diff.changed:
         lines += _routine_section(change)
     return "\n".join(lines)

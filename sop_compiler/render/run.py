@@ -15,9 +15,27 @@ from pathlib import Path
 from sop_compiler.errors import OutputError
 from sop_compiler.models import Issue, RunResult, SopOutcome, StaleEntry
 
-__all__ = ["markdown_summary", "progress", "render_run"]
+__all__ = ["markdown_summary", "progress", "render_run", "stop_note"]
 
 _FULL_TABLE = 50  # above this many SOPs, the text table lists only the SOPs that need attention
+# A fatal backend error travels in RunResult.notes (so JSON carries it) in this one shape; the
+# text and GitHub formats find it by it and show it as an error, not a note.
+_STOPPED = "generation stopped: "
+_HINT = " (hint: "
+_STOP_HINT = "fix the key, model or quota, then compile again: routines written so far are kept"
+
+
+def stop_note(message: str, hint: str | None = None) -> str:
+    """The run note for a fault that stopped generation (bad key, unknown model, no quota)."""
+    return f"{_STOPPED}{message}{_HINT}{hint or _STOP_HINT})"
+
+
+def _stop(note: str) -> tuple[str, str] | None:
+    """(error, hint) when `note` is a stop_note(), else None."""
+    if not (note.startswith(_STOPPED) and note.endswith(")") and _HINT in note):
+        return None
+    error, _, hint = note[:-1].rpartition(_HINT)
+    return error, hint
 
 
 @contextlib.contextmanager
@@ -132,7 +150,8 @@ def _text(result: RunResult) -> None:
     model = f", model {escape(result.model)}" if result.model else ""
     console.print(f"backend: {escape(result.backend)}{note}{model}")
     for text in result.notes:
-        console.print(f"[yellow]note:[/] {escape(text)}")
+        if _stop(text) is None:
+            console.print(f"[yellow]note:[/] {escape(text)}")
     notable = [
         sop
         for sop in result.sops
@@ -195,6 +214,10 @@ def _text(result: RunResult) -> None:
             "; outputs are current" if not result.stale else f"; {len(result.stale)} problems"
         )
     console.print(escape(verdict))
+    stderr = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+    for error, hint in filter(None, map(_stop, result.notes)):
+        stderr.print(f"[red]error:[/] {escape(error)}")
+        stderr.print(f"hint: {escape(hint)}")
 
 
 def _issue_text(issue: Issue) -> str:
@@ -215,8 +238,9 @@ def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def _annotation(level: str, path: str, title: str, message: str) -> str:
-    where = f"file={_escape_property(path)},title={_escape_property(title)}"
+def _annotation(level: str, path: str | None, title: str, message: str) -> str:
+    where = f"file={_escape_property(path)}," if path is not None else ""
+    where += f"title={_escape_property(title)}"
     return f"::{level} {where}::{_escape_data(message)}"
 
 
@@ -245,16 +269,21 @@ def _annotations(result: RunResult) -> None:
                 "error", _stale_path(result, entry), f"sopc check: {entry.reason}", entry.detail
             )
         )
+    for error, hint in filter(None, map(_stop, result.notes)):  # the whole run, not one file
+        message = f"{error}\nhint: {hint}"
+        lines.append(_annotation("error", None, "sopc: generation stopped", message))
     for line in lines:
         print(line)
 
 
 def markdown_summary(result: RunResult) -> str:
     """The run as Markdown, for `$GITHUB_STEP_SUMMARY`."""
-    from sop_compiler.escape import md_cell
+    from sop_compiler.escape import md_cell, md_text
 
     title = "sopc check" if result.command == "check" else "sopc compile"
     out = [f"### {title}: {_headline(result)}", "", f"Backend: `{result.backend}`", ""]
+    for error, hint in filter(None, map(_stop, result.notes)):
+        out += [f"**error:** {md_text(error)}", "", f"hint: {md_text(hint)}", ""]
     rows = [
         sop
         for sop in result.sops
