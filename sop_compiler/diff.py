@@ -117,7 +117,7 @@ class RoutineSetDiff(_Model):
     )
 
 
-_Side = tuple[dict[tuple[str, str], Routine], dict[str, list[Issue]]]
+_Side = tuple[dict[tuple[str, str], Routine], dict[tuple[str, str], list[Issue]]]
 
 
 @dataclass
@@ -157,7 +157,7 @@ def diff_outputs(old: str, new: str, *, output: Path | None = None) -> RoutineSe
 def diff_routines(
     old: _Side, new: _Side, *, old_name: str = "old", new_name: str = "new"
 ) -> RoutineSetDiff:
-    """Diff two loaded routine sets: ({(agent, id): Routine}, {routine id: issues})."""
+    """Diff two loaded routine sets: ({(agent, id): Routine}, {(agent, id): issues})."""
     result = RoutineSetDiff(old=old_name, new=new_name)
     (old_routines, old_issues), (new_routines, new_issues) = old, new
     for key in sorted(old_routines.keys() | new_routines.keys()):
@@ -168,7 +168,7 @@ def diff_routines(
             result.removed.append(_ref(before))
         elif before is not None and after is not None:
             change = _diff_routine(
-                before, after, old_issues.get(before.id, []), new_issues.get(after.id, [])
+                before, after, old_issues.get(key, []), new_issues.get(key, [])
             )
             if change.empty():
                 result.unchanged += 1
@@ -364,7 +364,7 @@ def _load(files: dict[str, bytes]) -> _Loaded:
                 unreadable_keys.add((raw["agent"], str(raw.get("id"))))
             continue
         routines[(routine.agent, routine.id)] = routine
-    issues: dict[str, list[Issue]] = {}
+    issues: dict[tuple[str, str], list[Issue]] = {}
     if LOCK_NAME in files:
         try:
             lock = LockFile.model_validate(_known_fields(LockFile, json.loads(files[LOCK_NAME])))
@@ -372,7 +372,7 @@ def _load(files: dict[str, bytes]) -> _Loaded:
             lock = LockFile()  # an unreadable lock only costs the issue comparison
         for sop in lock.sops.values():
             for proc_id, proc in sop.procedures.items():
-                issues[proc_id] = proc.issues
+                issues[(proc.agent, proc_id)] = proc.issues
     return _Loaded((routines, issues), unreadable, unreadable_keys)
 
 

@@ -318,3 +318,23 @@ def test_a_symlinked_sop_folder_is_always_planned(tmp_path: Path, planning: list
     planning.clear()
     compile_folder(sops, settings=settings)
     assert planning == ["planned"]
+
+
+def test_output_folder_inside_the_sops_keeps_the_fast_path_and_its_rule(
+    tmp_path: Path, planning: list[str]
+) -> None:
+    sops, _out, settings = _project(tmp_path)
+    inside = settings.model_copy(update={"output": sops / "gen"})
+    assert compile_folder(sops, settings=inside).exit_code == 0
+    (sops / "old").mkdir()
+    (sops / "old/sopc.lock").write_text("{}")  # an earlier output folder: never SOPs
+    (sops / "old/REVIEW.md").write_text(SOP.replace("Refunds", "Not an SOP"))
+    normal = _clean_noop(sops, inside)
+    assert len(normal.sops) == 3
+    planning.clear()
+    fast = compile_folder(sops, settings=inside)
+    assert planning == [] and isinstance(fast, NoopRunResult) and len(fast.sops) == 3
+    # Without its lock the folder holds SOPs again: the fast path must not vouch for it.
+    (sops / "old/sopc.lock").unlink()
+    result = compile_folder(sops, settings=inside)
+    assert planning == ["planned"] and len(result.sops) == 4

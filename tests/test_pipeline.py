@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -234,6 +235,10 @@ def test_editing_one_sop_changes_only_its_outputs(project: tuple[Path, Path]) ->
 
 def test_deleted_sop_outputs_are_removed(project: tuple[Path, Path]) -> None:
     sops, out = project
+    # A second SOP keeps the `account` agent: the run's agent set (in every key) stays the same.
+    (sops / "account/unlock.md").write_text(
+        "# Unlock\n\n## Unlock an account\n\n1. Verify the customer.\n2. Use `unlock_account`.\n"
+    )
     compile_folder(sops, settings=settings_for(sops, out), backend=StubBackend())
     ((reset_id, files),) = outputs_of(out, "account/reset.md").items()
     assert all((out / rel).is_file() for rel in files)
@@ -241,11 +246,14 @@ def test_deleted_sop_outputs_are_removed(project: tuple[Path, Path]) -> None:
     backend = StubBackend()
     compile_folder(sops, settings=settings_for(sops, out), backend=backend)
     assert backend.calls == []
-    assert not (out / "routines/account").exists()
     lock = json.loads((out / "sopc.lock").read_text())
     assert "account/reset.md" not in lock["sops"]
     assert reset_id not in (out / "REVIEW.md").read_text()
     assert not any((out / rel).exists() for rel in files)
+    # The folder's last SOP gone, its emptied routine folder goes too.
+    (sops / "account/unlock.md").unlink()
+    compile_folder(sops, settings=settings_for(sops, out), backend=StubBackend())
+    assert not (out / "routines/account").exists()
 
 
 def test_removed_section_outputs_are_removed(project: tuple[Path, Path]) -> None:
@@ -526,3 +534,89 @@ def test_a_fatal_backend_error_stops_the_run_once_with_exit_2(
     backend = StubBackend()
     again = compile_folder(sops, settings=settings_for(sops, out), backend=backend)
     assert again.exit_code == 0 and len(backend.calls) == 4
+
+
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_sops"
+
+
+def test_output_folder_inside_the_sop_folder_is_never_read_as_sops(tmp_path: Path) -> None:
+    sops = make_sops(tmp_path)
+    out = sops / "generated"
+    first = run(sops, out, StubBackend())
+    # A second run must not read REVIEW.md or the routines' Markdown as new SOPs.
+    second = run(sops, out, StubBackend())
+    assert [s.source for s in second.sops] == [s.source for s in first.sops]  # type: ignore[attr-defined]
+    assert len(second.sops) == 3  # type: ignore[attr-defined]
+    check = compile_folder(
+        sops, settings=settings_for(sops, out), check=True, backend=StubBackend()
+    )
+    assert check.exit_code == 0, check.stale
+    # Any other folder holding a sopc.lock is an output folder too (e.g. an older -o target).
+    (sops / "old_out").mkdir()
+    (sops / "old_out/sopc.lock").write_text("{}")
+    (sops / "old_out/REVIEW.md").write_text("# Review\n\n1. Not an SOP.\n")
+    third = run(sops, out, StubBackend())
+    assert len(third.sops) == 3  # type: ignore[attr-defined]
+
+
+def test_agent_set_does_not_depend_on_build_history(tmp_path: Path) -> None:
+    """Held-back folder restored: the tree equals a fresh build, and --check agrees."""
+    sops = tmp_path / "sops"
+    shutil.copytree(SAMPLES, sops)
+    held = tmp_path / "tech_support"
+    shutil.move(sops / "tech_support", held)
+    settings = load_settings(sops, overrides={"output": tmp_path / "a", "backend": "offline"})
+    compile_folder(sops, settings=settings)
+    shutil.move(held, sops / "tech_support")
+    incremental = compile_folder(sops, settings=settings)
+    assert incremental.exit_code in (0, 1)
+    fresh = load_settings(sops, overrides={"output": tmp_path / "b", "backend": "offline"})
+    compile_folder(sops, settings=fresh)
+    assert tree(tmp_path / "a") == tree(tmp_path / "b")
+    assert compile_folder(sops, settings=settings, check=True).stale == []
+
+
+def test_same_stem_in_another_folder_leaves_the_existing_routine_alone(
+    project: tuple[Path, Path],
+) -> None:
+    sops, out = project
+    run(sops, out, StubBackend())
+    before = tree(out)
+    entry = json.loads((out / "sopc.lock").read_text())["sops"]["billing/refunds.md"]
+    (sops / "account/refunds.md").write_text(REFUNDS.replace("30 days", "14 days"))
+    backend = StubBackend()
+    result = run(sops, out, backend)
+    assert result.exit_code == 0  # type: ignore[attr-defined]
+    assert sorted(backend.calls) == ["refunds--correct-an-invoice", "refunds--issue-a-refund"]
+    after = tree(out)
+    for rel, sha in before.items():
+        if rel.startswith("routines/billing/"):
+            assert after[rel] == sha, rel
+    assert json.loads((out / "sopc.lock").read_text())["sops"]["billing/refunds.md"] == entry
+    assert "routines/account/refunds--issue-a-refund.json" in after
+    # Both routines keep their own report on the review page.
+    review = (out / "REVIEW.md").read_text()
+    assert review.count("refunds--issue-a-refund") >= 2
+
+
+def test_pruning_an_empty_folder_while_another_writes_in_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder removed (pruned by another thread) between mkdir and mkstemp is made again."""
+    import tempfile
+
+    from sop_compiler.emit import write_outputs
+
+    real = tempfile.mkstemp
+    pruned: list[str] = []
+
+    def racing(*args: object, **kwargs: object) -> tuple[int, str]:
+        folder = Path(str(kwargs["dir"]))
+        if not pruned:
+            pruned.append(str(folder))
+            folder.rmdir()  # what `_prune` in another worker does to an empty folder
+        return real(*args, **kwargs)  # type: ignore[call-overload, no-any-return]
+
+    monkeypatch.setattr(tempfile, "mkstemp", racing)
+    assert write_outputs(tmp_path, {"routines/billing/a.md": b"x"}) == ["routines/billing/a.md"]
+    assert (tmp_path / "routines/billing/a.md").read_bytes() == b"x" and pruned

@@ -44,7 +44,10 @@ def render_review(
     names = {group: s.name for s in plan.specialists for group in s.groups}
     entries = []
     for routine in sorted(routines, key=lambda r: (names.get(r.agent, r.agent), r.id)):
-        report = reports.get(routine.id, ValidationReport(routine_id=routine.id))
+        # Keyed `<agent>/<id>` (ids are unique only within an agent); plain ids still accepted.
+        report = reports.get(f"{routine.agent}/{routine.id}") or reports.get(
+            routine.id, ValidationReport(routine_id=routine.id)
+        )
         md_path, json_path = routine_paths(routine)
         entries.append(
             _Entry(

@@ -15,18 +15,25 @@ __all__ = ["Reader", "Source", "discover", "discover_sources", "ingest", "sniff_
 
 # Files that live beside SOPs but are not SOPs.
 _NOT_SOPS = {"tools.yaml", "tools.yml", "tools.json", "sopc.toml", "readme.md"}
+# A folder holding this file is sopc's output folder (lock.LOCK_NAME), never SOPs.
+_OUTPUT_MARK = "sopc.lock"
 
 
-def discover(root: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+def discover(
+    root: Path, *, exclude: Path | None = None
+) -> tuple[list[Path], list[tuple[Path, str]]]:
     """SOP files under `root`, sorted; and (path, reason) for files skipped.
 
-    Symlinks are followed only when they resolve inside `root`; loops are never entered.
+    Symlinks are followed only when they resolve inside `root`; loops are never entered. Output
+    folders are passed over: `exclude` and any sub-folder holding a `sopc.lock`.
     """
-    found, skipped = discover_sources(root)
+    found, skipped = discover_sources(root, exclude=exclude)
     return [path for path, _ in found], skipped
 
 
-def discover_sources(root: Path) -> tuple[list[tuple[Path, str]], list[tuple[Path, str]]]:
+def discover_sources(
+    root: Path, *, exclude: Path | None = None
+) -> tuple[list[tuple[Path, str]], list[tuple[Path, str]]]:
     """Like `discover`, with each file's name as `ingest` gives it (its real path, relative).
 
     One `os.scandir` per folder and no per-file system call for regular files: deciding that
@@ -38,6 +45,9 @@ def discover_sources(root: Path) -> tuple[list[tuple[Path, str]], list[tuple[Pat
     if not root.is_dir():
         raise InputError("no such file or folder", path=root)
     walk = _Walk(str(root))
+    if exclude is not None and exclude.resolve() != root:
+        # Marked as seen: the walk never enters the output folder, even before its first lock.
+        walk.seen.add(str(exclude.resolve()))
     walk.folder(root, str(root), "")
     found = sorted(walk.found, key=lambda item: item[1])
     return [(path, source) for path, _, source in found], walk.skipped
@@ -74,6 +84,8 @@ class _Walk:
                 entries = sorted(listing, key=lambda entry: entry.name)
         except OSError:
             return  # like os.walk: an unreadable folder is passed over
+        if real_rel and any(entry.name == _OUTPUT_MARK for entry in entries):
+            return  # an output folder inside the SOP folder: its Markdown is sopc's own
         folders: list[tuple[str, bool]] = []
         for entry in entries:
             name = entry.name

@@ -113,20 +113,25 @@ def _read(sop: PlannedSop, *, root: Path, settings: Settings, reader: Reader) ->
 
 
 def _assign_ids(sop: PlannedSop, used: set[str]) -> list[str]:
-    """Routine ids unique in the run (case-insensitively), first come first served by SOP path.
+    """Routine ids unique within their agent (case-insensitively), first come first served.
 
-    Unique across agents, not just within one, so that every output path and every report keyed
-    by routine id is unambiguous (`Refunds.md` and `refunds.md` never overwrite each other).
-    `used` holds the ids of every SOP before this one; the ids taken here are added and returned.
+    Only within one agent: outputs live under `routines/<agent>/`, so an SOP added to another
+    folder never renames an existing routine (`Refunds.md` and `refunds.md` of one folder still
+    never overwrite each other). `used` holds `<agent folder>/<id>` of every SOP before this one;
+    the keys taken here are added and returned.
     """
+    from sop_compiler.emit._plan import agent_dir
+
     taken: list[str] = []
     for proc in sop.procs:
+        folder = agent_dir(proc.agent).casefold()
         candidate, n = proc.base_id, 1
-        while candidate.lower() in used:
+        while f"{folder}/{candidate.casefold()}" in used:
             n += 1
             candidate = f"{proc.base_id}-{n}"
-        used.add(candidate.lower())
-        taken.append(candidate.lower())
+        key = f"{folder}/{candidate.casefold()}"
+        used.add(key)
+        taken.append(key)
         proc.id = candidate
         if proc.procedure is not None:
             if proc.procedure.id != candidate:

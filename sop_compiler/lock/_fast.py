@@ -129,7 +129,7 @@ class NoopRecord:
 
     def begin(self) -> None:
         """Note the SOP folders before a normal run plans; a change meanwhile voids the record."""
-        self._dirs_before = _dir_stats(self.root)
+        self._dirs_before = _dir_stats(self.root, exclude=self.out)
 
     def save(
         self,
@@ -152,7 +152,7 @@ class NoopRecord:
         if identity is None or dirs is None or any(st is None for st in outputs.values()):
             return
         try:
-            if _dir_stats(self.root) != dirs:
+            if _dir_stats(self.root, exclude=self.out) != dirs:
                 return  # an SOP was added, removed or renamed while the run planned
             ordered = sorted(sops)
             digest = hashlib.sha256()
@@ -308,32 +308,43 @@ def _sop_digest(root: Path, sources: list[str], *, limit: int) -> str | None:
     return digest.hexdigest()
 
 
-def _dir_stats(root: Path) -> list[list[Any]] | None:
+def _dir_stats(root: Path, *, exclude: Path) -> list[list[Any]] | None:
     """[relative folder, *stat] for every folder of the SOP tree; None if it holds a link."""
-    dirs = _sop_dirs(root)
+    dirs = _sop_dirs(root, exclude=exclude)
     if dirs is None:
         return None
     return [[rel, *_stat(os.stat(os.path.join(root, rel)))] for rel in dirs]
 
 
-def _sop_dirs(root: Path) -> list[str] | None:
+def _sop_dirs(root: Path, *, exclude: Path) -> list[str] | None:
     """Every folder of the SOP tree (hidden ones aside), relative; None if any entry is a link.
 
     Discovery reads a subset of these folders. A folder's mtime moves whenever an entry is added,
     removed or renamed in it, so unchanged folder stats mean discovery would find the same files.
+    As in discovery, the output folder is left out (each run writes in it) and a folder holding
+    a `sopc.lock` is not entered (its own stat still shows the lock being removed).
     """
+    skip = os.path.realpath(exclude)
     found = [""]
     pending = [""]
     while pending:
         rel = pending.pop()
+        children: list[str] = []
         with os.scandir(os.path.join(root, rel)) as listing:
             for entry in listing:
                 if entry.is_symlink():
                     return None  # links may point anywhere: let discovery decide every time
-                if entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."):
-                    child = f"{rel}/{entry.name}" if rel else entry.name
-                    found.append(child)
-                    pending.append(child)
+                if rel and entry.name == LOCK_NAME:
+                    children = []
+                    break
+                if (
+                    entry.is_dir(follow_symlinks=False)
+                    and not entry.name.startswith(".")
+                    and os.path.realpath(entry.path) != skip
+                ):
+                    children.append(f"{rel}/{entry.name}" if rel else entry.name)
+        found += children
+        pending += children
     return sorted(found)
 
 

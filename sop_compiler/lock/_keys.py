@@ -5,11 +5,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-from sop_compiler.config import Settings
+from sop_compiler.config import Settings, agent_group_for
 from sop_compiler.errors import ConfigError
 from sop_compiler.generate.base import Backend
 from sop_compiler.lock._file import (
@@ -110,10 +110,22 @@ class Keys:
     prompts: str
     templates: str
     settings: str
+    agents: str = ""
 
     @classmethod
-    def compute(cls, *, settings: Settings, catalog: ToolCatalog, backend: dict[str, Any]) -> Keys:
-        """Hash the backend fingerprint, catalog, schema, templates and output-relevant settings."""
+    def compute(
+        cls,
+        *,
+        settings: Settings,
+        catalog: ToolCatalog,
+        backend: dict[str, Any],
+        agents: Iterable[str] = (),
+    ) -> Keys:
+        """Hash the backend fingerprint, catalog, schema, templates and output-relevant settings.
+
+        `agents` is the run's agent set: handoff targets resolve against it and prompts list it,
+        so a routine depends on it, and a build must not depend on which folders came first.
+        """
         relevant = settings.model_dump(mode="json", exclude=set(_NOT_OUTPUT_SETTINGS))
         return cls(
             sopc=OUTPUT_VERSION,
@@ -124,6 +136,7 @@ class Keys:
             prompts=templates_sha(under="prompts"),
             templates=templates_sha(),
             settings=sha256_json(relevant),
+            agents=sha256_json(sorted(set(agents))),
         )
 
     # The parts are hex digests or version strings (no NUL), so joining them is unambiguous.
@@ -133,7 +146,9 @@ class Keys:
 
     def input(self, text: str) -> str:
         """Key of everything that decides a generated routine."""
-        return _join_sha(text, self.backend_sha, self.catalog, self.schema, self.prompts, self.sopc)
+        return _join_sha(
+            text, self.backend_sha, self.catalog, self.schema, self.prompts, self.sopc, self.agents
+        )
 
     def render(self, input_key: str) -> str:
         """Key of everything that decides a routine's report and rendered files."""
@@ -149,6 +164,11 @@ def _schema_sha() -> str:
 
 def _join_sha(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def agent_for(source: str, settings: Settings) -> str:
+    """An SOP's agent group: an `[agents.X] include` match, else its folder (`general` at top)."""
+    return agent_group_for(source, settings) or source.rpartition("/")[0] or "general"
 
 
 def routine_json_path(outputs: dict[str, str]) -> str | None:

@@ -24,6 +24,7 @@ from sop_compiler.lock._keys import (
     Keys,
     ProcState,
     Reader,
+    agent_for,
 )
 from sop_compiler.lock._planned import PlannedProcedure, PlannedSop
 from sop_compiler.lock._stat import FileStates
@@ -66,6 +67,7 @@ class Plan:
         self.keys = keys
         self.sops: list[PlannedSop] = []
         self.notes: list[str] = []
+        self.agent_set: tuple[str, ...] = ()
         self._reading: _Reading | None = None
 
     def stream(self) -> Iterator[PlannedSop]:
@@ -111,8 +113,12 @@ class Plan:
         return [p for sop in self.sops for p in sop.procs if state is None or p.state == state]
 
     def agents(self) -> tuple[str, ...]:
-        """The agent groups of the run, sorted."""
-        return tuple(sorted({p.agent for p in self.procedures()}))
+        """The agent groups of the run, sorted: those of every SOP found, known before reading.
+
+        Not only the groups that turn out to hold procedures: that would be known only once
+        every SOP is read, and a routine generated earlier would depend on the build's history.
+        """
+        return self.agent_set
 
     def removals(self) -> list[str]:
         """Outputs recorded for deleted SOPs and vanished procedures (never other files)."""
@@ -174,7 +180,10 @@ class Plan:
         return {rel: state(rel, sha) for rel, sha in sorted(self.old.shared.items())}
 
     def routines(self) -> tuple[list[Routine], dict[str, ValidationReport]]:
-        """Every routine of the run (new or loaded from disk), by agent and id; reports by id."""
+        """Every routine of the run (new or loaded from disk), by agent and id.
+
+        Reports are keyed `<agent>/<id>`: ids are unique only within an agent.
+        """
         routines: list[Routine] = []
         reports: dict[str, ValidationReport] = {}
         for proc in sorted(self.procedures(), key=lambda p: (p.agent, p.id)):
@@ -184,7 +193,7 @@ class Plan:
                 proc.routine = proc.load_routine(self.out)
             if proc.routine is not None and proc.report is not None:
                 routines.append(proc.routine)
-                reports[proc.id] = proc.report
+                reports[f"{proc.routine.agent}/{proc.id}"] = proc.report
         return routines, reports
 
     def failures(self) -> dict[str, str]:
@@ -345,10 +354,14 @@ def start_plan(
     files: FileStates | None = None,
 ) -> Plan:
     """Find and hash every SOP (cheap); `plan.stream()` then decides them in source order."""
-    keys = Keys.compute(settings=settings, catalog=catalog, backend=backend.fingerprint)
+    found, skipped = discover_sources(sops, exclude=out)
+    agents = sorted({agent_for(source, settings) for _, source in found})
+    keys = Keys.compute(
+        settings=settings, catalog=catalog, backend=backend.fingerprint, agents=agents
+    )
     plan = Plan(out=out, settings=settings, old=old, keys=keys, files=files)
+    plan.agent_set = tuple(agents)
     plan._reading = _Reading(root=root, reader=reader, refresh=refresh, read_all=read_all)
-    found, skipped = discover_sources(sops)
     folders: dict[Path, Path] = {}
     plan.notes += [f"{_relative(path, root, folders)}: skipped: {why}" for path, why in skipped]
     seen: set[str] = set()

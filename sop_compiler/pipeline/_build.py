@@ -8,7 +8,6 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 from sop_compiler.config import Settings
@@ -29,7 +28,7 @@ from sop_compiler.models import (
     ToolCatalog,
     ValidationReport,
 )
-from sop_compiler.pipeline._outcomes import _one_line, agent_for
+from sop_compiler.pipeline._outcomes import _one_line
 from sop_compiler.pipeline._signals import _run_cancellable
 
 log = logging.getLogger("sop_compiler.pipeline")
@@ -87,14 +86,11 @@ class _Build:
         from sop_compiler.render.run import progress
 
         plan = self.plan
-        # Handoff targets in prompts are the run's agent groups, known for sure only once every
-        # SOP is read; generation starts with the folders of every SOP that may hold procedures.
-        agents = tuple(
-            sorted(
-                {agent_for(sop.source, self.settings) for sop in plan.sops if _may_have_procs(sop)}
-            )
+        # Every SOP's agent group, known before any is read: a routine never depends on which
+        # folders an earlier build had (the agent set is part of every routine's input key).
+        context = GenerationContext(
+            catalog=self.catalog, settings=self.settings, agents=plan.agents()
         )
-        context = GenerationContext(catalog=self.catalog, settings=self.settings, agents=agents)
         limit = asyncio.Semaphore(self.settings.jobs)
         prefetch = asyncio.ensure_future(asyncio.to_thread(_prepare, backend))
         stream = plan.stream()
@@ -127,12 +123,6 @@ class _Build:
                     show(label)
                 advance = show
                 await asyncio.gather(*tasks)
-                if plan.agents() != agents and self.stopped is None:
-                    # A folder held no procedure after all: what its absence changes in the
-                    # prompts must show in the routines, as if it had been known from the start.
-                    context = replace(context, agents=plan.agents())
-                    again = [p for p in plan.procedures("generate") if p.status == "generated"]
-                    await asyncio.gather(*(one(proc, context) for proc in again))
         finally:
             for task in tasks:
                 task.cancel()
@@ -341,11 +331,6 @@ class _Build:
         self.lock.shared = {rel: sha256_bytes(data) for rel, data in sorted(files.items())}
         self.lock.shared_key = key
         self.dirty = True
-
-
-def _may_have_procs(sop: PlannedSop) -> bool:
-    """False only for an SOP the lock vouches for that has no procedure (or could not be read)."""
-    return sop.error is None and (bool(sop.procs) or sop.old is None or sop.old.key != sop.key)
 
 
 def _prepare(backend: Backend) -> None:

@@ -6,12 +6,13 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from sop_compiler.config import Settings, agent_group_for
+from sop_compiler.config import Settings
 from sop_compiler.errors import ExitCode
 from sop_compiler.lock import (
     Plan,
     PlannedSop,
 )
+from sop_compiler.lock._keys import agent_for as agent_for
 from sop_compiler.models import (
     Procedure,
     ProcedureOutcome,
@@ -20,11 +21,6 @@ from sop_compiler.models import (
     ToolCatalog,
     Usage,
 )
-
-
-def agent_for(source: str, settings: Settings) -> str:
-    """An SOP's agent group: an `[agents.X] include` match, else its folder (`general` at top)."""
-    return agent_group_for(source, settings) or source.rpartition("/")[0] or "general"
 
 
 def _estimate(plan: Plan, *, catalog: ToolCatalog, settings: Settings, uses_model: bool) -> None:
