@@ -405,7 +405,7 @@ _NOOP_CHILD = """
 import gc, hashlib, json, sys, time
 sys.path.insert(0, {here!r})
 from pathlib import Path
-from run import _compile
+from run import _compile, best_of
 from sop_compiler.config import load_settings
 sops, out, repeat = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 settings = load_settings(sops, overrides={{"backend": "offline", "output": out}})
@@ -414,13 +414,7 @@ def floor():
     for path in files:
         hashlib.sha256(path.read_bytes()).hexdigest()
 def best(fn):
-    times = []
-    for _ in range(repeat):
-        gc.collect()
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return best_of(fn, repeat)
 results = []
 first = time.perf_counter()
 results.append(_compile(sops, settings=settings))

@@ -105,9 +105,17 @@ def test_templates_hash_covers_the_shipped_templates() -> None:
     """An edit to any emit or prompt template must change the keys (else nothing re-renders)."""
     import hashlib
 
-    from sop_compiler.lock import templates_sha
+    from sop_compiler.files import templates_sha
 
     empty = hashlib.sha256().hexdigest()
     everything, prompts = templates_sha(), templates_sha(under="prompts")
     assert empty not in (everything, prompts)
     assert everything != prompts  # the emit templates (routine.md.j2, agent.py.j2...) count too
+
+
+def test_lock_is_readable_by_others_like_any_output(tmp_path: Path) -> None:
+    """mkstemp makes 0600 files; the lock is committed and read by CI, so it gets 0644."""
+    from sop_compiler.lock import dump_lock, write_atomic
+
+    write_atomic(tmp_path / "sopc.lock", dump_lock(_lock()))
+    assert (tmp_path / "sopc.lock").stat().st_mode & 0o777 == 0o644

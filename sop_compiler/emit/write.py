@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import errno
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from sop_compiler.errors import OutputError
+from sop_compiler.files import replace_file
 
 __all__ = ["check_relative", "sync_outputs", "write_outputs"]
 
@@ -51,25 +51,7 @@ def _write_atomic(target: Path, data: bytes) -> None:
     # routines); `sync_outputs` flushes a run's folders once at the end instead. So a power loss
     # may lose the routines written in the last seconds, or leave such a file empty: sopc.lock
     # records every output's hash, and the next compile rewrites any file that does not match.
-    mode = target.stat().st_mode & 0o777 if target.exists() else 0o644
-    for attempt in range(3):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-            break
-        except FileNotFoundError:
-            # Another thread's `_prune` removed the folder, empty for an instant, in between;
-            # once the temp file is in it, it is no longer empty and stays.
-            if attempt == 2:
-                raise
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(temp, mode)
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    replace_file(target, data)
 
 
 def _prune(root: Path, folder: Path) -> None:

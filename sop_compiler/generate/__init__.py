@@ -45,17 +45,24 @@ def resolve_backend_name(settings: Settings) -> str:
     return "openai" if configured else "offline"
 
 
-def get_backend(settings: Settings) -> Backend:
-    """Build the backend the settings name; an unknown name lists the known ones."""
-    name = resolve_backend_name(settings)
+BACKEND_NAMES: tuple[str, ...] = tuple(sorted(_BACKENDS))
+
+
+def backend_class(name: str) -> type[Backend]:
+    """The backend class registered as `name` (imported on first use); errors list the known."""
     try:
         target = _BACKENDS[name]
     except KeyError:
-        known = ", ".join(sorted(_BACKENDS))
+        known = ", ".join(BACKEND_NAMES)
         raise ConfigError(f"unknown backend {name!r} (known: {known})") from None
     module, _, cls = target.partition(":")
-    backend: Backend = getattr(importlib.import_module(module), cls)(settings)
+    backend: type[Backend] = getattr(importlib.import_module(module), cls)
     return backend
+
+
+def get_backend(settings: Settings) -> Backend:
+    """Build the backend the settings name."""
+    return backend_class(resolve_backend_name(settings))(settings)
 
 
 def _fill_source(ref: SourceRef | None, blocks: dict[str, Block], file: str) -> SourceRef | None:

@@ -10,10 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 
+from sop_compiler.files import replace_file
 from sop_compiler.generate import prompts
 from sop_compiler.generate.llm import ChatRequest, ChatResponse
 from sop_compiler.models import Usage
@@ -102,13 +101,5 @@ class ResponseCache:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write atomically; cache entries hold SOP text and stay private to the user."""
+    replace_file(path, text.encode("utf-8"), mode=0o600)

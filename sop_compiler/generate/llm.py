@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from sop_compiler.config import Settings
 from sop_compiler.errors import GenerationError, SopcError
+from sop_compiler.files import templates_sha
 from sop_compiler.generate import prompts
 from sop_compiler.generate.base import Backend, GenerationContext, GenerationResult
 from sop_compiler.models import Issue, Procedure, RoutineDraft, Usage, walk_steps
@@ -236,7 +237,7 @@ class LLMBackend(Backend):
             "vision": settings.vision,
             "repair_attempts": settings.repair_attempts,
             "prompt_template_version": prompts.PROMPT_TEMPLATE_VERSION,
-            "prompt_sha256": prompts.templates_sha256(),
+            "prompt_sha256": templates_sha(under="prompts"),
             "schema_sha256": prompts.schema_sha256(),
         }
 

@@ -120,14 +120,6 @@ def schema_sha256() -> str:
 
 
 @functools.cache
-def templates_sha256() -> str:
-    """Hash of every prompt template file: an edit invalidates cached answers and routines."""
-    digest = hashlib.sha256()
-    for name, text in _template_files():
-        digest.update(f"{name}\0{text}\0".encode())
-    return digest.hexdigest()
-
-
 @functools.cache
 def system_prompt() -> str:
     """The static prefix: conventions, schema, worked example; identical for every request."""

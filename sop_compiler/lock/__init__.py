@@ -29,17 +29,15 @@ from sop_compiler.lock._file import (
     ProcedureEntry,
     SopEntry,
     dump_lock,
-    file_state,
     read_lock,
     run_lock,
     sha256_bytes,
     sha256_json,
-    templates_sha,
     write_atomic,
     write_lock,
 )
 from sop_compiler.lock._keys import ChosenBackend, Keys, backend_for, routine_json_path
-from sop_compiler.lock._plan import Plan, make_plan, start_plan
+from sop_compiler.lock._plan import Plan, start_plan
 from sop_compiler.lock._planned import PlannedProcedure, PlannedSop
 from sop_compiler.lock._stat import FileStates
 
@@ -63,15 +61,12 @@ __all__ = [
     "SopEntry",
     "backend_for",
     "dump_lock",
-    "file_state",
-    "make_plan",
     "read_lock",
     "routine_json_path",
     "run_lock",
     "sha256_bytes",
     "sha256_json",
     "start_plan",
-    "templates_sha",
     "unchanged_sops",
     "write_atomic",
     "write_lock",

@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,12 +28,13 @@ from typing import Any
 from pydantic import PrivateAttr
 
 from sop_compiler.config import Settings
+from sop_compiler.files import replace_file
 from sop_compiler.lock._file import LOCK_NAME, sha256_json
 from sop_compiler.lock._keys import Keys
+from sop_compiler.lock._stat import Stat, stat_key
 from sop_compiler.models import RunResult, SopOutcome, ToolCatalog
 
 _VERSION = 1
-_Stat = tuple[int, int, int, int]
 
 
 @dataclass(frozen=True)
@@ -100,12 +100,12 @@ class NoopRecord:
             newest = 0
             for rel, *recorded in record["dirs"]:
                 st = os.stat(os.path.join(self.root, rel))
-                if _stat(st) != tuple(recorded):
+                if stat_key(st) != tuple(recorded):
                     return None
                 newest = max(newest, st.st_mtime_ns)
             with open(self.out / LOCK_NAME, "rb") as handle:
                 lock_st = os.fstat(handle.fileno())
-                if list(_stat(lock_st)) != record["lock"]:
+                if list(stat_key(lock_st)) != record["lock"]:
                     return None
                 lock_bytes = handle.read()
             newest = max(newest, lock_st.st_mtime_ns)
@@ -136,7 +136,7 @@ class NoopRecord:
         fingerprint: dict[str, Any],
         *,
         sops: Iterable[tuple[str, str]],
-        outputs: dict[str, _Stat | None],
+        outputs: dict[str, Stat | None],
         notes: list[str],
         errors: bool,
         warnings: bool,
@@ -167,7 +167,7 @@ class NoopRecord:
                 "version": _VERSION,
                 "identity": identity,
                 "dirs": dirs,
-                "lock": list(_stat(lock_st)),
+                "lock": list(stat_key(lock_st)),
                 "outputs": "\n".join(sorted(outputs)),
                 "outputs_digest": stats.hexdigest(),
                 "sops": "\n".join(source for source, _ in ordered),
@@ -177,16 +177,8 @@ class NoopRecord:
                 "warnings": warnings,
                 "input_errors": input_errors,
             }
-            folder = self.path.parent
-            folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    json.dump(record, handle, separators=(",", ":"))
-                os.replace(tmp, self.path)
-            except BaseException:
-                os.unlink(tmp)
-                raise
+            data = json.dumps(record, separators=(",", ":")).encode()
+            replace_file(self.path, data, mode=0o600)
         except (OSError, ValueError):
             return  # a failure only costs the normal path next time
 
@@ -258,10 +250,6 @@ class NoopRunResult(RunResult):
         return super().__iter__()
 
 
-def _stat(st: os.stat_result) -> _Stat:
-    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-
-
 def _stat_digest(out: Path, outputs: list[str]) -> tuple[str, int]:
     """Digest of every output's stat, and the newest mtime; OSError when one is missing."""
     digest = hashlib.sha256()
@@ -271,7 +259,7 @@ def _stat_digest(out: Path, outputs: list[str]) -> tuple[str, int]:
         stat = os.stat
         for rel in outputs:
             st = stat(rel, dir_fd=fd, follow_symlinks=False)
-            digest.update(b"%d %d %d %d\n" % _stat(st))
+            digest.update(b"%d %d %d %d\n" % stat_key(st))
             newest = max(newest, st.st_mtime_ns)
     finally:
         os.close(fd)
@@ -313,7 +301,7 @@ def _dir_stats(root: Path, *, exclude: Path) -> list[list[Any]] | None:
     dirs = _sop_dirs(root, exclude=exclude)
     if dirs is None:
         return None
-    return [[rel, *_stat(os.stat(os.path.join(root, rel)))] for rel in dirs]
+    return [[rel, *stat_key(os.stat(os.path.join(root, rel)))] for rel in dirs]
 
 
 def _sop_dirs(root: Path, *, exclude: Path) -> list[str] | None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -14,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sop_compiler.errors import OutputError
+from sop_compiler.files import replace_file
 from sop_compiler.models import (
     Issue,
 )
@@ -129,10 +128,9 @@ def write_lock(out: Path, lock: LockFile) -> bool:
 
 
 def write_atomic(path: Path, data: bytes, *, durable: bool = False) -> bool:
-    """Replace `path` with `data` (temp file + rename) unless it already holds exactly that.
+    """Replace `path` with `data` atomically unless it already holds exactly that; True if written.
 
-    The rename means no reader ever sees a half-written file. `durable` also flushes the bytes
-    and the folder entry to disk before returning (the final lock of a run).
+    `durable` also flushes the bytes and the folder entry to disk (the final lock of a run).
     """
     try:
         if path.read_bytes() == data:
@@ -140,53 +138,10 @@ def write_atomic(path: Path, data: bytes, *, durable: bool = False) -> bool:
     except OSError:
         pass
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                if durable:
-                    handle.flush()
-                    os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        if durable:
-            with contextlib.suppress(OSError):
-                folder = os.open(path.parent, os.O_RDONLY)
-                try:
-                    os.fsync(folder)
-                finally:
-                    os.close(folder)
+        replace_file(path, data, durable=durable)
     except OSError as exc:
         raise OutputError(f"cannot write: {exc.strerror or exc}", path=path) from None
     return True
-
-
-def file_state(out: Path, relpath: str, sha256: str) -> FileState:
-    """Whether an output file exists with the recorded hash."""
-    try:
-        data = (out / relpath).read_bytes()
-    except OSError:
-        return "missing"
-    return "ok" if sha256_bytes(data) == sha256 else "edited"
-
-
-def templates_sha(*, under: str | None = None) -> str:
-    """Hash of the templates shipped with sopc (all, or one sub-folder such as `prompts`)."""
-    root = Path(__file__).resolve().parents[1] / "templates"  # sop_compiler/templates
-    if under:
-        root = root / under
-    digest = hashlib.sha256()
-    if root.is_dir():
-        for path in sorted(
-            p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts
-        ):
-            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-            digest.update(sha256_bytes(path.read_bytes()).encode())
-    return digest.hexdigest()
 
 
 @contextlib.contextmanager

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from sop_compiler.config import Settings, agent_group_for
-from sop_compiler.errors import ConfigError
+from sop_compiler.files import templates_sha
 from sop_compiler.generate.base import Backend
 from sop_compiler.lock._file import (
     OUTPUT_VERSION,
     RENDER_VERSION,
     sha256_json,
-    templates_sha,
 )
 from sop_compiler.models import (
     InspectResult,
@@ -73,7 +71,7 @@ def backend_for(
     With `backend = "auto"`, --check compares against the backend recorded in the lock: whether a
     CI job happens to have an API key must not decide whether outputs are current.
     """
-    from sop_compiler.generate import _BACKENDS, resolve_backend_name
+    from sop_compiler.generate import BACKEND_NAMES, backend_class, resolve_backend_name
 
     if given is not None:
         return ChosenBackend(given.name, given.fingerprint(), given.uses_model, None, given)
@@ -83,15 +81,12 @@ def backend_for(
         note = (
             "no API key or base URL set" if name == "offline" else "an API key or base URL is set"
         )
-        if not build and recorded.get("backend") in _BACKENDS:
+        if not build and recorded.get("backend") in BACKEND_NAMES:
             name, note = str(recorded["backend"]), "as recorded in sopc.lock"
-    if name not in _BACKENDS:
-        raise ConfigError(f"unknown backend {name!r} (known: {', '.join(sorted(_BACKENDS))})")
-    module, _, cls_name = _BACKENDS[name].partition(":")
-    cls: type[Backend] = getattr(importlib.import_module(module), cls_name)
+    cls = backend_class(name)
     chosen = settings.model_copy(update={"backend": name})
     if build:
-        backend: Backend = cast(Any, cls)(chosen)
+        backend = cls(chosen)
         if refresh and hasattr(backend, "refresh"):
             backend.refresh = True  # re-ask the model instead of reusing cached answers
         return ChosenBackend(name, backend.fingerprint(), backend.uses_model, note, backend)

@@ -300,45 +300,6 @@ class Plan:
         return sorted(found)
 
 
-def make_plan(
-    sops: Path,
-    *,
-    root: Path,
-    out: Path,
-    settings: Settings,
-    catalog: ToolCatalog,
-    old: LockFile,
-    backend: ChosenBackend,
-    refresh: bool,
-    read_all: bool,
-    reader: Reader,
-    files: FileStates | None = None,
-) -> Plan:
-    """Check every SOP and procedure against the lock, reading only the SOPs that changed.
-
-    An SOP whose bytes (and reading settings) match the lock is not parsed at all: its procedure
-    list comes from the lock. With `read_all` (a compile), every SOP with a procedure to generate
-    or re-render is read, since those need the procedure itself. `files` decides output states
-    (default: hash every output).
-    """
-    plan = start_plan(
-        sops,
-        root=root,
-        out=out,
-        settings=settings,
-        catalog=catalog,
-        old=old,
-        backend=backend,
-        refresh=refresh,
-        read_all=read_all,
-        reader=reader,
-        files=files,
-    )
-    for _ in plan.stream():
-        pass
-    return plan
-
-
 def start_plan(
     sops: Path,
     *,

@@ -16,16 +16,17 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
+from sop_compiler.files import replace_file
 from sop_compiler.lock._file import FileState
 
 _VERSION = 1
-_Stat = tuple[int, int, int, int]
+Stat = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
 
 
-def _stat_key(st: os.stat_result) -> _Stat:
+def stat_key(st: os.stat_result) -> Stat:
+    """What says a file is unchanged since it was hashed: size, times and inode."""
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
@@ -37,8 +38,8 @@ class FileStates:
         self._base = str(out)
         self._cache_file = cache_file
         self._owner = str(out.resolve()) if cache_file is not None else ""
-        self._records: dict[str, tuple[_Stat, str]] = {}
-        self._loaded: dict[str, tuple[_Stat, str]] = {}
+        self._records: dict[str, tuple[Stat, str]] = {}
+        self._loaded: dict[str, tuple[Stat, str]] = {}
         self._pending = cache_file is not None  # loaded on first use: a fast no-op never needs it
 
     def _ensure_loaded(self) -> None:
@@ -67,7 +68,7 @@ class FileStates:
         record = self._records.get(relpath)
         if record is not None and record[1] == sha256:
             try:
-                if _stat_key(os.stat(path)) == record[0]:
+                if stat_key(os.stat(path)) == record[0]:
                     return "ok"
             except OSError:
                 pass
@@ -82,10 +83,10 @@ class FileStates:
         if digest != sha256:
             return "edited"
         if self._cache_file is not None:
-            self._records[relpath] = (_stat_key(st), sha256)
+            self._records[relpath] = (stat_key(st), sha256)
         return "ok"
 
-    def verified(self, relpath: str, sha256: str) -> _Stat | None:
+    def verified(self, relpath: str, sha256: str) -> Stat | None:
         """The stat under which this run found `relpath` holding `sha256` (None: not verified)."""
         self._ensure_loaded()
         record = self._records.get(relpath)
@@ -97,7 +98,7 @@ class FileStates:
             return
         self._ensure_loaded()
         try:
-            self._records[relpath] = (_stat_key(os.stat(os.path.join(self._base, relpath))), sha256)
+            self._records[relpath] = (stat_key(os.stat(os.path.join(self._base, relpath))), sha256)
         except OSError:
             self._records.pop(relpath, None)
 
@@ -116,27 +117,18 @@ class FileStates:
             "files": {rel: [*st, sha] for rel, (st, sha) in sorted(self._records.items())},
         }
         with contextlib.suppress(OSError):
-            folder = self._cache_file.parent
-            folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    json.dump(payload, handle, separators=(",", ":"))
-                os.replace(tmp, self._cache_file)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            data = json.dumps(payload, separators=(",", ":")).encode()
+            replace_file(self._cache_file, data, mode=0o600)
             self._loaded = dict(self._records)
 
-    def _load(self, cache_file: Path) -> dict[str, tuple[_Stat, str]]:
+    def _load(self, cache_file: Path) -> dict[str, tuple[Stat, str]]:
         try:
             with open(cache_file, "rb") as handle:
                 written_at = os.fstat(handle.fileno()).st_mtime_ns
                 payload = json.loads(handle.read())
             if payload.get("version") != _VERSION or payload.get("out") != self._owner:
                 return {}
-            records: dict[str, tuple[_Stat, str]] = {}
+            records: dict[str, tuple[Stat, str]] = {}
             for rel, (size, mtime, ctime, ino, sha) in payload["files"].items():
                 if mtime < written_at:  # else racily clean: hash it again
                     records[rel] = ((size, mtime, ctime, ino), sha)

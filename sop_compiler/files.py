@@ -1,0 +1,67 @@
+"""Small file helpers every stage shares: atomic replacement, and the templates sopc ships."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+def replace_file(
+    path: Path, data: bytes, *, mode: int | None = None, durable: bool = False
+) -> None:
+    """Replace `path` with `data` through a temp file and a rename: no reader sees half a file.
+
+    `mode` defaults to the existing file's (0o644 for a new one). `durable` also flushes the
+    bytes and the folder entry to disk. Raises OSError; callers say what the file was for.
+    """
+    if mode is None:
+        try:
+            mode = path.stat().st_mode & 0o777
+        except OSError:
+            mode = 0o644
+    for attempt in range(3):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            break
+        except FileNotFoundError:
+            # A concurrent prune removed the folder, empty for an instant, in between; once the
+            # temp file is in it, it is no longer empty and stays.
+            if attempt == 2:
+                raise
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.chmod(temp, mode)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    if durable:
+        with contextlib.suppress(OSError):
+            folder = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
+
+
+@functools.cache  # the shipped templates do not change while sopc runs
+def templates_sha(*, under: str | None = None) -> str:
+    """Hash of the templates shipped with sopc (all, or one sub-folder such as `prompts`)."""
+    root = TEMPLATES / under if under else TEMPLATES
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).hexdigest().encode())
+    return digest.hexdigest()
