@@ -17,6 +17,7 @@ __all__ = ["CATALOG_NAMES", "load_catalog"]
 
 CATALOG_NAMES = ("tools.yaml", "tools.yml", "tools.json")
 _MAX_BYTES = 5 * 1024 * 1024  # a catalog is a hand-written list; anything bigger is a mistake
+_MAX_VALUES = 1_000_000  # values after YAML aliases are expanded (a 5 MiB file holds fewer)
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 _MAX_NAME = 64  # OpenAI rejects function names longer than this
 _TOOL_KEYS = ("name", "description", "parameters", "params", "access", "needs_approval", "aliases")
@@ -75,12 +76,41 @@ def _parse(path: Path) -> Any:
         except json.JSONDecodeError as exc:
             raise ConfigError(f"invalid JSON at line {exc.lineno}: {exc.msg}", path=path) from None
     try:
-        return yaml.safe_load(text)
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or "syntax error"
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"invalid YAML{where}: {problem}", path=path) from None
+    if _expanded_size(data) > _MAX_VALUES:
+        raise ConfigError(
+            f"tool catalog expands to more than {_MAX_VALUES:,} values "
+            "(YAML aliases repeating large parts, or a self-referencing alias)",
+            path=path,
+        )
+    return data
+
+
+def _expanded_size(data: Any) -> int:
+    """How many values `data` holds once aliases are expanded, counted up to `_MAX_VALUES + 1`.
+
+    YAML aliases share one object, so an 800-byte file can stand for 10^8 values (or for an
+    endless one, when an alias refers to its own parent); everything that walks the catalog
+    later would pay for each. The walk is iterative and stops counting past the budget.
+    """
+    count = 0
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        count += 1
+        if count > _MAX_VALUES:
+            break
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return count
 
 
 def _check_document(data: Any, path: Path) -> list[Tool]:

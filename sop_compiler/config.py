@@ -34,13 +34,13 @@ class Limits(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_file_mb: float = Field(default=100, description="Largest SOP file read, in MiB.")
-    max_pages: int = Field(default=5000, description="Most PDF pages read from one file.")
+    max_file_mb: float = Field(default=100, gt=0, description="Largest SOP file read, in MiB.")
+    max_pages: int = Field(default=5000, gt=0, description="Most PDF pages read from one file.")
     max_unzipped_mb: float = Field(
-        default=300, description="Largest total uncompressed size of a .docx."
+        default=300, gt=0, description="Largest total uncompressed size of a .docx."
     )
     max_zip_ratio: float = Field(
-        default=200, description="Largest compression ratio of a .docx member."
+        default=200, gt=0, description="Largest compression ratio of a .docx member."
     )
     max_image_pixels: int = Field(
         default=50_000_000,

@@ -549,3 +549,67 @@ def test_a_model_that_invents_a_tool_gets_unknown_tool_and_no_stub(tmp_path: Pat
     for path in (out / "agent_network").glob("*.py"):
         assert "def refund_every_order" not in path.read_text()
     assert "unknown\\_tool" in (out / "REVIEW.md").read_text()
+
+
+def test_fifo_and_device_are_refused_without_hanging(tmp_path: Path) -> None:
+    """A FIFO named like an SOP never blocks the run; a device is not read to exhaustion."""
+    import os
+    import stat
+
+    from sop_compiler.config import Settings
+    from sop_compiler.errors import InputError
+    from sop_compiler.ingest import discover, ingest
+
+    sops = tmp_path / "sops"
+    sops.mkdir()
+    (sops / "good.md").write_text(GOOD)
+    os.mkfifo(sops / "x.md")
+    found, skipped = discover(sops)
+    assert [p.name for p in found] == ["good.md"]
+    assert [(p.name, why) for p, why in skipped] == [
+        ("x.md", "not a regular file (a pipe, device or socket)")
+    ]
+    with pytest.raises(InputError, match="not a regular file"):
+        ingest(sops / "x.md", root=sops)
+    devices = tmp_path / "devices"
+    devices.mkdir()
+    try:  # a character device named like an SOP (/dev/zero's numbers); needs root
+        os.mknod(devices / "zero.md", stat.S_IFCHR | 0o600, os.makedev(1, 5))
+    except PermissionError:
+        pass
+    else:
+        with pytest.raises(InputError, match="not a regular file"):
+            ingest(devices / "zero.md", root=devices, settings=Settings())
+    result = CliRunner().invoke(
+        app, ["compile", str(sops), "-o", str(tmp_path / "out"), "--backend", "offline"]
+    )
+    assert result.exit_code == 0, result.stdout
+    assert (tmp_path / "out/routines").is_dir()
+
+
+def test_negative_limits_are_a_config_error(tmp_path: Path) -> None:
+    sops = tmp_path / "sops"
+    sops.mkdir()
+    (sops / "good.md").write_text(GOOD)
+    (sops / "sopc.toml").write_text("[limits]\nmax_file_mb = -1\n")
+    result = CliRunner().invoke(
+        app, ["compile", str(sops), "-o", str(tmp_path / "out"), "--backend", "offline"]
+    )
+    assert result.exit_code == 2
+    assert "invalid setting `limits.max_file_mb`: Input should be greater than 0" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_yaml_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
+    from sop_compiler.catalog import load_catalog
+    from sop_compiler.errors import ConfigError
+
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    lines.append("tools: *a8")
+    (tmp_path / "tools.yaml").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError, match="expands to more than"):
+        load_catalog(None, sop_root=tmp_path)
+    (tmp_path / "tools.yaml").write_text("tools: &t\n  - *t\n")
+    with pytest.raises(ConfigError, match="expands to more than"):
+        load_catalog(None, sop_root=tmp_path)

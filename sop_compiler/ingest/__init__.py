@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from pathlib import Path
 
 from sop_compiler.config import Settings
@@ -100,6 +101,11 @@ class _Walk:
             if name.startswith(".") or name.lower() in _NOT_SOPS:
                 continue
             path = here / name
+            # d_type: no system call for plain files. Links are checked when read (loops and
+            # dangling links are then named as unreadable, and a link to a FIFO is refused).
+            if not entry.is_symlink() and not entry.is_file(follow_symlinks=False):
+                self.skipped.append((path, "not a regular file (a pipe, device or socket)"))
+                continue
             if entry.is_symlink():
                 source = self._inside(os.path.realpath(entry.path))
                 if source is None:
@@ -151,17 +157,17 @@ def ingest(path: Path, *, root: Path | None = None, settings: Settings | None = 
         raise InputError(
             f"unsupported file type {path.suffix or '(none)'} (supported: {known})", path=name
         )
+    limit = int(settings.limits.max_file_mb * 1024 * 1024)
     try:
-        size = path.stat().st_size
-        limit = int(settings.limits.max_file_mb * 1024 * 1024)
-        if size > limit:
+        data = _read_regular_file(path, limit=limit, name=name)
+        if len(data) > limit:
+            size = max(path.stat().st_size, len(data))  # a regular file: st_size is its size
             raise InputError(
                 f"file is {size / 1048576:.1f} MiB, "
                 f"over the {settings.limits.max_file_mb:g} MiB limit (limits.max_file_mb)",
                 path=name,
                 hint="raise limits.max_file_mb in sopc.toml",
             )
-        data = path.read_bytes()
     except FileNotFoundError:
         raise InputError("no such file", path=name) from None
     except IsADirectoryError:
@@ -179,3 +185,41 @@ def ingest(path: Path, *, root: Path | None = None, settings: Settings | None = 
         message = f"named {path.suffix} but the content is {fmt}; read as {fmt}"
         document.notices.insert(0, Notice(code="format_mismatch", message=message))
     return document
+
+
+def _read_regular_file(path: Path, *, limit: int, name: str) -> bytes:
+    """At most `limit + 1` bytes of a regular file; FIFOs, devices and sockets are refused.
+
+    The file is opened non-blocking and checked with fstat on the open descriptor, so a FIFO
+    named `x.md` neither hangs the run nor passes a check made before it was swapped in, and the
+    read is bounded by the limit, not by `st_size` (a character device reports 0).
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(path, flags)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(21, "is a directory")
+        if not stat.S_ISREG(mode):
+            raise InputError(f"not a regular file ({_kind(mode)}); not read", path=name)
+        chunks: list[bytes] = []
+        left = limit + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a plain file"
