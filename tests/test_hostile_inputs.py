@@ -613,3 +613,38 @@ def test_yaml_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
     (tmp_path / "tools.yaml").write_text("tools: &t\n  - *t\n")
     with pytest.raises(ConfigError, match="expands to more than"):
         load_catalog(None, sop_root=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("divs.html", "<h1>Refunds</h1>" + "<div>" * 1200 + "<p>1. Ask.</p>" + "</div>" * 1200),
+        ("lists.html", "<h1>Refunds</h1>" + "<ul><li>x" * 600 + "</li></ul>" * 600),
+    ],
+)
+def test_deep_nesting_is_one_line_naming_the_file(tmp_path: Path, name: str, text: str) -> None:
+    sops = tmp_path / "sops"
+    sops.mkdir()
+    (sops / "good.md").write_text(GOOD)
+    (sops / name).write_text(f"<html><body>{text}</body></html>")
+    result = CliRunner().invoke(
+        app, ["compile", str(sops), "-o", str(tmp_path / "out"), "--backend", "offline"]
+    )
+    assert result.exit_code == 4, result.stdout
+    assert f"unreadable: {name}: HTML elements nest 151 deep, over the 150" in result.stdout
+    assert "internal error" not in result.stdout + result.stderr
+    assert (tmp_path / "out/routines").is_dir()  # the good SOP still compiled
+
+
+def test_nesting_real_pages_use_is_read(tmp_path: Path) -> None:
+    sops = tmp_path / "sops"
+    sops.mkdir()
+    step = "<ol><li>Ask the customer for the order number.</li></ol>"
+    body = "<div>" * 120 + step + "</div>" * 120
+    (sops / "deep.html").write_text(f"<html><body><h1>Refunds</h1>{body}</body></html>")
+    result = CliRunner().invoke(
+        app, ["compile", str(sops), "-o", str(tmp_path / "out"), "--backend", "offline"]
+    )
+    assert result.exit_code == 0, result.stdout
+    (routine,) = (tmp_path / "out/routines").rglob("*.md")
+    assert "order number" in routine.read_text()

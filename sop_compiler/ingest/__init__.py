@@ -178,7 +178,11 @@ def ingest(path: Path, *, root: Path | None = None, settings: Settings | None = 
         raise InputError("file is empty", path=name)
     source = Source(path=path, name=name, data=data, sha256=hashlib.sha256(data).hexdigest())
     fmt = sniff_format(data, path.suffix)
-    document = get_reader(fmt).read(source, settings=settings)
+    try:
+        document = get_reader(fmt).read(source, settings=settings)
+    except RecursionError:
+        # A reader's walk follows the input's nesting; no input may end the run for that.
+        raise InputError("structure nests too deeply to read", path=name) from None
     if not document.blocks:
         raise InputError("no readable text or images found", path=name)
     if fmt != SUFFIXES[path.suffix.lower()]:

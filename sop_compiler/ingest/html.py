@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from sop_compiler.config import Settings
+from sop_compiler.errors import InputError
 from sop_compiler.ingest._text_decode import BlockBuilder, decode_text, format_number
 from sop_compiler.ingest.base import Reader, Source
 from sop_compiler.ingest.text import split_heading_number
@@ -42,6 +43,8 @@ _OL_TYPES["I"] = "upper-roman"
 _IMAGE_MAGIC = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg"}
 _IMAGE_MAGIC[b"GIF8"] = "image/gif"
 _MAX_IMAGE_BYTES = 20 * 1024 * 1024
+# Real pages nest a few dozen elements deep; the reading walk recurses, so depth is capped.
+MAX_DEPTH = 150
 
 
 class HtmlReader(Reader):
@@ -54,6 +57,12 @@ class HtmlReader(Reader):
         """Parse the HTML and walk its elements in document order."""
         text, notices = decode_text(source)
         soup = _parse(text)
+        depth = _depth(soup)
+        if depth > MAX_DEPTH:
+            raise InputError(
+                f"HTML elements nest {depth} deep, over the {MAX_DEPTH} this reader follows",
+                path=source.name,
+            )
         builder = BlockBuilder(source, self.format)
         builder.document.notices.extend(notices)
         walker = _Walker(builder, soup)
@@ -65,6 +74,19 @@ class HtmlReader(Reader):
             names = ", ".join(f"<{name}>" for name in sorted(walker.skipped))
             builder.notice("html_skipped", f"skipped {names} (never run, fetched or shown)")
         return builder.document
+
+
+def _depth(soup: Any) -> int:
+    """How deep elements nest, found without recursion (the walk that reads them recurses)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(soup, 0)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_DEPTH:
+            break
+        stack.extend((child, depth + 1) for child in getattr(node, "contents", ()))
+    return deepest
 
 
 def _parse(markup: str) -> BeautifulSoup:
