@@ -79,7 +79,7 @@ TOOL_NAMES = st.sampled_from(
     ]
 )
 PARAM_NAMES = st.one_of(
-    st.sampled_from(["from", "order-id", "1st", "", "_call", "self", "naïve", "a b", "Literal"]),
+    st.sampled_from(["from", "order-id", "1st", "", "_call", "self", "naïve", "a b", "Literal", "model_number"]),
     _TEXT,
 )
 MARKDOWN = MarkdownIt("commonmark")
@@ -256,7 +256,7 @@ def test_importing_hostile_output_runs_no_sop_code(
 def test_every_payload_in_a_fresh_interpreter(tmp_path: Path) -> None:
     """All payloads at once, imported by a separate Python: it exits 0 and touches nothing."""
     pytest.importorskip("agents")
-    files = build(PAYLOADS, "import", ["from", "order-id", "naïve"])
+    files = build(PAYLOADS, "import", ["from", "order-id", "naïve", "model_number", "model_config"])
     write_outputs(tmp_path, files)
     code = "import agent_network; print(agent_network.build_network().name)"
     result = subprocess.run(

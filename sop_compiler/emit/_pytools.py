@@ -107,13 +107,14 @@ def _py_name(name: str, taken: set[str], *, field: bool = False) -> str:
     )
     if field:  # pydantic refuses leading underscores and BaseModel's own attribute names
         candidate = candidate.lstrip("_")
-    if not candidate or candidate[0].isdigit():
+    # pydantic reserves the `model_` prefix: a suffix cannot lift that, so such names get a prefix
+    if not candidate or candidate[0].isdigit() or (field and candidate.startswith("model_")):
         candidate = f"arg_{candidate}" if field else f"_{candidate}"
     while (
         keyword.iskeyword(candidate)
         or keyword.issoftkeyword(candidate)
         or candidate in taken
-        or (field and (candidate in _MODEL_NAMES or candidate.startswith("model_")))
+        or (field and candidate in _MODEL_NAMES)
     ):
         candidate = f"{candidate}_"
     taken.add(candidate)
