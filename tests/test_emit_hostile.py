@@ -79,7 +79,9 @@ TOOL_NAMES = st.sampled_from(
     ]
 )
 PARAM_NAMES = st.one_of(
-    st.sampled_from(["from", "order-id", "1st", "", "_call", "self", "naïve", "a b", "Literal", "model_number"]),
+    st.sampled_from(
+        ["from", "order-id", "1st", "", "_call", "self", "naïve", "a b", "Literal", "model_number"]
+    ),
     _TEXT,
 )
 MARKDOWN = MarkdownIt("commonmark")
