@@ -25,6 +25,7 @@ __all__ = [
     "py_docstring",
     "py_literal",
     "py_string",
+    "terminal_text",
     "text_width",
 ]
 
@@ -260,3 +261,13 @@ def mermaid_label(text: str, *, max_len: int = 60) -> str:
         _MERMAID_ENTITIES.get(char, char if char.isprintable() else " ") for char in label
     )
     return f'"{escaped}"'
+
+
+# Control and bidi characters of file names and SOP text must not reach a terminal (escape
+# sequences, Trojan-Source reordering): they are shown escaped, as `\x1b`.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+
+
+def terminal_text(text: str) -> str:
+    """`text` with control and bidi characters escaped, for anything printed to a terminal."""
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)

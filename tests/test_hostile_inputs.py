@@ -452,6 +452,8 @@ def test_control_characters_in_names_never_reach_the_terminal(tmp_path: Path) ->
     (sops / "billing/ctl\x1b[2J\x1b]0;pwned\x07.md").write_text(GOOD)
     (sops / "billing/empty\x1b[31m.md").write_text("")
     (sops / "billing/\u202eevil.md").write_text(GOOD)
+    (sops / "bill\x1b[2Jing\u202e").mkdir()  # a folder name reaches the progress lines
+    (sops / "bill\x1b[2Jing\u202e/refunds.md").write_text(GOOD)
     result = CliRunner().invoke(
         app, ["compile", str(sops), "-o", str(tmp_path / "out"), "--backend", "offline"]
     )

@@ -15,6 +15,7 @@ from typing import Any
 from sop_compiler.clean import clean
 from sop_compiler.config import Settings
 from sop_compiler.errors import ExitCode, InputError
+from sop_compiler.escape import terminal_text
 from sop_compiler.generate import Backend
 from sop_compiler.ingest import discover, ingest
 from sop_compiler.lock import (
@@ -42,7 +43,6 @@ from sop_compiler.models import (
 from sop_compiler.pipeline._build import _Build
 from sop_compiler.pipeline._outcomes import (
     _estimate,
-    _printable,
     _shown,
     _sop_outcome,
     _summarise,
@@ -196,7 +196,7 @@ def compile_folder(
             else:
                 _estimate(plan, catalog=catalog, settings=settings, uses_model=chosen.uses_model)
         result.notes = [
-            _printable(note)
+            terminal_text(note)
             for note in [
                 *plan.notes,
                 *(f"{source}: {message}" for source, _, message in sorted(notices)),

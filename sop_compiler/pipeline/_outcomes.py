@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from pathlib import Path
 
 from sop_compiler.config import Settings
 from sop_compiler.errors import ExitCode
+from sop_compiler.escape import terminal_text
 from sop_compiler.lock import (
     Plan,
     PlannedSop,
@@ -75,16 +75,16 @@ def _summarise(
 
 
 def _sop_outcome(sop: PlannedSop) -> SopOutcome:
-    source = _printable(sop.source)
+    source = terminal_text(sop.source)
     if sop.error is not None:
-        return SopOutcome(source=source, status="input_error", error=_printable(sop.error))
+        return SopOutcome(source=source, status="input_error", error=terminal_text(sop.error))
     procedures = [
         ProcedureOutcome(
             procedure_id=proc.id,
-            title=_printable(proc.title),
+            title=terminal_text(proc.title),
             agent=proc.agent,
             status=proc.status,
-            error=_printable(proc.error) if proc.error else None,
+            error=terminal_text(proc.error) if proc.error else None,
             issues=list(proc.report.issues) if proc.report else [],
             coverage=proc.report.coverage if proc.report else None,
             usage=proc.usage,
@@ -101,16 +101,6 @@ def _sop_outcome(sop: PlannedSop) -> SopOutcome:
         status = "ok"
     usage = _total(proc.usage for proc in procedures)
     return SopOutcome(source=source, status=status, procedures=procedures, usage=usage)
-
-
-# Control and bidi characters of file names and SOP text must not reach a terminal (escape
-# sequences, Trojan-Source reordering): the run result shows them escaped, as `\x1b`.
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]")
-
-
-def _printable(text: str) -> str:
-    """`text` with control and bidi characters escaped."""
-    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def _total(usages: Iterable[Usage]) -> Usage:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from sop_compiler.errors import OutputError
+from sop_compiler.escape import terminal_text
 from sop_compiler.models import Issue, RunResult, SopOutcome, StaleEntry
 
 __all__ = ["markdown_summary", "progress", "render_run", "stop_note"]
@@ -65,14 +66,14 @@ def progress(total: int, *, fmt: str) -> Iterator[Callable[[str], None]]:
         )
         with bar:
             task = bar.add_task("generating", total=total)
-            yield lambda label: bar.update(task, advance=1, description=label)
+            yield lambda label: bar.update(task, advance=1, description=terminal_text(label))
         return
     done = 0
 
     def line(label: str) -> None:
         nonlocal done
         done += 1
-        print(f"{label} ({done}/{total})", file=sys.stderr, flush=True)
+        print(f"{terminal_text(label)} ({done}/{total})", file=sys.stderr, flush=True)
 
     yield line
 
