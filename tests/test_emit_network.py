@@ -261,21 +261,75 @@ def test_missing_implementation_gives_a_clear_error(emitted: Path) -> None:
     asyncio.run(Runner.run(network.build_network(model), "where is my parcel 1Z999?"))
     outputs = [item for item in model.calls[2].input if item.get("type") == "function_call_output"]
     expected = (
-        "tool_impl.track_shipment is not implemented: "
-        "create tool_impl.py with def track_shipment(...)"
+        "tool_impl.track_shipment is not implemented: tool_impl.py has no function "
+        "track_shipment (add def track_shipment(...) to it)"
     )
     assert outputs[-1]["output"] == expected
 
     tools_module = importlib.import_module("agent_network.tools")
-    with pytest.raises(NotImplementedError, match=r"create tool_impl\.py with def get_invoice"):
+    with pytest.raises(NotImplementedError, match=r"tool_impl\.py has no function get_invoice"):
         asyncio.run(tools_module._call("get_invoice", {"invoice_id": "I-1"}))
 
 
 def test_missing_implementation_module(emitted: Path, tmp_path: Path) -> None:
     (emitted / "tool_impl.py").unlink()
     tools_module = importlib.import_module("agent_network.tools")
-    with pytest.raises(NotImplementedError, match=r"^tool_impl.lookup_order is not implemented"):
+    with pytest.raises(NotImplementedError, match=r"^tool_impl.lookup_order is not implemented: module tool_impl not found"):
         asyncio.run(tools_module._call("lookup_order", {"order_id": "A1"}))
+
+
+SYNC_IMPL = """
+import threading
+
+BARRIER = threading.Barrier(4, timeout=10)
+THREADS = []
+
+
+def lookup_order(order_id):
+    THREADS.append(threading.get_ident())
+    BARRIER.wait()  # only returns once four calls are running at the same time
+    return {"order_id": order_id}
+
+
+def track_shipment(tracking_number):
+    raise ValueError(f"tracking number {tracking_number} is unknown to the carrier")
+"""
+
+
+def test_sync_implementations_run_in_threads_concurrently(emitted: Path) -> None:
+    """Four sync calls run at once (a barrier of four), none of them on the event loop's thread."""
+    (emitted / "tool_impl.py").write_text(SYNC_IMPL, encoding="utf-8")
+    _purge("tool_impl")
+    tools_module = importlib.import_module("agent_network.tools")
+
+    async def four() -> tuple[int, list[Any]]:
+        import threading
+
+        calls = [tools_module._call("lookup_order", {"order_id": f"A{n}"}) for n in range(4)]
+        return threading.get_ident(), list(await asyncio.gather(*calls))
+
+    loop_thread, results = asyncio.run(four())
+    assert results == [{"order_id": f"A{n}"} for n in range(4)]
+    threads = importlib.import_module("tool_impl").THREADS
+    assert len(threads) == 4 and loop_thread not in threads
+
+
+def test_exception_message_reaches_the_model(emitted: Path) -> None:
+    (emitted / "tool_impl.py").write_text(SYNC_IMPL, encoding="utf-8")
+    _purge("tool_impl")
+    network = _import_network()
+    model = ScriptedModel(
+        [
+            [function_call("transfer_to_shipping", {}, call_id="c1")],
+            [function_call("track_shipment", {"tracking_number": "1Z999"}, call_id="c2")],
+            [assistant_message("Sorry.")],
+        ]
+    )
+    asyncio.run(Runner.run(network.build_network(model), "where is my parcel 1Z999?"))
+    outputs = [item for item in model.calls[2].input if item.get("type") == "function_call_output"]
+    assert outputs[-1]["output"] == (
+        "The tool failed (ValueError): tracking number 1Z999 is unknown to the carrier"
+    )
 
 
 def test_build_network_on_another_model(emitted: Path) -> None:
