@@ -307,7 +307,8 @@ def test_missing_implementation_gives_a_clear_error(emitted: Path) -> None:
 def test_missing_implementation_module(emitted: Path, tmp_path: Path) -> None:
     (emitted / "tool_impl.py").unlink()
     tools_module = importlib.import_module("agent_network.tools")
-    with pytest.raises(NotImplementedError, match=r"^tool_impl.lookup_order is not implemented: module tool_impl not found"):
+    missing = r"^tool_impl.lookup_order is not implemented: module tool_impl not found"
+    with pytest.raises(NotImplementedError, match=missing):
         asyncio.run(tools_module._call("lookup_order", {"order_id": "A1"}))
 
 
