@@ -13,7 +13,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
-__all__ = ["dedupe", "identifier", "slugify"]
+__all__ = ["agent_key", "dedupe", "identifier", "slugify"]
 
 _NON_SLUG = re.compile(r"[^a-z0-9]+")
 _HASH_LEN = 8
@@ -74,3 +74,16 @@ def dedupe(names: Iterable[str]) -> list[str]:
         seen.add(candidate)
         out.append(candidate)
     return out
+
+
+def agent_key(name: str) -> str:
+    """How a handoff target names an agent: case, separators and a trailing `agent` ignored.
+
+    `tech_support`, `Tech Support` and `Tech-Support agent` are the same agent; validate and
+    emit both match handoff targets with this key.
+    """
+    text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    words = [word for word in _NON_SLUG.split(text.lower()) if word]
+    if len(words) > 1 and words[-1] == "agent":
+        words.pop()
+    return " ".join(words)

@@ -9,6 +9,8 @@ The text helpers it shares with the offline backend live in `sop_compiler.text`.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Sequence
 from typing import Any
 
 from sop_compiler.config import Settings
@@ -31,6 +33,7 @@ from sop_compiler.models import (
 )
 from sop_compiler.models.report import Severity
 from sop_compiler.models.routine import walk_steps
+from sop_compiler.slug import agent_key
 from sop_compiler.text import (
     CONTEXT_TITLE,
     ELLIPSIS,
@@ -45,19 +48,44 @@ __all__ = ["check_draft", "validate"]
 
 
 def check_draft(
-    draft: RoutineDraft, *, procedure: Procedure, catalog: ToolCatalog, settings: Settings
+    draft: RoutineDraft,
+    *,
+    procedure: Procedure,
+    catalog: ToolCatalog,
+    settings: Settings,
+    agents: Sequence[str] | None = None,
 ) -> list[Issue]:
-    """Every error and warning of a draft (used by repair loops and by `validate`)."""
-    issues, _ = _check(draft, procedure=procedure, catalog=catalog, settings=settings)
+    """Every error and warning of a draft (used by repair loops and by `validate`).
+
+    `agents` are the agent groups of the network; with them, every handoff target must be one
+    of them (and not the routine's own). None skips that check (the network is not known).
+    """
+    issues, _ = _check(
+        draft, procedure=procedure, catalog=catalog, settings=settings, agents=agents
+    )
     return issues
 
 
 def validate(
-    routine: Routine, *, procedure: Procedure, catalog: ToolCatalog, settings: Settings
+    routine: Routine,
+    *,
+    procedure: Procedure,
+    catalog: ToolCatalog,
+    settings: Settings,
+    agents: Sequence[str] | None = None,
 ) -> ValidationReport:
     """The validation report of one routine, with its source coverage."""
-    issues, coverage = _check(routine, procedure=procedure, catalog=catalog, settings=settings)
+    issues, coverage = _check(
+        routine, procedure=procedure, catalog=catalog, settings=settings, agents=agents
+    )
     return ValidationReport(routine_id=routine.id, issues=issues, coverage=coverage)
+
+
+def handoff_names(agents: Sequence[str], settings: Settings) -> list[str]:
+    """The names a handoff target may use for the agents of a network: group and display name."""
+    names = {group for group in agents}
+    names |= {settings.agents[g].name or g for g in agents if g in settings.agents}
+    return sorted(names, key=lambda name: (agent_key(name), name))
 
 
 class _Issues:
@@ -80,12 +108,20 @@ class _Issues:
 
 
 def _check(
-    draft: RoutineDraft, *, procedure: Procedure, catalog: ToolCatalog, settings: Settings
+    draft: RoutineDraft,
+    *,
+    procedure: Procedure,
+    catalog: ToolCatalog,
+    settings: Settings,
+    agents: Sequence[str] | None,
 ) -> tuple[list[Issue], float | None]:
     out = _Issues(draft.id if isinstance(draft, Routine) else procedure.id)
     steps = list(walk_steps(draft.steps))
     _check_steps(steps, out)
     _check_flow(steps, out)
+    if agents is not None:
+        own = draft.agent if isinstance(draft, Routine) else procedure.agent
+        _check_handoffs(steps, own, handoff_names([*agents, own], settings), settings, out)
     for step in steps:
         if step.tool_call is not None:
             _check_tool_call(step.id, step.tool_call, catalog, out)
@@ -153,6 +189,42 @@ def _check_steps(steps: list[Step], out: _Issues) -> None:
                 "missing_condition",
                 "error",
                 f"step {step.id} is a condition without a test and targets",
+                step.id,
+            )
+
+
+def _check_handoffs(
+    steps: list[Step], own: str, names: list[str], settings: Settings, out: _Issues
+) -> None:
+    """A handoff goes to another agent of the network, named as the network names it."""
+    keys = {agent_key(name): name for name in names}
+    override = settings.agents.get(own)
+    own_keys = {agent_key(own), agent_key(override.name if override and override.name else own)}
+    for step in steps:
+        if step.kind != "handoff":
+            continue
+        target = (step.target or "").strip()
+        key = agent_key(target)
+        if not target:
+            out.add("handoff_target", "error", f"step {step.id} hands off to no agent", step.id)
+        elif key in own_keys:
+            out.add(
+                "handoff_target",
+                "error",
+                f"step {step.id} hands off to its own agent `{own}`: continue the routine or "
+                "escalate instead",
+                step.id,
+            )
+        elif key not in keys:
+            others = [name for name in names if agent_key(name) not in own_keys]
+            close = difflib.get_close_matches(key, [agent_key(n) for n in others], n=1)
+            hint = f"; did you mean `{keys[close[0]]}`?" if close else ""
+            listed = ", ".join(f"`{name}`" for name in others) or "none"
+            out.add(
+                "handoff_target",
+                "error",
+                f"step {step.id} hands off to `{target[:60]}`, which is not an agent of this "
+                f"network (agents: {listed}){hint}",
                 step.id,
             )
 

@@ -112,8 +112,33 @@ def _by_name(triage: Agent[Any]) -> dict[str, Agent[Any]]:
         if agent.name in seen:
             continue
         seen[agent.name] = agent
-        stack.extend(h for h in agent.handoffs if isinstance(h, Agent))
+        for h in agent.handoffs:
+            target = h if isinstance(h, Agent) else h._agent_ref() if h._agent_ref else None
+            if target is not None:
+                stack.append(target)
     return seen
+
+
+def _target(h: Any) -> Agent[Any]:
+    """The agent a handoff (an Agent or an SDK Handoff) leads to."""
+    target = h if isinstance(h, Agent) else h._agent_ref()
+    assert isinstance(target, Agent)
+    return target
+
+
+def test_handoff_named_by_a_routine_lands_on_that_agent(emitted: Path) -> None:
+    """Billing Disputes hands off to Shipping directly, with a reason, as its routine says."""
+    network = _import_network()
+    model = ScriptedModel(
+        [
+            [function_call("transfer_to_billing_triage", {}, call_id="c1")],
+            [function_call("transfer_to_billing_disputes", {}, call_id="c2")],
+            [function_call("transfer_to_shipping", {"reason": "parcel lost"}, call_id="c3")],
+            [assistant_message("Shipping here.")],
+        ]
+    )
+    result = asyncio.run(Runner.run(network.build_network(model), "my parcel never came"))
+    assert result.last_agent.name == "Shipping"
 
 
 def test_golden_tree_matches() -> None:
@@ -152,10 +177,18 @@ def test_network_structure(emitted: Path) -> None:
     }
     assert [a.name for a in triage.handoffs] == ["Billing Triage", "Shipping"]
     billing_triage = agents_by_name["Billing Triage"]
-    assert [a.name for a in billing_triage.handoffs] == ["Billing", "Billing Disputes", "Triage"]
-    for name in ("Billing", "Billing Disputes"):
-        assert agents_by_name[name].handoffs == [billing_triage]
-    assert agents_by_name["Shipping"].handoffs == [triage]
+    assert [_target(h).name for h in billing_triage.handoffs] == [
+        "Billing",
+        "Billing Disputes",
+        "Triage",
+    ]
+    # Back to triage, and to every agent the routines hand off to (Disputes -> Shipping).
+    assert [_target(h) for h in agents_by_name["Billing"].handoffs] == [billing_triage]
+    assert [_target(h) for h in agents_by_name["Billing Disputes"].handoffs] == [
+        billing_triage,
+        agents_by_name["Shipping"],
+    ]
+    assert [_target(h) for h in agents_by_name["Shipping"].handoffs] == [triage]
 
     tools = {name: sorted(t.name for t in a.tools) for name, a in agents_by_name.items()}
     assert tools == {
@@ -261,21 +294,76 @@ def test_missing_implementation_gives_a_clear_error(emitted: Path) -> None:
     asyncio.run(Runner.run(network.build_network(model), "where is my parcel 1Z999?"))
     outputs = [item for item in model.calls[2].input if item.get("type") == "function_call_output"]
     expected = (
-        "tool_impl.track_shipment is not implemented: "
-        "create tool_impl.py with def track_shipment(...)"
+        "tool_impl.track_shipment is not implemented: tool_impl.py has no function "
+        "track_shipment (add def track_shipment(...) to it)"
     )
     assert outputs[-1]["output"] == expected
 
     tools_module = importlib.import_module("agent_network.tools")
-    with pytest.raises(NotImplementedError, match=r"create tool_impl\.py with def get_invoice"):
+    with pytest.raises(NotImplementedError, match=r"tool_impl\.py has no function get_invoice"):
         asyncio.run(tools_module._call("get_invoice", {"invoice_id": "I-1"}))
 
 
 def test_missing_implementation_module(emitted: Path, tmp_path: Path) -> None:
     (emitted / "tool_impl.py").unlink()
     tools_module = importlib.import_module("agent_network.tools")
-    with pytest.raises(NotImplementedError, match=r"^tool_impl.lookup_order is not implemented"):
+    missing = r"^tool_impl.lookup_order is not implemented: module tool_impl not found"
+    with pytest.raises(NotImplementedError, match=missing):
         asyncio.run(tools_module._call("lookup_order", {"order_id": "A1"}))
+
+
+SYNC_IMPL = """
+import threading
+
+BARRIER = threading.Barrier(4, timeout=10)
+THREADS = []
+
+
+def lookup_order(order_id):
+    THREADS.append(threading.get_ident())
+    BARRIER.wait()  # only returns once four calls are running at the same time
+    return {"order_id": order_id}
+
+
+def track_shipment(tracking_number):
+    raise ValueError(f"tracking number {tracking_number} is unknown to the carrier")
+"""
+
+
+def test_sync_implementations_run_in_threads_concurrently(emitted: Path) -> None:
+    """Four sync calls run at once (a barrier of four), none of them on the event loop's thread."""
+    (emitted / "tool_impl.py").write_text(SYNC_IMPL, encoding="utf-8")
+    _purge("tool_impl")
+    tools_module = importlib.import_module("agent_network.tools")
+
+    async def four() -> tuple[int, list[Any]]:
+        import threading
+
+        calls = [tools_module._call("lookup_order", {"order_id": f"A{n}"}) for n in range(4)]
+        return threading.get_ident(), list(await asyncio.gather(*calls))
+
+    loop_thread, results = asyncio.run(four())
+    assert results == [{"order_id": f"A{n}"} for n in range(4)]
+    threads = importlib.import_module("tool_impl").THREADS
+    assert len(threads) == 4 and loop_thread not in threads
+
+
+def test_exception_message_reaches_the_model(emitted: Path) -> None:
+    (emitted / "tool_impl.py").write_text(SYNC_IMPL, encoding="utf-8")
+    _purge("tool_impl")
+    network = _import_network()
+    model = ScriptedModel(
+        [
+            [function_call("transfer_to_shipping", {}, call_id="c1")],
+            [function_call("track_shipment", {"tracking_number": "1Z999"}, call_id="c2")],
+            [assistant_message("Sorry.")],
+        ]
+    )
+    asyncio.run(Runner.run(network.build_network(model), "where is my parcel 1Z999?"))
+    outputs = [item for item in model.calls[2].input if item.get("type") == "function_call_output"]
+    assert outputs[-1]["output"] == (
+        "The tool failed (ValueError): tracking number 1Z999 is unknown to the carrier"
+    )
 
 
 def test_build_network_on_another_model(emitted: Path) -> None:
@@ -285,7 +373,9 @@ def test_build_network_on_another_model(emitted: Path) -> None:
     triage = network.build_network(model)
     cloned = _by_name(triage)
     assert {a.model for a in cloned.values()} == {model}
-    assert cloned["Billing"].handoffs == [cloned["Billing Triage"]]
+    [back] = cloned["Billing"].handoffs
+    assert not isinstance(back, Agent) and back._agent_ref is not None
+    assert back._agent_ref() is cloned["Billing Triage"]
     assert {a.model for a in _by_name(network.build_network()).values()} == {"gpt-5-mini"}
     named = _by_name(network.build_network("my-local-model"))
     assert {a.model for a in named.values()} == {"my-local-model"}
@@ -346,7 +436,10 @@ def test_handoff_tool_names_fit_openais_64_character_limit(tmp_path: Path) -> No
         network = _by_name(triage)
         assert len(network) == 11  # 6 specialists, 5 triage agents: none lost to a collision
         for agent in network.values():
-            names = [agents.handoff(h).tool_name for h in agent.handoffs]
+            names = [
+                h.tool_name if isinstance(h, agents.Handoff) else agents.handoff(h).tool_name
+                for h in agent.handoffs
+            ]
             assert len(names) == len(set(names)), agent.name
             for name in names:
                 assert len(name) <= 64 and re.fullmatch(r"[a-z0-9_]+", name), name

@@ -542,3 +542,48 @@ def test_walk_steps_is_flat_execution_order_at_any_depth() -> None:
     for n in range(3_000):  # deeper than the recursion limit
         deep = Step.model_construct(id=f"s{n}", kind="say", text="t", substeps=[deep])
     assert sum(1 for _ in walk_steps([deep])) == 3_001
+
+
+def _handoff_issues(
+    target: str, agents: list[str], config: dict[str, Any] | None = None
+) -> list[str]:
+    steps = _good_steps()
+    steps[-1] = {**steps[-1], "kind": "handoff", "target": target, "tool_call": None}
+    issues = check_draft(
+        _draft(steps),
+        procedure=PROCEDURE.model_copy(update={"agent": "billing"}),
+        catalog=CATALOG,
+        settings=Settings(**(config or {})),
+        agents=agents,
+    )
+    return [issue.message for issue in issues if issue.code == "handoff_target"]
+
+
+@pytest.mark.parametrize("target", ["tech_support", "Tech Support", "tech-support agent"])
+def test_handoff_to_an_agent_of_the_network_is_accepted(target: str) -> None:
+    assert _handoff_issues(target, ["billing", "shipping", "tech_support"]) == []
+
+
+def test_handoff_to_an_unknown_agent_lists_the_agents_and_the_closest() -> None:
+    [message] = _handoff_issues("Shiping", ["billing", "shipping", "tech_support"])
+    assert message == (
+        f"step {_good_steps()[-1]['id']} hands off to `Shiping`, which is not an agent of this "
+        "network (agents: `shipping`, `tech_support`); did you mean `shipping`?"
+    )
+    [nothing_close] = _handoff_issues("Payments", ["billing", "shipping"])
+    assert nothing_close.endswith("(agents: `shipping`)")
+
+
+def test_handoff_to_its_own_agent_or_to_nobody_is_an_error() -> None:
+    assert "its own agent `billing`" in _handoff_issues("Billing", ["billing", "shipping"])[0]
+    assert "hands off to no agent" in _handoff_issues("", ["billing", "shipping"])[0]
+    # A display name from the config is the agent's name too.
+    renamed = {"agents": {"shipping": {"name": "Logistics"}}}
+    assert _handoff_issues("Logistics", ["billing", "shipping"], renamed) == []
+    assert _handoff_issues("Logistics", ["billing"], renamed) != []
+
+
+def test_handoff_targets_are_not_checked_without_a_network() -> None:
+    steps = _good_steps()
+    steps[-1] = {**steps[-1], "kind": "handoff", "target": "Nobody", "tool_call": None}
+    assert "handoff_target" not in _codes(_draft(steps))

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from sop_compiler.config import Settings
 from sop_compiler.escape import one_line
 from sop_compiler.models import Routine
-from sop_compiler.slug import identifier, slugify
+from sop_compiler.models.routine import walk_steps
+from sop_compiler.slug import agent_key, identifier, slugify
 
 _SAFE_SEGMENT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,59}$")
 _SAFE_STEM = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
@@ -67,6 +68,8 @@ class Specialist:
     var: str = ""
     description: str = ""
     tools: list[str] = field(default_factory=list)
+    # The other specialists this one's routines hand off to, in folder order.
+    peers: list[Specialist] = field(default_factory=list)
 
     @property
     def routine_files(self) -> list[str]:
@@ -182,6 +185,7 @@ def plan_network(routines: Iterable[Routine], settings: Settings | None = None) 
         )
         specialist.tools = sorted({tool for r in specialist.routines for tool in r.tools_used})
 
+    _link_peers(specialists, settings)
     top = Triage(folder="", name="Triage", var="triage_agent")
     variables = {s.var for s in specialists} | {top.var}
     triages: dict[str, Triage] = {"": top}
@@ -207,3 +211,23 @@ def plan_network(routines: Iterable[Routine], settings: Settings | None = None) 
     for triage in triages.values():
         triage.members.sort(key=lambda m: (m.folder, isinstance(m, Triage)))
     return NetworkPlan(specialists=specialists, top=top)
+
+
+def _link_peers(specialists: list[Specialist], settings: Settings) -> None:
+    """Each specialist's handoff targets, matched as validate matches them (`agent_key`)."""
+    by_key: dict[str, Specialist] = {}
+    for specialist in specialists:
+        names = [specialist.folder, specialist.name, *specialist.groups]
+        names += [o.name for g in specialist.groups if (o := settings.agents.get(g)) and o.name]
+        for name in names:
+            by_key.setdefault(agent_key(name), specialist)
+    for specialist in specialists:
+        targets = {
+            id(target): target
+            for routine in specialist.routines
+            for step in walk_steps(routine.steps)
+            if step.kind == "handoff"
+            and (target := by_key.get(agent_key(step.target or ""))) is not None
+            and target is not specialist
+        }
+        specialist.peers = sorted(targets.values(), key=lambda s: s.folder)

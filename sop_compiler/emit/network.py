@@ -67,6 +67,7 @@ def render_network(
             triages=[_triage_code(plan, t) for t in reversed(plan.triages())],
             agents=[s.var for s in plan.specialists] + [t.var for t in reversed(plan.triages())],
             top=plan.top.var,
+            peers=[(s.var, [p.var for p in s.peers]) for s in plan.specialists if s.peers],
         ),
     }
     for specialist in plan.specialists:

@@ -260,7 +260,11 @@ class _Build:
 
         assert proc.procedure is not None
         return validate(
-            routine, procedure=proc.procedure, catalog=self.catalog, settings=self.settings
+            routine,
+            procedure=proc.procedure,
+            catalog=self.catalog,
+            settings=self.settings,
+            agents=self.plan.agents(),
         )
 
     def _rerender(self, proc: PlannedProcedure) -> None:
@@ -286,7 +290,11 @@ class _Build:
                 procedure,
                 context=context,
                 validate=lambda draft: check_draft(
-                    draft, procedure=procedure, catalog=self.catalog, settings=self.settings
+                    draft,
+                    procedure=procedure,
+                    catalog=self.catalog,
+                    settings=self.settings,
+                    agents=context.agents,
                 ),
             )
         except Exception as exc:  # one procedure failing never stops the others
