@@ -61,7 +61,7 @@ def _check(gold: Gold, document: Path, tools: Path) -> None:
 
 
 def test_corpus_sizes() -> None:
-    assert len(list(iter_cases(DATA / "policies"))) >= 3
+    assert len(list(iter_cases(DATA / "policies"))) >= 6
     assert len(list(iter_cases(DATA / "fidelity"))) >= 1
 
 
