@@ -271,7 +271,9 @@ Escalate to the Fraud team if the customer reports unauthorized access.
 
 def test_procedure_with_no_steps_says_so(catalog: ToolCatalog) -> None:
     draft, procedure = _draft("# Opening hours\nThe contact centre is open 8am to 8pm.\n", catalog)
-    assert [s.kind for s in draft.steps] == ["ask", "resolve"]
+    assert [s.kind for s in draft.steps] == [
+        "resolve"
+    ]  # no customer in the text: no "anything else?"
     assert any("found no steps" in q for q in draft.open_questions)
     assert _errors(draft, procedure, catalog) == []
 
@@ -700,3 +702,15 @@ lost or that arrived damaged."
     assert trigger("Identity Verification", "Roles and definitions.") == (
         "Use for identity verification."
     )
+
+
+def test_anything_else_only_for_customer_facing_procedures(catalog: ToolCatalog) -> None:
+    back_office, _ = _draft(
+        "# Nightly close\n1. Export the ledger.\n2. Archive the logs.\n", catalog
+    )
+    assert not any("anything else" in s.text.lower() for s in back_office.steps)
+    assert back_office.steps[-1].kind == "resolve"
+    facing, _ = _draft(
+        "# Greet\n1. Greet the customer.\n2. Note the reason for the call.\n", catalog
+    )
+    assert any("anything else" in s.text.lower() for s in facing.steps)

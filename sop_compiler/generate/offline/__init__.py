@@ -8,6 +8,7 @@ What it cannot read it reports as open questions instead of guessing.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -32,8 +33,15 @@ from sop_compiler.models import (
 
 __all__ = ["OFFLINE_RULES_VERSION", "OfflineBackend", "build_draft"]
 
+# a procedure that talks with someone outside (vs a back-office task with no customer in the text)
+_CUSTOMER = re.compile(
+    r"\b(?:customers?|callers?|clients?|users?|members?|passengers?|guests?|patients?|"
+    r"policyholders?|subscribers?|buyers?|shoppers?)\b",
+    re.IGNORECASE,
+)
+
 # Bump when the rules change what they produce, so that the lock file marks routines stale.
-OFFLINE_RULES_VERSION = 4
+OFFLINE_RULES_VERSION = 5
 
 
 class OfflineBackend(Backend):
@@ -69,7 +77,11 @@ def build_draft(
 ) -> RoutineDraft:
     """The routine draft the offline rules read from one procedure."""
     tools = ToolIndex(catalog)
-    builder = Builder(tools=tools, agents=tuple(sorted(agents)))
+    builder = Builder(
+        tools=tools,
+        agents=tuple(sorted(agents)),
+        customer_facing=_CUSTOMER.search(_text(procedure)) is not None,
+    )
     parts = sections(procedure)
     step_units: list[Unit] = []
     for section in parts:
@@ -103,6 +115,15 @@ def build_draft(
         tools_proposed=_proposed(builder.nodes, builder.ids),
         open_questions=questions,
     )
+
+
+def _text(procedure: Procedure) -> str:
+    """The title and the words of every block (table cells included)."""
+    parts = [procedure.title]
+    for block in procedure.blocks:
+        parts.append(str(getattr(block, "text", "") or ""))
+        parts += [" ".join(map(str, row)) for row in getattr(block, "rows", None) or []]
+    return " ".join(parts)
 
 
 def _walk(steps: list[Step]) -> list[Step]:

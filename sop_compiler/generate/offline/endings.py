@@ -48,15 +48,15 @@ def end_paths(
             closing = last  # the SOP's own "anything else?" step closes it: only resolve
             top = [*top, builder.node("resolve", RESOLVE)]
         else:
-            closing = builder.node("ask", CLOSING_ASK)
-            top = [*top, closing, builder.node("resolve", RESOLVE)]
+            closing = _new_closing(builder)
+            top = [*top, *_close(builder, closing)]
         flat = flatten(top)
         after = after_map(flat)
     else:
         closing = None
     closing = _end_explicit_branches(builder, flat, after, closing)
     if closing is not None and closing not in flat:
-        top = [*top, closing, builder.node("resolve", RESOLVE)]
+        top = [*top, *_close(builder, closing)]
         flat = flatten(top)
         after = {**after_map(flat), **{k: v for k, v in after.items() if v is closing}}
     for last in dead:
@@ -111,7 +111,19 @@ def _closing(builder: Builder, flat: list[Node]) -> Node:
     """The SOP's own "anything else?" step, or a new one."""
     return next(
         (n for n in flat if n.kind == "ask" and ANYTHING_ELSE.search(n.text)), None
-    ) or builder.node("ask", CLOSING_ASK)
+    ) or _new_closing(builder)
+
+
+def _new_closing(builder: Builder) -> Node:
+    """ "Anything else?" for a procedure that talks with a customer; else the case just ends."""
+    if builder.customer_facing:
+        return builder.node("ask", CLOSING_ASK)
+    return builder.node("resolve", RESOLVE)
+
+
+def _close(builder: Builder, closing: Node) -> list[Node]:
+    """The closing step and the resolve after it (the closing step itself when it resolves)."""
+    return [closing] if closing.kind == "resolve" else [closing, builder.node("resolve", RESOLVE)]
 
 
 def _falls_off(node: Node, after: dict[int, Node | None]) -> bool:

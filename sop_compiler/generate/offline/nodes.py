@@ -69,6 +69,7 @@ class Builder:
     skipped: list[str] = field(default_factory=list)  # possible injections left out
     ids: dict[int, str] = field(default_factory=dict)
     groups: list[CaseGroup] = field(default_factory=list)
+    customer_facing: bool = True  # the procedure talks with a customer: close with "anything else?"
 
     def node(self, kind: str, text: str, **kw: object) -> Node:
         """A new node, numbered by creation order (its uid)."""

@@ -1,0 +1,151 @@
+"""Binding an SOP action phrase to a catalog tool: by name, alias, or verb-object meaning.
+
+One public function, `bind`. Rules, in order:
+1. a tool name or alias written in the phrase (in backticks, brackets or as words) binds it;
+2. a verb-object phrase binds the tool whose name or description has the same verb (or a
+   synonym) and the same object (or a synonym): "cancel the booking" -> `cancel_reservation`;
+3. otherwise a proposed tool is named only from an action phrase (a verb first, then an object),
+   never from a fragment ("otherwise issue ...", "email address"); the nearest catalog tool
+   (sharing the verb or the object) is named as `close` so the warning can say so.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sop_compiler.models import ToolCatalog
+
+__all__ = ["Binding", "bind"]
+
+_SYNONYMS = [
+    {"cancel", "void", "annul"},
+    {"change", "update", "modify", "edit", "amend"},
+    {"refund", "reimburse"},
+    {"get", "find", "lookup", "look", "retrieve", "fetch", "check", "search", "view"},
+    {"create", "open", "raise", "file", "log", "submit"},
+    {"send", "email", "notify"},
+    {"booking", "reservation"},
+    {"order", "purchase"},
+    {"customer", "user", "client", "account"},
+    {"ticket", "case"},
+]
+_STOP = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "this",
+        "that",
+        "their",
+        "his",
+        "her",
+        "its",
+        "of",
+        "for",
+        "to",
+        "in",
+        "on",
+        "with",
+        "from",
+        "by",
+        "and",
+        "or",
+        "it",
+        "them",
+        "as",
+        "customer's",
+        "user's",
+        "any",
+        "all",
+        "new",
+    ]
+)
+_NOT_VERB = frozenset(
+    [
+        "otherwise",
+        "if",
+        "or",
+        "and",
+        "but",
+        "when",
+        "unless",
+        "then",
+        "only",
+        "also",
+        "not",
+        "no",
+        "never",
+        "email",
+        "phone",
+        "the",
+        "a",
+        "an",
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Binding:
+    """The catalog tool an action binds to, or the name to propose and the nearest tool."""
+
+    tool: str | None = None
+    proposed: str | None = None
+    close: str | None = None
+
+
+def _stem(word: str) -> str:
+    word = word.lower()
+    for suffix in ("ations", "ation", "ings", "ing", "ies", "ed", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
+    return word
+
+
+def _canon(word: str) -> str:
+    stem = _stem(word)
+    for group in _SYNONYMS:
+        if stem in group or word.lower() in group:
+            return min(group)
+    return stem
+
+
+def _words(text: str) -> list[str]:
+    return [_canon(w) for w in re.findall(r"[a-z]+", text.lower()) if w not in _STOP]
+
+
+def bind(action: str, catalog: ToolCatalog) -> Binding:
+    """The tool an action phrase means (see the module rules)."""
+    lowered = action.lower()
+    for tool in catalog.tools:
+        names = [tool.name, *tool.aliases]
+        for name in names:
+            spaced = name.replace("_", " ").lower()
+            if re.search(rf"(?<![a-z_]){re.escape(name.lower())}(?![a-z_])", lowered) or (
+                " " in spaced and spaced in lowered
+            ):
+                return Binding(tool=tool.name)
+    words = _words(action)
+    if not words or words[0] in {_canon(w) for w in _NOT_VERB}:
+        return Binding()
+    verb, objects = words[0], set(words[1:4])
+    best: tuple[int, str] | None = None
+    close: str | None = None
+    for tool in catalog.tools:
+        name_words = _words(tool.name.replace("_", " "))
+        described = _words(tool.description)
+        tool_verbs = {name_words[0]} if name_words else set()
+        tool_verbs |= {described[0]} if described else set()
+        tool_objects = set(name_words[1:]) | set(described[1:6])
+        shared = len(objects & tool_objects)
+        if verb in tool_verbs and shared:
+            if best is None or shared > best[0]:
+                best = (shared, tool.name)
+        elif close is None and (verb in tool_verbs or shared):
+            close = tool.name
+    if best is not None:
+        return Binding(tool=best[1])
+    raw = [w for w in re.findall(r"[a-z]+", lowered) if w not in _STOP]
+    if len(raw) < 2:
+        return Binding(close=close)
+    return Binding(proposed=f"{raw[0]}_{raw[1]}", close=close)
