@@ -6,6 +6,7 @@ which you write and sopc never touches. A missing module or function is reported
 when the tool is called.
 """
 
+import asyncio
 import importlib
 import inspect
 from typing import Any, Literal
@@ -20,10 +21,13 @@ class ToolNotImplementedError(NotImplementedError):
 
 
 def _tool_error(ctx: RunContextWrapper[Any], error: Exception) -> str:
-    """Tell the model plainly that a tool is not implemented; hide other errors."""
+    """Tell the model what went wrong: the exception's type and message."""
     if isinstance(error, ToolNotImplementedError):
         return str(error)
-    return default_tool_error_function(ctx, error)
+    message = str(error).strip()
+    if not message:
+        return default_tool_error_function(ctx, error)
+    return f"The tool failed ({type(error).__name__}): {message}"
 
 
 async def _call(name: str, arguments: dict[str, Any]) -> Any:
@@ -40,11 +44,20 @@ async def _call(name: str, arguments: dict[str, Any]) -> Any:
     function = getattr(module, name, None)
     if not callable(function):
         file = IMPLEMENTATION_MODULE.replace(".", "/") + ".py"
+        if module is None:
+            raise ToolNotImplementedError(
+                f"{IMPLEMENTATION_MODULE}.{name} is not implemented: module "
+                f"{IMPLEMENTATION_MODULE} not found "
+                f"(create {file} with def {name}(...))"
+            )
         raise ToolNotImplementedError(
-            f"{IMPLEMENTATION_MODULE}.{name} is not implemented: "
-            f"create {file} with def {name}(...)"
+            f"{IMPLEMENTATION_MODULE}.{name} is not implemented: {file} has no "
+            f"function {name} (add def {name}(...) to it)"
         )
-    result = function(**arguments)
+    if inspect.iscoroutinefunction(function):
+        return await function(**arguments)
+    # A sync implementation runs in a worker thread: it never blocks the event loop.
+    result = await asyncio.to_thread(function, **arguments)
     if inspect.isawaitable(result):
         result = await result
     return result
