@@ -6,10 +6,10 @@ import re
 from pathlib import Path
 
 import pytest
+from gold import Gold, GoldRule, iter_cases, load_gold_set
 
 from sop_compiler.catalog import load_catalog
 from sop_compiler.ingest import ingest
-from tests.gold import Gold, GoldRule, iter_cases, load_gold_set
 
 DATA = Path(__file__).parent / "data"
 SAMPLES = Path(__file__).parent.parent / "sample_sops"
