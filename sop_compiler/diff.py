@@ -77,6 +77,8 @@ class RoutineChange(_Model):
     tools_removed: list[str] = Field(default_factory=list)
     edge_cases_added: list[str] = Field(default_factory=list)
     edge_cases_removed: list[str] = Field(default_factory=list)
+    rules_added: list[str] = Field(default_factory=list)
+    rules_removed: list[str] = Field(default_factory=list)
     issues_new: list[Issue] = Field(default_factory=list)
     issues_fixed: list[Issue] = Field(default_factory=list)
 
@@ -90,6 +92,8 @@ class RoutineChange(_Model):
             or self.tools_removed
             or self.edge_cases_added
             or self.edge_cases_removed
+            or self.rules_added
+            or self.rules_removed
             or self.issues_new
             or self.issues_fixed
         )
@@ -167,9 +171,7 @@ def diff_routines(
         elif after is None and before is not None:
             result.removed.append(_ref(before))
         elif before is not None and after is not None:
-            change = _diff_routine(
-                before, after, old_issues.get(key, []), new_issues.get(key, [])
-            )
+            change = _diff_routine(before, after, old_issues.get(key, []), new_issues.get(key, []))
             if change.empty():
                 result.unchanged += 1
             else:
@@ -202,6 +204,9 @@ def _diff_routine(
     new_cases = {f"{case.when} → {case.then}" for case in after.edge_cases}
     change.edge_cases_added = sorted(new_cases - old_cases)
     change.edge_cases_removed = sorted(old_cases - new_cases)
+    old_rules, new_rules = _rule_texts(before), _rule_texts(after)
+    change.rules_added = sorted(new_rules - old_rules)
+    change.rules_removed = sorted(old_rules - new_rules)
 
     def key(issue: Issue) -> tuple[str, str, str]:
         return (issue.severity, issue.code, issue.message)
@@ -210,6 +215,19 @@ def _diff_routine(
     change.issues_new = sorted((i for i in new_issues if key(i) not in old_keys), key=key)
     change.issues_fixed = sorted((i for i in old_issues if key(i) not in new_keys), key=key)
     return change
+
+
+def _rule_texts(routine: Routine) -> set[str]:
+    """Rules as a reviewer compares them: kind, text, condition and what they govern."""
+    out = set()
+    for rule in routine.rules:
+        text = f"{rule.kind}: {rule.text}"
+        if rule.condition:
+            text += f" (when {rule.condition})"
+        if rule.governs:
+            text += f" [governs {', '.join(rule.governs)}]"
+        out.add(text)
+    return out
 
 
 def _diff_steps(old: list[Step], new: list[Step]) -> list[StepChange]:
@@ -330,13 +348,25 @@ def _flow(step: Step, pairs: dict[str, str] | None) -> str:
         parts.append(f"if {step.condition.test}: then {target(step.condition.then_step)}")
         if step.condition.else_step:
             parts.append(f"else {target(step.condition.else_step)}")
+    if step.switch is not None:
+        cases = ", ".join(f"{c.when}: {target(c.goto)}" for c in step.switch.cases)
+        default = target(step.switch.default) or "next step"
+        parts.append(f"switch on {step.switch.subject}: {cases}; otherwise {default}")
+    if step.routine:
+        parts.append(f"follow routine {step.routine}")
+    if step.confirm:
+        parts.append("needs the customer's yes")
     if step.next_step:
         parts.append(f"next {target(step.next_step)}")
     if step.target:
         parts.append(f"{step.kind} to {step.target}")
     if step.tool_call is not None:
         args = ", ".join(
-            f"{a.name}={a.value!r}" if a.value is not None else a.name
+            f"{a.name}={a.value!r}"
+            if a.value is not None
+            else f"{a.name}={a.slot}"
+            if a.slot
+            else a.name
             for a in step.tool_call.arguments
         )
         parts.append(f"call {step.tool_call.tool}({args})")

@@ -14,8 +14,10 @@ __all__ = [
     "INSTRUCTION_VERBS",
     "NUMBERING",
     "injection_excerpt",
+    "is_constraint",
     "is_instruction",
     "normalize",
+    "quote_form",
     "split_sentences",
 ]
 
@@ -194,3 +196,39 @@ def injection_excerpt(text: str) -> str | None:
     end = min(len(text), match.end() + 30)
     excerpt = " ".join(text[start:end].split())
     return ("…" if start else "") + excerpt + ("…" if end < len(text) else "")
+
+
+# What a quote may carry that the prompt's rendering of a block adds or changes: the block id,
+# heading marks, list markers and bullets, `> `, table pipes and cell borders.
+_RENDER_MARKS = re.compile(
+    r"(?m)^\s*(?:\[b\d+\]\s*)?(?:#{1,6}\s+|>\s*|[-*•+]\s+|\(?\d+(?:\.\d+)*[.)]\s+|"
+    r"\(?[a-z][.)]\s+|step\s+\d+[.:]\s+)*"
+)
+_CELL_BORDERS = re.compile(r"\|?\s*:?-{3,}:?\s*(?=\||$)|\|")
+
+
+def quote_form(text: str) -> str:
+    """Text as citations compare it: `normalize`d, without the marks the prompt's rendering adds.
+
+    The same function is applied to the quote and to the cited blocks, so a quote copied from the
+    prompt with its list marker (`4. Ask ...`) or its table pipes (`| Gold | 20% |`) still matches.
+    """
+    unmarked = _RENDER_MARKS.sub("", text.translate(_QUOTE_CHARS))
+    return normalize(_CELL_BORDERS.sub(" ", unmarked)).strip(" \"'")
+
+
+# A sentence that states a constraint: a negation, a restriction, an obligation or a number.
+_CONSTRAINT = re.compile(
+    r"\b(?:not|never|no|none|nor|cannot|can't|won't|mustn't|shouldn't|don't|doesn't|isn't|"
+    r"aren't|only|must|shall|required?|requires|unless|except|exceptions?|prohibited|forbidden|"
+    r"allowed|permitted|eligible|ineligible|at (?:most|least)|maximum|minimum|up to|limit(?:ed|s)?|"
+    r"exceeds?|no more than|no later than|within|before|always)\b|"
+    r"[$€£]\s?\d|\d\s?%|\b\d[\d,.]*\s*(?:percent|days?|hours?|minutes?|weeks?|months?|years?|"
+    r"business|working|calendar|times|items?|nights?|kg|lbs?|gb|mb|usd|eur|gbp)\b",
+    re.IGNORECASE,
+)
+
+
+def is_constraint(sentence: str) -> bool:
+    """True when a sentence restricts what may be done: never, only, must, a limit, a number."""
+    return bool(_CONSTRAINT.search(sentence))

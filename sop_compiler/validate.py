@@ -1,8 +1,8 @@
 """validate: check a routine against its procedure and the tool catalog; a report, not an exception.
 
-The execution semantics checked here are those of `sop_compiler.models.routine`: steps run in
-flattened order; a condition jumps to `then_step` or to `else_step` (the next step when empty); a
-step with `next_step` jumps there; resolve, handoff and escalate end the routine.
+The execution semantics checked here are those of `sop_compiler.models.routine` (its docstring
+is the one statement of them): flattened order, condition and switch targets, `call`, `next_step`,
+terminal kinds, slots collected on every path, confirmations before writes.
 
 The text helpers it shares with the offline backend live in `sop_compiler.text`.
 """
@@ -10,11 +10,14 @@ The text helpers it shares with the offline backend live in `sop_compiler.text`.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sop_compiler.config import Settings
+from sop_compiler.escape import one_line
 from sop_compiler.models import (
+    MAX_QUOTE_WORDS,
     TERMINAL_KINDS,
     Block,
     Heading,
@@ -26,6 +29,7 @@ from sop_compiler.models import (
     RoutineDraft,
     SourceRef,
     Step,
+    Table,
     ToolCall,
     ToolCatalog,
     ValidationReport,
@@ -39,12 +43,13 @@ from sop_compiler.text import (
     ELLIPSIS,
     NUMBERING,
     injection_excerpt,
+    is_constraint,
     is_instruction,
-    normalize,
+    quote_form,
     split_sentences,
 )
 
-__all__ = ["check_draft", "validate"]
+__all__ = ["check_calls", "check_draft", "dropped_rules", "validate"]
 
 
 def check_draft(
@@ -88,6 +93,72 @@ def handoff_names(agents: Sequence[str], settings: Settings) -> list[str]:
     return sorted(names, key=lambda name: (agent_key(name), name))
 
 
+def check_calls(routines: Sequence[Routine]) -> dict[str, list[Issue]]:
+    """Network-wide checks of `call` steps: the routine exists in the same agent, no cycles.
+
+    Run once every routine of the network is known (a routine cannot see its siblings). The
+    issues are keyed `<agent>/<routine id>`, as reports are.
+    """
+    by_id = {(routine.agent, routine.id): routine for routine in routines}
+    calls: dict[str, list[str]] = {}
+    issues: dict[str, list[Issue]] = {}
+    for routine in sorted(routines, key=lambda r: (r.agent, r.id)):
+        out = _Issues(routine.id)
+        for step in routine.walk():
+            if step.kind != "call" or not step.routine:
+                continue
+            if (routine.agent, step.routine) not in by_id:
+                siblings = sorted(r.id for r in routines if r.agent == routine.agent)
+                close = difflib.get_close_matches(step.routine, siblings, n=1)
+                hint = f"; did you mean `{close[0]}`?" if close else ""
+                out.add(
+                    "unknown_routine",
+                    "error",
+                    f"step {step.id} calls routine `{step.routine}`, which is no routine of "
+                    f"agent `{routine.agent}`{hint}",
+                    step.id,
+                )
+                continue
+            calls.setdefault(f"{routine.agent}/{routine.id}", []).append(
+                f"{routine.agent}/{step.routine}"
+            )
+        if out.items:
+            issues[f"{routine.agent}/{routine.id}"] = out.items
+    for cycle in _cycles(calls):
+        out = _Issues(cycle[0].split("/", 1)[1])
+        names = [key.split("/", 1)[1] for key in [*cycle, cycle[0]]]
+        out.add("call_cycle", "error", "routines call each other in a cycle: " + " -> ".join(names))
+        issues.setdefault(cycle[0], []).extend(out.items)
+    return issues
+
+
+def _cycles(calls: dict[str, list[str]]) -> list[list[str]]:
+    """One cycle per strongly connected group of routines that call each other (or themselves)."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    found: list[list[str]] = []
+    for start in sorted(calls):
+        if start in state:
+            continue
+        path: list[str] = []
+        stack: list[tuple[str, Iterator[str]]] = [(start, iter(sorted(calls.get(start, []))))]
+        state[start] = 1
+        path.append(start)
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                stack.pop()
+                path.pop()
+                state[node] = 2
+            elif state.get(child) == 1:
+                found.append(path[path.index(child) :])
+            elif child not in state:
+                state[child] = 1
+                path.append(child)
+                stack.append((child, iter(sorted(calls.get(child, [])))))
+    return found
+
+
 class _Issues:
     """Collects issues for one routine."""
 
@@ -117,23 +188,20 @@ def _check(
 ) -> tuple[list[Issue], float | None]:
     out = _Issues(draft.id if isinstance(draft, Routine) else procedure.id)
     steps = list(walk_steps(draft.steps))
-    _check_steps(steps, out)
-    _check_flow(steps, out)
+    _check_steps(steps, draft, out)
+    graph = _check_flow(steps, out)
     if agents is not None:
         own = draft.agent if isinstance(draft, Routine) else procedure.agent
         _check_handoffs(steps, own, handoff_names([*agents, own], settings), settings, out)
     for step in steps:
         if step.tool_call is not None:
             _check_tool_call(step.id, step.tool_call, catalog, out)
+    if graph is not None:
+        _check_data(steps, graph, draft, out)
+        _check_confirmations(steps, graph, draft, catalog, out)
+    _check_rules(steps, draft, catalog, out)
     blocks = {block.id: block for block in [*procedure.context, *procedure.blocks]}
-    refs: list[tuple[str | None, str, SourceRef]] = [
-        (step.id, f"step {step.id}", step.source) for step in steps if step.source is not None
-    ]
-    refs += [
-        (None, f"edge case {n} ({case.when[:40]!r})", case.source)
-        for n, case in enumerate(draft.edge_cases, start=1)
-        if case.source is not None
-    ]
+    refs = _citations(draft)
     for step_id, label, ref in refs:
         _check_citation(step_id, label, ref, blocks, out)
     for tool in draft.tools_proposed:
@@ -148,13 +216,21 @@ def _check(
     _check_approvals(steps, catalog, out)
     for question in draft.open_questions:
         out.add("open_question", "warning", f"open question: {question}")
-    coverage = _coverage(procedure, [ref for _, _, ref in refs])
+    cited = [ref for _, _, ref in refs]
+    coverage = _coverage(procedure, cited)
     if coverage is not None and coverage < settings.coverage_threshold:
         out.add(
             "low_coverage",
             "warning",
-            f"steps cite {coverage:.0%} of the SOP's instruction sentences "
+            f"steps, rules and facts cite {coverage:.0%} of the SOP's instructions and rules "
             f"(threshold {settings.coverage_threshold:.0%})",
+        )
+    for block, sentence in dropped_rules(procedure, cited):
+        out.add(
+            "dropped_rule",
+            "warning",
+            f"no step, rule or fact cites this rule of block {block.id} ({block.prov.label()}): "
+            f"{sentence!r}",
         )
     for block in [*procedure.context, *procedure.blocks]:
         excerpt = injection_excerpt(block_text(block))
@@ -167,8 +243,9 @@ def _check(
     return out.items, coverage
 
 
-def _check_steps(steps: list[Step], out: _Issues) -> None:
+def _check_steps(steps: list[Step], draft: RoutineDraft, out: _Issues) -> None:
     seen: set[str] = set()
+    slots = {slot.name for slot in draft.collect}
     for step in steps:
         if step.id in seen:
             out.add(
@@ -177,20 +254,36 @@ def _check_steps(steps: list[Step], out: _Issues) -> None:
         seen.add(step.id)
         if not step.text.strip():
             out.add("empty_step", "error", f"step {step.id} has no text", step.id)
-        if step.kind == "tool_call" and step.tool_call is None:
+        required = {
+            "tool_call": (step.tool_call, "missing_tool_call", "a tool_call without a tool"),
+            "condition": (step.condition, "missing_condition", "a condition without a test"),
+            "switch": (step.switch, "missing_switch", "a switch without cases"),
+            "call": (step.routine, "missing_routine", "a call of no routine"),
+        }.get(step.kind)
+        if required is not None and not required[0]:
+            out.add(required[1], "error", f"step {step.id} is {required[2]}", step.id)
+        if step.switch is not None and not step.switch.cases:
+            out.add("missing_switch", "error", f"step {step.id} is a switch with no case", step.id)
+        if step.confirm and step.kind != "ask":
             out.add(
-                "missing_tool_call",
+                "bad_confirm",
                 "error",
-                f"step {step.id} is a tool_call without a tool",
+                f"step {step.id} is a {step.kind} marked confirm: only an ask can confirm",
                 step.id,
             )
-        if step.kind == "condition" and step.condition is None:
-            out.add(
-                "missing_condition",
-                "error",
-                f"step {step.id} is a condition without a test and targets",
-                step.id,
-            )
+        for name in step.collects:
+            if name not in slots:
+                out.add(
+                    "unknown_slot",
+                    "error",
+                    f"step {step.id} collects `{name}`, which is not in the routine's collect list",
+                    step.id,
+                )
+    declared: set[str] = set()
+    for slot in draft.collect:
+        if slot.name in declared:
+            out.add("unknown_slot", "error", f"slot `{slot.name}` is declared twice")
+        declared.add(slot.name)
 
 
 def _check_handoffs(
@@ -229,21 +322,46 @@ def _check_handoffs(
             )
 
 
+class _Graph:
+    """The step graph of a routine, by position in execution order."""
+
+    def __init__(self, succ: list[list[int]]) -> None:
+        self.succ = succ
+        self.pred: list[list[int]] = [[] for _ in succ]
+        for pos, nexts in enumerate(succ):
+            for nxt in nexts:
+                self.pred[nxt].append(pos)
+
+    def must(self, entry: frozenset[str], step: Any, steps: list[Step]) -> list[frozenset[str]]:
+        """What holds on entry to each step on every path from the first: a must-analysis.
+
+        `step(step, before)` gives what holds after a step given what held before it.
+        """
+        everything: frozenset[str] | None = None  # "not reached yet": the lattice's top
+        before: list[frozenset[str] | None] = [everything] * len(steps)
+        before[0] = entry
+        todo = [0]
+        while todo:
+            pos = todo.pop()
+            held = before[pos]
+            assert held is not None
+            after = step(steps[pos], held)
+            for nxt in self.succ[pos]:
+                old = before[nxt]
+                new = after if old is None else old & after
+                if new != old:
+                    before[nxt] = new
+                    todo.append(nxt)
+        return [held if held is not None else frozenset() for held in before]
+
+
 def _successors(steps: list[Step], index: dict[str, int], out: _Issues) -> list[list[int]]:
     """Where each step can go next (by position); reports targets that name no step."""
     succ: list[list[int]] = []
     for pos, step in enumerate(steps):
         following = [pos + 1] if pos + 1 < len(steps) else []
-        targets: list[tuple[str, str | None]] = []
-        if step.kind in TERMINAL_KINDS:
-            succ.append([])
-            continue
-        if step.kind == "condition" and step.condition is not None:
-            targets = [("then", step.condition.then_step), ("else", step.condition.else_step)]
-        elif step.next_step:
-            targets = [("next", step.next_step)]
         nexts: list[int] = []
-        for label, target in targets:
+        for target in step.targets():
             if target is None:
                 nexts += following
             elif target in index:
@@ -252,33 +370,31 @@ def _successors(steps: list[Step], index: dict[str, int], out: _Issues) -> list[
                 out.add(
                     "dangling_target",
                     "error",
-                    f"step {step.id}: {label} target {target!r} is not a step",
+                    f"step {step.id} goes to {target!r}, which is not a step",
                     step.id,
                 )
-        succ.append(nexts if targets else following)
+        succ.append(sorted(set(nexts)))
     return succ
 
 
-def _check_flow(steps: list[Step], out: _Issues) -> None:
+def _check_flow(steps: list[Step], out: _Issues) -> _Graph | None:
     if not steps:
         out.add("no_end", "error", "the routine has no steps")
-        return
+        return None
     index: dict[str, int] = {}
     for pos, step in enumerate(steps):
         index.setdefault(step.id, pos)
     succ = _successors(steps, index, out)
+    graph = _Graph(succ)
     reachable = _reach([0], succ)
     for pos, step in enumerate(steps):
         if pos not in reachable:
             out.add("unreachable_step", "error", f"step {step.id} can never be reached", step.id)
-    pred: list[list[int]] = [[] for _ in steps]
-    for pos, nexts in enumerate(succ):
-        for nxt in nexts:
-            pred[nxt].append(pos)
+    pred = graph.pred
     ends = _reach([p for p, s in enumerate(steps) if s.kind in TERMINAL_KINDS], pred)
     stuck = sorted(p for p in reachable if p not in ends)
     if not stuck:
-        return
+        return graph
     last = len(steps) - 1
     falls_off = [p for p in stuck if p == last and not succ[p]]
     for pos in falls_off:
@@ -298,6 +414,122 @@ def _check_flow(steps: list[Step], out: _Issues) -> None:
             f"steps {ids} loop without reaching resolve, handoff or escalate",
             steps[trapped[0]].id,
         )
+    return graph
+
+
+def _check_data(steps: list[Step], graph: _Graph, draft: RoutineDraft, out: _Issues) -> None:
+    """Every slot a tool argument takes is collected on every path before the call."""
+    slots = {slot.name: slot for slot in draft.collect}
+    context = frozenset(name for name, slot in slots.items() if slot.origin == "context")
+    held = graph.must(context, lambda step, before: before | set(step.collects), steps)
+    for pos, step in enumerate(steps):
+        if step.tool_call is None:
+            continue
+        for argument in step.tool_call.arguments:
+            name = argument.slot
+            if name is None:
+                continue
+            if name not in slots:
+                out.add(
+                    "unknown_slot",
+                    "error",
+                    f"step {step.id}: argument `{argument.name}` takes slot `{name}`, which is "
+                    "not in the routine's collect list",
+                    step.id,
+                )
+            elif name not in held[pos]:
+                out.add(
+                    "missing_data",
+                    "error",
+                    f"step {step.id}: argument `{argument.name}` needs `{name}` "
+                    f"({slots[name].description}), which no earlier step collects on every path",
+                    step.id,
+                )
+
+
+_CONFIRMED = "confirmed"
+
+
+def _confirm_effect(catalog: ToolCatalog) -> Any:
+    """What a step does to what the customer was asked: a confirm ask gives a yes, a write uses it.
+
+    A step that speaks of approval or confirmation (any kind) is an approval note.
+    """
+
+    def effect(step: Step, before: frozenset[str]) -> frozenset[str]:
+        after = before | {_NOTED} if _APPROVAL_NOTE.search(step.text) else before
+        if step.kind == "ask" and (step.confirm or _CONFIRM_ASK.search(step.text)):
+            return after | {_CONFIRMED}
+        tool = catalog.get(step.tool_call.tool) if step.tool_call is not None else None
+        if tool is not None and tool.access == "write":
+            return after - {_CONFIRMED}
+        return after
+
+    return effect
+
+
+_NOTED = "approval noted"
+_CONFIRM_ASK = re.compile(
+    r"\b(?:confirm|explicit (?:yes|agreement|consent)|agree(?:s|ment)? to|consent)\b", re.I
+)
+_APPROVAL_NOTE = re.compile(r"\b(?:approv\w*|confirm\w*|consent|authori[sz]\w*)\b", re.I)
+
+
+def _check_confirmations(
+    steps: list[Step], graph: _Graph, draft: RoutineDraft, catalog: ToolCatalog, out: _Issues
+) -> None:
+    """A write that a confirm_before rule governs has a confirmation ask before it on every path.
+
+    A needs_approval tool with no approval note on it or before it gets a warning: the run pauses
+    for approval without the customer being told why.
+    """
+    gates = [rule for rule in draft.rules if rule.kind == "confirm_before"]
+    held = graph.must(frozenset(), _confirm_effect(catalog), steps)
+    for pos, step in enumerate(steps):
+        tool = catalog.get(step.tool_call.tool) if step.tool_call is not None else None
+        if tool is None or tool.access != "write" or _CONFIRMED in held[pos]:
+            continue
+        rule = next(
+            (r for r in gates if not r.governs or tool.name in r.governs or step.id in r.governs),
+            None,
+        )
+        if rule is not None:
+            out.add(
+                "unconfirmed_write",
+                "error",
+                f"step {step.id} calls write tool `{tool.name}` on a path with no confirmation "
+                f"ask before it, which the rule {rule.text!r} requires",
+                step.id,
+            )
+        elif tool.needs_approval and not (_NOTED in held[pos] or _APPROVAL_NOTE.search(step.text)):
+            out.add(
+                "approval_unannounced",
+                "warning",
+                f"catalog: `{tool.name}` has needs_approval, so the run pauses for approval at "
+                f"step {step.id}, and no step on the way tells the customer or asks for a yes",
+                step.id,
+            )
+
+
+def _check_rules(
+    steps: list[Step], draft: RoutineDraft, catalog: ToolCatalog, out: _Issues
+) -> None:
+    """A rule governs tools the routine calls and steps it has."""
+    called = {step.tool_call.tool for step in steps if step.tool_call is not None}
+    ids = {step.id for step in steps}
+    for rule in draft.rules:
+        if not rule.text.strip():
+            out.add("empty_rule", "error", f"a {rule.kind} rule has no text")
+        for name in rule.governs:
+            if name in ids or name in called:
+                continue
+            what = "a catalog tool" if catalog.get(name) else "neither a step nor a catalog tool"
+            out.add(
+                "rule_governs_nothing",
+                "warning",
+                f"the rule {rule.text!r} governs `{name}`, {what} that this routine never "
+                + ("calls" if catalog.get(name) else "has"),
+            )
 
 
 def _reach(starts: list[int], edges: list[list[int]]) -> set[int]:
@@ -384,6 +616,30 @@ def _check_tool_call(step_id: str, call: ToolCall, catalog: ToolCatalog, out: _I
             )
 
 
+def _citations(draft: RoutineDraft) -> list[tuple[str | None, str, SourceRef]]:
+    """Every citation of a draft: (step id or None, what cites, the reference)."""
+    steps = list(walk_steps(draft.steps))
+    refs: list[tuple[str | None, str, SourceRef]] = [
+        (step.id, f"step {step.id}", step.source) for step in steps if step.source is not None
+    ]
+    refs += [
+        (None, f"edge case {n} ({one_line(case.when)!r})", case.source)
+        for n, case in enumerate(draft.edge_cases, start=1)
+        if case.source is not None
+    ]
+    refs += [
+        (None, f"rule {n} ({one_line(rule.text)!r})", rule.source)
+        for n, rule in enumerate(draft.rules, start=1)
+        if rule.source is not None
+    ]
+    refs += [
+        (None, f"fact {n} ({one_line(item.fact)!r})", item.source)
+        for n, item in enumerate(draft.knowledge, start=1)
+        if item.source is not None
+    ]
+    return refs
+
+
 def _check_citation(
     step_id: str | None, label: str, ref: SourceRef, blocks: dict[str, Block], out: _Issues
 ) -> None:
@@ -395,24 +651,36 @@ def _check_citation(
             f"{label} cites block {', '.join(missing)}, which is not in the procedure",
             step_id,
         )
+    words = len(ref.quote.split())
+    if words > MAX_QUOTE_WORDS:
+        out.add(
+            "long_quote",
+            "warning",
+            f"{label} quotes {words} words; a citation quotes at most {MAX_QUOTE_WORDS}",
+            step_id,
+        )
     cited = [blocks[block_id] for block_id in ref.block_ids if block_id in blocks]
     if not cited or not ref.quote.strip():
         return
-    source = normalize(" ".join(block_text(block) for block in cited))
+    source = quote_form("\n".join(block_text(block) for block in cited))
     if not _quote_in(ref.quote, source):
         out.add(
             "quote_not_in_source",
             "error",
-            f"{label}: quote {ref.quote[:60]!r} is not in block {', '.join(ref.block_ids)}",
+            f"{label} quotes {one_line(ref.quote)!r}, which is not in block "
+            f"{', '.join(ref.block_ids)}",
             step_id,
         )
 
 
 def _quote_in(quote: str, source: str) -> bool:
-    """True when every part of the quote (split at ellipses) occurs in the source, in order."""
+    """True when every part of the quote (split at ellipses) occurs in the source, in order.
+
+    Both sides are in `quote_form`: the marks the prompt's rendering adds do not count.
+    """
     position = 0
     for part in ELLIPSIS.split(quote):
-        norm = normalize(part).strip(" \"'")
+        norm = quote_form(part)
         if not norm:
             continue
         found = source.find(norm, position)
@@ -438,36 +706,78 @@ def _check_approvals(steps: list[Step], catalog: ToolCatalog, out: _Issues) -> N
             )
 
 
-def _coverage(procedure: Procedure, refs: list[SourceRef]) -> float | None:
-    """Share of the procedure's instruction sentences that citations cover; None if none."""
+def _units(procedure: Procedure) -> Iterator[tuple[Block, list[str], bool]]:
+    """What coverage counts: (block, its sentences to cite, whether it is procedure text).
+
+    Instruction and constraint sentences of the procedure's own blocks (background sections
+    count only for their constraints), constraint sentences of its context, and every table.
+    """
+    for where, blocks in (("context", procedure.context), ("own", procedure.blocks)):
+        background = where == "context"
+        for block in blocks:
+            if isinstance(block, Heading):
+                title = NUMBERING.sub("", block.text).strip()
+                background = where == "context" or bool(CONTEXT_TITLE.match(title))
+                continue
+            if isinstance(block, Table):
+                yield block, [quote_form(block_text(block))], not background
+                continue
+            if not isinstance(block, (ListItem, Paragraph)):
+                continue
+            sentences = [
+                s
+                for s in split_sentences(block.text)
+                if injection_excerpt(s) is None
+                and (is_constraint(s) or (not background and is_instruction(s)))
+            ]
+            if sentences:
+                yield block, sentences, not background
+
+
+def _cited(block: Block, sentences: list[str], by_block: dict[str, list[str]]) -> list[bool]:
+    """Which of a block's sentences the quotes citing it cover."""
+    quotes = by_block.get(block.id)
+    if quotes is None:
+        return [False] * len(sentences)
+    if len(sentences) == 1 or isinstance(block, Table):
+        return [True] * len(sentences)  # citing the block is citing its only sentence
+    forms = [quote_form(sentence) for sentence in sentences]
+    return [any(_overlaps(q, form) for q in quotes) for form in forms]
+
+
+def _quotes_by_block(refs: list[SourceRef]) -> dict[str, list[str]]:
     by_block: dict[str, list[str]] = {}
     for ref in refs:
         for block_id in ref.block_ids:
-            by_block.setdefault(block_id, []).append(normalize(ref.quote))
+            by_block.setdefault(block_id, []).append(ref.quote)
+    return by_block
+
+
+def _coverage(procedure: Procedure, refs: list[SourceRef]) -> float | None:
+    """Share of the instruction and rule sentences that citations cover; None if there are none."""
+    by_block = _quotes_by_block(refs)
     total = covered = 0
-    background = False
-    for block in procedure.blocks:
-        if isinstance(block, Heading):
-            background = bool(CONTEXT_TITLE.match(NUMBERING.sub("", block.text).strip()))
-        if background or not isinstance(block, (ListItem, Paragraph)):
-            continue
-        sentences = [
-            normalize(s)
-            for s in split_sentences(block.text)
-            if is_instruction(s) and injection_excerpt(s) is None
-        ]
+    for block, sentences, _ in _units(procedure):
         total += len(sentences)
-        quotes = by_block.get(block.id)
-        if quotes is None:
-            continue
-        if len(sentences) == 1:
-            covered += 1  # citing the block is citing its only instruction
-            continue
-        covered += sum(1 for sentence in sentences if any(_overlaps(q, sentence) for q in quotes))
+        covered += sum(_cited(block, sentences, by_block))
     return None if total == 0 else covered / total
 
 
+def dropped_rules(procedure: Procedure, refs: list[SourceRef]) -> list[tuple[Block, str]]:
+    """The constraint sentences of a procedure (and its context) that no citation covers."""
+    by_block = _quotes_by_block(refs)
+    out: list[tuple[Block, str]] = []
+    for block, sentences, _ in _units(procedure):
+        if isinstance(block, Table):
+            continue  # a table is reference data: covered or not, it is no rule sentence
+        for sentence, cited in zip(sentences, _cited(block, sentences, by_block), strict=True):
+            if not cited and is_constraint(sentence):
+                out.append((block, sentence))
+    return out
+
+
 def _overlaps(quote: str, sentence: str) -> bool:
-    parts = [p.strip(" \"'") for p in ELLIPSIS.split(quote) if p.strip(" \"'")]
+    """True when a quote (in any form) and a sentence in `quote_form` share the sentence's text."""
+    parts = [quote_form(p) for p in ELLIPSIS.split(quote)]
     head = " ".join(sentence.split()[:5])
-    return any(p in sentence or sentence in p or head in p for p in parts)
+    return any(p and (p in sentence or sentence in p or head in p) for p in parts)

@@ -135,7 +135,7 @@ def _good_steps() -> list[dict[str, Any]]:
         {
             "id": "3a",
             "kind": "tool_call",
-            "text": "Refund it.",
+            "text": "Refund it once the refund is approved.",
             "next_step": "4",
             "tool_call": ToolCall(
                 tool="issue_refund",

@@ -30,6 +30,7 @@ class _Entry:
     coverage: str
     flowchart: list[str]
     sources: list[tuple[str, str, str]]  # step, location, quote
+    uncovered: list[str]  # the SOP rules no step, rule or fact cites
 
 
 def render_review(
@@ -65,6 +66,11 @@ def render_review(
                 coverage=f"{report.coverage:.0%}" if report.coverage is not None else "n/a",
                 flowchart=routine_flowchart(routine),
                 sources=_sources(routine),
+                uncovered=[
+                    issue.message.split(": ", 1)[-1]
+                    for issue in report.warnings
+                    if issue.code == "dropped_rule"
+                ],
             )
         )
     return {
@@ -81,6 +87,8 @@ def _sources(routine: Routine) -> list[tuple[str, str, str]]:
     rows = []
     for step in routine.walk():
         if step.source is None:
+            if step.kind not in TERMINAL_KINDS:
+                rows.append((step.id, "**no source**: not in the SOP", ""))
             continue
         where = step.source.file or routine.source.file
         if step.source.page is not None:
@@ -109,6 +117,10 @@ def _node_ids(steps: list[Step]) -> dict[int, str]:
 def _step_label(step: Step) -> str:
     if step.kind == "condition" and step.condition is not None:
         text = step.condition.test
+    elif step.kind == "switch" and step.switch is not None:
+        text = step.switch.subject
+    elif step.kind == "call" and step.routine:
+        text = f"follow {step.routine}"
     elif step.kind == "tool_call" and step.tool_call is not None:
         text = f"call {step.tool_call.tool}"
     elif step.kind in {"handoff", "escalate"} and step.target:
@@ -141,8 +153,10 @@ def routine_flowchart(routine: Routine) -> list[str]:
     for index, step in enumerate(steps):
         label = _step_label(step)
         node = nodes[index]
-        if step.kind == "condition":
+        if step.kind in {"condition", "switch"}:
             lines.append(f"{node}{{{label}}}")
+        elif step.kind == "call":
+            lines.append(f"{node}[[{label}]]")
         elif step.kind in TERMINAL_KINDS:
             lines.append(f"{node}([{label}])")
         else:
@@ -155,6 +169,13 @@ def routine_flowchart(routine: Routine) -> list[str]:
             otherwise = step.condition.else_step or following
             if otherwise:
                 lines.append(f"{node} -->|no| {target(otherwise)}")
+        elif step.kind == "switch" and step.switch is not None:
+            for case in step.switch.cases:
+                edge = mermaid_label(one_line(case.when)[:40])
+                lines.append(f"{node} -->|{edge[1:-1]}| {target(case.goto)}")
+            otherwise = step.switch.default or following
+            if otherwise:
+                lines.append(f"{node} -->|otherwise| {target(otherwise)}")
         elif step.kind not in TERMINAL_KINDS:
             after = step.next_step or following
             if after:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sop_compiler.emit._env import render
 from sop_compiler.emit._plan import routine_paths, title_of
 from sop_compiler.escape import md_block_safe, md_code, md_prose, one_line
-from sop_compiler.models import Routine, Step, ToolCall, ValidationReport
+from sop_compiler.models import Routine, Rule, Slot, Step, ToolCall, ValidationReport
 
 __all__ = ["render_routine", "routine_json", "routine_markdown"]
 
@@ -85,9 +85,42 @@ def routine_markdown(routine: Routine) -> bytes:
         "routine.md.j2",
         title=md_prose(routine.title) or md_prose(routine.id),
         trigger=md_block_safe(_trigger_line(md_prose(routine.trigger))),
+        rules=[md_block_safe(_rule_line(rule)) for rule in routine.rules],
+        knowledge=[md_block_safe(_sentence(item.fact)) for item in routine.knowledge],
+        slots=[md_block_safe(_slot_line(slot)) for slot in routine.collect],
         lines=lines,
         edge_cases=edge_cases,
     )
+
+
+_RULE_LEAD = {
+    "never": "Never",
+    "always": "Always",
+    "only_if": "Only if",
+    "limit": "Limit",
+    "confirm_before": "Confirm first",
+}
+_ORIGIN = {
+    "customer": "ask the customer",
+    "tool": "from a tool's result",
+    "context": "known at the start of the conversation",
+}
+
+
+def _rule_line(rule: Rule) -> str:
+    """A rule as the agent reads it: its kind in bold, its text, when it holds, what it governs."""
+    text = _sentence(rule.text)
+    condition = one_line(rule.condition or "").rstrip(" .")
+    if condition and _plain(condition) not in _plain(text):
+        text = f"{text[:-1] if text.endswith('.') else text} (when {md_prose(condition)})."
+    if rule.governs:
+        governed = ", ".join(md_code(name) for name in rule.governs)
+        text = f"{text} Applies to: {governed}."
+    return f"**{_RULE_LEAD[rule.kind]}:** {text}"
+
+
+def _slot_line(slot: Slot) -> str:
+    return f"{md_code(slot.name)}: {md_prose(one_line(slot.description))} ({_ORIGIN[slot.origin]})"
 
 
 def _label(step_id: str, parent: str) -> str:
@@ -143,6 +176,19 @@ def _step_text(step: Step, following: str | None) -> str:
         )
         if step.text and one_line(test).rstrip("?.").lower() not in step.text.lower():
             text = f"{_sentence(step.text)} {text}"
+    elif step.kind == "switch" and step.switch is not None:
+        text = _switch_sentence(step, following)
+    elif step.kind == "call":
+        routine = md_code(step.routine or "")
+        back = _step_ref(step.next_step or following) if (step.next_step or following) else None
+        then = f"then come back and continue with {back}" if back else "then stop here"
+        text = _join(step.text, f"Follow the routine {routine} from its first step, {then}.")
+    elif step.kind == "ask":
+        text = _sentence(step.text)
+        if step.collects:
+            text = f"{text} (collects {', '.join(md_code(name) for name in step.collects)})"
+        if step.confirm:
+            text = f"{text} Go on only with the customer's explicit yes."
     elif step.kind == "handoff":
         agent = re.sub(r"\s+agent$", "", one_line(step.target or ""), flags=re.IGNORECASE)
         sentence = (
@@ -158,7 +204,14 @@ def _step_text(step: Step, following: str | None) -> str:
         text = _sentence(step.text) or "Resolve the case."
     else:
         text = _sentence(step.text)
-    if step.next_step and step.kind not in {"condition", "resolve", "handoff", "escalate"}:
+    if step.next_step and step.kind not in {
+        "condition",
+        "switch",
+        "call",
+        "resolve",
+        "handoff",
+        "escalate",
+    }:
         text = f"{text} Then go to {_step_ref(step.next_step)}."
     return text
 
@@ -177,11 +230,28 @@ def _condition_sentence(
     return f"{then_part} Otherwise, stop: this routine has no further step."
 
 
+def _switch_sentence(step: Step, following: str | None) -> str:
+    """The cases of a switch, in the order they are tested, and where no case leads."""
+    assert step.switch is not None
+    subject = md_prose(one_line(step.switch.subject)).rstrip(" .?:")
+    cases = [
+        f"if {md_prose(one_line(case.when)).rstrip(' .,')}, go to {_step_ref(case.goto)}"
+        for case in step.switch.cases
+    ]
+    default = step.switch.default or following
+    rest = f"otherwise, go to {_step_ref(default)}" if default else "otherwise, stop here"
+    lead = _sentence(step.text) if step.text.strip() else ""
+    body = f"Check {subject}: {'; '.join([*cases, rest])}."
+    return f"{lead} {body}" if lead and _plain(subject) not in _plain(lead) else body
+
+
 def _call_sentence(call: ToolCall) -> str:
     parts = []
     for argument in call.arguments:
         if argument.value is not None:
             value = md_code(json.dumps(argument.value, ensure_ascii=False))
+        elif argument.slot:
+            value = md_code(argument.slot)
         elif argument.from_context:
             value = md_prose(argument.from_context).rstrip(".")
         else:

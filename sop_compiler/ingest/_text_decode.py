@@ -143,9 +143,7 @@ def _looks_binary(text: str) -> bool:
     if not sample:
         return False
     controls = sum(
-        1
-        for ch in sample
-        if ch not in _ALLOWED_CONTROLS and unicodedata.category(ch) == "Cc"
+        1 for ch in sample if ch not in _ALLOWED_CONTROLS and unicodedata.category(ch) == "Cc"
     )
     return "\x00" in sample or controls > len(sample) * 0.1
 

@@ -308,7 +308,7 @@ class _Walker:
         style = _OL_TYPES.get(str(tag.get("type", "1")), "decimal")
         reverse = tag.has_attr("reversed")
         items = [li for li in tag.find_all("li", recursive=False)]
-        counter = _int_attr(tag, "start", len(items) if reverse else 1, -10**6, 10**6)
+        counter = _int_attr(tag, "start", len(items) if reverse else 1, -(10**6), 10**6)
         from bs4.element import Tag
 
         for child in tag.children:
@@ -318,7 +318,7 @@ class _Walker:
                 self._list(child, level + 1)  # a list nested directly in a list (invalid, common)
             if child.name != "li":
                 continue
-            counter = _int_attr(child, "value", counter, -10**6, 10**6)
+            counter = _int_attr(child, "value", counter, -(10**6), 10**6)
             marker = f"{format_number(counter, style)}." if ordered else "•"
             counter += -1 if reverse else 1
             self._item(child, level, marker, ordered)
@@ -333,7 +333,10 @@ class _Walker:
             if isinstance(child, Tag) and child.name in ("ul", "ol", "table", "pre", "blockquote"):
                 if not emitted:
                     self.b.list_item(
-                        _tidy("".join(out)), level=level, marker=marker, ordered=ordered,
+                        _tidy("".join(out)),
+                        level=level,
+                        marker=marker,
+                        ordered=ordered,
                         index=self._idx(li),
                     )
                     emitted, out = True, []
@@ -349,7 +352,10 @@ class _Walker:
                 out.append(_SPACE.sub(" ", str(child)))
         if not emitted:
             self.b.list_item(
-                _tidy("".join(out)), level=level, marker=marker, ordered=ordered,
+                _tidy("".join(out)),
+                level=level,
+                marker=marker,
+                ordered=ordered,
                 index=self._idx(li),
             )
             self._emit_figures()
@@ -459,4 +465,3 @@ class _Walker:
             elif type(child) is NavigableString:
                 parts.append(str(child))
         return "".join(parts)
-

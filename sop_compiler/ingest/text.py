@@ -104,9 +104,7 @@ def looks_like_title(text: str) -> bool:
         return True
     if not words[0][:1].isupper():
         return False
-    return all(
-        w[:1].isupper() or not w[:1].isalpha() or w.lower() in _SMALL_WORDS for w in words
-    )
+    return all(w[:1].isupper() or not w[:1].isalpha() or w.lower() in _SMALL_WORDS for w in words)
 
 
 class ListNester:

@@ -24,8 +24,7 @@ class Provenance(_Model):
     paragraph: int | None = Field(
         default=None,
         description=(
-            "0-based index of the source element "
-            "(DOCX paragraph, Markdown/HTML block, text line)."
+            "0-based index of the source element (DOCX paragraph, Markdown/HTML block, text line)."
         ),
     )
     heading_path: list[str] = Field(

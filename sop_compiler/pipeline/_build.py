@@ -325,12 +325,18 @@ class _Build:
     def _shared(self, *, force: bool) -> None:
         """Render the network and review page from every routine, if anything they show changed."""
         from sop_compiler.emit import render_network, render_review
+        from sop_compiler.validate import check_calls
 
         key = self.plan.shared_key()
         intact = all(state == "ok" for state in self.plan.shared_files().values())
         if not force and intact and key == self.lock.shared_key:
             return
         routines, reports = self.plan.routines()
+        # `call` steps are checked once every routine is known; the issues join their reports.
+        for where, issues in check_calls(routines).items():
+            report = reports.get(where)
+            if report is not None:
+                report.issues += [issue for issue in issues if issue not in report.issues]
         files = render_network(routines, catalog=self.catalog, settings=self.settings)
         files.update(
             render_review(routines, reports, failures=self.plan.failures(), settings=self.settings)

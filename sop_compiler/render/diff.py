@@ -64,11 +64,13 @@ def _routine_section(change: RoutineChange) -> list[str]:
         ]
         lines += ["Tools: " + "; ".join(p for p in parts if p), ""]
     for label, cases in (
-        ("added", change.edge_cases_added),
-        ("removed", change.edge_cases_removed),
+        ("Rules added", change.rules_added),
+        ("Rules removed", change.rules_removed),
+        ("Edge cases added", change.edge_cases_added),
+        ("Edge cases removed", change.edge_cases_removed),
     ):
         if cases:
-            lines += [f"Edge cases {label}:", *[f"- {md_text(case)}" for case in cases], ""]
+            lines += [f"{label}:", *[f"- {md_text(case)}" for case in cases], ""]
     for label, issues in (("New", change.issues_new), ("Fixed", change.issues_fixed)):
         if issues:
             lines.append(f"{label} validation issues:")
