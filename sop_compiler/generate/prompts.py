@@ -34,7 +34,7 @@ from sop_compiler.models import (
 )
 
 # Bump when a template or the schema changes what the model is asked for (goes into the lock file).
-PROMPT_TEMPLATE_VERSION = "2"
+PROMPT_TEMPLATE_VERSION = "3"
 
 # Providers reject larger images (OpenAI: 20 MB per image).
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
