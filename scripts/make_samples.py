@@ -77,8 +77,11 @@ def parse(markup: str) -> list[Block]:
         if not line:
             current = None
             continue
-        continues = current is not None and current.kind in ("para", "item", "bullet") and (
-            indent >= current.col or current.kind == "para")
+        continues = (
+            current is not None
+            and current.kind in ("para", "item", "bullet")
+            and (indent >= current.col or current.kind == "para")
+        )
         if current is not None and continues and not _STARTS_BLOCK.match(line):
             current.text += " " + line
             continue
@@ -101,8 +104,9 @@ def parse(markup: str) -> list[Block]:
         elif line.startswith("- "):
             current = Block("bullet", line[2:], level=level, marker="•", col=indent + 2)
         elif match := _ITEM.fullmatch(line):
-            current = Block("item", match[2], level=level, marker=match[1],
-                            col=indent + len(match[1]) + 1)
+            current = Block(
+                "item", match[2], level=level, marker=match[1], col=indent + len(match[1]) + 1
+            )
         else:
             current = Block("para", line, col=indent + 1)
         if "::" in current.text:
@@ -154,15 +158,24 @@ class _Flow:
             lines[-1].append((word, bold))
         return lines
 
-    def put(self, x: float, y: float, text: str, *, size: float = BODY, bold: bool = False,
-            color: tuple[float, float, float] = (0, 0, 0)) -> None:
+    def put(
+        self,
+        x: float,
+        y: float,
+        text: str,
+        *,
+        size: float = BODY,
+        bold: bool = False,
+        color: tuple[float, float, float] = (0, 0, 0),
+    ) -> None:
         """Write one line of text with its baseline at y."""
         writer = pymupdf.TextWriter(self.page.rect)
         writer.append((x, y), text, font=self.font(bold), fontsize=size)
         writer.write_text(self.page, color=color)
 
-    def runs(self, runs: Sequence[Run], *, size: float = BODY, x: float = LEFT,
-             after: float = 5) -> None:
+    def runs(
+        self, runs: Sequence[Run], *, size: float = BODY, x: float = LEFT, after: float = 5
+    ) -> None:
         """A wrapped paragraph of regular and bold runs."""
         leading = size * 1.3
         lines = self.wrap(runs, size, RIGHT - x)
@@ -198,8 +211,9 @@ class _Flow:
         self.put(indent, self.y + BODY, marker)
         self.runs(runs, x=indent + 20, after=3)
 
-    def table(self, rows: Sequence[Sequence[str]], widths: Sequence[float], *,
-              size: float = 9) -> None:
+    def table(
+        self, rows: Sequence[Sequence[str]], widths: Sequence[float], *, size: float = 9
+    ) -> None:
         """A fully ruled table: a line on every cell edge, so table finders detect it."""
         leading, pad = size * 1.3, 4.0
         wrapped = [
@@ -211,15 +225,17 @@ class _Flow:
         top, xs = self.y, [LEFT]
         for w in widths:
             xs.append(xs[-1] + w)
-        self.page.draw_rect(pymupdf.Rect(xs[0], top, xs[-1], top + heights[0]), color=None,
-                            fill=(0.88, 0.9, 0.93))
+        self.page.draw_rect(
+            pymupdf.Rect(xs[0], top, xs[-1], top + heights[0]), color=None, fill=(0.88, 0.9, 0.93)
+        )
         y = top
         for row, height in zip(wrapped, heights, strict=True):
             for cell, cx in zip(row, xs[:-1], strict=True):
                 for n, line in enumerate(cell):
                     text = " ".join(word for word, _ in line)
-                    self.put(cx + pad, y + pad + size + n * leading, text, size=size,
-                             bold=line[0][1])
+                    self.put(
+                        cx + pad, y + pad + size + n * leading, text, size=size, bold=line[0][1]
+                    )
             y += height
         shape = self.page.new_shape()
         y = top
@@ -241,8 +257,13 @@ class _Flow:
         self.y += 22
 
     def centre(self, y: float, text: str, *, size: float, bold: bool = False) -> None:
-        self.put((PAGE_W - self.font(bold).text_length(text, fontsize=size)) / 2, y, text,
-                 size=size, bold=bold)
+        self.put(
+            (PAGE_W - self.font(bold).text_length(text, fontsize=size)) / 2,
+            y,
+            text,
+            size=size,
+            bold=bold,
+        )
 
 
 def _column_widths(rows: Sequence[Sequence[str]], total: float = RIGHT - LEFT) -> list[float]:
@@ -254,11 +275,13 @@ def _column_widths(rows: Sequence[Sequence[str]], total: float = RIGHT - LEFT) -
 PdfHook = Callable[[_Flow], None]
 
 
-def _render_pdf(flow: _Flow, markup: str, hooks: dict[str, PdfHook],
-                heading_size: float | None = None) -> None:
+def _render_pdf(
+    flow: _Flow, markup: str, hooks: dict[str, PdfHook], heading_size: float | None = None
+) -> None:
     for block in parse(markup):
-        runs: list[Run] = [(block.lead, True), (block.text, False)] if block.lead else [
-            (block.text, False)]
+        runs: list[Run] = (
+            [(block.lead, True), (block.text, False)] if block.lead else [(block.text, False)]
+        )
         if block.kind == "heading":
             flow.heading(block.text, block.level, size=heading_size)
         elif block.kind == "bold":
@@ -273,8 +296,9 @@ def _render_pdf(flow: _Flow, markup: str, hooks: dict[str, PdfHook],
             flow.runs(runs)
 
 
-def _running_header_footer(flow: _Flow, header: str | None,
-                           footer: Callable[[int, int], str]) -> None:
+def _running_header_footer(
+    flow: _Flow, header: str | None, footer: Callable[[int, int], str]
+) -> None:
     total = flow.doc.page_count
     for page in flow.doc:
         flow.page = page
@@ -286,11 +310,18 @@ def _running_header_footer(flow: _Flow, header: str | None,
 
 
 def _save_pdf(doc: Any, path: Path, title: str, author: str) -> None:
-    doc.set_metadata({
-        "title": title, "author": author, "subject": "Customer Care Standard Operating Procedure",
-        "keywords": "SOP, customer care", "creator": "sopc scripts/make_samples.py",
-        "producer": "PyMuPDF", "creationDate": PDF_DATE, "modDate": PDF_DATE,
-    })
+    doc.set_metadata(
+        {
+            "title": title,
+            "author": author,
+            "subject": "Customer Care Standard Operating Procedure",
+            "keywords": "SOP, customer care",
+            "creator": "sopc scripts/make_samples.py",
+            "producer": "PyMuPDF",
+            "creationDate": PDF_DATE,
+            "modDate": PDF_DATE,
+        }
+    )
     doc.subset_fonts()
     path.write_bytes(doc.tobytes(garbage=4, deflate=True, no_new_id=True))
 
@@ -311,8 +342,14 @@ def _render_png(draw: Callable[[Any], None], width: float, height: float, dpi: i
 INK = (0.1, 0.1, 0.2)
 
 
-def _box(page: Any, rect: tuple[float, float, float, float], text: str,
-         fill: tuple[float, float, float], *, round_: bool = False) -> None:
+def _box(
+    page: Any,
+    rect: tuple[float, float, float, float],
+    text: str,
+    fill: tuple[float, float, float],
+    *,
+    round_: bool = False,
+) -> None:
     page.draw_rect(rect, color=INK, fill=fill, width=1, radius=0.3 if round_ else None)
     box = pymupdf.Rect(rect[0] + 4, rect[1], rect[2] - 4, rect[3])
     text = text if "\n" in text else "\n" + text  # roughly centre one line vertically
@@ -326,15 +363,24 @@ def _diamond(page: Any, cx: float, cy: float, text: str, w: float = 150, h: floa
     page.insert_textbox(rect, text, fontname="helv", fontsize=8.5, align=pymupdf.TEXT_ALIGN_CENTER)
 
 
-def _arrow(page: Any, start: tuple[float, float], end: tuple[float, float], label: str = "",
-           *, head: bool = True) -> None:
+def _arrow(
+    page: Any,
+    start: tuple[float, float],
+    end: tuple[float, float],
+    label: str = "",
+    *,
+    head: bool = True,
+) -> None:
     page.draw_line(start, end, color=INK, width=1)
     (x0, y0), (x1, y1) = start, end
     if head:
         length = max(((x1 - x0) ** 2 + (y1 - y0) ** 2) ** 0.5, 1e-6)
         ux, uy = (x1 - x0) / length, (y1 - y0) / length
-        tip = [(x1, y1), (x1 - 7 * ux - 3.5 * uy, y1 - 7 * uy + 3.5 * ux),
-               (x1 - 7 * ux + 3.5 * uy, y1 - 7 * uy - 3.5 * ux)]
+        tip = [
+            (x1, y1),
+            (x1 - 7 * ux - 3.5 * uy, y1 - 7 * uy + 3.5 * ux),
+            (x1 - 7 * ux + 3.5 * uy, y1 - 7 * uy - 3.5 * ux),
+        ]
         page.draw_polyline(tip, color=INK, fill=INK, closePath=True)
     if label:
         page.insert_text(((x0 + x1) / 2 + 4, (y0 + y1) / 2 - 3), label, fontname="hebo", fontsize=8)
@@ -574,20 +620,35 @@ def build_refunds_pdf(path: Path) -> None:
         flow.put(LEFT + 150, flow.y + 10, value)
         flow.y += 16
     flow.y += 30
-    flow.runs([("Printed copies are uncontrolled. Always check the Policy Portal for the current "
-                "version before use.", False)], x=LEFT + 40)
+    flow.runs(
+        [
+            (
+                "Printed copies are uncontrolled. Always check the Policy Portal for the current "
+                "version before use.",
+                False,
+            )
+        ],
+        x=LEFT + 40,
+    )
     doc.new_page(width=PAGE_W, height=PAGE_H)  # contents: filled in once page numbers are known
     flow.new_page()
     chart = _render_png(_draw_refund_flowchart, 520, 340, dpi=144)
-    _render_pdf(flow, REFUNDS, {
-        "keep-with-table": lambda f: f.ensure(130),
-        "flowchart": lambda f: f.image(chart, 400, 262, "Figure 1: Refund decision flow"),
-        "approval": _approval_block,
-    })
+    _render_pdf(
+        flow,
+        REFUNDS,
+        {
+            "keep-with-table": lambda f: f.ensure(130),
+            "flowchart": lambda f: f.image(chart, 400, 262, "Figure 1: Refund decision flow"),
+            "approval": _approval_block,
+        },
+    )
     _contents_page(flow, doc[1])
     doc.set_toc([[level, title, page_no] for level, title, page_no in flow.headings])
-    _running_header_footer(flow, "Acme Retail — Customer Care SOP CC-BIL-004",
-                           lambda n, m: f"Confidential — internal use only | Page {n} of {m}")
+    _running_header_footer(
+        flow,
+        "Acme Retail — Customer Care SOP CC-BIL-004",
+        lambda n, m: f"Confidential — internal use only | Page {n} of {m}",
+    )
     _save_pdf(doc, path, "Refunds and Account Credits (CC-BIL-004)", "Billing Operations")
 
 
@@ -675,12 +736,26 @@ def build_delivery_exceptions_pdf(path: Path) -> None:
     flow.new_page()
     flow.put(LEFT, flow.y + 18, "Delivery Exceptions", size=20, bold=True)
     flow.y += 30
-    flow.put(LEFT, flow.y + 11, "Shipping Customer Care — Standard Operating Procedure CC-SHP-002",
-             size=11, color=(0.25, 0.25, 0.25))
+    flow.put(
+        LEFT,
+        flow.y + 11,
+        "Shipping Customer Care — Standard Operating Procedure CC-SHP-002",
+        size=11,
+        color=(0.25, 0.25, 0.25),
+    )
     flow.y += 24
     flow.runs([("Owner: ", True), ("Marcus Bell, Shipping Customer Care Lead", False)], after=1)
-    flow.runs([("Version: ", True), ("1.4", False), ("    Effective date: ", True),
-               ("15 April 2024", False), ("    Review: ", True), ("annually", False)], after=4)
+    flow.runs(
+        [
+            ("Version: ", True),
+            ("1.4", False),
+            ("    Effective date: ", True),
+            ("15 April 2024", False),
+            ("    Review: ", True),
+            ("annually", False),
+        ],
+        after=4,
+    )
     flow.page.draw_line((LEFT, flow.y), (RIGHT, flow.y), color=(0.4, 0.4, 0.4), width=0.5)
     flow.y += 8
     _render_pdf(flow, DELIVERY, {"keep-with-table": lambda f: f.ensure(170)}, heading_size=12.5)
@@ -693,14 +768,18 @@ def build_delivery_exceptions_pdf(path: Path) -> None:
 # DOCX: real Word numbering, fixed core properties, a stable zip.
 # ---------------------------------------------------------------------------------------------
 
+
 def _numbering(document: Any) -> Any:
     return document.part.numbering_part.element
 
 
 def _add_multilevel_list(document: Any, abstract_id: int) -> None:
     """Define a 1. / 1.1 / a. list the way Word stores a multi-level list."""
-    formats = [("decimal", "%1.", 360, 360), ("decimal", "%1.%2", 864, 504),
-               ("lowerLetter", "%3.", 1296, 360)]
+    formats = [
+        ("decimal", "%1.", 360, 360),
+        ("decimal", "%1.%2", 864, 504),
+        ("lowerLetter", "%3.", 1296, 360),
+    ]
     levels = "".join(
         f'<w:lvl w:ilvl="{i}"><w:start w:val="1"/><w:numFmt w:val="{fmt}"/>'
         f'<w:lvlText w:val="{text}"/><w:lvlJc w:val="left"/>'
@@ -717,10 +796,12 @@ def _add_multilevel_list(document: Any, abstract_id: int) -> None:
 
 def _new_num(document: Any, abstract_id: int, num_id: int) -> int:
     """A list instance that restarts at 1 (Word's "Restart numbering")."""
-    _numbering(document).append(parse_xml(
-        f'<w:num {nsdecls("w")} w:numId="{num_id}"><w:abstractNumId w:val="{abstract_id}"/>'
-        f'<w:lvlOverride w:ilvl="0"><w:startOverride w:val="1"/></w:lvlOverride></w:num>'
-    ))
+    _numbering(document).append(
+        parse_xml(
+            f'<w:num {nsdecls("w")} w:numId="{num_id}"><w:abstractNumId w:val="{abstract_id}"/>'
+            f'<w:lvlOverride w:ilvl="0"><w:startOverride w:val="1"/></w:lvlOverride></w:num>'
+        )
+    )
     return num_id
 
 
@@ -806,8 +887,9 @@ class _Numbering:
 DocxHook = Callable[[Any], None]
 
 
-def _render_docx(document: Any, markup: str, numbering: _Numbering,
-                 hooks: dict[str, DocxHook]) -> None:
+def _render_docx(
+    document: Any, markup: str, numbering: _Numbering, hooks: dict[str, DocxHook]
+) -> None:
     for block in parse(markup):
         if block.kind != "item":
             numbering.restart()
@@ -834,9 +916,11 @@ def _header_footer(document: Any, header: str, footer: str) -> None:
     paragraph.text = footer + " | Page "
     paragraph.alignment = WD_ALIGN_PARAGRAPH.CENTER
     # A PAGE field with a cached result, as Word saves it.
-    paragraph._p.append(parse_xml(
-        f'<w:fldSimple {nsdecls("w")} w:instr=" PAGE "><w:r><w:t>1</w:t></w:r></w:fldSimple>'
-    ))
+    paragraph._p.append(
+        parse_xml(
+            f'<w:fldSimple {nsdecls("w")} w:instr=" PAGE "><w:r><w:t>1</w:t></w:r></w:fldSimple>'
+        )
+    )
 
 
 def _new_document() -> Any:
@@ -860,8 +944,10 @@ def _save_docx(document: Any, path: Path, title: str, author: str) -> None:
 def _stable_zip(data: bytes) -> bytes:
     """Rewrite a zip with fixed timestamps and sorted members: same content, same bytes."""
     out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(data)) as source, \
-            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+    with (
+        zipfile.ZipFile(io.BytesIO(data)) as source,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target,
+    ):
         for name in sorted(source.namelist()):
             info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
             info.compress_type = zipfile.ZIP_DEFLATED
@@ -875,10 +961,15 @@ def _stable_zip(data: bytes) -> bytes:
 # 3. billing/payment-disputes.docx
 # ---------------------------------------------------------------------------------------------
 
+
 def _draw_dispute_timeline(page: Any) -> None:
     page.draw_line((20, 40), (340, 40), color=(0.2, 0.3, 0.5), width=2)
-    for x, day, label in [(20, "Day 0", "Notice received"), (130, "Day 2", "Customer contacted"),
-                          (235, "Day 7", "Evidence sent"), (340, "Day 20", "Network deadline")]:
+    for x, day, label in [
+        (20, "Day 0", "Notice received"),
+        (130, "Day 2", "Customer contacted"),
+        (235, "Day 7", "Evidence sent"),
+        (340, "Day 20", "Network deadline"),
+    ]:
         page.draw_circle((x, 40), 5, color=(0.2, 0.3, 0.5), fill=(0.85, 0.9, 1.0))
         page.insert_text((x - 12, 26), day, fontname="hebo", fontsize=8)
         page.insert_text((x - 18, 60), label, fontname="helv", fontsize=7)
@@ -987,8 +1078,13 @@ def _deadlines_table(document: Any) -> None:
     table = document.add_table(rows=2, cols=4)
     table.style = "Table Grid"
     top, sub = table.rows[0].cells, table.rows[1].cells
-    for cell, text in [(top[0], "Dispute type"), (top[1], "Response deadline (days)"),
-                       (top[3], "Evidence needed"), (sub[1], "Visa"), (sub[2], "Mastercard")]:
+    for cell, text in [
+        (top[0], "Dispute type"),
+        (top[1], "Response deadline (days)"),
+        (top[3], "Evidence needed"),
+        (sub[1], "Visa"),
+        (sub[2], "Mastercard"),
+    ]:
         cell.paragraphs[0].add_run(text).bold = True
     top[1].merge(top[2])
     top[0].merge(sub[0])
@@ -1008,13 +1104,20 @@ def build_payment_disputes_docx(path: Path) -> None:
     """billing/payment-disputes.docx: multi-level Word numbering, merged cells, an image."""
     document = _new_document()
     document.add_paragraph("Payment Disputes and Chargebacks", style="Title")
-    document.add_paragraph("Customer Care Standard Operating Procedure CC-BIL-006",
-                           style="Subtitle")
-    control = _table(document, [
-        ["Document control", ""], ["Document ID", "CC-BIL-006"],
-        ["Owner", "Priya Raman, Billing Operations Manager"], ["Version", "2.3"],
-        ["Effective date", "8 January 2024"], ["Next review", "8 January 2025"],
-    ])
+    document.add_paragraph(
+        "Customer Care Standard Operating Procedure CC-BIL-006", style="Subtitle"
+    )
+    control = _table(
+        document,
+        [
+            ["Document control", ""],
+            ["Document ID", "CC-BIL-006"],
+            ["Owner", "Priya Raman, Billing Operations Manager"],
+            ["Version", "2.3"],
+            ["Effective date", "8 January 2024"],
+            ["Next review", "8 January 2025"],
+        ],
+    )
     _merge_title_row(control)
     document.add_paragraph().add_run("Printed copies are uncontrolled.").italic = True
     timeline = _render_png(_draw_dispute_timeline, 360, 72, dpi=120)
@@ -1023,12 +1126,18 @@ def build_payment_disputes_docx(path: Path) -> None:
         doc.add_paragraph().add_run().add_picture(io.BytesIO(timeline), width=Pt(300))
         doc.add_paragraph("Figure 1: A typical chargeback timeline", style="Caption")
 
-    _render_docx(document, DISPUTES, _Numbering(document, styles=False),
-                 {"deadlines": _deadlines_table, "timeline": add_timeline})
-    _header_footer(document, "Acme Retail — Customer Care SOP CC-BIL-006",
-                   "Confidential — internal use only")
-    _save_docx(document, path, "Payment Disputes and Chargebacks (CC-BIL-006)",
-               "Billing Operations")
+    _render_docx(
+        document,
+        DISPUTES,
+        _Numbering(document, styles=False),
+        {"deadlines": _deadlines_table, "timeline": add_timeline},
+    )
+    _header_footer(
+        document, "Acme Retail — Customer Care SOP CC-BIL-006", "Confidential — internal use only"
+    )
+    _save_docx(
+        document, path, "Payment Disputes and Chargebacks (CC-BIL-006)", "Billing Operations"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1118,8 +1227,11 @@ def build_account_closure_docx(path: Path) -> None:
     document = _new_document()
     document.add_paragraph("Account Closure", style="Title")
     _render_docx(document, CLOSURE, _Numbering(document, styles=True), {})
-    _header_footer(document, "Acme Retail — Customer Care SOP CC-ACC-003 Account Closure",
-                   "Internal — Printed copies are uncontrolled")
+    _header_footer(
+        document,
+        "Acme Retail — Customer Care SOP CC-ACC-003 Account Closure",
+        "Internal — Printed copies are uncontrolled",
+    )
     _save_docx(document, path, "Account Closure (CC-ACC-003)", "Account Services")
 
 
@@ -1175,8 +1287,9 @@ def build_identity_scan_png(path: Path) -> None:
         seed = (seed * 1103515245 + 12345) % 2**31
         x = 20 + seed % 570
         seed = (seed * 1103515245 + 12345) % 2**31
-        page.draw_circle((x, 20 + seed % 750), 0.6 + (seed % 3) * 0.3, color=None,
-                         fill=(0.55, 0.55, 0.55))
+        page.draw_circle(
+            (x, 20 + seed % 750), 0.6 + (seed % 3) * 0.3, color=None, fill=(0.55, 0.55, 0.55)
+        )
     writer = pymupdf.TextWriter(page.rect)
     y = 90.0
     for raw in SCAN.strip().splitlines():
@@ -1190,12 +1303,20 @@ def build_identity_scan_png(path: Path) -> None:
             writer.append((LEFT + indent * 3, y), text.strip(), font=flow.font(bold), fontsize=size)
     writer.append((PAGE_W / 2 - 25, 760), "Page 1 of 1", font=flow.regular, fontsize=8)
     # A slight skew, as from a sheet fed into a scanner at an angle.
-    writer.write_text(page, color=(0.12, 0.12, 0.14),
-                      morph=(pymupdf.Point(PAGE_W / 2, PAGE_H / 2), pymupdf.Matrix(-0.6)))
+    writer.write_text(
+        page,
+        color=(0.12, 0.12, 0.14),
+        morph=(pymupdf.Point(PAGE_W / 2, PAGE_H / 2), pymupdf.Matrix(-0.6)),
+    )
     page.draw_rect(pymupdf.Rect(400, 640, 540, 690), color=(0.6, 0.1, 0.1), width=1.5)
-    page.insert_textbox(pymupdf.Rect(400, 648, 540, 690), "CONTROLLED COPY\nACCOUNT SECURITY",
-                        fontname="hebo", fontsize=9, color=(0.6, 0.1, 0.1),
-                        align=pymupdf.TEXT_ALIGN_CENTER)
+    page.insert_textbox(
+        pymupdf.Rect(400, 648, 540, 690),
+        "CONTROLLED COPY\nACCOUNT SECURITY",
+        fontname="hebo",
+        fontsize=9,
+        color=(0.6, 0.1, 0.1),
+        align=pymupdf.TEXT_ALIGN_CENTER,
+    )
     path.write_bytes(page.get_pixmap(dpi=150).tobytes("png"))
 
 

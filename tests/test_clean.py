@@ -255,8 +255,28 @@ def test_non_paginated_documents_keep_repeated_text() -> None:
 
 
 _WORDS = st.sampled_from(
-    ["Page", "3", "of", "12", "check", "the", "order", "Contents", "Revision", "History", "....",
-     "-", "\n", "Confidential", "iv", "\u00a0", "\u00ad", "Approvals", "custo-", "mer"]
+    [
+        "Page",
+        "3",
+        "of",
+        "12",
+        "check",
+        "the",
+        "order",
+        "Contents",
+        "Revision",
+        "History",
+        "....",
+        "-",
+        "\n",
+        "Confidential",
+        "iv",
+        "\u00a0",
+        "\u00ad",
+        "Approvals",
+        "custo-",
+        "mer",
+    ]
 )
 _TEXT = st.lists(_WORDS, min_size=1, max_size=8).map(" ".join)
 
@@ -269,7 +289,9 @@ def _documents(draw: st.DrawFn) -> Document:
         page = draw(st.integers(min_value=1, max_value=4)) if paged else None
         y = draw(st.sampled_from([30.0, 200.0, 790.0]))
         prov = Provenance(
-            file="x.pdf", page=page, paragraph=None if paged else index,
+            file="x.pdf",
+            page=page,
+            paragraph=None if paged else index,
             bbox=(72.0, y, 500.0, y + 12.0) if paged else None,
         )
         kind = draw(st.sampled_from(["heading", "paragraph", "item", "step"]))
@@ -283,8 +305,13 @@ def _documents(draw: st.DrawFn) -> Document:
             blocks.append(
                 ListItem(id=f"b{index}", prov=prov, text=text, marker="1.", ordered=kind == "step")
             )
-    return Document(source="x.pdf", format="pdf" if paged else "text", sha256="0" * 64,
-                    page_count=4 if paged else None, blocks=blocks)
+    return Document(
+        source="x.pdf",
+        format="pdf" if paged else "text",
+        sha256="0" * 64,
+        page_count=4 if paged else None,
+        blocks=blocks,
+    )
 
 
 @settings(max_examples=150, deadline=None)

@@ -16,10 +16,24 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "sample_sops"
 AREAS = {"billing", "shipping", "tech_support", "account"}
 CATALOG = [
-    "lookup_order", "lookup_customer", "verify_identity", "issue_refund", "apply_account_credit",
-    "get_invoice", "correct_invoice", "track_shipment", "create_return_label", "reship_order",
-    "open_carrier_claim", "check_service_status", "run_line_diagnostics", "schedule_technician",
-    "send_password_reset", "unlock_account", "close_account", "create_ticket",
+    "lookup_order",
+    "lookup_customer",
+    "verify_identity",
+    "issue_refund",
+    "apply_account_credit",
+    "get_invoice",
+    "correct_invoice",
+    "track_shipment",
+    "create_return_label",
+    "reship_order",
+    "open_carrier_claim",
+    "check_service_status",
+    "run_line_diagnostics",
+    "schedule_technician",
+    "send_password_reset",
+    "unlock_account",
+    "close_account",
+    "create_ticket",
 ]
 SOP_SUFFIXES = {".pdf", ".docx", ".md", ".txt", ".html", ".png"}
 
@@ -50,12 +64,12 @@ def rebuilt(script: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 def _sops() -> list[Path]:
     return sorted(
-        p for p in SAMPLES.rglob("*")
-        if p.suffix in SOP_SUFFIXES and p.name.lower() != "readme.md"
+        p for p in SAMPLES.rglob("*") if p.suffix in SOP_SUFFIXES and p.name.lower() != "readme.md"
     )
 
 
 # --- extraction helpers ----------------------------------------------------------------------
+
 
 def _pdf_summary(path: Path) -> dict[str, Any]:
     with pymupdf.open(path) as doc:
@@ -107,16 +121,25 @@ def _thumbnail(path: Path) -> tuple[int, int, bytes]:
 
 # --- the script reproduces the checked-in files ----------------------------------------------
 
-@pytest.mark.parametrize("name", [
-    "billing/refunds-and-credits.pdf", "shipping/delivery-exceptions.pdf",
-])
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "billing/refunds-and-credits.pdf",
+        "shipping/delivery-exceptions.pdf",
+    ],
+)
 def test_rebuilt_pdf_matches_checked_in(rebuilt: Path, name: str) -> None:
     assert _pdf_summary(rebuilt / name) == _pdf_summary(SAMPLES / name)
 
 
-@pytest.mark.parametrize("name", [
-    "billing/payment-disputes.docx", "account/account-closure.docx",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "billing/payment-disputes.docx",
+        "account/account-closure.docx",
+    ],
+)
 def test_rebuilt_docx_matches_checked_in(rebuilt: Path, name: str) -> None:
     assert _docx_summary(rebuilt / name) == _docx_summary(SAMPLES / name)
 
@@ -152,6 +175,7 @@ def test_docx_zips_have_fixed_timestamps_and_sorted_members() -> None:
 
 # --- the set as a whole ----------------------------------------------------------------------
 
+
 def test_set_covers_every_area_and_format() -> None:
     sops = _sops()
     assert len(sops) >= 10
@@ -166,8 +190,13 @@ def test_every_sop_reads_like_a_controlled_document(script: ModuleType) -> None:
     for path in _sops():
         text = _text(path, script)
         lowered = text.lower()
-        for needle in ("owner", "version", "effective date", "purpose",
-                       "printed copies are uncontrolled"):
+        for needle in (
+            "owner",
+            "version",
+            "effective date",
+            "purpose",
+            "printed copies are uncontrolled",
+        ):
             assert needle in lowered, (path.name, needle)
         assert re.search(r"\bIf\b", text), path.name
         if path.suffix != ".png":
@@ -209,6 +238,7 @@ def test_text_samples_have_their_hard_cases() -> None:
 
 # --- the binary samples' features ------------------------------------------------------------
 
+
 def test_refunds_pdf_features() -> None:
     with pymupdf.open(SAMPLES / "billing/refunds-and-credits.pdf") as doc:
         assert 4 <= doc.page_count <= 6
@@ -227,8 +257,13 @@ def test_refunds_pdf_features() -> None:
         figure_pages = [i for i, page in enumerate(doc) if page.get_images()]
         assert len(figure_pages) == 1
         assert "Figure 1: Refund decision flow" in pages[figure_pages[0]]
-        spans = [s for page in doc for b in page.get_text("dict")["blocks"]
-                 for line in b.get("lines", []) for s in line["spans"]]
+        spans = [
+            s
+            for page in doc
+            for b in page.get_text("dict")["blocks"]
+            for line in b.get("lines", [])
+            for s in line["spans"]
+        ]
         assert any(s["text"] == "Steps" and s["flags"] & 16 and s["size"] < 10 for s in spans)
         assert any(s["text"].strip() == "a." for s in spans)
         assert doc.metadata["creationDate"] == "D:20240301090000Z"
@@ -263,8 +298,10 @@ def test_account_closure_docx_features() -> None:
     summary = _docx_summary(SAMPLES / "account/account-closure.docx")
     styles = [style for style, _, _ in summary["paragraphs"]]
     assert styles.count("List Number") >= 9 and "List Number 2" in styles
-    assert [t[0] for t in summary["tables"]] == [["Situation", "What to do"],
-                                                ["Version", "Date", "Author", "Change"]]
+    assert [t[0] for t in summary["tables"]] == [
+        ["Situation", "What to do"],
+        ["Version", "Date", "Author", "Change"],
+    ]
     assert summary["header"][0] and summary["footer"][0]
 
 
