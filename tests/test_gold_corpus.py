@@ -62,7 +62,7 @@ def _check(gold: Gold, document: Path, tools: Path) -> None:
 
 def test_corpus_sizes() -> None:
     assert len(list(iter_cases(DATA / "policies"))) >= 6
-    assert len(list(iter_cases(DATA / "fidelity"))) >= 1
+    assert len(list(iter_cases(DATA / "fidelity"))) >= 10
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0].name for c in CASES])
