@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
 
 from sop_compiler.errors import OutputError
@@ -64,19 +65,42 @@ def _prune(root: Path, folder: Path) -> None:
         folder = folder.parent
 
 
-def write_outputs(out: Path, files: dict[str, bytes], *, remove: Iterable[str] = ()) -> list[str]:
+def _provably_ours(target: Path, recorded: str) -> bool:
+    """True when `target` is a regular file whose bytes hash to what sopc recorded writing."""
+    if target.is_symlink() or not target.is_file():
+        return False
+    digest = hashlib.sha256()
+    with target.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest() == recorded
+
+
+def write_outputs(
+    out: Path,
+    files: dict[str, bytes],
+    *,
+    remove: Mapping[str, str] | None = None,
+    protect: Iterable[str] = (),
+    kept: list[str] | None = None,
+) -> list[str]:
     """Write changed files atomically and remove stale ones; return the changed relative paths.
 
     A file whose bytes are already on disk is not rewritten, so a no-op run changes nothing.
+    `remove` maps each stale path to the sha256 sopc recorded writing: a file is removed only if
+    its bytes still hash to that (sopc can prove it wrote it), and never a file named in
+    `protect` (the implementation module); every other one is left alone and added to `kept`.
     Every path must stay inside `out`; any failure is an OutputError naming the path.
     """
+    remove = remove or {}
+    protected = {name.casefold() for name in protect}
     checked = {relative: check_relative(relative) for relative in files}
     folded: dict[str, str] = {}
     for relative in sorted(files):
         other = folded.setdefault(relative.casefold(), relative)
         if other != relative:
             raise OutputError(f"two outputs differ only in case: {other}", path=relative)
-    stale = [r for r in sorted(set(remove)) if r not in files]
+    stale = [r for r in sorted(remove) if r not in files]
     for relative in stale:
         check_relative(relative)
     changed: list[str] = []
@@ -106,6 +130,10 @@ def write_outputs(out: Path, files: dict[str, bytes], *, remove: Iterable[str] =
             if not (target.is_file() or target.is_symlink()):
                 continue
             _inside(root, target)
+            if target.name.casefold() in protected or not _provably_ours(target, remove[relative]):
+                if kept is not None:
+                    kept.append(relative)
+                continue
             target.unlink()
         except OSError as exc:
             raise OutputError(

@@ -181,11 +181,13 @@ def compile_folder(
             dry_run=dry_run,
         )
         stopped: str | None = None
+        kept: list[str] = []
         if writes:
             assert chosen.backend is not None
             build = _Build(plan, out=out, catalog=catalog, settings=settings, fmt=fmt)
             build.run(chosen.backend, result)
             stopped = build.stopped
+            kept = sorted(build.kept)
         else:
             for _ in plan.stream():
                 pass
@@ -202,6 +204,7 @@ def compile_folder(
                 *(f"{source}: {message}" for source, _, message in sorted(notices)),
                 *([lock_problem] if lock_problem else []),
                 *([stopped] if stopped else []),
+                *([_kept_note(kept)] if kept else []),
             ]
         ]
         _summarise(plan.sops, result, strict=strict, stopped=stopped is not None)
@@ -276,4 +279,13 @@ def _remember_noop(
         errors=any(issue.severity == "error" for issue in issues),
         warnings=any(issue.severity == "warning" for issue in issues),
         input_errors=any(sop.error is not None for sop in plan.sops),
+    )
+
+
+def _kept_note(kept: list[str]) -> str:
+    """One line naming the stale paths left in place because sopc cannot prove it wrote them."""
+    shown = ", ".join(kept[:5]) + (f" and {len(kept) - 5} more" if len(kept) > 5 else "")
+    return (
+        f"kept {len(kept)} file(s) sopc.lock listed as outputs but sopc did not write as they are "
+        f"(changed since, or the implementation module): {shown}"
     )

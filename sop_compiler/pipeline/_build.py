@@ -7,7 +7,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from sop_compiler.config import Settings
@@ -57,6 +57,7 @@ class _Build:
         self.fmt = fmt
         self.lock: LockFile = plan.start_lock()
         self.written: set[str] = set()
+        self.kept: set[str] = set()  # stale paths left alone: not provably written by sopc
         self.changed: list[str] = []  # written or removed, for the final flush to disk
         self.dirty = False
         self.saved_at = 0.0
@@ -183,14 +184,26 @@ class _Build:
                 self.dirty = True
             # Never a path this run's entries claim (on a case-insensitive disk either).
             claimed = {rel.casefold() for rel in self.lock.recorded_outputs()}
-        gone = [rel for rel in self.plan.removals() if rel.casefold() not in claimed]
+        gone = {
+            rel: sha for rel, sha in self.plan.removals().items() if rel.casefold() not in claimed
+        }
         return self._write({}, remove=gone)
 
-    def _write(self, files: dict[str, bytes], *, remove: list[str] = ()) -> list[str]:  # type: ignore[assignment]
+    def _write(
+        self, files: dict[str, bytes], *, remove: Mapping[str, str] | None = None
+    ) -> list[str]:
         from sop_compiler.emit import write_outputs
 
+        remove = remove or {}
+        kept: list[str] = []
         try:
-            changed = write_outputs(self.out, files, remove=remove)
+            changed = write_outputs(
+                self.out,
+                files,
+                remove=remove,
+                protect=[_impl_file(self.settings), LOCK_NAME],
+                kept=kept,
+            )
         except OSError as exc:
             raise OutputError(
                 f"cannot write the output folder: {exc.strerror or exc}", path=self.out
@@ -199,8 +212,10 @@ class _Build:
             self.written.update(changed)
             self.changed += changed
             states = self.plan.files
+            self.kept.update(kept)
             for rel in remove:
-                states.removed(rel)
+                if rel not in kept:
+                    states.removed(rel)
             for rel, data in files.items():
                 states.written(rel, sha256_bytes(data))
         return changed
@@ -244,7 +259,11 @@ class _Build:
 
     def _record(self, proc: PlannedProcedure, files: dict[str, bytes]) -> None:
         """Write one routine's files at once, then its lock entry, then (now and then) the lock."""
-        stale = sorted(set(proc.old.outputs) - set(files)) if proc.old else []
+        stale = (
+            {rel: sha for rel, sha in proc.old.outputs.items() if rel not in files}
+            if proc.old
+            else {}
+        )
         self._write(files, remove=stale)
         assert proc.report is not None
         proc.entry = proc.make_entry(
@@ -335,10 +354,17 @@ class _Build:
         files.update(
             render_review(routines, reports, failures=self.plan.failures(), settings=self.settings)
         )
-        self._write(files, remove=sorted(set(self.lock.shared) - set(files)))
+        self._write(
+            files, remove={rel: sha for rel, sha in self.lock.shared.items() if rel not in files}
+        )
         self.lock.shared = {rel: sha256_bytes(data) for rel, data in sorted(files.items())}
         self.lock.shared_key = key
         self.dirty = True
+
+
+def _impl_file(settings: Settings) -> str:
+    """The implementation module's file name: sopc never removes a file of that name."""
+    return f"{settings.implementation_module.rpartition('.')[2]}.py"
 
 
 def _prepare(backend: Backend) -> None:
