@@ -43,3 +43,36 @@ def test_redact_url_keeps_an_ordinary_url_whole() -> None:
     assert redact_url("http://localhost:8000/v1") == "http://localhost:8000/v1"
     assert redact_url(BAD) == "htp://host/v1"
     assert redact_url("https://u:p@h.example/v1#frag") == "https://h.example/v1"
+
+
+KEY = "sk-test-ECHOED-KEY-4f9a2b7c"
+
+
+def test_a_model_answer_echoing_the_key_is_written_scrubbed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llm_server import LLMServer, completion, default_draft
+
+    def echo(body: dict[str, object]) -> dict[str, object]:
+        draft = default_draft(body)  # type: ignore[arg-type]
+        draft["title"] = f"Refunds (Bearer {KEY})"
+        for step in draft.get("steps", []):
+            step["text"] = f"{step['text']} Authorization: Bearer {KEY}"
+        return completion(draft)
+
+    sops, out = tmp_path / "sops", tmp_path / "out"
+    (sops / "billing").mkdir(parents=True)
+    (sops / "billing" / "a.md").write_text(
+        "# Refunds\n\n## Issue a refund\n\n1. Ask the customer for the order number.\n"
+    )
+    (sops / "tools.yaml").write_bytes((REPO / "sample_sops" / "tools.yaml").read_bytes())
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    with LLMServer(responder=echo) as server:
+        args = ["compile", str(sops), "-o", str(out), "--base-url", server.base_url]
+        result = CliRunner().invoke(app, [*args, "--model", "test-model", "--jobs", "1"])
+        assert server.chat_requests and server.chat_requests[0].authorization == f"Bearer {KEY}"
+    written = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert any(b"Authorization: Bearer ***" in data for data in written.values()), result.stdout
+    for path, data in written.items():
+        assert KEY.encode() not in data and b"ECHOED-KEY" not in data, path
+    assert KEY not in result.stdout

@@ -64,9 +64,24 @@ class _Build:
         self.mutex = threading.Lock()
         self.saving = threading.Lock()
         self.stopped: str | None = None  # why generation stopped early (a fatal backend error)
+        self.secrets: list[bytes] = []  # the API key and URL credentials: never written
+
+    def _scrubbed(self, files: dict[str, bytes]) -> dict[str, bytes]:
+        """`files` with every secret (a model answer may echo the key) replaced by `***`."""
+        return {rel: self._scrub(data) for rel, data in files.items()}
+
+    def _scrub(self, data: bytes) -> bytes:
+        for secret in self.secrets:
+            data = data.replace(secret, b"***")
+        return data
 
     def run(self, backend: Backend, result: RunResult) -> None:
         """Bring the output folder up to date; every completed routine is kept on interrupt."""
+        from sop_compiler.generate.llm import LLMBackend
+
+        if isinstance(backend, LLMBackend):
+            found = {secret.encode("utf-8") for secret in backend.secrets() if len(secret) >= 4}
+            self.secrets = sorted(found, key=lambda v: (-len(v), v))  # longest first
         try:
             _run_cancellable(self._build(backend))
             removed = self._remove_vanished()
@@ -245,7 +260,7 @@ class _Build:
                     self.dirty = True
                 if not self.dirty:
                     return
-                data = dump_lock(self.lock)
+                data = self._scrub(dump_lock(self.lock))
                 self.dirty, self.saved_at = False, time.monotonic()
             try:
                 if write_atomic(self.out / LOCK_NAME, data, durable=durable):
@@ -259,6 +274,7 @@ class _Build:
 
     def _record(self, proc: PlannedProcedure, files: dict[str, bytes]) -> None:
         """Write one routine's files at once, then its lock entry, then (now and then) the lock."""
+        files = self._scrubbed(files)
         stale = (
             {rel: sha for rel, sha in proc.old.outputs.items() if rel not in files}
             if proc.old
@@ -354,6 +370,7 @@ class _Build:
         files.update(
             render_review(routines, reports, failures=self.plan.failures(), settings=self.settings)
         )
+        files = self._scrubbed(files)
         self._write(
             files, remove={rel: sha for rel, sha in self.lock.shared.items() if rel not in files}
         )
