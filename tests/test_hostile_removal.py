@@ -83,3 +83,18 @@ def test_an_edited_output_of_a_deleted_sop_is_kept(tmp_path: Path) -> None:
     shown = _compile(sops, out)
     assert routine.read_text().endswith("my own change\n")
     assert "kept 1 file(s)" in shown
+
+
+def test_a_killed_runs_temp_files_are_removed_and_nothing_else(tmp_path: Path) -> None:
+    sops, out = _setup(tmp_path)
+    folder = sorted((out / "routines").rglob("*.md"))[0].parent
+    stale = [folder / ".refund.md.ab12_x9z.tmp", out / ".sopc.lock.q1w2e3r4.tmp"]
+    for path in stale:
+        path.write_bytes(b"")
+    keep = [folder / "notes.tmp", folder / ".hidden.tmp", out / ".refund.md.TOO-LONG-x.tmp"]
+    for path in keep:
+        path.write_text("mine\n")
+    (sops / "billing" / "refunds.md").write_text(GOOD + "4. Thank the customer.\n")
+    _compile(sops, out)
+    assert not any(path.exists() for path in stale)
+    assert all(path.read_text() == "mine\n" for path in keep)

@@ -5,13 +5,17 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
 
 from sop_compiler.errors import OutputError
 from sop_compiler.files import replace_file
 
-__all__ = ["check_relative", "sync_outputs", "write_outputs"]
+__all__ = ["check_relative", "remove_stale_temps", "sync_outputs", "write_outputs"]
+
+# The temp names of files.replace_file (mkstemp: prefix ".<name>.", 8 random characters, ".tmp").
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp$")
 
 
 def check_relative(relative: str) -> PurePosixPath:
@@ -162,3 +166,24 @@ def sync_outputs(out: Path, changed: Iterable[str]) -> None:
             pass  # some file systems cannot fsync a folder
         finally:
             os.close(fd)
+
+
+def remove_stale_temps(out: Path) -> list[str]:
+    """Remove temp files a killed run left in `out` (only sopc's own temp names); return them.
+
+    Called under the run lock, so no other compile is writing: any such file is left over.
+    """
+    removed: list[str] = []
+    if not out.is_dir() or out.is_symlink():
+        return removed
+    for folder, dirnames, filenames in os.walk(out):
+        dirnames[:] = sorted(d for d in dirnames if not Path(folder, d).is_symlink())
+        for name in sorted(filenames):
+            path = Path(folder, name)
+            if _TEMP_NAME.match(name) and path.is_file() and not path.is_symlink():
+                try:
+                    path.unlink()
+                except OSError:
+                    continue
+                removed.append(path.relative_to(out).as_posix())
+    return removed

@@ -82,6 +82,9 @@ class _Build:
         if isinstance(backend, LLMBackend):
             found = {secret.encode("utf-8") for secret in backend.secrets() if len(secret) >= 4}
             self.secrets = sorted(found, key=lambda v: (-len(v), v))  # longest first
+        from sop_compiler.emit.write import remove_stale_temps
+
+        remove_stale_temps(self.out)
         try:
             _run_cancellable(self._build(backend))
             removed = self._remove_vanished()
