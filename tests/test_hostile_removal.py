@@ -98,3 +98,20 @@ def test_a_killed_runs_temp_files_are_removed_and_nothing_else(tmp_path: Path) -
     _compile(sops, out)
     assert not any(path.exists() for path in stale)
     assert all(path.read_text() == "mine\n" for path in keep)
+
+
+def test_the_sop_folder_as_output_is_refused_and_a_sub_folder_is_passed_over(
+    tmp_path: Path,
+) -> None:
+    sops, _ = _setup(tmp_path)
+    refused = CliRunner().invoke(
+        app, ["compile", str(sops), "-o", str(sops), "--backend", "offline"]
+    )
+    assert refused.exit_code == 2
+    assert "the output folder is the SOP folder" in refused.output
+    assert not (sops / "sopc.lock").exists()
+    inner = sops / "out"
+    for _ in range(2):  # the second run must not read the first run's outputs as SOPs
+        shown = _compile(sops, inner)
+    lock = json.loads((inner / "sopc.lock").read_text())
+    assert sorted(lock["sops"]) == ["billing/refunds.md"], shown

@@ -14,7 +14,7 @@ from typing import Any
 
 from sop_compiler.clean import clean
 from sop_compiler.config import Settings
-from sop_compiler.errors import ExitCode, InputError
+from sop_compiler.errors import ConfigError, ExitCode, InputError
 from sop_compiler.escape import terminal_text
 from sop_compiler.generate import Backend
 from sop_compiler.ingest import discover, ingest
@@ -119,6 +119,12 @@ def compile_folder(
         raise InputError("no such file or folder", path=sops)
     root = sops.resolve() if sops.is_dir() else sops.resolve().parent
     out = settings.output
+    if sops.is_dir() and out.resolve() == root:
+        raise ConfigError(
+            "the output folder is the SOP folder: its outputs would be read as SOPs",
+            path=out,
+            hint="give another folder with -o (a sub-folder such as -o sops/out is passed over)",
+        )
     writes = not (check or dry_run)
     if not writes:
         catalog = load_catalog(settings.tools, sop_root=root)
