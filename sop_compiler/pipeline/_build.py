@@ -374,12 +374,29 @@ class _Build:
             render_review(routines, reports, failures=self.plan.failures(), settings=self.settings)
         )
         files = self._scrubbed(files)
+        _check_python(files)
         self._write(
             files, remove={rel: sha for rel, sha in self.lock.shared.items() if rel not in files}
         )
         self.lock.shared = {rel: sha256_bytes(data) for rel, data in sorted(files.items())}
         self.lock.shared_key = key
         self.dirty = True
+
+
+def _check_python(files: dict[str, bytes]) -> None:
+    """Every emitted Python file must compile before it is written (an import would fail)."""
+    for rel, data in sorted(files.items()):
+        if not rel.endswith(".py"):
+            continue
+        try:
+            compile(data.decode("utf-8"), rel, "exec", dont_inherit=True)
+        except (SyntaxError, ValueError, UnicodeDecodeError) as exc:
+            raise OutputError(
+                f"sopc emitted Python that does not compile ({type(exc).__name__}: "
+                f"{_one_line(exc)}); nothing of the network was written",
+                path=rel,
+                hint="a bug in sopc: please report it with the tool catalog",
+            ) from None
 
 
 def _impl_file(settings: Settings) -> str:
