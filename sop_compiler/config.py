@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from sop_compiler.errors import ConfigError
+from sop_compiler.errors import ConfigError, redact_url
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -118,7 +118,7 @@ class Settings(BaseModel):
         if not sep or scheme.lower() not in ("http", "https") or not rest.strip("/"):
             raise ValueError(
                 f"must start with http:// or https:// (e.g. http://localhost:8000/v1), "
-                f"not {value[:60]!r}"
+                f"not {redact_url(value)[:60]!r}"
             )
         return value
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import IntEnum
 from pathlib import Path
 
@@ -57,3 +58,13 @@ class OutputError(SopcError):
     """The output folder cannot be written (read-only, full, locked by another run)."""
 
     exit_code = ExitCode.OUTPUT
+
+
+def redact_url(url: str) -> str:
+    """`url` without user info, query or fragment, even when it is malformed.
+
+    The one redaction of a base URL for every message sopc prints: `user:password@` and
+    `?key=` / `api_key=` parameters may be credentials.
+    """
+    url = re.sub(r"^([A-Za-z][A-Za-z0-9+.\-]*://)?[^/?#]*@", r"\1", url.strip())
+    return re.split(r"[?#]", url, maxsplit=1)[0]

@@ -7,12 +7,14 @@ validate's coverage counts, without one stage importing the other.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 __all__ = [
     "CONTEXT_TITLE",
     "ELLIPSIS",
     "INSTRUCTION_VERBS",
     "NUMBERING",
+    "fold_lookalikes",
     "injection_excerpt",
     "is_constraint",
     "is_instruction",
@@ -103,6 +105,18 @@ _INJECTION = re.compile(
             r"\breveal (?:your|the) (?:instructions|prompt)\b",
             r"\bnew instructions\s*:",
             r"<\|im_start\|>|<\|im_end\|>|<\|system\|>|<\|endoftext\|>|\[/?INST\]|<<SYS>>",
+            # French, Spanish, German, Portuguese (matched on accent-free, folded text)
+            r"\b(?:ignor\w*|oubli\w*|olvid\w*|vergiss\w*|esquec\w*)\b[^.\n]{0,40}?\b(?:toutes|"
+            r"todas|todos|alle|allen|vorherigen|vorigen|bisherigen|precedentes|anterieures|"
+            r"anteriores|previas)\b[^.\n]{0,25}?\b(?:instructions?|instrucciones|instrucoes|"
+            r"anweisungen|instruktionen|consignes|regles|reglas|regeln|regras)\b",
+            r"\b(?:ignor\w*|oubli\w*|olvid\w*|vergiss\w*|esquec\w*)\b[^.\n]{0,25}?\b(?:"
+            r"instructions|instrucciones|instrucoes|anweisungen|consignes)\s+(?:precedentes|"
+            r"anterieures|anteriores|previas)\b",
+            # soft forms: a standing order to the model rather than a step for the agent
+            r"\bfrom now on\b[^.\n]{0,20}?\b(?:the )?(?:assistant|model|ai|bot|chatbot|llm)\b",
+            r"\b(?:the )?(?:assistant|model|ai|bot|chatbot|llm) (?:must|should|shall|will) "
+            r"(?:always )?(?:approve|accept|grant|issue|refund)\w* (?:every|all|any)\b",
         ]
     ),
     re.IGNORECASE,
@@ -187,13 +201,46 @@ def _is_term(label: str) -> bool:
     )
 
 
+# Latin look-alikes (Cyrillic, Greek, dotless i) that NFKC does not fold; enough for the words
+# the detector matches. Zero-width characters and soft hyphens are dropped.
+_CONFUSABLES = str.maketrans(
+    "аеорсухіјѕԁһӏАВЕКМНОРСТХІЈЅοαεινκτρχΟΑΒΕΙΚΜΝΤΧΖΡı",
+    "aeopcyxijsdhlABEKMHOPCTXIJSoaeivktpxOABEIKMNTXZPi",
+    "\u200b\u200c\u200d\u2060\ufeff\u00ad",
+)
+
+
+def fold_lookalikes(text: str) -> str:
+    """`text` with compatibility forms (full-width), accents and Latin look-alikes folded."""
+    return "".join(_fold_char(char) for char in text)
+
+
+def _fold_char(char: str) -> str:
+    if char.isascii():
+        return char
+    decomposed = unicodedata.normalize("NFKD", char.translate(_CONFUSABLES))
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).translate(_CONFUSABLES)
+
+
 def injection_excerpt(text: str) -> str | None:
-    """A short excerpt around text that addresses the model or the compiler, or None."""
-    match = _INJECTION.search(text)
+    """A short excerpt around text that addresses the model or the compiler, or None.
+
+    Matched on folded text (NFKC compatibility forms, accents and look-alike letters), so
+    "Іgnore all previous іnstructions" in Cyrillic or full-width letters is caught too.
+    """
+    folded: list[str] = []
+    origin: list[int] = []  # index in `text` of every folded character
+    for index, char in enumerate(text):
+        part = _fold_char(char)
+        folded.append(part)
+        origin += [index] * len(part)
+    match = _INJECTION.search("".join(folded))
     if match is None:
         return None
-    start = max(0, match.start() - 20)
-    end = min(len(text), match.end() + 30)
+    if match.end() <= match.start():
+        return None
+    start = max(0, origin[match.start()] - 20)
+    end = min(len(text), origin[match.end() - 1] + 1 + 30)
     excerpt = " ".join(text[start:end].split())
     return ("…" if start else "") + excerpt + ("…" if end < len(text) else "")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import subprocess
@@ -300,7 +301,9 @@ def test_removes_stale_files_and_empty_folders(tmp_path: Path) -> None:
     out = tmp_path / "out"
     write_outputs(out, {"routines/old/x.md": b"x", "routines/keep/y.md": b"y"})
     changed = write_outputs(
-        out, {"routines/keep/y.md": b"y"}, remove=["routines/old/x.md", "gone.md"]
+        out,
+        {"routines/keep/y.md": b"y"},
+        remove={"routines/old/x.md": hashlib.sha256(b"x").hexdigest(), "gone.md": "0" * 64},
     )
     assert changed == ["routines/old/x.md"]
     assert not (out / "routines" / "old").exists()
@@ -315,7 +318,7 @@ def test_rejects_paths_that_could_escape(tmp_path: Path, bad: str) -> None:
     with pytest.raises(OutputError):
         write_outputs(tmp_path / "out", {bad: b"x"})
     with pytest.raises(OutputError):
-        write_outputs(tmp_path / "out", {}, remove=[bad])
+        write_outputs(tmp_path / "out", {}, remove={bad: "0" * 64})
     assert not (tmp_path / "x").exists()
 
 

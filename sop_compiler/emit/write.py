@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
 
 from sop_compiler.errors import OutputError
 from sop_compiler.files import replace_file
 
-__all__ = ["check_relative", "sync_outputs", "write_outputs"]
+__all__ = ["check_relative", "remove_stale_temps", "sync_outputs", "write_outputs"]
+
+# The temp names of files.replace_file (mkstemp: prefix ".<name>.", 8 random characters, ".tmp").
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp$")
 
 
 def check_relative(relative: str) -> PurePosixPath:
@@ -64,19 +69,42 @@ def _prune(root: Path, folder: Path) -> None:
         folder = folder.parent
 
 
-def write_outputs(out: Path, files: dict[str, bytes], *, remove: Iterable[str] = ()) -> list[str]:
+def _provably_ours(target: Path, recorded: str) -> bool:
+    """True when `target` is a regular file whose bytes hash to what sopc recorded writing."""
+    if target.is_symlink() or not target.is_file():
+        return False
+    digest = hashlib.sha256()
+    with target.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest() == recorded
+
+
+def write_outputs(
+    out: Path,
+    files: dict[str, bytes],
+    *,
+    remove: Mapping[str, str] | None = None,
+    protect: Iterable[str] = (),
+    kept: list[str] | None = None,
+) -> list[str]:
     """Write changed files atomically and remove stale ones; return the changed relative paths.
 
     A file whose bytes are already on disk is not rewritten, so a no-op run changes nothing.
+    `remove` maps each stale path to the sha256 sopc recorded writing: a file is removed only if
+    its bytes still hash to that (sopc can prove it wrote it), and never a file named in
+    `protect` (the implementation module); every other one is left alone and added to `kept`.
     Every path must stay inside `out`; any failure is an OutputError naming the path.
     """
+    remove = remove or {}
+    protected = {name.casefold() for name in protect}
     checked = {relative: check_relative(relative) for relative in files}
     folded: dict[str, str] = {}
     for relative in sorted(files):
         other = folded.setdefault(relative.casefold(), relative)
         if other != relative:
             raise OutputError(f"two outputs differ only in case: {other}", path=relative)
-    stale = [r for r in sorted(set(remove)) if r not in files]
+    stale = [r for r in sorted(remove) if r not in files]
     for relative in stale:
         check_relative(relative)
     changed: list[str] = []
@@ -106,6 +134,10 @@ def write_outputs(out: Path, files: dict[str, bytes], *, remove: Iterable[str] =
             if not (target.is_file() or target.is_symlink()):
                 continue
             _inside(root, target)
+            if target.name.casefold() in protected or not _provably_ours(target, remove[relative]):
+                if kept is not None:
+                    kept.append(relative)
+                continue
             target.unlink()
         except OSError as exc:
             raise OutputError(
@@ -134,3 +166,24 @@ def sync_outputs(out: Path, changed: Iterable[str]) -> None:
             pass  # some file systems cannot fsync a folder
         finally:
             os.close(fd)
+
+
+def remove_stale_temps(out: Path) -> list[str]:
+    """Remove temp files a killed run left in `out` (only sopc's own temp names); return them.
+
+    Called under the run lock, so no other compile is writing: any such file is left over.
+    """
+    removed: list[str] = []
+    if not out.is_dir() or out.is_symlink():
+        return removed
+    for folder, dirnames, filenames in os.walk(out):
+        dirnames[:] = sorted(d for d in dirnames if not Path(folder, d).is_symlink())
+        for name in sorted(filenames):
+            path = Path(folder, name)
+            if _TEMP_NAME.match(name) and path.is_file() and not path.is_symlink():
+                try:
+                    path.unlink()
+                except OSError:
+                    continue
+                removed.append(path.relative_to(out).as_posix())
+    return removed

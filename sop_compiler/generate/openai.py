@@ -9,7 +9,6 @@ from __future__ import annotations
 import email.utils
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from sop_compiler.config import Settings
-from sop_compiler.errors import ConfigError, GenerationError
+from sop_compiler.errors import ConfigError, GenerationError, redact_url
 from sop_compiler.generate.llm import (
     ChatRequest,
     ChatResponse,
@@ -255,8 +254,7 @@ def _split_query(url: str) -> tuple[str, dict[str, object] | None]:
 
 def _redacted(url: str) -> str:
     """`url` without user info, query or fragment, even when it is malformed."""
-    url = re.sub(r"^([A-Za-z][A-Za-z0-9+.\-]*://)?[^/?#]*@", r"\1", url.strip())
-    return re.split(r"[?#]", url, maxsplit=1)[0]
+    return redact_url(url)
 
 
 def _url_secrets(url: str) -> list[str]:

@@ -32,6 +32,7 @@ from sop_compiler.models import (
     ToolCatalog,
     block_text,
 )
+from sop_compiler.text import fold_lookalikes
 
 # Bump when a template or the schema changes what the model is asked for (goes into the lock file).
 PROMPT_TEMPLATE_VERSION = "3"
@@ -39,7 +40,10 @@ PROMPT_TEMPLATE_VERSION = "3"
 # Providers reject larger images (OpenAI: 20 MB per image).
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 
-_TAG = re.compile(r"<(\s*/?\s*procedure)", re.IGNORECASE)
+# Any character a model may read as "<" (full-width, small form, angle brackets); what follows
+# is checked on folded text, so full-width or look-alike letters cannot spell a closing tag.
+_TAG_OPEN = re.compile("[<\uff1c\ufe64\u2329\u3008\u27e8\u2039]")
+_TAG_NAME = re.compile(r"\s*/?\s*procedure", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -145,12 +149,20 @@ def catalog_prompt(catalog: ToolCatalog, agents: Sequence[str]) -> str:
         }
         for tool in sorted(catalog.tools, key=lambda tool: tool.name)
     ]
-    return _render("catalog.j2", tools=tools, agents=sorted(set(agents)))
+    # Agent names are folder names: quoted as JSON strings, so no newline or quote in one can
+    # start a line of its own in the system message.
+    quoted = [json.dumps(agent, ensure_ascii=False) for agent in sorted(set(agents))]
+    return _render("catalog.j2", tools=tools, agents=quoted)
 
 
 def _data(text: str) -> str:
     """SOP text as quoted data: it must not be able to close the <procedure> tag."""
-    return _TAG.sub(r"&lt;\1", text)
+
+    def escape(match: re.Match[str]) -> str:
+        after = fold_lookalikes(text[match.end() : match.end() + 40])
+        return "&lt;" if _TAG_NAME.match(after) else match.group(0)
+
+    return _TAG_OPEN.sub(escape, text)
 
 
 def _squash(text: str) -> str:

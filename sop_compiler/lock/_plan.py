@@ -120,20 +120,20 @@ class Plan:
         """
         return self.agent_set
 
-    def removals(self) -> list[str]:
-        """Outputs recorded for deleted SOPs and vanished procedures (never other files)."""
+    def removals(self) -> dict[str, str]:
+        """Outputs recorded for deleted SOPs and vanished procedures, with their recorded hashes."""
         keep: set[str] = set()
         for proc in self.procedures():
             if proc.old is not None:
                 keep.update(proc.old.outputs)
-        gone: set[str] = set()
+        gone: dict[str, str] = {}
         current = {sop.source: sop for sop in self.sops}
         for source, entry in self.old.sops.items():
             ids = {p.id for p in current[source].procs} if source in current else set()
             for proc_id, recorded in entry.procedures.items():
                 if proc_id not in ids:
                     gone.update(recorded.outputs)
-        return sorted(gone - keep)
+        return {rel: gone[rel] for rel in sorted(set(gone) - keep)}
 
     def start_lock(self) -> LockFile:
         """This run's header over the old entries: what a compile updates SOP by SOP."""

@@ -14,7 +14,7 @@ from typing import Any
 
 from sop_compiler.clean import clean
 from sop_compiler.config import Settings
-from sop_compiler.errors import ExitCode, InputError
+from sop_compiler.errors import ConfigError, ExitCode, InputError
 from sop_compiler.escape import terminal_text
 from sop_compiler.generate import Backend
 from sop_compiler.ingest import discover, ingest
@@ -119,6 +119,12 @@ def compile_folder(
         raise InputError("no such file or folder", path=sops)
     root = sops.resolve() if sops.is_dir() else sops.resolve().parent
     out = settings.output
+    if sops.is_dir() and out.resolve() == root:
+        raise ConfigError(
+            "the output folder is the SOP folder: its outputs would be read as SOPs",
+            path=out,
+            hint="give another folder with -o (a sub-folder such as -o sops/out is passed over)",
+        )
     writes = not (check or dry_run)
     if not writes:
         catalog = load_catalog(settings.tools, sop_root=root)
@@ -181,11 +187,13 @@ def compile_folder(
             dry_run=dry_run,
         )
         stopped: str | None = None
+        kept: list[str] = []
         if writes:
             assert chosen.backend is not None
             build = _Build(plan, out=out, catalog=catalog, settings=settings, fmt=fmt)
             build.run(chosen.backend, result)
             stopped = build.stopped
+            kept = sorted(build.kept)
         else:
             for _ in plan.stream():
                 pass
@@ -202,6 +210,7 @@ def compile_folder(
                 *(f"{source}: {message}" for source, _, message in sorted(notices)),
                 *([lock_problem] if lock_problem else []),
                 *([stopped] if stopped else []),
+                *([_kept_note(kept)] if kept else []),
             ]
         ]
         _summarise(plan.sops, result, strict=strict, stopped=stopped is not None)
@@ -276,4 +285,13 @@ def _remember_noop(
         errors=any(issue.severity == "error" for issue in issues),
         warnings=any(issue.severity == "warning" for issue in issues),
         input_errors=any(sop.error is not None for sop in plan.sops),
+    )
+
+
+def _kept_note(kept: list[str]) -> str:
+    """One line naming the stale paths left in place because sopc cannot prove it wrote them."""
+    shown = ", ".join(kept[:5]) + (f" and {len(kept) - 5} more" if len(kept) > 5 else "")
+    return (
+        f"kept {len(kept)} file(s) sopc.lock listed as outputs but sopc did not write as they are "
+        f"(changed since, or the implementation module): {shown}"
     )

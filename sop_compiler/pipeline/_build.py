@@ -7,7 +7,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from sop_compiler.config import Settings
@@ -57,15 +57,34 @@ class _Build:
         self.fmt = fmt
         self.lock: LockFile = plan.start_lock()
         self.written: set[str] = set()
+        self.kept: set[str] = set()  # stale paths left alone: not provably written by sopc
         self.changed: list[str] = []  # written or removed, for the final flush to disk
         self.dirty = False
         self.saved_at = 0.0
         self.mutex = threading.Lock()
         self.saving = threading.Lock()
         self.stopped: str | None = None  # why generation stopped early (a fatal backend error)
+        self.secrets: list[bytes] = []  # the API key and URL credentials: never written
+
+    def _scrubbed(self, files: dict[str, bytes]) -> dict[str, bytes]:
+        """`files` with every secret (a model answer may echo the key) replaced by `***`."""
+        return {rel: self._scrub(data) for rel, data in files.items()}
+
+    def _scrub(self, data: bytes) -> bytes:
+        for secret in self.secrets:
+            data = data.replace(secret, b"***")
+        return data
 
     def run(self, backend: Backend, result: RunResult) -> None:
         """Bring the output folder up to date; every completed routine is kept on interrupt."""
+        from sop_compiler.generate.llm import LLMBackend
+
+        if isinstance(backend, LLMBackend):
+            found = {secret.encode("utf-8") for secret in backend.secrets() if len(secret) >= 4}
+            self.secrets = sorted(found, key=lambda v: (-len(v), v))  # longest first
+        from sop_compiler.emit.write import remove_stale_temps
+
+        remove_stale_temps(self.out)
         try:
             _run_cancellable(self._build(backend))
             removed = self._remove_vanished()
@@ -183,14 +202,26 @@ class _Build:
                 self.dirty = True
             # Never a path this run's entries claim (on a case-insensitive disk either).
             claimed = {rel.casefold() for rel in self.lock.recorded_outputs()}
-        gone = [rel for rel in self.plan.removals() if rel.casefold() not in claimed]
+        gone = {
+            rel: sha for rel, sha in self.plan.removals().items() if rel.casefold() not in claimed
+        }
         return self._write({}, remove=gone)
 
-    def _write(self, files: dict[str, bytes], *, remove: list[str] = ()) -> list[str]:  # type: ignore[assignment]
+    def _write(
+        self, files: dict[str, bytes], *, remove: Mapping[str, str] | None = None
+    ) -> list[str]:
         from sop_compiler.emit import write_outputs
 
+        remove = remove or {}
+        kept: list[str] = []
         try:
-            changed = write_outputs(self.out, files, remove=remove)
+            changed = write_outputs(
+                self.out,
+                files,
+                remove=remove,
+                protect=[_impl_file(self.settings), LOCK_NAME],
+                kept=kept,
+            )
         except OSError as exc:
             raise OutputError(
                 f"cannot write the output folder: {exc.strerror or exc}", path=self.out
@@ -199,8 +230,10 @@ class _Build:
             self.written.update(changed)
             self.changed += changed
             states = self.plan.files
+            self.kept.update(kept)
             for rel in remove:
-                states.removed(rel)
+                if rel not in kept:
+                    states.removed(rel)
             for rel, data in files.items():
                 states.written(rel, sha256_bytes(data))
         return changed
@@ -230,7 +263,7 @@ class _Build:
                     self.dirty = True
                 if not self.dirty:
                     return
-                data = dump_lock(self.lock)
+                data = self._scrub(dump_lock(self.lock))
                 self.dirty, self.saved_at = False, time.monotonic()
             try:
                 if write_atomic(self.out / LOCK_NAME, data, durable=durable):
@@ -244,7 +277,12 @@ class _Build:
 
     def _record(self, proc: PlannedProcedure, files: dict[str, bytes]) -> None:
         """Write one routine's files at once, then its lock entry, then (now and then) the lock."""
-        stale = sorted(set(proc.old.outputs) - set(files)) if proc.old else []
+        files = self._scrubbed(files)
+        stale = (
+            {rel: sha for rel, sha in proc.old.outputs.items() if rel not in files}
+            if proc.old
+            else {}
+        )
         self._write(files, remove=stale)
         assert proc.report is not None
         proc.entry = proc.make_entry(
@@ -341,10 +379,35 @@ class _Build:
         files.update(
             render_review(routines, reports, failures=self.plan.failures(), settings=self.settings)
         )
-        self._write(files, remove=sorted(set(self.lock.shared) - set(files)))
+        files = self._scrubbed(files)
+        _check_python(files)
+        self._write(
+            files, remove={rel: sha for rel, sha in self.lock.shared.items() if rel not in files}
+        )
         self.lock.shared = {rel: sha256_bytes(data) for rel, data in sorted(files.items())}
         self.lock.shared_key = key
         self.dirty = True
+
+
+def _check_python(files: dict[str, bytes]) -> None:
+    """Every emitted Python file must compile before it is written (an import would fail)."""
+    for rel, data in sorted(files.items()):
+        if not rel.endswith(".py"):
+            continue
+        try:
+            compile(data.decode("utf-8"), rel, "exec", dont_inherit=True)
+        except (SyntaxError, ValueError, UnicodeDecodeError) as exc:
+            raise OutputError(
+                f"sopc emitted Python that does not compile ({type(exc).__name__}: "
+                f"{_one_line(exc)}); nothing of the network was written",
+                path=rel,
+                hint="a bug in sopc: please report it with the tool catalog",
+            ) from None
+
+
+def _impl_file(settings: Settings) -> str:
+    """The implementation module's file name: sopc never removes a file of that name."""
+    return f"{settings.implementation_module.rpartition('.')[2]}.py"
 
 
 def _prepare(backend: Backend) -> None:
