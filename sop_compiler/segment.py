@@ -8,6 +8,18 @@ except its lead-in instructions ("3 Procedure: Before you start, open the custom
 those are the first steps of each procedure inside it, so they join each procedure's blocks,
 ahead of its heading. A procedure's blocks before its first heading are always such a lead-in.
 A document in which nothing looks like steps is still one procedure: nothing is dropped.
+
+Policies (headed sections of bullets and prose, one per customer request) are read by what each
+section holds (`classify`, see sop_compiler/shape.py): procedure (a request or task), knowledge
+(facts: the domain, what a record contains, definitions, fees, tables of values), rules
+(constraints for every procedure of the document or of a section), noise (boilerplate), or a group
+(a heading of several procedures). A document is read as a policy when a section names a request
+that the step reading above would not make a procedure. Then every actionable section is one
+procedure; sub-sections that are variants of one request (change the date / change the class) are
+one procedure each, and the parent's own rule text starts each of them; a section's rules
+sub-sections join each of its procedures; the document's rules, knowledge and intro text are every
+procedure's context; knowledge is never a procedure; noise goes nowhere. Sections with steps inside
+a policy are read as above.
 """
 
 from __future__ import annotations
@@ -27,12 +39,16 @@ from sop_compiler.models import (
     Paragraph,
     Procedure,
     Quote,
+    SectionClass,
+    SectionKind,
     Table,
+    block_text,
 )
+from sop_compiler.shape import content_shape, is_boilerplate, title_verdict
 from sop_compiler.slug import dedupe, slugify
 from sop_compiler.text import is_instruction, split_sentences
 
-__all__ = ["segment"]
+__all__ = ["classify", "segment"]
 
 AnyBlock = Heading | Paragraph | ListItem | Table | Figure | Code | Quote
 
@@ -292,6 +308,219 @@ def _lead_in(section: _Section) -> list[AnyBlock]:
     return out
 
 
+@dataclass(frozen=True)
+class _Read:
+    """How one section reads: its kind, why, and what its heading says of it."""
+
+    kind: SectionKind
+    reason: str
+    named: bool = False  # the heading names a request or task ("Returns", "Cancel a booking")
+    verb: bool = False  # ... and starts with its verb ("Change the date")
+
+
+# Sub-section titles that are a case of the request above, never a request of their own.
+_CASE = re.compile(
+    r"^(?:if|when|whenever|where|unless|for|within|after|before|during|over|under|above|below|"
+    r"more|less|up\s+to|in\s+case|outside|inside|with|without|by)\b",
+    re.IGNORECASE,
+)
+_KEY_STOP = frozenset(
+    ["a", "an", "the", "of", "to", "for", "and", "or", "your", "their", "my", "our", "this", "that"]
+)
+
+
+def _reads(root: _Section) -> dict[int, _Read]:
+    """Every section's reading, children before parents (a group depends on its children)."""
+    reads: dict[int, _Read] = {}
+    titles = {id(section) for section in _top(root)}  # the document's title names no part
+
+    def visit(section: _Section) -> None:
+        for child in section.children:
+            visit(child)
+        reads[id(section)] = _read(section, reads, titled=id(section) not in titles)
+
+    visit(root)
+    return reads
+
+
+def _read(section: _Section, reads: dict[int, _Read], *, titled: bool) -> _Read:
+    verdict = title_verdict(section.title) if section.heading and titled else None
+    named = verdict is not None and verdict.kind == "procedure"
+    verb = named and bool(verdict and "task verb" in verdict.reason)
+    if section.heading is None or verdict is None or named:
+        variants = _variants(section, reads, verb=verb, named=named)
+        if len(variants) >= 2 or (not named and variants):
+            titles = ", ".join(repr(v.title) for v in variants)
+            return _Read("group", f"heads {len(variants)} procedures: {titles}", named, verb)
+    shape = content_shape([b for b in section.blocks() if not isinstance(b, Heading)])
+    if verdict is not None and not (verdict.kind == "noise" and shape.steps >= 2):
+        if named and not shape.actionable:
+            kind: SectionKind = "knowledge" if shape.facts or shape.tables else "noise"
+            return _Read(kind, f"{verdict.reason}, but holds no instruction or rule")
+        return _Read(verdict.kind, verdict.reason, named, verb)
+    content = shape.verdict()
+    return _Read(content.kind, content.reason)
+
+
+def _variants(
+    section: _Section, reads: dict[int, _Read], *, verb: bool, named: bool
+) -> list[_Section]:
+    """The sub-sections that are procedures of their own (variants of the section's request).
+
+    Under a task heading ("Modify a booking") only sub-sections that name a task with their own
+    verb split off ("Change the date", "Add a bag"); a case ("Within 24 hours") or a shared rule
+    ("Payment") stays part of it. Variants that name the same task ("Cancel online", "Cancel by
+    phone") are one procedure.
+    """
+    out: list[_Section] = []
+    for child in section.children:
+        read = reads[id(child)]
+        if _CASE.match(child.title) or _is_aux(child):
+            continue
+        if verb and not read.verb and read.kind != "group":
+            continue
+        if named and not read.named and read.kind != "group":
+            continue
+        if read.kind in ("procedure", "group"):
+            out.append(child)
+    keys = [_key(child.title) for child in out]
+    if named and len(set(keys)) < len(keys):
+        return []
+    return out
+
+
+def _key(title: str) -> str:
+    """A task heading without its cases: "Cancel within 24 hours" -> "cancel"."""
+    words: list[str] = []
+    for word in re.findall(r"[a-z0-9'-]+", title.casefold()):
+        if _CASE.match(word):
+            break
+        if word not in _KEY_STOP:
+            words.append(word)
+    return " ".join(words)
+
+
+def _is_policy(root: _Section, reads: dict[int, _Read], steps: list[_Draft]) -> bool:
+    """True when a section names a request that the step reading leaves inside another."""
+    taken = [draft.path for draft in steps if draft.path and not draft.whole]
+    memo: dict[int, bool] = {}
+
+    def missed(section: _Section) -> bool:
+        read = reads[id(section)]
+        if read.kind == "procedure" and read.named:
+            covered = any(section.path[: len(path)] == path for path in taken)
+            return not covered and not _subtree_steps(section, memo)
+        # the parts of a section titled "Procedure" are its stages ("2.1 Verify", "2.2 Resolve")
+        return (
+            read.kind == "group"
+            and not _GENERIC.match(section.title)
+            and any(missed(child) for child in section.children)
+        )
+
+    return any(missed(child) for child in root.children)
+
+
+def _policy(
+    section: _Section,
+    reads: dict[int, _Read],
+    *,
+    context: list[AnyBlock],
+    lead: list[AnyBlock],
+    applies: list[AnyBlock],
+    top: bool,
+    memo: dict[int, bool],
+) -> list[_Draft]:
+    """The procedures of a policy section (a group), given what its enclosing sections give."""
+    shared = list(context)
+    own_lead: list[AnyBlock] = []
+    for block in section.own:
+        text = block_text(block)
+        if isinstance(block, Paragraph) and is_boilerplate(text):
+            continue  # "Revision 3.2, approved 2026-09-01": nothing for the agent
+        if (
+            not top
+            and isinstance(block, Paragraph | ListItem)
+            and content_shape([block]).actionable
+        ):
+            own_lead.append(block)  # the section's rule text starts each procedure inside it
+        else:
+            shared.append(block)
+    read = reads[id(section)]
+    variants = {id(child) for child in _variants(section, reads, verb=read.verb, named=read.named)}
+    procedures: list[_Section] = []
+    rules = list(applies)
+    for child in section.children:
+        kind = reads[id(child)].kind
+        if id(child) in variants:
+            procedures.append(child)
+        elif kind in ("procedure", "group"):
+            rules += child.blocks()  # a case or shared part of the request ("Payment")
+        elif kind == "knowledge" or (kind == "rules" and top):
+            shared += child.blocks()
+        elif kind == "rules":
+            rules += child.blocks()
+    lead = [*lead, *own_lead]
+    drafts: list[_Draft] = []
+    for child in procedures:
+        if reads[id(child)].kind == "group":
+            found = _policy(
+                child, reads, context=shared, lead=lead, applies=rules, top=False, memo=memo
+            )
+        else:
+            found = _policy_procedure(child, reads, context=shared, memo=memo)
+            for draft in found:
+                draft.blocks = [*lead, *draft.blocks, *rules]
+        drafts += found
+    return drafts
+
+
+def _policy_procedure(
+    section: _Section, reads: dict[int, _Read], *, context: list[AnyBlock], memo: dict[int, bool]
+) -> list[_Draft]:
+    """One actionable section: its text and sub-sections, with its knowledge as context."""
+    if _subtree_steps(section, memo):
+        return _collect(section, context, memo) or [
+            _Draft(section.title, section.path, section.blocks(), context)
+        ]
+    blocks: list[AnyBlock] = [section.heading] if section.heading else []
+    blocks += section.own
+    inner = list(context)
+    for child in section.children:
+        kind = reads[id(child)].kind
+        if kind == "knowledge":
+            inner += child.blocks()
+        elif kind != "noise":
+            blocks += child.blocks()
+    return [_Draft(section.title, section.path, blocks, inner)]
+
+
+def _top(root: _Section) -> list[_Section]:
+    """The sections whose rules hold for the whole document: the root and a lone title."""
+    out = [root]
+    while len(out[-1].children) == 1 and out[-1].children[0].children:
+        child = out[-1].children[0]
+        verdict = title_verdict(child.title) if child.heading else None
+        if verdict is not None and "task verb" in verdict.reason:
+            break  # "Modify a booking": a task whose parts are its variants, not the title
+        out.append(child)
+    return out
+
+
+def _drafts(root: _Section) -> tuple[list[_Draft], dict[int, _Read]]:
+    memo: dict[int, bool] = {}
+    steps = _collect(root, [], memo)
+    reads = _reads(root)
+    if not _is_policy(root, reads, steps):
+        return steps, reads
+    top = _top(root)
+    context: list[AnyBlock] = []
+    for section in top[:-1]:
+        context += [section.heading] if section.heading else []
+        context += [b for b in section.own if not is_boilerplate(block_text(b))]
+    drafts = _policy(top[-1], reads, context=context, lead=[], applies=[], top=True, memo=memo)
+    return drafts, reads
+
+
 def _fallback_title(document: Document) -> str:
     if document.title and document.title.strip():
         return document.title.strip()
@@ -322,7 +551,7 @@ def _notices_for(document: Document, blocks: list[AnyBlock]) -> list[Notice]:
 def segment(document: Document, *, agent: str) -> list[Procedure]:
     """The procedures of a cleaned document, in document order, with stable unique ids."""
     blocks: list[AnyBlock] = list(document.blocks)
-    drafts = _collect(_tree(blocks), [], {})
+    drafts, _ = _drafts(_tree(blocks))
     if not drafts:
         drafts = [_Draft("", [], blocks, [], whole=True)]
     if len(drafts) == 1 and not drafts[0].path:
@@ -357,6 +586,44 @@ def segment(document: Document, *, agent: str) -> list[Procedure]:
             )
         )
     return procedures
+
+
+def classify(document: Document, procedures: list[Procedure]) -> list[SectionClass]:
+    """How each headed section of a cleaned document was read, and where its text went.
+
+    `sopc inspect` shows this so that a user can see why a section became a procedure, a rule for
+    every procedure, reference facts, or nothing (boilerplate).
+    """
+    root = _tree(list(document.blocks))
+    reads = _reads(root)
+    owner: dict[str, list[str]] = {}
+    context: dict[str, list[str]] = {}
+    for procedure in procedures:
+        for block in procedure.blocks:
+            owner.setdefault(block.id, []).append(procedure.id)
+        for block in procedure.context:
+            context.setdefault(block.id, []).append(procedure.id)
+    out: list[SectionClass] = []
+
+    def visit(section: _Section) -> None:
+        if section.heading is not None:
+            read = reads[id(section)]
+            own = [section.heading, *section.own]
+            out.append(
+                SectionClass(
+                    heading_path=section.path,
+                    kind=read.kind,
+                    reason=read.reason,
+                    blocks=[b.id for b in own],
+                    in_procedures=sorted({p for b in own for p in owner.get(b.id, [])}),
+                    in_context=sorted({p for b in own for p in context.get(b.id, [])}),
+                )
+            )
+        for child in section.children:
+            visit(child)
+
+    visit(root)
+    return out
 
 
 def _unique(blocks: list[AnyBlock]) -> list[AnyBlock]:

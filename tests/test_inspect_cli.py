@@ -192,5 +192,11 @@ def test_render_json_lists_errors_and_sorts_by_source(capsys: pytest.CaptureFixt
     payload = json.loads(captured.out)
     assert [item["source"] for item in payload] == ["billing/x.pdf", "z.md"]
     error = "z.md: file is empty"
-    assert payload[1] == {"source": "z.md", "document": None, "procedures": [], "error": error}
+    assert payload[1] == {
+        "source": "z.md",
+        "document": None,
+        "procedures": [],
+        "sections": [],
+        "error": error,
+    }
     assert captured.err == "error: z.md: file is empty\n"

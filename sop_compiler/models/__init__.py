@@ -17,7 +17,7 @@ from sop_compiler.models.document import (
     Table,
     block_text,
 )
-from sop_compiler.models.procedure import Procedure
+from sop_compiler.models.procedure import Procedure, SectionClass, SectionKind
 from sop_compiler.models.report import Issue, Usage, ValidationReport
 from sop_compiler.models.routine import (
     MAX_QUOTE_WORDS,
@@ -79,6 +79,8 @@ __all__ = [
     "Rule",
     "RuleKind",
     "RunResult",
+    "SectionClass",
+    "SectionKind",
     "Slot",
     "SopOutcome",
     "SourceRef",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -53,3 +54,31 @@ class Procedure(BaseModel):
             for block in [*self.context, *self.blocks]
         )
         return hashlib.sha256(f"{self.id}\n{self.agent}\n{payload}".encode()).hexdigest()
+
+
+SectionKind = Literal["procedure", "knowledge", "rules", "noise", "group"]
+
+
+class SectionClass(BaseModel):
+    """How segment read one section of a document (shown by `sopc inspect`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    heading_path: list[str] = Field(description="Titles from the top heading to this section.")
+    kind: SectionKind = Field(
+        description=(
+            "procedure: a request or task; knowledge: facts the agent needs; rules: constraints "
+            "for every procedure of the document or section; noise: boilerplate; group: a heading "
+            "of several procedures."
+        )
+    )
+    reason: str = Field(description="Why, in a few words.")
+    blocks: list[str] = Field(
+        default_factory=list, description="Ids of the section's own blocks, heading first."
+    )
+    in_procedures: list[str] = Field(
+        default_factory=list, description="Ids of the procedures whose blocks hold its text."
+    )
+    in_context: list[str] = Field(
+        default_factory=list, description="Ids of the procedures whose context holds its text."
+    )

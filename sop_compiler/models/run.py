@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from sop_compiler.models.document import Document
-from sop_compiler.models.procedure import Procedure
+from sop_compiler.models.procedure import Procedure, SectionClass
 from sop_compiler.models.report import Issue, Usage
 
 
@@ -22,6 +22,7 @@ class InspectResult(_Model):
     document: Document | None = None
     procedures: list[Procedure] = Field(default_factory=list)
     error: str | None = None
+    sections: list[SectionClass] = Field(default_factory=list)
 
 
 class ProcedureOutcome(_Model):

@@ -49,7 +49,7 @@ from sop_compiler.pipeline._outcomes import (
     agent_for,
 )
 from sop_compiler.pipeline._signals import _sigterm_as_interrupt
-from sop_compiler.segment import segment
+from sop_compiler.segment import classify, segment
 
 __all__ = ["agent_for", "compile_folder", "inspect_path", "read_procedures"]
 
@@ -69,7 +69,12 @@ def read_procedures(path: Path, *, root: Path, settings: Settings) -> InspectRes
             for block in [*procedure.context, *procedure.blocks]
             if isinstance(block, Figure) and block.image and block.image.sha256 in document.images
         }
-    return InspectResult(source=document.source, document=document, procedures=procedures)
+    return InspectResult(
+        source=document.source,
+        document=document,
+        procedures=procedures,
+        sections=classify(document, procedures),
+    )
 
 
 def inspect_path(path: Path, *, settings: Settings) -> list[InspectResult]:

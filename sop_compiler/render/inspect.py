@@ -14,7 +14,6 @@ from rich.tree import Tree
 
 from sop_compiler.models import (
     Code,
-    Document,
     Figure,
     Heading,
     InspectResult,
@@ -45,7 +44,7 @@ def render_inspect(results: list[InspectResult], *, fmt: str) -> None:
         console = Console(file=sys.stdout, highlight=False, emoji=False)
         for result in ordered:
             if result.document is not None:
-                _print_document(console, result.document, result.procedures)
+                _print_document(console, result)
     for result in ordered:
         if result.error:
             print(f"error: {_error_line(result)}", file=sys.stderr)
@@ -72,6 +71,7 @@ def _as_json(result: InspectResult) -> dict[str, Any]:
             }
             for procedure in result.procedures
         ],
+        "sections": [section.model_dump(mode="json") for section in result.sections],
         "error": result.error,
     }
 
@@ -149,6 +149,10 @@ def _table(table: Table) -> RichTable:
     return grid
 
 
+def _nowhere(kind: str) -> str:
+    return "(the procedures below)" if kind == "group" else "nowhere"
+
+
 def _step_count(procedure: Procedure) -> int:
     items = [block for block in procedure.blocks if isinstance(block, ListItem)]
     ordered = [item for item in items if item.ordered]
@@ -159,7 +163,9 @@ def _location(prov: Provenance | None) -> str:
     return prov.label() if prov is not None else ""
 
 
-def _print_document(console: Console, document: Document, procedures: list[Procedure]) -> None:
+def _print_document(console: Console, result: InspectResult) -> None:
+    document, procedures = result.document, result.procedures
+    assert document is not None
     facts = [document.format, f"{len(document.blocks)} blocks"]
     if document.page_count:
         facts.append(f"{document.page_count} pages")
@@ -195,6 +201,20 @@ def _print_document(console: Console, document: Document, procedures: list[Proce
             Text(str(len(procedure.blocks))),
         )
     console.print(found)
+
+    if result.sections:
+        read = RichTable(title=Text("Sections"), title_justify="left")
+        for column in ("section", "read as", "why", "went to"):
+            read.add_column(column, overflow="fold")
+        for section in result.sections:
+            went = [*section.in_procedures, *(f"{p} (context)" for p in section.in_context)]
+            read.add_row(
+                Text("  " * (len(section.heading_path) - 1) + section.heading_path[-1]),
+                Text(section.kind),
+                Text(section.reason),
+                Text(", ".join(went) or _nowhere(section.kind)),
+            )
+        console.print(read)
 
     if document.notices:
         notes = RichTable(title=Text("Notices"), title_justify="left")
