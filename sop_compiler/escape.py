@@ -206,7 +206,7 @@ def md_prose(text: str) -> str:
     out = [
         _PROSE_ENTITIES.get(char, char if char.isprintable() else " ") for char in one_line(text)
     ]
-    escaped = "".join(out)
+    escaped = " ".join("".join(out).split())  # control characters must not leave an indent
     return _BACKTICK_RUN.sub(lambda run: "&#96;" * len(run.group()), escaped)
 
 

@@ -541,9 +541,13 @@ def test_a_reference_table_with_several_columns_names_them(catalog: ToolCatalog)
 """,
         catalog,
     )
-    assert [(c.when, c.then) for c in draft.edge_cases] == [
-        ("the role is Billing Agent", "Refund limit: Up to $50; Approval needed: None")
+    # a table of values is reference knowledge, each cell with its column
+    assert [k.fact for k in draft.knowledge] == [
+        "Role: Billing Agent; Refund limit: Up to $50; Approval needed: None"
     ]
+    assert draft.knowledge[0].source is not None
+    assert draft.knowledge[0].source.quote == "Billing Agent Up to $50 None"
+    assert draft.edge_cases == []
 
 
 def test_alternative_cases_are_an_else_if_chain_that_ends_after_the_group(

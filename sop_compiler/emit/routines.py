@@ -85,7 +85,7 @@ def routine_markdown(routine: Routine) -> bytes:
         "routine.md.j2",
         title=md_prose(routine.title) or md_prose(routine.id),
         trigger=md_block_safe(_trigger_line(md_prose(routine.trigger))),
-        rules=[md_block_safe(_rule_line(rule)) for rule in routine.rules],
+        rules=[_rule_line(rule) for rule in routine.rules],  # starts with its bold kind
         knowledge=[md_block_safe(_sentence(item.fact)) for item in routine.knowledge],
         slots=[md_block_safe(_slot_line(slot)) for slot in routine.collect],
         lines=lines,

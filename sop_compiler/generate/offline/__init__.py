@@ -19,6 +19,7 @@ from sop_compiler.generate.offline.nodes import PROPOSED_NOTE, Builder, Node
 from sop_compiler.generate.offline.reading import read_units
 from sop_compiler.generate.offline.reorder import approvals_first
 from sop_compiler.generate.offline.sections import Unit, conditional_unit, sections, units
+from sop_compiler.generate.offline.standing import confirm_gates, insert_confirmations, standing
 from sop_compiler.generate.offline.steps import finish, vague_questions
 from sop_compiler.generate.offline.tools import ToolIndex
 from sop_compiler.generate.offline.trigger import trigger_for
@@ -41,7 +42,7 @@ _CUSTOMER = re.compile(
 )
 
 # Bump when the rules change what they produce, so that the lock file marks routines stale.
-OFFLINE_RULES_VERSION = 5
+OFFLINE_RULES_VERSION = 6
 
 
 class OfflineBackend(Backend):
@@ -82,6 +83,8 @@ def build_draft(
         agents=tuple(sorted(agents)),
         customer_facing=_CUSTOMER.search(_text(procedure)) is not None,
     )
+    found = standing(procedure, tools)
+    builder.rule_sentences = found.rule_sentences
     parts = sections(procedure)
     step_units: list[Unit] = []
     for section in parts:
@@ -90,6 +93,14 @@ def build_draft(
         elif section.kind == "conditional":
             step_units.append(conditional_unit(section))
     top = approvals_first(builder, read_units(builder, step_units))
+    writes = [
+        node.tool_call.tool
+        for node in builder.nodes
+        if node.tool_call is not None
+        and (tool := catalog.get(node.tool_call.tool)) is not None
+        and tool.access == "write"
+    ]
+    top = insert_confirmations(builder, top, confirm_gates(found, writes))
     steps, questions = finish(builder, top)
     cases = edge_cases(parts, tools, agents)
     found_steps = bool(top)
@@ -111,6 +122,8 @@ def build_draft(
         title=procedure.title,
         trigger=trigger_for(procedure, parts),
         steps=steps,
+        rules=found.rules,
+        knowledge=found.knowledge,
         edge_cases=cases,
         tools_proposed=_proposed(builder.nodes, builder.ids),
         open_questions=questions,

@@ -16,14 +16,14 @@ from dataclasses import dataclass
 
 from sop_compiler.models import ToolCatalog
 
-__all__ = ["Binding", "bind"]
+__all__ = ["Binding", "bind", "canonical_words"]
 
 _SYNONYMS = [
     {"cancel", "void", "annul"},
     {"change", "update", "modify", "edit", "amend"},
     {"refund", "reimburse"},
     {"get", "find", "lookup", "look", "retrieve", "fetch", "check", "search", "view"},
-    {"create", "open", "raise", "file", "log", "submit"},
+    {"create", "open", "raise", "file", "log", "submit", "register", "lodge"},
     {"send", "email", "notify"},
     {"booking", "reservation"},
     {"order", "purchase"},
@@ -110,7 +110,8 @@ def _canon(word: str) -> str:
     return stem
 
 
-def _words(text: str) -> list[str]:
+def canonical_words(text: str) -> list[str]:
+    """The words of a text that carry meaning, stemmed, each synonym group as one word."""
     return [_canon(w) for w in re.findall(r"[a-z]+", text.lower()) if w not in _STOP]
 
 
@@ -125,15 +126,15 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
                 " " in spaced and spaced in lowered
             ):
                 return Binding(tool=tool.name)
-    words = _words(action)
+    words = canonical_words(action)
     if not words or words[0] in {_canon(w) for w in _NOT_VERB}:
         return Binding()
     verb, objects = words[0], set(words[1:4])
     best: tuple[int, str] | None = None
     close: str | None = None
     for tool in catalog.tools:
-        name_words = _words(tool.name.replace("_", " "))
-        described = _words(tool.description)
+        name_words = canonical_words(tool.name.replace("_", " "))
+        described = canonical_words(tool.description)
         tool_verbs = {name_words[0]} if name_words else set()
         tool_verbs |= {described[0]} if described else set()
         tool_objects = set(name_words[1:]) | set(described[1:6])

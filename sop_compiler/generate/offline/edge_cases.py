@@ -6,6 +6,7 @@ import re
 
 from sop_compiler.generate.offline.phrases import read_clause
 from sop_compiler.generate.offline.sections import Section
+from sop_compiler.generate.offline.standing import is_decision_table
 from sop_compiler.generate.offline.tools import ToolIndex
 from sop_compiler.models import EdgeCase, ListItem, Paragraph, SourceRef, Table
 from sop_compiler.text import injection_excerpt, is_instruction, split_sentences
@@ -19,7 +20,8 @@ def edge_cases(parts: list[Section], tools: ToolIndex, agents: tuple[str, ...]) 
     for section in parts:
         for block in section.blocks:
             if isinstance(block, Table):
-                out += _table_cases(block)
+                # a table of cases is when -> then; one of values is knowledge (standing.py)
+                out += _table_cases(block) if is_decision_table(block) else []
                 continue
             if section.kind not in ("edge", "escalation") or not isinstance(
                 block, (ListItem, Paragraph)

@@ -46,6 +46,7 @@ class Node:
     jump: Node | None = None  # where to go after this step (end of an if-branch that has an else)
     else_jump: Node | None = None  # a condition's else target, when set by structure (a chain)
     outer: Node | None = None  # "If A and B, X. Otherwise, Y.": the condition A around B
+    confirm: bool = False  # an ask for the customer's explicit yes to what comes next
 
 
 @dataclass
@@ -70,6 +71,7 @@ class Builder:
     ids: dict[int, str] = field(default_factory=dict)
     groups: list[CaseGroup] = field(default_factory=list)
     customer_facing: bool = True  # the procedure talks with a customer: close with "anything else?"
+    rule_sentences: set[tuple[str, str]] = field(default_factory=set)  # (block, sentence): rules
 
     def node(self, kind: str, text: str, **kw: object) -> Node:
         """A new node, numbered by creation order (its uid)."""

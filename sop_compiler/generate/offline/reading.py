@@ -17,6 +17,7 @@ from sop_compiler.generate.offline.nodes import (
 )
 from sop_compiler.generate.offline.phrases import Action, Clause, read_clause
 from sop_compiler.generate.offline.sections import Unit
+from sop_compiler.generate.offline.standing import rule_kind
 from sop_compiler.generate.offline.tools import Known, ToolMention, bind_arguments
 from sop_compiler.models import TERMINAL_KINDS, ToolCall
 from sop_compiler.text import injection_excerpt, is_instruction, split_sentences
@@ -96,11 +97,13 @@ def _sentences(
     nodes: list[Node] = []
     notes: list[str] = []
     owner: Node | None = None  # the condition this item opens with
-    for sentence in split_sentences(unit.text):
+    for sentence in _clauses(unit.text):
         excerpt = injection_excerpt(sentence)
         if excerpt is not None:
             builder.skipped.append(excerpt)
             continue
+        original = sentence
+        sentence = _prohibition_as_condition(sentence)
         clause = read_clause(sentence, tools=builder.tools, agents=builder.agents)
         instruction = (
             clause.test is not None
@@ -112,6 +115,8 @@ def _sentences(
             )
         )
         if not instruction:
+            if (unit.block_id, sentence.strip()) in builder.rule_sentences:
+                continue  # a constraint with no action: the routine's Rules keep it
             if nodes:
                 nodes[-1].text = f"{nodes[-1].text} {sentence.strip()}"
             else:
@@ -146,6 +151,9 @@ def _sentences(
         made, pending = _clause(
             builder, clause, unit.block_id, level, pending, nodes, split=split and not nodes
         )
+        if sentence != original:
+            for node in made:
+                node.quote = quote(original)  # cite the SOP's words, not the reading of them
         if owner is not None and not else_of_owner:
             owner.then_nodes += made  # an item that opens with "If X," is X's branch
         elif owner is not None:
@@ -175,6 +183,43 @@ def _sentences(
         # the condition the item opened with, not the one nested inside its branch.
         pending = owner
     return nodes, pending
+
+
+_SEMI_OTHERWISE = re.compile(r";\s+(?=(?:otherwise|if not|else)\b)", re.IGNORECASE)
+_ONLY_IF_OPENING = re.compile(r"^(\s*)only\s+(if|when)\b", re.IGNORECASE)
+
+
+def _clauses(text: str) -> list[str]:
+    """The sentences of a unit, with "...; otherwise ..." as two, and "Only if X, do Y" as "If".
+
+    "Restore it yourself; otherwise open a ticket" has two branches: read as one sentence, the
+    otherwise would run on the then-branch. "Only if X, do Y" is "If X, do Y" for the steps; the
+    routine's Rules keep the "only".
+    """
+    out: list[str] = []
+    for sentence in split_sentences(text):
+        for part in _SEMI_OTHERWISE.split(sentence):
+            part = _ONLY_IF_OPENING.sub(lambda m: f"{m.group(1)}{m.group(2).capitalize()}", part)
+            out.append(part)
+    return out
+
+
+_RULE_THEN_ACTION = re.compile(r"^(?P<rule>[^;]+);\s*(?P<action>\S.*)$")
+
+
+def _prohibition_as_condition(sentence: str) -> str:
+    """ "A reservation with a flown segment cannot be cancelled; transfer to a human agent."
+
+    The action after a prohibition holds only when the prohibition applies, so the sentence is
+    read as "If this applies: <prohibition>, <action>", never as an action for every case.
+    """
+    match = _RULE_THEN_ACTION.match(sentence.strip())
+    if match is None:
+        return sentence
+    rule, action = match.group("rule").strip(), match.group("action")
+    if rule_kind(rule) != "never" or is_instruction(rule) or not is_instruction(action):
+        return sentence
+    return f"If this applies: {rule[0].lower()}{rule[1:]}, {action}"
 
 
 def _clause(

@@ -88,6 +88,7 @@ def _step(builder: Builder, node: Node, after: dict[int, Node | None]) -> Step:
         tool_call=tool_call,
         condition=condition,
         target=node.target,
+        confirm=node.confirm,
         next_step=next_step,
         substeps=[_step(builder, child, after) for child in node.children],
         source=SourceRef(block_ids=[node.block_id], quote=node.quote or "")

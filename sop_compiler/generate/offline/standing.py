@@ -1,0 +1,478 @@
+"""Standing text: the rules a routine keeps at every step, and the facts it may look up.
+
+Policies say most of what matters as constraints, not steps: "A reservation with any flown
+segment cannot be cancelled", "Refunds go only to the original payment method", "You must get
+the customer's explicit yes before any change". Each such sentence, in the procedure or in the
+document text every procedure inherits (its context), becomes a rule:
+
+- confirm_before: a confirmation, consent or explicit yes is asked before something;
+- only_if: "only if / when / to / for ...", or "unless" with no prohibition;
+- never: a prohibition (never, do not, cannot, may not, is not allowed, not eligible ...);
+- limit: a number to keep within (at most, no more than, up to, maximum, within N days);
+- always: must, always, is required, has to, "only" with no condition ("only one user").
+
+A rule governs the catalog tools it names, or whose verb and object it says ("cannot be
+cancelled" governs `cancel_reservation` when the sentence also names the reservation). A rule
+about "any change" or "every action" governs every write tool the routine calls.
+
+Facts are the tables (one fact per row, each cell with its column) and the descriptive sentences
+of the context (what a record contains, definitions, fees). The sentences of the procedure's own
+blocks stay with the steps: the offline reader decides what they do.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from sop_compiler.generate.offline.binding import canonical_words
+from sop_compiler.generate.offline.nodes import Builder, Node, flatten
+from sop_compiler.generate.offline.tools import ToolIndex
+from sop_compiler.models import (
+    MAX_QUOTE_WORDS,
+    Heading,
+    Knowledge,
+    ListItem,
+    Paragraph,
+    Procedure,
+    Quote,
+    Rule,
+    RuleKind,
+    SourceRef,
+    Table,
+    block_text,
+)
+from sop_compiler.text import (
+    CONTEXT_TITLE,
+    NUMBERING,
+    injection_excerpt,
+    is_instruction,
+    quote_form,
+    split_sentences,
+)
+
+__all__ = [
+    "Standing",
+    "confirm_gates",
+    "insert_confirmations",
+    "is_decision_table",
+    "rule_kind",
+    "standing",
+]
+
+_CONFIRM = re.compile(
+    r"\b(?:confirm(?:s|ed|ation)?|explicit(?:ly)?\s+(?:yes|consent|agreement|approval)|"
+    r"consent|agree(?:s|ment)?|say(?:s)?\s+yes|a\s+(?:clear\s+)?yes)\b",
+    re.IGNORECASE,
+)
+_BEFORE = re.compile(r"\b(?:before|prior\s+to|first)\b", re.IGNORECASE)
+_ONLY_IF = re.compile(
+    r"\bonly\s+(?:\w+\s+){0,2}?(?:if|when|whenever|after|once|where|while|to|for|with|by|on|in|"
+    r"within|from|via|through|at)\b|\bonly\s+\w+\s+(?:who|that|which|whose)\b",
+    re.IGNORECASE,
+)
+_UNLESS = re.compile(r"\bunless\b", re.IGNORECASE)
+_NEVER = re.compile(
+    r"\b(?:never|must\s+not|mustn't|cannot|can\s*not|can't|may\s+not|should\s+not|shouldn't|"
+    r"will\s+not|won't|is\s+not|are\s+not|isn't|aren't|"
+    r"not\s+(?:allowed|permitted|eligible|possible|available)|prohibited|forbidden|ineligible|"
+    r"under\s+no\s+circumstances)\b|"
+    # "Do not refund ...", "...; do not open a claim", "agents must not": an order, while
+    # "Credits do not expire" or "we do not control the timing" describes
+    r"(?:^|[:;,]\s*|\b(?:you|agents?|staff|representatives?|advisors?)\s+(?:should\s+)?)"
+    r"(?:please\s+)?(?:do\s+not|don't)\b",
+    re.IGNORECASE,
+)
+_DENIED = re.compile(  # "is not" / "are not" count only before a permission word
+    r"\b(?:is|are|isn't|aren't)\s+(?:not\s+)?(?:allowed|permitted|eligible|possible|available|"
+    r"refundable|transferable|accepted|covered|offered|given)\b",
+    re.IGNORECASE,
+)
+_LIMIT = re.compile(
+    r"\b(?:at\s+most|at\s+least|no\s+more\s+than|no\s+later\s+than|not\s+more\s+than|maximum|"
+    r"minimum|max\.?|min\.?|(?:must\s+not\s+|never\s+)?exceed(?:s|ing)?|limit(?:ed)?\s+to|"
+    r"capped\s+at|\d+\s+or\s+(?:less|fewer|more))\b",
+    re.IGNORECASE,
+)
+# "within 30 days", "up to $50" restrict only when something depends on them
+_WEAK_LIMIT = re.compile(r"\b(?:within|up\s+to)\b", re.IGNORECASE)
+_DEPENDS = re.compile(
+    r"\b(?:needs?|requires?|required|must|only|may|allowed|permitted|accepted|eligible|valid|"
+    r"free|refundable)\b",
+    re.IGNORECASE,
+)
+_NUMBER = re.compile(
+    r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|twelve|once|twice)\b", re.I
+)
+_ALWAYS = re.compile(
+    r"\b(?:always|must|shall|is\s+required|are\s+required|required\s+to|need(?:s)?\s+to|"
+    r"has\s+to|have\s+to|mandatory|at\s+all\s+times|every\s+time)\b",
+    re.IGNORECASE,
+)
+_EVERY_CHANGE = re.compile(
+    r"^\s*confirm\s+(?:any|every|each|all)\b|\bwait\s+for\s+(?:a|an|their)\s+(?:clear\s+|explicit\s+)?yes\b",
+    re.IGNORECASE,
+)
+# "Only the policyholder may file a claim", "Only pending orders can be cancelled"
+_ONLY_SUBJECT = re.compile(
+    r"^\s*only\s+(?:\w+\s+){1,4}?(?:may|can|is|are|will|get|gets|qualify|qualifies)\b",
+    re.IGNORECASE,
+)
+_ONE_OF = re.compile(r"\bmust\s+be\s+(?:either|one\s+of)\b", re.IGNORECASE)
+_COMPARED = re.compile(
+    r"\b(?:above|over|beyond|more\s+than|less\s+than|fewer\s+than|below|under)\s+"
+    r"(?:[$€£]\s?)?\d",
+    re.IGNORECASE,
+)
+# a comparison is a limit when something depends on it: "Returns above 500 USD need approval"
+# "Goodwill voucher: a discretionary voucher ...": a definition, not a rule
+_DEFINITION = re.compile(r"^[A-Z][\w\s()'/-]{1,40}:\s+(?:an?|the)\s", re.IGNORECASE)
+# words that make a rule even in a background section (purpose, scope, roles, definitions)
+_STRONG = re.compile(
+    r"\b(?:never|must|must\s+not|cannot|can't|may\s+not|should\s+not|prohibited|forbidden|"
+    r"at\s+most|no\s+more\s+than|under\s+no\s+circumstances)\b",
+    re.IGNORECASE,
+)
+# "Tell the customer that they do not need to call again": the words to say, not a rule
+_SAYING = re.compile(
+    r"^\s*(?:tell|explain|inform|remind|advise|say|let\s+\w+\s+know|reassure)\b", re.IGNORECASE
+)
+_PURPOSE = re.compile(
+    r"^\s*(?:it|this\s+(?:procedure|sop|policy|article|document|guide|process|playbook))\s+"
+    r"(?:exists|says|tells|describes|covers|explains|sets\s+out|is\s+for|applies)\b",
+    re.IGNORECASE,
+)
+_BACKGROUND = re.compile(r"^(?:roles?|responsibilit|terms?\b|key\s+terms)", re.IGNORECASE)
+_BEYOND = re.compile(r"\b(?:beyond|exceed(?:s|ing)?)\s+(?:[$€£]\s?)?\d", re.IGNORECASE)
+_FREQUENCY = re.compile(
+    r"\b(?:once|twice|\d+\s+times?)\s+(?:per|a|an|every|each|in)\b|\b(?:once|twice)\s+in\b",
+    re.IGNORECASE,
+)
+_NO_NOUN = re.compile(
+    r"\bno\s+(?:partial\s+)?(?:refunds?|exceptions?|returns?|exchanges?|credits?|cash|"
+    r"compensation|discounts?|waivers?|extensions?)\b",
+    re.IGNORECASE,
+)
+# an imperative that holds for every request: "Verify the cardholder before discussing any card"
+_BEFORE_ANY = re.compile(r"\bbefore\s+(?:\w+\s+){0,2}?(?:any|every|each|all)\b", re.IGNORECASE)
+_ONLY = re.compile(r"\bonly\b", re.IGNORECASE)
+_CONDITION = re.compile(
+    r"\b(?:only\s+(?:\w+\s+){0,2}?(?:if|when|whenever|after|once|where|while)|unless)\s+(?P<c>.+)$",
+    re.IGNORECASE,
+)
+# a rule about every change rather than one tool: "before taking any action that updates ..."
+_ANY_WRITE = re.compile(
+    r"\b(?:any|every|each|all)\s+(?:\w+\s+){0,2}?(?:change|changes|action|actions|update|updates|"
+    r"modification|modifications|write|writes|transaction|transactions|booking|order|account)\b",
+    re.IGNORECASE,
+)
+_QUOTED = re.compile(r"[\"“”][^\"“”]*[\"“”]")  # quoted values name no rule words
+_LEADING_MARK = re.compile(r"^\s*(?:[-*•]\s+|\d+[.)]\s+|[a-z][.)]\s+)")
+
+
+@dataclass
+class Standing:
+    """What a procedure holds besides its steps."""
+
+    rules: list[Rule] = field(default_factory=list)
+    knowledge: list[Knowledge] = field(default_factory=list)
+    # (block id, sentence) of every rule sentence: the reader keeps such sentences out of steps
+    rule_sentences: set[tuple[str, str]] = field(default_factory=set)
+    general_writes: list[Rule] = field(default_factory=list)  # rules about every write
+
+
+_BRANCH = re.compile(r"^\s*(?:if|when|whenever|otherwise|if not|in case)\b", re.IGNORECASE)
+
+
+def rule_kind(sentence: str) -> RuleKind | None:
+    """The kind of rule a sentence states, or None when it restricts nothing.
+
+    "If the booking is within 24 hours, cancel it" is a branch of the steps, not a rule: a
+    sentence that opens with a condition is a rule only when it forbids or restricts outright.
+    """
+    if _BRANCH.match(sentence) and not _ONLY_IF.search(sentence):
+        return None  # the steps read it as a condition
+    if _DEFINITION.match(sentence) and not _STRONG.search(sentence):
+        return None
+    if _SAYING.match(sentence) or _PURPOSE.match(sentence):
+        return None  # what to tell the customer, or why the document exists
+    sentence = _QUOTED.sub('""', sentence)  # "no longer needed" is a value, not a prohibition
+    sentence = _LEADING_MARK.sub("", sentence)
+    if _CONFIRM.search(sentence) and (_BEFORE.search(sentence) or _EVERY_CHANGE.search(sentence)):
+        return "confirm_before"
+    if _ONLY_IF.search(sentence) or _ONLY_SUBJECT.match(sentence) or _ONE_OF.search(sentence):
+        return "only_if"
+    if (_NEVER.search(sentence) and not _harmless_not(sentence)) or _NO_NOUN.search(sentence):
+        # "never offer it twice in 12 months", "never extend beyond 16:00": a number to keep to
+        return "limit" if _FREQUENCY.search(sentence) or _BEYOND.search(sentence) else "never"
+    numbered_limit = bool(
+        (_COMPARED.search(sentence) and _DEPENDS.search(sentence)) or _FREQUENCY.search(sentence)
+    )
+    if _UNLESS.search(sentence):
+        return "only_if"
+    weak = _WEAK_LIMIT.search(sentence) and _DEPENDS.search(sentence)
+    if numbered_limit or ((_LIMIT.search(sentence) or weak) and _NUMBER.search(sentence)):
+        return "limit"
+    if _ALWAYS.search(sentence) or _ONLY.search(sentence) or _BEFORE_ANY.search(sentence):
+        return "always"
+    return None
+
+
+def _harmless_not(sentence: str) -> bool:
+    """ "The order is not yet shipped", "customers who cannot get online": no prohibition.
+
+    A bare "is not" / "are not" counts only before a permission word ("is not refundable"), and
+    a negation inside a relative clause ("who cannot", "that does not") describes someone.
+    """
+    forbidding = [
+        m
+        for m in _NEVER.finditer(sentence)
+        if not _RELATIVE.search(sentence[: m.start()])
+        and not re.fullmatch(r"(?:is|are)\s+not|isn't|aren't", m.group(0), re.IGNORECASE)
+    ]
+    return not forbidding and not _DENIED.search(sentence)
+
+
+_RELATIVE = re.compile(r"\b(?:who|that|which|whose|where)\s+$", re.IGNORECASE)
+
+
+def standing(procedure: Procedure, tools: ToolIndex) -> Standing:
+    """The rules and facts of one procedure: its own blocks and the context it inherits."""
+    out = Standing()
+    seen: set[str] = set()
+    for where, blocks in (("context", procedure.context), ("own", procedure.blocks)):
+        background = False
+        for block in blocks:
+            if isinstance(block, Heading):
+                title = NUMBERING.sub("", block.text).strip()
+                background = bool(CONTEXT_TITLE.match(title) or _BACKGROUND.match(title))
+                continue
+            if isinstance(block, Table):
+                if not is_decision_table(block):  # a decision table is edge cases
+                    out.knowledge += _table_facts(block)
+                continue
+            if not isinstance(block, (Paragraph, ListItem, Quote)):
+                continue
+            for sentence in split_sentences(block.text):
+                text = _LEADING_MARK.sub("", " ".join(sentence.split()))
+                if not text or injection_excerpt(text) is not None or text in seen:
+                    continue
+                kind = rule_kind(text)
+                if background and not _STRONG.search(text):
+                    kind = None  # "It exists so that ... never refunded twice": the why
+                if kind is None:
+                    descriptive = not is_instruction(text) and _is_fact(text)
+                    if (where == "context" or background) and descriptive:
+                        seen.add(text)
+                        out.knowledge.append(Knowledge(fact=text, source=_ref(block.id, text)))
+                    continue
+                seen.add(text)
+                rule = Rule(
+                    kind=kind,
+                    text=text,
+                    condition=_condition(text, kind),
+                    governs=_governs(text, tools),
+                    source=_ref(block.id, text),
+                )
+                out.rules.append(rule)
+                out.rule_sentences.add((block.id, sentence.strip()))
+                out.rule_sentences.add((block.id, _LEADING_MARK.sub("", sentence.strip())))
+                if kind == "confirm_before" and not rule.governs and _ANY_WRITE.search(text):
+                    out.general_writes.append(rule)
+    return out
+
+
+def confirm_gates(found: Standing, called_writes: list[str]) -> dict[str, Rule]:
+    """For each write tool the routine calls, the confirm_before rule that gates it (if any).
+
+    A rule about every change governs each write the routine calls; the governs list is filled
+    in so that a reviewer sees which calls it gates.
+    """
+    gates: dict[str, Rule] = {}
+    for rule in found.rules:
+        if rule.kind != "confirm_before":
+            continue
+        if rule in found.general_writes:
+            rule.governs = sorted(set(called_writes))
+        for name in rule.governs:
+            if name in called_writes:
+                gates.setdefault(name, rule)
+    return gates
+
+
+def insert_confirmations(builder: Builder, top: list[Node], gates: dict[str, Rule]) -> list[Node]:
+    """Before each write that a confirm_before rule gates, an ask for the customer's explicit yes.
+
+    The ask goes into every list that holds the write (its step list and the branch of each
+    condition that leads to it), and a "go to step N" that meant the write now reaches the ask
+    first. An ask about confirming right before the write is marked as the confirmation instead.
+    """
+    if not gates or not builder.customer_facing:
+        return top
+    gated = [n for n in builder.nodes if n.tool_call is not None and n.tool_call.tool in gates]
+    if not gated:
+        return top
+    asks: dict[int, Node] = {}
+    for node in gated:
+        assert node.tool_call is not None
+        name, rule = node.tool_call.tool, gates[node.tool_call.tool]
+        source = rule.source
+        asks[node.uid] = builder.node(
+            "ask",
+            f"Before you call `{name}`, tell the customer exactly what will change and ask for "
+            f"their explicit yes. If they do not say yes, do not call `{name}`.",
+            block_id=source.block_ids[0] if source else None,
+            quote=source.quote if source else None,
+            level=node.level,
+            confirm=True,
+        )
+
+    def place(nodes: list[Node]) -> list[Node]:
+        out: list[Node] = []
+        for node in nodes:
+            ask = asks.get(node.uid)
+            if ask is not None:
+                if out and out[-1].kind == "ask" and _CONFIRM.search(out[-1].text):
+                    out[-1].confirm = True  # the SOP's own "Confirm the change with ..." ask
+                else:
+                    out.append(ask)
+            out.append(node)
+        return out
+
+    for node in list(builder.nodes):
+        node.children = place(node.children)
+        node.then_nodes = place(node.then_nodes)
+        node.else_nodes = place(node.else_nodes)
+    top = place(top)
+    placed = {node.uid for node in flatten(top)}
+    for key, node in list(builder.keys.items()):
+        if node.uid in asks and asks[node.uid].uid in placed:
+            builder.keys[key] = asks[node.uid]
+    return top
+
+
+def _is_fact(sentence: str) -> bool:
+    """A descriptive sentence worth keeping as reference: a definition, contents, a value."""
+    return (
+        bool(
+            re.search(
+                r"\b(?:is|are|has|have|contains?|includes?|consists?\s+of|means|costs?|takes?|"
+                r"belongs?\s+to|applies|apply|covers?|lasts?)\b",
+                sentence,
+                re.IGNORECASE,
+            )
+        )
+        and len(sentence.split()) >= 4
+    )
+
+
+def _condition(sentence: str, kind: RuleKind) -> str | None:
+    if kind not in ("only_if", "never"):
+        return None
+    match = _CONDITION.search(sentence)
+    if match is None:
+        return None
+    condition = match.group("c").strip().rstrip(".;:")
+    if kind == "never":
+        return f"unless {condition}"
+    return condition
+
+
+def _governs(sentence: str, tools: ToolIndex) -> list[str]:
+    """The catalog tools a rule sentence names, or whose action it speaks of.
+
+    A tool is spoken of when the sentence has the tool's verb (the first word of its name or of
+    its description) and one of its objects ("Never pay a claim that is not approved" governs
+    `disburse_claim_payment`, described "Pay out an approved claim").
+    """
+    sentence = _QUOTED.sub(" ", sentence.split(";")[0])  # the rule part, not what follows it
+    mention = tools.find(sentence)
+    named = {mention.tool.name} if mention is not None and mention.how != "verb" else set()
+    plain = _IED.sub("y", _DOUBLED_ED.sub(r"\1", sentence))  # "cancelled", "modified"
+    plain = _IRREGULAR.sub(lambda m: _PARTICIPLES[m.group(0).casefold()], plain)
+    words = set(canonical_words(plain))
+    for tool in tools.catalog.tools:
+        if tool.access != "write":
+            continue  # a restriction read from the words is about an action, not a lookup
+        name = canonical_words(tool.name.replace("_", " "))
+        described = canonical_words(tool.description)
+        verbs = {w for w in (name[:1] + described[:1])}
+        objects = set(name[1:]) | set(described[1:6])
+        if verbs & words and (objects - verbs) & words:
+            named.add(tool.name)
+    return sorted(named)
+
+
+_PARTICIPLES = {
+    "frozen": "freeze",
+    "paid": "pay",
+    "sent": "send",
+    "made": "make",
+    "given": "give",
+    "written": "write",
+    "chosen": "choose",
+    "taken": "take",
+    "shown": "show",
+    "sold": "sell",
+    "bought": "buy",
+    "held": "hold",
+    "left": "leave",
+    "kept": "keep",
+}
+_IRREGULAR = re.compile(r"\b(?:" + "|".join(_PARTICIPLES) + r")\b", re.IGNORECASE)
+_DOUBLED_ED = re.compile(r"([bdglmnprt])\1(?:ed|ing)\b")
+_IED = re.compile(r"ied\b")
+
+
+def _ref(block_id: str, sentence: str) -> SourceRef:
+    return SourceRef(block_ids=[block_id], quote=_head(sentence))
+
+
+def _head(text: str, limit: int = MAX_QUOTE_WORDS) -> str:
+    """The first `limit` words of a sentence, cut where a word ends (so it stays verbatim)."""
+    matches = list(re.finditer(r"\S+", text))
+    if len(matches) <= limit:
+        return text.strip()
+    return text[: matches[limit - 1].end()].rstrip(",;:")
+
+
+_WHEN_HEADER = re.compile(
+    r"^(?:if|when|situation|case|condition|scenario|issue|problem|symptom|trigger|"
+    r"customer\s+(?:says|asks|reports))\b",
+    re.IGNORECASE,
+)
+_THEN_HEADER = re.compile(
+    r"^(?:then|action|actions|what\s+to\s+do|do|response|resolution|next\s+step|outcome|"
+    r"handling|route\s+to|escalate\s+to)\b",
+    re.IGNORECASE,
+)
+
+
+def is_decision_table(table: Table) -> bool:
+    """A table of cases and what to do ("Situation | Action"), not of reference values."""
+    header = [" ".join(h.split()) for h in table.header or []]
+    return (
+        len(header) >= 2
+        and bool(_WHEN_HEADER.match(header[0]))
+        and bool(_THEN_HEADER.match(header[-1]))
+    )
+
+
+def _table_facts(table: Table) -> list[Knowledge]:
+    """One fact per row: each cell with its column's header ("Cabin: Economy; Free bags: 1")."""
+    header = [" ".join(h.split()) for h in table.header or []]
+    form = quote_form(block_text(table))
+    out: list[Knowledge] = []
+    for row in table.rows:
+        cells = [" ".join(c.split()) for c in row]
+        if not any(cells):
+            continue
+        if len(header) == len(cells) and all(header):
+            fact = "; ".join(f"{h}: {c}" for h, c in zip(header, cells, strict=True) if c)
+        else:
+            fact = "; ".join(c for c in cells if c)
+        quote = " ".join(c for c in cells if c)
+        if quote_form(quote) not in form:
+            quote = next(c for c in cells if c)
+        out.append(Knowledge(fact=fact, source=SourceRef(block_ids=[table.id], quote=_head(quote))))
+    return out

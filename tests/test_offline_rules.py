@@ -1,0 +1,221 @@
+"""Offline rules and knowledge: what a policy forbids, limits or asks to confirm is in the routine.
+
+The documents are written as companies write policies (bullets and prose, a table of values, a
+document-wide rule, descriptive text that forbids nothing), in domains the gold corpora do not use.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from gold import iter_cases
+
+from sop_compiler.catalog import load_catalog
+from sop_compiler.config import Settings
+from sop_compiler.generate.offline import build_draft
+from sop_compiler.generate.offline.standing import rule_kind
+from sop_compiler.models import Procedure, RoutineDraft, Step, ToolCatalog, walk_steps
+from sop_compiler.pipeline import read_procedures
+from sop_compiler.validate import check_draft
+
+DATA = Path(__file__).parent / "data"
+BENCH = Path(__file__).parent.parent / "bench"
+
+TOOLS = """\
+tools:
+  - name: get_membership
+    description: Return a member's plan, home club, billing date and arrears.
+    access: read
+    parameters: {type: object, properties: {member_id: {type: string}}, required: [member_id]}
+  - name: freeze_membership
+    description: Freeze a membership from a start date for a number of months.
+    access: write
+    parameters:
+      type: object
+      properties: {member_id: {type: string}, months: {type: integer}}
+      required: [member_id, months]
+  - name: cancel_membership
+    description: Cancel a membership with an end date.
+    access: write
+    parameters: {type: object, properties: {member_id: {type: string}}, required: [member_id]}
+"""
+
+GYM = """\
+# Northside Fitness: Member Services Policy
+
+Revision 7, approved by Operations on 2026-03-01.
+
+## About memberships
+A membership has a member number, a home club, a plan and a billing date.
+Premium includes four guest passes a month.
+
+| Plan | Monthly fee | Guest passes |
+|---|---|---|
+| Off-Peak | 19 EUR | 0 |
+| Premium | 45 EUR | 4 |
+
+## General rules
+- Get the member's explicit yes before any change to a membership.
+- Never share another member's details.
+- Members who cannot visit for medical reasons are handled by the club manager.
+
+## Freeze a membership
+- Look up the membership with `get_membership`.
+- A membership in arrears cannot be frozen; transfer the member to a human agent.
+- A freeze lasts at most 3 months.
+- Freeze the membership with `freeze_membership`.
+
+## Cancel a membership
+Cancellation needs 30 days' notice.
+- Look up the membership with `get_membership`.
+- If the member is in the first month, cancel it at once; otherwise tell the member the end date.
+- Cancel the membership with `cancel_membership`.
+"""
+
+
+@pytest.fixture()
+def gym(tmp_path: Path) -> tuple[list[Procedure], ToolCatalog]:
+    (tmp_path / "policy.md").write_text(GYM, encoding="utf-8")
+    (tmp_path / "tools.yaml").write_text(TOOLS, encoding="utf-8")
+    catalog = load_catalog(tmp_path / "tools.yaml", sop_root=tmp_path)
+    result = read_procedures(tmp_path / "policy.md", root=tmp_path, settings=Settings())
+    return result.procedures, catalog
+
+
+def _compiled(gym: tuple[list[Procedure], ToolCatalog], title: str) -> tuple[RoutineDraft, list]:  # type: ignore[type-arg]
+    procedures, catalog = gym
+    procedure = next(p for p in procedures if p.title == title)
+    draft = build_draft(procedure, catalog=catalog)
+    return draft, check_draft(draft, procedure=procedure, catalog=catalog, settings=Settings())
+
+
+def _flat(draft: RoutineDraft) -> list[Step]:
+    return list(walk_steps(draft.steps))
+
+
+@pytest.mark.parametrize(
+    ("sentence", "kind"),
+    [
+        ("Never share another member's details.", "never"),
+        ("Do not refund before the carrier has scanned the return.", "never"),
+        ("Gift card purchases cannot be charged back.", "never"),
+        ("Refunds go only to the original payment method.", "only_if"),
+        ("Only the policyholder may file or discuss a claim.", "only_if"),
+        ("Do not offer compensation unless the user complains about a delay.", "never"),
+        ("The certificate is at most 100 USD per passenger.", "limit"),
+        ("Returns above 500 USD need supervisor approval.", "limit"),
+        ("Never offer it twice in 12 months.", "limit"),
+        ("Claims must be filed within 60 days of the loss.", "limit"),
+        ("The origin and destination must stay the same.", "always"),
+        ("Confirm every change with the cardholder and wait for a clear yes.", "confirm_before"),
+        ("You must get explicit confirmation (yes) before any update.", "confirm_before"),
+        # descriptive text, branches and what to say forbid nothing
+        ("Credits do not expire.", None),
+        ("The order is not yet shipped.", None),
+        ("This procedure covers customers who cannot get online at home.", None),
+        ("If the booking was made within 24 hours, cancel it.", None),
+        ("Tell the customer they do not need to call again.", None),
+        ("Goodwill voucher: a voucher offered when no refund is owed.", None),
+        ("The Refund Tool times out after 60 seconds.", None),
+        ('The reason must be "no longer needed" or "ordered by mistake".', "always"),
+    ],
+)
+def test_rule_kind_reads_what_a_sentence_restricts(sentence: str, kind: str | None) -> None:
+    assert rule_kind(sentence) == kind
+
+
+def test_document_and_section_rules_become_rules_with_sources(gym) -> None:  # type: ignore[no-untyped-def]
+    draft, issues = _compiled(gym, "Freeze a membership")
+    rules = {r.text: r for r in draft.rules}
+    assert rules["Never share another member's details."].kind == "never"
+    arrears = rules[
+        "A membership in arrears cannot be frozen; transfer the member to a human agent."
+    ]
+    assert arrears.kind == "never" and arrears.governs == ["freeze_membership"]
+    assert rules["A freeze lasts at most 3 months."].kind == "limit"
+    # descriptive text that forbids nothing is no rule
+    assert not any("medical reasons" in text for text in rules)
+    assert all(r.source is not None and r.source.block_ids for r in draft.rules)
+    assert not [i for i in issues if i.code in ("quote_not_in_source", "dropped_rule")]
+
+
+def test_a_rule_with_no_action_is_a_rule_not_a_step(gym) -> None:  # type: ignore[no-untyped-def]
+    draft, _ = _compiled(gym, "Freeze a membership")
+    assert not any("at most 3 months" in s.text for s in _flat(draft))
+
+
+def test_a_prohibition_with_an_action_is_a_condition_not_an_action_for_everyone(gym) -> None:  # type: ignore[no-untyped-def]
+    draft, _ = _compiled(gym, "Freeze a membership")
+    steps = _flat(draft)
+    check = next(s for s in steps if s.kind == "condition" and "arrears" in s.text)
+    assert check.condition is not None
+    transfer = next(s for s in steps if s.id == check.condition.then_step)
+    assert transfer.text.startswith("Transfer the member")
+    # the other answer goes on to the freeze, not into the transfer
+    assert check.condition.else_step != transfer.id
+
+
+def test_reference_text_and_tables_become_knowledge(gym) -> None:  # type: ignore[no-untyped-def]
+    draft, _ = _compiled(gym, "Cancel a membership")
+    facts = [k.fact for k in draft.knowledge]
+    assert "A membership has a member number, a home club, a plan and a billing date." in facts
+    assert "Plan: Premium; Monthly fee: 45 EUR; Guest passes: 4" in facts
+    assert not draft.edge_cases  # a table of values is no "when ..., then ..."
+    assert not any("45 EUR" in s.text for s in _flat(draft))
+
+
+def test_a_document_wide_confirmation_gates_every_write(gym) -> None:  # type: ignore[no-untyped-def]
+    for title, tool in (
+        ("Freeze a membership", "freeze_membership"),
+        ("Cancel a membership", "cancel_membership"),
+    ):
+        draft, issues = _compiled(gym, title)
+        steps = _flat(draft)
+        gate = next(r for r in draft.rules if r.kind == "confirm_before")
+        assert gate.governs == [tool]
+        write = next(s for s in steps if s.tool_call is not None and s.tool_call.tool == tool)
+        before = steps[steps.index(write) - 1]
+        assert before.kind == "ask" and before.confirm, f"{title}: no confirmation before {tool}"
+        assert not [i for i in issues if i.code == "unconfirmed_write"]
+
+
+def test_without_the_confirmation_validation_fails(gym) -> None:  # type: ignore[no-untyped-def]
+    procedures, catalog = gym
+    procedure = next(p for p in procedures if p.title == "Freeze a membership")
+    draft = build_draft(procedure, catalog=catalog)
+    for step in walk_steps(draft.steps):
+        if step.confirm:  # the gate becomes an ordinary message
+            step.kind, step.text, step.confirm = "say", "Thank the member.", False
+    issues = check_draft(draft, procedure=procedure, catalog=catalog, settings=Settings())
+    assert [i.code for i in issues if i.severity == "error"] == ["unconfirmed_write"]
+
+
+def test_an_otherwise_after_a_semicolon_is_the_other_branch(gym) -> None:  # type: ignore[no-untyped-def]
+    draft, _ = _compiled(gym, "Cancel a membership")
+    steps = {s.id: s for s in _flat(draft)}
+    check = next(s for s in steps.values() if s.kind == "condition" and "first month" in s.text)
+    assert check.condition is not None and check.condition.else_step
+    otherwise = steps[check.condition.else_step]
+    assert "end date" in otherwise.text
+    then = steps[check.condition.then_step]
+    assert "end date" not in then.text
+
+
+def test_the_gold_rules_are_kept_on_every_corpus() -> None:
+    """At least 90% of the gold rules (policies and fidelity corpora) are rules that cite them."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        from fidelity import Tally, score_case
+    finally:
+        sys.path.remove(str(BENCH))
+    tally = Tally()
+    for root in ("policies", "fidelity"):
+        for _, document, tools, gold in iter_cases(DATA / root):
+            score_case(document, tools, gold, tally)
+    kept, total = tally.counts["rules kept"]
+    agrees, _ = tally.counts["rule kind agrees"]
+    assert total >= 70 and kept / total >= 0.9 and agrees / total >= 0.85, tally.counts
+    errors_free, routines = tally.counts["routines without validation errors"]
+    assert errors_free == routines
