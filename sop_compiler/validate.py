@@ -597,8 +597,10 @@ def _check_tool_call(step_id: str, call: ToolCall, catalog: ToolCatalog, out: _I
                     f"step {step_id}: `{call.tool}` rejects {arg.name}={arg.value!r}: {problem}",
                     step_id,
                 )
-        elif not (arg.from_context or "").strip() and arg.name in tool.parameters.get(
-            "required", []
+        elif (
+            not (arg.from_context or "").strip()
+            and not arg.slot  # a slot is a source: _check_data checks it is collected
+            and arg.name in tool.parameters.get("required", [])
         ):
             out.add(
                 "bad_arguments",
