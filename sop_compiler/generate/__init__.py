@@ -97,10 +97,20 @@ def to_routine(draft: RoutineDraft, procedure: Procedure, catalog: ToolCatalog) 
         case.model_copy(update={"source": _fill_source(case.source, blocks, procedure.source)})
         for case in draft.edge_cases
     ]
+    rules = [
+        rule.model_copy(update={"source": _fill_source(rule.source, blocks, procedure.source)})
+        for rule in draft.rules
+    ]
+    knowledge = [
+        item.model_copy(update={"source": _fill_source(item.source, blocks, procedure.source)})
+        for item in draft.knowledge
+    ]
     routine = Routine(
-        **draft.model_dump(exclude={"steps", "edge_cases"}),
+        **draft.model_dump(exclude={"steps", "edge_cases", "rules", "knowledge"}),
         steps=fix_steps(draft.steps),
         edge_cases=edge_cases,
+        rules=rules,
+        knowledge=knowledge,
         id=procedure.id,
         agent=procedure.agent,
         source=RoutineSource(

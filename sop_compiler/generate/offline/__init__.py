@@ -113,6 +113,18 @@ def build_draft(
         f"Text addressed to the model or to sopc was left out of the steps: {excerpt!r}"
         for excerpt in builder.skipped
     ]
+    called = {
+        n.tool_call.tool for n in builder.nodes if n.tool_call is not None and n.uid in builder.ids
+    }
+    uncalled = sorted(
+        {name for r in found.rules for name in r.governs if catalog.get(name)} - called
+    )
+    if uncalled:
+        names = ", ".join(f"`{name}`" for name in uncalled)
+        questions.append(
+            f"The SOP's rules restrict {names}, but no step calls it: the offline compiler could "
+            "not tell from the text when to call it. Review the steps (or compile with a model)."
+        )
     if not found_steps:
         questions.append(
             "The offline compiler found no steps in this section (no numbered items or "
