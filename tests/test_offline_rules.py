@@ -219,3 +219,17 @@ def test_the_gold_rules_are_kept_on_every_corpus() -> None:
     assert total >= 70 and kept / total >= 0.9 and agrees / total >= 0.85, tally.counts
     errors_free, routines = tally.counts["routines without validation errors"]
     assert errors_free == routines
+
+
+def test_an_action_binds_the_tool_its_words_mean_and_it_names_the_sections_subject(gym) -> None:  # type: ignore[no-untyped-def]
+    draft, issues = _compiled(gym, "Cancel a membership")
+    steps = {s.id: s for s in _flat(draft)}
+    check = next(s for s in steps.values() if s.kind == "condition" and "first month" in s.text)
+    assert check.condition is not None
+    then = [s for s in steps.values() if s.id.startswith(check.id) and s.id != check.id]
+    # "cancel it at once" in "Cancel a membership": the membership, with the catalog's tool
+    call = next(s for s in then if s.tool_call is not None)
+    assert call.tool_call is not None and call.tool_call.tool == "cancel_membership"
+    assert call.text.startswith("Cancel the membership at once")
+    assert not draft.tools_proposed
+    assert not [i for i in issues if i.severity == "error"]

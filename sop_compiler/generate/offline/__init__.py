@@ -31,18 +31,20 @@ from sop_compiler.models import (
     Step,
     ToolCatalog,
 )
+from sop_compiler.shape import title_verdict
 
 __all__ = ["OFFLINE_RULES_VERSION", "OfflineBackend", "build_draft"]
 
 # a procedure that talks with someone outside (vs a back-office task with no customer in the text)
 _CUSTOMER = re.compile(
     r"\b(?:customers?|callers?|clients?|users?|members?|passengers?|guests?|patients?|"
-    r"policyholders?|subscribers?|buyers?|shoppers?)\b",
+    r"policyholders?|subscribers?|buyers?|shoppers?|cardholders?|account\s+holders?|"
+    r"travell?ers?|tenants?|residents?|requesters?)\b",
     re.IGNORECASE,
 )
 
 # Bump when the rules change what they produce, so that the lock file marks routines stale.
-OFFLINE_RULES_VERSION = 6
+OFFLINE_RULES_VERSION = 7
 
 
 class OfflineBackend(Backend):
@@ -83,6 +85,7 @@ def build_draft(
         agents=tuple(sorted(agents)),
         customer_facing=_CUSTOMER.search(_text(procedure)) is not None,
     )
+    builder.subject = _subject(procedure.title)
     found = standing(procedure, tools)
     builder.rule_sentences = found.rule_sentences
     parts = sections(procedure)
@@ -140,6 +143,21 @@ def build_draft(
         tools_proposed=_proposed(builder.nodes, builder.ids),
         open_questions=questions,
     )
+
+
+def _subject(title: str) -> str | None:
+    """The thing a task heading acts on: "Cancel a reservation" -> "reservation".
+
+    Only for a heading that starts with a task verb; the last word of its object is the noun.
+    """
+    verdict = title_verdict(title)
+    if verdict is None or "task verb" not in verdict.reason:
+        return None
+    words = re.findall(r"[a-z][a-z-]*", title.casefold())
+    return words[-1] if len(words) >= 2 and words[-1] not in _NOT_NOUNS else None
+
+
+_NOT_NOUNS = frozenset(["it", "them", "up", "out", "in", "on", "off", "back", "down", "over"])
 
 
 def _text(procedure: Procedure) -> str:

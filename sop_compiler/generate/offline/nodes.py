@@ -72,6 +72,7 @@ class Builder:
     groups: list[CaseGroup] = field(default_factory=list)
     customer_facing: bool = True  # the procedure talks with a customer: close with "anything else?"
     rule_sentences: set[tuple[str, str]] = field(default_factory=set)  # (block, sentence): rules
+    subject: str | None = None  # what "it" means in a task section: "reservation" in "Cancel a ..."
 
     def node(self, kind: str, text: str, **kw: object) -> Node:
         """A new node, numbered by creation order (its uid)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from sop_compiler.generate.offline.binding import bind
 from sop_compiler.generate.offline.tools import WRITE_VERBS, ToolIndex, ToolMention, proposed_name
 from sop_compiler.text import INSTRUCTION_VERBS
 
@@ -150,7 +151,9 @@ class Clause:
     rest: str = ""  # the action part as written (what an edge case's `then` says)
 
 
-def read_clause(sentence: str, *, tools: ToolIndex, agents: tuple[str, ...]) -> Clause:
+def read_clause(
+    sentence: str, *, tools: ToolIndex, agents: tuple[str, ...], bind_meaning: bool = True
+) -> Clause:
     """Split a sentence into its condition and actions."""
     text = _LEAD.sub("", sentence.strip()).strip()
     clause = Clause(sentence=sentence)
@@ -189,7 +192,9 @@ def read_clause(sentence: str, *, tools: ToolIndex, agents: tuple[str, ...]) -> 
             clause.test = trailing.group("test").rstrip(". ").strip()
             text = trailing.group("action")
     clause.rest = _LEAD.sub("", text).strip()
-    clause.actions = read_actions(clause.rest, quote=sentence, tools=tools, agents=agents)
+    clause.actions = read_actions(
+        clause.rest, quote=sentence, tools=tools, agents=agents, bind_meaning=bind_meaning
+    )
     return clause
 
 
@@ -216,12 +221,19 @@ def _split_condition(rest: str) -> tuple[str, str]:
 
 
 def read_actions(
-    text: str, *, quote: str, tools: ToolIndex, agents: tuple[str, ...]
+    text: str,
+    *,
+    quote: str,
+    tools: ToolIndex,
+    agents: tuple[str, ...],
+    bind_meaning: bool = True,
 ) -> list[Action]:
     """The actions of an instruction, split at `;`, `and then`, and `and <verb>`."""
     out: list[Action] = []
     for part in _split_actions(text):
-        out += _read_action(part, quote=quote, tools=tools, agents=agents)
+        out += _read_action(
+            part, quote=quote, tools=tools, agents=agents, bind_meaning=bind_meaning
+        )
     return out
 
 
@@ -253,7 +265,7 @@ def _split_actions(text: str) -> list[str]:
 
 
 def _read_action(
-    text: str, *, quote: str, tools: ToolIndex, agents: tuple[str, ...]
+    text: str, *, quote: str, tools: ToolIndex, agents: tuple[str, ...], bind_meaning: bool = True
 ) -> list[Action]:
     text = _sentence_case(text)
     first = text.split(None, 1)[0].casefold().strip(",:") if text.split() else ""
@@ -307,6 +319,13 @@ def _read_action(
         and ("customer" in text.casefold() or _INFO_NOUN.search(text))
     ):
         return [Action("ask", polite_ask(text), quote)]
+    # "check the email address on the account" reads what an earlier lookup returned
+    checking = first in ("check", "verify", "make", "ensure", "see")
+    meant = bind_meaning and not (_NEGATED.match(text) or checking)
+    bound = bind(text, tools.catalog).tool if meant else None
+    if bound is not None and (tool := tools.catalog.get(bound)) is not None:
+        # "Cancel the booking" -> `cancel_reservation`: the tool the words mean (binding.py)
+        return [Action("tool_call", text, quote, tool=ToolMention(tool, 0, "verb"))]
     unknown = tools.unknown_backticked(text)
     if unknown:
         access = "write" if first in _WRITE_HINT else "read" if first in _READ_HINT else "write"

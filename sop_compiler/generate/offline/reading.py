@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from sop_compiler.generate.offline.binding import canonical_words
 from sop_compiler.generate.offline.chains import alternative_cases, case_runs
 from sop_compiler.generate.offline.nodes import (
     BEFORE,
@@ -20,7 +21,7 @@ from sop_compiler.generate.offline.sections import Unit
 from sop_compiler.generate.offline.standing import rule_kind
 from sop_compiler.generate.offline.tools import Known, ToolMention, bind_arguments
 from sop_compiler.models import TERMINAL_KINDS, ToolCall
-from sop_compiler.text import injection_excerpt, is_instruction, split_sentences
+from sop_compiler.text import INSTRUCTION_VERBS, injection_excerpt, is_instruction, split_sentences
 
 _FOR_CASE = "it is for "  # the test phrases.read_clause makes of "For a partial refund, ..."
 _PROHIBITION = re.compile(r"^\s*(?:do not|don't|never)\b", re.IGNORECASE)
@@ -103,8 +104,11 @@ def _sentences(
             builder.skipped.append(excerpt)
             continue
         original = sentence
-        sentence = _prohibition_as_condition(sentence)
-        clause = read_clause(sentence, tools=builder.tools, agents=builder.agents)
+        sentence = _prohibition_as_condition(_named_it(sentence, builder.subject))
+        # an item with sub-items heads them: its words bind no tool, its sub-items say how
+        clause = read_clause(
+            sentence, tools=builder.tools, agents=builder.agents, bind_meaning=not unit.children
+        )
         instruction = (
             clause.test is not None
             or clause.is_else
@@ -204,6 +208,29 @@ def _clauses(text: str) -> list[str]:
     return out
 
 
+_VERB_IT = re.compile(r"\b([A-Za-z]+)\s+it\b(?!\s+(?:is|was|has|had|to|will)\b)")
+
+
+def _named_it(sentence: str, subject: str | None) -> str:
+    """ "..., cancel it." in the section "Cancel a reservation" is "..., cancel the reservation."
+
+    Only where "it" is the object of an instruction verb, so that the tool its words mean can
+    be bound.
+    """
+    if subject is None:
+        return sentence
+
+    def name(match: re.Match[str]) -> str:
+        verb = match.group(1)
+        if verb.casefold() not in INSTRUCTION_VERBS or canonical_words(verb) == canonical_words(
+            subject
+        ):
+            return match.group(0)  # "Never refund it" in "Issuing a refund": not the refund
+        return f"{verb} the {subject}"
+
+    return _VERB_IT.sub(name, sentence)
+
+
 _RULE_THEN_ACTION = re.compile(r"^(?P<rule>[^;]+);\s*(?P<action>\S.*)$")
 
 
@@ -219,7 +246,7 @@ def _prohibition_as_condition(sentence: str) -> str:
     rule, action = match.group("rule").strip(), match.group("action")
     if rule_kind(rule) != "never" or is_instruction(rule) or not is_instruction(action):
         return sentence
-    return f"If this applies: {rule[0].lower()}{rule[1:]}, {action}"
+    return f"If this rule applies to the request: {rule[0].lower()}{rule[1:]}, {action}"
 
 
 def _clause(

@@ -307,7 +307,7 @@ def insert_confirmations(builder: Builder, top: list[Node], gates: dict[str, Rul
     condition that leads to it), and a "go to step N" that meant the write now reaches the ask
     first. An ask about confirming right before the write is marked as the confirmation instead.
     """
-    if not gates or not builder.customer_facing:
+    if not gates:  # a confirmation rule says there is someone to ask, whoever the text names
         return top
     gated = [n for n in builder.nodes if n.tool_call is not None and n.tool_call.tool in gates]
     if not gated:
@@ -320,7 +320,7 @@ def insert_confirmations(builder: Builder, top: list[Node], gates: dict[str, Rul
         asks[node.uid] = builder.node(
             "ask",
             f"Before you call `{name}`, tell the customer exactly what will change and ask for "
-            f"their explicit yes. If they do not say yes, do not call `{name}`.",
+            "their explicit yes.",
             block_id=source.block_ids[0] if source else None,
             quote=source.quote if source else None,
             level=node.level,
