@@ -195,3 +195,14 @@ def test_classify_covers_every_heading(tmp_path: Path) -> None:
     headings = [b for b in document.blocks if b.kind == "heading"]
     assert len(sections) == len(headings)
     assert json.loads(json.dumps([s.model_dump(mode="json") for s in sections]))
+
+
+def test_text_that_reaches_no_routine_is_reported_unless_it_is_plain_boilerplate(
+    tmp_path: Path,
+) -> None:
+    quiet = read_procedures(_write(tmp_path, GYM), root=tmp_path, settings=Settings())
+    assert not [n for n in quiet.document.notices if n.code == "unused_section"]  # type: ignore[union-attr]
+    rule = GYM + "Never give out the duty manager's mobile number.\n"  # under "Contact us"
+    loud = read_procedures(_write(tmp_path, rule), root=tmp_path, settings=Settings())
+    notices = [n.message for n in loud.document.notices if n.code == "unused_section"]  # type: ignore[union-attr]
+    assert len(notices) == 1 and "'Contact us'" in notices[0] and "no routine" in notices[0]
