@@ -392,8 +392,9 @@ def test_a_write_without_a_confirm_ask_is_an_unconfirmed_write(compile_with: Any
         'which the rule "Get the customer\'s explicit yes before you extend a rental." requires'
     )
     [line] = [line for line in run.result.stdout.splitlines() if "[unconfirmed_write]" in line]
-    assert line.startswith("error: rentals/rentals.md: rentals step 7:")
-    assert message in line
+    # the step is named once, not "step 7: step 7 calls ..."
+    assert line.startswith(f"error: rentals/rentals.md: rentals {message}")
+    assert "step 7: step 7" not in run.requests[-1].body["messages"][-1]["content"]
     # The model was told, and given both repair attempts, before sopc reported it.
     assert len(run.requests) == 3
     assert message in run.requests[-1].body["messages"][-1]["content"]

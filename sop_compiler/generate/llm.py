@@ -177,7 +177,7 @@ def _pydantic_errors(exc: ValidationError) -> list[str]:
 
 
 def _issue_text(issue: Issue) -> str:
-    return f"step {issue.step_id}: {issue.message}" if issue.step_id else issue.message
+    return issue.located()
 
 
 class LLMBackend(Backend):

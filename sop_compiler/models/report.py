@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,6 +22,12 @@ class Issue(BaseModel):
     routine_id: str
     step_id: str | None = None
     message: str
+
+    def located(self) -> str:
+        """The message with its step in front, once ("step 7: ..." or "step 7 calls ...")."""
+        if not self.step_id or re.match(rf"step {re.escape(self.step_id)}\b", self.message):
+            return self.message
+        return f"step {self.step_id}: {self.message}"
 
 
 class ValidationReport(BaseModel):

@@ -222,8 +222,7 @@ def _text(result: RunResult) -> None:
 
 
 def _issue_text(issue: Issue) -> str:
-    where = f" step {issue.step_id}" if issue.step_id else ""
-    return f"{issue.routine_id}{where}: {issue.message} [{issue.code}]"
+    return f"{issue.routine_id} {issue.located()} [{issue.code}]"
 
 
 def _stale_path(result: RunResult, entry: StaleEntry) -> str:
