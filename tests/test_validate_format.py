@@ -424,3 +424,30 @@ def test_a_condition_still_works_beside_the_new_kinds() -> None:
         condition=Condition(test="the bike is a city bike", then_step="3", else_step="4"),
     )
     assert _issues(_draft(steps)) == {}
+
+
+def test_call_and_action_steps_render_for_the_agent_and_the_reviewer() -> None:
+    from sop_compiler.emit.review import render_review
+    from sop_compiler.emit.routines import routine_markdown
+    from sop_compiler.models import ValidationReport
+
+    steps = [
+        Step(id="1", kind="call", text="Verify the customer.", routine="verify-identity"),
+        Step(id="2", kind="action", text="Record a case note with the new end date."),
+        Step(id="3", kind="resolve", text="Resolve the case."),
+    ]
+    draft = RoutineDraft(title="Extend a rental", trigger="t", steps=steps)
+    routine = to_routine(draft, PROCEDURE, CATALOG)
+    text = routine_markdown(routine).decode()
+    assert (
+        "1. Verify the customer. Follow the routine `verify-identity` from its first step, then "
+        "come back and continue with step 2." in text
+    )
+    assert "2. Record a case note with the new end date." in text
+    files = render_review(
+        [routine],
+        {f"{routine.agent}/{routine.id}": ValidationReport(routine_id=routine.id)},
+        failures={},
+    )
+    review = b"".join(files.values()).decode()
+    assert "verify-identity" in review  # the flowchart shows which routine runs there
