@@ -44,7 +44,7 @@ from sop_compiler.models import (
     Table,
     block_text,
 )
-from sop_compiler.shape import content_shape, is_boilerplate, title_verdict
+from sop_compiler.shape import ContentShape, content_shape, is_boilerplate, title_verdict
 from sop_compiler.slug import dedupe, slugify
 from sop_compiler.text import is_instruction, split_sentences
 
@@ -353,6 +353,9 @@ def _read(section: _Section, reads: dict[int, _Read], *, titled: bool) -> _Read:
             titles = ", ".join(repr(v.title) for v in variants)
             return _Read("group", f"heads {len(variants)} procedures: {titles}", named, verb)
     shape = content_shape([b for b in section.blocks() if not isinstance(b, Heading)])
+    if verdict is not None and verdict.kind == "knowledge" and _gerund_task(section.title, shape):
+        # "Changing dates" over instructions: the heading's "dates" is what the task changes
+        return _Read("procedure", f"heading {section.title!r} names a task and its text instructs")
     if verdict is not None and not (verdict.kind == "noise" and shape.steps >= 2):
         if named and not shape.actionable:
             kind: SectionKind = "knowledge" if shape.facts or shape.tables else "noise"
@@ -360,6 +363,12 @@ def _read(section: _Section, reads: dict[int, _Read], *, titled: bool) -> _Read:
         return _Read(verdict.kind, verdict.reason, named, verb)
     content = shape.verdict()
     return _Read(content.kind, content.reason)
+
+
+def _gerund_task(title: str, shape: ContentShape) -> bool:
+    """A heading that opens with a task verb ("Changing dates") over two or more instructions."""
+    first = title.split(None, 1)[0].casefold() if title.split() else ""
+    return first.endswith("ing") and shape.instructions + shape.steps >= 2
 
 
 def _variants(

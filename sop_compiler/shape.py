@@ -290,6 +290,8 @@ def _verb_first(text: str) -> Literal["strong", "weak", ""]:
     if not words:
         return ""
     first, following = words[0], words[1:2]
+    if following and following[0] in ("and", "or"):
+        return ""  # "Contact and escalation", "Billing or refunds": nouns, not an order
     determined = bool(following) and following[0] in _DETERMINERS
     if first in _HEADING_VERBS:
         if first not in _AMBIGUOUS and following:

@@ -233,3 +233,25 @@ def test_an_action_binds_the_tool_its_words_mean_and_it_names_the_sections_subje
     assert call.text.startswith("Cancel the membership at once")
     assert not draft.tools_proposed
     assert not [i for i in issues if i.severity == "error"]
+
+
+def test_a_prohibition_with_an_alternative_never_runs_on_into_the_forbidden_action() -> None:
+    folder = DATA / "policies" / "hotel"
+    catalog = load_catalog(folder / "tools.yaml", sop_root=folder)
+    result = read_procedures(folder / "policy.md", root=folder, settings=Settings())
+    procedure = next(p for p in result.procedures if p.title == "Cancelling a booking")
+    draft = build_draft(procedure, catalog=catalog)
+    steps = {s.id: s for s in _flat(draft)}
+    check = next(s for s in steps.values() if s.kind == "condition" and "saver rates" in s.text)
+    assert check.condition is not None
+    offer = steps[check.condition.then_step]
+    assert offer.text.startswith("Offer to change the dates instead")
+    # after the alternative the case closes: the saver path reaches no cancel_booking
+    assert offer.next_step is not None
+    after = steps[offer.next_step]
+    assert after.kind in ("ask", "resolve") and after.tool_call is None
+    # "the confirmation number" and "the email address" ask for no confirmation and send nothing
+    verify = next(r for r in draft.rules if r.text.startswith("Always verify the guest"))
+    assert verify.kind == "always" and verify.governs == []
+    gate = next(r for r in draft.rules if r.kind == "confirm_before")
+    assert gate.governs == ["cancel_booking"]  # the confirmation email is no change

@@ -44,7 +44,7 @@ _CUSTOMER = re.compile(
 )
 
 # Bump when the rules change what they produce, so that the lock file marks routines stale.
-OFFLINE_RULES_VERSION = 7
+OFFLINE_RULES_VERSION = 8
 
 
 class OfflineBackend(Backend):
@@ -161,9 +161,9 @@ _NOT_NOUNS = frozenset(["it", "them", "up", "out", "in", "on", "off", "back", "d
 
 
 def _text(procedure: Procedure) -> str:
-    """The title and the words of every block (table cells included)."""
+    """The title and the words of every block and of the context (table cells included)."""
     parts = [procedure.title]
-    for block in procedure.blocks:
+    for block in [*procedure.context, *procedure.blocks]:  # "Agents help guests ..." counts
         parts.append(str(getattr(block, "text", "") or ""))
         parts += [" ".join(map(str, row)) for row in getattr(block, "rows", None) or []]
     return " ".join(parts)

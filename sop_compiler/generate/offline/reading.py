@@ -16,7 +16,7 @@ from sop_compiler.generate.offline.nodes import (
     quote,
     strip_end,
 )
-from sop_compiler.generate.offline.phrases import Action, Clause, read_clause
+from sop_compiler.generate.offline.phrases import END, Action, Clause, read_clause
 from sop_compiler.generate.offline.sections import Unit
 from sop_compiler.generate.offline.standing import rule_kind
 from sop_compiler.generate.offline.tools import Known, ToolMention, bind_arguments
@@ -104,7 +104,9 @@ def _sentences(
             builder.skipped.append(excerpt)
             continue
         original = sentence
-        sentence = _prohibition_as_condition(_named_it(sentence, builder.subject))
+        named = _named_it(sentence, builder.subject)
+        sentence = _prohibition_as_condition(named)
+        prohibition = sentence != named
         # an item with sub-items heads them: its words bind no tool, its sub-items say how
         clause = read_clause(
             sentence, tools=builder.tools, agents=builder.agents, bind_meaning=not unit.children
@@ -158,6 +160,8 @@ def _sentences(
         if sentence != original:
             for node in made:
                 node.quote = quote(original)  # cite the SOP's words, not the reading of them
+        if prohibition:
+            _end_after_alternative(made)
         if owner is not None and not else_of_owner:
             owner.then_nodes += made  # an item that opens with "If X," is X's branch
         elif owner is not None:
@@ -247,6 +251,17 @@ def _prohibition_as_condition(sentence: str) -> str:
     if rule_kind(rule) != "never" or is_instruction(rule) or not is_instruction(action):
         return sentence
     return f"If this rule applies to the request: {rule[0].lower()}{rule[1:]}, {action}"
+
+
+def _end_after_alternative(made: list[Node]) -> None:
+    """ "Saver rates cannot be cancelled; offer to change the dates instead": after the
+    alternative the case is over, never on into the action the SOP forbids for it."""
+    for node in made:
+        if node.kind == "condition" and node.then_nodes:
+            last = node.then_nodes[-1]
+            if last.kind not in TERMINAL_KINDS and last.goto is None:
+                last.goto = END
+            return
 
 
 def _clause(

@@ -65,6 +65,17 @@ _CONFIRM = re.compile(
     r"consent|agree(?:s|ment)?|say(?:s)?\s+yes|a\s+(?:clear\s+)?yes)\b",
     re.IGNORECASE,
 )
+_NOTIFY = re.compile(r"^(?:send|notify|email|message|sms|text)_", re.IGNORECASE)
+# things named with a verb-like word: "the email address" sends nothing, "the order number" orders
+_NOUN_COMPOUND = re.compile(
+    r"\b(?:e-?mail\s+address(?:es)?|phone\s+numbers?|confirmation\s+(?:numbers?|codes?|emails?)|"
+    r"order\s+numbers?|booking\s+references?)\b",
+    re.IGNORECASE,
+)
+_CONFIRMATION_THING = re.compile(
+    r"\bconfirmation\s+(?:number|code|email|e-mail|letter|message|page|id|reference|link|sms)s?\b",
+    re.IGNORECASE,
+)
 _BEFORE = re.compile(r"\b(?:before|prior\s+to|first)\b", re.IGNORECASE)
 _ONLY_IF = re.compile(
     r"\bonly\s+(?:\w+\s+){0,2}?(?:if|when|whenever|after|once|where|while|to|for|with|by|on|in|"
@@ -198,6 +209,7 @@ def rule_kind(sentence: str) -> RuleKind | None:
         return None  # what to tell the customer, or why the document exists
     sentence = _QUOTED.sub('""', sentence)  # "no longer needed" is a value, not a prohibition
     sentence = _LEADING_MARK.sub("", sentence)
+    sentence = _CONFIRMATION_THING.sub("record", sentence)  # "the confirmation number" asks nothing
     if _CONFIRM.search(sentence) and (_BEFORE.search(sentence) or _EVERY_CHANGE.search(sentence)):
         return "confirm_before"
     if _ONLY_IF.search(sentence) or _ONLY_SUBJECT.match(sentence) or _ONE_OF.search(sentence):
@@ -277,8 +289,8 @@ def standing(procedure: Procedure, tools: ToolIndex) -> Standing:
                 out.rules.append(rule)
                 out.rule_sentences.add((block.id, sentence.strip()))
                 out.rule_sentences.add((block.id, _LEADING_MARK.sub("", sentence.strip())))
-                if kind == "confirm_before" and not rule.governs and _ANY_WRITE.search(text):
-                    out.general_writes.append(rule)
+                if kind == "confirm_before" and _ANY_WRITE.search(text) and not _named(text, tools):
+                    out.general_writes.append(rule)  # "before any change": every write
     return out
 
 
@@ -293,7 +305,9 @@ def confirm_gates(found: Standing, called_writes: list[str]) -> dict[str, Rule]:
         if rule.kind != "confirm_before":
             continue
         if rule in found.general_writes:
-            rule.governs = sorted(set(called_writes))
+            # "before any change": every write the routine calls, but a notification changes nothing
+            changes = {w for w in called_writes if not _NOTIFY.match(w)}
+            rule.governs = sorted(changes or set(called_writes))  # no change: gate them all
         for name in rule.governs:
             if name in called_writes:
                 gates.setdefault(name, rule)
@@ -378,6 +392,12 @@ def _condition(sentence: str, kind: RuleKind) -> str | None:
     return condition
 
 
+def _named(sentence: str, tools: ToolIndex) -> bool:
+    """True when the sentence names a catalog tool (by name or alias), not just its verb."""
+    mention = tools.find(sentence)
+    return mention is not None and mention.how != "verb"
+
+
 def _governs(sentence: str, tools: ToolIndex) -> list[str]:
     """The catalog tools a rule sentence names, or whose action it speaks of.
 
@@ -386,6 +406,7 @@ def _governs(sentence: str, tools: ToolIndex) -> list[str]:
     `disburse_claim_payment`, described "Pay out an approved claim").
     """
     sentence = _QUOTED.sub(" ", sentence.split(";")[0])  # the rule part, not what follows it
+    sentence = _NOUN_COMPOUND.sub(" ", sentence)
     mention = tools.find(sentence)
     named = {mention.tool.name} if mention is not None and mention.how != "verb" else set()
     plain = _IED.sub("y", _DOUBLED_ED.sub(r"\1", sentence))  # "cancelled", "modified"
