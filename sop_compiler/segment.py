@@ -46,9 +46,9 @@ from sop_compiler.models import (
 )
 from sop_compiler.shape import ContentShape, content_shape, is_boilerplate, title_verdict
 from sop_compiler.slug import dedupe, slugify
-from sop_compiler.text import is_instruction, split_sentences
+from sop_compiler.text import is_constraint, is_instruction, split_sentences
 
-__all__ = ["classify", "segment"]
+__all__ = ["classify", "segment", "unused_sections"]
 
 AnyBlock = Heading | Paragraph | ListItem | Table | Figure | Code | Quote
 
@@ -632,6 +632,30 @@ def classify(document: Document, procedures: list[Procedure]) -> list[SectionCla
             visit(child)
 
     visit(root)
+    return out
+
+
+def unused_sections(document: Document, sections: list[SectionClass]) -> list[Notice]:
+    """A notice for each section whose own text reached no procedure and may matter.
+
+    Boilerplate that states no rule ("Questions go to ops@...") is left out quietly; a heading
+    with no text of its own is accounted for by its sub-sections.
+    """
+    by_id = {block.id: block for block in document.blocks}
+    out: list[Notice] = []
+    for section in sections:
+        if section.kind == "group" or section.in_procedures or section.in_context:
+            continue
+        own = [block_text(by_id[b]) for b in section.blocks[1:] if b in by_id]
+        if not own or (section.kind == "noise" and not any(map(is_constraint, own))):
+            continue
+        out.append(
+            Notice(
+                code="unused_section",
+                message=f"warning: section {section.heading_path[-1]!r} ({section.reason}) is in "
+                "no routine; check `sopc inspect` and the section's heading",
+            )
+        )
     return out
 
 

@@ -255,3 +255,19 @@ def test_a_prohibition_with_an_alternative_never_runs_on_into_the_forbidden_acti
     assert verify.kind == "always" and verify.governs == []
     gate = next(r for r in draft.rules if r.kind == "confirm_before")
     assert gate.governs == ["cancel_booking"]  # the confirmation email is no change
+
+
+def test_a_rule_inside_a_condition_holds_only_under_it(tmp_path: Path) -> None:
+    """ "If X, do A. Do not B." forbids B when X holds, not at every step."""
+    policy = """# Invoices
+
+## Correct an invoice
+- Open the invoice.
+- If an item never arrived, transfer the customer to Shipping. Do not correct the invoice yet.
+- Otherwise, correct the invoice.
+"""
+    (tmp_path / "policy.md").write_text(policy, encoding="utf-8")
+    result = read_procedures(tmp_path / "policy.md", root=tmp_path, settings=Settings())
+    draft = build_draft(result.procedures[0], catalog=ToolCatalog(tools=[]))
+    (rule,) = [r for r in draft.rules if "Do not correct" in r.text]
+    assert rule.kind == "never" and rule.condition == "an item never arrived"

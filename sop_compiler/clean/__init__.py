@@ -32,9 +32,6 @@ def clean(document: Document) -> Document:
     for rule in (remove_toc, remove_sections, remove_tables, remove_boilerplate, remove_stamps):
         blocks, removed = rule(blocks)
         removals += removed
-    # "Page 3 / Confidential" is a page number once its stamp is gone: read the furniture again
-    blocks, removed = remove_page_furniture(blocks, page_count=document.page_count)
-    removals += removed
     blocks = merge_page_breaks(blocks)
     title = join_lines(document.title).replace("\n", " ") if document.title else None
     removals.sort(key=_position)  # stable: same-place removals keep rule order

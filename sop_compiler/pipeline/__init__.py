@@ -9,7 +9,6 @@ current, and only the rest reach a backend.
 from __future__ import annotations
 
 import contextlib
-import re
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +35,10 @@ from sop_compiler.lock import (
 from sop_compiler.models import (
     Figure,
     InspectResult,
-    Notice,
     Procedure,
     RunResult,
     SopOutcome,
     Usage,
-    block_text,
 )
 from sop_compiler.pipeline._build import _Build
 from sop_compiler.pipeline._outcomes import (
@@ -52,14 +49,9 @@ from sop_compiler.pipeline._outcomes import (
     agent_for,
 )
 from sop_compiler.pipeline._signals import _sigterm_as_interrupt
-from sop_compiler.segment import classify, segment
+from sop_compiler.segment import classify, segment, unused_sections
 
 __all__ = ["agent_for", "compile_folder", "inspect_path", "read_procedures"]
-
-# words that make left-out text matter: a rule or an order, wherever the heading put it
-_ORDER = re.compile(
-    r"\b(?:never|must|do not|don't|cannot|may not|only|always|required|prohibited)\b", re.I
-)
 
 
 def read_procedures(path: Path, *, root: Path, settings: Settings) -> InspectResult:
@@ -78,23 +70,7 @@ def read_procedures(path: Path, *, root: Path, settings: Settings) -> InspectRes
             if isinstance(block, Figure) and block.image and block.image.sha256 in document.images
         }
     sections = classify(document, procedures)
-    by_id = {block.id: block for block in document.blocks}
-    for section in sections:
-        if section.kind == "group" or section.in_procedures or section.in_context:
-            continue
-        if len(section.blocks) < 2:
-            continue  # a heading with no text of its own: its sub-sections say where they went
-        text = [block_text(by_id[b]) for b in section.blocks[1:] if b in by_id]
-        if section.kind == "noise" and not any(_ORDER.search(t) for t in text):
-            continue  # boilerplate that orders nothing ("Questions go to ops@...") stays out
-        # text in no routine that may matter: the user must know it was left out
-        document.notices.append(
-            Notice(
-                code="unused_section",
-                message=f"warning: section {section.heading_path[-1]!r} ({section.reason}) is in "
-                "no routine; check `sopc inspect` and the section's heading",
-            )
-        )
+    document.notices += unused_sections(document, sections)
     return InspectResult(
         source=document.source, document=document, procedures=procedures, sections=sections
     )

@@ -18,7 +18,7 @@ from sop_compiler.generate.offline.nodes import (
 )
 from sop_compiler.generate.offline.phrases import END, Action, Clause, read_clause
 from sop_compiler.generate.offline.sections import Unit
-from sop_compiler.generate.offline.standing import rule_kind
+from sop_compiler.generate.offline.standing import rule_kind, sentence_key
 from sop_compiler.generate.offline.tools import Known, ToolMention, bind_arguments
 from sop_compiler.models import TERMINAL_KINDS, ToolCall
 from sop_compiler.text import INSTRUCTION_VERBS, injection_excerpt, is_instruction, split_sentences
@@ -121,7 +121,7 @@ def _sentences(
             )
         )
         if not instruction:
-            if (unit.block_id, sentence.strip()) in builder.rule_sentences:
+            if (unit.block_id, sentence_key(original)) in builder.rule_sentences:
                 continue  # a constraint with no action: the routine's Rules keep it
             if nodes:
                 nodes[-1].text = f"{nodes[-1].text} {sentence.strip()}"
@@ -242,7 +242,8 @@ def _prohibition_as_condition(sentence: str) -> str:
     """ "A reservation with a flown segment cannot be cancelled; transfer to a human agent."
 
     The action after a prohibition holds only when the prohibition applies, so the sentence is
-    read as "If this applies: <prohibition>, <action>", never as an action for every case.
+    read as "If this rule applies to the request: <prohibition>, <action>", never as an action
+    for every case.
     """
     match = _RULE_THEN_ACTION.match(sentence.strip())
     if match is None:

@@ -26,10 +26,9 @@ import re
 from dataclasses import dataclass, field
 
 from sop_compiler.generate.offline.binding import canonical_words
-from sop_compiler.generate.offline.nodes import Builder, Node, flatten
+from sop_compiler.generate.offline.nodes import Builder, Node, flatten, quote
 from sop_compiler.generate.offline.tools import ToolIndex
 from sop_compiler.models import (
-    MAX_QUOTE_WORDS,
     Heading,
     Knowledge,
     ListItem,
@@ -57,6 +56,7 @@ __all__ = [
     "insert_confirmations",
     "is_decision_table",
     "rule_kind",
+    "sentence_key",
     "standing",
 ]
 
@@ -66,14 +66,11 @@ _CONFIRM = re.compile(
     re.IGNORECASE,
 )
 _NOTIFY = re.compile(r"^(?:send|notify|email|message|sms|text)_", re.IGNORECASE)
-# things named with a verb-like word: "the email address" sends nothing, "the order number" orders
+# things named with a verb-like word: "the confirmation number" asks for no confirmation, "the
+# email address" sends nothing, "the order number" orders nothing
 _NOUN_COMPOUND = re.compile(
-    r"\b(?:e-?mail\s+address(?:es)?|phone\s+numbers?|confirmation\s+(?:numbers?|codes?|emails?)|"
-    r"order\s+numbers?|booking\s+references?)\b",
-    re.IGNORECASE,
-)
-_CONFIRMATION_THING = re.compile(
-    r"\bconfirmation\s+(?:number|code|email|e-mail|letter|message|page|id|reference|link|sms)s?\b",
+    r"\b(?:e-?mail\s+address(?:es)?|phone\s+numbers?|order\s+numbers?|booking\s+references?|"
+    r"confirmation\s+(?:number|code|email|e-mail|letter|message|page|id|reference|link|sms)s?)\b",
     re.IGNORECASE,
 )
 _BEFORE = re.compile(r"\b(?:before|prior\s+to|first)\b", re.IGNORECASE)
@@ -130,12 +127,12 @@ _ONLY_SUBJECT = re.compile(
     re.IGNORECASE,
 )
 _ONE_OF = re.compile(r"\bmust\s+be\s+(?:either|one\s+of)\b", re.IGNORECASE)
+# a comparison is a limit when something depends on it: "Returns above 500 USD need approval"
 _COMPARED = re.compile(
     r"\b(?:above|over|beyond|more\s+than|less\s+than|fewer\s+than|below|under)\s+"
     r"(?:[$€£]\s?)?\d",
     re.IGNORECASE,
 )
-# a comparison is a limit when something depends on it: "Returns above 500 USD need approval"
 # "Goodwill voucher: a discretionary voucher ...": a definition, not a rule
 _DEFINITION = re.compile(r"^[A-Z][\w\s()'/-]{1,40}:\s+(?:an?|the)\s", re.IGNORECASE)
 # words that make a rule even in a background section (purpose, scope, roles, definitions)
@@ -177,6 +174,7 @@ _ANY_WRITE = re.compile(
     r"modification|modifications|write|writes|transaction|transactions|booking|order|account)\b",
     re.IGNORECASE,
 )
+_BRANCH = re.compile(r"^\s*(?:if|when|whenever|otherwise|if not|in case)\b", re.IGNORECASE)
 _QUOTED = re.compile(r"[\"“”][^\"“”]*[\"“”]")  # quoted values name no rule words
 _LEADING_MARK = re.compile(r"^\s*(?:[-*•]\s+|\d+[.)]\s+|[a-z][.)]\s+)")
 
@@ -187,12 +185,14 @@ class Standing:
 
     rules: list[Rule] = field(default_factory=list)
     knowledge: list[Knowledge] = field(default_factory=list)
-    # (block id, sentence) of every rule sentence: the reader keeps such sentences out of steps
+    # (block id, sentence_key) of every rule sentence: the reader keeps them out of the steps
     rule_sentences: set[tuple[str, str]] = field(default_factory=set)
     general_writes: list[Rule] = field(default_factory=list)  # rules about every write
 
 
-_BRANCH = re.compile(r"^\s*(?:if|when|whenever|otherwise|if not|in case)\b", re.IGNORECASE)
+def sentence_key(sentence: str) -> str:
+    """A sentence as rules record it: one space between words, no list marker in front."""
+    return _LEADING_MARK.sub("", " ".join(sentence.split()))
 
 
 def rule_kind(sentence: str) -> RuleKind | None:
@@ -209,7 +209,7 @@ def rule_kind(sentence: str) -> RuleKind | None:
         return None  # what to tell the customer, or why the document exists
     sentence = _QUOTED.sub('""', sentence)  # "no longer needed" is a value, not a prohibition
     sentence = _LEADING_MARK.sub("", sentence)
-    sentence = _CONFIRMATION_THING.sub("record", sentence)  # "the confirmation number" asks nothing
+    sentence = _NOUN_COMPOUND.sub(" ", sentence)
     if _CONFIRM.search(sentence) and (_BEFORE.search(sentence) or _EVERY_CHANGE.search(sentence)):
         return "confirm_before"
     if _ONLY_IF.search(sentence) or _ONLY_SUBJECT.match(sentence) or _ONE_OF.search(sentence):
@@ -265,11 +265,18 @@ def standing(procedure: Procedure, tools: ToolIndex) -> Standing:
                 continue
             if not isinstance(block, (Paragraph, ListItem, Quote)):
                 continue
-            for sentence in split_sentences(block.text):
-                text = _LEADING_MARK.sub("", " ".join(sentence.split()))
+            sentences = split_sentences(block.text)
+            # "If an item never arrived, transfer ... Do not correct the invoice yet.": what follows
+            # a condition holds when it holds, never at every step
+            opening = sentence_key(sentences[0]) if sentences else ""
+            scope = _scope(opening) if _BRANCH.match(opening) else None
+            for sentence in sentences:
+                text = sentence_key(sentence)
                 if not text or injection_excerpt(text) is not None or text in seen:
                     continue
                 kind = rule_kind(text)
+                if _BRANCH.match(opening) and scope is None and text != opening:
+                    kind = None  # "Otherwise, ...": a branch whose condition is another item's
                 if background and not _STRONG.search(text):
                     kind = None  # "It exists so that ... never refunded twice": the why
                 if kind is None:
@@ -282,13 +289,12 @@ def standing(procedure: Procedure, tools: ToolIndex) -> Standing:
                 rule = Rule(
                     kind=kind,
                     text=text,
-                    condition=_condition(text, kind),
+                    condition=scope if scope and text != opening else _condition(text, kind),
                     governs=_governs(text, tools),
                     source=_ref(block.id, text),
                 )
                 out.rules.append(rule)
-                out.rule_sentences.add((block.id, sentence.strip()))
-                out.rule_sentences.add((block.id, _LEADING_MARK.sub("", sentence.strip())))
+                out.rule_sentences.add((block.id, text))
                 if kind == "confirm_before" and _ANY_WRITE.search(text) and not _named(text, tools):
                     out.general_writes.append(rule)  # "before any change": every write
     return out
@@ -365,19 +371,26 @@ def insert_confirmations(builder: Builder, top: list[Node], gates: dict[str, Rul
     return top
 
 
+_FACT = re.compile(
+    r"\b(?:is|are|has|have|contains?|includes?|consists?\s+of|means|costs?|takes?|"
+    r"belongs?\s+to|applies|apply|covers?|lasts?)\b",
+    re.IGNORECASE,
+)
+
+
 def _is_fact(sentence: str) -> bool:
     """A descriptive sentence worth keeping as reference: a definition, contents, a value."""
-    return (
-        bool(
-            re.search(
-                r"\b(?:is|are|has|have|contains?|includes?|consists?\s+of|means|costs?|takes?|"
-                r"belongs?\s+to|applies|apply|covers?|lasts?)\b",
-                sentence,
-                re.IGNORECASE,
-            )
-        )
-        and len(sentence.split()) >= 4
-    )
+    return bool(_FACT.search(sentence)) and len(sentence.split()) >= 4
+
+
+_SCOPE = re.compile(r"^\s*(?:if|when|whenever|in case)\s+(?P<test>[^,;:]+)[,;:]", re.IGNORECASE)
+
+
+def _scope(opening: str) -> str | None:
+    """The condition an item opens with ("If the account is closed, ..." -> "the account is
+    closed"), under which the item's other rules hold."""
+    match = _SCOPE.match(opening)
+    return match.group("test").strip() if match else None
 
 
 def _condition(sentence: str, kind: RuleKind) -> str | None:
@@ -392,10 +405,10 @@ def _condition(sentence: str, kind: RuleKind) -> str | None:
     return condition
 
 
-def _named(sentence: str, tools: ToolIndex) -> bool:
-    """True when the sentence names a catalog tool (by name or alias), not just its verb."""
+def _named(sentence: str, tools: ToolIndex) -> str | None:
+    """The catalog tool the sentence names (by name or alias, not just by its verb), if any."""
     mention = tools.find(sentence)
-    return mention is not None and mention.how != "verb"
+    return mention.tool.name if mention is not None and mention.how != "verb" else None
 
 
 def _governs(sentence: str, tools: ToolIndex) -> list[str]:
@@ -407,18 +420,18 @@ def _governs(sentence: str, tools: ToolIndex) -> list[str]:
     """
     sentence = _QUOTED.sub(" ", sentence.split(";")[0])  # the rule part, not what follows it
     sentence = _NOUN_COMPOUND.sub(" ", sentence)
-    mention = tools.find(sentence)
-    named = {mention.tool.name} if mention is not None and mention.how != "verb" else set()
+    explicit = _named(sentence, tools)
+    named = {explicit} if explicit else set()
     plain = _IED.sub("y", _DOUBLED_ED.sub(r"\1", sentence))  # "cancelled", "modified"
     plain = _IRREGULAR.sub(lambda m: _PARTICIPLES[m.group(0).casefold()], plain)
     words = set(canonical_words(plain))
     for tool in tools.catalog.tools:
         if tool.access != "write":
             continue  # a restriction read from the words is about an action, not a lookup
-        name = canonical_words(tool.name.replace("_", " "))
+        title = canonical_words(tool.name.replace("_", " "))
         described = canonical_words(tool.description)
-        verbs = {w for w in (name[:1] + described[:1])}
-        objects = set(name[1:]) | set(described[1:6])
+        verbs = set(title[:1] + described[:1])
+        objects = set(title[1:]) | set(described[1:6])
         if verbs & words and (objects - verbs) & words:
             named.add(tool.name)
     return sorted(named)
@@ -446,15 +459,7 @@ _IED = re.compile(r"ied\b")
 
 
 def _ref(block_id: str, sentence: str) -> SourceRef:
-    return SourceRef(block_ids=[block_id], quote=_head(sentence))
-
-
-def _head(text: str, limit: int = MAX_QUOTE_WORDS) -> str:
-    """The first `limit` words of a sentence, cut where a word ends (so it stays verbatim)."""
-    matches = list(re.finditer(r"\S+", text))
-    if len(matches) <= limit:
-        return text.strip()
-    return text[: matches[limit - 1].end()].rstrip(",;:")
+    return SourceRef(block_ids=[block_id], quote=quote(sentence))
 
 
 _WHEN_HEADER = re.compile(
@@ -492,8 +497,8 @@ def _table_facts(table: Table) -> list[Knowledge]:
             fact = "; ".join(f"{h}: {c}" for h, c in zip(header, cells, strict=True) if c)
         else:
             fact = "; ".join(c for c in cells if c)
-        quote = " ".join(c for c in cells if c)
-        if quote_form(quote) not in form:
-            quote = next(c for c in cells if c)
-        out.append(Knowledge(fact=fact, source=SourceRef(block_ids=[table.id], quote=_head(quote))))
+        cited = " ".join(c for c in cells if c)
+        if quote_form(cited) not in form:
+            cited = next(c for c in cells if c)
+        out.append(Knowledge(fact=fact, source=SourceRef(block_ids=[table.id], quote=quote(cited))))
     return out
