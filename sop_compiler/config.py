@@ -22,7 +22,15 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["AgentSettings", "BackendName", "Limits", "Settings", "agent_group_for", "load_settings"]
+__all__ = [
+    "AgentSettings",
+    "BackendName",
+    "Limits",
+    "NetworkSettings",
+    "Settings",
+    "agent_group_for",
+    "load_settings",
+]
 
 BackendName = Literal["auto", "offline", "openai", "fake"]
 # Settings that name files: relative values in a settings file mean "relative to that file".
@@ -47,6 +55,48 @@ class Limits(BaseModel):
         gt=0,
         description="Largest image (width x height) decoded or rendered, in pixels.",
     )
+
+
+class NetworkSettings(BaseModel):
+    """How the emitted agent network behaves (`[network]` in sopc.toml)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    disclose_ai: bool = Field(
+        default=True,
+        description="Triage tells the customer, once, that they are talking with an AI assistant.",
+    )
+    guardrails: str | None = Field(
+        default=None,
+        description=(
+            "A module whose `input_guardrails` and `output_guardrails` lists are attached to "
+            "every agent, e.g. `guardrails` for guardrails.py beside the network."
+        ),
+    )
+    max_tokens: int | None = Field(
+        default=1024,
+        gt=0,
+        description="Default output limit of every agent's model (ModelSettings.max_tokens).",
+    )
+    index_routines: int = Field(
+        default=8,
+        ge=1,
+        description="An agent with more routines than this reads an index and loads one.",
+    )
+    index_chars: int = Field(
+        default=24_000,
+        ge=1,
+        description="An agent whose routines exceed this many characters reads an index.",
+    )
+
+    @field_validator("guardrails")
+    @classmethod
+    def _module_name(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not all(part.isidentifier() for part in value.strip().split(".")):
+            raise ValueError(f"must be a Python module name such as `guardrails`, not {value!r}")
+        return value.strip()
 
 
 class AgentSettings(BaseModel):
@@ -107,6 +157,7 @@ class Settings(BaseModel):
     ocr: Literal["auto", "off", "rapidocr", "tesseract"] = "auto"
     agents: dict[str, AgentSettings] = Field(default_factory=dict)
     limits: Limits = Field(default_factory=Limits)
+    network: NetworkSettings = Field(default_factory=NetworkSettings)
 
     @field_validator("base_url")
     @classmethod
@@ -203,7 +254,7 @@ def _env_settings(environ: dict[str, str]) -> dict[str, Any]:
     for key, value in environ.items():
         if key.startswith("SOPC_"):
             name = key[5:].lower()
-            if name in fields and name not in {"agents", "limits"}:
+            if name in fields and name not in {"agents", "limits", "network"}:
                 out[name] = value
     return out
 

@@ -152,7 +152,8 @@ def py_docstring(summary: str, *, indent: int, args: Sequence[tuple[str, str]] =
         if words:
             if lines:
                 lines.append("")
-            lines.extend(_wrap_words(words, width))
+            # The first paragraph shares its first line with the opening quotes.
+            lines.extend(_wrap_words(words, width if lines else width - 3))
     if not lines:
         lines.append("(No description.)")
     args = [(name, one_line(description)) for name, description in args if description.strip()]

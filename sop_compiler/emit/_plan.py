@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import keyword
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from sop_compiler.config import Settings
 from sop_compiler.escape import one_line
-from sop_compiler.models import Routine
+from sop_compiler.models import Routine, ToolCatalog, ValidationReport
 from sop_compiler.models.routine import walk_steps
 from sop_compiler.slug import agent_key, identifier, slugify
 
@@ -152,6 +152,29 @@ def _unique(name: str, taken: set[str]) -> str:
     return candidate
 
 
+_SUMMARY_CHARS = 240  # a handoff description is one short line, whatever the agent's size
+
+
+def _summary(specialist: Specialist) -> str:
+    """`Handles: <title>; <title>; ... and N more.`, at most about _SUMMARY_CHARS long.
+
+    Titles, not triggers: triage picks an agent from one line per agent, and the agent's own
+    routines (or index) carry the full trigger of each.
+    """
+    titles = list(dict.fromkeys(one_line(r.title).rstrip(".") for r in specialist.routines))
+    titles = [title for title in titles if title]
+    if not titles:
+        return f"Handles {specialist.name} requests."
+    shown: list[str] = []
+    for n, title in enumerate(titles):
+        rest = len(titles) - n - 1
+        more = f"; and {rest} more" if rest else ""
+        if shown and len("Handles: " + "; ".join([*shown, title]) + more) > _SUMMARY_CHARS:
+            return f"Handles: {'; '.join(shown)}; and {len(titles) - n} more."
+        shown.append(title)
+    return f"Handles: {'; '.join(shown)}."
+
+
 def plan_network(routines: Iterable[Routine], settings: Settings | None = None) -> NetworkPlan:
     """Group routines by agent folder, name every agent, and build the triage tree."""
     settings = settings or Settings()
@@ -173,16 +196,7 @@ def plan_network(routines: Iterable[Routine], settings: Settings | None = None) 
         specialist.module = _python_name(specialist.folder, modules)
         specialist.var = f"{specialist.module}_agent"
         custom = next((o.description for o in overrides if o.description), None)
-        triggers = [one_line(r.trigger).rstrip(".") for r in specialist.routines if r.trigger]
-        specialist.description = (
-            one_line(custom)
-            if custom
-            else (
-                f"Handles: {'; '.join(triggers)}."
-                if triggers
-                else f"Handles {specialist.name} requests."
-            )
-        )
+        specialist.description = one_line(custom) if custom else _summary(specialist)
         specialist.tools = sorted({tool for r in specialist.routines for tool in r.tools_used})
 
     _link_peers(specialists, settings)
@@ -213,14 +227,20 @@ def plan_network(routines: Iterable[Routine], settings: Settings | None = None) 
     return NetworkPlan(specialists=specialists, top=top)
 
 
-def _link_peers(specialists: list[Specialist], settings: Settings) -> None:
-    """Each specialist's handoff targets, matched as validate matches them (`agent_key`)."""
+def _handoff_keys(specialists: list[Specialist], settings: Settings) -> dict[str, Specialist]:
+    """Every name a handoff may use for each specialist, keyed as validate keys (`agent_key`)."""
     by_key: dict[str, Specialist] = {}
     for specialist in specialists:
         names = [specialist.folder, specialist.name, *specialist.groups]
         names += [o.name for g in specialist.groups if (o := settings.agents.get(g)) and o.name]
         for name in names:
             by_key.setdefault(agent_key(name), specialist)
+    return by_key
+
+
+def _link_peers(specialists: list[Specialist], settings: Settings) -> None:
+    """Each specialist's handoff targets, in folder order."""
+    by_key = _handoff_keys(specialists, settings)
     for specialist in specialists:
         targets = {
             id(target): target
@@ -231,3 +251,66 @@ def _link_peers(specialists: list[Specialist], settings: Settings) -> None:
             and target is not specialist
         }
         specialist.peers = sorted(targets.values(), key=lambda s: s.folder)
+
+
+def deployable(
+    routines: Iterable[Routine], reports: Mapping[str, ValidationReport], settings: Settings
+) -> tuple[list[Routine], dict[str, str]]:
+    """The routines the network runs, and why each other routine is left out of it.
+
+    A routine with a validation error never ships: its agent runs without it. Nor does one
+    that hands off to an agent with no deployed routine, or calls a routine that is not
+    deployed, since following it would reach a handoff or routine the network lacks. Keys of
+    the second map are `<agent>/<id>`, as in `reports`.
+    """
+    pending = sorted(routines, key=lambda r: (r.agent, r.id))
+    left_out: dict[str, str] = {}
+    for routine in pending:
+        report = reports.get(f"{routine.agent}/{routine.id}")
+        if report is not None and report.errors:
+            codes = ", ".join(dict.fromkeys(issue.code for issue in report.errors))
+            left_out[f"{routine.agent}/{routine.id}"] = f"validation errors: {codes}"
+    while True:
+        deployed = [r for r in pending if f"{r.agent}/{r.id}" not in left_out]
+        specialists = plan_network(deployed, settings).specialists
+        by_key = _handoff_keys(specialists, settings)
+        ids = {(r.agent, r.id) for r in deployed}
+        more: dict[str, str] = {}
+        for routine in deployed:
+            for step in walk_steps(routine.steps):
+                if step.kind == "handoff" and agent_key(step.target or "") not in by_key:
+                    reason = f"hands off to {step.target}, which has no deployed routine"
+                elif step.kind == "call" and (routine.agent, step.routine or "") not in ids:
+                    reason = f"calls routine {step.routine}, which is not deployed"
+                else:
+                    continue
+                more.setdefault(f"{routine.agent}/{routine.id}", f"step {step.id} {reason}")
+        if not more:
+            return deployed, left_out
+        left_out.update(more)
+
+
+def verification_gates(routines: Iterable[Routine], catalog: ToolCatalog) -> dict[str, list[str]]:
+    """Write tools that may only run once the customer is verified, with the tools that verify.
+
+    A write tool is gated when every routine that calls it verifies the customer (calls a
+    verifying catalog tool) before it: what the SOPs order before that write, the network then
+    enforces in code. A tool some routine calls without verifying first stays open to all.
+    """
+    verifiers = {tool.name for tool in catalog.tools if tool.verifies_identity()}
+    gates: dict[str, set[str]] = {}
+    open_to_all: set[str] = set()
+    for routine in routines:
+        seen: list[str] = []
+        for step in walk_steps(routine.steps):
+            call = step.tool_call if step.kind == "tool_call" else None
+            tool = catalog.get(call.tool) if call is not None else None
+            if tool is None:
+                continue
+            if tool.name in verifiers:
+                seen.append(tool.name)
+            elif tool.access == "write" and seen:
+                gates.setdefault(tool.name, set()).update(seen)
+            elif tool.access == "write":
+                open_to_all.add(tool.name)
+    return {name: sorted(by) for name, by in sorted(gates.items()) if name not in open_to_all}

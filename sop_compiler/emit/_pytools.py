@@ -10,13 +10,38 @@ from typing import Any
 from pydantic import BaseModel
 
 from sop_compiler.escape import CODE_WIDTH, py_docstring, py_literal, text_width
-from sop_compiler.models import Tool
+from sop_compiler.models import Routine, Tool, ToolCatalog
 
 _SCALARS = {"string": "str", "integer": "int", "number": "float", "boolean": "bool", "null": "None"}
 # Names tools.py defines or imports itself, plus builtins its annotations rely on.
 _RESERVED = frozenset(
-    {"importlib", "inspect", "function_tool", "default_tool_error_function", "_call", "_tool_error"}
+    {
+        "importlib",
+        "inspect",
+        "function_tool",
+        "default_tool_error_function",
+        "_call",
+        "_tool_error",
+        "Annotated",
+        "Field",
+        "ConversationContext",
+        "RunContextWrapper",
+        "VERIFIERS",
+        "VERIFY_FIRST",
+    }
 ) | frozenset(dir(builtins))
+# JSON-schema keywords kept on a parameter as pydantic Field constraints, with Field's name.
+_CONSTRAINTS = {
+    "pattern": "pattern",
+    "minimum": "ge",
+    "maximum": "le",
+    "exclusiveMinimum": "gt",
+    "exclusiveMaximum": "lt",
+    "minLength": "min_length",
+    "maxLength": "max_length",
+    "minItems": "min_length",
+    "maxItems": "max_length",
+}
 _MODEL_NAMES = frozenset(dir(BaseModel))
 
 
@@ -28,6 +53,7 @@ class _Param:
     literal_values: tuple[str, ...]  # for wrapping a long Literal[...] over lines
     optional: bool
     description: str
+    constraints: tuple[str, ...] = ()  # `pattern=r"..."`, `ge=0`, as Field(...) arguments
 
 
 @dataclass(frozen=True)
@@ -38,6 +64,7 @@ class ToolStub:
     function: str
     source: str  # decorator, signature, docstring and body
     uses_literal: bool
+    uses_field: bool = False
 
 
 def _resolve(schema: Any, root: dict[str, Any]) -> Any:
@@ -121,6 +148,25 @@ def _py_name(name: str, taken: set[str], *, field: bool = False) -> str:
     return candidate
 
 
+def _constraints(schema: Any, root: dict[str, Any]) -> tuple[str, ...]:
+    """The schema's value constraints as `Field(...)` arguments (format goes in as a pattern
+    only for the formats strict JSON schema knows; others stay in the description)."""
+    schema = _resolve(schema, root)
+    if not isinstance(schema, dict):
+        return ()
+    out: list[str] = []
+    for keyword_name, field_name in _CONSTRAINTS.items():
+        value = schema.get(keyword_name)
+        if keyword_name == "pattern" and isinstance(value, str):
+            out.append(f"pattern={py_literal(value)}")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out.append(f"{field_name}={value!r}")
+    value = schema.get("format")
+    if isinstance(value, str) and value:
+        out.append(f"json_schema_extra={{'format': {py_literal(value)}}}")
+    return tuple(out)
+
+
 def _description(schema: Any) -> str:
     value = schema.get("description", "") if isinstance(schema, dict) else ""
     return str(value)
@@ -132,7 +178,7 @@ def _params(tool: Tool) -> tuple[list[_Param], bool]:
     properties = properties if isinstance(properties, dict) else {}
     required = schema.get("required")
     required_set = set(required) if isinstance(required, list) else set()
-    taken: set[str] = set()
+    taken: set[str] = {"ctx"}  # the run context comes first in every tool
     params: list[_Param] = []
     strict = True
     for name, prop in properties.items():
@@ -148,6 +194,7 @@ def _params(tool: Tool) -> tuple[list[_Param], bool]:
                 literal_values=literals,
                 optional=name not in required_set,
                 description=description,
+                constraints=_constraints(prop, schema),
             )
         )
     # Python wants parameters with defaults last; keep the schema's order otherwise.
@@ -161,6 +208,10 @@ def _param_source(param: _Param, *, indent: int, expand: bool) -> str:
         pad = " " * (indent + 4)
         values = "".join(f"{pad}{value},\n" for value in param.literal_values)
         annotation = f"Literal[\n{values}{' ' * indent}]"
+    if param.constraints:
+        base = f"{annotation} | None" if param.optional and annotation != "Any" else annotation
+        annotation = f"Annotated[{base}, Field({', '.join(param.constraints)})]"
+        return f"{param.py_name}: {annotation}" + (" = None" if param.optional else "")
     if not param.optional:
         return f"{param.py_name}: {annotation}"
     if annotation == "Any" or annotation.endswith("| None"):
@@ -170,10 +221,11 @@ def _param_source(param: _Param, *, indent: int, expand: bool) -> str:
 
 def _signature(function: str, params: list[_Param]) -> str:
     head, tail = f"async def {function}(", ") -> Any:"
-    flat = ", ".join(_param_source(p, indent=0, expand=False) for p in params)
+    context = "ctx: RunContextWrapper[ConversationContext]"
+    flat = ", ".join([context, *(_param_source(p, indent=0, expand=False) for p in params)])
     if text_width(head + flat + tail) <= CODE_WIDTH:
         return head + flat + tail
-    lines = []
+    lines = [f"    {context},"]
     for param in params:
         line = f"    {_param_source(param, indent=4, expand=False)},"
         if text_width(line) > CODE_WIDTH and param.literal_values:
@@ -200,11 +252,11 @@ def _decorator(tool: Tool, function: str, strict: bool) -> str:
 def _body(tool: Tool, params: list[_Param]) -> str:
     name = py_literal(tool.name)
     entries = [f"{py_literal(p.name)}: {p.py_name}" for p in params]
-    flat = f"    return await _call({name}, {{{', '.join(entries)}}})"
+    flat = f"    return await _call(ctx, {name}, {{{', '.join(entries)}}})"
     if text_width(flat) <= CODE_WIDTH:
         return flat
     lines = "".join(f"        {entry},\n" for entry in entries)
-    return f"    arguments = {{\n{lines}    }}\n    return await _call({name}, arguments)"
+    return f"    arguments = {{\n{lines}    }}\n    return await _call(ctx, {name}, arguments)"
 
 
 def tool_stubs(tools: list[Tool]) -> list[ToolStub]:
@@ -226,5 +278,51 @@ def tool_stubs(tools: list[Tool]) -> list[ToolStub]:
             ]
         )
         uses_literal = any(p.literal_values for p in params)
-        stubs.append(ToolStub(tool.name, function, source, uses_literal))
+        uses_field = any(p.constraints for p in params)
+        stubs.append(ToolStub(tool.name, function, source, uses_literal, uses_field))
     return stubs
+
+
+# Names ConversationContext defines itself: a slot of that name is not a separate field.
+_CONTEXT_OWN = frozenset({"conversation_id", "verified", "ai_disclosed", "remember"})
+
+
+def context_fields(routines: list[Routine], catalog: ToolCatalog) -> list[tuple[str, str, str]]:
+    """The conversation context's fields: (name, annotation, description), one per slot name.
+
+    A slot's type is that of the catalog parameter it feeds (when every such parameter has the
+    same scalar type), else Any. Names that are not identifiers are left out.
+    """
+    descriptions: dict[str, str] = {}
+    types: dict[str, set[str]] = {}
+    for routine in sorted(routines, key=lambda r: (r.agent, r.id)):
+        for slot in routine.collect:
+            if slot.name.isidentifier() and not keyword.iskeyword(slot.name):
+                descriptions.setdefault(slot.name, slot.description)
+        for step in routine.walk():
+            call = step.tool_call
+            tool = catalog.get(call.tool) if call is not None else None
+            if call is None or tool is None:
+                continue
+            properties = tool.parameters.get("properties")
+            for argument in call.arguments:
+                prop = properties.get(argument.name) if isinstance(properties, dict) else None
+                if argument.slot and prop is not None:
+                    annotation, literals, _ = _annotation(prop, tool.parameters)
+                    types.setdefault(argument.slot, set()).add("str" if literals else annotation)
+    fields = []
+    for name in sorted(descriptions):
+        if name in _CONTEXT_OWN or name.startswith("_"):
+            continue
+        found = types.get(name, set())
+        annotation = next(iter(found)) if len(found) == 1 else "Any"
+        if annotation not in _SCALARS.values() or annotation == "None":
+            annotation = "Any"
+        fields.append(
+            (
+                name,
+                annotation if annotation == "Any" else f"{annotation} | None",
+                descriptions[name],
+            )
+        )
+    return fields

@@ -39,9 +39,16 @@ def render_review(
     *,
     failures: dict[str, str],
     settings: Settings | None = None,
+    not_deployed: dict[str, str] | None = None,
 ) -> dict[str, bytes]:
-    """REVIEW.md for a set of routines, their reports, and the procedures that failed."""
+    """REVIEW.md for a set of routines, their reports, and the procedures that failed.
+
+    `not_deployed` (`<agent>/<id>` -> why) are routines the agent network runs without.
+    """
+    not_deployed = not_deployed or {}
     plan = plan_network(routines, settings)
+    deployed = [r for r in routines if f"{r.agent}/{r.id}" not in not_deployed]
+    network = plan_network(deployed, settings)
     names = {group: s.name for s in plan.specialists for group in s.groups}
     entries = []
     for routine in sorted(routines, key=lambda r: (names.get(r.agent, r.agent), r.id)):
@@ -78,7 +85,8 @@ def render_review(
             "review.md.j2",
             entries=entries,
             failures=sorted(failures.items()),
-            network=_network_graph(plan.top) if plan.specialists else [],
+            not_deployed=sorted(not_deployed.items()),
+            network=_network_graph(network.top) if network.specialists else [],
         )
     }
 

@@ -25,6 +25,22 @@ class Tool(BaseModel):
     aliases: list[str] = Field(
         default_factory=list, description="Other names the SOPs use for this tool."
     )
+    verifies: bool | None = Field(
+        default=None,
+        description=(
+            "A successful call verifies the customer's identity. Unset: true for a read tool "
+            "named `verify_*` or `authenticate_*`."
+        ),
+    )
+    returns: dict[str, Any] | None = Field(
+        default=None, description="JSON schema of the result, when the tool's result is known."
+    )
+
+    def verifies_identity(self) -> bool:
+        """Whether a successful call of this tool verifies the customer."""
+        if self.verifies is not None:
+            return self.verifies
+        return self.access == "read" and self.name.startswith(("verify_", "authenticate_"))
 
 
 class ToolCatalog(BaseModel):

@@ -81,3 +81,7 @@ class RunResult(_Model):
     notes: list[str] = Field(
         default_factory=list, description="Skipped files and other warnings about the run."
     )
+    not_deployed: list[str] = Field(
+        default_factory=list,
+        description="Routines left out of the agent network (`<agent>/<id>: why`).",
+    )

@@ -65,6 +65,7 @@ class _Build:
         self.saving = threading.Lock()
         self.stopped: str | None = None  # why generation stopped early (a fatal backend error)
         self.secrets: list[bytes] = []  # the API key and URL credentials: never written
+        self.not_deployed: dict[str, str] = {}  # `<agent>/<id>` -> why the network lacks it
 
     def _scrubbed(self, files: dict[str, bytes]) -> dict[str, bytes]:
         """`files` with every secret (a model answer may echo the key) replaced by `***`."""
@@ -100,6 +101,7 @@ class _Build:
         finally:
             self.plan.files.save()
             result.written = sorted(self.written)
+            result.not_deployed = [f"{key}: {why}" for key, why in self.not_deployed.items()]
 
     async def _build(self, backend: Backend) -> None:
         from sop_compiler.render.run import progress
@@ -362,7 +364,7 @@ class _Build:
 
     def _shared(self, *, force: bool) -> None:
         """Render the network and review page from every routine, if anything they show changed."""
-        from sop_compiler.emit import render_network, render_review
+        from sop_compiler.emit import deployable, render_network, render_review
         from sop_compiler.validate import check_calls
 
         key = self.plan.shared_key()
@@ -375,9 +377,17 @@ class _Build:
             report = reports.get(where)
             if report is not None:
                 report.issues += [issue for issue in issues if issue not in report.issues]
-        files = render_network(routines, catalog=self.catalog, settings=self.settings)
+        # A routine with errors never ships: its agent runs without it (and the run exits 1).
+        deployed, self.not_deployed = deployable(routines, reports, self.settings)
+        files = render_network(deployed, catalog=self.catalog, settings=self.settings)
         files.update(
-            render_review(routines, reports, failures=self.plan.failures(), settings=self.settings)
+            render_review(
+                routines,
+                reports,
+                failures=self.plan.failures(),
+                settings=self.settings,
+                not_deployed=self.not_deployed,
+            )
         )
         files = self._scrubbed(files)
         _check_python(files)

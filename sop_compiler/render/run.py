@@ -153,6 +153,8 @@ def _text(result: RunResult) -> None:
     for text in result.notes:
         if _stop(text) is None:
             console.print(f"[yellow]note:[/] {escape(text)}")
+    for text in result.not_deployed:  # its agent runs without it until it validates
+        console.print(f"[red]not deployed:[/] {escape(text)}")
     notable = [
         sop
         for sop in result.sops

@@ -5,7 +5,7 @@ from agents import Agent
 from agents.extensions.handoff_prompt import RECOMMENDED_PROMPT_PREFIX
 
 from . import tools
-from ._config import DEFAULT_MODEL, routine_instructions
+from ._config import DEFAULT_MODEL, MODEL_SETTINGS, instructions, routine_instructions
 
 FOLDER = "billing"
 ROUTINES = [
@@ -18,18 +18,18 @@ ROLE = (
     "escalate. If the customer needs something none of your routines covers, hand the "
     "conversation back to the Billing Triage agent."
 )
+INSTRUCTIONS = "\n\n".join(
+    [RECOMMENDED_PROMPT_PREFIX, ROLE, routine_instructions(FOLDER, ROUTINES)]
+)
 
 billing_agent = Agent(
     name="Billing",
-    handoff_description=(
-        "Handles: The customer asks for their money back on an order."
-    ),
-    instructions="\n\n".join(
-        [RECOMMENDED_PROMPT_PREFIX, ROLE, routine_instructions(FOLDER, ROUTINES)]
-    ),
+    handoff_description="Handles: Request a refund.",
+    instructions=instructions(INSTRUCTIONS),
     tools=[
         tools.issue_refund,
         tools.lookup_order,
     ],
     model=DEFAULT_MODEL,
+    model_settings=MODEL_SETTINGS,
 )

@@ -5,7 +5,7 @@ from agents import Agent
 from agents.extensions.handoff_prompt import RECOMMENDED_PROMPT_PREFIX
 
 from . import tools
-from ._config import DEFAULT_MODEL, routine_instructions
+from ._config import DEFAULT_MODEL, MODEL_SETTINGS, instructions, routine_instructions
 
 FOLDER = "billing/disputes"
 ROUTINES = [
@@ -18,16 +18,18 @@ ROLE = (
     "ask or escalate. If the customer needs something none of your routines covers, "
     "hand the conversation back to the Billing Triage agent."
 )
+INSTRUCTIONS = "\n\n".join(
+    [RECOMMENDED_PROMPT_PREFIX, ROLE, routine_instructions(FOLDER, ROUTINES)]
+)
 
 billing_disputes_agent = Agent(
     name="Billing Disputes",
-    handoff_description="Handles: The customer says an invoice is wrong.",
-    instructions="\n\n".join(
-        [RECOMMENDED_PROMPT_PREFIX, ROLE, routine_instructions(FOLDER, ROUTINES)]
-    ),
+    handoff_description="Handles: Dispute an invoice.",
+    instructions=instructions(INSTRUCTIONS),
     tools=[
         tools.correct_invoice,
         tools.get_invoice,
     ],
     model=DEFAULT_MODEL,
+    model_settings=MODEL_SETTINGS,
 )

@@ -5,7 +5,7 @@ from agents import Agent
 from agents.extensions.handoff_prompt import RECOMMENDED_PROMPT_PREFIX
 
 from . import tools
-from ._config import DEFAULT_MODEL, routine_instructions
+from ._config import DEFAULT_MODEL, MODEL_SETTINGS, instructions, routine_instructions
 
 FOLDER = "shipping"
 ROUTINES = [
@@ -18,16 +18,18 @@ ROLE = (
     "escalate. If the customer needs something none of your routines covers, hand the "
     "conversation back to the Triage agent."
 )
+INSTRUCTIONS = "\n\n".join(
+    [RECOMMENDED_PROMPT_PREFIX, ROLE, routine_instructions(FOLDER, ROUTINES)]
+)
 
 shipping_agent = Agent(
     name="Shipping",
-    handoff_description="Handles: The customer asks where their parcel is.",
-    instructions="\n\n".join(
-        [RECOMMENDED_PROMPT_PREFIX, ROLE, routine_instructions(FOLDER, ROUTINES)]
-    ),
+    handoff_description="Handles: Where is my order?.",
+    instructions=instructions(INSTRUCTIONS),
     tools=[
         tools.create_ticket,
         tools.track_shipment,
     ],
     model=DEFAULT_MODEL,
+    model_settings=MODEL_SETTINGS,
 )

@@ -3,7 +3,13 @@
 
 Each tool delegates to a function of the same name in the implementation module,
 which you write and sopc never touches. A missing module or function is reported
-when the tool is called.
+when the tool is called. An implementation may be sync (it runs in a worker thread)
+or async; one with a `ctx` parameter receives the run's RunContextWrapper, whose
+`context` is the conversation's ConversationContext.
+
+A verifying tool's implementation returns True or {"verified": True} when the
+customer proved who they are; until one has, in this conversation, the write tools
+in VERIFY_FIRST refuse to run (their routines verify the customer first).
 """
 
 import asyncio
@@ -13,16 +19,28 @@ from typing import Any, Literal
 
 from agents import RunContextWrapper, default_tool_error_function, function_tool
 
+from .context import ConversationContext, verification_succeeded
+
 IMPLEMENTATION_MODULE = "tool_impl"
+# Tools whose success verifies the customer's identity.
+VERIFIERS: frozenset[str] = frozenset(())
+# Write tools the routines call only once the customer is verified, and the tools
+# that verify.
+VERIFY_FIRST: dict[str, tuple[str, ...]] = {
+}
 
 
 class ToolNotImplementedError(NotImplementedError):
     """A tool has no function in the implementation module."""
 
 
+class VerificationRequiredError(PermissionError):
+    """A write tool was called before the customer was verified in this conversation."""
+
+
 def _tool_error(ctx: RunContextWrapper[Any], error: Exception) -> str:
     """Tell the model what went wrong: the exception's type and message."""
-    if isinstance(error, ToolNotImplementedError):
+    if isinstance(error, (ToolNotImplementedError, VerificationRequiredError)):
         return str(error)
     message = str(error).strip()
     if not message:
@@ -30,8 +48,22 @@ def _tool_error(ctx: RunContextWrapper[Any], error: Exception) -> str:
     return f"The tool failed ({type(error).__name__}): {message}"
 
 
-async def _call(name: str, arguments: dict[str, Any]) -> Any:
-    """Run `name` (sync or async) from the implementation module."""
+def _refuse_unverified(name: str, context: ConversationContext | None) -> None:
+    """Stop a gated write tool until a verifying tool succeeded in this conversation."""
+    verifiers = VERIFY_FIRST.get(name)
+    if verifiers and not (context is not None and context.verified):
+        raise VerificationRequiredError(
+            f"{name} refused: the customer is not verified in this conversation "
+            f"(call {' or '.join(verifiers)} first, and only go on if it succeeds)"
+        )
+
+
+async def _call(
+    ctx: RunContextWrapper[ConversationContext], name: str, arguments: dict[str, Any]
+) -> Any:
+    """Run `name` (sync or async) from the implementation module; note what it shows."""
+    context = ctx.context if isinstance(ctx.context, ConversationContext) else None
+    _refuse_unverified(name, context)
     try:
         module = importlib.import_module(IMPLEMENTATION_MODULE)
     except ModuleNotFoundError as exc:
@@ -54,17 +86,29 @@ async def _call(name: str, arguments: dict[str, Any]) -> Any:
             f"{IMPLEMENTATION_MODULE}.{name} is not implemented: {file} has no "
             f"function {name} (add def {name}(...) to it)"
         )
+    keywords = dict(arguments)
+    if "ctx" in inspect.signature(function).parameters:
+        keywords["ctx"] = ctx
     if inspect.iscoroutinefunction(function):
-        return await function(**arguments)
-    # A sync implementation runs in a worker thread: it never blocks the event loop.
-    result = await asyncio.to_thread(function, **arguments)
-    if inspect.isawaitable(result):
-        result = await result
+        result = await function(**keywords)
+    else:
+        # A sync implementation runs in a worker thread: it never blocks the event loop.
+        result = await asyncio.to_thread(function, **keywords)
+        if inspect.isawaitable(result):
+            result = await result
+    if context is not None:
+        context.remember(arguments, result)
+        if name in VERIFIERS and verification_succeeded(result):
+            context.verified = True
     return result
 
 
 @function_tool(failure_error_function=_tool_error)
-async def correct_invoice(invoice_id: str, correction: str) -> Any:
+async def correct_invoice(
+    ctx: RunContextWrapper[ConversationContext],
+    invoice_id: str,
+    correction: str,
+) -> Any:
     """Correct a line of an invoice.
 
     Args:
@@ -74,11 +118,12 @@ async def correct_invoice(invoice_id: str, correction: str) -> Any:
         "invoice_id": invoice_id,
         "correction": correction,
     }
-    return await _call("correct_invoice", arguments)
+    return await _call(ctx, "correct_invoice", arguments)
 
 
 @function_tool(failure_error_function=_tool_error)
 async def create_ticket(
+    ctx: RunContextWrapper[ConversationContext],
     summary: str,
     priority: Literal["low", "normal", "high", "urgent"],
     team: str,
@@ -100,17 +145,25 @@ async def create_ticket(
         "sla_hours": sla_hours,
         "notify_customer": notify_customer,
     }
-    return await _call("create_ticket", arguments)
+    return await _call(ctx, "create_ticket", arguments)
 
 
 @function_tool(failure_error_function=_tool_error)
-async def get_invoice(invoice_id: str) -> Any:
+async def get_invoice(
+    ctx: RunContextWrapper[ConversationContext],
+    invoice_id: str,
+) -> Any:
     """Fetch an invoice."""
-    return await _call("get_invoice", {"invoice_id": invoice_id})
+    return await _call(ctx, "get_invoice", {"invoice_id": invoice_id})
 
 
 @function_tool(needs_approval=True, failure_error_function=_tool_error)
-async def issue_refund(order_id: str, amount: float, reason: str) -> Any:
+async def issue_refund(
+    ctx: RunContextWrapper[ConversationContext],
+    order_id: str,
+    amount: float,
+    reason: str,
+) -> Any:
     """Refund all or part of an order to the original payment method.
 
     Args:
@@ -123,20 +176,26 @@ async def issue_refund(order_id: str, amount: float, reason: str) -> Any:
         "amount": amount,
         "reason": reason,
     }
-    return await _call("issue_refund", arguments)
+    return await _call(ctx, "issue_refund", arguments)
 
 
 @function_tool(failure_error_function=_tool_error)
-async def lookup_order(order_id: str) -> Any:
+async def lookup_order(
+    ctx: RunContextWrapper[ConversationContext],
+    order_id: str,
+) -> Any:
     """Look up an order by its number: status, items, total and delivery date.
 
     Args:
         order_id: The order number, e.g. A-1042.
     """
-    return await _call("lookup_order", {"order_id": order_id})
+    return await _call(ctx, "lookup_order", {"order_id": order_id})
 
 
 @function_tool(failure_error_function=_tool_error)
-async def track_shipment(tracking_number: str) -> Any:
+async def track_shipment(
+    ctx: RunContextWrapper[ConversationContext],
+    tracking_number: str,
+) -> Any:
     """Current status and location of a parcel."""
-    return await _call("track_shipment", {"tracking_number": tracking_number})
+    return await _call(ctx, "track_shipment", {"tracking_number": tracking_number})

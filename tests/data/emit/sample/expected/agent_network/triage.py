@@ -9,7 +9,7 @@ from agents import Agent, Handoff, Model, RunContextWrapper, handoff
 from agents.extensions.handoff_prompt import RECOMMENDED_PROMPT_PREFIX
 from pydantic import BaseModel, Field
 
-from ._config import DEFAULT_MODEL
+from ._config import DEFAULT_MODEL, MODEL_SETTINGS, instructions
 from .billing import billing_agent
 from .billing_disputes import billing_disputes_agent
 from .shipping import shipping_agent
@@ -24,20 +24,16 @@ BILLING_TRIAGE_INSTRUCTIONS = (
     "agent.\n"
     "\n"
     "Agents and the requests they handle:\n"
-    "- Billing: Handles: The customer asks for their money back on an order.\n"
-    "- Billing Disputes: Handles: The customer says an invoice is wrong."
+    "- Billing: Handles: Request a refund.\n"
+    "- Billing Disputes: Handles: Dispute an invoice."
 )
 
 billing_triage_agent = Agent(
     name="Billing Triage",
-    handoff_description=(
-        "Handles: The customer asks for their money back on an order; Handles: The "
-        "customer says an invoice is wrong."
-    ),
-    instructions="\n\n".join(
-        [RECOMMENDED_PROMPT_PREFIX, BILLING_TRIAGE_INSTRUCTIONS]
-    ),
+    handoff_description="Handles: Request a refund; Handles: Dispute an invoice.",
+    instructions=instructions(f"{RECOMMENDED_PROMPT_PREFIX}\n\n{BILLING_TRIAGE_INSTRUCTIONS}"),
     model=DEFAULT_MODEL,
+    model_settings=MODEL_SETTINGS,
 )
 
 TRIAGE_INSTRUCTIONS = (
@@ -48,17 +44,15 @@ TRIAGE_INSTRUCTIONS = (
     "to find out.\n"
     "\n"
     "Agents and the requests they handle:\n"
-    "- Billing Triage: Handles: The customer asks for their money back on an order; "
-    "Handles: The customer says an invoice is wrong.\n"
-    "- Shipping: Handles: The customer asks where their parcel is."
+    "- Billing Triage: Handles: Request a refund; Handles: Dispute an invoice.\n"
+    "- Shipping: Handles: Where is my order?."
 )
 
 triage_agent = Agent(
     name="Triage",
-    instructions="\n\n".join(
-        [RECOMMENDED_PROMPT_PREFIX, TRIAGE_INSTRUCTIONS]
-    ),
+    instructions=instructions(f"{RECOMMENDED_PROMPT_PREFIX}\n\n{TRIAGE_INSTRUCTIONS}"),
     model=DEFAULT_MODEL,
+    model_settings=MODEL_SETTINGS,
 )
 
 
