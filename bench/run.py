@@ -655,7 +655,7 @@ def main() -> None:
         "--setup", action="store_true", help="create the competitors' virtualenv and exit"
     )
     parser.add_argument(
-        "--only", default="", help="comma-separated subset: pdf,docx,memory,noop,model,startup,network"
+        "--only", default="", help=f"comma-separated subset: {','.join(SECTIONS)}"
     )
     args = parser.parse_args()
     if args.setup:

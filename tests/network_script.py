@@ -5,7 +5,8 @@ semantics in `sop_compiler.models.routine`). `paths` gives the paths worth runni
 `script_for` the turns of one of them: the handoffs from the network's top triage down to the
 routine's specialist (the shortest chain of `agent.handoffs`), one function call per `tool_call`
 step, a `transfer_to_<agent>` call for a `handoff` step, nothing for `say`, `ask` and `action`
-(the customer's answers are not model turns), then a final assistant message.
+(the customer's answers are not model turns), then a final assistant message. `governed_path`
+calls the tools the routine's rules govern that no step calls.
 
 Branches are taken deterministically. On the `then` path a condition goes to its `then_step` and
 a switch to its first case; on the `else` path a condition goes to its `else_step` and a switch
@@ -34,7 +35,7 @@ from agents.items import TResponseOutputItem
 from agents.testing import assistant_message, function_call
 
 from sop_compiler.models import Routine, ToolCatalog
-from sop_compiler.models.routine import Step
+from sop_compiler.models.routine import Step, ToolCall
 from sop_compiler.slug import agent_key
 
 Branch = Literal["then", "else"]
@@ -54,6 +55,7 @@ class RoutinePath:
     steps: list[tuple[str, Step]]
 
     def ids(self) -> list[str]:
+        """The labels of its steps, in order."""
         return [label for label, _step in self.steps]
 
 
@@ -108,6 +110,33 @@ def paths(routine: Routine, routines: Mapping[str, Routine]) -> list[RoutinePath
     return distinct
 
 
+def governed_path(routine: Routine, catalog: ToolCatalog) -> RoutinePath:
+    """A call of each catalog tool the routine's rules govern that none of its steps calls.
+
+    A rule such as "only pending orders can be cancelled" (governs `cancel_pending_order`) tells
+    the model when it may call that tool, so a model that follows the SOP's intent calls it.
+    """
+    called = {s.tool_call.tool for s in routine.walk() if s.tool_call is not None}
+    governed = sorted(
+        {
+            name
+            for rule in routine.rules
+            for name in rule.governs
+            if catalog.get(name) is not None and name not in called
+        }
+    )
+    steps = [
+        Step(
+            id=f"rule:{name}",
+            kind="tool_call",
+            text=f"Call `{name}` as the rules allow.",
+            tool_call=ToolCall(tool=name),
+        )
+        for name in governed
+    ]
+    return RoutinePath(name="governed tools", steps=[(step.id, step) for step in steps])
+
+
 def script_for(
     routine: Routine, path: RoutinePath, *, triage: Agent[Any], catalog: ToolCatalog
 ) -> Script:
@@ -115,7 +144,7 @@ def script_for(
 
     Args:
         routine: The routine `path` goes through.
-        path: One of `paths(routine, ...)`.
+        path: One of `paths(routine, ...)`, or `governed_path(routine, ...)`.
         triage: The network's top triage agent (from `build_network`).
         catalog: The tool catalog (parameter types, which tools need approval).
     """

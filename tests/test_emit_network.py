@@ -345,7 +345,9 @@ def test_sync_implementations_run_in_threads_concurrently(emitted: Path) -> None
     async def four() -> tuple[int, list[Any]]:
         import threading
 
-        calls = [tools_module._call(_ctx(), "lookup_order", {"order_id": f"A{n}"}) for n in range(4)]
+        calls = [
+            tools_module._call(_ctx(), "lookup_order", {"order_id": f"A{n}"}) for n in range(4)
+        ]
         return threading.get_ident(), list(await asyncio.gather(*calls))
 
     loop_thread, results = asyncio.run(four())

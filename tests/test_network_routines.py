@@ -17,7 +17,7 @@ import importlib
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -25,7 +25,6 @@ from typing import Any
 
 import pytest
 from gold import iter_cases
-from network_script import FINAL_MESSAGE, RoutinePath, paths, script_for
 
 from sop_compiler.catalog import load_catalog
 from sop_compiler.config import Settings, load_settings
@@ -35,6 +34,13 @@ from sop_compiler.pipeline import compile_folder, read_procedures
 agents = pytest.importorskip("agents")
 from agents import Agent, Runner, RunResult  # noqa: E402
 from agents.testing import ScriptedModel  # noqa: E402
+from network_script import (  # noqa: E402
+    FINAL_MESSAGE,
+    RoutinePath,
+    governed_path,
+    paths,
+    script_for,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "sample_sops"
@@ -42,8 +48,10 @@ POLICIES = Path(__file__).parent / "data" / "policies"
 # The committed output of sample_sops (kept current by test_generated_routines) names its routines.
 SAMPLE_ROUTINES = REPO / "generated_routines" / "routines"
 MAX_TURNS = 100
-# Real product bugs this test finds, by case id (see the test's xfail marks).
-KNOWN_BUGS: dict[str, str] = {}
+# Real product bugs these tests find, by case id: strict xfail marks, so a fix fails the case
+# until its entry is removed. Every path of every routine runs today.
+PATH_BUGS: dict[str, str] = {}
+GOVERNED_BUGS: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
@@ -76,12 +84,13 @@ def _routine_ids(corpus: Corpus) -> list[str]:
 ROUTINES = {name: _routine_ids(corpus) for name, corpus in CORPORA.items()}
 
 
-def _cases() -> list[Any]:
+def _cases(bugs: dict[str, str]) -> list[Any]:
+    """One case per routine, `<corpus>/<routine id>`; a known bug makes it a strict xfail."""
     cases = []
     for corpus, ids in ROUTINES.items():
         for routine_id in ids:
             case_id = f"{corpus}/{routine_id}"
-            bug = KNOWN_BUGS.get(case_id)
+            bug = bugs.get(case_id)
             marks = [pytest.mark.xfail(strict=True, reason=bug)] if bug else []
             cases.append(pytest.param(corpus, routine_id, id=case_id, marks=marks))
     return cases
@@ -178,8 +187,11 @@ class Recorder:
         return record
 
 
+Install = Callable[[ToolCatalog], Recorder]
+
+
 @pytest.fixture
-def recorder(monkeypatch: pytest.MonkeyPatch) -> Any:
+def recorder(monkeypatch: pytest.MonkeyPatch) -> Install:
     """Install a Recorder as `tool_impl` (the emitted tools import it when called)."""
 
     def install(catalog: ToolCatalog) -> Recorder:
@@ -206,9 +218,9 @@ async def _run(
     return result, pauses
 
 
-def _problems(network: Network, routine: Routine, path: RoutinePath, install: Any) -> list[str]:
+def _problems(network: Network, routine: Routine, path: RoutinePath, install: Install) -> list[str]:
     """What went wrong driving `path` on the network (nothing: it ran as the routine says)."""
-    impl: Recorder = install(network.catalog)
+    impl = install(network.catalog)
     # The script is read from the module-level agents (the same names and wiring as a clone).
     script = script_for(
         routine, path, triage=network.package.build_network(), catalog=network.catalog
@@ -249,9 +261,9 @@ def test_every_compiled_routine_is_driven(builds: _Builds) -> None:
         assert network.not_deployed == [], f"{name}: routines left out of the network"
 
 
-@pytest.mark.parametrize(("corpus", "routine_id"), _cases())
+@pytest.mark.parametrize(("corpus", "routine_id"), _cases(PATH_BUGS))
 def test_every_path_of_the_routine_runs_on_the_network(
-    builds: _Builds, recorder: Any, corpus: str, routine_id: str
+    builds: _Builds, recorder: Install, corpus: str, routine_id: str
 ) -> None:
     """Its `then` and `else` paths and one to each handoff and tool step (see network_script)."""
     network = builds.get(corpus)
@@ -262,3 +274,49 @@ def test_every_path_of_the_routine_runs_on_the_network(
         for problem in _problems(network, routine, path, recorder)
     ]
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize(("corpus", "routine_id"), _cases(GOVERNED_BUGS))
+def test_every_tool_the_routines_rules_govern_can_be_called(
+    builds: _Builds, recorder: Install, corpus: str, routine_id: str
+) -> None:
+    """A tool a rule allows under a condition is on the agent, even when no step calls it."""
+    network = builds.get(corpus)
+    routine = network.routines[routine_id]
+    path = governed_path(routine, network.catalog)
+    problems = _problems(network, routine, path, recorder) if path.steps else []
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("corpus", list(CORPORA))
+def test_a_gated_write_tool_is_refused_before_verification(
+    builds: _Builds, recorder: Install, corpus: str
+) -> None:
+    """Every write tool the routines call only after verifying the customer refuses to run
+    when a model calls it first: the refusal reaches the model, tool_impl is never called."""
+    network = builds.get(corpus)
+    package = network.package
+    tools = getattr(package, "tools", None)  # imported by the specialists that have tools
+    verify_first: dict[str, tuple[str, ...]] = dict(getattr(tools, "VERIFY_FIRST", {}))
+    if corpus == "samples":
+        assert set(verify_first) >= {"close_account", "unlock_account"}
+    for tool, by in sorted(verify_first.items()):
+        routine = next(r for r in network.routines.values() if tool in r.tools_used)
+        step = next(s for s in routine.walk() if s.tool_call and s.tool_call.tool == tool)
+        script = script_for(
+            routine,
+            RoutinePath(name=f"{tool} first", steps=[("gated", step)]),
+            triage=package.build_network(),
+            catalog=network.catalog,
+        )
+        impl = recorder(network.catalog)
+        model = ScriptedModel(script.turns)
+        asyncio.run(_run(package.build_network(model), impl, context=package.ConversationContext()))
+        outputs = [
+            item["output"]
+            for item in model.calls[-1].input
+            if isinstance(item, dict) and item.get("type") == "function_call_output"
+        ]
+        assert outputs[-1].startswith(f"{tool} refused: the customer is not verified"), tool
+        assert f"call {' or '.join(by)} first" in outputs[-1]
+        assert impl.calls == [], f"{tool} ran before verification"

@@ -12,24 +12,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import agents
 import pytest
-
-pytest.importorskip("agents")
-
-import agents  # noqa: E402
-from agents import (  # noqa: E402
+from agents import (
     InputGuardrailTripwireTriggered,
     RunContextWrapper,
     Runner,
 )
-from agents.testing import ScriptedModel, assistant_message, function_call  # noqa: E402
-from agents.tracing import Span, Trace, TracingProcessor  # noqa: E402
+from agents.testing import ScriptedModel, assistant_message, function_call
+from agents.tracing import Span, Trace, TracingProcessor
 
-from sop_compiler.config import NetworkSettings, Settings  # noqa: E402
-from sop_compiler.emit import deployable, render_network, render_routine  # noqa: E402
-from sop_compiler.emit.write import write_outputs  # noqa: E402
-from sop_compiler.models import Routine, Tool, ToolCatalog, ValidationReport  # noqa: E402
-from sop_compiler.models.report import Issue  # noqa: E402
+from sop_compiler.config import NetworkSettings, Settings
+from sop_compiler.emit import deployable, render_network, render_routine
+from sop_compiler.emit.write import write_outputs
+from sop_compiler.models import Routine, Tool, ToolCatalog, ValidationReport
+from sop_compiler.models.report import Issue
 
 CATALOG = ToolCatalog(
     tools=[
@@ -132,7 +129,10 @@ CREDIT = _routine(
 ORDER = _routine(
     "billing",
     "order-status",
-    [_call("1", "lookup_order", ("order_id", "order_id")), {"id": "2", "kind": "resolve", "text": "Done"}],
+    [
+        _call("1", "lookup_order", ("order_id", "order_id")),
+        {"id": "2", "kind": "resolve", "text": "Done"},
+    ],
 )
 
 IMPL = """
@@ -229,9 +229,17 @@ def test_a_write_tool_is_refused_until_the_customer_is_verified(network: Any) ->
         [
             [function_call("transfer_to_account", {}, call_id="h")],
             [function_call("unlock_account", {"customer_id": "C-1"}, call_id="u1")],
-            [function_call("verify_identity", {"customer_id": "C-2", "method": "sms_code"}, call_id="t1")],
+            [
+                function_call(
+                    "verify_identity", {"customer_id": "C-2", "method": "sms_code"}, call_id="t1"
+                )
+            ],
             [function_call("unlock_account", {"customer_id": "C-2"}, call_id="u2")],
-            [function_call("verify_identity", {"customer_id": "C-1", "method": "sms_code"}, call_id="t2")],
+            [
+                function_call(
+                    "verify_identity", {"customer_id": "C-1", "method": "sms_code"}, call_id="t2"
+                )
+            ],
             [function_call("unlock_account", {"customer_id": "C-1"}, call_id="u3")],
             [assistant_message("Your account is unlocked.")],
         ]
@@ -338,7 +346,9 @@ def test_run_traces_lead_back_to_the_sops(network: Any) -> None:
     agents.set_tracing_disabled(False)
     try:
         context = network.ConversationContext()
-        asyncio.run(network.run("hi", context=context, model=ScriptedModel([[assistant_message("Hi")]])))
+        asyncio.run(
+            network.run("hi", context=context, model=ScriptedModel([[assistant_message("Hi")]]))
+        )
     finally:
         agents.set_tracing_disabled(True)
         agents.set_trace_processors([])
