@@ -654,9 +654,7 @@ def main() -> None:
     parser.add_argument(
         "--setup", action="store_true", help="create the competitors' virtualenv and exit"
     )
-    parser.add_argument(
-        "--only", default="", help=f"comma-separated subset: {','.join(SECTIONS)}"
-    )
+    parser.add_argument("--only", default="", help=f"comma-separated subset: {','.join(SECTIONS)}")
     args = parser.parse_args()
     if args.setup:
         setup()
