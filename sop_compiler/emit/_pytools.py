@@ -219,8 +219,16 @@ def _param_source(param: _Param, *, indent: int, expand: bool) -> str:
     return f"{param.py_name}: {annotation} | None = None"
 
 
-def _signature(function: str, params: list[_Param]) -> str:
-    head, tail = f"async def {function}(", ") -> Any:"
+def _returns(tool: Tool) -> str:
+    """The return annotation: the catalog's `returns` schema when it gives one, else Any."""
+    if not tool.returns:
+        return "Any"
+    annotation, _, _ = _annotation(tool.returns, tool.returns)
+    return annotation
+
+
+def _signature(function: str, params: list[_Param], returns: str) -> str:
+    head, tail = f"async def {function}(", f") -> {returns}:"
     context = "ctx: RunContextWrapper[ConversationContext]"
     flat = ", ".join([context, *(_param_source(p, indent=0, expand=False) for p in params)])
     if text_width(head + flat + tail) <= CODE_WIDTH:
@@ -249,14 +257,17 @@ def _decorator(tool: Tool, function: str, strict: bool) -> str:
     return "@function_tool(\n" + "".join(f"    {option},\n" for option in options) + ")"
 
 
-def _body(tool: Tool, params: list[_Param]) -> str:
+def _body(tool: Tool, params: list[_Param], returns: str) -> str:
     name = py_literal(tool.name)
     entries = [f"{py_literal(p.name)}: {p.py_name}" for p in params]
-    flat = f"    return await _call(ctx, {name}, {{{', '.join(entries)}}})"
-    if text_width(flat) <= CODE_WIDTH:
+    # A typed result is bound to a typed name first: returning Any as-is fails mypy --strict.
+    keep = "return" if returns == "Any" else f"result: {returns} ="
+    end = "" if returns == "Any" else "\n    return result"
+    flat = f"    {keep} await _call(ctx, {name}, {{{', '.join(entries)}}}){end}"
+    if all(text_width(line) <= CODE_WIDTH for line in flat.splitlines()):
         return flat
     lines = "".join(f"        {entry},\n" for entry in entries)
-    return f"    arguments = {{\n{lines}    }}\n    return await _call(ctx, {name}, arguments)"
+    return f"    arguments = {{\n{lines}    }}\n    {keep} await _call(ctx, {name}, arguments){end}"
 
 
 def tool_stubs(tools: list[Tool]) -> list[ToolStub]:
@@ -272,9 +283,9 @@ def tool_stubs(tools: list[Tool]) -> list[ToolStub]:
         source = "\n".join(
             [
                 _decorator(tool, function, strict),
-                _signature(function, params),
+                _signature(function, params, _returns(tool)),
                 docstring,
-                _body(tool, params),
+                _body(tool, params, _returns(tool)),
             ]
         )
         uses_literal = any(p.literal_values for p in params)
