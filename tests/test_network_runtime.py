@@ -23,11 +23,14 @@ from agents import (
 from agents.testing import ScriptedModel, assistant_message, function_call
 from agents.tracing import Span, Trace, TracingProcessor
 
-from sop_compiler.config import NetworkSettings, Settings
+from sop_compiler.config import NetworkSettings, Settings, load_settings
 from sop_compiler.emit import deployable, render_network, render_routine
 from sop_compiler.emit.write import write_outputs
+from sop_compiler.generate.fake import FakeBackend
 from sop_compiler.models import Routine, Tool, ToolCatalog, ValidationReport
 from sop_compiler.models.report import Issue
+from sop_compiler.pipeline import compile_folder
+from sop_compiler.render.run import render_run
 
 CATALOG = ToolCatalog(
     tools=[
@@ -448,3 +451,60 @@ def test_emitted_code_passes_mypy_strict(tmp_path: Path) -> None:
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+REFUND_SOP = """# Refunds
+
+## Issue a refund
+
+1. Ask for the order number.
+2. Look up the order with `lookup_order`.
+3. If the order is older than 30 days, escalate to Billing Tier 2.
+"""
+UNLOCK_SOP = """# Account unlock
+
+## Unlock an account
+
+1. Ask for the customer ID.
+2. Verify the customer's identity with `verify_identity`.
+3. Unlock the account with `unlock_account`.
+"""
+# A model answer that hands off to an agent the network does not have, on every attempt.
+BAD_DRAFT = {
+    "title": "Unlock an account",
+    "trigger": "Use when a customer is locked out.",
+    "steps": [
+        {"id": "1", "kind": "ask", "text": "Ask for the customer ID"},
+        {"id": "2", "kind": "handoff", "text": "Hand off to Fraud", "target": "Fraud"},
+    ],
+}
+
+
+def test_a_routine_with_errors_is_written_for_review_but_not_deployed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sops, out = tmp_path / "sops", tmp_path / "out"
+    for rel, text in {"billing/refund.md": REFUND_SOP, "account/unlock.md": UNLOCK_SOP}.items():
+        (sops / rel).parent.mkdir(parents=True, exist_ok=True)
+        (sops / rel).write_text(text, encoding="utf-8")
+    (sops / "tools.yaml").write_text(
+        (Path(__file__).parents[1] / "sample_sops" / "tools.yaml").read_text(), encoding="utf-8"
+    )
+    settings = load_settings(sops, overrides={"output": out, "backend": "fake"})
+    backend = FakeBackend(settings)
+    backend.queue(BAD_DRAFT, BAD_DRAFT, BAD_DRAFT, procedure_id="unlock")
+    result = compile_folder(sops, settings=settings, backend=backend)
+
+    assert result.exit_code == 1
+    assert result.not_deployed == ["account/unlock: validation errors: handoff_target"]
+    assert (out / "routines" / "account" / "unlock.md").is_file()  # kept for the reviewer
+    review = (out / "REVIEW.md").read_text(encoding="utf-8")
+    assert "## Not deployed" in review
+    assert "| account/unlock | validation errors: handoff\\_target |" in review
+    # Account has no deployed routine, so the network has no Account agent at all.
+    package = sorted(p.name for p in (out / "agent_network").glob("*.py"))
+    assert "account.py" not in package and "billing.py" in package
+    render_run(result, fmt="text")
+    assert (
+        "not deployed: account/unlock: validation errors: handoff_target" in capsys.readouterr().out
+    )
