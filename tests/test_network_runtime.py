@@ -25,6 +25,7 @@ from agents.tracing import Span, Trace, TracingProcessor
 
 from sop_compiler.config import NetworkSettings, Settings, load_settings
 from sop_compiler.emit import deployable, render_network, render_routine
+from sop_compiler.emit._plan import verification_gates
 from sop_compiler.emit.write import write_outputs
 from sop_compiler.generate.fake import FakeBackend
 from sop_compiler.models import Routine, Tool, ToolCatalog, ValidationReport
@@ -417,6 +418,21 @@ def test_an_agent_over_the_threshold_reads_an_index_and_loads_one_routine(networ
     # An agent within the threshold keeps its one routine inline.
     account = importlib.import_module("agent_network.account")
     assert "Call `verify_identity`" in account.INSTRUCTIONS
+
+
+def test_a_rule_asking_for_a_verified_customer_gates_the_tool_it_governs() -> None:
+    rule = {
+        "kind": "only_if",
+        "text": "Apply a credit only for an authenticated customer.",
+        "condition": "the customer is authenticated",
+        "governs": ["apply_credit"],
+    }
+    ruled = Routine.model_validate({**CREDIT.model_dump(), "rules": [rule]})
+    assert verification_gates([UNLOCK, CREDIT], CATALOG) == {"unlock_account": ["verify_identity"]}
+    assert verification_gates([UNLOCK, ruled], CATALOG) == {
+        "apply_credit": ["verify_identity"],
+        "unlock_account": ["verify_identity"],
+    }
 
 
 def test_routines_with_errors_or_broken_links_are_not_deployed() -> None:

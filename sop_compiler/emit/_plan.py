@@ -152,6 +152,8 @@ def _unique(name: str, taken: set[str]) -> str:
     return candidate
 
 
+# A rule about the customer's identity: "only if the customer is verified / authenticated".
+_VERIFIED = re.compile(r"\b(verif(y|ied|ication)|authenticat(e|ed|ion)|identity)\b", re.I)
 _SUMMARY_CHARS = 240  # a handoff description is one short line, whatever the agent's size
 
 
@@ -298,14 +300,23 @@ def deployable(
 def verification_gates(routines: Iterable[Routine], catalog: ToolCatalog) -> dict[str, list[str]]:
     """Write tools that may only run once the customer is verified, with the tools that verify.
 
-    A write tool is gated when every routine that calls it verifies the customer (calls a
-    verifying catalog tool) before it: what the SOPs order before that write, the network then
-    enforces in code. A tool some routine calls without verifying first stays open to all.
+    A write tool is gated when a rule that governs it asks for a verified (authenticated)
+    customer, or when every routine that calls it verifies the customer (calls a verifying
+    catalog tool) before it: what the SOPs order before that write, the network then enforces
+    in code. Otherwise a tool some routine calls without verifying first stays open to all.
     """
     verifiers = {tool.name for tool in catalog.tools if tool.verifies_identity()}
     gates: dict[str, set[str]] = {}
     open_to_all: set[str] = set()
+    ruled: set[str] = set()  # write tools a rule allows only for a verified customer
     for routine in routines:
+        for rule in routine.rules:
+            if verifiers and _VERIFIED.search(f"{rule.text} {rule.condition or ''}"):
+                for name in rule.governs:
+                    tool = catalog.get(name)
+                    if tool is not None and tool.access == "write":
+                        gates.setdefault(name, set()).update(verifiers)
+                        ruled.add(name)
         seen: list[str] = []
         for step in walk_steps(routine.steps):
             call = step.tool_call if step.kind == "tool_call" else None
@@ -318,4 +329,8 @@ def verification_gates(routines: Iterable[Routine], catalog: ToolCatalog) -> dic
                 gates.setdefault(tool.name, set()).update(seen)
             elif tool.access == "write":
                 open_to_all.add(tool.name)
-    return {name: sorted(by) for name, by in sorted(gates.items()) if name not in open_to_all}
+    return {
+        name: sorted(by)
+        for name, by in sorted(gates.items())
+        if name in ruled or name not in open_to_all
+    }
