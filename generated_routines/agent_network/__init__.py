@@ -2,14 +2,21 @@
 """The agent network compiled from the SOPs: triage hands off to specialists.
 
 Example:
-    from agents import Runner
+    import asyncio
 
-    from agent_network import build_network
+    from agent_network import ConversationContext, run
 
-    result = Runner.run_sync(build_network(), "I was charged twice for my order")
+    context = ConversationContext()  # one per conversation
+    result = asyncio.run(run("I was charged twice for my order", context=context))
     print(result.final_output)
+
+`run()` traces each turn with what the network was compiled from.
+`build_network(model)` gives the triage agent for `Runner.run` on any model (pass a
+ConversationContext as the run's context).
 """
 
+from ._run import run
+from .context import ConversationContext
 from .triage import build_network, triage_agent
 
-__all__ = ["build_network", "triage_agent"]
+__all__ = ["ConversationContext", "build_network", "run", "triage_agent"]

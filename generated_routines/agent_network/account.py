@@ -5,7 +5,7 @@ from agents import Agent
 from agents.extensions.handoff_prompt import RECOMMENDED_PROMPT_PREFIX
 
 from . import tools
-from ._config import DEFAULT_MODEL, routine_instructions
+from ._config import DEFAULT_MODEL, MODEL_SETTINGS, instructions, routine_instructions
 
 FOLDER = "account"
 ROUTINES = [
@@ -21,18 +21,18 @@ ROLE = (
     "escalate. If the customer needs something none of your routines covers, hand the "
     "conversation back to the Triage agent."
 )
+INSTRUCTIONS = "\n\n".join(
+    [RECOMMENDED_PROMPT_PREFIX, ROLE, routine_instructions(FOLDER, ROUTINES)]
+)
 
 account_agent = Agent(
     name="Account",
     handoff_description=(
-        "Handles: Use when a customer asks to close an account at the customer's "
-        "request; Use when a customer asks to reopen an account in the cooling-off "
-        "period; Use for identity verification; Use for a customer who has forgotten "
-        "their password or whose account is locked after too many failed sign-ins."
+        "Handles: Closing an account at the customer's request; Reopening an account "
+        "in the cooling-off period; Identity Verification; Password Reset and Account "
+        "Unlock."
     ),
-    instructions="\n\n".join(
-        [RECOMMENDED_PROMPT_PREFIX, ROLE, routine_instructions(FOLDER, ROUTINES)]
-    ),
+    instructions=instructions(INSTRUCTIONS),
     tools=[
         tools.close_account,
         tools.create_ticket,
@@ -42,4 +42,5 @@ account_agent = Agent(
         tools.verify_identity,
     ],
     model=DEFAULT_MODEL,
+    model_settings=MODEL_SETTINGS,
 )

@@ -5,7 +5,7 @@ from agents import Agent
 from agents.extensions.handoff_prompt import RECOMMENDED_PROMPT_PREFIX
 
 from . import tools
-from ._config import DEFAULT_MODEL, routine_instructions
+from ._config import DEFAULT_MODEL, MODEL_SETTINGS, instructions, routine_instructions
 
 FOLDER = "billing"
 ROUTINES = [
@@ -22,21 +22,17 @@ ROLE = (
     "escalate. If the customer needs something none of your routines covers, hand the "
     "conversation back to the Triage agent."
 )
+INSTRUCTIONS = "\n\n".join(
+    [RECOMMENDED_PROMPT_PREFIX, ROLE, routine_instructions(FOLDER, ROUTINES)]
+)
 
 billing_agent = Agent(
     name="Billing",
     handoff_description=(
-        "Handles: Use when a customer asks us to correct an invoice so they can claim "
-        "tax or expenses; Use when a customer's bank disputes a card payment (a "
-        "chargeback); Use when a customer's bank asks for information about a card "
-        "payment (a retrieval request); Use when a refund to the original payment "
-        "method is not possible, when the customer prefers credit, or as compensation "
-        "for a service failure; Use when a customer asks for their money back for an "
-        "order or part of an order."
+        "Handles: Invoice Corrections; Handling a new chargeback notice; Responding to "
+        "a retrieval request; Applying an account credit; Issuing a refund."
     ),
-    instructions="\n\n".join(
-        [RECOMMENDED_PROMPT_PREFIX, ROLE, routine_instructions(FOLDER, ROUTINES)]
-    ),
+    instructions=instructions(INSTRUCTIONS),
     tools=[
         tools.apply_account_credit,
         tools.correct_invoice,
@@ -48,4 +44,5 @@ billing_agent = Agent(
         tools.track_shipment,
     ],
     model=DEFAULT_MODEL,
+    model_settings=MODEL_SETTINGS,
 )

@@ -5,7 +5,7 @@ from agents import Agent
 from agents.extensions.handoff_prompt import RECOMMENDED_PROMPT_PREFIX
 
 from . import tools
-from ._config import DEFAULT_MODEL, routine_instructions
+from ._config import DEFAULT_MODEL, MODEL_SETTINGS, instructions, routine_instructions
 
 FOLDER = "shipping"
 ROUTINES = [
@@ -23,19 +23,18 @@ ROLE = (
     "escalate. If the customer needs something none of your routines covers, hand the "
     "conversation back to the Triage agent."
 )
+INSTRUCTIONS = "\n\n".join(
+    [RECOMMENDED_PROMPT_PREFIX, ROLE, routine_instructions(FOLDER, ROUTINES)]
+)
 
 shipping_agent = Agent(
     name="Shipping",
     handoff_description=(
-        "Handles: Use for a delivery exception: any carrier event that stops a parcel "
-        "moving toward the customer; Use when a customer asks to redirect a parcel; "
-        "Use for a parcel that arrived damaged; Use for a parcel that the customer "
-        "reports as lost; Use for accepting a return; Use when a customer asks to "
-        "arrange an exchange."
+        "Handles: Procedure A: Handling a delivery exception; Procedure B: Redirecting "
+        "a parcel; Package arrived damaged; Package reported lost; Accepting a return; "
+        "Arranging an exchange."
     ),
-    instructions="\n\n".join(
-        [RECOMMENDED_PROMPT_PREFIX, ROLE, routine_instructions(FOLDER, ROUTINES)]
-    ),
+    instructions=instructions(INSTRUCTIONS),
     tools=[
         tools.create_return_label,
         tools.create_ticket,
@@ -45,4 +44,5 @@ shipping_agent = Agent(
         tools.track_shipment,
     ],
     model=DEFAULT_MODEL,
+    model_settings=MODEL_SETTINGS,
 )

@@ -5,7 +5,7 @@ from agents import Agent
 from agents.extensions.handoff_prompt import RECOMMENDED_PROMPT_PREFIX
 
 from . import tools
-from ._config import DEFAULT_MODEL, routine_instructions
+from ._config import DEFAULT_MODEL, MODEL_SETTINGS, instructions, routine_instructions
 
 FOLDER = "tech_support"
 ROUTINES = [
@@ -19,17 +19,17 @@ ROLE = (
     "ask or escalate. If the customer needs something none of your routines covers, "
     "hand the conversation back to the Triage agent."
 )
+INSTRUCTIONS = "\n\n".join(
+    [RECOMMENDED_PROMPT_PREFIX, ROLE, routine_instructions(FOLDER, ROUTINES)]
+)
 
 tech_support_agent = Agent(
     name="Tech Support",
     handoff_description=(
-        "Handles: Use when a customer needs help setting up a new Acme Fibre router, "
-        "whether it is their first router or a replacement; Use for a customer who "
-        "reports no internet connection or a connection that keeps dropping."
+        "Handles: Device Setup: New Acme Fibre Router; Internet Outage Troubleshooting "
+        "(Acme Fibre)."
     ),
-    instructions="\n\n".join(
-        [RECOMMENDED_PROMPT_PREFIX, ROLE, routine_instructions(FOLDER, ROUTINES)]
-    ),
+    instructions=instructions(INSTRUCTIONS),
     tools=[
         tools.check_service_status,
         tools.create_ticket,
@@ -39,4 +39,5 @@ tech_support_agent = Agent(
         tools.track_shipment,
     ],
     model=DEFAULT_MODEL,
+    model_settings=MODEL_SETTINGS,
 )

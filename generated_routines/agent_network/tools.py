@@ -3,26 +3,48 @@
 
 Each tool delegates to a function of the same name in the implementation module,
 which you write and sopc never touches. A missing module or function is reported
-when the tool is called.
+when the tool is called. An implementation may be sync (it runs in a worker thread)
+or async; one with a `ctx` parameter receives the run's RunContextWrapper, whose
+`context` is the conversation's ConversationContext.
+
+A verifying tool's implementation returns True or {"verified": True} when the
+customer proved who they are; until one has, in this conversation, the write tools
+in VERIFY_FIRST refuse to run (their routines verify the customer first).
 """
 
 import asyncio
 import importlib
 import inspect
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from agents import RunContextWrapper, default_tool_error_function, function_tool
+from pydantic import Field
+
+from .context import ConversationContext, verification_succeeded
 
 IMPLEMENTATION_MODULE = "tool_impl"
+# Tools whose success verifies the customer's identity.
+VERIFIERS: frozenset[str] = frozenset({"verify_identity"})
+# Write tools the routines call only once the customer is verified, and the tools
+# that verify.
+VERIFY_FIRST: dict[str, tuple[str, ...]] = {
+    "close_account": ("verify_identity",),
+    "send_password_reset": ("verify_identity",),
+    "unlock_account": ("verify_identity",),
+}
 
 
 class ToolNotImplementedError(NotImplementedError):
     """A tool has no function in the implementation module."""
 
 
+class VerificationRequiredError(PermissionError):
+    """A write tool was called before the customer was verified in this conversation."""
+
+
 def _tool_error(ctx: RunContextWrapper[Any], error: Exception) -> str:
     """Tell the model what went wrong: the exception's type and message."""
-    if isinstance(error, ToolNotImplementedError):
+    if isinstance(error, (ToolNotImplementedError, VerificationRequiredError)):
         return str(error)
     message = str(error).strip()
     if not message:
@@ -30,8 +52,22 @@ def _tool_error(ctx: RunContextWrapper[Any], error: Exception) -> str:
     return f"The tool failed ({type(error).__name__}): {message}"
 
 
-async def _call(name: str, arguments: dict[str, Any]) -> Any:
-    """Run `name` (sync or async) from the implementation module."""
+def _refuse_unverified(name: str, context: ConversationContext | None) -> None:
+    """Stop a gated write tool until a verifying tool succeeded in this conversation."""
+    verifiers = VERIFY_FIRST.get(name)
+    if verifiers and not (context is not None and context.verified):
+        raise VerificationRequiredError(
+            f"{name} refused: the customer is not verified in this conversation "
+            f"(call {' or '.join(verifiers)} first, and only go on if it succeeds)"
+        )
+
+
+async def _call(
+    ctx: RunContextWrapper[ConversationContext], name: str, arguments: dict[str, Any]
+) -> Any:
+    """Run `name` (sync or async) from the implementation module; note what it shows."""
+    context = ctx.context if isinstance(ctx.context, ConversationContext) else None
+    _refuse_unverified(name, context)
     try:
         module = importlib.import_module(IMPLEMENTATION_MODULE)
     except ModuleNotFoundError as exc:
@@ -54,17 +90,30 @@ async def _call(name: str, arguments: dict[str, Any]) -> Any:
             f"{IMPLEMENTATION_MODULE}.{name} is not implemented: {file} has no "
             f"function {name} (add def {name}(...) to it)"
         )
+    keywords = dict(arguments)
+    if "ctx" in inspect.signature(function).parameters:
+        keywords["ctx"] = ctx
     if inspect.iscoroutinefunction(function):
-        return await function(**arguments)
-    # A sync implementation runs in a worker thread: it never blocks the event loop.
-    result = await asyncio.to_thread(function, **arguments)
-    if inspect.isawaitable(result):
-        result = await result
+        result = await function(**keywords)
+    else:
+        # A sync implementation runs in a worker thread: it never blocks the event loop.
+        result = await asyncio.to_thread(function, **keywords)
+        if inspect.isawaitable(result):
+            result = await result
+    if context is not None:
+        context.remember(arguments, result)
+        if name in VERIFIERS and verification_succeeded(result):
+            context.verified = True
     return result
 
 
 @function_tool(needs_approval=True, failure_error_function=_tool_error)
-async def apply_account_credit(customer_id: str, amount: float, reason: str) -> Any:
+async def apply_account_credit(
+    ctx: RunContextWrapper[ConversationContext],
+    customer_id: str,
+    amount: Annotated[float, Field(gt=0)],
+    reason: str,
+) -> Any:
     """Add a credit to the customer's account balance, used on the next invoice. Needs
     approval.
 
@@ -78,34 +127,49 @@ async def apply_account_credit(customer_id: str, amount: float, reason: str) -> 
         "amount": amount,
         "reason": reason,
     }
-    return await _call("apply_account_credit", arguments)
+    return await _call(ctx, "apply_account_credit", arguments)
 
 
 @function_tool(failure_error_function=_tool_error)
-async def check_service_status(postcode: str) -> Any:
+async def check_service_status(
+    ctx: RunContextWrapper[ConversationContext],
+    postcode: str,
+) -> Any:
     """Check for known outages and planned maintenance at a postcode.
 
     Args:
         postcode: The postcode of the service address.
     """
-    return await _call("check_service_status", {"postcode": postcode})
+    return await _call(ctx, "check_service_status", {"postcode": postcode})
 
 
 @function_tool(needs_approval=True, failure_error_function=_tool_error)
-async def close_account(customer_id: str, reason: str) -> Any:
+async def close_account(
+    ctx: RunContextWrapper[ConversationContext],
+    customer_id: str,
+    reason: str,
+) -> Any:
     """Permanently close a customer account. Needs approval; cannot be undone.
 
     Args:
         customer_id: The customer ID of the account to close.
         reason: Why the customer wants to close the account.
     """
-    return await _call("close_account", {"customer_id": customer_id, "reason": reason})
+    arguments = {
+        "customer_id": customer_id,
+        "reason": reason,
+    }
+    return await _call(ctx, "close_account", arguments)
 
 
 @function_tool(failure_error_function=_tool_error)
-async def correct_invoice(invoice_id: str, correction: str) -> Any:
-    """Issue a corrected invoice that replaces an incorrect one (wrong address, VAT number
-    or line item).
+async def correct_invoice(
+    ctx: RunContextWrapper[ConversationContext],
+    invoice_id: str,
+    correction: str,
+) -> Any:
+    """Issue a corrected invoice that replaces an incorrect one (wrong address, VAT
+    number or line item).
 
     Args:
         invoice_id: The invoice number to correct.
@@ -116,11 +180,12 @@ async def correct_invoice(invoice_id: str, correction: str) -> Any:
         "invoice_id": invoice_id,
         "correction": correction,
     }
-    return await _call("correct_invoice", arguments)
+    return await _call(ctx, "correct_invoice", arguments)
 
 
 @function_tool(failure_error_function=_tool_error)
 async def create_return_label(
+    ctx: RunContextWrapper[ConversationContext],
     order_id: str,
     reason: Literal[
         "damaged",
@@ -136,16 +201,22 @@ async def create_return_label(
         order_id: The order the items are returned from.
         reason: Why the items are returned.
     """
-    return await _call("create_return_label", {"order_id": order_id, "reason": reason})
+    arguments = {
+        "order_id": order_id,
+        "reason": reason,
+    }
+    return await _call(ctx, "create_return_label", arguments)
 
 
 @function_tool(failure_error_function=_tool_error)
 async def create_ticket(
+    ctx: RunContextWrapper[ConversationContext],
     summary: str,
     priority: Literal["low", "normal", "high", "urgent"],
     team: str,
 ) -> Any:
-    """Create a ticket in the helpdesk queue of a human team, with a summary of the case.
+    """Create a ticket in the helpdesk queue of a human team, with a summary of the
+    case.
 
     Args:
         summary: What the team needs to know, in two or three sentences.
@@ -158,23 +229,27 @@ async def create_ticket(
         "priority": priority,
         "team": team,
     }
-    return await _call("create_ticket", arguments)
+    return await _call(ctx, "create_ticket", arguments)
 
 
 @function_tool(failure_error_function=_tool_error)
-async def get_invoice(invoice_id: str) -> Any:
+async def get_invoice(
+    ctx: RunContextWrapper[ConversationContext],
+    invoice_id: str,
+) -> Any:
     """Retrieve an invoice with its line items, taxes, due date and payment status.
 
     Args:
         invoice_id: The invoice number, e.g. \"INV-2024-0193\".
     """
-    return await _call("get_invoice", {"invoice_id": invoice_id})
+    return await _call(ctx, "get_invoice", {"invoice_id": invoice_id})
 
 
 @function_tool(needs_approval=True, failure_error_function=_tool_error)
 async def issue_refund(
+    ctx: RunContextWrapper[ConversationContext],
     order_id: str,
-    amount: float,
+    amount: Annotated[float, Field(gt=0)],
     reason: Literal[
         "damaged",
         "wrong_item",
@@ -185,8 +260,8 @@ async def issue_refund(
         "other",
     ],
 ) -> Any:
-    """Refund all or part of an order to the original payment method. A team lead approves
-    every refund.
+    """Refund all or part of an order to the original payment method. A team lead
+    approves every refund.
 
     Args:
         order_id: The order number to refund.
@@ -198,11 +273,12 @@ async def issue_refund(
         "amount": amount,
         "reason": reason,
     }
-    return await _call("issue_refund", arguments)
+    return await _call(ctx, "issue_refund", arguments)
 
 
 @function_tool(failure_error_function=_tool_error)
 async def lookup_customer(
+    ctx: RunContextWrapper[ConversationContext],
     email: str | None = None,
     customer_id: str | None = None,
 ) -> Any:
@@ -213,11 +289,18 @@ async def lookup_customer(
         email: The email address on the customer's account.
         customer_id: The customer ID, e.g. \"C-88231\".
     """
-    return await _call("lookup_customer", {"email": email, "customer_id": customer_id})
+    arguments = {
+        "email": email,
+        "customer_id": customer_id,
+    }
+    return await _call(ctx, "lookup_customer", arguments)
 
 
 @function_tool(failure_error_function=_tool_error)
-async def lookup_order(order_id: str) -> Any:
+async def lookup_order(
+    ctx: RunContextWrapper[ConversationContext],
+    order_id: str,
+) -> Any:
     """Look up an order by its order number and return its items, status, payment and
     delivery details.
 
@@ -225,11 +308,12 @@ async def lookup_order(order_id: str) -> Any:
         order_id: The order number as shown on the confirmation email, e.g.
             \"A-104233\".
     """
-    return await _call("lookup_order", {"order_id": order_id})
+    return await _call(ctx, "lookup_order", {"order_id": order_id})
 
 
 @function_tool(failure_error_function=_tool_error)
 async def open_carrier_claim(
+    ctx: RunContextWrapper[ConversationContext],
     tracking_number: str,
     claim_type: Literal["lost", "damaged"],
 ) -> Any:
@@ -243,11 +327,12 @@ async def open_carrier_claim(
         "tracking_number": tracking_number,
         "claim_type": claim_type,
     }
-    return await _call("open_carrier_claim", arguments)
+    return await _call(ctx, "open_carrier_claim", arguments)
 
 
 @function_tool(needs_approval=True, failure_error_function=_tool_error)
 async def reship_order(
+    ctx: RunContextWrapper[ConversationContext],
     order_id: str,
     reason: Literal["damaged", "lost", "wrong_item"],
 ) -> Any:
@@ -257,21 +342,25 @@ async def reship_order(
         order_id: The order to replace.
         reason: Why the order is sent again.
     """
-    return await _call("reship_order", {"order_id": order_id, "reason": reason})
+    return await _call(ctx, "reship_order", {"order_id": order_id, "reason": reason})
 
 
 @function_tool(failure_error_function=_tool_error)
-async def run_line_diagnostics(account_number: str) -> Any:
+async def run_line_diagnostics(
+    ctx: RunContextWrapper[ConversationContext],
+    account_number: str,
+) -> Any:
     """Run a remote test of the customer's line and router and return the results.
 
     Args:
         account_number: The broadband account number.
     """
-    return await _call("run_line_diagnostics", {"account_number": account_number})
+    return await _call(ctx, "run_line_diagnostics", {"account_number": account_number})
 
 
 @function_tool(failure_error_function=_tool_error)
 async def schedule_technician(
+    ctx: RunContextWrapper[ConversationContext],
     account_number: str,
     window: Literal["morning", "afternoon", "evening"],
 ) -> Any:
@@ -285,42 +374,52 @@ async def schedule_technician(
         "account_number": account_number,
         "window": window,
     }
-    return await _call("schedule_technician", arguments)
+    return await _call(ctx, "schedule_technician", arguments)
 
 
 @function_tool(failure_error_function=_tool_error)
-async def send_password_reset(customer_id: str) -> Any:
-    """Email the customer a single-use password reset link (again, when the first one did
-    not arrive).
+async def send_password_reset(
+    ctx: RunContextWrapper[ConversationContext],
+    customer_id: str,
+) -> Any:
+    """Email the customer a single-use password reset link (again, when the first one
+    did not arrive).
 
     Args:
         customer_id: The customer ID of the account.
     """
-    return await _call("send_password_reset", {"customer_id": customer_id})
+    return await _call(ctx, "send_password_reset", {"customer_id": customer_id})
 
 
 @function_tool(failure_error_function=_tool_error)
-async def track_shipment(tracking_number: str) -> Any:
+async def track_shipment(
+    ctx: RunContextWrapper[ConversationContext],
+    tracking_number: str,
+) -> Any:
     """Get the carrier's tracking events and the current delivery status of a parcel.
 
     Args:
         tracking_number: The carrier tracking number.
     """
-    return await _call("track_shipment", {"tracking_number": tracking_number})
+    return await _call(ctx, "track_shipment", {"tracking_number": tracking_number})
 
 
 @function_tool(failure_error_function=_tool_error)
-async def unlock_account(customer_id: str) -> Any:
+async def unlock_account(
+    ctx: RunContextWrapper[ConversationContext],
+    customer_id: str,
+) -> Any:
     """Unlock an account that was locked after too many failed sign-in attempts.
 
     Args:
         customer_id: The customer ID of the locked account.
     """
-    return await _call("unlock_account", {"customer_id": customer_id})
+    return await _call(ctx, "unlock_account", {"customer_id": customer_id})
 
 
 @function_tool(failure_error_function=_tool_error)
 async def verify_identity(
+    ctx: RunContextWrapper[ConversationContext],
     customer_id: str,
     method: Literal["sms_code", "email_code", "security_questions", "photo_id"],
 ) -> Any:
@@ -335,4 +434,4 @@ async def verify_identity(
         "customer_id": customer_id,
         "method": method,
     }
-    return await _call("verify_identity", arguments)
+    return await _call(ctx, "verify_identity", arguments)

@@ -9,7 +9,7 @@ from agents import Agent, Handoff, Model, RunContextWrapper, handoff
 from agents.extensions.handoff_prompt import RECOMMENDED_PROMPT_PREFIX
 from pydantic import BaseModel, Field
 
-from ._config import DEFAULT_MODEL
+from ._config import DEFAULT_MODEL, MODEL_SETTINGS, instructions
 from .account import account_agent
 from .billing import billing_agent
 from .shipping import shipping_agent
@@ -23,34 +23,23 @@ TRIAGE_INSTRUCTIONS = (
     "to find out.\n"
     "\n"
     "Agents and the requests they handle:\n"
-    "- Account: Handles: Use when a customer asks to close an account at the "
-    "customer's request; Use when a customer asks to reopen an account in the "
-    "cooling-off period; Use for identity verification; Use for a customer who has "
-    "forgotten their password or whose account is locked after too many failed "
-    "sign-ins.\n"
-    "- Billing: Handles: Use when a customer asks us to correct an invoice so they can "
-    "claim tax or expenses; Use when a customer's bank disputes a card payment (a "
-    "chargeback); Use when a customer's bank asks for information about a card payment "
-    "(a retrieval request); Use when a refund to the original payment method is not "
-    "possible, when the customer prefers credit, or as compensation for a service "
-    "failure; Use when a customer asks for their money back for an order or part of an "
-    "order.\n"
-    "- Shipping: Handles: Use for a delivery exception: any carrier event that stops a "
-    "parcel moving toward the customer; Use when a customer asks to redirect a parcel; "
-    "Use for a parcel that arrived damaged; Use for a parcel that the customer reports "
-    "as lost; Use for accepting a return; Use when a customer asks to arrange an "
-    "exchange.\n"
-    "- Tech Support: Handles: Use when a customer needs help setting up a new Acme "
-    "Fibre router, whether it is their first router or a replacement; Use for a "
-    "customer who reports no internet connection or a connection that keeps dropping."
+    "- Account: Handles: Closing an account at the customer's request; Reopening an "
+    "account in the cooling-off period; Identity Verification; Password Reset and "
+    "Account Unlock.\n"
+    "- Billing: Handles: Invoice Corrections; Handling a new chargeback notice; "
+    "Responding to a retrieval request; Applying an account credit; Issuing a refund.\n"
+    "- Shipping: Handles: Procedure A: Handling a delivery exception; Procedure B: "
+    "Redirecting a parcel; Package arrived damaged; Package reported lost; Accepting a "
+    "return; Arranging an exchange.\n"
+    "- Tech Support: Handles: Device Setup: New Acme Fibre Router; Internet Outage "
+    "Troubleshooting (Acme Fibre)."
 )
 
 triage_agent = Agent(
     name="Triage",
-    instructions="\n\n".join(
-        [RECOMMENDED_PROMPT_PREFIX, TRIAGE_INSTRUCTIONS]
-    ),
+    instructions=instructions(f"{RECOMMENDED_PROMPT_PREFIX}\n\n{TRIAGE_INSTRUCTIONS}"),
     model=DEFAULT_MODEL,
+    model_settings=MODEL_SETTINGS,
 )
 
 
