@@ -22,12 +22,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from gold import Gold, GoldRule, iter_cases  # noqa: E402
+from gold import Gold, GoldBranch, GoldRule, Side, iter_cases  # noqa: E402
 
 from sop_compiler.catalog import load_catalog  # noqa: E402
 from sop_compiler.config import Settings  # noqa: E402
 from sop_compiler.generate.offline import build_draft  # noqa: E402
-from sop_compiler.models import Procedure, RoutineDraft, walk_steps  # noqa: E402
+from sop_compiler.models import Procedure, RoutineDraft, Step, walk_steps  # noqa: E402
 from sop_compiler.pipeline import read_procedures  # noqa: E402
 from sop_compiler.validate import check_draft  # noqa: E402
 
@@ -40,13 +40,16 @@ def _fold(text: str) -> str:
 
 @dataclass
 class Tally:
-    """Counts of gold items and of those the routines keep."""
+    """Counts of gold items and of those the routines keep, and what each miss was."""
 
     counts: dict[str, list[int]] = field(default_factory=dict)
+    misses: list[str] = field(default_factory=list)
 
-    def add(self, name: str, ok: bool) -> None:
+    def add(self, name: str, ok: bool, what: str = "") -> None:
         hit, total = self.counts.setdefault(name, [0, 0])
         self.counts[name] = [hit + int(ok), total + 1]
+        if not ok:
+            self.misses.append(f"{name}: {what}")
 
     def ratio(self, name: str) -> str:
         hit, total = self.counts.get(name, [0, 0])
@@ -70,6 +73,75 @@ def _score_rule(gold: GoldRule, draft: RoutineDraft, tally: Tally) -> None:
         tally.add("rule governs gold tool", any(tool in r.governs for r in found))
 
 
+def _reach(steps: list[Step], start: str | None) -> list[Step]:
+    """Every step reachable from step `start` (following every branch), in walk order."""
+    flat = steps
+    position = {step.id: n for n, step in enumerate(flat)}
+    seen: set[int] = set()
+    todo = [position[start]] if start in position else []
+    while todo:
+        n = todo.pop()
+        if n in seen or n >= len(flat):
+            continue
+        seen.add(n)
+        for target in flat[n].targets():
+            todo.append(n + 1 if target is None else position.get(target, len(flat)))
+    return [flat[n] for n in sorted(seen)]
+
+
+_HANDOVER = re.compile(r"ticket|escalat|transfer_to_human")
+
+
+def _side(side: Side, reached: list[Step]) -> tuple[list[str], list[str]]:
+    """What a branch side does wrong (forbidden calls, a wrong ending) and what it misses."""
+    called = {s.tool_call.tool for s in reached if s.tool_call is not None}
+    ends = {s.kind for s in reached if s.kind in ("resolve", "escalate", "handoff")}
+    if any(_HANDOVER.search(tool) for tool in called):
+        ends.add("escalate")  # a ticket for a team (or a transfer tool) hands the case over
+    wrong = [f"calls {tool}" for tool in side.not_calls if tool in called]
+    if side.ends not in ("any", "continue") and side.ends not in ends:
+        wrong.append(f"never ends in {side.ends} (ends: {sorted(ends) or 'none'})")
+    missed = [f"no call of {tool}" for tool in side.calls if tool not in called]
+    return wrong, missed
+
+
+def _score_branch(gold: GoldBranch, draft: RoutineDraft, where: str, tally: Tally) -> None:
+    """Found: a condition step tests the gold condition. Right: each side does what gold says."""
+    steps = list(walk_steps(draft.steps))
+    wanted = _fold(gold.condition)
+    step = next(
+        (
+            s
+            for s in steps
+            if s.condition is not None
+            and (wanted in _fold(s.condition.test) or wanted in _fold(s.text))
+        ),
+        None,
+    )
+    tally.add("branches found", step is not None, f"{where}: {gold.condition}")
+    if step is None or step.condition is None:
+        return
+    after = steps[steps.index(step) + 1].id if steps.index(step) + 1 < len(steps) else None
+    then, otherwise = step.condition.then_step, step.condition.else_step or after
+    if _fold(step.condition.test) == f"it is not true that {wanted}":  # "Unless X, ..."
+        then, otherwise = otherwise, then
+    sides = [("then", gold.then, then)]
+    if gold.otherwise is not None:
+        sides.append(("otherwise", gold.otherwise, otherwise))
+    wrong: list[str] = []
+    missed: list[str] = []
+    for name, side, start in sides:
+        bad, lacking = _side(side, _reach(steps, start))
+        wrong += [f"{name}: {what}" for what in bad]
+        missed += [f"{name}: {what}" for what in lacking]
+    tally.add(
+        "branches not wrong (of those found)", not wrong, f"{where}: {gold.condition}: {wrong}"
+    )
+    tally.add(
+        "branches complete (of those found)", not missed, f"{where}: {gold.condition}: {missed}"
+    )
+
+
 def _called(draft: RoutineDraft) -> set[str]:
     return {s.tool_call.tool for s in walk_steps(draft.steps) if s.tool_call is not None}
 
@@ -81,7 +153,7 @@ def score_case(document: Path, tools: Path, gold: Gold, tally: Tally) -> None:
     procedures: list[Procedure] = result.procedures
     for wanted in gold.procedures:
         procedure = next((p for p in procedures if _match(p.title, wanted.heading)), None)
-        tally.add("procedures found", procedure is not None)
+        tally.add("procedures found", procedure is not None, f"{document.name}: {wanted.heading}")
         if procedure is None and len(procedures) == 1 and len(gold.procedures) == 1:
             procedure = procedures[0]  # one procedure, titled after the document
         if procedure is None:
@@ -90,13 +162,16 @@ def score_case(document: Path, tools: Path, gold: Gold, tally: Tally) -> None:
         for rule in [*gold.document_rules, *wanted.rules]:
             _score_rule(rule, draft, tally)
         called = _called(draft)
+        where = f"{document.parent.name}/{procedure.title}"
         for tool in wanted.must_call:
-            tally.add("must-call tools called", tool in called)
+            tally.add("must-call tools called", tool in called, f"{where}: {tool}")
         for tool in wanted.must_not_call:
-            tally.add("must-not-call tools absent", tool not in called)
+            tally.add("must-not-call tools absent", tool not in called, f"{where}: {tool}")
+        for branch in wanted.branches:
+            _score_branch(branch, draft, where, tally)
         issues = check_draft(draft, procedure=procedure, catalog=catalog, settings=settings)
-        clean = not any(issue.severity == "error" for issue in issues)
-        tally.add("routines without validation errors", clean)
+        errors = [f"{i.code} ({i.message})" for i in issues if i.severity == "error"]
+        tally.add("routines without validation errors", not errors, f"{where}: {errors}")
         kept = " ".join(_fold(k.fact) for k in draft.knowledge) + " "
         kept += " ".join(_fold(r.text) for r in draft.rules)
         for fact in gold.knowledge:
@@ -109,6 +184,7 @@ def score_case(document: Path, tools: Path, gold: Gold, tally: Tally) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--misses", action="store_true", help="also list every gold item missed")
     args = parser.parse_args()
     tally = Tally()
     for root in ("policies", "fidelity"):
@@ -120,6 +196,8 @@ def main() -> int:
     width = max(len(name) for name in tally.counts)
     for name in tally.counts:
         print(f"{name:<{width}}  {tally.ratio(name)}")
+    if args.misses:
+        print("\n".join(["", *tally.misses]))
     return 0
 
 

@@ -577,7 +577,7 @@ def segment(document: Document, *, agent: str) -> list[Procedure]:
         taken = {b.id for b in own}
         context = [b for b in _unique(draft.context) if b.id not in taken]
         context.sort(key=lambda b: order.get(b.id, 0))
-        whole = draft.whole or not draft.title or (len(drafts) == 1 and bool(document.title))
+        whole = draft.whole or not draft.title
         title = _fallback_title(document) if whole else draft.title
         if title.isupper():
             title = title.capitalize()  # "SETTING UP THE ROUTER" is a heading style, not a name

@@ -26,8 +26,7 @@ INSTRUCTIONS = "\n\n".join(
 tech_support_agent = Agent(
     name="Tech Support",
     handoff_description=(
-        "Handles: Device Setup: New Acme Fibre Router; Internet Outage Troubleshooting "
-        "(Acme Fibre)."
+        "Handles: Setting up the router; Internet Outage Troubleshooting (Acme Fibre)."
     ),
     instructions=instructions(INSTRUCTIONS),
     tools=[

@@ -31,8 +31,8 @@ TRIAGE_INSTRUCTIONS = (
     "- Shipping: Handles: Procedure A: Handling a delivery exception; Procedure B: "
     "Redirecting a parcel; Package arrived damaged; Package reported lost; Accepting a "
     "return; Arranging an exchange.\n"
-    "- Tech Support: Handles: Device Setup: New Acme Fibre Router; Internet Outage "
-    "Troubleshooting (Acme Fibre)."
+    "- Tech Support: Handles: Setting up the router; Internet Outage Troubleshooting "
+    "(Acme Fibre)."
 )
 
 triage_agent = Agent(

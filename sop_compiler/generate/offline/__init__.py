@@ -18,6 +18,7 @@ from sop_compiler.generate.offline.edge_cases import edge_cases
 from sop_compiler.generate.offline.nodes import PROPOSED_NOTE, Builder, Node
 from sop_compiler.generate.offline.reading import read_units
 from sop_compiler.generate.offline.reorder import approvals_first
+from sop_compiler.generate.offline.request import request_calls
 from sop_compiler.generate.offline.sections import Unit, conditional_unit, sections, units
 from sop_compiler.generate.offline.standing import confirm_gates, insert_confirmations, standing
 from sop_compiler.generate.offline.steps import finish, vague_questions
@@ -44,7 +45,7 @@ _CUSTOMER = re.compile(
 )
 
 # Bump when the rules change what they produce, so that the lock file marks routines stale.
-OFFLINE_RULES_VERSION = 9
+OFFLINE_RULES_VERSION = 10
 
 
 class OfflineBackend(Backend):
@@ -96,6 +97,9 @@ def build_draft(
         elif section.kind == "conditional":
             step_units.append(conditional_unit(section))
     top = approvals_first(builder, read_units(builder, step_units))
+    # A request written as rules under its heading: look the record up, then act (request.py).
+    first, last = request_calls(builder, procedure, catalog)
+    top = [*first, *top, *last]
     writes = [
         node.tool_call.tool
         for node in builder.nodes

@@ -19,14 +19,17 @@ from sop_compiler.models import ToolCatalog
 __all__ = ["Binding", "bind", "canonical_words"]
 
 _SYNONYMS = [
-    {"cancel", "void", "annul"},
-    {"change", "update", "modify", "edit", "amend"},
+    {"cancel", "void", "annul", "end", "terminate"},
+    {"change", "update", "modify", "edit", "amend", "switch", "adjust"},
     {"refund", "reimburse"},
     {"get", "find", "lookup", "look", "retrieve", "fetch", "check", "search", "view"},
     {"create", "open", "raise", "file", "log", "submit", "register", "lodge"},
     {"send", "email", "notify"},
     {"booking", "reservation"},
     {"order", "purchase"},
+    {"subscription", "membership"},
+    {"route", "assign", "forward"},
+    {"restore", "undelete", "recover", "reinstate", "reactivate"},
     {"customer", "user", "client", "account"},
     {"ticket", "case"},
 ]

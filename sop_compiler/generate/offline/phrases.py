@@ -96,9 +96,9 @@ _ESCALATE = re.compile(
     re.IGNORECASE,
 )
 _HANDOFF = re.compile(
-    r"\b(?:transfer|hand\s+(?:(?:it|them|this|the\s+\w+)\s+)?(?:off|over)|route|redirect|refer|pass)"
-    r"(?:\s+(?:the\s+|this\s+)?(?:customer|caller|case|chat|call|conversation|ticket|them|it|this|"
-    r"contact|request))?\s+to\s+(?P<who>.+)",
+    r"\b(?:transfer|hand\s+(?:(?:it|them|this|the\s+\w+)\s+)?(?:off|over)|route|redirect|refer|pass|"
+    r"assign)(?:\s+(?:the\s+|this\s+)?(?:customer|caller|case|chat|call|conversation|ticket|them|it|"
+    r"this|contact|request|claim|order|issue|complaint))?\s+to\s+(?P<who>.+)",
     re.IGNORECASE,
 )
 _NAME_END = re.compile(
@@ -107,7 +107,7 @@ _NAME_END = re.compile(
 )
 _HUMAN = re.compile(
     r"\b(?:supervisor|manager|team lead|lead|tier\s*\d|human|person|colleague|on-call|specialist|"
-    r"department|desk|team)\b",
+    r"department|desk|team|adjuster|head|officer|reviewer|analyst|engineer|owner)\b",
     re.IGNORECASE,
 )
 _ASK = re.compile(r"^(?:ask|request|collect|obtain|gather|get)\b", re.IGNORECASE)
@@ -285,15 +285,21 @@ def _read_action(
     )
     handoff = (
         _HANDOFF.search(text)
-        if first in ("transfer", "hand", "route", "redirect", "refer", "pass")
+        if first in ("transfer", "hand", "route", "redirect", "refer", "pass", "assign")
         else None
     )
+    if handoff is not None and first == "assign" and not _HUMAN.search(handoff.group("who")):
+        handoff = None  # "assign a carrier to the shipment" is an action, not a handover
     if escalate or handoff:
         ending = _ending(escalate, handoff, text, quote, agents)
         # "escalate ... with `create_ticket`" is the ticket: the call is the escalation, and the
         # case goes on as the SOP says (a ticket is no live transfer). "Transfer to Shipping to
         # arrange a return label" names what the other agent will do, so it is no call here.
-        if mention is not None and mention.how == "name" and ending.kind == "escalate":
+        if (
+            mention is not None
+            and ending.kind == "escalate"
+            and (mention.how == "name" or (mention.how == "verb" and first in ("route", "assign")))
+        ):
             return [Action("tool_call", text, quote, tool=mention, target=ending.target)]
         return [ending]
     if mention is None and _IN_SYSTEM.search(text) and not _NEGATED.match(text):
@@ -357,6 +363,9 @@ _READ_HINT = _words(
 )
 
 
+_AGENT_WORD = re.compile(r"\bagents?\b", re.IGNORECASE)
+
+
 def _ending(
     escalate: re.Match[str] | None,
     handoff: re.Match[str] | None,
@@ -369,9 +378,11 @@ def _ending(
         agent = match_agent(who, agents)
         if agent is not None:
             return Action("handoff", text, quote, target=agent)
-        if _HUMAN.search(who) and agents:
-            return Action("escalate", text, quote, target=who)
-        return Action("handoff", text, quote, target=who or None)
+        if who and not agents and _AGENT_WORD.search(who) and not _HUMAN.search(who):
+            # "hand off to the Billing agent" with no network known: validate decides later
+            return Action("handoff", text, quote, target=who)
+        # "route it to the department head": a person or team, not an agent of the network
+        return Action("escalate", text, quote, target=who or None)
     assert escalate is not None
     team = _name(escalate.group("team") or "")
     return Action("escalate", text, quote, target=team or None)

@@ -98,12 +98,11 @@ def _sentences(
     nodes: list[Node] = []
     notes: list[str] = []
     owner: Node | None = None  # the condition this item opens with
-    for sentence in _clauses(unit.text):
+    for sentence, original in _clauses(unit.text):
         excerpt = injection_excerpt(sentence)
         if excerpt is not None:
             builder.skipped.append(excerpt)
             continue
-        original = sentence
         named = _named_it(sentence, builder.subject)
         sentence = _prohibition_as_condition(named)
         prohibition = sentence != named
@@ -160,7 +159,7 @@ def _sentences(
         if sentence != original:
             for node in made:
                 node.quote = quote(original)  # cite the SOP's words, not the reading of them
-        if prohibition:
+        if prohibition or (clause.test is not None and _denies(clause)):
             _end_after_alternative(made)
         if owner is not None and not else_of_owner:
             owner.then_nodes += made  # an item that opens with "If X," is X's branch
@@ -197,18 +196,61 @@ _SEMI_OTHERWISE = re.compile(r";\s+(?=(?:otherwise|if not|else)\b)", re.IGNORECA
 _ONLY_IF_OPENING = re.compile(r"^(\s*)only\s+(if|when)\b", re.IGNORECASE)
 
 
-def _clauses(text: str) -> list[str]:
-    """The sentences of a unit, with "...; otherwise ..." as two, and "Only if X, do Y" as "If".
+def _clauses(text: str) -> list[tuple[str, str]]:
+    """The sentences of a unit, with "...; otherwise ..." as two, "Only if X, do Y" as "If",
+    "Unless X, A" as "If it is not true that X, A", and "X? Yes: A. No: B." as "If X, A." and
+    "Otherwise, B.".
 
     "Restore it yourself; otherwise open a ticket" has two branches: read as one sentence, the
     otherwise would run on the then-branch. "Only if X, do Y" is "If X, do Y" for the steps; the
-    routine's Rules keep the "only".
+    routine's Rules keep the "only". A question answered by "Yes:" tests the question itself.
+    Each reading comes with the verbatim text it is read from (what its steps quote).
     """
-    out: list[str] = []
+    out: list[tuple[str, str]] = []
     for sentence in split_sentences(text):
         for part in _SEMI_OTHERWISE.split(sentence):
-            part = _ONLY_IF_OPENING.sub(lambda m: f"{m.group(1)}{m.group(2).capitalize()}", part)
-            out.append(part)
+            reading = _ONLY_IF_OPENING.sub(lambda m: f"{m.group(1)}{m.group(2).capitalize()}", part)
+            reading = _UNLESS.sub(_unless_as_if, reading)
+            out.append((reading, part))
+    return _answered_questions(out)
+
+
+# "Unless X, A": A runs when X does not hold (the comma before the action ends the test).
+_UNLESS = re.compile(r"^(?P<lead>\s*)unless\s+(?P<test>[^,;]{3,}?),\s*(?P<action>\S.*)$", re.I)
+
+
+def _unless_as_if(match: re.Match[str]) -> str:
+    test = match.group("test").strip()
+    return f"{match.group('lead')}If it is not true that {test}, {match.group('action')}"
+
+
+_ANSWER = re.compile(r"^(?P<answer>yes|no)\s*[:,\-\u2013\u2014]\s*(?P<rest>\S.*)$", re.IGNORECASE)
+
+
+def _answered_questions(sentences: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """ "Is it over 10 days?" "Yes: route it." "No: approve it." -> "If <question>, route it.",
+    "Otherwise, approve it." (a "No:" first becomes the then-side of the negated question).
+    Each keeps the answer's own words as its verbatim text."""
+    out: list[tuple[str, str]] = []
+    question: str | None = None
+    for sentence, verbatim in sentences:
+        answer = _ANSWER.match(sentence.strip()) if question is not None else None
+        if answer is None:
+            question = sentence.strip() if sentence.strip().endswith("?") else None
+            out.append((sentence, verbatim))
+            continue
+        rest, asked = answer.group("rest"), bool(out) and out[-1][0].strip() == question
+        if answer.group("answer").casefold() == "yes":
+            reading = f"If {question}, {rest}" if asked else f"If so, {rest}"
+        else:
+            reading = (
+                f"If the answer to {question!r} is no, {rest}" if asked else f"Otherwise, {rest}"
+            )
+        if asked:
+            out[-1] = (reading, verbatim)  # the question becomes the condition
+        else:
+            out.append((reading, verbatim))
+        question = None if asked and answer.group("answer").casefold() == "no" else question
     return out
 
 
@@ -252,6 +294,15 @@ def _prohibition_as_condition(sentence: str) -> str:
     if rule_kind(rule) != "never" or is_instruction(rule) or not is_instruction(action):
         return sentence
     return f"If this rule applies to the request: {rule[0].lower()}{rule[1:]}, {action}"
+
+
+_DENIAL = re.compile(r"^(?:deny|decline|reject|refuse|turn\s+down)\b", re.IGNORECASE)
+
+
+def _denies(clause: Clause) -> bool:
+    """ "If the policy was not active, deny the claim and explain why": the request is refused,
+    so that branch ends the case (the SOP would say if anything else followed)."""
+    return any(_DENIAL.match(action.text.strip()) for action in clause.actions)
 
 
 def _end_after_alternative(made: list[Node]) -> None:
@@ -309,7 +360,9 @@ def _clause(
         )
     cond = builder.node(
         "condition",
-        f"Check whether {strip_end(test)}.",
+        f"Ask yourself: {test.strip()}"
+        if test.strip().endswith("?")
+        else f"Check whether {strip_end(test)}.",
         block_id=block_id,
         quote=quote(clause.sentence),
         level=level,

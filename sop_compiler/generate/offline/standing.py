@@ -310,8 +310,9 @@ def confirm_gates(found: Standing, called_writes: list[str]) -> dict[str, Rule]:
     for rule in found.rules:
         if rule.kind != "confirm_before":
             continue
-        if rule in found.general_writes:
-            # "before any change": every write the routine calls, but a notification changes nothing
+        if rule in found.general_writes or not rule.governs:
+            # "before any change", or a rule naming no tool (validate reads it as gating every
+            # write): every write the routine calls, but a notification changes nothing
             changes = {w for w in called_writes if not _NOTIFY.match(w)}
             rule.governs = sorted(changes or set(called_writes))  # no change: gate them all
         for name in rule.governs:

@@ -1,0 +1,204 @@
+"""Condition forms the offline compiler reads, each in both directions, and requests written
+as rules: written as a facilities desk, a claims team and a dispatch office write them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from sop_compiler.config import Settings
+from sop_compiler.generate.offline import build_draft
+from sop_compiler.models import RoutineDraft, Step, Tool, ToolCatalog, walk_steps
+from sop_compiler.pipeline import read_procedures
+from sop_compiler.validate import check_draft
+
+CATALOG = ToolCatalog(
+    tools=[
+        Tool.model_validate(tool)
+        for tool in yaml.safe_load(
+            """
+- name: get_booking_details
+  description: Return a room booking's date, room, size and status.
+  parameters: {type: object, properties: {booking_id: {type: string}}, required: [booking_id]}
+- name: cancel_room_booking
+  description: Cancel a room booking and release the room.
+  access: write
+  parameters: {type: object, properties: {booking_id: {type: string}}, required: [booking_id]}
+- name: book_catering
+  description: Order catering for a meeting.
+  access: write
+  parameters: {type: object, properties: {booking_id: {type: string}}, required: [booking_id]}
+- name: notify_security
+  description: Tell the security desk about a visitor.
+  access: write
+  parameters: {type: object, properties: {visitor: {type: string}}, required: [visitor]}
+"""
+        )
+    ]
+)
+
+
+def _draft(tmp_path: Path, text: str, title: str | None = None) -> tuple[RoutineDraft, object]:
+    (tmp_path / "sop.md").write_text(text, encoding="utf-8")
+    result = read_procedures(tmp_path / "sop.md", root=tmp_path, settings=Settings())
+    procedure = next(p for p in result.procedures if title is None or p.title == title)
+    return build_draft(procedure, catalog=CATALOG), procedure
+
+
+def _steps(draft: RoutineDraft) -> dict[str, Step]:
+    return {step.id: step for step in walk_steps(draft.steps)}
+
+
+def _path(draft: RoutineDraft, start: str | None) -> list[Step]:
+    """The steps from `start` on, following each step's single way on (no branching here)."""
+    steps = list(walk_steps(draft.steps))
+    where = {step.id: n for n, step in enumerate(steps)}
+    out: list[Step] = []
+    n = where.get(start or "", len(steps))
+    while n < len(steps) and len(out) < 50:
+        step = steps[n]
+        out.append(step)
+        if step.kind in ("resolve", "escalate", "handoff"):
+            break
+        if step.kind == "condition" and step.condition is not None:
+            n = where[step.condition.then_step]
+            continue
+        n = where[step.next_step] if step.next_step else n + 1
+    return out
+
+
+def _calls(path: list[Step]) -> list[str]:
+    return [step.tool_call.tool for step in path if step.tool_call is not None]
+
+
+def _condition(draft: RoutineDraft, words: str) -> Step:
+    return next(
+        s for s in walk_steps(draft.steps) if s.condition is not None and words in s.condition.test
+    )
+
+
+QUESTION = """# Facilities desk
+
+## Book a meeting room
+
+1. Ask for the booking reference.
+2. Is the meeting for more than 20 people? Yes: escalate to the Events team.
+   No: order catering with `book_catering`.
+3. Tell the requester the room is ready.
+"""
+
+
+def test_a_question_answered_yes_and_no_is_a_condition_with_both_sides(tmp_path: Path) -> None:
+    draft, procedure = _draft(tmp_path, QUESTION)
+    check = _condition(draft, "more than 20 people")
+    assert check.condition is not None
+    assert check.condition.test == "Is the meeting for more than 20 people?"
+    yes = _path(draft, check.condition.then_step)
+    no = _path(draft, check.condition.else_step)
+    assert yes[0].kind == "escalate" and yes[0].target == "Events team"
+    assert "book_catering" not in _calls(yes)
+    assert _calls(no) == ["book_catering"] and no[-1].kind == "resolve"
+    # the steps quote the SOP's own words, never the rewritten reading
+    assert not [
+        i
+        for i in check_draft(draft, procedure=procedure, catalog=CATALOG, settings=Settings())
+        if i.code == "quote_not_in_source"
+    ]
+
+
+UNLESS = """# Reception
+
+## Sign in a visitor
+
+1. Ask for the visitor's name.
+2. Unless the visitor is on today's list, do not issue a badge; escalate to Security and stop.
+3. Issue a visitor badge and tell the host.
+"""
+
+
+def test_unless_runs_its_action_only_when_the_test_fails(tmp_path: Path) -> None:
+    draft, _ = _draft(tmp_path, UNLESS)
+    check = _condition(draft, "the visitor is on today's list")
+    assert check.condition is not None
+    assert check.condition.test == "it is not true that the visitor is on today's list"
+    not_listed = _path(draft, check.condition.then_step)
+    listed = _path(draft, check.condition.else_step)
+    assert not_listed[-1].kind == "escalate" and not_listed[-1].target == "Security"
+    assert listed[-1].kind == "resolve"
+    assert not any(step.kind == "escalate" for step in listed)
+
+
+DENY = """# Claims desk
+
+## Review a damage claim
+
+1. Look up the booking with `get_booking_details`.
+2. If the damage was reported after checkout, decline the claim and explain why.
+3. If the claim is above 500 EUR, escalate to the claims supervisor.
+4. Otherwise, tell the guest the claim is accepted.
+"""
+
+
+def test_a_branch_that_refuses_the_request_ends_the_case(tmp_path: Path) -> None:
+    draft, _ = _draft(tmp_path, DENY)
+    late = _condition(draft, "after checkout")
+    assert late.condition is not None
+    declined = _path(draft, late.condition.then_step)
+    assert [s.kind for s in declined][-1] == "resolve"
+    assert not any(s.kind == "escalate" or s.condition is not None for s in declined)
+    # on time: the amount check still runs
+    on_time = _path(draft, late.condition.else_step)
+    assert on_time[0].condition is not None and "500 EUR" in on_time[0].condition.test
+
+
+ROUTE = """# Dispatch
+
+## Handle a late van
+
+1. If the delay is over two hours, assign the case to the duty manager.
+2. Otherwise, tell the customer the new arrival time.
+"""
+
+
+def test_routing_a_case_to_a_person_is_an_escalation_not_a_handoff(tmp_path: Path) -> None:
+    draft, _ = _draft(tmp_path, ROUTE)
+    late = _condition(draft, "over two hours")
+    assert late.condition is not None
+    [step] = _path(draft, late.condition.then_step)
+    assert step.kind == "escalate" and step.target == "duty manager"
+
+
+RULES_ONLY = """# Facilities policy
+
+## General rules
+- Confirm every change with the requester and wait for a clear yes.
+
+## Cancel a room booking
+- Only bookings that have not started can be cancelled.
+- Bookings for more than 50 people cannot be cancelled on the day.
+"""
+
+
+def test_a_request_written_as_rules_looks_the_record_up_then_acts(tmp_path: Path) -> None:
+    draft, procedure = _draft(tmp_path, RULES_ONLY, title="Cancel a room booking")
+    steps = list(walk_steps(draft.steps))
+    calls = [s.tool_call.tool for s in steps if s.tool_call is not None]
+    assert calls == ["get_booking_details", "cancel_room_booking"]
+    _lookup, cancel = (s for s in steps if s.tool_call is not None)
+    confirm = steps[steps.index(cancel) - 1]
+    assert confirm.kind == "ask" and confirm.confirm  # the general rule gates the write
+    # the booking id the lookup took is the one the cancellation uses
+    (argument,) = cancel.tool_call.arguments if cancel.tool_call else []
+    assert argument.name == "booking_id" and "same booking ID" in (argument.from_context or "")
+    assert "only if every rule above allows it" in cancel.text
+    kinds = {rule.kind for rule in draft.rules}
+    assert {"only_if", "never", "confirm_before"} <= kinds  # the rules stay rules
+    issues = check_draft(draft, procedure=procedure, catalog=CATALOG, settings=Settings())
+    assert not [i for i in issues if i.severity == "error"]
+
+
+def test_a_section_with_its_own_steps_gets_no_invented_call(tmp_path: Path) -> None:
+    text = RULES_ONLY + "\n## Cancel catering\n1. If the meeting moved, tell the caterer.\n"
+    draft, _ = _draft(tmp_path, text, title="Cancel catering")
+    assert not [s for s in walk_steps(draft.steps) if s.tool_call is not None]
