@@ -185,6 +185,7 @@ class LLMBackend(Backend):
 
     uses_model = True
     uses_cache: bool = True
+    whole_catalog = False  # every call costs: keyed only on what each routine uses
 
     def __init__(self, settings: Settings, *, refresh: bool = False) -> None:
         from sop_compiler.generate.cache import ResponseCache

@@ -34,6 +34,20 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Dependencies(_Model):
+    """What a generated routine's validity depends on besides its input key (see staleness.py)."""
+
+    tools: dict[str, str] = Field(
+        default_factory=dict,
+        description="Catalog tools it names -> hash of each one's definition ('' = not in it).",
+    )
+    agents: list[str] = Field(default_factory=list, description="Agents it hands off to.")
+    proposed: dict[str, str] = Field(
+        default_factory=dict,
+        description="Tools it proposed that no catalog tool covered -> their description.",
+    )
+
+
 class ProcedureEntry(_Model):
     """One procedure of one SOP: what its routine was built from and what it produced."""
 
@@ -44,6 +58,7 @@ class ProcedureEntry(_Model):
     text: str = Field(description="Hash of the procedure's cleaned text, as of the last run.")
     input: str = Field(default="", description="Key the routine was generated from ('' = pending).")
     render: str = Field(default="", description="Key the outputs were rendered from.")
+    depends: Dependencies = Field(default_factory=Dependencies)
     outputs: dict[str, str] = Field(default_factory=dict, description="relpath -> sha256")
     issues: list[Issue] = Field(default_factory=list)
     coverage: float | None = None
@@ -56,6 +71,9 @@ class SopEntry(_Model):
     key: str = Field(description="Hash of the file, the sopc version and the reading settings.")
     error: str | None = Field(default=None, description="Why the file could not be read, if so.")
     procedures: dict[str, ProcedureEntry] = Field(default_factory=dict)
+    ocr: str | None = Field(
+        default=None, description="OCR engine and version its scanned pages were read with."
+    )
 
 
 class LockFile(_Model):
@@ -67,6 +85,10 @@ class LockFile(_Model):
     catalog: str = ""
     templates: str = ""
     settings: str = ""
+    prompts: str = ""
+    schema_sha: str = ""
+    agents: str = ""
+    tools: dict[str, str] = Field(default_factory=dict, description="Catalog tool -> its hash.")
     sops: dict[str, SopEntry] = Field(default_factory=dict)
     shared: dict[str, str] = Field(default_factory=dict, description="Network and review files.")
     shared_key: str = ""

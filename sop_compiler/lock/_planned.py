@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from sop_compiler.lock._file import (
+    Dependencies,
     ProcedureEntry,
     SopEntry,
 )
@@ -36,6 +37,7 @@ class PlannedSop:
     old: SopEntry | None
     error: str | None = None
     read: bool = False  # ingested in this run (else its procedure list came from the lock)
+    ocr: str | None = None  # the OCR engine its scanned pages were read with, if it has any
     procs: list[PlannedProcedure] = field(default_factory=list)
 
 
@@ -66,7 +68,11 @@ class PlannedProcedure:
     estimated_tokens: int | None = None
 
     def make_entry(
-        self, *, outputs: dict[str, str] | None = None, report: ValidationReport | None = None
+        self,
+        *,
+        outputs: dict[str, str] | None = None,
+        report: ValidationReport | None = None,
+        depends: Dependencies | None = None,
     ) -> ProcedureEntry:
         """The lock entry: fresh keys with new outputs, or the old record with today's text hash.
 
@@ -86,6 +92,7 @@ class PlannedProcedure:
                 input=self.input,
                 render=self.render,
                 outputs=outputs,
+                depends=depends or Dependencies(),
                 issues=report.issues,
                 coverage=report.coverage,
             )

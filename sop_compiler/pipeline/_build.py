@@ -22,6 +22,7 @@ from sop_compiler.lock import (
     SopEntry,
     sha256_bytes,
 )
+from sop_compiler.lock.staleness import depends_of, new_errors
 from sop_compiler.models import (
     Routine,
     RunResult,
@@ -284,9 +285,15 @@ class _Build:
             else {}
         )
         self._write(files, remove=stale)
-        assert proc.report is not None
+        assert proc.report is not None and proc.routine is not None
+        keys = self.plan.keys
+        depends = depends_of(proc.routine, keys)
+        errors = any(issue.severity == "error" for issue in proc.report.issues)
+        proc.render = keys.render(proc.input, depends, errors=errors)
         proc.entry = proc.make_entry(
-            outputs={rel: sha256_bytes(data) for rel, data in files.items()}, report=proc.report
+            outputs={rel: sha256_bytes(data) for rel, data in files.items()},
+            report=proc.report,
+            depends=depends,
         )
         with self.mutex:
             self.lock.sops[proc.sop.source].procedures[proc.id] = proc.entry
@@ -312,7 +319,12 @@ class _Build:
         if routine is None:  # unreadable after all: regenerate it instead
             proc.state = "generate"
             return
-        proc.routine, proc.report = routine, self._validate(proc, routine)
+        report = self._validate(proc, routine)
+        if new_errors(proc.old, report):
+            # What changed (a tool's schema, a removed agent) broke it: only now ask the model.
+            proc.state = "generate"
+            return
+        proc.routine, proc.report = routine, report
         self._record(proc, render_routine(routine, proc.report))
         proc.status = "unchanged"
 
