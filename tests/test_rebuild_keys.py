@@ -345,3 +345,31 @@ def _outputs(sops: Path) -> list[str]:
 def _routine(sops: Path, agent: str, routine_id: str) -> dict[str, Any]:
     path = sops.parent / "out" / "routines" / agent / f"{routine_id}.json"
     return json.loads(path.read_text())  # type: ignore[no-any-return]
+
+
+def test_check_explain_prints_the_parts_of_each_stale_key(compile_: Counted, project: Path) -> None:
+    from typer.testing import CliRunner
+
+    from sop_compiler.cli import app
+
+    write_catalog(project, {**LOOKUP_ORDER, "description": "Find an order."})
+    (project / "sopc.toml").write_text('model = "test-model"\n', encoding="utf-8")
+    out = str(project.parent / "out")
+    args = ["check", str(project), "-o", out, "--explain", "--format", "json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output
+    stale = json.loads(result.stdout)["stale"]
+    entry = next(e for e in stale if "catalog tool `lookup_order` changed" in e["detail"])
+    parts = entry["parts"]
+    assert parts[0].startswith("text: ") and "(was" not in parts[0]
+    assert any(p.startswith("backend: backend=openai model=test-model") for p in parts)
+    changed = [p for p in parts if p.startswith("tool lookup_order: ")]
+    assert len(changed) == 1 and "(was " in changed[0]
+    assert all("(was" not in p for p in parts if not p.startswith("tool lookup_order"))
+
+
+def test_compile_names_what_changed_per_routine(compile_: Counted) -> None:
+    (compile_.sops / "shipping/lost.md").write_text(LOST + "4. Thank the customer.\n")
+    result = compile_()
+    reasons = {p.procedure_id: p.reason for s in result.sops for p in s.procedures}
+    assert reasons == {"lost": "the SOP text changed", "refunds": None, "reset": None}

@@ -23,6 +23,7 @@ from sop_compiler.lock._keys import ChosenBackend, ProcState, Reader, agent_for
 from sop_compiler.lock._planned import PlannedProcedure, PlannedSop
 from sop_compiler.lock._stat import FileStates
 from sop_compiler.lock.staleness import Keys, decide
+from sop_compiler.lock.staleness import explain as explain_keys
 from sop_compiler.models import (
     Figure,
     Routine,
@@ -208,8 +209,11 @@ class Plan:
             if p.status == "failed"
         }
 
-    def stale(self, lock_problem: str | None) -> list[StaleEntry]:
-        """Why the outputs are not current (empty when they are): what `--check` reports."""
+    def stale(self, lock_problem: str | None, *, explain: bool = False) -> list[StaleEntry]:
+        """Why the outputs are not current (empty when they are): what `--check` reports.
+
+        With `explain`, each stale or new routine's entry lists the parts of its keys.
+        """
         entries: list[StaleEntry] = []
         if lock_problem:
             entries.append(StaleEntry(path=LOCK_NAME, reason="stale", detail=lock_problem))
@@ -225,6 +229,11 @@ class Plan:
                 )
                 continue
             for proc in sop.procs:
+                if explain:
+                    parts = explain_keys(proc, self.keys, self.old)
+                    for found in proc.problems:
+                        if found.where == "sops":
+                            found.parts = parts
                 entries += proc.problems
         current = {sop.source: sop for sop in self.sops}
         for source, entry in sorted(self.old.sops.items()):

@@ -59,6 +59,7 @@ class PlannedProcedure:
     old: ProcedureEntry | None = None
     state: ProcState = "generate"
     problems: list[StaleEntry] = field(default_factory=list)
+    why: str = ""  # what changed, when it is new, stale or re-validated
     status: ProcStatus = "unchanged"
     error: str | None = None
     routine: Routine | None = None

@@ -212,9 +212,10 @@ def decide(
     proc.input = keys.input(proc.text)
     proc.old = old = sop.old.procedures.get(proc.id) if sop.old else None
     proc.problems, proc.report = [], None
-    proc.render = ""
+    proc.render = proc.why = ""
 
     def problem(reason: Literal["stale", "new"], detail: str) -> None:
+        proc.why = detail
         proc.problems.append(
             StaleEntry(path=sop.source, where="sops", reason=reason, detail=f"{proc.id}: {detail}")
         )
@@ -307,30 +308,40 @@ def why_revalidated(old: ProcedureEntry, keys: Keys, lock: LockFile) -> str:
     return "the render version changed"
 
 
-def explain(proc: PlannedProcedure, keys: Keys) -> list[str]:
-    """The parts of a procedure's keys, one `name: value` line each (`sopc check --explain`)."""
+def explain(proc: PlannedProcedure, keys: Keys, lock: LockFile) -> list[str]:
+    """The parts of a procedure's keys, one line each, changed ones marked (`--explain`)."""
+    old = proc.old
+
+    def part(name: str, now: str, before: str | None) -> str:
+        changed = before is not None and before != now
+        return f"{name}: {now or '-'}" + (f" (was {before or '-'})" if changed else "")
+
+    backend = " ".join(f"{k}={keys.backend[k]}" for k in sorted(keys.backend) if k in _SHOWN)
+    was = " ".join(f"{k}={lock.backend[k]}" for k in sorted(lock.backend) if k in _SHOWN)
     lines = [
-        f"text: {proc.text[:16]}",
-        f"backend: {sha256_json(keys.backend)[:16]} "
-        + " ".join(f"{k}={keys.backend[k]}" for k in ("backend", "model") if k in keys.backend),
-        f"prompts: {keys.prompts[:16]}",
-        f"schema: {keys.schema[:16]}",
-        f"sopc output version: {keys.sopc}",
+        part("text", proc.text[:16], old.text[:16] if old else None),
+        part("backend", backend, was if lock.backend else None),
+        part("prompts", keys.prompts[:16], lock.prompts[:16] if lock.prompts else None),
+        part("schema", keys.schema[:16], lock.schema_sha[:16] if lock.schema_sha else None),
+        part("sopc output version", keys.sopc, lock.sopc),
     ]
     if keys.whole_catalog:
-        lines += [f"catalog (whole): {keys.catalog[:16]}", f"agents (all): {keys.agents[:16]}"]
-    old = proc.old
+        lines.append(part("catalog (whole)", keys.catalog[:16], lock.catalog[:16] or None))
+        lines.append(part("agents (all)", keys.agents[:16], lock.agents[:16] or None))
     if proc.sop.old is not None and proc.sop.old.ocr:
-        lines.append(f"ocr: {proc.sop.old.ocr} (now {keys.ocr})")
+        lines.append(part("ocr", keys.ocr, proc.sop.old.ocr))
     if old is not None:
         for name, sha in sorted(old.depends.tools.items()):
-            now = keys.tools.get(name, "")
-            lines.append(f"tool {name}: {sha or 'absent'} (now {now or 'absent'})")
+            lines.append(part(f"tool {name}", keys.tools.get(name, ""), sha))
         for agent in old.depends.agents:
-            state = "present" if agent in keys.agent_names else "absent"
-            lines.append(f"handoff {agent}: {state}")
-        lines += [f"proposed tool {name}" for name in sorted(old.depends.proposed)]
+            lines.append(part(f"handoff {agent}", str(agent in keys.agent_names), "True"))
+        for name, description in sorted(old.depends.proposed.items()):
+            tool = covering_tool(name, description, keys.tool_defs)
+            lines.append(part(f"proposed tool {name}", f"covered by {tool}" if tool else "", ""))
     return lines
+
+
+_SHOWN = frozenset({"backend", "model", "temperature", "seed", "structured_output", "vision"})
 
 
 def _covered(old: ProcedureEntry, keys: Keys) -> str:

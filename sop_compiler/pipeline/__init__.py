@@ -106,10 +106,12 @@ def compile_folder(
     fmt: str = "text",
     backend: Backend | None = None,
     lock_timeout: float = 10.0,
+    explain: bool = False,
 ) -> RunResult:
     """Compile a folder of SOPs into `settings.output`, regenerating only what changed.
 
-    `check` and `dry_run` write nothing and call no model. The exit code in the result is the most
+    `check` and `dry_run` write nothing and call no model; with `check`, `explain` lists the
+    parts of each stale routine's keys. The exit code in the result is the most
     severe outcome, in this order: 2 (the backend cannot work at all: bad key, unknown model, no
     quota; generation stopped), 3 (some procedures could not be generated), 1 (validation errors
     remain, or warnings with `strict`, or `check` found stale, missing, orphaned or edited outputs),
@@ -202,7 +204,7 @@ def compile_folder(
             for _ in plan.stream():
                 pass
             if check:
-                result.stale = plan.stale(lock_problem)
+                result.stale = plan.stale(lock_problem, explain=explain)
                 for proc in plan.procedures("generate"):
                     proc.status = "would_generate"
             else:

@@ -129,7 +129,8 @@ class _Build:
             # interrupted meanwhile (the loop waits for worker threads before it closes).
             loop = asyncio.get_running_loop()
             await asyncio.shield(loop.run_in_executor(None, self._finish, proc, result))
-            advance(f"{proc.status} {proc.agent}/{proc.id}")
+            why = f": {proc.why}" if proc.why else ""
+            advance(f"{proc.status} {proc.agent}/{proc.id}{why}")
 
         try:
             while (sop := await asyncio.to_thread(self._next_sop, stream)) is not None:

@@ -89,6 +89,7 @@ def _sop_outcome(sop: PlannedSop) -> SopOutcome:
             coverage=proc.report.coverage if proc.report else None,
             usage=proc.usage,
             estimated_prompt_tokens=proc.estimated_tokens,
+            reason=terminal_text(proc.why) if proc.why else None,
         )
         for proc in sop.procs
     ]
