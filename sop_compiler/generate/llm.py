@@ -242,6 +242,13 @@ class LLMBackend(Backend):
             "schema_sha256": prompts.schema_sha256(),
         }
 
+    def system_message(
+        self, procedure: Procedure, context: GenerationContext, fmt: ResponseFormat
+    ) -> str:
+        """The static prefix, then the catalog: the schema is in it only when not in the format."""
+        catalog = prompts.catalog_prompt(context.catalog, context.agents, procedure=procedure)
+        return prompts.system_prompt(schema=fmt != "json_schema") + "\n" + catalog
+
     def build_messages(
         self, procedure: Procedure, context: GenerationContext
     ) -> tuple[list[ChatMessage], list[Issue]]:
@@ -249,9 +256,7 @@ class LLMBackend(Backend):
         rendered = prompts.render_procedure(
             procedure, images=procedure.images, vision=self.settings.vision
         )
-        system = (
-            prompts.system_prompt() + "\n" + prompts.catalog_prompt(context.catalog, context.agents)
-        )
+        system = self.system_message(procedure, context, self._format)
         user: str | tuple[ContentPart, ...] = rendered.text
         if rendered.images:
             parts = [ContentPart("text", rendered.text)]
@@ -300,7 +305,9 @@ class LLMBackend(Backend):
         for attempt in range(1 + self.settings.repair_attempts):
             result.attempts = attempt + 1
             try:
-                response = await self._request(messages)
+                response = await self._request(
+                    messages, system=lambda fmt: self.system_message(procedure, context, fmt)
+                )
             except SopcError as exc:
                 result.error = self.scrub(exc.message)
                 return result
@@ -362,10 +369,23 @@ class LLMBackend(Backend):
         issues = _with_unknown_tools(list(validate(draft)), draft, procedure, context)
         return draft, issues, [_issue_text(issue) for issue in issues if issue.severity == "error"]
 
-    async def _request(self, messages: list[ChatMessage]) -> ChatResponse:
-        """One chat call, falling back to a simpler response format when the server rejects one."""
+    async def _request(
+        self,
+        messages: list[ChatMessage],
+        *,
+        system: Callable[[ResponseFormat], str] | None = None,
+    ) -> ChatResponse:
+        """One chat call, falling back to a simpler response format when the server rejects one.
+
+        `system` gives the system message for a format: once structured output is refused, the
+        schema it carried must move into the prompt.
+        """
+        built = self._format
         while True:
             fmt = self._format
+            if system is not None and fmt != built and messages and messages[0].role == "system":
+                messages = [ChatMessage("system", system(fmt)), *messages[1:]]
+                built = fmt
             request = ChatRequest(
                 model=self.settings.model,
                 messages=tuple(messages),

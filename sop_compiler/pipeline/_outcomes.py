@@ -31,16 +31,19 @@ def _estimate(plan: Plan, *, catalog: ToolCatalog, settings: Settings, uses_mode
         if not uses_model or proc.procedure is None:
             continue
         if prefix is None:
-            prefix = _prompt_prefix_chars(catalog, plan.agents())
+            prefix = _prompt_prefix_chars(catalog, plan.agents(), settings.structured_output)
         proc.estimated_tokens = (prefix + _procedure_chars(proc.procedure, settings)) // 4
 
 
-def _prompt_prefix_chars(catalog: ToolCatalog, agents: tuple[str, ...]) -> int:
+def _prompt_prefix_chars(
+    catalog: ToolCatalog, agents: tuple[str, ...], settings_format: str = "json_schema"
+) -> int:
     try:
         from sop_compiler.generate import prompts
     except ImportError:  # pragma: no cover - prompts ship with sopc
         return 6000
-    return len(prompts.system_prompt()) + len(prompts.catalog_prompt(catalog, agents))
+    schema = settings_format != "json_schema"
+    return len(prompts.system_prompt(schema=schema)) + len(prompts.catalog_prompt(catalog, agents))
 
 
 def _procedure_chars(procedure: Procedure, settings: Settings) -> int:
