@@ -118,7 +118,7 @@ def responder(body: dict[str, Any]) -> dict[str, Any]:
             *end,
         ]
     elif "Lost" in title:
-        if "`carrier_tracking`" in text:
+        if "`carrier_tracking(" in text:
             draft["steps"] = [
                 cite,
                 _step(
@@ -250,7 +250,7 @@ def test_a_changed_tool_revalidates_and_regenerates_only_what_now_fails(
     details = stale_details(compile_(check=True))
     assert details == [
         "billing/refunds.md: refunds: catalog tool `lookup_order` changed: "
-        "re-validated, no model call"
+        "re-validated without a model call (regenerated only if it now fails)"
     ]
     result = compile_()
     assert compile_.calls == 0 and result.exit_code == 0
@@ -373,3 +373,24 @@ def test_compile_names_what_changed_per_routine(compile_: Counted) -> None:
     result = compile_()
     reasons = {p.procedure_id: p.reason for s in result.sops for p in s.procedures}
     assert reasons == {"lost": "the SOP text changed", "refunds": None, "reset": None}
+
+
+@pytest.mark.parametrize(
+    ("name", "description", "covered"),
+    [
+        ("carrier_tracking", "anything", "carrier_tracking"),  # same name
+        ("track_shipment", "anything", "carrier_tracking"),  # an alias
+        ("tracking_carrier", "anything", "carrier_tracking"),  # the same words
+        ("parcel_status", "Track a shipment by its tracking number.", "carrier_tracking"),
+        ("send_sms", "Send a text message to the customer.", None),
+        ("refund_order", "Refund the order.", None),
+    ],
+)
+def test_which_catalog_tool_covers_a_proposed_one(
+    name: str, description: str, covered: str | None
+) -> None:
+    from sop_compiler.lock.staleness import covering_tool
+    from sop_compiler.models import Tool
+
+    tools = [Tool.model_validate(LOOKUP_ORDER), Tool.model_validate(TRACK)]
+    assert covering_tool(name, description, tools) == covered

@@ -250,7 +250,11 @@ def decide(
     elif proc.problems or old.render != proc.render:
         proc.state = "rerender"
         if old.render != proc.render:
-            problem("stale", why_revalidated(old, keys, old_lock) + ": re-validated, no model call")
+            problem(
+                "stale",
+                why_revalidated(old, keys, old_lock)
+                + ": re-validated without a model call (regenerated only if it now fails)",
+            )
     else:
         proc.state = "current"
 
