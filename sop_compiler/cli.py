@@ -154,6 +154,12 @@ def compile(
     ] = False,
     fmt: FormatOpt = RunFormat.text,
     explain: ExplainOpt = False,
+    batch: Annotated[
+        bool,
+        typer.Option(
+            "--batch", help="Use the OpenAI Batch API: submit, then run again to collect."
+        ),
+    ] = False,
 ) -> None:
     """Compile a folder of SOPs into routines, agent code and a review page.
 
@@ -183,6 +189,7 @@ def compile(
             dry_run=dry_run,
             fmt=fmt.value,
             explain=explain,
+            batch=batch,
         )
         render_run(result, fmt=fmt.value)
         return result.exit_code

@@ -278,6 +278,44 @@ class LLMBackend(Backend):
         ]
         return [ChatMessage("system", system), ChatMessage("user", user)], notes
 
+    def batch_request(
+        self,
+        procedure: Procedure,
+        context: GenerationContext,
+        *,
+        repair: tuple[str, list[str]] | None = None,
+    ) -> ChatRequest:
+        """The request for one procedure as a Batch API line sends it (`sopc compile --batch`).
+
+        `repair`: the previous answer and its problems, to ask for a corrected one.
+        """
+        messages, _ = self.build_messages(procedure, context)
+        if repair is not None:
+            answer, problems = repair
+            messages += [
+                ChatMessage("assistant", answer[:MAX_CONTENT_CHARS]),
+                ChatMessage("user", prompts.repair_prompt(problems[:_MAX_REPAIR_ITEMS])),
+            ]
+        return ChatRequest(
+            model=self.settings.model,
+            messages=tuple(messages),
+            response_format=self._format,
+            temperature=self.settings.temperature,
+            seed=self.settings.seed,
+        )
+
+    def check_answer(
+        self,
+        content: str,
+        procedure: Procedure,
+        context: GenerationContext,
+        validate: Callable[[RoutineDraft], list[Issue]],
+    ) -> tuple[RoutineDraft | None, list[Issue], list[str]]:
+        """Parse and validate one answer: (draft or None, its issues, problems to send back)."""
+        draft, issues, problems = self._check(content, procedure, context, validate)
+        _, notes = self.build_messages(procedure, context)
+        return draft, [*notes, *issues], problems
+
     async def generate(
         self,
         procedure: Procedure,

@@ -76,6 +76,21 @@ class SopEntry(_Model):
     )
 
 
+class BatchRequest(_Model):
+    """One request of a submitted Batch API job: whose routine it is and what it was built from."""
+
+    source: str = Field(description="The SOP file.")
+    procedure: str = Field(description="The routine id.")
+    input: str = Field(description="The procedure's input key when submitted.")
+    attempt: int = Field(default=1, description="1 for the first request, 2+ for repairs.")
+
+
+class PendingBatch(_Model):
+    """A Batch API job submitted by `sopc compile --batch` and not yet collected."""
+
+    requests: dict[str, BatchRequest] = Field(default_factory=dict, description="custom_id -> it")
+
+
 class LockFile(_Model):
     """The whole `sopc.lock`."""
 
@@ -92,6 +107,9 @@ class LockFile(_Model):
     sops: dict[str, SopEntry] = Field(default_factory=dict)
     shared: dict[str, str] = Field(default_factory=dict, description="Network and review files.")
     shared_key: str = ""
+    batches: dict[str, PendingBatch] = Field(
+        default_factory=dict, description="Batch API jobs submitted and not yet collected."
+    )
 
     def recorded_outputs(self) -> set[str]:
         """Every output path the lock accounts for."""

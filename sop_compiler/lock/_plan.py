@@ -149,6 +149,7 @@ class Plan:
             sops=dict(self.old.sops),
             shared=dict(self.old.shared),
             shared_key=self.old.shared_key,
+            batches=dict(self.old.batches),
         )
 
     def sop_entry(self, sop: PlannedSop, *, keep_vanished: bool) -> SopEntry | None:

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from sop_compiler.config import Settings
@@ -24,7 +24,9 @@ from sop_compiler.lock import (
 )
 from sop_compiler.lock.staleness import depends_of, new_errors
 from sop_compiler.models import (
+    Issue,
     Routine,
+    RoutineDraft,
     RunResult,
     ToolCatalog,
     ValidationReport,
@@ -49,7 +51,14 @@ class _Build:
     """
 
     def __init__(
-        self, plan: Plan, *, out: Path, catalog: ToolCatalog, settings: Settings, fmt: str
+        self,
+        plan: Plan,
+        *,
+        out: Path,
+        catalog: ToolCatalog,
+        settings: Settings,
+        fmt: str,
+        batch: bool = False,
     ) -> None:
         self.plan = plan
         self.out = out
@@ -66,6 +75,9 @@ class _Build:
         self.saving = threading.Lock()
         self.stopped: str | None = None  # why generation stopped early (a fatal backend error)
         self.secrets: list[bytes] = []  # the API key and URL credentials: never written
+        self.batch = batch  # through the Batch API (pipeline/_batch.py) instead of one by one
+        self.batch_notes: list[str] = []
+        self.waiting = 0  # procedures left waiting in a batch
 
     def _scrubbed(self, files: dict[str, bytes]) -> dict[str, bytes]:
         """`files` with every secret (a model answer may echo the key) replaced by `***`."""
@@ -132,13 +144,19 @@ class _Build:
             why = f": {proc.why}" if proc.why else ""
             advance(f"{proc.status} {proc.agent}/{proc.id}{why}")
 
+        batched: list[PlannedProcedure] = []
         try:
             while (sop := await asyncio.to_thread(self._next_sop, stream)) is not None:
+                if self.batch:
+                    batched += [proc for proc in sop.procs if proc.state == "generate"]
+                    continue
                 tasks += [
                     asyncio.ensure_future(one(proc, context))
                     for proc in sop.procs
                     if proc.state == "generate"
                 ]
+            if self.batch:
+                await self._batch_round(backend, batched, context)
             with progress(len(tasks), fmt=self.fmt) as show:
                 for label in finished:
                     show(label)
@@ -168,6 +186,39 @@ class _Build:
             if proc.state == "rerender":
                 self._rerender(proc)
         return sop
+
+    async def _batch_round(
+        self, backend: Backend, procs: list[PlannedProcedure], context: GenerationContext
+    ) -> None:
+        from sop_compiler.errors import ConfigError
+        from sop_compiler.generate.llm import LLMBackend
+        from sop_compiler.pipeline._batch import BatchRound
+        from sop_compiler.validate import check_draft
+
+        if not isinstance(backend, LLMBackend) or not hasattr(backend, "client"):
+            raise ConfigError("--batch needs the openai backend (the OpenAI Batch API)")
+
+        def validate(proc: PlannedProcedure) -> Callable[[RoutineDraft], list[Issue]]:
+            procedure = proc.procedure
+            assert procedure is not None
+            return lambda draft: check_draft(
+                draft,
+                procedure=procedure,
+                catalog=self.catalog,
+                settings=self.settings,
+                agents=context.agents,
+            )
+
+        def save() -> None:
+            with self.mutex:
+                self.dirty = True
+            self._save_lock(now=True)
+
+        rounds = BatchRound(
+            backend, context, self.lock.batches, finish=self._finish, validate=validate, save=save
+        )
+        await rounds.run(procs)
+        self.batch_notes, self.waiting = rounds.notes, rounds.waiting
 
     def _stop_check(
         self, backend: Backend, proc: PlannedProcedure, result: GenerationResult | None = None
