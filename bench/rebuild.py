@@ -162,6 +162,43 @@ def bench_rebuild(count: int, report: Report) -> None:
         )
 
 
+def bench_batch(count: int, report: Report) -> None:
+    """`sopc compile --batch` round trip: submit, then collect, against the local test server."""
+    print(f"10. Batch round trip: {count} SOPs through the files and batches endpoints")
+    from gen import make_sop_folder
+    from llm_batch_server import BatchServer
+
+    from sop_compiler.config import load_settings
+    from sop_compiler.pipeline import compile_folder
+
+    root = HERE / "_work" / f"batch-{count}"
+    shutil.rmtree(root, ignore_errors=True)
+    sops = root / "sops"
+    make_sop_folder(sops, count)
+    with BatchServer() as server:
+        settings = load_settings(
+            sops,
+            overrides={
+                "backend": "openai",
+                "base_url": server.base_url,
+                "model": "bench",
+                "output": root / "out",
+                "cache": False,
+            },
+        )
+        exits = []
+        for _ in range(3):  # submit; collect; a no-op
+            with contextlib.redirect_stderr(io.StringIO()):
+                exits.append(compile_folder(sops, settings=settings, batch=True).exit_code)
+        lines, batches = len(server.chat_requests), len(server.batches)
+    report(
+        "Batch: lines answered / procedures; batches; exit codes",
+        f"{lines} / {count}; {batches}; {', '.join(map(str, exits))}",
+        f"{count}; 1; 3, 0, 0",
+        lines == count and batches == 1 and exits == [3, 0, 0],
+    )
+
+
 def prompt_tokens(sops: Path, fmt: str) -> tuple[int, float]:
     """(procedures, mean tokens per request) for the first request of every procedure."""
     from sop_compiler.catalog import load_catalog

@@ -51,7 +51,7 @@ class Row:
 
 
 ROWS: list[Row] = []
-SECTIONS = ("pdf", "docx", "memory", "noop", "model", "startup", "rebuild", "prompt")
+SECTIONS = ("pdf", "docx", "memory", "noop", "model", "startup", "rebuild", "prompt", "batch")
 _section = ""
 
 
@@ -657,7 +657,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated subset: pdf,docx,memory,noop,model,startup,rebuild,prompt",
+        help="comma-separated subset: pdf,docx,memory,noop,model,startup,rebuild,prompt,batch",
     )
     args = parser.parse_args()
     if args.setup:
@@ -700,6 +700,10 @@ def main() -> None:
         from rebuild import bench_prompt
 
         bench_prompt(report)
+    if wanted("batch"):
+        from rebuild import bench_batch
+
+        bench_batch(40 if quick else 200, report)
     if args.write:
         write_markdown(REPO / "BENCHMARKS.md", quick)
     missed = [row.benchmark for row in ROWS if row.met is False]
