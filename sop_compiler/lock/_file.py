@@ -22,7 +22,7 @@ RUN_LOCK_NAME = ".sopc-run.lock"
 LOCK_VERSION = 1
 # Bumped when a sopc change alters generated output (ingest, generate, validate or emit code);
 # a release that only changes the CLI keeps it, so upgrading does not regenerate every routine.
-OUTPUT_VERSION = "2"
+OUTPUT_VERSION = "3"
 # Bumped when emit or validate code changes how a routine is rendered or reported: outputs are
 # re-rendered from the routine JSON already on disk, with no model call.
 RENDER_VERSION = "3"
