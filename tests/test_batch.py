@@ -151,3 +151,27 @@ def test_batch_needs_the_openai_backend(sops: Path) -> None:
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2
     assert "--batch needs the openai backend" in result.output
+
+
+def test_a_procedure_whose_sop_changed_while_pending_is_asked_again(sops: Path) -> None:
+    def responder(body: dict[str, Any]) -> dict[str, Any]:
+        draft = default_draft(body)
+        text = "\n".join(str(m["content"]) for m in body["messages"])
+        draft["title"] = "answer to the new text" if "Say sorry." in text else "an old answer"
+        return completion(draft)
+
+    with BatchServer(responder=responder) as server:
+        server.polls_before_done = 1
+        compile_batch(sops, server)
+        (sops / "shipping/lost.md").write_text(SOPS["shipping/lost.md"] + "3. Say sorry.\n")
+        again = compile_batch(sops, server)  # the old batch still runs: only lost is resubmitted
+        assert again.exit_code == 3 and len(server.batches) == 2
+        newest = lock(sops)["batches"][max(server.batches, key=lambda b: int(b.split("_")[1]))]
+        assert list(newest["requests"]) == ["shipping/lost"]
+        server.polls_before_done = 0
+        done = compile_batch(sops, server)  # both finish; the stale answer is not used
+        assert done.exit_code == 0 and lock(sops)["batches"] == {}
+        routine = json.loads((sops.parent / "out/routines/shipping/lost.json").read_text())
+        assert routine["title"] == "answer to the new text"
+        lines = [r for r in server.chat_requests if "Lost parcel" in r.messages_text()]
+        assert len(lines) == 2 and "Say sorry." in lines[-1].messages_text()

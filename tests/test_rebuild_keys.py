@@ -394,3 +394,15 @@ def test_which_catalog_tool_covers_a_proposed_one(
 
     tools = [Tool.model_validate(LOOKUP_ORDER), Tool.model_validate(TRACK)]
     assert covering_tool(name, description, tools) == covered
+
+
+def test_a_moved_sop_costs_only_its_own_calls(compile_: Counted) -> None:
+    (compile_.sops / "account/lost.md").write_text(LOST, encoding="utf-8")
+    (compile_.sops / "shipping/lost.md").unlink()
+    (compile_.sops / "shipping").rmdir()
+    result = compile_()
+    asked = compile_.server.chat_requests[-compile_.calls :] if compile_.calls else []
+    assert compile_.calls == 1 and result.exit_code == 0
+    assert "Agent group: account" in asked[0].messages_text()
+    assert "routines/account/lost.json" in _outputs(compile_.sops)
+    assert not any(p.startswith("routines/shipping/") for p in _outputs(compile_.sops))
