@@ -41,9 +41,15 @@ from sop_compiler.lock._file import (
     write_atomic,
     write_lock,
 )
-from sop_compiler.lock._keys import ChosenBackend, backend_for, routine_json_path
 from sop_compiler.lock._plan import Plan, start_plan, unchanged_sops
-from sop_compiler.lock._planned import PlannedProcedure, PlannedSop
+from sop_compiler.lock._planned import (
+    ChosenBackend,
+    PlannedProcedure,
+    PlannedSop,
+    agent_for,
+    backend_for,
+    routine_json_path,
+)
 from sop_compiler.lock._stat import FileStates
 from sop_compiler.lock.staleness import Keys
 
@@ -67,6 +73,7 @@ __all__ = [
     "PlannedSop",
     "ProcedureEntry",
     "SopEntry",
+    "agent_for",
     "backend_for",
     "dump_lock",
     "read_lock",

@@ -19,8 +19,14 @@ from sop_compiler.lock._file import (
     sha256_bytes,
     sha256_json,
 )
-from sop_compiler.lock._keys import ChosenBackend, ProcState, Reader, agent_for
-from sop_compiler.lock._planned import PlannedProcedure, PlannedSop
+from sop_compiler.lock._planned import (
+    ChosenBackend,
+    PlannedProcedure,
+    PlannedSop,
+    ProcState,
+    Reader,
+    agent_for,
+)
 from sop_compiler.lock._stat import FileStates
 from sop_compiler.lock.staleness import Keys, decide
 from sop_compiler.lock.staleness import explain as explain_keys

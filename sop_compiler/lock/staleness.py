@@ -47,7 +47,7 @@ from sop_compiler.lock._file import (
     ProcedureEntry,
     sha256_json,
 )
-from sop_compiler.lock._keys import routine_json_path
+from sop_compiler.lock._planned import routine_json_path
 from sop_compiler.models import Routine, StaleEntry, Tool, ToolCatalog, ValidationReport
 
 if TYPE_CHECKING:

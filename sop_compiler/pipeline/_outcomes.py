@@ -12,7 +12,7 @@ from sop_compiler.lock import (
     Plan,
     PlannedSop,
 )
-from sop_compiler.lock._keys import agent_for as agent_for
+from sop_compiler.lock import agent_for as agent_for
 from sop_compiler.models import (
     Procedure,
     ProcedureOutcome,
