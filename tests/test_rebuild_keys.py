@@ -406,3 +406,16 @@ def test_a_moved_sop_costs_only_its_own_calls(compile_: Counted) -> None:
     assert "Agent group: account" in asked[0].messages_text()
     assert "routines/account/lost.json" in _outputs(compile_.sops)
     assert not any(p.startswith("routines/shipping/") for p in _outputs(compile_.sops))
+
+
+def test_compile_says_why_a_routine_was_regenerated_after_revalidation(compile_: Counted) -> None:
+    renamed = {
+        **LOOKUP_ORDER,
+        "parameters": {"type": "object", "properties": {"order_number": {"type": "string"}}},
+    }
+    write_catalog(compile_.sops, renamed)
+    result = compile_()
+    reasons = {p.procedure_id: p.reason for s in result.sops for p in s.procedures}
+    assert reasons["refunds"] is not None
+    assert reasons["refunds"].startswith("catalog tool `lookup_order` changed, and it now fails (")
+    assert reasons["lost"] is None and reasons["reset"] is None

@@ -250,11 +250,12 @@ def decide(
     elif proc.problems or old.render != proc.render:
         proc.state = "rerender"
         if old.render != proc.render:
+            why = why_revalidated(old, keys, old_lock)
             problem(
                 "stale",
-                why_revalidated(old, keys, old_lock)
-                + ": re-validated without a model call (regenerated only if it now fails)",
+                f"{why}: re-validated without a model call (regenerated only if it now fails)",
             )
+            proc.why = why
     else:
         proc.state = "current"
 

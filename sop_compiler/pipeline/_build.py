@@ -372,10 +372,14 @@ class _Build:
             proc.state = "generate"
             return
         report = self._validate(proc, routine)
-        if new_errors(proc.old, report):
+        errors = new_errors(proc.old, report)
+        if errors:
             # What changed (a tool's schema, a removed agent) broke it: only now ask the model.
             proc.state = "generate"
+            proc.why = f"{proc.why or 'it was re-validated'}, and it now fails ({errors[0]})"
             return
+        if proc.why:
+            proc.why += ": re-validated, no model call"
         proc.routine, proc.report = routine, report
         self._record(proc, render_routine(routine, proc.report))
         proc.status = "unchanged"
