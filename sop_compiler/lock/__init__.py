@@ -16,6 +16,10 @@ diff in a pull request shows exactly which SOPs changed. Per procedure it record
 - `outputs`: the hash of every file the routine produced, so hand edits and deletions are found;
 - `issues` and `coverage`: the validation report, so a no-op run reports without re-reading SOPs.
 
+Per SOP it also records `ocr`, the OCR engine and version its scanned pages or image were read
+with (absent for SOPs that need no OCR); and `batches` lists Batch API jobs submitted by
+`sopc compile --batch` and not yet collected.
+
 The header keys (`backend`, `catalog`, ...) describe the last run and explain staleness to a
 reader; every decision uses the per-entry keys, which stay correct when a run is interrupted.
 The rules themselves (what a routine depends on, and why it is stale) are all in `staleness.py`.
