@@ -175,3 +175,31 @@ def test_a_procedure_whose_sop_changed_while_pending_is_asked_again(sops: Path) 
         assert routine["title"] == "answer to the new text"
         lines = [r for r in server.chat_requests if "Lost parcel" in r.messages_text()]
         assert len(lines) == 2 and "Say sorry." in lines[-1].messages_text()
+
+
+def test_an_interrupted_collection_loses_no_answer_and_submits_nothing_twice(
+    sops: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sop_compiler.pipeline._build import _Build
+
+    real = _Build._finish
+    calls: list[str] = []
+
+    def finish_then_stop(self: _Build, proc: Any, result: Any) -> None:
+        calls.append(proc.id)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C while the second answer is being written
+        real(self, proc, result)
+
+    with BatchServer() as server:
+        compile_batch(sops, server)
+        monkeypatch.setattr(_Build, "_finish", finish_then_stop)
+        with pytest.raises(KeyboardInterrupt):
+            compile_batch(sops, server)
+        assert len(routines(sops)) == 1
+        assert len(lock(sops)["batches"]) == 1  # still recorded: not yet fully collected
+        monkeypatch.setattr(_Build, "_finish", real)
+        done = compile_batch(sops, server)
+        assert done.exit_code == 0 and len(routines(sops)) == 3
+        assert len(server.batches) == 1 and len(server.chat_requests) == 3
+        assert lock(sops)["batches"] == {}
