@@ -142,7 +142,10 @@ def responder(body: dict[str, Any]) -> dict[str, Any]:
                 }
             ]
     elif "Password" in title:
-        draft["steps"] = [cite, _step("2", "handoff", "Hand off to billing.", target="billing")]
+        draft["steps"] = [
+            cite,
+            _step("2", "handoff", "Hand off to billing.", target="Billing agent"),
+        ]
     for number, step in enumerate(draft["steps"], start=1):
         step["id"] = str(number)
     return completion(draft)

@@ -49,6 +49,7 @@ from sop_compiler.lock._file import (
 )
 from sop_compiler.lock._planned import routine_json_path
 from sop_compiler.models import Routine, StaleEntry, Tool, ToolCatalog, ValidationReport
+from sop_compiler.slug import agent_key
 
 if TYPE_CHECKING:
     from sop_compiler.lock._planned import PlannedProcedure
@@ -94,7 +95,7 @@ class Keys:
     whole_catalog: bool = True
     tools: dict[str, str] = field(default_factory=dict)  # catalog tool name -> definition hash
     tool_defs: tuple[Tool, ...] = ()
-    agent_names: frozenset[str] = frozenset()  # every name a handoff target may use
+    agent_names: frozenset[str] = frozenset()  # every agent_key() a handoff target may use
     ocr_setting: str = "auto"
 
     @property
@@ -134,9 +135,13 @@ class Keys:
             whole_catalog=whole_catalog,
             tools={tool.name: tool_sha(tool) for tool in catalog.tools},
             tool_defs=tuple(catalog.tools),
-            agent_names=frozenset(handoff_names(agent_set, settings)) if agent_set else frozenset(),
+            agent_names=frozenset(agent_key(n) for n in handoff_names(agent_set, settings)),
             ocr_setting=settings.ocr,
         )
+
+    def has_agent(self, target: str) -> bool:
+        """True when a handoff to `target` reaches an agent of this run (as validate matches it)."""
+        return agent_key(target) in self.agent_names
 
     # The parts are hex digests or version strings (no NUL), so joining them is unambiguous.
     def sop(self, sha256: str, *, ocr: str | None = None) -> str:
@@ -157,7 +162,7 @@ class Keys:
         """Key of the routine's report and rendered files: a change re-validates, no call."""
         view: list[Any] = [
             {name: self.tools.get(name, "") for name in sorted(depends.tools)},
-            {agent: agent in self.agent_names for agent in sorted(depends.agents)},
+            {agent: self.has_agent(agent) for agent in sorted(depends.agents)},
         ]
         if errors:  # error messages list the catalog and the agents
             view += [self.catalog, self.agents]
@@ -300,8 +305,7 @@ def why_revalidated(old: ProcedureEntry, keys: Keys, lock: LockFile) -> str:
         if now != sha:
             what = "added" if not sha else "removed" if not now else "changed"
             reasons.append(f"catalog tool `{name}` {what}")
-    names = keys.agent_names
-    reasons += [f"agent {agent!r} removed" for agent in old.depends.agents if agent not in names]
+    reasons += [f"agent {a!r} removed" for a in old.depends.agents if not keys.has_agent(a)]
     if reasons:
         return "; ".join(reasons)
     if _has_errors(old) and (lock.catalog != keys.catalog or lock.agents != keys.agents):
@@ -339,7 +343,7 @@ def explain(proc: PlannedProcedure, keys: Keys, lock: LockFile) -> list[str]:
         for name, sha in sorted(old.depends.tools.items()):
             lines.append(part(f"tool {name}", keys.tools.get(name, ""), sha))
         for agent in old.depends.agents:
-            lines.append(part(f"handoff {agent}", str(agent in keys.agent_names), "True"))
+            lines.append(part(f"handoff {agent}", str(keys.has_agent(agent)), "True"))
         for name, description in sorted(old.depends.proposed.items()):
             tool = covering_tool(name, description, keys.tool_defs)
             lines.append(part(f"proposed tool {name}", f"covered by {tool}" if tool else "", ""))
