@@ -51,7 +51,18 @@ class Row:
 
 
 ROWS: list[Row] = []
-SECTIONS = ("pdf", "docx", "memory", "noop", "model", "startup", "network")
+SECTIONS = (
+    "pdf",
+    "docx",
+    "memory",
+    "noop",
+    "model",
+    "startup",
+    "rebuild",
+    "prompt",
+    "batch",
+    "network",
+)
 _section = ""
 
 
@@ -688,6 +699,18 @@ def main() -> None:
             bench_model(200, 0.3, [1, 4, 16, 64])
     if wanted("startup"):
         bench_startup(3 if quick else 10)
+    if wanted("rebuild"):
+        from rebuild import bench_rebuild
+
+        bench_rebuild(40 if quick else 1000, report)
+    if wanted("prompt"):
+        from rebuild import bench_prompt
+
+        bench_prompt(report)
+    if wanted("batch"):
+        from rebuild import bench_batch
+
+        bench_batch(40 if quick else 200, report)
     if wanted("network"):
         import network
 

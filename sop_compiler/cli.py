@@ -116,6 +116,11 @@ def _settings(sops: Path, **overrides: Any) -> Any:
     return load_settings(sops, overrides=overrides)
 
 
+ExplainOpt = Annotated[
+    bool, typer.Option("--explain", help="With --check: list the parts of each stale key.")
+]
+
+
 @app.command()
 def compile(
     sops: SopsArg,
@@ -148,6 +153,13 @@ def compile(
         typer.Option("--dry-run", help="List what would call the model, with token estimates."),
     ] = False,
     fmt: FormatOpt = RunFormat.text,
+    explain: ExplainOpt = False,
+    batch: Annotated[
+        bool,
+        typer.Option(
+            "--batch", help="Use the OpenAI Batch API: submit, then run again to collect."
+        ),
+    ] = False,
 ) -> None:
     """Compile a folder of SOPs into routines, agent code and a review page.
 
@@ -176,6 +188,8 @@ def compile(
             refresh=refresh,
             dry_run=dry_run,
             fmt=fmt.value,
+            explain=explain,
+            batch=batch,
         )
         render_run(result, fmt=fmt.value)
         return result.exit_code
@@ -185,7 +199,11 @@ def compile(
 
 @app.command()
 def check(
-    sops: SopsArg, output: OutputOpt = None, tools: ToolsOpt = None, fmt: FormatOpt = RunFormat.text
+    sops: SopsArg,
+    output: OutputOpt = None,
+    tools: ToolsOpt = None,
+    fmt: FormatOpt = RunFormat.text,
+    explain: ExplainOpt = False,
 ) -> None:
     """Exit 1 if generated outputs are stale, missing, orphaned or hand-edited; calls no model.
 
@@ -197,7 +215,7 @@ def check(
         from sop_compiler.render import render_run
 
         settings = _settings(sops, output=output, tools=tools)
-        result = compile_folder(sops, settings=settings, check=True, fmt=fmt.value)
+        result = compile_folder(sops, settings=settings, check=True, fmt=fmt.value, explain=explain)
         render_run(result, fmt=fmt.value)
         return result.exit_code
 

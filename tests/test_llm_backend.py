@@ -81,12 +81,15 @@ def test_static_prefix_is_long_identical_and_comes_first() -> None:
 
     first, second = (call.messages[0].content for call in fake.calls)
     assert isinstance(first, str) and first == second
-    static = prompts.system_prompt()
+    static = prompts.system_prompt(schema=False)  # structured output: schema in the format
     assert first.startswith(static)
     assert len(static) / 4 >= 1100  # rough tokens: above the provider's 1,024-token cache minimum
-    assert first.index("- `lookup_order` (read)") > len(static)  # the catalog follows
+    assert first.index("- `lookup_order(") > len(static)  # the catalog follows
     assert "never skip a step" in static.lower() and "I don't know" in static
-    assert prompts.schema_sha256()[:8] and '"additionalProperties":false' in static
+    # The schema travels once: in response_format, not in the prompt as well.
+    assert '"$defs"' not in first and '"$defs"' in prompts.system_prompt(schema=True)
+    body = fake.calls[0].payload()
+    assert body["response_format"]["json_schema"]["schema"] == prompts.routine_schema()
 
 
 def test_worked_example_is_a_valid_draft() -> None:

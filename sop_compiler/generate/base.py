@@ -38,6 +38,10 @@ class Backend(ABC):
 
     name: ClassVar[str]
     uses_model: ClassVar[bool] = False  # True when generate() may call an LLM (and so costs money)
+    # True: a routine is regenerated whenever the catalog or agent set changes (free and
+    # deterministic backends: outputs never depend on build history). False: only when a tool it
+    # uses fails re-validation or a new tool covers one it proposed (see lock/staleness.py).
+    whole_catalog: ClassVar[bool] = True
     # Set when a fault stops every later call (bad key, unknown model, no quota): the run stops
     # generating, and procedures whose result carries this error's message are left for later.
     fatal_error: GenerationError | None = None

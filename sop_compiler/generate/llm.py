@@ -185,6 +185,7 @@ class LLMBackend(Backend):
 
     uses_model = True
     uses_cache: bool = True
+    whole_catalog = False  # every call costs: keyed only on what each routine uses
 
     def __init__(self, settings: Settings, *, refresh: bool = False) -> None:
         from sop_compiler.generate.cache import ResponseCache
@@ -241,6 +242,13 @@ class LLMBackend(Backend):
             "schema_sha256": prompts.schema_sha256(),
         }
 
+    def system_message(
+        self, procedure: Procedure, context: GenerationContext, fmt: ResponseFormat
+    ) -> str:
+        """The static prefix, then the catalog: the schema is in it only when not in the format."""
+        catalog = prompts.catalog_prompt(context.catalog, context.agents, procedure=procedure)
+        return prompts.system_prompt(schema=fmt != "json_schema") + "\n" + catalog
+
     def build_messages(
         self, procedure: Procedure, context: GenerationContext
     ) -> tuple[list[ChatMessage], list[Issue]]:
@@ -248,9 +256,7 @@ class LLMBackend(Backend):
         rendered = prompts.render_procedure(
             procedure, images=procedure.images, vision=self.settings.vision
         )
-        system = (
-            prompts.system_prompt() + "\n" + prompts.catalog_prompt(context.catalog, context.agents)
-        )
+        system = self.system_message(procedure, context, self._format)
         user: str | tuple[ContentPart, ...] = rendered.text
         if rendered.images:
             parts = [ContentPart("text", rendered.text)]
@@ -271,6 +277,44 @@ class LLMBackend(Backend):
             for block_id, why in rendered.unread
         ]
         return [ChatMessage("system", system), ChatMessage("user", user)], notes
+
+    def batch_request(
+        self,
+        procedure: Procedure,
+        context: GenerationContext,
+        *,
+        repair: tuple[str, list[str]] | None = None,
+    ) -> ChatRequest:
+        """The request for one procedure as a Batch API line sends it (`sopc compile --batch`).
+
+        `repair`: the previous answer and its problems, to ask for a corrected one.
+        """
+        messages, _ = self.build_messages(procedure, context)
+        if repair is not None:
+            answer, problems = repair
+            messages += [
+                ChatMessage("assistant", answer[:MAX_CONTENT_CHARS]),
+                ChatMessage("user", prompts.repair_prompt(problems[:_MAX_REPAIR_ITEMS])),
+            ]
+        return ChatRequest(
+            model=self.settings.model,
+            messages=tuple(messages),
+            response_format=self._format,
+            temperature=self.settings.temperature,
+            seed=self.settings.seed,
+        )
+
+    def check_answer(
+        self,
+        content: str,
+        procedure: Procedure,
+        context: GenerationContext,
+        validate: Callable[[RoutineDraft], list[Issue]],
+    ) -> tuple[RoutineDraft | None, list[Issue], list[str]]:
+        """Parse and validate one answer: (draft or None, its issues, problems to send back)."""
+        draft, issues, problems = self._check(content, procedure, context, validate)
+        _, notes = self.build_messages(procedure, context)
+        return draft, [*notes, *issues], problems
 
     async def generate(
         self,
@@ -299,7 +343,9 @@ class LLMBackend(Backend):
         for attempt in range(1 + self.settings.repair_attempts):
             result.attempts = attempt + 1
             try:
-                response = await self._request(messages)
+                response = await self._request(
+                    messages, system=lambda fmt: self.system_message(procedure, context, fmt)
+                )
             except SopcError as exc:
                 result.error = self.scrub(exc.message)
                 return result
@@ -361,10 +407,23 @@ class LLMBackend(Backend):
         issues = _with_unknown_tools(list(validate(draft)), draft, procedure, context)
         return draft, issues, [_issue_text(issue) for issue in issues if issue.severity == "error"]
 
-    async def _request(self, messages: list[ChatMessage]) -> ChatResponse:
-        """One chat call, falling back to a simpler response format when the server rejects one."""
+    async def _request(
+        self,
+        messages: list[ChatMessage],
+        *,
+        system: Callable[[ResponseFormat], str] | None = None,
+    ) -> ChatResponse:
+        """One chat call, falling back to a simpler response format when the server rejects one.
+
+        `system` gives the system message for a format: once structured output is refused, the
+        schema it carried must move into the prompt.
+        """
+        built = self._format
         while True:
             fmt = self._format
+            if system is not None and fmt != built and messages and messages[0].role == "system":
+                messages = [ChatMessage("system", system(fmt)), *messages[1:]]
+                built = fmt
             request = ChatRequest(
                 model=self.settings.model,
                 messages=tuple(messages),

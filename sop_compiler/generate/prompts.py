@@ -1,8 +1,9 @@
 """Prompts for the LLM backends, rendered from templates/prompts/*.j2.
 
-The system prompt is static (conventions, schema, worked example) and comes first, then the tool
-catalog (static per run), then the procedure: a byte-identical prefix across the requests of a run
-is what lets the provider's prompt cache apply.
+The system prompt is static (conventions, worked example, and the schema only when it is not sent
+as `response_format`) and comes first, then the tool catalog (static per run up to
+MAX_PROMPT_TOOLS tools; past that, narrowed per procedure), then the procedure: a byte-identical
+prefix across the requests of a run is what lets the provider's prompt cache apply.
 """
 
 from __future__ import annotations
@@ -29,13 +30,17 @@ from sop_compiler.models import (
     Quote,
     RoutineDraft,
     Table,
+    Tool,
     ToolCatalog,
     block_text,
 )
 from sop_compiler.text import fold_lookalikes
 
 # Bump when a template or the schema changes what the model is asked for (goes into the lock file).
-PROMPT_TEMPLATE_VERSION = "3"
+PROMPT_TEMPLATE_VERSION = "4"
+
+# A catalog larger than this is narrowed to the tools most relevant to each procedure.
+MAX_PROMPT_TOOLS = 40
 
 # Providers reject larger images (OpenAI: 20 MB per image).
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
@@ -113,6 +118,27 @@ def _schema_json() -> str:
     return json.dumps(schema, ensure_ascii=False, separators=(",", ":"))
 
 
+@functools.cache
+def _prompt_schema_json() -> str:
+    """The schema as the prompt shows it (json_object, text): optional fields keep defaults."""
+
+    def untitled(node: Any) -> Any:
+        if isinstance(node, list):
+            return [untitled(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        return {
+            key: {name: untitled(sub) for name, sub in value.items()}
+            if key in ("properties", "$defs")
+            else untitled(value)
+            for key, value in node.items()
+            if key != "title"
+        }
+
+    schema = untitled(RoutineDraft.model_json_schema())
+    return json.dumps(schema, ensure_ascii=False, separators=(",", ":"))
+
+
 def routine_schema() -> dict[str, Any]:
     """The strict JSON schema of RoutineDraft, as sent in the json_schema response format."""
     return json.loads(_schema_json())  # type: ignore[no-any-return]  # a fresh copy each time
@@ -124,35 +150,139 @@ def schema_sha256() -> str:
 
 
 @functools.cache
-@functools.cache
-def system_prompt() -> str:
-    """The static prefix: conventions, schema, worked example; identical for every request."""
+def system_prompt(*, schema: bool = True) -> str:
+    """The static prefix: conventions and a worked example; identical for every request.
+
+    `schema`: include the routine schema, for the json_object and text response formats. With
+    structured output the schema travels once, in `response_format`, and is left out here.
+    """
     files = dict(_template_files())
     example = RoutineDraft.model_validate_json(files["example_routine.json"])
     return _render(
         "system.j2",
-        schema_json=_schema_json(),
+        schema_json=_prompt_schema_json() if schema else "",
         example_procedure=files["example_procedure.txt"].strip(),
-        example_json=example.model_dump_json(),
+        example_json=example.model_dump_json(exclude_none=True, exclude_defaults=True),
     )
 
 
-def catalog_prompt(catalog: ToolCatalog, agents: Sequence[str]) -> str:
-    """The tool catalog and agent groups of this run (static per run, so it follows the prefix)."""
+def catalog_prompt(
+    catalog: ToolCatalog, agents: Sequence[str], *, procedure: Procedure | None = None
+) -> str:
+    """The tool catalog and agent groups of this run, compactly (one line per tool).
+
+    Static per run, so it follows the static prefix; a catalog over MAX_PROMPT_TOOLS tools is
+    narrowed to those relevant to `procedure` (see `relevant_tools`).
+    """
+    chosen = catalog.tools
+    if procedure is not None and len(chosen) > MAX_PROMPT_TOOLS:
+        chosen = relevant_tools(catalog, procedure)
     tools = [
         {
             "name": tool.name,
             "access": tool.access,
             "needs_approval": tool.needs_approval,
-            "description": " ".join(tool.description.split()),
-            "parameters_json": json.dumps(tool.parameters, sort_keys=True, ensure_ascii=False),
+            "description": _one_line(tool.description),
+            "signature": _signature(tool.parameters),
         }
-        for tool in sorted(catalog.tools, key=lambda tool: tool.name)
+        for tool in sorted(chosen, key=lambda tool: tool.name)
     ]
     # Agent names are folder names: quoted as JSON strings, so no newline or quote in one can
     # start a line of its own in the system message.
     quoted = [json.dumps(agent, ensure_ascii=False) for agent in sorted(set(agents))]
-    return _render("catalog.j2", tools=tools, agents=quoted)
+    narrowed = len(catalog.tools) - len(chosen)
+    return _render("catalog.j2", tools=tools, agents=quoted, narrowed=narrowed)
+
+
+def relevant_tools(
+    catalog: ToolCatalog, procedure: Procedure, *, limit: int = MAX_PROMPT_TOOLS
+) -> list[Tool]:
+    """The catalog tools worth showing for `procedure`: every tool it names, then the best ranked.
+
+    Deterministic: a tool the SOP names (its name or an alias, in any case) is always kept, even
+    past `limit`; the rest are ranked by how many of the words of their name, aliases and
+    description the procedure uses (rarer words count more), ties broken by name.
+    """
+    text = " ".join(block_text(b) for b in [*procedure.context, *procedure.blocks])
+    text = f"{procedure.title}\n{text}".casefold()
+    words = set(_WORD.findall(text))
+    spans = " ".join(_WORD.findall(text))
+    named = [tool for tool in catalog.tools if _names(tool, text, spans)]
+    frequency: dict[str, int] = {}
+    vocab = {tool.name: _tool_words(tool) for tool in catalog.tools}
+    for tool_words in vocab.values():
+        for word in tool_words:
+            frequency[word] = frequency.get(word, 0) + 1
+
+    def score(tool: Tool) -> float:
+        return sum(1.0 / frequency[w] for w in vocab[tool.name] if w in words)
+
+    rest = sorted(
+        (tool for tool in catalog.tools if tool not in named),
+        key=lambda tool: (-score(tool), tool.name),
+    )
+    room = max(0, limit - len(named))
+    return named + [tool for tool in rest[:room] if score(tool) > 0]
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+_COMMON = frozenset(
+    {"a", "an", "and", "the", "of", "to", "for", "by", "in", "on", "or", "with", "its", "their"}
+)
+
+
+def _tool_words(tool: Tool) -> set[str]:
+    text = " ".join([tool.name.replace("_", " "), *tool.aliases, tool.description]).casefold()
+    return {w for w in _WORD.findall(text) if w not in _COMMON and len(w) > 2}
+
+
+def _names(tool: Tool, text: str, spans: str) -> bool:
+    """True when the procedure text names the tool, by its name or by an alias."""
+    if tool.name in text:
+        return True
+    for alias in tool.aliases:
+        words = " ".join(_WORD.findall(alias.casefold()))
+        if words and f" {words} " in f" {spans} ":
+            return True
+    return False
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _signature(parameters: dict[str, Any]) -> str:
+    """A tool's parameters as `name: type, other?: "a"|"b"`; anything unusual as compact JSON."""
+    properties = parameters.get("properties")
+    if parameters.get("type") != "object" or not isinstance(properties, dict):
+        return json.dumps(parameters, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    required = set(parameters.get("required") or [])
+    out = []
+    for name, schema in properties.items():
+        mark = "" if name in required else "?"
+        out.append(f"{name}{mark}: {_type(schema)}")
+    extra = {k: v for k, v in parameters.items() if k not in ("type", "properties", "required")}
+    if extra:
+        out.append(json.dumps(extra, sort_keys=True, ensure_ascii=False, separators=(",", ":")))
+    return ", ".join(out)
+
+
+def _type(schema: Any) -> str:
+    """One parameter's schema, compactly: type, enum values, constraints, a short description."""
+    if not isinstance(schema, dict):
+        return json.dumps(schema, ensure_ascii=False)
+    if "enum" in schema:
+        kind = "|".join(json.dumps(v, ensure_ascii=False) for v in schema["enum"])
+    elif schema.get("type") == "array" and isinstance(schema.get("items"), dict):
+        kind = f"{_type(schema['items'])}[]"
+    else:
+        kind = str(schema.get("type", "any"))
+    shown = {"type", "enum", "description", "title"} | ({"items"} if kind.endswith("[]") else set())
+    extra = {k: v for k, v in schema.items() if k not in shown}
+    if extra:
+        kind += " " + json.dumps(extra, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    description = _one_line(str(schema.get("description") or ""))
+    return f"{kind} ({description})" if description else kind
 
 
 def _data(text: str) -> str:

@@ -24,6 +24,7 @@ __all__ = [
     "layout_boxes",
     "layout_text",
     "ocr_engine",
+    "ocr_identity",
     "ocr_image",
     "ocr_read",
     "structure_lines",
@@ -55,6 +56,39 @@ def ocr_engine(engine: str = "auto") -> str | None:
     if engine in ("auto", "tesseract") and shutil.which("tesseract"):
         return "tesseract"
     return None
+
+
+def ocr_identity(engine: str = "auto") -> str:
+    """The engine and version `ocr_read` would use ("tesseract 5.3.0", "none"), told cheaply.
+
+    What a scanned page's text depends on: sopc.lock records it for SOPs that hold one, so a
+    machine with another engine (or none) reads them again instead of calling them current.
+    """
+    if engine == "off":
+        return "none"
+    if engine in ("auto", "rapidocr"):
+        import importlib.metadata
+
+        try:
+            return f"rapidocr {importlib.metadata.version('rapidocr-onnxruntime')}"
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    if engine in ("auto", "tesseract") and shutil.which("tesseract"):
+        return f"tesseract {_tesseract_version()}"
+    return "none"
+
+
+@functools.lru_cache(maxsize=1)
+def _tesseract_version() -> str:
+    binary = shutil.which("tesseract")
+    try:
+        done = subprocess.run(
+            [binary or "tesseract", "--version"], capture_output=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    first = (done.stdout or done.stderr).decode("utf-8", errors="replace").split("\n")[0]
+    return first.removeprefix("tesseract").strip() or "unknown"
 
 
 def ocr_read(data: bytes, *, engine: str = "auto") -> OcrResult | None:

@@ -6,26 +6,35 @@ diff in a pull request shows exactly which SOPs changed. Per procedure it record
 
 - `text`: the hash of the procedure's cleaned text and structure (`Procedure.text_sha256()`);
 - `input`: the hash of everything that decides the routine: `text`, the backend fingerprint, the
-  tool catalog, the routine schema and the output-relevant sopc version. A procedure whose `input`
+  prompts, the routine schema and the output-relevant sopc version. A procedure whose `input`
   matches is never sent to a model again;
-- `render`: `input` plus the templates and settings that decide validation and rendering; when only
-  this differs the routine is re-rendered from its JSON, without a model call;
+- `depends`: the catalog tools the routine names (each by its hash), the agents it hands off to,
+  and the tools it proposed that no catalog tool covered;
+- `render`: `input` plus `depends` as today's catalog and agents show them, and the templates and
+  settings that decide validation and rendering; when only this differs the routine is
+  re-validated and re-rendered from its JSON, without a model call;
 - `outputs`: the hash of every file the routine produced, so hand edits and deletions are found;
 - `issues` and `coverage`: the validation report, so a no-op run reports without re-reading SOPs.
 
+Per SOP it also records `ocr`, the OCR engine and version its scanned pages or image were read
+with (absent for SOPs that need no OCR); and `batches` lists Batch API jobs submitted by
+`sopc compile --batch` and not yet collected.
+
 The header keys (`backend`, `catalog`, ...) describe the last run and explain staleness to a
 reader; every decision uses the per-entry keys, which stay correct when a run is interrupted.
+The rules themselves (what a routine depends on, and why it is stale) are all in `staleness.py`.
 """
 
-from sop_compiler.lock._decide import unchanged_sops
 from sop_compiler.lock._fast import CleanRun, NoopRecord, NoopRunResult
 from sop_compiler.lock._file import (
     LOCK_NAME,
     LOCK_VERSION,
     OUTPUT_VERSION,
     RUN_LOCK_NAME,
+    BatchRequest,
     FileState,
     LockFile,
+    PendingBatch,
     ProcedureEntry,
     SopEntry,
     dump_lock,
@@ -36,16 +45,24 @@ from sop_compiler.lock._file import (
     write_atomic,
     write_lock,
 )
-from sop_compiler.lock._keys import ChosenBackend, Keys, backend_for, routine_json_path
-from sop_compiler.lock._plan import Plan, start_plan
-from sop_compiler.lock._planned import PlannedProcedure, PlannedSop
+from sop_compiler.lock._plan import Plan, start_plan, unchanged_sops
+from sop_compiler.lock._planned import (
+    ChosenBackend,
+    PlannedProcedure,
+    PlannedSop,
+    agent_for,
+    backend_for,
+    routine_json_path,
+)
 from sop_compiler.lock._stat import FileStates
+from sop_compiler.lock.staleness import Keys
 
 __all__ = [
     "LOCK_NAME",
     "LOCK_VERSION",
     "OUTPUT_VERSION",
     "RUN_LOCK_NAME",
+    "BatchRequest",
     "ChosenBackend",
     "CleanRun",
     "FileState",
@@ -54,11 +71,13 @@ __all__ = [
     "LockFile",
     "NoopRecord",
     "NoopRunResult",
+    "PendingBatch",
     "Plan",
     "PlannedProcedure",
     "PlannedSop",
     "ProcedureEntry",
     "SopEntry",
+    "agent_for",
     "backend_for",
     "dump_lock",
     "read_lock",

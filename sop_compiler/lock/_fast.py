@@ -30,8 +30,8 @@ from pydantic import PrivateAttr
 from sop_compiler.config import Settings
 from sop_compiler.files import replace_file
 from sop_compiler.lock._file import LOCK_NAME, sha256_json
-from sop_compiler.lock._keys import Keys
 from sop_compiler.lock._stat import Stat, stat_key
+from sop_compiler.lock.staleness import Keys
 from sop_compiler.models import RunResult, SopOutcome, ToolCatalog
 
 _VERSION = 1
@@ -84,6 +84,7 @@ class NoopRecord:
                 int(self.settings.limits.max_file_mb * 1024 * 1024),
                 [keys.sopc, keys.backend_sha, keys.catalog, keys.schema, keys.prompts],
                 [keys.templates, keys.settings],
+                keys.ocr,
             ]
         )
 

@@ -22,7 +22,7 @@ RUN_LOCK_NAME = ".sopc-run.lock"
 LOCK_VERSION = 1
 # Bumped when a sopc change alters generated output (ingest, generate, validate or emit code);
 # a release that only changes the CLI keeps it, so upgrading does not regenerate every routine.
-OUTPUT_VERSION = "2"
+OUTPUT_VERSION = "3"
 # Bumped when emit or validate code changes how a routine is rendered or reported: outputs are
 # re-rendered from the routine JSON already on disk, with no model call.
 RENDER_VERSION = "3"
@@ -32,6 +32,20 @@ FileState = Literal["ok", "missing", "edited"]
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class Dependencies(_Model):
+    """What a generated routine's validity depends on besides its input key (see staleness.py)."""
+
+    tools: dict[str, str] = Field(
+        default_factory=dict,
+        description="Catalog tools it names -> hash of each one's definition ('' = not in it).",
+    )
+    agents: list[str] = Field(default_factory=list, description="Agents it hands off to.")
+    proposed: dict[str, str] = Field(
+        default_factory=dict,
+        description="Tools it proposed that no catalog tool covered -> their description.",
+    )
 
 
 class ProcedureEntry(_Model):
@@ -44,6 +58,7 @@ class ProcedureEntry(_Model):
     text: str = Field(description="Hash of the procedure's cleaned text, as of the last run.")
     input: str = Field(default="", description="Key the routine was generated from ('' = pending).")
     render: str = Field(default="", description="Key the outputs were rendered from.")
+    depends: Dependencies = Field(default_factory=Dependencies)
     outputs: dict[str, str] = Field(default_factory=dict, description="relpath -> sha256")
     issues: list[Issue] = Field(default_factory=list)
     coverage: float | None = None
@@ -56,6 +71,24 @@ class SopEntry(_Model):
     key: str = Field(description="Hash of the file, the sopc version and the reading settings.")
     error: str | None = Field(default=None, description="Why the file could not be read, if so.")
     procedures: dict[str, ProcedureEntry] = Field(default_factory=dict)
+    ocr: str | None = Field(
+        default=None, description="OCR engine and version its scanned pages were read with."
+    )
+
+
+class BatchRequest(_Model):
+    """One request of a submitted Batch API job: whose routine it is and what it was built from."""
+
+    source: str = Field(description="The SOP file.")
+    procedure: str = Field(description="The routine id.")
+    input: str = Field(description="The procedure's input key when submitted.")
+    attempt: int = Field(default=1, description="1 for the first request, 2+ for repairs.")
+
+
+class PendingBatch(_Model):
+    """A Batch API job submitted by `sopc compile --batch` and not yet collected."""
+
+    requests: dict[str, BatchRequest] = Field(default_factory=dict, description="custom_id -> it")
 
 
 class LockFile(_Model):
@@ -67,9 +100,16 @@ class LockFile(_Model):
     catalog: str = ""
     templates: str = ""
     settings: str = ""
+    prompts: str = ""
+    schema_sha: str = ""
+    agents: str = ""
+    tools: dict[str, str] = Field(default_factory=dict, description="Catalog tool -> its hash.")
     sops: dict[str, SopEntry] = Field(default_factory=dict)
     shared: dict[str, str] = Field(default_factory=dict, description="Network and review files.")
     shared_key: str = ""
+    batches: dict[str, PendingBatch] = Field(
+        default_factory=dict, description="Batch API jobs submitted and not yet collected."
+    )
 
     def recorded_outputs(self) -> set[str]:
         """Every output path the lock accounts for."""

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from sop_compiler.config import Settings
 from sop_compiler.ingest import discover_sources
-from sop_compiler.lock._decide import _assign_ids, _decide, _open_sop, _read, _relative
 from sop_compiler.lock._file import (
     LOCK_NAME,
     RUN_LOCK_NAME,
@@ -17,18 +16,22 @@ from sop_compiler.lock._file import (
     LockFile,
     ProcedureEntry,
     SopEntry,
+    sha256_bytes,
     sha256_json,
 )
-from sop_compiler.lock._keys import (
+from sop_compiler.lock._planned import (
     ChosenBackend,
-    Keys,
+    PlannedProcedure,
+    PlannedSop,
     ProcState,
     Reader,
     agent_for,
 )
-from sop_compiler.lock._planned import PlannedProcedure, PlannedSop
 from sop_compiler.lock._stat import FileStates
+from sop_compiler.lock.staleness import Keys, decide
+from sop_compiler.lock.staleness import explain as explain_keys
 from sop_compiler.models import (
+    Figure,
     Routine,
     StaleEntry,
     ToolCatalog,
@@ -84,7 +87,7 @@ class Plan:
             changed = reading.refresh or sop.old is None or sop.old.key != sop.key
             if sop.error is None and not sop.read and changed:
                 self._read(sop, reading)
-            taken = _assign_ids(sop, used)
+            taken = assign_ids(sop, used)
             self._decide(sop, reading.refresh)
             if (
                 not sop.read
@@ -97,16 +100,18 @@ class Plan:
                 # Its ids moved (an earlier SOP took one) or its procedures are needed: read it.
                 used.difference_update(taken)
                 self._read(sop, reading)
-                _assign_ids(sop, used)
+                assign_ids(sop, used)
                 self._decide(sop, reading.refresh)
             yield sop
 
     def _read(self, sop: PlannedSop, reading: _Reading) -> None:
-        _read(sop, root=reading.root, settings=self.settings, reader=reading.reader)
+        read_sop(
+            sop, keys=self.keys, root=reading.root, settings=self.settings, reader=reading.reader
+        )
 
     def _decide(self, sop: PlannedSop, refresh: bool) -> None:
         for proc in sop.procs:
-            _decide(proc, keys=self.keys, old_lock=self.old, files=self.files, refresh=refresh)
+            decide(proc, keys=self.keys, old_lock=self.old, files=self.files, refresh=refresh)
 
     def procedures(self, state: ProcState | None = None) -> list[PlannedProcedure]:
         """All procedures in source order, or those in `state`."""
@@ -143,9 +148,14 @@ class Plan:
             catalog=keys.catalog,
             templates=keys.templates,
             settings=keys.settings,
+            prompts=keys.prompts,
+            schema_sha=keys.schema,
+            agents=keys.agents,
+            tools=dict(sorted(keys.tools.items())),
             sops=dict(self.old.sops),
             shared=dict(self.old.shared),
             shared_key=self.old.shared_key,
+            batches=dict(self.old.batches),
         )
 
     def sop_entry(self, sop: PlannedSop, *, keep_vanished: bool) -> SopEntry | None:
@@ -163,7 +173,9 @@ class Plan:
         for proc in sop.procs:
             proc.entry = proc.make_entry()
             procedures[proc.id] = proc.entry
-        return SopEntry(sha256=sop.sha256, key=sop.key, error=sop.error, procedures=procedures)
+        return SopEntry(
+            sha256=sop.sha256, key=sop.key, error=sop.error, procedures=procedures, ocr=sop.ocr
+        )
 
     def shared_key(self) -> str:
         """Key of what the network and review page show: every routine's render key and failures."""
@@ -204,8 +216,11 @@ class Plan:
             if p.status == "failed"
         }
 
-    def stale(self, lock_problem: str | None) -> list[StaleEntry]:
-        """Why the outputs are not current (empty when they are): what `--check` reports."""
+    def stale(self, lock_problem: str | None, *, explain: bool = False) -> list[StaleEntry]:
+        """Why the outputs are not current (empty when they are): what `--check` reports.
+
+        With `explain`, each stale or new routine's entry lists the parts of its keys.
+        """
         entries: list[StaleEntry] = []
         if lock_problem:
             entries.append(StaleEntry(path=LOCK_NAME, reason="stale", detail=lock_problem))
@@ -221,6 +236,11 @@ class Plan:
                 )
                 continue
             for proc in sop.procs:
+                if explain:
+                    parts = explain_keys(proc, self.keys, self.old)
+                    for found in proc.problems:
+                        if found.where == "sops":
+                            found.parts = parts
                 entries += proc.problems
         current = {sop.source: sop for sop in self.sops}
         for source, entry in sorted(self.old.sops.items()):
@@ -300,6 +320,134 @@ class Plan:
         return sorted(found)
 
 
+def relative_source(path: Path, root: Path, folders: dict[Path, Path]) -> str:
+    """The SOP's name as ingest gives it (symlinks resolved), resolving each folder only once."""
+    try:
+        if path.is_symlink():
+            return path.resolve().relative_to(root).as_posix()
+    except (OSError, RuntimeError, ValueError):
+        pass  # a looping link, or one out of the folder (skipped): named by where it lies
+    try:
+        real = folders.get(path.parent)
+        if real is None:
+            real = folders[path.parent] = path.parent.resolve()
+    except (OSError, RuntimeError, ValueError):
+        return path.name
+    base = str(real)
+    if base == str(root):
+        return path.name
+    prefix = str(root).rstrip(os.sep) + os.sep
+    if not base.startswith(prefix):
+        return path.name
+    return f"{base[len(prefix) :].replace(os.sep, '/')}/{path.name}"
+
+
+def open_sop(
+    path: Path, source: str, *, keys: Keys, old: LockFile, limit: int, settings: Settings
+) -> PlannedSop:
+    entry = old.sops.get(source)
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > limit:
+                # Refused before reading, as ingest refuses it: hashing a multi-GB file only to
+                # refuse it would load all of it. Recorded with its error and no hash; its key
+                # (size and settings) changes when it shrinks or the limit is raised.
+                mib = settings.limits.max_file_mb
+                error = (
+                    f"{source}: file is {size / 1048576:.1f} MiB, over the {mib:g} MiB limit "
+                    "(limits.max_file_mb)"
+                )
+                sop = PlannedSop(source, path, "", keys.sop(f"size {size}"), entry, error=error)
+                return sop
+            sha = sha256_bytes(handle.read())
+    except OSError as exc:
+        return PlannedSop(
+            source, path, "", "", entry, error=f"{source}: cannot read file: {exc.strerror}"
+        )
+    # An SOP read with OCR last time is trusted only under the same engine and version.
+    ocr = keys.ocr if entry is not None and entry.ocr else None
+    sop = PlannedSop(source, path, sha, keys.sop(sha, ocr=ocr), entry)
+    if entry is not None and entry.key == sop.key:
+        sop.error, sop.ocr = entry.error, entry.ocr
+        sop.procs = _procs_from_lock(sop, entry)
+    return sop
+
+
+def _procs_from_lock(sop: PlannedSop, entry: SopEntry) -> list[PlannedProcedure]:
+    ordered = sorted(entry.procedures.items(), key=lambda item: (item[1].index, item[0]))
+    return [
+        PlannedProcedure(sop, e.index, e.base_id, e.agent, e.title, e.text, None, stored_id=proc_id)
+        for proc_id, e in ordered
+    ]
+
+
+def unchanged_sops(lock: LockFile) -> list[PlannedSop]:
+    """Every SOP of `lock` as a no-op run plans it: procedures current, reports from the lock."""
+    sops: list[PlannedSop] = []
+    for source, entry in sorted(lock.sops.items()):
+        sop = PlannedSop(source, Path(source), entry.sha256, entry.key, entry, error=entry.error)
+        sop.procs = _procs_from_lock(sop, entry)
+        for proc in sop.procs:
+            assert proc.stored_id is not None
+            proc.id, proc.state = proc.stored_id, "current"
+            proc.old = old = entry.procedures[proc.id]
+            proc.report = ValidationReport(
+                routine_id=proc.id, issues=old.issues, coverage=old.coverage
+            )
+        sops.append(sop)
+    return sops
+
+
+def read_sop(
+    sop: PlannedSop, *, keys: Keys, root: Path, settings: Settings, reader: Reader
+) -> None:
+    """Ingest, clean and segment the SOP; its key records the OCR engine if a page needed it."""
+    result = reader(sop.path, root=root, settings=settings)
+    sop.read, sop.error = True, result.error
+    document = result.document
+    if document is not None and (
+        document.format == "image"
+        or any(isinstance(b, Figure) and b.scanned_page for b in document.blocks)
+    ):
+        sop.ocr = keys.ocr
+    if sop.sha256:
+        sop.key = keys.sop(sop.sha256, ocr=sop.ocr)
+    sop.procs = [
+        PlannedProcedure(sop, index, p.id, p.agent, p.title, "", p)
+        for index, p in enumerate(result.procedures if result.error is None else [])
+    ]
+
+
+def assign_ids(sop: PlannedSop, used: set[str]) -> list[str]:
+    """Routine ids unique within their agent (case-insensitively), first come first served.
+
+    Only within one agent: outputs live under `routines/<agent>/`, so an SOP added to another
+    folder never renames an existing routine (`Refunds.md` and `refunds.md` of one folder still
+    never overwrite each other). `used` holds `<agent folder>/<id>` of every SOP before this one;
+    the keys taken here are added and returned.
+    """
+    from sop_compiler.emit._plan import agent_dir
+
+    taken: list[str] = []
+    for proc in sop.procs:
+        folder = agent_dir(proc.agent).casefold()
+        candidate, n = proc.base_id, 1
+        while f"{folder}/{candidate.casefold()}" in used:
+            n += 1
+            candidate = f"{proc.base_id}-{n}"
+        key = f"{folder}/{candidate.casefold()}"
+        used.add(key)
+        taken.append(key)
+        proc.id = candidate
+        if proc.procedure is not None:
+            if proc.procedure.id != candidate:
+                proc.procedure = proc.procedure.model_copy(update={"id": candidate})
+            proc.stored_id = candidate
+            proc.text = proc.procedure.text_sha256()
+    return taken
+
+
 def start_plan(
     sops: Path,
     *,
@@ -318,20 +466,26 @@ def start_plan(
     found, skipped = discover_sources(sops, exclude=out)
     agents = sorted({agent_for(source, settings) for _, source in found})
     keys = Keys.compute(
-        settings=settings, catalog=catalog, backend=backend.fingerprint, agents=agents
+        settings=settings,
+        catalog=catalog,
+        backend=backend.fingerprint,
+        agents=agents,
+        whole_catalog=backend.whole_catalog,
     )
     plan = Plan(out=out, settings=settings, old=old, keys=keys, files=files)
     plan.agent_set = tuple(agents)
     plan._reading = _Reading(root=root, reader=reader, refresh=refresh, read_all=read_all)
     folders: dict[Path, Path] = {}
-    plan.notes += [f"{_relative(path, root, folders)}: skipped: {why}" for path, why in skipped]
+    plan.notes += [
+        f"{relative_source(path, root, folders)}: skipped: {why}" for path, why in skipped
+    ]
     seen: set[str] = set()
     limit = int(settings.limits.max_file_mb * 1024 * 1024)
     for path, source in found:
         if source in seen:  # a symlink to another SOP of the folder
             continue
         seen.add(source)
-        sop = _open_sop(path, source, keys=keys, old=old, limit=limit, settings=settings)
+        sop = open_sop(path, source, keys=keys, old=old, limit=limit, settings=settings)
         plan.sops.append(sop)
     plan.sops.sort(key=lambda sop: sop.source)
     return plan

@@ -37,6 +37,9 @@ class ProcedureOutcome(_Model):
     usage: Usage = Field(default_factory=Usage)
     estimated_prompt_tokens: int | None = None
     agent: str = Field(default="", description="Agent group of the routine.")
+    reason: str | None = Field(
+        default=None, description="Why it was (or would be) generated or re-validated."
+    )
 
 
 class StaleEntry(_Model):
@@ -48,6 +51,9 @@ class StaleEntry(_Model):
     where: Literal["sops", "output"] = Field(
         default="output",
         description="Whether `path` is relative to the SOP folder or the output folder.",
+    )
+    parts: list[str] = Field(
+        default_factory=list, description="The parts of the routine's keys (`--explain`)."
     )
 
 

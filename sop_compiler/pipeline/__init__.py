@@ -106,10 +106,15 @@ def compile_folder(
     fmt: str = "text",
     backend: Backend | None = None,
     lock_timeout: float = 10.0,
+    explain: bool = False,
+    batch: bool = False,
 ) -> RunResult:
     """Compile a folder of SOPs into `settings.output`, regenerating only what changed.
 
-    `check` and `dry_run` write nothing and call no model. The exit code in the result is the most
+    `check` and `dry_run` write nothing and call no model; with `check`, `explain` lists the
+    parts of each stale routine's keys. With `batch`, the procedures that need the model go
+    through the OpenAI Batch API (pipeline/_batch.py): a run submits and ends with exit 3 while
+    answers are pending; the next run collects them. The exit code in the result is the most
     severe outcome, in this order: 2 (the backend cannot work at all: bad key, unknown model, no
     quota; generation stopped), 3 (some procedures could not be generated), 1 (validation errors
     remain, or warnings with `strict`, or `check` found stale, missing, orphaned or edited outputs),
@@ -192,17 +197,19 @@ def compile_folder(
         )
         stopped: str | None = None
         kept: list[str] = []
+        waiting, batch_notes = 0, []
         if writes:
             assert chosen.backend is not None
-            build = _Build(plan, out=out, catalog=catalog, settings=settings, fmt=fmt)
+            build = _Build(plan, out=out, catalog=catalog, settings=settings, fmt=fmt, batch=batch)
             build.run(chosen.backend, result)
             stopped = build.stopped
             kept = sorted(build.kept)
+            waiting, batch_notes = build.waiting, build.batch_notes
         else:
             for _ in plan.stream():
                 pass
             if check:
-                result.stale = plan.stale(lock_problem)
+                result.stale = plan.stale(lock_problem, explain=explain)
                 for proc in plan.procedures("generate"):
                     proc.status = "would_generate"
             else:
@@ -215,9 +222,12 @@ def compile_folder(
                 *([lock_problem] if lock_problem else []),
                 *([stopped] if stopped else []),
                 *([_kept_note(kept)] if kept else []),
+                *batch_notes,
             ]
         ]
         _summarise(plan.sops, result, strict=strict, stopped=stopped is not None)
+        if waiting and result.exit_code != int(ExitCode.USAGE):
+            result.exit_code = int(ExitCode.PARTIAL)  # answers pending: outputs are not complete
         if record is not None:
             _remember_noop(
                 record,

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from sop_compiler.config import Settings
@@ -22,8 +22,11 @@ from sop_compiler.lock import (
     SopEntry,
     sha256_bytes,
 )
+from sop_compiler.lock.staleness import depends_of, new_errors
 from sop_compiler.models import (
+    Issue,
     Routine,
+    RoutineDraft,
     RunResult,
     ToolCatalog,
     ValidationReport,
@@ -48,7 +51,14 @@ class _Build:
     """
 
     def __init__(
-        self, plan: Plan, *, out: Path, catalog: ToolCatalog, settings: Settings, fmt: str
+        self,
+        plan: Plan,
+        *,
+        out: Path,
+        catalog: ToolCatalog,
+        settings: Settings,
+        fmt: str,
+        batch: bool = False,
     ) -> None:
         self.plan = plan
         self.out = out
@@ -66,6 +76,9 @@ class _Build:
         self.stopped: str | None = None  # why generation stopped early (a fatal backend error)
         self.secrets: list[bytes] = []  # the API key and URL credentials: never written
         self.not_deployed: dict[str, str] = {}  # `<agent>/<id>` -> why the network lacks it
+        self.batch = batch  # through the Batch API (pipeline/_batch.py) instead of one by one
+        self.batch_notes: list[str] = []
+        self.waiting = 0  # procedures left waiting in a batch
 
     def _scrubbed(self, files: dict[str, bytes]) -> dict[str, bytes]:
         """`files` with every secret (a model answer may echo the key) replaced by `***`."""
@@ -130,15 +143,22 @@ class _Build:
             # interrupted meanwhile (the loop waits for worker threads before it closes).
             loop = asyncio.get_running_loop()
             await asyncio.shield(loop.run_in_executor(None, self._finish, proc, result))
-            advance(f"{proc.status} {proc.agent}/{proc.id}")
+            why = f": {proc.why}" if proc.why else ""
+            advance(f"{proc.status} {proc.agent}/{proc.id}{why}")
 
+        batched: list[PlannedProcedure] = []
         try:
             while (sop := await asyncio.to_thread(self._next_sop, stream)) is not None:
+                if self.batch:
+                    batched += [proc for proc in sop.procs if proc.state == "generate"]
+                    continue
                 tasks += [
                     asyncio.ensure_future(one(proc, context))
                     for proc in sop.procs
                     if proc.state == "generate"
                 ]
+            if self.batch:
+                await self._batch_round(backend, batched, context)
             with progress(len(tasks), fmt=self.fmt) as show:
                 for label in finished:
                     show(label)
@@ -168,6 +188,39 @@ class _Build:
             if proc.state == "rerender":
                 self._rerender(proc)
         return sop
+
+    async def _batch_round(
+        self, backend: Backend, procs: list[PlannedProcedure], context: GenerationContext
+    ) -> None:
+        from sop_compiler.errors import ConfigError
+        from sop_compiler.generate.llm import LLMBackend
+        from sop_compiler.pipeline._batch import BatchRound
+        from sop_compiler.validate import check_draft
+
+        if not isinstance(backend, LLMBackend) or not hasattr(backend, "client"):
+            raise ConfigError("--batch needs the openai backend (the OpenAI Batch API)")
+
+        def validate(proc: PlannedProcedure) -> Callable[[RoutineDraft], list[Issue]]:
+            procedure = proc.procedure
+            assert procedure is not None
+            return lambda draft: check_draft(
+                draft,
+                procedure=procedure,
+                catalog=self.catalog,
+                settings=self.settings,
+                agents=context.agents,
+            )
+
+        def save() -> None:
+            with self.mutex:
+                self.dirty = True
+            self._save_lock(now=True)
+
+        rounds = BatchRound(
+            backend, context, self.lock.batches, finish=self._finish, validate=validate, save=save
+        )
+        await rounds.run(procs)
+        self.batch_notes, self.waiting = rounds.notes, rounds.waiting
 
     def _stop_check(
         self, backend: Backend, proc: PlannedProcedure, result: GenerationResult | None = None
@@ -286,9 +339,15 @@ class _Build:
             else {}
         )
         self._write(files, remove=stale)
-        assert proc.report is not None
+        assert proc.report is not None and proc.routine is not None
+        keys = self.plan.keys
+        depends = depends_of(proc.routine, keys)
+        errors = any(issue.severity == "error" for issue in proc.report.issues)
+        proc.render = keys.render(proc.input, depends, errors=errors)
         proc.entry = proc.make_entry(
-            outputs={rel: sha256_bytes(data) for rel, data in files.items()}, report=proc.report
+            outputs={rel: sha256_bytes(data) for rel, data in files.items()},
+            report=proc.report,
+            depends=depends,
         )
         with self.mutex:
             self.lock.sops[proc.sop.source].procedures[proc.id] = proc.entry
@@ -314,7 +373,16 @@ class _Build:
         if routine is None:  # unreadable after all: regenerate it instead
             proc.state = "generate"
             return
-        proc.routine, proc.report = routine, self._validate(proc, routine)
+        report = self._validate(proc, routine)
+        errors = new_errors(proc.old, report)
+        if errors:
+            # What changed (a tool's schema, a removed agent) broke it: only now ask the model.
+            proc.state = "generate"
+            proc.why = f"{proc.why or 'it was re-validated'}, and it now fails ({errors[0]})"
+            return
+        if proc.why:
+            proc.why += ": re-validated, no model call"
+        proc.routine, proc.report = routine, report
         self._record(proc, render_routine(routine, proc.report))
         proc.status = "unchanged"
 

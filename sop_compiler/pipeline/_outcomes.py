@@ -12,7 +12,7 @@ from sop_compiler.lock import (
     Plan,
     PlannedSop,
 )
-from sop_compiler.lock._keys import agent_for as agent_for
+from sop_compiler.lock import agent_for as agent_for
 from sop_compiler.models import (
     Procedure,
     ProcedureOutcome,
@@ -31,16 +31,19 @@ def _estimate(plan: Plan, *, catalog: ToolCatalog, settings: Settings, uses_mode
         if not uses_model or proc.procedure is None:
             continue
         if prefix is None:
-            prefix = _prompt_prefix_chars(catalog, plan.agents())
+            prefix = _prompt_prefix_chars(catalog, plan.agents(), settings.structured_output)
         proc.estimated_tokens = (prefix + _procedure_chars(proc.procedure, settings)) // 4
 
 
-def _prompt_prefix_chars(catalog: ToolCatalog, agents: tuple[str, ...]) -> int:
+def _prompt_prefix_chars(
+    catalog: ToolCatalog, agents: tuple[str, ...], settings_format: str = "json_schema"
+) -> int:
     try:
         from sop_compiler.generate import prompts
     except ImportError:  # pragma: no cover - prompts ship with sopc
         return 6000
-    return len(prompts.system_prompt()) + len(prompts.catalog_prompt(catalog, agents))
+    schema = settings_format != "json_schema"
+    return len(prompts.system_prompt(schema=schema)) + len(prompts.catalog_prompt(catalog, agents))
 
 
 def _procedure_chars(procedure: Procedure, settings: Settings) -> int:
@@ -89,6 +92,7 @@ def _sop_outcome(sop: PlannedSop) -> SopOutcome:
             coverage=proc.report.coverage if proc.report else None,
             usage=proc.usage,
             estimated_prompt_tokens=proc.estimated_tokens,
+            reason=terminal_text(proc.why) if proc.why else None,
         )
         for proc in sop.procs
     ]

@@ -211,6 +211,8 @@ def _text(result: RunResult) -> None:
             f"[red]{escape(entry.reason)}:[/] {escape(_stale_path(result, entry))}: "
             f"{escape(entry.detail)}"
         )
+        for part in entry.parts:
+            console.print(f"    {escape(part)}")
     verdict = _headline(result)
     if result.command == "check":
         verdict += (
