@@ -39,15 +39,29 @@ MAX_CONTENT_CHARS = 400_000  # a routine is a few KB; anything this large is run
 # otherwise stall the run for max_retries x the wait)
 MAX_RETRY_AFTER = 120.0
 _MAX_REPAIR_ITEMS = 20
+# The default output limit: room for a routine of the schema's shape, per block of the procedure
+# (a step with its citation is about 150 tokens), so a runaway answer stops instead of running
+# to the timeout.
+_TOKENS_BASE, _TOKENS_PER_BLOCK, _TOKENS_MIN, _TOKENS_MAX = 1024, 256, 4096, 32768
+# How much of a cut-off answer goes back with the request to shorten it (chat templates of many
+# local models want user and assistant turns to alternate).
+_CUT_OFF_ECHO = 2000
+# Repairs stop once this many answers in a row miss what every routine needs (its required
+# top-level fields, or any step): a model that cannot follow the schema does not learn it.
+_HOPELESS_IN_A_ROW = 2
 _KEY_LIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{4})[A-Za-z0-9_\-]{4,}")
 
 
 class RetryableError(GenerationError):
     """A fault worth retrying (429, 5xx, timeout, dropped connection); `retry_after` in seconds."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, fatal_when_exhausted: bool = False
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        # a fault that outlasting the retries shows to be permanent (the server went away)
+        self.fatal_when_exhausted = fatal_when_exhausted
 
 
 class FatalBackendError(GenerationError):
@@ -56,6 +70,10 @@ class FatalBackendError(GenerationError):
 
 class ResponseFormatUnsupported(GenerationError):
     """The server rejected the response format; the backend falls back to a simpler one."""
+
+
+class VisionUnsupported(GenerationError):
+    """The server rejected the request's images: vision is turned off for the rest of the run."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +113,7 @@ class ChatRequest:
     response_format: ResponseFormat = "json_schema"
     temperature: float | None = None
     seed: int | None = None
+    max_tokens: int | None = None
 
     def payload(self) -> dict[str, Any]:
         """The body of POST /chat/completions (also the keyword arguments of `create`)."""
@@ -117,6 +136,8 @@ class ChatRequest:
             body["temperature"] = self.temperature
         if self.seed is not None:
             body["seed"] = self.seed
+        if self.max_tokens is not None:
+            body["max_tokens"] = self.max_tokens
         return body
 
     def canonical_json(self) -> str:
@@ -199,6 +220,16 @@ class LLMBackend(Backend):
         self.backoff_max = 30.0
         self.fatal_error: FatalBackendError | None = None
         self._format: ResponseFormat = settings.structured_output
+        self._vision = settings.vision  # turned off for the run when the server rejects images
+        # False for api.openai.com: its reasoning models spend output tokens on thinking, so the
+        # schema-sized default could cut them off; a `max_tokens` setting is always sent.
+        self.default_max_tokens = True
+        self.tokens_received = 0  # streamed chunks received so far (progress on a terminal)
+        self.notes: list[str] = []  # told once in the run's summary (see run_notes)
+
+    def run_notes(self) -> list[str]:
+        """What the run's summary tells once: images rejected, a model the server does not list."""
+        return list(self.notes)
 
     @property
     def refresh(self) -> bool:
@@ -245,9 +276,7 @@ class LLMBackend(Backend):
         self, procedure: Procedure, context: GenerationContext
     ) -> tuple[list[ChatMessage], list[Issue]]:
         """The first request's messages, and warnings about figures the model will not see."""
-        rendered = prompts.render_procedure(
-            procedure, images=procedure.images, vision=self.settings.vision
-        )
+        rendered = prompts.render_procedure(procedure, images=procedure.images, vision=self._vision)
         system = (
             prompts.system_prompt() + "\n" + prompts.catalog_prompt(context.catalog, context.agents)
         )
@@ -294,12 +323,22 @@ class LLMBackend(Backend):
     ) -> GenerationResult:
         result = GenerationResult(procedure_id=procedure.id)
         messages, notes = self.build_messages(procedure, context)
+        max_tokens = self._max_tokens(procedure)
         best: tuple[RoutineDraft, list[Issue], int] | None = None  # draft, issues, errors
         problems: list[str] = []
-        for attempt in range(1 + self.settings.repair_attempts):
+        hopeless = 0  # answers in a row without the routine's required fields or steps
+        shortened = False  # a cut-off answer is asked again, shorter, once
+        attempt = 0
+        while attempt <= self.settings.repair_attempts:
             result.attempts = attempt + 1
             try:
-                response = await self._request(messages)
+                response = await self._request(messages, max_tokens=max_tokens)
+            except VisionUnsupported as exc:
+                if not self._turn_vision_off(exc):
+                    result.error = self.scrub(exc.message)
+                    return result
+                messages, notes = self.build_messages(procedure, context)  # without images
+                continue
             except SopcError as exc:
                 result.error = self.scrub(exc.message)
                 return result
@@ -308,21 +347,47 @@ class LLMBackend(Backend):
                 result.error = self.scrub(f"backend failure: {type(exc).__name__}: {exc}")
                 return result
             result.usage += response.usage
+            attempt += 1
+            content = response.content or ""
+            if (
+                response.finish_reason == "length"
+                and not response.refusal
+                and not shortened
+                and attempt <= self.settings.repair_attempts
+            ):
+                # never resent identically: the same request would run into the same limit
+                shortened = True
+                log.info(
+                    "%s: answer cut off at the token limit; asking for a shorter one", procedure.id
+                )
+                messages = [
+                    *messages,
+                    ChatMessage("assistant", content[:_CUT_OFF_ECHO]),
+                    ChatMessage("user", prompts.repair_prompt([_shorter(response, max_tokens)])),
+                ]
+                continue
             stop = _stop_reason(response)
             if stop:
                 result.error = self.scrub(stop)
                 return result
-            content = response.content or ""
             draft, issues, problems = self._check(content, procedure, context, validate)
             # a repair can be worse than the answer it repairs: keep the fewest errors (ties: later)
             if draft is not None and (best is None or len(problems) <= best[2]):
                 best = (draft, issues, len(problems))
             if not problems:
                 break
+            hopeless = hopeless + 1 if _hopeless(draft, problems) else 0
+            if hopeless >= _HOPELESS_IN_A_ROW:
+                if best is None or not best[0].steps:
+                    result.error = self.scrub(self._hopeless_message(hopeless, problems))
+                    return result
+                break  # an earlier answer had steps: keep it rather than repair in vain
+            if attempt > self.settings.repair_attempts:
+                break
             log.info(
                 "%s: attempt %d has %d problem(s); asking for a repair",
                 procedure.id,
-                attempt + 1,
+                attempt,
                 len(problems),
             )
             messages = [
@@ -339,6 +404,42 @@ class LLMBackend(Backend):
         result.draft, issues, _ = best
         result.issues = [*notes, *issues]
         return result
+
+    def _max_tokens(self, procedure: Procedure) -> int | None:
+        """The `max_tokens` setting, else a limit sized to the schema and the procedure."""
+        if self.settings.max_tokens is not None:
+            return self.settings.max_tokens
+        if not self.default_max_tokens:
+            return None
+        blocks = len(procedure.blocks) + len(procedure.context)
+        return max(_TOKENS_MIN, min(_TOKENS_MAX, _TOKENS_BASE + _TOKENS_PER_BLOCK * blocks))
+
+    def _turn_vision_off(self, exc: VisionUnsupported) -> bool:
+        """Stop sending images for the rest of the run (told once); False if none were sent."""
+        if not self._vision:
+            return False
+        self._vision = False
+        note = (
+            f"{exc.message}: figures are no longer sent as images in this run and are reported "
+            "unread (set vision = false in sopc.toml for this model)"
+        )
+        self.notes.append(self.scrub(note))
+        log.warning("%s", self.scrub(note))
+        return True
+
+    def _hopeless_message(self, count: int, problems: list[str]) -> str:
+        detail = "; ".join(problems[:3])
+        mode = self._format
+        hint = (
+            "a bigger model"
+            if mode == "json_schema"
+            else 'structured_output = "json_schema" in sopc.toml, or a bigger model'
+        )
+        return (
+            f"repairs stopped: {count} answers in a row missed the routine's required fields or "
+            f"steps ({detail}); the model may be too small for the schema, or the server may "
+            f"ignore response_format {mode}: try {hint}"
+        )
 
     def _check(
         self,
@@ -361,7 +462,9 @@ class LLMBackend(Backend):
         issues = _with_unknown_tools(list(validate(draft)), draft, procedure, context)
         return draft, issues, [_issue_text(issue) for issue in issues if issue.severity == "error"]
 
-    async def _request(self, messages: list[ChatMessage]) -> ChatResponse:
+    async def _request(
+        self, messages: list[ChatMessage], *, max_tokens: int | None = None
+    ) -> ChatResponse:
         """One chat call, falling back to a simpler response format when the server rejects one."""
         while True:
             fmt = self._format
@@ -371,6 +474,7 @@ class LLMBackend(Backend):
                 response_format=fmt,
                 temperature=self.settings.temperature,
                 seed=self.settings.seed,
+                max_tokens=max_tokens,
             )
             try:
                 return await self._call(request)
@@ -405,9 +509,11 @@ class LLMBackend(Backend):
                 raise self.fatal_error from None
             except RetryableError as exc:
                 if attempt >= self.settings.max_retries:
-                    raise GenerationError(
-                        self.scrub(f"{exc.message} (gave up after {_attempts(attempt + 1)})")
-                    ) from None
+                    message = self.scrub(f"{exc.message} (gave up after {_attempts(attempt + 1)})")
+                    if exc.fatal_when_exhausted:
+                        self.fatal_error = FatalBackendError(message, hint=exc.hint)
+                        raise self.fatal_error from None
+                    raise GenerationError(message) from None
                 if exc.retry_after is not None and exc.retry_after > MAX_RETRY_AFTER:
                     raise GenerationError(
                         self.scrub(
@@ -497,6 +603,29 @@ def request_key(request: ChatRequest) -> str:
 
 def _attempts(count: int) -> str:
     return f"{count} attempt" if count == 1 else f"{count} attempts"
+
+
+def _shorter(response: ChatResponse, max_tokens: int | None) -> str:
+    """The repair request for an answer cut off at the output token limit."""
+    limit = max_tokens or response.usage.completion_tokens
+    at = f" of {limit} tokens" if limit else ""
+    return (
+        f"your answer was cut off at the output limit{at} before the JSON object was complete: "
+        "answer again, shorter, so that the whole object fits: one short sentence per step, "
+        "quotes of at most 8 words, no repeated text, and empty lists where there is nothing to say"
+    )
+
+
+def _hopeless(draft: RoutineDraft | None, problems: list[str]) -> bool:
+    """True for an answer that misses the schema's required top-level fields, or has no steps."""
+    if draft is not None:
+        return not draft.steps
+    return any(
+        problem.startswith("schema: ")
+        and problem.endswith(": Field required")
+        and "." not in problem.removeprefix("schema: ").partition(":")[0]
+        for problem in problems
+    )
 
 
 def _stop_reason(response: ChatResponse) -> str | None:
