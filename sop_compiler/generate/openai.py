@@ -246,6 +246,15 @@ class OpenAIBackend(LLMBackend):
         except openai.APIStatusError as exc:
             self._reached = True
             raise await self._status_error(exc, request) from None
+        except Exception as exc:
+            # reading a stream's body raises the HTTP client's own errors (a dropped connection)
+            if not any(cls.__name__ == "TransportError" for cls in type(exc).__mro__):
+                raise
+            raise RetryableError(
+                self.scrub(
+                    f"connection to {self.host} dropped mid-answer: {type(exc).__name__}: {exc}"
+                )
+            ) from None
         self._reached = True
         return response
 
@@ -288,7 +297,11 @@ class OpenAIBackend(LLMBackend):
             if "text/event-stream" not in stream.response.headers.get("content-type", ""):
                 # a server that ignores `stream` answers with one JSON body
                 raw = await timed(stream.response.aread())
-                return self._from_completion(ChatCompletion.model_validate_json(raw))
+                try:
+                    whole: object = ChatCompletion.model_validate_json(raw)
+                except ValueError:
+                    whole = None
+                return self._from_completion(whole)
             return await self._collect(stream.__aiter__(), timed)
         finally:
             # closing drops the connection: a server notices and stops computing the answer

@@ -192,12 +192,14 @@ def compile_folder(
         )
         stopped: str | None = None
         kept: list[str] = []
+        told: list[str] = []  # what the backend learned about its server (images rejected, ...)
         if writes:
             assert chosen.backend is not None
             build = _Build(plan, out=out, catalog=catalog, settings=settings, fmt=fmt)
             build.run(chosen.backend, result)
             stopped = build.stopped
             kept = sorted(build.kept)
+            told = chosen.backend.run_notes()
         else:
             for _ in plan.stream():
                 pass
@@ -213,6 +215,7 @@ def compile_folder(
                 *plan.notes,
                 *(f"{source}: {message}" for source, _, message in sorted(notices)),
                 *([lock_problem] if lock_problem else []),
+                *told,
                 *([stopped] if stopped else []),
                 *([_kept_note(kept)] if kept else []),
             ]

@@ -110,7 +110,16 @@ class _Build:
         context = GenerationContext(
             catalog=self.catalog, settings=self.settings, agents=plan.agents()
         )
-        limit = asyncio.Semaphore(self.settings.jobs)
+        # The backend says how many at once (a local server's slots) when the first one starts,
+        # so that a run with nothing to generate asks the server nothing.
+        limit: asyncio.Future[asyncio.Semaphore] | None = None
+
+        async def slots() -> asyncio.Semaphore:
+            nonlocal limit
+            if limit is None:
+                limit = asyncio.ensure_future(_semaphore(backend, jobs=self.settings.jobs))
+            return await asyncio.shield(limit)
+
         prefetch = asyncio.ensure_future(asyncio.to_thread(_prepare, backend))
         stream = plan.stream()
         tasks: list[asyncio.Task[None]] = []
@@ -118,7 +127,7 @@ class _Build:
         advance = finished.append
 
         async def one(proc: PlannedProcedure, context: GenerationContext) -> None:
-            async with limit:
+            async with await slots():
                 if self._stop_check(backend, proc):
                     return
                 result = await self._call(backend, proc, context)
@@ -137,7 +146,7 @@ class _Build:
                     for proc in sop.procs
                     if proc.state == "generate"
                 ]
-            with progress(len(tasks), fmt=self.fmt) as show:
+            with progress(len(tasks), fmt=self.fmt, tokens=lambda: backend.tokens_received) as show:
                 for label in finished:
                     show(label)
                 advance = show
@@ -408,6 +417,15 @@ def _check_python(files: dict[str, bytes]) -> None:
 def _impl_file(settings: Settings) -> str:
     """The implementation module's file name: sopc never removes a file of that name."""
     return f"{settings.implementation_module.rpartition('.')[2]}.py"
+
+
+async def _semaphore(backend: Backend, *, jobs: int) -> asyncio.Semaphore:
+    """At most the backend's `concurrency()` procedures at once (`jobs` if it cannot tell)."""
+    try:
+        jobs = await backend.concurrency()
+    except Exception:  # a probe that fails leaves the first request to report the fault
+        log.debug("backend.concurrency() failed", exc_info=True)
+    return asyncio.Semaphore(max(1, jobs))
 
 
 def _prepare(backend: Backend) -> None:
