@@ -270,3 +270,33 @@ def schema() -> None:
         return 0
 
     _guard(run)
+
+
+@app.command()
+def doctor(
+    path: Annotated[
+        Path,
+        typer.Argument(help="Folder whose sopc.toml is read [default: .].", show_default=False),
+    ] = Path("."),
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="OpenAI-compatible server URL.")
+    ] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Model name to check.")] = None,
+    fmt: Annotated[
+        InspectFormat, typer.Option("--format", help="text or json.")
+    ] = InspectFormat.text,
+) -> None:
+    """Check an endpoint: reachable, model listed, structured output, vision, slots, speed.
+
+    Example: sopc doctor --base-url http://localhost:8080/v1 --model qwen2.5-7b-instruct
+    """
+
+    def run() -> int:
+        from sop_compiler.generate.doctor import diagnose
+        from sop_compiler.render.doctor import render_doctor
+
+        report = diagnose(_settings(path, base_url=base_url, model=model))
+        render_doctor(report, fmt=fmt.value)
+        return report.exit_code
+
+    _guard(run)

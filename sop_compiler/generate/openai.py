@@ -129,6 +129,10 @@ class OpenAIBackend(LLMBackend):
         """Import openai (about 0.5 s) and build the client while SOPs are read."""
         self._get_client()
 
+    def client(self) -> openai.AsyncOpenAI:
+        """The openai client (built on first use); `sopc doctor` probes with it."""
+        return self._get_client()
+
     def _get_client(self) -> openai.AsyncOpenAI:
         with self._client_lock:
             return self._build_client()
