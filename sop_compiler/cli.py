@@ -155,7 +155,7 @@ def compile(
     """
 
     def run() -> int:
-        from sop_compiler.pipeline import compile_folder
+        from sop_compiler.pipeline import CompileInterrupted, compile_folder
         from sop_compiler.render import render_run
 
         settings = _settings(
@@ -168,15 +168,19 @@ def compile(
             tools=tools,
             cache=False if no_cache else None,
         )
-        result = compile_folder(
-            sops,
-            settings=settings,
-            check=check,
-            strict=strict,
-            refresh=refresh,
-            dry_run=dry_run,
-            fmt=fmt.value,
-        )
+        try:
+            result = compile_folder(
+                sops,
+                settings=settings,
+                check=check,
+                strict=strict,
+                refresh=refresh,
+                dry_run=dry_run,
+                fmt=fmt.value,
+            )
+        except CompileInterrupted as stop:  # the summary of what was kept, then "interrupted"
+            render_run(stop.result, fmt=fmt.value)
+            raise KeyboardInterrupt from None
         render_run(result, fmt=fmt.value)
         return result.exit_code
 

@@ -65,6 +65,7 @@ class _Build:
         self.saving = threading.Lock()
         self.stopped: str | None = None  # why generation stopped early (a fatal backend error)
         self.secrets: list[bytes] = []  # the API key and URL credentials: never written
+        self.planned_all = False  # every SOP decided (the network can be rendered on interrupt)
 
     def _scrubbed(self, files: dict[str, bytes]) -> dict[str, bytes]:
         """`files` with every secret (a model answer may echo the key) replaced by `***`."""
@@ -92,8 +93,13 @@ class _Build:
                 self._shared(force=bool(removed))
             self._flush()
             self._save_lock(now=True, durable=True)
+        except KeyboardInterrupt:
+            with contextlib.suppress(OutputError):
+                self._save_lock(now=True)
+            self._after_interrupt()
+            raise
         except BaseException:
-            # Interrupted or failed: record every routine completed so far, then re-raise.
+            # Failed: record every routine completed so far, then re-raise.
             with contextlib.suppress(OutputError):
                 self._save_lock(now=True)
             raise
@@ -162,6 +168,7 @@ class _Build:
         """Plan the next SOP (in a worker thread), enter it in the lock, re-render its routines."""
         sop = next(stream, None)
         if sop is None:
+            self.planned_all = True
             return None
         entry = self.plan.sop_entry(sop, keep_vanished=True)
         if entry is not None:
@@ -175,6 +182,20 @@ class _Build:
             if proc.state == "rerender":
                 self._rerender(proc)
         return sop
+
+    def _after_interrupt(self) -> None:
+        """Interrupted: what was not generated waits for the next compile; the review page and
+        the network are written for the routines kept, once every SOP was decided (else a
+        routine of an SOP not yet read would vanish from them)."""
+        for proc in self.plan.procedures():
+            if proc.state == "generate" and proc.status == "unchanged":
+                proc.status = "would_generate"
+        if not self.planned_all:
+            return
+        with contextlib.suppress(OutputError):
+            self._shared(force=False)
+            self._flush()
+            self._save_lock(now=True, durable=True)
 
     def _stop_check(
         self, backend: Backend, proc: PlannedProcedure, result: GenerationResult | None = None
