@@ -423,8 +423,8 @@ class LLMBackend(Backend):
             f"{exc.message}: figures are no longer sent as images in this run and are reported "
             "unread (set vision = false in sopc.toml for this model)"
         )
-        self.notes.append(self.scrub(note))
-        log.warning("%s", self.scrub(note))
+        self.notes.append(self.scrub(note))  # one note in the run's summary
+        log.info("%s", self.scrub(note))
         return True
 
     def _hopeless_message(self, count: int, problems: list[str]) -> str:
@@ -636,8 +636,8 @@ def _stop_reason(response: ChatResponse) -> str | None:
         tokens = response.usage.completion_tokens
         return (
             f"the answer was cut off at the output token limit (finish_reason length"
-            f"{f', {tokens} completion tokens' if tokens else ''}): split the procedure or use a "
-            "model with a larger output limit"
+            f"{f', {tokens} completion tokens' if tokens else ''}): raise `max_tokens` in "
+            "sopc.toml, split the procedure, or use a model with a larger output limit"
         )
     if response.finish_reason == "content_filter":
         return "the provider's content filter stopped the answer (finish_reason content_filter)"
