@@ -142,6 +142,16 @@ def test_silence_fires_the_idle_timeout_once_and_a_local_server_is_not_retried(
     assert len(server.chat_requests) == 1
 
 
+def test_silence_before_the_first_token_fires_the_idle_timeout_too(
+    server: LLMServer, make_backend: Callable[..., OpenAIBackend]
+) -> None:
+    server.queue(Reply(delay=20))
+    [result] = generate(make_backend(), sample_procedure())
+
+    assert result.error is not None and "no token from 127.0.0.1:" in result.error
+    assert len(server.chat_requests) == 1
+
+
 def test_silence_from_a_remote_server_is_retried(
     server: LLMServer, make_backend: Callable[..., OpenAIBackend]
 ) -> None:
