@@ -17,6 +17,7 @@ import ipaddress
 import logging
 import os
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -283,6 +284,9 @@ class OpenAIBackend(LLMBackend):
 
         async def timed(awaitable: Any) -> Any:
             try:
+                if sys.version_info >= (3, 11):  # no task per chunk, unlike wait_for on 3.11
+                    async with asyncio.timeout(wait()):
+                        return await awaitable
                 return await asyncio.wait_for(awaitable, wait())
             except asyncio.TimeoutError:
                 raise _Timeout(idle=deadline - loop.time() > 0.001) from None
