@@ -204,7 +204,8 @@ class OpenAIBackend(LLMBackend):
         self._reached = True
         self.listed, self.slots = found.models, slots
         model = self.settings.model
-        if self.listed and model not in self.listed:
+        # Ollama lists `name:latest` and serves it as `name` too
+        if self.listed and model not in self.listed and f"{model}:latest" not in self.listed:
             note = self.scrub(
                 f"{self.host} does not list model '{model}' (it lists: "
                 f"{', '.join(self.listed[:5])}{' ...' if len(self.listed) > 5 else ''}): "
