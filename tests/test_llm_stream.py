@@ -482,3 +482,11 @@ def test_sopc_toml_takes_the_new_settings(tmp_path: Path) -> None:
 
     assert (settings.idle_timeout, settings.stream, settings.local) == (7.0, False, True)
     assert settings.max_tokens == 2048
+
+
+def test_an_ollama_model_is_listed_with_its_latest_tag() -> None:
+    from sop_compiler.generate.probe import is_listed, server_root
+
+    assert is_listed("llama3.1", ["llama3.1:latest", "qwen2.5:7b"])
+    assert not is_listed("llama3", ["llama3.1:latest"])
+    assert server_root("http://127.0.0.1:8080/v1/?key=x") == "http://127.0.0.1:8080"

@@ -112,7 +112,7 @@ def diagnose(settings: Settings) -> DoctorReport:
 
 
 async def _diagnose(backend: OpenAIBackend) -> DoctorReport:
-    from sop_compiler.generate.probe import list_models, server_slots
+    from sop_compiler.generate.probe import is_listed, list_models, server_slots
 
     settings = backend.settings
     report = DoctorReport(
@@ -134,7 +134,7 @@ async def _diagnose(backend: OpenAIBackend) -> DoctorReport:
             return report
         report.reachable, report.models, report.slots = True, found.models, slots
         if found.models is not None:
-            report.model_listed = settings.model in found.models
+            report.model_listed = is_listed(settings.model, found.models)
         # one after the other: a server with one slot would queue them anyway
         started = time.perf_counter()
         first = await _ask(backend, client, [_user("Answer with the single word: ok")])

@@ -186,7 +186,7 @@ class OpenAIBackend(LLMBackend):
         await asyncio.shield(self._probed)
 
     async def _probe(self) -> None:
-        from sop_compiler.generate.probe import list_models, server_slots
+        from sop_compiler.generate.probe import is_listed, list_models, server_slots
 
         try:
             client = self._get_client()
@@ -204,8 +204,7 @@ class OpenAIBackend(LLMBackend):
         self._reached = True
         self.listed, self.slots = found.models, slots
         model = self.settings.model
-        # Ollama lists `name:latest` and serves it as `name` too
-        if self.listed and model not in self.listed and f"{model}:latest" not in self.listed:
+        if self.listed and not is_listed(model, self.listed):
             note = self.scrub(
                 f"{self.host} does not list model '{model}' (it lists: "
                 f"{', '.join(self.listed[:5])}{' ...' if len(self.listed) > 5 else ''}): "
@@ -436,12 +435,12 @@ class OpenAIBackend(LLMBackend):
         self, request: ChatRequest, *, code: str | None, detail: str
     ) -> FatalBackendError:
         """A 404: the model, or the base URL's path? GET /models tells them apart."""
-        from sop_compiler.generate.probe import list_models
+        from sop_compiler.generate.probe import is_listed, list_models
 
         model = request.model
         said_model = code == "model_not_found" or (model in detail and "model" in detail.lower())
         listed = None if said_model else (await list_models(self._get_client())).models
-        if said_model or (listed and model not in listed):
+        if said_model or (listed and not is_listed(model, listed)):
             known = f" (it lists: {', '.join(listed[:5])})" if listed else ""
             return FatalBackendError(
                 f"model '{model}' not found on {self.host}{known}: check --model "

@@ -42,6 +42,11 @@ async def list_models(client: openai.AsyncOpenAI, *, timeout: float = 10.0) -> M
     return ModelList(models=sorted(ids))
 
 
+def is_listed(model: str, models: list[str]) -> bool:
+    """True when `models` holds `model` (Ollama lists `name:latest` and serves it as `name`)."""
+    return model in models or f"{model}:latest" in models
+
+
 def server_root(base_url: str) -> str:
     """The server's root URL: the base URL without its query and a trailing `/v1`."""
     root = base_url.split("?", 1)[0].split("#", 1)[0].rstrip("/")
