@@ -9,7 +9,9 @@ asserts a duration.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -490,3 +492,24 @@ def test_an_ollama_model_is_listed_with_its_latest_tag() -> None:
     assert is_listed("llama3.1", ["llama3.1:latest", "qwen2.5:7b"])
     assert not is_listed("llama3", ["llama3.1:latest"])
     assert server_root("http://127.0.0.1:8080/v1/?key=x") == "http://127.0.0.1:8080"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_tokens_received_show_in_the_progress_line_on_a_terminal_only(
+    terminal: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sop_compiler.render.run import progress
+
+    stream = _Terminal() if terminal else io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    with progress(2, fmt="text", tokens=lambda: 1234) as show:
+        show("generated billing/refunds")
+    shown = stream.getvalue()
+
+    assert "generated billing/refunds" in shown
+    assert ("1,234 tokens received" in shown) is terminal
