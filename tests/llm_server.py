@@ -52,6 +52,7 @@ class Reply:
     token_interval: float = 0.0  # seconds between chunks
     silence_after: int = 0  # pieces sent before the pause
     silence: float = 0.0  # seconds of silence (the client gives up first, or it ends)
+    stream_error: str | None = None  # after the pieces, an error event instead of the finish
 
 
 @dataclass
@@ -480,6 +481,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 return
             event([delta({"content": piece})])
+        if reply.stream_error is not None:  # as llama.cpp reports a fault mid-answer
+            error_event = {"error": {"message": reply.stream_error, "type": "server_error"}}
+            self._chunk(f"data: {json.dumps(error_event)}\n\n".encode())
+            self._chunk(b"")
+            return
         if message.get("refusal"):
             event([delta({"refusal": message["refusal"]})])
         event([delta({}, choice.get("finish_reason") or "stop")])

@@ -202,6 +202,19 @@ def test_a_refusal_and_a_content_filter_arrive_through_the_stream(
     assert filtered.error is not None and "content filter" in filtered.error
 
 
+def test_an_error_event_inside_the_stream_is_one_line_not_retried(
+    server: LLMServer, make_backend: Callable[..., OpenAIBackend]
+) -> None:
+    message = "the request exceeds the available context size, try increasing it"
+    server.queue(Reply(body=completion(good()), pieces=5, stream_error=message))
+    [result] = generate(make_backend(), sample_procedure())
+
+    assert (
+        result.error == f"{server.base_url.split('/')[2]} ended the answer with an error: {message}"
+    )
+    assert len(server.chat_requests) == 1
+
+
 # --- 2. retries and --jobs for local servers -----------------------------------------------------
 
 

@@ -251,6 +251,10 @@ class OpenAIBackend(LLMBackend):
         except openai.APIStatusError as exc:
             self._reached = True
             raise await self._status_error(exc, request) from None
+        except openai.APIError as exc:  # an error event inside the stream (llama.cpp sends them)
+            raise GenerationError(
+                self.scrub(f"{self.host} ended the answer with an error: {_one_line(exc.message)}")
+            ) from None
         except Exception as exc:
             # reading a stream's body raises the HTTP client's own errors (a dropped connection)
             if not any(cls.__name__ == "TransportError" for cls in type(exc).__mro__):
@@ -489,6 +493,10 @@ def is_local_url(url: str | None) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     return address.is_loopback or address.is_private or address.is_link_local
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:300]
 
 
 def _has_images(request: ChatRequest) -> bool:
