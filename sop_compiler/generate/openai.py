@@ -454,7 +454,7 @@ class OpenAIBackend(LLMBackend):
         where = (
             f"it lists model '{model}', so the path is wrong"
             if listed
-            else "GET /models is not found either"
+            else "GET /models gives no model list either"
         )
         return FatalBackendError(
             self.scrub(
