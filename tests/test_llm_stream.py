@@ -279,7 +279,7 @@ def test_a_compile_runs_as_many_requests_at_once_as_the_server_has_slots(
     (sops / "billing").mkdir(parents=True)
     text = "".join(f"## Case {n}\n\n1. Ask for the order number.\n2. Close.\n\n" for n in range(6))
     (sops / "billing/cases.md").write_text(f"# Cases\n\n{text}")
-    with LLMServer(slots=2, delay=0.3) as server:
+    with LLMServer(slots=2, delay=1.0) as server:
         settings = load_settings(
             sops,
             overrides={
