@@ -17,7 +17,6 @@ import ipaddress
 import logging
 import os
 import re
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -35,6 +34,7 @@ from sop_compiler.generate.llm import (
     RetryableError,
     VisionUnsupported,
 )
+from sop_compiler.generate.stream import StreamTimeout
 from sop_compiler.models import Usage
 
 if TYPE_CHECKING:
@@ -231,10 +231,10 @@ class OpenAIBackend(LLMBackend):
                 response = await self._streamed(client, body)
             else:
                 response = await self._whole(client, body)
-        except _Timeout as exc:
-            raise self._timeout_error(exc) from None
+        except StreamTimeout as exc:
+            raise self._timeout_error(idle=exc.idle) from None
         except openai.APITimeoutError:
-            raise self._timeout_error(_Timeout(idle=False)) from None
+            raise self._timeout_error(idle=False) from None
         except openai.APIConnectionError as exc:
             cause = exc.__cause__ or exc
             if type(cause).__name__ in _BAD_URL_CAUSES:
@@ -276,81 +276,31 @@ class OpenAIBackend(LLMBackend):
         return self._from_completion(completion)
 
     async def _streamed(self, client: openai.AsyncOpenAI, body: dict[str, Any]) -> ChatResponse:
-        """Stream the answer; `_Timeout` when no chunk comes for idle_timeout (or past timeout)."""
-        import openai
-        from openai.types.chat import ChatCompletion, ChatCompletionChunk
+        """The answer as a stream (see stream.py); one body from a server that ignores it."""
+        from sop_compiler.generate.stream import Streamed, stream_chat
 
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.timeout
+        def counted() -> None:
+            self.tokens_received += 1
 
-        def wait() -> float:
-            return max(0.0, min(self.settings.idle_timeout, deadline - loop.time()))
-
-        async def timed(awaitable: Any) -> Any:
-            try:
-                if sys.version_info >= (3, 11):  # no task per chunk, unlike wait_for on 3.11
-                    async with asyncio.timeout(wait()):
-                        return await awaitable
-                return await asyncio.wait_for(awaitable, wait())
-            except asyncio.TimeoutError:
-                raise _Timeout(idle=deadline - loop.time() > 0.001) from None
-
-        body = {**body, "stream": True, "stream_options": {"include_usage": True}}
-        stream: openai.AsyncStream[ChatCompletionChunk] = await timed(
-            client.post(
-                "/chat/completions",
-                body=body,
-                cast_to=ChatCompletion,
-                stream=True,
-                stream_cls=openai.AsyncStream[ChatCompletionChunk],
-            )
+        answer = await stream_chat(
+            client,
+            body,
+            idle_timeout=self.settings.idle_timeout,
+            timeout=self.settings.timeout,
+            on_chunk=counted,
         )
-        try:
-            if "text/event-stream" not in stream.response.headers.get("content-type", ""):
-                # a server that ignores `stream` answers with one JSON body
-                raw = await timed(stream.response.aread())
-                try:
-                    whole: object = ChatCompletion.model_validate_json(raw)
-                except ValueError:
-                    whole = None
-                return self._from_completion(whole)
-            return await self._collect(stream.__aiter__(), timed)
-        finally:
-            # closing drops the connection: a server notices and stops computing the answer
-            await stream.close()
-
-    async def _collect(self, chunks: Any, timed: Callable[[Any], Any]) -> ChatResponse:
-        """Join a stream's chunks into one answer; usage from the final chunk when sent."""
-        parts: list[str] = []
-        refusal: list[str] = []
-        finish: str | None = None
-        usage = Usage()
-        while True:
-            try:
-                chunk = await timed(chunks.__anext__())
-            except StopAsyncIteration:
-                break
-            if getattr(chunk, "usage", None):
-                usage = _usage(chunk.usage)
-            for choice in getattr(chunk, "choices", None) or []:
-                delta = choice.delta
-                if delta is not None and delta.content:
-                    parts.append(delta.content)
-                    self.tokens_received += 1
-                if delta is not None and getattr(delta, "refusal", None):
-                    refusal.append(delta.refusal)
-                if choice.finish_reason:
-                    finish = choice.finish_reason
-        if finish is None and not parts:
+        if not isinstance(answer, Streamed):
+            return self._from_completion(answer)
+        if answer.finish_reason is None and answer.content is None:
             raise GenerationError(
                 f"{self.host} sent an empty stream (no choices): "
                 "check the base URL (it usually ends in /v1), or set stream = false"
             )
         return ChatResponse(
-            content="".join(parts) if parts else None,
-            finish_reason=finish,
-            refusal="".join(refusal) or None,
-            usage=usage,
+            content=answer.content,
+            finish_reason=answer.finish_reason,
+            refusal=answer.refusal,
+            usage=_usage(answer.usage),
         )
 
     def _from_completion(self, completion: object) -> ChatResponse:
@@ -373,9 +323,9 @@ class OpenAIBackend(LLMBackend):
             usage=_usage(completion.usage),
         )
 
-    def _timeout_error(self, exc: _Timeout) -> GenerationError:
+    def _timeout_error(self, *, idle: bool) -> GenerationError:
         """A timeout: retried against a cloud endpoint, not against a busy local server."""
-        if exc.idle and self.streams:
+        if idle and self.streams:
             what = (
                 f"no token from {self.host} for {self.settings.idle_timeout:g}s "
                 "(raise `idle_timeout` in sopc.toml or SOPC_IDLE_TIMEOUT if the model is slow "
@@ -463,14 +413,6 @@ class OpenAIBackend(LLMBackend):
             ),
             hint=_URL_HINT,
         )
-
-
-class _Timeout(Exception):
-    """A streamed answer went silent (`idle`) or ran past the total `timeout`."""
-
-    def __init__(self, *, idle: bool) -> None:
-        super().__init__()
-        self.idle = idle
 
 
 _URL_HINT = "set base_url / OPENAI_BASE_URL to a URL such as http://localhost:8000/v1"
