@@ -215,6 +215,22 @@ def test_an_error_event_inside_the_stream_is_one_line_not_retried(
     assert len(server.chat_requests) == 1
 
 
+def test_a_gateway_that_rejects_stream_options_is_streamed_without_them(
+    server: LLMServer, make_backend: Callable[..., OpenAIBackend]
+) -> None:
+    def strict(body: dict[str, Any]) -> Reply | dict[str, Any]:
+        if "stream_options" in body:
+            return error(400, "Unrecognized request argument supplied: stream_options")
+        return completion(good())
+
+    server.responder = strict
+    first, second = generate(make_backend(), sample_procedure("p1"), sample_procedure("p2"))
+
+    assert first.error is None and second.error is None
+    # asked once with the option, then never again in the run
+    assert ["stream_options" in r.body for r in server.chat_requests] == [True, False, False]
+
+
 # --- 2. retries and --jobs for local servers -----------------------------------------------------
 
 

@@ -115,6 +115,7 @@ class OpenAIBackend(LLMBackend):
         self._probed: asyncio.Future[None] | None = None
         self._reached = False  # True once any request got an HTTP answer
         self._unreachable: FatalBackendError | None = None  # found by the start-of-run probe
+        self._usage_chunk = True  # ask streams for usage; off once a server rejects the option
 
     def secrets(self) -> list[str]:
         """The API key and the base URL's credentials, so that no message can carry them."""
@@ -250,6 +251,10 @@ class OpenAIBackend(LLMBackend):
             raise RetryableError(message, fatal_when_exhausted=refused) from None
         except openai.APIStatusError as exc:
             self._reached = True
+            if self._rejects_stream_options(exc):
+                self._usage_chunk = False  # for the rest of the run; usage is then not known
+                log.info("%s rejects stream_options; streaming without usage", self.host)
+                return await self.complete(request)
             raise await self._status_error(exc, request) from None
         except openai.APIError as exc:  # an error event inside the stream (llama.cpp sends them)
             raise GenerationError(
@@ -287,6 +292,7 @@ class OpenAIBackend(LLMBackend):
             body,
             idle_timeout=self.settings.idle_timeout,
             timeout=self.settings.timeout,
+            include_usage=self._usage_chunk,
             on_chunk=counted,
         )
         if not isinstance(answer, Streamed):
@@ -321,6 +327,16 @@ class OpenAIBackend(LLMBackend):
             finish_reason=choice.finish_reason,
             refusal=getattr(message, "refusal", None),
             usage=_usage(completion.usage),
+        )
+
+    def _rejects_stream_options(self, exc: openai.APIStatusError) -> bool:
+        """An older gateway's 400 for `stream_options` (asked for the usage chunk)."""
+        detail = _error_message(exc.body) or ""
+        return (
+            self.streams
+            and self._usage_chunk
+            and exc.status_code in (400, 422)
+            and "stream_options" in detail
         )
 
     def _timeout_error(self, *, idle: bool) -> GenerationError:

@@ -48,9 +48,12 @@ async def stream_chat(
     *,
     idle_timeout: float,
     timeout: float,
+    include_usage: bool = True,
     on_chunk: Callable[[], None] = lambda: None,
 ) -> Streamed | ChatCompletion | None:
     """POST /chat/completions as a stream; `on_chunk()` after each content chunk.
+
+    `include_usage` asks for the usage chunk (`stream_options`, which some gateways reject).
 
     Returns the joined stream, or the ChatCompletion of a server that ignored `stream` and
     answered with one body (None when that body is not a chat completion).
@@ -77,7 +80,11 @@ async def stream_chat(
     stream = await timed(
         client.post(
             "/chat/completions",
-            body={**body, "stream": True, "stream_options": {"include_usage": True}},
+            body={
+                **body,
+                "stream": True,
+                **({"stream_options": {"include_usage": True}} if include_usage else {}),
+            },
             cast_to=ChatCompletion,
             stream=True,
             stream_cls=openai.AsyncStream[ChatCompletionChunk],
