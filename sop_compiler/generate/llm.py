@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from sop_compiler.config import Settings
 from sop_compiler.errors import GenerationError, SopcError
 from sop_compiler.files import templates_sha
-from sop_compiler.generate import prompts
+from sop_compiler.generate import prompts, repairs
 from sop_compiler.generate.base import Backend, GenerationContext, GenerationResult
 from sop_compiler.models import Issue, Procedure, RoutineDraft, Usage, walk_steps
 
@@ -39,16 +39,6 @@ MAX_CONTENT_CHARS = 400_000  # a routine is a few KB; anything this large is run
 # otherwise stall the run for max_retries x the wait)
 MAX_RETRY_AFTER = 120.0
 _MAX_REPAIR_ITEMS = 20
-# The default output limit: room for a routine of the schema's shape, per block of the procedure
-# (a step with its citation is about 150 tokens), so a runaway answer stops instead of running
-# to the timeout.
-_TOKENS_BASE, _TOKENS_PER_BLOCK, _TOKENS_MIN, _TOKENS_MAX = 1024, 256, 4096, 32768
-# How much of a cut-off answer goes back with the request to shorten it (chat templates of many
-# local models want user and assistant turns to alternate).
-_CUT_OFF_ECHO = 2000
-# Repairs stop once this many answers in a row miss what every routine needs (its required
-# top-level fields, or any step): a model that cannot follow the schema does not learn it.
-_HOPELESS_IN_A_ROW = 2
 _KEY_LIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{4})[A-Za-z0-9_\-]{4,}")
 
 
@@ -362,8 +352,13 @@ class LLMBackend(Backend):
                 )
                 messages = [
                     *messages,
-                    ChatMessage("assistant", content[:_CUT_OFF_ECHO]),
-                    ChatMessage("user", prompts.repair_prompt([_shorter(response, max_tokens)])),
+                    ChatMessage("assistant", content[: repairs.CUT_OFF_ECHO]),
+                    ChatMessage(
+                        "user",
+                        prompts.repair_prompt(
+                            [repairs.shorter(max_tokens or response.usage.completion_tokens)]
+                        ),
+                    ),
                 ]
                 continue
             stop = _stop_reason(response)
@@ -376,10 +371,11 @@ class LLMBackend(Backend):
                 best = (draft, issues, len(problems))
             if not problems:
                 break
-            hopeless = hopeless + 1 if _hopeless(draft, problems) else 0
-            if hopeless >= _HOPELESS_IN_A_ROW:
+            hopeless = hopeless + 1 if repairs.hopeless(draft, problems) else 0
+            if hopeless >= repairs.HOPELESS_IN_A_ROW:
                 if best is None or not best[0].steps:
-                    result.error = self.scrub(self._hopeless_message(hopeless, problems))
+                    message = repairs.hopeless_error(hopeless, problems, mode=self._format)
+                    result.error = self.scrub(message)
                     return result
                 break  # an earlier answer had steps: keep it rather than repair in vain
             if attempt > self.settings.repair_attempts:
@@ -411,8 +407,7 @@ class LLMBackend(Backend):
             return self.settings.max_tokens
         if not self.default_max_tokens:
             return None
-        blocks = len(procedure.blocks) + len(procedure.context)
-        return max(_TOKENS_MIN, min(_TOKENS_MAX, _TOKENS_BASE + _TOKENS_PER_BLOCK * blocks))
+        return repairs.sized_max_tokens(procedure)
 
     def _turn_vision_off(self, exc: VisionUnsupported) -> bool:
         """Stop sending images for the rest of the run (told once); False if none were sent."""
@@ -426,20 +421,6 @@ class LLMBackend(Backend):
         self.notes.append(self.scrub(note))  # one note in the run's summary
         log.info("%s", self.scrub(note))
         return True
-
-    def _hopeless_message(self, count: int, problems: list[str]) -> str:
-        detail = "; ".join(problems[:3])
-        mode = self._format
-        hint = (
-            "a bigger model"
-            if mode == "json_schema"
-            else 'structured_output = "json_schema" in sopc.toml, or a bigger model'
-        )
-        return (
-            f"repairs stopped: {count} answers in a row missed the routine's required fields or "
-            f"steps ({detail}); the model may be too small for the schema, or the server may "
-            f"ignore response_format {mode}: try {hint}"
-        )
 
     def _check(
         self,
@@ -603,29 +584,6 @@ def request_key(request: ChatRequest) -> str:
 
 def _attempts(count: int) -> str:
     return f"{count} attempt" if count == 1 else f"{count} attempts"
-
-
-def _shorter(response: ChatResponse, max_tokens: int | None) -> str:
-    """The repair request for an answer cut off at the output token limit."""
-    limit = max_tokens or response.usage.completion_tokens
-    at = f" of {limit} tokens" if limit else ""
-    return (
-        f"your answer was cut off at the output limit{at} before the JSON object was complete: "
-        "answer again, shorter, so that the whole object fits: one short sentence per step, "
-        "quotes of at most 8 words, no repeated text, and empty lists where there is nothing to say"
-    )
-
-
-def _hopeless(draft: RoutineDraft | None, problems: list[str]) -> bool:
-    """True for an answer that misses the schema's required top-level fields, or has no steps."""
-    if draft is not None:
-        return not draft.steps
-    return any(
-        problem.startswith("schema: ")
-        and problem.endswith(": Field required")
-        and "." not in problem.removeprefix("schema: ").partition(":")[0]
-        for problem in problems
-    )
 
 
 def _stop_reason(response: ChatResponse) -> str | None:
