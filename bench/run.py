@@ -57,6 +57,7 @@ SECTIONS = (
     "memory",
     "noop",
     "model",
+    "local",
     "startup",
     "rebuild",
     "prompt",
@@ -559,6 +560,66 @@ def bench_model(count: int, delay: float, jobs_list: list[int]) -> None:
         )
 
 
+# --- 6b. A slow local model server -------------------------------------------------------------
+
+
+def bench_local(count: int, answer: float, slots: int) -> None:
+    """A llama.cpp-like server: `slots` answers at once, `answer` seconds each, more queue."""
+    print(f"6b. Local server: {count} procedures, {answer:g}s per answer, {slots} slots")
+    import threading
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from llm_server import LLMServer, completion, default_draft
+
+    from sop_compiler.config import load_settings
+
+    root = WORK / f"local-{count}"
+    shutil.rmtree(root, ignore_errors=True)
+    sops = root / "sops"
+    make_sop_folder(sops, count)
+    busy = threading.Semaphore(slots)
+
+    def respond(body: dict[str, object]) -> dict[str, object]:
+        with busy:  # a request beyond the slots waits for one, as llama.cpp queues it
+            time.sleep(answer)
+        return completion(default_draft(body))
+
+    with LLMServer(responder=respond, slots=slots) as server:
+        settings = load_settings(
+            sops,
+            overrides={
+                "backend": "openai",
+                "base_url": server.base_url,
+                "output": root / "out",
+                "cache": False,
+                "model": "test-model",
+            },  # no `jobs`: sopc asks the server for its slots
+        )
+        start = time.perf_counter()
+        result = _compile(sops, settings=settings)
+        wall = time.perf_counter() - start
+        sent = len(server.chat_requests)
+        at_once = server.max_concurrency
+    procedures = sum(len(sop.procedures) for sop in result.sops)
+    failed = sum(p.status == "failed" for s in result.sops for p in s.procedures)
+    ideal = procedures * answer / slots
+    # with short answers (--quick) the fixed costs (imports, reading, writing) dominate: info only
+    timed = answer >= 5
+    report(
+        f"{procedures} procedures, {slots} slots: wall / ideal "
+        f"({procedures} x {answer:g}s / {slots})",
+        f"{wall / ideal:.2f}x ({wall:.1f}s; {at_once} at once; {failed} failed)",
+        "<= 1.2x" if timed else "info",
+        (wall / ideal <= 1.2 and failed == 0) if timed else None,
+    )
+    report(
+        "Requests sent (procedures + repairs; a timeout is never retried)",
+        f"{sent} for {procedures} procedures",
+        f"{procedures} + repairs",
+        sent == procedures,
+    )
+
+
 # --- 7. Start-up ---------------------------------------------------------------------------------
 
 
@@ -697,6 +758,8 @@ def main() -> None:
             bench_model(16, 0.05, [4])
         else:
             bench_model(200, 0.3, [1, 4, 16, 64])
+    if wanted("local"):
+        bench_local(17, 0.2 if quick else 30.0, 2)
     if wanted("startup"):
         bench_startup(3 if quick else 10)
     if wanted("rebuild"):

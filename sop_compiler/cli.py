@@ -167,7 +167,7 @@ def compile(
     """
 
     def run() -> int:
-        from sop_compiler.pipeline import compile_folder
+        from sop_compiler.pipeline import CompileInterrupted, compile_folder
         from sop_compiler.render import render_run
 
         settings = _settings(
@@ -180,17 +180,21 @@ def compile(
             tools=tools,
             cache=False if no_cache else None,
         )
-        result = compile_folder(
-            sops,
-            settings=settings,
-            check=check,
-            strict=strict,
-            refresh=refresh,
-            dry_run=dry_run,
-            fmt=fmt.value,
-            explain=explain,
-            batch=batch,
-        )
+        try:
+            result = compile_folder(
+                sops,
+                settings=settings,
+                check=check,
+                strict=strict,
+                refresh=refresh,
+                dry_run=dry_run,
+                fmt=fmt.value,
+                explain=explain,
+                batch=batch,
+            )
+        except CompileInterrupted as stop:  # the summary of what was kept, then "interrupted"
+            render_run(stop.result, fmt=fmt.value)
+            raise KeyboardInterrupt from None
         render_run(result, fmt=fmt.value)
         return result.exit_code
 
@@ -286,5 +290,35 @@ def schema() -> None:
 
         print(json.dumps(routine_schema(), indent=2, sort_keys=True))
         return 0
+
+    _guard(run)
+
+
+@app.command()
+def doctor(
+    path: Annotated[
+        Path,
+        typer.Argument(help="Folder whose sopc.toml is read [default: .].", show_default=False),
+    ] = Path("."),
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="OpenAI-compatible server URL.")
+    ] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Model name to check.")] = None,
+    fmt: Annotated[
+        InspectFormat, typer.Option("--format", help="text or json.")
+    ] = InspectFormat.text,
+) -> None:
+    """Check an endpoint: reachable, model listed, structured output, vision, slots, speed.
+
+    Example: sopc doctor --base-url http://localhost:8080/v1 --model qwen2.5-7b-instruct
+    """
+
+    def run() -> int:
+        from sop_compiler.generate.doctor import diagnose
+        from sop_compiler.render.doctor import render_doctor
+
+        report = diagnose(_settings(path, base_url=base_url, model=model))
+        render_doctor(report, fmt=fmt.value)
+        return report.exit_code
 
     _guard(run)

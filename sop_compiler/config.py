@@ -137,7 +137,14 @@ class Settings(BaseModel):
     base_url: str | None = Field(
         default=None, description="OpenAI-compatible base URL (else OPENAI_BASE_URL)."
     )
-    timeout: float = Field(default=120.0, gt=0, description="Seconds per model request.")
+    timeout: float = Field(
+        default=600.0,
+        gt=0,
+        description=(
+            "Most seconds one model request may take in total (a generous cap: a streamed "
+            "answer that keeps sending tokens is not cut off by a short one; see idle_timeout)."
+        ),
+    )
     max_retries: int = Field(default=4, ge=0)
     temperature: float | None = None
     seed: int | None = None
@@ -158,6 +165,33 @@ class Settings(BaseModel):
     agents: dict[str, AgentSettings] = Field(default_factory=dict)
     limits: Limits = Field(default_factory=Limits)
     network: NetworkSettings = Field(default_factory=NetworkSettings)
+    idle_timeout: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds a streamed answer may send no token before sopc gives up on it.",
+    )
+    stream: bool | None = Field(
+        default=None,
+        description=(
+            "Stream answers (idle timeout, token progress); default: on for a base URL, off for "
+            "api.openai.com."
+        ),
+    )
+    local: bool | None = Field(
+        default=None,
+        description=(
+            "The server is local (a timeout is not retried, --jobs defaults to its slots); "
+            "default: a loopback or private-network base URL."
+        ),
+    )
+    max_tokens: int | None = Field(
+        default=None,
+        ge=16,
+        description=(
+            "Output token limit sent with each request; default sized to the routine schema "
+            "and the procedure (sent to api.openai.com only when set)."
+        ),
+    )
 
     @field_validator("base_url")
     @classmethod

@@ -9,11 +9,18 @@
 POST /v1/chat/completions answers from the queue, then with `responder(body)` (by default a small
 valid routine citing the first block of the procedure). GET /v1/models lists one model.
 Run it by hand: `python tests/llm_server.py --port 8000 --delay 0.3`.
+
+Streaming (issue #18): a request with `"stream": true` gets its 200 answer as server-sent events,
+one content piece per chunk, `Reply(token_interval=0.3)` apart, with a pause of `silence` seconds
+after `silence_after` pieces, and a final usage chunk when `stream_options.include_usage` asks for
+one. `LLMServer(slots=2)` answers GET /props with `total_slots` (llama.cpp), and
+`LLMServer(text_only=True)` answers 500 "image input is not supported" to requests with images.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import socket
@@ -39,6 +46,13 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     close: bool = False  # send half the response, then close the connection
+    # streaming (issue #18): used when the request asks for a stream
+    stream: bool | None = None  # False: answer with one JSON body even when asked to stream
+    pieces: int | None = None  # chunks the content is split into (default: ~16 characters each)
+    token_interval: float = 0.0  # seconds between chunks
+    silence_after: int = 0  # pieces sent before the pause
+    silence: float = 0.0  # seconds of silence (the client gives up first, or it ends)
+    stream_error: str | None = None  # after the pieces, an error event instead of the finish
 
 
 @dataclass
@@ -243,8 +257,12 @@ class LLMServer:
         responder: Callable[[dict[str, Any]], Reply | dict[str, Any]] | None = None,
         delay: float = 0.0,
         port: int = 0,
+        slots: int | None = None,
+        text_only: bool = False,
     ) -> None:
         self.responder = responder or (lambda body: completion(default_draft(body)))
+        self.slots = slots  # GET /props total_slots (llama.cpp); None: no /props
+        self.text_only = text_only  # 500 "image input is not supported" for requests with images
         self.delay = delay  # fixed delay before every answer (throughput benchmark)
         self.requests: list[Recorded] = []
         self.max_concurrency = 0
@@ -313,12 +331,8 @@ class LLMServer:
         if item.body is None and item.status == 200 and not item.close:
             made = self.responder(body if isinstance(body, dict) else {})
             made_reply = made if isinstance(made, Reply) else Reply(body=made)
-            item = Reply(
-                item.status,
-                made_reply.body,
-                {**made_reply.headers, **item.headers},
-                item.delay,
-                item.close,
+            item = dataclasses.replace(
+                item, body=made_reply.body, headers={**made_reply.headers, **item.headers}
             )
         return item
 
@@ -367,7 +381,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         """GET /v1/models."""
         self._record(None)
-        if self.path.rstrip("/").endswith("/models"):
+        owner = self.server.owner
+        if owner.slots is not None and urlsplit(self.path).path == "/props":
+            self._send(200, json.dumps({"total_slots": owner.slots}).encode(), {})
+        elif self.path.rstrip("/").endswith("/models"):
             data = {
                 "object": "list",
                 "data": [
@@ -394,6 +411,8 @@ class _Handler(BaseHTTPRequestHandler):
         owner._enter()
         try:
             reply = owner._next(body)
+            if owner.text_only and _has_image(body):
+                reply = error(500, "image input is not supported", type_="server_error")
             wait = owner.delay + reply.delay
             if wait and owner._stopping.wait(wait):
                 self.close_connection = True
@@ -410,11 +429,100 @@ class _Handler(BaseHTTPRequestHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)
                 self.close_connection = True
                 return
+            if _wants_stream(body, reply):
+                self._send_stream(reply, body)
+                return
             self._send(reply.status, data, dict(reply.headers))
         except (BrokenPipeError, ConnectionResetError, OSError):
             self.close_connection = True  # the client gave up (timeout): nothing to answer
         finally:
             owner._leave()
+
+    # --- streaming (issue #18) ----------------------------------------------------------------
+
+    def _chunk(self, data: bytes) -> None:
+        """One HTTP/1.1 chunk (an empty one ends the body)."""
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def _send_stream(self, reply: Reply, request: dict[str, Any]) -> None:
+        """The reply's chat.completion as server-sent events, paced as the reply says."""
+        assert isinstance(reply.body, dict)
+        owner = self.server.owner
+        whole = reply.body
+        choice = whole["choices"][0]
+        message = choice.get("message") or {}
+        head = {
+            "id": whole.get("id", "chatcmpl-test"),
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": whole.get("model", "test-model"),
+        }
+
+        def event(choices: list[dict[str, Any]], **extra: Any) -> None:
+            data = json.dumps({**head, "choices": choices, **extra})
+            self._chunk(f"data: {data}\n\n".encode())
+
+        def delta(value: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+            return {"index": 0, "delta": value, "finish_reason": finish}
+
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        event([delta({"role": "assistant", "content": ""})])
+        for number, piece in enumerate(_pieces(message.get("content") or "", reply.pieces)):
+            pause = reply.token_interval if number else 0.0
+            if number == reply.silence_after and reply.silence:
+                pause += reply.silence
+            if pause and owner._stopping.wait(pause):
+                self.close_connection = True
+                return
+            event([delta({"content": piece})])
+        if reply.stream_error is not None:  # as llama.cpp reports a fault mid-answer
+            error_event = {"error": {"message": reply.stream_error, "type": "server_error"}}
+            self._chunk(f"data: {json.dumps(error_event)}\n\n".encode())
+            self._chunk(b"")
+            return
+        if message.get("refusal"):
+            event([delta({"refusal": message["refusal"]})])
+        event([delta({}, choice.get("finish_reason") or "stop")])
+        options = request.get("stream_options") or {}
+        if options.get("include_usage") and whole.get("usage"):
+            event([], usage=whole["usage"])
+        self._chunk(b"data: [DONE]\n\n")
+        self._chunk(b"")
+
+
+def _wants_stream(request: Any, reply: Reply) -> bool:
+    """A 200 chat.completion asked for as a stream, unless the reply refuses to stream."""
+    return (
+        isinstance(request, dict)
+        and bool(request.get("stream"))
+        and reply.stream is not False
+        and reply.status == 200
+        and not reply.close
+        and isinstance(reply.body, dict)
+        and reply.body.get("object") == "chat.completion"
+    )
+
+
+def _pieces(content: str, count: int | None) -> list[str]:
+    """`content` split into `count` pieces (default: about 16 characters each)."""
+    if not content:
+        return []
+    size = max(1, -(-len(content) // count)) if count else 16
+    return [content[i : i + size] for i in range(0, len(content), size)]
+
+
+def _has_image(request: Any) -> bool:
+    for message in (request or {}).get("messages", []) if isinstance(request, dict) else []:
+        content = message.get("content")
+        if isinstance(content, list) and any(p.get("type") == "image_url" for p in content):
+            return True
+    return False
 
 
 def main() -> None:

@@ -112,8 +112,9 @@ def test_backend_counts_cache_hits_and_never_caches_stops(tmp_path: Path) -> Non
     assert second.calls == [] and result.usage.cached_responses == 1 and result.draft is not None
 
     refreshed = FakeBackend(settings, cache=True, refresh=True)
-    refreshed.queue(ChatResponse(content='{"ti', finish_reason="length"))
-    assert _run(refreshed).error is not None and len(refreshed.calls) == 1
+    cut = ChatResponse(content='{"ti', finish_reason="length")
+    refreshed.queue(cut, cut)  # cut off, and cut off again when asked for a shorter answer
+    assert _run(refreshed).error is not None and len(refreshed.calls) == 2
     again = FakeBackend(settings, cache=True)
     assert _run(again).error is None and again.calls == []  # the truncated answer was not stored
 

@@ -241,7 +241,6 @@ def test_enormous_output_is_not_parsed() -> None:
 @pytest.mark.parametrize(
     ("response", "expected"),
     [
-        (ChatResponse(content='{"title": "Ref', finish_reason="length"), "cut off"),
         (ChatResponse(content=None, refusal="No."), "the model refused: No."),
         (ChatResponse(content="", finish_reason="content_filter"), "content filter"),
     ],

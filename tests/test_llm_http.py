@@ -270,18 +270,30 @@ def test_connection_dropped_mid_response_is_retried(
     assert result.error is None and len(server.chat_requests) == 2
 
 
-def test_slower_than_timeout_is_retried_then_reported(
+def test_slower_than_timeout_is_retried_then_reported_for_a_remote_server(
     server: LLMServer, make_backend: Callable[..., OpenAIBackend]
 ) -> None:
     server.queue(Reply(delay=5), Reply(delay=5))
     started = time.monotonic()
-    [result] = generate(make_backend(timeout=0.5, max_retries=1), sample_procedure())
+    backend = make_backend(timeout=0.5, max_retries=1, local=False, stream=False)
+    [result] = generate(backend, sample_procedure())
 
     assert result.draft is None and result.error is not None
     assert "no answer" in result.error and "0.5s" in result.error and "timeout" in result.error
     assert "gave up after 2 attempts" in result.error
     assert len(server.chat_requests) == 2
     assert time.monotonic() - started < 4
+
+
+def test_a_timeout_against_a_local_server_is_not_retried(
+    server: LLMServer, make_backend: Callable[..., OpenAIBackend]
+) -> None:
+    server.queue(Reply(delay=5), Reply(delay=5))
+    [result] = generate(make_backend(timeout=0.5, max_retries=3, stream=False), sample_procedure())
+
+    assert result.draft is None and result.error is not None
+    assert "no answer" in result.error and "not retried" in result.error
+    assert len(server.chat_requests) == 1
 
 
 def test_connection_refused_is_reported(
@@ -294,17 +306,19 @@ def test_connection_refused_is_reported(
     assert result.error is not None and "connection to 127.0.0.1" in result.error
 
 
-def test_finish_reason_length_is_reported_not_parsed(
+def test_finish_reason_length_is_repaired_once_with_a_shorter_answer_then_reported(
     server: LLMServer, make_backend: Callable[..., OpenAIBackend]
 ) -> None:
-    server.queue(
-        completion(json.dumps(good())[:50], finish_reason="length", completion_tokens=4096)
-    )
-    [result] = generate(make_backend(), sample_procedure())
+    cut = completion(json.dumps(good())[:50], finish_reason="length", completion_tokens=4096)
+    server.queue(cut, cut)
+    [result] = generate(make_backend(max_tokens=4096), sample_procedure())
 
     assert result.draft is None and result.error is not None
     assert "cut off" in result.error and "4096" in result.error
-    assert len(server.chat_requests) == 1
+    first, second = server.chat_requests
+    assert first.body["max_tokens"] == second.body["max_tokens"] == 4096
+    assert second.body["messages"] != first.body["messages"]  # never resent identically
+    assert "shorter" in second.body["messages"][-1]["content"]
 
 
 def test_refusal_is_reported(server: LLMServer, make_backend: Callable[..., OpenAIBackend]) -> None:

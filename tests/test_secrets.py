@@ -44,7 +44,9 @@ def _project(tmp_path: Path) -> tuple[Path, Path, Path]:
     sops = tmp_path / "sops"
     (sops / "billing").mkdir(parents=True)
     (sops / "billing/cases.md").write_text(f"# Cases\n\n{SOP}")
-    (sops / "sopc.toml").write_text("timeout = 0.5\nmax_retries = 1\nrepair_attempts = 0\n")
+    # local = false: the script retries a timeout, as against a cloud endpoint
+    settings = "timeout = 0.5\nmax_retries = 1\nrepair_attempts = 0\nlocal = false\n"
+    (sops / "sopc.toml").write_text(settings)
     # the autouse fixture of conftest.py points the response cache at a temp folder
     return sops, tmp_path / "out", Path(os.environ["SOPC_CACHE_DIR"])
 

@@ -45,6 +45,7 @@ class Backend(ABC):
     # Set when a fault stops every later call (bad key, unknown model, no quota): the run stops
     # generating, and procedures whose result carries this error's message are left for later.
     fatal_error: GenerationError | None = None
+    tokens_received: int = 0  # streamed chunks received so far, for progress on a terminal
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -74,6 +75,14 @@ class Backend(ABC):
         validate: Callable[[RoutineDraft], list[Issue]],
     ) -> GenerationResult:
         """Write a draft for `procedure`; `validate` checks a draft (used by repair loops)."""
+
+    def run_notes(self) -> list[str]:
+        """What the run's summary should tell once (a capability the server turned out to lack)."""
+        return []
+
+    async def concurrency(self) -> int:
+        """How many procedures to generate at once; called once, before the first request."""
+        return self.settings.jobs
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release clients and connections."""

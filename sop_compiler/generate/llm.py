@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from sop_compiler.config import Settings
 from sop_compiler.errors import GenerationError, SopcError
 from sop_compiler.files import templates_sha
-from sop_compiler.generate import prompts
+from sop_compiler.generate import prompts, repairs
 from sop_compiler.generate.base import Backend, GenerationContext, GenerationResult
 from sop_compiler.models import Issue, Procedure, RoutineDraft, Usage, walk_steps
 
@@ -45,9 +45,13 @@ _KEY_LIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{4})[A-Za-z0-9_\-]{4,}")
 class RetryableError(GenerationError):
     """A fault worth retrying (429, 5xx, timeout, dropped connection); `retry_after` in seconds."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, fatal_when_exhausted: bool = False
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        # a fault that outlasting the retries shows to be permanent (the server went away)
+        self.fatal_when_exhausted = fatal_when_exhausted
 
 
 class FatalBackendError(GenerationError):
@@ -56,6 +60,10 @@ class FatalBackendError(GenerationError):
 
 class ResponseFormatUnsupported(GenerationError):
     """The server rejected the response format; the backend falls back to a simpler one."""
+
+
+class VisionUnsupported(GenerationError):
+    """The server rejected the request's images: vision is turned off for the rest of the run."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +103,7 @@ class ChatRequest:
     response_format: ResponseFormat = "json_schema"
     temperature: float | None = None
     seed: int | None = None
+    max_tokens: int | None = None
 
     def payload(self) -> dict[str, Any]:
         """The body of POST /chat/completions (also the keyword arguments of `create`)."""
@@ -117,6 +126,8 @@ class ChatRequest:
             body["temperature"] = self.temperature
         if self.seed is not None:
             body["seed"] = self.seed
+        if self.max_tokens is not None:
+            body["max_tokens"] = self.max_tokens
         return body
 
     def canonical_json(self) -> str:
@@ -200,6 +211,16 @@ class LLMBackend(Backend):
         self.backoff_max = 30.0
         self.fatal_error: FatalBackendError | None = None
         self._format: ResponseFormat = settings.structured_output
+        self._vision = settings.vision  # turned off for the run when the server rejects images
+        # False for api.openai.com: its reasoning models spend output tokens on thinking, so the
+        # schema-sized default could cut them off; a `max_tokens` setting is always sent.
+        self.default_max_tokens = True
+        self.tokens_received = 0  # streamed chunks received so far (progress on a terminal)
+        self.notes: list[str] = []  # told once in the run's summary (see run_notes)
+
+    def run_notes(self) -> list[str]:
+        """What the run's summary tells once: images rejected, a model the server does not list."""
+        return list(self.notes)
 
     @property
     def refresh(self) -> bool:
@@ -253,9 +274,7 @@ class LLMBackend(Backend):
         self, procedure: Procedure, context: GenerationContext
     ) -> tuple[list[ChatMessage], list[Issue]]:
         """The first request's messages, and warnings about figures the model will not see."""
-        rendered = prompts.render_procedure(
-            procedure, images=procedure.images, vision=self.settings.vision
-        )
+        rendered = prompts.render_procedure(procedure, images=procedure.images, vision=self._vision)
         system = self.system_message(procedure, context, self._format)
         user: str | tuple[ContentPart, ...] = rendered.text
         if rendered.images:
@@ -338,14 +357,26 @@ class LLMBackend(Backend):
     ) -> GenerationResult:
         result = GenerationResult(procedure_id=procedure.id)
         messages, notes = self.build_messages(procedure, context)
+        max_tokens = self._max_tokens(procedure)
         best: tuple[RoutineDraft, list[Issue], int] | None = None  # draft, issues, errors
         problems: list[str] = []
-        for attempt in range(1 + self.settings.repair_attempts):
+        hopeless = 0  # answers in a row without the routine's required fields or steps
+        shortened = False  # a cut-off answer is asked again, shorter, once
+        attempt = 0
+        while attempt <= self.settings.repair_attempts:
             result.attempts = attempt + 1
             try:
                 response = await self._request(
-                    messages, system=lambda fmt: self.system_message(procedure, context, fmt)
+                    messages,
+                    system=lambda fmt: self.system_message(procedure, context, fmt),
+                    max_tokens=max_tokens,
                 )
+            except VisionUnsupported as exc:
+                if not self._turn_vision_off(exc):
+                    result.error = self.scrub(exc.message)
+                    return result
+                messages, notes = self.build_messages(procedure, context)  # without images
+                continue
             except SopcError as exc:
                 result.error = self.scrub(exc.message)
                 return result
@@ -354,21 +385,53 @@ class LLMBackend(Backend):
                 result.error = self.scrub(f"backend failure: {type(exc).__name__}: {exc}")
                 return result
             result.usage += response.usage
+            attempt += 1
+            content = response.content or ""
+            if (
+                response.finish_reason == "length"
+                and not response.refusal
+                and not shortened
+                and attempt <= self.settings.repair_attempts
+            ):
+                # never resent identically: the same request would run into the same limit
+                shortened = True
+                log.info(
+                    "%s: answer cut off at the token limit; asking for a shorter one", procedure.id
+                )
+                messages = [
+                    *messages,
+                    ChatMessage("assistant", content[: repairs.CUT_OFF_ECHO]),
+                    ChatMessage(
+                        "user",
+                        prompts.repair_prompt(
+                            [repairs.shorter(max_tokens or response.usage.completion_tokens)]
+                        ),
+                    ),
+                ]
+                continue
             stop = _stop_reason(response)
             if stop:
                 result.error = self.scrub(stop)
                 return result
-            content = response.content or ""
             draft, issues, problems = self._check(content, procedure, context, validate)
             # a repair can be worse than the answer it repairs: keep the fewest errors (ties: later)
             if draft is not None and (best is None or len(problems) <= best[2]):
                 best = (draft, issues, len(problems))
             if not problems:
                 break
+            hopeless = hopeless + 1 if repairs.hopeless(draft, problems) else 0
+            if hopeless >= repairs.HOPELESS_IN_A_ROW:
+                if best is None or not best[0].steps:
+                    message = repairs.hopeless_error(hopeless, problems, mode=self._format)
+                    result.error = self.scrub(message)
+                    return result
+                break  # an earlier answer had steps: keep it rather than repair in vain
+            if attempt > self.settings.repair_attempts:
+                break
             log.info(
                 "%s: attempt %d has %d problem(s); asking for a repair",
                 procedure.id,
-                attempt + 1,
+                attempt,
                 len(problems),
             )
             messages = [
@@ -385,6 +448,27 @@ class LLMBackend(Backend):
         result.draft, issues, _ = best
         result.issues = [*notes, *issues]
         return result
+
+    def _max_tokens(self, procedure: Procedure) -> int | None:
+        """The `max_tokens` setting, else a limit sized to the schema and the procedure."""
+        if self.settings.max_tokens is not None:
+            return self.settings.max_tokens
+        if not self.default_max_tokens:
+            return None
+        return repairs.sized_max_tokens(procedure)
+
+    def _turn_vision_off(self, exc: VisionUnsupported) -> bool:
+        """Stop sending images for the rest of the run (told once); False if none were sent."""
+        if not self._vision:
+            return False
+        self._vision = False
+        note = (
+            f"{exc.message}: figures are no longer sent as images in this run and are reported "
+            "unread (set vision = false in sopc.toml for this model)"
+        )
+        self.notes.append(self.scrub(note))  # one note in the run's summary
+        log.info("%s", self.scrub(note))
+        return True
 
     def _check(
         self,
@@ -412,6 +496,7 @@ class LLMBackend(Backend):
         messages: list[ChatMessage],
         *,
         system: Callable[[ResponseFormat], str] | None = None,
+        max_tokens: int | None = None,
     ) -> ChatResponse:
         """One chat call, falling back to a simpler response format when the server rejects one.
 
@@ -430,6 +515,7 @@ class LLMBackend(Backend):
                 response_format=fmt,
                 temperature=self.settings.temperature,
                 seed=self.settings.seed,
+                max_tokens=max_tokens,
             )
             try:
                 return await self._call(request)
@@ -464,9 +550,11 @@ class LLMBackend(Backend):
                 raise self.fatal_error from None
             except RetryableError as exc:
                 if attempt >= self.settings.max_retries:
-                    raise GenerationError(
-                        self.scrub(f"{exc.message} (gave up after {_attempts(attempt + 1)})")
-                    ) from None
+                    message = self.scrub(f"{exc.message} (gave up after {_attempts(attempt + 1)})")
+                    if exc.fatal_when_exhausted:
+                        self.fatal_error = FatalBackendError(message, hint=exc.hint)
+                        raise self.fatal_error from None
+                    raise GenerationError(message) from None
                 if exc.retry_after is not None and exc.retry_after > MAX_RETRY_AFTER:
                     raise GenerationError(
                         self.scrub(
@@ -566,8 +654,8 @@ def _stop_reason(response: ChatResponse) -> str | None:
         tokens = response.usage.completion_tokens
         return (
             f"the answer was cut off at the output token limit (finish_reason length"
-            f"{f', {tokens} completion tokens' if tokens else ''}): split the procedure or use a "
-            "model with a larger output limit"
+            f"{f', {tokens} completion tokens' if tokens else ''}): raise `max_tokens` in "
+            "sopc.toml, split the procedure, or use a model with a larger output limit"
         )
     if response.finish_reason == "content_filter":
         return "the provider's content filter stopped the answer (finish_reason content_filter)"

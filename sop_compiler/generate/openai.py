@@ -2,13 +2,21 @@
 
 The client's own retries are off: sopc retries itself so that it can honour Retry-After, stop at
 once on faults no retry can fix, and say what to do about each fault.
+
+Answers from a base URL are streamed: a request times out when no token arrives for
+`idle_timeout` seconds, not because a slow local model takes long (`timeout` caps the total).
+A local server keeps computing an abandoned answer, so a timeout against it is not retried: the
+retry would only queue behind it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
+import ipaddress
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -24,11 +32,15 @@ from sop_compiler.generate.llm import (
     LLMBackend,
     ResponseFormatUnsupported,
     RetryableError,
+    VisionUnsupported,
 )
+from sop_compiler.generate.stream import StreamTimeout
 from sop_compiler.models import Usage
 
 if TYPE_CHECKING:
     import openai
+
+log = logging.getLogger("sop_compiler.generate")
 
 _PLACEHOLDER_KEY = "sk-no-key"  # local servers ignore the key, but the client needs one
 _FORMAT_WORDS = (
@@ -42,6 +54,15 @@ _FORMAT_WORDS = (
 _BAD_URL_CAUSES = frozenset({"UnsupportedProtocol", "InvalidURL"})
 # the HTTP client logs every request's full URL (user info, query) at INFO level
 _HTTP_LOGGERS = ("httpx", "httpx2")
+_OPENAI_HOST = "api.openai.com"
+# a server's words for "this model takes no images" (llama.cpp answers 500, others 400)
+_NO_IMAGE = re.compile(
+    r"image.{0,40}(not supported|unsupported|not allowed|not enabled|cannot|can't|disabled)"
+    r"|(does not|doesn't|cannot|can't|not) (support|accept|handle|process).{0,30}image"
+    r"|(multimodal|vision|mmproj).{0,40}(not|unsupported|disabled)",
+    re.IGNORECASE,
+)
+_PROBE_TIMEOUT = 10.0  # seconds for GET /models and /props at the start of a run
 
 
 class _ScrubLogs(logging.Filter):
@@ -83,6 +104,18 @@ class OpenAIBackend(LLMBackend):
         self._log_filter: _ScrubLogs | None = None
         # prepare() builds the client in a worker thread while the first request may want it
         self._client_lock = threading.Lock()
+        cloud = self.host == _OPENAI_HOST
+        self.local = settings.local if settings.local is not None else is_local_url(self.base_url)
+        self.streams = settings.stream if settings.stream is not None else not cloud
+        self.default_max_tokens = not cloud
+        # api.openai.com's reasoning models take max_completion_tokens only
+        self._tokens_field = "max_completion_tokens" if cloud else "max_tokens"
+        self.slots: int | None = None  # the server's parallel slots, when it reports them
+        self.listed: list[str] | None = None  # the models GET /models lists, when it answers
+        self._probed: asyncio.Future[None] | None = None
+        self._reached = False  # True once any request got an HTTP answer
+        self._unreachable: FatalBackendError | None = None  # found by the start-of-run probe
+        self._usage_chunk = True  # ask streams for usage; off once a server rejects the option
 
     def secrets(self) -> list[str]:
         """The API key and the base URL's credentials, so that no message can carry them."""
@@ -99,7 +132,7 @@ class OpenAIBackend(LLMBackend):
         self._get_client()
 
     def client(self) -> openai.AsyncOpenAI:
-        """The openai client (built on first use), for the Batch API (generate/batch.py)."""
+        """The openai client (built on first use), for the Batch API and `sopc doctor`."""
         return self._get_client()
 
     def _get_client(self) -> openai.AsyncOpenAI:
@@ -136,59 +169,198 @@ class OpenAIBackend(LLMBackend):
                 logging.getLogger(name).removeFilter(self._log_filter)
             self._log_filter = None
 
+    async def concurrency(self) -> int:
+        """`jobs` when set; else the server's parallel slots, else 1 for a local server."""
+        await self.probe()
+        if "jobs" in self.settings.model_fields_set:
+            return self.settings.jobs
+        if self.slots:
+            return self.slots
+        return 1 if self.local else self.settings.jobs
+
+    async def probe(self) -> None:
+        """Once per run: is the server there, does it list the model, how many slots has it."""
+        if self.base_url is None:
+            return  # api.openai.com: the first request says all of it
+        if self._probed is None:
+            self._probed = asyncio.ensure_future(self._probe())
+        await asyncio.shield(self._probed)
+
+    async def _probe(self) -> None:
+        from sop_compiler.generate.probe import is_listed, list_models, server_slots
+
+        try:
+            client = self._get_client()
+        except Exception:  # the first request reports the base URL
+            return
+        found, slots = await asyncio.gather(
+            list_models(client, timeout=_PROBE_TIMEOUT),
+            server_slots(client, self.base_url or "", timeout=_PROBE_TIMEOUT),
+        )
+        if found.unreachable is not None:
+            self._unreachable = FatalBackendError(
+                self.scrub(f"cannot reach {self.host}: {found.unreachable}"), hint=_DEAD_HINT
+            )
+            return
+        self._reached = True
+        self.listed, self.slots = found.models, slots
+        model = self.settings.model
+        if self.listed and not is_listed(model, self.listed):
+            note = self.scrub(
+                f"{self.host} does not list model '{model}' (it lists: "
+                f"{', '.join(self.listed[:5])}{' ...' if len(self.listed) > 5 else ''}): "
+                "it may answer with another model; check --model"
+            )
+            self.notes.append(note)
+            log.warning("%s", note)
+
     async def complete(self, request: ChatRequest) -> ChatResponse:
         """One chat completion; faults become RetryableError, FatalBackendError, GenerationError."""
         import openai
-        from openai.types.chat import ChatCompletion
 
+        if self._unreachable is not None:
+            raise self._unreachable
         try:
             client = self._get_client()
         except Exception as exc:  # the client parses the base URL when it is built
             raise FatalBackendError(self._bad_url_message(exc), hint=_URL_HINT) from None
+        body = request.payload()
+        if "max_tokens" in body and self._tokens_field != "max_tokens":
+            body[self._tokens_field] = body.pop("max_tokens")
         try:
-            # client.post skips the SDK's per-request walk of the typed parameters (the schema and
-            # the messages), which costs milliseconds of CPU per call and limits throughput.
-            completion = await client.post(
-                "/chat/completions", body=request.payload(), cast_to=ChatCompletion
-            )
+            if self.streams:
+                response = await self._streamed(client, body)
+            else:
+                response = await self._whole(client, body)
+        except StreamTimeout as exc:
+            raise self._timeout_error(idle=exc.idle) from None
         except openai.APITimeoutError:
-            raise RetryableError(
-                f"no answer from {self.host} within {self.settings.timeout:g}s "
-                "(raise `timeout` in sopc.toml or SOPC_TIMEOUT if the model is slow)"
-            ) from None
+            raise self._timeout_error(idle=False) from None
         except openai.APIConnectionError as exc:
             cause = exc.__cause__ or exc
             if type(cause).__name__ in _BAD_URL_CAUSES:
                 raise FatalBackendError(self._bad_url_message(cause), hint=_URL_HINT) from None
-            raise RetryableError(
-                self.scrub(f"connection to {self.host} failed: {type(cause).__name__}: {cause}")
-            ) from None
+            message = self.scrub(
+                f"connection to {self.host} failed: {type(cause).__name__}: {cause}"
+            )
+            # refused or unknown host before any answer: no server there, every request would
+            # fail the same way (after a server answered, it may be restarting: retry)
+            refused = type(cause).__name__ == "ConnectError"
+            if refused and not self._reached:
+                raise FatalBackendError(message, hint=_DEAD_HINT) from None
+            raise RetryableError(message, fatal_when_exhausted=refused) from None
         except openai.APIStatusError as exc:
-            raise self._status_error(exc, request) from None
+            self._reached = True
+            if self._rejects_stream_options(exc):
+                self._usage_chunk = False  # for the rest of the run; usage is then not known
+                log.info("%s rejects stream_options; streaming without usage", self.host)
+                return await self.complete(request)
+            raise await self._status_error(exc, request) from None
+        except openai.APIError as exc:  # an error event inside the stream (llama.cpp sends them)
+            raise GenerationError(
+                self.scrub(f"{self.host} ended the answer with an error: {_one_line(exc.message)}")
+            ) from None
+        except Exception as exc:
+            # reading a stream's body raises the HTTP client's own errors (a dropped connection)
+            if not any(cls.__name__ == "TransportError" for cls in type(exc).__mro__):
+                raise
+            raise RetryableError(
+                self.scrub(
+                    f"connection to {self.host} dropped mid-answer: {type(exc).__name__}: {exc}"
+                )
+            ) from None
+        self._reached = True
+        return response
+
+    async def _whole(self, client: openai.AsyncOpenAI, body: dict[str, Any]) -> ChatResponse:
+        from openai.types.chat import ChatCompletion
+
+        # client.post skips the SDK's per-request walk of the typed parameters (the schema and
+        # the messages), which costs milliseconds of CPU per call and limits throughput.
+        completion = await client.post("/chat/completions", body=body, cast_to=ChatCompletion)
+        return self._from_completion(completion)
+
+    async def _streamed(self, client: openai.AsyncOpenAI, body: dict[str, Any]) -> ChatResponse:
+        """The answer as a stream (see stream.py); one body from a server that ignores it."""
+        from sop_compiler.generate.stream import Streamed, stream_chat
+
+        def counted() -> None:
+            self.tokens_received += 1
+
+        answer = await stream_chat(
+            client,
+            body,
+            idle_timeout=self.settings.idle_timeout,
+            timeout=self.settings.timeout,
+            include_usage=self._usage_chunk,
+            on_chunk=counted,
+        )
+        if not isinstance(answer, Streamed):
+            return self._from_completion(answer)
+        if answer.finish_reason is None and answer.content is None:
+            raise GenerationError(
+                f"{self.host} sent an empty stream (no choices): "
+                "check the base URL (it usually ends in /v1), or set stream = false"
+            )
+        return ChatResponse(
+            content=answer.content,
+            finish_reason=answer.finish_reason,
+            refusal=answer.refusal,
+            usage=_usage(answer.usage),
+        )
+
+    def _from_completion(self, completion: object) -> ChatResponse:
+        from openai.types.chat import ChatCompletion
+
         choices = (
             getattr(completion, "choices", None) if isinstance(completion, ChatCompletion) else None
         )
-        if not choices:
+        if not isinstance(completion, ChatCompletion) or not choices:
             raise GenerationError(
                 f"{self.host} did not answer like an OpenAI-compatible server (no choices): "
                 "check the base URL (it usually ends in /v1)"
             )
         choice = choices[0]
         message = choice.message
-        usage = completion.usage
-        details = usage.prompt_tokens_details if usage else None
         return ChatResponse(
             content=message.content,
             finish_reason=choice.finish_reason,
             refusal=getattr(message, "refusal", None),
-            usage=Usage(
-                prompt_tokens=usage.prompt_tokens if usage else 0,
-                cached_prompt_tokens=(details.cached_tokens or 0) if details else 0,
-                completion_tokens=usage.completion_tokens if usage else 0,
-            ),
+            usage=_usage(completion.usage),
         )
 
-    def _status_error(self, exc: openai.APIStatusError, request: ChatRequest) -> GenerationError:
+    def _rejects_stream_options(self, exc: openai.APIStatusError) -> bool:
+        """An older gateway's 400 for `stream_options` (asked for the usage chunk)."""
+        detail = _error_message(exc.body) or ""
+        return (
+            self.streams
+            and self._usage_chunk
+            and exc.status_code in (400, 422)
+            and "stream_options" in detail
+        )
+
+    def _timeout_error(self, *, idle: bool) -> GenerationError:
+        """A timeout: retried against a cloud endpoint, not against a busy local server."""
+        if idle and self.streams:
+            what = (
+                f"no token from {self.host} for {self.settings.idle_timeout:g}s "
+                "(raise `idle_timeout` in sopc.toml or SOPC_IDLE_TIMEOUT if the model is slow "
+                "to start answering)"
+            )
+        else:
+            what = (
+                f"no answer from {self.host} within {self.settings.timeout:g}s "
+                "(raise `timeout` in sopc.toml or SOPC_TIMEOUT if the model is slow)"
+            )
+        if self.local:
+            return GenerationError(
+                f"{what}; not retried: a local server is still busy with the abandoned answer"
+            )
+        return RetryableError(what)
+
+    async def _status_error(
+        self, exc: openai.APIStatusError, request: ChatRequest
+    ) -> GenerationError:
         """Map an HTTP error to what sopc does about it, with a message that says what to fix."""
         status = exc.status_code
         detail = self.scrub(_error_message(exc.body) or "")
@@ -202,14 +374,13 @@ class OpenAIBackend(LLMBackend):
                 f"(check OPENAI_API_KEY, its project, and --model){said}"
             )
         if status == 404:
-            return FatalBackendError(
-                f"model '{request.model}' not found on {self.host}: check --model "
-                "(and that the base URL ends in /v1)"
-            )
+            return await self._not_found(request, code=code, detail=detail)
         if status == 429 and code == "insufficient_quota":
             return FatalBackendError(
                 f"429 insufficient_quota from {self.host}: add credit or use another key"
             )
+        if status >= 400 and _NO_IMAGE.search(detail) and _has_images(request):
+            return VisionUnsupported(f"{status} from {self.host}{said}")
         if status in (408, 409, 429) or status >= 500:
             reason = {408: "Request Timeout", 409: "Conflict", 429: "Too Many Requests"}.get(
                 status, "server error"
@@ -230,8 +401,77 @@ class OpenAIBackend(LLMBackend):
         )
         return GenerationError(f"{status} from {self.host}{said}{hint}")
 
+    async def _not_found(
+        self, request: ChatRequest, *, code: str | None, detail: str
+    ) -> FatalBackendError:
+        """A 404: the model, or the base URL's path? GET /models tells them apart."""
+        from sop_compiler.generate.probe import is_listed, list_models
+
+        model = request.model
+        said_model = code == "model_not_found" or (model in detail and "model" in detail.lower())
+        listed = None if said_model else (await list_models(self._get_client())).models
+        if said_model or (listed and not is_listed(model, listed)):
+            known = f" (it lists: {', '.join(listed[:5])})" if listed else ""
+            return FatalBackendError(
+                f"model '{model}' not found on {self.host}{known}: check --model "
+                "(and that the base URL ends in /v1)"
+            )
+        shown = _redacted(self.base_url or "")
+        where = (
+            f"it lists model '{model}', so the path is wrong"
+            if listed
+            else "GET /models gives no model list either"
+        )
+        return FatalBackendError(
+            self.scrub(
+                f"404 Not Found from {self.host} for {shown.rstrip('/')}/chat/completions "
+                f"({where}): check the base URL's path (it usually ends in /v1)"
+            ),
+            hint=_URL_HINT,
+        )
+
 
 _URL_HINT = "set base_url / OPENAI_BASE_URL to a URL such as http://localhost:8000/v1"
+_DEAD_HINT = "is the server running? check base_url / OPENAI_BASE_URL (`sopc doctor` checks it)"
+
+
+def is_local_url(url: str | None) -> bool:
+    """True for a loopback, private-network or link-local host (and `localhost`, `*.local`)."""
+    host = _host(url) if url else None
+    if host is None:
+        return False
+    name = urlsplit(url.strip()).hostname or "" if url else ""
+    name = name.rstrip(".").lower()
+    if name in ("localhost", "host.docker.internal") or name.endswith((".localhost", ".local")):
+        return True
+    try:
+        address = ipaddress.ip_address(name.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback or address.is_private or address.is_link_local
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:300]
+
+
+def _has_images(request: ChatRequest) -> bool:
+    return any(
+        not isinstance(message.content, str)
+        and any(part.type == "image_url" for part in message.content)
+        for message in request.messages
+    )
+
+
+def _usage(usage: Any) -> Usage:
+    details = getattr(usage, "prompt_tokens_details", None) if usage else None
+    return Usage(
+        prompt_tokens=(usage.prompt_tokens or 0) if usage else 0,
+        cached_prompt_tokens=(details.cached_tokens or 0) if details else 0,
+        completion_tokens=(usage.completion_tokens or 0) if usage else 0,
+    )
 
 
 def _host(url: str) -> str | None:

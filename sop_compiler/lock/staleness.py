@@ -73,6 +73,11 @@ _NOT_OUTPUT_SETTINGS = frozenset(
         "structured_output",
         "repair_attempts",
         "vision",
+        # how answers travel, not what they say (a cut-off answer is never used)
+        "idle_timeout",
+        "stream",
+        "local",
+        "max_tokens",
     }
 )
 

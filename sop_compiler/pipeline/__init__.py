@@ -51,7 +51,15 @@ from sop_compiler.pipeline._outcomes import (
 from sop_compiler.pipeline._signals import _sigterm_as_interrupt
 from sop_compiler.segment import classify, segment, unused_sections
 
-__all__ = ["agent_for", "compile_folder", "inspect_path", "read_procedures"]
+__all__ = ["CompileInterrupted", "agent_for", "compile_folder", "inspect_path", "read_procedures"]
+
+
+class CompileInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during a compile, after what was kept was written: `result` says what."""
+
+    def __init__(self, result: RunResult) -> None:
+        super().__init__("interrupted")
+        self.result = result
 
 
 def read_procedures(path: Path, *, root: Path, settings: Settings) -> InspectResult:
@@ -198,13 +206,19 @@ def compile_folder(
         stopped: str | None = None
         kept: list[str] = []
         waiting, batch_notes = 0, []
+        told: list[str] = []  # what the backend learned about its server (images rejected, ...)
+        interrupted = False
         if writes:
             assert chosen.backend is not None
             build = _Build(plan, out=out, catalog=catalog, settings=settings, fmt=fmt, batch=batch)
-            build.run(chosen.backend, result)
+            try:
+                build.run(chosen.backend, result)
+            except KeyboardInterrupt:  # what was kept is written: summarise it, then stop
+                interrupted = True
             stopped = build.stopped
             kept = sorted(build.kept)
             waiting, batch_notes = build.waiting, build.batch_notes
+            told = chosen.backend.run_notes()
         else:
             for _ in plan.stream():
                 pass
@@ -220,6 +234,7 @@ def compile_folder(
                 *plan.notes,
                 *(f"{source}: {message}" for source, _, message in sorted(notices)),
                 *([lock_problem] if lock_problem else []),
+                *told,
                 *([stopped] if stopped else []),
                 *([_kept_note(kept)] if kept else []),
                 *batch_notes,
@@ -228,6 +243,11 @@ def compile_folder(
         _summarise(plan.sops, result, strict=strict, stopped=stopped is not None)
         if waiting and result.exit_code != int(ExitCode.USAGE):
             result.exit_code = int(ExitCode.PARTIAL)  # answers pending: outputs are not complete
+        if interrupted:
+            if record is not None:
+                record.forget()
+            result.exit_code = int(ExitCode.INTERRUPTED)
+            raise CompileInterrupted(result)
         if record is not None:
             _remember_noop(
                 record,

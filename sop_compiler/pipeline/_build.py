@@ -79,6 +79,7 @@ class _Build:
         self.batch = batch  # through the Batch API (pipeline/_batch.py) instead of one by one
         self.batch_notes: list[str] = []
         self.waiting = 0  # procedures left waiting in a batch
+        self.planned_all = False  # every SOP decided (the network can be rendered on interrupt)
 
     def _scrubbed(self, files: dict[str, bytes]) -> dict[str, bytes]:
         """`files` with every secret (a model answer may echo the key) replaced by `***`."""
@@ -106,8 +107,13 @@ class _Build:
                 self._shared(force=bool(removed))
             self._flush()
             self._save_lock(now=True, durable=True)
+        except KeyboardInterrupt:
+            with contextlib.suppress(OutputError):
+                self._save_lock(now=True)
+            self._after_interrupt()
+            raise
         except BaseException:
-            # Interrupted or failed: record every routine completed so far, then re-raise.
+            # Failed: record every routine completed so far, then re-raise.
             with contextlib.suppress(OutputError):
                 self._save_lock(now=True)
             raise
@@ -125,7 +131,16 @@ class _Build:
         context = GenerationContext(
             catalog=self.catalog, settings=self.settings, agents=plan.agents()
         )
-        limit = asyncio.Semaphore(self.settings.jobs)
+        # The backend says how many at once (a local server's slots) when the first one starts,
+        # so that a run with nothing to generate asks the server nothing.
+        limit: asyncio.Future[asyncio.Semaphore] | None = None
+
+        async def slots() -> asyncio.Semaphore:
+            nonlocal limit
+            if limit is None:
+                limit = asyncio.ensure_future(_semaphore(backend, jobs=self.settings.jobs))
+            return await asyncio.shield(limit)
+
         prefetch = asyncio.ensure_future(asyncio.to_thread(_prepare, backend))
         stream = plan.stream()
         tasks: list[asyncio.Task[None]] = []
@@ -133,7 +148,7 @@ class _Build:
         advance = finished.append
 
         async def one(proc: PlannedProcedure, context: GenerationContext) -> None:
-            async with limit:
+            async with await slots():
                 if self._stop_check(backend, proc):
                     return
                 result = await self._call(backend, proc, context)
@@ -159,7 +174,7 @@ class _Build:
                 ]
             if self.batch:
                 await self._batch_round(backend, batched, context)
-            with progress(len(tasks), fmt=self.fmt) as show:
+            with progress(len(tasks), fmt=self.fmt, tokens=lambda: backend.tokens_received) as show:
                 for label in finished:
                     show(label)
                 advance = show
@@ -175,6 +190,7 @@ class _Build:
         """Plan the next SOP (in a worker thread), enter it in the lock, re-render its routines."""
         sop = next(stream, None)
         if sop is None:
+            self.planned_all = True
             return None
         entry = self.plan.sop_entry(sop, keep_vanished=True)
         if entry is not None:
@@ -221,6 +237,20 @@ class _Build:
         )
         await rounds.run(procs)
         self.batch_notes, self.waiting = rounds.notes, rounds.waiting
+
+    def _after_interrupt(self) -> None:
+        """Interrupted: what was not generated waits for the next compile; the review page and
+        the network are written for the routines kept, once every SOP was decided (else a
+        routine of an SOP not yet read would vanish from them)."""
+        for proc in self.plan.procedures():
+            if proc.state == "generate" and proc.status == "unchanged":
+                proc.status = "would_generate"
+        if not self.planned_all:
+            return
+        with contextlib.suppress(OutputError):
+            self._shared(force=False)
+            self._flush()
+            self._save_lock(now=True, durable=True)
 
     def _stop_check(
         self, backend: Backend, proc: PlannedProcedure, result: GenerationResult | None = None
@@ -486,6 +516,15 @@ def _check_python(files: dict[str, bytes]) -> None:
 def _impl_file(settings: Settings) -> str:
     """The implementation module's file name: sopc never removes a file of that name."""
     return f"{settings.implementation_module.rpartition('.')[2]}.py"
+
+
+async def _semaphore(backend: Backend, *, jobs: int) -> asyncio.Semaphore:
+    """At most the backend's `concurrency()` procedures at once (`jobs` if it cannot tell)."""
+    try:
+        jobs = await backend.concurrency()
+    except Exception:  # a probe that fails leaves the first request to report the fault
+        log.debug("backend.concurrency() failed", exc_info=True)
+    return asyncio.Semaphore(max(1, jobs))
 
 
 def _prepare(backend: Backend) -> None:

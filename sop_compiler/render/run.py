@@ -11,10 +11,14 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sop_compiler.errors import OutputError
 from sop_compiler.escape import terminal_text
 from sop_compiler.models import Issue, RunResult, SopOutcome, StaleEntry
+
+if TYPE_CHECKING:
+    from rich.progress import ProgressColumn, Task
 
 __all__ = ["markdown_summary", "progress", "render_run", "stop_note"]
 
@@ -40,8 +44,10 @@ def _stop(note: str) -> tuple[str, str] | None:
 
 
 @contextlib.contextmanager
-def progress(total: int, *, fmt: str) -> Iterator[Callable[[str], None]]:
-    """Yield `advance(label)`, called once per finished routine."""
+def progress(
+    total: int, *, fmt: str, tokens: Callable[[], int] | None = None
+) -> Iterator[Callable[[str], None]]:
+    """Yield `advance(label)`, called once per finished routine; `tokens()`: streamed so far."""
     if total == 0:
         yield lambda label: None
         return
@@ -61,6 +67,7 @@ def progress(total: int, *, fmt: str) -> Iterator[Callable[[str], None]]:
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
+            *([_tokens_column(tokens)] if tokens is not None else []),
             console=Console(stderr=True),
             transient=True,
         )
@@ -76,6 +83,19 @@ def progress(total: int, *, fmt: str) -> Iterator[Callable[[str], None]]:
         print(f"{terminal_text(label)} ({done}/{total})", file=sys.stderr, flush=True)
 
     yield line
+
+
+def _tokens_column(tokens: Callable[[], int]) -> ProgressColumn:
+    """A progress column of the tokens streamed so far: a slow local model visibly works."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class TokensColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            count = tokens()
+            return Text(f"{count:,} tokens received" if count else "", style="progress.data")
+
+    return TokensColumn()
 
 
 def render_run(result: RunResult, *, fmt: str) -> None:
