@@ -20,6 +20,7 @@ from sop_compiler.models import (
     MAX_QUOTE_WORDS,
     TERMINAL_KINDS,
     Block,
+    Flowchart,
     Heading,
     Issue,
     ListItem,
@@ -723,6 +724,11 @@ def _units(procedure: Procedure) -> Iterator[tuple[Block, list[str], bool]]:
                 continue
             if isinstance(block, Table):
                 yield block, [quote_form(block_text(block))], not background
+                continue
+            if isinstance(block, Flowchart):  # each node is a sentence to cite
+                texts = [n.text for n in block.nodes if n.kind != "start" and not n.is_marker()]
+                if texts:
+                    yield block, texts, not background
                 continue
             if not isinstance(block, (ListItem, Paragraph)):
                 continue
