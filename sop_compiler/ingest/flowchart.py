@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sop_compiler.models import FlowEdge, FlowNode
+from sop_compiler.models.document import FlowNodeKind
 
 __all__ = [
     "FLOWCHART_LANGUAGES",
@@ -84,7 +85,7 @@ def parse_flowchart(text: str, notation: Notation) -> ParsedChart:
 _TERMINAL_SHAPES = frozenset(
     ["stadium", "circle", "doublecircle", "ellipse", "oval", "Mcircle", "point", "terminal"]
 )
-_KINDS: dict[str, str] = {
+_KINDS: dict[str, FlowNodeKind] = {
     "diamond": "decision",
     "Mdiamond": "decision",
     "rhombus": "decision",
@@ -97,7 +98,7 @@ _KINDS: dict[str, str] = {
 }
 
 
-def kind_of(shape: str, *, incoming: int, outgoing: int) -> str:
+def kind_of(shape: str, *, incoming: int, outgoing: int) -> FlowNodeKind:
     """A node's kind from its shape and place in the graph.
 
     Terminal shapes (stadium, circle, ellipse) are a start when nothing leads in and an end when
@@ -121,7 +122,7 @@ def _finish(chart: ParsedChart) -> None:
         outgoing[edge.source] = outgoing.get(edge.source, 0) + 1
         incoming[edge.target] = incoming.get(edge.target, 0) + 1
     for node in chart.nodes:
-        node.kind = kind_of(  # type: ignore[assignment]
+        node.kind = kind_of(
             node.shape, incoming=incoming.get(node.id, 0), outgoing=outgoing.get(node.id, 0)
         )
     starts = [node for node in chart.nodes if node.kind == "start"]

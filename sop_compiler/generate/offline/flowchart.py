@@ -64,6 +64,11 @@ _CONFIRM = re.compile(
     r"|^(?:confirm(?:ed)?|agree[sd]?)\b.*\?$",
     re.I,
 )
+_CONFIRMS_WHAT = re.compile(
+    r"^(?:does |did |has )?(?:the )?(?:customer|caller|client|member|user)\s+"
+    r"(?:confirms?|agrees?(?: to)?|accepts?|approves?)\s+(?P<what>.+?)\s*\??$",
+    re.I,
+)
 _SAY_WORDS = frozenset(
     {"tell", "inform", "explain", "let", "advise", "apologise", "apologize", "remind"}
     | {"reassure", "thank", "greet", "offer", "say", "acknowledge", "warn", "suggest", "share"}
@@ -258,7 +263,12 @@ def _plan(
         return _Plan(node, [{"kind": "action", "text": text}])
     if node.kind == "decision" or len(edges) >= 2:
         if _CONFIRM.search(text):
-            ask = f"Ask the customer to confirm: {text.rstrip('?')}?"
+            what = _CONFIRMS_WHAT.match(text)
+            ask = (
+                f"Ask the customer to confirm {what.group('what')}."
+                if what
+                else f"Ask the customer for an explicit yes: {text}"
+            )
             return _Plan(
                 node,
                 [

@@ -1,0 +1,574 @@
+"""Vector flowcharts on a PDF page: shapes, connectors, arrowheads and words into a graph.
+
+`read_diagram(page, vectors)` returns the flowchart a page draws, or None when the page is not
+mainly a diagram. Rules:
+- a closed path big enough to hold text is a node; its shape is read from its outline: a
+  rectangle (box), straight sides with rounded corners (round), two straight sides and two
+  arcs (stadium), curves only (ellipse), four slanted sides meeting at the middle of each side of
+  its box (diamond), two level sides and two slanted ones (parallelogram), six sides (hexagon);
+  shapes that hold other shapes (frames, swimlanes) are containers, not nodes;
+- a word belongs to the node whose outline (not just its box) holds the word's centre, so a
+  "Yes" written beside a diamond's corner is never glued onto the diamond's text;
+- a small closed triangle is an arrowhead; an open path is a connector (touching pieces of a
+  polyline are joined); the end with an arrowhead is the target, its tip the point that touches
+  the node; a connector without an arrowhead is read top to bottom and said so in `unread`;
+- a word (or a run of words) outside every node is the label of the nearest connector, each
+  connector taking at most one label;
+- the page is a diagram when at least three nodes hold text, two connectors join nodes, and
+  the nodes and labels hold most of the page's words.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from sop_compiler.ingest.flowchart import kind_of
+from sop_compiler.models import FlowEdge, FlowNode
+
+__all__ = ["Diagram", "looks_drawn", "read_diagram"]
+
+Point = tuple[float, float]
+BBox = tuple[float, float, float, float]
+
+_MIN_W, _MIN_H = 18.0, 10.0  # smallest node outline
+_ARROW_MAX = 18.0  # an arrowhead fits in a box this size
+_JOIN = 1.5  # pieces of one polyline meet within this distance
+_ATTACH = 12.0  # a connector end touches a node within this distance of its outline
+_LABEL_MAX = 30.0  # a label lies within this distance of its connector
+
+
+@dataclass
+class Diagram:
+    """A flowchart read from one page: graph, page box, and the words it used."""
+
+    nodes: list[FlowNode]
+    edges: list[FlowEdge]
+    entry: str | None
+    bbox: BBox
+    used: list[BBox]  # boxes of the words that are node text or labels
+    unread: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Shape:
+    bbox: BBox
+    shape: str
+    words: list[tuple[float, float, float, float, str]] = field(default_factory=list)
+
+    def holds(self, x: float, y: float) -> bool:
+        x0, y0, x1, y1 = self.bbox
+        cx, cy, rx, ry = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2
+        if not (x0 - 1 <= x <= x1 + 1 and y0 - 1 <= y <= y1 + 1):
+            return False
+        if self.shape == "diamond":
+            return abs(x - cx) / rx + abs(y - cy) / ry <= 1.02
+        if self.shape in ("ellipse", "circle"):
+            return ((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2 <= 1.05
+        return True
+
+
+@dataclass
+class _Connector:
+    points: list[Point]  # sampled along the path, start to end
+
+    @property
+    def start(self) -> Point:
+        return self.points[0]
+
+    @property
+    def end(self) -> Point:
+        return self.points[-1]
+
+
+def looks_drawn(vectors: list[dict[str, Any]]) -> bool:
+    """Cheap gate on `get_text` vector blocks: enough non-rectangular outlines for a diagram."""
+    shapes = 0
+    for block in vectors:
+        x0, y0, x1, y1 = block["bbox"]
+        if x1 - x0 >= _MIN_W and y1 - y0 >= _MIN_H:
+            shapes += 1
+    return shapes >= 3
+
+
+def read_diagram(page: Any, words: list[tuple[Any, ...]]) -> Diagram | None:
+    """The flowchart the page draws, or None when it is not mainly a diagram."""
+    shapes: list[_Shape] = []
+    heads: list[list[Point]] = []
+    connectors: list[_Connector] = []
+    for path in page.get_drawings():
+        for kind, points, closed in _pieces(path):
+            _sort_piece(kind, points, closed, shapes, heads, connectors)
+    shapes = _drop_containers(shapes)
+    if len(shapes) < 3:
+        return None
+    loose = _place_words(shapes, words)
+    nodes_with_text = [s for s in shapes if s.words]
+    if len(nodes_with_text) < 3:
+        return None
+    connectors = _join(connectors, shapes)
+    ends = [_ends(c, heads) for c in connectors]
+    # node ids in reading order: top to bottom, then left to right
+    order = sorted(range(len(shapes)), key=lambda i: (shapes[i].bbox[1], shapes[i].bbox[0]))
+    ids = {index: f"n{rank + 1}" for rank, index in enumerate(order)}
+    unread: list[str] = []
+    raw_edges: list[tuple[int, int, _Connector]] = []
+    for connector, (tail, tip, directed) in zip(connectors, ends, strict=True):
+        source, target = _nearest(shapes, tail), _nearest(shapes, tip)
+        if source is None or target is None:
+            if source is not None or target is not None:
+                known = ids[source if source is not None else target]  # type: ignore[index]
+                unread.append(f"a connector at {known} leads to no node")
+            continue
+        if not directed:
+            if (shapes[source].bbox[1], shapes[source].bbox[0]) > (
+                shapes[target].bbox[1],
+                shapes[target].bbox[0],
+            ):
+                source, target = target, source
+            unread.append(
+                f"the connector {ids[source]} - {ids[target]} has no arrowhead; read top to bottom"
+            )
+        if source == target and not directed:
+            continue
+        raw_edges.append((source, target, connector))
+    if len(raw_edges) < 2:
+        return None
+    labels = _labels(loose, [c for _, _, c in raw_edges], [s for s, _, _ in raw_edges], shapes)
+    total = len(words)
+    placed = sum(len(s.words) for s in shapes) + sum(len(group) for group in labels.values())
+    if total and placed < 0.5 * total:
+        return None
+    incoming: dict[int, int] = {}
+    outgoing: dict[int, int] = {}
+    for source, target, _ in raw_edges:
+        outgoing[source] = outgoing.get(source, 0) + 1
+        incoming[target] = incoming.get(target, 0) + 1
+    nodes: list[FlowNode] = []
+    for index in order:
+        shape = shapes[index]
+        if not shape.words and index not in incoming and index not in outgoing:
+            continue  # an empty outline nothing joins: decoration
+        x0, y0, x1, y1 = shape.bbox
+        nodes.append(
+            FlowNode(
+                id=ids[index],
+                kind=kind_of(
+                    shape.shape,
+                    incoming=incoming.get(index, 0),
+                    outgoing=outgoing.get(index, 0),
+                ),
+                text=_text(shape.words),
+                shape=shape.shape,
+                bbox=(round(x0, 1), round(y0, 1), round(x1, 1), round(y1, 1)),
+            )
+        )
+    edges = []
+    # edges in reading order of their source, then of their target
+    ranked = sorted(
+        enumerate(raw_edges),
+        key=lambda item: (order.index(item[1][0]), _angle_key(item[1][2], shapes[item[1][0]])),
+    )
+    for position, (source, target, _) in ranked:
+        group = labels.get(position)
+        edges.append(
+            FlowEdge(
+                source=ids[source],
+                target=ids[target],
+                label=_text(group) if group else None,
+            )
+        )
+    used_labels = {id(w) for group in labels.values() for w in group}
+    stray = [w for w in loose if id(w) not in used_labels]
+    box = _union([s.bbox for s in shapes] + [_bbox(c.points) for _, _, c in raw_edges])
+    stray_inside = [w for w in stray if _inside(w, box)]
+    if stray_inside:
+        unread.append(
+            "text inside the diagram that is neither a node nor a label: "
+            + repr(_text(stray_inside)[:80])
+        )
+    starts = [n for n in nodes if n.kind == "start"]
+    roots = [n for n in nodes if n.id not in {e.target for e in edges}]
+    entry = (starts or roots or nodes)[0].id if nodes else None
+    used = [(w[0], w[1], w[2], w[3]) for s in shapes for w in s.words]
+    used += [(w[0], w[1], w[2], w[3]) for group in labels.values() for w in group]
+    used += [(w[0], w[1], w[2], w[3]) for w in stray_inside]
+    return Diagram(nodes=nodes, edges=edges, entry=entry, bbox=box, used=used, unread=unread)
+
+
+# --- paths -------------------------------------------------------------------------------------
+
+
+def _pieces(path: dict[str, Any]) -> list[tuple[str, list[Point], bool]]:
+    """A drawing's continuous sub-paths: (item kinds, points sampled along it, closed)."""
+    out: list[tuple[str, list[Point], bool]] = []
+    kinds = ""
+    points: list[Point] = []
+    for item in path["items"]:
+        op = item[0]
+        if op == "re":
+            rect = item[1]
+            out.append(
+                (
+                    "r",
+                    [
+                        (rect.x0, rect.y0),
+                        (rect.x1, rect.y0),
+                        (rect.x1, rect.y1),
+                        (rect.x0, rect.y1),
+                    ],
+                    True,
+                )
+            )
+            continue
+        if op == "qu":
+            quad = item[1]
+            corners = [quad.ul, quad.ur, quad.lr, quad.ll]
+            out.append(("llll", [(p.x, p.y) for p in corners], True))
+            continue
+        first = (item[1].x, item[1].y)
+        if points and _dist(points[-1], first) > 0.5:
+            out.append((kinds, points, _closed(points, path)))
+            kinds, points = "", []
+        if not points:
+            points = [first]
+        if op == "l":
+            points.append((item[2].x, item[2].y))
+            kinds += "l"
+        elif op == "c":
+            p0, c1, c2, p3 = item[1], item[2], item[3], item[4]
+            for step in range(1, 9):
+                t = step / 8
+                points.append(_bezier(t, p0, c1, c2, p3))
+            kinds += "c"
+    if points:
+        out.append((kinds, points, _closed(points, path)))
+    return out
+
+
+def _closed(points: list[Point], path: dict[str, Any]) -> bool:
+    return len(points) >= 3 and (bool(path.get("closePath")) or _dist(points[0], points[-1]) < 1.0)
+
+
+def _bezier(t: float, p0: Any, c1: Any, c2: Any, p3: Any) -> Point:
+    u = 1 - t
+    x = u**3 * p0.x + 3 * u * u * t * c1.x + 3 * u * t * t * c2.x + t**3 * p3.x
+    y = u**3 * p0.y + 3 * u * u * t * c1.y + 3 * u * t * t * c2.y + t**3 * p3.y
+    return (x, y)
+
+
+def _sort_piece(
+    kinds: str,
+    points: list[Point],
+    closed: bool,
+    shapes: list[_Shape],
+    heads: list[list[Point]],
+    connectors: list[_Connector],
+) -> None:
+    box = _bbox(points)
+    w, h = box[2] - box[0], box[3] - box[1]
+    if closed:
+        if w <= _ARROW_MAX and h <= _ARROW_MAX and len(_corners(points)) <= 4:
+            heads.append(points)
+        elif w >= _MIN_W and h >= _MIN_H:
+            shapes.append(_Shape(box, _shape(kinds, points, box)))
+        return
+    if len(points) >= 2 and (w > 2 or h > 2):
+        connectors.append(_Connector(points))
+
+
+def _corners(points: list[Point]) -> list[Point]:
+    """The distinct vertices of a closed outline."""
+    out: list[Point] = []
+    for point in points:
+        if not out or _dist(out[-1], point) > 0.5:
+            out.append(point)
+    if len(out) > 1 and _dist(out[0], out[-1]) <= 0.5:
+        out.pop()
+    return out
+
+
+def _shape(kinds: str, points: list[Point], box: BBox) -> str:
+    x0, y0, x1, y1 = box
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    tol_x, tol_y = max(1.5, 0.04 * (x1 - x0)), max(1.5, 0.04 * (y1 - y0))
+    if kinds == "r":
+        return "box"
+    lines, curves = kinds.count("l"), kinds.count("c")
+    if curves and not lines:
+        return "ellipse"
+    corners = _corners(points)
+    if not curves:
+        if len(corners) == 4:
+            mid = all(abs(px - cx) < tol_x or abs(py - cy) < tol_y for px, py in corners)
+            if mid:
+                return "diamond"
+            level = all(abs(px - x0) < tol_x or abs(px - x1) < tol_x for px, _ in corners) and all(
+                abs(py - y0) < tol_y or abs(py - y1) < tol_y for _, py in corners
+            )
+            return "box" if level else "parallelogram"
+        if len(corners) == 6:
+            return "hexagon"
+        return "polygon"
+    # straight sides and rounded corners: an outline far from its box's corners is a diamond
+    corners_gap = min(
+        min(_dist(corner, p) for p in points) for corner in ((x0, y0), (x1, y0), (x1, y1), (x0, y1))
+    )
+    if corners_gap > 0.3 * min(x1 - x0, y1 - y0):
+        return "diamond"
+    if lines == 2 and curves >= 2:
+        return "stadium"
+    return "round"
+
+
+def _drop_containers(shapes: list[_Shape]) -> list[_Shape]:
+    """Shapes without other shapes inside them (a frame or swimlane holds nodes, is none)."""
+    out = []
+    for shape in shapes:
+        held = sum(
+            1 for other in shapes if other is not shape and _contains(shape.bbox, other.bbox)
+        )
+        if held == 0:
+            out.append(shape)
+    # the same outline drawn twice (fill, then stroke) is one node
+    unique: list[_Shape] = []
+    for shape in out:
+        if not any(_same(shape.bbox, kept.bbox) for kept in unique):
+            unique.append(shape)
+    return unique
+
+
+def _contains(outer: BBox, inner: BBox) -> bool:
+    return (
+        outer[0] <= inner[0] + 0.5
+        and outer[1] <= inner[1] + 0.5
+        and outer[2] >= inner[2] - 0.5
+        and outer[3] >= inner[3] - 0.5
+        and not _same(outer, inner)
+    )
+
+
+def _same(a: BBox, b: BBox) -> bool:
+    return all(abs(p - q) < 1.0 for p, q in zip(a, b, strict=True))
+
+
+def _join(connectors: list[_Connector], shapes: list[_Shape]) -> list[_Connector]:
+    """Join the pieces of one polyline: two pieces that meet away from every node are one."""
+    pieces = list(connectors)
+    changed = True
+    while changed:
+        changed = False
+        for i, a in enumerate(pieces):
+            for j, b in enumerate(pieces):
+                if i >= j:
+                    continue
+                joined = _meet(a, b, pieces, shapes)
+                if joined is not None:
+                    pieces[i] = joined
+                    del pieces[j]
+                    changed = True
+                    break
+            if changed:
+                break
+    return pieces
+
+
+def _meet(
+    a: _Connector, b: _Connector, pieces: list[_Connector], shapes: list[_Shape]
+) -> _Connector | None:
+    for a_end, b_end in ((a.end, b.start), (a.end, b.end), (a.start, b.start), (a.start, b.end)):
+        if _dist(a_end, b_end) > _JOIN:
+            continue
+        near_node = any(_gap(s.bbox, a_end) < 3 for s in shapes)
+        others = sum(
+            1
+            for c in pieces
+            if c is not a
+            and c is not b
+            and min(_dist(c.start, a_end), _dist(c.end, a_end)) <= _JOIN
+        )
+        if near_node or others:
+            return None
+        first = a.points if a_end == a.end else list(reversed(a.points))
+        second = b.points if b_end == b.start else list(reversed(b.points))
+        return _Connector(first + second[1:])
+    return None
+
+
+def _ends(connector: _Connector, heads: list[list[Point]]) -> tuple[Point, Point, bool]:
+    """(tail, tip, directed): the tip is an arrowhead's point at the end that has one."""
+    at_end = _head_at(connector.end, heads)
+    at_start = _head_at(connector.start, heads)
+    if at_end is not None:
+        return connector.start, _tip(at_end, connector.end), True
+    if at_start is not None:
+        return connector.end, _tip(at_start, connector.start), True
+    return connector.start, connector.end, False
+
+
+def _head_at(point: Point, heads: list[list[Point]]) -> list[Point] | None:
+    best: tuple[float, list[Point]] | None = None
+    for head in heads:
+        box = _bbox(head)
+        gap = _gap(box, point)
+        if gap <= 2.0 and (best is None or gap < best[0]):
+            best = (gap, head)
+    return best[1] if best else None
+
+
+def _tip(head: list[Point], end: Point) -> Point:
+    """The arrowhead vertex farthest from where the line meets it."""
+    return max(_corners(head) or head, key=lambda p: _dist(p, end))
+
+
+def _nearest(shapes: list[_Shape], point: Point) -> int | None:
+    best: tuple[float, int] | None = None
+    for index, shape in enumerate(shapes):
+        gap = _outline_gap(shape, point)
+        if gap <= _ATTACH and (best is None or gap < best[0]):
+            best = (gap, index)
+    return best[1] if best else None
+
+
+def _outline_gap(shape: _Shape, point: Point) -> float:
+    """Distance from a point to a node (0 inside; for a diamond, to its slanted sides)."""
+    gap = _gap(shape.bbox, point)
+    if shape.shape != "diamond" or gap > 0:
+        return gap
+    x0, y0, x1, y1 = shape.bbox
+    cx, cy, rx, ry = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2
+    outside = abs(point[0] - cx) / rx + abs(point[1] - cy) / ry - 1
+    return max(0.0, outside) * min(rx, ry)
+
+
+def _angle_key(connector: _Connector, shape: _Shape) -> float:
+    """Order of edges out of one node: clockwise from the bottom, so Yes/No keep drawing order."""
+    x0, y0, x1, y1 = shape.bbox
+    far = connector.points[min(len(connector.points) - 1, 3)]
+    return math.atan2(far[0] - (x0 + x1) / 2, far[1] - (y0 + y1) / 2)
+
+
+# --- words -------------------------------------------------------------------------------------
+
+_Word = tuple[float, float, float, float, str]
+
+
+def _place_words(shapes: list[_Shape], words: list[tuple[Any, ...]]) -> list[_Word]:
+    """Give each word to the node whose outline holds its centre; return the others."""
+    loose: list[_Word] = []
+    for raw in words:
+        word: _Word = (float(raw[0]), float(raw[1]), float(raw[2]), float(raw[3]), str(raw[4]))
+        cx, cy = (word[0] + word[2]) / 2, (word[1] + word[3]) / 2
+        holder = [s for s in shapes if s.holds(cx, cy)]
+        if holder:
+            smallest = min(holder, key=lambda s: (s.bbox[2] - s.bbox[0]) * (s.bbox[3] - s.bbox[1]))
+            smallest.words.append(word)
+        else:
+            loose.append(word)
+    return loose
+
+
+def _groups(words: list[_Word]) -> list[list[_Word]]:
+    """Words outside nodes as runs: same line and close together, or stacked lines."""
+    groups: list[list[_Word]] = []
+    for word in sorted(words, key=lambda w: (round(w[1]), w[0])):
+        height = word[3] - word[1]
+        for group in groups:
+            last = group[-1]
+            same_line = abs(last[1] - word[1]) < 0.5 * height and 0 <= word[0] - last[2] < height
+            stacked = (
+                0 <= word[1] - last[3] < 0.5 * height
+                and min(last[2], word[2]) - max(group[0][0], word[0]) > -height
+            )
+            if same_line or stacked:
+                group.append(word)
+                break
+        else:
+            groups.append([word])
+    return groups
+
+
+def _labels(
+    loose: list[_Word], connectors: list[_Connector], sources: list[int], shapes: list[_Shape]
+) -> dict[int, list[_Word]]:
+    """Each connector's label: the nearest run of loose words, at most one per connector."""
+    pairs: list[tuple[float, int, int]] = []
+    groups = _groups(loose)
+    for g, group in enumerate(groups):
+        box = _bbox([(w[0], w[1]) for w in group] + [(w[2], w[3]) for w in group])
+        centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+        for c, connector in enumerate(connectors):
+            gap = min(_segment_gap(box, centre, a, b) for a, b in _segments(connector.points))
+            if gap <= _LABEL_MAX:
+                pairs.append((gap, g, c))
+    out: dict[int, list[_Word]] = {}
+    taken: set[int] = set()
+    for _, g, c in sorted(pairs):
+        if g in taken or c in out:
+            continue
+        out[c] = groups[g]
+        taken.add(g)
+    return out
+
+
+def _text(words: list[_Word]) -> str:
+    """Words in reading order: lines top to bottom, words left to right."""
+    rows: list[list[_Word]] = []
+    for word in sorted(words, key=lambda w: (w[1], w[0])):
+        if rows and abs(rows[-1][0][1] - word[1]) < 0.5 * (word[3] - word[1]):
+            rows[-1].append(word)
+        else:
+            rows.append([word])
+    return " ".join(w[4] for row in rows for w in sorted(row, key=lambda w: w[0]))
+
+
+# --- geometry ----------------------------------------------------------------------------------
+
+
+def _dist(a: Point, b: Point) -> float:
+    return math.hypot(a[0] - b[0], a[1] - b[1])
+
+
+def _bbox(points: list[Point]) -> BBox:
+    xs = [p[0] for p in points]
+    ys = [p[1] for p in points]
+    return (min(xs), min(ys), max(xs), max(ys))
+
+
+def _gap(box: BBox, point: Point) -> float:
+    dx = max(box[0] - point[0], 0.0, point[0] - box[2])
+    dy = max(box[1] - point[1], 0.0, point[1] - box[3])
+    return math.hypot(dx, dy)
+
+
+def _segments(points: list[Point]) -> list[tuple[Point, Point]]:
+    return list(itertools.pairwise(points)) or [(points[0], points[0])]
+
+
+def _segment_gap(box: BBox, centre: Point, a: Point, b: Point) -> float:
+    """Distance from a label to a segment: from its box, or its centre, whichever is nearer."""
+    dx, dy = b[0] - a[0], b[1] - a[1]
+    length = dx * dx + dy * dy
+    t = (
+        0.0
+        if length == 0
+        else max(0.0, min(1.0, ((centre[0] - a[0]) * dx + (centre[1] - a[1]) * dy) / length))
+    )
+    nearest = (a[0] + t * dx, a[1] + t * dy)
+    return min(_gap(box, nearest), _dist(centre, nearest))
+
+
+def _union(boxes: list[BBox]) -> BBox:
+    return (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
+
+
+def _inside(word: _Word, box: BBox) -> bool:
+    cx, cy = (word[0] + word[2]) / 2, (word[1] + word[3]) / 2
+    return box[0] <= cx <= box[2] and box[1] <= cy <= box[3]
