@@ -23,6 +23,7 @@ import contextlib
 import html
 import io
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -342,7 +343,8 @@ def _parse_dot(text: str) -> ParsedChart:
     captured = io.StringIO()
     try:
         # pydot prints a parse error on stdout and returns None; it must not reach our stdout
-        with contextlib.redirect_stdout(captured):
+        with contextlib.redirect_stdout(captured), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # pyparsing 3.3 renames
             graphs = pydot.graph_from_dot_data(text)
     except Exception as exc:  # pyparsing errors surface as several exception types
         raise FlowchartSyntaxError(_dot_error(str(exc))) from None
