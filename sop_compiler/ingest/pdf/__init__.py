@@ -136,11 +136,12 @@ def _read_page(
     lines, images, vectors = _page.page_lines(page_dict)
     del page_dict
     others: list[Item] = []
-    diagram = (
-        _diagram.read_diagram(page, page.get_text("words"))
-        if _diagram.looks_drawn(vectors) and not _page.is_scanned(lines, images, width, height)
-        else None
-    )
+    diagram = None
+    if _diagram.looks_drawn(vectors) and not _page.is_scanned(lines, images, width, height):
+        try:
+            diagram = _diagram.read_diagram(page, page.get_text("words"))
+        except Exception:  # a drawing the recovery cannot handle is read as text, as before
+            diagram = None
     if diagram is not None:
         # a page that is mainly a flowchart: its words are the graph's, not lines of text
         others.append(

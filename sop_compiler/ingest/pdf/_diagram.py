@@ -38,6 +38,7 @@ _ARROW_MAX = 18.0  # an arrowhead fits in a box this size
 _JOIN = 1.5  # pieces of one polyline meet within this distance
 _ATTACH = 12.0  # a connector end touches a node within this distance of its outline
 _LABEL_MAX = 30.0  # a label lies within this distance of its connector
+_MAX_SHAPES = 400  # more outlines than this on one page is a grid or a drawing, not a flowchart
 
 
 @dataclass
@@ -101,6 +102,8 @@ def read_diagram(page: Any, words: list[tuple[Any, ...]]) -> Diagram | None:
     for path in page.get_drawings():
         for kind, points, closed in _pieces(path):
             _sort_piece(kind, points, closed, shapes, heads, connectors)
+    if len(shapes) > _MAX_SHAPES or len(connectors) < 2:
+        return None  # a grid of cells, or shapes nothing joins: not a flowchart
     shapes = _drop_containers(shapes)
     if len(shapes) < 3:
         return None
