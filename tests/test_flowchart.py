@@ -193,11 +193,17 @@ def test_pdf_flowchart_page_keeps_the_text_around_it() -> None:
     assert isinstance(chart, Flowchart) and chart.prov.page == 1 and chart.prov.bbox is not None
 
 
-def _draw_page(path: Path, *, arrowheads: bool) -> None:
-    """A small chart drawn with pymupdf: a start oval, a diamond, two boxes, one End."""
+def _draw_page(path: Path, *, arrowheads: str) -> None:
+    """A small chart drawn with pymupdf as a diagram tool exports it.
+
+    A page frame around it all, a start oval, a diamond with its labels right beside its corners
+    (on the same line as its text, on white label backdrops), two boxes, one End; elbow
+    connectors with `arrowheads` "filled" (triangles), "chevron" (two strokes) or "none".
+    """
     doc = pymupdf.open()
     page = doc.new_page(width=400, height=420)
-    black = (0, 0, 0)
+    black, white = (0, 0, 0), (1, 1, 1)
+    page.draw_rect(pymupdf.Rect(5, 5, 395, 415), color=black)  # a frame: a container
     page.draw_oval(pymupdf.Rect(140, 20, 260, 60), color=black)
     page.insert_text((160, 44), "Customer calls", fontsize=9)
     page.draw_polyline(
@@ -210,24 +216,28 @@ def _draw_page(path: Path, *, arrowheads: bool) -> None:
     page.insert_text((250, 264), "Explain the sign-in steps", fontsize=9)
     page.draw_oval(pymupdf.Rect(160, 340, 240, 380), color=black)
     page.insert_text((188, 364), "End", fontsize=9)
-    # a label right beside the diamond's corner, on the same line as its text
-    page.insert_text((92, 132), "Yes", fontsize=8)
-    page.insert_text((290, 132), "No", fontsize=8)
+    for x, label in ((92, "Yes"), (290, "No")):
+        page.draw_rect(pymupdf.Rect(x - 1, 124, x + 16, 134), color=None, fill=white)
+        page.insert_text((x, 132), label, fontsize=8)
 
     def arrow(points: list[tuple[float, float]]) -> None:
         page.draw_polyline(points, color=black)
-        if arrowheads:
-            (x0, y0), (x1, y1) = points[-2], points[-1]
-            ux, uy = (
-                (x1 - x0) / max(abs(x1 - x0) + abs(y1 - y0), 1),
-                (y1 - y0) / max(abs(x1 - x0) + abs(y1 - y0), 1),
-            )
+        (x0, y0), (x1, y1) = points[-2], points[-1]
+        length = max(abs(x1 - x0) + abs(y1 - y0), 1)
+        ux, uy = (x1 - x0) / length, (y1 - y0) / length
+        if arrowheads == "filled":
             tip = (x1 + 7 * ux, y1 + 7 * uy)
+            wings = [(x1 - 3 * uy, y1 + 3 * ux), (x1 + 3 * uy, y1 - 3 * ux)]
+            page.draw_polyline([tip, *wings, tip], color=black, fill=black, closePath=True)
+        elif arrowheads == "chevron":
+            back = (x1 - 6 * ux, y1 - 6 * uy)
             page.draw_polyline(
-                [tip, (x1 - 3 * uy, y1 + 3 * ux), (x1 + 3 * uy, y1 - 3 * ux), tip],
+                [
+                    (back[0] - 4 * uy, back[1] + 4 * ux),
+                    (x1, y1),
+                    (back[0] + 4 * uy, back[1] - 4 * ux),
+                ],
                 color=black,
-                fill=black,
-                closePath=True,
             )
 
     arrow([(200, 60), (200, 93)])
@@ -238,8 +248,9 @@ def _draw_page(path: Path, *, arrowheads: bool) -> None:
     doc.save(str(path))
 
 
-def test_pdf_drawn_with_pymupdf_elbows_and_corner_labels(tmp_path: Path) -> None:
-    _draw_page(tmp_path / "unlock.pdf", arrowheads=True)
+@pytest.mark.parametrize("arrowheads", ["filled", "chevron"])
+def test_pdf_drawn_with_pymupdf_elbows_and_corner_labels(tmp_path: Path, arrowheads: str) -> None:
+    _draw_page(tmp_path / "unlock.pdf", arrowheads=arrowheads)
     chart = _chart(tmp_path / "unlock.pdf")
     assert _edges(chart) == {
         ("Customer calls", "Account locked?", None),
@@ -259,7 +270,7 @@ def test_pdf_drawn_with_pymupdf_elbows_and_corner_labels(tmp_path: Path) -> None
 
 
 def test_pdf_connectors_without_arrowheads_are_read_top_down_and_said(tmp_path: Path) -> None:
-    _draw_page(tmp_path / "plain.pdf", arrowheads=False)
+    _draw_page(tmp_path / "plain.pdf", arrowheads="none")
     chart = _chart(tmp_path / "plain.pdf")
     assert ("Account locked?", "Unlock the account", "Yes") in _edges(chart)
     assert len(chart.unread) == 5

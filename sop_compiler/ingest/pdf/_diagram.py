@@ -9,9 +9,11 @@ mainly a diagram. Rules:
   shapes that hold other shapes (frames, swimlanes) are containers, not nodes;
 - a word belongs to the node whose outline (not just its box) holds the word's centre, so a
   "Yes" written beside a diamond's corner is never glued onto the diamond's text;
-- a small closed triangle is an arrowhead; an open path is a connector (touching pieces of a
-  polyline are joined); the end with an arrowhead is the target, its tip the point that touches
+- a small closed triangle, or two short strokes meeting at a point (a chevron), is an
+  arrowhead; an open path is a connector (touching pieces of a polyline are joined); the end
+  whose arrowhead carries the line on is the target, the arrowhead's tip the point that touches
   the node; a connector without an arrowhead is read top to bottom and said so in `unread`;
+- fill-only white shapes (label and page backdrops) are neither nodes nor connectors;
 - a word (or a run of words) outside every node is the label of the nearest connector, each
   connector taking at most one label;
 - the page is a diagram when at least three nodes hold text, two connectors join nodes, and
@@ -72,6 +74,12 @@ class _Shape:
 
 
 @dataclass
+class _Head:
+    points: list[Point]
+    tip: Point | None = None  # known for an open (chevron) head: where its strokes meet
+
+
+@dataclass
 class _Connector:
     points: list[Point]  # sampled along the path, start to end
 
@@ -97,9 +105,11 @@ def looks_drawn(vectors: list[dict[str, Any]]) -> bool:
 def read_diagram(page: Any, words: list[tuple[Any, ...]]) -> Diagram | None:
     """The flowchart the page draws, or None when it is not mainly a diagram."""
     shapes: list[_Shape] = []
-    heads: list[list[Point]] = []
+    heads: list[_Head] = []
     connectors: list[_Connector] = []
     for path in page.get_drawings():
+        if _background(path):
+            continue
         for kind, points, closed in _pieces(path):
             _sort_piece(kind, points, closed, shapes, heads, connectors)
     if len(shapes) > _MAX_SHAPES or len(connectors) < 2:
@@ -267,19 +277,39 @@ def _sort_piece(
     points: list[Point],
     closed: bool,
     shapes: list[_Shape],
-    heads: list[list[Point]],
+    heads: list[_Head],
     connectors: list[_Connector],
 ) -> None:
     box = _bbox(points)
     w, h = box[2] - box[0], box[3] - box[1]
     if closed:
         if w <= _ARROW_MAX and h <= _ARROW_MAX and len(_corners(points)) <= 4:
-            heads.append(points)
+            heads.append(_Head(points))
         elif w >= _MIN_W and h >= _MIN_H:
             shapes.append(_Shape(box, _shape(kinds, points, box)))
         return
+    if kinds == "ll" and w <= _ARROW_MAX and h <= _ARROW_MAX and _is_chevron(points):
+        heads.append(_Head(points, tip=points[1]))  # an open arrowhead: two strokes, one point
+        return
     if len(points) >= 2 and (w > 2 or h > 2):
         connectors.append(_Connector(points))
+
+
+def _background(path: dict[str, Any]) -> bool:
+    """A fill-only white shape: the backdrop of a label or of the page, never a node."""
+    fill = path.get("fill")
+    return (
+        path.get("color") is None and fill is not None and all(channel >= 0.95 for channel in fill)
+    )
+
+
+def _is_chevron(points: list[Point]) -> bool:
+    a, tip, b = points
+    first, second = _dist(a, tip), _dist(tip, b)
+    if not (2 <= first <= 15 and 2 <= second <= 15):
+        return False
+    cos = ((a[0] - tip[0]) * (b[0] - tip[0]) + (a[1] - tip[1]) * (b[1] - tip[1])) / (first * second)
+    return cos > -0.5  # the strokes meet at an angle under 120 degrees
 
 
 def _corners(points: list[Point]) -> list[Point]:
@@ -400,30 +430,35 @@ def _meet(
     return None
 
 
-def _ends(connector: _Connector, heads: list[list[Point]]) -> tuple[Point, Point, bool]:
+def _ends(connector: _Connector, heads: list[_Head]) -> tuple[Point, Point, bool]:
     """(tail, tip, directed): the tip is an arrowhead's point at the end that has one."""
-    at_end = _head_at(connector.end, heads)
-    at_start = _head_at(connector.start, heads)
+    points = connector.points
+    at_end = _head_at(points[-1], points[-2], heads)
     if at_end is not None:
-        return connector.start, _tip(at_end, connector.end), True
+        return points[0], at_end, True
+    at_start = _head_at(points[0], points[1], heads)
     if at_start is not None:
-        return connector.end, _tip(at_start, connector.start), True
-    return connector.start, connector.end, False
+        return points[-1], at_start, True
+    return points[0], points[-1], False
 
 
-def _head_at(point: Point, heads: list[list[Point]]) -> list[Point] | None:
-    best: tuple[float, list[Point]] | None = None
+def _head_at(end: Point, before: Point, heads: list[_Head]) -> Point | None:
+    """The tip of the arrowhead at a connector's end, if one carries the line on from there.
+
+    A head that only lies near the end (another connector's, at the same node) points
+    elsewhere: its tip must lie ahead of the line, not beside or behind it.
+    """
+    best: tuple[float, Point] | None = None
     for head in heads:
-        box = _bbox(head)
-        gap = _gap(box, point)
-        if gap <= 2.0 and (best is None or gap < best[0]):
-            best = (gap, head)
+        gap = _gap(_bbox(head.points), end)
+        if gap > 2.0:
+            continue
+        tip = head.tip or max(_corners(head.points) or head.points, key=lambda p: _dist(p, end))
+        if _dist(before, tip) < _dist(before, end) - 1.0:
+            continue
+        if best is None or gap < best[0]:
+            best = (gap, tip)
     return best[1] if best else None
-
-
-def _tip(head: list[Point], end: Point) -> Point:
-    """The arrowhead vertex farthest from where the line meets it."""
-    return max(_corners(head) or head, key=lambda p: _dist(p, end))
 
 
 def _nearest(shapes: list[_Shape], point: Point) -> int | None:
