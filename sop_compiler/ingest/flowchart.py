@@ -165,11 +165,11 @@ _ARROW = re.compile(
     r"\s*(?P<arrow><?(?:-{2,}>|={2,}>|-\.+->|-{3,}|={3,}|-\.+-|--[ox](?![\w])|==[ox](?![\w])))"
 )
 _LABELLED = re.compile(
-    r"\s*<?(?:--|==|-\.)\s+(?P<text>.+?)\s+(?P<end>-{2,}>|={2,}>|\.-+>|-{3,}|={3,}|\.-+-)"
+    r"\s*<?(?:--|==|-\.)\s*(?P<text>[^-=.\s].*?)\s*(?P<end>-{2,}>|={2,}>|\.-+>|-{3,}|={3,}|\.-+-)"
 )
 _PIPE = re.compile(r"\s*\|(?P<text>[^|]*)\|")
 _SKIP = re.compile(r"(?:classDef|class|style|linkStyle|click|direction|accTitle|accDescr)\b")
-_HEADER = re.compile(r"(?:flowchart|graph)(?:\s+(?:TB|TD|BT|RL|LR))?\s*;?\s*$")
+_HEADER = re.compile(r"(?:flowchart|graph)(?:\s+(?:TB|TD|BT|RL|LR))?\s*(?:;|$)")
 
 
 def _parse_mermaid(text: str) -> ParsedChart:
@@ -192,12 +192,15 @@ def _parse_mermaid(text: str) -> ParsedChart:
         if not line:
             continue
         if not header_seen:
-            if not _HEADER.match(line):
+            header = _HEADER.match(line)
+            if header is None:
                 raise FlowchartSyntaxError(
                     f"line {number}: a Mermaid flowchart starts with `flowchart TD` or `graph LR`"
                 )
             header_seen = True
-            continue
+            line = line[header.end() :].strip()  # "graph TD; A-->B; B-->C" on one line
+            if not line:
+                continue
         for statement in _statements(line):
             if statement.startswith("subgraph") and re.match(r"subgraph\b", statement):
                 depth += 1
