@@ -464,3 +464,50 @@ def test_inspect_shows_the_graph() -> None:
     assert result.exit_code == 0, result.output
     assert "[flowchart pdf] 18 nodes (8 decisions), 24 edges" in result.output
     assert "--> |Yes|" in result.output
+
+
+def test_llm_answer_is_checked_against_the_graph_and_repaired(catalog: ToolCatalog) -> None:
+    """A model answer that flattens the decisions is sent back with each one named."""
+    import asyncio
+
+    from sop_compiler.generate.base import GenerationContext
+    from sop_compiler.generate.fake import FakeBackend
+
+    procedure = _procedure(DATA / "refund_approval.dot")
+    (chart,) = [b for b in procedure.blocks if isinstance(b, Flowchart)]
+    good = build_draft(procedure, catalog=catalog, agents=AGENTS)
+    flat = good.model_copy(
+        update={
+            "steps": [
+                Step(
+                    id=str(i + 1),
+                    kind="action",
+                    text=node.text,
+                    source={"block_ids": [chart.id], "quote": node.text},  # type: ignore[arg-type]
+                )
+                for i, node in enumerate(chart.nodes)
+            ]
+            + [Step(id=str(len(chart.nodes) + 1), kind="resolve", text="Resolve the case.")]
+        }
+    )
+    settings = Settings(model="test-model", cache_dir=Path("unused"), repair_attempts=1)
+    fake = FakeBackend(settings)
+    fake.queue(flat.model_dump(mode="json"), good.model_dump(mode="json"))
+
+    def check(draft: RoutineDraft) -> list:  # type: ignore[type-arg]
+        return check_draft(
+            draft, procedure=procedure, catalog=catalog, settings=settings, agents=AGENTS
+        )
+
+    errors = [i.message for i in check(flat) if i.code == "flowchart_decision"]
+    decisions = [n for n in chart.nodes if len(chart.outgoing(n.id)) >= 2]
+    assert len(errors) == len(decisions) == 8
+    context = GenerationContext(catalog=catalog, settings=settings, agents=AGENTS)
+    result = asyncio.run(fake.generate(procedure, context=context, validate=check))
+    assert result.draft is not None and len(fake.calls) == 2
+    first_prompt = fake.calls[0].messages[1].content
+    assert isinstance(first_prompt, str) and "edge window -> used [Yes]" in first_prompt
+    repair = fake.calls[1].messages[-1].content
+    assert isinstance(repair, str)
+    assert "the flowchart's decision 'Within 30 days?' (Yes, No)" in repair
+    assert not [i for i in check(result.draft) if i.code == "flowchart_decision"]
