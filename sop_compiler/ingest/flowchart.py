@@ -355,11 +355,12 @@ def _parse_dot(text: str) -> ParsedChart:
         raise FlowchartSyntaxError(_dot_error(captured.getvalue()))
     graph = graphs[0]
     chart = ParsedChart()
-    name = _unquote(graph.get_name() or "")
-    label = graph.get_attributes().get("label")
-    chart.title = _clean_text(_unquote(str(label))) if label else (name or None)
-    if name in ("G", "g"):
-        chart.title = _clean_text(_unquote(str(label))) if label else None
+    # the graph's caption (`label=...` or `graph [label=...]`); its name is only an id
+    label = graph.get_attributes().get("label") or next(
+        (n.get_attributes().get("label") for n in graph.get_nodes() if n.get_name() == "graph"),
+        None,
+    )
+    chart.title = _clean_text(_unquote(str(label))) or None if label else None
     nodes: dict[str, FlowNode] = {}
     edges: list[tuple[int, FlowEdge]] = []
     _dot_graph(graph, {}, nodes, edges, chart)

@@ -126,9 +126,13 @@ def flowchart_draft(
         )
     for tool in compiled.proposed:
         tool.step_ids = [step.id for step in compiled.steps if step.text == tool.description]
+    trigger = trigger_for(procedure, parts)
+    if compiled.trigger:  # the start terminal says when the flow begins
+        start = compiled.trigger.rstrip(".")
+        trigger = f"{trigger.rstrip('.')}: {start[:1].lower()}{start[1:]}."
     return RoutineDraft(
         title=procedure.title,
-        trigger=trigger_for(procedure, parts),
+        trigger=trigger,
         steps=compiled.steps,
         rules=found.rules,
         knowledge=found.knowledge,
@@ -154,6 +158,7 @@ def flowchart_steps(
         if not generic_terminal(entry.text):
             out.trigger = entry.text
     plans = [_plan(node, chart, tools, agents, out) for node in order if node.id not in skipped]
+    plans = _without_orphan_ends(plans, chart, skipped)
     # number every step: a node's parts take consecutive ids
     number = 0
     for plan in plans:
@@ -216,6 +221,26 @@ def flowchart_steps(
     for note in chart.unread:
         out.questions.append(f"Flowchart {chart.id}: {note}.")
     return out
+
+
+def _without_orphan_ends(plans: list[_Plan], chart: Flowchart, skipped: set[str]) -> list[_Plan]:
+    """Drop an "End" marker that only escalations and handoffs led to (they end the path)."""
+    by_id = {plan.node.id: plan for plan in plans}
+    seen: set[str] = set()
+    todo = [plans[0].node.id] if plans else []
+    while todo:
+        node_id = todo.pop()
+        if node_id in seen:
+            continue
+        seen.add(node_id)
+        plan = by_id.get(node_id)
+        if plan is None or not plan.terminal:
+            todo += [edge.target for edge in chart.outgoing(node_id)]
+    return [
+        plan
+        for plan in plans
+        if plan.node.id in seen or not (plan.node.kind == "end" and plan.node.is_marker())
+    ]
 
 
 def _order(chart: Flowchart) -> list[FlowNode]:
