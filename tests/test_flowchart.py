@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pymupdf
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from sop_compiler.catalog import load_catalog
@@ -511,3 +513,50 @@ def test_llm_answer_is_checked_against_the_graph_and_repaired(catalog: ToolCatal
     assert isinstance(repair, str)
     assert "the flowchart's decision 'Within 30 days?' (Yes, No)" in repair
     assert not [i for i in check(result.draft) if i.code == "flowchart_decision"]
+
+
+_DOT_SEED = (DATA / "refund_approval.dot").read_text()
+
+
+@st.composite
+def _edited(draw: st.DrawFn, seed: str) -> str:
+    """The seed with a few characters replaced, inserted or deleted (flowchart syntax)."""
+    text = list(seed)
+    alphabet = st.sampled_from(list('[](){}<>|-=.&;:"\n ->ABxyz%@#\\'))
+    for _ in range(draw(st.integers(1, 8))):
+        if not text:
+            break
+        at = draw(st.integers(0, len(text) - 1))
+        op = draw(st.sampled_from(["replace", "insert", "delete"]))
+        if op == "delete":
+            del text[at]
+        elif op == "insert":
+            text.insert(at, draw(alphabet))
+        else:
+            text[at] = draw(alphabet)
+    return "".join(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.one_of(_edited(MERMAID), _edited(_DOT_SEED)))
+def test_fuzzed_charts_parse_or_fail_with_one_line_and_always_compile(text: str) -> None:
+    notation = "dot" if text.lstrip().startswith(("//", "digraph", "graph {")) else "mermaid"
+    try:
+        chart = parse_flowchart(text, notation)
+    except FlowchartSyntaxError as exc:
+        assert str(exc) and "\n" not in str(exc)
+        return
+    block = Flowchart(
+        id="b1",
+        prov={"file": "x.md"},  # type: ignore[arg-type]
+        notation=notation,
+        nodes=chart.nodes,
+        edges=chart.edges,
+        entry=chart.entry,
+        unread=chart.unread,
+    )
+    procedure = Procedure(
+        id="x", title="Fuzz", source="x.md", source_sha256="0" * 64, blocks=[block]
+    )
+    draft = build_draft(procedure, catalog=ToolCatalog())
+    assert draft.steps or draft.open_questions
