@@ -560,3 +560,42 @@ def test_fuzzed_charts_parse_or_fail_with_one_line_and_always_compile(text: str)
     )
     draft = build_draft(procedure, catalog=ToolCatalog())
     assert draft.steps or draft.open_questions
+
+
+def test_chart_among_prose_is_a_flowchart_and_the_prose_stays_text(tmp_path: Path) -> None:
+    """A chart pasted into an SOP page between paragraphs, with a callout box beside the text."""
+    _draw_page(tmp_path / "chart.pdf", arrowheads="filled")
+    doc = pymupdf.open()
+    page = doc.new_page(width=600, height=900)
+    page.insert_text((50, 50), "Account unlock", fontsize=16)
+    intro = (
+        "Use this procedure when a customer cannot sign in. Verify the customer first. "
+        "Never read a password back to the customer. The chart below shows each decision."
+    )
+    page.insert_textbox(pymupdf.Rect(50, 70, 550, 150), intro, fontsize=10)
+    with pymupdf.open(tmp_path / "chart.pdf") as chart_pdf:
+        page.show_pdf_page(pymupdf.Rect(100, 170, 500, 590), chart_pdf, 0)
+    page.draw_rect(pymupdf.Rect(50, 640, 550, 700), color=(0, 0, 0))  # a callout, no arrows
+    page.insert_textbox(
+        pymupdf.Rect(56, 646, 544, 696),
+        "Note: a locked account unlocks itself after 24 hours.",
+        fontsize=10,
+    )
+    page.insert_textbox(
+        pymupdf.Rect(50, 720, 550, 800),
+        "After the call, record the outcome in the case notes.",
+        fontsize=10,
+    )
+    doc.save(str(tmp_path / "unlock.pdf"))
+    document = ingest(tmp_path / "unlock.pdf", root=tmp_path)
+    (chart,) = [b for b in document.blocks if isinstance(b, Flowchart)]
+    assert ("Account locked?", "Unlock the account", "Yes") in _edges(chart)
+    assert len(chart.nodes) == 5 and chart.unread == []
+    text = " ".join(getattr(b, "text", "") or "" for b in document.blocks if b is not chart)
+    text = " ".join(text.split())  # the intro wraps over lines
+    assert "Never read a password back to the customer." in text
+    assert "a locked account unlocks itself after 24 hours" in text  # the callout stays text
+    assert "record the outcome in the case notes" in text
+    assert "Account locked?" not in text and "Yes" not in text.split()
+    kinds = [b.kind for b in document.blocks]
+    assert kinds.index("flowchart") < len(kinds) - 1  # in reading order, before the notes

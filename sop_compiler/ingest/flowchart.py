@@ -126,8 +126,9 @@ def _finish(chart: ParsedChart) -> None:
         node.kind = kind_of(
             node.shape, incoming=incoming.get(node.id, 0), outgoing=outgoing.get(node.id, 0)
         )
-    starts = [node for node in chart.nodes if node.kind == "start"]
-    roots = [node for node in chart.nodes if not incoming.get(node.id)]
+    # a start terminal that leads somewhere, else a node nothing leads into that leads somewhere
+    starts = [n for n in chart.nodes if n.kind == "start" and outgoing.get(n.id)]
+    roots = [n for n in chart.nodes if not incoming.get(n.id) and outgoing.get(n.id)]
     first = starts or roots or chart.nodes
     chart.entry = first[0].id if first else None
 

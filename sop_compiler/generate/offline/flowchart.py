@@ -158,7 +158,7 @@ def flowchart_steps(
         if not generic_terminal(entry.text):
             out.trigger = entry.text
     plans = [_plan(node, chart, tools, agents, out) for node in order if node.id not in skipped]
-    plans = _without_orphan_ends(plans, chart, skipped)
+    plans = _without_orphan_ends(plans, chart)
     # number every step: a node's parts take consecutive ids
     number = 0
     for plan in plans:
@@ -223,24 +223,17 @@ def flowchart_steps(
     return out
 
 
-def _without_orphan_ends(plans: list[_Plan], chart: Flowchart, skipped: set[str]) -> list[_Plan]:
-    """Drop an "End" marker that only escalations and handoffs led to (they end the path)."""
-    by_id = {plan.node.id: plan for plan in plans}
-    seen: set[str] = set()
-    todo = [plans[0].node.id] if plans else []
-    while todo:
-        node_id = todo.pop()
-        if node_id in seen:
+def _without_orphan_ends(plans: list[_Plan], chart: Flowchart) -> list[_Plan]:
+    """Drop an "End" marker that only escalations and handoffs lead to (they end the path)."""
+    terminal = {plan.node.id for plan in plans if plan.terminal}
+    kept = []
+    for plan in plans:
+        node = plan.node
+        into = [edge.source for edge in chart.edges if edge.target == node.id]
+        if node.kind == "end" and node.is_marker() and into and set(into) <= terminal:
             continue
-        seen.add(node_id)
-        plan = by_id.get(node_id)
-        if plan is None or not plan.terminal:
-            todo += [edge.target for edge in chart.outgoing(node_id)]
-    return [
-        plan
-        for plan in plans
-        if plan.node.id in seen or not (plan.node.kind == "end" and plan.node.is_marker())
-    ]
+        kept.append(plan)
+    return kept
 
 
 def _order(chart: Flowchart) -> list[FlowNode]:

@@ -16,8 +16,10 @@ mainly a diagram. Rules:
 - fill-only white shapes (label and page backdrops) are neither nodes nor connectors;
 - a word (or a run of words) outside every node is the label of the nearest connector, each
   connector taking at most one label;
-- the page is a diagram when at least three nodes hold text, two connectors join nodes, and
-  the nodes and labels hold most of the page's words.
+- the chart is the nodes that connectors join (a box nothing joins, such as a callout, is page
+  text); it is read when at least three of them hold text, two connectors join them, and its
+  nodes and labels hold most of the words in its region; text above, below or beside the chart
+  stays text.
 """
 
 from __future__ import annotations
@@ -122,38 +124,52 @@ def read_diagram(page: Any, words: list[tuple[Any, ...]]) -> Diagram | None:
     if len(nodes_with_text) < 3:
         return None
     connectors = _join(connectors, shapes)
-    ends = [_ends(c, heads) for c in connectors]
-    # node ids in reading order: top to bottom, then left to right
-    order = sorted(range(len(shapes)), key=lambda i: (shapes[i].bbox[1], shapes[i].bbox[0]))
-    ids = {index: f"n{rank + 1}" for rank, index in enumerate(order)}
     unread: list[str] = []
     raw_edges: list[tuple[int, int, _Connector]] = []
-    for connector, (tail, tip, directed) in zip(connectors, ends, strict=True):
+    undirected: list[tuple[int, int]] = []
+    for connector in connectors:
+        tail, tip, directed = _ends(connector, heads)
         source, target = _nearest(shapes, tail), _nearest(shapes, tip)
         if source is None or target is None:
-            if source is not None or target is not None:
-                known = ids[source if source is not None else target]  # type: ignore[index]
-                unread.append(f"a connector at {known} leads to no node")
+            known = source if source is not None else target
+            if known is not None:
+                unread.append(
+                    f"a connector at {_text(shapes[known].words)[:40]!r} leads to no node"
+                )
             continue
         if not directed:
+            if source == target:
+                continue
             if (shapes[source].bbox[1], shapes[source].bbox[0]) > (
                 shapes[target].bbox[1],
                 shapes[target].bbox[0],
             ):
                 source, target = target, source
-            unread.append(
-                f"the connector {ids[source]} - {ids[target]} has no arrowhead; read top to bottom"
-            )
-        if source == target and not directed:
-            continue
+            undirected.append((source, target))
         raw_edges.append((source, target, connector))
-    if len(raw_edges) < 2:
+    joined = sorted({s for s, _, _ in raw_edges} | {t for _, t, _ in raw_edges})
+    if len(raw_edges) < 2 or sum(1 for i in joined if shapes[i].words) < 3:
         return None
-    labels = _labels(loose, [c for _, _, c in raw_edges], [s for s, _, _ in raw_edges], shapes)
-    total = len(words)
-    placed = sum(len(s.words) for s in shapes) + sum(len(group) for group in labels.values())
-    if total and placed < 0.5 * total:
-        return None
+    # the chart's region: its joined nodes and connectors; words elsewhere are the page's text
+    box = _union([shapes[i].bbox for i in joined] + [_bbox(c.points) for _, _, c in raw_edges])
+    region = (box[0] - 8, box[1] - 8, box[2] + 8, box[3] + 8)
+    members = set(joined)
+    near = [w for w in loose if _inside(w, region)]
+    near += [
+        w for i, s in enumerate(shapes) if i not in members for w in s.words if _inside(w, box)
+    ]
+    labels = _labels(near, [c for _, _, c in raw_edges], [s for s, _, _ in raw_edges], shapes)
+    node_words = sum(len(shapes[i].words) for i in joined)
+    placed = node_words + sum(len(group) for group in labels.values())
+    if placed < 0.7 * (node_words + len(near)):
+        return None  # mostly text among a few boxes and arrows: read as text
+    # node ids in reading order: top to bottom, then left to right
+    order = sorted(joined, key=lambda i: (shapes[i].bbox[1], shapes[i].bbox[0]))
+    ids = {index: f"n{rank + 1}" for rank, index in enumerate(order)}
+    for source, target in undirected:
+        unread.append(
+            f"the connector {ids[source]} - {ids[target]} has no arrowhead; read top to bottom"
+        )
     incoming: dict[int, int] = {}
     outgoing: dict[int, int] = {}
     for source, target, _ in raw_edges:
@@ -162,8 +178,6 @@ def read_diagram(page: Any, words: list[tuple[Any, ...]]) -> Diagram | None:
     nodes: list[FlowNode] = []
     for index in order:
         shape = shapes[index]
-        if not shape.words and index not in incoming and index not in outgoing:
-            continue  # an empty outline nothing joins: decoration
         x0, y0, x1, y1 = shape.bbox
         nodes.append(
             FlowNode(
@@ -179,7 +193,7 @@ def read_diagram(page: Any, words: list[tuple[Any, ...]]) -> Diagram | None:
             )
         )
     edges = []
-    # edges in reading order of their source, then of their target
+    # edges in reading order of their source, then clockwise from the bottom
     ranked = sorted(
         enumerate(raw_edges),
         key=lambda item: (order.index(item[1][0]), _angle_key(item[1][2], shapes[item[1][0]])),
@@ -194,18 +208,17 @@ def read_diagram(page: Any, words: list[tuple[Any, ...]]) -> Diagram | None:
             )
         )
     used_labels = {id(w) for group in labels.values() for w in group}
-    stray = [w for w in loose if id(w) not in used_labels]
-    box = _union([s.bbox for s in shapes] + [_bbox(c.points) for _, _, c in raw_edges])
-    stray_inside = [w for w in stray if _inside(w, box)]
+    stray_inside = [w for w in near if id(w) not in used_labels and _inside(w, box)]
     if stray_inside:
         unread.append(
             "text inside the diagram that is neither a node nor a label: "
             + repr(_text(stray_inside)[:80])
         )
-    starts = [n for n in nodes if n.kind == "start"]
-    roots = [n for n in nodes if n.id not in {e.target for e in edges}]
+    sources, targets = {e.source for e in edges}, {e.target for e in edges}
+    starts = [n for n in nodes if n.kind == "start" and n.id in sources]
+    roots = [n for n in nodes if n.id not in targets and n.id in sources]
     entry = (starts or roots or nodes)[0].id if nodes else None
-    used = [(w[0], w[1], w[2], w[3]) for s in shapes for w in s.words]
+    used = [(w[0], w[1], w[2], w[3]) for i in joined for w in shapes[i].words]
     used += [(w[0], w[1], w[2], w[3]) for group in labels.values() for w in group]
     used += [(w[0], w[1], w[2], w[3]) for w in stray_inside]
     return Diagram(nodes=nodes, edges=edges, entry=entry, bbox=box, used=used, unread=unread)
