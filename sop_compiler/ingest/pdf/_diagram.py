@@ -125,11 +125,16 @@ def read_diagram(page: Any, words: list[tuple[Any, ...]]) -> Diagram | None:
         return None
     connectors = _join(connectors, shapes)
     unread: list[str] = []
+    ends = [_End(c, *_ends(c, heads)) for c in connectors]
+    for end in ends:
+        end.source, end.target = _nearest(shapes, end.tail), _nearest(shapes, end.tip)
+    _through_junctions(ends)
     raw_edges: list[tuple[int, int, _Connector]] = []
     undirected: list[tuple[int, int]] = []
-    for connector in connectors:
-        tail, tip, directed = _ends(connector, heads)
-        source, target = _nearest(shapes, tail), _nearest(shapes, tip)
+    for end in ends:
+        source, target, connector = end.source, end.target, end.connector
+        if end.trunk:
+            continue  # the shared part of merged connectors: its branches carry the edges
         if source is None or target is None:
             known = source if source is not None else target
             if known is not None:
@@ -137,7 +142,7 @@ def read_diagram(page: Any, words: list[tuple[Any, ...]]) -> Diagram | None:
                     f"a connector at {_text(shapes[known].words)[:40]!r} leads to no node"
                 )
             continue
-        if not directed:
+        if not end.directed:
             if source == target:
                 continue
             if (shapes[source].bbox[1], shapes[source].bbox[0]) > (
@@ -441,6 +446,49 @@ def _meet(
         second = b.points if b_end == b.start else list(reversed(b.points))
         return _Connector(first + second[1:])
     return None
+
+
+@dataclass
+class _End:
+    """A connector with its ends read: tail and tip points, and the nodes they touch."""
+
+    connector: _Connector
+    tail: Point
+    tip: Point
+    directed: bool
+    source: int | None = None
+    target: int | None = None
+    trunk: bool = False  # the shared part of merged connectors
+
+
+def _through_junctions(ends: list[_End]) -> None:
+    """Connectors that merge into one arrow (or split from one line) before a node.
+
+    A connector with one end on a node and the other on another connector's path continues
+    along it: merging branches take the node the shared part points at, split branches the node
+    it comes from. The shared part itself is no edge.
+    """
+    for end in ends:
+        if (end.source is None) == (end.target is None):
+            continue
+        free = end.tip if end.target is None else end.tail
+        points = end.connector.points
+        spots = (free, min((points[0], points[-1]), key=lambda p: _dist(p, free)))
+        for other in ends:
+            if other is end or not other.connector.points:
+                continue
+            pairs = _segments(other.connector.points)
+            gap = min(_segment_gap((*q, *q), q, a, b) for a, b in pairs for q in spots)
+            if gap > _JOIN + 1.5:
+                continue
+            if end.target is None and other.target is not None:
+                end.target, end.tip, end.directed = other.target, other.tip, True
+                other.trunk = other.source is None
+                break
+            if end.source is None and other.source is not None and end.directed:
+                end.source, end.tail = other.source, other.tail
+                other.trunk = other.target is None
+                break
 
 
 def _ends(connector: _Connector, heads: list[_Head]) -> tuple[Point, Point, bool]:

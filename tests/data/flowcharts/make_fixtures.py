@@ -79,8 +79,19 @@ def _draw(source: Path, plain: str, out: Path) -> None:
                     pymupdf.Point(rect.x0, centre.y),
                 ]
                 page.draw_polyline([*corners, corners[0]], color=(0, 0, 0), closePath=True)
-            elif shape in ("ellipse", "oval"):
+            elif shape in ("ellipse", "oval", "circle", "doublecircle"):
                 page.draw_oval(rect, color=(0, 0, 0))
+            elif shape in ("parallelogram", "hexagon"):
+                inset = min(12.0, rect.width / 6)
+                outline = (
+                    [(rect.x0 + inset, rect.y0), (rect.x1, rect.y0)]
+                    + [(rect.x1 - inset, rect.y1), (rect.x0, rect.y1)]
+                    if shape == "parallelogram"
+                    else [(rect.x0 + inset, rect.y0), (rect.x1 - inset, rect.y0)]
+                    + [(rect.x1, centre.y), (rect.x1 - inset, rect.y1)]
+                    + [(rect.x0 + inset, rect.y1), (rect.x0, centre.y)]
+                )
+                page.draw_polyline([*outline, outline[0]], color=(0, 0, 0), closePath=True)
             else:
                 page.draw_rect(rect, color=(0, 0, 0))
             _centred(page, texts.get(name, name), centre, fontsize=8)
