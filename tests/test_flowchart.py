@@ -601,3 +601,44 @@ def test_chart_among_prose_is_a_flowchart_and_the_prose_stays_text(tmp_path: Pat
     assert "Account locked?" not in text and "Yes" not in text.split()
     kinds = [b.kind for b in document.blocks]
     assert kinds.index("flowchart") < len(kinds) - 1  # in reading order, before the notes
+
+
+@pytest.mark.parametrize(
+    ("labels", "kind"),
+    [
+        (("Yes", "No"), "condition"),
+        (("Y", "N"), "condition"),
+        (("Yes", None), "condition"),  # the unlabelled arrow is "no", and flagged
+        (("Paid", "Unpaid"), "switch"),  # answers that are not yes/no stay cases
+        (("Yes", "Later"), "switch"),
+    ],
+)
+def test_yes_no_is_a_condition_other_answers_a_switch(
+    labels: tuple[str, str | None], kind: str
+) -> None:
+    text = (
+        "flowchart TD\n  A{Balance cleared?}"
+        + "".join(
+            f"\n  A -->{f'|{lab}|' if lab else ''} {t}[Step {t}]"
+            for lab, t in zip(labels, "BC", strict=True)
+        )
+        + "\n  B --> E((End))\n  C --> E"
+    )
+    chart = parse_flowchart(text, "mermaid")
+    block = Flowchart(
+        id="b1",
+        prov={"file": "x.md"},  # type: ignore[arg-type]
+        notation="mermaid",
+        nodes=chart.nodes,
+        edges=chart.edges,
+        entry=chart.entry,
+    )
+    procedure = Procedure(
+        id="x", title="Fees", source="x.md", source_sha256="0" * 64, blocks=[block]
+    )
+    draft = build_draft(procedure, catalog=ToolCatalog())
+    decision = draft.steps[0]
+    assert decision.kind == kind
+    if kind == "switch":
+        assert decision.switch is not None
+        assert [c.when for c in decision.switch.cases] == list(labels)

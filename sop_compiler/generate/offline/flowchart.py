@@ -5,7 +5,7 @@ flowchart block); `flowchart_steps` compiles one chart. Rules:
 - every node except a start terminal becomes one step (a node that reads as several actions
   becomes one step per action, in order), numbered in the order a depth-first walk from the
   entry meets them, so the main path reads top to bottom;
-- a node with two outgoing edges labelled yes/no (Yes/No, Y/N, True/False) is a `condition`:
+- a node with two outgoing edges labelled yes/no (Yes/No, Y/N, True/False, OK) is a `condition`:
   the node text is the test, Yes is `then_step`, No is `else_step`; any other node with several
   outgoing edges is a `switch` on the node text with one case per edge (its label is `when`), and
   the edge labelled Other/Otherwise/Else (else the last edge) is also the `default`;
@@ -52,10 +52,9 @@ from sop_compiler.models import (
 
 __all__ = ["FlowchartSteps", "flowchart_draft", "flowchart_steps", "generic_terminal"]
 
-_YES = re.compile(r"^(?:yes|y|true|ok|correct|confirmed|approved?|valid|paid|done|success)\b", re.I)
-_NO = re.compile(
-    r"^(?:no|n|false|not\b.*|declined?|rejected?|invalid|unpaid|fail(?:ed|s)?|failure)$", re.I
-)
+# a yes/no decision is a condition; any other answers ("Paid" / "Unpaid") are switch cases
+_YES = re.compile(r"^(?:yes|y|true|ok)\b(?![?])", re.I)
+_NO = re.compile(r"^(?:no|n|false|not ok)\b(?![?])", re.I)
 _OTHER = re.compile(
     r"^(?:other(?:wise)?|else|default|anything else|none of (?:these|the above))\b", re.I
 )
@@ -195,7 +194,7 @@ def flowchart_steps(
                 out.steps.append(Step.model_validate({"id": step_id, "source": source, **fields}))
                 continue
             if len(edges) >= 2:
-                fields.update(_branch(plan.node, edges, target_of, missing, out))
+                fields.update(_branch(plan.node, edges, target_of, out))
             elif len(edges) == 1:
                 if plan.node.kind == "decision":
                     fields.update(_one_branch(plan.node, edges[0], target_of, missing, out))
@@ -304,7 +303,7 @@ def _plan(
     parts: list[dict[str, object]] = []
     terminal = False
     for action in actions:
-        part = _action_part(action, tools, out, len(parts))
+        part = _action_part(action, out)
         parts.append(part)
         if part["kind"] in ("escalate", "handoff", "resolve"):
             if ends_here:
@@ -323,9 +322,7 @@ def _generic_end(chart: Flowchart, node_id: str) -> bool:
     return node is not None and node.kind == "end" and generic_terminal(node.text)
 
 
-def _action_part(
-    action: Action, tools: ToolIndex, out: FlowchartSteps, index: int
-) -> dict[str, object]:
+def _action_part(action: Action, out: FlowchartSteps) -> dict[str, object]:
     text = action.text.strip()
     if action.kind == "tool_call" and action.tool is not None:
         tool = action.tool.tool
@@ -348,11 +345,7 @@ def _action_part(
 
 
 def _branch(
-    node: FlowNode,
-    edges: list[FlowEdge],
-    goto: Callable[[str], str],
-    missing: Callable[[str], str],
-    out: FlowchartSteps,
+    node: FlowNode, edges: list[FlowEdge], goto: Callable[[str], str], out: FlowchartSteps
 ) -> dict[str, object]:
     labels = [(edge.label or "").strip() for edge in edges]
     for edge, label in zip(edges, labels, strict=True):
@@ -363,8 +356,9 @@ def _branch(
             )
     yes = [e for e, label in zip(edges, labels, strict=True) if label and _YES.match(label)]
     no = [e for e, label in zip(edges, labels, strict=True) if label and _NO.match(label)]
-    if len(edges) == 2 and len(yes) == 1 and len(no) <= 1:
-        other = no[0] if no else next(e for e in edges if e is not yes[0])
+    unlabelled = [e for e, label in zip(edges, labels, strict=True) if not label]
+    if len(edges) == 2 and len(yes) == 1 and len(no) + len(unlabelled) == 1:
+        other = no[0] if no else unlabelled[0]  # an unlabelled other arrow is "no" (flagged)
         return {
             "kind": "condition",
             "condition": Condition(
