@@ -24,18 +24,28 @@ mainly a diagram. Rules:
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from sop_compiler.ingest.flowchart import kind_of
+from sop_compiler.ingest.pdf._outline import (
+    BBox,
+    Point,
+    bbox_of,
+    box_gap,
+    dist,
+    pieces,
+    segment_gap,
+    segments,
+    shape_name,
+    union,
+    vertices,
+)
 from sop_compiler.models import FlowEdge, FlowNode
 
 __all__ = ["Diagram", "looks_drawn", "read_diagram"]
 
-Point = tuple[float, float]
-BBox = tuple[float, float, float, float]
 
 _MIN_W, _MIN_H = 18.0, 10.0  # smallest node outline
 _ARROW_MAX = 18.0  # an arrowhead fits in a box this size
@@ -112,7 +122,7 @@ def read_diagram(page: Any, words: list[tuple[Any, ...]]) -> Diagram | None:
     for path in page.get_drawings():
         if _background(path):
             continue
-        for kind, points, closed in _pieces(path):
+        for kind, points, closed in pieces(path):
             _sort_piece(kind, points, closed, shapes, heads, connectors)
     if len(shapes) > _MAX_SHAPES or len(connectors) < 2:
         return None  # a grid of cells, or shapes nothing joins: not a flowchart
@@ -156,7 +166,7 @@ def read_diagram(page: Any, words: list[tuple[Any, ...]]) -> Diagram | None:
     if len(raw_edges) < 2 or sum(1 for i in joined if shapes[i].words) < 3:
         return None
     # the chart's region: its joined nodes and connectors; words elsewhere are the page's text
-    box = _union([shapes[i].bbox for i in joined] + [_bbox(c.points) for _, _, c in raw_edges])
+    box = union([shapes[i].bbox for i in joined] + [bbox_of(c.points) for _, _, c in raw_edges])
     region = (box[0] - 8, box[1] - 8, box[2] + 8, box[3] + 8)
     members = set(joined)
     near = [w for w in loose if _inside(w, region)]
@@ -229,65 +239,7 @@ def read_diagram(page: Any, words: list[tuple[Any, ...]]) -> Diagram | None:
     return Diagram(nodes=nodes, edges=edges, entry=entry, bbox=box, used=used, unread=unread)
 
 
-# --- paths -------------------------------------------------------------------------------------
-
-
-def _pieces(path: dict[str, Any]) -> list[tuple[str, list[Point], bool]]:
-    """A drawing's continuous sub-paths: (item kinds, points sampled along it, closed)."""
-    out: list[tuple[str, list[Point], bool]] = []
-    kinds = ""
-    points: list[Point] = []
-    for item in path["items"]:
-        op = item[0]
-        if op == "re":
-            rect = item[1]
-            out.append(
-                (
-                    "r",
-                    [
-                        (rect.x0, rect.y0),
-                        (rect.x1, rect.y0),
-                        (rect.x1, rect.y1),
-                        (rect.x0, rect.y1),
-                    ],
-                    True,
-                )
-            )
-            continue
-        if op == "qu":
-            quad = item[1]
-            corners = [quad.ul, quad.ur, quad.lr, quad.ll]
-            out.append(("llll", [(p.x, p.y) for p in corners], True))
-            continue
-        first = (item[1].x, item[1].y)
-        if points and _dist(points[-1], first) > 0.5:
-            out.append((kinds, points, _closed(points, path)))
-            kinds, points = "", []
-        if not points:
-            points = [first]
-        if op == "l":
-            points.append((item[2].x, item[2].y))
-            kinds += "l"
-        elif op == "c":
-            p0, c1, c2, p3 = item[1], item[2], item[3], item[4]
-            for step in range(1, 9):
-                t = step / 8
-                points.append(_bezier(t, p0, c1, c2, p3))
-            kinds += "c"
-    if points:
-        out.append((kinds, points, _closed(points, path)))
-    return out
-
-
-def _closed(points: list[Point], path: dict[str, Any]) -> bool:
-    return len(points) >= 3 and (bool(path.get("closePath")) or _dist(points[0], points[-1]) < 1.0)
-
-
-def _bezier(t: float, p0: Any, c1: Any, c2: Any, p3: Any) -> Point:
-    u = 1 - t
-    x = u**3 * p0.x + 3 * u * u * t * c1.x + 3 * u * t * t * c2.x + t**3 * p3.x
-    y = u**3 * p0.y + 3 * u * u * t * c1.y + 3 * u * t * t * c2.y + t**3 * p3.y
-    return (x, y)
+# --- outlines ----------------------------------------------------------------------------------
 
 
 def _sort_piece(
@@ -298,13 +250,13 @@ def _sort_piece(
     heads: list[_Head],
     connectors: list[_Connector],
 ) -> None:
-    box = _bbox(points)
+    box = bbox_of(points)
     w, h = box[2] - box[0], box[3] - box[1]
     if closed:
-        if w <= _ARROW_MAX and h <= _ARROW_MAX and len(_corners(points)) <= 4:
+        if w <= _ARROW_MAX and h <= _ARROW_MAX and len(vertices(points)) <= 4:
             heads.append(_Head(points))
         elif w >= _MIN_W and h >= _MIN_H:
-            shapes.append(_Shape(box, _shape(kinds, points, box)))
+            shapes.append(_Shape(box, shape_name(kinds, points, box)))
         return
     if kinds == "ll" and w <= _ARROW_MAX and h <= _ARROW_MAX and _is_chevron(points):
         heads.append(_Head(points, tip=points[1]))  # an open arrowhead: two strokes, one point
@@ -323,55 +275,11 @@ def _background(path: dict[str, Any]) -> bool:
 
 def _is_chevron(points: list[Point]) -> bool:
     a, tip, b = points
-    first, second = _dist(a, tip), _dist(tip, b)
+    first, second = dist(a, tip), dist(tip, b)
     if not (2 <= first <= 15 and 2 <= second <= 15):
         return False
     cos = ((a[0] - tip[0]) * (b[0] - tip[0]) + (a[1] - tip[1]) * (b[1] - tip[1])) / (first * second)
     return cos > -0.5  # the strokes meet at an angle under 120 degrees
-
-
-def _corners(points: list[Point]) -> list[Point]:
-    """The distinct vertices of a closed outline."""
-    out: list[Point] = []
-    for point in points:
-        if not out or _dist(out[-1], point) > 0.5:
-            out.append(point)
-    if len(out) > 1 and _dist(out[0], out[-1]) <= 0.5:
-        out.pop()
-    return out
-
-
-def _shape(kinds: str, points: list[Point], box: BBox) -> str:
-    x0, y0, x1, y1 = box
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    tol_x, tol_y = max(1.5, 0.04 * (x1 - x0)), max(1.5, 0.04 * (y1 - y0))
-    if kinds == "r":
-        return "box"
-    lines, curves = kinds.count("l"), kinds.count("c")
-    if curves and not lines:
-        return "ellipse"
-    corners = _corners(points)
-    if not curves:
-        if len(corners) == 4:
-            mid = all(abs(px - cx) < tol_x or abs(py - cy) < tol_y for px, py in corners)
-            if mid:
-                return "diamond"
-            level = all(abs(px - x0) < tol_x or abs(px - x1) < tol_x for px, _ in corners) and all(
-                abs(py - y0) < tol_y or abs(py - y1) < tol_y for _, py in corners
-            )
-            return "box" if level else "parallelogram"
-        if len(corners) == 6:
-            return "hexagon"
-        return "polygon"
-    # straight sides and rounded corners: an outline far from its box's corners is a diamond
-    corners_gap = min(
-        min(_dist(corner, p) for p in points) for corner in ((x0, y0), (x1, y0), (x1, y1), (x0, y1))
-    )
-    if corners_gap > 0.3 * min(x1 - x0, y1 - y0):
-        return "diamond"
-    if lines == 2 and curves >= 2:
-        return "stadium"
-    return "round"
 
 
 def _drop_containers(shapes: list[_Shape]) -> list[_Shape]:
@@ -430,15 +338,13 @@ def _meet(
     a: _Connector, b: _Connector, pieces: list[_Connector], shapes: list[_Shape]
 ) -> _Connector | None:
     for a_end, b_end in ((a.end, b.start), (a.end, b.end), (a.start, b.start), (a.start, b.end)):
-        if _dist(a_end, b_end) > _JOIN:
+        if dist(a_end, b_end) > _JOIN:
             continue
-        near_node = any(_gap(s.bbox, a_end) < 3 for s in shapes)
+        near_node = any(box_gap(s.bbox, a_end) < 3 for s in shapes)
         others = sum(
             1
             for c in pieces
-            if c is not a
-            and c is not b
-            and min(_dist(c.start, a_end), _dist(c.end, a_end)) <= _JOIN
+            if c is not a and c is not b and min(dist(c.start, a_end), dist(c.end, a_end)) <= _JOIN
         )
         if near_node or others:
             return None
@@ -473,12 +379,12 @@ def _through_junctions(ends: list[_End]) -> None:
             continue
         free = end.tip if end.target is None else end.tail
         points = end.connector.points
-        spots = (free, min((points[0], points[-1]), key=lambda p: _dist(p, free)))
+        spots = (free, min((points[0], points[-1]), key=lambda p: dist(p, free)))
         for other in ends:
             if other is end or not other.connector.points:
                 continue
-            pairs = _segments(other.connector.points)
-            gap = min(_segment_gap((*q, *q), q, a, b) for a, b in pairs for q in spots)
+            pairs = segments(other.connector.points)
+            gap = min(segment_gap((*q, *q), q, a, b) for a, b in pairs for q in spots)
             if gap > _JOIN + 1.5:
                 continue
             if end.target is None and other.target is not None:
@@ -511,11 +417,11 @@ def _head_at(end: Point, before: Point, heads: list[_Head]) -> Point | None:
     """
     best: tuple[float, Point] | None = None
     for head in heads:
-        gap = _gap(_bbox(head.points), end)
+        gap = box_gap(bbox_of(head.points), end)
         if gap > 2.0:
             continue
-        tip = head.tip or max(_corners(head.points) or head.points, key=lambda p: _dist(p, end))
-        if _dist(before, tip) < _dist(before, end) - 1.0:
+        tip = head.tip or max(vertices(head.points) or head.points, key=lambda p: dist(p, end))
+        if dist(before, tip) < dist(before, end) - 1.0:
             continue
         if best is None or gap < best[0]:
             best = (gap, tip)
@@ -533,7 +439,7 @@ def _nearest(shapes: list[_Shape], point: Point) -> int | None:
 
 def _outline_gap(shape: _Shape, point: Point) -> float:
     """Distance from a point to a node (0 inside; for a diamond, to its slanted sides)."""
-    gap = _gap(shape.bbox, point)
+    gap = box_gap(shape.bbox, point)
     if shape.shape != "diamond" or gap > 0:
         return gap
     x0, y0, x1, y1 = shape.bbox
@@ -596,10 +502,10 @@ def _labels(
     pairs: list[tuple[float, int, int]] = []
     groups = _groups(loose)
     for g, group in enumerate(groups):
-        box = _bbox([(w[0], w[1]) for w in group] + [(w[2], w[3]) for w in group])
+        box = bbox_of([(w[0], w[1]) for w in group] + [(w[2], w[3]) for w in group])
         centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
         for c, connector in enumerate(connectors):
-            gap = min(_segment_gap(box, centre, a, b) for a, b in _segments(connector.points))
+            gap = min(segment_gap(box, centre, a, b) for a, b in segments(connector.points))
             if gap <= _LABEL_MAX:
                 pairs.append((gap, g, c))
     out: dict[int, list[_Word]] = {}
@@ -621,51 +527,6 @@ def _text(words: list[_Word]) -> str:
         else:
             rows.append([word])
     return " ".join(w[4] for row in rows for w in sorted(row, key=lambda w: w[0]))
-
-
-# --- geometry ----------------------------------------------------------------------------------
-
-
-def _dist(a: Point, b: Point) -> float:
-    return math.hypot(a[0] - b[0], a[1] - b[1])
-
-
-def _bbox(points: list[Point]) -> BBox:
-    xs = [p[0] for p in points]
-    ys = [p[1] for p in points]
-    return (min(xs), min(ys), max(xs), max(ys))
-
-
-def _gap(box: BBox, point: Point) -> float:
-    dx = max(box[0] - point[0], 0.0, point[0] - box[2])
-    dy = max(box[1] - point[1], 0.0, point[1] - box[3])
-    return math.hypot(dx, dy)
-
-
-def _segments(points: list[Point]) -> list[tuple[Point, Point]]:
-    return list(itertools.pairwise(points)) or [(points[0], points[0])]
-
-
-def _segment_gap(box: BBox, centre: Point, a: Point, b: Point) -> float:
-    """Distance from a label to a segment: from its box, or its centre, whichever is nearer."""
-    dx, dy = b[0] - a[0], b[1] - a[1]
-    length = dx * dx + dy * dy
-    t = (
-        0.0
-        if length == 0
-        else max(0.0, min(1.0, ((centre[0] - a[0]) * dx + (centre[1] - a[1]) * dy) / length))
-    )
-    nearest = (a[0] + t * dx, a[1] + t * dy)
-    return min(_gap(box, nearest), _dist(centre, nearest))
-
-
-def _union(boxes: list[BBox]) -> BBox:
-    return (
-        min(b[0] for b in boxes),
-        min(b[1] for b in boxes),
-        max(b[2] for b in boxes),
-        max(b[3] for b in boxes),
-    )
 
 
 def _inside(word: _Word, box: BBox) -> bool:
