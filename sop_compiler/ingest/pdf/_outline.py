@@ -99,6 +99,7 @@ def vertices(points: list[Point]) -> list[Point]:
 
 
 def shape_name(kinds: str, points: list[Point], box: BBox) -> str:
+    """The shape a closed outline draws, from its item kinds (`l`, `c`, `r`) and points."""
     x0, y0, x1, y1 = box
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     tol_x, tol_y = max(1.5, 0.04 * (x1 - x0)), max(1.5, 0.04 * (y1 - y0))
@@ -132,22 +133,26 @@ def shape_name(kinds: str, points: list[Point], box: BBox) -> str:
 
 
 def dist(a: Point, b: Point) -> float:
+    """Distance between two points."""
     return math.hypot(a[0] - b[0], a[1] - b[1])
 
 
 def bbox_of(points: list[Point]) -> BBox:
+    """The box around some points."""
     xs = [p[0] for p in points]
     ys = [p[1] for p in points]
     return (min(xs), min(ys), max(xs), max(ys))
 
 
 def box_gap(box: BBox, point: Point) -> float:
+    """Distance from a point to a box (0 inside it)."""
     dx = max(box[0] - point[0], 0.0, point[0] - box[2])
     dy = max(box[1] - point[1], 0.0, point[1] - box[3])
     return math.hypot(dx, dy)
 
 
 def segments(points: list[Point]) -> list[tuple[Point, Point]]:
+    """The straight segments of a sampled path (one degenerate segment for a single point)."""
     return list(itertools.pairwise(points)) or [(points[0], points[0])]
 
 
@@ -165,6 +170,7 @@ def segment_gap(box: BBox, centre: Point, a: Point, b: Point) -> float:
 
 
 def union(boxes: list[BBox]) -> BBox:
+    """The box around some boxes."""
     return (
         min(b[0] for b in boxes),
         min(b[1] for b in boxes),
