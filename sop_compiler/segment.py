@@ -33,6 +33,7 @@ from sop_compiler.models import (
     Code,
     Document,
     Figure,
+    Flowchart,
     Heading,
     ListItem,
     Notice,
@@ -50,7 +51,7 @@ from sop_compiler.text import is_constraint, is_instruction, split_sentences
 
 __all__ = ["classify", "segment", "unused_sections"]
 
-AnyBlock = Heading | Paragraph | ListItem | Table | Figure | Code | Quote
+AnyBlock = Heading | Paragraph | ListItem | Table | Figure | Code | Quote | Flowchart
 
 _NUMBER = re.compile(r"^(?:\d+(?:\.\d+)*[.)]?|[A-Z][.)]|[IVX]+\.)\s+")
 _NUMBERED_STEP = re.compile(r"^(?:step\s+\d+\b|\d+(?:\.\d+)*[.):]\s+\S)", re.IGNORECASE)
@@ -154,6 +155,8 @@ def _has_steps(blocks: list[AnyBlock]) -> bool:
     """True when the blocks read like a procedure: numbered items or a run of instructions."""
     ordered = numbered = imperative = 0
     for block in blocks:
+        if isinstance(block, Flowchart) and block.nodes:
+            return True  # a flowchart is a procedure drawn as a graph
         if isinstance(block, ListItem) and block.ordered:
             ordered += 1
         elif isinstance(block, Paragraph) and _NUMBERED_STEP.match(block.text):
@@ -344,6 +347,9 @@ def _reads(root: _Section) -> dict[int, _Read]:
 
 
 def _read(section: _Section, reads: dict[int, _Read], *, titled: bool) -> _Read:
+    charts = [b for b in section.own if isinstance(b, Flowchart) and b.nodes]
+    if charts:
+        return _Read("procedure", f"holds a flowchart of {len(charts[0].nodes)} nodes")
     verdict = title_verdict(section.title) if section.heading and titled else None
     named = verdict is not None and verdict.kind == "procedure"
     verb = named and bool(verdict and "task verb" in verdict.reason)

@@ -20,6 +20,7 @@ from sop_compiler.models import (
     MAX_QUOTE_WORDS,
     TERMINAL_KINDS,
     Block,
+    Flowchart,
     Heading,
     Issue,
     ListItem,
@@ -200,6 +201,7 @@ def _check(
         _check_data(steps, graph, draft, out)
         _check_confirmations(steps, graph, draft, catalog, out)
     _check_rules(steps, draft, catalog, out)
+    _check_flowcharts(steps, procedure, out)
     blocks = {block.id: block for block in [*procedure.context, *procedure.blocks]}
     refs = _citations(draft)
     for step_id, label, ref in refs:
@@ -241,6 +243,52 @@ def _check(
                 f"block {block.id} ({block.prov.label()}) addresses the model or sopc: {excerpt!r}",
             )
     return out.items, coverage
+
+
+def _check_flowcharts(steps: list[Step], procedure: Procedure, out: _Issues) -> None:
+    """Every decision of a flowchart the procedure holds is a condition or switch citing it,
+    with at least as many branches as the decision has arrows out."""
+    for chart in procedure.blocks:
+        if not isinstance(chart, Flowchart):
+            continue
+        branching = [
+            step
+            for step in steps
+            if step.kind in ("condition", "switch")
+            and step.source is not None
+            and chart.id in step.source.block_ids
+        ]
+        for node in chart.nodes:
+            targets = {edge.target for edge in chart.outgoing(node.id)}
+            if len(targets) < 2:
+                continue
+            text = quote_form(node.text)
+            cites = [
+                step
+                for step in branching
+                if step.source is not None
+                and text
+                and (text in quote_form(step.source.quote) or quote_form(step.source.quote) in text)
+            ]
+            labels = ", ".join(e.label or "(no label)" for e in chart.outgoing(node.id))
+            if not cites:
+                out.add(
+                    "flowchart_decision",
+                    "error",
+                    f"the flowchart's decision {node.text!r} ({labels}) is no condition or "
+                    f"switch step citing block {chart.id}",
+                )
+                continue
+            step = cites[0]
+            branches = len(set(step.targets()))
+            if branches < len(targets):
+                out.add(
+                    "flowchart_decision",
+                    "error",
+                    f"step {step.id} has {branches} branches, but the flowchart's decision "
+                    f"{node.text!r} has {len(targets)} ({labels})",
+                    step.id,
+                )
 
 
 def _check_steps(steps: list[Step], draft: RoutineDraft, out: _Issues) -> None:
@@ -723,6 +771,11 @@ def _units(procedure: Procedure) -> Iterator[tuple[Block, list[str], bool]]:
                 continue
             if isinstance(block, Table):
                 yield block, [quote_form(block_text(block))], not background
+                continue
+            if isinstance(block, Flowchart):  # each node is a sentence to cite
+                texts = [n.text for n in block.nodes if n.kind != "start" and not n.is_marker()]
+                if texts:
+                    yield block, texts, not background
                 continue
             if not isinstance(block, (ListItem, Paragraph)):
                 continue

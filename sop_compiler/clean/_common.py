@@ -7,6 +7,7 @@ import re
 from sop_compiler.models import (
     Code,
     Figure,
+    Flowchart,
     Heading,
     ListItem,
     Paragraph,
@@ -16,7 +17,7 @@ from sop_compiler.models import (
     block_text,
 )
 
-AnyBlock = Heading | Paragraph | ListItem | Table | Figure | Code | Quote
+AnyBlock = Heading | Paragraph | ListItem | Table | Figure | Code | Quote | Flowchart
 
 # Dot leaders ("Title ...... 3", "Title … 3", "Title . . . . 3") followed by a page number.
 TOC_ENTRY = re.compile(

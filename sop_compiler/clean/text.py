@@ -8,6 +8,7 @@ import unicodedata
 from sop_compiler.clean._common import AnyBlock, removal
 from sop_compiler.models import (
     Code,
+    Flowchart,
     Heading,
     ListItem,
     Paragraph,
@@ -103,6 +104,9 @@ def clean_block(block: AnyBlock) -> AnyBlock | None:
             return None
         caption = _one_line(block.caption) if block.caption else None
         return block.model_copy(update={"header": header, "rows": rows, "caption": caption or None})
+    if isinstance(block, Flowchart):
+        nodes = [node.model_copy(update={"text": _one_line(node.text)}) for node in block.nodes]
+        return block.model_copy(update={"nodes": nodes})
     # Figures always stay: the image itself is content even without a caption.
     caption = _one_line(block.caption) if block.caption else None
     ocr = None

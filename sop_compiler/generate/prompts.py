@@ -24,6 +24,7 @@ from sop_compiler.models import (
     Block,
     Code,
     Figure,
+    Flowchart,
     Heading,
     ListItem,
     Procedure,
@@ -339,9 +340,25 @@ def _block_line(block: Block, label: str = "", *, text: bool = True) -> str:
         body = f"(code{', ' + block.language if block.language else ''})\n{block.text}"
     elif isinstance(block, Quote):
         body = f"> {block.text}"
+    elif isinstance(block, Flowchart):
+        body = _flowchart_text(block)
     else:
         body = block.text
     return f"[{block.id}] {_data(body)}"
+
+
+def _flowchart_text(chart: Flowchart) -> str:
+    """A flowchart as structured text: its nodes, then its edges with their labels."""
+    lines = [
+        f"(flowchart, {chart.notation}; entry node {chart.entry}; every decision node is a "
+        "condition or switch with one branch per edge, its label the answer; keep loops)"
+    ]
+    lines += [f"node {n.id} ({n.kind}): {' '.join(n.text.split())}" for n in chart.nodes]
+    for edge in chart.edges:
+        label = f" [{' '.join(edge.label.split())}]" if edge.label else ""
+        lines.append(f"edge {edge.source} -> {edge.target}{label}")
+    lines += [f"(not read: {note})" for note in chart.unread]
+    return "\n".join(lines)
 
 
 def render_procedure(

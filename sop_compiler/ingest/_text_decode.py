@@ -11,6 +11,7 @@ from sop_compiler.models import (
     Code,
     Document,
     Figure,
+    Flowchart,
     Heading,
     ImageRef,
     ListItem,
@@ -264,6 +265,34 @@ class BlockBuilder:
         self.document.blocks.append(
             Code(id=self._next_id(), prov=self.prov(index), text=text, language=language or None)
         )
+
+    def flowchart(self, text: str, notation: str, index: int | None) -> bool:
+        """Add the flowchart a Mermaid or DOT text draws; False (and a notice) when unreadable."""
+        from sop_compiler.ingest.flowchart import FlowchartSyntaxError, parse_flowchart
+
+        try:
+            chart = parse_flowchart(text, "dot" if notation == "dot" else "mermaid")
+        except FlowchartSyntaxError as exc:
+            where = f"{self.source.name} ¶{index}" if index is not None else self.source.name
+            self.notice(
+                "flowchart_unread",
+                f"{where}: the {notation} flowchart was not read ({exc}); kept as code",
+                index,
+            )
+            return False
+        self.document.blocks.append(
+            Flowchart(
+                id=self._next_id(),
+                prov=self.prov(index),
+                notation="dot" if notation == "dot" else "mermaid",
+                title=chart.title,
+                nodes=chart.nodes,
+                edges=chart.edges,
+                entry=chart.entry,
+                unread=chart.unread,
+            )
+        )
+        return True
 
     def quote(self, text: str, index: int | None) -> None:
         """Add a block quote (skipped when blank)."""

@@ -42,6 +42,7 @@ _READERS: dict[str, str] = {
     "text": "sop_compiler.ingest.text:TextReader",
     "html": "sop_compiler.ingest.html:HtmlReader",
     "image": "sop_compiler.ingest.image:ImageReader",
+    "dot": "sop_compiler.ingest.dot:DotReader",
 }
 
 SUFFIXES: dict[str, str] = {
@@ -56,6 +57,8 @@ SUFFIXES: dict[str, str] = {
     ".png": "image",
     ".jpg": "image",
     ".jpeg": "image",
+    ".dot": "dot",
+    ".gv": "dot",
 }
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from sop_compiler.config import Settings
 from sop_compiler.ingest._text_decode import BlockBuilder, decode_text
 from sop_compiler.ingest.base import Reader, Source
+from sop_compiler.ingest.flowchart import FLOWCHART_LANGUAGES, is_mermaid_flowchart
 from sop_compiler.ingest.html import html_fragment_text, load_image
 from sop_compiler.ingest.text import split_heading_number
 from sop_compiler.models import Document
@@ -116,7 +117,8 @@ class _TokenWalker:
             else:
                 self._flush_item()
                 language = tok.info.split()[0] if tok.info.strip() else None
-                self.b.code(body, index, language=language)
+                if not self._flowchart(body, language, index):
+                    self.b.code(body, index, language=language)
         elif kind == "blockquote_open":
             self._flush_item()
             if self.quote_depth == 0:
@@ -132,6 +134,13 @@ class _TokenWalker:
         elif kind == "table_open":
             return self._table(tokens, i, index)
         return i + 1
+
+    def _flowchart(self, body: str, language: str | None, index: int | None) -> bool:
+        """A ```mermaid flowchart or ```dot fence as a flowchart block (True when added)."""
+        notation = FLOWCHART_LANGUAGES.get((language or "").lower())
+        if notation is None or (notation == "mermaid" and not is_mermaid_flowchart(body)):
+            return False
+        return self.b.flowchart(body, notation, index)
 
     def _text(self, text: str, index: int | None) -> None:
         """Paragraph-level text: part of a quote, of the open list item, or a paragraph."""

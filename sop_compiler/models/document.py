@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -106,8 +107,69 @@ class Quote(_Block):
     text: str
 
 
+_MARKER = re.compile(
+    r"^(?:end|stop|done|finish(?:ed)?|exit|start|begin|close|complete|end of (?:process|flow))\.?$",
+    re.IGNORECASE,
+)
+FlowNodeKind = Literal["start", "end", "action", "decision", "io", "subroutine", "unknown"]
+
+
+class FlowNode(_Model):
+    """One node of a flowchart: a box, diamond or ellipse and the text written in it."""
+
+    id: str = Field(description="Node id: as written in Mermaid/DOT, `n1`, `n2`, ... from a PDF.")
+    kind: FlowNodeKind = Field(
+        description=(
+            "start/end: a terminal (stadium, ellipse, circle); decision: a diamond; action: a "
+            "box; io: a parallelogram; subroutine: a box with side bars; unknown: a shape that "
+            "was not recognised."
+        )
+    )
+    text: str = Field(description="The node's text, as written (lines joined by spaces).")
+    shape: str = Field(description="The shape as drawn: box, round, diamond, ellipse, ...")
+    bbox: tuple[float, float, float, float] | None = Field(
+        default=None, description="Page coordinates (x0, y0, x1, y1) in points, for PDFs."
+    )
+
+    def is_marker(self) -> bool:
+        """True for a node that only marks where the flow starts or stops ("Start", "End")."""
+        return not self.text.strip() or bool(_MARKER.match(self.text.strip()))
+
+
+class FlowEdge(_Model):
+    """A connector from one node to another, with the label written on it (Yes, No, ...)."""
+
+    source: str = Field(description="Id of the node the arrow leaves.")
+    target: str = Field(description="Id of the node the arrow points at.")
+    label: str | None = Field(default=None, description="The connector's label, if any.")
+
+
+class Flowchart(_Block):
+    """A flowchart read as a graph (Mermaid, DOT or a vector drawing in a PDF)."""
+
+    kind: Literal["flowchart"] = "flowchart"
+    notation: Literal["mermaid", "dot", "pdf"]
+    title: str | None = None
+    nodes: list[FlowNode] = Field(default_factory=list)
+    edges: list[FlowEdge] = Field(default_factory=list)
+    entry: str | None = Field(default=None, description="Id of the node the flow starts at.")
+    unread: list[str] = Field(
+        default_factory=list,
+        description="What the reader could not read (text outside nodes, arrows with no end).",
+    )
+
+    def node(self, node_id: str) -> FlowNode | None:
+        """The node with this id, or None."""
+        return next((node for node in self.nodes if node.id == node_id), None)
+
+    def outgoing(self, node_id: str) -> list[FlowEdge]:
+        """The edges leaving a node, in source order."""
+        return [edge for edge in self.edges if edge.source == node_id]
+
+
 Block = Annotated[
-    Heading | Paragraph | ListItem | Table | Figure | Code | Quote, Field(discriminator="kind")
+    Heading | Paragraph | ListItem | Table | Figure | Code | Quote | Flowchart,
+    Field(discriminator="kind"),
 ]
 
 
@@ -152,8 +214,12 @@ class Document(_Model):
         return ImageRef(sha256=digest, mime=mime, width=width, height=height)
 
 
-def block_text(block: Heading | Paragraph | ListItem | Table | Figure | Code | Quote) -> str:
+def block_text(
+    block: Heading | Paragraph | ListItem | Table | Figure | Code | Quote | Flowchart,
+) -> str:
     """The plain text of any block (tables as `a | b` rows), used for hashing and search."""
+    if isinstance(block, Flowchart):
+        return "\n".join(node.text for node in block.nodes if node.text)
     if isinstance(block, Table):
         rows = ([block.header] if block.header else []) + block.rows
         return "\n".join(" | ".join(cell for cell in row) for row in rows)

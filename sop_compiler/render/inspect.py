@@ -15,6 +15,7 @@ from rich.tree import Tree
 from sop_compiler.models import (
     Code,
     Figure,
+    Flowchart,
     Heading,
     InspectResult,
     ListItem,
@@ -27,7 +28,7 @@ from sop_compiler.models import (
 
 __all__ = ["render_inspect"]
 
-AnyBlock = Heading | Paragraph | ListItem | Table | Figure | Code | Quote
+AnyBlock = Heading | Paragraph | ListItem | Table | Figure | Code | Quote | Flowchart
 
 _EXCERPT = 160
 _TABLE_ROWS = 5
@@ -109,12 +110,31 @@ def _label(block: AnyBlock) -> RenderableType:
         label.append(_excerpt(block.text))
     elif isinstance(block, Figure):
         label.append(_figure_text(block), style="yellow")
+    elif isinstance(block, Flowchart):
+        decisions = sum(node.kind == "decision" for node in block.nodes)
+        label.append(
+            f"[flowchart {block.notation}] {len(block.nodes)} nodes ({decisions} decisions), "
+            f"{len(block.edges)} edges, entry {block.entry}",
+            style="yellow",
+        )
     else:
         label.append(f"[table] {block.caption or ''}".rstrip(), style="green")
     label.append(f"  {_where(block)}", style="dim")
     if isinstance(block, Table):
         return Group(label, _table(block))
+    if isinstance(block, Flowchart):
+        return Group(label, *(Text("    " + line) for line in flowchart_lines(block)))
     return label
+
+
+def flowchart_lines(chart: Flowchart) -> list[str]:
+    """A flowchart as text: one line per node (id, kind, text), then one per labelled edge."""
+    lines = [f"{node.id} [{node.kind}] {node.text}" for node in chart.nodes]
+    for edge in chart.edges:
+        label = f" |{edge.label}|" if edge.label else ""
+        lines.append(f"{edge.source} -->{label} {edge.target}")
+    lines += [f"(not read) {note}" for note in chart.unread]
+    return lines
 
 
 def _figure_text(figure: Figure) -> str:

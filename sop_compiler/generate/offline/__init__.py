@@ -15,6 +15,7 @@ from typing import ClassVar
 from sop_compiler.config import Settings
 from sop_compiler.generate.base import Backend, GenerationContext, GenerationResult
 from sop_compiler.generate.offline.edge_cases import edge_cases
+from sop_compiler.generate.offline.flowchart import flowchart_draft
 from sop_compiler.generate.offline.nodes import PROPOSED_NOTE, Builder, Node
 from sop_compiler.generate.offline.reading import read_units
 from sop_compiler.generate.offline.reorder import approvals_first
@@ -25,6 +26,7 @@ from sop_compiler.generate.offline.steps import finish, vague_questions
 from sop_compiler.generate.offline.tools import ToolIndex
 from sop_compiler.generate.offline.trigger import trigger_for
 from sop_compiler.models import (
+    Flowchart,
     Issue,
     Procedure,
     ProposedTool,
@@ -90,6 +92,11 @@ def build_draft(
     found = standing(procedure, tools)
     builder.rule_sentences = found.rule_sentences
     parts = sections(procedure)
+    charts = [block for block in procedure.blocks if isinstance(block, Flowchart)]
+    if charts:  # a procedure drawn as a graph: its steps are the graph's (flowchart.py)
+        return flowchart_draft(
+            procedure, charts, tools=tools, agents=agents, found=found, parts=parts
+        )
     step_units: list[Unit] = []
     for section in parts:
         if section.kind == "steps":

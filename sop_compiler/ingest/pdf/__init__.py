@@ -18,7 +18,7 @@ from sop_compiler.errors import InputError
 from sop_compiler.ingest.base import Reader, Source
 from sop_compiler.ingest.image import ocr_hint
 from sop_compiler.ingest.ocr import ocr_read, structure_lines
-from sop_compiler.ingest.pdf import _page
+from sop_compiler.ingest.pdf import _diagram, _page
 from sop_compiler.ingest.pdf._page import FigureItem, Item, PageRecord, Stats
 from sop_compiler.ingest.pdf._structure import Builder, make_style
 from sop_compiler.models import Document, Heading, Notice, Provenance
@@ -136,7 +136,22 @@ def _read_page(
     lines, images, vectors = _page.page_lines(page_dict)
     del page_dict
     others: list[Item] = []
-    if _page.is_scanned(lines, images, width, height):
+    diagram = None
+    if _diagram.looks_drawn(vectors) and not _page.is_scanned(lines, images, width, height):
+        try:
+            diagram = _diagram.read_diagram(page, page.get_text("words"))
+        except Exception:  # a drawing the recovery cannot handle is read as text, as before
+            diagram = None
+    if diagram is not None:
+        # a page that is mainly a flowchart: its words are the graph's, not lines of text
+        others.append(
+            _page.FlowchartItem(
+                diagram.bbox, diagram.nodes, diagram.edges, diagram.entry, diagram.unread
+            )
+        )
+        lines = _page.outside(lines, [_grow(diagram.bbox, 2.0)])
+        others += _page.image_figures(images, document.add_image)
+    elif _page.is_scanned(lines, images, width, height):
         others.append(_scanned_figure(page, number, document, settings))
     else:
         area = _page.table_area(vectors)
@@ -151,6 +166,10 @@ def _read_page(
     items, edges = _page.reading_order(lines, others, width, height)
     _page.count(stats, [item for item in items if isinstance(item, _page.Line)], height)
     return PageRecord(number=number, width=width, height=height, items=items, right_edges=edges)
+
+
+def _grow(box: tuple[float, float, float, float], by: float) -> tuple[float, float, float, float]:
+    return (box[0] - by, box[1] - by, box[2] + by, box[3] + by)
 
 
 def _scan_dpi(width: float, height: float, max_pixels: int) -> float:

@@ -14,7 +14,7 @@ from typing import Any
 
 from sop_compiler.ingest.ocr import OcrBlock
 from sop_compiler.ingest.pdf import _grid
-from sop_compiler.models import ImageRef
+from sop_compiler.models import FlowEdge, FlowNode, ImageRef
 
 BBox = tuple[float, float, float, float]
 
@@ -64,7 +64,18 @@ class FigureItem:
     ocr: tuple[OcrBlock, ...] = ()  # what OCR read on a scanned page, boxes in points
 
 
-Item = Line | TableItem | FigureItem
+@dataclass(frozen=True, slots=True)
+class FlowchartItem:
+    """A vector flowchart recovered from the page's drawings (`_diagram`)."""
+
+    bbox: BBox
+    nodes: list[FlowNode]
+    edges: list[FlowEdge]
+    entry: str | None
+    unread: list[str]
+
+
+Item = Line | TableItem | FigureItem | FlowchartItem
 
 
 @dataclass(slots=True)

@@ -15,13 +15,23 @@ from sop_compiler.ingest.pdf._page import (
     SECTION_NUMBER,
     BBox,
     FigureItem,
+    FlowchartItem,
     Item,
     Line,
     PageRecord,
     Stats,
     TableItem,
 )
-from sop_compiler.models import Document, Figure, Heading, ListItem, Paragraph, Provenance, Table
+from sop_compiler.models import (
+    Document,
+    Figure,
+    Flowchart,
+    Heading,
+    ListItem,
+    Paragraph,
+    Provenance,
+    Table,
+)
 
 _BULLETS = "•◦▪▫■□●○‣⁃∙·–—*o\uf0b7\uf0a7\uf076\uf0d8\uf0fc➢►✓-"
 MARKER = re.compile(
@@ -32,6 +42,7 @@ MARKER = re.compile(
 )
 _CAPTION = {
     FigureItem: re.compile(r"^(?:Figure|Fig\.)\s*\d*"),
+    FlowchartItem: re.compile(r"^(?:Figure|Fig\.|Flowchart|Diagram)\s*\d*"),
     TableItem: re.compile(r"^Table\s+\d"),
 }
 _SENTENCE_END = (".", "!", "?", ":", ";")
@@ -148,6 +159,20 @@ class Builder:
             self._flush()
             caption = " ".join(_text(record.items[i]) for i in captions.get(index, []))
             prov = self._prov(record.number, item.bbox)
+            if isinstance(item, FlowchartItem):
+                self._append(
+                    Flowchart(
+                        id="",
+                        prov=prov,
+                        notation="pdf",
+                        title=caption or None,
+                        nodes=item.nodes,
+                        edges=item.edges,
+                        entry=item.entry,
+                        unread=item.unread,
+                    )
+                )
+                continue
             if isinstance(item, TableItem):
                 self._append(
                     Table(
@@ -183,7 +208,7 @@ class Builder:
         for block in blocks:
             self._append(block)
 
-    def _append(self, block: Table | Figure | Heading | Paragraph | ListItem) -> None:
+    def _append(self, block: Table | Figure | Heading | Paragraph | ListItem | Flowchart) -> None:
         block.id = f"b{len(self.document.blocks) + 1}"
         self.document.blocks.append(block)
 
