@@ -22,11 +22,26 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["AgentSettings", "BackendName", "Limits", "Settings", "agent_group_for", "load_settings"]
+__all__ = [
+    "AgentSettings",
+    "BackendName",
+    "Limits",
+    "Settings",
+    "agent_group_for",
+    "load_settings",
+    "user_cache_dir",
+]
 
 BackendName = Literal["auto", "offline", "openai", "fake"]
 # Settings that name files: relative values in a settings file mean "relative to that file".
 _PATH_SETTINGS = ("output", "tools", "cache_dir")
+
+
+def user_cache_dir() -> Path:
+    """The user's cache folder for sopc (`~/.cache/sopc` on Linux), never the working folder."""
+    from platformdirs import user_cache_path
+
+    return user_cache_path("sopc", appauthor=False)
 
 
 class Limits(BaseModel):
@@ -95,7 +110,10 @@ class Settings(BaseModel):
     vision: bool = Field(default=True, description="Send figures and scanned pages as images.")
     repair_attempts: int = Field(default=2, ge=0)
     jobs: int = Field(default=4, ge=1, le=256)
-    cache_dir: Path = Field(default=Path(".sopc-cache"), description="Response cache folder.")
+    cache_dir: Path = Field(
+        default_factory=lambda: user_cache_dir(),
+        description="Response and stat cache folder [default: the user cache folder].",
+    )
     cache: bool = True
     tools: Path | None = Field(
         default=None, description="Tool catalog; default tools.yaml beside the SOPs."
@@ -107,6 +125,13 @@ class Settings(BaseModel):
     ocr: Literal["auto", "off", "rapidocr", "tesseract"] = "auto"
     agents: dict[str, AgentSettings] = Field(default_factory=dict)
     limits: Limits = Field(default_factory=Limits)
+    warnings: dict[str, Literal["error", "warning", "info"]] = Field(
+        default_factory=dict,
+        description=(
+            "Severity per issue code (`[warnings]` table): raise a warning to an error, lower it "
+            "to info; errors stay errors (a routine with errors is never deployed)."
+        ),
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -203,7 +228,7 @@ def _env_settings(environ: dict[str, str]) -> dict[str, Any]:
     for key, value in environ.items():
         if key.startswith("SOPC_"):
             name = key[5:].lower()
-            if name in fields and name not in {"agents", "limits"}:
+            if name in fields and name not in {"agents", "limits", "warnings"}:
                 out[name] = value
     return out
 

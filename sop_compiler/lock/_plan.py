@@ -300,6 +300,13 @@ class Plan:
         return sorted(found)
 
 
+def _under(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path.name
+
+
 def start_plan(
     sops: Path,
     *,
@@ -316,6 +323,8 @@ def start_plan(
 ) -> Plan:
     """Find and hash every SOP (cheap); `plan.stream()` then decides them in source order."""
     found, skipped = discover_sources(sops, exclude=out)
+    if sops.is_file():  # one file keeps its place under the SOP root: its folder's agent group
+        found = [(path, _under(path, root)) for path, _ in found]
     agents = sorted({agent_for(source, settings) for _, source in found})
     keys = Keys.compute(
         settings=settings, catalog=catalog, backend=backend.fingerprint, agents=agents

@@ -68,6 +68,7 @@ def _as_json(result: InspectResult) -> dict[str, Any]:
                 "heading_path": procedure.heading_path,
                 "blocks": [block.id for block in procedure.blocks],
                 "context": [block.id for block in procedure.context],
+                "steps": result.steps.get(procedure.id),
             }
             for procedure in result.procedures
         ],
@@ -197,7 +198,7 @@ def _print_document(console: Console, result: InspectResult) -> None:
         found.add_row(
             Text(procedure.id),
             Text(procedure.title),
-            Text(str(_step_count(procedure))),
+            Text(str(result.steps.get(procedure.id, _step_count(procedure)))),
             Text(str(len(procedure.blocks))),
         )
     console.print(found)

@@ -9,14 +9,16 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from sop_compiler.errors import OutputError
 from sop_compiler.escape import terminal_text
 from sop_compiler.models import Issue, RunResult, SopOutcome, StaleEntry
 
-__all__ = ["markdown_summary", "progress", "render_run", "stop_note"]
+__all__ = ["markdown_summary", "plural", "progress", "render_run", "stop_note"]
 
 _FULL_TABLE = 50  # above this many SOPs, the text table lists only the SOPs that need attention
 # A fatal backend error travels in RunResult.notes (so JSON carries it) in this one shape; the
@@ -78,14 +80,18 @@ def progress(total: int, *, fmt: str) -> Iterator[Callable[[str], None]]:
     yield line
 
 
-def render_run(result: RunResult, *, fmt: str) -> None:
-    """Print the run: `text` (rich summary), `json` (RunResult) or `github` (annotations)."""
+def render_run(result: RunResult, *, fmt: str, quiet: bool = False, strict: bool = False) -> None:
+    """Print the run: `text` (rich summary), `json` (RunResult) or `github` (annotations).
+
+    The text summary lists every issue under its routine (`quiet`: counts only), says with
+    `strict` which warnings made the run fail, and ends with where to look next.
+    """
     if fmt == "json":
         print(result.model_dump_json(indent=2))
         return
     if fmt == "github":
         _annotations(result)
-    _text(result)
+    _text(result, quiet=quiet, strict=strict)
     summary = os.environ.get("GITHUB_STEP_SUMMARY") if fmt == "github" else None
     if summary:  # last: a summary file that cannot be written must not hide the run's results
         _append_summary(Path(summary), markdown_summary(result))
@@ -118,10 +124,15 @@ def _counts(sop: SopOutcome) -> tuple[int, int, int, int, int, int, int]:
     )
 
 
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """`1 routine`, `2 routines` (`many` for irregular plurals)."""
+    return f"{count} {noun if count == 1 else many or noun + 's'}"
+
+
 def _headline(result: RunResult) -> str:
     procs = [p for sop in result.sops for p in sop.procedures]
     unreadable = sum(sop.status == "input_error" for sop in result.sops)
-    parts = [f"{len(result.sops)} SOPs", f"{len(procs)} routines"]
+    parts = [plural(len(result.sops), "SOP"), plural(len(procs), "routine")]
     for status in ("generated", "unchanged", "would_generate", "failed"):
         n = sum(p.status == status for p in procs)
         if n:
@@ -129,11 +140,96 @@ def _headline(result: RunResult) -> str:
     if unreadable:
         parts.append(f"{unreadable} unreadable")
     if result.command == "compile" and not result.dry_run:
-        parts.append(f"{len(result.written)} files written")
+        parts.append(f"{plural(len(result.written), 'file')} written")
     return ", ".join(parts)
 
 
-def _text(result: RunResult) -> None:
+_ORDER = {"error": 0, "warning": 1, "info": 2}
+_STYLE = {"error": "red", "warning": "yellow", "info": "cyan"}
+_QUOTE = 120  # characters of the SOP quote shown under an issue
+
+
+def _issue_lines(result: RunResult) -> list[tuple[str, list[Issue]]]:
+    """(`<agent>/<routine> (<sop>)`, its issues: errors, then warnings, then info, by code)."""
+    groups = []
+    for sop in result.sops:
+        for proc in sop.procedures:
+            if proc.issues:
+                issues = sorted(
+                    proc.issues, key=lambda i: (_ORDER.get(i.severity, 3), i.code, i.step_id or "")
+                )
+                name = f"{proc.agent}/{proc.procedure_id}" if proc.agent else proc.procedure_id
+                groups.append((f"{name} ({sop.source})", issues))
+    return groups
+
+
+def _print_issues(console: Any, result: RunResult, *, quiet: bool) -> None:
+    from rich.markup import escape
+
+    groups = _issue_lines(result)
+    if not groups:
+        return
+    totals = Counter(i.severity for _, issues in groups for i in issues)
+    counted = ", ".join(
+        plural(totals[level], level) for level in ("error", "warning", "info") if totals[level]
+    )
+    if quiet:
+        codes = Counter((i.severity, i.code) for _, issues in groups for i in issues)
+        listed = ", ".join(
+            f"{code} {n}" for (_, code), n in sorted(codes.items(), key=lambda x: _ORDER[x[0][0]])
+        )
+        console.print(f"issues: {counted} ({escape(listed)})")
+        return
+    console.print(f"\nissues by routine ({counted}; --quiet shows counts only):")
+    for name, issues in groups:
+        console.print(f"\n[bold]{escape(name)}[/]")
+        for issue in issues:
+            level = f"[{_STYLE.get(issue.severity, 'white')}]{issue.severity}[/]"
+            console.print(f"  {level} {escape(issue.code)}: {escape(issue.located())}")
+            if issue.quote:
+                quote = " ".join(issue.quote.split())
+                quote = quote if len(quote) <= _QUOTE else quote[: _QUOTE - 1] + "…"
+                console.print(f'      SOP: "{escape(quote)}"')
+
+
+def _strict_verdict(result: RunResult) -> str | None:
+    """Which warnings fail a `--strict` run, or None when none do."""
+    warnings = [
+        (proc, issue)
+        for sop in result.sops
+        for proc in sop.procedures
+        for issue in proc.issues
+        if issue.severity == "warning"
+    ]
+    if not warnings:
+        return None
+    codes = Counter(issue.code for _, issue in warnings)
+    routines = {f"{proc.agent}/{proc.procedure_id}" for proc, _ in warnings}
+    listed = ", ".join(f"{code} ({n})" for code, n in sorted(codes.items()))
+    return (
+        f"--strict: {plural(len(warnings), 'warning')} in {plural(len(routines), 'routine')} "
+        f"fail the run: {listed}"
+    )
+
+
+def _next_steps(result: RunResult) -> list[str]:
+    """Where to look after a run: the review page, the network, the CI command."""
+    out = result.output_dir or "generated_routines"
+    sops = result.sops_dir or "sops"
+    if result.command == "check":
+        if result.stale:
+            return [f"next: sopc compile {sops} -o {out} brings the outputs up to date"]
+        return []
+    if result.dry_run or not result.sops:
+        return []
+    return [
+        f"next: read {out}/REVIEW.md (each routine with its rules, steps, sources and issues);",
+        f"      the agents are in {out}/agent_network/ (README: 'Running the generated agents');",
+        f"      in CI, `sopc check {sops} -o {out}` fails when the outputs are stale.",
+    ]
+
+
+def _text(result: RunResult, *, quiet: bool = False, strict: bool = False) -> None:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -199,11 +295,7 @@ def _text(result: RunResult) -> None:
                     f"would generate {escape(proc.agent)}/{escape(proc.procedure_id)}: "
                     f"~{proc.estimated_prompt_tokens} prompt tokens"
                 )
-            for issue in proc.issues:
-                if issue.severity == "error":
-                    console.print(
-                        f"[red]error:[/] {escape(sop.source)}: {escape(_issue_text(issue))}"
-                    )
+    _print_issues(console, result, quiet=quiet)
     for entry in result.stale:
         console.print(
             f"[red]{escape(entry.reason)}:[/] {escape(_stale_path(result, entry))}: "
@@ -212,9 +304,16 @@ def _text(result: RunResult) -> None:
     verdict = _headline(result)
     if result.command == "check":
         verdict += (
-            "; outputs are current" if not result.stale else f"; {len(result.stale)} problems"
+            "; outputs are current"
+            if not result.stale
+            else f"; {plural(len(result.stale), 'problem')}"
         )
     console.print(escape(verdict))
+    failing = _strict_verdict(result) if strict else None
+    if failing:
+        console.print(f"[red]{escape(failing)}[/]")
+    for line in _next_steps(result):
+        console.print(escape(line))
     stderr = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
     for error, hint in filter(None, map(_stop, result.notes)):
         stderr.print(f"[red]error:[/] {escape(error)}")
@@ -261,7 +360,7 @@ def _annotations(result: RunResult) -> None:
                     )
                 )
             for issue in proc.issues:
-                level = "error" if issue.severity == "error" else "warning"
+                level = {"error": "error", "warning": "warning"}.get(issue.severity, "notice")
                 lines.append(_annotation(level, path, f"sopc {issue.code}", _issue_text(issue)))
     for entry in result.stale:
         lines.append(
