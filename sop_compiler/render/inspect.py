@@ -24,6 +24,7 @@ from sop_compiler.models import (
     Quote,
     Table,
 )
+from sop_compiler.render.run import annotation
 
 __all__ = ["render_inspect"]
 
@@ -34,7 +35,10 @@ _TABLE_ROWS = 5
 
 
 def render_inspect(results: list[InspectResult], *, fmt: str) -> None:
-    """Print inspect results: one JSON document (`fmt="json"`) or rich text; errors go to stderr."""
+    """Print inspect results: one JSON document (`fmt="json"`) or rich text; errors go to stderr.
+
+    `github` is the text with an error annotation per file that could not be read.
+    """
     ordered = sorted(results, key=lambda result: result.source)
     if fmt == "json":
         payload = [_as_json(result) for result in ordered]
@@ -48,6 +52,8 @@ def render_inspect(results: list[InspectResult], *, fmt: str) -> None:
     for result in ordered:
         if result.error:
             print(f"error: {_error_line(result)}", file=sys.stderr)
+            if fmt == "github":
+                print(annotation("error", result.source, "sopc: unreadable SOP", result.error))
 
 
 def _error_line(result: InspectResult) -> str:

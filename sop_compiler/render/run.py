@@ -18,7 +18,15 @@ from sop_compiler.errors import OutputError
 from sop_compiler.escape import terminal_text
 from sop_compiler.models import Issue, RunResult, SopOutcome, StaleEntry
 
-__all__ = ["markdown_summary", "plural", "progress", "render_run", "stop_note"]
+__all__ = [
+    "annotation",
+    "append_summary",
+    "markdown_summary",
+    "plural",
+    "progress",
+    "render_run",
+    "stop_note",
+]
 
 _FULL_TABLE = 50  # above this many SOPs, the text table lists only the SOPs that need attention
 # A fatal backend error travels in RunResult.notes (so JSON carries it) in this one shape; the
@@ -94,10 +102,10 @@ def render_run(result: RunResult, *, fmt: str, quiet: bool = False, strict: bool
     _text(result, quiet=quiet, strict=strict)
     summary = os.environ.get("GITHUB_STEP_SUMMARY") if fmt == "github" else None
     if summary:  # last: a summary file that cannot be written must not hide the run's results
-        _append_summary(Path(summary), markdown_summary(result))
+        append_summary(Path(summary), markdown_summary(result))
 
 
-def _append_summary(path: Path, text: str) -> None:
+def append_summary(path: Path, text: str) -> None:
     """Append to the job summary file; a path that cannot take it is the runner's setup error."""
     try:
         with path.open("a", encoding="utf-8") as handle:
@@ -337,7 +345,8 @@ def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def _annotation(level: str, path: str | None, title: str, message: str) -> str:
+def annotation(level: str, path: str | None, title: str, message: str) -> str:
+    """One GitHub workflow command (`::error file=...,title=...::message`), escaped."""
     where = f"file={_escape_property(path)}," if path is not None else ""
     where += f"title={_escape_property(title)}"
     return f"::{level} {where}::{_escape_data(message)}"
@@ -351,26 +360,26 @@ def _annotations(result: RunResult) -> None:
             result, StaleEntry(path=sop.source, where="sops", reason="stale", detail="")
         )
         if sop.error:
-            lines.append(_annotation("error", path, "sopc: unreadable SOP", sop.error))
+            lines.append(annotation("error", path, "sopc: unreadable SOP", sop.error))
         for proc in sop.procedures:
             if proc.status == "failed":
                 lines.append(
-                    _annotation(
+                    annotation(
                         "error", path, f"sopc: {proc.procedure_id} not generated", proc.error or ""
                     )
                 )
             for issue in proc.issues:
                 level = {"error": "error", "warning": "warning"}.get(issue.severity, "notice")
-                lines.append(_annotation(level, path, f"sopc {issue.code}", _issue_text(issue)))
+                lines.append(annotation(level, path, f"sopc {issue.code}", _issue_text(issue)))
     for entry in result.stale:
         lines.append(
-            _annotation(
+            annotation(
                 "error", _stale_path(result, entry), f"sopc check: {entry.reason}", entry.detail
             )
         )
     for error, hint in filter(None, map(_stop, result.notes)):  # the whole run, not one file
         message = f"{error}\nhint: {hint}"
-        lines.append(_annotation("error", None, "sopc: generation stopped", message))
+        lines.append(annotation("error", None, "sopc: generation stopped", message))
     for line in lines:
         print(line)
 
