@@ -718,10 +718,14 @@ def _check_approvals(
     """A write tool the catalog lets run unapproved, on a path where nothing checks it first.
 
     Warned only when some path reaches the write with no confirmation ask and no approval note
-    since the previous write (see `_confirm_effect`): a routine that asks first is fine as it is.
-    The path is named; past the path limit, the must-analysis finds the writes left.
+    before it: a routine that asks first is fine as it is. The path is named; past the path
+    limit, the must-analysis finds the writes left.
     """
-    effect = _confirm_effect(catalog)
+
+    def effect(step: Step, before: frozenset[str]) -> frozenset[str]:
+        confirms = step.kind == "ask" and (step.confirm or _CONFIRM_ASK.search(step.text))
+        return before | {_NOTED} if confirms or _APPROVAL_NOTE.search(step.text) else before
+
     positions = _positions(steps)
     warned: set[int] = set()
 
@@ -733,7 +737,7 @@ def _check_approvals(
             or tool.access != "write"
             or tool.needs_approval
             or pos in warned
-            or {_CONFIRMED, _NOTED} & held
+            or _NOTED in held
             or _APPROVAL_NOTE.search(step.text)
         ):
             return

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sop_compiler.diff import RoutineChange, RoutineSetDiff, StepChange, counts
 from sop_compiler.escape import md_cell, md_text
-from sop_compiler.render.run import append_summary
+from sop_compiler.render.run import append_summary, plural
 
 __all__ = ["diff_markdown", "render_diff"]
 
@@ -97,7 +97,9 @@ def diff_markdown(diff: RoutineSetDiff) -> str:
     total = counts(diff)
     lines = [f"## Routine changes: {_code(diff.old)} → {_code(diff.new)}", ""]
     if not (diff.added or diff.removed or diff.changed or diff.unreadable):
-        return "\n".join([*lines, f"No routine changes ({diff.unchanged} routines unchanged).", ""])
+        return "\n".join(
+            [*lines, f"No routine changes ({plural(diff.unchanged, 'routine')} unchanged).", ""]
+        )
     headline = [
         f"{total['added']} added",
         f"{total['removed']} removed",
@@ -116,7 +118,7 @@ def diff_markdown(diff: RoutineSetDiff) -> str:
         if refs:
             lines += [f"### {label} routines", ""]
             lines += [
-                f"- {_code(ref.agent + '/' + ref.id)}: {md_text(ref.title)} ({ref.steps} steps)"
+                f"- {_code(ref.agent + '/' + ref.id)}: {md_text(ref.title)} ({plural(ref.steps, 'step')})"
                 for ref in refs
             ]
             lines.append("")
