@@ -118,7 +118,8 @@ def diff_markdown(diff: RoutineSetDiff) -> str:
         if refs:
             lines += [f"### {label} routines", ""]
             lines += [
-                f"- {_code(ref.agent + '/' + ref.id)}: {md_text(ref.title)} ({plural(ref.steps, 'step')})"
+                f"- {_code(ref.agent + '/' + ref.id)}: {md_text(ref.title)} "
+                f"({plural(ref.steps, 'step')})"
                 for ref in refs
             ]
             lines.append("")
