@@ -727,29 +727,19 @@ def _check_approvals(
         return before | {_NOTED} if confirms or _APPROVAL_NOTE.search(step.text) else before
 
     positions = _positions(steps)
-    warned: set[int] = set()
+    found_at: dict[str, dict[int, str]] = {}  # tool -> position -> the first path that shows it
 
     def check(pos: int, held: frozenset[str], path: str) -> None:
         step = steps[pos]
         tool = catalog.get(step.tool_call.tool) if step.tool_call is not None else None
         if (
-            tool is None
-            or tool.access != "write"
-            or tool.needs_approval
-            or pos in warned
-            or _NOTED in held
-            or _APPROVAL_NOTE.search(step.text)
+            tool is not None
+            and tool.access == "write"
+            and not tool.needs_approval
+            and _NOTED not in held
+            and not _APPROVAL_NOTE.search(step.text)
         ):
-            return
-        warned.add(pos)
-        out.add(
-            "write_without_approval",
-            "warning",
-            f"catalog: `{tool.name}` is a write tool without needs_approval, and on {path} no "
-            f"step before step {step.id} asks the customer to confirm or notes an approval (set "
-            "needs_approval in the catalog, or confirm first, if a person must agree to it)",
-            step.id,
-        )
+            found_at.setdefault(tool.name, {}).setdefault(pos, path)
 
     found = enumerate_paths(draft)
     for path in found.paths:
@@ -762,6 +752,19 @@ def _check_approvals(
         graph = _Graph(_successors(steps, positions, _Issues(out.routine_id)))
         for pos, held in enumerate(graph.must(frozenset(), effect, steps)):
             check(pos, held, "some path")
+    for name in sorted(found_at, key=lambda tool: min(found_at[tool])):
+        first, *more = sorted(found_at[name])
+        step = steps[first]
+        also = f" (also at step {', '.join(steps[pos].id for pos in more)})" if more else ""
+        out.add(
+            "write_without_approval",
+            "warning",
+            f"catalog: `{name}` is a write tool without needs_approval, and on "
+            f"{found_at[name][first]} no step before step {step.id} asks the customer to "
+            f"confirm or notes an approval{also}; set needs_approval in the catalog, or confirm "
+            "first, if a person must agree to it",
+            step.id,
+        )
 
 
 def _positions(steps: list[Step]) -> dict[str, int]:

@@ -287,3 +287,10 @@ def test_strict_passes_when_the_warning_is_lowered_to_info(project: tuple[Path, 
     code, text = _invoke("compile", str(sops), "-o", str(out), "--strict")
     assert code == 0, text
     assert "  info write_without_approval: step 2:" in text  # shown, not failing
+
+
+def test_one_warning_per_tool_names_its_other_steps() -> None:
+    draft = _draft(_ticket("1"), _ticket("2"), _step("3", "resolve"))
+    issues = check_draft(draft, procedure=PROCEDURE, catalog=CATALOG, settings=Settings())
+    (issue,) = [i for i in issues if i.code == "write_without_approval"]
+    assert issue.step_id == "1" and "(also at step 2)" in issue.message
