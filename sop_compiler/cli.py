@@ -335,3 +335,45 @@ def init(
         return 0
 
     _guard(run, debug=debug)
+
+
+@app.command()
+def review(
+    output: Annotated[
+        Path, typer.Argument(help="The output folder sopc compile wrote.", show_default=False)
+    ],
+    html: Annotated[
+        Path, typer.Option("--html", help="The HTML file to write.", show_default=False)
+    ],
+    mermaid_js: Annotated[
+        Path | None,
+        typer.Option(
+            "--mermaid-js",
+            help="mermaid.min.js to embed, so the page draws the flowcharts [default: "
+            "$SOPC_MERMAID_JS; none: the Mermaid source is shown].",
+        ),
+    ] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Write one self-contained HTML page: each routine beside the SOP text its steps cite.
+
+    Example: sopc review generated_routines --html review.html
+    """
+
+    def run() -> int:
+        from sop_compiler.errors import OutputError
+        from sop_compiler.files import replace_file
+        from sop_compiler.review_page import review_page
+
+        script = mermaid_js or (
+            Path(os.environ["SOPC_MERMAID_JS"]) if os.environ.get("SOPC_MERMAID_JS") else None
+        )
+        page = review_page(output, mermaid_js=script)
+        try:
+            replace_file(html, page)
+        except OSError as exc:
+            raise OutputError(f"cannot write: {exc.strerror or exc}", path=html) from None
+        print(f"wrote {html} ({len(page) // 1024} KiB); open it in a browser")
+        return 0
+
+    _guard(run, debug=debug)

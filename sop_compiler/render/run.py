@@ -179,12 +179,15 @@ def _print_issues(console: Any, result: RunResult, *, quiet: bool) -> None:
         return
     totals = Counter(i.severity for _, issues in groups for i in issues)
     counted = ", ".join(
-        plural(totals[level], level) for level in ("error", "warning", "info") if totals[level]
+        plural(totals[level], level, "info" if level == "info" else None)
+        for level in ("error", "warning", "info")
+        if totals[level]
     )
     if quiet:
         codes = Counter((i.severity, i.code) for _, issues in groups for i in issues)
         listed = ", ".join(
-            f"{code} {n}" for (_, code), n in sorted(codes.items(), key=lambda x: _ORDER[x[0][0]])
+            f"{code} {n}"
+            for (_, code), n in sorted(codes.items(), key=lambda x: (_ORDER[x[0][0]], x[0][1]))
         )
         console.print(f"issues: {counted} ({escape(listed)})")
         return
