@@ -349,8 +349,9 @@ def review(
         Path | None,
         typer.Option(
             "--mermaid-js",
-            help="mermaid.min.js to embed, so the page draws the flowcharts [default: "
-            "$SOPC_MERMAID_JS; none: the Mermaid source is shown].",
+            envvar="SOPC_MERMAID_JS",
+            help="mermaid.min.js to embed, so the page draws the flowcharts (without it the "
+            "Mermaid source is shown).",
         ),
     ] = None,
     debug: DebugOpt = False,
@@ -365,10 +366,7 @@ def review(
         from sop_compiler.files import replace_file
         from sop_compiler.review_page import review_page
 
-        script = mermaid_js or (
-            Path(os.environ["SOPC_MERMAID_JS"]) if os.environ.get("SOPC_MERMAID_JS") else None
-        )
-        page = review_page(output, mermaid_js=script)
+        page = review_page(output, mermaid_js=mermaid_js)
         try:
             replace_file(html, page)
         except OSError as exc:

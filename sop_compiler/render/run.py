@@ -167,7 +167,7 @@ def _issue_lines(result: RunResult) -> list[tuple[str, list[Issue]]]:
                     proc.issues, key=lambda i: (_ORDER.get(i.severity, 3), i.code, i.step_id or "")
                 )
                 name = f"{proc.agent}/{proc.procedure_id}" if proc.agent else proc.procedure_id
-                groups.append((f"{name} ({sop.source})", issues))
+                groups.append((terminal_text(f"{name} ({sop.source})"), issues))
     return groups
 
 
