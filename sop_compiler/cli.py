@@ -23,7 +23,7 @@ app = typer.Typer(
         "sopc compiles Standard Operating Procedures (PDF, DOCX, Markdown, text, HTML, images) "
         "into "
         "agent routines and OpenAI Agents SDK code.\n\n"
-        "Example: sopc compile sops/ -o generated_routines/"
+        "Example: sopc compile sample_sops -o /tmp/routines (then open /tmp/routines/REVIEW.md)"
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -314,7 +314,8 @@ def schema(debug: DebugOpt = False) -> None:
 @app.command()
 def init(
     folder: Annotated[
-        Path, typer.Argument(help="Project folder [default: the current folder].")
+        Path,
+        typer.Argument(help="Project folder [default: the current folder].", show_default=False),
     ] = Path("."),
     sops: Annotated[str, typer.Option("--sops", help="SOP folder, relative to FOLDER.")] = "sops",
     output: Annotated[

@@ -84,7 +84,9 @@ def test_a_closed_pipe_exits_quietly_like_git(tmp_path: Path) -> None:
 
 
 def _examples() -> list[tuple[str, list[str]]]:
-    out = []
+    top = re.search(r"Example: (sopc [^(]+)", app.info.help or "")
+    assert top, "`sopc --help` has no example"
+    out = [(top.group(1), shlex.split(top.group(1)))]
     for command in app.registered_commands:
         doc = command.callback.__doc__ if command.callback else ""
         found = re.search(r"Example: (sopc .+)", doc or "")
@@ -95,7 +97,7 @@ def _examples() -> list[tuple[str, list[str]]]:
 
 def test_every_command_has_an_example_whose_sample_paths_exist() -> None:
     examples = _examples()
-    assert len(examples) >= 6
+    assert len(examples) >= 8
     for line, words in examples:
         for word in words:
             if word.startswith("sample_sops"):

@@ -198,7 +198,7 @@ def _print_document(console: Console, result: InspectResult) -> None:
         console.print(removed)
 
     found = RichTable(title=Text("Procedures"), title_justify="left")
-    for column in ("id", "title", "steps", "blocks"):
+    for column in ("id", "title", "steps (offline)", "blocks"):
         found.add_column(column, overflow="fold")
     for procedure in procedures:
         found.add_row(
