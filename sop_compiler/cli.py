@@ -355,11 +355,19 @@ def review(
             "Mermaid source is shown).",
         ),
     ] = None,
+    sops: Annotated[
+        Path | None,
+        typer.Option(
+            "--sops",
+            help="The SOP folder: show each routine beside the whole text of its procedure "
+            "(else beside the quotes alone).",
+        ),
+    ] = None,
     debug: DebugOpt = False,
 ) -> None:
     """Write one self-contained HTML page: each routine beside the SOP text its steps cite.
 
-    Example: sopc review generated_routines --html review.html
+    Example: sopc review generated_routines --html review.html --sops sample_sops
     """
 
     def run() -> int:
@@ -367,7 +375,7 @@ def review(
         from sop_compiler.files import replace_file
         from sop_compiler.review_page import review_page
 
-        page = review_page(output, mermaid_js=mermaid_js)
+        page = review_page(output, mermaid_js=mermaid_js, sops=sops)
         try:
             replace_file(html, page)
         except OSError as exc:

@@ -40,6 +40,17 @@ class _Quote:
 
 
 @dataclass
+class _SopBlock:
+    """One block of the SOP procedure, with the quotes that cite it."""
+
+    id: str
+    kind: str  # heading, text, table, figure
+    text: str
+    context: bool  # from the document's shared context (general rules, definitions)
+    quotes: list[_Quote] = field(default_factory=list)
+
+
+@dataclass
 class _Row:
     anchor: str
     id: str
@@ -69,17 +80,29 @@ class _Page:
     more_paths: bool
     flowchart: str
     step_anchor: dict[str, str]
+    blocks: list[_SopBlock]  # the procedure's SOP text, when the SOP folder was given
+    unplaced: list[_Quote]  # quotes of blocks not found in it
 
     def count(self, severity: str) -> int:
         return sum(issue.severity == severity for issue in self.issues)
 
 
-def review_page(out: Path, *, mermaid_js: Path | None = None) -> bytes:
-    """The review page of an output folder (as `sopc compile` wrote it), as UTF-8 HTML."""
+def review_page(out: Path, *, mermaid_js: Path | None = None, sops: Path | None = None) -> bytes:
+    """The review page of an output folder (as `sopc compile` wrote it), as UTF-8 HTML.
+
+    With `sops` (the SOP folder), each routine is shown beside the whole text of its procedure,
+    each quote inside the block it comes from; without it, beside the quotes alone.
+    """
     routines, issues = _load(out)
     script = _script(mermaid_js) if mermaid_js is not None else None
+    texts = _sop_texts(sops, routines) if sops is not None else {}
     pages = [
-        _page(routine, issues.get((routine.agent, routine.id), []), n)
+        _page(
+            routine,
+            issues.get((routine.agent, routine.id), []),
+            n,
+            texts.get((routine.source.file, routine.id)),
+        )
         for n, routine in enumerate(routines, start=1)
     ]
     html = (
@@ -115,6 +138,43 @@ def _load(out: Path) -> tuple[list[Routine], dict[tuple[str, str], list[Issue]]]
     return routines, issues
 
 
+def _sop_texts(sops: Path, routines: list[Routine]) -> dict[tuple[str, str], list[_SopBlock]]:
+    """(SOP file, procedure id) -> its blocks, read again from the SOP folder."""
+    from sop_compiler.catalog import sop_root
+    from sop_compiler.config import load_settings
+    from sop_compiler.models import Figure, Heading, Table, block_text
+    from sop_compiler.pipeline import read_procedures
+
+    if not sops.is_dir():
+        raise InputError(
+            "not a folder: give the SOP folder the outputs were compiled from", path=sops
+        )
+    root = sop_root(sops)
+    settings = load_settings(sops)
+    out: dict[tuple[str, str], list[_SopBlock]] = {}
+    for file in sorted({routine.source.file for routine in routines}):
+        path = root / file
+        if not file or not path.is_file():
+            continue
+        found = read_procedures(path, root=root, settings=settings)
+        for procedure in found.procedures:
+            blocks = []
+            for context, group in ((True, procedure.context), (False, procedure.blocks)):
+                for block in group:
+                    kind = (
+                        "heading"
+                        if isinstance(block, Heading)
+                        else "table"
+                        if isinstance(block, Table)
+                        else "figure"
+                        if isinstance(block, Figure)
+                        else "text"
+                    )
+                    blocks.append(_SopBlock(block.id, kind, block_text(block), context))
+            out[(file, procedure.id)] = blocks
+    return out
+
+
 def _script(path: Path) -> str:
     try:
         if path.stat().st_size > _MAX_SCRIPT_MB * 1024 * 1024:
@@ -140,7 +200,9 @@ def _where(ref: SourceRef, fallback: str) -> str:
     return where
 
 
-def _page(routine: Routine, issues: list[Issue], number: int) -> _Page:
+def _page(
+    routine: Routine, issues: list[Issue], number: int, blocks: list[_SopBlock] | None
+) -> _Page:
     anchor = f"r{number}-{_slug(routine.id)[:60]}"
     quotes: dict[tuple[tuple[str, ...], str], _Quote] = {}
 
@@ -202,6 +264,7 @@ def _page(routine: Routine, issues: list[Issue], number: int) -> _Page:
     ]
     found = enumerate_paths(routine, limit=_SHOWN_PATHS)
     order = {"error": 0, "warning": 1, "info": 2}
+    placed = _place(quotes, blocks or [])
     return _Page(
         anchor=anchor,
         routine=routine,
@@ -215,7 +278,21 @@ def _page(routine: Routine, issues: list[Issue], number: int) -> _Page:
         more_paths=not found.complete,
         flowchart="\n".join(routine_flowchart(routine)),
         step_anchor={row.id: row.anchor for row in reversed(rows)},
+        blocks=blocks or [],
+        unplaced=[quote for quote in quotes.values() if id(quote) not in placed],
     )
+
+
+def _place(quotes: dict[tuple[tuple[str, ...], str], _Quote], blocks: list[_SopBlock]) -> set[int]:
+    """Put each quote in the first block it cites; the ids of the quotes placed."""
+    by_id = {block.id: block for block in blocks}
+    placed: set[int] = set()
+    for (block_ids, _), quote in quotes.items():
+        home = next((by_id[b] for b in block_ids if b in by_id), None)
+        if home is not None:
+            home.quotes.append(quote)
+            placed.add(id(quote))
+    return placed
 
 
 def _natural(text: str) -> list[object]:

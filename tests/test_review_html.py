@@ -75,6 +75,35 @@ def test_the_page_links_steps_to_quotes_and_loads_nothing(tmp_path: Path) -> Non
     assert "Mermaid source" in html and "flowchart TD" in html  # no script given: the source
 
 
+def test_with_the_sop_folder_each_quote_sits_in_its_block(tmp_path: Path) -> None:
+    out = _compile(tmp_path)
+    html = _review(out, tmp_path / "review.html", "--sops", str(tmp_path / "sops"))
+    blocks = re.findall(r'<div class="block ([a-z ]+)" data-block="(b\d+)">', html)
+    # the title line cites nothing and says so; every step's block is cited
+    assert blocks == [("text uncited", "b1")] + [("text", f"b{n}") for n in range(2, 6)]
+    assert html.count("nothing cites this") == 1
+    # the quote of step 2 comes right after the block it cites
+    block = html.index("Look up the order with `lookup_order`.</div>")
+    quote = html.index("<blockquote>Look up the order with `lookup_order`.</blockquote>")
+    assert 0 < quote - block < 400
+    code = (
+        CliRunner()
+        .invoke(
+            app,
+            [
+                "review",
+                str(out),
+                "--html",
+                str(tmp_path / "x.html"),
+                "--sops",
+                str(out / "REVIEW.md"),
+            ],
+        )
+        .exit_code
+    )
+    assert code == 4  # not a folder
+
+
 def test_review_refuses_a_folder_that_is_no_output(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["review", str(tmp_path), "--html", str(tmp_path / "r.html")])
     assert result.exit_code == 4
@@ -105,7 +134,7 @@ def test_the_page_in_a_real_browser(tmp_path: Path) -> None:
 
     out = _compile(tmp_path)
     page_file = tmp_path / "review.html"
-    _review(out, page_file, "--mermaid-js", str(MERMAID_JS))
+    _review(out, page_file, "--mermaid-js", str(MERMAID_JS), "--sops", str(tmp_path / "sops"))
     shots = Path(os.environ.get("SCREENSHOT_DIR") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
