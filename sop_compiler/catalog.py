@@ -13,7 +13,7 @@ import yaml
 from sop_compiler.errors import ConfigError
 from sop_compiler.models import Tool, ToolCatalog
 
-__all__ = ["CATALOG_NAMES", "load_catalog"]
+__all__ = ["CATALOG_NAMES", "load_catalog", "sop_root"]
 
 CATALOG_NAMES = ("tools.yaml", "tools.yml", "tools.json")
 _MAX_BYTES = 5 * 1024 * 1024  # a catalog is a hand-written list; anything bigger is a mistake
@@ -32,6 +32,28 @@ _SHORT_TYPES = {
     "boolean": "boolean",
     "bool": "boolean",
 }
+
+
+def sop_root(path: Path) -> Path:
+    """The SOP folder that `path` belongs to (resolved).
+
+    A folder is its own root. A single file's root is the nearest folder holding a tool catalog,
+    from the file's own folder up to the working directory (when the file is inside it), else
+    the file's folder: `sopc compile sops/billing/refunds.pdf` then finds `sops/tools.yaml` and
+    keeps the file's agent group (`billing`), as compiling the whole folder would.
+    """
+    path = path.resolve()
+    if path.is_dir():
+        return path
+    folder = path.parent
+    cwd = Path.cwd().resolve()
+    candidates = [folder]
+    if folder.is_relative_to(cwd):
+        candidates += [parent for parent in folder.parents if parent.is_relative_to(cwd)]
+    for candidate in candidates:
+        if any((candidate / name).is_file() for name in CATALOG_NAMES):
+            return candidate
+    return folder
 
 
 def load_catalog(path: Path | None, *, sop_root: Path) -> ToolCatalog:

@@ -6,6 +6,7 @@ Heavy modules (pymupdf, openai, the pipeline) are imported inside the commands s
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from enum import Enum
@@ -22,7 +23,7 @@ app = typer.Typer(
         "sopc compiles Standard Operating Procedures (PDF, DOCX, Markdown, text, HTML, images) "
         "into "
         "agent routines and OpenAI Agents SDK code.\n\n"
-        "Example: sopc compile sops/ -o generated_routines/"
+        "Example: sopc compile sample_sops -o /tmp/routines (then open /tmp/routines/REVIEW.md)"
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -33,22 +34,17 @@ app = typer.Typer(
 
 
 class RunFormat(str, Enum):
+    """The output formats every command takes (`markdown` is `diff`'s older name for text)."""
+
     text = "text"
     json = "json"
     github = "github"
-
-
-class InspectFormat(str, Enum):
-    text = "text"
-    json = "json"
-
-
-class DiffFormat(str, Enum):
     markdown = "markdown"
-    json = "json"
 
 
 _state: dict[str, bool] = {"debug": False}
+# 128 + SIGPIPE: what `git log | head` exits with when the reader goes away.
+_BROKEN_PIPE = 141
 
 SopsArg = Annotated[
     Path, typer.Argument(help="Folder of SOP files (or one file).", show_default=False)
@@ -57,7 +53,20 @@ OutputOpt = Annotated[
     Path | None, typer.Option("--output", "-o", help="Output folder [default: generated_routines].")
 ]
 FormatOpt = Annotated[
-    RunFormat, typer.Option("--format", help="text, json (stdout), or github (annotations).")
+    RunFormat,
+    typer.Option(
+        "--format",
+        help="text, json (stdout), or github (text plus annotations and the job summary).",
+    ),
+]
+StrictOpt = Annotated[
+    bool, typer.Option("--strict", help="Fail on validation warnings too, and say which.")
+]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Counts only: do not list each warning.")
+]
+DebugOpt = Annotated[
+    bool, typer.Option("--debug", help="Show tracebacks for errors (also before the command).")
 ]
 ToolsOpt = Annotated[
     Path | None, typer.Option("--tools", help="Tool catalog [default: tools.yaml beside the SOPs].")
@@ -85,10 +94,14 @@ def _fail(exc: SopcError) -> NoReturn:
     raise typer.Exit(int(exc.exit_code))
 
 
-def _guard(run: Callable[[], int]) -> None:
+def _guard(run: Callable[[], int], *, debug: bool = False) -> None:
     """Run a command body; map errors to one line and an exit code (tracebacks with --debug)."""
+    _state["debug"] = _state["debug"] or debug
     try:
         code = run()
+    except BrokenPipeError:
+        _quiet_stdout()
+        raise typer.Exit(_BROKEN_PIPE) from None
     except SopcError as exc:
         if _state["debug"]:
             raise
@@ -108,6 +121,19 @@ def _guard(run: Callable[[], int]) -> None:
         )
         raise typer.Exit(int(ExitCode.FAILED)) from None
     raise typer.Exit(code)
+
+
+def _quiet_stdout() -> None:
+    """The reader of stdout went away (`sopc diff | head`): stop writing, say nothing."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is no real file (a test runner's buffer)
+        pass
+
+
+def _format(fmt: RunFormat) -> str:
+    return "text" if fmt is RunFormat.markdown else fmt.value
 
 
 def _settings(sops: Path, **overrides: Any) -> Any:
@@ -139,9 +165,7 @@ def compile(
     check: Annotated[
         bool, typer.Option("--check", help="Write nothing; exit 1 if outputs are stale.")
     ] = False,
-    strict: Annotated[
-        bool, typer.Option("--strict", help="Fail on validation warnings too.")
-    ] = False,
+    strict: StrictOpt = False,
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Neither read nor write the response cache.")
     ] = False,
@@ -152,6 +176,7 @@ def compile(
         bool,
         typer.Option("--dry-run", help="List what would call the model, with token estimates."),
     ] = False,
+    quiet: QuietOpt = False,
     fmt: FormatOpt = RunFormat.text,
     explain: ExplainOpt = False,
     batch: Annotated[
@@ -160,10 +185,11 @@ def compile(
             "--batch", help="Use the OpenAI Batch API: submit, then run again to collect."
         ),
     ] = False,
+    debug: DebugOpt = False,
 ) -> None:
     """Compile a folder of SOPs into routines, agent code and a review page.
 
-    Example: sopc compile sample_sops -o generated_routines
+    Example: sopc compile sample_sops -o /tmp/routines
     """
 
     def run() -> int:
@@ -188,17 +214,17 @@ def compile(
                 strict=strict,
                 refresh=refresh,
                 dry_run=dry_run,
-                fmt=fmt.value,
+                fmt=_format(fmt),
                 explain=explain,
                 batch=batch,
             )
         except CompileInterrupted as stop:  # the summary of what was kept, then "interrupted"
-            render_run(stop.result, fmt=fmt.value)
+            render_run(stop.result, fmt=_format(fmt), quiet=quiet, strict=strict)
             raise KeyboardInterrupt from None
-        render_run(result, fmt=fmt.value)
+        render_run(result, fmt=_format(fmt), quiet=quiet, strict=strict)
         return result.exit_code
 
-    _guard(run)
+    _guard(run, debug=debug)
 
 
 @app.command()
@@ -206,12 +232,15 @@ def check(
     sops: SopsArg,
     output: OutputOpt = None,
     tools: ToolsOpt = None,
+    strict: StrictOpt = False,
+    quiet: QuietOpt = False,
     fmt: FormatOpt = RunFormat.text,
     explain: ExplainOpt = False,
+    debug: DebugOpt = False,
 ) -> None:
     """Exit 1 if generated outputs are stale, missing, orphaned or hand-edited; calls no model.
 
-    Example: sopc check sample_sops -o generated_routines
+    Example: sopc check sample_sops -o generated_routines --strict
     """
 
     def run() -> int:
@@ -219,34 +248,36 @@ def check(
         from sop_compiler.render import render_run
 
         settings = _settings(sops, output=output, tools=tools)
-        result = compile_folder(sops, settings=settings, check=True, fmt=fmt.value, explain=explain)
-        render_run(result, fmt=fmt.value)
+        result = compile_folder(
+            sops, settings=settings, check=True, strict=strict, fmt=_format(fmt), explain=explain
+        )
+        render_run(result, fmt=_format(fmt), quiet=quiet, strict=strict)
         return result.exit_code
 
-    _guard(run)
+    _guard(run, debug=debug)
 
 
 @app.command()
 def inspect(
     path: Annotated[Path, typer.Argument(help="An SOP file or folder.", show_default=False)],
-    fmt: Annotated[
-        InspectFormat, typer.Option("--format", help="text or json.")
-    ] = InspectFormat.text,
+    tools: ToolsOpt = None,
+    fmt: FormatOpt = RunFormat.text,
+    debug: DebugOpt = False,
 ) -> None:
     """Show what sopc understood: blocks with provenance, what cleaning removed, procedures.
 
-    Example: sopc inspect sample_sops/billing/refunds.pdf
+    Example: sopc inspect sample_sops/billing/refunds-and-credits.pdf
     """
 
     def run() -> int:
         from sop_compiler.pipeline import inspect_path
         from sop_compiler.render import render_inspect
 
-        results = inspect_path(path, settings=_settings(path))
-        render_inspect(results, fmt=fmt.value)
+        results = inspect_path(path, settings=_settings(path, tools=tools))
+        render_inspect(results, fmt=_format(fmt))
         return int(ExitCode.INPUT) if any(result.error for result in results) else 0
 
-    _guard(run)
+    _guard(run, debug=debug)
 
 
 @app.command()
@@ -258,26 +289,31 @@ def diff(
     new: Annotated[str, typer.Argument(help="New output folder, or a git revision.")],
     output: OutputOpt = None,
     fmt: Annotated[
-        DiffFormat, typer.Option("--format", help="markdown or json.")
-    ] = DiffFormat.markdown,
+        RunFormat,
+        typer.Option(
+            "--format",
+            help="text (Markdown), json, or github (Markdown, also added to the job summary).",
+        ),
+    ] = RunFormat.text,
+    debug: DebugOpt = False,
 ) -> None:
     """Structural diff of two routine sets, as Markdown for a pull-request comment.
 
-    Example: sopc diff origin/main HEAD -o generated_routines
+    Example: sopc diff HEAD~1 HEAD -o generated_routines
     """
 
     def run() -> int:
         from sop_compiler.diff import diff_outputs
         from sop_compiler.render import render_diff
 
-        render_diff(diff_outputs(old, new, output=output), fmt=fmt.value)
+        render_diff(diff_outputs(old, new, output=output), fmt=_format(fmt))
         return 0
 
-    _guard(run)
+    _guard(run, debug=debug)
 
 
 @app.command()
-def schema() -> None:
+def schema(debug: DebugOpt = False) -> None:
     """Print the strict JSON schema the LLM backend sends with every request (a routine draft).
 
     Example: sopc schema > routine.schema.json
@@ -291,7 +327,7 @@ def schema() -> None:
         print(json.dumps(routine_schema(), indent=2, sort_keys=True))
         return 0
 
-    _guard(run)
+    _guard(run, debug=debug)
 
 
 @app.command()
@@ -304,9 +340,8 @@ def doctor(
         str | None, typer.Option("--base-url", help="OpenAI-compatible server URL.")
     ] = None,
     model: Annotated[str | None, typer.Option("--model", help="Model name to check.")] = None,
-    fmt: Annotated[
-        InspectFormat, typer.Option("--format", help="text or json.")
-    ] = InspectFormat.text,
+    fmt: FormatOpt = RunFormat.text,
+    debug: DebugOpt = False,
 ) -> None:
     """Check an endpoint: reachable, model listed, structured output, vision, slots, speed.
 
@@ -318,7 +353,82 @@ def doctor(
         from sop_compiler.render.doctor import render_doctor
 
         report = diagnose(_settings(path, base_url=base_url, model=model))
-        render_doctor(report, fmt=fmt.value)
+        render_doctor(report, fmt="json" if fmt is RunFormat.json else "text")
         return report.exit_code
 
-    _guard(run)
+    _guard(run, debug=debug)
+
+
+@app.command()
+def init(
+    folder: Annotated[
+        Path,
+        typer.Argument(help="Project folder [default: the current folder].", show_default=False),
+    ] = Path("."),
+    sops: Annotated[str, typer.Option("--sops", help="SOP folder, relative to FOLDER.")] = "sops",
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="Output folder, relative to FOLDER.")
+    ] = "generated_routines",
+    debug: DebugOpt = False,
+) -> None:
+    """Start a project: sopc.toml, a starter tools.yaml, .gitignore lines, a CI workflow.
+
+    Files that exist are kept, never overwritten. Example: sopc init --sops sops
+    """
+
+    def run() -> int:
+        from sop_compiler.scaffold import init_project
+
+        for line in init_project(folder, sops=sops, output=output):
+            print(line)
+        return 0
+
+    _guard(run, debug=debug)
+
+
+@app.command()
+def review(
+    output: Annotated[
+        Path, typer.Argument(help="The output folder sopc compile wrote.", show_default=False)
+    ],
+    html: Annotated[
+        Path, typer.Option("--html", help="The HTML file to write.", show_default=False)
+    ],
+    mermaid_js: Annotated[
+        Path | None,
+        typer.Option(
+            "--mermaid-js",
+            envvar="SOPC_MERMAID_JS",
+            help="mermaid.min.js to embed, so the page draws the flowcharts (without it the "
+            "Mermaid source is shown).",
+        ),
+    ] = None,
+    sops: Annotated[
+        Path | None,
+        typer.Option(
+            "--sops",
+            help="The SOP folder: show each routine beside the whole text of its procedure "
+            "(else beside the quotes alone).",
+        ),
+    ] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Write one self-contained HTML page: each routine beside the SOP text its steps cite.
+
+    Example: sopc review generated_routines --html review.html --sops sample_sops
+    """
+
+    def run() -> int:
+        from sop_compiler.errors import OutputError
+        from sop_compiler.files import replace_file
+        from sop_compiler.review_page import review_page
+
+        page = review_page(output, mermaid_js=mermaid_js, sops=sops)
+        try:
+            replace_file(html, page)
+        except OSError as exc:
+            raise OutputError(f"cannot write: {exc.strerror or exc}", path=html) from None
+        print(f"wrote {html} ({len(page) // 1024} KiB); open it in a browser")
+        return 0
+
+    _guard(run, debug=debug)

@@ -30,11 +30,19 @@ __all__ = [
     "Settings",
     "agent_group_for",
     "load_settings",
+    "user_cache_dir",
 ]
 
 BackendName = Literal["auto", "offline", "openai", "fake"]
 # Settings that name files: relative values in a settings file mean "relative to that file".
 _PATH_SETTINGS = ("output", "tools", "cache_dir")
+
+
+def user_cache_dir() -> Path:
+    """The user's cache folder for sopc (`~/.cache/sopc` on Linux), never the working folder."""
+    from platformdirs import user_cache_path
+
+    return user_cache_path("sopc", appauthor=False)
 
 
 class Limits(BaseModel):
@@ -152,7 +160,10 @@ class Settings(BaseModel):
     vision: bool = Field(default=True, description="Send figures and scanned pages as images.")
     repair_attempts: int = Field(default=2, ge=0)
     jobs: int = Field(default=4, ge=1, le=256)
-    cache_dir: Path = Field(default=Path(".sopc-cache"), description="Response cache folder.")
+    cache_dir: Path = Field(
+        default_factory=lambda: user_cache_dir(),
+        description="Response and stat cache folder [default: the user cache folder].",
+    )
     cache: bool = True
     tools: Path | None = Field(
         default=None, description="Tool catalog; default tools.yaml beside the SOPs."
@@ -190,6 +201,13 @@ class Settings(BaseModel):
         description=(
             "Output token limit sent with each request; default sized to the routine schema "
             "and the procedure (sent to api.openai.com only when set)."
+        ),
+    )
+    warnings: dict[str, Literal["error", "warning", "info"]] = Field(
+        default_factory=dict,
+        description=(
+            "Severity per issue code (`[warnings]` table): raise a warning to an error, lower it "
+            "to info; errors stay errors (a routine with errors is never deployed)."
         ),
     )
 
@@ -288,7 +306,7 @@ def _env_settings(environ: dict[str, str]) -> dict[str, Any]:
     for key, value in environ.items():
         if key.startswith("SOPC_"):
             name = key[5:].lower()
-            if name in fields and name not in {"agents", "limits", "network"}:
+            if name in fields and name not in {"agents", "limits", "network", "warnings"}:
                 out[name] = value
     return out
 

@@ -38,6 +38,7 @@ from sop_compiler.models import (
 )
 from sop_compiler.models.report import Severity
 from sop_compiler.models.routine import walk_steps
+from sop_compiler.paths import enumerate_paths
 from sop_compiler.slug import agent_key
 from sop_compiler.text import (
     CONTEXT_TITLE,
@@ -215,9 +216,9 @@ def _check(
             f"proposed tool `{tool.name}` ({tool.access}) is not in the catalog{where}",
             step_id,
         )
-    _check_approvals(steps, catalog, out)
+    _check_approvals(draft, steps, catalog, out)
     for question in draft.open_questions:
-        out.add("open_question", "warning", f"open question: {question}")
+        out.add("open_question", "info", f"open question: {question}")
     cited = [ref for _, _, ref in refs]
     coverage = _coverage(procedure, cited)
     if coverage is not None and coverage < settings.coverage_threshold:
@@ -242,7 +243,26 @@ def _check(
                 "warning",
                 f"block {block.id} ({block.prov.label()}) addresses the model or sopc: {excerpt!r}",
             )
-    return out.items, coverage
+    return _finish(out.items, steps, settings), coverage
+
+
+def _finish(issues: list[Issue], steps: list[Step], settings: Settings) -> list[Issue]:
+    """Each issue with the quote of its step, at the severity `[warnings]` gives its code.
+
+    A setting may raise any code to an error and lower a warning to info; an error stays an
+    error, because a routine with errors must never be deployed.
+    """
+    quotes = {step.id: step.source.quote for step in steps if step.source is not None}
+    out = []
+    for issue in issues:
+        update: dict[str, Any] = {}
+        wanted = settings.warnings.get(issue.code)
+        if wanted is not None and issue.severity != "error":
+            update["severity"] = wanted
+        if issue.quote is None and issue.step_id in quotes:
+            update["quote"] = quotes[issue.step_id]
+        out.append(issue.model_copy(update=update) if update else issue)
+    return out
 
 
 def _check_flowcharts(steps: list[Step], procedure: Procedure, out: _Issues) -> None:
@@ -740,20 +760,67 @@ def _quote_in(quote: str, source: str) -> bool:
     return True
 
 
-def _check_approvals(steps: list[Step], catalog: ToolCatalog, out: _Issues) -> None:
-    first_use: dict[str, str] = {}
-    for step in steps:
-        if step.tool_call is not None:
-            first_use.setdefault(step.tool_call.tool, step.id)
-    for name, step_id in first_use.items():
-        tool = catalog.get(name)
-        if tool is not None and tool.access == "write" and not tool.needs_approval:
-            out.add(
-                "write_without_approval",
-                "warning",
-                f"step {step_id} calls write tool `{name}`, which does not need approval",
-                step_id,
-            )
+def _check_approvals(
+    draft: RoutineDraft, steps: list[Step], catalog: ToolCatalog, out: _Issues
+) -> None:
+    """A write tool the catalog lets run unapproved, on a path where nothing checks it first.
+
+    Warned only when some path reaches the write with no confirmation ask and no approval note
+    before it: a routine that asks first is fine as it is. The path is named; past the path
+    limit, the must-analysis finds the writes left.
+    """
+
+    def effect(step: Step, before: frozenset[str]) -> frozenset[str]:
+        confirms = step.kind == "ask" and (step.confirm or _CONFIRM_ASK.search(step.text))
+        return before | {_NOTED} if confirms or _APPROVAL_NOTE.search(step.text) else before
+
+    positions = _positions(steps)
+    found_at: dict[str, dict[int, str]] = {}  # tool -> position -> the first path that shows it
+
+    def check(pos: int, held: frozenset[str], path: str) -> None:
+        step = steps[pos]
+        tool = catalog.get(step.tool_call.tool) if step.tool_call is not None else None
+        if (
+            tool is not None
+            and tool.access == "write"
+            and not tool.needs_approval
+            and _NOTED not in held
+            and not _APPROVAL_NOTE.search(step.text)
+        ):
+            found_at.setdefault(tool.name, {}).setdefault(pos, path)
+
+    found = enumerate_paths(draft)
+    for path in found.paths:
+        held: frozenset[str] = frozenset()
+        for n, taken in enumerate(path.steps):
+            pos = positions[taken.step_id]
+            check(pos, held, f"the path {path.describe(upto=n)}")
+            held = effect(steps[pos], held)
+    if not found.complete and steps:
+        graph = _Graph(_successors(steps, positions, _Issues(out.routine_id)))
+        for pos, held in enumerate(graph.must(frozenset(), effect, steps)):
+            check(pos, held, "some path")
+    for name in sorted(found_at, key=lambda tool: min(found_at[tool])):
+        first, *more = sorted(found_at[name])
+        step = steps[first]
+        also = f" (also at step {', '.join(steps[pos].id for pos in more)})" if more else ""
+        out.add(
+            "write_without_approval",
+            "warning",
+            f"catalog: `{name}` is a write tool without needs_approval, and on "
+            f"{found_at[name][first]} no step before step {step.id} asks the customer to "
+            f"confirm or notes an approval{also}; set needs_approval in the catalog, or confirm "
+            "first, if a person must agree to it",
+            step.id,
+        )
+
+
+def _positions(steps: list[Step]) -> dict[str, int]:
+    """The position of each step id (its first occurrence, as jumps resolve it)."""
+    index: dict[str, int] = {}
+    for pos, step in enumerate(steps):
+        index.setdefault(step.id, pos)
+    return index
 
 
 def _units(procedure: Procedure) -> Iterator[tuple[Block, list[str], bool]]:

@@ -302,7 +302,7 @@ def test_a_full_format_answer_compiles_with_no_issues(compile_with: Any) -> None
     run = compile_with(good_draft())
 
     assert run.result.exit_code == 0, run.result.output
-    assert "1 SOPs, 1 routines, 1 generated" in run.result.stdout
+    assert "1 SOP, 1 routine, 1 generated" in run.result.stdout
     assert "error:" not in run.result.output and "warning:" not in run.result.output
     [request] = run.requests  # no repair was needed
     schema = request.body["response_format"]["json_schema"]["schema"]
@@ -368,7 +368,7 @@ def test_a_full_format_answer_compiles_with_no_issues(compile_with: Any) -> None
 
     review = run.review
     section = review.split("## Rentals: Extend a bike rental", 1)[1]
-    assert "### Validation\n\nNo issues." in section
+    assert "### Issues\n\nNo issues." in section
     assert "Coverage of the source: 100%" in section
     assert "s3 -->|otherwise| s8" in section  # the switch default in the flowchart
 
@@ -391,9 +391,10 @@ def test_a_write_without_a_confirm_ask_is_an_unconfirmed_write(compile_with: Any
         "step 7 calls write tool `extend_rental` on a path with no confirmation ask before it, "
         'which the rule "Get the customer\'s explicit yes before you extend a rental." requires'
     )
-    [line] = [line for line in run.result.stdout.splitlines() if "[unconfirmed_write]" in line]
-    # the step is named once, not "step 7: step 7 calls ..."
-    assert line.startswith(f"error: rentals/rentals.md: rentals {message}")
+    [line] = [line for line in run.result.stdout.splitlines() if "unconfirmed_write:" in line]
+    # listed under its routine, the step named once, not "step 7: step 7 calls ..."
+    assert "rentals/rentals (rentals/rentals.md)" in run.result.stdout
+    assert line.startswith(f"  error unconfirmed_write: {message}")
     assert "step 7: step 7" not in run.requests[-1].body["messages"][-1]["content"]
     # The model was told, and given both repair attempts, before sopc reported it.
     assert len(run.requests) == 3
@@ -407,8 +408,8 @@ def test_an_argument_from_an_undeclared_slot_is_an_unknown_slot(compile_with: An
     run = compile_with(with_unknown_slot())
 
     assert run.result.exit_code == 1, run.result.output
-    [line] = [line for line in run.result.stdout.splitlines() if "[unknown_slot]" in line]
-    assert line.startswith("error: rentals/rentals.md: rentals step 2:")
+    [line] = [line for line in run.result.stdout.splitlines() if "unknown_slot:" in line]
+    assert line.startswith("  error unknown_slot: step 2:")
     assert (
         "argument `rental_id` takes slot `booking_ref`, which is not in the routine's collect list"
         in line

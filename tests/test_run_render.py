@@ -94,7 +94,7 @@ def test_text_summary(capsys: pytest.CaptureFixture[str]) -> None:
     assert "billing/refunds.md" in out and "shipping/lost.md" in out  # paths are never cut
     assert "failed: shipping/lost.md: lost-2: server returned 503" in out
     assert "unreadable: bad.pdf: the PDF is encrypted" in out
-    assert "error: shipping/lost.md: lost step 2: goes to step 9" in out
+    assert "error dangling_target: step 2: goes to step 9" in out
     assert "edited: generated_routines/routines/billing/refunds.md: hand-edited" in out
     assert "\x1b[" not in out  # NO_COLOR (set by conftest) and not a terminal
 
@@ -193,7 +193,8 @@ def test_text_summary_prints_markup_in_sop_and_model_text_literally(
     out = capsys.readouterr().out
     assert "backend: openai (base URL [/] set), model m[/i]" in out
     assert "would generate [red]agent/p[/]: ~12 prompt tokens" in out
-    assert f"error: s.md: r[/] step [b]2: {hostile} [dangling_target]" in out
+    assert "[red]agent/p[/] (s.md)" in out
+    assert f"  error dangling_target: step [b]2: {hostile}" in out
     assert "failed: s.md: q[/]: e[/]" in out
     assert "edited: x[/].md: d [/]" in out
 

@@ -339,7 +339,8 @@ def test_warnings() -> None:
     warnings = {(i.code, i.step_id) for i in issues if i.severity == "warning"}
     assert ("proposed_tool", "3b") in warnings
     assert ("write_without_approval", "3b") in warnings  # create_ticket: write, no approval
-    assert ("open_question", None) in warnings
+    infos = {(i.code, i.step_id) for i in issues if i.severity == "info"}
+    assert ("open_question", None) in infos  # shown, never failing --strict
     assert ("write_without_approval", "3a") not in warnings  # issue_refund needs approval
 
 

@@ -226,7 +226,8 @@ def test_a_routine_using_every_field_is_clean_and_fully_covered() -> None:
         catalog=CATALOG,
         settings=Settings(),
     )
-    assert [i.code for i in report.issues] == ["write_without_approval"]
+    # the write has a confirm ask before it on every path: no write_without_approval
+    assert [i.code for i in report.issues] == []
     assert report.coverage == 1.0
 
 

@@ -10,9 +10,24 @@ from sop_compiler.config import Settings
 from sop_compiler.emit._env import render
 from sop_compiler.emit._plan import Triage, plan_network, routine_paths, title_of
 from sop_compiler.escape import mermaid_label, one_line
-from sop_compiler.models import TERMINAL_KINDS, Routine, Step, ValidationReport
+from sop_compiler.models import TERMINAL_KINDS, Issue, Routine, Step, ValidationReport
+from sop_compiler.paths import enumerate_paths
 
 __all__ = ["render_review", "routine_flowchart"]
+
+
+_SHOWN_PATHS = 40  # paths listed per routine; the count says when there are more
+
+
+@dataclass(frozen=True)
+class _StepRow:
+    """One step as the review shows it: what it does and the SOP text it comes from."""
+
+    id: str
+    kind: str
+    text: str
+    where: str  # file and page or paragraph; "" when the step cites nothing
+    quote: str
 
 
 @dataclass(frozen=True)
@@ -26,11 +41,28 @@ class _Entry:
     steps: int
     errors: list[str]
     warnings: list[str]
-    issues: list[tuple[str, str, str, str]]  # severity, code, step, message
+    infos: list[str]
+    issues: list[tuple[str, str, str, str, str]]  # severity, code, step, message, quote
     coverage: str
     flowchart: list[str]
-    sources: list[tuple[str, str, str]]  # step, location, quote
+    rows: list[_StepRow]
+    added: list[_StepRow]  # steps that cite no SOP text: the compiler added them
+    paths: list[str]
+    more_paths: bool
     uncovered: list[str]  # the SOP rules no step, rule or fact cites
+
+
+@dataclass(frozen=True)
+class _AgentCount:
+    """One agent's line in the index."""
+
+    name: str
+    routines: int
+    steps: int
+    errors: int
+    warnings: int
+    infos: int
+    added: int
 
 
 def render_review(
@@ -50,6 +82,9 @@ def render_review(
     deployed = [r for r in routines if f"{r.agent}/{r.id}" not in not_deployed]
     network = plan_network(deployed, settings)
     names = {group: s.name for s in plan.specialists for group in s.groups}
+    siblings: dict[str, dict[str, Routine]] = {}
+    for routine in routines:
+        siblings.setdefault(routine.agent, {})[routine.id] = routine
     entries = []
     for routine in sorted(routines, key=lambda r: (names.get(r.agent, r.agent), r.id)):
         # Keyed `<agent>/<id>` (ids are unique only within an agent); plain ids still accepted.
@@ -57,25 +92,37 @@ def render_review(
             routine.id, ValidationReport(routine_id=routine.id)
         )
         md_path, json_path = routine_paths(routine)
+        rows = _step_rows(routine)
+        found = enumerate_paths(routine, routines=siblings[routine.agent], limit=_SHOWN_PATHS)
         entries.append(
             _Entry(
                 routine=routine,
                 agent=names.get(routine.agent, title_of(routine.agent)),
                 md_link=quote(md_path),
                 json_link=quote(json_path),
-                steps=len(routine.walk()),
+                steps=len(rows),
                 errors=[issue.code for issue in report.errors],
                 warnings=[issue.code for issue in report.warnings],
+                infos=[issue.code for issue in report.issues if issue.severity == "info"],
                 issues=[
-                    (issue.severity, issue.code, issue.step_id or "", issue.message)
-                    for issue in report.issues
+                    (
+                        issue.severity,
+                        issue.code,
+                        issue.step_id or "",
+                        issue.message,
+                        one_line(issue.quote or ""),
+                    )
+                    for issue in sorted(report.issues, key=_issue_order)
                 ],
                 coverage=f"{report.coverage:.0%}" if report.coverage is not None else "n/a",
                 flowchart=routine_flowchart(routine),
-                sources=_sources(routine),
+                rows=rows,
+                added=[row for row in rows if not row.where],
+                paths=[path.describe() for path in found.paths],
+                more_paths=not found.complete,
                 uncovered=[
                     issue.message.split(": ", 1)[-1]
-                    for issue in report.warnings
+                    for issue in report.issues
                     if issue.code == "dropped_rule"
                 ],
             )
@@ -84,6 +131,7 @@ def render_review(
         "REVIEW.md": render(
             "review.md.j2",
             entries=entries,
+            agents=_agent_counts(entries),
             failures=sorted(failures.items()),
             not_deployed=sorted(not_deployed.items()),
             network=_network_graph(network.top) if network.specialists else [],
@@ -91,19 +139,46 @@ def render_review(
     }
 
 
-def _sources(routine: Routine) -> list[tuple[str, str, str]]:
+_SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+
+
+def _issue_order(issue: Issue) -> tuple[int, str, str]:
+    return (_SEVERITY_ORDER.get(issue.severity, 3), issue.code, issue.step_id or "")
+
+
+def _agent_counts(entries: list[_Entry]) -> list[_AgentCount]:
+    """Per agent: routines, steps, issues by severity, steps the compiler added."""
+    by_agent: dict[str, list[_Entry]] = {}
+    for entry in entries:
+        by_agent.setdefault(entry.agent, []).append(entry)
+    return [
+        _AgentCount(
+            name=name,
+            routines=len(group),
+            steps=sum(e.steps for e in group),
+            errors=sum(len(e.errors) for e in group),
+            warnings=sum(len(e.warnings) for e in group),
+            infos=sum(len(e.infos) for e in group),
+            added=sum(len(e.added) for e in group),
+        )
+        for name, group in by_agent.items()
+    ]
+
+
+def _step_rows(routine: Routine) -> list[_StepRow]:
     rows = []
     for step in routine.walk():
         if step.source is None:
-            if step.kind not in TERMINAL_KINDS:
-                rows.append((step.id, "**no source**: not in the SOP", ""))
+            rows.append(_StepRow(step.id, step.kind, one_line(step.text), "", ""))
             continue
         where = step.source.file or routine.source.file
         if step.source.page is not None:
             where += f" p.{step.source.page}"
         elif step.source.paragraph is not None:
             where += f" ¶{step.source.paragraph}"
-        rows.append((step.id, where, step.source.quote))
+        rows.append(
+            _StepRow(step.id, step.kind, one_line(step.text), where, one_line(step.source.quote))
+        )
     return rows
 
 
@@ -180,7 +255,7 @@ def routine_flowchart(routine: Routine) -> list[str]:
         elif step.kind == "switch" and step.switch is not None:
             for case in step.switch.cases:
                 edge = mermaid_label(one_line(case.when)[:40])
-                lines.append(f"{node} -->|{edge[1:-1]}| {target(case.goto)}")
+                lines.append(f"{node} -->|{edge}| {target(case.goto)}")
             otherwise = step.switch.default or following
             if otherwise:
                 lines.append(f"{node} -->|otherwise| {target(otherwise)}")

@@ -12,7 +12,15 @@ from sop_compiler.errors import InputError
 from sop_compiler.ingest.base import SUFFIXES, Reader, Source, get_reader
 from sop_compiler.models import Document, Notice
 
-__all__ = ["Reader", "Source", "discover", "discover_sources", "ingest", "sniff_format"]
+__all__ = [
+    "Reader",
+    "Source",
+    "discover",
+    "discover_sources",
+    "has_sop_files",
+    "ingest",
+    "sniff_format",
+]
 
 # Files that live beside SOPs but are not SOPs.
 _NOT_SOPS = {"tools.yaml", "tools.yml", "tools.json", "sopc.toml", "readme.md"}
@@ -30,6 +38,16 @@ def discover(
     """
     found, skipped = discover_sources(root, exclude=exclude)
     return [path for path, _ in found], skipped
+
+
+def has_sop_files(root: Path, *, exclude: Path | None = None) -> bool:
+    """Whether `discover` would find an SOP file in a folder; stops at the first one."""
+    root = root.resolve()
+    walk = _Walk(str(root), first_only=True)
+    if exclude is not None and exclude.resolve() != root:
+        walk.seen.add(str(exclude.resolve()))
+    walk.folder(root, str(root), "")
+    return bool(walk.found)
 
 
 def discover_sources(
@@ -57,8 +75,9 @@ def discover_sources(
 class _Walk:
     """Depth-first, sorted, like `os.walk(followlinks=True)`, keeping relative names as it goes."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, *, first_only: bool = False) -> None:
         self.root = root
+        self.first_only = first_only  # stop at the first SOP file found
         self.prefix = root.rstrip(os.sep) + os.sep
         self.seen: set[str] = set()
         # (path, path relative to root as listed, real path relative to root)
@@ -74,6 +93,8 @@ class _Walk:
         return real[len(self.prefix) :].replace(os.sep, "/")
 
     def folder(self, here: Path, real: str, listed: str) -> None:
+        if self.first_only and self.found:
+            return
         real_rel = self._inside(real)
         if real in self.seen or real_rel is None:
             if real_rel is None:
@@ -117,6 +138,8 @@ class _Walk:
             suffix = name[dot:] if 0 < dot < len(name) - 1 else ""  # as Path.suffix
             if suffix.lower() in SUFFIXES:
                 self.found.append((path, f"{listed}/{name}" if listed else name, source))
+                if self.first_only:
+                    return
             else:
                 self.skipped.append((path, f"unsupported file type {suffix or '(none)'}"))
         for name, is_link in folders:

@@ -448,6 +448,13 @@ def assign_ids(sop: PlannedSop, used: set[str]) -> list[str]:
     return taken
 
 
+def _under(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path.name
+
+
 def start_plan(
     sops: Path,
     *,
@@ -464,6 +471,8 @@ def start_plan(
 ) -> Plan:
     """Find and hash every SOP (cheap); `plan.stream()` then decides them in source order."""
     found, skipped = discover_sources(sops, exclude=out)
+    if sops.is_file():  # one file keeps its place under the SOP root: its folder's agent group
+        found = [(path, _under(path, root)) for path, _ in found]
     agents = sorted({agent_for(source, settings) for _, source in found})
     keys = Keys.compute(
         settings=settings,

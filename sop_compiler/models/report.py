@@ -7,7 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Severity = Literal["error", "warning"]
+# error: the routine is wrong (never deployed); warning: it may be (fails `--strict`);
+# info: shown to the reviewer, never a failure (an open question the SOP leaves open).
+Severity = Literal["error", "warning", "info"]
 
 
 class Issue(BaseModel):
@@ -22,6 +24,9 @@ class Issue(BaseModel):
     routine_id: str
     step_id: str | None = None
     message: str
+    quote: str | None = Field(
+        default=None, description="The SOP text the step or rule in question cites, if any."
+    )
 
     def located(self) -> str:
         """The message with its step in front, once ("step 7: ..." or "step 7 calls ...")."""

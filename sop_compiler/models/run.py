@@ -23,6 +23,10 @@ class InspectResult(_Model):
     procedures: list[Procedure] = Field(default_factory=list)
     error: str | None = None
     sections: list[SectionClass] = Field(default_factory=list)
+    steps: dict[str, int] = Field(
+        default_factory=dict,
+        description="Steps the offline compiler writes for each procedure, by procedure id.",
+    )
 
 
 class ProcedureOutcome(_Model):

@@ -12,12 +12,14 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
+from sop_compiler.catalog import sop_root
 from sop_compiler.clean import clean
 from sop_compiler.config import Settings
 from sop_compiler.errors import ConfigError, ExitCode, InputError
 from sop_compiler.escape import terminal_text
 from sop_compiler.generate import Backend
-from sop_compiler.ingest import discover, ingest
+from sop_compiler.ingest import discover, has_sop_files, ingest
+from sop_compiler.ingest.base import SUFFIXES
 from sop_compiler.lock import (
     ChosenBackend,
     CleanRun,
@@ -38,6 +40,7 @@ from sop_compiler.models import (
     Procedure,
     RunResult,
     SopOutcome,
+    ToolCatalog,
     Usage,
 )
 from sop_compiler.pipeline._build import _Build
@@ -86,9 +89,11 @@ def read_procedures(path: Path, *, root: Path, settings: Settings) -> InspectRes
 
 def inspect_path(path: Path, *, settings: Settings) -> list[InspectResult]:
     """What sopc understood of a file, or of every SOP file in a folder."""
-    root = path.resolve() if path.is_dir() else path.resolve().parent
+    from sop_compiler.catalog import load_catalog
+
     if not path.exists():
         raise InputError("no such file or folder", path=path)
+    root = sop_root(path)
     files, skipped = discover(path)
     results = [read_procedures(file, root=root, settings=settings) for file in files]
     results += [
@@ -100,7 +105,20 @@ def inspect_path(path: Path, *, settings: Settings) -> list[InspectResult]:
         )
         for p, why in skipped
     ]
+    _count_steps(results, catalog=load_catalog(settings.tools, sop_root=root))
     return sorted(results, key=lambda r: r.source)
+
+
+def _count_steps(results: list[InspectResult], *, catalog: ToolCatalog) -> None:
+    """The steps the offline compiler writes for each procedure: what `compile` finds offline."""
+    from sop_compiler.generate.offline import build_draft
+    from sop_compiler.models.routine import walk_steps
+
+    for result in results:
+        agents = tuple(sorted({procedure.agent for procedure in result.procedures}))
+        for procedure in result.procedures:
+            draft = build_draft(procedure, catalog=catalog, agents=agents)
+            result.steps[procedure.id] = sum(1 for _ in walk_steps(draft.steps))
 
 
 def compile_folder(
@@ -134,7 +152,7 @@ def compile_folder(
 
     if not sops.exists():
         raise InputError("no such file or folder", path=sops)
-    root = sops.resolve() if sops.is_dir() else sops.resolve().parent
+    root = sop_root(sops)
     out = settings.output
     if sops.is_dir() and out.resolve() == root:
         raise ConfigError(
@@ -143,6 +161,12 @@ def compile_folder(
             hint="give another folder with -o (a sub-folder such as -o sops/out is passed over)",
         )
     writes = not (check or dry_run)
+    if not check and sops.is_dir() and not has_sop_files(sops, exclude=out):
+        raise InputError(
+            "no SOP files in this folder: nothing was compiled or written",
+            path=sops,
+            hint=f"sopc reads {', '.join(sorted(SUFFIXES))} files, in sub-folders too",
+        )
     if not writes:
         catalog = load_catalog(settings.tools, sop_root=root)
     guard = run_lock(out, timeout=lock_timeout) if writes else contextlib.nullcontext()

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from sop_compiler.diff import RoutineChange, RoutineSetDiff, StepChange, counts
 from sop_compiler.escape import md_cell, md_text
+from sop_compiler.render.run import append_summary, plural
 
 __all__ = ["diff_markdown", "render_diff"]
 
@@ -11,11 +15,16 @@ _MAX_CELL = 160  # a table cell is a glance, not the whole step: the routine fil
 
 
 def render_diff(diff: RoutineSetDiff, *, fmt: str) -> None:
-    """Print the diff as Markdown (default) or JSON."""
+    """Print the diff as Markdown (`text`, default) or JSON; `github` also adds it to the job
+    summary (`$GITHUB_STEP_SUMMARY`)."""
     if fmt == "json":
         print(diff.model_dump_json(indent=2))
-    else:
-        print(diff_markdown(diff), end="")
+        return
+    text = diff_markdown(diff)
+    print(text, end="")
+    summary = os.environ.get("GITHUB_STEP_SUMMARY") if fmt == "github" else None
+    if summary:
+        append_summary(Path(summary), text)
 
 
 def _cell(text: str | None) -> str:
@@ -88,7 +97,9 @@ def diff_markdown(diff: RoutineSetDiff) -> str:
     total = counts(diff)
     lines = [f"## Routine changes: {_code(diff.old)} → {_code(diff.new)}", ""]
     if not (diff.added or diff.removed or diff.changed or diff.unreadable):
-        return "\n".join([*lines, f"No routine changes ({diff.unchanged} routines unchanged).", ""])
+        return "\n".join(
+            [*lines, f"No routine changes ({plural(diff.unchanged, 'routine')} unchanged).", ""]
+        )
     headline = [
         f"{total['added']} added",
         f"{total['removed']} removed",
@@ -107,7 +118,8 @@ def diff_markdown(diff: RoutineSetDiff) -> str:
         if refs:
             lines += [f"### {label} routines", ""]
             lines += [
-                f"- {_code(ref.agent + '/' + ref.id)}: {md_text(ref.title)} ({ref.steps} steps)"
+                f"- {_code(ref.agent + '/' + ref.id)}: {md_text(ref.title)} "
+                f"({plural(ref.steps, 'step')})"
                 for ref in refs
             ]
             lines.append("")

@@ -25,6 +25,7 @@ from sop_compiler.models import (
     Quote,
     Table,
 )
+from sop_compiler.render.run import annotation
 
 __all__ = ["render_inspect"]
 
@@ -35,7 +36,10 @@ _TABLE_ROWS = 5
 
 
 def render_inspect(results: list[InspectResult], *, fmt: str) -> None:
-    """Print inspect results: one JSON document (`fmt="json"`) or rich text; errors go to stderr."""
+    """Print inspect results: one JSON document (`fmt="json"`) or rich text; errors go to stderr.
+
+    `github` is the text with an error annotation per file that could not be read.
+    """
     ordered = sorted(results, key=lambda result: result.source)
     if fmt == "json":
         payload = [_as_json(result) for result in ordered]
@@ -49,6 +53,8 @@ def render_inspect(results: list[InspectResult], *, fmt: str) -> None:
     for result in ordered:
         if result.error:
             print(f"error: {_error_line(result)}", file=sys.stderr)
+            if fmt == "github":
+                print(annotation("error", result.source, "sopc: unreadable SOP", result.error))
 
 
 def _error_line(result: InspectResult) -> str:
@@ -69,6 +75,7 @@ def _as_json(result: InspectResult) -> dict[str, Any]:
                 "heading_path": procedure.heading_path,
                 "blocks": [block.id for block in procedure.blocks],
                 "context": [block.id for block in procedure.context],
+                "steps": result.steps.get(procedure.id),
             }
             for procedure in result.procedures
         ],
@@ -211,13 +218,13 @@ def _print_document(console: Console, result: InspectResult) -> None:
         console.print(removed)
 
     found = RichTable(title=Text("Procedures"), title_justify="left")
-    for column in ("id", "title", "steps", "blocks"):
+    for column in ("id", "title", "steps (offline)", "blocks"):
         found.add_column(column, overflow="fold")
     for procedure in procedures:
         found.add_row(
             Text(procedure.id),
             Text(procedure.title),
-            Text(str(_step_count(procedure))),
+            Text(str(result.steps.get(procedure.id, _step_count(procedure)))),
             Text(str(len(procedure.blocks))),
         )
     console.print(found)

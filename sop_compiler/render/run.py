@@ -9,9 +9,10 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sop_compiler.errors import OutputError
 from sop_compiler.escape import terminal_text
@@ -20,7 +21,15 @@ from sop_compiler.models import Issue, RunResult, SopOutcome, StaleEntry
 if TYPE_CHECKING:
     from rich.progress import ProgressColumn, Task
 
-__all__ = ["markdown_summary", "progress", "render_run", "stop_note"]
+__all__ = [
+    "annotation",
+    "append_summary",
+    "markdown_summary",
+    "plural",
+    "progress",
+    "render_run",
+    "stop_note",
+]
 
 _FULL_TABLE = 50  # above this many SOPs, the text table lists only the SOPs that need attention
 # A fatal backend error travels in RunResult.notes (so JSON carries it) in this one shape; the
@@ -98,20 +107,24 @@ def _tokens_column(tokens: Callable[[], int]) -> ProgressColumn:
     return TokensColumn()
 
 
-def render_run(result: RunResult, *, fmt: str) -> None:
-    """Print the run: `text` (rich summary), `json` (RunResult) or `github` (annotations)."""
+def render_run(result: RunResult, *, fmt: str, quiet: bool = False, strict: bool = False) -> None:
+    """Print the run: `text` (rich summary), `json` (RunResult) or `github` (annotations).
+
+    The text summary lists every issue under its routine (`quiet`: counts only), says with
+    `strict` which warnings made the run fail, and ends with where to look next.
+    """
     if fmt == "json":
         print(result.model_dump_json(indent=2))
         return
     if fmt == "github":
         _annotations(result)
-    _text(result)
+    _text(result, quiet=quiet, strict=strict)
     summary = os.environ.get("GITHUB_STEP_SUMMARY") if fmt == "github" else None
     if summary:  # last: a summary file that cannot be written must not hide the run's results
-        _append_summary(Path(summary), markdown_summary(result))
+        append_summary(Path(summary), markdown_summary(result))
 
 
-def _append_summary(path: Path, text: str) -> None:
+def append_summary(path: Path, text: str) -> None:
     """Append to the job summary file; a path that cannot take it is the runner's setup error."""
     try:
         with path.open("a", encoding="utf-8") as handle:
@@ -138,10 +151,15 @@ def _counts(sop: SopOutcome) -> tuple[int, int, int, int, int, int, int]:
     )
 
 
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """`1 routine`, `2 routines` (`many` for irregular plurals)."""
+    return f"{count} {noun if count == 1 else many or noun + 's'}"
+
+
 def _headline(result: RunResult) -> str:
     procs = [p for sop in result.sops for p in sop.procedures]
     unreadable = sum(sop.status == "input_error" for sop in result.sops)
-    parts = [f"{len(result.sops)} SOPs", f"{len(procs)} routines"]
+    parts = [plural(len(result.sops), "SOP"), plural(len(procs), "routine")]
     for status in ("generated", "unchanged", "would_generate", "failed"):
         n = sum(p.status == status for p in procs)
         if n:
@@ -149,11 +167,99 @@ def _headline(result: RunResult) -> str:
     if unreadable:
         parts.append(f"{unreadable} unreadable")
     if result.command == "compile" and not result.dry_run:
-        parts.append(f"{len(result.written)} files written")
+        parts.append(f"{plural(len(result.written), 'file')} written")
     return ", ".join(parts)
 
 
-def _text(result: RunResult) -> None:
+_ORDER = {"error": 0, "warning": 1, "info": 2}
+_STYLE = {"error": "red", "warning": "yellow", "info": "cyan"}
+_QUOTE = 120  # characters of the SOP quote shown under an issue
+
+
+def _issue_lines(result: RunResult) -> list[tuple[str, list[Issue]]]:
+    """(`<agent>/<routine> (<sop>)`, its issues: errors, then warnings, then info, by code)."""
+    groups = []
+    for sop in result.sops:
+        for proc in sop.procedures:
+            if proc.issues:
+                issues = sorted(
+                    proc.issues, key=lambda i: (_ORDER.get(i.severity, 3), i.code, i.step_id or "")
+                )
+                name = f"{proc.agent}/{proc.procedure_id}" if proc.agent else proc.procedure_id
+                groups.append((terminal_text(f"{name} ({sop.source})"), issues))
+    return groups
+
+
+def _print_issues(console: Any, result: RunResult, *, quiet: bool) -> None:
+    from rich.markup import escape
+
+    groups = _issue_lines(result)
+    if not groups:
+        return
+    totals = Counter(i.severity for _, issues in groups for i in issues)
+    counted = ", ".join(
+        plural(totals[level], level, "info" if level == "info" else None)
+        for level in ("error", "warning", "info")
+        if totals[level]
+    )
+    if quiet:
+        codes = Counter((i.severity, i.code) for _, issues in groups for i in issues)
+        listed = ", ".join(
+            f"{code} {n}"
+            for (_, code), n in sorted(codes.items(), key=lambda x: (_ORDER[x[0][0]], x[0][1]))
+        )
+        console.print(f"issues: {counted} ({escape(listed)})")
+        return
+    console.print(f"\nissues by routine ({counted}; --quiet shows counts only):")
+    for name, issues in groups:
+        console.print(f"\n[bold]{escape(name)}[/]")
+        for issue in issues:
+            level = f"[{_STYLE.get(issue.severity, 'white')}]{issue.severity}[/]"
+            console.print(f"  {level} {escape(issue.code)}: {escape(issue.located())}")
+            if issue.quote:
+                quote = " ".join(issue.quote.split())
+                quote = quote if len(quote) <= _QUOTE else quote[: _QUOTE - 1] + "…"
+                console.print(f'      SOP: "{escape(quote)}"')
+
+
+def _strict_verdict(result: RunResult) -> str | None:
+    """Which warnings fail a `--strict` run, or None when none do."""
+    warnings = [
+        (proc, issue)
+        for sop in result.sops
+        for proc in sop.procedures
+        for issue in proc.issues
+        if issue.severity == "warning"
+    ]
+    if not warnings:
+        return None
+    codes = Counter(issue.code for _, issue in warnings)
+    routines = {f"{proc.agent}/{proc.procedure_id}" for proc, _ in warnings}
+    listed = ", ".join(f"{code} ({n})" for code, n in sorted(codes.items()))
+    return (
+        f"--strict: {plural(len(warnings), 'warning')} in {plural(len(routines), 'routine')} "
+        f"fail the run: {listed}"
+    )
+
+
+def _next_steps(result: RunResult) -> list[str]:
+    """Where to look after a run: the review page, the network, the CI command."""
+    out = result.output_dir or "generated_routines"
+    sops = result.sops_dir or "sops"
+    if result.command == "check":
+        if result.stale:
+            return [f"next: sopc compile {sops} -o {out} brings the outputs up to date"]
+        return []
+    if result.dry_run or not result.sops:
+        return []
+    return [
+        f"next: read {out}/REVIEW.md (each routine with its rules, steps, sources and issues);",
+        f"      the agents are in {out}/agent_network/ (README: 'Running the generated agents');",
+        f"      in CI, `sopc check {sops} -o {out}` fails when the outputs are stale.",
+    ]
+
+
+def _text(result: RunResult, *, quiet: bool = False, strict: bool = False) -> None:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -221,11 +327,7 @@ def _text(result: RunResult) -> None:
                     f"would generate {escape(proc.agent)}/{escape(proc.procedure_id)}: "
                     f"~{proc.estimated_prompt_tokens} prompt tokens"
                 )
-            for issue in proc.issues:
-                if issue.severity == "error":
-                    console.print(
-                        f"[red]error:[/] {escape(sop.source)}: {escape(_issue_text(issue))}"
-                    )
+    _print_issues(console, result, quiet=quiet)
     for entry in result.stale:
         console.print(
             f"[red]{escape(entry.reason)}:[/] {escape(_stale_path(result, entry))}: "
@@ -236,9 +338,16 @@ def _text(result: RunResult) -> None:
     verdict = _headline(result)
     if result.command == "check":
         verdict += (
-            "; outputs are current" if not result.stale else f"; {len(result.stale)} problems"
+            "; outputs are current"
+            if not result.stale
+            else f"; {plural(len(result.stale), 'problem')}"
         )
     console.print(escape(verdict))
+    failing = _strict_verdict(result) if strict else None
+    if failing:
+        console.print(f"[red]{escape(failing)}[/]")
+    for line in _next_steps(result):
+        console.print(escape(line))
     stderr = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
     for error, hint in filter(None, map(_stop, result.notes)):
         stderr.print(f"[red]error:[/] {escape(error)}")
@@ -262,7 +371,8 @@ def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def _annotation(level: str, path: str | None, title: str, message: str) -> str:
+def annotation(level: str, path: str | None, title: str, message: str) -> str:
+    """One GitHub workflow command (`::error file=...,title=...::message`), escaped."""
     where = f"file={_escape_property(path)}," if path is not None else ""
     where += f"title={_escape_property(title)}"
     return f"::{level} {where}::{_escape_data(message)}"
@@ -276,26 +386,26 @@ def _annotations(result: RunResult) -> None:
             result, StaleEntry(path=sop.source, where="sops", reason="stale", detail="")
         )
         if sop.error:
-            lines.append(_annotation("error", path, "sopc: unreadable SOP", sop.error))
+            lines.append(annotation("error", path, "sopc: unreadable SOP", sop.error))
         for proc in sop.procedures:
             if proc.status == "failed":
                 lines.append(
-                    _annotation(
+                    annotation(
                         "error", path, f"sopc: {proc.procedure_id} not generated", proc.error or ""
                     )
                 )
             for issue in proc.issues:
-                level = "error" if issue.severity == "error" else "warning"
-                lines.append(_annotation(level, path, f"sopc {issue.code}", _issue_text(issue)))
+                level = {"error": "error", "warning": "warning"}.get(issue.severity, "notice")
+                lines.append(annotation(level, path, f"sopc {issue.code}", _issue_text(issue)))
     for entry in result.stale:
         lines.append(
-            _annotation(
+            annotation(
                 "error", _stale_path(result, entry), f"sopc check: {entry.reason}", entry.detail
             )
         )
     for error, hint in filter(None, map(_stop, result.notes)):  # the whole run, not one file
         message = f"{error}\nhint: {hint}"
-        lines.append(_annotation("error", None, "sopc: generation stopped", message))
+        lines.append(annotation("error", None, "sopc: generation stopped", message))
     for line in lines:
         print(line)
 
