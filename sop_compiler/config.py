@@ -26,7 +26,7 @@ __all__ = ["AgentSettings", "BackendName", "Limits", "Settings", "agent_group_fo
 
 BackendName = Literal["auto", "offline", "openai", "fake"]
 # Settings that name files: relative values in a settings file mean "relative to that file".
-_PATH_SETTINGS = ("output", "tools", "cache_dir")
+_PATH_SETTINGS = ("output", "tools", "cache_dir", "scenarios")
 
 
 class Limits(BaseModel):
@@ -107,6 +107,10 @@ class Settings(BaseModel):
     ocr: Literal["auto", "off", "rapidocr", "tesseract"] = "auto"
     agents: dict[str, AgentSettings] = Field(default_factory=dict)
     limits: Limits = Field(default_factory=Limits)
+    scenarios: Path | None = Field(
+        default=None,
+        description="Folder of eval scenarios (`<agent>/<routine id>.yaml`); default `<sops>/scenarios`.",
+    )
 
     @field_validator("base_url")
     @classmethod

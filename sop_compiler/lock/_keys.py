@@ -43,6 +43,7 @@ _NOT_OUTPUT_SETTINGS = frozenset(
         "structured_output",
         "repair_attempts",
         "vision",
+        "scenarios",  # eval inputs: no compiled output depends on them
     }
 )
 
