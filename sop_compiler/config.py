@@ -109,7 +109,7 @@ class Settings(BaseModel):
     limits: Limits = Field(default_factory=Limits)
     scenarios: Path | None = Field(
         default=None,
-        description="Folder of eval scenarios (`<agent>/<routine id>.yaml`); default `<sops>/scenarios`.",
+        description="Eval scenarios (`<agent>/<routine id>.yaml`); default `<sops>/scenarios`.",
     )
 
     @field_validator("base_url")

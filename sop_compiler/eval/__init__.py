@@ -1,10 +1,10 @@
 """eval: scenarios that prove a routine does what its SOP says (`sopc eval`, `sopc scenarios`).
 
-    scenario.py   the scenario format (YAML, one file per routine) and its loader
-    interpret.py  the routine interpreter: one walk per path; `explore` walks every path
-    evaluate.py   deterministic eval: replay reviewed scenarios, compare, count covered paths
-    draft.py      draft scenarios, one per path, never over reviewed ones
-    report.py     the terminal table, JSON and JUnit XML
+scenario.py   the scenario format (YAML, one file per routine) and its loader
+interpret.py  the routine interpreter: one walk per path; `explore` walks every path
+evaluate.py   deterministic eval: replay reviewed scenarios, compare, count covered paths
+draft.py      draft scenarios, one per path, never over reviewed ones
+report.py     the terminal table, JSON and JUnit XML
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ __all__ = [
 
 
 def scenarios_folder(sops: Path, settings: Settings) -> Path:
-    """Where the scenarios of an SOP folder live: the `scenarios` setting, else `<sops>/scenarios`."""
+    """The scenario folder: the `scenarios` setting, else `<sops>/scenarios`."""
     if settings.scenarios is not None:
         return settings.scenarios
     return (sops if sops.is_dir() else sops.parent) / "scenarios"

@@ -101,7 +101,8 @@ def _draft(routine: Routine, trace: Trace, writes: list[str]) -> Scenario:
         tool_results=results,
         decisions=[
             Decision(
-                step=choice.step if choice.routine == routine.id
+                step=choice.step
+                if choice.routine == routine.id
                 else f"{choice.routine}/{choice.step}",
                 test=choice.question,
                 take=choice.take,
@@ -224,7 +225,8 @@ def _reviewed_paths(
     except ScenarioError as exc:
         report.errors.append(str(exc))
         return None
-    reviewed = [(s, line) for s, line in zip(loaded.scenarios, loaded.lines, strict=True) if not s.draft]
+    pairs = zip(loaded.scenarios, loaded.lines, strict=True)
+    reviewed = [(scenario, line) for scenario, line in pairs if not scenario.draft]
     walked: set[tuple[Any, ...]] = set()
     for scenario, line in reviewed:
         result, trace = replay(scenario, file=loaded, line=line, routines=routines, catalog=catalog)

@@ -149,7 +149,7 @@ def evaluate(
             if result.status == "passed" and trace is not None:
                 covered.setdefault((loaded.agent, loaded.routine), set()).add(path_key(trace))
     for key in sorted(routines):
-        done, stuck = explore(routines[key], routines=routines)
+        done, _ = explore(routines[key], routines=routines)
         seen = covered.get(key, set())
         missing = [describe_path(trace) for trace in done if path_key(trace) not in seen]
         report.coverage.append(
@@ -238,11 +238,15 @@ class _ScenarioDecider:
         out = []
         for key, listed in self.pending.items():
             extra = len(listed) - self.used.get(key, 0)
-            if extra > 0:
-                out.append(
-                    f"decision for step {key} was not used: the path "
-                    + ("never reaches it" if key not in self.used else f"reaches it {self.used[key]} time(s), not {len(listed)}")
-                )
+            if extra <= 0:
+                continue
+            reached = self.used.get(key, 0)
+            why = (
+                f"reaches it {reached} time(s), not {len(listed)}"
+                if reached
+                else "never gets there"
+            )
+            out.append(f"decision for step {key} was not used: the path {why}")
         return out
 
 
@@ -335,7 +339,8 @@ def _unknown_names(
     expect = scenario.expect
     for label, agent in (("agent", expect.agent), ("handoff agent", _handoff_to(scenario))):
         if agent is not None and agent_key(agent) not in keys:
-            out.append(f"{label} `{agent}` is no agent of the network ({', '.join(sorted(agents))})")
+            names = ", ".join(sorted(agents))
+            out.append(f"{label} `{agent}` is no agent of the network ({names})")
     for decision in dict.fromkeys(d.step for d in scenario.decisions):
         owner_id, _, step_id = decision.rpartition("/")
         owner = routine if not owner_id else routines.get((routine.agent, owner_id))
@@ -374,8 +379,10 @@ def _compare(
             out.append(f"calls `{tool}`, which must not be called (step {steps})")
     actual = trace.ending
     if actual is not None and not _same_ending(expect.ending.kind, expect.ending.to, actual):
-        wanted = "resolve" if expect.ending.kind == "resolve" else (
-            f"{expect.ending.kind} to {expect.ending.to or '(any)'}"
+        wanted = (
+            "resolve"
+            if expect.ending.kind == "resolve"
+            else (f"{expect.ending.kind} to {expect.ending.to or '(any)'}")
         )
         out.append(
             f"ending: expected {wanted}, actual {render_ending(actual)} (step {actual.step})"

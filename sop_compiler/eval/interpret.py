@@ -207,7 +207,7 @@ def _run_step(
             call_step = caller.order[caller.position]
             caller.goto(call_step.next_step, source=call_step)
             return False
-        kind: EndKind = step.kind  # type: ignore[assignment]
+        kind: EndKind = step.kind
         trace.ending = Ending(kind=kind, target=step.target, routine=routine.id, step=step.id)
         return True
     if step.kind in ("condition", "switch"):
@@ -220,9 +220,7 @@ def _run_step(
             if step.switch is not None
             else ""
         )
-        trace.choices.append(
-            Choice(routine.id, step.id, step.kind, question, take, visit)  # type: ignore[arg-type]
-        )
+        trace.choices.append(Choice(routine.id, step.id, step.kind, question, take, visit))
         frame.goto(_target(step, take), source=step)
         return False
     if step.kind == "call":
@@ -254,7 +252,9 @@ def _run_step(
     return False
 
 
-def _argument(value: Any, slot: str | None, collected: Mapping[str, Any], facts: Mapping[str, Any]) -> Any:
+def _argument(
+    value: Any, slot: str | None, collected: Mapping[str, Any], facts: Mapping[str, Any]
+) -> Any:
     """A literal value, else the slot's value: collected on the path, or known from the facts."""
     if value is not None or slot is None:
         return value
@@ -298,26 +298,29 @@ def explore(
     pending: list[list[str]] = [[]]
     while pending and len(done) + len(stuck) < max_paths:
         prefix = pending.pop()
-        taken: dict[tuple[str, str], set[str]] = {}
-        position = 0
-
-        def decide(owner: Routine, step: Step, visit: int, options: Sequence[str]) -> str:
-            nonlocal position
-            seen = taken.setdefault((owner.id, step.id), set())
-            if position < len(prefix):
-                choice = prefix[position]
-            else:
-                left = [option for option in options if option not in seen]
-                raise _Branch(left)
-            position += 1
-            seen.add(choice)
-            return choice
-
         try:
-            trace = interpret(routine, decide=decide, routines=routines)
+            trace = interpret(routine, decide=_Replay(prefix), routines=routines)
         except _Branch as branch:
             # Depth first in option order: push the last option first.
-            pending.extend(prefix + [option] for option in reversed(branch.options))
+            pending.extend([*prefix, option] for option in reversed(branch.options))
             continue
         (stuck if trace.error else done).append(trace)
     return done, stuck
+
+
+class _Replay:
+    """Takes the ways of `prefix` in turn, then asks to branch on every way not yet taken."""
+
+    def __init__(self, prefix: list[str]) -> None:
+        self.prefix = prefix
+        self.position = 0
+        self.taken: dict[tuple[str, str], set[str]] = {}
+
+    def __call__(self, owner: Routine, step: Step, visit: int, options: Sequence[str]) -> str:
+        seen = self.taken.setdefault((owner.id, step.id), set())
+        if self.position >= len(self.prefix):
+            raise _Branch([option for option in options if option not in seen])
+        choice = self.prefix[self.position]
+        self.position += 1
+        seen.add(choice)
+        return choice

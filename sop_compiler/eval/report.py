@@ -106,9 +106,7 @@ def junit_xml(report: EvalReport) -> str:
             file=result.file, line=str(result.line),
         )  # fmt: skip
         if result.status == "failed":
-            failure = ET.SubElement(
-                case, "failure", message=result.differences[0].splitlines()[0]
-            )
+            failure = ET.SubElement(case, "failure", message=result.differences[0].splitlines()[0])
             failure.text = "\n".join(result.differences)
     if report.errors:
         suite = ET.SubElement(root, "testsuite", name="scenario files")

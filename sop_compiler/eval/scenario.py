@@ -143,7 +143,9 @@ class Expectation(_Model):
             "order, others may come between; any: each of these calls, in any order."
         ),
     )
-    not_called: list[str] = Field(default_factory=list, description="Tools that must not be called.")
+    not_called: list[str] = Field(
+        default_factory=list, description="Tools that must not be called."
+    )
     ending: ExpectedEnding
     category: str | None = Field(
         default=None, description="Ticket category: the last `category` argument of a tool call."
@@ -240,7 +242,9 @@ def load_scenario_file(path: Path, *, shown: str | None = None) -> ScenarioFile:
     if data is None:
         data = []
     if not isinstance(data, list):
-        raise ScenarioError("a scenario file holds a list of scenarios (`- name: ...`)", path=f"{shown}:1")
+        raise ScenarioError(
+            "a scenario file holds a list of scenarios (`- name: ...`)", path=f"{shown}:1"
+        )
     scenarios: list[Scenario] = []
     lines: list[int] = []
     for position, entry in enumerate(data):
