@@ -54,6 +54,9 @@ class DraftReport(BaseModel):
     written: list[str] = Field(default_factory=list, description="Files written or rewritten.")
     removed: list[str] = Field(default_factory=list, description="Draft files no longer needed.")
     unchanged: int = 0
+    complete: int = Field(
+        default=0, description="Routines whose every path has a reviewed scenario."
+    )
     drafts: int = Field(default=0, description="Draft scenarios in the files written.")
     notes: list[str] = Field(default_factory=list)
     errors: list[str] = Field(default_factory=list)
@@ -186,6 +189,7 @@ def draft_scenarios(
                 )
             continue
         if not drafts:
+            report.complete += 1
             if beside.exists():
                 beside.unlink()
                 report.removed.append(_shown(beside, base, scenarios))

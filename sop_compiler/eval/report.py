@@ -146,7 +146,10 @@ def render_drafts(report: DraftReport, *, fmt: str) -> None:
         print(f"removed {terminal_text(path)} (every path has a reviewed scenario)")
     for note in report.notes:
         print(f"note: {terminal_text(note)}")
-    print(
+    summary = (
         f"{report.drafts} draft scenarios in {len(report.written)} files written, "
-        f"{report.unchanged} unchanged; review each against its SOP, then remove `draft: true`"
+        f"{report.unchanged} unchanged, {report.complete} routines with every path reviewed"
     )
+    if report.drafts:
+        summary += "; review each draft against its SOP, then remove `draft: true`"
+    print(summary)
