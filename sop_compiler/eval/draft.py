@@ -71,9 +71,10 @@ def drafts_for(
 ) -> list[Scenario]:
     """One draft scenario per path through `routine` (paths in `skip` left out)."""
     done, _ = explore(routine, routines=routines)
+    used = {step.tool_call.tool for step in routine.walk() if step.tool_call is not None}
     writes = sorted(
         tool
-        for tool in routine.tools_used
+        for tool in used
         if (entry := catalog.get(tool)) is not None and entry.access == "write"
     )
     return [

@@ -441,7 +441,7 @@ def _compare_calls(
     ]
     lines = [f"tool calls ({order}) differ:"]
     lines += [
-        f"  {line}"
+        f"  {line[:1]} {line[1:]}"
         for line in difflib.unified_diff(wanted, got, "expected", "actual", lineterm="", n=99)
         if not line.startswith(("---", "+++", "@@"))
     ]
