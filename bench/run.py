@@ -51,7 +51,7 @@ class Row:
 
 
 ROWS: list[Row] = []
-SECTIONS = ("pdf", "docx", "memory", "noop", "model", "startup")
+SECTIONS = ("pdf", "docx", "memory", "noop", "model", "startup", "eval")
 _section = ""
 
 
@@ -655,7 +655,7 @@ def main() -> None:
         "--setup", action="store_true", help="create the competitors' virtualenv and exit"
     )
     parser.add_argument(
-        "--only", default="", help="comma-separated subset: pdf,docx,memory,noop,model,startup"
+        "--only", default="", help="comma-separated subset: " + ",".join(SECTIONS)
     )
     args = parser.parse_args()
     if args.setup:
@@ -690,6 +690,10 @@ def main() -> None:
             bench_model(200, 0.3, [1, 4, 16, 64])
     if wanted("startup"):
         bench_startup(3 if quick else 10)
+    if wanted("eval"):
+        from eval_bench import bench_eval
+
+        bench_eval(50 if quick else 1000, report)
     if args.write:
         write_markdown(REPO / "BENCHMARKS.md", quick)
     missed = [row.benchmark for row in ROWS if row.met is False]
