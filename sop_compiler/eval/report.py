@@ -62,6 +62,11 @@ def render_eval(report: EvalReport, *, fmt: str) -> None:
             for difference in result.differences:
                 for line in difference.splitlines():
                     console.print(f"    {terminal_text(line)}", markup=False)
+    if not report.results and not report.errors:
+        print(
+            "note: no reviewed scenarios: nothing is proven (draft them with `sopc scenarios`)",
+            file=sys.stderr,
+        )
     console.print(_sentence(report), markup=False)
 
 

@@ -231,8 +231,7 @@ def load_scenario_file(path: Path, *, shown: str | None = None) -> ScenarioFile:
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(f"cannot read: {exc}", path=shown) from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node, data = _parse(text)
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark is not None else 1
         problem = " ".join(str(exc.problem or exc).split())
@@ -266,6 +265,21 @@ def load_scenario_file(path: Path, *, shown: str | None = None) -> ScenarioFile:
         scenarios.append(scenario)
         lines.append(entry_line)
     return ScenarioFile(path=shown, agent=agent, routine=routine, scenarios=scenarios, lines=lines)
+
+
+# libyaml when present: scenario files are many and long (the pure-Python parser is ~10x slower).
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _parse(text: str) -> tuple[yaml.Node | None, Any]:
+    """The YAML node tree (for line numbers) and the data, from one parse."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    finally:
+        loader.dispose()
+    return node, data
 
 
 def _line(node: yaml.Node | None, loc: list[Any]) -> int:
