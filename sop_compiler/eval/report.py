@@ -29,7 +29,10 @@ def render_eval(report: EvalReport, *, fmt: str) -> None:
 
     for error in report.errors:
         print(f"error: {error}", file=sys.stderr)
-    console = Console(highlight=False, soft_wrap=True)
+    # As the compile summary: full width in CI logs, the terminal's width at a terminal.
+    console = Console(
+        highlight=False, soft_wrap=True, emoji=False, width=None if sys.stdout.isatty() else 160
+    )
     table = Table(box=None, show_edge=False, pad_edge=False)
     for column in ("routine", "scenarios", "passed", "failed", "paths covered"):
         table.add_column(
