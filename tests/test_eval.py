@@ -406,7 +406,7 @@ def test_missing_unused_decisions_and_unknown_names_fail(tmp_path: Path) -> None
     ("text", "message"),
     [
         ("- name: a\n  expect: {ending: {kind: resolve}\n",
-         "refund.yaml:3: invalid YAML: expected ',' or '}', but got '<stream end>'"),
+         "refund.yaml:3: invalid YAML: "),  # the wording is libyaml's or PyYAML's
         ("- name: a\n  expect:\n    ending: {kind: refund}\n",
          "refund.yaml:3: scenario 1: expect.ending.kind: Input should be 'resolve', 'escalate' or "
          "'handoff'"),
@@ -429,7 +429,8 @@ def test_a_malformed_scenario_file_is_one_line_with_its_line_and_exit_2(
     result = run("eval", str(sops), "-o", str(out))
     assert result.exit_code == 2
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and lines[0].endswith(message), result.stderr
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert lines[0].startswith(f"error: {sops / 'scenarios/billing/refund.yaml'}:")
     assert "Traceback" not in result.output
 
 
@@ -514,3 +515,90 @@ def test_committed_sample_scenarios_cover_every_path_and_pass() -> None:
     assert data["summary"]["drafts_skipped"] == 0
     assert len(data["coverage"]) == 17
     assert all(entry["covered"] == entry["paths"] > 0 for entry in data["coverage"])
+
+
+VERIFY = routine(
+    "verify",
+    [
+        cond("1", "the customer is verified", "2", "3"),
+        step("2", "resolve"),
+        step("3", "escalate", target="Account Security team"),
+    ],
+)
+CALLER = routine(
+    "caller",
+    [
+        step("1", "call", routine="verify"),
+        step("2", "switch", switch={
+            "subject": "the reason",
+            "cases": [{"when": "a refund", "goto": "3"}, {"when": "a return", "goto": "4"}],
+        }),
+        call("3", "issue_refund", order_id="A", amount=5),
+        step("4", "handoff", target="Shipping agent"),
+    ],
+)  # fmt: skip
+
+
+def test_eval_decides_steps_of_a_called_routine_and_compares_teams_and_agents(
+    tmp_path: Path,
+) -> None:
+    shipping = routine("returns", [step("1", "resolve")], agent="shipping")
+    sops, out = project(tmp_path, VERIFY, CALLER, shipping)
+    text = """\
+- name: verified, a return goes to shipping
+  decisions: [{step: verify/1, take: then}, {step: "2", take: a return}]
+  expect: {ending: {kind: handoff, to: Shipping}, not_called: [issue_refund]}
+- name: not verified escalates inside the called routine
+  decisions: [{step: verify/1, take: else}]
+  expect: {ending: {kind: escalate, to: account security team}}
+- name: wrong team
+  decisions: [{step: verify/1, take: else}]
+  expect: {ending: {kind: escalate, to: Fraud team}}
+- name: a case that is not there
+  decisions: [{step: verify/1, take: then}, {step: "2", take: an exchange}]
+  expect: {ending: {kind: resolve}}
+"""
+    scenarios(sops, "billing", "caller", text)
+    result = run("eval", str(sops), "-o", str(out), "--format", "json")
+    results = {r["name"]: r["differences"] for r in json.loads(result.stdout)["results"]}
+    assert results["verified, a return goes to shipping"] == []
+    assert results["not verified escalates inside the called routine"] == []
+    assert results["wrong team"] == [
+        "ending: expected escalate to Fraud team, actual escalate to Account Security team (step 3)"
+    ]
+    assert results["a case that is not there"] == [
+        'step 2 (switch) cannot go \'an exchange\'; its ways: "a refund", "a return", "default"'
+    ]
+    drafted = run("scenarios", str(sops), "-o", str(out))
+    assert drafted.exit_code == 0
+    drafts = yaml.safe_load((sops / "scenarios/billing/caller.draft.yaml").read_text())
+    assert [d["name"] for d in drafts] == [
+        "verify/1 then, 2 a refund -> handoff to Shipping agent",
+        "verify/1 then, 2 default -> handoff to Shipping agent",
+    ]
+    assert drafts[0]["decisions"][0] == {
+        "step": "verify/1", "test": "the customer is verified", "take": "then"
+    }  # fmt: skip
+
+
+def test_the_scenarios_setting_and_option_move_the_folder(tmp_path: Path) -> None:
+    sops, out = project(tmp_path, REFUND)
+    elsewhere = tmp_path / "cases"
+    (elsewhere / "billing").mkdir(parents=True)
+    (elsewhere / "billing" / "refund.yaml").write_text(GOOD)
+    result = run("eval", str(sops), "-o", str(out), "--scenarios", str(elsewhere))
+    assert result.exit_code == 0 and "2 scenarios: 2 passed" in result.stdout
+    (sops / "sopc.toml").write_text('scenarios = "../cases"\n')
+    result = run("eval", str(sops), "-o", str(out))
+    assert result.exit_code == 0 and "2 scenarios: 2 passed" in result.stdout
+
+
+def test_scenario_files_beside_sops_are_not_sops(tmp_path: Path) -> None:
+    from sop_compiler.ingest import discover
+
+    sops = tmp_path / "sops"
+    (sops / "billing").mkdir(parents=True)
+    (sops / "billing" / "refunds.md").write_text("# Refunds\n\n1. Look up the order.\n")
+    scenarios(sops, "billing", "refunds", GOOD)
+    files, skipped = discover(sops)
+    assert [f.name for f in files] == ["refunds.md"] and skipped == []
