@@ -292,9 +292,7 @@ def eval_(
     junit: Annotated[
         Path | None, typer.Option("--junit", help="Also write the results as JUnit XML here.")
     ] = None,
-    fmt: Annotated[
-        InspectFormat, typer.Option("--format", help="text or json.")
-    ] = InspectFormat.text,
+    fmt: FormatOpt = RunFormat.text,
 ) -> None:
     """Replay every reviewed scenario through its routine; exit 1 if one fails, 2 if malformed.
 

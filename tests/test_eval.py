@@ -602,3 +602,21 @@ def test_scenario_files_beside_sops_are_not_sops(tmp_path: Path) -> None:
     scenarios(sops, "billing", "refunds", GOOD)
     files, skipped = discover(sops)
     assert [f.name for f in files] == ["refunds.md"] and skipped == []
+
+
+def test_github_format_annotates_the_failing_scenario_and_the_malformed_file(
+    tmp_path: Path,
+) -> None:
+    sops, out = project(tmp_path, REFUND)
+    scenarios(sops, "billing", "refund", GOOD.replace("priority: high", "priority: low"))
+    scenarios(sops, "billing", "other", "- name: a\n  expect: {ending: {kind: refund}}\n")
+    result = run("eval", str(sops), "-o", str(out), "--format", "github")
+    assert result.exit_code == 2
+    lines = [line for line in result.stdout.splitlines() if line.startswith("::error ")]
+    refund = sops / "scenarios/billing/refund.yaml"
+    assert lines[0] == (
+        f"::error file={refund},line=15,title=sopc eval::big refund goes to a supervisor: "
+        "priority: expected low, actual high"
+    )
+    assert lines[1].startswith(f"::error file={sops / 'scenarios/billing/other.yaml'},line=2,")
+    assert "expect.ending.kind: Input should be" in lines[1]

@@ -17,12 +17,16 @@ __all__ = ["junit_xml", "render_drafts", "render_eval", "write_junit"]
 
 
 def render_eval(report: EvalReport, *, fmt: str) -> None:
-    """Print the eval report: `text` (a table per routine, then each failure) or `json`."""
+    """Print the eval report: `text` (a table per routine, then each failure), `json`, or
+    `github` (an annotation per failing scenario and malformed file, then the text)."""
     if fmt == "json":
         payload = report.model_dump(mode="json")
         payload["summary"] = _summary(report)
         print(json.dumps(payload, indent=2, sort_keys=True))
         return
+    if fmt == "github":
+        for line in _annotations(report):
+            print(line)
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -71,6 +75,29 @@ def render_eval(report: EvalReport, *, fmt: str) -> None:
             file=sys.stderr,
         )
     console.print(_sentence(report), markup=False)
+
+
+def _annotations(report: EvalReport) -> list[str]:
+    """GitHub workflow commands, on the scenario's file and line."""
+
+    def data(text: str) -> str:
+        return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+    def prop(text: str) -> str:
+        return data(text).replace(":", "%3A").replace(",", "%2C")
+
+    lines = []
+    for result in report.results:
+        if result.status == "failed":
+            where = f"file={prop(result.file)},line={result.line},title={prop('sopc eval')}"
+            message = f"{result.name}: " + "\n".join(result.differences)
+            lines.append(f"::error {where}::{data(message)}")
+    for error in report.errors:
+        path, _, rest = error.partition(": ")
+        file, _, line = path.rpartition(":")
+        where = f"file={prop(file)},line={line}" if line.isdigit() else f"file={prop(path)}"
+        lines.append(f"::error {where},title={prop('sopc eval: malformed scenario')}::{data(rest)}")
+    return lines
 
 
 def _summary(report: EvalReport) -> dict[str, int]:
