@@ -159,8 +159,9 @@ def test_switch_takes_the_named_case_or_the_default() -> None:
         "Silver": ("escalate", "Loyalty team"),
         "default": ("resolve", None),
     }
-    done, stuck = explore(r)
-    assert [t.choices[0].take for t in done] == ["Gold", "Silver", "default"] and stuck == []
+    paths = explore(r)
+    assert [t.choices[0].take for t in paths.done] == ["Gold", "Silver", "default"]
+    assert paths.stuck == [] and paths.complete
 
 
 def test_call_comes_back_after_resolve_and_an_escalation_inside_ends_both() -> None:
@@ -207,9 +208,9 @@ def test_a_loop_ends_when_the_decisions_leave_it_and_explore_enters_it_once() ->
     trace = interpret(r, decide=lambda *_: next(answers))
     assert trace.error is None and [c.tool for c in trace.calls] == ["lookup_order"] * 3
     assert [c.visit for c in trace.choices] == [1, 2, 3]
-    done, stuck = explore(r)
-    assert [[c.take for c in t.choices] for t in done] == [["then", "else"], ["else"]]
-    assert stuck == []
+    paths = explore(r)
+    assert [[c.take for c in t.choices] for t in paths.done] == [["then", "else"], ["else"]]
+    assert paths.stuck == []
 
 
 def test_a_loop_that_does_not_end_fails_clearly() -> None:
@@ -217,7 +218,8 @@ def test_a_loop_that_does_not_end_fails_clearly() -> None:
     trace = interpret(r, decide=always("then"))
     assert trace.ending is None
     assert trace.error == f"loop that does not end: spin step 1 reached {MAX_VISITS + 1} times"
-    assert explore(r)[0] == []
+    paths = explore(r)
+    assert paths.done == [] and [t.error for t in paths.stuck] == [trace.error]
 
 
 def test_running_past_the_last_step_and_a_dangling_jump_are_errors() -> None:
@@ -232,8 +234,9 @@ def test_running_past_the_last_step_and_a_dangling_jump_are_errors() -> None:
 def test_explore_finds_every_path_of_a_sample_routine() -> None:
     path = REPO / "generated_routines/routines/billing/refunds-and-credits--issuing-a-refund.json"
     r = Routine.model_validate_json(path.read_bytes())
-    done, stuck = explore(r)
-    assert stuck == []
+    done, stuck, complete = explore(r)
+    assert stuck == [] and complete
+    assert len(done) == 80
     endings = {(t.ending.kind, t.ending.target) for t in done if t.ending}
     assert endings == {("handoff", "shipping"), ("resolve", None)}
     # every branch of every condition is taken on some path
@@ -620,3 +623,14 @@ def test_github_format_annotates_the_failing_scenario_and_the_malformed_file(
     )
     assert lines[1].startswith(f"::error file={sops / 'scenarios/billing/other.yaml'},line=2,")
     assert "expect.ending.kind: Input should be" in lines[1]
+
+
+def test_explore_says_when_it_stopped_before_every_path() -> None:
+    r = Routine.model_validate_json(
+        (
+            REPO / "generated_routines/routines/billing/refunds-and-credits--issuing-a-refund.json"
+        ).read_bytes()
+    )
+    paths = explore(r, max_paths=10)
+    assert len(paths.done) == 10 and not paths.complete
+    assert explore(r).done[:10] == paths.done  # the same first paths, in the same order

@@ -70,7 +70,7 @@ def drafts_for(
     skip: set[tuple[Any, ...]] | None = None,
 ) -> list[Scenario]:
     """One draft scenario per path through `routine` (paths in `skip` left out)."""
-    done, _ = explore(routine, routines=routines)
+    done = explore(routine, routines=routines).done
     used = {step.tool_call.tool for step in routine.walk() if step.tool_call is not None}
     writes = sorted(
         tool
@@ -173,6 +173,17 @@ def draft_scenarios(
         main = scenarios / agent / f"{routine_id}.yaml"
         beside = scenarios / agent / f"{routine_id}{DRAFT_SUFFIX}"
         header = _HEADER.format(routine=f"{agent}/{routine_id}", source=routine.source.file)
+        paths = explore(routine, routines=routines)
+        for trace in paths.stuck[:1]:
+            report.notes.append(
+                f"{agent}/{routine_id}: {len(paths.stuck)} path(s) cannot end and get no draft "
+                f"(first: {trace.error})"
+            )
+        if not paths.complete:
+            report.notes.append(
+                f"{agent}/{routine_id}: more than {len(paths.done)} paths; drafts for the first "
+                f"{len(paths.done)} only"
+            )
         reviewed = _reviewed_paths(main, base, routines, catalog, report)
         if reviewed is None:
             continue  # malformed: reported

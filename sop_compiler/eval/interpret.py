@@ -13,17 +13,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from sop_compiler.models.routine import Routine, Step, walk_steps
 
 __all__ = [
+    "MAX_PATHS",
     "MAX_STEPS",
     "MAX_VISITS",
     "Choice",
     "Decider",
     "DecisionError",
     "Ending",
+    "Paths",
     "RecordedCall",
     "Trace",
     "explore",
@@ -35,6 +37,8 @@ __all__ = [
 MAX_VISITS = 50
 # No walk runs longer than this many steps (a bound on nested loops and calls).
 MAX_STEPS = 5000
+# Exploring stops after this many paths (Paths.complete says so): paths multiply per branch.
+MAX_PATHS = 10_000
 # Calls nest at most this deep (validate reports call cycles; the walk must end anyway).
 MAX_CALL_DEPTH = 16
 
@@ -280,13 +284,21 @@ class _Branch(Exception):
         self.options = options
 
 
+class Paths(NamedTuple):
+    """Every path through a routine, as `explore` finds them."""
+
+    done: list[Trace]  # walks that end (resolve, escalate, handoff)
+    stuck: list[Trace]  # walks that cannot end; `Trace.error` says why
+    complete: bool  # False when exploring stopped at `max_paths`
+
+
 def explore(
     routine: Routine,
     *,
     routines: Mapping[tuple[str, str], Routine] | None = None,
-    max_paths: int = 10_000,
-) -> tuple[list[Trace], list[Trace]]:
-    """Every path through `routine`: (walks that end, walks that cannot end), in a stable order.
+    max_paths: int = MAX_PATHS,
+) -> Paths:
+    """Every path through `routine`, in a stable order.
 
     Each option of every condition and switch is explored, depth first, in the order the step
     lists them (then before else, cases before the default). On one path a step never takes the
@@ -305,7 +317,7 @@ def explore(
             pending.extend([*prefix, option] for option in reversed(branch.options))
             continue
         (stuck if trace.error else done).append(trace)
-    return done, stuck
+    return Paths(done=done, stuck=stuck, complete=not pending)
 
 
 class _Replay:
