@@ -63,6 +63,7 @@ SECTIONS = (
     "prompt",
     "batch",
     "network",
+    "eval",
 )
 _section = ""
 
@@ -779,6 +780,10 @@ def main() -> None:
 
         network.bench_scale(report, 100 if quick else 1000, 5 if quick else 20)
         network.bench_sync_tools(report, 0.2 if quick else 1.0)
+    if wanted("eval"):
+        from eval_bench import bench_eval
+
+        bench_eval(50 if quick else 1000, report)
     if args.write:
         write_markdown(REPO / "BENCHMARKS.md", quick)
     missed = [row.benchmark for row in ROWS if row.met is False]

@@ -313,15 +313,25 @@ def diff(
 
 
 @app.command()
-def schema(debug: DebugOpt = False) -> None:
+def schema(
+    scenario: Annotated[
+        bool, typer.Option("--scenario", help="The schema of a scenario file instead.")
+    ] = False,
+    debug: DebugOpt = False,
+) -> None:
     """Print the strict JSON schema the LLM backend sends with every request (a routine draft).
 
-    Example: sopc schema > routine.schema.json
+    Example: sopc schema > routine.schema.json; sopc schema --scenario > scenario.schema.json
     """
 
     def run() -> int:
         import json
 
+        if scenario:
+            from sop_compiler.eval.scenario import scenario_schema
+
+            print(json.dumps(scenario_schema(), indent=2, sort_keys=True))
+            return 0
         from sop_compiler.generate.prompts import routine_schema
 
         print(json.dumps(routine_schema(), indent=2, sort_keys=True))
@@ -430,5 +440,66 @@ def review(
             raise OutputError(f"cannot write: {exc.strerror or exc}", path=html) from None
         print(f"wrote {html} ({len(page) // 1024} KiB); open it in a browser")
         return 0
+
+    _guard(run, debug=debug)
+
+
+@app.command("eval")
+def eval_(
+    sops: SopsArg,
+    output: OutputOpt = None,
+    tools: ToolsOpt = None,
+    scenarios: Annotated[
+        Path | None, typer.Option("--scenarios", help="Scenario folder [default: SOPS/scenarios].")
+    ] = None,
+    junit: Annotated[
+        Path | None, typer.Option("--junit", help="Also write the results as JUnit XML here.")
+    ] = None,
+    fmt: FormatOpt = RunFormat.text,
+    debug: DebugOpt = False,
+) -> None:
+    """Replay every reviewed scenario through its routine; exit 1 if one fails, 2 if malformed.
+
+    Example: sopc eval sample_sops -o generated_routines --junit eval.xml
+    """
+
+    def run() -> int:
+        from sop_compiler.eval import eval_folder
+        from sop_compiler.eval.report import render_eval, write_junit
+
+        settings = _settings(sops, output=output, tools=tools, scenarios=scenarios)
+        report = eval_folder(sops, settings=settings)
+        if junit is not None:
+            write_junit(report, junit)
+        render_eval(report, fmt=_format(fmt))
+        return report.exit_code
+
+    _guard(run, debug=debug)
+
+
+@app.command()
+def scenarios(
+    sops: SopsArg,
+    output: OutputOpt = None,
+    tools: ToolsOpt = None,
+    folder: Annotated[
+        Path | None, typer.Option("--scenarios", help="Scenario folder [default: SOPS/scenarios].")
+    ] = None,
+    fmt: FormatOpt = RunFormat.text,
+    debug: DebugOpt = False,
+) -> None:
+    """Write draft scenarios, one per path through each routine; never over reviewed ones.
+
+    Example: sopc scenarios sample_sops -o generated_routines
+    """
+
+    def run() -> int:
+        from sop_compiler.eval import draft_folder
+        from sop_compiler.eval.report import render_drafts
+
+        settings = _settings(sops, output=output, tools=tools, scenarios=folder)
+        report = draft_folder(sops, settings=settings)
+        render_drafts(report, fmt="json" if fmt is RunFormat.json else "text")
+        return int(ExitCode.USAGE) if report.errors else 0
 
     _guard(run, debug=debug)

@@ -35,7 +35,7 @@ __all__ = [
 
 BackendName = Literal["auto", "offline", "openai", "fake"]
 # Settings that name files: relative values in a settings file mean "relative to that file".
-_PATH_SETTINGS = ("output", "tools", "cache_dir")
+_PATH_SETTINGS = ("output", "tools", "cache_dir", "scenarios")
 
 
 def user_cache_dir() -> Path:
@@ -209,6 +209,10 @@ class Settings(BaseModel):
             "Severity per issue code (`[warnings]` table): raise a warning to an error, lower it "
             "to info; errors stay errors (a routine with errors is never deployed)."
         ),
+    )
+    scenarios: Path | None = Field(
+        default=None,
+        description="Eval scenarios (`<agent>/<routine id>.yaml`); default `<sops>/scenarios`.",
     )
 
     @field_validator("base_url")

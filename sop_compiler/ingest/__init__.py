@@ -28,6 +28,11 @@ _NOT_SOPS = {"tools.yaml", "tools.yml", "tools.json", "sopc.toml", "readme.md"}
 _OUTPUT_MARK = "sopc.lock"
 
 
+def _is_yaml(name: str) -> bool:
+    """YAML beside SOPs is a tool catalog or an eval scenario (`scenarios/`), never an SOP."""
+    return name.lower().endswith((".yaml", ".yml"))
+
+
 def discover(
     root: Path, *, exclude: Path | None = None
 ) -> tuple[list[Path], list[tuple[Path, str]]]:
@@ -119,7 +124,7 @@ class _Walk:
                 if not name.startswith((".", "_")):
                     folders.append((name, entry.is_symlink()))
                 continue
-            if name.startswith(".") or name.lower() in _NOT_SOPS:
+            if name.startswith(".") or name.lower() in _NOT_SOPS or _is_yaml(name):
                 continue
             path = here / name
             # d_type: no system call for plain files. Links are checked when read (loops and

@@ -1,0 +1,57 @@
+"""eval: scenarios that prove a routine does what its SOP says (`sopc eval`, `sopc scenarios`).
+
+scenario.py   the scenario format (YAML, one file per routine) and its loader
+interpret.py  the routine interpreter: one walk per path; `explore` walks every path
+evaluate.py   deterministic eval: replay reviewed scenarios, compare, count covered paths
+draft.py      draft scenarios, one per path, never over reviewed ones
+report.py     the terminal table, JSON and JUnit XML
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sop_compiler.config import Settings
+from sop_compiler.eval.draft import DraftReport, draft_scenarios
+from sop_compiler.eval.evaluate import EvalReport, evaluate
+from sop_compiler.eval.interpret import Trace, explore, interpret
+from sop_compiler.eval.scenario import Scenario, ScenarioError, scenario_schema
+
+__all__ = [
+    "DraftReport",
+    "EvalReport",
+    "Scenario",
+    "ScenarioError",
+    "Trace",
+    "draft_folder",
+    "eval_folder",
+    "explore",
+    "interpret",
+    "scenario_schema",
+    "scenarios_folder",
+]
+
+
+def scenarios_folder(sops: Path, settings: Settings) -> Path:
+    """The scenario folder: the `scenarios` setting, else `<sops>/scenarios`."""
+    if settings.scenarios is not None:
+        return settings.scenarios
+    return (sops if sops.is_dir() else sops.parent) / "scenarios"
+
+
+def eval_folder(sops: Path, *, settings: Settings) -> EvalReport:
+    """Replay every reviewed scenario of `sops` against the routines in `settings.output`."""
+    from sop_compiler.catalog import load_catalog
+
+    catalog = load_catalog(settings.tools, sop_root=sops if sops.is_dir() else sops.parent)
+    folder = scenarios_folder(sops, settings)
+    return evaluate(folder, output=settings.output, catalog=catalog, shown=folder)
+
+
+def draft_folder(sops: Path, *, settings: Settings) -> DraftReport:
+    """Write draft scenarios (one per path) for every routine in `settings.output`."""
+    from sop_compiler.catalog import load_catalog
+
+    catalog = load_catalog(settings.tools, sop_root=sops if sops.is_dir() else sops.parent)
+    folder = scenarios_folder(sops, settings)
+    return draft_scenarios(folder, output=settings.output, catalog=catalog, shown=folder)

@@ -1,0 +1,190 @@
+"""How eval and drafting results are shown: a rich table, JSON, JUnit XML. No logic."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+from sop_compiler.errors import OutputError
+from sop_compiler.escape import terminal_text
+from sop_compiler.eval.draft import DraftReport
+from sop_compiler.eval.evaluate import EvalReport
+from sop_compiler.files import replace_file
+
+__all__ = ["junit_xml", "render_drafts", "render_eval", "write_junit"]
+
+
+def render_eval(report: EvalReport, *, fmt: str) -> None:
+    """Print the eval report: `text` (a table per routine, then each failure), `json`, or
+    `github` (an annotation per failing scenario and malformed file, then the text)."""
+    if fmt == "json":
+        payload = report.model_dump(mode="json")
+        payload["summary"] = _summary(report)
+        print(json.dumps(payload, indent=2, sort_keys=True))
+        return
+    if fmt == "github":
+        for line in _annotations(report):
+            print(line)
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    for error in report.errors:
+        print(f"error: {error}", file=sys.stderr)
+    # As the compile summary: full width in CI logs, the terminal's width at a terminal.
+    console = Console(
+        highlight=False, soft_wrap=True, emoji=False, width=None if sys.stdout.isatty() else 160
+    )
+    table = Table(box=None, show_edge=False, pad_edge=False)
+    for column in ("routine", "scenarios", "passed", "failed", "paths covered"):
+        table.add_column(
+            column, justify="left" if column == "routine" else "right", overflow="fold"
+        )
+    by_routine: dict[str, list[str]] = {}
+    for result in report.results:
+        by_routine.setdefault(result.routine, []).append(result.status)
+    coverage = {entry.routine: entry for entry in report.coverage}
+    for routine in sorted(set(by_routine) | set(coverage)):
+        statuses = by_routine.get(routine, [])
+        failed = statuses.count("failed")
+        entry = coverage.get(routine)
+        paths = f"{entry.covered}/{entry.paths}" if entry else "(no routine)"
+        table.add_row(
+            escape(terminal_text(routine)),
+            str(len(statuses)),
+            str(statuses.count("passed")),
+            f"[red]{failed}[/red]" if failed else "-",
+            paths if entry is None or entry.covered == entry.paths else f"[yellow]{paths}[/yellow]",
+        )
+    console.print(table)
+    for result in report.results:
+        if result.status == "failed":
+            console.print(
+                f"[red]FAIL[/red] {escape(terminal_text(result.file))}:{result.line} "
+                f"{escape(terminal_text(result.name))}",
+                markup=True,
+            )
+            for difference in result.differences:
+                for line in difference.splitlines():
+                    console.print(f"    {terminal_text(line)}", markup=False)
+    if not report.results and not report.errors:
+        print(
+            "note: no reviewed scenarios: nothing is proven (draft them with `sopc scenarios`)",
+            file=sys.stderr,
+        )
+    console.print(_sentence(report), markup=False)
+
+
+def _annotations(report: EvalReport) -> list[str]:
+    """GitHub workflow commands, on the scenario's file and line."""
+
+    def data(text: str) -> str:
+        return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+    def prop(text: str) -> str:
+        return data(text).replace(":", "%3A").replace(",", "%2C")
+
+    lines = []
+    for result in report.results:
+        if result.status == "failed":
+            where = f"file={prop(result.file)},line={result.line},title={prop('sopc eval')}"
+            message = f"{result.name}: " + "\n".join(result.differences)
+            lines.append(f"::error {where}::{data(message)}")
+    for error in report.errors:
+        path, _, rest = error.partition(": ")
+        file, _, line = path.rpartition(":")
+        where = f"file={prop(file)},line={line}" if line.isdigit() else f"file={prop(path)}"
+        lines.append(f"::error {where},title={prop('sopc eval: malformed scenario')}::{data(rest)}")
+    return lines
+
+
+def _summary(report: EvalReport) -> dict[str, int]:
+    paths = sum(entry.paths for entry in report.coverage)
+    covered = sum(entry.covered for entry in report.coverage)
+    return {
+        "scenarios": len(report.results),
+        "passed": report.passed,
+        "failed": report.failed,
+        "drafts_skipped": report.drafts,
+        "malformed_files": len(report.errors),
+        "paths": paths,
+        "paths_covered": covered,
+        "exit_code": report.exit_code,
+    }
+
+
+def _sentence(report: EvalReport) -> str:
+    summary = _summary(report)
+    parts = [f"{summary['scenarios']} scenarios: {summary['passed']} passed"]
+    parts.append(f"{summary['failed']} failed")
+    if report.drafts:
+        parts.append(f"{report.drafts} drafts skipped")
+    if report.errors:
+        parts.append(f"{len(report.errors)} malformed files")
+    parts.append(f"paths covered {summary['paths_covered']}/{summary['paths']}")
+    return ", ".join(parts)
+
+
+def junit_xml(report: EvalReport) -> str:
+    """The report as JUnit XML: a test suite per routine, a test case per scenario."""
+    root = ET.Element("testsuites", name="sopc eval")
+    suites: dict[str, ET.Element] = {}
+    for result in report.results:
+        suite = suites.get(result.routine)
+        if suite is None:
+            suite = ET.SubElement(root, "testsuite", name=result.routine)
+            suites[result.routine] = suite
+        case = ET.SubElement(
+            suite, "testcase", name=result.name, classname=result.routine,
+            file=result.file, line=str(result.line),
+        )  # fmt: skip
+        if result.status == "failed":
+            failure = ET.SubElement(case, "failure", message=result.differences[0].splitlines()[0])
+            failure.text = "\n".join(result.differences)
+    if report.errors:
+        suite = ET.SubElement(root, "testsuite", name="scenario files")
+        for error in report.errors:
+            case = ET.SubElement(suite, "testcase", name=error.split(": ", 1)[0])
+            ET.SubElement(case, "error", message=error)
+    for suite in root:
+        cases = list(suite)
+        suite.set("tests", str(len(cases)))
+        suite.set("failures", str(sum(case.find("failure") is not None for case in cases)))
+        suite.set("errors", str(sum(case.find("error") is not None for case in cases)))
+    root.set("tests", str(len(report.results) + len(report.errors)))
+    root.set("failures", str(report.failed))
+    root.set("errors", str(len(report.errors)))
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def write_junit(report: EvalReport, path: Path) -> None:
+    """Write the JUnit XML file (atomically)."""
+    try:
+        replace_file(path, junit_xml(report).encode("utf-8"))
+    except OSError as exc:
+        raise OutputError(f"cannot write JUnit XML: {exc.strerror or exc}", path=path) from None
+
+
+def render_drafts(report: DraftReport, *, fmt: str) -> None:
+    """Print what drafting wrote and the notes for the reviewer."""
+    if fmt == "json":
+        print(json.dumps(report.model_dump(mode="json"), indent=2, sort_keys=True))
+        return
+    for error in report.errors:
+        print(f"error: {error}", file=sys.stderr)
+    for path in report.written:
+        print(f"wrote {terminal_text(path)}")
+    for path in report.removed:
+        print(f"removed {terminal_text(path)} (every path has a reviewed scenario)")
+    for note in report.notes:
+        print(f"note: {terminal_text(note)}")
+    summary = (
+        f"{report.drafts} draft scenarios in {len(report.written)} files written, "
+        f"{report.unchanged} unchanged, {report.complete} routines with every path reviewed"
+    )
+    if report.drafts:
+        summary += "; review each draft against its SOP, then remove `draft: true`"
+    print(summary)
