@@ -127,7 +127,11 @@ class _Build:
             # Shielded: an answer that arrived is written and recorded even if the run is
             # interrupted meanwhile (the loop waits for worker threads before it closes).
             loop = asyncio.get_running_loop()
-            await asyncio.shield(loop.run_in_executor(None, self._finish, proc, result))
+            finish = loop.run_in_executor(None, self._finish, proc, result)
+            # Once the run stops (a full disk, a signal) nobody awaits this answer any more: its
+            # error is looked at here, so asyncio never prints it as a stray traceback at exit.
+            finish.add_done_callback(_retrieve)
+            await asyncio.shield(finish)
             advance(f"{proc.status} {proc.agent}/{proc.id}")
 
         try:
@@ -403,6 +407,12 @@ def _check_python(files: dict[str, bytes]) -> None:
                 path=rel,
                 hint="a bug in sopc: please report it with the tool catalog",
             ) from None
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    """Mark a finished future's exception as seen (the awaiting task may be gone)."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _impl_file(settings: Settings) -> str:

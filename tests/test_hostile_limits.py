@@ -1,0 +1,59 @@
+"""Hostile cases of the second hardening round: stray tracebacks, catalog strings, signals in
+long stages, unchecked overwrites, secrets in the cache and on stdout, model answers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sop_compiler.cli import app
+
+CASES = "".join(
+    f"## Case {n}\n\n1. Ask the customer for the order number of case {n}.\n"
+    f"2. Look up the order with `lookup_order`.\n3. Resolve the case.\n\n"
+    for n in range(1, 7)
+)
+
+_FULL_DISK = textwrap.dedent(
+    """
+    import errno, os, sys
+    real = os.fdopen
+
+    class Full:
+        def __init__(self, handle): self.handle = handle
+        def __enter__(self): return self
+        def __exit__(self, *exc): self.handle.close()
+        def write(self, data): raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        def flush(self): self.handle.flush()
+        def fileno(self): return self.handle.fileno()
+
+    os.fdopen = lambda fd, *a, **k: Full(real(fd, *a, **k))
+    from sop_compiler.cli import app
+    app(sys.argv[1:])
+    """
+)
+
+
+def test_full_disk_with_parallel_jobs_prints_one_line_and_no_stray_traceback(
+    tmp_path: Path,
+) -> None:
+    """Every routine in flight fails to write; only the first error is shown, once."""
+    sops = tmp_path / "sops"
+    (sops / "billing").mkdir(parents=True)
+    (sops / "billing/cases.md").write_text(f"# Cases\n\n{CASES}")
+    args = ["compile", str(sops), "-o", str(tmp_path / "out"), "--backend", "offline"]
+    done = subprocess.run(
+        [sys.executable, "-c", _FULL_DISK, *args, "--jobs", "4"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 5, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    assert "the disk is full" in lines[0]
