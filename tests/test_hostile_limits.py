@@ -57,3 +57,45 @@ def test_full_disk_with_parallel_jobs_prints_one_line_and_no_stray_traceback(
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
     assert "the disk is full" in lines[0]
+
+
+_DEVICE_TOOL = """tools:
+  - name: lookup_device
+    description: Look up a device.
+    access: read
+    parameters:
+      type: object
+      properties:
+        kind:
+          type: string
+          enum: [{enum}]
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("tools.yaml", _DEVICE_TOOL.format(enum='"a\\udcff", b')),
+        ("tools.yaml", _DEVICE_TOOL.format(enum='"\\ud800"').replace("Look up", "Look\\ud83d up")),
+        (
+            "tools.json",
+            '{"tools": [{"name": "lookup_device", "description": "Look up \\udcff a device.",'
+            ' "access": "read"}]}',
+        ),
+    ],
+)
+def test_a_lone_surrogate_in_the_catalog_is_a_config_error(
+    tmp_path: Path, name: str, text: str
+) -> None:
+    """YAML and JSON escapes can spell text no module can hold: refused, nothing written."""
+    sops = tmp_path / "sops"
+    sops.mkdir()
+    (sops / "dev.md").write_text("# Devices\n\n1. Look up the device.\n")
+    (sops / name).write_text(text)
+    result = CliRunner().invoke(
+        app, ["compile", str(sops), "-o", str(tmp_path / "out"), "--backend", "offline"]
+    )
+    assert result.exit_code == 2, result.stdout
+    assert f"{name}: tool catalog holds" in result.stderr
+    assert "not valid Unicode text" in result.stderr
+    assert not (tmp_path / "out/agent_network").exists()
