@@ -99,3 +99,79 @@ def test_a_lone_surrogate_in_the_catalog_is_a_config_error(
     assert f"{name}: tool catalog holds" in result.stderr
     assert "not valid Unicode text" in result.stderr
     assert not (tmp_path / "out/agent_network").exists()
+
+
+def test_a_signal_ends_a_long_offline_compile_without_waiting_for_it(tmp_path: Path) -> None:
+    """Ctrl-C while one huge SOP is compiled: the computation is abandoned, not waited for.
+
+    Waiting would finish the routine and write it (seconds later); abandoning it writes nothing.
+    """
+    import os
+    import signal
+    import time
+
+    sops = tmp_path / "sops"
+    sops.mkdir()
+    steps = "".join(
+        f"{n}. Check the order number {n} and tell the customer the refund amount.\n"
+        for n in range(1, 6000)
+    )
+    (sops / "refunds.md").write_text(f"# Refunds\n\n{steps}")
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sop_compiler",
+            "compile",
+            str(sops),
+            "-o",
+            str(out),
+            "--backend",
+            "offline",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    time.sleep(2.0)  # well into reading and compiling the SOP
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted: completed routines were kept" in err
+    assert "Traceback" not in err
+    assert not list(out.glob("routines/**/*.md")), "the stage ran to its end after the signal"
+
+
+def test_abandon_ends_computations_in_every_thread_and_nothing_else() -> None:
+    import threading
+
+    from sop_compiler import interrupt
+
+    started, outcome = threading.Event(), []
+
+    def busy() -> None:
+        try:
+            with interrupt.abandonable(), interrupt.abandonable():  # nesting is one computation
+                started.set()
+                while True:
+                    pass
+        except interrupt.Interrupted:
+            outcome.append("interrupted")
+        outcome.append("then ran on")  # outside abandonable(), nothing more is raised
+
+    worker = threading.Thread(target=busy, daemon=True)
+    interrupt.reset()
+    try:
+        worker.start()
+        assert started.wait(10)
+        assert interrupt.abandon() is False  # the calling thread computes nothing
+        worker.join(10)
+        assert outcome == ["interrupted", "then ran on"]
+        # no new computation starts once stopping
+        with pytest.raises(interrupt.Interrupted), interrupt.abandonable():
+            pass
+    finally:
+        interrupt.reset()
+    with interrupt.abandonable():
+        pass  # a new run computes again

@@ -7,12 +7,14 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sop_compiler.config import Settings
 from sop_compiler.errors import OutputError
 from sop_compiler.generate import Backend, GenerationContext, GenerationResult, to_routine
+from sop_compiler.interrupt import abandonable
 from sop_compiler.lock import (
     LOCK_NAME,
     LockFile,
@@ -32,6 +34,7 @@ from sop_compiler.pipeline._outcomes import _one_line
 from sop_compiler.pipeline._signals import _run_cancellable
 
 log = logging.getLogger("sop_compiler.pipeline")
+_T = TypeVar("_T")
 
 # Seconds between lock-file writes while routines complete (always written on exit and interrupt):
 # rewriting a big lock after every routine would make a large first build quadratic.
@@ -155,7 +158,8 @@ class _Build:
 
     def _next_sop(self, stream: Iterator[PlannedSop]) -> PlannedSop | None:
         """Plan the next SOP (in a worker thread), enter it in the lock, re-render its routines."""
-        sop = next(stream, None)
+        with abandonable():  # reading, cleaning and segmenting: a signal may end it at once
+            sop = next(stream, None)
         if sop is None:
             return None
         entry = self.plan.sop_entry(sop, keep_vanished=True)
@@ -331,7 +335,8 @@ class _Build:
             return await backend.generate(
                 procedure,
                 context=context,
-                validate=lambda draft: check_draft(
+                validate=lambda draft: _abandonable_call(
+                    check_draft,
                     draft,
                     procedure=procedure,
                     catalog=self.catalog,
@@ -352,9 +357,10 @@ class _Build:
             return
         assert proc.procedure is not None
         try:
-            routine = to_routine(result.draft, proc.procedure, self.catalog)
-            report = self._validate(proc, routine)
-            files = render_routine(routine, report)
+            with abandonable():  # a signal may end the computation, never the writing below
+                routine = to_routine(result.draft, proc.procedure, self.catalog)
+                report = self._validate(proc, routine)
+                files = render_routine(routine, report)
         except (OutputError, KeyboardInterrupt):
             raise
         except Exception as exc:
@@ -407,6 +413,12 @@ def _check_python(files: dict[str, bytes]) -> None:
                 path=rel,
                 hint="a bug in sopc: please report it with the tool catalog",
             ) from None
+
+
+def _abandonable_call(function: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """`function(*args, **kwargs)` as a computation a signal may end at once."""
+    with abandonable():
+        return function(*args, **kwargs)
 
 
 def _retrieve(future: asyncio.Future[None]) -> None:
