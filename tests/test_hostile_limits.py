@@ -175,3 +175,67 @@ def test_abandon_ends_computations_in_every_thread_and_nothing_else() -> None:
         interrupt.reset()
     with interrupt.abandonable():
         pass  # a new run computes again
+
+
+KEY = "sk-test-ECHOED-KEY-4f9a2b7c"
+
+
+def test_an_echoed_key_is_scrubbed_from_the_cache_and_the_json_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from llm_server import LLMServer, completion, default_draft
+
+    def echo(body: dict[str, object]) -> dict[str, object]:
+        draft = default_draft(body)  # type: ignore[arg-type]
+        draft["title"] = f"Refunds (Bearer {KEY})"
+        for step in draft.get("steps", []):
+            step["text"] = f"{step['text']} Authorization: Bearer {KEY}"
+        return completion(draft)
+
+    sops, out = tmp_path / "sops", tmp_path / "out"
+    (sops / "billing").mkdir(parents=True)
+    (sops / "billing/a.md").write_text(
+        "# Refunds\n\n## Issue a refund\n\n1. Ask the customer for the order number.\n"
+    )
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    cache = Path(os.environ["SOPC_CACHE_DIR"])
+    with LLMServer(responder=echo) as server:
+        args = ["compile", str(sops), "-o", str(out), "--base-url", server.base_url]
+        args += ["--model", "test-model", "--format", "json"]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code in (0, 1), result.stdout
+        assert server.chat_requests
+    assert KEY not in result.stdout
+    entries = [p for p in cache.rglob("*.json")]
+    assert entries, "the answer was cached"
+    assert any(b"Bearer ***" in p.read_bytes() for p in entries)
+    for path in entries:
+        assert KEY.encode() not in path.read_bytes(), path
+    # the scrubbed answer is what the next run is served: the same outputs, still no key
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == result.exit_code and KEY not in again.stdout
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "problem"),
+    [
+        ("--model", "sk-proj-abcdefghijklmnopqrstuvwxyz0123", "looks like an API key"),
+        ("--base-url", "http://bob:hunter2pass@localhost:9/v1", "must not hold a user name"),
+    ],
+)
+def test_a_key_or_a_password_given_as_a_setting_is_refused_and_never_shown(
+    tmp_path: Path, option: str, value: str, problem: str
+) -> None:
+    """A key pasted into --model would be written to _config.py, the lock and the cache; a
+    base URL's user:password would reach the server as Basic auth instead of the API key."""
+    sops = tmp_path / "sops"
+    sops.mkdir()
+    (sops / "a.md").write_text("# Refunds\n\n1. Ask the customer for the order number.\n")
+    args = ["compile", str(sops), "-o", str(tmp_path / "out"), "--backend", "offline"]
+    result = CliRunner().invoke(app, [*args, option, value])
+    assert result.exit_code == 2
+    assert problem in result.stderr
+    assert "abcdefghijklmnop" not in result.stderr and "hunter2pass" not in result.stderr
+    assert not (tmp_path / "out/routines").exists()

@@ -218,6 +218,8 @@ def compile_folder(
             ]
         ]
         _summarise(plan.sops, result, strict=strict, stopped=stopped is not None)
+        if writes:
+            result = build.scrubbed_result(result)
         if record is not None:
             _remember_noop(
                 record,

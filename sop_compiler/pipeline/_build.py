@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import threading
 import time
@@ -78,6 +79,17 @@ class _Build:
             data = data.replace(secret, b"***")
         return data
 
+    def scrubbed_result(self, result: RunResult) -> RunResult:
+        """`result` with every secret replaced by `***`: what stdout and `--format json` show."""
+        if not self.secrets:
+            return result
+        data = result.model_dump_json().encode("utf-8")
+        for secret in self.secrets:
+            # As JSON spells it: a password may hold a quote or a backslash.
+            spelled = json.dumps(secret.decode("utf-8"), ensure_ascii=False)[1:-1]
+            data = data.replace(spelled.encode("utf-8"), b"***")
+        return type(result).model_validate_json(data)
+
     def run(self, backend: Backend, result: RunResult) -> None:
         """Bring the output folder up to date; every completed routine is kept on interrupt."""
         from sop_compiler.generate.llm import LLMBackend
@@ -85,6 +97,8 @@ class _Build:
         if isinstance(backend, LLMBackend):
             found = {secret.encode("utf-8") for secret in backend.secrets() if len(secret) >= 4}
             self.secrets = sorted(found, key=lambda v: (-len(v), v))  # longest first
+            if backend.cache is not None:
+                backend.cache.secrets = [secret.decode("utf-8") for secret in self.secrets]
         from sop_compiler.emit.write import remove_stale_temps
 
         remove_stale_temps(self.out)
