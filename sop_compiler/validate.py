@@ -196,6 +196,7 @@ def _check(
     for step in steps:
         if step.tool_call is not None:
             _check_tool_call(step.id, step.tool_call, catalog, out)
+    _check_model_text(steps, draft, procedure, catalog, out)
     if graph is not None:
         _check_data(steps, graph, draft, out)
         _check_confirmations(steps, graph, draft, catalog, out)
@@ -616,6 +617,78 @@ def _check_tool_call(step_id: str, call: ToolCall, catalog: ToolCatalog, out: _I
                 f"step {step_id}: `{call.tool}` needs argument `{name}`",
                 step_id,
             )
+
+
+# Verbs a write tool's name may start with that say no more than "do": `issue_refund` is the
+# action "refund", and an SOP that says "refund the customer" asks for it.
+_LIGHT_VERBS = frozenset(
+    ["issue", "apply", "make", "perform", "process", "do", "run", "submit", "place", "create"]
+)
+
+
+def _check_model_text(
+    steps: list[Step],
+    draft: RoutineDraft,
+    procedure: Procedure,
+    catalog: ToolCatalog,
+    out: _Issues,
+) -> None:
+    """A model answer is never trusted more than the SOP.
+
+    Its text is scanned for injection as the SOP is (a flagged SOP sentence must not become an
+    instruction either), and a write tool needs the procedure to ask for it: its name, an alias
+    or its action must appear in the SOP's text, whatever the answer cites.
+    """
+    texts: list[tuple[str | None, str]] = [(None, draft.title), (None, draft.trigger)]
+    texts += [(step.id, step.text) for step in steps]
+    texts += [(None, rule.text) for rule in draft.rules]
+    texts += [(None, item.fact) for item in draft.knowledge]
+    texts += [(None, f"{case.when} {case.then}") for case in draft.edge_cases]
+    for step_id, text in texts:
+        excerpt = injection_excerpt(text)
+        if excerpt is not None:
+            where = f"step {step_id}" if step_id else "the routine"
+            out.add(
+                "model_injection",
+                "error",
+                f"{where} addresses the model or sopc, which no routine may: {excerpt!r}",
+                step_id,
+            )
+    words: set[str] | None = None
+    for step in steps:
+        tool = catalog.get(step.tool_call.tool) if step.tool_call is not None else None
+        if tool is None or tool.access != "write":
+            continue
+        if words is None:
+            sop = " ".join(block_text(b) for b in [*procedure.context, *procedure.blocks])
+            words = set(re.findall(r"[a-z0-9]+", sop.casefold()))
+        if not _asks_for(tool.name, tool.aliases, words):
+            action = " ".join(w for w in tool.name.split("_") if w not in _LIGHT_VERBS)
+            out.add(
+                "unsupported_write",
+                "error",
+                f"step {step.id} calls the write tool `{tool.name}`, but the SOP never names it, "
+                f"an alias of it or its action ({action!r}): an answer cannot add an action",
+                step.id,
+            )
+
+
+def _asks_for(name: str, aliases: Sequence[str], words: set[str]) -> bool:
+    """Whether the SOP's words hold a name, an alias or the action (`refund` of issue_refund).
+
+    Every word must appear, in any inflection (`refunded`, `cancellation`).
+    """
+    parts = [w for w in name.split("_") if w]
+    action = [w for w in parts if w not in _LIGHT_VERBS] or parts
+    for phrase in [parts, action, *(re.findall(r"[a-z0-9]+", a.casefold()) for a in aliases)]:
+        if phrase and all(_inflected(w, words) for w in phrase):
+            return True
+    return False
+
+
+def _inflected(word: str, words: set[str]) -> bool:
+    stem = word[:-1] if len(word) > 4 else word
+    return word in words or any(w.startswith(stem) for w in words)
 
 
 def _citations(draft: RoutineDraft) -> list[tuple[str | None, str, SourceRef]]:
