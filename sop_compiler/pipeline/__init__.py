@@ -192,12 +192,14 @@ def compile_folder(
         )
         stopped: str | None = None
         kept: list[str] = []
+        set_aside: list[tuple[str, str]] = []
         if writes:
             assert chosen.backend is not None
             build = _Build(plan, out=out, catalog=catalog, settings=settings, fmt=fmt)
             build.run(chosen.backend, result)
             stopped = build.stopped
             kept = sorted(build.kept)
+            set_aside = sorted(build.set_aside)
         else:
             for _ in plan.stream():
                 pass
@@ -215,6 +217,7 @@ def compile_folder(
                 *([lock_problem] if lock_problem else []),
                 *([stopped] if stopped else []),
                 *([_kept_note(kept)] if kept else []),
+                *([_aside_note(set_aside)] if set_aside else []),
             ]
         ]
         _summarise(plan.sops, result, strict=strict, stopped=stopped is not None)
@@ -291,6 +294,16 @@ def _remember_noop(
         errors=any(issue.severity == "error" for issue in issues),
         warnings=any(issue.severity == "warning" for issue in issues),
         input_errors=any(sop.error is not None for sop in plan.sops),
+    )
+
+
+def _aside_note(pairs: list[tuple[str, str]]) -> str:
+    """One line naming the files sopc never wrote that its outputs would have overwritten."""
+    shown = ", ".join(f"{old} -> {new}" for old, new in pairs[:5])
+    more = f" and {len(pairs) - 5} more" if len(pairs) > 5 else ""
+    return (
+        f"renamed {len(pairs)} file(s) sopc did not write, whose names its outputs use: "
+        f"{shown}{more}"
     )
 
 

@@ -62,6 +62,8 @@ class _Build:
         self.lock: LockFile = plan.start_lock()
         self.written: set[str] = set()
         self.kept: set[str] = set()  # stale paths left alone: not provably written by sopc
+        self.known = plan.old.recorded_outputs()  # paths an earlier run wrote
+        self.set_aside: list[tuple[str, str]] = []  # files sopc never wrote, renamed out of the way
         self.changed: list[str] = []  # written or removed, for the final flush to disk
         self.dirty = False
         self.saved_at = 0.0
@@ -236,6 +238,7 @@ class _Build:
 
         remove = remove or {}
         kept: list[str] = []
+        aside: list[tuple[str, str]] = []
         try:
             changed = write_outputs(
                 self.out,
@@ -243,6 +246,8 @@ class _Build:
                 remove=remove,
                 protect=[_impl_file(self.settings), LOCK_NAME],
                 kept=kept,
+                known=self.known,
+                set_aside=aside,
             )
         except OSError as exc:
             raise OutputError(
@@ -253,6 +258,7 @@ class _Build:
             self.changed += changed
             states = self.plan.files
             self.kept.update(kept)
+            self.set_aside += aside
             for rel in remove:
                 if rel not in kept:
                     states.removed(rel)
