@@ -373,3 +373,31 @@ def test_files_sopc_never_wrote_are_renamed_not_overwritten(tmp_path: Path) -> N
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0 and "renamed" not in again.stdout, again.stdout
     assert sorted(p.name for p in out.rglob("*.orig*")) == ["REVIEW.md.orig", "__init__.py.orig"]
+
+
+@pytest.mark.parametrize("where", ["procedure", "shared"])
+def test_a_lock_entry_outside_the_output_folder_is_named_and_ignored(
+    tmp_path: Path, where: str
+) -> None:
+    import json
+
+    sops, out = tmp_path / "sops", tmp_path / "out"
+    sops.mkdir()
+    (sops / "r.md").write_text("# Refunds\n\n1. Ask the customer for the order number.\n")
+    args = ["compile", str(sops), "-o", str(out), "--backend", "offline"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    (tmp_path / "escape.txt").write_text("a user file beside the output folder\n")
+    lock = json.loads((out / "sopc.lock").read_text())
+    if where == "shared":
+        lock["shared"]["../escape.txt"] = "0" * 64
+    else:
+        (entry,) = lock["sops"].values()
+        for proc in entry["procedures"].values():
+            proc["outputs"]["../escape.txt"] = "0" * 64
+    (out / "sopc.lock").write_text(json.dumps(lock))
+    (sops / "r.md").write_text("# Refunds\n\n1. Ask the customer for the order id.\n")
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "sopc.lock lists the output '../escape.txt'" in result.stdout
+    assert (tmp_path / "escape.txt").read_text() == "a user file beside the output folder\n"
+    assert "../escape.txt" not in (out / "sopc.lock").read_text()  # the new lock is clean
