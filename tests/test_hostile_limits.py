@@ -401,3 +401,15 @@ def test_a_lock_entry_outside_the_output_folder_is_named_and_ignored(
     assert "sopc.lock lists the output '../escape.txt'" in result.stdout
     assert (tmp_path / "escape.txt").read_text() == "a user file beside the output folder\n"
     assert "../escape.txt" not in (out / "sopc.lock").read_text()  # the new lock is clean
+
+
+def test_inspect_shows_control_and_bidi_characters_escaped(tmp_path: Path) -> None:
+    folder = tmp_path / "sops" / "bill\x1b[2Jing\u202ex"
+    folder.mkdir(parents=True)
+    (folder / "a\x07.md").write_text("# Re\u202efunds\n\n1. Ask the customer for the order.\n")
+    (folder / "bad\x1b]0;t\x07.md").write_bytes(b"")  # an error line names it too
+    result = CliRunner().invoke(app, ["inspect", str(tmp_path / "sops")])
+    shown = result.stdout + result.stderr
+    assert "bill\\x1b[2Jing\\u202ex" in shown
+    for raw in ("\x1b", "\u202e", "\x07"):
+        assert raw not in shown, repr(raw)
