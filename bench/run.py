@@ -51,7 +51,7 @@ class Row:
 
 
 ROWS: list[Row] = []
-SECTIONS = ("pdf", "docx", "memory", "noop", "model", "startup")
+SECTIONS = ("pdf", "docx", "memory", "noop", "model", "startup", "hostile")
 _section = ""
 
 
@@ -655,7 +655,9 @@ def main() -> None:
         "--setup", action="store_true", help="create the competitors' virtualenv and exit"
     )
     parser.add_argument(
-        "--only", default="", help="comma-separated subset: pdf,docx,memory,noop,model,startup"
+        "--only",
+        default="",
+        help="comma-separated subset: pdf,docx,memory,noop,model,startup,hostile",
     )
     args = parser.parse_args()
     if args.setup:
@@ -690,6 +692,10 @@ def main() -> None:
             bench_model(200, 0.3, [1, 4, 16, 64])
     if wanted("startup"):
         bench_startup(3 if quick else 10)
+    if wanted("hostile"):
+        from hostile_bench import bench_hostile
+
+        bench_hostile(report, quick=quick)
     if args.write:
         write_markdown(REPO / "BENCHMARKS.md", quick)
     missed = [row.benchmark for row in ROWS if row.met is False]
