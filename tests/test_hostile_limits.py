@@ -413,3 +413,32 @@ def test_inspect_shows_control_and_bidi_characters_escaped(tmp_path: Path) -> No
     assert "bill\\x1b[2Jing\\u202ex" in shown
     for raw in ("\x1b", "\u202e", "\x07"):
         assert raw not in shown, repr(raw)
+
+
+def test_basic_auth_echoed_by_a_server_never_reaches_an_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OPENAI_BASE_URL may still hold user info; a 500 that echoes the header is scrubbed."""
+    import base64
+    import json
+
+    from llm_server import LLMServer, error
+
+    basic = base64.b64encode(b"alice:hunter2pass").decode()
+    sops, out = tmp_path / "sops", tmp_path / "out"
+    (sops / "billing").mkdir(parents=True)
+    (sops / "billing/a.md").write_text("# Refunds\n\n1. Ask the customer for the order number.\n")
+    (sops / "sopc.toml").write_text("max_retries = 0\n")
+    with LLMServer() as server:
+        server.queue(*[error(500, f"upstream saw Authorization: Basic {basic}")] * 10)
+        url = server.base_url.replace("http://", "http://alice:hunter2pass@")
+        monkeypatch.setenv("OPENAI_BASE_URL", url)
+        args = ["compile", str(sops), "-o", str(out), "--backend", "openai", "--model", "m"]
+        result = CliRunner().invoke(app, [*args, "--format", "json"])
+    assert result.exit_code == 3, result.stdout + result.stderr
+    (procedure,) = json.loads(result.stdout)["sops"][0]["procedures"]
+    assert "Basic ***" in procedure["error"]
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert basic.encode() not in path.read_bytes(), path
+    assert basic not in result.stdout + result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -11,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 from sop_compiler.config import Settings
 from sop_compiler.errors import OutputError
@@ -98,6 +100,13 @@ class _Build:
 
         if isinstance(backend, LLMBackend):
             found = {secret.encode("utf-8") for secret in backend.secrets() if len(secret) >= 4}
+            # A base URL's user:password travels as Basic auth: a server echoing the header
+            # shows it in base64.
+            found |= {
+                base64.b64encode(unquote(secret).encode("utf-8"))
+                for secret in backend.secrets()
+                if ":" in secret and "://" not in secret
+            }
             self.secrets = sorted(found, key=lambda v: (-len(v), v))  # longest first
             if backend.cache is not None:
                 backend.cache.secrets = [secret.decode("utf-8") for secret in self.secrets]
