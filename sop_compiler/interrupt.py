@@ -17,7 +17,8 @@ import ctypes
 import threading
 from collections.abc import Iterator
 
-_lock = threading.Lock()
+# Reentrant: the signal handler runs in the main thread, maybe inside abandonable()'s own lock.
+_lock = threading.RLock()
 _running: dict[int, int] = {}  # thread ident -> nesting depth of abandonable()
 _raised: set[int] = set()  # threads sent an Interrupted that may still be pending
 _stopping = False

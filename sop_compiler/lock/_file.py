@@ -25,7 +25,7 @@ LOCK_VERSION = 1
 OUTPUT_VERSION = "2"
 # Bumped when emit or validate code changes how a routine is rendered or reported: outputs are
 # re-rendered from the routine JSON already on disk, with no model call.
-RENDER_VERSION = "3"
+RENDER_VERSION = "4"
 
 FileState = Literal["ok", "missing", "edited"]
 
