@@ -16,6 +16,7 @@ from typing import Any
 
 from sop_compiler.config import Settings
 from sop_compiler.escape import one_line
+from sop_compiler.generate.offline.binding import canonical_words
 from sop_compiler.models import (
     MAX_QUOTE_WORDS,
     TERMINAL_KINDS,
@@ -30,6 +31,7 @@ from sop_compiler.models import (
     SourceRef,
     Step,
     Table,
+    Tool,
     ToolCall,
     ToolCatalog,
     ValidationReport,
@@ -619,13 +621,6 @@ def _check_tool_call(step_id: str, call: ToolCall, catalog: ToolCatalog, out: _I
             )
 
 
-# Verbs a write tool's name may start with that say no more than "do": `issue_refund` is the
-# action "refund", and an SOP that says "refund the customer" asks for it.
-_LIGHT_VERBS = frozenset(
-    ["issue", "apply", "make", "perform", "process", "do", "run", "submit", "place", "create"]
-)
-
-
 def _check_model_text(
     steps: list[Step],
     draft: RoutineDraft,
@@ -654,41 +649,40 @@ def _check_model_text(
                 f"{where} addresses the model or sopc, which no routine may: {excerpt!r}",
                 step_id,
             )
-    words: set[str] | None = None
+    sop: tuple[str, set[str]] | None = None
     for step in steps:
         tool = catalog.get(step.tool_call.tool) if step.tool_call is not None else None
         if tool is None or tool.access != "write":
             continue
-        if words is None:
-            sop = " ".join(block_text(b) for b in [*procedure.context, *procedure.blocks])
-            words = set(re.findall(r"[a-z0-9]+", sop.casefold()))
-        if not _asks_for(tool.name, tool.aliases, words):
-            action = " ".join(w for w in tool.name.split("_") if w not in _LIGHT_VERBS)
+        if sop is None:
+            text = " ".join(block_text(b) for b in [*procedure.context, *procedure.blocks])
+            sop = (text.lower(), set(canonical_words(text)))
+        if not _asks_for(tool, *sop):
             out.add(
                 "unsupported_write",
                 "error",
                 f"step {step.id} calls the write tool `{tool.name}`, but the SOP never names it, "
-                f"an alias of it or its action ({action!r}): an answer cannot add an action",
+                "an alias of it or its action: an answer cannot add an action",
                 step.id,
             )
 
 
-def _asks_for(name: str, aliases: Sequence[str], words: set[str]) -> bool:
-    """Whether the SOP's words hold a name, an alias or the action (`refund` of issue_refund).
+def _asks_for(tool: Tool, text: str, words: set[str]) -> bool:
+    """Whether the SOP names the tool or an alias, or asks for its action anywhere.
 
-    Every word must appear, in any inflection (`refunded`, `cancellation`).
+    The action is as the offline compiler binds one (`generate.offline.binding`): the verb of
+    the tool's name or description (or a synonym) and one of their objects, so "refund the
+    customer" asks for `issue_refund` and "record the leave" for `book_absence` ("Record an
+    absence ...").
     """
-    parts = [w for w in name.split("_") if w]
-    action = [w for w in parts if w not in _LIGHT_VERBS] or parts
-    for phrase in [parts, action, *(re.findall(r"[a-z0-9]+", a.casefold()) for a in aliases)]:
-        if phrase and all(_inflected(w, words) for w in phrase):
+    for name in [tool.name, *tool.aliases]:
+        if name.lower() in text or name.replace("_", " ").lower() in text:
             return True
-    return False
-
-
-def _inflected(word: str, words: set[str]) -> bool:
-    stem = word[:-1] if len(word) > 4 else word
-    return word in words or any(w.startswith(stem) for w in words)
+    name_words = canonical_words(tool.name.replace("_", " "))
+    described = canonical_words(tool.description)
+    verbs = set(name_words[:1]) | set(described[:1])
+    objects = set(name_words[1:]) | set(described[1:6])
+    return bool(verbs & words) and bool(objects & words)
 
 
 def _citations(draft: RoutineDraft) -> list[tuple[str | None, str, SourceRef]]:
