@@ -104,43 +104,43 @@ def test_a_lone_surrogate_in_the_catalog_is_a_config_error(
 def test_a_signal_ends_a_long_offline_compile_without_waiting_for_it(tmp_path: Path) -> None:
     """Ctrl-C while one huge SOP is compiled: the computation is abandoned, not waited for.
 
-    Waiting would finish the routine and write it (seconds later); abandoning it writes nothing.
+    A small SOP is compiled first; its progress line is printed just before the huge one's
+    compile starts. Waiting would finish that routine and write it (seconds later); abandoning
+    it writes nothing, and the small SOP's routine is kept.
     """
     import os
     import signal
-    import time
 
     sops = tmp_path / "sops"
     sops.mkdir()
+    (sops / "a-small.md").write_text("# Small\n\n1. Ask the customer for the order number.\n")
     steps = "".join(
         f"{n}. Check the order number {n} and tell the customer the refund amount.\n"
         for n in range(1, 6000)
     )
-    (sops / "refunds.md").write_text(f"# Refunds\n\n{steps}")
+    (sops / "b-huge.md").write_text(f"# Refunds\n\n{steps}")
     out = tmp_path / "out"
+    args = ["compile", str(sops), "-o", str(out), "--backend", "offline", "--jobs", "1"]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sop_compiler",
-            "compile",
-            str(sops),
-            "-o",
-            str(out),
-            "--backend",
-            "offline",
-        ],
+        [sys.executable, "-m", "sop_compiler", *args],
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-    time.sleep(2.0)  # well into reading and compiling the SOP
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:  # blocks until the small SOP's line; the huge one is then compiled
+        seen.append(line)
+        if line.startswith("generated "):
+            break
+    assert seen and seen[-1].startswith("generated general/a-small"), seen
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    err = "".join(seen) + proc.stderr.read()
+    assert proc.wait(timeout=120) == 130, err
     assert "interrupted: completed routines were kept" in err
     assert "Traceback" not in err
-    assert not list(out.glob("routines/**/*.md")), "the stage ran to its end after the signal"
+    assert list(out.glob("routines/general/a-small.md"))
+    assert not list(out.glob("routines/**/b-huge*")), "the stage ran to its end after the signal"
 
 
 def test_abandon_ends_computations_in_every_thread_and_nothing_else() -> None:
