@@ -64,6 +64,7 @@ SECTIONS = (
     "batch",
     "network",
     "eval",
+    "hostile",
 )
 _section = ""
 
@@ -784,6 +785,10 @@ def main() -> None:
         from eval_bench import bench_eval
 
         bench_eval(50 if quick else 1000, report)
+    if wanted("hostile"):
+        from hostile_bench import bench_hostile
+
+        bench_hostile(report, quick=quick)
     if args.write:
         write_markdown(REPO / "BENCHMARKS.md", quick)
     missed = [row.benchmark for row in ROWS if row.met is False]

@@ -94,33 +94,44 @@ def _parse(path: Path) -> Any:
         raise ConfigError(f"cannot read tool catalog: {reason}", path=path) from None
     if path.suffix.lower() == ".json":
         try:
-            return json.loads(text)
+            data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"invalid JSON at line {exc.lineno}: {exc.msg}", path=path) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or "syntax error"
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"invalid YAML{where}: {problem}", path=path) from None
-    if _expanded_size(data) > _MAX_VALUES:
+    else:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            problem = getattr(exc, "problem", None) or "syntax error"
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"invalid YAML{where}: {problem}", path=path) from None
+    count, unencodable = _walk(data)
+    if count > _MAX_VALUES:
         raise ConfigError(
             f"tool catalog expands to more than {_MAX_VALUES:,} values "
             "(YAML aliases repeating large parts, or a self-referencing alias)",
             path=path,
         )
+    if unencodable is not None:
+        raise ConfigError(
+            f"tool catalog holds {unencodable!r}, which is not valid Unicode text "
+            "(an escaped lone surrogate such as \\udcff): generated code could not import it",
+            path=path,
+        )
     return data
 
 
-def _expanded_size(data: Any) -> int:
-    """How many values `data` holds once aliases are expanded, counted up to `_MAX_VALUES + 1`.
+def _walk(data: Any) -> tuple[int, str | None]:
+    """How many values `data` holds once aliases are expanded, and its first non-UTF-8 string.
 
     YAML aliases share one object, so an 800-byte file can stand for 10^8 values (or for an
     endless one, when an alias refers to its own parent); everything that walks the catalog
-    later would pay for each. The walk is iterative and stops counting past the budget.
+    later would pay for each. The walk is iterative and stops counting past `_MAX_VALUES + 1`.
+    YAML's and JSON's escapes can spell a lone surrogate (`"\\udcff"`), a string no file and
+    no pydantic schema can hold: the emitted package would fail to import.
     """
     count = 0
+    unencodable: str | None = None
     stack = [data]
     while stack:
         value = stack.pop()
@@ -132,7 +143,12 @@ def _expanded_size(data: Any) -> int:
             stack.extend(value.values())
         elif isinstance(value, list):
             stack.extend(value)
-    return count
+        elif isinstance(value, str) and unencodable is None:
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                unencodable = value[:40]
+    return count, unencodable
 
 
 def _check_document(data: Any, path: Path) -> list[Tool]:

@@ -134,6 +134,10 @@ class AgentSettings(BaseModel):
         return patterns
 
 
+# OpenAI-style secret keys (sk-..., sk-proj-...): never a model name
+_API_KEY_SHAPE = re.compile(r"sk-[A-Za-z0-9_\-]{16,}")
+
+
 class Settings(BaseModel):
     """Everything a run can be configured with."""
 
@@ -226,6 +230,22 @@ class Settings(BaseModel):
             raise ValueError(
                 f"must start with http:// or https:// (e.g. http://localhost:8000/v1), "
                 f"not {redact_url(value)[:60]!r}"
+            )
+        if "@" in rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]:
+            # The HTTP client would send user:password as Basic auth instead of the API key.
+            raise ValueError(
+                f"must not hold a user name or password ({redact_url(value)[:60]!r} is shown "
+                "without them): set the API key in OPENAI_API_KEY"
+            )
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _not_a_key(cls, value: str) -> str:
+        # A key pasted into --model would be written to _config.py, the lock and the cache.
+        if _API_KEY_SHAPE.fullmatch(value.strip()):
+            raise ValueError(
+                "looks like an API key, not a model name (the key belongs in OPENAI_API_KEY)"
             )
         return value
 

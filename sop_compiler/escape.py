@@ -188,7 +188,23 @@ def md_text(text: str) -> str:
         else:
             out.append(char)
     escaped = "".join(out)
-    return md_block_safe(escaped)
+    return md_block_safe(_inert_links(escaped))
+
+
+# What would make a link or an image of escaped text (a tracking pixel, a live phishing link):
+# an inline or reference link's `](`, `][` or definition `]:`, and a bare URL GitHub autolinks.
+_LINK_SYNTAX = re.compile(r"(?<!\\)\](?=[(\[:])")
+_AUTOLINK = re.compile(r"(?i)\b(?:(https?|ftp|mailto)(?=:)|(www)(?=\.))")
+
+
+def _inert_links(escaped: str) -> str:
+    """Escaped Markdown in which no link, image or autolink is live (the text reads the same).
+
+    A backslash before the `(`, `[` or `:` after `]` leaves brackets as text; one before the
+    `:` of a scheme or the `.` after `www` stops autolinking.
+    """
+    escaped = _LINK_SYNTAX.sub(lambda m: "]\\", escaped)
+    return _AUTOLINK.sub(lambda m: m.group() + "\\", escaped)
 
 
 _PROSE_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
@@ -203,12 +219,13 @@ def md_prose(text: str) -> str:
     `<`, `>` and `&` become entities and a run of three or more backticks becomes `&#96;`
     entities. Single and double backticks stay, so code spans an SOP writes (tool names) still
     work, and the text stays readable; `*`, `_` and `[` are left alone for the same reason.
+    Links, images and autolinks are made inert (`](` becomes `]\\(`, `https:` `https\\:`).
     """
     out = [
         _PROSE_ENTITIES.get(char, char if char.isprintable() else " ") for char in one_line(text)
     ]
     escaped = " ".join("".join(out).split())  # control characters must not leave an indent
-    return _BACKTICK_RUN.sub(lambda run: "&#96;" * len(run.group()), escaped)
+    return _inert_links(_BACKTICK_RUN.sub(lambda run: "&#96;" * len(run.group()), escaped))
 
 
 def md_code(text: str) -> str:

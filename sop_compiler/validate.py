@@ -16,6 +16,7 @@ from typing import Any
 
 from sop_compiler.config import Settings
 from sop_compiler.escape import one_line
+from sop_compiler.generate.offline.binding import canonical_words
 from sop_compiler.models import (
     MAX_QUOTE_WORDS,
     TERMINAL_KINDS,
@@ -31,6 +32,7 @@ from sop_compiler.models import (
     SourceRef,
     Step,
     Table,
+    Tool,
     ToolCall,
     ToolCatalog,
     ValidationReport,
@@ -198,6 +200,7 @@ def _check(
     for step in steps:
         if step.tool_call is not None:
             _check_tool_call(step.id, step.tool_call, catalog, out)
+    _check_model_text(steps, draft, procedure, catalog, out)
     if graph is not None:
         _check_data(steps, graph, draft, out)
         _check_confirmations(steps, graph, draft, catalog, out)
@@ -684,6 +687,70 @@ def _check_tool_call(step_id: str, call: ToolCall, catalog: ToolCatalog, out: _I
                 f"step {step_id}: `{call.tool}` needs argument `{name}`",
                 step_id,
             )
+
+
+def _check_model_text(
+    steps: list[Step],
+    draft: RoutineDraft,
+    procedure: Procedure,
+    catalog: ToolCatalog,
+    out: _Issues,
+) -> None:
+    """A model answer is never trusted more than the SOP.
+
+    Its text is scanned for injection as the SOP is (a flagged SOP sentence must not become an
+    instruction either), and a write tool needs the procedure to ask for it: its name, an alias
+    or its action must appear in the SOP's text, whatever the answer cites.
+    """
+    texts: list[tuple[str | None, str]] = [(None, draft.title), (None, draft.trigger)]
+    texts += [(step.id, step.text) for step in steps]
+    texts += [(None, rule.text) for rule in draft.rules]
+    texts += [(None, item.fact) for item in draft.knowledge]
+    texts += [(None, f"{case.when} {case.then}") for case in draft.edge_cases]
+    for step_id, text in texts:
+        excerpt = injection_excerpt(text)
+        if excerpt is not None:
+            where = f"step {step_id}" if step_id else "the routine"
+            out.add(
+                "model_injection",
+                "error",
+                f"{where} addresses the model or sopc, which no routine may: {excerpt!r}",
+                step_id,
+            )
+    sop: tuple[str, set[str]] | None = None
+    for step in steps:
+        tool = catalog.get(step.tool_call.tool) if step.tool_call is not None else None
+        if tool is None or tool.access != "write":
+            continue
+        if sop is None:
+            text = " ".join(block_text(b) for b in [*procedure.context, *procedure.blocks])
+            sop = (text.lower(), set(canonical_words(text)))
+        if not _asks_for(tool, *sop):
+            out.add(
+                "unsupported_write",
+                "error",
+                f"step {step.id} calls the write tool `{tool.name}`, but the SOP never names it, "
+                "an alias of it or its action: an answer cannot add an action",
+                step.id,
+            )
+
+
+def _asks_for(tool: Tool, text: str, words: set[str]) -> bool:
+    """Whether the SOP names the tool or an alias, or asks for its action anywhere.
+
+    The action is as the offline compiler binds one (`generate.offline.binding`): the verb of
+    the tool's name or description (or a synonym) and one of their objects, so "refund the
+    customer" asks for `issue_refund` and "record the leave" for `book_absence` ("Record an
+    absence ...").
+    """
+    for name in [tool.name, *tool.aliases]:
+        if name.lower() in text or name.replace("_", " ").lower() in text:
+            return True
+    name_words = canonical_words(tool.name.replace("_", " "))
+    described = canonical_words(tool.description)
+    verbs = set(name_words[:1]) | set(described[:1])
+    objects = set(name_words[1:]) | set(described[1:6])
+    return bool(verbs & words) and bool(objects & words)
 
 
 def _citations(draft: RoutineDraft) -> list[tuple[str | None, str, SourceRef]]:

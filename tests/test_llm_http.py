@@ -565,20 +565,24 @@ def test_base_url_credentials_never_reach_a_message(
     server: LLMServer,
     make_backend: Callable[..., OpenAIBackend],
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # Only OPENAI_BASE_URL can still carry user info: a setting that does is refused up front.
     caplog.set_level(logging.DEBUG)
     url = _with_credentials(server.base_url)
     port = server.base_url.split(":")[2].split("/")[0]
     server.queue(*[error(500, f"upstream {url} failed")] * 2)
     server.queue(error(400, f"bad request to {url}"))
+    monkeypatch.setenv("OPENAI_BASE_URL", url)
     failed, rejected = generate(
-        make_backend(base_url=url, max_retries=1),
+        make_backend(base_url=None, max_retries=1),
         *[sample_procedure("p1"), sample_procedure("p2")],
         sequential=True,
     )
     with LLMServer() as gone:
         refused_url = _with_credentials(gone.base_url)
-    [refused] = generate(make_backend(base_url=refused_url, max_retries=0), sample_procedure())
+    monkeypatch.setenv("OPENAI_BASE_URL", refused_url)
+    [refused] = generate(make_backend(base_url=None, max_retries=0), sample_procedure())
 
     assert failed.error is not None and f"500 server error from 127.0.0.1:{port}:" in failed.error
     assert rejected.error is not None and f"400 from 127.0.0.1:{port}:" in rejected.error

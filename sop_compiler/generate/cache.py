@@ -2,7 +2,8 @@
 
 Entries live in `<cache_dir>/<key[:2]>/<key>.json`, keyed by the SHA-256 of the full request
 (model, settings, messages including images, response format and schema) plus the prompt template
-version. An entry holds the answer and its token usage, never headers or the API key.
+version. An entry holds the answer and its token usage, never headers, the API key or the base
+URL's credentials (an answer that echoes them is stored scrubbed).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ class ResponseCache:
         self.folder = Path(folder)
         self.refresh = refresh
         self._write_failed = False
+        # The API key and the base URL's credentials: an answer that echoes one is stored with
+        # `***` in its place (the run sets them once the backend knows them).
+        self.secrets: list[str] = []
 
     def key(self, request: ChatRequest) -> str:
         """SHA-256 of the canonical request, the prompt template version and the schema."""
@@ -71,8 +75,8 @@ class ResponseCache:
         key = key or self.key(request)
         entry = {
             "format": CACHE_FORMAT,
-            "model": request.model,
-            "content": response.content,
+            "model": self._scrub(request.model),
+            "content": None if response.content is None else self._scrub(response.content),
             "finish_reason": response.finish_reason,
             "usage": {
                 "prompt_tokens": response.usage.prompt_tokens,
@@ -91,6 +95,11 @@ class ResponseCache:
                     "cannot write the response cache in %s: %s", self.folder, exc.strerror or exc
                 )
                 self._write_failed = True
+
+    def _scrub(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
 
     def _ensure_folder(self) -> None:
         if not self.folder.is_dir():

@@ -25,7 +25,7 @@ LOCK_VERSION = 1
 OUTPUT_VERSION = "3"
 # Bumped when emit or validate code changes how a routine is rendered or reported: outputs are
 # re-rendered from the routine JSON already on disk, with no model call.
-RENDER_VERSION = "3"
+RENDER_VERSION = "4"
 
 FileState = Literal["ok", "missing", "edited"]
 
@@ -149,6 +149,14 @@ def read_lock(out: Path) -> tuple[LockFile, str | None]:
     try:
         lock = LockFile.model_validate_json(data)  # pydantic's parser: fast on a big lock
         if lock.version == LOCK_VERSION:
+            outside = _outside_path(lock)
+            if outside is not None:
+                # Never acted on: a hand-edited or merged lock would make sopc write or remove
+                # there. Ignored whole, as a lock in the wrong format is (everything is rebuilt).
+                return LockFile(), (
+                    f"{LOCK_NAME} lists the output {outside!r}, which is not a path inside the "
+                    "output folder (edited by hand?): the lock is ignored"
+                )
             return lock, None
     except ValidationError:
         pass
@@ -160,6 +168,18 @@ def read_lock(out: Path) -> tuple[LockFile, str | None]:
     if not isinstance(raw, dict) or raw.get("version") != LOCK_VERSION:
         return LockFile(), f"{LOCK_NAME} has an unsupported version"
     return LockFile(), f"{LOCK_NAME} does not match the expected format"
+
+
+def _outside_path(lock: LockFile) -> str | None:
+    """The first output path the lock records that could leave the output folder, or None."""
+    from sop_compiler.emit.write import check_relative
+
+    for relative in sorted(lock.recorded_outputs()):
+        try:
+            check_relative(relative)
+        except OutputError:
+            return relative
+    return None
 
 
 def write_lock(out: Path, lock: LockFile) -> bool:

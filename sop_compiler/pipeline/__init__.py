@@ -232,6 +232,7 @@ def compile_folder(
         waiting, batch_notes = 0, []
         told: list[str] = []  # what the backend learned about its server (images rejected, ...)
         interrupted = False
+        set_aside: list[tuple[str, str]] = []
         if writes:
             assert chosen.backend is not None
             build = _Build(plan, out=out, catalog=catalog, settings=settings, fmt=fmt, batch=batch)
@@ -243,6 +244,7 @@ def compile_folder(
             kept = sorted(build.kept)
             waiting, batch_notes = build.waiting, build.batch_notes
             told = chosen.backend.run_notes()
+            set_aside = sorted(build.set_aside)
         else:
             for _ in plan.stream():
                 pass
@@ -262,11 +264,14 @@ def compile_folder(
                 *([stopped] if stopped else []),
                 *([_kept_note(kept)] if kept else []),
                 *batch_notes,
+                *([_aside_note(set_aside)] if set_aside else []),
             ]
         ]
         _summarise(plan.sops, result, strict=strict, stopped=stopped is not None)
         if waiting and result.exit_code != int(ExitCode.USAGE):
             result.exit_code = int(ExitCode.PARTIAL)  # answers pending: outputs are not complete
+        if writes:
+            result = build.scrubbed_result(result)
         if interrupted:
             if record is not None:
                 record.forget()
@@ -343,6 +348,16 @@ def _remember_noop(
         errors=any(issue.severity == "error" for issue in issues),
         warnings=any(issue.severity == "warning" for issue in issues),
         input_errors=any(sop.error is not None for sop in plan.sops),
+    )
+
+
+def _aside_note(pairs: list[tuple[str, str]]) -> str:
+    """One line naming the files sopc never wrote that its outputs would have overwritten."""
+    shown = ", ".join(f"{old} -> {new}" for old, new in pairs[:5])
+    more = f" and {len(pairs) - 5} more" if len(pairs) > 5 else ""
+    return (
+        f"renamed {len(pairs)} file(s) sopc did not write, whose names its outputs use: "
+        f"{shown}{more}"
     )
 
 

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import unquote
 
 from sop_compiler.config import Settings
 from sop_compiler.errors import OutputError
 from sop_compiler.generate import Backend, GenerationContext, GenerationResult, to_routine
+from sop_compiler.interrupt import abandonable
 from sop_compiler.lock import (
     LOCK_NAME,
     LockFile,
@@ -35,6 +40,7 @@ from sop_compiler.pipeline._outcomes import _one_line
 from sop_compiler.pipeline._signals import _run_cancellable
 
 log = logging.getLogger("sop_compiler.pipeline")
+_T = TypeVar("_T")
 
 # Seconds between lock-file writes while routines complete (always written on exit and interrupt):
 # rewriting a big lock after every routine would make a large first build quadratic.
@@ -68,6 +74,8 @@ class _Build:
         self.lock: LockFile = plan.start_lock()
         self.written: set[str] = set()
         self.kept: set[str] = set()  # stale paths left alone: not provably written by sopc
+        self.known = plan.old.recorded_outputs()  # paths an earlier run wrote
+        self.set_aside: list[tuple[str, str]] = []  # files sopc never wrote, renamed out of the way
         self.changed: list[str] = []  # written or removed, for the final flush to disk
         self.dirty = False
         self.saved_at = 0.0
@@ -90,13 +98,33 @@ class _Build:
             data = data.replace(secret, b"***")
         return data
 
+    def scrubbed_result(self, result: RunResult) -> RunResult:
+        """`result` with every secret replaced by `***`: what stdout and `--format json` show."""
+        if not self.secrets:
+            return result
+        data = result.model_dump_json().encode("utf-8")
+        for secret in self.secrets:
+            # As JSON spells it: a password may hold a quote or a backslash.
+            spelled = json.dumps(secret.decode("utf-8"), ensure_ascii=False)[1:-1]
+            data = data.replace(spelled.encode("utf-8"), b"***")
+        return type(result).model_validate_json(data)
+
     def run(self, backend: Backend, result: RunResult) -> None:
         """Bring the output folder up to date; every completed routine is kept on interrupt."""
         from sop_compiler.generate.llm import LLMBackend
 
         if isinstance(backend, LLMBackend):
             found = {secret.encode("utf-8") for secret in backend.secrets() if len(secret) >= 4}
+            # A base URL's user:password travels as Basic auth: a server echoing the header
+            # shows it in base64.
+            found |= {
+                base64.b64encode(unquote(secret).encode("utf-8"))
+                for secret in backend.secrets()
+                if ":" in secret and "://" not in secret
+            }
             self.secrets = sorted(found, key=lambda v: (-len(v), v))  # longest first
+            if backend.cache is not None:
+                backend.cache.secrets = [secret.decode("utf-8") for secret in self.secrets]
         from sop_compiler.emit.write import remove_stale_temps
 
         remove_stale_temps(self.out)
@@ -157,7 +185,11 @@ class _Build:
             # Shielded: an answer that arrived is written and recorded even if the run is
             # interrupted meanwhile (the loop waits for worker threads before it closes).
             loop = asyncio.get_running_loop()
-            await asyncio.shield(loop.run_in_executor(None, self._finish, proc, result))
+            finish = loop.run_in_executor(None, self._finish, proc, result)
+            # Once the run stops (a full disk, a signal) nobody awaits this answer any more: its
+            # error is looked at here, so asyncio never prints it as a stray traceback at exit.
+            finish.add_done_callback(_retrieve)
+            await asyncio.shield(finish)
             why = f": {proc.why}" if proc.why else ""
             advance(f"{proc.status} {proc.agent}/{proc.id}{why}")
 
@@ -188,7 +220,8 @@ class _Build:
 
     def _next_sop(self, stream: Iterator[PlannedSop]) -> PlannedSop | None:
         """Plan the next SOP (in a worker thread), enter it in the lock, re-render its routines."""
-        sop = next(stream, None)
+        with abandonable():  # reading, cleaning and segmenting: a signal may end it at once
+            sop = next(stream, None)
         if sop is None:
             self.planned_all = True
             return None
@@ -299,6 +332,7 @@ class _Build:
 
         remove = remove or {}
         kept: list[str] = []
+        aside: list[tuple[str, str]] = []
         try:
             changed = write_outputs(
                 self.out,
@@ -306,6 +340,8 @@ class _Build:
                 remove=remove,
                 protect=[_impl_file(self.settings), LOCK_NAME],
                 kept=kept,
+                known=self.known,
+                set_aside=aside,
             )
         except OSError as exc:
             raise OutputError(
@@ -316,6 +352,7 @@ class _Build:
             self.changed += changed
             states = self.plan.files
             self.kept.update(kept)
+            self.set_aside += aside
             for rel in remove:
                 if rel not in kept:
                     states.removed(rel)
@@ -427,7 +464,8 @@ class _Build:
             return await backend.generate(
                 procedure,
                 context=context,
-                validate=lambda draft: check_draft(
+                validate=lambda draft: _abandonable_call(
+                    check_draft,
                     draft,
                     procedure=procedure,
                     catalog=self.catalog,
@@ -448,9 +486,10 @@ class _Build:
             return
         assert proc.procedure is not None
         try:
-            routine = to_routine(result.draft, proc.procedure, self.catalog)
-            report = self._validate(proc, routine)
-            files = render_routine(routine, report)
+            with abandonable():  # a signal may end the computation, never the writing below
+                routine = to_routine(result.draft, proc.procedure, self.catalog)
+                report = self._validate(proc, routine)
+                files = render_routine(routine, report)
         except (OutputError, KeyboardInterrupt):
             raise
         except Exception as exc:
@@ -511,6 +550,18 @@ def _check_python(files: dict[str, bytes]) -> None:
                 path=rel,
                 hint="a bug in sopc: please report it with the tool catalog",
             ) from None
+
+
+def _abandonable_call(function: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """`function(*args, **kwargs)` as a computation a signal may end at once."""
+    with abandonable():
+        return function(*args, **kwargs)
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    """Mark a finished future's exception as seen (the awaiting task may be gone)."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _impl_file(settings: Settings) -> str:

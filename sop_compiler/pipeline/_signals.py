@@ -10,14 +10,17 @@ import threading
 from collections.abc import Coroutine, Iterator
 from typing import Any
 
+from sop_compiler import interrupt
+
 
 def _run_cancellable(main: Coroutine[Any, Any, None]) -> None:
     """Run `main` in a new event loop where SIGTERM (and Ctrl-C) cancel it cleanly.
 
     Like `asyncio.run`, plus SIGTERM: the signal cancels the main task from the loop, also when
     SIGINT is ignored (a background job of a non-interactive shell), and the cancellation leaves
-    as KeyboardInterrupt, the CLI's clean "interrupted" exit. Worker threads finish their file
-    before the loop closes. A second signal stops waiting for them.
+    as KeyboardInterrupt, the CLI's clean "interrupted" exit. A computation running in any thread
+    (see `sop_compiler.interrupt`) is abandoned at once; worker threads writing files finish their
+    file before the loop closes. A second signal stops waiting for them.
     """
     in_main = threading.current_thread() is threading.main_thread()
     signals = [signal.SIGTERM] if in_main else []
@@ -31,17 +34,22 @@ def _run_cancellable(main: Coroutine[Any, Any, None]) -> None:
     loop = asyncio.new_event_loop()
     task = loop.create_task(main)
     stopping = False
+    interrupt.reset()
 
-    def stop() -> None:
+    def stop(signum: int, frame: Any) -> None:
+        # A plain handler, not loop.add_signal_handler: that one runs only once the loop thread
+        # is back in the loop, and a stage may keep it busy for seconds (an offline compile).
         nonlocal stopping
         if stopping:
             raise KeyboardInterrupt
         stopping = True
-        task.cancel()
+        loop.call_soon_threadsafe(task.cancel)
+        if interrupt.abandon():  # this thread was computing: end that computation now
+            raise interrupt.Interrupted
 
     try:
         for signum in signals:
-            loop.add_signal_handler(signum, stop)
+            signal.signal(signum, stop)
         try:
             loop.run_until_complete(task)
         except asyncio.CancelledError:
@@ -59,7 +67,8 @@ def _run_cancellable(main: Coroutine[Any, Any, None]) -> None:
     finally:
         loop.close()
         sys.setswitchinterval(interval)
-        # Closing the loop reset its signals to the defaults: the caller's handlers apply again.
+        interrupt.reset()
+        # The caller's handlers apply again.
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 

@@ -12,6 +12,7 @@ from rich.table import Table as RichTable
 from rich.text import Text
 from rich.tree import Tree
 
+from sop_compiler.escape import terminal_text
 from sop_compiler.models import (
     Code,
     Figure,
@@ -52,7 +53,7 @@ def render_inspect(results: list[InspectResult], *, fmt: str) -> None:
                 _print_document(console, result)
     for result in ordered:
         if result.error:
-            print(f"error: {_error_line(result)}", file=sys.stderr)
+            print(f"error: {terminal_text(_error_line(result))}", file=sys.stderr)
             if fmt == "github":
                 print(annotation("error", result.source, "sopc: unreadable SOP", result.error))
 
@@ -86,7 +87,13 @@ def _as_json(result: InspectResult) -> dict[str, Any]:
 
 def _excerpt(text: str, limit: int = _EXCERPT) -> str:
     line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+    line = line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+    return terminal_text(line)
+
+
+def _plain(text: str, style: str = "") -> Text:
+    """SOP text for the terminal: never markup, control and bidi characters shown escaped."""
+    return Text(terminal_text(text), style=style)
 
 
 def _where(block: AnyBlock) -> str:
@@ -167,12 +174,12 @@ def _table(table: Table) -> RichTable:
     grid = RichTable(show_header=table.header is not None, box=None, pad_edge=False)
     for index in range(width):
         header = table.header[index] if table.header and index < len(table.header) else ""
-        grid.add_column(Text(_excerpt(header, 40)), overflow="fold")
+        grid.add_column(_plain(_excerpt(header, 40)), overflow="fold")
     for row in table.rows[:_TABLE_ROWS]:
         cells = [*row, *[""] * (width - len(row))]
-        grid.add_row(*(Text(_excerpt(cell, 60)) for cell in cells))
+        grid.add_row(*(_plain(_excerpt(cell, 60)) for cell in cells))
     if len(table.rows) > _TABLE_ROWS:
-        grid.add_row(Text(f"… {len(table.rows) - _TABLE_ROWS} more rows", style="dim"))
+        grid.add_row(_plain(f"… {len(table.rows) - _TABLE_ROWS} more rows", style="dim"))
     return grid
 
 
@@ -196,7 +203,7 @@ def _print_document(console: Console, result: InspectResult) -> None:
     facts = [document.format, f"{len(document.blocks)} blocks"]
     if document.page_count:
         facts.append(f"{document.page_count} pages")
-    title = Text(document.source, style="bold")
+    title = _plain(document.source, style="bold")
     title.append(f"  ({', '.join(facts)})", style="dim")
     tree = Tree(title)
     stack: list[tuple[int, Tree]] = [(0, tree)]
@@ -210,44 +217,48 @@ def _print_document(console: Console, result: InspectResult) -> None:
     console.print(tree)
 
     if document.removals:
-        removed = RichTable(title=Text("Removed by clean"), title_justify="left")
+        removed = RichTable(title=_plain("Removed by clean"), title_justify="left")
         for column in ("rule", "text", "location"):
             removed.add_column(column, overflow="fold")
         for item in document.removals:
-            removed.add_row(Text(item.rule), Text(_excerpt(item.text, 70)), Text(item.prov.label()))
+            removed.add_row(
+                _plain(item.rule), _plain(_excerpt(item.text, 70)), _plain(item.prov.label())
+            )
         console.print(removed)
 
-    found = RichTable(title=Text("Procedures"), title_justify="left")
+    found = RichTable(title=_plain("Procedures"), title_justify="left")
     for column in ("id", "title", "steps (offline)", "blocks"):
         found.add_column(column, overflow="fold")
     for procedure in procedures:
         found.add_row(
-            Text(procedure.id),
-            Text(procedure.title),
-            Text(str(result.steps.get(procedure.id, _step_count(procedure)))),
-            Text(str(len(procedure.blocks))),
+            _plain(procedure.id),
+            _plain(procedure.title),
+            _plain(str(result.steps.get(procedure.id, _step_count(procedure)))),
+            _plain(str(len(procedure.blocks))),
         )
     console.print(found)
 
     if result.sections:
-        read = RichTable(title=Text("Sections"), title_justify="left")
+        read = RichTable(title=_plain("Sections"), title_justify="left")
         for column in ("section", "read as", "why", "went to"):
             read.add_column(column, overflow="fold")
         for section in result.sections:
             went = [*section.in_procedures, *(f"{p} (context)" for p in section.in_context)]
             read.add_row(
-                Text("  " * (len(section.heading_path) - 1) + section.heading_path[-1]),
-                Text(section.kind),
-                Text(section.reason),
-                Text(", ".join(went) or _nowhere(section.kind)),
+                _plain("  " * (len(section.heading_path) - 1) + section.heading_path[-1]),
+                _plain(section.kind),
+                _plain(section.reason),
+                _plain(", ".join(went) or _nowhere(section.kind)),
             )
         console.print(read)
 
     if document.notices:
-        notes = RichTable(title=Text("Notices"), title_justify="left")
+        notes = RichTable(title=_plain("Notices"), title_justify="left")
         for column in ("code", "message", "location"):
             notes.add_column(column, overflow="fold")
         for notice in document.notices:
-            notes.add_row(Text(notice.code), Text(notice.message), Text(_location(notice.prov)))
+            notes.add_row(
+                _plain(notice.code), _plain(notice.message), _plain(_location(notice.prov))
+            )
         console.print(notes)
     console.print()

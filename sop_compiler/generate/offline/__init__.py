@@ -25,6 +25,7 @@ from sop_compiler.generate.offline.standing import confirm_gates, insert_confirm
 from sop_compiler.generate.offline.steps import finish, vague_questions
 from sop_compiler.generate.offline.tools import ToolIndex
 from sop_compiler.generate.offline.trigger import trigger_for
+from sop_compiler.interrupt import abandonable
 from sop_compiler.models import (
     Flowchart,
     Issue,
@@ -72,7 +73,8 @@ class OfflineBackend(Backend):
         validate: Callable[[RoutineDraft], list[Issue]],
     ) -> GenerationResult:
         """Write one procedure's draft and record what validation says about it (no repair)."""
-        draft = build_draft(procedure, catalog=context.catalog, agents=context.agents)
+        with abandonable():  # seconds for a huge SOP: a signal may end it at once
+            draft = build_draft(procedure, catalog=context.catalog, agents=context.agents)
         return GenerationResult(
             procedure_id=procedure.id, draft=draft, issues=validate(draft), attempts=1
         )

@@ -1,0 +1,143 @@
+"""Hostile-input benchmarks: the offline compiler stays linear, a big Markdown SOP stays small.
+
+    python bench/run.py --only hostile [--quick]
+
+Time per KB of the offline compile (read, clean, segment, compile, validate, write) for one SOP
+of numbered steps and for one endless sentence, from 10 KB to 1 MB: flat means linear time, so
+no input of the size limits can keep a run busy for hours. Peak memory of reading a Markdown SOP
+(ingest, clean, segment) in a fresh process, over the file's size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import io
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+Report = Callable[..., None]
+
+_STEP = "{n}. Check the order number {n} and tell the customer the refund amount.\n"
+_WORDS = "the agent checks the order and the refund amount with care "
+
+
+def _sop(kind: str, kib: int) -> str:
+    size = kib * 1024
+    if kind == "steps":
+        lines, n, total = ["# Refunds\n\n"], 1, 0
+        while total < size:
+            line = _STEP.format(n=n)
+            lines.append(line)
+            total += len(line)
+            n += 1
+        return "".join(lines)
+    return "# Refunds\n\n1. " + (_WORDS * (size // len(_WORDS) + 1))[:size].rstrip() + ".\n"
+
+
+def _compile_seconds(text: str) -> float:
+    from sop_compiler.config import load_settings
+    from sop_compiler.pipeline import compile_folder
+
+    with tempfile.TemporaryDirectory(prefix="sopc-hostile-") as folder:
+        sops = Path(folder) / "sops"
+        sops.mkdir()
+        (sops / "refunds.md").write_text(text, encoding="utf-8")
+        settings = load_settings(
+            sops, overrides={"output": Path(folder) / "out", "backend": "offline", "cache": False}
+        )
+        gc.collect()
+        start = time.perf_counter()
+        with contextlib.redirect_stderr(io.StringIO()):  # no progress lines
+            compile_folder(sops, settings=settings, fmt="json")
+        return time.perf_counter() - start
+
+
+def bench_linear(report: Report, sizes: list[int]) -> None:
+    """Offline compile time per KB at every size: the spread between sizes is the target."""
+    base = min(_compile_seconds(_sop("steps", 1)) for _ in range(3))  # fixed cost of a run
+    for kind in ("steps", "sentence"):
+        per_kib: dict[int, float] = {}
+        for kib in sizes:
+            text = _sop(kind, kib)
+            # best of three below 1 MB: a shared machine's noise is larger than a small run
+            seconds = min(_compile_seconds(text) for _ in range(3 if kib < 1000 else 1))
+            per_kib[kib] = max(seconds - base, 1e-6) / kib * 1000
+            report(
+                f"offline compile, {kind}, {kib} KB: time per KB",
+                f"{per_kib[kib]:.1f} ms/KB ({seconds:.2f} s)",
+                "info",
+                None,
+            )
+        spread = max(per_kib.values()) / min(per_kib.values())
+        report(
+            f"offline compile, {kind}: time per KB {min(sizes)} KB..{max(sizes)} KB",
+            f"{spread:.2f}x spread (largest / smallest ms/KB)",
+            "<= 2x (flat)",
+            spread <= 2.0,
+        )
+
+
+_MEM_CHILD = """
+import gc, resource, sys
+def peak():
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+sys.path.insert(0, {here!r})
+from pathlib import Path
+import sop_compiler.ingest, sop_compiler.clean, sop_compiler.segment
+from run import _sopc_read
+path = Path(sys.argv[1])
+baseline = peak()
+result = _sopc_read(path)
+print(peak(), baseline)
+"""
+
+
+def bench_markdown_memory(report: Report, sizes_kib: list[int]) -> None:
+    """Peak RSS growth of reading one big Markdown SOP, over the file's size."""
+    folder = Path(tempfile.mkdtemp(prefix="sopc-hostile-md-"))
+    try:
+        for kib in sizes_kib:
+            path = folder / f"big-{kib}.md"
+            text = _sop("steps", kib)
+            path.write_text(text, encoding="utf-8")
+            size = path.stat().st_size
+            start = time.perf_counter()
+            out = subprocess.run(
+                [sys.executable, "-c", _MEM_CHILD.format(here=str(HERE)), str(path)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            seconds = time.perf_counter() - start
+            peak, baseline = (int(v) for v in out.stdout.split()[-2:])
+            ratio = (peak - baseline) / size
+            report(
+                f"Markdown {kib} KB read: peak RSS growth / file size",
+                f"{ratio:.0f}x ({(peak - baseline) / 2**20:.0f} MiB; {seconds:.1f} s)",
+                "<= 4x",
+                ratio <= 4,
+            )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def bench_hostile(report: Report, *, quick: bool) -> None:
+    """Run the hostile-input benchmarks (small sizes with `quick`)."""
+    print("8. Hostile inputs: linear-time offline compile, memory of a big Markdown SOP")
+    bench_linear(report, [10, 40] if quick else [10, 100, 1000])
+    bench_markdown_memory(report, [200] if quick else [1000, 5000])
