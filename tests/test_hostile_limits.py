@@ -3,6 +3,7 @@ long stages, unchecked overwrites, secrets in the cache and on stdout, model ans
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -318,7 +319,9 @@ def test_a_model_answer_is_never_trusted_more_than_the_sop(tmp_path: Path) -> No
     assert "the write tool `issue_refund`" in str(backend.calls[1].messages[-1].content)
     for path in [*out.rglob("*.md")]:
         text = path.read_text()
-        for live in ("](https://", "](http", "https://evil", "www.evil", "https://t.example"):
+        # a live link needs an unescaped "](" before its URL (sopc's own links are relative)
+        assert not re.search(r"(?<!\\)\]\(\s*(?:https?|www)", text), path.name
+        for live in ("https://evil", "www.evil", "https://t.example"):
             assert live not in text, (path.name, live)
     routine = next((out / "routines").rglob("*.md")).read_text()
     assert "\\(https\\://evil.example/login)" in routine  # still readable, no longer a link
