@@ -5,11 +5,26 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import importlib.util
 import os
 import tempfile
 from pathlib import Path
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+def _templates_folder() -> Path:
+    """Where `sop_compiler.templates` is: inside the installed package, the repository's
+    top-level templates/ in an editable install (setup.py maps one onto the other), or beside
+    the package in a source checkout run without installing."""
+    spec = importlib.util.find_spec("sop_compiler.templates")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations))).resolve()
+    checkout = Path(__file__).resolve().parent.parent / "templates"
+    if checkout.is_dir():
+        return checkout
+    raise ImportError("sop_compiler.templates is missing: reinstall sop-compiler")
+
+
+TEMPLATES = _templates_folder()
 
 
 def replace_file(

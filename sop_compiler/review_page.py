@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from sop_compiler.emit.review import routine_flowchart
 from sop_compiler.errors import InputError
 from sop_compiler.escape import one_line
+from sop_compiler.files import TEMPLATES
 from sop_compiler.lock import read_lock
 from sop_compiler.models import Issue, Routine, SourceRef
 from sop_compiler.paths import enumerate_paths
@@ -303,7 +304,7 @@ def _natural(text: str) -> list[object]:
 def _environment() -> jinja2.Environment:
     # HTML: autoescape on, so every SOP and model string is text, never markup.
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("sop_compiler", "templates"),
+        loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=True,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -15,11 +15,11 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 import jinja2
 
+from sop_compiler.files import TEMPLATES
 from sop_compiler.models import (
     Block,
     Code,
@@ -70,7 +70,7 @@ class RenderedProcedure:
 
 
 def _template_files() -> list[tuple[str, str]]:
-    folder = resources.files("sop_compiler").joinpath("templates").joinpath("prompts")
+    folder = TEMPLATES / "prompts"
     return sorted(
         (item.name, item.read_text(encoding="utf-8")) for item in folder.iterdir() if item.is_file()
     )
