@@ -76,7 +76,9 @@ def templates_sha(*, under: str | None = None) -> str:
     """Hash of the templates shipped with sopc (all, or one sub-folder such as `prompts`)."""
     root = TEMPLATES / under if under else TEMPLATES
     digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+    # The template files alone: not the package marker (nor bytecode), whatever the install.
+    files = (p for p in root.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc"))
+    for path in sorted(files):
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).hexdigest().encode())
     return digest.hexdigest()
