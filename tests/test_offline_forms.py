@@ -202,3 +202,28 @@ def test_a_section_with_its_own_steps_gets_no_invented_call(tmp_path: Path) -> N
     text = RULES_ONLY + "\n## Cancel catering\n1. If the meeting moved, tell the caterer.\n"
     draft, _ = _draft(tmp_path, text, title="Cancel catering")
     assert not [s for s in walk_steps(draft.steps) if s.tool_call is not None]
+
+
+def test_a_figure_the_offline_compiler_cannot_read_is_flagged_on_its_routine(
+    tmp_path: Path,
+) -> None:
+    """The refunds PDF draws its decision flow as an image: the routine says it is missing."""
+    from sop_compiler.config import load_settings
+    from sop_compiler.pipeline import compile_folder
+
+    samples = Path(__file__).parent.parent / "sample_sops"
+    sops = tmp_path / "sops"
+    (sops / "billing").mkdir(parents=True)
+    (sops / "tools.yaml").write_bytes((samples / "tools.yaml").read_bytes())
+    for name in ("refunds-and-credits.pdf", "invoice-corrections.md"):
+        (sops / "billing" / name).write_bytes((samples / "billing" / name).read_bytes())
+    settings = load_settings(sops, overrides={"output": tmp_path / "out", "backend": "offline"})
+    result = compile_folder(sops, settings=settings)
+    unread = {
+        procedure.procedure_id: [i.message for i in procedure.issues if i.code == "figure_unread"]
+        for sop in result.sops
+        for procedure in sop.procedures
+    }
+    refund = unread["refunds-and-credits--issuing-a-refund"]
+    assert refund and "Figure 1: Refund decision flow" in refund[0]
+    assert unread["invoice-corrections"] == []  # text only: nothing to flag

@@ -489,6 +489,9 @@ class _Build:
             with abandonable():  # a signal may end the computation, never the writing below
                 routine = to_routine(result.draft, proc.procedure, self.catalog)
                 report = self._validate(proc, routine)
+                # What the backend could not read (a figure it never saw) is the routine's too.
+                unread = [i for i in result.issues if i.code == "figure_unread"]
+                report.issues = [*unread, *(i for i in report.issues if i not in unread)]
                 files = render_routine(routine, report)
         except (OutputError, KeyboardInterrupt):
             raise

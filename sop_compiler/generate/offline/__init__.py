@@ -27,6 +27,7 @@ from sop_compiler.generate.offline.tools import ToolIndex
 from sop_compiler.generate.offline.trigger import trigger_for
 from sop_compiler.interrupt import abandonable
 from sop_compiler.models import (
+    Figure,
     Flowchart,
     Issue,
     Procedure,
@@ -48,7 +49,7 @@ _CUSTOMER = re.compile(
 )
 
 # Bump when the rules change what they produce, so that the lock file marks routines stale.
-OFFLINE_RULES_VERSION = 10
+OFFLINE_RULES_VERSION = 11
 
 
 class OfflineBackend(Backend):
@@ -76,8 +77,30 @@ class OfflineBackend(Backend):
         with abandonable():  # seconds for a huge SOP: a signal may end it at once
             draft = build_draft(procedure, catalog=context.catalog, agents=context.agents)
         return GenerationResult(
-            procedure_id=procedure.id, draft=draft, issues=validate(draft), attempts=1
+            procedure_id=procedure.id,
+            draft=draft,
+            issues=[*_unread_figures(procedure), *validate(draft)],
+            attempts=1,
         )
+
+
+def _unread_figures(procedure: Procedure) -> list[Issue]:
+    """A figure (a flowchart drawn as an image, a screenshot) the offline rules cannot read: what
+    it shows is missing from the routine, and the routine says so rather than look complete."""
+    return [
+        Issue(
+            code="figure_unread",
+            severity="warning",
+            routine_id=procedure.id,
+            message=(
+                f"figure [{block.id}]{f' ({block.caption})' if block.caption else ''} was not "
+                "read: the offline compiler reads no images, so what it shows is missing from "
+                "the routine (compile with a vision model, or write its steps as text)"
+            ),
+        )
+        for block in procedure.blocks
+        if isinstance(block, Figure) and block.image is not None and not block.read
+    ]
 
 
 def build_draft(
