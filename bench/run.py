@@ -65,6 +65,7 @@ SECTIONS = (
     "network",
     "eval",
     "hostile",
+    "fidelity",
 )
 _section = ""
 
@@ -785,6 +786,10 @@ def main() -> None:
         from eval_bench import bench_eval
 
         bench_eval(50 if quick else 1000, report)
+    if wanted("fidelity"):
+        from fidelity import bench_fidelity
+
+        bench_fidelity(report)
     if wanted("hostile"):
         from hostile_bench import bench_hostile
 
