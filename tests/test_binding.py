@@ -36,3 +36,30 @@ def test_proposed_from_action_names_close_tool() -> None:
     assert out.tool is None
     assert out.proposed == "cancel_subscription"
     assert out.close == "cancel_reservation"
+
+
+def test_open_reads_a_record_unless_a_tool_creates_what_it_names() -> None:
+    catalog = ToolCatalog(
+        tools=[
+            Tool(name="fetch_leave_balance", description="Return an employee's leave balance."),
+            Tool(name="create_ticket", description="Open a ticket for a team.", access="write"),
+            Tool(name="get_ticket", description="Return a ticket's status."),
+        ]
+    )
+    assert bind("Open the employee's leave balance", catalog).tool == "fetch_leave_balance"
+    assert bind("Open a ticket for the network team", catalog).tool == "create_ticket"
+
+
+def test_synonyms_of_the_verbs_policies_use() -> None:
+    catalog = ToolCatalog(
+        tools=[
+            Tool(name="end_membership", description="End a membership.", access="write"),
+            Tool(
+                name="switch_line_plan", description="Move a line to another plan.", access="write"
+            ),
+            Tool(name="undelete_project", description="Bring back a project from the trash."),
+        ]
+    )
+    assert bind("Cancel a subscription", catalog).tool == "end_membership"
+    assert bind("Change a plan", catalog).tool == "switch_line_plan"
+    assert bind("Restore the project", catalog).tool == "undelete_project"

@@ -133,7 +133,10 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
     if not words or words[0] in {_canon(w) for w in _NOT_VERB}:
         return Binding()
     verb, objects = words[0], set(words[1:4])
-    best: tuple[int, str] | None = None
+    # "open the leave balance" reads a record; "open a ticket" creates one: the reading is the
+    # second choice, taken only when no tool that creates fits the object
+    second = _canon("get") if lowered.split()[:1] == ["open"] else None
+    best: tuple[int, int, str] | None = None
     close: str | None = None
     for tool in catalog.tools:
         name_words = canonical_words(tool.name.replace("_", " "))
@@ -142,13 +145,14 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
         tool_verbs |= {described[0]} if described else set()
         tool_objects = set(name_words[1:]) | set(described[1:6])
         shared = len(objects & tool_objects)
-        if verb in tool_verbs and shared:
-            if best is None or shared > best[0]:
-                best = (shared, tool.name)
+        rank = 1 if verb in tool_verbs else 0 if second in tool_verbs else -1
+        if rank >= 0 and shared:
+            if best is None or (rank, shared) > best[:2]:
+                best = (rank, shared, tool.name)
         elif close is None and (verb in tool_verbs or shared):
             close = tool.name
     if best is not None:
-        return Binding(tool=best[1])
+        return Binding(tool=best[2])
     raw = [w for w in re.findall(r"[a-z]+", lowered) if w not in _STOP]
     if len(raw) < 2:
         return Binding(close=close)
