@@ -143,7 +143,8 @@ def _settings(sops: Path, **overrides: Any) -> Any:
 
 
 ExplainOpt = Annotated[
-    bool, typer.Option("--explain", help="With --check: list the parts of each stale key.")
+    bool,
+    typer.Option("--explain", help="List the parts of each stale routine's key (check, --check)."),
 ]
 
 

@@ -101,6 +101,22 @@ def test_a_server_that_refuses_structured_output_gets_the_schema_in_the_prompt(
     assert second.body["messages"][0]["content"].count('"$defs"') == 1
 
 
+def test_a_repair_after_the_fallback_still_carries_the_schema(tmp_path: Path) -> None:
+    """The fallback happens on the first request; the repair that follows goes out in the
+    simpler format too, so its system message must hold the schema as well."""
+    with LLMServer() as server:
+        server.queue(error(400, "response_format json_schema is not supported by this model"))
+        server.queue(completion({"title": "no steps"}))  # misses required fields: a repair
+        server.queue(completion(default_draft({})))
+        result = _generate(_backend(server, tmp_path), sample_procedure(), ToolCatalog())
+        requests = server.chat_requests
+    assert result.draft is not None, result.error
+    assert len(requests) == 3
+    for request in requests[1:]:
+        assert request.body["response_format"] == {"type": "json_object"}
+        assert request.body["messages"][0]["content"].count('"$defs"') == 1
+
+
 def test_the_catalog_is_one_compact_line_per_tool_with_enum_values() -> None:
     text = prompts.catalog_prompt(ToolCatalog(tools=[VERIFY]), ["billing"])
     [line] = [line for line in text.splitlines() if line.startswith("- ")]

@@ -503,12 +503,12 @@ class LLMBackend(Backend):
         `system` gives the system message for a format: once structured output is refused, the
         schema it carried must move into the prompt.
         """
-        built = self._format
         while True:
             fmt = self._format
-            if system is not None and fmt != built and messages and messages[0].role == "system":
+            # Always the system message of the format this request goes out in: a fallback made
+            # by this request or by another one in flight (the same text when nothing changed).
+            if system is not None and messages and messages[0].role == "system":
                 messages = [ChatMessage("system", system(fmt)), *messages[1:]]
-                built = fmt
             request = ChatRequest(
                 model=self.settings.model,
                 messages=tuple(messages),
