@@ -3,6 +3,7 @@ edge cases, paths, issues with their SOP quote; and every Mermaid block parses w
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -220,3 +221,31 @@ def test_the_mermaid_check_catches_a_broken_block(tmp_path: Path) -> None:
     result = _mermaid_check(bad)
     assert result.returncode == 1
     assert f"{bad}:3: Parse error" in result.stdout
+
+
+def test_review_shows_the_sops_flowchart_beside_the_routine(tmp_path: Path) -> None:
+    """A PDF flowchart (drawn by a diagram tool): REVIEW.md shows the graph sopc read from it,
+    every labelled arrow included, and the routine JSON keeps it; text SOPs keep no such key."""
+    from sop_compiler.config import load_settings
+    from sop_compiler.pipeline import compile_folder
+
+    charts = Path(__file__).parent / "data" / "flowcharts"
+    sops, out = tmp_path / "sops", tmp_path / "out"
+    (sops / "billing").mkdir(parents=True)
+    (sops / "tools.yaml").write_bytes((charts / "tools.yaml").read_bytes())
+    (sops / "billing" / "refund_approval.pdf").write_bytes(
+        (charts / "refund_approval.drawn.pdf").read_bytes()
+    )
+    (sops / "billing" / "notes.md").write_text("# Notes\n\n## Greet\n\n1. Say hello.\n")
+    compile_folder(sops, settings=load_settings(sops, overrides={"output": out}))
+
+    review = (out / "REVIEW.md").read_text(encoding="utf-8")
+    assert review.count("### The SOP's flowchart, as read") == 1
+    section = review.split("### The SOP's flowchart, as read", 1)[1].split("```", 2)[1]
+    [chart_json] = [p for p in (out / "routines").rglob("*.json") if "refund" in p.name]
+    chart = json.loads(chart_json.read_text())["source_flowchart"]
+    labelled = [edge for edge in chart["edges"] if edge["label"]]
+    assert labelled and section.count("-->|") == len(labelled)
+    assert section.count(" --> ") + section.count("-->|") == len(chart["edges"])
+    text_routine = next(p for p in (out / "routines").rglob("*.json") if "notes" in p.name)
+    assert "source_flowchart" not in json.loads(text_routine.read_text())

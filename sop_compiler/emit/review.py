@@ -10,10 +10,10 @@ from sop_compiler.config import Settings
 from sop_compiler.emit._env import render
 from sop_compiler.emit._plan import Triage, plan_network, routine_paths, title_of
 from sop_compiler.escape import mermaid_label, one_line
-from sop_compiler.models import TERMINAL_KINDS, Issue, Routine, Step, ValidationReport
+from sop_compiler.models import TERMINAL_KINDS, Flowchart, Issue, Routine, Step, ValidationReport
 from sop_compiler.paths import enumerate_paths
 
-__all__ = ["render_review", "routine_flowchart"]
+__all__ = ["render_review", "routine_flowchart", "source_graph"]
 
 
 _SHOWN_PATHS = 40  # paths listed per routine; the count says when there are more
@@ -45,6 +45,7 @@ class _Entry:
     issues: list[tuple[str, str, str, str, str]]  # severity, code, step, message, quote
     coverage: str
     flowchart: list[str]
+    source_graph: list[str]  # the SOP's own flowchart, as read, when it had one
     rows: list[_StepRow]
     added: list[_StepRow]  # steps that cite no SOP text: the compiler added them
     paths: list[str]
@@ -116,6 +117,7 @@ def render_review(
                 ],
                 coverage=f"{report.coverage:.0%}" if report.coverage is not None else "n/a",
                 flowchart=routine_flowchart(routine),
+                source_graph=source_graph(routine.source_flowchart),
                 rows=rows,
                 added=[row for row in rows if not row.where],
                 paths=[path.describe() for path in found.paths],
@@ -263,6 +265,27 @@ def routine_flowchart(routine: Routine) -> list[str]:
             after = step.next_step or following
             if after:
                 lines.append(f"{node} --> {target(after)}")
+    return lines
+
+
+_SHAPES = {"decision": "{%s}", "start": "([%s])", "end": "([%s])", "io": "[/%s/]"}
+
+
+def source_graph(chart: Flowchart | None) -> list[str]:
+    """The SOP's flowchart as sopc read it, in Mermaid: every node and labelled edge, so a
+    reviewer sees it beside the routine's own graph."""
+    if chart is None:
+        return []
+    lines = ["flowchart TD"]
+    ids = {node.id: f"f{index}" for index, node in enumerate(chart.nodes, start=1)}
+    for node in chart.nodes:
+        label = mermaid_label(one_line(node.text) or node.id)
+        lines.append(ids[node.id] + _SHAPES.get(node.kind, "[%s]") % label)
+    for edge in chart.edges:
+        if edge.source not in ids or edge.target not in ids:
+            continue
+        arrow = f" -->|{mermaid_label(one_line(edge.label)[:40])}| " if edge.label else " --> "
+        lines.append(f"{ids[edge.source]}{arrow}{ids[edge.target]}")
     return lines
 
 

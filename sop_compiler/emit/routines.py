@@ -44,7 +44,10 @@ def render_routine(routine: Routine, report: ValidationReport) -> dict[str, byte
 
 def routine_json(routine: Routine) -> bytes:
     """The routine as stable JSON: sorted keys, two-space indent, UTF-8, trailing newline."""
-    text = json.dumps(routine.model_dump(mode="json"), sort_keys=True, indent=2, ensure_ascii=False)
+    # No source flowchart: no key at all, so routines of text SOPs keep their JSON as it was.
+    unset = {"source_flowchart"} if routine.source_flowchart is None else set()
+    data = routine.model_dump(mode="json", exclude=unset)
+    text = json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False)
     return (text + "\n").encode("utf-8", "backslashreplace")
 
 

@@ -10,6 +10,7 @@ from sop_compiler.errors import ConfigError
 from sop_compiler.generate.base import Backend, GenerationContext, GenerationResult
 from sop_compiler.models import (
     Block,
+    Flowchart,
     Procedure,
     Routine,
     RoutineDraft,
@@ -116,6 +117,7 @@ def to_routine(draft: RoutineDraft, procedure: Procedure, catalog: ToolCatalog) 
         source=RoutineSource(
             file=procedure.source, sha256=procedure.source_sha256, section=procedure.heading_path
         ),
+        source_flowchart=next((b for b in procedure.blocks if isinstance(b, Flowchart)), None),
     )
     used = {
         step.tool_call.tool

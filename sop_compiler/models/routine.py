@@ -35,6 +35,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sop_compiler.models.document import Flowchart
+
 StepKind = Literal[
     "say",
     "ask",
@@ -286,6 +288,10 @@ class Routine(RoutineDraft):
     agent: str
     source: RoutineSource
     tools_used: list[str] = Field(default_factory=list, description="Catalog tools called, sorted.")
+    source_flowchart: Flowchart | None = Field(
+        default=None,
+        description="The SOP's flowchart this routine was compiled from, as read (for review).",
+    )
 
     def walk(self) -> list[Step]:
         """All steps in execution order (flattened, sub-steps after their parent)."""
