@@ -402,11 +402,21 @@ def _tool_name(name: str) -> bool:
     return bool(re.fullmatch(r"[a-z_][a-z0-9_]*", name))
 
 
+# Fields sopc fills for the reviewer alone, with the schema definitions only they use: no model
+# sees them and an old routine loads without them, so adding one costs no regeneration.
+_REVIEW_ONLY = {"source_flowchart": ("Flowchart", "FlowNode", "FlowEdge", "Provenance")}
+
+
 @functools.cache
 def _schema_sha() -> str:
     # Fixed for the life of the process, and generating the schema costs more than a no-op run's
     # planning of a few hundred SOPs.
-    return sha256_json(Routine.model_json_schema())
+    schema = Routine.model_json_schema()
+    for review_field, definitions in _REVIEW_ONLY.items():
+        schema["properties"].pop(review_field, None)
+        for name in definitions:
+            schema.get("$defs", {}).pop(name, None)
+    return sha256_json(schema)
 
 
 @functools.cache
