@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from sop_compiler.config import Settings
@@ -205,7 +206,7 @@ def test_a_section_with_its_own_steps_gets_no_invented_call(tmp_path: Path) -> N
 
 
 def test_a_figure_the_offline_compiler_cannot_read_is_flagged_on_its_routine(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The refunds PDF draws its decision flow as an image: the routine says it is missing."""
     from sop_compiler.config import load_settings
@@ -227,3 +228,10 @@ def test_a_figure_the_offline_compiler_cannot_read_is_flagged_on_its_routine(
     refund = unread["refunds-and-credits--issuing-a-refund"]
     assert refund and "Figure 1: Refund decision flow" in refund[0]
     assert unread["invoice-corrections"] == []  # text only: nothing to flag
+    # A new sopc renders the routines again from their JSON (no generation): still unread.
+    monkeypatch.setattr("sop_compiler.lock.staleness.RENDER_VERSION", "re-render")
+    again = compile_folder(sops, settings=settings)
+    [refunds] = [s for s in again.sops if s.source.endswith("refunds-and-credits.pdf")]
+    [issuing] = [p for p in refunds.procedures if p.procedure_id.endswith("issuing-a-refund")]
+    assert issuing.status == "unchanged"
+    assert [i.message for i in issuing.issues if i.code == "figure_unread"] == refund

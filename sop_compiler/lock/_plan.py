@@ -178,10 +178,21 @@ class Plan:
         )
 
     def shared_key(self) -> str:
-        """Key of what the network and review page show: every routine's render key and failures."""
+        """Key of what the network and review page show: every routine's render key, its issues
+        (an issue need not change the routine: a figure the backend could not read) and failures."""
         k = self.keys
+
+        def issues(p: PlannedProcedure) -> str:
+            found = p.report.issues if p.report is not None else p.old.issues if p.old else []
+            return sha256_json([issue.model_dump(mode="json") for issue in found])
+
         members = sorted(
-            (p.sop.source, p.id, f"failed: {p.error}" if p.status == "failed" else p.render)
+            (
+                p.sop.source,
+                p.id,
+                f"failed: {p.error}" if p.status == "failed" else p.render,
+                issues(p),
+            )
             for p in self.procedures()
         )
         return sha256_json([k.sopc, k.templates, k.settings, k.catalog, members])

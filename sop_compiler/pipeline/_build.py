@@ -440,7 +440,8 @@ class _Build:
         if routine is None:  # unreadable after all: regenerate it instead
             proc.state = "generate"
             return
-        report = self._validate(proc, routine)
+        # the figures the backend could not read when it wrote the routine stay unread
+        report = _with_unread(self._validate(proc, routine), proc.old.issues if proc.old else [])
         errors = new_errors(proc.old, report)
         if errors:
             # What changed (a tool's schema, a removed agent) broke it: only now ask the model.
@@ -488,10 +489,7 @@ class _Build:
         try:
             with abandonable():  # a signal may end the computation, never the writing below
                 routine = to_routine(result.draft, proc.procedure, self.catalog)
-                report = self._validate(proc, routine)
-                # What the backend could not read (a figure it never saw) is the routine's too.
-                unread = [i for i in result.issues if i.code == "figure_unread"]
-                report.issues = [*unread, *(i for i in report.issues if i not in unread)]
+                report = _with_unread(self._validate(proc, routine), result.issues)
                 files = render_routine(routine, report)
         except (OutputError, KeyboardInterrupt):
             raise
@@ -537,6 +535,14 @@ class _Build:
         self.lock.shared = {rel: sha256_bytes(data) for rel, data in sorted(files.items())}
         self.lock.shared_key = key
         self.dirty = True
+
+
+def _with_unread(report: ValidationReport, issues: list[Issue]) -> ValidationReport:
+    """`report` with the figures the backend could not read (`figure_unread`, a fact about the
+    answer, not about the routine's text) among its issues."""
+    unread = [issue for issue in issues if issue.code == "figure_unread"]
+    report.issues = [*unread, *(issue for issue in report.issues if issue not in unread)]
+    return report
 
 
 def _check_python(files: dict[str, bytes]) -> None:
