@@ -528,3 +528,8 @@ def test_a_routine_with_errors_is_written_for_review_but_not_deployed(
     assert (
         "not deployed: account/unlock: validation errors: handoff_target" in capsys.readouterr().out
     )
+    # Nothing changed: the next runs (the planned one, then the no-op fast path) still say so.
+    for _ in range(2):
+        again = compile_folder(sops, settings=settings, backend=FakeBackend(settings))
+        assert again.written == [] and again.exit_code == 1
+        assert again.not_deployed == result.not_deployed

@@ -197,13 +197,15 @@ class NoopRunResult(RunResult):
     wants the exit code never needs them.
     """
 
-    _expand: Callable[[], list[SopOutcome]] | None = PrivateAttr(default=None)
+    _expand: Callable[[], tuple[list[SopOutcome], list[str]]] | None = PrivateAttr(default=None)
 
     @classmethod
-    def lazy(cls, expand: Callable[[], list[SopOutcome]], **fields: Any) -> NoopRunResult:
-        """A result whose `sops` is `expand()`, called on first use."""
-        result = cls.model_construct(**fields, sops=[])  # no default factories to run
-        del result.__dict__["sops"]
+    def lazy(
+        cls, expand: Callable[[], tuple[list[SopOutcome], list[str]]], **fields: Any
+    ) -> NoopRunResult:
+        """A result whose `sops` and `not_deployed` are `expand()`, called on first use."""
+        result = cls.model_construct(**fields, sops=[], not_deployed=[])  # no default factories
+        del result.__dict__["sops"], result.__dict__["not_deployed"]
         result._expand = expand
         return result
 
@@ -211,12 +213,14 @@ class NoopRunResult(RunResult):
         sops: list[SopOutcome] | None = self.__dict__.get("sops")
         if sops is None:
             assert self._expand is not None
-            sops = self.__dict__["sops"] = self._expand()
+            sops, not_deployed = self._expand()
+            self.__dict__["sops"], self.__dict__["not_deployed"] = sops, not_deployed
         return sops
 
     def __getattr__(self, name: str) -> Any:
-        if name == "sops":
-            return self._sops()
+        if name in ("sops", "not_deployed"):
+            self._sops()
+            return self.__dict__[name]
         return super().__getattr__(name)  # type: ignore[misc]
 
     def model_dump(self, **kwargs: Any) -> dict[str, Any]:

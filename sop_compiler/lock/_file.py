@@ -107,6 +107,10 @@ class LockFile(_Model):
     sops: dict[str, SopEntry] = Field(default_factory=dict)
     shared: dict[str, str] = Field(default_factory=dict, description="Network and review files.")
     shared_key: str = ""
+    not_deployed: dict[str, str] = Field(
+        default_factory=dict,
+        description="Routines the network runs without (`<agent>/<id>` -> why), as last rendered.",
+    )
     batches: dict[str, PendingBatch] = Field(
         default_factory=dict, description="Batch API jobs submitted and not yet collected."
     )

@@ -155,6 +155,7 @@ class Plan:
             sops=dict(self.old.sops),
             shared=dict(self.old.shared),
             shared_key=self.old.shared_key,
+            not_deployed=dict(self.old.not_deployed),
             batches=dict(self.old.batches),
         )
 

@@ -300,9 +300,10 @@ def _noop_result(
         code = ExitCode.OK
     lock_bytes = clean.lock_bytes
 
-    def expand() -> list[SopOutcome]:
+    def expand() -> tuple[list[SopOutcome], list[str]]:
         lock = LockFile.model_validate_json(lock_bytes)
-        return [_sop_outcome(sop) for sop in unchanged_sops(lock)]
+        outcomes = [_sop_outcome(sop) for sop in unchanged_sops(lock)]
+        return outcomes, [f"{key}: {why}" for key, why in lock.not_deployed.items()]
 
     return NoopRunResult.lazy(
         expand,

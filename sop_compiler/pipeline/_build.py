@@ -508,6 +508,7 @@ class _Build:
         key = self.plan.shared_key()
         intact = all(state == "ok" for state in self.plan.shared_files().values())
         if not force and intact and key == self.lock.shared_key:
+            self.not_deployed = dict(self.lock.not_deployed)  # still true: nothing it shows changed
             return
         routines, reports = self.plan.routines()
         # `call` steps are checked once every routine is known; the issues join their reports.
@@ -517,6 +518,7 @@ class _Build:
                 report.issues += [issue for issue in issues if issue not in report.issues]
         # A routine with errors never ships: its agent runs without it (and the run exits 1).
         deployed, self.not_deployed = deployable(routines, reports, self.settings)
+        self.lock.not_deployed = dict(self.not_deployed)
         files = render_network(deployed, catalog=self.catalog, settings=self.settings)
         files.update(
             render_review(
