@@ -22,10 +22,10 @@ from llm_server import (
     Reply,
     citation_check,
     completion,
-    default_draft,
     error,
     sample_procedure,
 )
+from test_llm_http import good
 from typer.testing import CliRunner
 
 from sop_compiler.cli import app
@@ -97,18 +97,6 @@ def generate(
             await backend.aclose()
 
     return asyncio.run(run())
-
-
-def good() -> dict[str, Any]:
-    draft = default_draft({})
-    draft["steps"][0]["source"] = {
-        "block_ids": ["b2"],
-        "quote": "Do step number 1",
-        "file": None,
-        "page": None,
-        "paragraph": None,
-    }
-    return draft
 
 
 # --- 1. streaming with an idle timeout -----------------------------------------------------------

@@ -235,3 +235,52 @@ def test_a_figure_the_offline_compiler_cannot_read_is_flagged_on_its_routine(
     [issuing] = [p for p in refunds.procedures if p.procedure_id.endswith("issuing-a-refund")]
     assert issuing.status == "unchanged"
     assert [i.message for i in issuing.issues if i.code == "figure_unread"] == refund
+
+
+PHARMACY = """# CityCare Pharmacy - Prescription Refill Desk
+
+Document owner: Pharmacy Operations. Version 3.2, reviewed March 2026.
+
+## Scope
+This procedure covers refill requests that come in by phone or chat.
+
+## General rules
+- Confirm the patient's date of birth before discussing any prescription.
+- Read back the refill details and get a clear yes from the patient before you place it.
+
+## Request a refill
+1. Ask for the prescription number.
+2. Is the medication a controlled substance? Yes: transfer the patient to the pharmacist on duty.
+   No: continue.
+3. Place the refill with `book_catering`.
+
+## Cancel a refill
+- Only refills that have not been picked up can be cancelled.
+"""
+
+
+def test_transferring_the_patient_to_a_person_ends_the_routine(tmp_path: Path) -> None:
+    """The controlled-substance branch hands the patient over: it never goes on to the write."""
+    draft, _ = _draft(tmp_path, PHARMACY, title="Request a refill")
+    check = _condition(draft, "controlled substance")
+    assert check.condition is not None
+    handed_over = _path(draft, check.condition.then_step)
+    assert handed_over[-1].kind == "escalate" and "pharmacist on duty" in (
+        handed_over[-1].target or ""
+    )
+    assert "book_catering" not in _calls(handed_over)
+    assert "book_catering" in _calls(_path(draft, check.condition.else_step))
+
+
+def test_each_task_heading_gets_its_own_trigger_not_the_documents_scope(tmp_path: Path) -> None:
+    request, _ = _draft(tmp_path, PHARMACY, title="Request a refill")
+    cancel, _ = _draft(tmp_path, PHARMACY, title="Cancel a refill")
+    assert request.trigger == "Use when a customer asks to request a refill."
+    assert cancel.trigger == "Use when a customer asks to cancel a refill."
+
+
+def test_confirming_who_the_caller_is_is_a_check_not_a_confirmation(tmp_path: Path) -> None:
+    draft, _ = _draft(tmp_path, PHARMACY, title="Request a refill")
+    kinds = {rule.text.split()[0]: rule.kind for rule in draft.rules}
+    assert kinds["Confirm"] == "always"  # the date of birth: who is asking
+    assert kinds["Read"] == "confirm_before"  # the read-back: an explicit yes

@@ -17,6 +17,7 @@ from sop_compiler.generate.base import Backend, GenerationContext, GenerationRes
 from sop_compiler.generate.offline.edge_cases import edge_cases
 from sop_compiler.generate.offline.flowchart import flowchart_draft
 from sop_compiler.generate.offline.nodes import PROPOSED_NOTE, Builder, Node
+from sop_compiler.generate.offline.phrases import PERSON_NOUNS
 from sop_compiler.generate.offline.reading import read_units
 from sop_compiler.generate.offline.reorder import approvals_first
 from sop_compiler.generate.offline.request import request_calls
@@ -41,15 +42,10 @@ from sop_compiler.shape import title_verdict
 __all__ = ["OFFLINE_RULES_VERSION", "OfflineBackend", "build_draft"]
 
 # a procedure that talks with someone outside (vs a back-office task with no customer in the text)
-_CUSTOMER = re.compile(
-    r"\b(?:customers?|callers?|clients?|users?|members?|passengers?|guests?|patients?|"
-    r"policyholders?|subscribers?|buyers?|shoppers?|cardholders?|account\s+holders?|"
-    r"travell?ers?|tenants?|residents?|requesters?)\b",
-    re.IGNORECASE,
-)
+_CUSTOMER = re.compile(rf"\b{PERSON_NOUNS}\b", re.IGNORECASE)
 
 # Bump when the rules change what they produce, so that the lock file marks routines stale.
-OFFLINE_RULES_VERSION = 12
+OFFLINE_RULES_VERSION = 13
 
 
 class OfflineBackend(Backend):

@@ -95,10 +95,17 @@ _ESCALATE = re.compile(
     r"it|this|them))?(?:\s+(?:immediately|straight away)\b)?(?:\s+(?:to|with)\s+(?P<team>.+))?",
     re.IGNORECASE,
 )
+# The people a procedure talks with, as SOPs name them (a customer, a patient, a guest, ...).
+PERSON_NOUNS = (
+    r"(?:customers?|callers?|clients?|users?|members?|passengers?|guests?|patients?|"
+    r"policyholders?|subscribers?|buyers?|shoppers?|cardholders?|account\s+holders?|"
+    r"travell?ers?|tenants?|residents?|requesters?)"
+)
 _HANDOFF = re.compile(
     r"\b(?:transfer|hand\s+(?:(?:it|them|this|the\s+\w+)\s+)?(?:off|over)|route|redirect|refer|pass|"
-    r"assign)(?:\s+(?:the\s+|this\s+)?(?:customer|caller|case|chat|call|conversation|ticket|them|it|"
-    r"this|contact|request|claim|order|issue|complaint))?\s+to\s+(?P<who>.+)",
+    r"assign)(?:\s+(?:the\s+|this\s+|their\s+)?(?:" + PERSON_NOUNS + r"|case|chat|call|"
+    r"conversation|ticket|them|it|this|contact|request|claim|order|issue|complaint))?"
+    r"\s+to\s+(?P<who>.+)",
     re.IGNORECASE,
 )
 _NAME_END = re.compile(

@@ -65,6 +65,13 @@ _CONFIRM = re.compile(
     r"consent|agree(?:s|ment)?|say(?:s)?\s+yes|a\s+(?:clear\s+)?yes)\b",
     re.IGNORECASE,
 )
+# "Confirm the caller's date of birth": checking who is asking, not asking for a yes.
+_CONFIRMS_IDENTITY = re.compile(
+    r"\bconfirm(?:s|ed)?\s+(?:the\s+)?(?:\w+(?:'s|s')\s+)?(?:date\s+of\s+birth|identity|"
+    r"full\s+name|(?:home\s+|postal\s+|email\s+)?address|phone\s+number|postcode|zip\s+code|"
+    r"passcode|pin)\b",
+    re.IGNORECASE,
+)
 _NOTIFY = re.compile(r"^(?:send|notify|email|message|sms|text)_", re.IGNORECASE)
 # things named with a verb-like word: "the confirmation number" asks for no confirmation, "the
 # email address" sends nothing, "the order number" orders nothing
@@ -210,6 +217,8 @@ def rule_kind(sentence: str) -> RuleKind | None:
     sentence = _QUOTED.sub('""', sentence)  # "no longer needed" is a value, not a prohibition
     sentence = _LEADING_MARK.sub("", sentence)
     sentence = _NOUN_COMPOUND.sub(" ", sentence)
+    if _CONFIRMS_IDENTITY.search(sentence):
+        return "always"  # "confirm the patient's date of birth before ...": who, not a yes
     if _CONFIRM.search(sentence) and (_BEFORE.search(sentence) or _EVERY_CHANGE.search(sentence)):
         return "confirm_before"
     if _ONLY_IF.search(sentence) or _ONLY_SUBJECT.match(sentence) or _ONE_OF.search(sentence):

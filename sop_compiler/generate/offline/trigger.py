@@ -6,6 +6,7 @@ import re
 
 from sop_compiler.generate.offline.sections import Section, heading_title
 from sop_compiler.models import Block, ListItem, Paragraph, Procedure, block_text
+from sop_compiler.shape import title_verdict
 from sop_compiler.text import split_sentences
 
 __all__ = ["trigger_for"]
@@ -69,7 +70,11 @@ def trigger_for(procedure: Procedure, parts: list[Section]) -> str:
         for sentence in split_sentences(block_text(block)):
             if match := _USE_WHEN.match(sentence.strip()):
                 return f"Use when {_clean(match.group('clause'))}."
-    for blocks, shared in ((own, False), (_by_relevance(procedure), True)):
+    # A heading that orders a task ("Cancel a refill") says the request better than the scope
+    # the whole document shares ("refill requests by phone or chat"), which every one of its
+    # procedures would get word for word.
+    shared_blocks = [] if _imperative(title) else _by_relevance(procedure)
+    for blocks, shared in ((own, False), (shared_blocks, True)):
         for block in _texts(blocks):
             for sentence in split_sentences(block_text(block)):
                 found = _from_sentence(sentence, title, shared)
@@ -167,11 +172,21 @@ def _disjuncts(clause: str) -> tuple[str, list[str]]:
     return "", [clause]
 
 
+def _imperative(title: str) -> bool:
+    """ "Cancel a refill", "Change the flight": a heading that starts with a task verb."""
+    verdict = title_verdict(title)
+    first = title.split(None, 1)[0].casefold() if title.split() else ""
+    return verdict is not None and "task verb" in verdict.reason and not first.endswith("ing")
+
+
 def _from_title(title: str) -> str:
-    """From a title: "Reopening an account" -> "Use when a customer asks to reopen an account"."""
+    """From a title: "Reopening an account" or "Reopen an account" -> "Use when a customer asks
+    to reopen an account"."""
     first, _, rest = title.partition(" ")
     # "Identity Verification" -> "identity verification"; acronyms ("VAT") stay as they are
     lowered = " ".join(w.lower() if w[1:2].islower() else w for w in title.split())
+    if _imperative(title) and rest:
+        return f"Use when a customer asks to {first.casefold()} {rest}."
     if first.casefold().endswith("ing") and rest:
         verb = _infinitive(first.casefold())
         if verb not in _AGENT_VERBS:
