@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from gold import Gold, GoldBranch, GoldRule, Side, iter_cases  # noqa: E402
+from gold import Gold, GoldBranch, GoldRule, Side, iter_cases, load_gold_set  # noqa: E402
 
 from sop_compiler.catalog import load_catalog  # noqa: E402
 from sop_compiler.config import Settings  # noqa: E402
@@ -168,6 +168,21 @@ def score_case(document: Path, tools: Path, gold: Gold, tally: Tally) -> None:
             tally.add("must-call tools called", tool in called, f"{where}: {tool}")
         for tool in wanted.must_not_call:
             tally.add("must-not-call tools absent", tool not in called, f"{where}: {tool}")
+        named = (
+            set(wanted.must_call)
+            | set(wanted.may_call)
+            | {
+                tool
+                for branch in wanted.branches
+                for side in (branch.then, branch.otherwise)
+                if side is not None
+                for tool in side.calls
+            }
+        )
+        named |= {t for rule in [*gold.document_rules, *wanted.rules] for t in rule.governs}
+        for tool in sorted(called):
+            # precision: a call the gold names (must-call, a branch's call, a governed tool)
+            tally.add("tool precision (calls gold names)", tool in named, f"{where}: {tool}")
         for branch in wanted.branches:
             _score_branch(branch, draft, where, tally)
         issues = check_draft(draft, procedure=procedure, catalog=catalog, settings=settings)
@@ -183,11 +198,16 @@ def score_case(document: Path, tools: Path, gold: Gold, tally: Tally) -> None:
 
 
 def tally_all() -> Tally:
-    """Every gold case of tests/data/policies and tests/data/fidelity, scored."""
+    """Every gold case of tests/data/policies and tests/data/fidelity, and sample_sops, scored."""
     tally = Tally()
     for root in ("policies", "fidelity"):
         for _, document, tools, gold in iter_cases(REPO / "tests" / "data" / root):
             score_case(document, tools, gold, tally)
+    samples = REPO / "sample_sops"
+    for gold in load_gold_set(
+        REPO / "tests" / "data" / "fidelity" / "sample_sops.gold.yaml"
+    ).documents:
+        score_case(samples / gold.document, samples / "tools.yaml", gold, tally)
     return tally
 
 
@@ -195,6 +215,7 @@ def tally_all() -> Tally:
 TARGETS: dict[str, float | None] = {
     "must-call tools called": 0.9,
     "must-not-call tools absent": 1.0,
+    "tool precision (calls gold names)": 0.95,
     "rules kept": 0.95,
     "branches not wrong (of those found)": 1.0,
     "branches found": None,

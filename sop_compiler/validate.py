@@ -16,7 +16,7 @@ from typing import Any
 
 from sop_compiler.config import Settings
 from sop_compiler.escape import one_line
-from sop_compiler.generate.offline.binding import canonical_words
+from sop_compiler.generate.offline.binding import canonical_words, verb_stems
 from sop_compiler.models import (
     MAX_QUOTE_WORDS,
     TERMINAL_KINDS,
@@ -750,7 +750,18 @@ def _asks_for(tool: Tool, text: str, words: set[str]) -> bool:
     described = canonical_words(tool.description)
     verbs = set(name_words[:1]) | set(described[:1])
     objects = set(name_words[1:]) | set(described[1:6])
-    return bool(verbs & words) and bool(objects & words)
+    if bool(verbs & words) and bool(objects & words):
+        return True
+    # "deny the claim" asks for `set_claim_decision(decision: approved | denied)`
+    outcomes = {
+        word
+        for schema in tool.parameters.get("properties", {}).values()
+        if isinstance(schema, dict)
+        for value in schema.get("enum", []) or []
+        for stem in verb_stems(str(value))
+        for word in canonical_words(stem)
+    }
+    return bool(outcomes & words) and bool(objects & words)
 
 
 def _citations(draft: RoutineDraft) -> list[tuple[str | None, str, SourceRef]]:

@@ -58,6 +58,9 @@ class GoldProcedure(_Model):
     customer_facing: bool = True
     must_call: list[str] = Field(default_factory=list)
     must_not_call: list[str] = Field(default_factory=list)
+    # reads a routine may make without being told (they return what the SOP's conditions test);
+    # a call outside must_call, may_call, the branches and the rules counts against precision
+    may_call: list[str] = Field(default_factory=list)
     rules: list[GoldRule] = Field(default_factory=list)
     branches: list[GoldBranch] = Field(default_factory=list)
 

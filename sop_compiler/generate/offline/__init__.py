@@ -16,6 +16,7 @@ from sop_compiler.config import Settings
 from sop_compiler.generate.base import Backend, GenerationContext, GenerationResult
 from sop_compiler.generate.offline.edge_cases import edge_cases
 from sop_compiler.generate.offline.flowchart import flowchart_draft
+from sop_compiler.generate.offline.lookups import tested_lookup
 from sop_compiler.generate.offline.nodes import PROPOSED_NOTE, Builder, Node
 from sop_compiler.generate.offline.phrases import PERSON_NOUNS
 from sop_compiler.generate.offline.reading import read_units
@@ -45,7 +46,7 @@ __all__ = ["OFFLINE_RULES_VERSION", "OfflineBackend", "build_draft"]
 _CUSTOMER = re.compile(rf"\b{PERSON_NOUNS}\b", re.IGNORECASE)
 
 # Bump when the rules change what they produce, so that the lock file marks routines stale.
-OFFLINE_RULES_VERSION = 13
+OFFLINE_RULES_VERSION = 14
 
 
 class OfflineBackend(Backend):
@@ -128,6 +129,8 @@ def build_draft(
     # A request written as rules under its heading: look the record up, then act (request.py).
     first, last = request_calls(builder, procedure, catalog)
     top = [*first, *top, *last]
+    # A test of data nothing looks up: the read tool that returns it, first (lookups.py).
+    top = tested_lookup(builder, top, procedure, found, catalog)
     writes = [
         node.tool_call.tool
         for node in builder.nodes

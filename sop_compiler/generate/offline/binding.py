@@ -16,11 +16,23 @@ from dataclasses import dataclass
 
 from sop_compiler.models import ToolCatalog
 
-__all__ = ["Binding", "bind", "canonical_words"]
+__all__ = ["Binding", "bind", "canonical_words", "verb_stems"]
 
 _SYNONYMS = [
     {"cancel", "void", "annul", "end", "terminate"},
-    {"change", "update", "modify", "edit", "amend", "switch", "adjust"},
+    {
+        "change",
+        "update",
+        "modify",
+        "edit",
+        "amend",
+        "switch",
+        "adjust",
+        "increase",
+        "decrease",
+        "lower",
+        "reduce",
+    },
     {"refund", "reimburse"},
     {"get", "find", "lookup", "look", "retrieve", "fetch", "check", "search", "view"},
     {"create", "open", "raise", "file", "log", "submit", "register", "lodge"},
@@ -88,6 +100,9 @@ _NOT_VERB = frozenset(
 )
 
 
+_SECOND_SENSE = {"open": "get", "raise": "change"}
+
+
 @dataclass(frozen=True)
 class Binding:
     """The catalog tool an action binds to, or the name to propose and the nearest tool."""
@@ -101,6 +116,8 @@ def _stem(word: str) -> str:
     word = word.lower()
     for suffix in ("ations", "ation", "ings", "ing", "ies", "ed", "es", "s"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            if suffix == "es" and not word[:-2].endswith(("s", "x", "z", "ch", "sh")):
+                continue  # "balances", "lines", "charges": the plural of a word ending in e
             return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
     return word
 
@@ -134,8 +151,10 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
         return Binding()
     verb, objects = words[0], set(words[1:4])
     # "open the leave balance" reads a record; "open a ticket" creates one: the reading is the
-    # second choice, taken only when no tool that creates fits the object
-    second = _canon("get") if lowered.split()[:1] == ["open"] else None
+    # second choice, taken only when no tool that creates fits the object ("raise a ticket",
+    # but "raise the credit limit" changes it)
+    sense = _SECOND_SENSE.get(lowered.split()[0]) if lowered.split() else None
+    second = _canon(sense) if sense else None
     best: tuple[int, int, str] | None = None
     close: str | None = None
     for tool in catalog.tools:
@@ -157,3 +176,18 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
     if len(raw) < 2:
         return Binding(close=close)
     return Binding(proposed=f"{raw[0]}_{raw[1]}", close=close)
+
+
+def verb_stems(value: str) -> set[str]:
+    """The verbs an outcome value is the participle of: "denied" -> deny, "approved" -> approve,
+    "rejected" -> reject, "cancelled" -> cancel. Empty for a value that is no participle."""
+    value = value.casefold()
+    if not re.fullmatch(r"[a-z]{4,}ed", value):
+        return set()
+    stem = value[:-2]
+    stems = {stem, value[:-1]}
+    if value.endswith("ied"):
+        stems.add(value[:-3] + "y")
+    if len(stem) > 2 and stem[-1] == stem[-2]:
+        stems.add(stem[:-1])  # cancelled
+    return stems

@@ -308,6 +308,14 @@ def _read_action(
             and (mention.how == "name" or (mention.how == "verb" and first in ("route", "assign")))
         ):
             return [Action("tool_call", text, quote, tool=mention, target=ending.target)]
+        if mention is None and ending.kind == "escalate" and bind_meaning:
+            # "transfer the customer to a human agent" with a `transfer_to_human_agents` tool:
+            # the catalog's own way of handing the case to people: call it, and the case is
+            # theirs (the escalation still ends the branch)
+            transfer = _transfer_tool(text, tools)
+            if transfer is not None:
+                call = Action("tool_call", text, quote, tool=transfer, target=ending.target)
+                return [call, ending]
         return [ending]
     if mention is None and _IN_SYSTEM.search(text) and not _NEGATED.match(text):
         # "offer the discount in the retention offers tool": a system no catalog tool covers
@@ -326,6 +334,8 @@ def _read_action(
         return [Action("ask", text, quote)]
     # "confirm that the account is active" checks the record; "confirm the address" asks
     checks = re.match(r"^confirm\s+that\b", text, re.IGNORECASE) and "customer" not in text
+    if (lookup := _lookup(text, first, tools)) is not None:
+        return [Action("tool_call", text, quote, tool=lookup)]
     if _ASK.match(text) or (
         _CONFIRM.match(text)
         and not checks
@@ -339,6 +349,9 @@ def _read_action(
     if bound is not None and (tool := tools.catalog.get(bound)) is not None:
         # "Cancel the booking" -> `cancel_reservation`: the tool the words mean (binding.py)
         return [Action("tool_call", text, quote, tool=ToolMention(tool, 0, "verb"))]
+    if not _NEGATED.match(text) and (decision := tools.decision_owner(first)) is not None:
+        # "Deny the claim", "approve it yourself": the tool that records that outcome
+        return [Action("tool_call", text, quote, tool=decision)]
     unknown = tools.unknown_backticked(text)
     if unknown:
         access = "write" if first in _WRITE_HINT else "read" if first in _READ_HINT else "write"
@@ -350,6 +363,53 @@ def _read_action(
     if proposed is not None:
         return [Action("say", text, quote, proposed=proposed)]
     return [Action("say", text, quote)]
+
+
+_TRANSFER_VERBS = frozenset(["transfer", "escalate", "route", "hand", "handoff", "forward"])
+
+
+def _transfer_tool(text: str, tools: ToolIndex) -> ToolMention | None:
+    """The catalog tool that hands a case to people, when the escalation's words bind to it."""
+    bound = bind(text, tools.catalog).tool
+    tool = tools.catalog.get(bound) if bound else None
+    if tool is None or tool.name.split("_", 1)[0] not in _TRANSFER_VERBS:
+        return None
+    return ToolMention(tool, 0, "verb")
+
+
+# What "get" fetches from a system rather than from the customer: records, not identifiers.
+_RECORD_NOUN = re.compile(
+    r"\b(?:details|record|account|status|history|balance|profile|information|info|data|file|"
+    r"usage)s?\b",
+    re.IGNORECASE,
+)
+_FROM_PERSON = re.compile(
+    r"\b(?:customer|caller|user|member|client|guest|patient|employee|them|they|their)\b",
+    re.IGNORECASE,
+)
+
+
+_DEFINITE = re.compile(r"^\w+(?:\s+up)?\s+(?:the|their|its|his|her|your)\b", re.IGNORECASE)
+
+
+def _lookup(text: str, first: str, tools: ToolIndex) -> ToolMention | None:
+    """ "Get the account details first", "check the line status": a lookup, when the words bind
+    to a catalog read tool and no person is named to get them from ("get the customer's order
+    number" asks them)."""
+    if first in ("get", "obtain", "pull"):
+        if _FROM_PERSON.search(text):
+            return None
+    elif first not in ("check", "look", "review", "retrieve") or not _DEFINITE.match(text):
+        return (
+            None  # "check the line status" reads one record; "check for open orders" is no lookup
+        )
+    if not _RECORD_NOUN.search(text):
+        return None
+    bound = bind(text, tools.catalog).tool
+    tool = tools.catalog.get(bound) if bound else None
+    if tool is None or tool.access != "read":
+        return None
+    return ToolMention(tool, 0, "verb")
 
 
 _IN_SYSTEM = re.compile(

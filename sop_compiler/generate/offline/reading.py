@@ -429,11 +429,13 @@ def _actions(
                     goto=action.goto,
                 )
             )
-        elif action.kind == "tool_call":
+        elif action.kind == "tool_call" and _looked_up(builder, action) is None:
             out.append(_tool_node(builder, action, block_id, level, test))
         else:
             text = action.text
-            source = _answered_by(builder, action)
+            source = _answered_by(builder, action) or _looked_up(builder, action)
+            if source is not None and action.kind == "tool_call":
+                action.kind, action.tool = "say", None
             if source is not None:
                 # "check the email address on the account": `lookup_customer` returned it
                 action.proposed, node_ref = None, builder.nodes[source.ref]
@@ -515,6 +517,20 @@ def _answered_by(builder: Builder, action: Action) -> Known | None:
         if words and all(w in described for w in words):
             return item
     return None
+
+
+def _looked_up(builder: Builder, action: Action) -> Known | None:
+    """The earlier call whose result a "check the ..." lookup reads again, if any: the step
+    looks at what it returned rather than calling it twice."""
+    tool = action.tool.tool if action.tool is not None else None
+    if tool is None or tool.access != "read" or action.kind != "tool_call":
+        return None
+    if action.text.split(None, 1)[0].casefold() not in ("check", "look", "review"):
+        return None
+    return next(
+        (k for k in reversed(builder.known) if k.source == "returned" and k.tool == tool.name),
+        None,
+    )
 
 
 def _as_ticket(builder: Builder, node: Node) -> None:

@@ -4,17 +4,18 @@ Policies often write a request as its heading and a list of rules ("CANCEL A PEN
 Only pending orders can be cancelled. The refund goes to the original payment method."), with
 no step that performs it. When the heading is an action that binds to one catalog write tool
 (by name, alias or verb and object, as `binding.bind` binds any action) and the section has
-no tool call and no condition of its own, the routine:
+no write and no condition of its own, the routine:
 
 1. looks up the record that tool acts on, with the read tool that takes the same key (the
    `order_id` of `cancel_pending_order` -> `get_order_details(order_id)`), so that the rules
    can be checked against it;
-2. keeps the section's own steps in their order;
+2. keeps the section's own steps in their order (a lookup the section writes itself, "Get the
+   account details first", takes the place of 1.);
 3. calls the write tool at the end, once every rule allows it (confirmation gates are added
    later, as for any write).
 
 Nothing else is invented: no branch is read from a rule (a rule holds at every step as it is
-written), and a heading that binds no write tool, or a section with steps that call tools or
+written), and a heading that binds no write tool, or a section with steps that write or
 branch, is left as it is.
 """
 
@@ -34,7 +35,7 @@ def request_calls(
     builder: Builder, procedure: Procedure, catalog: ToolCatalog
 ) -> tuple[list[Node], list[Node]]:
     """The lookup to run first and the write call to run last, or ([], []) when none applies."""
-    if any(node.tool_call is not None or node.kind == "condition" for node in builder.nodes):
+    if any(_acts(node, catalog) or node.kind == "condition" for node in builder.nodes):
         # The section says how to act itself: where the heading's action would go among its
         # steps and branches is not written, so it is not guessed.
         return [], []
@@ -46,7 +47,8 @@ def request_calls(
     if write is None or write.access != "write":
         return [], []
     first: list[Node] = []
-    lookup = _lookup_for(write, catalog)
+    looked_up = any(node.tool_call is not None for node in builder.nodes)  # "Get the details"
+    lookup = None if looked_up else _lookup_for(write, catalog)
     if lookup is not None:
         first.append(
             _call(
@@ -67,6 +69,14 @@ def request_calls(
         heading.text,
     )
     return first, [last]
+
+
+def _acts(node: Node, catalog: ToolCatalog) -> bool:
+    """A step that calls a tool other than a lookup."""
+    if node.tool_call is None:
+        return False
+    tool = catalog.get(node.tool_call.tool)
+    return tool is None or tool.access != "read"
 
 
 def _call(builder: Builder, tool: Tool, text: str, block_id: str, source: str) -> Node:

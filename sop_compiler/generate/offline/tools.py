@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from sop_compiler.generate.offline.binding import verb_stems
 from sop_compiler.models import Tool, ToolArgument, ToolCatalog
 
 
@@ -85,6 +86,7 @@ class ToolIndex:
                 )
                 self._patterns.append((pattern, tool, "name" if name == tool.name else "alias"))
         self._enum_values: dict[str, list[Tool]] = {}
+        self._enum_params: list[tuple[str, str, Tool]] = []  # (value, parameter, tool)
         self._param_names: set[str] = set()
         for tool in sorted(catalog.tools, key=lambda t: t.name):
             for param, schema in tool.parameters.get("properties", {}).items():
@@ -93,6 +95,7 @@ class ToolIndex:
                     owners = self._enum_values.setdefault(str(value), [])
                     if tool not in owners:
                         owners.append(tool)
+                    self._enum_params.append((str(value), param, tool))
 
     def find(self, text: str) -> ToolMention | None:
         """The first catalog tool the text names, else one whose name is the text's verb phrase."""
@@ -117,6 +120,20 @@ class ToolIndex:
             if _same_word(tokens[0], parts[0]) and _in_order(tokens[1:], parts[1:]):
                 return ToolMention(tool, 0, "verb")
         return None
+
+    def decision_owner(self, verb: str) -> ToolMention | None:
+        """The one write tool that records this verb's outcome as a value: "deny" ->
+        `set_claim_decision(decision: approved | denied)`."""
+        owners = {
+            tool.name: tool
+            for value, tools in self._enum_values.items()
+            if verb.casefold() in verb_stems(value)
+            for tool in tools
+            if tool.access == "write"
+        }
+        if len(owners) != 1:
+            return None
+        return ToolMention(next(iter(owners.values())), 0, "verb")
 
     def covers_verb(self, verb: str) -> bool:
         """True when a catalog tool is named for this action (`credit` -> apply_account_credit)."""
@@ -149,6 +166,14 @@ class ToolIndex:
             found = re.search(rf"(?<![\w`]){re.escape(value)}(?![\w`])", text)
             if "_" in value and len(owners) == 1 and found:
                 return ToolMention(owners[0], found.start(), "name")
+        # "use the specialist carrier": a value said with its parameter's name
+        said = {
+            tool.name: tool
+            for value, param, tool in self._enum_params
+            if re.search(rf"(?<!\w){_spoken(value)}[\s-]+{_spoken(param)}(?!\w)", text, re.I)
+        }
+        if len(said) == 1:
+            return ToolMention(next(iter(said.values())), 0, "name")
         if re.match(r"^use\b", text, re.IGNORECASE):
             for value, owners in sorted(self._enum_values.items()):
                 spoken = r"[\s_-]+".join(re.escape(w) for w in value.split("_"))
@@ -343,6 +368,9 @@ def _literal(
             return raw
     if isinstance(enum, list):
         hits = [v for v in enum if isinstance(v, str) and _mentions(scope, v)]
+        if not hits:  # "deny the claim": the step's verb is the outcome it records
+            verb = action.split(None, 1)[0].casefold() if action.split() else ""
+            hits = [v for v in enum if isinstance(v, str) and verb in verb_stems(v)]
         if len(hits) == 1:
             return str(hits[0])
         return None
@@ -358,6 +386,11 @@ def _literal(
             return slug.group(1)
         return team
     return None
+
+
+def _spoken(name: str) -> str:
+    """A regex for a snake_case name as words ("goods_class" -> "goods class")."""
+    return r"[\s_-]+".join(re.escape(w) for w in name.split("_") if w)
 
 
 def _mentions(text: str, value: str) -> bool:
