@@ -24,7 +24,7 @@ from sop_compiler.generate.offline.reorder import approvals_first
 from sop_compiler.generate.offline.request import request_calls
 from sop_compiler.generate.offline.sections import Unit, conditional_unit, sections, units
 from sop_compiler.generate.offline.standing import confirm_gates, insert_confirmations, standing
-from sop_compiler.generate.offline.steps import finish, vague_questions
+from sop_compiler.generate.offline.steps import finish, unpassed_refs, vague_questions
 from sop_compiler.generate.offline.tools import ToolIndex
 from sop_compiler.generate.offline.trigger import trigger_for
 from sop_compiler.interrupt import abandonable
@@ -46,7 +46,7 @@ __all__ = ["OFFLINE_RULES_VERSION", "OfflineBackend", "build_draft"]
 _CUSTOMER = re.compile(rf"\b{PERSON_NOUNS}\b", re.IGNORECASE)
 
 # Bump when the rules change what they produce, so that the lock file marks routines stale.
-OFFLINE_RULES_VERSION = 14
+OFFLINE_RULES_VERSION = 15
 
 
 class OfflineBackend(Backend):
@@ -168,7 +168,7 @@ def build_draft(
             "The offline compiler found no steps in this section (no numbered items or "
             "instructions); the routine only closes the case."
         )
-    return RoutineDraft(
+    draft = RoutineDraft(
         title=procedure.title,
         trigger=trigger_for(procedure, parts),
         steps=steps,
@@ -178,6 +178,7 @@ def build_draft(
         tools_proposed=_proposed(builder.nodes, builder.ids),
         open_questions=questions,
     )
+    return unpassed_refs(draft)
 
 
 def _subject(title: str) -> str | None:

@@ -7,7 +7,9 @@ import re
 from sop_compiler.generate.offline.chains import chain
 from sop_compiler.generate.offline.endings import end_paths
 from sop_compiler.generate.offline.nodes import Builder, Node, branch_end
-from sop_compiler.models import TERMINAL_KINDS, Condition, SourceRef, Step
+from sop_compiler.models import TERMINAL_KINDS, Condition, RoutineDraft, SourceRef, Step
+from sop_compiler.models.routine import walk_steps
+from sop_compiler.paths import enumerate_paths
 
 _VAGUE = re.compile(
     r"\b(?:as appropriate|where appropriate|if appropriate|as needed|if needed|if necessary|"
@@ -21,6 +23,56 @@ _THRESHOLD = re.compile(
     r"credit|charge|discount|orders|refunds|attempts|days)\b|\btoo many\b",
     re.IGNORECASE,
 )
+
+
+_IN_STEP = re.compile(r"\bin step (\w+)\b")
+
+
+def unpassed_refs(draft: RoutineDraft) -> RoutineDraft:
+    """`draft` with every argument that names an earlier step ("the same claim number as in
+    step 2b") re-said as coming from the conversation where some path reaches the call without
+    passing that step (2b sits in a branch that ended). A value is never taken from a step that
+    may not have run."""
+    paths = enumerate_paths(draft, limit=1000)
+    if not paths.complete:
+        return draft
+    steps = {step.id: step for step in walk_steps(draft.steps)}
+    unpassed: set[tuple[str, str]] = set()
+    for path in paths.paths:
+        passed: set[str] = set()
+        for on in path.steps:
+            step = steps.get(on.step_id)
+            for arg in step.tool_call.arguments if step and step.tool_call else []:
+                named = _IN_STEP.search(arg.from_context or "")
+                if named is not None and named.group(1) not in passed:
+                    unpassed.add((on.step_id, arg.name))
+            passed.add(on.step_id)
+    if not unpassed:
+        return draft
+
+    def fix(step: Step) -> Step:
+        call = step.tool_call
+        if call is not None and any((step.id, a.name) in unpassed for a in call.arguments):
+            said = "the {} from the conversation"
+            call = call.model_copy(
+                update={
+                    "arguments": [
+                        a.model_copy(update={"from_context": said.format(_spoken(a.name))})
+                        if (step.id, a.name) in unpassed
+                        else a
+                        for a in call.arguments
+                    ]
+                }
+            )
+        return step.model_copy(
+            update={"tool_call": call, "substeps": [fix(sub) for sub in step.substeps]}
+        )
+
+    return draft.model_copy(update={"steps": [fix(step) for step in draft.steps]})
+
+
+def _spoken(param: str) -> str:
+    return " ".join("ID" if w == "id" else w for w in param.split("_"))
 
 
 def finish(builder: Builder, top: list[Node]) -> tuple[list[Step], list[str]]:
