@@ -752,6 +752,8 @@ def _asks_for(tool: Tool, text: str, words: set[str]) -> bool:
     objects = set(name_words[1:]) | set(described[1:6])
     if bool(verbs & words) and bool(objects & words):
         return True
+    if any((objects - {noun}) & words for noun in set(name_words[1:]) & words):
+        return True  # the action said as the tool's noun: "hold the order", `place_order_hold`
     # "deny the claim" asks for `set_claim_decision(decision: approved | denied)`
     outcomes = {
         word

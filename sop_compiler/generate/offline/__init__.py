@@ -46,7 +46,7 @@ __all__ = ["OFFLINE_RULES_VERSION", "OfflineBackend", "build_draft"]
 _CUSTOMER = re.compile(rf"\b{PERSON_NOUNS}\b", re.IGNORECASE)
 
 # Bump when the rules change what they produce, so that the lock file marks routines stale.
-OFFLINE_RULES_VERSION = 15
+OFFLINE_RULES_VERSION = 16
 
 
 class OfflineBackend(Backend):
@@ -125,6 +125,10 @@ def build_draft(
             step_units += units(section)
         elif section.kind == "conditional":
             step_units.append(conditional_unit(section))
+    tables = {unit.block_id for unit in step_units if unit.cite}  # a table read as steps
+    found.knowledge = [
+        k for k in found.knowledge if not (k.source and set(k.source.block_ids) & tables)
+    ]
     top = approvals_first(builder, read_units(builder, step_units))
     # A request written as rules under its heading: look the record up, then act (request.py).
     first, last = request_calls(builder, procedure, catalog)

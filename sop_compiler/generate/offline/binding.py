@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 
 from sop_compiler.models import ToolCatalog
+from sop_compiler.text import INSTRUCTION_VERBS
 
 __all__ = ["Binding", "bind", "canonical_words", "verb_stems"]
 
@@ -150,6 +151,8 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
     if not words or words[0] in {_canon(w) for w in _NOT_VERB}:
         return Binding()
     verb, objects = words[0], set(words[1:4])
+    # "hold the order" names the action as `place_order_hold` does; "the label is ..." no action
+    imperative = lowered.split()[0].strip(",.:;") in INSTRUCTION_VERBS
     # "open the leave balance" reads a record; "open a ticket" creates one: the reading is the
     # second choice, taken only when no tool that creates fits the object ("raise a ticket",
     # but "raise the credit limit" changes it)
@@ -164,7 +167,11 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
         tool_verbs |= {described[0]} if described else set()
         tool_objects = set(name_words[1:]) | set(described[1:6])
         shared = len(objects & tool_objects)
-        rank = 1 if verb in tool_verbs else 0 if second in tool_verbs else -1
+        # "hold the order" -> `place_order_hold`: the action said as the tool's noun, second
+        nominal = (
+            imperative and verb in set(name_words[1:]) and bool(objects & (tool_objects - {verb}))
+        )
+        rank = 1 if verb in tool_verbs else 0 if second in tool_verbs or nominal else -1
         if rank >= 0 and shared:
             if best is None or (rank, shared) > best[:2]:
                 best = (rank, shared, tool.name)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from sop_compiler.generate.offline.binding import bind
 from sop_compiler.generate.offline.tools import WRITE_VERBS, ToolIndex, ToolMention, proposed_name
+from sop_compiler.models import Tool
 from sop_compiler.text import INSTRUCTION_VERBS
 
 
@@ -211,9 +212,12 @@ def _is_order(text: str) -> bool:
     return bool(first) and first[0].casefold() in INSTRUCTION_VERBS
 
 
+_CLAUSE_COMMA = re.compile(r"(?<!\d),|,(?!\d)")
+
+
 def _split_condition(rest: str) -> tuple[str, str]:
     """`the item is damaged, open a claim` -> (test, action); the comma before a verb wins."""
-    commas = [m.start() for m in re.finditer(r",", rest)]
+    commas = [m.start() for m in _CLAUSE_COMMA.finditer(rest)]  # not the one in "1,000"
     for pos in commas:
         after = _LEAD.sub("", rest[pos + 1 :].strip())
         word = after.split(None, 1)[0].casefold() if after.split() else ""
@@ -308,6 +312,14 @@ def _read_action(
             and (mention.how == "name" or (mention.how == "verb" and first in ("route", "assign")))
         ):
             return [Action("tool_call", text, quote, tool=mention, target=ending.target)]
+        if (
+            mention is not None
+            and mention.how == "verb"
+            and ending.kind == "escalate"
+            and _transfers(mention.tool)
+        ):  # "escalate to the fraud lead" with `escalate_to_fraud_lead`: call it, and it ends
+            call = Action("tool_call", text, quote, tool=mention, target=ending.target)
+            return [call, _handed_over(ending)]
         if mention is None and ending.kind == "escalate" and bind_meaning:
             # "transfer the customer to a human agent" with a `transfer_to_human_agents` tool:
             # the catalog's own way of handing the case to people: call it, and the case is
@@ -315,7 +327,7 @@ def _read_action(
             transfer = _transfer_tool(text, tools)
             if transfer is not None:
                 call = Action("tool_call", text, quote, tool=transfer, target=ending.target)
-                return [call, ending]
+                return [call, _handed_over(ending)]
         return [ending]
     if mention is None and _IN_SYSTEM.search(text) and not _NEGATED.match(text):
         # "offer the discount in the retention offers tool": a system no catalog tool covers
@@ -368,13 +380,26 @@ def _read_action(
 _TRANSFER_VERBS = frozenset(["transfer", "escalate", "route", "hand", "handoff", "forward"])
 
 
+def _handed_over(ending: Action) -> Action:
+    """The end of a branch whose call handed the case to people: it says so, not the call twice."""
+    ending.text = "The case is handed over; this routine ends here"
+    return ending
+
+
 def _transfer_tool(text: str, tools: ToolIndex) -> ToolMention | None:
     """The catalog tool that hands a case to people, when the escalation's words bind to it."""
     bound = bind(text, tools.catalog).tool
     tool = tools.catalog.get(bound) if bound else None
-    if tool is None or tool.name.split("_", 1)[0] not in _TRANSFER_VERBS:
+    if tool is None or not _transfers(tool):
         return None
     return ToolMention(tool, 0, "verb")
+
+
+def _transfers(tool: Tool) -> bool:
+    """A tool named or described as handing a case on (`transfer_to_human_agents`, or
+    `notify_supervisor` described "Escalate a case to the shift supervisor")."""
+    said = tool.description.split(None, 1)[0].casefold() if tool.description.split() else ""
+    return tool.name.split("_", 1)[0] in _TRANSFER_VERBS or said in _TRANSFER_VERBS
 
 
 # What "get" fetches from a system rather than from the customer: records, not identifiers.

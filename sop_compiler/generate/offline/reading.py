@@ -156,9 +156,9 @@ def _sentences(
         made, pending = _clause(
             builder, clause, unit.block_id, level, pending, nodes, split=split and not nodes
         )
-        if sentence != original:
-            for node in made:
-                node.quote = quote(original)  # cite the SOP's words, not the reading of them
+        if sentence != original or unit.cite:
+            for node in made:  # cite the SOP's words, not the reading of them (or a table row)
+                node.quote = quote(unit.cite or original)
         if prohibition or (clause.test is not None and _denies(clause)):
             _end_after_alternative(made)
         if owner is not None and not else_of_owner:
@@ -476,7 +476,10 @@ def _escalations(builder: Builder, actions: list[Action]) -> list[Action]:
     """
     ticket = builder.tools.ticket_tool()
     out = list(actions)
-    for esc in [a for a in actions if a.kind == "escalate"]:
+    # "escalate to the fraud lead, then stop": the stop says the escalation ends the case
+    while len(out) >= 2 and out[-2].kind == "escalate" and _STOP.match(out[-1].text):
+        out.pop()
+    for esc in [a for a in out if a.kind == "escalate"]:
         call = next(
             (
                 a
@@ -502,6 +505,11 @@ def _escalations(builder: Builder, actions: list[Action]) -> list[Action]:
                 else Action("say", esc.text, esc.quote, target=esc.target)
             )
     return out
+
+
+_STOP = re.compile(
+    r"^(?:then\s+)?(?:stop|stop here|end here|do nothing else)\s*[.!]?$", re.IGNORECASE
+)
 
 
 def _answered_by(builder: Builder, action: Action) -> Known | None:

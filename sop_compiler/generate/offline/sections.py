@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from sop_compiler.models import Block, Heading, ListItem, Paragraph, Procedure, Quote
-from sop_compiler.text import CONTEXT_TITLE
+from sop_compiler.models import Block, Heading, ListItem, Paragraph, Procedure, Quote, Table
+from sop_compiler.text import CONTEXT_TITLE, INSTRUCTION_VERBS
 
 SectionKind = Literal["steps", "edge", "escalation", "context", "conditional"]
 
@@ -24,6 +24,20 @@ _NUMBERED = re.compile(
     r"^\s*(?:step\s+(?P<step>\d+)\s*[:.)-]?|(?P<sub>\d+\.\d+)\.?|(?P<num>\d+)[.):]|(?P<letter>[a-z])[.)])\s+",
     re.IGNORECASE,
 )
+
+
+# A table of cases: its first column names situations, its last what to do (edge cases).
+CASE_HEADER = re.compile(
+    r"^(?:if|when|situation|case|condition|scenario|issue|problem|symptom|trigger|"
+    r"customer\s+(?:says|asks|reports))\b",
+    re.IGNORECASE,
+)
+ACTION_HEADER = re.compile(
+    r"^(?:then|action|actions|what\s+to\s+do|do|response|resolution|next\s+step|outcome|"
+    r"handling|route\s+to|escalate\s+to)\b",
+    re.IGNORECASE,
+)
+_ANY_VALUE = re.compile(r"^(?:any|all|other|others|otherwise|else|default|-|\*|n/a)\b", re.I)
 
 
 @dataclass
@@ -48,6 +62,7 @@ class Unit:
     numbered: bool = True  # False for a plain paragraph (its non-instructions are dropped)
     extra: list[str] = field(default_factory=list)  # quoted scripts that belong to the step
     depth: int = 0  # nesting as the SOP shows it: siblings share a depth (2.1, 2.2 vs a., b.)
+    cite: str | None = None  # the words of the source a made-up text stands for (a table row)
 
 
 def heading_title(text: str) -> str:
@@ -132,6 +147,11 @@ def units(section: Section) -> list[Unit]:
                 dotted = parent is not None and any("." in (c.key or "") for c in parent.children)
                 depth = 2 if match.group("letter") and dotted else int(sub)
                 unit = Unit(block.id, block.text[match.end() :], key=key, depth=depth)
+        elif isinstance(block, Table) and (rows := table_steps(block)):
+            # "Difference from estimate | Action": one condition per row, on that value
+            top += [Unit(block.id, text, cite=cite) for text, cite in rows]
+            parent = None
+            continue
         elif isinstance(block, Quote) and (parent is not None):
             target = parent.children[-1] if parent.children else parent
             target.extra.append(block.text)
@@ -160,6 +180,33 @@ def _key(marker: str, parent_key: str | None) -> str | None:
     if parent_key and raw.isdigit():
         return f"{parent_key}.{raw}"  # "1." nested under step 2 is the SOP's 2.1
     return raw
+
+
+def table_steps(table: Table) -> list[tuple[str, str]] | None:
+    """A table that keys an action on one value, as one "If the <value> is <cell>, <action>."
+    per row, with the row's words to cite; None for any other table.
+
+    Only a two-column table whose first header names a value ("Difference from estimate") and
+    whose last says what to do ("Action"), every row a value and an instruction: the rows are
+    then exclusive cases of that value. A table of situations ("Situation | What to do") is edge
+    cases, a table with a catch-all row ("Any other") or more columns stays facts.
+    """
+    header = [" ".join(h.split()) for h in table.header or []]
+    if len(header) != 2 or CASE_HEADER.match(header[0]) or not ACTION_HEADER.match(header[1]):
+        return None
+    rows: list[tuple[str, str]] = []
+    for row in table.rows:
+        cells = [" ".join(c.split()) for c in row]
+        if len(cells) != 2 or not all(cells) or _ANY_VALUE.match(cells[0]):
+            return None
+        value, action = cells
+        if action.split(None, 1)[0].casefold() not in INSTRUCTION_VERBS:
+            return None
+        subject = header[0][0].lower() + header[0][1:]
+        value = value[0].lower() + value[1:] if value[1:2].islower() else value
+        text = f"If the {subject} is {value}, {action[0].lower()}{action[1:]}"
+        rows.append((text if text.endswith(".") else f"{text}.", f"{cells[0]} {cells[1]}"))
+    return rows or None
 
 
 def conditional_unit(section: Section) -> Unit:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 from sop_compiler.generate.offline.binding import canonical_words
 from sop_compiler.generate.offline.nodes import Builder, Node, flatten, quote
+from sop_compiler.generate.offline.sections import ACTION_HEADER, CASE_HEADER
 from sop_compiler.generate.offline.tools import ToolIndex
 from sop_compiler.models import (
     Heading,
@@ -472,25 +473,13 @@ def _ref(block_id: str, sentence: str) -> SourceRef:
     return SourceRef(block_ids=[block_id], quote=quote(sentence))
 
 
-_WHEN_HEADER = re.compile(
-    r"^(?:if|when|situation|case|condition|scenario|issue|problem|symptom|trigger|"
-    r"customer\s+(?:says|asks|reports))\b",
-    re.IGNORECASE,
-)
-_THEN_HEADER = re.compile(
-    r"^(?:then|action|actions|what\s+to\s+do|do|response|resolution|next\s+step|outcome|"
-    r"handling|route\s+to|escalate\s+to)\b",
-    re.IGNORECASE,
-)
-
-
 def is_decision_table(table: Table) -> bool:
     """A table of cases and what to do ("Situation | Action"), not of reference values."""
     header = [" ".join(h.split()) for h in table.header or []]
     return (
         len(header) >= 2
-        and bool(_WHEN_HEADER.match(header[0]))
-        and bool(_THEN_HEADER.match(header[-1]))
+        and bool(CASE_HEADER.match(header[0]))
+        and bool(ACTION_HEADER.match(header[-1]))
     )
 
 
