@@ -504,3 +504,30 @@ def scenarios(
         return int(ExitCode.USAGE) if report.errors else 0
 
     _guard(run, debug=debug)
+
+
+@app.command()
+def paths(
+    sops: SopsArg,
+    output: OutputOpt = None,
+    tools: ToolsOpt = None,
+    fmt: FormatOpt = RunFormat.text,
+    debug: DebugOpt = False,
+) -> None:
+    """List every path through each routine (ways taken, calls, ending) and check them.
+
+    Exit 1 when a path check finds an error (a path with no ending).
+    Example: sopc paths sample_sops -o generated_routines
+    """
+
+    def run() -> int:
+        from sop_compiler.eval import paths_folder
+        from sop_compiler.eval.report import render_paths
+
+        settings = _settings(sops, output=output, tools=tools)
+        views = paths_folder(sops, settings=settings)
+        render_paths(views, fmt=_format(fmt))
+        failed = any(check.severity == "error" for view in views for check in view.checks)
+        return int(ExitCode.FAILED) if failed else 0
+
+    _guard(run, debug=debug)

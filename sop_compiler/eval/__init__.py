@@ -4,6 +4,7 @@ scenario.py   the scenario format (YAML, one file per routine) and its loader
 interpret.py  the routine interpreter: one walk per path; `explore` walks every path
 evaluate.py   deterministic eval: replay reviewed scenarios, compare, count covered paths
 draft.py      draft scenarios, one per path, never over reviewed ones
+paths_report.py  `sopc paths`: every path of every routine, and checks over paths
 report.py     the terminal table, JSON and JUnit XML
 """
 
@@ -15,6 +16,7 @@ from sop_compiler.config import Settings
 from sop_compiler.eval.draft import DraftReport, draft_scenarios
 from sop_compiler.eval.evaluate import EvalReport, evaluate
 from sop_compiler.eval.interpret import Trace, explore, interpret
+from sop_compiler.eval.paths_report import RoutinePathsView
 from sop_compiler.eval.scenario import Scenario, ScenarioError, scenario_schema
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "eval_folder",
     "explore",
     "interpret",
+    "paths_folder",
     "scenario_schema",
     "scenarios_folder",
 ]
@@ -55,3 +58,12 @@ def draft_folder(sops: Path, *, settings: Settings) -> DraftReport:
     catalog = load_catalog(settings.tools, sop_root=sops if sops.is_dir() else sops.parent)
     folder = scenarios_folder(sops, settings)
     return draft_scenarios(folder, output=settings.output, catalog=catalog, shown=folder)
+
+
+def paths_folder(sops: Path, *, settings: Settings) -> list[RoutinePathsView]:
+    """Every path (and path check) of the routines in `settings.output`."""
+    from sop_compiler.catalog import load_catalog
+    from sop_compiler.eval.paths_report import routine_paths
+
+    catalog = load_catalog(settings.tools, sop_root=sops if sops.is_dir() else sops.parent)
+    return routine_paths(settings.output, catalog)

@@ -11,9 +11,10 @@ from sop_compiler.errors import OutputError
 from sop_compiler.escape import terminal_text
 from sop_compiler.eval.draft import DraftReport
 from sop_compiler.eval.evaluate import EvalReport
+from sop_compiler.eval.paths_report import RoutinePathsView
 from sop_compiler.files import replace_file
 
-__all__ = ["junit_xml", "render_drafts", "render_eval", "write_junit"]
+__all__ = ["junit_xml", "render_drafts", "render_eval", "render_paths", "write_junit"]
 
 
 def render_eval(report: EvalReport, *, fmt: str) -> None:
@@ -188,3 +189,29 @@ def render_drafts(report: DraftReport, *, fmt: str) -> None:
     if report.drafts:
         summary += "; review each draft against its SOP, then remove `draft: true`"
     print(summary)
+
+
+def render_paths(views: list[RoutinePathsView], *, fmt: str) -> None:
+    """`sopc paths`: each routine's paths, one block each, and its path checks."""
+    if fmt == "json":
+        print(json.dumps([view.model_dump() for view in views], indent=2, ensure_ascii=False))
+        return
+    for view in views:
+        more = "" if view.complete else " (more paths than were walked)"
+        name = f"{terminal_text(view.agent)}/{terminal_text(view.routine)}"
+        print(f"{name}: {len(view.paths)} paths{more}")
+        for path in view.paths:
+            ways = "; ".join(terminal_text(w) for w in path.ways) or "no branch"
+            print(f"  {path.number}. {ways}")
+            print(f"     calls: {', '.join(terminal_text(c) for c in path.calls) or 'none'}")
+            if path.collected:
+                print(f"     collects: {', '.join(path.collected)}")
+            print(f"     ends: {terminal_text(path.ending)}")
+        for check in view.checks:
+            print(f"  {check.severity} {check.code}: {terminal_text(check.message)}")
+    checks = [check for view in views for check in view.checks]
+    errors = sum(check.severity == "error" for check in checks)
+    print(
+        f"{len(views)} routines, {sum(len(v.paths) for v in views)} paths; "
+        f"{errors} errors, {len(checks) - errors} warnings"
+    )

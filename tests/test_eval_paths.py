@@ -1,0 +1,62 @@
+"""`sopc paths`: every path of every routine, as a reviewer reads it, and the checks over paths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from test_eval import call, cond, project, routine, run, step
+
+
+def test_paths_lists_each_way_its_calls_and_ending(tmp_path: Path) -> None:
+    r = routine(
+        "refund",
+        [call("1", "lookup_order", order_id="A"),
+         cond("2", "the amount is over $200", "3", "4"),
+         step("3", "escalate", target="Billing Supervisor queue"),
+         call("4", "issue_refund", order_id="A"), step("5", "resolve")],
+    )  # fmt: skip
+    sops, out = project(tmp_path, r)
+    shown = run("paths", str(sops), "-o", str(out))
+    assert shown.exit_code == 0, shown.output
+    assert "billing/refund: 2 paths" in shown.output
+    assert "2 then: the amount is over $200" in shown.output
+    assert "ends: escalate to Billing Supervisor queue" in shown.output
+    data = json.loads(run("paths", str(sops), "-o", str(out), "--format", "json").output)
+    (view,) = data
+    assert [p["ending"] for p in view["paths"]] == [
+        "escalate to Billing Supervisor queue",
+        "resolve",
+    ]
+    assert view["paths"][1]["calls"] == ['lookup_order(order_id="A")', 'issue_refund(order_id="A")']
+    assert view["checks"] == []
+
+
+def test_a_write_twice_on_one_path_is_a_warning_and_a_path_with_no_end_an_error(
+    tmp_path: Path,
+) -> None:
+    twice = routine(
+        "twice",
+        [cond("1", "the item is unusable", "2", "3"), call("2", "issue_refund", order_id="A"),
+         cond("3", "the damage is cosmetic", "4", "5"), call("4", "issue_refund", order_id="A"),
+         step("5", "resolve")],
+    )  # fmt: skip
+    sops, out = project(tmp_path, twice)
+    shown = run("paths", str(sops), "-o", str(out))
+    assert shown.exit_code == 0  # a warning: sometimes meant ("send the link once more")
+    assert "warning repeated_write: path 1 calls the write tool `issue_refund` twice" in (
+        shown.output
+    )
+    falls = routine("falls", [call("1", "lookup_order", order_id="A")])
+    (tmp_path / "b").mkdir()
+    sops, out = project(tmp_path / "b", falls)
+    shown = run("paths", str(sops), "-o", str(out))
+    assert shown.exit_code == 1
+    assert "error no_ending: path 1 stops without an ending" in shown.output
+
+
+def test_paths_on_a_folder_with_no_routines_is_one_clear_line(tmp_path: Path) -> None:
+    (tmp_path / "sops").mkdir()
+    shown = run("paths", str(tmp_path / "sops"), "-o", str(tmp_path / "nothing"))
+    assert shown.exit_code == 2
+    assert "no routines here" in shown.output and "Traceback" not in shown.output
