@@ -5,6 +5,7 @@ interpret.py  the routine interpreter: one walk per path; `explore` walks every 
 evaluate.py   deterministic eval: replay reviewed scenarios, compare, count covered paths
 draft.py      draft scenarios, one per path, never over reviewed ones
 report.py     the terminal table, JSON and JUnit XML
+live.py       live eval: each scenario as a conversation with the emitted network
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sop_compiler.config import Settings
 from sop_compiler.eval.draft import DraftReport, draft_scenarios
 from sop_compiler.eval.evaluate import EvalReport, evaluate
 from sop_compiler.eval.interpret import Trace, explore, interpret
+from sop_compiler.eval.live import CustomerKind, LiveReport
 from sop_compiler.eval.scenario import Scenario, ScenarioError, scenario_schema
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "eval_folder",
     "explore",
     "interpret",
+    "live_folder",
     "scenario_schema",
     "scenarios_folder",
 ]
@@ -55,3 +58,25 @@ def draft_folder(sops: Path, *, settings: Settings) -> DraftReport:
     catalog = load_catalog(settings.tools, sop_root=sops if sops.is_dir() else sops.parent)
     folder = scenarios_folder(sops, settings)
     return draft_scenarios(folder, output=settings.output, catalog=catalog, shown=folder)
+
+
+def live_folder(
+    sops: Path,
+    *,
+    settings: Settings,
+    trials: int = 1,
+    max_turns: int = 8,
+    customer: CustomerKind = "model",
+    dry_run: bool = False,
+) -> LiveReport:
+    """Run each reviewed scenario of `sops` as conversations with the network in the output."""
+    from sop_compiler.catalog import load_catalog
+    from sop_compiler.eval.live import evaluate_live
+
+    catalog = load_catalog(settings.tools, sop_root=sops if sops.is_dir() else sops.parent)
+    folder = scenarios_folder(sops, settings)
+    return evaluate_live(
+        folder, output=settings.output, settings=settings, tools=catalog.names(),
+        trials=trials, max_turns=max_turns, jobs=settings.jobs, customer=customer,
+        dry_run=dry_run, shown=folder,
+    )  # fmt: skip
