@@ -5,8 +5,9 @@ opening message goes to triage; a simulated customer answers the agent's questio
 scenario's facts only (a model through the compile backend settings, or `scripted`: facts named by
 the question, deterministically); every tool is a recording mock that answers from the scenario's
 `tool_results` (first entry whose arguments match); tools that need approval are approved. A
-conversation ends when the agent escalates (a tool call with a `team` argument), hands off past
-the specialist it was routed to, answers without a question, or reaches `max_turns` customer turns.
+conversation ends when the agent escalates (its answer names a team that a routine's escalate step
+goes to), hands off past the specialist it was routed to, answers without a question, or reaches
+`max_turns` customer turns; it then ends in a handoff, an escalation or a resolve, in that order.
 
 Per trial: routing (the first specialist reached), tool calls (order rule of the scenario),
 forbidden calls, the ending, category and priority. A scenario passes when all its trials pass
@@ -32,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sop_compiler.config import Settings
 from sop_compiler.errors import ConfigError, ExitCode
-from sop_compiler.eval.evaluate import EvalReport, ScenarioResult, render_call
+from sop_compiler.eval.evaluate import EvalReport, ScenarioResult, load_routines, render_call
 from sop_compiler.eval.scenario import (
     ExpectedCall,
     Scenario,
@@ -406,6 +407,7 @@ async def _trial(
     customer: Any | None,
     max_turns: int,
     agent_steps: int,
+    teams: Sequence[str],
 ) -> LiveTrial:
     """One conversation of `scenario` with the network."""
     from agents import Runner
@@ -425,6 +427,7 @@ async def _trial(
     problems: list[str] = []
     turns = 0
     ended = False
+    team: str | None = None
     try:
         while turns < max_turns:
             turns += 1
@@ -441,7 +444,8 @@ async def _trial(
             reply = str(result.final_output or "")
             transcript.append(("agent", reply))
             conversation = result.to_input_list()
-            if _escalated(recorder) or _handed_on(chain) or "?" not in reply:
+            team = _escalated(reply, teams)
+            if team is not None or _handed_on(chain) or "?" not in reply:
                 ended = True
                 break
             if turns >= max_turns:
@@ -460,11 +464,14 @@ async def _trial(
         _RECORDERS.pop(context.conversation_id, None)
     if not ended and not problems:
         problems.append(f"turn limit reached: {max_turns} customer turns without an ending")
-    return _judge(scenario, chain, recorder.calls, problems, turns)
+    return _judge(scenario, chain, recorder.calls, problems, turns, team)
 
 
-def _escalated(recorder: _Recorder) -> bool:
-    return any(arguments.get("team") for _tool, arguments in recorder.calls)
+def _escalated(reply: str, teams: Sequence[str]) -> str | None:
+    """The team an answer says the case goes to (the longest named, for `X team` over `X`)."""
+    text = " ".join(reply.split()).casefold()
+    named = [team for team in teams if " ".join(team.split()).casefold() in text]
+    return max(named, key=len) if named else None
 
 
 def _handed_on(chain: Sequence[str]) -> bool:
@@ -472,14 +479,11 @@ def _handed_on(chain: Sequence[str]) -> bool:
     return len(chain) > 2
 
 
-def _ending_of(
-    chain: Sequence[str], calls: Sequence[tuple[str, dict[str, Any]]]
-) -> tuple[str, str | None]:
-    teams = [arguments["team"] for _tool, arguments in calls if arguments.get("team")]
-    if teams:
-        return "escalate", str(teams[-1])
+def _ending_of(chain: Sequence[str], team: str | None) -> tuple[str, str | None]:
     if len(chain) > 2:
         return "handoff", chain[-1]
+    if team is not None:
+        return "escalate", team
     return "resolve", None
 
 
@@ -489,6 +493,7 @@ def _judge(
     calls: Sequence[tuple[str, dict[str, Any]]],
     problems: list[str],
     turns: int,
+    team: str | None,
 ) -> LiveTrial:
     expect = scenario.expect
     routed = chain[1] if len(chain) > 1 else chain[0]
@@ -506,7 +511,7 @@ def _judge(
     forbidden = [tool for tool, _arguments in calls if tool in expect.not_called]
     for tool in dict.fromkeys(forbidden):
         out.append(f"calls `{tool}`, which must not be called")
-    kind, target = _ending_of(chain, calls)
+    kind, target = _ending_of(chain, team)
     ending = "resolve" if kind == "resolve" else f"{kind} to {target}"
     ending_ok = (
         not problems
@@ -674,6 +679,14 @@ def evaluate_live(
             )
         report.estimate = _estimate(output, cases, trials, customer)
         return report
+    teams = sorted(
+        {
+            step.target
+            for routine in load_routines(output).values()
+            for step in routine.walk()
+            if step.kind == "escalate" and step.target
+        }
+    )
     with _network(output, tools, settings.implementation_module) as network:
         report = asyncio.run(
             _run_all(
@@ -687,6 +700,7 @@ def evaluate_live(
                 customer=customer,
                 agent_model=agent_model,
                 customer_model=customer_model,
+                teams=teams,
             )
         )
     return report
@@ -704,6 +718,7 @@ async def _run_all(
     customer: CustomerKind,
     agent_model: Any,
     customer_model: Any,
+    teams: Sequence[str],
 ) -> LiveReport:
     from agents import set_tracing_disabled
 
@@ -742,6 +757,7 @@ async def _run_all(
                 customer=simulated,
                 max_turns=max_turns,
                 agent_steps=max(10, 4 * max_turns),
+                teams=teams,
             )
 
     try:
