@@ -48,6 +48,7 @@ tools:
         summary: {type: string}
         team: {type: string}
         priority: {type: string, enum: [low, normal, high, urgent]}
+        category: {type: string}
       required: [summary, team, priority]
   - name: issue_refund
     description: Refund an order.
@@ -73,7 +74,8 @@ LOST = """# Lost parcels
 ## A parcel reported lost
 
 1. Ask the customer when the parcel was due.
-2. Tell the customer that a claim is opened with the carrier.
+2. If the parcel is more than 30 days late, escalate to the Claims team.
+3. Tell the customer that a claim is opened with the carrier.
 """
 REFUND_SCENARIO = """
 - name: a delivered order is refunded
@@ -95,7 +97,15 @@ LOST_SCENARIO = """
   expect:
     agent: shipping
     ending: {kind: resolve}
+- name: a parcel long overdue goes to the claims team
+  message: My parcel is two months late.
+  expect:
+    agent: shipping
+    ending: {kind: escalate, to: Claims team}
 """
+
+
+LOST_ONLY = LOST_SCENARIO.split("- name: a parcel long overdue")[0]
 
 
 @pytest.fixture
@@ -118,13 +128,25 @@ def project(tmp_path: Path) -> tuple[Path, Path]:
     return sops, out
 
 
-def _live(sops: Path, out: Path, steps: list[Any], *, only: str, max_turns: int = 4) -> LiveReport:
+def _live(
+    sops: Path,
+    out: Path,
+    steps: list[Any],
+    *,
+    only: str,
+    max_turns: int = 4,
+    scenarios: str | None = None,
+    trials: int = 1,
+    cache: str = "cache",
+) -> LiveReport:
     """The live eval of one scenario file with a ScriptedModel agent and the scripted customer."""
     folder = sops / "scenarios"
     for path in folder.glob("*/*.yaml"):
         if path.parent.name != only:
             path.unlink()
-    settings = load_settings(sops, overrides={"output": out, "cache_dir": sops.parent / "cache"})
+        elif scenarios is not None:
+            path.write_text(scenarios, encoding="utf-8")
+    settings = load_settings(sops, overrides={"output": out, "cache_dir": sops.parent / cache})
     before = set(sys.modules)
     report = evaluate_live(
         folder,
@@ -132,6 +154,8 @@ def _live(sops: Path, out: Path, steps: list[Any], *, only: str, max_turns: int 
         settings=settings,
         tools=["lookup_order", "create_ticket", "issue_refund"],
         max_turns=max_turns,
+        trials=trials,
+        jobs=1,
         customer="scripted",
         agent_model=ScriptedModel(steps),
     )
@@ -213,7 +237,7 @@ def test_a_conversation_that_never_ends_reaches_the_turn_limit(project: tuple[Pa
     sops, out = project
     asks = [[assistant_message("When was the parcel due?")] for _ in range(3)]
     steps = [[function_call("transfer_to_shipping", {}, call_id="h")], *asks]
-    report = _live(sops, out, steps, only="shipping", max_turns=3)
+    report = _live(sops, out, steps, only="shipping", max_turns=3, scenarios=LOST_ONLY)
     trial = report.results[0].trials[0]
     assert trial.differences == ["turn limit reached: 3 customer turns without an ending"]
     assert trial.customer_turns == 3 and report.exit_code == 1
@@ -308,12 +332,16 @@ def test_live_eval_over_http_with_a_model_customer(
     assert trial["agents"] == ["Triage", "Billing"] and trial["customer_turns"] == 2
     assert trial["tool_calls"] == ['lookup_order(order_id="A1")', 'issue_refund(order_id="A1")']
     lost = by_name["a lost parcel gets a claim"]["trials"][0]
+    assert by_name["a parcel long overdue goes to the claims team"]["status"] == "failed"
     assert lost["routed_to"] == "Shipping"
     assert lost["differences"] == ["turn limit reached: 2 customer turns without an ending"]
     # One request more than the answers counted: the 429, retried (the run went on and passed).
     assert report["usage"]["model_calls"] == calls - 1 and report["usage"]["input_tokens"] > 0
-    assert report["metrics"]["pass_k"] == 0.5 and report["metrics"]["routing_accuracy"] == 1.0
-    assert 'failures="1"' in junit.read_text(encoding="utf-8")
+    assert (
+        report["metrics"]["pass_k"] == round(1 / 3, 4)
+        and report["metrics"]["routing_accuracy"] == 1.0
+    )
+    assert 'failures="2"' in junit.read_text(encoding="utf-8")
     assert again.exit_code == 1 and calls_again == 0  # the rerun: every answer from the cache
     assert json.loads(again.stdout)["results"] == report["results"]
     assert "sk-live-eval-secret" not in result.output
@@ -343,7 +371,7 @@ def test_dry_run_estimates_without_calling(project: tuple[Path, Path]) -> None:
     assert result.exit_code == 0, result.output
     estimate = json.loads(result.stdout)["estimate"]
     assert (
-        estimate["agent_calls"] > 0 and estimate["customer_calls"] == 6
+        estimate["agent_calls"] > 0 and estimate["customer_calls"] == 9
     )  # 2 scenarios x 1 answer x 3 trials
     assert estimate["input_tokens"] > 0
 
@@ -358,3 +386,83 @@ def test_no_network_is_exit_2(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "run `sopc compile` first" in result.output
+
+
+ESCALATE_ONLY = (
+    LOST_SCENARIO.split("- name: a parcel long overdue")[0]
+    .replace("- name: a lost parcel gets a claim", "- name: overdue", 1)
+    .replace("ending: {kind: resolve}", "ending: {kind: escalate, to: Claims team}")
+)
+
+
+def test_an_escalation_is_the_team_the_answer_names(project: tuple[Path, Path]) -> None:
+    sops, out = project
+    steps = [
+        [function_call("transfer_to_shipping", {}, call_id="h")],
+        [assistant_message("I have passed your case to the Claims team; they will contact you.")],
+    ]
+    report = _live(sops, out, steps, only="shipping", scenarios=ESCALATE_ONLY)
+    trial = report.results[0].trials[0]
+    assert trial.ending == "escalate to Claims team" and trial.passed, trial.differences
+    resolved = [
+        [function_call("transfer_to_shipping", {}, call_id="h")],
+        [assistant_message("A claim is opened with the carrier.")],
+    ]
+    report = _live(sops, out, resolved, only="shipping", scenarios=ESCALATE_ONLY, cache="other")
+    trial = report.results[0].trials[0]
+    assert trial.differences == ["ending: expected escalate to Claims team, actual resolve"]
+    assert report.metrics.ending_accuracy == 0.0
+
+
+HANDOFF = """
+- name: a parcel question goes on to shipping
+  message: I want a refund for my order.
+  expect:
+    agent: billing
+    tool_calls: [{tool: create_ticket, arguments: {team: Support}}]
+    ending: {kind: handoff, to: shipping}
+    category: delivery
+    priority: high
+"""
+
+
+def test_a_handoff_ending_and_category_and_priority(project: tuple[Path, Path]) -> None:
+    sops, out = project
+    ticket = {"summary": "lost", "team": "Support", "priority": "high", "category": "delivery"}
+    steps = [
+        [function_call("transfer_to_billing", {}, call_id="h1")],
+        [function_call("create_ticket", ticket, call_id="t")],
+        [function_call("transfer_to_triage", {"reason": "a parcel question"}, call_id="h2")],
+        [function_call("transfer_to_shipping", {}, call_id="h3")],
+        [assistant_message("Shipping here: when was the parcel due?")],
+    ]
+    report = _live(sops, out, steps, only="billing", scenarios=HANDOFF)
+    trial = report.results[0].trials[0]
+    assert trial.agents == ["Triage", "Billing", "Triage", "Shipping"], trial.differences
+    assert trial.ending == "handoff to Shipping" and trial.passed, trial.differences
+    assert (report.metrics.category_accuracy, report.metrics.priority_accuracy) == (1.0, 1.0)
+
+
+def test_pass_k_needs_every_trial_to_pass(project: tuple[Path, Path]) -> None:
+    sops, out = project
+    good = [
+        [function_call("transfer_to_billing", {}, call_id="h")],
+        [function_call("lookup_order", {"order_id": "A1"}, call_id="l")],
+        [function_call("issue_refund", {"order_id": "A1"}, call_id="r")],
+        [assistant_message("Refunded.")],
+    ]
+    bad = [
+        [function_call("transfer_to_billing", {}, call_id="h")],
+        [function_call("issue_refund", {"order_id": "A1"}, call_id="r")],
+        [assistant_message("Refunded.")],
+    ]
+    report = _live(sops, out, [*good, *bad], only="billing", trials=2)
+    [result] = report.results
+    assert [trial.passed for trial in result.trials] == [True, False]
+    assert result.status == "failed" and report.exit_code == 1
+    assert (report.metrics.k, report.metrics.pass_k, report.metrics.trial_pass_rate) == (
+        2,
+        0.0,
+        0.5,
+    )
+    assert report.metrics.tool_recall == 0.75 and report.metrics.tool_precision == 1.0

@@ -410,9 +410,9 @@ async def _trial(
     teams: Sequence[str],
 ) -> LiveTrial:
     """One conversation of `scenario` with the network."""
+    import openai
     from agents import Runner
     from agents.exceptions import AgentsException, MaxTurnsExceeded
-    from agents.items import HandoffOutputItem
 
     context = network.ConversationContext()
     recorder = _Recorder(scenario)
@@ -432,14 +432,14 @@ async def _trial(
         while turns < max_turns:
             turns += 1
             result = await Runner.run(agent, conversation, context=context, max_turns=agent_steps)
+            seen: set[str] = set()
+            _note_handoffs(result.new_items, chain, seen)
             while result.interruptions:  # a tool that needs approval: the eval approves it
                 state = result.to_state()
                 for interruption in result.interruptions:
                     state.approve(interruption)
                 result = await Runner.run(agent, state, context=context, max_turns=agent_steps)
-            for item in result.new_items:
-                if isinstance(item, HandoffOutputItem):
-                    chain.append(item.target_agent.name)
+                _note_handoffs(result.new_items, chain, seen)
             agent = result.last_agent
             reply = str(result.final_output or "")
             transcript.append(("agent", reply))
@@ -458,13 +458,26 @@ async def _trial(
             conversation.append({"role": "user", "content": answer})
     except MaxTurnsExceeded:
         problems.append(f"the agent took more than {agent_steps} model turns in one reply")
-    except AgentsException as exc:
+    except (AgentsException, openai.APIError) as exc:
         problems.append(f"the run failed: {type(exc).__name__}: {' '.join(str(exc).split())}")
     finally:
         _RECORDERS.pop(context.conversation_id, None)
     if not ended and not problems:
         problems.append(f"turn limit reached: {max_turns} customer turns without an ending")
     return _judge(scenario, chain, recorder.calls, problems, turns, team)
+
+
+def _note_handoffs(items: Sequence[Any], chain: list[str], seen: set[str]) -> None:
+    """Append each handoff's target to `chain`, once per handoff (a resumed run repeats items)."""
+    from agents.items import HandoffOutputItem
+
+    for item in items:
+        if isinstance(item, HandoffOutputItem):
+            raw = item.raw_item
+            call = str(raw.get("call_id") if isinstance(raw, dict) else id(item))
+            if call not in seen:
+                seen.add(call)
+                chain.append(item.target_agent.name)
 
 
 def _escalated(reply: str, teams: Sequence[str]) -> str | None:
