@@ -611,8 +611,8 @@ def _metrics(results: Sequence[LiveResult], k: int) -> LiveMetrics:
         pass_k=rate([result.status == "passed" for result in results]),
         trial_pass_rate=rate([t.passed for t in trials]),
         routing_accuracy=rate([t.routed_ok for t in trials]),
-        tool_precision=round(matched / actual, 4) if actual else (1.0 if trials else None),
-        tool_recall=round(matched / expected, 4) if expected else (1.0 if trials else None),
+        tool_precision=round(matched / actual, 4) if actual else None,  # no call: undefined
+        tool_recall=round(matched / expected, 4) if expected else None,
         forbidden_calls=sum(t.forbidden_calls for t in trials),
         ending_accuracy=rate([t.ending_ok for t in trials]),
         category_accuracy=rate([t.category_ok for t in trials if t.category_ok is not None]),
@@ -660,7 +660,13 @@ def _estimate(
         if customer == "model":
             customer_calls += answers * trials
             tokens += answers * trials * 300
-    return {"agent_calls": calls, "customer_calls": customer_calls, "input_tokens": tokens}
+    return {
+        "scenarios": len(cases),
+        "trials": trials,
+        "agent_calls": calls,
+        "customer_calls": customer_calls,
+        "input_tokens": tokens,
+    }
 
 
 def evaluate_live(
