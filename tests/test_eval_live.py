@@ -321,6 +321,11 @@ def test_live_eval_over_http_with_a_model_customer(
         server.queue(Reply(status=429, headers={"Retry-After": "0"}, body={"error": {}}))
         result = CliRunner().invoke(app, args)
         calls = len(server.chat_requests)
+        customer = [
+            r.messages_text()
+            for r in server.chat_requests
+            if "You are a customer" in r.messages_text()
+        ]
         again = CliRunner().invoke(app, args)
         calls_again = len(server.chat_requests) - calls
     assert result.exit_code == 1, result.output
@@ -342,6 +347,9 @@ def test_live_eval_over_http_with_a_model_customer(
         and report["metrics"]["routing_accuracy"] == 1.0
     )
     assert 'failures="2"' in junit.read_text(encoding="utf-8")
+    # The customer is prompted with its facts and the agent's words, never the expectation.
+    assert customer and any('order_id: "A1"' in text for text in customer)
+    assert not any("issue_refund" in text or "Billing" in text for text in customer)
     assert again.exit_code == 1 and calls_again == 0  # the rerun: every answer from the cache
     assert json.loads(again.stdout)["results"] == report["results"]
     assert "sk-live-eval-secret" not in result.output
