@@ -476,6 +476,9 @@ def eval_(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="--live: estimate model calls and tokens only.")
     ] = False,
+    judge: Annotated[
+        bool, typer.Option("--judge", help="--live: also grade each reply with a judge model.")
+    ] = False,
 ) -> None:
     """Replay every reviewed scenario through its routine; exit 1 if one fails, 2 if malformed.
 
@@ -487,7 +490,8 @@ def eval_(
         if live:
             return _eval_live(sops, output=output, tools=tools, scenarios=scenarios, junit=junit,
                               fmt=_format(fmt), trials=trials, max_turns=max_turns,
-                              customer=customer, jobs=jobs, dry_run=dry_run)  # fmt: skip
+                              customer=customer, jobs=jobs, dry_run=dry_run,
+                              judge=judge)  # fmt: skip
         from sop_compiler.eval import eval_folder
         from sop_compiler.eval.report import render_eval, write_junit
 
@@ -503,7 +507,7 @@ def eval_(
 
 def _eval_live(sops: Path, *, output: Path | None, tools: Path | None, scenarios: Path | None,
                junit: Path | None, fmt: str, trials: int, max_turns: int, customer: str,
-               jobs: int | None, dry_run: bool) -> int:  # fmt: skip
+               jobs: int | None, dry_run: bool, judge: bool) -> int:  # fmt: skip
     from sop_compiler.eval import live_folder
     from sop_compiler.eval.report import render_live, write_junit
 
@@ -517,7 +521,7 @@ def _eval_live(sops: Path, *, output: Path | None, tools: Path | None, scenarios
     settings = _settings(sops, **overrides)
     report = live_folder(sops, settings=settings, trials=trials, max_turns=max_turns,
                          customer="model" if customer == "model" else "scripted",
-                         dry_run=dry_run)  # fmt: skip
+                         dry_run=dry_run, judge=judge)  # fmt: skip
     if junit is not None and not dry_run:
         write_junit(report.as_eval(), junit)
     render_live(report, fmt=fmt)

@@ -474,3 +474,38 @@ def test_pass_k_needs_every_trial_to_pass(project: tuple[Path, Path]) -> None:
         0.5,
     )
     assert report.metrics.tool_recall == 0.75 and report.metrics.tool_precision == 1.0
+
+
+def test_a_judge_grades_each_conversation_apart_from_pass_fail(project: tuple[Path, Path]) -> None:
+    sops, out = project
+    for path in (sops / "scenarios").glob("shipping/*.yaml"):
+        path.unlink()
+    settings = load_settings(sops, overrides={"output": out, "cache_dir": sops.parent / "cache"})
+    steps = [
+        [function_call("transfer_to_billing", {}, call_id="h")],
+        [function_call("lookup_order", {"order_id": "A1"}, call_id="l")],
+        [function_call("issue_refund", {"order_id": "A1"}, call_id="r")],
+        [assistant_message("Refunded.")],
+    ]
+    grade = {"empathy": 2, "correctness": 9, "asks_before_acting": 1, "note": "Curt, but right."}
+    judge = ScriptedModel([[assistant_message(json.dumps(grade))]])
+    report = evaluate_live(
+        sops / "scenarios",
+        output=out,
+        settings=settings,
+        tools=["lookup_order", "create_ticket", "issue_refund"],
+        customer="scripted",
+        judge=True,
+        agent_model=ScriptedModel(steps),
+        judge_model=judge,
+    )
+    [trial] = report.results[0].trials
+    assert trial.passed and trial.grade is not None
+    assert (trial.grade.empathy, trial.grade.correctness, trial.grade.note) == (
+        2,
+        5,  # out of range: clamped to the rubric's 1-5
+        "Curt, but right.",
+    )
+    assert report.grades == {"empathy": 2.0, "correctness": 5.0, "asks_before_acting": 1.0}
+    assert trial.transcript[0] == "customer: I want a refund for my order."
+    assert trial.transcript[-1] == "agent: Refunded."

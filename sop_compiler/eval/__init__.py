@@ -68,6 +68,7 @@ def live_folder(
     max_turns: int = 8,
     customer: CustomerKind = "model",
     dry_run: bool = False,
+    judge: bool = False,
 ) -> LiveReport:
     """Run each reviewed scenario of `sops` as conversations with the network in the output."""
     from sop_compiler.catalog import load_catalog
@@ -78,5 +79,5 @@ def live_folder(
     return evaluate_live(
         folder, output=settings.output, settings=settings, tools=catalog.names(),
         trials=trials, max_turns=max_turns, jobs=settings.jobs, customer=customer,
-        dry_run=dry_run, shown=folder,
+        dry_run=dry_run, judge=judge, shown=folder,
     )  # fmt: skip

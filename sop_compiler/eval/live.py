@@ -65,6 +65,15 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Grade(_Model):
+    """A judge model's grade of one conversation, 1 (poor) to 5 (excellent); never pass/fail."""
+
+    empathy: int
+    correctness: int
+    asks_before_acting: int
+    note: str = Field(description="One sentence: the main reason for the grades.")
+
+
 class LiveTrial(_Model):
     """One conversation: what happened and what differs from the scenario."""
 
@@ -83,6 +92,8 @@ class LiveTrial(_Model):
     forbidden_calls: int = 0
     category_ok: bool | None = None
     priority_ok: bool | None = None
+    transcript: list[str] = Field(default_factory=list, description="`customer:`/`agent:` lines.")
+    grade: Grade | None = Field(default=None, description="--judge: the judge model's grade.")
 
 
 class LiveResult(_Model):
@@ -130,6 +141,9 @@ class LiveReport(_Model):
     drafts: int = 0
     metrics: LiveMetrics = Field(default_factory=LiveMetrics)
     usage: LiveUsage = Field(default_factory=LiveUsage)
+    grades: dict[str, float] = Field(
+        default_factory=dict, description="--judge: mean grade per rubric item (1-5), apart."
+    )
     dry_run: bool = False
     estimate: dict[str, int] = Field(default_factory=dict, description="--dry-run: calls, tokens.")
 
@@ -378,6 +392,56 @@ def _scripted_answer(question: str, scenario: Scenario, told: set[str]) -> str:
     return " ".join(f"My {slot.replace('_', ' ')} is {scenario.facts[slot]}." for slot in chosen)
 
 
+JUDGE_PROMPT = (
+    "You grade one customer-service conversation against a fixed rubric. Grade each item from 1 "
+    "(poor) to 5 (excellent): empathy (the agent acknowledges the customer's situation and stays "
+    "courteous); correctness (what the agent says and does matches what should happen, given "
+    "below, and it invents no facts); asks_before_acting (the agent asks for what it needs and "
+    "confirms before any action that changes something). Answer with the grades and one "
+    "sentence that gives the main reason."
+)
+
+
+async def _grade(model: Any, scenario: Scenario, trial: LiveTrial) -> Grade | None:
+    """The judge model's grade of one conversation (None when its answer is no grade)."""
+    from agents import Agent, Runner
+    from agents.exceptions import AgentsException
+
+    expect = scenario.expect
+    should = [
+        f"route to: {expect.agent or '(any)'}",
+        "tool calls: "
+        + (", ".join(render_call(c.tool, c.arguments) for c in expect.tool_calls) or "none"),
+        f"must not call: {', '.join(expect.not_called) or '(nothing listed)'}",
+        f"ending: {expect.ending.kind}" + (f" to {expect.ending.to}" if expect.ending.to else ""),
+    ]
+    text = "\n".join(
+        [
+            "What should happen:",
+            *should,
+            "",
+            "Tool calls made:",
+            *(trial.tool_calls or ["none"]),
+            "",
+            "Conversation:",
+            *trial.transcript,
+        ]
+    )
+    judge = Agent(name="Judge", instructions=JUDGE_PROMPT, model=model, output_type=Grade)
+    try:
+        result = await Runner.run(judge, text, max_turns=2)
+    except AgentsException:
+        return None
+    grade = result.final_output
+    if not isinstance(grade, Grade):
+        return None
+    clamp = {
+        k: min(5, max(1, getattr(grade, k)))
+        for k in ("empathy", "correctness", "asks_before_acting")
+    }
+    return grade.model_copy(update=clamp)
+
+
 def _customer_agent(scenario: Scenario, model: Any) -> Any:
     from agents import Agent
 
@@ -464,7 +528,9 @@ async def _trial(
         _RECORDERS.pop(context.conversation_id, None)
     if not ended and not problems:
         problems.append(f"turn limit reached: {max_turns} customer turns without an ending")
-    return _judge(scenario, chain, recorder.calls, problems, turns, team)
+    trial = _judge(scenario, chain, recorder.calls, problems, turns, team)
+    trial.transcript = [f"{who}: {text}" for who, text in transcript]
+    return trial
 
 
 def _note_handoffs(items: Sequence[Any], chain: list[str], seen: set[str]) -> None:
@@ -680,8 +746,10 @@ def evaluate_live(
     jobs: int = 4,
     customer: CustomerKind = "model",
     dry_run: bool = False,
+    judge: bool = False,
     agent_model: Any = None,
     customer_model: Any = None,
+    judge_model: Any = None,
     shown: Path | None = None,
 ) -> LiveReport:
     """Run every reviewed scenario under `scenarios` as `trials` conversations with the network.
@@ -719,6 +787,8 @@ def evaluate_live(
                 customer=customer,
                 agent_model=agent_model,
                 customer_model=customer_model,
+                judge=judge,
+                judge_model=judge_model,
                 teams=teams,
             )
         )
@@ -738,6 +808,8 @@ async def _run_all(
     agent_model: Any,
     customer_model: Any,
     teams: Sequence[str],
+    judge: bool = False,
+    judge_model: Any = None,
 ) -> LiveReport:
     from agents import set_tracing_disabled
 
@@ -745,7 +817,11 @@ async def _run_all(
     meter = _Meter()
     cache = ResponseCache(settings.cache_dir) if settings.cache else None
     backend = None
-    if agent_model is None or (customer == "model" and customer_model is None):
+    if (
+        agent_model is None
+        or (customer == "model" and customer_model is None)
+        or (judge and judge_model is None)
+    ):
         from agents import OpenAIChatCompletionsModel
 
         from sop_compiler.generate.openai import OpenAIBackend
@@ -756,6 +832,7 @@ async def _run_all(
         shared = OpenAIChatCompletionsModel(model=settings.model, openai_client=backend.client())
         agent_model = agent_model or shared
         customer_model = customer_model or shared
+        judge_model = judge_model or shared
     gate = asyncio.Semaphore(max(1, jobs))
 
     async def one(case: tuple[ScenarioFile, Scenario, int], number: int) -> LiveTrial:
@@ -769,7 +846,7 @@ async def _run_all(
                 _cached_model(customer_model, name="customer", cache=cache, meter=meter, trial=tag),
             )
         async with gate:
-            return await _trial(
+            trial = await _trial(
                 network,
                 scenario,
                 agent_model=model,
@@ -778,6 +855,12 @@ async def _run_all(
                 agent_steps=max(10, 4 * max_turns),
                 teams=teams,
             )
+            if judge:
+                grader = _cached_model(
+                    judge_model, name="judge", cache=cache, meter=meter, trial=tag
+                )
+                trial.grade = await _grade(grader, scenario, trial)
+            return trial
 
     try:
         outcomes = await asyncio.gather(
@@ -800,4 +883,10 @@ async def _run_all(
         )
     report.metrics = _metrics(report.results, trials)
     report.usage = meter.usage
+    grades = [trial.grade for result in report.results for trial in result.trials if trial.grade]
+    if grades:
+        report.grades = {
+            item: round(sum(getattr(g, item) for g in grades) / len(grades), 2)
+            for item in ("empathy", "correctness", "asks_before_acting")
+        }
     return report

@@ -258,6 +258,9 @@ def render_live(report: LiveReport, *, fmt: str) -> None:
         f"category {pct(metrics.category_accuracy)}, priority {pct(metrics.priority_accuracy)}",
         markup=False,
     )
+    if report.grades:
+        grades = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in report.grades.items())
+        console.print(f"judge grades (1-5, not pass/fail): {grades}", markup=False)
     usage = report.usage
     console.print(
         f"{len(report.results)} scenarios x {metrics.k} trials: {report.failed} failed; "
