@@ -509,3 +509,12 @@ def test_a_judge_grades_each_conversation_apart_from_pass_fail(project: tuple[Pa
     assert report.grades == {"empathy": 2.0, "correctness": 5.0, "asks_before_acting": 1.0}
     assert trial.transcript[0] == "customer: I want a refund for my order."
     assert trial.transcript[-1] == "agent: Refunded."
+
+
+def test_a_malformed_scenario_is_exit_2_naming_file_and_line(project: tuple[Path, Path]) -> None:
+    sops, out = project
+    bad = sops / "scenarios" / "shipping" / "lost.yaml"
+    bad.write_text("- name: x\n  expect:\n    ending: {kind: sideways}\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["eval", str(sops), "-o", str(out), "--live", "--dry-run"])
+    assert result.exit_code == 2
+    assert "scenarios/shipping/lost.yaml:3" in result.output
