@@ -458,13 +458,40 @@ def eval_(
     ] = None,
     fmt: FormatOpt = RunFormat.text,
     debug: DebugOpt = False,
+    live: Annotated[
+        bool, typer.Option("--live", help="Run each scenario as a conversation with the network.")
+    ] = False,
+    trials: Annotated[
+        int, typer.Option("--trials", min=1, help="--live: runs per scenario (pass^k).")
+    ] = 1,
+    max_turns: Annotated[
+        int, typer.Option("--max-turns", min=1, help="--live: customer turns per conversation.")
+    ] = 8,
+    customer: Annotated[
+        str, typer.Option("--customer", help="--live: `model` (the backend's) or `scripted`.")
+    ] = "model",
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", "-j", min=1, help="--live: conversations at once.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="--live: estimate model calls and tokens only.")
+    ] = False,
+    judge: Annotated[
+        bool, typer.Option("--judge", help="--live: also grade each reply with a judge model.")
+    ] = False,
 ) -> None:
     """Replay every reviewed scenario through its routine; exit 1 if one fails, 2 if malformed.
 
     Example: sopc eval sample_sops -o generated_routines --junit eval.xml
+    With --live, each scenario runs through the emitted agent network (see README, Live eval).
     """
 
     def run() -> int:
+        if live:
+            return _eval_live(sops, output=output, tools=tools, scenarios=scenarios, junit=junit,
+                              fmt=_format(fmt), trials=trials, max_turns=max_turns,
+                              customer=customer, jobs=jobs, dry_run=dry_run,
+                              judge=judge)  # fmt: skip
         from sop_compiler.eval import eval_folder
         from sop_compiler.eval.report import render_eval, write_junit
 
@@ -476,6 +503,29 @@ def eval_(
         return report.exit_code
 
     _guard(run, debug=debug)
+
+
+def _eval_live(sops: Path, *, output: Path | None, tools: Path | None, scenarios: Path | None,
+               junit: Path | None, fmt: str, trials: int, max_turns: int, customer: str,
+               jobs: int | None, dry_run: bool, judge: bool) -> int:  # fmt: skip
+    from sop_compiler.eval import live_folder
+    from sop_compiler.eval.report import render_live, write_junit
+
+    if customer not in ("model", "scripted"):
+        from sop_compiler.errors import ConfigError
+
+        raise ConfigError(f"--customer is `model` or `scripted`, not {customer!r}")
+    overrides: dict[str, Any] = {"output": output, "tools": tools, "scenarios": scenarios}
+    if jobs is not None:
+        overrides["jobs"] = jobs
+    settings = _settings(sops, **overrides)
+    report = live_folder(sops, settings=settings, trials=trials, max_turns=max_turns,
+                         customer="model" if customer == "model" else "scripted",
+                         dry_run=dry_run, judge=judge)  # fmt: skip
+    if junit is not None and not dry_run:
+        write_junit(report.as_eval(), junit)
+    render_live(report, fmt=fmt)
+    return 0 if dry_run and not report.errors else report.exit_code
 
 
 @app.command()

@@ -6,6 +6,7 @@ evaluate.py   deterministic eval: replay reviewed scenarios, compare, count cove
 draft.py      draft scenarios, one per path, never over reviewed ones
 paths_report.py  `sopc paths`: every path of every routine, and checks over paths
 report.py     the terminal table, JSON and JUnit XML
+live.py       live eval: each scenario as a conversation with the emitted network
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sop_compiler.config import Settings
 from sop_compiler.eval.draft import DraftReport, draft_scenarios
 from sop_compiler.eval.evaluate import EvalReport, evaluate
 from sop_compiler.eval.interpret import Trace, explore, interpret
+from sop_compiler.eval.live import CustomerKind, LiveReport
 from sop_compiler.eval.paths_report import RoutinePathsView
 from sop_compiler.eval.scenario import Scenario, ScenarioError, scenario_schema
 
@@ -29,6 +31,7 @@ __all__ = [
     "eval_folder",
     "explore",
     "interpret",
+    "live_folder",
     "paths_folder",
     "scenario_schema",
     "scenarios_folder",
@@ -67,3 +70,26 @@ def paths_folder(sops: Path, *, settings: Settings) -> list[RoutinePathsView]:
 
     catalog = load_catalog(settings.tools, sop_root=sops if sops.is_dir() else sops.parent)
     return routine_paths(settings.output, catalog)
+
+
+def live_folder(
+    sops: Path,
+    *,
+    settings: Settings,
+    trials: int = 1,
+    max_turns: int = 8,
+    customer: CustomerKind = "model",
+    dry_run: bool = False,
+    judge: bool = False,
+) -> LiveReport:
+    """Run each reviewed scenario of `sops` as conversations with the network in the output."""
+    from sop_compiler.catalog import load_catalog
+    from sop_compiler.eval.live import evaluate_live
+
+    catalog = load_catalog(settings.tools, sop_root=sops if sops.is_dir() else sops.parent)
+    folder = scenarios_folder(sops, settings)
+    return evaluate_live(
+        folder, output=settings.output, settings=settings, tools=catalog.names(),
+        trials=trials, max_turns=max_turns, jobs=settings.jobs, customer=customer,
+        dry_run=dry_run, judge=judge, shown=folder,
+    )  # fmt: skip

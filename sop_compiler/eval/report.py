@@ -11,10 +11,18 @@ from sop_compiler.errors import OutputError
 from sop_compiler.escape import terminal_text
 from sop_compiler.eval.draft import DraftReport
 from sop_compiler.eval.evaluate import EvalReport
+from sop_compiler.eval.live import LiveReport
 from sop_compiler.eval.paths_report import RoutinePathsView
 from sop_compiler.files import replace_file
 
-__all__ = ["junit_xml", "render_drafts", "render_eval", "render_paths", "write_junit"]
+__all__ = [
+    "junit_xml",
+    "render_drafts",
+    "render_eval",
+    "render_live",
+    "render_paths",
+    "write_junit",
+]
 
 
 def render_eval(report: EvalReport, *, fmt: str) -> None:
@@ -214,4 +222,83 @@ def render_paths(views: list[RoutinePathsView], *, fmt: str) -> None:
     print(
         f"{len(views)} routines, {sum(len(v.paths) for v in views)} paths; "
         f"{errors} errors, {len(checks) - errors} warnings"
+    )
+
+
+def render_live(report: LiveReport, *, fmt: str) -> None:
+    """Print the live eval report: the metrics, a row per scenario, each failing trial."""
+    if fmt == "json":
+        payload = report.model_dump(mode="json")
+        payload["summary"] = {
+            "scenarios": len(report.results),
+            "failed": report.failed,
+            "malformed_files": len(report.errors),
+            "exit_code": report.exit_code,
+        }
+        print(json.dumps(payload, indent=2, sort_keys=True))
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    for error in report.errors:
+        print(f"error: {error}", file=sys.stderr)
+    console = Console(
+        highlight=False, soft_wrap=True, emoji=False, width=None if sys.stdout.isatty() else 160
+    )
+    if report.dry_run:
+        estimate = report.estimate
+        console.print(
+            f"dry run: would make about {estimate.get('agent_calls', 0)} agent model calls and "
+            f"{estimate.get('customer_calls', 0)} customer model calls, about "
+            f"{estimate.get('input_tokens', 0)} input tokens (cached answers cost none)",
+            markup=False,
+        )
+        return
+    table = Table(box=None, show_edge=False, pad_edge=False)
+    for column in ("routine", "scenario", "trials passed", "routed to", "ending"):
+        table.add_column(column, overflow="fold")
+    for result in report.results:
+        passed = sum(trial.passed for trial in result.trials)
+        last = result.trials[-1] if result.trials else None
+        shown = f"{passed}/{len(result.trials)}"
+        table.add_row(
+            escape(terminal_text(result.routine)),
+            escape(terminal_text(result.name)),
+            shown if passed == len(result.trials) else f"[red]{shown}[/red]",
+            escape(terminal_text(last.routed_to or "-")) if last else "-",
+            escape(terminal_text(last.ending or "-")) if last else "-",
+        )
+    console.print(table)
+    for result in report.results:
+        if result.status == "failed":
+            console.print(
+                f"[red]FAIL[/red] {escape(terminal_text(result.file))}:{result.line} "
+                f"{escape(terminal_text(result.name))}",
+                markup=True,
+            )
+            for number, trial in enumerate(result.trials, 1):
+                for difference in trial.differences:
+                    console.print(f"    trial {number}: {terminal_text(difference)}", markup=False)
+    metrics = report.metrics
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value:.0%}"
+
+    console.print(
+        f"pass^{metrics.k} {pct(metrics.pass_k)}, routing {pct(metrics.routing_accuracy)}, "
+        f"tool precision {pct(metrics.tool_precision)}, recall {pct(metrics.tool_recall)}, "
+        f"forbidden calls {metrics.forbidden_calls}, ending {pct(metrics.ending_accuracy)}, "
+        f"category {pct(metrics.category_accuracy)}, priority {pct(metrics.priority_accuracy)}",
+        markup=False,
+    )
+    if report.grades:
+        grades = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in report.grades.items())
+        console.print(f"judge grades (1-5, not pass/fail): {grades}", markup=False)
+    usage = report.usage
+    console.print(
+        f"{len(report.results)} scenarios x {metrics.k} trials: {report.failed} failed; "
+        f"{usage.model_calls} model calls ({usage.cached_calls} cached), "
+        f"{usage.input_tokens} input + {usage.output_tokens} output tokens",
+        markup=False,
     )
