@@ -479,6 +479,12 @@ def eval_(
     judge: Annotated[
         bool, typer.Option("--judge", help="--live: also grade each reply with a judge model.")
     ] = False,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(
+            "--baseline", help="Fail when a result drops against this stored --format json."
+        ),
+    ] = None,
 ) -> None:
     """Replay every reviewed scenario through its routine; exit 1 if one fails, 2 if malformed.
 
@@ -491,25 +497,39 @@ def eval_(
             return _eval_live(sops, output=output, tools=tools, scenarios=scenarios, junit=junit,
                               fmt=_format(fmt), trials=trials, max_turns=max_turns,
                               customer=customer, jobs=jobs, dry_run=dry_run,
-                              judge=judge)  # fmt: skip
+                              judge=judge, baseline=baseline)  # fmt: skip
         from sop_compiler.eval import eval_folder
-        from sop_compiler.eval.report import render_eval, write_junit
+        from sop_compiler.eval.report import eval_payload, render_eval, write_junit
 
         settings = _settings(sops, output=output, tools=tools, scenarios=scenarios)
         report = eval_folder(sops, settings=settings)
         if junit is not None:
             write_junit(report, junit)
         render_eval(report, fmt=_format(fmt))
-        return report.exit_code
+        return _against(baseline, eval_payload(report), report.exit_code)
 
     _guard(run, debug=debug)
 
 
+def _against(baseline: Path | None, payload: dict[str, Any], code: int) -> int:
+    """`code`, or 1 when this run dropped against `baseline` (each drop on stderr)."""
+    if baseline is None or code == int(ExitCode.USAGE):
+        return code
+    from sop_compiler.escape import terminal_text
+    from sop_compiler.eval.baseline import regressions
+
+    dropped = regressions(payload, baseline)
+    for line in dropped:
+        print(f"regression: {terminal_text(line)}", file=sys.stderr)
+    return int(ExitCode.FAILED) if dropped else code
+
+
 def _eval_live(sops: Path, *, output: Path | None, tools: Path | None, scenarios: Path | None,
                junit: Path | None, fmt: str, trials: int, max_turns: int, customer: str,
-               jobs: int | None, dry_run: bool, judge: bool) -> int:  # fmt: skip
+               jobs: int | None, dry_run: bool, judge: bool,
+               baseline: Path | None) -> int:  # fmt: skip
     from sop_compiler.eval import live_folder
-    from sop_compiler.eval.report import render_live, write_junit
+    from sop_compiler.eval.report import live_payload, render_live, write_junit
 
     if customer not in ("model", "scripted"):
         from sop_compiler.errors import ConfigError
@@ -525,7 +545,9 @@ def _eval_live(sops: Path, *, output: Path | None, tools: Path | None, scenarios
     if junit is not None and not dry_run:
         write_junit(report.as_eval(), junit)
     render_live(report, fmt=fmt)
-    return 0 if dry_run and not report.errors else report.exit_code
+    if dry_run:
+        return int(ExitCode.USAGE) if report.errors else 0
+    return _against(baseline, live_payload(report), report.exit_code)
 
 
 @app.command()

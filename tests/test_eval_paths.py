@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from test_eval import call, cond, project, routine, run, step
+from test_eval import GOOD, REFUND, call, cond, project, routine, run, scenarios, step
 
 
 def test_paths_lists_each_way_its_calls_and_ending(tmp_path: Path) -> None:
@@ -60,3 +60,39 @@ def test_paths_on_a_folder_with_no_routines_is_one_clear_line(tmp_path: Path) ->
     shown = run("paths", str(tmp_path / "sops"), "-o", str(tmp_path / "nothing"))
     assert shown.exit_code == 2
     assert "no routines here" in shown.output and "Traceback" not in shown.output
+
+
+# --- eval --baseline ---------------------------------------------------------------------------
+
+
+def test_baseline_fails_naming_the_scenario_that_passed_before_and_passes_when_nothing_dropped(
+    tmp_path: Path,
+) -> None:
+    sops, out = project(tmp_path, REFUND)
+    scenarios(sops, "billing", "refund", GOOD)
+    stored = run("eval", str(sops), "-o", str(out), "--format", "json")
+    assert stored.exit_code == 0
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(stored.output)
+    same = run("eval", str(sops), "-o", str(out), "--baseline", str(baseline))
+    assert same.exit_code == 0 and "regression" not in same.output
+    # the routine changes: the small refund now goes over the supervisor limit
+    target = out / "routines" / "billing" / "refund.json"
+    text = target.read_text().replace('"else_step": "4"', '"else_step": "3a"')
+    target.write_text(text)
+    worse = run("eval", str(sops), "-o", str(out), "--baseline", str(baseline))
+    assert worse.exit_code == 1
+    assert "regression: scenario billing/refund: 'small refund' passed in the baseline" in (
+        worse.output
+    )
+    assert "pass_rate dropped from 1 to 0.5" in worse.output
+
+
+def test_a_baseline_that_is_not_eval_json_is_one_clear_line(tmp_path: Path) -> None:
+    sops, out = project(tmp_path, REFUND)
+    scenarios(sops, "billing", "refund", GOOD)
+    bad = tmp_path / "notes.json"
+    bad.write_text("[1, 2]")
+    shown = run("eval", str(sops), "-o", str(out), "--baseline", str(bad))
+    assert shown.exit_code == 2
+    assert "not a baseline" in shown.output and "Traceback" not in shown.output

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree as ET
 
 from sop_compiler.errors import OutputError
@@ -16,7 +17,9 @@ from sop_compiler.eval.paths_report import RoutinePathsView
 from sop_compiler.files import replace_file
 
 __all__ = [
+    "eval_payload",
     "junit_xml",
+    "live_payload",
     "render_drafts",
     "render_eval",
     "render_live",
@@ -25,13 +28,30 @@ __all__ = [
 ]
 
 
+def eval_payload(report: EvalReport) -> dict[str, Any]:
+    """The `--format json` of a deterministic eval (what `--baseline` reads back)."""
+    payload = report.model_dump(mode="json")
+    payload["summary"] = _summary(report)
+    return payload
+
+
+def live_payload(report: LiveReport) -> dict[str, Any]:
+    """The `--format json` of a live eval (what `--baseline` reads back)."""
+    payload = report.model_dump(mode="json")
+    payload["summary"] = {
+        "scenarios": len(report.results),
+        "failed": report.failed,
+        "malformed_files": len(report.errors),
+        "exit_code": report.exit_code,
+    }
+    return payload
+
+
 def render_eval(report: EvalReport, *, fmt: str) -> None:
     """Print the eval report: `text` (a table per routine, then each failure), `json`, or
     `github` (an annotation per failing scenario and malformed file, then the text)."""
     if fmt == "json":
-        payload = report.model_dump(mode="json")
-        payload["summary"] = _summary(report)
-        print(json.dumps(payload, indent=2, sort_keys=True))
+        print(json.dumps(eval_payload(report), indent=2, sort_keys=True))
         return
     if fmt == "github":
         for line in _annotations(report):
@@ -228,14 +248,7 @@ def render_paths(views: list[RoutinePathsView], *, fmt: str) -> None:
 def render_live(report: LiveReport, *, fmt: str) -> None:
     """Print the live eval report: the metrics, a row per scenario, each failing trial."""
     if fmt == "json":
-        payload = report.model_dump(mode="json")
-        payload["summary"] = {
-            "scenarios": len(report.results),
-            "failed": report.failed,
-            "malformed_files": len(report.errors),
-            "exit_code": report.exit_code,
-        }
-        print(json.dumps(payload, indent=2, sort_keys=True))
+        print(json.dumps(live_payload(report), indent=2, sort_keys=True))
         return
     from rich.console import Console
     from rich.markup import escape
