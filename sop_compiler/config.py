@@ -218,6 +218,14 @@ class Settings(BaseModel):
         default=None,
         description="Eval scenarios (`<agent>/<routine id>.yaml`); default `<sops>/scenarios`.",
     )
+    max_answer_mb: float = Field(
+        default=32,
+        gt=0,
+        description=(
+            "Largest model answer read, in MiB once decompressed (a streamed answer's events "
+            "included); a larger one is an error, never read whole."
+        ),
+    )
 
     @field_validator("base_url")
     @classmethod

@@ -78,6 +78,7 @@ _NOT_OUTPUT_SETTINGS = frozenset(
         "stream",
         "local",
         "max_tokens",
+        "max_answer_mb",
         "scenarios",  # where eval's scenarios live: no compiled output depends on it
     }
 )
