@@ -226,6 +226,13 @@ class Settings(BaseModel):
             "included); a larger one is an error, never read whole."
         ),
     )
+    check_import: bool = Field(
+        default=True,
+        description=(
+            "Import the emitted agent_network in a fresh Python (about 1.5 s) whenever a run "
+            "rewrites it; a package that does not import fails the run."
+        ),
+    )
 
     @field_validator("base_url")
     @classmethod

@@ -79,6 +79,7 @@ _NOT_OUTPUT_SETTINGS = frozenset(
         "local",
         "max_tokens",
         "max_answer_mb",
+        "check_import",
         "scenarios",  # where eval's scenarios live: no compiled output depends on it
     }
 )
