@@ -25,6 +25,7 @@ import dataclasses
 import json
 import re
 import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -355,6 +356,12 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False
     request_queue_size = 256  # the benchmark opens 64+ connections at once
     owner: LLMServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (sopc stopped reading an answer) is not a server fault."""
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
