@@ -136,8 +136,71 @@ def bench_markdown_memory(report: Report, sizes_kib: list[int]) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+_BOMB_CHILD = """
+import os, resource, sys, zlib, contextlib, io, tempfile
+from pathlib import Path
+def peak():
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+sys.path.insert(0, {tests!r})
+import openai
+from llm_server import LLMServer, Reply
+from sop_compiler.config import load_settings
+from sop_compiler.pipeline import compile_folder
+mib = int(sys.argv[1])
+packer = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+block = b"A" * (1 << 20)
+bomb = b"".join([packer.compress(b'{{"x": "')] + [packer.compress(block) for _ in range(mib)]
+                + [packer.compress(b'"}}') + packer.flush()])
+del block
+with tempfile.TemporaryDirectory() as folder, LLMServer() as server:
+    sops = Path(folder) / "sops"
+    (sops / "billing").mkdir(parents=True)
+    (sops / "billing" / "a.md").write_text("# Refunds\\n\\n1. Ask for the order number.\\n")
+    server.queue(Reply(raw=bomb, headers={{"Content-Encoding": "gzip"}}))
+    os.environ["OPENAI_API_KEY"] = "sk-bench"
+    settings = load_settings(sops, overrides={{
+        "output": Path(folder) / "out", "backend": "openai", "base_url": server.base_url,
+        "model": "test-model", "max_retries": 0, "repair_attempts": 0, "stream": False,
+        "cache": False}})
+    baseline = peak()
+    with contextlib.redirect_stderr(io.StringIO()):
+        result = compile_folder(sops, settings=settings, fmt="json")
+    error = result.sops[0].procedures[0].error or ""
+print(peak(), baseline, len(bomb), result.exit_code, "max_answer_mb" in error)
+"""
+
+
+def bench_answer_cap(report: Report, inflated_mib: int) -> None:
+    """Peak RSS growth of a compile whose one model answer is a gzip bomb."""
+    tests = str(HERE.parent / "tests")
+    start = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", _BOMB_CHILD.format(tests=tests), str(inflated_mib)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    seconds = time.perf_counter() - start
+    peak, baseline, packed, code, named = out.stdout.split()[-5:]
+    growth = (int(peak) - int(baseline)) / 2**20
+    report(
+        f"gzip answer of {int(packed) >> 10} KiB inflating to {inflated_mib} MiB: peak RSS growth",
+        f"{growth:.0f} MiB (exit {code}, error names max_answer_mb: {named}; {seconds:.1f} s)",
+        "<= 2x max_answer_mb (64 MiB)",
+        growth <= 64 and code == "3" and named == "True",
+    )
+
+
 def bench_hostile(report: Report, *, quick: bool) -> None:
     """Run the hostile-input benchmarks (small sizes with `quick`)."""
     print("8. Hostile inputs: linear-time offline compile, memory of a big Markdown SOP")
     bench_linear(report, [10, 40] if quick else [10, 100, 1000])
     bench_markdown_memory(report, [200] if quick else [1000, 5000])
+    bench_answer_cap(report, 64 if quick else 1024)

@@ -218,6 +218,21 @@ class Settings(BaseModel):
         default=None,
         description="Eval scenarios (`<agent>/<routine id>.yaml`); default `<sops>/scenarios`.",
     )
+    max_answer_mb: float = Field(
+        default=32,
+        gt=0,
+        description=(
+            "Largest model answer read, in MiB once decompressed (a streamed answer's events "
+            "included); a larger one is an error, never read whole."
+        ),
+    )
+    check_import: bool = Field(
+        default=True,
+        description=(
+            "Import the emitted agent_network in a fresh Python (about 1.5 s) whenever a run "
+            "rewrites it; a package that does not import fails the run."
+        ),
+    )
 
     @field_validator("base_url")
     @classmethod

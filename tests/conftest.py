@@ -91,3 +91,6 @@ def _isolate(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathF
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("SOPC_CACHE_DIR", str(home / "cache"))
     monkeypatch.setenv("NO_COLOR", "1")
+    # Importing the emitted network costs ~1.5 s a compile; tests/test_hostile_import.py turns
+    # the check back on (a user can also set `check_import = false`).
+    monkeypatch.setenv("SOPC_CHECK_IMPORT", "false")

@@ -15,6 +15,7 @@ one content piece per chunk, `Reply(token_interval=0.3)` apart, with a pause of 
 after `silence_after` pieces, and a final usage chunk when `stream_options.include_usage` asks for
 one. `LLMServer(slots=2)` answers GET /props with `total_slots` (llama.cpp), and
 `LLMServer(text_only=True)` answers 500 "image input is not supported" to requests with images.
+`Reply(raw=..., headers={"Content-Encoding": "gzip"})` sends bytes as they are (a gzip bomb).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import dataclasses
 import json
 import re
 import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -53,6 +55,7 @@ class Reply:
     silence_after: int = 0  # pieces sent before the pause
     silence: float = 0.0  # seconds of silence (the client gives up first, or it ends)
     stream_error: str | None = None  # after the pieces, an error event instead of the finish
+    raw: bytes | None = None  # sent as the body as is (with `headers`, e.g. Content-Encoding)
 
 
 @dataclass
@@ -312,6 +315,8 @@ class LLMServer:
             item = self.responder(body if isinstance(body, dict) else {})
         if isinstance(item, dict):
             item = Reply(body=item)
+        if item.raw is not None:
+            return item
         if item.body is None and item.status != 200:
             message = f"scripted HTTP {item.status}"
             item = Reply(
@@ -351,6 +356,12 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False
     request_queue_size = 256  # the benchmark opens 64+ connections at once
     owner: LLMServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (sopc stopped reading an answer) is not a server fault."""
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -416,6 +427,9 @@ class _Handler(BaseHTTPRequestHandler):
             wait = owner.delay + reply.delay
             if wait and owner._stopping.wait(wait):
                 self.close_connection = True
+                return
+            if reply.raw is not None:
+                self._send(reply.status, reply.raw, dict(reply.headers))
                 return
             payload = reply.body if isinstance(reply.body, str) else json.dumps(reply.body)
             data = payload.encode()

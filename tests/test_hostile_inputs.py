@@ -168,6 +168,7 @@ class Run:
     stderr: str
     connects: list[object] = field(default_factory=list)
     spawned: list[object] = field(default_factory=list)
+    imported: bool = False
 
     def lines(self, prefix: str, source: str) -> list[str]:
         """stdout lines that start with `prefix` and name `source`."""
@@ -200,6 +201,11 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         raise OSError("tests forbid network access")
 
     def no_spawn(self: subprocess.Popen[bytes], args: object, *rest: object) -> None:
+        if isinstance(args, list) and args[-1:] == [str(out)] and "import agent_network" in args[2]:
+            # the one process sopc starts: its own emitted package, imported to check it (and
+            # run.imported says it did: the network of hostile SOPs must import too)
+            run.imported = True
+            return real_execute(self, args, *rest)  # type: ignore[no-any-return]
         run.spawned.append(args)
         raise OSError("tests forbid starting processes")
 
@@ -208,7 +214,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         mp.setattr(socket.socket, "connect_ex", no_connect)
         mp.setattr(socket, "getaddrinfo", lambda *a, **k: run.connects.append(a) or [])
         mp.setattr(subprocess.Popen, "_execute_child", no_spawn)
-        for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "SOPC_CHECK_IMPORT"):
             mp.delenv(name, raising=False)
         mp.setenv("SOPC_CACHE_DIR", str(root / "cache"))
         mp.setenv("NO_COLOR", "1")
@@ -267,6 +273,7 @@ def test_scanned_pdf_is_a_note_not_an_error(hostile: Run) -> None:
 def test_nothing_is_fetched_or_run(hostile: Run) -> None:
     assert hostile.connects == []
     assert hostile.spawned == []
+    assert hostile.imported  # the emitted network was imported, in a process of its own
     text = hostile.all_output_text()
     for marker in (
         "127.0.0.1:9",

@@ -84,12 +84,14 @@ def _one_line(text: str) -> str:
 
 def clean_block(block: AnyBlock) -> AnyBlock | None:
     """The block with clean text, or None when nothing is left of it."""
+    # A block cleaning leaves as it was is kept, not copied: a big SOP's blocks are then not
+    # held twice while it is cleaned (issue 17).
     if isinstance(block, Paragraph | ListItem | Quote):
         text = join_lines(block.text)
-        return block.model_copy(update={"text": text}) if text else None
+        return _with_text(block, text) if text else None
     if isinstance(block, Heading):
         text = _one_line(block.text)
-        return block.model_copy(update={"text": text}) if text else None
+        return _with_text(block, text) if text else None
     if isinstance(block, Code):
         lines = [line.rstrip() for line in normalize_chars(block.text, keep_tabs=True).split("\n")]
         text = "\n".join(lines).strip("\n")
@@ -114,6 +116,11 @@ def clean_block(block: AnyBlock) -> AnyBlock | None:
         ocr_lines = map(_collapse, normalize_chars(block.text).split("\n"))
         ocr = "\n".join(line for line in ocr_lines if line)
     return block.model_copy(update={"caption": caption or None, "text": ocr or None})
+
+
+def _with_text(block: AnyBlock, text: str) -> AnyBlock:
+    unchanged = text == getattr(block, "text", None)
+    return block if unchanged else block.model_copy(update={"text": text})
 
 
 def clean_blocks(blocks: list[AnyBlock]) -> tuple[list[AnyBlock], list[Removal]]:

@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from sop_compiler.config import Settings
 from sop_compiler.errors import ConfigError, GenerationError, redact_url
+from sop_compiler.generate.capped import AnswerRefused, capped_client
 from sop_compiler.generate.llm import (
     ChatRequest,
     ChatResponse,
@@ -86,7 +87,11 @@ class OpenAIBackend(LLMBackend):
 
     def __init__(self, settings: Settings, *, refresh: bool = False) -> None:
         super().__init__(settings, refresh=refresh)
-        self.base_url = settings.base_url or os.environ.get("OPENAI_BASE_URL") or None
+        given = settings.base_url or os.environ.get("OPENAI_BASE_URL") or None
+        # sopc.toml and --base-url refuse user info (config.py); OPENAI_BASE_URL may hold it.
+        # The HTTP client would send it as Basic auth in place of the key, so it is never used:
+        # every request, the probes and `sopc doctor` included, goes to the URL without it.
+        self.base_url = _without_userinfo(given) if given else None
         key = os.environ.get("OPENAI_API_KEY") or None
         if key is None and self.base_url is None:
             raise ConfigError(
@@ -95,7 +100,7 @@ class OpenAIBackend(LLMBackend):
                 hint="or use --backend offline",
             )
         self._api_key = key or _PLACEHOLDER_KEY
-        self._url_secrets = _url_secrets(self.base_url) if self.base_url else []
+        self._url_secrets = _url_secrets(given) if given else []
         # host[:port] only: a base URL's user:password@ and ?query must never reach a message
         self.host = _host(self.base_url) if self.base_url else "api.openai.com"
         if self.base_url and self.host is None:
@@ -116,6 +121,11 @@ class OpenAIBackend(LLMBackend):
         self._reached = False  # True once any request got an HTTP answer
         self._unreachable: FatalBackendError | None = None  # found by the start-of-run probe
         self._usage_chunk = True  # ask streams for usage; off once a server rejects the option
+        if given and self.base_url != given.strip():
+            self.notes.append(
+                f"the base URL {_redacted(given)!r} holds a user name or password: left out, "
+                "only OPENAI_API_KEY is sent"
+            )
 
     def secrets(self) -> list[str]:
         """The API key and the base URL's credentials, so that no message can carry them."""
@@ -156,6 +166,8 @@ class OpenAIBackend(LLMBackend):
                 default_query=query,
                 timeout=self.settings.timeout,
                 max_retries=0,
+                # no answer is read past max_answer_mb, compressed or not (capped.py)
+                http_client=capped_client(int(self.settings.max_answer_mb * (1 << 20))),
             )
         return self._client
 
@@ -234,10 +246,14 @@ class OpenAIBackend(LLMBackend):
                 response = await self._whole(client, body)
         except StreamTimeout as exc:
             raise self._timeout_error(idle=exc.idle) from None
+        except AnswerRefused as exc:  # a streamed body (the client wraps a whole one, below)
+            raise self._refused(exc) from None
         except openai.APITimeoutError:
             raise self._timeout_error(idle=False) from None
         except openai.APIConnectionError as exc:
             cause = exc.__cause__ or exc
+            if isinstance(cause, AnswerRefused):
+                raise self._refused(cause) from None
             if type(cause).__name__ in _BAD_URL_CAUSES:
                 raise FatalBackendError(self._bad_url_message(cause), hint=_URL_HINT) from None
             message = self.scrub(
@@ -338,6 +354,11 @@ class OpenAIBackend(LLMBackend):
             and exc.status_code in (400, 422)
             and "stream_options" in detail
         )
+
+    def _refused(self, exc: AnswerRefused) -> GenerationError:
+        """An answer too large to read (or in an unknown encoding): not retried, it would be
+        the same again."""
+        return GenerationError(self.scrub(f"{self.host}{exc.path}: {exc.reason}"))
 
     def _timeout_error(self, *, idle: bool) -> GenerationError:
         """A timeout: retried against a cloud endpoint, not against a busy local server."""
@@ -487,6 +508,17 @@ def _host(url: str) -> str | None:
     if ":" in host:  # IPv6
         host = f"[{host}]"
     return f"{host}:{port}" if port is not None else host
+
+
+def _without_userinfo(url: str) -> str:
+    """`url` without `user:password@` in its authority (malformed URLs too); the rest unchanged."""
+    url = url.strip()
+    head, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    cut = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+    authority = rest[:cut].rpartition("@")[2]
+    return f"{head}{sep}{authority}{rest[cut:]}"
 
 
 def _split_query(url: str) -> tuple[str, dict[str, object] | None]:

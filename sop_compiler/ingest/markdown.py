@@ -71,9 +71,16 @@ class _TokenWalker:
         self.images: list[_Image] = []
 
     def run(self, tokens: list[Token]) -> None:
+        from markdown_it.token import Token
+
+        done = Token("sopc_walked", "", 0)
         i = 0
         while i < len(tokens):
-            i = self._token(tokens, i)
+            after = self._token(tokens, i)
+            # The walk only looks ahead: each walked token is dropped, so that a big file's
+            # tokens and its blocks are never all in memory at once (issue 17).
+            tokens[i:after] = [done] * (min(after, len(tokens)) - i)
+            i = after
         self._emit_images()
 
     def _token(self, tokens: list[Token], i: int) -> int:

@@ -78,6 +78,8 @@ _NOT_OUTPUT_SETTINGS = frozenset(
         "stream",
         "local",
         "max_tokens",
+        "max_answer_mb",
+        "check_import",
         "scenarios",  # where eval's scenarios live: no compiled output depends on it
     }
 )

@@ -233,6 +233,7 @@ def compile_folder(
         told: list[str] = []  # what the backend learned about its server (images rejected, ...)
         interrupted = False
         set_aside: list[tuple[str, str]] = []
+        imports: list[str] = []  # the written network does not import, or was not imported
         if writes:
             assert chosen.backend is not None
             build = _Build(plan, out=out, catalog=catalog, settings=settings, fmt=fmt, batch=batch)
@@ -245,6 +246,12 @@ def compile_folder(
             waiting, batch_notes = build.waiting, build.batch_notes
             told = chosen.backend.run_notes()
             set_aside = sorted(build.set_aside)
+            if build.import_error:
+                from sop_compiler.render.run import error_note
+
+                imports.append(error_note(build.import_error))
+            elif build.import_note:
+                imports.append(build.import_note)
         else:
             for _ in plan.stream():
                 pass
@@ -265,9 +272,12 @@ def compile_folder(
                 *([_kept_note(kept)] if kept else []),
                 *batch_notes,
                 *([_aside_note(set_aside)] if set_aside else []),
+                *imports,
             ]
         ]
         _summarise(plan.sops, result, strict=strict, stopped=stopped is not None)
+        if writes and build.import_error and result.exit_code in (ExitCode.OK, ExitCode.INPUT):
+            result.exit_code = int(ExitCode.FAILED)  # the outputs stay on disk for review
         if waiting and result.exit_code != int(ExitCode.USAGE):
             result.exit_code = int(ExitCode.PARTIAL)  # answers pending: outputs are not complete
         if writes:

@@ -88,6 +88,8 @@ class _Build:
         self.batch_notes: list[str] = []
         self.waiting = 0  # procedures left waiting in a batch
         self.planned_all = False  # every SOP decided (the network can be rendered on interrupt)
+        self.import_error: str | None = None  # the written network does not import
+        self.import_note: str | None = None  # why the network was not imported
 
     def _scrubbed(self, files: dict[str, bytes]) -> dict[str, bytes]:
         """`files` with every secret (a model answer may echo the key) replaced by `***`."""
@@ -531,12 +533,29 @@ class _Build:
         )
         files = self._scrubbed(files)
         _check_python(files)
-        self._write(
+        changed = self._write(
             files, remove={rel: sha for rel, sha in self.lock.shared.items() if rel not in files}
         )
+        if self.settings.check_import and any(
+            rel.startswith("agent_network/") and rel.endswith(".py") and rel in files
+            for rel in changed
+        ):
+            self._check_import()
         self.lock.shared = {rel: sha256_bytes(data) for rel, data in sorted(files.items())}
         self.lock.shared_key = key
         self.dirty = True
+
+    def _check_import(self) -> None:
+        """Import the network just written in a fresh interpreter (emit/imports.py)."""
+        from sop_compiler.emit.imports import can_import, check_import
+
+        if not can_import():
+            self.import_note = (
+                "openai-agents is not installed: agent_network/ was compiled, not imported "
+                '(pip install "sop-compiler[agents]")'
+            )
+            return
+        self.import_error = check_import(self.out)
 
 
 def _with_unread(report: ValidationReport, issues: list[Issue]) -> ValidationReport:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "annotation",
     "append_summary",
+    "error_note",
     "markdown_summary",
     "plural",
     "progress",
@@ -36,12 +37,18 @@ _FULL_TABLE = 50  # above this many SOPs, the text table lists only the SOPs tha
 # text and GitHub formats find it by it and show it as an error, not a note.
 _STOPPED = "generation stopped: "
 _HINT = " (hint: "
+_ERROR = "error: "  # a note in this shape is shown as an error
 _STOP_HINT = "fix the key, model or quota, then compile again: routines written so far are kept"
 
 
 def stop_note(message: str, hint: str | None = None) -> str:
     """The run note for a fault that stopped generation (bad key, unknown model, no quota)."""
     return f"{_STOPPED}{message}{_HINT}{hint or _STOP_HINT})"
+
+
+def error_note(message: str) -> str:
+    """A run note that is an error of the whole run (the network written does not import)."""
+    return f"{_ERROR}{message}"
 
 
 def _stop(note: str) -> tuple[str, str] | None:
@@ -277,7 +284,9 @@ def _text(result: RunResult, *, quiet: bool = False, strict: bool = False) -> No
     model = f", model {escape(result.model)}" if result.model else ""
     console.print(f"backend: {escape(result.backend)}{note}{model}")
     for text in result.notes:
-        if _stop(text) is None:
+        if text.startswith(_ERROR):
+            console.print(f"[red]error:[/] {escape(text.removeprefix(_ERROR))}")
+        elif _stop(text) is None:
             console.print(f"[yellow]note:[/] {escape(text)}")
     for text in result.not_deployed:  # its agent runs without it until it validates
         console.print(f"[red]not deployed:[/] {escape(text)}")
@@ -403,6 +412,9 @@ def _annotations(result: RunResult) -> None:
                 "error", _stale_path(result, entry), f"sopc check: {entry.reason}", entry.detail
             )
         )
+    for text in result.notes:
+        if text.startswith(_ERROR):
+            lines.append(annotation("error", None, "sopc", text.removeprefix(_ERROR)))
     for error, hint in filter(None, map(_stop, result.notes)):  # the whole run, not one file
         message = f"{error}\nhint: {hint}"
         lines.append(annotation("error", None, "sopc: generation stopped", message))
