@@ -239,7 +239,8 @@ def check(
     explain: ExplainOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Exit 1 if generated outputs are stale, missing, orphaned or hand-edited; calls no model.
+    """Exit 1 if generated outputs are stale, missing, orphaned or hand-edited, or a reviewed
+    scenario no longer fits its routine; calls no model.
 
     Example: sopc check sample_sops -o generated_routines --strict
     """
@@ -253,7 +254,15 @@ def check(
             sops, settings=settings, check=True, strict=strict, fmt=_format(fmt), explain=explain
         )
         render_run(result, fmt=_format(fmt), quiet=quiet, strict=strict)
-        return result.exit_code
+        if result.exit_code != 0:
+            return result.exit_code
+        from sop_compiler.escape import terminal_text
+        from sop_compiler.eval import stale_scenarios
+
+        stale = stale_scenarios(sops, settings=settings)  # outputs current: do scenarios fit?
+        for line in stale:
+            print(f"stale scenario: {terminal_text(line)}", file=sys.stderr)
+        return int(ExitCode.FAILED) if stale else 0
 
     _guard(run, debug=debug)
 

@@ -96,3 +96,24 @@ def test_a_baseline_that_is_not_eval_json_is_one_clear_line(tmp_path: Path) -> N
     shown = run("eval", str(sops), "-o", str(out), "--baseline", str(bad))
     assert shown.exit_code == 2
     assert "not a baseline" in shown.output and "Traceback" not in shown.output
+
+
+# --- check: scenarios that no longer fit their routine ------------------------------------------
+
+
+def test_check_fails_on_a_scenario_naming_a_step_the_routine_no_longer_has(tmp_path: Path) -> None:
+    import shutil
+
+    repo = Path(__file__).resolve().parent.parent
+    sops, out = tmp_path / "sops", tmp_path / "out"
+    shutil.copytree(repo / "sample_sops", sops)
+    assert run("compile", str(sops), "-o", str(out)).exit_code == 0
+    fine = run("check", str(sops), "-o", str(out))
+    assert fine.exit_code == 0 and "stale scenario" not in fine.output
+    scenario = next((sops / "scenarios" / "tech_support").glob("internet-outage*.yaml"))
+    text = scenario.read_text()
+    assert "  - step: 2a\n" in text
+    scenario.write_text(text.replace("  - step: 2a\n", "  - step: 99z\n", 1))
+    stale = run("check", str(sops), "-o", str(out))
+    assert stale.exit_code == 1
+    assert "stale scenario:" in stale.output and "step 99z, which no longer exists" in stale.output

@@ -35,6 +35,7 @@ __all__ = [
     "paths_folder",
     "scenario_schema",
     "scenarios_folder",
+    "stale_scenarios",
 ]
 
 
@@ -93,3 +94,30 @@ def live_folder(
         trials=trials, max_turns=max_turns, jobs=settings.jobs, customer=customer,
         dry_run=dry_run, judge=judge, shown=folder,
     )  # fmt: skip
+
+
+# what a failing replay says when the scenario, not the routine's behaviour, is out of date
+_STALE = ("no longer exists", "is no catalog tool", "is no agent of the network", "now asks",
+          "not a condition")  # fmt: skip
+
+
+def stale_scenarios(sops: Path, *, settings: Settings) -> list[str]:
+    """The reviewed scenarios that no longer fit their routine (a step, test, tool or agent they
+    name is gone or changed), and the routines with paths no reviewed scenario walks: one line
+    each. Empty when there is no scenario folder."""
+    if not scenarios_folder(sops, settings).is_dir():
+        return []
+    report = eval_folder(sops, settings=settings)
+    out = [f"{error} (scenario file)" for error in report.errors]
+    for result in report.results:
+        reasons = [d for d in result.differences if any(mark in d for mark in _STALE)]
+        if reasons:
+            out.append(f"{result.file}:{result.line}: {result.name!r}: {'; '.join(reasons)}")
+    for entry in report.coverage:
+        if entry.covered < entry.paths:
+            missing = entry.paths - entry.covered
+            out.append(
+                f"{entry.routine}: {missing} of {entry.paths} paths have no reviewed scenario "
+                "(`sopc scenarios` drafts them)"
+            )
+    return out
