@@ -1,11 +1,10 @@
 """The record a procedure's conditions test, looked up before they are tested.
 
-"Late checkout is free for Platinum guests ... if the room is not booked tonight" tests a
-guest's tier and the room's next booking; a catalog read tool described "Return a guest's stay,
-loyalty tier and the room's next booking" returns both. An agent cannot test what it has not
-read, so when a procedure that looks nothing up tests (in a condition, or in a rule of its own
-section that limits what it may do) what one read tool returns, the routine calls that tool
-first: before its first condition or write.
+"If the workspace is on the Enterprise plan, restore it yourself" tests a workspace's plan; a
+catalog read tool described "Return a workspace's plan, members and their roles" returns it. An
+agent cannot test what it has not read, so when a procedure that looks nothing up tests (in a
+condition, or in a rule of its own section that limits what it may do) what one read tool
+returns, the routine calls that tool first: before its first condition or write.
 
 The tool is chosen by the words the tests share with what the tool returns (its description
 after the verb), counting only words that say what is tested ("booked", "plan", "charge"), not
@@ -21,10 +20,11 @@ from __future__ import annotations
 import re
 
 from sop_compiler.generate.offline.binding import canonical_words
-from sop_compiler.generate.offline.nodes import Builder, Node, flatten, quote
+from sop_compiler.generate.offline.nodes import Builder, Node, flatten
+from sop_compiler.generate.offline.request import call_node
 from sop_compiler.generate.offline.standing import Standing
-from sop_compiler.generate.offline.tools import Known, bind_arguments
-from sop_compiler.models import Procedure, Tool, ToolCall, ToolCatalog
+from sop_compiler.generate.offline.tools import Known
+from sop_compiler.models import Procedure, Tool, ToolCatalog
 
 __all__ = ["tested_lookup"]
 
@@ -132,16 +132,5 @@ def _lookup(builder: Builder, tool: Tool, source: tuple[str, str], known: list[K
         f"Look up the record with `{tool.name}` and check it against the conditions and rules "
         "of this routine before you go on."
     )
-    args, refs = bind_arguments(tool, action=text, condition=None, known=known, team=None)
     block_id, said = source
-    node = builder.node(
-        "tool_call",
-        text,
-        block_id=block_id,
-        quote=quote(said),
-        tool_call=ToolCall(tool=tool.name, arguments=args),
-        arg_refs={arg: builder.nodes[uid] for uid, arg in refs},
-    )
-    builder.known.append(Known(node.uid, "", "returned", tool=tool.name))
-    builder.known += [Known(node.uid, arg.name, "argument") for arg in args]
-    return node
+    return call_node(builder, tool, text, block_id, said, known)

@@ -26,7 +26,7 @@ from sop_compiler.generate.offline.nodes import Builder, Node, quote
 from sop_compiler.generate.offline.tools import Known, bind_arguments
 from sop_compiler.models import Heading, Procedure, Tool, ToolCall, ToolCatalog
 
-__all__ = ["request_calls"]
+__all__ = ["call_node", "request_calls"]
 
 _LOOKUP_VERBS = frozenset(canonical_words("get"))  # get, find, look up, retrieve, check ...
 
@@ -51,7 +51,7 @@ def request_calls(
     lookup = None if looked_up else _lookup_for(write, catalog)
     if lookup is not None:
         first.append(
-            _call(
+            call_node(
                 builder,
                 lookup,
                 f"Look up the record with `{lookup.name}` and check it against every rule "
@@ -60,7 +60,7 @@ def request_calls(
                 heading.text,
             )
         )
-    last = _call(
+    last = call_node(
         builder,
         write,
         f"{procedure.title.strip().rstrip('.').capitalize()} with `{write.name}`, only if "
@@ -79,8 +79,23 @@ def _acts(node: Node, catalog: ToolCatalog) -> bool:
     return tool is None or tool.access != "read"
 
 
-def _call(builder: Builder, tool: Tool, text: str, block_id: str, source: str) -> Node:
-    args, refs = bind_arguments(tool, action=text, condition=None, known=builder.known, team=None)
+def call_node(
+    builder: Builder,
+    tool: Tool,
+    text: str,
+    block_id: str,
+    source: str,
+    known: list[Known] | None = None,
+) -> Node:
+    """A call of `tool` that sopc adds (a lookup, the heading's action), its arguments bound
+    from what the conversation holds (`known`, default all the builder knows), citing `source`."""
+    args, refs = bind_arguments(
+        tool,
+        action=text,
+        condition=None,
+        known=builder.known if known is None else known,
+        team=None,
+    )
     node = builder.node(
         "tool_call",
         text,
