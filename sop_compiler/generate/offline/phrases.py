@@ -312,22 +312,17 @@ def _read_action(
             and (mention.how == "name" or (mention.how == "verb" and first in ("route", "assign")))
         ):
             return [Action("tool_call", text, quote, tool=mention, target=ending.target)]
-        if (
-            mention is not None
-            and mention.how == "verb"
-            and ending.kind == "escalate"
-            and _transfers(mention.tool)
-        ):  # "escalate to the fraud lead" with `escalate_to_fraud_lead`: call it, and it ends
-            call = Action("tool_call", text, quote, tool=mention, target=ending.target)
+        transfer = (
+            _transfer_tool(text, mention, tools, bind_meaning)
+            if ending.kind == "escalate"
+            else None
+        )
+        if transfer is not None:
+            # "escalate to the fraud lead" with `escalate_to_fraud_lead`, "transfer the customer
+            # to a human agent" with `transfer_to_human_agents`: the catalog's own way of handing
+            # the case to people. Call it; the escalation still ends the branch.
+            call = Action("tool_call", text, quote, tool=transfer, target=ending.target)
             return [call, _handed_over(ending)]
-        if mention is None and ending.kind == "escalate" and bind_meaning:
-            # "transfer the customer to a human agent" with a `transfer_to_human_agents` tool:
-            # the catalog's own way of handing the case to people: call it, and the case is
-            # theirs (the escalation still ends the branch)
-            transfer = _transfer_tool(text, tools)
-            if transfer is not None:
-                call = Action("tool_call", text, quote, tool=transfer, target=ending.target)
-                return [call, _handed_over(ending)]
         return [ending]
     if mention is None and _IN_SYSTEM.search(text) and not _NEGATED.match(text):
         # "offer the discount in the retention offers tool": a system no catalog tool covers
@@ -386,13 +381,16 @@ def _handed_over(ending: Action) -> Action:
     return ending
 
 
-def _transfer_tool(text: str, tools: ToolIndex) -> ToolMention | None:
-    """The catalog tool that hands a case to people, when the escalation's words bind to it."""
-    bound = bind(text, tools.catalog).tool
+def _transfer_tool(
+    text: str, mention: ToolMention | None, tools: ToolIndex, bind_meaning: bool
+) -> ToolMention | None:
+    """The catalog tool that hands a case to people, when the escalation names it by its verb
+    phrase or its words bind to it (binding.py)."""
+    if mention is not None:
+        return mention if mention.how == "verb" and _transfers(mention.tool) else None
+    bound = bind(text, tools.catalog).tool if bind_meaning else None
     tool = tools.catalog.get(bound) if bound else None
-    if tool is None or not _transfers(tool):
-        return None
-    return ToolMention(tool, 0, "verb")
+    return ToolMention(tool, 0, "verb") if tool is not None and _transfers(tool) else None
 
 
 def _transfers(tool: Tool) -> bool:
@@ -425,9 +423,8 @@ def _lookup(text: str, first: str, tools: ToolIndex) -> ToolMention | None:
         if _FROM_PERSON.search(text):
             return None
     elif first not in ("check", "look", "review", "retrieve") or not _DEFINITE.match(text):
-        return (
-            None  # "check the line status" reads one record; "check for open orders" is no lookup
-        )
+        # "check the line status" reads one record; "check for open orders" is no lookup
+        return None
     if not _RECORD_NOUN.search(text):
         return None
     bound = bind(text, tools.catalog).tool
