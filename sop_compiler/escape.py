@@ -278,7 +278,8 @@ def mermaid_label(text: str, *, max_len: int = 60) -> str:
     escaped = "".join(
         _MERMAID_ENTITIES.get(char, char if char.isprintable() else " ") for char in label
     )
-    return f'"{escaped}"'
+    # "[portal](https://...)" stays text, never a link, wherever the label is shown
+    return f'"{escaped.replace("](", "]#40;")}"'
 
 
 # Control and bidi characters of file names and SOP text must not reach a terminal (escape
