@@ -4,6 +4,19 @@ It reads well-structured SOPs: numbered steps and sub-steps, "If/When/In case ..
 "Otherwise" / "If not", "go to step N", "escalate to <team>", "transfer to / hand off to <agent>",
 tools by name, in backticks or by a catalog alias, and Exceptions / Notes / Escalation sections.
 What it cannot read it reports as open questions instead of guessing.
+
+Where each construct is read (its examples are the tests named):
+- sections, lists, value tables as cases: sections.py (test_offline_endings.py)
+- the sentences of a step, "Otherwise", "Unless", "Only if", "X? Yes: ... No: ...":
+  reading._clauses and reading._sentences (test_offline_conditions.py)
+- a sentence's test and actions, compound tests kept whole, a second "if" in a branch, endings:
+  phrases.read_clause (test_offline_conditions.py, test_offline_endings.py)
+- runs of sibling cases ("If the tier is Gold ... If Silver ..."): chains.py (test_offline.py)
+- rules, knowledge, confirmations: standing.py (test_offline_rules.py)
+- tools: binding.py and tools.py (test_binding.py), lookups: lookups.py (test_offline_lookups.py)
+- numbering, targets, a condition whose sides meet: steps.py (test_offline_conditions.py)
+- closing steps only where a customer is served: endings.py (test_offline.py)
+- flowcharts: flowchart.py (test_flowchart.py)
 """
 
 from __future__ import annotations
@@ -26,7 +39,7 @@ from sop_compiler.generate.offline.sections import Unit, conditional_unit, secti
 from sop_compiler.generate.offline.standing import confirm_gates, insert_confirmations, standing
 from sop_compiler.generate.offline.steps import finish, unpassed_refs, vague_questions
 from sop_compiler.generate.offline.tools import ToolIndex
-from sop_compiler.generate.offline.trigger import trigger_for
+from sop_compiler.generate.offline.trigger import is_trigger_lead, trigger_for
 from sop_compiler.interrupt import abandonable
 from sop_compiler.models import (
     Figure,
@@ -46,7 +59,7 @@ __all__ = ["OFFLINE_RULES_VERSION", "OfflineBackend", "build_draft"]
 _CUSTOMER = re.compile(rf"\b{PERSON_NOUNS}\b", re.IGNORECASE)
 
 # Bump when the rules change what they produce, so that the lock file marks routines stale.
-OFFLINE_RULES_VERSION = 16
+OFFLINE_RULES_VERSION = 17
 
 
 class OfflineBackend(Backend):
@@ -125,6 +138,10 @@ def build_draft(
             step_units += units(section)
         elif section.kind == "conditional":
             step_units.append(conditional_unit(section))
+    # "When a customer asks about a return:" over the steps says when the routine applies:
+    # the trigger reads it; as a step, both of its sides would lead to the next step.
+    if step_units and not step_units[0].children and is_trigger_lead(step_units[0].text):
+        step_units = step_units[1:]
     tables = {unit.block_id for unit in step_units if unit.cite}  # a table read as steps
     found.knowledge = [
         k for k in found.knowledge if not (k.source and set(k.source.block_ids) & tables)

@@ -156,6 +156,7 @@ class Clause:
     is_else: bool = False
     is_yes: bool = False  # "If so, ..." : a condition on the previous question
     test_tool: ToolMention | None = None  # a tool the test needs ("if `track_shipment` shows ...")
+    inner_test: str | None = None  # "If X, refund it if Y": Y, a test inside the branch of X
     rest: str = ""  # the action part as written (what an edge case's `then` says)
 
 
@@ -183,27 +184,36 @@ def read_clause(
         clause.test = test.rstrip(":").strip()
         clause.test_tool = tools.find(test) if "`" in test else None
         text = action
+        if inner := _trailing_test(text):
+            text, clause.inner_test = inner
     elif (means := _MEANS.match(text)) and _is_order(means.group("action")):
         finding, why = means.group("finding"), means.group("why").strip()
         clause.test = f"there is {finding[0].lower()}{finding[1:]} ({why})"
         text = means.group("action")
-    else:
-        trailing = _TRAILING_IF.match(text)
-        first = text.split(None, 1)[0].casefold() if text.split() else ""
-        if (
-            trailing
-            and not _NOT_A_TEST.search(trailing.group("action"))
-            and first in INSTRUCTION_VERBS
-            and first not in _NO_TRAILING_IF
-            and trailing.group("test").rstrip(". ").casefold() not in _VAGUE_TESTS
-        ):
-            clause.test = trailing.group("test").rstrip(". ").strip()
-            text = trailing.group("action")
+    elif trailing := _trailing_test(text):
+        text, clause.test = trailing
     clause.rest = _LEAD.sub("", text).strip()
     clause.actions = read_actions(
         clause.rest, quote=sentence, tools=tools, agents=agents, bind_meaning=bind_meaning
     )
     return clause
+
+
+def _trailing_test(text: str) -> tuple[str, str] | None:
+    """ "Refund it if the customer asks" -> ("Refund it", "the customer asks"); None when the
+    text does not start with an instruction, or its "if" opens no test ("check if ...",
+    "... if needed")."""
+    trailing = _TRAILING_IF.match(text)
+    first = text.split(None, 1)[0].casefold() if text.split() else ""
+    if (
+        trailing is None
+        or _NOT_A_TEST.search(trailing.group("action"))
+        or first not in INSTRUCTION_VERBS
+        or first in _NO_TRAILING_IF
+        or trailing.group("test").rstrip(". ").casefold() in _VAGUE_TESTS
+    ):
+        return None
+    return trailing.group("action"), trailing.group("test").rstrip(". ").strip()
 
 
 def _is_order(text: str) -> bool:
@@ -213,18 +223,23 @@ def _is_order(text: str) -> bool:
 
 
 _CLAUSE_COMMA = re.compile(r"(?<!\d),|,(?!\d)")
+_ACTION_OPENERS = frozenset({"do", "don't", "never", "you", "stop"})
+_JOINS_TESTS = frozenset({"or", "and", "nor", "either", "but"})
 
 
 def _split_condition(rest: str) -> tuple[str, str]:
     """`the item is damaged, open a claim` -> (test, action); the comma before a verb wins."""
     commas = [m.start() for m in _CLAUSE_COMMA.finditer(rest)]  # not the one in "1,000"
+    joins: list[int] = []  # "A, or B, stop": the comma before "or" joins two tests
     for pos in commas:
         after = _LEAD.sub("", rest[pos + 1 :].strip())
         word = after.split(None, 1)[0].casefold() if after.split() else ""
-        if word in INSTRUCTION_VERBS or word in ("do", "don't", "never", "you"):
+        if word in INSTRUCTION_VERBS or word in _ACTION_OPENERS:
             return rest[:pos], rest[pos + 1 :].strip()
-    if commas:
-        return rest[: commas[0]], rest[commas[0] + 1 :].strip()
+        if word in _JOINS_TESTS:
+            joins.append(pos)
+    if plain := [pos for pos in commas if pos not in joins]:
+        return rest[: plain[0]], rest[plain[0] + 1 :].strip()
     then = re.search(r"\s+then\s+", rest, re.IGNORECASE)
     if then:
         return rest[: then.start()], rest[then.end() :]

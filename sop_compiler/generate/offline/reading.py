@@ -211,6 +211,7 @@ def _clauses(text: str) -> list[tuple[str, str]]:
         for part in _SEMI_OTHERWISE.split(sentence):
             reading = _ONLY_IF_OPENING.sub(lambda m: f"{m.group(1)}{m.group(2).capitalize()}", part)
             reading = _UNLESS.sub(_unless_as_if, reading)
+            reading = _TRAILING_UNLESS.sub(_trailing_unless_as_if, reading)
             out.append((reading, part))
     return _answered_questions(out)
 
@@ -222,6 +223,22 @@ _UNLESS = re.compile(r"^(?P<lead>\s*)unless\s+(?P<test>[^,;]{3,}?),\s*(?P<action
 def _unless_as_if(match: re.Match[str]) -> str:
     test = match.group("test").strip()
     return f"{match.group('lead')}If it is not true that {test}, {match.group('action')}"
+
+
+# "Cancel the order unless it has shipped.": the same test, written after the action.
+_TRAILING_UNLESS = re.compile(
+    r"^(?P<lead>\s*)(?P<action>(?P<verb>[A-Za-z]+)\b[^;]*?),?\s+unless\s+(?P<test>[^,;]{3,}?)"
+    r"(?P<end>[.!]?)\s*$",
+    re.IGNORECASE,
+)
+
+
+def _trailing_unless_as_if(match: re.Match[str]) -> str:
+    if match.group("verb").casefold() not in INSTRUCTION_VERBS:
+        return match.group(0)
+    action = match.group("action")
+    test = match.group("test").strip()
+    return f"{match.group('lead')}If it is not true that {test}, {action[0].lower()}{action[1:]}."
 
 
 _ANSWER = re.compile(r"^(?P<answer>yes|no)\s*[:,\-\u2013\u2014]\s*(?P<rest>\S.*)$", re.IGNORECASE)
@@ -371,6 +388,8 @@ def _clause(
     )
     made.append(cond)
     inner = _split_test(cond.test or "") if split else None
+    if clause.inner_test is not None:  # "If X, refund it if Y": Y is tested inside X's branch
+        inner = (cond.test or "", clause.inner_test)
     if inner is not None:
         # "If A and B, X. Otherwise, Y." as one of several cases: the otherwise answers B
         # within case A, so A stays the case's guard and B a condition inside it.
@@ -397,6 +416,8 @@ def _clause(
         made += cond.then_nodes
         if outer is not None:
             outer.then_nodes += cond.then_nodes
+    if outer is not None and clause.inner_test is not None:
+        return made, outer  # "If X, refund it if Y. Otherwise, B.": B is the other side of X
     return made, cond
 
 

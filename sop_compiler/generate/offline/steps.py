@@ -102,6 +102,8 @@ def _step(builder: Builder, node: Node, after: dict[int, Node | None]) -> Step:
             else_step = _key(builder, node.else_goto, node)
         elif node.else_nodes:
             else_step = _id(builder, node.else_nodes[0])
+        elif node.outer is not None:
+            else_step = _id(builder, _past(node.outer, after))  # "If X, A if Y": not Y, go on
         elif node.then_nodes:
             else_step = _id(builder, branch_end(node, after))
         else:
@@ -109,6 +111,8 @@ def _step(builder: Builder, node: Node, after: dict[int, Node | None]) -> Step:
         condition = Condition(
             test=_fill(builder, node.test or "", node), then_step=then_step, else_step=else_step
         )
+        if then_step and then_step == (else_step or _id(builder, after.get(node.uid))):
+            return _same_sides(builder, node, condition, after)
     tool_call = node.tool_call
     if tool_call is not None and node.arg_refs:
         tool_call = tool_call.model_copy(
@@ -149,6 +153,41 @@ def _step(builder: Builder, node: Node, after: dict[int, Node | None]) -> Step:
     )
 
 
+def _past(node: Node, after: dict[int, Node | None]) -> Node | None:
+    """The step after a whole condition: past its otherwise-side, or else its then-side."""
+    last = node.else_nodes[-1] if node.else_nodes else None
+    if last is None:
+        return branch_end(node, after)
+    return last.jump or after[last.uid]
+
+
+def _same_sides(
+    builder: Builder, node: Node, condition: Condition, after: dict[int, Node | None]
+) -> Step:
+    """A condition whose two sides lead to the same step ("If the form is complete, go to step
+    7. Otherwise, continue with step 7.") tests nothing as read: it is one action step that checks
+    the test (citing the SOP's words), with an open question, never a condition whose answer
+    changes nothing."""
+    step_id = builder.ids[node.uid]
+    builder.questions.append(
+        (
+            f'Step {step_id}: both sides of the test "{condition.test}" lead to step '
+            f"{condition.then_step}, so the offline compiler could not tell what the test "
+            "changes; the step only checks it. Review the SOP's words (or compile with a model).",
+            None,
+        )
+    )
+    return Step(
+        id=step_id,
+        kind="action",
+        text=_fill(builder, node.text, node),
+        substeps=[_step(builder, child, after) for child in node.children],
+        source=SourceRef(block_ids=[node.block_id], quote=node.quote or "")
+        if node.block_id
+        else None,
+    )
+
+
 def _id(builder: Builder, node: Node | None) -> str:
     return builder.ids[node.uid] if node is not None else ""
 
@@ -161,7 +200,9 @@ def _fill(builder: Builder, text: str, node: Node) -> str:
 
 def _key(builder: Builder, key: str | None, node: Node) -> str | None:
     """The id of the step the SOP numbers `key`; None (and an open question) if none."""
-    target = builder.keys.get((key or "").casefold())
+    if key is None:
+        return None
+    target = builder.keys.get(key.casefold())
     if target is None:
         # Often a step of a sibling procedure of the same document: never guess a target.
         question = f"refers to step {key}, which is not part of this procedure; it continues"

@@ -9,7 +9,7 @@ from sop_compiler.models import Block, ListItem, Paragraph, Procedure, block_tex
 from sop_compiler.shape import title_verdict
 from sop_compiler.text import split_sentences
 
-__all__ = ["trigger_for"]
+__all__ = ["is_trigger_lead", "trigger_for"]
 
 _WHO = r"(?:a|an|the)\s+(?:customer|caller|user|member|client|account holder)(?:'s\s+\w+)?"
 # "Use this procedure when ...", "Use an account credit when ...": the SOP's own routing rule
@@ -56,6 +56,21 @@ _MODALS = frozenset(
     ["cannot", "can", "could", "will", "would", "should", "must", "may", "might", "did", "had"]
 )
 _SINGULAR = {"have": "has", "are": "is", "were": "was", "do": "does", "go": "goes"}
+
+
+# "When a customer asks about a return:" over a procedure's steps: the request it answers
+_LEAD_REQUEST = re.compile(
+    rf"^(?:when|whenever|if|once)\s+{_WHO}\s+(?:asks|calls|contacts|writes|emails|chats|"
+    r"requests|reports|wants|needs|phones|messages|reaches out|gets in touch)\b[^.;:]*:$",
+    re.IGNORECASE,
+)
+
+
+def is_trigger_lead(text: str) -> bool:
+    """True for a lead line that says which request the procedure answers ("When a customer asks
+    about a return:"), which `trigger_for` reads: it is when the routine applies, not a step.
+    "If the customer is a business customer:" tests the case and stays a condition."""
+    return _LEAD_REQUEST.match(" ".join(text.split())) is not None
 
 
 def trigger_for(procedure: Procedure, parts: list[Section]) -> str:

@@ -1,0 +1,269 @@
+"""Every condition form the offline compiler reads, through the compiler itself, on both sides.
+
+Each case is one step of a returns desk's SOP, compiled offline with the desk's catalog; the
+assertions walk every path of the routine (`sop_compiler.paths`) and look at what each side of the
+condition calls and how it ends, which is what an agent following the routine would do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from sop_compiler.config import Settings
+from sop_compiler.generate.offline import build_draft
+from sop_compiler.models import RoutineDraft, Tool, ToolCatalog, walk_steps
+from sop_compiler.paths import enumerate_paths
+from sop_compiler.pipeline import read_procedures
+
+
+def _write(name: str, description: str) -> dict[str, object]:
+    return {
+        "name": name,
+        "description": description,
+        "access": "write",
+        "parameters": {
+            "type": "object",
+            "properties": {"order_id": {"type": "string"}},
+            "required": ["order_id"],
+        },
+    }
+
+
+CATALOG = ToolCatalog(
+    tools=[
+        Tool.model_validate(tool)
+        for tool in [
+            {
+                "name": "get_order",
+                "description": "Look up an order by its number: status, amount and shipping.",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"order_id": {"type": "string"}},
+                    "required": ["order_id"],
+                },
+            },
+            _write("open_ticket", "Open a ticket for another team."),
+            _write("issue_refund", "Refund an order to the original payment method."),
+            _write("accept_return", "Accept a return and print the label."),
+            _write("cancel_order", "Cancel an order that has not shipped."),
+            _write("issue_voucher", "Send the customer a discount voucher."),
+            _write("replace_unit", "Ship a replacement device."),
+            _write("book_paid_repair", "Book a paid repair for a device."),
+        ]
+    ]
+)
+
+
+@dataclass
+class Way:
+    """One path: the way each condition went (by its test), the tools called, the ending."""
+
+    went: dict[str, str]
+    calls: list[str]
+    end: str
+
+
+def _compile(tmp_path: Path, step: str, *, lead: str = "") -> RoutineDraft:
+    sop = tmp_path / "returns.md"
+    sop.write_text(
+        "# Returns desk\n\n## Handle a return request\n\n"
+        f"{lead}"
+        "1. Look up the order with the order number.\n"
+        f"2. {step}\n"
+        "3. Tell the customer what happens next.\n",
+        encoding="utf-8",
+    )
+    procedure = read_procedures(sop, root=tmp_path, settings=Settings()).procedures[0]
+    return build_draft(procedure, catalog=CATALOG)
+
+
+def _ways(draft: RoutineDraft) -> list[Way]:
+    steps = {step.id: step for step in walk_steps(draft.steps)}
+    out = []
+    for path in enumerate_paths(draft).paths:
+        went: dict[str, str] = {}
+        calls: list[str] = []
+        for on in path.steps:
+            step = steps[on.step_id]
+            if step.condition is not None and on.outcome is not None:
+                went[step.condition.test] = on.outcome
+            if step.tool_call is not None:
+                calls.append(step.tool_call.tool)
+        out.append(Way(went, calls, path.end))
+    return out
+
+
+def _side(ways: list[Way], test: str, outcome: str) -> list[Way]:
+    found = [way for way in ways if way.went.get(test) == outcome]
+    assert found, f"no path where {test!r} is {outcome}: {[w.went for w in ways]}"
+    return found
+
+
+def _tests(draft: RoutineDraft) -> list[str]:
+    return [s.condition.test for s in walk_steps(draft.steps) if s.condition is not None]
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "If the amount is above 500, open a ticket for finance. Otherwise, refund the order "
+        "yourself.",
+        "When the amount is above 500, open a ticket for finance; otherwise, issue the refund.",
+    ],
+)
+def test_a_threshold_with_otherwise_is_never_inverted(tmp_path: Path, step: str) -> None:
+    ways = _ways(_compile(tmp_path, step))
+    for way in _side(ways, "the amount is above 500", "yes"):
+        assert "open_ticket" in way.calls and "issue_refund" not in way.calls
+    for way in _side(ways, "the amount is above 500", "no"):
+        assert "issue_refund" in way.calls and "open_ticket" not in way.calls
+
+
+def test_if_not_is_the_other_side(tmp_path: Path) -> None:
+    step = "If the customer has the receipt, accept the return. If not, tell them why."
+    ways = _ways(_compile(tmp_path, step))
+    assert all(
+        "accept_return" in w.calls for w in _side(ways, "the customer has the receipt", "yes")
+    )
+    assert all(
+        "accept_return" not in w.calls for w in _side(ways, "the customer has the receipt", "no")
+    )
+
+
+def test_a_compound_test_with_or_is_one_test_and_its_escalation_ends(tmp_path: Path) -> None:
+    step = (
+        "If the card was used abroad, or the customer cannot confirm the purchase, stop and "
+        "escalate to fraud."
+    )
+    draft = _compile(tmp_path, step)
+    test = "the card was used abroad, or the customer cannot confirm the purchase"
+    assert _tests(draft) == [test]
+    assert not any(s.text.startswith("Or ") for s in walk_steps(draft.steps))
+    ways = _ways(draft)
+    assert {w.end for w in _side(ways, test, "yes")} == {"escalate"}
+    assert {w.end for w in _side(ways, test, "no")} == {"resolve"}
+
+
+def test_a_compound_test_with_and_is_one_test(tmp_path: Path) -> None:
+    draft = _compile(tmp_path, "If the order is paid, and it has not shipped, cancel the order.")
+    test = "the order is paid, and it has not shipped"
+    assert _tests(draft) == [test]
+    ways = _ways(draft)
+    assert all("cancel_order" in w.calls for w in _side(ways, test, "yes"))
+    assert all("cancel_order" not in w.calls for w in _side(ways, test, "no"))
+
+
+@pytest.mark.parametrize(
+    "step",
+    ["Unless the order has shipped, cancel the order.", "Cancel the order unless it has shipped."],
+)
+def test_unless_acts_only_when_its_test_fails(tmp_path: Path, step: str) -> None:
+    draft = _compile(tmp_path, step)
+    (test,) = _tests(draft)
+    assert test.startswith("it is not true that") and "shipped" in test
+    ways = _ways(draft)
+    assert all("cancel_order" in w.calls for w in _side(ways, test, "yes"))
+    assert all("cancel_order" not in w.calls for w in _side(ways, test, "no"))
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "Only if the customer is a Gold member, issue a voucher.",
+        "Issue a voucher only if the customer is a Gold member.",
+    ],
+)
+def test_only_if_both_word_orders(tmp_path: Path, step: str) -> None:
+    ways = _ways(_compile(tmp_path, step))
+    test = "the customer is a Gold member"
+    assert all("issue_voucher" in w.calls for w in _side(ways, test, "yes"))
+    assert all("issue_voucher" not in w.calls for w in _side(ways, test, "no"))
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "Is the device under warranty? Yes: replace the unit. No: book a paid repair.",
+        "Is the device under warranty? If yes, replace the unit. If no, book a paid repair.",
+    ],
+)
+def test_a_question_answered_yes_and_no(tmp_path: Path, step: str) -> None:
+    draft = _compile(tmp_path, step)
+    (test,) = _tests(draft)
+    ways = _ways(draft)
+    assert all(w.calls[-1:] == ["replace_unit"] for w in _side(ways, test, "yes"))
+    assert all(w.calls[-1:] == ["book_paid_repair"] for w in _side(ways, test, "no"))
+
+
+def test_a_second_if_inside_a_branch_is_tested_inside_it(tmp_path: Path) -> None:
+    step = (
+        "If the parcel is late, refund the order if the customer asks. Otherwise, accept the "
+        "return."
+    )
+    draft = _compile(tmp_path, step)
+    assert _tests(draft) == ["the parcel is late", "the customer asks"]
+    ways = _ways(draft)
+    late = _side(ways, "the parcel is late", "yes")
+    asks = [w for w in late if w.went.get("the customer asks") == "yes"]
+    silent = [w for w in late if w.went.get("the customer asks") == "no"]
+    assert asks and all("issue_refund" in w.calls for w in asks)
+    # late, but the customer does not ask: no refund, and not the otherwise of "late" either
+    assert silent and all(w.calls == ["get_order"] for w in silent)
+    for way in _side(ways, "the parcel is late", "no"):
+        assert "accept_return" in way.calls and "issue_refund" not in way.calls
+
+
+def test_a_condition_whose_sides_meet_is_no_condition_and_is_flagged(tmp_path: Path) -> None:
+    draft = _compile(
+        tmp_path, "If the form is complete, go to step 3. Otherwise, continue with step 3."
+    )
+    assert _tests(draft) == []
+    checked = [s for s in walk_steps(draft.steps) if "form is complete" in s.text]
+    assert [s.kind for s in checked] == ["action"]
+    assert any("both sides" in q and "form is complete" in q for q in draft.open_questions)
+    assert not any("step None" in q for q in draft.open_questions)
+
+
+def test_a_lead_line_naming_the_request_is_the_trigger_not_a_step(tmp_path: Path) -> None:
+    draft = _compile(
+        tmp_path, "Accept the return.", lead="When a customer asks about a return:\n\n"
+    )
+    assert draft.trigger == "Use when a customer asks about a return."
+    assert _tests(draft) == []
+    assert draft.steps[0].tool_call is not None and draft.steps[0].tool_call.tool == "get_order"
+    # a lead line that tests the case is kept as a step, and flagged: nothing says what to
+    # do when it does not hold
+    draft = _compile(
+        tmp_path, "Accept the return.", lead="If the customer is a business customer:\n\n"
+    )
+    assert [s.kind for s in draft.steps if "business customer" in s.text] == ["action"]
+    assert any("both sides" in q for q in draft.open_questions)
+
+
+CORPUS = [
+    "If the amount is above 500, open a ticket for finance. Otherwise, refund the order.",
+    "If the form is complete, go to step 3. Otherwise, continue with step 3.",
+    "If the form is complete, continue. Otherwise, continue.",
+    "Unless the order has shipped, cancel the order.",
+    "Refund the order only if the receipt is shown.",
+    "Is it broken? Yes: replace the unit. No: continue.",
+    "Is it broken? Yes: continue. No: continue.",
+    "If it is broken, continue; otherwise continue as normal.",
+    "If the parcel is late, refund the order if the customer asks.",
+]
+
+
+@pytest.mark.parametrize("step", CORPUS)
+def test_every_condition_has_two_different_targets(tmp_path: Path, step: str) -> None:
+    draft = _compile(tmp_path, step)
+    steps = list(walk_steps(draft.steps))
+    following = {
+        s.id: (steps[n + 1].id if n + 1 < len(steps) else None) for n, s in enumerate(steps)
+    }
+    for s in steps:
+        if s.condition is not None:
+            other = s.condition.else_step or following[s.id]
+            assert s.condition.then_step != other, (step, s)
