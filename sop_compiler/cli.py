@@ -569,20 +569,35 @@ def scenarios(
     ] = None,
     fmt: FormatOpt = RunFormat.text,
     debug: DebugOpt = False,
+    from_sop: Annotated[
+        bool,
+        typer.Option(
+            "--from-sop", help="Also have the model write scenarios from the SOP text alone."
+        ),
+    ] = False,
+    backend: BackendOpt = None,
 ) -> None:
     """Write draft scenarios, one per path through each routine; never over reviewed ones.
 
+    With --from-sop, the configured model also writes scenarios from each SOP's text alone
+    (never the routine), replayed on the routine: disagreements are printed.
     Example: sopc scenarios sample_sops -o generated_routines
     """
 
     def run() -> int:
-        from sop_compiler.eval import draft_folder
+        from sop_compiler.eval import draft_folder, sop_drafts_folder
         from sop_compiler.eval.report import render_drafts
 
-        settings = _settings(sops, output=output, tools=tools, scenarios=folder)
+        overrides: dict[str, Any] = {"output": output, "tools": tools, "scenarios": folder}
+        if backend is not None:
+            overrides["backend"] = backend
+        settings = _settings(sops, **overrides)
         report = draft_folder(sops, settings=settings)
-        render_drafts(report, fmt="json" if fmt is RunFormat.json else "text")
-        return int(ExitCode.USAGE) if report.errors else 0
+        sop = sop_drafts_folder(sops, settings=settings) if from_sop else None
+        render_drafts(report, fmt="json" if fmt is RunFormat.json else "text", sop=sop)
+        if report.errors or (sop is not None and sop.errors):
+            return int(ExitCode.USAGE)
+        return int(ExitCode.PARTIAL) if sop is not None and sop.failed else 0
 
     _guard(run, debug=debug)
 
