@@ -46,6 +46,7 @@ from sop_compiler.eval.scenario import (
     load_scenario_file,
 )
 from sop_compiler.files import replace_file
+from sop_compiler.generate.base import GenerationContext
 from sop_compiler.generate.llm import (
     MAX_CONTENT_CHARS,
     ChatMessage,
@@ -452,11 +453,11 @@ _REPAIR = (
     'complete corrected JSON object {{"scenarios": [...]}} that follows the schema.'
 )
 _HEADER = (
-    "# Scenarios of routine {routine} written by a model from the SOP text alone ({source}),\n"
-    "# without the routine, by `sopc scenarios --from-sop`; each was replayed on the routine.\n"
-    "# A disagreement below is for a reviewer: the SOP or the routine is wrong, or the scenario.\n"
-    "# Remove `draft: true` from a scenario once it says what the SOP says (and move it into\n"
-    "# {main}); sopc never overwrites a file that holds a reviewed scenario.\n"
+    "# Scenarios of routine {routine}, written by a model from the SOP text alone\n"
+    "# ({source}), without the routine, by `sopc scenarios --from-sop`, then each replayed on\n"
+    "# the routine. A disagreement below is for a reviewer: the SOP, the routine or the scenario\n"
+    "# is wrong. Remove `draft: true` from a scenario once it says what the SOP says (and move it\n"
+    "# into {main}); sopc never overwrites a file that holds a reviewed scenario.\n"
 )
 
 
@@ -643,6 +644,9 @@ class _Asker:
         self.agents = agents
         self.format = backend.settings.structured_output
         self.schema = (SCHEMA_NAME, json.dumps(answer_schema(), sort_keys=True))
+        self.context = GenerationContext(
+            catalog=catalog, settings=backend.settings, agents=tuple(agents)
+        )
 
     async def ask(self, procedure: Procedure) -> tuple[SopAnswer | None, Usage, str | None]:
         settings = self.backend.settings
@@ -670,7 +674,8 @@ class _Asker:
             answer, problems = parse_answer(content)
             if answer is not None:
                 return answer, usage, None
-            history = [
+            history = [  # the whole exchange: a repeated request would only meet the cache
+                *history,
                 ChatMessage("assistant", content[:MAX_CONTENT_CHARS]),
                 ChatMessage(
                     "user",
@@ -703,7 +708,7 @@ class _Asker:
                 schema=self.schema,
             )
             try:
-                return await self.backend.ask(request)
+                return await self.backend.ask(request, about=(procedure, self.context))
             except ResponseFormatUnsupported as exc:
                 if fmt == "text":
                     raise GenerationError(exc.message) from None

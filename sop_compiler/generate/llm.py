@@ -585,11 +585,20 @@ class LLMBackend(Backend):
             await asyncio.to_thread(self.cache.put, request, response, key=key)
         return response
 
-    async def ask(self, request: ChatRequest) -> ChatResponse:
+    async def ask(
+        self, request: ChatRequest, *, about: tuple[Procedure, GenerationContext] | None = None
+    ) -> ChatResponse:
         """One chat call for another stage than compile: the cache, then `complete()` with
         retries (no repair loop, no format fallback: ResponseFormatUnsupported reaches the caller).
+
+        `about`: the procedure the request is about (what `current_procedure()` tells `complete`).
         """
-        return await self._call(request)
+        token = _current.set(_Call(*about)) if about is not None else None
+        try:
+            return await self._call(request)
+        finally:
+            if token is not None:
+                _current.reset(token)
 
     @staticmethod
     def _lookup(cache: ResponseCache, request: ChatRequest) -> tuple[str, ChatResponse | None]:
