@@ -508,7 +508,7 @@ async def draft_from_sop(
             continue
         todo.append((procedure, routine, target, display))
     asker = _Asker(backend, catalog, agents)
-    gate = asyncio.Semaphore(max(1, backend.settings.jobs))
+    gate = asyncio.Semaphore(max(1, await backend.concurrency()) if todo else 1)
 
     async def one(procedure: Procedure) -> tuple[SopAnswer | None, Usage, str | None]:
         async with gate:
