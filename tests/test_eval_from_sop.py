@@ -88,6 +88,14 @@ THRESHOLD = scenario(
     [("lookup_order", {}), SUPERVISOR],
     not_called=["issue_refund"],
 )
+FRAUD = scenario(
+    "a customer who mentions fraud goes to the Fraud Team",
+    [*ELIGIBLE, ("the customer mentions fraud", True, "b99")],
+    [("lookup_order", {})],
+    not_called=["issue_refund"],
+    ending="escalate",
+    to="Fraud Team",
+)
 INVENTED = scenario(
     "an invented tool",
     [*ELIGIBLE, OVER],
@@ -142,7 +150,7 @@ def test_a_disagreement_is_reported_over_http_and_a_rerun_costs_nothing(
 ) -> None:
     sops, out = project
     args = ["scenarios", str(sops), "-o", str(out), "--from-sop", "--format", "json"]
-    answer = _answer(AGREES, DISAGREES, THRESHOLD)
+    answer = _answer(AGREES, DISAGREES, THRESHOLD, FRAUD)
     with LLMServer(responder=_responder(answer)) as server:
         _env(monkeypatch, server, sops.parent / "cache")
         server.queue(Reply(status=429, headers={"Retry-After": "0"}, body={"error": {}}))
@@ -167,7 +175,15 @@ def test_a_disagreement_is_reported_over_http_and_a_rerun_costs_nothing(
         "step 5a tests 'the refund amount is over $200'; the SOP (b66) says "
         "'the refund amount is over $100'"
     ]
-    assert report["summary"]["disagrees"] == 2 and report["summary"]["agrees"] == 1
+    fraud = checks[FRAUD["name"]]  # the routine has this as an edge case only, no step
+    assert fraud["status"] == "disagrees" and fraud["untested"] == [
+        "the customer mentions fraud [b99]"
+    ]
+    assert any(
+        d.startswith("ending: expected escalate to Fraud Team") for d in fraud["disagreements"]
+    )
+    assert checks[AGREES["name"]]["untested"] == [] and checks[AGREES["name"]]["unsettled"] == []
+    assert report["summary"]["disagrees"] == 3 and report["summary"]["agrees"] == 1
     # two procedures, one 429 retried; tokens as the server counted them
     assert len(requests) == 3 and report["usage"]["calls"] == 2
     assert report["usage"]["prompt_tokens"] == 2000
@@ -189,7 +205,7 @@ def test_a_disagreement_is_reported_over_http_and_a_rerun_costs_nothing(
     assert again.exit_code == 0 and calls_again == 0
     assert json.loads(again.stdout)["from_sop"]["usage"]["cached_responses"] == 2
     assert (sops / "scenarios/billing" / f"{REFUND}.sop.draft.yaml").read_bytes() == written
-    assert "DISAGREES: billing/" in text.stdout and "from the SOP: 3 scenarios, 2 disagree" in (
+    assert "DISAGREES: billing/" in text.stdout and "from the SOP: 4 scenarios, 3 disagree" in (
         text.stdout
     )
     everything = result.output + text.output + written.decode()

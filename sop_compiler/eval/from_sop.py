@@ -164,6 +164,10 @@ class SopCheck(BaseModel):
     unsettled: list[str] = Field(
         default_factory=list, description="Routine steps the scenario's conditions do not settle."
     )
+    untested: list[str] = Field(
+        default_factory=list,
+        description="The SOP's conditions no condition or switch of the routine is about.",
+    )
     notes: list[str] = Field(default_factory=list, description="Entries dropped, and why.")
 
 
@@ -358,16 +362,21 @@ def check_scenario(
     routine: Routine,
     routines: Mapping[tuple[str, str], Routine],
     catalog: ToolCatalog,
+    paths: Sequence[Trace] | None = None,
 ) -> tuple[Scenario, SopCheck]:
     """Replay a scenario from the SOP on the routine's paths that fit its conditions.
 
     Returns the scenario with the decisions of the path it was replayed on (so that, once
-    reviewed, `sopc eval` walks the same path) and what the replay found.
+    reviewed, `sopc eval` walks the same path) and what the replay found. `paths`: the
+    routine's paths when the caller has explored them already.
     """
     label = f"{routine.agent}/{routine.id}"
     check = SopCheck(routine=label, name=scenario.name, file=file.path, status="disagrees")
+    check.untested = _untested(conditions, routine, routines)
     best: tuple[int, Trace, Scenario, list[str], list[str]] | None = None
-    for trace in explore(routine, routines=routines).done:
+    if paths is None:
+        paths = explore(routine, routines=routines).done
+    for trace in paths:
         fitting, unsettled, mismatches = _fits(trace, conditions, routine, routines)
         if not fitting:
             continue
@@ -386,6 +395,47 @@ def check_scenario(
     check.unsettled = unsettled
     check.status = "disagrees" if differences else "unsettled" if unsettled else "agrees"
     return decided, check
+
+
+def _untested(
+    conditions: Sequence[SopCondition],
+    routine: Routine,
+    routines: Mapping[tuple[str, str], Routine],
+) -> list[str]:
+    """The SOP's conditions that no condition or switch of the routine (or of one it calls)
+    is about."""
+    owners, pending = {routine.id: routine}, [routine]
+    while pending:  # the routine and every routine it calls, however deep
+        for step in pending.pop().walk():
+            called = (
+                routines.get((routine.agent, step.routine or "")) if step.kind == "call" else None
+            )
+            if called is not None and called.id not in owners:
+                owners[called.id] = called
+                pending.append(called)
+    steps = [
+        step
+        for owner in owners.values()
+        for step in owner.walk()
+        if step.kind in ("condition", "switch")
+    ]
+    out = []
+    for condition in conditions:
+        texts = [
+            (step, text)
+            for step in steps
+            for text in (
+                [step.condition.test]
+                if step.condition is not None
+                else [f"{step.switch.subject} {c.when}" for c in step.switch.cases]
+                if step.switch is not None
+                else []
+            )
+        ]
+        if not any(_likeness(condition, text, step) >= _SURE for step, text in texts):
+            cited = f" [{condition.source}]" if condition.source else ""
+            out.append(f"{condition.statement}{cited}")
+    return out
 
 
 def _fits(
@@ -567,6 +617,7 @@ def _drafts_text(
             f"{label}: the model wrote {len(answer.scenarios)} scenarios; the first "
             f"{MAX_SCENARIOS} are kept"
         )
+    paths = explore(routine, routines=routines).done
     for wire in answer.scenarios[:MAX_SCENARIOS]:
         scenario, notes = to_scenario(
             wire, agent=routine.agent, catalog=catalog, agents=sorted({a for a, _ in routines})
@@ -583,6 +634,7 @@ def _drafts_text(
             routine=routine,
             routines=routines,
             catalog=catalog,
+            paths=paths,
         )
         check.notes = notes
         report.checks.append(check)
@@ -619,6 +671,7 @@ def _entry(scenario: Scenario, conditions: Sequence[SopCondition], check: SopChe
         lines += [
             f"#   {_comment(part)}" for item in check.disagreements for part in item.splitlines()
         ]
+    lines += [f"# The routine tests nothing like: {_comment(item)}" for item in check.untested]
     lines += [f"# Dropped: {_comment(note)}" for note in check.notes]
     return "\n".join(lines) + "\n" + dump_scenarios([scenario])
 

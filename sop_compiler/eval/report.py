@@ -269,6 +269,8 @@ def _render_sop(sop: SopDrafts) -> None:
             print(f"unsettled: {head} (from the SOP) agrees only on ways it does not state:")
             for item in check.unsettled:
                 print(f"    {terminal_text(item)}")
+        for item in check.untested:
+            print(f"note: {head}: the routine tests nothing like the SOP's {terminal_text(item)!r}")
     counts = _sop_summary(sop)
     tokens = counts["input_tokens"] + counts["output_tokens"]
     print(
