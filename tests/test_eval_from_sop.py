@@ -349,3 +349,29 @@ def test_a_reviewed_sop_scenario_belongs_to_its_routine_and_eval_runs_it(
     assert result.exit_code == 1, result.output  # the reviewer kept it: the routine now fails
     [failed] = json.loads(result.stdout)["results"]
     assert failed["routine"] == f"billing/{REFUND}" and failed["status"] == "failed"
+
+
+def test_a_server_without_json_schema_gets_the_schema_in_the_prompt_and_no_key_is_written(
+    project: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llm_server import error
+
+    sops, out = project
+    echo = dict(AGREES, message=f"my key is {KEY}")  # a server that echoes the key
+    with LLMServer(responder=_responder(_answer(echo))) as server:
+        _env(monkeypatch, server, sops.parent / "cache")
+        monkeypatch.setenv("SOPC_JOBS", "1")
+        server.queue(error(400, "response_format json_schema is not supported by this server"))
+        result = CliRunner().invoke(
+            app, ["scenarios", str(sops), "-o", str(out), "--from-sop", "--format", "json"]
+        )
+        kinds = [r.body.get("response_format", {}).get("type") for r in server.chat_requests]
+        prompts = [r.messages_text() for r in server.chat_requests]
+    assert result.exit_code == 0, result.output
+    assert kinds[0] == "json_schema" and set(kinds[1:]) == {"json_object"}
+    assert all('"SopScenario"' in text for text in prompts[1:])  # the schema, in the prompt
+    [check] = json.loads(result.stdout)["from_sop"]["checks"]
+    assert check["status"] == "agrees"
+    written = (sops / "scenarios/billing" / f"{REFUND}.sop.draft.yaml").read_text()
+    cached = "".join(p.read_text() for p in (sops.parent / "cache").rglob("*.json"))
+    assert "my key is ***" in written and KEY not in written + cached + result.output

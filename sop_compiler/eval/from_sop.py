@@ -557,6 +557,8 @@ async def draft_from_sop(
         if _kept(target, display, report):
             continue
         todo.append((procedure, routine, target, display))
+    if backend.cache is not None:
+        backend.cache.secrets = [secret for secret in backend.secrets() if secret]
     asker = _Asker(backend, catalog, agents)
     gate = asyncio.Semaphore(max(1, await backend.concurrency()) if todo else 1)
 
@@ -577,7 +579,12 @@ async def draft_from_sop(
         if text is None:
             report.notes.append(f"{label}: the model wrote no usable scenario from the SOP")
             continue
-        _write(target, text, display, report)
+        # an answer never carries the API key into a file (a server could echo it)
+        _write(target, backend.scrub(text), display, report)
+    report.checks = [
+        SopCheck.model_validate_json(backend.scrub(check.model_dump_json()))
+        for check in report.checks
+    ]
     return report
 
 
