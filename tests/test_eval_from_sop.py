@@ -375,3 +375,137 @@ def test_a_server_without_json_schema_gets_the_schema_in_the_prompt_and_no_key_i
     written = (sops / "scenarios/billing" / f"{REFUND}.sop.draft.yaml").read_text()
     cached = "".join(p.read_text() for p in (sops.parent / "cache").rglob("*.json"))
     assert "my key is ***" in written and KEY not in written + cached + result.output
+
+
+# --- the replay on synthetic routines: conditions, switches, what the scenario leaves open ------
+
+TOOLS = """\
+tools:
+  - name: lookup_order
+    description: Look up an order.
+    parameters: {type: object, properties: {order_id: {type: string}}, required: [order_id]}
+  - name: issue_refund
+    description: Refund an order.
+    access: write
+    parameters: {type: object, properties: {order_id: {type: string}}, required: [order_id]}
+  - name: create_ticket
+    description: Open a ticket.
+    access: write
+    parameters: {type: object, properties: {team: {type: string}}, required: [team]}
+"""
+
+
+def _routine() -> Any:
+    from sop_compiler.models.routine import Routine
+
+    def step(id: str, kind: str = "say", **fields: Any) -> dict[str, Any]:
+        return {"id": id, "kind": kind, "text": f"step {id}", **fields}
+
+    def tool(id: str, name: str, **arguments: Any) -> dict[str, Any]:
+        args = [{"name": k, "value": v} for k, v in arguments.items()]
+        return step(id, "tool_call", tool_call={"tool": name, "arguments": args})
+
+    cases = [{"when": "damaged", "goto": "3"}, {"when": "late", "goto": "5"}]
+    return Routine.model_validate(
+        {
+            "id": "refund",
+            "agent": "billing",
+            "title": "Refund",
+            "trigger": "Use for refunds.",
+            "source": {"file": "billing/refund.md", "sha256": "0" * 64},
+            "steps": [
+                tool("1", "lookup_order"),
+                step(
+                    "2",
+                    "switch",
+                    switch={"subject": "the reason for the refund", "cases": cases, "default": "7"},
+                ),
+                step(
+                    "3",
+                    "condition",
+                    source={"block_ids": ["b4"], "quote": "over $200"},
+                    condition={
+                        "test": "the amount is over $200",
+                        "then_step": "6",
+                        "else_step": "4",
+                    },
+                ),
+                tool("4", "issue_refund"),
+                step("4a", "resolve"),
+                tool("5", "create_ticket", team="late-deliveries"),
+                step("6", "escalate", target="Billing Supervisor queue"),
+                step("7", "escalate", target="Customer Relations"),
+            ],
+        }
+    )
+
+
+def _check(tmp_path: Path, wire: dict[str, Any]) -> Any:
+    from sop_compiler.catalog import load_catalog
+    from sop_compiler.eval.from_sop import SopScenario, check_scenario, to_scenario
+    from sop_compiler.eval.scenario import ScenarioFile
+
+    (tmp_path / "tools.yaml").write_text(TOOLS, encoding="utf-8")
+    catalog = load_catalog(tmp_path / "tools.yaml", sop_root=tmp_path)
+    routine = _routine()
+    parsed = SopScenario.model_validate(wire)
+    draft, _ = to_scenario(parsed, agent="billing", catalog=catalog, agents=["billing"])
+    file = ScenarioFile(path="x.sop.draft.yaml", agent="billing", routine="refund", scenarios=[])
+    return check_scenario(
+        draft,
+        parsed.conditions,
+        file=file,
+        routine=routine,
+        routines={("billing", "refund"): routine},
+        catalog=catalog,
+    )
+
+
+def test_a_switch_case_and_a_cited_condition_are_settled_from_the_sop_statements(
+    tmp_path: Path,
+) -> None:
+    wire = scenario(
+        "a damaged item under the limit is refunded",
+        [
+            ("the reason for the refund is damaged", True, "b2"),
+            ("the amount is over 200 dollars", False, "b4"),
+        ],
+        [("lookup_order", {}), ("issue_refund", {})],
+    )
+    decided, check = _check(tmp_path, wire)
+    assert check.status == "agrees", check
+    assert [(d.step, d.take) for d in decided.decisions] == [("2", "damaged"), ("3", "else")]
+    wire["conditions"][1]["holds"] = True  # over the limit: the routine escalates instead
+    _, over = _check(tmp_path, wire)
+    assert (
+        over.status == "disagrees"
+        and over.path == "2 damaged, 3 then -> escalate to Billing Supervisor queue"
+    )
+    assert (
+        over.disagreements[0] == "expects `issue_refund`; the routine does not call it on that path"
+    )
+    assert any(
+        d.startswith("ending: expected resolve, actual escalate") for d in over.disagreements
+    )
+
+
+def test_ways_the_scenario_leaves_open_are_named_and_never_called_agreement(
+    tmp_path: Path,
+) -> None:
+    wire = scenario(
+        "a late parcel",
+        [],
+        [("create_ticket", {"team": "late-deliveries"})],
+        ending="escalate",
+        to="Billing Supervisor queue",
+    )
+    decided, check = _check(tmp_path, wire)
+    assert check.status == "unsettled"
+    assert check.unsettled == ["step 2 ('the reason for the refund'): the replay took late"]
+    assert [(d.step, d.take) for d in decided.decisions] == [("2", "late")]
+    # a statement no step is about: named, so a reviewer sees a branch the routine lacks
+    wire["conditions"] = [
+        {"statement": "the customer mentions fraud", "holds": True, "source": "b9"}
+    ]
+    _, fraud = _check(tmp_path, wire)
+    assert fraud.untested == ["the customer mentions fraud [b9]"]
