@@ -442,8 +442,9 @@ def _routine() -> Any:
 
 def _check(tmp_path: Path, wire: dict[str, Any]) -> Any:
     from sop_compiler.catalog import load_catalog
-    from sop_compiler.eval.from_sop import SopScenario, check_scenario, to_scenario
+    from sop_compiler.eval.agree import check_scenario
     from sop_compiler.eval.scenario import ScenarioFile
+    from sop_compiler.eval.sop_answer import SopScenario, to_scenario
 
     (tmp_path / "tools.yaml").write_text(TOOLS, encoding="utf-8")
     catalog = load_catalog(tmp_path / "tools.yaml", sop_root=tmp_path)

@@ -5,6 +5,8 @@ interpret.py  the routine interpreter: one walk per path; `explore` walks every 
 evaluate.py   deterministic eval: replay reviewed scenarios, compare, count covered paths
 draft.py      draft scenarios, one per path, never over reviewed ones
 from_sop.py   scenarios a model writes from the SOP text alone, replayed on the routine
+sop_answer.py the model's answer for from_sop: its JSON schema, the prompt, parsing
+agree.py      replay a scenario from the SOP on its routine; where the two disagree
 paths_report.py  `sopc paths`: every path of every routine, and checks over paths
 report.py     the terminal table, JSON and JUnit XML
 live.py       live eval: each scenario as a conversation with the emitted network
