@@ -75,6 +75,21 @@ def test_eval_names_uncovered_paths_as_review_does_and_scenarios_never_stale_it(
     lines = _lines(_eval_section(review.decode(), "Applying an account credit"))
     ways = {line.split(" → ", 1)[0] for line in lines}
     assert ways and ways <= {path.split(" -> ", 1)[0] for path in uncovered}
+    # eval numbers an uncovered path as REVIEW.md does, and counts the drafts waiting for review
+    [credit] = [
+        e for e in json.loads(ran.stdout)["coverage"] if e["routine"].endswith("account-credit")
+    ]
+    assert credit["uncovered_numbers"] == list(range(1, len(lines) + 1))
+    assert credit["drafts"] == len(lines)
+    for number, path in zip(credit["uncovered_numbers"], credit["uncovered"], strict=True):
+        assert lines[number - 1].split(" → ", 1)[0] == path.split(" -> ", 1)[0]
+    text = CliRunner().invoke(app, ["eval", str(sops), "-o", str(out)]).stdout
+    assert "uncovered: billing/refunds-and-credits--applying-an-account-credit: paths 1, 2, 3" in (
+        text
+    )
+    assert (
+        f"of {len(lines)} (numbered as in `sopc paths` and REVIEW.md); {len(lines)} drafts" in text
+    )
     # scenario files are inputs of eval, not of REVIEW.md: check finds the outputs current
     checked = CliRunner().invoke(app, ["check", str(sops), "-o", str(out)])
     assert "stale scenario:" in checked.stderr  # drafts only: no path has a reviewed scenario

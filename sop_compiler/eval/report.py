@@ -101,6 +101,15 @@ def render_eval(report: EvalReport, *, fmt: str) -> None:
             for difference in result.differences:
                 for line in difference.splitlines():
                     console.print(f"    {terminal_text(line)}", markup=False)
+    for entry in report.coverage:
+        if entry.uncovered_numbers:
+            shown = ", ".join(str(n) for n in entry.uncovered_numbers[:30])
+            more = ", ..." if len(entry.uncovered_numbers) > 30 else ""
+            drafts = f"; {entry.drafts} drafts to review" if entry.drafts else ""
+            print(
+                f"uncovered: {terminal_text(entry.routine)}: paths {shown}{more} of "
+                f"{entry.paths} (numbered as in `sopc paths` and REVIEW.md){drafts}"
+            )
     if not report.results and not report.errors:
         print(
             "note: no reviewed scenarios: nothing is proven (draft them with `sopc scenarios`)",
