@@ -576,6 +576,9 @@ def scenarios(
         ),
     ] = False,
     backend: BackendOpt = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="--from-sop: estimate model calls and tokens only.")
+    ] = False,
 ) -> None:
     """Write draft scenarios, one per path through each routine; never over reviewed ones.
 
@@ -585,15 +588,19 @@ def scenarios(
     """
 
     def run() -> int:
-        from sop_compiler.eval import draft_folder, sop_drafts_folder
+        from sop_compiler.eval import DraftReport, draft_folder, sop_drafts_folder
         from sop_compiler.eval.report import render_drafts
 
         overrides: dict[str, Any] = {"output": output, "tools": tools, "scenarios": folder}
         if backend is not None:
             overrides["backend"] = backend
+        if dry_run and not from_sop:
+            from sop_compiler.errors import ConfigError
+
+            raise ConfigError("--dry-run goes with --from-sop (path drafts cost nothing)")
         settings = _settings(sops, **overrides)
-        report = draft_folder(sops, settings=settings)
-        sop = sop_drafts_folder(sops, settings=settings) if from_sop else None
+        report = DraftReport() if dry_run else draft_folder(sops, settings=settings)
+        sop = sop_drafts_folder(sops, settings=settings, dry_run=dry_run) if from_sop else None
         render_drafts(report, fmt="json" if fmt is RunFormat.json else "text", sop=sop)
         if report.errors or (sop is not None and sop.errors):
             return int(ExitCode.USAGE)

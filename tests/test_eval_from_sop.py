@@ -510,3 +510,26 @@ def test_ways_the_scenario_leaves_open_are_named_and_never_called_agreement(
     ]
     _, fraud = _check(tmp_path, wire)
     assert fraud.untested == ["the customer mentions fraud [b9]"]
+
+
+def test_a_dry_run_estimates_calls_and_tokens_and_writes_nothing(
+    project: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sops, out = project
+    args = ["scenarios", str(sops), "-o", str(out), "--from-sop"]
+    with LLMServer(responder=_responder(_answer(AGREES))) as server:
+        _env(monkeypatch, server, sops.parent / "cache")
+        dry = CliRunner().invoke(app, [*args, "--dry-run", "--format", "json"])
+        asked = len(server.chat_requests)
+        assert not (sops / "scenarios").exists()  # not even the path drafts
+        assert CliRunner().invoke(app, args).exit_code == 0  # the real run fills the cache
+        again = CliRunner().invoke(app, [*args, "--dry-run"])
+        calls = len(server.chat_requests)
+    assert dry.exit_code == 0, dry.output
+    estimate = json.loads(dry.stdout)["from_sop"]["estimate"]
+    assert estimate["model_calls"] == 2 and estimate["cached_answers"] == 0
+    assert estimate["input_tokens"] > 1000 and asked == 0
+    assert "from the SOP (dry run): 0 model calls, 2 answers cached" in again.stdout
+    assert calls == 2  # only the real run asked
+    alone = CliRunner().invoke(app, ["scenarios", str(sops), "-o", str(out), "--dry-run"])
+    assert alone.exit_code == 2 and "--dry-run goes with --from-sop" in alone.stderr

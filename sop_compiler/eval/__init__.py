@@ -72,9 +72,10 @@ def draft_folder(sops: Path, *, settings: Settings) -> DraftReport:
     return draft_scenarios(folder, output=settings.output, catalog=catalog, shown=folder)
 
 
-def sop_drafts_folder(sops: Path, *, settings: Settings) -> SopDrafts:
+def sop_drafts_folder(sops: Path, *, settings: Settings, dry_run: bool = False) -> SopDrafts:
     """Ask the configured model for scenarios of every procedure of `sops`, from the SOP text
-    alone; replay each on its routine in `settings.output` and write them as drafts."""
+    alone; replay each on its routine in `settings.output` and write them as drafts (`dry_run`:
+    only estimate the model calls and tokens)."""
     import asyncio
 
     from sop_compiler.catalog import load_catalog, sop_root
@@ -107,6 +108,7 @@ def sop_drafts_folder(sops: Path, *, settings: Settings) -> SopDrafts:
                 catalog=catalog,
                 backend=backend,
                 shown=folder,
+                dry_run=dry_run,
             )
         finally:
             await backend.aclose()

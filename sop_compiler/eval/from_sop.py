@@ -86,6 +86,9 @@ class SopDrafts(BaseModel):
         default_factory=list, description="Procedures the model gave no usable answer for."
     )
     usage: Usage = Field(default_factory=Usage)
+    estimate: dict[str, int] | None = Field(
+        default=None, description="--dry-run: model calls, cached answers, input tokens."
+    )
 
 
 async def draft_from_sop(
@@ -96,8 +99,12 @@ async def draft_from_sop(
     catalog: ToolCatalog,
     backend: LLMBackend,
     shown: Path | None = None,
+    dry_run: bool = False,
 ) -> SopDrafts:
-    """Ask the model for scenarios of each procedure, replay them, write them as drafts."""
+    """Ask the model for scenarios of each procedure, replay them, write them as drafts.
+
+    `dry_run`: ask nothing and write nothing; estimate the calls and input tokens instead.
+    """
     routines = load_routines(output)
     agents = sorted({agent for agent, _ in routines})
     report = SopDrafts()
@@ -119,6 +126,18 @@ async def draft_from_sop(
     if backend.cache is not None:
         backend.cache.secrets = [secret for secret in backend.secrets() if secret]
     asker = _Asker(backend, catalog, agents)
+    if dry_run:
+        requests = [asker.request(procedure) for procedure, *_ in todo]
+        cache = backend.cache
+        cached = sum(cache is not None and cache.get(request) is not None for request in requests)
+        # about 4 characters a token; the first attempt of each (a repair costs more)
+        tokens = sum(len(request.canonical_json()) // 4 for request in requests)
+        report.estimate = {
+            "model_calls": len(requests) - cached,
+            "cached_answers": cached,
+            "input_tokens": tokens,
+        }
+        return report
     gate = asyncio.Semaphore(max(1, await backend.concurrency()) if todo else 1)
 
     async def one(procedure: Procedure) -> tuple[SopAnswer | None, Usage, str | None]:
@@ -309,23 +328,28 @@ class _Asker:
             self.backend.scrub(f"no valid scenarios after {attempts} attempt(s): {detail}"),
         )
 
+    def request(self, procedure: Procedure, history: Sequence[ChatMessage] = ()) -> ChatRequest:
+        """The request for `procedure` in the current response format (after `history`)."""
+        settings = self.backend.settings
+        system, user = scenario_messages(
+            procedure, self.catalog, self.agents, schema_in_prompt=self.format != "json_schema"
+        )
+        return ChatRequest(
+            model=settings.model,
+            messages=(ChatMessage("system", system), ChatMessage("user", user), *history),
+            response_format=self.format,
+            temperature=settings.temperature,
+            seed=settings.seed,
+            max_tokens=settings.max_tokens,
+            schema=self.schema,
+        )
+
     async def _once(
         self, procedure: Procedure, history: list[ChatMessage], settings: Settings
     ) -> ChatResponse:
         while True:
             fmt = self.format
-            system, user = scenario_messages(
-                procedure, self.catalog, self.agents, schema_in_prompt=fmt != "json_schema"
-            )
-            request = ChatRequest(
-                model=settings.model,
-                messages=(ChatMessage("system", system), ChatMessage("user", user), *history),
-                response_format=fmt,
-                temperature=settings.temperature,
-                seed=settings.seed,
-                max_tokens=settings.max_tokens,
-                schema=self.schema,
-            )
+            request = self.request(procedure, history)
             try:
                 return await self.backend.ask(request, about=(procedure, self.context))
             except ResponseFormatUnsupported as exc:

@@ -212,6 +212,21 @@ def write_junit(report: EvalReport, path: Path) -> None:
 def render_drafts(report: DraftReport, *, fmt: str, sop: SopDrafts | None = None) -> None:
     """Print what drafting wrote and the notes for the reviewer (and, with `sop`, what the
     scenarios written from the SOP text say about the routines)."""
+    if sop is not None and sop.estimate is not None:  # --dry-run: nothing was drafted
+        if fmt == "json":
+            print(json.dumps({"from_sop": sop.model_dump(mode="json")}, indent=2, sort_keys=True))
+            return
+        for error in sop.errors:
+            print(f"error: {terminal_text(error)}", file=sys.stderr)
+        for note in sop.notes:
+            print(f"note: {terminal_text(note)}")
+        e = sop.estimate
+        print(
+            f"from the SOP (dry run): {e['model_calls']} model calls, {e['cached_answers']} "
+            f"answers cached, about {e['input_tokens']} input tokens (more if answers need "
+            "repair); nothing written"
+        )
+        return
     if fmt == "json":
         payload = report.model_dump(mode="json")
         if sop is not None:
