@@ -156,6 +156,9 @@ async def draft_from_sop(
         text = _drafts_text(answer, procedure, routine, routines, catalog, display, report)
         if text is None:
             report.notes.append(f"{label}: the model wrote no usable scenario from the SOP")
+            if target.is_file():  # drafts only (checked above): the old ones are outdated
+                target.unlink()
+                report.notes.append(f"removed {display} (drafts of an earlier answer)")
             continue
         # an answer never carries the API key into a file (a server could echo it)
         _write(target, backend.scrub(text), display, report)
@@ -227,7 +230,9 @@ def _drafts_text(
     if not entries:
         return None
     main = f"{routine.id}.yaml"
-    header = _HEADER.format(routine=label, source=procedure.source, main=main)
+    header = _HEADER.format(
+        routine=_comment(label), source=_comment(procedure.source), main=_comment(main)
+    )
     return header + "".join(entries)
 
 
