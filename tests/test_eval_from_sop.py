@@ -450,7 +450,7 @@ def _check(tmp_path: Path, wire: dict[str, Any]) -> Any:
     catalog = load_catalog(tmp_path / "tools.yaml", sop_root=tmp_path)
     routine = _routine()
     parsed = SopScenario.model_validate(wire)
-    draft, _ = to_scenario(parsed, agent="billing", catalog=catalog, agents=["billing"])
+    draft, _ = to_scenario(parsed, agent="billing", catalog=catalog)
     file = ScenarioFile(path="x.sop.draft.yaml", agent="billing", routine="refund", scenarios=[])
     return check_scenario(
         draft,

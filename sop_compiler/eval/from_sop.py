@@ -207,9 +207,7 @@ def _drafts_text(
         )
     paths = explore(routine, routines=routines).done
     for wire in answer.scenarios[:MAX_SCENARIOS]:
-        scenario, notes = to_scenario(
-            wire, agent=routine.agent, catalog=catalog, agents=sorted({a for a, _ in routines})
-        )
+        scenario, notes = to_scenario(wire, agent=routine.agent, catalog=catalog)
         name, number = scenario.name, 2
         while name in names:
             name, number = f"{scenario.name} ({number})", number + 1

@@ -186,7 +186,7 @@ def parse_answer(content: str) -> tuple[SopAnswer | None, list[str]]:
 
 
 def to_scenario(
-    wire: SopScenario, *, agent: str, catalog: ToolCatalog, agents: Sequence[str]
+    wire: SopScenario, *, agent: str, catalog: ToolCatalog
 ) -> tuple[Scenario, list[str]]:
     """A draft Scenario from one answer entry (decisions left for the replay), and what was
     dropped: every tool outside the catalog, with a note."""
