@@ -569,20 +569,42 @@ def scenarios(
     ] = None,
     fmt: FormatOpt = RunFormat.text,
     debug: DebugOpt = False,
+    from_sop: Annotated[
+        bool,
+        typer.Option(
+            "--from-sop", help="Also have the model write scenarios from the SOP text alone."
+        ),
+    ] = False,
+    backend: BackendOpt = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="--from-sop: estimate model calls and tokens only.")
+    ] = False,
 ) -> None:
     """Write draft scenarios, one per path through each routine; never over reviewed ones.
 
+    With --from-sop, the configured model also writes scenarios from each SOP's text alone
+    (never the routine), replayed on the routine: disagreements are printed.
     Example: sopc scenarios sample_sops -o generated_routines
     """
 
     def run() -> int:
-        from sop_compiler.eval import draft_folder
+        from sop_compiler.eval import DraftReport, draft_folder, sop_drafts_folder
         from sop_compiler.eval.report import render_drafts
 
-        settings = _settings(sops, output=output, tools=tools, scenarios=folder)
-        report = draft_folder(sops, settings=settings)
-        render_drafts(report, fmt="json" if fmt is RunFormat.json else "text")
-        return int(ExitCode.USAGE) if report.errors else 0
+        overrides: dict[str, Any] = {"output": output, "tools": tools, "scenarios": folder}
+        if backend is not None:
+            overrides["backend"] = backend
+        if dry_run and not from_sop:
+            from sop_compiler.errors import ConfigError
+
+            raise ConfigError("--dry-run goes with --from-sop (path drafts cost nothing)")
+        settings = _settings(sops, **overrides)
+        report = DraftReport() if dry_run else draft_folder(sops, settings=settings)
+        sop = sop_drafts_folder(sops, settings=settings, dry_run=dry_run) if from_sop else None
+        render_drafts(report, fmt="json" if fmt is RunFormat.json else "text", sop=sop)
+        if report.errors or (sop is not None and sop.errors):
+            return int(ExitCode.USAGE)
+        return int(ExitCode.PARTIAL) if sop is not None and sop.failed else 0
 
     _guard(run, debug=debug)
 

@@ -314,7 +314,14 @@ def test_eval_passes_reviewed_scenarios_and_skips_drafts(tmp_path: Path) -> None
     assert [r["status"] for r in data["results"]] == ["passed", "passed"]
     assert data["summary"]["drafts_skipped"] == 1
     assert data["coverage"] == [
-        {"routine": "billing/refund", "paths": 2, "covered": 2, "uncovered": []}
+        {
+            "routine": "billing/refund",
+            "paths": 2,
+            "covered": 2,
+            "uncovered": [],
+            "uncovered_numbers": [],
+            "drafts": 1,
+        }
     ]
     assert data["results"][0]["tool_calls"] == [
         'lookup_order(order_id="A-1")',

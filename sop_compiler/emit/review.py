@@ -51,6 +51,9 @@ class _Entry:
     paths: list[str]
     more_paths: bool
     uncovered: list[str]  # the SOP rules no step, rule or fact cites
+    eval_paths: list[str]  # the interpreter's paths (`sopc paths`): ways -> calls -> ending
+    eval_count: int
+    eval_complete: bool
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,9 @@ def render_review(
 
     `not_deployed` (`<agent>/<id>` -> why) are routines the agent network runs without.
     """
+    # the interpreter of `sopc eval`, so that REVIEW.md names each path as eval and paths do
+    from sop_compiler.eval.paths_report import compact_paths
+
     not_deployed = not_deployed or {}
     plan = plan_network(routines, settings)
     deployed = [r for r in routines if f"{r.agent}/{r.id}" not in not_deployed]
@@ -95,6 +101,8 @@ def render_review(
         md_path, json_path = routine_paths(routine)
         rows = _step_rows(routine)
         found = enumerate_paths(routine, routines=siblings[routine.agent], limit=_SHOWN_PATHS)
+        by_key = {(r.agent, r.id): r for r in siblings[routine.agent].values()}
+        eval_paths, eval_count, eval_complete = compact_paths(routine, by_key, limit=_SHOWN_PATHS)
         entries.append(
             _Entry(
                 routine=routine,
@@ -127,6 +135,9 @@ def render_review(
                     for issue in report.issues
                     if issue.code == "dropped_rule"
                 ],
+                eval_paths=eval_paths,
+                eval_count=eval_count,
+                eval_complete=eval_complete,
             )
         )
     return {

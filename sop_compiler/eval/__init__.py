@@ -4,6 +4,9 @@ scenario.py   the scenario format (YAML, one file per routine) and its loader
 interpret.py  the routine interpreter: one walk per path; `explore` walks every path
 evaluate.py   deterministic eval: replay reviewed scenarios, compare, count covered paths
 draft.py      draft scenarios, one per path, never over reviewed ones
+from_sop.py   scenarios a model writes from the SOP text alone, replayed on the routine
+sop_answer.py the model's answer for from_sop: its JSON schema, the prompt, parsing
+agree.py      replay a scenario from the SOP on its routine; where the two disagree
 paths_report.py  `sopc paths`: every path of every routine, and checks over paths
 report.py     the terminal table, JSON and JUnit XML
 live.py       live eval: each scenario as a conversation with the emitted network
@@ -12,6 +15,7 @@ live.py       live eval: each scenario as a conversation with the emitted networ
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sop_compiler.config import Settings
 from sop_compiler.eval.draft import DraftReport, draft_scenarios
@@ -20,6 +24,9 @@ from sop_compiler.eval.interpret import Trace, explore, interpret
 from sop_compiler.eval.live import CustomerKind, LiveReport
 from sop_compiler.eval.paths_report import RoutinePathsView
 from sop_compiler.eval.scenario import Scenario, ScenarioError, scenario_schema
+
+if TYPE_CHECKING:
+    from sop_compiler.eval.from_sop import SopDrafts
 
 __all__ = [
     "DraftReport",
@@ -35,6 +42,7 @@ __all__ = [
     "paths_folder",
     "scenario_schema",
     "scenarios_folder",
+    "sop_drafts_folder",
     "stale_scenarios",
 ]
 
@@ -62,6 +70,52 @@ def draft_folder(sops: Path, *, settings: Settings) -> DraftReport:
     catalog = load_catalog(settings.tools, sop_root=sops if sops.is_dir() else sops.parent)
     folder = scenarios_folder(sops, settings)
     return draft_scenarios(folder, output=settings.output, catalog=catalog, shown=folder)
+
+
+def sop_drafts_folder(sops: Path, *, settings: Settings, dry_run: bool = False) -> SopDrafts:
+    """Ask the configured model for scenarios of every procedure of `sops`, from the SOP text
+    alone; replay each on its routine in `settings.output` and write them as drafts (`dry_run`:
+    only estimate the model calls and tokens)."""
+    import asyncio
+
+    from sop_compiler.catalog import load_catalog, sop_root
+    from sop_compiler.errors import ConfigError
+    from sop_compiler.eval.from_sop import draft_from_sop
+    from sop_compiler.generate import get_backend
+    from sop_compiler.generate.llm import LLMBackend
+    from sop_compiler.ingest import discover
+    from sop_compiler.pipeline import read_procedures
+
+    backend = get_backend(settings)
+    if not isinstance(backend, LLMBackend):
+        raise ConfigError(
+            "--from-sop needs a model: set OPENAI_API_KEY or OPENAI_BASE_URL (or `base_url` "
+            "in sopc.toml), or pass --backend openai"
+        )
+    root = sop_root(sops)
+    catalog = load_catalog(settings.tools, sop_root=root)
+    files, _ = discover(sops)
+    results = [read_procedures(file, root=root, settings=settings) for file in files]
+    procedures = [procedure for result in results for procedure in result.procedures]
+    folder = scenarios_folder(sops, settings)
+
+    async def run() -> SopDrafts:
+        try:
+            return await draft_from_sop(
+                folder,
+                output=settings.output,
+                procedures=procedures,
+                catalog=catalog,
+                backend=backend,
+                shown=folder,
+                dry_run=dry_run,
+            )
+        finally:
+            await backend.aclose()
+
+    report = asyncio.run(run())
+    report.notes[:0] = [f"{r.source}: not read: {r.error}" for r in results if r.error]
+    return report
 
 
 def paths_folder(sops: Path, *, settings: Settings) -> list[RoutinePathsView]:

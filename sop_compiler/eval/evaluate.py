@@ -73,6 +73,11 @@ class RoutineCoverage(_Model):
     paths: int
     covered: int
     uncovered: list[str] = Field(default_factory=list, description="Uncovered paths, rendered.")
+    uncovered_numbers: list[int] = Field(
+        default_factory=list,
+        description="The uncovered paths' numbers, as `sopc paths` and REVIEW.md number them.",
+    )
+    drafts: int = Field(default=0, description="Draft scenarios of the routine (skipped).")
 
 
 class EvalReport(_Model):
@@ -132,6 +137,7 @@ def evaluate(
     routines = load_routines(output)
     report = EvalReport()
     covered: dict[tuple[str, str], set[tuple[Any, ...]]] = {}
+    drafts: dict[tuple[str, str], int] = {}
     for path in scenario_files(scenarios):
         display = _display(path, scenarios, shown)
         try:
@@ -142,6 +148,8 @@ def evaluate(
         for scenario, line in zip(loaded.scenarios, loaded.lines, strict=True):
             if scenario.draft:
                 report.drafts += 1
+                key = (loaded.agent, loaded.routine)
+                drafts[key] = drafts.get(key, 0) + 1
                 continue
             result, trace = replay(scenario, file=loaded, line=line, routines=routines,
                                    catalog=catalog)  # fmt: skip
@@ -152,7 +160,8 @@ def evaluate(
         paths = explore(routines[key], routines=routines)
         done = paths.done
         seen = covered.get(key, set())
-        missing = [describe_path(trace) for trace in done if path_key(trace) not in seen]
+        numbers = [n for n, trace in enumerate(done, start=1) if path_key(trace) not in seen]
+        missing = [describe_path(done[n - 1]) for n in numbers]
         if not paths.complete:
             # Never a better figure than the truth: the paths not explored count as uncovered.
             missing.append(f"more paths than the {len(done)} explored (not counted)")
@@ -162,6 +171,8 @@ def evaluate(
                 paths=len(done),
                 covered=len(done) - len(missing),
                 uncovered=missing,
+                uncovered_numbers=numbers,
+                drafts=drafts.get(key, 0),
             )
         )
     return report

@@ -27,7 +27,7 @@ from sop_compiler.eval.interpret import Trace, explore
 from sop_compiler.models import ToolCatalog
 from sop_compiler.models.routine import Routine
 
-__all__ = ["PathCheck", "PathView", "RoutinePathsView", "routine_paths"]
+__all__ = ["PathCheck", "PathView", "RoutinePathsView", "compact_paths", "routine_paths"]
 
 
 class _Model(BaseModel):
@@ -67,6 +67,26 @@ def routine_paths(
         _view(routine, routines, catalog, max_paths)
         for _, routine in sorted(routines.items(), key=lambda item: item[0])
     ]
+
+
+def compact_paths(
+    routine: Routine, routines: Mapping[tuple[str, str], Routine], *, limit: int
+) -> tuple[list[str], int, bool]:
+    """The paths of `routine` in one line each, as REVIEW.md lists them: the ways taken (as
+    `sopc eval` names an uncovered path), the tools called, the ending. Returns the first `limit`
+    lines, how many paths there are, and whether that count is complete."""
+    found = explore(routine, routines=routines, max_paths=max(limit, 1000))
+    traces = [*found.done, *found.stuck]
+    lines = []
+    for trace in traces[:limit]:
+        ways = ", ".join(
+            f"{c.step if c.routine == trace.routine else f'{c.routine}/{c.step}'} {c.take}"
+            for c in trace.choices
+        )
+        calls = ", ".join(call.tool for call in trace.calls)
+        end = render_ending(trace.ending) if trace.error is None else f"stops: {trace.error}"
+        lines.append(f"{ways or 'no branch'} → {calls or 'no tool call'} → {end}")
+    return lines, len(traces), found.complete
 
 
 def _view(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree as ET
 
 from sop_compiler.errors import OutputError
@@ -15,6 +15,9 @@ from sop_compiler.eval.evaluate import EvalReport
 from sop_compiler.eval.live import LiveReport
 from sop_compiler.eval.paths_report import RoutinePathsView
 from sop_compiler.files import replace_file
+
+if TYPE_CHECKING:
+    from sop_compiler.eval.from_sop import SopDrafts
 
 __all__ = [
     "eval_payload",
@@ -98,6 +101,15 @@ def render_eval(report: EvalReport, *, fmt: str) -> None:
             for difference in result.differences:
                 for line in difference.splitlines():
                     console.print(f"    {terminal_text(line)}", markup=False)
+    for entry in report.coverage:
+        if entry.uncovered_numbers:
+            shown = ", ".join(str(n) for n in entry.uncovered_numbers[:30])
+            more = ", ..." if len(entry.uncovered_numbers) > 30 else ""
+            drafts = f"; {entry.drafts} drafts to review" if entry.drafts else ""
+            print(
+                f"uncovered: {terminal_text(entry.routine)}: paths {shown}{more} of "
+                f"{entry.paths} (numbered as in `sopc paths` and REVIEW.md){drafts}"
+            )
     if not report.results and not report.errors:
         print(
             "note: no reviewed scenarios: nothing is proven (draft them with `sopc scenarios`)",
@@ -197,10 +209,29 @@ def write_junit(report: EvalReport, path: Path) -> None:
         raise OutputError(f"cannot write JUnit XML: {exc.strerror or exc}", path=path) from None
 
 
-def render_drafts(report: DraftReport, *, fmt: str) -> None:
-    """Print what drafting wrote and the notes for the reviewer."""
+def render_drafts(report: DraftReport, *, fmt: str, sop: SopDrafts | None = None) -> None:
+    """Print what drafting wrote and the notes for the reviewer (and, with `sop`, what the
+    scenarios written from the SOP text say about the routines)."""
+    if sop is not None and sop.estimate is not None:  # --dry-run: nothing was drafted
+        if fmt == "json":
+            print(json.dumps({"from_sop": sop.model_dump(mode="json")}, indent=2, sort_keys=True))
+            return
+        for error in sop.errors:
+            print(f"error: {terminal_text(error)}", file=sys.stderr)
+        for note in sop.notes:
+            print(f"note: {terminal_text(note)}")
+        e = sop.estimate
+        print(
+            f"from the SOP (dry run): {e['model_calls']} model calls, {e['cached_answers']} "
+            f"answers cached, about {e['input_tokens']} input tokens (more if answers need "
+            "repair); nothing written"
+        )
+        return
     if fmt == "json":
-        print(json.dumps(report.model_dump(mode="json"), indent=2, sort_keys=True))
+        payload = report.model_dump(mode="json")
+        if sop is not None:
+            payload["from_sop"] = sop.model_dump(mode="json") | {"summary": _sop_summary(sop)}
+        print(json.dumps(payload, indent=2, sort_keys=True))
         return
     for error in report.errors:
         print(f"error: {error}", file=sys.stderr)
@@ -217,6 +248,65 @@ def render_drafts(report: DraftReport, *, fmt: str) -> None:
     if report.drafts:
         summary += "; review each draft against its SOP, then remove `draft: true`"
     print(summary)
+    if sop is not None:
+        _render_sop(sop)
+
+
+def _sop_summary(sop: SopDrafts) -> dict[str, int]:
+    counts = {status: 0 for status in ("agrees", "disagrees", "unsettled")}
+    for check in sop.checks:
+        counts[check.status] += 1
+    return {
+        "scenarios": len(sop.checks),
+        **counts,
+        "failed": len(sop.failed),
+        "model_calls": sop.usage.calls,
+        "cached_answers": sop.usage.cached_responses,
+        "input_tokens": sop.usage.prompt_tokens,
+        "output_tokens": sop.usage.completion_tokens,
+    }
+
+
+def _render_sop(sop: SopDrafts) -> None:
+    """Scenarios from the SOP: every disagreement loud, then one summary line."""
+    for error in sop.errors:
+        print(f"error: {terminal_text(error)}", file=sys.stderr)
+    for failed in sop.failed:
+        print(f"error: no scenarios from the SOP: {terminal_text(failed)}", file=sys.stderr)
+    for path in sop.written:
+        print(f"wrote {terminal_text(path)}")
+    for note in sop.notes:
+        print(f"note: {terminal_text(note)}")
+    for check in sop.checks:
+        head = f"{terminal_text(check.routine)}: scenario {terminal_text(repr(check.name))}"
+        for note in check.notes:
+            print(f"note: {head}: {terminal_text(note)}")
+        if check.status == "disagrees":
+            print(f"DISAGREES: {head} (from the SOP) and the routine differ")
+            for item in check.disagreements:
+                for line in item.splitlines():
+                    print(f"    {terminal_text(line)}")
+            if check.path:
+                path, file = terminal_text(check.path), terminal_text(check.file)
+                print(f"    (closest path: {path}; in {file})")
+        elif check.status == "unsettled":
+            print(f"unsettled: {head} (from the SOP) agrees only on ways it does not state:")
+            for item in check.unsettled:
+                print(f"    {terminal_text(item)}")
+        for item in check.untested:
+            print(f"note: {head}: the routine tests nothing like the SOP's {terminal_text(item)!r}")
+    counts = _sop_summary(sop)
+    tokens = counts["input_tokens"] + counts["output_tokens"]
+    print(
+        f"from the SOP: {counts['scenarios']} scenarios, {counts['disagrees']} disagree with "
+        f"their routine, {counts['unsettled']} unsettled, {counts['agrees']} agree; "
+        f"{counts['model_calls']} model calls, {counts['cached_answers']} cached, {tokens} tokens"
+    )
+    if counts["disagrees"]:
+        print(
+            "review each disagreement: the SOP, the routine or the scenario is wrong "
+            "(drafts prove nothing until reviewed)"
+        )
 
 
 def render_paths(views: list[RoutinePathsView], *, fmt: str) -> None:

@@ -1,7 +1,8 @@
 """Scenarios: what must happen when a customer brings a case to a routine (hand-written YAML).
 
 One file per routine, `<scenarios>/<agent>/<routine id>.yaml` (drafts that sopc writes beside a
-reviewed file: `<routine id>.draft.yaml`), holding a list of scenarios:
+reviewed file: `<routine id>.draft.yaml`; drafts a model wrote from the SOP text:
+`<routine id>.sop.draft.yaml`), holding a list of scenarios:
 
     - name: refund over the supervisor limit
       message: I want my money back for order A-104233, it came broken.
@@ -30,6 +31,7 @@ from sop_compiler.errors import ConfigError
 
 __all__ = [
     "DRAFT_SUFFIX",
+    "SOP_DRAFT_SUFFIX",
     "Decision",
     "Expectation",
     "ExpectedCall",
@@ -44,6 +46,7 @@ __all__ = [
 ]
 
 DRAFT_SUFFIX = ".draft.yaml"
+SOP_DRAFT_SUFFIX = ".sop.draft.yaml"  # `sopc scenarios --from-sop`: written from the SOP alone
 Value = str | int | float | bool | None | list[Any] | dict[str, Any]
 
 
@@ -215,7 +218,7 @@ def scenario_files(folder: Path) -> list[Path]:
 def routine_of(path: Path) -> tuple[str, str]:
     """(agent, routine id) a scenario file belongs to, from its place and name."""
     name = path.name
-    for suffix in (DRAFT_SUFFIX, ".yaml", ".yml"):
+    for suffix in (SOP_DRAFT_SUFFIX, DRAFT_SUFFIX, ".yaml", ".yml"):
         if name.endswith(suffix):
             name = name[: -len(suffix)]
             break

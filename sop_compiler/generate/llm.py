@@ -104,6 +104,9 @@ class ChatRequest:
     temperature: float | None = None
     seed: int | None = None
     max_tokens: int | None = None
+    # Another answer than a routine (`sopc scenarios --from-sop`): the schema's name and its JSON
+    # text (a string keeps the request hashable); None: the routine schema.
+    schema: tuple[str, str] | None = None
 
     def payload(self) -> dict[str, Any]:
         """The body of POST /chat/completions (also the keyword arguments of `create`)."""
@@ -112,13 +115,14 @@ class ChatRequest:
             "messages": [message.to_dict() for message in self.messages],
         }
         if self.response_format == "json_schema":
+            name, schema = (
+                (self.schema[0], json.loads(self.schema[1]))
+                if self.schema
+                else ("routine_draft", prompts.routine_schema())
+            )
             body["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {
-                    "name": "routine_draft",
-                    "strict": True,
-                    "schema": prompts.routine_schema(),
-                },
+                "json_schema": {"name": name, "strict": True, "schema": schema},
             }
         elif self.response_format == "json_object":
             body["response_format"] = {"type": "json_object"}
@@ -580,6 +584,21 @@ class LLMBackend(Backend):
         if self.cache is not None and _stop_reason(response) is None and response.content:
             await asyncio.to_thread(self.cache.put, request, response, key=key)
         return response
+
+    async def ask(
+        self, request: ChatRequest, *, about: tuple[Procedure, GenerationContext] | None = None
+    ) -> ChatResponse:
+        """One chat call for another stage than compile: the cache, then `complete()` with
+        retries (no repair loop, no format fallback: ResponseFormatUnsupported reaches the caller).
+
+        `about`: the procedure the request is about (what `current_procedure()` tells `complete`).
+        """
+        token = _current.set(_Call(*about)) if about is not None else None
+        try:
+            return await self._call(request)
+        finally:
+            if token is not None:
+                _current.reset(token)
 
     @staticmethod
     def _lookup(cache: ResponseCache, request: ChatRequest) -> tuple[str, ChatResponse | None]:
