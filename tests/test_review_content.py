@@ -22,6 +22,7 @@ from sop_compiler.models import (
     SourceRef,
     Step,
     Switch,
+    ToolCall,
     ValidationReport,
 )
 
@@ -92,9 +93,9 @@ def test_paths_edge_cases_and_issue_quotes() -> None:
     )
     text = review([refund], {key: report})
     paths = _section(text, "Request a refund", "Paths")
-    assert "2 paths from the first step to an end:" in paths
-    assert "1. 1 → 2 → 3 (yes) → 4 → escalate to Billing Tier 2" in paths
-    assert "2. 1 → 2 → 3 (no) → 5 → 5a → 5b → 6 → 7 → resolve" in paths
+    assert "2 paths from the first step to an end, as `sopc paths` numbers them" in paths
+    assert "1. 3 then → lookup\\_order → escalate to Billing Tier 2" in paths
+    assert "2. 3 else → lookup\\_order, issue\\_refund → resolve" in paths
     cases = _section(text, "Request a refund", "Edge cases")
     assert (
         '- When the order was a gift: refund the payer (SOP: "Gift orders are refunded to the '
@@ -114,7 +115,10 @@ def test_paths_follow_calls_into_routines_of_the_same_agent() -> None:
         title="Check ID",
         trigger="",
         source=source,
-        steps=[Step(id="1", kind="say", text="Check."), Step(id="2", kind="resolve", text="Ok.")],
+        steps=[
+            Step(id="1", kind="tool_call", text="Check.", tool_call=ToolCall(tool="verify_id")),
+            Step(id="2", kind="resolve", text="Ok."),
+        ],
     )
     main = Routine(
         id="close",
@@ -128,7 +132,8 @@ def test_paths_follow_calls_into_routines_of_the_same_agent() -> None:
         ],
     )
     text = review([check, main], {})
-    assert "1. 1 → check-id:1 → check-id:2 → 2 → resolve" in _section(text, "Close", "Paths")
+    # the call is followed into check-id: its tool call is on the path
+    assert "1. no branch → verify\\_id → resolve" in _section(text, "Close", "Paths")
 
 
 HOSTILE = [

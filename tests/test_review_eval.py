@@ -1,4 +1,4 @@
-"""REVIEW.md's Eval section: each routine's paths as `sopc paths` numbers them and `sopc eval`
+"""REVIEW.md's Paths section: each routine's paths as `sopc paths` numbers them and `sopc eval`
 names them, from the routines alone (so scenario edits never make the outputs stale)."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def compiled(tmp_path: Path) -> tuple[Path, Path]:
 
 def _eval_section(review: str, title: str) -> str:
     routine = review[review.index(f"## Billing: {title}") :]
-    start = routine.index("### Eval\n")
+    start = routine.index("### Paths\n")
     end = routine.index("\n### ", start + 1)
     return routine[start:end]
 
@@ -46,7 +46,9 @@ def test_the_eval_section_lists_the_paths_sopc_paths_walks(compiled: tuple[Path,
     views = {view["routine"]: view for view in json.loads(listed.stdout)}
     credit = views["refunds-and-credits--applying-an-account-credit"]
     section = _eval_section(review, "Applying an account credit")
-    assert section.startswith(f"### Eval\n\n{len(credit['paths'])} paths for scenarios to cover")
+    assert section.startswith(
+        f"### Paths\n\n{len(credit['paths'])} paths from the first step to an end"
+    )
     lines = _lines(section)
     assert len(lines) == len(credit["paths"])
     for line, path in zip(lines, credit["paths"], strict=True):
@@ -57,7 +59,7 @@ def test_the_eval_section_lists_the_paths_sopc_paths_walks(compiled: tuple[Path,
     refund = views["refunds-and-credits--issuing-a-refund"]
     big = _eval_section(review, "Issuing a refund")
     assert len(refund["paths"]) > 40 and len(_lines(big)) == 40
-    assert big.startswith(f"### Eval\n\nThe first 40 of {len(refund['paths'])} paths")
+    assert big.startswith(f"### Paths\n\nThe first 40 of {len(refund['paths'])} paths")
     assert "`sopc eval` reports it" in big
 
 

@@ -11,7 +11,6 @@ from sop_compiler.emit._env import render
 from sop_compiler.emit._plan import Triage, plan_network, routine_paths, title_of
 from sop_compiler.escape import mermaid_label, one_line
 from sop_compiler.models import TERMINAL_KINDS, Flowchart, Issue, Routine, Step, ValidationReport
-from sop_compiler.paths import enumerate_paths
 
 __all__ = ["render_review", "routine_flowchart", "source_graph"]
 
@@ -48,12 +47,10 @@ class _Entry:
     source_graph: list[str]  # the SOP's own flowchart, as read, when it had one
     rows: list[_StepRow]
     added: list[_StepRow]  # steps that cite no SOP text: the compiler added them
-    paths: list[str]
-    more_paths: bool
     uncovered: list[str]  # the SOP rules no step, rule or fact cites
-    eval_paths: list[str]  # the interpreter's paths (`sopc paths`): ways -> calls -> ending
-    eval_count: int
-    eval_complete: bool
+    paths: list[str]  # the interpreter's paths (`sopc paths`): ways -> calls -> ending
+    path_count: int
+    paths_complete: bool
 
 
 @dataclass(frozen=True)
@@ -100,9 +97,8 @@ def render_review(
         )
         md_path, json_path = routine_paths(routine)
         rows = _step_rows(routine)
-        found = enumerate_paths(routine, routines=siblings[routine.agent], limit=_SHOWN_PATHS)
         by_key = {(r.agent, r.id): r for r in siblings[routine.agent].values()}
-        eval_paths, eval_count, eval_complete = compact_paths(routine, by_key, limit=_SHOWN_PATHS)
+        paths, path_count, paths_complete = compact_paths(routine, by_key, limit=_SHOWN_PATHS)
         entries.append(
             _Entry(
                 routine=routine,
@@ -128,16 +124,14 @@ def render_review(
                 source_graph=source_graph(routine.source_flowchart),
                 rows=rows,
                 added=[row for row in rows if not row.where],
-                paths=[path.describe() for path in found.paths],
-                more_paths=not found.complete,
                 uncovered=[
                     issue.message.split(": ", 1)[-1]
                     for issue in report.issues
                     if issue.code == "dropped_rule"
                 ],
-                eval_paths=eval_paths,
-                eval_count=eval_count,
-                eval_complete=eval_complete,
+                paths=paths,
+                path_count=path_count,
+                paths_complete=paths_complete,
             )
         )
     return {
