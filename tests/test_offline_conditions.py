@@ -172,6 +172,48 @@ def test_unless_acts_only_when_its_test_fails(tmp_path: Path, step: str) -> None
 @pytest.mark.parametrize(
     "step",
     [
+        "Refund the order, except when it was bought on sale.",
+        "Except where the order was bought on sale, refund the order.",
+    ],
+)
+def test_except_when_is_unless_never_the_opposite(tmp_path: Path, step: str) -> None:
+    draft = _compile(tmp_path, step)
+    (test,) = _tests(draft)
+    assert test.startswith("it is not true that") and "bought on sale" in test
+    ways = _ways(draft)
+    assert all("issue_refund" in w.calls for w in _side(ways, test, "yes"))
+    assert all("issue_refund" not in w.calls for w in _side(ways, test, "no"))
+
+
+@pytest.mark.parametrize(
+    ("step", "test"),
+    [
+        ("Provided that the receipt is shown, accept the return.", "the receipt is shown"),
+        ("Accept the return provided that the receipt is shown.", "the receipt is shown"),
+        ("As long as the parcel has not shipped, cancel the order.", "the parcel has not shipped"),
+    ],
+)
+def test_provided_that_and_as_long_as_are_conditions(tmp_path: Path, step: str, test: str) -> None:
+    ways = _ways(_compile(tmp_path, step))
+    assert all(len(w.calls) == 2 for w in _side(ways, test, "yes"))
+    assert all(w.calls == ["get_order"] for w in _side(ways, test, "no"))
+
+
+def test_otherwise_after_a_comma_is_the_other_side(tmp_path: Path) -> None:
+    step = "In case the device is under warranty, replace the unit, otherwise book a paid repair."
+    ways = _ways(_compile(tmp_path, step))
+    assert all(
+        w.calls[1:] == ["replace_unit"] for w in _side(ways, "the device is under warranty", "yes")
+    )
+    assert all(
+        w.calls[1:] == ["book_paid_repair"]
+        for w in _side(ways, "the device is under warranty", "no")
+    )
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
         "Only if the customer is a Gold member, issue a voucher.",
         "Issue a voucher only if the customer is a Gold member.",
     ],
@@ -241,6 +283,44 @@ def test_a_lead_line_naming_the_request_is_the_trigger_not_a_step(tmp_path: Path
     )
     assert [s.kind for s in draft.steps if "business customer" in s.text] == ["action"]
     assert any("both sides" in q for q in draft.open_questions)
+
+
+def _options(tmp_path: Path, first: str, second: str) -> RoutineDraft:
+    return _compile(tmp_path, f"Offer the customer two options:\n   - {first}\n   - {second}")
+
+
+def test_options_with_their_own_conditions_run_one_at_a_time(tmp_path: Path) -> None:
+    draft = _options(
+        tmp_path,
+        "Option A: if the customer wants their money back, refund the order.",
+        "Option B: if the customer prefers credit, issue a voucher.",
+    )
+    assert _tests(draft) == ["the customer wants their money back", "the customer prefers credit"]
+    ways = _ways(draft)
+    for way in ways:  # never both
+        assert not {"issue_refund", "issue_voucher"} <= set(way.calls)
+    assert all(
+        "issue_refund" in w.calls for w in _side(ways, "the customer wants their money back", "yes")
+    )
+    assert all(
+        "issue_voucher" in w.calls for w in _side(ways, "the customer prefers credit", "yes")
+    )
+
+
+def test_options_without_conditions_are_the_customers_choice(tmp_path: Path) -> None:
+    draft = _options(
+        tmp_path,
+        "**Option A - refund:** refund the order to the original payment method.",
+        "**Option B - voucher:** issue a voucher.",
+    )
+    a, b = "the customer chooses option A (refund)", "the customer chooses option B (voucher)"
+    assert _tests(draft) == [a, b]
+    ways = _ways(draft)
+    assert all(w.calls[1:] == ["issue_refund"] for w in _side(ways, a, "yes"))
+    assert all(w.calls[1:] == ["issue_voucher"] for w in _side(ways, b, "yes"))
+    # each step cites the option as the SOP writes it, not the reading of it
+    quotes = {s.source.quote for s in walk_steps(draft.steps) if s.source is not None}
+    assert "Option A - refund: refund the order to the original payment method." in quotes
 
 
 CORPUS = [

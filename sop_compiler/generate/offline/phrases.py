@@ -29,7 +29,9 @@ _ELSE = re.compile(
 )
 _YES = re.compile(r"^(?:if so|if yes)\b[,:]?\s*", re.IGNORECASE)
 _IF = re.compile(
-    r"^(?:if|when|whenever|in case|in the event that|in the event|should)\s+", re.IGNORECASE
+    r"^(?:if|when|whenever|in case|in the event that|in the event|should|provided(?: that)?|"
+    r"as long as)\s+",
+    re.IGNORECASE,
 )
 # "For a partial refund, add up ...": a case of the step, read as "if it is for a partial refund"
 _FOR = re.compile(
@@ -43,10 +45,12 @@ _MEANS = re.compile(
     re.IGNORECASE,
 )
 _TRAILING_IF = re.compile(
-    r"^(?P<action>.+?),?\s+(?:only\s+)?(?:if|when|in case)\s+(?P<test>.+)$", re.IGNORECASE
+    r"^(?P<action>.+?),?\s+(?:only\s+)?(?:if|when|in case|provided(?: that)?|as long as)\s+"
+    r"(?P<test>.+)$",
+    re.IGNORECASE,
 )
 # "..., so that you know when it was delivered": "when" opens a clause, not a condition.
-_NOT_A_TEST = re.compile(r"(?:\beven|\band|\bknow|\bsee|\bwhich)$", re.IGNORECASE)
+_NOT_A_TEST = re.compile(r"(?:\beven|\band|\bknow|\bsee|\bwhich|\bexcept)$", re.IGNORECASE)
 _NO_TRAILING_IF = _words(
     """
     ask check confirm verify see find determine tell inform explain let advise establish

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from sop_compiler.generate.offline.binding import canonical_words
 from sop_compiler.generate.offline.chains import alternative_cases, case_runs
@@ -38,6 +39,7 @@ def read_units(builder: Builder, units: list[Unit]) -> list[Node]:
     out: list[Node] = []
     pending: Node | None = None
     for unit in units:
+        unit = _options(unit)
         own, pending_own = _sentences(builder, unit, 0, pending)
         kids: list[Node] = []
         child_pending: Node | None = None
@@ -89,6 +91,44 @@ def read_units(builder: Builder, units: list[Unit]) -> list[Node]:
         out.append(head)
         pending = last_cond if last_cond is not None else (child_pending if kids else pending_own)
     return out
+
+
+# "Option A: ...", "Option B - store credit: ...": alternatives, only one of which applies
+_OPTION = re.compile(
+    r"^option\s+(?P<key>[A-Z0-9])\b(?:\s*[-\u2013\u2014(]\s*(?P<name>[^:()]{1,40}?)\)?)?\s*[:.]\s*"
+    r"(?P<rest>\S.*)$",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def _options(unit: Unit) -> Unit:
+    """`unit` with its sub-items labelled "Option A", "Option B", ... read as the cases they are.
+
+    An option with its own condition ("Option A: if the customer wants cash, refund it") is that
+    condition; one without ("Option B - store credit: give store credit") is the customer's
+    choice of it ("If the customer chooses option B (store credit), give store credit"). Either
+    way the options become sibling cases (chains.py), so that only one of them runs; each cites
+    the SOP's own words. Fewer than two options: nothing changes.
+    """
+    found = [_OPTION.match(child.text.strip()) for child in unit.children]
+    if sum(match is not None for match in found) < 2:
+        return unit
+    children = []
+    for child, match in zip(unit.children, found, strict=True):
+        if match is None:
+            children.append(child)
+            continue
+        rest = match.group("rest").strip()
+        if _IF_OPENING.match(rest) is None:
+            name = f" ({match.group('name').strip()})" if match.group("name") else ""
+            rest = f"If the customer chooses option {match.group('key').upper()}{name}, {rest}"
+        else:
+            rest = rest[0].upper() + rest[1:]
+        children.append(replace(child, text=rest, cite=child.cite or child.text))
+    return replace(unit, children=children)
+
+
+_IF_OPENING = re.compile(r"^(?:if|when|only if|unless)\b", re.IGNORECASE)
 
 
 def _sentences(
@@ -192,7 +232,8 @@ def _sentences(
     return nodes, pending
 
 
-_SEMI_OTHERWISE = re.compile(r";\s+(?=(?:otherwise|if not|else)\b)", re.IGNORECASE)
+# "...; otherwise B" and "..., otherwise B": the otherwise-side is a sentence of its own
+_SEMI_OTHERWISE = re.compile(r";\s+(?=(?:otherwise|if not|else)\b)|,\s+(?=otherwise\b)", re.I)
 _ONLY_IF_OPENING = re.compile(r"^(\s*)only\s+(if|when)\b", re.IGNORECASE)
 
 
@@ -217,7 +258,10 @@ def _clauses(text: str) -> list[tuple[str, str]]:
 
 
 # "Unless X, A": A runs when X does not hold (the comma before the action ends the test).
-_UNLESS = re.compile(r"^(?P<lead>\s*)unless\s+(?P<test>[^,;]{3,}?),\s*(?P<action>\S.*)$", re.I)
+_UNLESS_WORD = r"(?:unless|except\s+(?:when|where|if))"
+_UNLESS = re.compile(
+    rf"^(?P<lead>\s*){_UNLESS_WORD}\s+(?P<test>[^,;]{{3,}}?),\s*(?P<action>\S.*)$", re.I
+)
 
 
 def _unless_as_if(match: re.Match[str]) -> str:
@@ -227,7 +271,8 @@ def _unless_as_if(match: re.Match[str]) -> str:
 
 # "Cancel the order unless it has shipped.": the same test, written after the action.
 _TRAILING_UNLESS = re.compile(
-    r"^(?P<lead>\s*)(?P<action>(?P<verb>[A-Za-z]+)\b[^;]*?),?\s+unless\s+(?P<test>[^,;]{3,}?)"
+    rf"^(?P<lead>\s*)(?P<action>(?P<verb>[A-Za-z]+)\b[^;]*?),?\s+{_UNLESS_WORD}\s+"
+    r"(?P<test>[^,;]{3,}?)"
     r"(?P<end>[.!]?)\s*$",
     re.IGNORECASE,
 )
