@@ -240,6 +240,50 @@ def test_a_question_answered_yes_and_no(tmp_path: Path, step: str) -> None:
     assert all(w.calls[-1:] == ["book_paid_repair"] for w in _side(ways, test, "no"))
 
 
+@pytest.mark.parametrize(
+    "step",
+    [
+        "Is the device under warranty? Yes → replace the unit. No → book a paid repair.",
+        "Check the warranty. If yes → replace the unit; if no → book a paid repair.",
+        "Check the warranty. If yes: replace the unit; if no: book a paid repair.",
+    ],
+)
+def test_answers_with_arrows_or_after_a_semicolon_are_two_sides(tmp_path: Path, step: str) -> None:
+    draft = _compile(tmp_path, step)
+    (test,) = _tests(draft)
+    ways = _ways(draft)
+    assert all(w.calls[-1:] == ["replace_unit"] for w in _side(ways, test, "yes"))
+    assert all(w.calls[-1:] == ["book_paid_repair"] for w in _side(ways, test, "no"))
+    assert not any(s.text.startswith(("If no", "→")) for s in walk_steps(draft.steps))
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "If the parcel is lost: refund the order. Otherwise: replace the unit.",
+        "If the parcel is lost - refund the order. Otherwise - replace the unit.",
+    ],
+)
+def test_a_colon_or_dash_after_the_test_opens_the_action(tmp_path: Path, step: str) -> None:
+    draft = _compile(tmp_path, step)
+    assert _tests(draft) == ["the parcel is lost"]
+    ways = _ways(draft)
+    assert all(w.calls[1:] == ["issue_refund"] for w in _side(ways, "the parcel is lost", "yes"))
+    assert all(w.calls[1:] == ["replace_unit"] for w in _side(ways, "the parcel is lost", "no"))
+
+
+def test_two_actions_each_with_its_own_test_are_two_conditions(tmp_path: Path) -> None:
+    step = "Refund the order if the parcel is lost, or replace the unit if it arrived damaged."
+    draft = _compile(tmp_path, step)
+    assert _tests(draft) == ["the parcel is lost", "it arrived damaged"]
+    ways = _ways(draft)
+    # whether or not the parcel is lost, the damage is checked; each action only on its test
+    for way in ways:
+        assert "it arrived damaged" in way.went
+        assert ("issue_refund" in way.calls) == (way.went["the parcel is lost"] == "yes")
+        assert ("replace_unit" in way.calls) == (way.went["it arrived damaged"] == "yes")
+
+
 def test_a_second_if_inside_a_branch_is_tested_inside_it(tmp_path: Path) -> None:
     step = (
         "If the parcel is late, refund the order if the customer asks. Otherwise, accept the "

@@ -17,6 +17,7 @@ def _words(text: str) -> frozenset[str]:
 
 _LEAD = re.compile(
     r"^(?:(?:then|first|next|finally|also|now|afterwards|after that|lastly|please|always|"
+    r"alternatively|"
     r"(?:you|agents?|the agent)\s+(?:must|should|need to|needs to|have to|will)|make sure to|"
     r"be sure to)\b,?\s*)+",
     re.IGNORECASE,
@@ -24,7 +25,7 @@ _LEAD = re.compile(
 _ELSE = re.compile(
     r"^(?:otherwise|else|if not(?=[,:])|if no(?=[,:])|if they do not(?=[,:])|"
     r"if this is not the case|if that is not the case|"
-    r"in all other cases|in any other case)\b[,:]?\s*",
+    r"in all other cases|in any other case)\b(?:\s*[,:]|\s+[-\u2013\u2014](?=\s))?\s*",
     re.IGNORECASE,
 )
 _YES = re.compile(r"^(?:if so|if yes)\b[,:]?\s*", re.IGNORECASE)
@@ -229,6 +230,7 @@ def _is_order(text: str) -> bool:
 _CLAUSE_COMMA = re.compile(r"(?<!\d),|,(?!\d)")
 _ACTION_OPENERS = frozenset({"do", "don't", "never", "you", "stop"})
 _JOINS_TESTS = frozenset({"or", "and", "nor", "either", "but"})
+_INLINE_THEN = re.compile(r":\s+|\s+[-\u2013\u2014]\s+")
 
 
 def _split_condition(rest: str) -> tuple[str, str]:
@@ -244,6 +246,9 @@ def _split_condition(rest: str) -> tuple[str, str]:
             joins.append(pos)
     if plain := [pos for pos in commas if pos not in joins]:
         return rest[: plain[0]], rest[plain[0] + 1 :].strip()
+    # "the parcel is lost: refund it" and "the parcel is lost - refund it": no comma
+    if (mark := _INLINE_THEN.search(rest)) and _is_order(rest[mark.end() :]):
+        return rest[: mark.start()], rest[mark.end() :].strip()
     then = re.search(r"\s+then\s+", rest, re.IGNORECASE)
     if then:
         return rest[: then.start()], rest[then.end() :]

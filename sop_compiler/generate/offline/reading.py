@@ -25,6 +25,7 @@ from sop_compiler.models import TERMINAL_KINDS, ToolCall
 from sop_compiler.text import INSTRUCTION_VERBS, injection_excerpt, is_instruction, split_sentences
 
 _FOR_CASE = "it is for "  # the test phrases.read_clause makes of "For a partial refund, ..."
+_ALTERNATIVELY = re.compile(r"^\s*alternatively\b", re.IGNORECASE)
 _PROHIBITION = re.compile(r"^\s*(?:do not|don't|never)\b", re.IGNORECASE)
 _CLOSING = re.compile(
     r"^(?:before (?:you|we) (?:end|close|finish)|ask (?:the customer )?whether there is anything "
@@ -190,6 +191,11 @@ def _sentences(
             and (owner.test or "").startswith(_FOR_CASE)
             and (clause.test or "").startswith(_FOR_CASE)
         )
+        parallel = parallel or (
+            owner is not None
+            and clause.test is not None
+            and _ALTERNATIVELY.match(sentence) is not None
+        )
         if parallel:
             owner = None  # "For a late delivery, ... For a missing item, ...": two cases
         else_of_owner = clause.is_else and owner is not None and pending is owner
@@ -233,8 +239,34 @@ def _sentences(
 
 
 # "...; otherwise B" and "..., otherwise B": the otherwise-side is a sentence of its own
-_SEMI_OTHERWISE = re.compile(r";\s+(?=(?:otherwise|if not|else)\b)|,\s+(?=otherwise\b)", re.I)
+_SEMI_OTHERWISE = re.compile(r";\s+(?=(?:otherwise|if not|if no|else)\b)|,\s+(?=otherwise\b)", re.I)
 _ONLY_IF_OPENING = re.compile(r"^(\s*)only\s+(if|when)\b", re.IGNORECASE)
+
+
+# "Yes → replace it", "if no -> book a repair": an arrow after an answer is its colon
+_ANSWER_ARROW = re.compile(r"\b(yes|no)\s*(?:\u2192|->|=>)\s*", re.IGNORECASE)
+# "Refund it if the parcel is lost, or replace it if it arrived damaged": two cases
+_OR_ACTION = re.compile(r",\s+or\s+(?=([a-z]+)\b)", re.IGNORECASE)
+_TESTS = re.compile(r"\b(?:if|when|unless)\b", re.IGNORECASE)
+
+
+def _alternatives(parts: list[str]) -> list[tuple[str, str]]:
+    """Each part (its reading, and its words), split at ", or <instruction>" when both sides
+    carry their own test; the second reads "Alternatively, ...": a case of its own."""
+    out: list[tuple[str, str]] = []
+    for part in parts:
+        match = _OR_ACTION.search(part)
+        if (
+            match is not None
+            and match.group(1).casefold() in INSTRUCTION_VERBS
+            and _TESTS.search(part[: match.start()])
+            and _TESTS.search(part[match.end() :])
+        ):
+            first, second = part[: match.start()], part[match.end() :]
+            out += [(f"{first}.", first), (f"Alternatively, {second}", second)]
+        else:
+            out.append((part, part))
+    return out
 
 
 def _clauses(text: str) -> list[tuple[str, str]]:
@@ -249,8 +281,11 @@ def _clauses(text: str) -> list[tuple[str, str]]:
     """
     out: list[tuple[str, str]] = []
     for sentence in split_sentences(text):
-        for part in _SEMI_OTHERWISE.split(sentence):
-            reading = _ONLY_IF_OPENING.sub(lambda m: f"{m.group(1)}{m.group(2).capitalize()}", part)
+        for reading, part in _alternatives(_SEMI_OTHERWISE.split(sentence)):
+            reading = _ANSWER_ARROW.sub(r"\1: ", reading)
+            reading = _ONLY_IF_OPENING.sub(
+                lambda m: f"{m.group(1)}{m.group(2).capitalize()}", reading
+            )
             reading = _UNLESS.sub(_unless_as_if, reading)
             reading = _TRAILING_UNLESS.sub(_trailing_unless_as_if, reading)
             out.append((reading, part))
