@@ -391,3 +391,73 @@ def test_every_condition_has_two_different_targets(tmp_path: Path, step: str) ->
         if s.condition is not None:
             other = s.condition.else_step or following[s.id]
             assert s.condition.then_step != other, (step, s)
+
+
+DECISION_TABLE = """Decide what to do from the table:
+
+| Reason | Days since delivery | Action |
+|---|---|---|
+| Damaged | up to 30 | Replace the unit |
+| Damaged | over 30 | Book a paid repair |
+| Changed mind | any | Accept the return |
+"""
+
+STATUS_TABLE = """Check the order status:
+
+| Status | What to do |
+|---|---|
+| Not shipped | Cancel the order |
+| Lost | Refund the order |
+| Any other status | Issue a voucher |
+"""
+
+
+def test_a_decision_table_is_one_case_per_row_and_only_one_runs(tmp_path: Path) -> None:
+    draft = _compile(tmp_path, DECISION_TABLE)
+    assert _tests(draft) == [
+        "the reason is damaged and the days since delivery is up to 30",
+        "the reason is damaged and the days since delivery is over 30",
+        "the reason is changed mind",  # an "any" cell tests nothing
+    ]
+    writes = {"replace_unit", "book_paid_repair", "accept_return"}
+    for way in _ways(draft):
+        assert len(writes & set(way.calls)) <= 1, way
+    first = _side(_ways(draft), _tests(draft)[0], "yes")
+    assert all(w.calls[1:] == ["replace_unit"] for w in first)
+    cited = {s.source.quote for s in walk_steps(draft.steps) if s.source is not None}
+    assert "Damaged up to 30 Replace the unit" in cited  # the row's own words
+
+
+def test_a_catch_all_row_is_the_last_otherwise_and_no_case_falls_into_it(
+    tmp_path: Path,
+) -> None:
+    draft = _compile(tmp_path, STATUS_TABLE)
+    assert _tests(draft) == ["the status is not shipped", "the status is lost"]
+    ways = _ways(draft)
+    for way in ways:
+        writes = [c for c in way.calls if c != "get_order"]
+        assert len(writes) == 1, way  # exactly one row's action on every path
+    not_shipped = _side(ways, "the status is not shipped", "yes")
+    assert all(w.calls[1:] == ["cancel_order"] for w in not_shipped)
+    other = [w for w in ways if set(w.went.values()) == {"no"}]
+    assert other and all(w.calls[1:] == ["issue_voucher"] for w in other)
+
+
+def test_lettered_lines_in_a_markdown_item_are_its_cases(tmp_path: Path) -> None:
+    step = (
+        "Check the order status:\n"
+        "   a. If it has not shipped, cancel the order.\n"
+        "   b. If it was lost, refund the order.\n"
+        "   c. Otherwise, issue a voucher."
+    )
+    draft = _compile(tmp_path, step)
+    assert _tests(draft) == ["it has not shipped", "it was lost"]
+    assert not any(s.text.endswith((" a", " b")) for s in walk_steps(draft.steps))
+    for way in _ways(draft):
+        writes = [c for c in way.calls if c != "get_order"]
+        assert len(writes) == 1, way
+
+
+def test_a_heading_that_orders_a_task_is_the_trigger_said_plainly(tmp_path: Path) -> None:
+    draft = _compile(tmp_path, "Accept the return.")
+    assert draft.trigger == "Use when a customer asks to handle a return request."

@@ -76,7 +76,10 @@ def chain(
 ) -> None:
     """Wire alternative cases as if / else-if / else: each case ends after the group."""
     members = group.members
-    end = after[members[-1][-1].uid] or closing
+    last_head = next(n for n in members[-1] if n.kind == "condition")
+    # the step after the group: past the last case's otherwise ("c. Otherwise, Y."), if it has one
+    past = last_head.else_nodes[-1] if last_head.else_nodes else members[-1][-1]
+    end = after[past.uid] or closing
     falls = False
     for index, member in enumerate(members):
         head = next(n for n in member if n.kind == "condition")

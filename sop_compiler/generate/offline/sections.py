@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from sop_compiler.models import Block, Heading, ListItem, Paragraph, Procedure, Quote, Table
@@ -128,6 +128,8 @@ def units(section: Section) -> list[Unit]:
             key = _key(block.marker, parent.key if parent and sub else None)
             depth = block.level if block.level > 0 else int(sub)
             unit = Unit(block.id, block.text, key=key, depth=depth)
+            if not sub:
+                unit = _lettered(unit)
         elif isinstance(block, Paragraph):
             match = _NUMBERED.match(block.text)
             if match is None:
@@ -148,8 +150,13 @@ def units(section: Section) -> list[Unit]:
                 depth = 2 if match.group("letter") and dotted else int(sub)
                 unit = Unit(block.id, block.text[match.end() :], key=key, depth=depth)
         elif isinstance(block, Table) and (rows := table_steps(block)):
-            # "Difference from estimate | Action": one condition per row, on that value
-            top += [Unit(block.id, text, cite=cite) for text, cite in rows]
+            # "Status | What to do": one condition per row; under "Check the status:" the rows
+            # are that step's cases, of which only one runs (chains.py)
+            made = [Unit(block.id, text, cite=cite, depth=1) for text, cite in rows]
+            if parent is not None and parent.text.rstrip().endswith(":") and not parent.children:
+                parent.children += made
+            else:
+                top += [replace(unit, depth=0) for unit in made]
             parent = None
             continue
         elif isinstance(block, Quote) and (parent is not None):
@@ -164,6 +171,33 @@ def units(section: Section) -> list[Unit]:
             top.append(unit)
             parent = unit
     return top
+
+
+_LETTERED = re.compile(r"^\s*\(?(?P<letter>[a-z])[.)]\s+(?P<text>\S.*)$")
+
+
+def _lettered(unit: Unit) -> Unit:
+    """`unit` with "a. ...", "b. ..." lines of its text as its sub-items.
+
+    Markdown has no lettered lists: "2. Check the status:" over indented "a. If ...", "b. If ..."
+    lines is one list item whose text holds the lines. Read as one step, its cases would run one
+    after another; as sub-items they are the step's cases. Only a run that starts at "a" and goes
+    on letter by letter counts."""
+    lines = unit.text.split("\n")
+    found = [_LETTERED.match(line) for line in lines]
+    letters = [m.group("letter") for m in found if m is not None]
+    if len(letters) < 2 or letters != [chr(ord("a") + n) for n in range(len(letters))]:
+        return unit
+    first = next(n for n, m in enumerate(found) if m is not None)
+    children: list[Unit] = []
+    for line, match in zip(lines[first:], found[first:], strict=True):
+        if match is not None:
+            key = f"{unit.key}{match.group('letter')}" if unit.key else None
+            children.append(Unit(unit.block_id, match.group("text"), key=key, depth=1))
+        elif line.strip():
+            children[-1].text = f"{children[-1].text}\n{line.strip()}"
+    head = "\n".join(lines[:first]).strip()
+    return replace(unit, text=head, children=[*children, *unit.children])
 
 
 def _is_sub_marker(marker: str) -> bool:
@@ -183,30 +217,52 @@ def _key(marker: str, parent_key: str | None) -> str | None:
 
 
 def table_steps(table: Table) -> list[tuple[str, str]] | None:
-    """A table that keys an action on one value, as one "If the <value> is <cell>, <action>."
-    per row, with the row's words to cite; None for any other table.
+    """A decision table, as one "If the <input> is <cell> [and ...], <action>." per row (and a
+    last catch-all row as "Otherwise, <action>."), with the row's words to cite; None for any
+    other table.
 
-    Only a two-column table whose first header names a value ("Difference from estimate") and
-    whose last says what to do ("Action"), every row a value and an instruction: the rows are
-    then exclusive cases of that value. A table of situations ("Situation | What to do") is edge
-    cases, a table with a catch-all row ("Any other") or more columns stays facts.
+    A decision table: the last header says what to do ("Action", "What to do"), the others name
+    the inputs ("Reason | Days since delivery | Action"), every row gives inputs and an
+    instruction, and no cell holds a comma (a list of values would be misread as a test ending).
+    The rows are exclusive cases of the inputs: an "any" cell tests nothing, and a row of "any"
+    ("Any other status") is the catch-all, only as the last row. A table of situations
+    ("Situation | What to do") is edge cases; any other table stays facts.
     """
     header = [" ".join(h.split()) for h in table.header or []]
-    if len(header) != 2 or CASE_HEADER.match(header[0]) or not ACTION_HEADER.match(header[1]):
+    if (
+        len(header) < 2
+        or CASE_HEADER.match(header[0])
+        or not ACTION_HEADER.match(header[-1])
+        or any(ACTION_HEADER.match(h) or not h for h in header[:-1])
+    ):
         return None
     rows: list[tuple[str, str]] = []
-    for row in table.rows:
+    for number, row in enumerate(table.rows):
         cells = [" ".join(c.split()) for c in row]
-        if len(cells) != 2 or not all(cells) or _ANY_VALUE.match(cells[0]):
+        if len(cells) != len(header) or not cells[-1] or any("," in c for c in cells):
             return None
-        value, action = cells
+        *values, action = cells
         if action.split(None, 1)[0].casefold() not in INSTRUCTION_VERBS:
             return None
-        subject = header[0][0].lower() + header[0][1:]
-        value = value[0].lower() + value[1:] if value[1:2].islower() else value
-        text = f"If the {subject} is {value}, {action[0].lower()}{action[1:]}"
-        rows.append((text if text.endswith(".") else f"{text}.", f"{cells[0]} {cells[1]}"))
+        action = f"{action[0].lower()}{action[1:]}"
+        tests = [
+            f"the {_lower(name)} is {_lower(value)}"
+            for name, value in zip(header, values, strict=False)
+            if value and not _ANY_VALUE.match(value)
+        ]
+        if not tests:
+            if number != len(table.rows) - 1 or not rows:
+                return None  # a catch-all above other rows, or alone: not exclusive cases
+            text = f"Otherwise, {action}"
+        else:
+            text = f"If {' and '.join(tests)}, {action}"
+        rows.append((text if text.endswith(".") else f"{text}.", " ".join(c for c in cells if c)))
     return rows or None
+
+
+def _lower(text: str) -> str:
+    """ "Days since delivery" -> "days since delivery"; "VAT" and "Gold" as written."""
+    return text[0].lower() + text[1:] if text[1:2].islower() and text[:1].isupper() else text
 
 
 def conditional_unit(section: Section) -> Unit:
