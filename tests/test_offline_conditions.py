@@ -461,3 +461,16 @@ def test_lettered_lines_in_a_markdown_item_are_its_cases(tmp_path: Path) -> None
 def test_a_heading_that_orders_a_task_is_the_trigger_said_plainly(tmp_path: Path) -> None:
     draft = _compile(tmp_path, "Accept the return.")
     assert draft.trigger == "Use when a customer asks to handle a return request."
+
+
+def test_a_rule_on_the_action_a_tool_is_named_for_governs_it(tmp_path: Path) -> None:
+    lead = (
+        "Refunds above 200 USD require approval from a team lead. Never cancel an order that "
+        "has shipped.\n\n"
+    )
+    draft = _compile(tmp_path, "Refund the order.", lead=lead)
+    governs = {rule.text: rule.governs for rule in draft.rules}
+    assert governs["Refunds above 200 USD require approval from a team lead."] == ["issue_refund"]
+    assert governs["Never cancel an order that has shipped."] == ["cancel_order"]
+    # a prohibition of a tool no step calls is kept as a rule, and asks nothing
+    assert not any("cancel_order" in q for q in draft.open_questions)

@@ -175,8 +175,11 @@ def build_draft(
     called = {
         n.tool_call.tool for n in builder.nodes if n.tool_call is not None and n.uid in builder.ids
     }
+    # a prohibition of a tool no step calls is kept, not a gap: only rules that say when or how
+    # to use a tool ask for a step that calls it
     uncalled = sorted(
-        {name for r in found.rules for name in r.governs if catalog.get(name)} - called
+        {name for r in found.rules if r.kind != "never" for name in r.governs if catalog.get(name)}
+        - called
     )
     if uncalled:
         names = ", ".join(f"`{name}`" for name in uncalled)

@@ -443,7 +443,10 @@ def _governs(sentence: str, tools: ToolIndex) -> list[str]:
         described = canonical_words(tool.description)
         verbs = set(title[:1] + described[:1])
         objects = set(title[1:]) | set(described[1:6])
-        if verbs & words and (objects - verbs) & words:
+        # "Refunds above 200 USD need approval" speaks of `issue_refund` ("Refund an order"):
+        # the name's object is the action the description opens with
+        action_noun = set(title[1:]) & set(described[:1])
+        if (verbs & words and (objects - verbs) & words) or action_noun & words:
             named.add(tool.name)
     return sorted(named)
 
