@@ -36,7 +36,7 @@ from sop_compiler.files import replace_file
 from sop_compiler.models.catalog import ToolCatalog
 from sop_compiler.models.routine import Routine
 
-__all__ = ["DraftReport", "draft_scenarios", "drafts_for", "dump_scenarios"]
+__all__ = ["DraftReport", "draft_scenarios", "drafts_for", "dump_scenarios", "write_scenarios"]
 
 _HEADER = (
     "# Scenarios of routine {routine}, one per path, drafted by `sopc scenarios`.\n"
@@ -263,12 +263,19 @@ def _has_reviewed(path: Path, base: Path, scenarios: Path, report: DraftReport) 
 
 
 def _write(path: Path, text: str, base: Path, scenarios: Path, report: DraftReport) -> None:
+    if write_scenarios(path, text):
+        report.written.append(_shown(path, base, scenarios))
+    else:
+        report.unchanged += 1
+
+
+def write_scenarios(path: Path, text: str) -> bool:
+    """Write a scenario file unless it holds `text` already; True when it was written."""
     data = text.encode("utf-8")
     try:
         if path.is_file() and path.read_bytes() == data:
-            report.unchanged += 1
-            return
+            return False
         replace_file(path, data)
     except OSError as exc:
         raise OutputError(f"cannot write scenarios: {exc.strerror or exc}", path=path) from None
-    report.written.append(_shown(path, base, scenarios))
+    return True

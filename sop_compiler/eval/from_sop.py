@@ -20,9 +20,9 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from sop_compiler.config import Settings
-from sop_compiler.errors import GenerationError, OutputError, SopcError
+from sop_compiler.errors import GenerationError, SopcError
 from sop_compiler.eval.agree import SopCheck, check_scenario
-from sop_compiler.eval.draft import dump_scenarios
+from sop_compiler.eval.draft import dump_scenarios, write_scenarios
 from sop_compiler.eval.evaluate import load_routines
 from sop_compiler.eval.interpret import explore
 from sop_compiler.eval.scenario import (
@@ -42,7 +42,6 @@ from sop_compiler.eval.sop_answer import (
     scenario_messages,
     to_scenario,
 )
-from sop_compiler.files import replace_file
 from sop_compiler.generate.base import GenerationContext
 from sop_compiler.generate.llm import (
     MAX_CONTENT_CHARS,
@@ -265,15 +264,10 @@ def _entry(scenario: Scenario, conditions: Sequence[SopCondition], check: SopChe
 
 
 def _write(path: Path, text: str, display: str, report: SopDrafts) -> None:
-    data = text.encode("utf-8")
-    try:
-        if path.is_file() and path.read_bytes() == data:
-            report.unchanged += 1
-            return
-        replace_file(path, data)
-    except OSError as exc:
-        raise OutputError(f"cannot write scenarios: {exc.strerror or exc}", path=path) from None
-    report.written.append(display)
+    if write_scenarios(path, text):
+        report.written.append(display)
+    else:
+        report.unchanged += 1
 
 
 class _Asker:
