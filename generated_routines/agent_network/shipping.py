@@ -38,6 +38,7 @@ shipping_agent = Agent(
     tools=[
         tools.create_return_label,
         tools.create_ticket,
+        tools.issue_refund,
         tools.lookup_order,
         tools.open_carrier_claim,
         tools.reship_order,

@@ -542,7 +542,25 @@ _YOU = [
 def _you(text: str) -> str:
     for pattern, repl in _YOU:
         text = re.sub(pattern, repl, text, flags=re.IGNORECASE)
-    return text
+    return _AGREE.sub(_agree, text)  # "whether you still has the box" -> "you still have"
+
+
+_AGREE = re.compile(
+    r"\b((?:you|they)(?:\s+(?:still|already|also|now|ever|really|only))?)\s+([a-z]+)\b",
+    re.IGNORECASE,
+)
+_IRREGULAR_THIRD = {"has": "have", "is": "are", "was": "were", "does": "do"}
+_REGULAR_THIRD = _words(
+    "wants needs knows owns lives agrees prefers remembers uses likes plans expects holds"
+)
+
+
+def _agree(match: re.Match[str]) -> str:
+    verb = match.group(2)
+    said = _IRREGULAR_THIRD.get(verb.casefold()) or (
+        verb[:-1] if verb.casefold() in _REGULAR_THIRD else verb
+    )
+    return f"{match.group(1)} {said}"
 
 
 def polite_ask(text: str) -> str:
@@ -558,7 +576,9 @@ def polite_ask(text: str) -> str:
         todo = m.group("x")
         return f'Ask the customer to {todo}: "Could you please {_you(todo)}?"'
     if m := re.match(rf"^ask\s+{who}?(?P<w>whether|if)\s+(?P<x>.+)$", body, re.I):
-        question = re.sub(r"^the (?:customer|caller)\b", "they", m.group("x"), flags=re.I)
+        question = _AGREE.sub(
+            _agree, re.sub(r"^the (?:customer|caller)\b", "they", m.group("x"), flags=re.I)
+        )
         return f'Ask the customer whether {question}: "Could you tell me whether {_you(question)}?"'
     if m := re.match(r"^confirm\s+(?P<x>.+?)(?:\s+with\s+(?:the\s+)?customer)?$", body, re.I):
         thing = m.group("x")
