@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from gold import DOCUMENT_NAMES, Gold, iter_cases
 
 HELDOUT = Path(__file__).parent / "data" / "heldout"
