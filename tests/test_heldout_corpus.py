@@ -1,0 +1,128 @@
+"""The blind held-out corpus (issue 11): tests/data/heldout/<case>/ is well formed.
+
+Every case has its document, `tools.yaml` and `gold.yaml`; the gold loads; every quote, condition
+and fact is a verbatim substring of the document after whitespace folding (markup excluded); every
+heading is a heading of the document; every tool the gold names is in the case's catalog. Nothing
+here compiles a document: the corpus is measured by `bench/fidelity.py --heldout` only.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from gold import DOCUMENT_NAMES, Gold, iter_cases
+
+HELDOUT = Path(__file__).parent / "data" / "heldout"
+CASE_DIRS = sorted(p for p in HELDOUT.iterdir() if p.is_dir())
+
+_SPACE = re.compile(r"\s+")
+_MD_LINE_MARK = re.compile(r"^\s*(?:#{1,6}\s+|>\s?|[-*+]\s+|\d+[.)]\s+)", re.MULTILINE)
+_HTML_HEADING = re.compile(r"<h[1-6][^>]*>(.*?)</h[1-6]>", re.IGNORECASE | re.DOTALL)
+_HTML_TAG = re.compile(r"<[^>]+>")
+_HTML_DROP = re.compile(r"<(script|style)\b.*?</\1>", re.IGNORECASE | re.DOTALL)
+
+
+def _fold(text: str) -> str:
+    return _SPACE.sub(" ", text).strip()
+
+
+def _words(document: Path) -> str:
+    """The document's words, markup excluded, whitespace folded (GOLD_FORMAT.md)."""
+    raw = document.read_text(encoding="utf-8")
+    if document.suffix == ".html":
+        text = html.unescape(_HTML_TAG.sub(" ", _HTML_DROP.sub(" ", raw)))
+    elif document.suffix == ".md":
+        text = _MD_LINE_MARK.sub(" ", raw)
+        text = text.replace("**", "").replace("`", "").replace("|", " ").replace("*", "")
+    else:
+        text = raw
+    return _fold(text)
+
+
+def _headings(document: Path) -> set[str]:
+    """Candidate heading texts, case- and space-insensitive."""
+    raw = document.read_text(encoding="utf-8")
+    if document.suffix == ".html":
+        found = [html.unescape(_HTML_TAG.sub(" ", h)) for h in _HTML_HEADING.findall(raw)]
+    elif document.suffix == ".md":
+        found = [line.lstrip("#") for line in raw.splitlines() if line.startswith("#")]
+    else:
+        found = raw.splitlines()
+    return {_fold(h).casefold() for h in found if h.strip()}
+
+
+def _catalog(tools_path: Path) -> set[str]:
+    data = yaml.safe_load(tools_path.read_text(encoding="utf-8"))
+    names = [tool["name"] for tool in data["tools"]]
+    assert len(names) == len(set(names)), f"{tools_path}: duplicate tool names"
+    for tool in data["tools"]:
+        assert tool["access"] in ("read", "write"), f"{tools_path}: {tool['name']} access"
+        assert tool["description"], f"{tools_path}: {tool['name']} has no description"
+        assert tool["parameters"]["type"] == "object", f"{tools_path}: {tool['name']} parameters"
+    return set(names)
+
+
+def _quotes(gold: Gold) -> list[str]:
+    quotes = list(gold.knowledge) + [rule.quote for rule in gold.document_rules]
+    for procedure in gold.procedures:
+        quotes += [rule.quote for rule in procedure.rules]
+        quotes += [branch.condition for branch in procedure.branches]
+    return quotes
+
+
+def _tools_named(gold: Gold) -> set[str]:
+    named = {tool for rule in gold.document_rules for tool in rule.governs}
+    for procedure in gold.procedures:
+        named |= set(procedure.must_call) | set(procedure.must_not_call) | set(procedure.may_call)
+        named |= {tool for rule in procedure.rules for tool in rule.governs}
+        for branch in procedure.branches:
+            for side in (branch.then, branch.otherwise):
+                if side is not None:
+                    named |= set(side.calls) | set(side.not_calls)
+    return named
+
+
+def test_corpus_size() -> None:
+    cases = list(iter_cases(HELDOUT))
+    assert len(cases) >= 10
+    assert sum(len(gold.procedures) for *_, gold in cases) >= 25
+    assert len({gold.domain for *_, gold in cases}) == len(cases), "one domain per case"
+    assert len({document.suffix for _, document, _, _ in cases}) >= 3, "mixed formats"
+
+
+@pytest.mark.parametrize("case_dir", CASE_DIRS, ids=[p.name for p in CASE_DIRS])
+def test_case_files(case_dir: Path) -> None:
+    names = {p.name for p in case_dir.iterdir()}
+    documents = names & set(DOCUMENT_NAMES)
+    assert len(documents) == 1, f"{case_dir}: exactly one document, found {sorted(documents)}"
+    assert {"tools.yaml", "gold.yaml"} <= names, f"{case_dir}: tools.yaml and gold.yaml"
+
+
+@pytest.mark.parametrize(
+    ("case_dir", "document", "tools_path", "gold"),
+    list(iter_cases(HELDOUT)),
+    ids=[p.name for p in CASE_DIRS],
+)
+def test_case_gold(case_dir: Path, document: Path, tools_path: Path, gold: Gold) -> None:
+    assert document.is_file(), f"{case_dir}: gold names {gold.document}, not in the folder"
+    words = _words(document)
+    missing = [q for q in _quotes(gold) if _fold(q) not in words]
+    assert not missing, f"{case_dir}: not verbatim in {document.name}: {missing}"
+
+    headings = _headings(document)
+    wanted = [p.heading for p in gold.procedures] + list(gold.not_procedures)
+    absent = [h for h in wanted if _fold(h).casefold() not in headings]
+    assert not absent, f"{case_dir}: not a heading of {document.name}: {absent}"
+
+    catalog = _catalog(tools_path)
+    assert 6 <= len(catalog) <= 15, f"{tools_path}: {len(catalog)} tools"
+    unknown = sorted(_tools_named(gold) - catalog)
+    assert not unknown, f"{case_dir}: gold names tools not in tools.yaml: {unknown}"
+    for procedure in gold.procedures:
+        both = set(procedure.must_call) & set(procedure.must_not_call)
+        assert not both, f"{case_dir}: {procedure.heading}: must and must-not call {both}"
+        assert not set(procedure.may_call) & set(procedure.must_not_call)
