@@ -58,8 +58,17 @@ class Tally:
         return f"{hit}/{total} ({hit / total:.0%})" if total else "-"
 
 
+# "1.", "6.2", "(a)", "Section 3:": the numbering a heading carries and a procedure's title drops
+_NUMBERING = re.compile(
+    r"^(?:(?:section|chapter|procedure|part)\s+)?(?:\d+(?:\.\d+)*|\(?[a-z]\))[.:)]?\s+"
+)
+# "If X": a gold condition quoted with its opener; a routine's test is X
+_OPENER = re.compile(r"^(?:if|when|whenever|unless|only if|in case)\s+")
+
+
 def _match(title: str, heading: str) -> bool:
-    return _fold(title) == _fold(heading) or _fold(title).endswith(_fold(heading))
+    title, heading = _fold(title), _NUMBERING.sub("", _fold(heading))
+    return title == heading or title.endswith(heading)
 
 
 def _score_rule(gold: GoldRule, draft: RoutineDraft, tally: Tally) -> None:
@@ -110,7 +119,7 @@ def _side(side: Side, reached: list[Step]) -> tuple[list[str], list[str]]:
 def _score_branch(gold: GoldBranch, draft: RoutineDraft, where: str, tally: Tally) -> None:
     """Found: a condition step tests the gold condition. Right: each side does what gold says."""
     steps = list(walk_steps(draft.steps))
-    wanted = _fold(gold.condition)
+    wanted = _OPENER.sub("", _fold(gold.condition))
     step = next(
         (
             s
