@@ -474,3 +474,61 @@ def test_a_rule_on_the_action_a_tool_is_named_for_governs_it(tmp_path: Path) -> 
     assert governs["Never cancel an order that has shipped."] == ["cancel_order"]
     # a prohibition of a tool no step calls is kept as a rule, and asks nothing
     assert not any("cancel_order" in q for q in draft.open_questions)
+
+
+def test_a_branch_that_forbids_the_write_ends_after_what_it_says_instead(tmp_path: Path) -> None:
+    step = (
+        "If the parcel is marked as a gift, tell the customer why; do not refund the order. "
+        "Offer a voucher for the next order."
+    )
+    draft = _compile(tmp_path, f"{step}\n3. Refund the order.")
+    ways = _ways(draft)
+    for way in _side(ways, "the parcel is marked as a gift", "yes"):
+        assert "issue_refund" not in way.calls  # never on into the refund of step 3
+    assert all(
+        "issue_refund" in w.calls for w in _side(ways, "the parcel is marked as a gift", "no")
+    )
+    said = [s.text for s in walk_steps(draft.steps)]
+    assert any(t.startswith("Offer a voucher") for t in said)  # the item's last sentence kept
+
+
+@pytest.mark.parametrize(
+    ("step", "team"),
+    [
+        ("If the box was opened, send the case to Returns Review.", "Returns Review"),
+        ("If the box was opened, refer the order to the Fraud Office.", "Fraud Office"),
+    ],
+)
+def test_sending_the_case_to_a_named_team_escalates_and_ends(
+    tmp_path: Path, step: str, team: str
+) -> None:
+    draft = _compile(tmp_path, step)
+    ends = [s for s in walk_steps(draft.steps) if s.kind == "escalate"]
+    assert [s.target for s in ends] == [team]
+    assert {w.end for w in _side(_ways(draft), "the box was opened", "yes")} == {"escalate"}
+    # "send ... to the customer" names no team
+    draft = _compile(tmp_path, "Send the label to the customer.")
+    assert not any(s.kind == "escalate" for s in walk_steps(draft.steps))
+
+
+def test_labelled_cases_with_a_dash_are_cases_of_their_step(tmp_path: Path) -> None:
+    step = (
+        "Check the order flags:\n"
+        "   a. **Fraud flag set** — do not refund; send the case to Fraud Review.\n"
+        "   b. **VIP flag set** — issue a voucher.\n"
+    )
+    draft = _compile(tmp_path, f"{step}\n3. Refund the order.")
+    assert _tests(draft)[:2] == ["fraud flag set", "VIP flag set"]
+    ways = _ways(draft)
+    assert {w.end for w in _side(ways, "fraud flag set", "yes")} == {"escalate"}
+    assert all("issue_refund" not in w.calls for w in _side(ways, "fraud flag set", "yes"))
+
+
+def test_a_prohibition_then_what_to_do_is_only_for_its_case(tmp_path: Path) -> None:
+    lead = (
+        "- Gift orders are never refunded to the buyer; the credit goes to the recipient, so "
+        "explain that to the customer and close the contact.\n\n"
+    )
+    draft = _compile(tmp_path, "Refund the order.", lead=lead)
+    ways = _ways(draft)
+    assert any("issue_refund" in w.calls for w in ways)  # the closing is not for every case

@@ -114,6 +114,14 @@ _HANDOFF = re.compile(
     r"\s+to\s+(?P<who>.+)",
     re.IGNORECASE,
 )
+# the verbs of a tool that hands a case to a team ("refer ... to Code Enforcement" with
+# `refer_to_code_enforcement`): that tool is the escalation
+_TEAM_VERBS = frozenset({"route", "assign", "refer", "send", "forward", "pass"})
+_SEND_TO_TEAM = re.compile(
+    r"^(?i:send|forward|refer|pass)\s+(?:(?i:the|this|their|its)\s+)?[\w' -]{1,40}?\s+(?:on\s+)?"
+    r"to\s+(?P<who>(?:the\s+)?[A-Z][\w&'-]*(?:\s+[A-Z][\w&'-]*){0,3}(?:\s+(?:team|desk|office|"
+    r"unit|department))?)(?=$|[\s,.;:(])"
+)
 _NAME_END = re.compile(
     r"\s+(?:via|using|with|by|through|and|so|for|immediately|within|who|which|if|when|to|at|"
     r"before|after|including)\b|[,.;:()\"`]"
@@ -325,6 +333,10 @@ def _read_action(
     )
     if handoff is not None and first == "assign" and not _HUMAN.search(handoff.group("who")):
         handoff = None  # "assign a carrier to the shipment" is an action, not a handover
+    if handoff is None and first in ("send", "forward", "refer", "pass"):
+        # "send the case to Records Review", "refer the site to Code Enforcement": a named team
+        # takes the case over; "send the label to the customer" names no team
+        handoff = _SEND_TO_TEAM.search(text)
     if escalate or handoff:
         ending = _ending(escalate, handoff, text, quote, agents)
         # "escalate ... with `create_ticket`" is the ticket: the call is the escalation, and the
@@ -333,7 +345,7 @@ def _read_action(
         if (
             mention is not None
             and ending.kind == "escalate"
-            and (mention.how == "name" or (mention.how == "verb" and first in ("route", "assign")))
+            and (mention.how == "name" or (mention.how == "verb" and first in _TEAM_VERBS))
         ):
             return [Action("tool_call", text, quote, tool=mention, target=ending.target)]
         transfer = (
@@ -396,7 +408,9 @@ def _read_action(
     return [Action("say", text, quote)]
 
 
-_TRANSFER_VERBS = frozenset(["transfer", "escalate", "route", "hand", "handoff", "forward"])
+_TRANSFER_VERBS = frozenset(
+    ["transfer", "escalate", "route", "hand", "handoff", "forward", "refer"]
+)
 
 
 def _handed_over(ending: Action) -> Action:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from sop_compiler.generate.offline.binding import canonical_words
+from sop_compiler.generate.offline.binding import bind, canonical_words
 from sop_compiler.generate.offline.chains import alternative_cases, case_runs
 from sop_compiler.generate.offline.nodes import (
     BEFORE,
@@ -111,6 +111,21 @@ def _options(unit: Unit) -> Unit:
     way the options become sibling cases (chains.py), so that only one of them runs; each cites
     the SOP's own words. Fewer than two options: nothing changes.
     """
+    dashed = [_DASH_CASE.match(child.text.strip()) for child in unit.children]
+    if sum(match is not None for match in dashed) >= 2 and unit.text.rstrip().endswith(":"):
+        # "Check the flags:" over "Bankruptcy flag set — do not offer forbearance. ...": each
+        # item is the case its label names
+        children = [
+            replace(
+                child,
+                text=f"If {_lower_first(match['case'])}, {match['rest']}",
+                cite=child.cite or child.text,
+            )
+            if match is not None
+            else child
+            for child, match in zip(unit.children, dashed, strict=True)
+        ]
+        return replace(unit, children=children)
     found = [_OPTION.match(child.text.strip()) for child in unit.children]
     if sum(match is not None for match in found) < 2:
         return unit
@@ -129,6 +144,15 @@ def _options(unit: Unit) -> Unit:
     return replace(unit, children=children)
 
 
+def _lower_first(text: str) -> str:
+    """ "Bankruptcy flag set" -> "bankruptcy flag set"; "SCRA flag set" as written."""
+    return text[0].lower() + text[1:] if text[1:2].islower() else text
+
+
+# "Bankruptcy flag set — do not offer forbearance": a case label, a dash, what to do
+_DASH_CASE = re.compile(
+    r"^(?P<case>[^\u2014\u2013:;.,]{3,80}?)\s+[\u2014\u2013]\s+(?P<rest>\S.*)$", re.DOTALL
+)
 _IF_OPENING = re.compile(r"^(?:if|when|only if|unless)\b", re.IGNORECASE)
 
 
@@ -139,6 +163,7 @@ def _sentences(
     nodes: list[Node] = []
     notes: list[str] = []
     owner: Node | None = None  # the condition this item opens with
+    refused: list[list[Node]] = []  # branches that refuse the request or forbid its write
     for sentence, original in _clauses(unit.text):
         excerpt = injection_excerpt(sentence)
         if excerpt is not None:
@@ -205,8 +230,8 @@ def _sentences(
         if sentence != original or unit.cite:
             for node in made:  # cite the SOP's words, not the reading of them (or a table row)
                 node.quote = quote(unit.cite or original)
-        if prohibition or (clause.test is not None and _denies(clause)):
-            _end_after_alternative(made)
+        if prohibition or (clause.test is not None and _denies(builder, clause)):
+            refused.append(made)  # ended once the item's later sentences joined the branch
         if owner is not None and not else_of_owner:
             owner.then_nodes += made  # an item that opens with "If X," is X's branch
         elif owner is not None:
@@ -218,6 +243,8 @@ def _sentences(
             made[0].text = " ".join([*notes, made[0].text])
             notes = []
         nodes += made
+    for made in refused:
+        _end_after_alternative(made)
     if notes and unit.numbered:
         nodes.append(
             builder.node(
@@ -374,6 +401,7 @@ def _named_it(sentence: str, subject: str | None) -> str:
     return _VERB_IT.sub(name, sentence)
 
 
+_SO_DO = re.compile(r"\b(?:so|then|and)\s+([a-z]+)\b", re.IGNORECASE)
 _RULE_THEN_ACTION = re.compile(r"^(?P<rule>[^;]+);\s*(?P<action>\S.*)$")
 
 
@@ -388,7 +416,10 @@ def _prohibition_as_condition(sentence: str) -> str:
     if match is None:
         return sentence
     rule, action = match.group("rule").strip(), match.group("action")
-    if rule_kind(rule) != "never" or is_instruction(rule) or not is_instruction(action):
+    orders = is_instruction(action) or any(
+        verb.casefold() in INSTRUCTION_VERBS for verb in _SO_DO.findall(action)
+    )  # "...; the charge is recalculated, so explain that and close the contact"
+    if rule_kind(rule) != "never" or is_instruction(rule) or not orders:
         return sentence
     return f"If this rule applies to the request: {rule[0].lower()}{rule[1:]}, {action}"
 
@@ -396,10 +427,32 @@ def _prohibition_as_condition(sentence: str) -> str:
 _DENIAL = re.compile(r"^(?:deny|decline|reject|refuse|turn\s+down)\b", re.IGNORECASE)
 
 
-def _denies(clause: Clause) -> bool:
+def _denies(builder: Builder, clause: Clause) -> bool:
     """ "If the policy was not active, deny the claim and explain why": the request is refused,
-    so that branch ends the case (the SOP would say if anything else followed)."""
-    return any(_DENIAL.match(action.text.strip()) for action in clause.actions)
+    so that branch ends the case (the SOP would say if anything else followed). "If the illness
+    started in the waiting period, explain this; do not register the claim" forbids the write a
+    catalog tool does: the branch ends too, never on into the step that registers it."""
+    for action in clause.actions:
+        text = action.text.strip()
+        if _DENIAL.match(text):
+            return True
+        if (forbidden := _FORBIDDEN_ACTION.match(text)) and _write_tool(builder, forbidden["what"]):
+            return True
+    return False
+
+
+_FORBIDDEN_ACTION = re.compile(r"^(?:do not|don't|never)\s+(?P<what>\S.*)$", re.IGNORECASE)
+
+
+def _write_tool(builder: Builder, action: str) -> bool:
+    """True when `action` ("register the claim") is what a catalog write tool does."""
+    mention = builder.tools.find(action)
+    if mention is None:
+        bound = bind(action, builder.tools.catalog).tool
+        tool = builder.tools.catalog.get(bound) if bound else None
+    else:
+        tool = mention.tool
+    return tool is not None and tool.access == "write"
 
 
 def _end_after_alternative(made: list[Node]) -> None:
