@@ -48,8 +48,8 @@ class MarkdownReader(Reader):
 
 
 # Characters of Markdown parsed at once. A big file is parsed piece by piece, so that its
-# tokens are never all in memory (issue 17): about 30x the piece's size while it is walked.
-WINDOW = 1 << 16
+# tokens (about 30x the text they come from) are never all in memory at once (issue 17).
+WINDOW = 1 << 14
 
 
 def parse_pieces(parser: MarkdownIt, text: str, *, window: int = WINDOW) -> Iterator[list[Token]]:
