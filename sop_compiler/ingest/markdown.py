@@ -52,7 +52,9 @@ class MarkdownReader(Reader):
 WINDOW = 1 << 14
 
 
-def parse_pieces(parser: MarkdownIt, text: str, *, window: int = WINDOW) -> Iterator[list[Token]]:
+def parse_pieces(
+    parser: MarkdownIt, text: str, *, window: int | None = None
+) -> Iterator[list[Token]]:
     """The tokens of `text`, in consecutive pieces that together equal one parse of it.
 
     CommonMark builds blocks line by line and never reopens a closed one, so every top-level
@@ -64,6 +66,7 @@ def parse_pieces(parser: MarkdownIt, text: str, *, window: int = WINDOW) -> Iter
     they are collected first, in a pass that only parses blocks; lines are numbered as in the
     whole text.
     """
+    window = window or WINDOW
     env: dict[str, Any] = {}
     if "]:" in text:  # `[label]: url` is the only syntax whose meaning reaches other blocks
         for _ in _windows(parser, text, env, window=window, inline=False):
@@ -90,14 +93,15 @@ def _windows(
             cut, lines = len(state.tokens), 0
         else:
             cut, lines = _last_piece(state.tokens)
-            if lines == 0:  # one block fills the window: parse a bigger one
-                size *= 2
-                continue
-            # A definition in the part parsed again is defined when that part is.
+            # A definition in the part parsed again (which may end mid-definition) is defined
+            # when that part is: the first definition of a label is the one that holds.
             references = env.get("references", {})
             for label in list(references)[known:]:
                 if references[label]["map"][0] >= lines:
                     del references[label]
+            if lines == 0:  # one block fills the window: parse a bigger one
+                size *= 2
+                continue
         tokens = state.tokens[:cut]
         if cut < len(state.tokens) and state.tokens[cut].type == "list_item_open":
             tokens.append(_close_list(state.tokens, cut))
