@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -96,7 +97,9 @@ def _windows(
             # A definition in the part parsed again (which may end mid-definition) is defined
             # when that part is: the first definition of a label is the one that holds.
             references = env.get("references", {})
-            for label in list(references)[known:]:
+            # Newest first, and only those: a file may hold many definitions.
+            added = list(itertools.islice(reversed(references), len(references) - known))
+            for label in added:
                 if references[label]["map"][0] >= lines:
                     del references[label]
             if lines == 0:  # one block fills the window: parse a bigger one
