@@ -42,13 +42,37 @@ def render_routine(routine: Routine, report: ValidationReport) -> dict[str, byte
     return {md_path: routine_markdown(routine), json_path: routine_json(routine)}
 
 
+_STEPS_MARK = "\x00sopc:steps\x00"  # escaped in JSON (\\u0000): no SOP text can spell it
+
+
 def routine_json(routine: Routine) -> bytes:
     """The routine as stable JSON: sorted keys, two-space indent, UTF-8, trailing newline."""
     # No source flowchart: no key at all, so routines of text SOPs keep their JSON as it was.
     unset = {"source_flowchart"} if routine.source_flowchart is None else set()
-    data = routine.model_dump(mode="json", exclude=unset)
+    # The steps are dumped one at a time into the place a marker holds: a big SOP's routine
+    # (a step per line) as one dump of dicts took ten times the JSON's size (issue 17). JSON
+    # strings hold no raw newline, so a step's lines are indented by prefixing them.
+    data = routine.model_dump(mode="json", exclude=unset | {"steps"})
+    data["steps"] = _STEPS_MARK
     text = json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False)
-    return (text + "\n").encode("utf-8", "backslashreplace")
+    mark = json.dumps(_STEPS_MARK)
+    if text.count(mark) != 1:  # the marker is in the routine's own text: one dump after all
+        data = routine.model_dump(mode="json", exclude=unset)
+        return (json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode(
+            "utf-8", "backslashreplace"
+        )
+    head, _, tail = text.partition(mark)
+    parts = [head]
+    for index, step in enumerate(routine.steps):
+        parts.append(",\n    " if index else "[\n    ")
+        step_json = json.dumps(
+            step.model_dump(mode="json"), sort_keys=True, indent=2, ensure_ascii=False
+        )
+        parts.append(step_json.replace("\n", "\n    "))
+    parts.append("\n  ]" if routine.steps else "[]")
+    parts.append(tail)
+    parts.append("\n")
+    return "".join(parts).encode("utf-8", "backslashreplace")
 
 
 def routine_markdown(routine: Routine) -> bytes:

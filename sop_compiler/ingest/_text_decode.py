@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import codecs
 import unicodedata
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from sop_compiler.errors import InputError
 from sop_compiler.ingest.base import Source
@@ -32,6 +35,9 @@ _BOMS: tuple[tuple[bytes, str], ...] = (
 )
 _ALLOWED_CONTROLS = frozenset("\t\n\r\f\v")
 _CP1252_UNDEFINED = frozenset(b"\x81\x8d\x8f\x90\x9d")
+_M = TypeVar("_M", bound=BaseModel)
+# One `model_fields_set` per model and set of given fields, shared by every block built so.
+_FIELDS_SET: dict[tuple[type[BaseModel], tuple[str, ...]], set[str]] = {}
 
 
 def decode_text(source: Source) -> tuple[str, list[Notice]]:
@@ -175,6 +181,21 @@ def format_number(n: int, style: str) -> str:
     return str(n)
 
 
+def _built(cls: type[_M], **values: Any) -> _M:
+    """`cls(**values)` for values the builder made itself, typed and in range by construction.
+
+    Not validated again, and the set of given fields is shared: a big file has a block per line,
+    and each block's copy of that set (and of its heading path) took more memory than its text
+    (issue 17). The set holds only names given here, so assigning one of them later (as readers
+    renumber `id`) leaves it as it is.
+    """
+    key = (cls, tuple(values))
+    fields = _FIELDS_SET.get(key)
+    if fields is None:
+        fields = _FIELDS_SET[key] = set(values)
+    return cls.model_construct(fields, **values)
+
+
 class BlockBuilder:
     """Appends blocks to a Document in reading order: ids b1, b2, ... and heading paths."""
 
@@ -186,7 +207,9 @@ class BlockBuilder:
 
     def prov(self, index: int | None) -> Provenance:
         """Provenance of a block at source element `index` under the current headings."""
-        return Provenance(file=self.source.name, paragraph=index, heading_path=list(self._path))
+        # Blocks under one heading share its path (never changed in place: a heading makes a
+        # new one).
+        return _built(Provenance, file=self.source.name, paragraph=index, heading_path=self._path)
 
     def _next_id(self) -> str:
         return f"b{len(self.document.blocks) + 1}"
@@ -200,8 +223,13 @@ class BlockBuilder:
         if not self.document.blocks and level == 1 and self.document.title is None:
             self.document.title = text
         self.document.blocks.append(
-            Heading(
-                id=self._next_id(), prov=self.prov(index), text=text, level=level, number=number
+            _built(
+                Heading,
+                id=self._next_id(),
+                prov=self.prov(index),
+                text=text,
+                level=level,
+                number=number,
             )
         )
         self._headings.append((level, text))
@@ -210,7 +238,7 @@ class BlockBuilder:
     def paragraph(self, text: str, index: int | None) -> None:
         """Add a paragraph (skipped when blank)."""
         if text.strip():
-            block = Paragraph(id=self._next_id(), prov=self.prov(index), text=text)
+            block = _built(Paragraph, id=self._next_id(), prov=self.prov(index), text=text)
             self.document.blocks.append(block)
 
     def list_item(
@@ -218,7 +246,8 @@ class BlockBuilder:
     ) -> None:
         """Add a list item with the marker a reader sees."""
         self.document.blocks.append(
-            ListItem(
+            _built(
+                ListItem,
                 id=self._next_id(),
                 prov=self.prov(index),
                 text=text,
@@ -263,7 +292,13 @@ class BlockBuilder:
     def code(self, text: str, index: int | None, language: str | None = None) -> None:
         """Add a code block."""
         self.document.blocks.append(
-            Code(id=self._next_id(), prov=self.prov(index), text=text, language=language or None)
+            _built(
+                Code,
+                id=self._next_id(),
+                prov=self.prov(index),
+                text=text,
+                language=language or None,
+            )
         )
 
     def flowchart(self, text: str, notation: str, index: int | None) -> bool:
@@ -297,7 +332,8 @@ class BlockBuilder:
     def quote(self, text: str, index: int | None) -> None:
         """Add a block quote (skipped when blank)."""
         if text.strip():
-            self.document.blocks.append(Quote(id=self._next_id(), prov=self.prov(index), text=text))
+            block = _built(Quote, id=self._next_id(), prov=self.prov(index), text=text)
+            self.document.blocks.append(block)
 
     def notice(self, code: str, message: str, index: int | None = None) -> None:
         """Tell the user something about the file (not an error)."""

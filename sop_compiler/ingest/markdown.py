@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sop_compiler.config import Settings
 from sop_compiler.ingest._text_decode import BlockBuilder, decode_text
@@ -15,6 +17,7 @@ from sop_compiler.ingest.text import split_heading_number
 from sop_compiler.models import Document
 
 if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
     from markdown_it.token import Token
 
 __all__ = ["MarkdownReader"]
@@ -38,8 +41,117 @@ class MarkdownReader(Reader):
         parser = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
         builder = BlockBuilder(source, self.format)
         builder.document.notices.extend(notices)
-        _TokenWalker(builder).run(parser.parse(text))
+        walker = _TokenWalker(builder)
+        for tokens in parse_pieces(parser, text):
+            walker.run(tokens)
+        walker.finish()
         return builder.document
+
+
+# Characters of Markdown parsed at once. A big file is parsed piece by piece, so that its
+# tokens (about 30x the text they come from) are never all in memory at once (issue 17).
+WINDOW = 1 << 14
+
+
+def parse_pieces(
+    parser: MarkdownIt, text: str, *, window: int | None = None
+) -> Iterator[list[Token]]:
+    """The tokens of `text`, in consecutive pieces that together equal one parse of it.
+
+    CommonMark builds blocks line by line and never reopens a closed one, so every top-level
+    block of a window (and every item of a top-level list) but the last is what a parse of the
+    whole text makes of it; the last may be cut by the window's end and is parsed again as the
+    start of the next window. A list cut between its items is closed and reopened there, which
+    changes no block read from it. A piece bigger than the window doubles the window until it
+    fits. Link reference definitions hold for the whole document, so when the text may hold one
+    they are collected first, in a pass that only parses blocks; lines are numbered as in the
+    whole text.
+    """
+    window = window or WINDOW
+    env: dict[str, Any] = {}
+    if "]:" in text:  # `[label]: url` is the only syntax whose meaning reaches other blocks
+        for _ in _windows(parser, text, env, window=window, inline=False):
+            pass
+    yield from _windows(parser, text, env, window=window, inline=True)
+
+
+def _windows(
+    parser: MarkdownIt, text: str, env: dict[str, Any], *, window: int, inline: bool
+) -> Iterator[list[Token]]:
+    from markdown_it.rules_core import block, normalize
+    from markdown_it.rules_core.state_core import StateCore
+
+    later = [rule for rule in parser.core.ruler.getRules("") if rule not in (normalize, block)]
+    pos, line, size = 0, 0, window
+    while pos < len(text):
+        end = text.find("\n", pos + size)
+        end = len(text) if end < 0 else end + 1
+        state = StateCore(text[pos:end], parser, env)
+        known = len(env.get("references", {}))
+        normalize(state)
+        block(state)
+        if end == len(text):
+            cut, lines = len(state.tokens), 0
+        else:
+            cut, lines = _last_piece(state.tokens)
+            # A definition in the part parsed again (which may end mid-definition) is defined
+            # when that part is: the first definition of a label is the one that holds.
+            references = env.get("references", {})
+            # Newest first, and only those: a file may hold many definitions.
+            added = list(itertools.islice(reversed(references), len(references) - known))
+            for label in added:
+                if references[label]["map"][0] >= lines:
+                    del references[label]
+            if lines == 0:  # one block fills the window: parse a bigger one
+                size *= 2
+                continue
+        tokens = state.tokens[:cut]
+        if cut < len(state.tokens) and state.tokens[cut].type == "list_item_open":
+            tokens.append(_close_list(state.tokens, cut))
+        del state.tokens[cut:]
+        if inline:
+            state.tokens = tokens
+            for rule in later:
+                rule(state)
+            for token in tokens:
+                if token.map:
+                    token.map = [token.map[0] + line, token.map[1] + line]
+            yield tokens
+        del tokens, state  # the piece is walked: its tokens go before the next is parsed
+        if end == len(text):
+            return
+        pos = _skip_lines(text, pos, lines)
+        line += lines
+        size = window
+
+
+def _last_piece(tokens: list[Token]) -> tuple[int, int]:
+    """Index and line of the last top-level block or top-level list item (line 0: none)."""
+    for index in range(len(tokens) - 1, -1, -1):
+        token = tokens[index]
+        starts = token.level == 0 and token.nesting >= 0
+        item = token.level == 1 and token.type == "list_item_open"
+        if (starts or item) and token.map and token.map[0] > 0:
+            return index, token.map[0]
+    return 0, 0
+
+
+def _close_list(tokens: list[Token], item: int) -> Token:
+    """The closing token of the top-level list that holds the item at index `item`."""
+    from markdown_it.token import Token
+
+    for index in range(item - 1, -1, -1):
+        kind = tokens[index].type
+        if tokens[index].level == 0 and kind in ("bullet_list_open", "ordered_list_open"):
+            return Token(kind.replace("_open", "_close"), tokens[index].tag, -1)
+    raise AssertionError("a list item outside a list")  # pragma: no cover
+
+
+def _skip_lines(text: str, pos: int, lines: int) -> int:
+    """The offset in `text` of the line `lines` lines after the one starting at `pos`."""
+    for _ in range(lines):
+        pos = text.index("\n", pos) + 1
+    return pos
 
 
 @dataclass
@@ -71,16 +183,13 @@ class _TokenWalker:
         self.images: list[_Image] = []
 
     def run(self, tokens: list[Token]) -> None:
-        from markdown_it.token import Token
-
-        done = Token("sopc_walked", "", 0)
+        """Walk one piece of the document's tokens (see `parse_pieces`)."""
         i = 0
         while i < len(tokens):
-            after = self._token(tokens, i)
-            # The walk only looks ahead: each walked token is dropped, so that a big file's
-            # tokens and its blocks are never all in memory at once (issue 17).
-            tokens[i:after] = [done] * (min(after, len(tokens)) - i)
-            i = after
+            i = self._token(tokens, i)
+
+    def finish(self) -> None:
+        """The document is walked: images still waiting for their text are added."""
         self._emit_images()
 
     def _token(self, tokens: list[Token], i: int) -> int:

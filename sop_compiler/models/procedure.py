@@ -49,11 +49,14 @@ class Procedure(BaseModel):
 
     def text_sha256(self) -> str:
         """Hash of the cleaned text and structure; what decides whether the routine is stale."""
-        payload = "\n".join(
-            block.model_dump_json(exclude={"prov": {"bbox"}})
-            for block in [*self.context, *self.blocks]
-        )
-        return hashlib.sha256(f"{self.id}\n{self.agent}\n{payload}".encode()).hexdigest()
+        # The hash of `id\nagent\n` and the blocks' JSON joined by newlines, fed a block at a
+        # time: a big SOP's JSON is many times its size and is never held whole (issue 17).
+        digest = hashlib.sha256(f"{self.id}\n{self.agent}\n".encode())
+        for index, block in enumerate([*self.context, *self.blocks]):
+            if index:
+                digest.update(b"\n")
+            digest.update(block.model_dump_json(exclude={"prov": {"bbox"}}).encode())
+        return digest.hexdigest()
 
 
 SectionKind = Literal["procedure", "knowledge", "rules", "noise", "group"]

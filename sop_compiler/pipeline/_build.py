@@ -491,6 +491,10 @@ class _Build:
         try:
             with abandonable():  # a signal may end the computation, never the writing below
                 routine = to_routine(result.draft, proc.procedure, self.catalog)
+                # The routine is a copy of the draft: a big SOP's draft (a step per line, many
+                # times the file's size) is not kept while the routine is validated and
+                # rendered (issue 17). Nothing reads an answer's draft after this.
+                result.draft = None
                 report = _with_unread(self._validate(proc, routine), result.issues)
                 files = render_routine(routine, report)
         except (OutputError, KeyboardInterrupt):
