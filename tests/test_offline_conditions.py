@@ -532,3 +532,40 @@ def test_a_prohibition_then_what_to_do_is_only_for_its_case(tmp_path: Path) -> N
     draft = _compile(tmp_path, "Refund the order.", lead=lead)
     ways = _ways(draft)
     assert any("issue_refund" in w.calls for w in ways)  # the closing is not for every case
+
+
+def test_an_escalation_then_what_not_to_do_still_ends(tmp_path: Path) -> None:
+    step = (
+        "If the order was paid with a gift card, send the case to Payments Review; do not "
+        "refund it yourself.\n3. Refund the order."
+    )
+    ways = _ways(_compile(tmp_path, step))
+    gift = _side(ways, "the order was paid with a gift card", "yes")
+    assert {w.end for w in gift} == {"escalate"}
+    assert all("issue_refund" not in w.calls for w in gift)
+
+
+def test_what_someone_may_not_do_is_never_a_call(tmp_path: Path) -> None:
+    draft = _compile(tmp_path, "Accept the return.\n\nTrainee agents do not issue vouchers.")
+    assert all(
+        s.tool_call is None or s.tool_call.tool != "issue_voucher" for s in walk_steps(draft.steps)
+    )
+
+
+def test_do_not_with_the_procedures_own_verb_ends_the_branch(tmp_path: Path) -> None:
+    sop = tmp_path / "returns.md"
+    sop.write_text(
+        "# Returns desk\n\n## Cancelling an order\n\n"
+        "1. Look up the order with the order number.\n"
+        "2. If the parcel has left the warehouse, do not cancel. Tell the customer to refuse "
+        "the delivery.\n"
+        "3. Cancel the order.\n",
+        encoding="utf-8",
+    )
+    procedure = read_procedures(sop, root=tmp_path, settings=Settings()).procedures[0]
+    ways = _ways(build_draft(procedure, catalog=CATALOG))
+    left = _side(ways, "the parcel has left the warehouse", "yes")
+    assert all("cancel_order" not in w.calls for w in left)
+    assert all(
+        "cancel_order" in w.calls for w in _side(ways, "the parcel has left the warehouse", "no")
+    )

@@ -176,6 +176,7 @@ def _sentences(
         clause = read_clause(
             sentence, tools=builder.tools, agents=builder.agents, bind_meaning=not unit.children
         )
+        clause.actions = [_stated_prohibition(action) for action in clause.actions]
         instruction = (
             clause.test is not None
             or clause.is_else
@@ -195,7 +196,7 @@ def _sentences(
             continue
         plain = clause.test is None and not clause.is_else and not clause.is_yes
         goto = only_goto(clause.actions) if plain else None
-        going_on = plain and not _PROHIBITION.match(sentence)
+        going_on = plain and not _PROHIBITION.match(sentence) and rule_kind(sentence) != "never"
         if going_on and nodes and nodes[-1].kind == "escalate":
             # the SOP goes on after the escalation (tells the customer, goes to step N):
             # it is a ticket for the team, not the end of the routine
@@ -444,14 +445,41 @@ def _denies(builder: Builder, clause: Clause) -> bool:
 _FORBIDDEN_ACTION = re.compile(r"^(?:do not|don't|never)\s+(?P<what>\S.*)$", re.IGNORECASE)
 
 
+def _stated_prohibition(action: Action) -> Action:
+    """ "Level 1 agents do not waive fees", "the agent does not set up any plan": what someone
+    may not do, never a call of the tool it names. An instruction ("Refund it, never in cash")
+    keeps its call."""
+    text = action.text.strip()
+    first = text.split(None, 1)[0].casefold() if text else ""
+    if action.kind != "tool_call" or first in INSTRUCTION_VERBS or rule_kind(text) != "never":
+        return action
+    return Action("say", action.text, action.quote)
+
+
+def _prohibits(action: Action) -> bool:
+    """ "Do not set it up yourself", "the agent does not set up any plan": a prohibition."""
+    text = action.text.strip()
+    return action.kind == "say" and (
+        _FORBIDDEN_ACTION.match(text) is not None
+        or _AGENT_DOES_NOT.match(text) is not None
+        or rule_kind(text) == "never"
+    )
+
+
+_AGENT_DOES_NOT = re.compile(
+    r"^(?:the\s+)?(?:agents?|you|we|staff|advisors?)\s+(?:does|do|must|may|should)\s+not\b", re.I
+)
+
+
 def _write_tool(builder: Builder, action: str) -> bool:
     """True when `action` ("register the claim") is what a catalog write tool does."""
     mention = builder.tools.find(action)
-    if mention is None:
-        bound = bind(action, builder.tools.catalog).tool
-        tool = builder.tools.catalog.get(bound) if bound else None
-    else:
-        tool = mention.tool
+    tool = mention.tool if mention is not None else None
+    # "do not book" under "Booking a smart meter installation": book the installation
+    for said in (action, f"{strip_end(action)} the {builder.subject}" if builder.subject else ""):
+        if tool is None and said:
+            bound = bind(said, builder.tools.catalog).tool
+            tool = builder.tools.catalog.get(bound) if bound else None
     return tool is not None and tool.access == "write"
 
 
@@ -633,6 +661,11 @@ def _escalations(builder: Builder, actions: list[Action]) -> list[Action]:
     # "escalate to the fraud lead, then stop": the stop says the escalation ends the case
     while len(out) >= 2 and out[-2].kind == "escalate" and _STOP.match(out[-1].text):
         out.pop()
+    # "send the order to Legal; do not set it up yourself": what the SOP forbids after the
+    # escalation is no going on; said first, the escalation still ends the case
+    last = max((n for n, a in enumerate(out) if a.kind == "escalate"), default=None)
+    if last is not None and all(_prohibits(a) for a in out[last + 1 :]):
+        out = [*out[:last], *out[last + 1 :], out[last]]
     for esc in [a for a in out if a.kind == "escalate"]:
         call = next(
             (
