@@ -569,3 +569,17 @@ def test_do_not_with_the_procedures_own_verb_ends_the_branch(tmp_path: Path) -> 
     assert all(
         "cancel_order" in w.calls for w in _side(ways, "the parcel has left the warehouse", "no")
     )
+
+
+def test_do_not_where_is_a_condition_and_its_instead_ends_it(tmp_path: Path) -> None:
+    step = (
+        "Do not cancel an order where the parcel has left the warehouse. Send the case to "
+        "Returns Review instead.\n3. Cancel the order."
+    )
+    ways = _ways(_compile(tmp_path, step))
+    left = _side(ways, "the parcel has left the warehouse", "yes")
+    assert {w.end for w in left} == {"escalate"}
+    assert all("cancel_order" not in w.calls for w in left)
+    assert all(
+        "cancel_order" in w.calls for w in _side(ways, "the parcel has left the warehouse", "no")
+    )

@@ -271,6 +271,8 @@ _SEMI_OTHERWISE = re.compile(r";\s+(?=(?:otherwise|if not|if no|else)\b)|,\s+(?=
 _ONLY_IF_OPENING = re.compile(r"^(\s*)only\s+(if|when)\b", re.IGNORECASE)
 
 
+# "Do not extend a rental where the agreement shows a balance": the "where" is the test
+_FORBIDDEN_WHERE = re.compile(r"^(\s*(?:do not|don't|never)\b[^,;]*?)\s+where\s+", re.I)
 # "Yes → replace it", "if no -> book a repair": an arrow after an answer is its colon
 _ANSWER_ARROW = re.compile(r"\b(yes|no)\s*(?:\u2192|->|=>)\s*", re.IGNORECASE)
 # "Refund it if the parcel is lost, or replace it if it arrived damaged": two cases
@@ -311,6 +313,7 @@ def _clauses(text: str) -> list[tuple[str, str]]:
     for sentence in split_sentences(text):
         for reading, part in _alternatives(_SEMI_OTHERWISE.split(sentence)):
             reading = _ANSWER_ARROW.sub(r"\1: ", reading)
+            reading = _FORBIDDEN_WHERE.sub(r"\1 if ", reading)
             reading = _ONLY_IF_OPENING.sub(
                 lambda m: f"{m.group(1)}{m.group(2).capitalize()}", reading
             )
@@ -443,6 +446,19 @@ def _denies(builder: Builder, clause: Clause) -> bool:
 
 
 _FORBIDDEN_ACTION = re.compile(r"^(?:do not|don't|never)\s+(?P<what>\S.*)$", re.IGNORECASE)
+
+
+def _handed_by_call(actions: list[Action], index: int) -> bool:
+    """True when the escalation at `index` follows the call that hands the case to its team and
+    nothing after it goes anywhere ("..., then go to step 8" would carry on)."""
+    before = actions[index - 1] if index else None
+    return (
+        before is not None
+        and before.kind == "tool_call"
+        and before.target is not None
+        and before.target == actions[index].target
+        and all(a.kind in ("tool_call", "say") and a.goto is None for a in actions[index + 1 :])
+    )
 
 
 def _stated_prohibition(action: Action) -> Action:
@@ -665,6 +681,10 @@ def _escalations(builder: Builder, actions: list[Action]) -> list[Action]:
     # escalation is no going on; said first, the escalation still ends the case
     last = max((n for n, a in enumerate(out) if a.kind == "escalate"), default=None)
     if last is not None and all(_prohibits(a) for a in out[last + 1 :]):
+        out = [*out[:last], *out[last + 1 :], out[last]]
+    elif last is not None and _handed_by_call(out, last):
+        # "refer the site to Code Enforcement and note the permit" with the catalog's refer
+        # tool: the call hands the case over; the note is made, then the routine ends
         out = [*out[:last], *out[last + 1 :], out[last]]
     for esc in [a for a in out if a.kind == "escalate"]:
         call = next(
