@@ -63,3 +63,36 @@ def test_synonyms_of_the_verbs_policies_use() -> None:
     assert bind("Cancel a subscription", catalog).tool == "end_membership"
     assert bind("Change a plan", catalog).tool == "switch_line_plan"
     assert bind("Restore the project", catalog).tool == "undelete_project"
+
+
+MESSAGES = ToolCatalog(
+    tools=[
+        Tool(
+            name="send_sms",
+            description="Send a templated SMS to the renter's mobile.",
+            access="write",
+        ),
+        Tool(
+            name="send_email", description="Send a templated email to the member.", access="write"
+        ),
+        Tool(
+            name="send_tenant_letter",
+            description="Send a standard letter or email to the tenants.",
+            access="write",
+        ),
+        Tool(name="find_member", description="Look up a member by email address or number."),
+    ]
+)
+
+
+def test_messages_bind_by_what_is_sent() -> None:
+    assert bind("Send the cancellation confirmation email", MESSAGES).tool == "send_email"
+    assert bind("Text the updated agreement to the renter", MESSAGES).tool == "send_sms"
+    assert bind("Send the refund confirmation text", MESSAGES).tool == "send_sms"
+    assert bind("Email it to the member", MESSAGES).tool == "send_email"
+    assert bind("Send the tenant the repair booked letter", MESSAGES).tool == "send_tenant_letter"
+
+
+def test_email_as_a_noun_is_no_message() -> None:
+    assert bind("Email address of the member", MESSAGES).tool is None
+    assert bind("email address", MESSAGES).proposed is None

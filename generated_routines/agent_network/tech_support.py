@@ -33,6 +33,7 @@ tech_support_agent = Agent(
         tools.check_service_status,
         tools.create_ticket,
         tools.lookup_order,
+        tools.reship_order,
         tools.run_line_diagnostics,
         tools.schedule_technician,
         tools.track_shipment,

@@ -45,6 +45,7 @@ _SYNONYMS = [
     {"restore", "undelete", "recover", "reinstate", "reactivate"},
     {"customer", "user", "client", "account"},
     {"ticket", "case"},
+    {"sms", "text"},
 ]
 _STOP = frozenset(
     [
@@ -102,6 +103,13 @@ _NOT_VERB = frozenset(
 
 
 _SECOND_SENSE = {"open": "get", "raise": "change"}
+# "text the renter ...", "email it to the member": to send a message of that kind (as a noun,
+# "email address" is no action)
+_MESSAGE_VERB = re.compile(
+    r"^\s*(text|sms|email|e-mail)\s+(?=(?:it|them|the|a|an|him|her|their|your|us|back|each)\b|"
+    r"[a-z]+'s\b)",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -147,8 +155,10 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
                 " " in spaced and spaced in lowered
             ):
                 return Binding(tool=tool.name)
-    words = canonical_words(action)
-    if not words or words[0] in {_canon(w) for w in _NOT_VERB}:
+    words = canonical_words(_MESSAGE_VERB.sub(r"send \1 ", action, count=1))
+    first = lowered.split()[0].strip(",.:;") if lowered.split() else ""
+    said_as_verb = _MESSAGE_VERB.match(action) is not None
+    if not words or (first in _NOT_VERB and not said_as_verb):
         return Binding()
     verb, objects = words[0], set(words[1:4])
     # "hold the order" names the action as `place_order_hold` does; "the label is ..." no action

@@ -88,7 +88,7 @@ def chain(
             falls = falls or _continues_to(member, end, after, builder.keys)
             # (when the step after them is itself a check, the SOP goes on deciding there)
             checks_on = end is not None and end.kind == "condition"
-            if not head.else_nodes and head.else_goto is None and falls and not checks_on:
+            if not head.else_nodes and head.else_goto is None and not checks_on:
                 count = len(members)
                 question = (
                     f"the SOP does not say what to do when none of its {count} cases applies; "
