@@ -78,8 +78,16 @@ def _score_rule(gold: GoldRule, draft: RoutineDraft, tally: Tally) -> None:
         for r in draft.rules
         if quote in _fold(r.text) or (r.source and _fold(r.source.quote) in quote)
     ]
-    tally.add("rules kept", bool(found))
-    tally.add("rule kind agrees", any(r.kind == gold.kind for r in found))
+    # GOLD_FORMAT: a rule is kept as a rule, or as a condition of the steps that cites it
+    gating = any(
+        s.condition is not None
+        and s.source is not None
+        and s.source.quote
+        and (_fold(s.source.quote) in quote or quote in _fold(s.source.quote))
+        for s in walk_steps(draft.steps)
+    )
+    tally.add("rules kept", bool(found) or gating, gold.quote)
+    tally.add("rule kind agrees", any(r.kind == gold.kind for r in found), gold.quote)
     for tool in gold.governs:
         tally.add("rule governs gold tool", any(tool in r.governs for r in found))
 

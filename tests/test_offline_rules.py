@@ -111,7 +111,13 @@ def _flat(draft: RoutineDraft) -> list[Step]:
         ("The origin and destination must stay the same.", "always"),
         ("Confirm every change with the cardholder and wait for a clear yes.", "confirm_before"),
         ("You must get explicit confirmation (yes) before any update.", "confirm_before"),
+        ("No account information may be disclosed to a caller who has not been verified.", "never"),
+        ("Promotional fares are non-refundable.", "never"),
+        ("A statement is not released while the account has a hold.", "never"),
+        ("Every call ends with a note on the account, whatever the outcome.", "always"),
         # descriptive text, branches and what to say forbid nothing
+        ("Members call when they cannot attend a class.", None),
+        ("The parcel is not damaged.", None),
         ("Credits do not expire.", None),
         ("The order is not yet shipped.", None),
         ("This procedure covers customers who cannot get online at home.", None),

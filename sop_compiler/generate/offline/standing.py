@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from sop_compiler.generate.offline.binding import canonical_words
+from sop_compiler.generate.offline.binding import canonical_words, verb_stems
 from sop_compiler.generate.offline.nodes import Builder, Node, flatten, quote
 from sop_compiler.generate.offline.sections import ACTION_HEADER, CASE_HEADER
 from sop_compiler.generate.offline.tools import ToolIndex
@@ -44,6 +44,7 @@ from sop_compiler.models import (
 )
 from sop_compiler.text import (
     CONTEXT_TITLE,
+    INSTRUCTION_VERBS,
     NUMBERING,
     injection_excerpt,
     is_instruction,
@@ -224,7 +225,12 @@ def rule_kind(sentence: str) -> RuleKind | None:
         return "confirm_before"
     if _ONLY_IF.search(sentence) or _ONLY_SUBJECT.match(sentence) or _ONE_OF.search(sentence):
         return "only_if"
-    if (_NEVER.search(sentence) and not _harmless_not(sentence)) or _NO_NOUN.search(sentence):
+    if (
+        (_NEVER.search(sentence) and not _harmless_not(sentence))
+        or _NO_NOUN.search(sentence)
+        or _NO_ONE_MAY.search(sentence)
+        or _NON_ABLE.search(sentence)
+    ):
         # "never offer it twice in 12 months", "never extend beyond 16:00": a number to keep to
         return "limit" if _FREQUENCY.search(sentence) or _BEYOND.search(sentence) else "never"
     numbered_limit = bool(
@@ -235,9 +241,28 @@ def rule_kind(sentence: str) -> RuleKind | None:
     weak = _WEAK_LIMIT.search(sentence) and _DEPENDS.search(sentence)
     if numbered_limit or ((_LIMIT.search(sentence) or weak) and _NUMBER.search(sentence)):
         return "limit"
-    if _ALWAYS.search(sentence) or _ONLY.search(sentence) or _BEFORE_ANY.search(sentence):
+    if (
+        _ALWAYS.search(sentence)
+        or _ONLY.search(sentence)
+        or _BEFORE_ANY.search(sentence)
+        or _EVERY_ONE.search(sentence)
+    ):
         return "always"
     return None
+
+
+# "No loan information may be disclosed to ...": nothing of that kind may be done
+_NO_ONE_MAY = re.compile(
+    r"^\s*no\s+[\w' -]{1,40}?\s+(?:may|can|shall|will|is\s+to|are\s+to)\s+be\b", re.I
+)
+# "Promotional rates are non-refundable"
+_NON_ABLE = re.compile(
+    r"\bnon-?(?:refundable|transferable|returnable|exchangeable|cancell?able)\b", re.I
+)
+# "Every call ends with a contact note", "Every request ... is noted on the permit"
+_EVERY_ONE = re.compile(
+    r"^\s*(?:every|each)\s+[\w' -]{1,60}?\s+(?:is|are|ends|gets|needs|must|has|starts)\b", re.I
+)
 
 
 def _harmless_not(sentence: str) -> bool:
@@ -250,12 +275,29 @@ def _harmless_not(sentence: str) -> bool:
         m
         for m in _NEVER.finditer(sentence)
         if not _RELATIVE.search(sentence[: m.start()])
-        and not re.fullmatch(r"(?:is|are)\s+not|isn't|aren't", m.group(0), re.IGNORECASE)
+        and (
+            not re.fullmatch(r"(?:is|are)\s+not|isn't|aren't", m.group(0), re.IGNORECASE)
+            or _done_to(sentence[m.end() :])  # "a transcript is not released while ..."
+        )
     ]
     return not forbidding and not _DENIED.search(sentence)
 
 
-_RELATIVE = re.compile(r"\b(?:who|that|which|whose|where)\s+$", re.IGNORECASE)
+# "customers who cannot", "borrowers call when they cannot pay": someone described
+_RELATIVE = re.compile(
+    r"\b(?:who|that|which|whose|where)\s+$|"
+    r"\b(?:when|because|since|as|until|while)\s+(?:they|he|she|we|you|it|the\s+\w+)\s+$",
+    re.IGNORECASE,
+)
+
+
+def _done_to(rest: str) -> bool:
+    """True when `rest` opens with the participle of an action ("released", "refunded")."""
+    word = rest.split(None, 1)[0].casefold().strip(",.;:") if rest.split() else ""
+    return bool(verb_stems(word) & INSTRUCTION_VERBS) or word in _DONE_IRREGULAR
+
+
+_DONE_IRREGULAR = frozenset({"given", "sent", "paid", "sold", "shown", "made", "kept", "held"})
 
 
 def standing(procedure: Procedure, tools: ToolIndex) -> Standing:
