@@ -583,3 +583,57 @@ def test_do_not_where_is_a_condition_and_its_instead_ends_it(tmp_path: Path) -> 
     assert all(
         "cancel_order" in w.calls for w in _side(ways, "the parcel has left the warehouse", "no")
     )
+
+
+def test_if_not_after_asking_whether_answers_the_question(tmp_path: Path) -> None:
+    step = (
+        "If the order was a gift, ask whether the customer still wants a refund; if not, "
+        "issue a voucher."
+    )
+    draft = _compile(tmp_path, step)
+    ways = _ways(draft)
+    gift = _side(ways, "the order was a gift", "yes")
+    said_no = [w for w in gift if any(v == "yes" and "answered no" in t for t, v in w.went.items())]
+    assert said_no and all("issue_voucher" in w.calls for w in said_no)
+    # not a gift: no question, no voucher
+    assert all("issue_voucher" not in w.calls for w in _side(ways, "the order was a gift", "no"))
+
+
+def test_a_use_this_when_line_is_the_trigger(tmp_path: Path) -> None:
+    draft = _compile(
+        tmp_path, "Accept the return.", lead="Use this when a customer phones about a return.\n\n"
+    )
+    assert draft.trigger == "Use when a customer phones about a return."
+    assert _tests(draft) == []
+
+
+def test_orders_after_a_refusal_in_its_item_are_what_to_do_instead(tmp_path: Path) -> None:
+    step = (
+        "Check the stock. If the item is discontinued, do not accept the return. Issue a "
+        "voucher for the order.\n3. Accept the return."
+    )
+    ways = _ways(_compile(tmp_path, step))
+    gone = _side(ways, "the item is discontinued", "yes")
+    assert all("issue_voucher" in w.calls and "accept_return" not in w.calls for w in gone)
+    kept = _side(ways, "the item is discontinued", "no")
+    assert all("issue_voucher" not in w.calls and "accept_return" in w.calls for w in kept)
+
+
+def test_labelled_cases_with_a_colon_are_cases_of_their_step(tmp_path: Path) -> None:
+    step = (
+        "For each failed refund:\n"
+        "   - first failure: issue a voucher.\n"
+        "   - second failure: open a ticket for finance.\n"
+    )
+    draft = _compile(tmp_path, step)
+    assert _tests(draft) == ["first failure", "second failure"]
+    for way in _ways(draft):
+        assert not {"issue_voucher", "open_ticket"} <= set(way.calls)
+    # a note is no case
+    draft = _compile(tmp_path, "Accept the return:\n   - Note: keep the box.\n   - Tip: smile.\n")
+    assert _tests(draft) == []
+
+
+def test_referring_to_a_team_as_well_goes_on(tmp_path: Path) -> None:
+    draft = _compile(tmp_path, "Refer the order to the Fraud Office as well.\n3. Refund the order.")
+    assert any("issue_refund" in w.calls for w in _ways(draft))

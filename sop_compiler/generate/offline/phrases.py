@@ -199,7 +199,7 @@ def read_clause(
         text = action
         if inner := _trailing_test(text):
             text, clause.inner_test = inner
-    elif (means := _MEANS.match(text)) and _is_order(means.group("action")):
+    elif (means := _MEANS.match(text)) and is_order(means.group("action")):
         finding, why = means.group("finding"), means.group("why").strip()
         clause.test = f"there is {finding[0].lower()}{finding[1:]} ({why})"
         text = means.group("action")
@@ -229,7 +229,7 @@ def _trailing_test(text: str) -> tuple[str, str] | None:
     return trailing.group("action"), trailing.group("test").rstrip(". ").strip()
 
 
-def _is_order(text: str) -> bool:
+def is_order(text: str) -> bool:
     """True when the text starts with an instruction verb ("follow ...", "transfer ...")."""
     first = _LEAD.sub("", text).split(None, 1)
     return bool(first) and first[0].casefold() in INSTRUCTION_VERBS
@@ -255,7 +255,7 @@ def _split_condition(rest: str) -> tuple[str, str]:
     if plain := [pos for pos in commas if pos not in joins]:
         return rest[: plain[0]], rest[plain[0] + 1 :].strip()
     # "the parcel is lost: refund it" and "the parcel is lost - refund it": no comma
-    if (mark := _INLINE_THEN.search(rest)) and _is_order(rest[mark.end() :]):
+    if (mark := _INLINE_THEN.search(rest)) and is_order(rest[mark.end() :]):
         return rest[: mark.start()], rest[mark.end() :].strip()
     then = re.search(r"\s+then\s+", rest, re.IGNORECASE)
     if then:
@@ -358,6 +358,8 @@ def _read_action(
             # to a human agent" with `transfer_to_human_agents`: the catalog's own way of handing
             # the case to people. Call it; the escalation still ends the branch.
             call = Action("tool_call", text, quote, tool=transfer, target=ending.target)
+            if AS_WELL.search(text):
+                return [call]  # "refer the gas meter to the survey team as well": and go on
             return [call, _handed_over(ending)]
         return [ending]
     if mention is None and _IN_SYSTEM.search(text) and not _NEGATED.match(text):
@@ -408,6 +410,8 @@ def _read_action(
     return [Action("say", text, quote)]
 
 
+# "... to the Technical Survey team as well": one more thing done, the case goes on here
+AS_WELL = re.compile(r"\b(?:as\s+well|also|too)\b", re.IGNORECASE)
 _TRANSFER_VERBS = frozenset(
     ["transfer", "escalate", "route", "hand", "handoff", "forward", "refer"]
 )

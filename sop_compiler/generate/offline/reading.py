@@ -17,7 +17,14 @@ from sop_compiler.generate.offline.nodes import (
     quote,
     strip_end,
 )
-from sop_compiler.generate.offline.phrases import END, Action, Clause, read_clause
+from sop_compiler.generate.offline.phrases import (
+    AS_WELL,
+    END,
+    Action,
+    Clause,
+    is_order,
+    read_clause,
+)
 from sop_compiler.generate.offline.sections import Unit
 from sop_compiler.generate.offline.standing import rule_kind, sentence_key
 from sop_compiler.generate.offline.tools import Known, ToolMention, bind_arguments
@@ -111,7 +118,7 @@ def _options(unit: Unit) -> Unit:
     way the options become sibling cases (chains.py), so that only one of them runs; each cites
     the SOP's own words. Fewer than two options: nothing changes.
     """
-    dashed = [_DASH_CASE.match(child.text.strip()) for child in unit.children]
+    dashed = [_case_label(child.text.strip()) for child in unit.children]
     if sum(match is not None for match in dashed) >= 2 and unit.text.rstrip().endswith(":"):
         # "Check the flags:" over "Bankruptcy flag set — do not offer forbearance. ...": each
         # item is the case its label names
@@ -153,6 +160,25 @@ def _lower_first(text: str) -> str:
 _DASH_CASE = re.compile(
     r"^(?P<case>[^\u2014\u2013:;.,]{3,80}?)\s+[\u2014\u2013]\s+(?P<rest>\S.*)$", re.DOTALL
 )
+# "first failure: send the payment failed email": a case label, a colon, what to do
+_COLON_CASE = re.compile(r"^(?P<case>[^:;.,\u2014\u2013]{3,60}?)\s*:\s+(?P<rest>\S.*)$", re.DOTALL)
+_NOT_A_CASE = frozenset(
+    ["note", "notes", "tip", "tips", "warning", "important", "example", "examples", "remember"]
+)
+
+
+def _case_label(text: str) -> re.Match[str] | None:
+    """The label and action of an item that names its case ("Locker offline — ...", "first
+    failure: ..."); None for an instruction ("Check the box: ...") or a note ("Tip: ...")."""
+    match = _DASH_CASE.match(text) or _COLON_CASE.match(text)
+    if match is None:
+        return None
+    first = match["case"].split(None, 1)[0].casefold().strip("*")
+    if first in INSTRUCTION_VERBS or first in _NOT_A_CASE or first in ("if", "when", "option"):
+        return None
+    return match
+
+
 _IF_OPENING = re.compile(r"^(?:if|when|only if|unless)\b", re.IGNORECASE)
 
 
@@ -164,6 +190,7 @@ def _sentences(
     notes: list[str] = []
     owner: Node | None = None  # the condition this item opens with
     refused: list[list[Node]] = []  # branches that refuse the request or forbid its write
+    instead_of: Node | None = None  # a refusal mid-item: its orders that follow are its branch
     for sentence, original in _clauses(unit.text):
         excerpt = injection_excerpt(sentence)
         if excerpt is not None:
@@ -231,15 +258,23 @@ def _sentences(
         if sentence != original or unit.cite:
             for node in made:  # cite the SOP's words, not the reading of them (or a table row)
                 node.quote = quote(unit.cite or original)
-        if prohibition or (clause.test is not None and _denies(builder, clause)):
+        refusing = prohibition or (clause.test is not None and _denies(builder, clause))
+        if refusing:
             refused.append(made)  # ended once the item's later sentences joined the branch
+        if owner is not None and owner is instead_of and not is_order(sentence):
+            owner = instead_of = None  # "Flexible bookings can be ...": another case begins
         if owner is not None and not else_of_owner:
             owner.then_nodes += made  # an item that opens with "If X," is X's branch
         elif owner is not None:
             owner = None
-        elif (not nodes or parallel) and clause.test is not None and pending is not None:
+        elif (
+            (not nodes or parallel or refusing) and clause.test is not None and pending is not None
+        ):
+            # "3. Check the coverage. If there is none, do not book. Add the account to the
+            # waiting list ...": what follows a refusal in its item is what to do instead
             opening = pending.outer or pending
             owner = opening if opening.then_goto is None else None
+            instead_of = owner if refusing and nodes and not parallel else instead_of
         if notes and made:
             made[0].text = " ".join([*notes, made[0].text])
             notes = []
@@ -448,6 +483,14 @@ def _denies(builder: Builder, clause: Clause) -> bool:
 _FORBIDDEN_ACTION = re.compile(r"^(?:do not|don't|never)\s+(?P<what>\S.*)$", re.IGNORECASE)
 
 
+def _asked_last(pending: Node | None) -> Node | None:
+    """The yes/no question a condition's branch ends with ("ask whether they now want one")."""
+    last = pending.then_nodes[-1] if pending is not None and pending.then_nodes else None
+    if last is None or last.kind != "ask" or " whether " not in last.text.split(":")[0]:
+        return None
+    return last
+
+
 def _handed_by_call(actions: list[Action], index: int) -> bool:
     """True when the escalation at `index` follows the call that hands the case to its team and
     nothing after it goes anywhere ("..., then go to step 8" would carry on)."""
@@ -520,6 +563,22 @@ def _clause(
     *,
     split: bool = False,
 ) -> tuple[list[Node], Node | None]:
+    question = _asked_last(pending)
+    if clause.is_else and pending is not None and question is not None and not pending.else_nodes:
+        # "If X, ask whether they want Y; if not, thank them": the "not" answers the question
+        answer = builder.node(
+            "condition",
+            "Check whether the customer answered no in step {step}.",
+            block_id=block_id,
+            quote=quote(clause.sentence),
+            level=level,
+            test="the customer answered no in step {step}",
+            text_ref=question,
+            outer=pending,
+        )
+        answer.then_nodes = _actions(builder, clause.actions, block_id, level, None)
+        pending.then_nodes += [answer, *answer.then_nodes]
+        return [answer, *answer.then_nodes], None
     if clause.is_else and pending is not None and not pending.else_nodes and not pending.else_goto:
         goto = only_goto(clause.actions)
         if goto is not None:
@@ -699,7 +758,7 @@ def _escalations(builder: Builder, actions: list[Action]) -> list[Action]:
             call.target = call.target or esc.target
             call.text = f"{esc.text.rstrip('.')}: {call.text[0].lower()}{call.text[1:]}"
             out.remove(esc)
-        elif out.index(esc) < len(out) - 1 or BEFORE.search(esc.text):
+        elif out.index(esc) < len(out) - 1 or BEFORE.search(esc.text) or AS_WELL.search(esc.text):
             out[out.index(esc)] = (
                 Action(
                     "tool_call",

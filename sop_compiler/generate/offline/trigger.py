@@ -66,11 +66,17 @@ _LEAD_REQUEST = re.compile(
 )
 
 
+# "Use this when a customer phones to book": the SOP's own routing line over the steps
+_USE_THIS_WHEN = re.compile(r"^use\s+(?:this|these)\b[^.;:]{0,40}?\bwhen\b[^;:]*[.:]?$", re.I)
+
+
 def is_trigger_lead(text: str) -> bool:
     """True for a lead line that says which request the procedure answers ("When a customer asks
-    about a return:"), which `trigger_for` reads: it is when the routine applies, not a step.
+    about a return:", "Use this when a customer phones to book."), which `trigger_for` reads: it
+    is when the routine applies, not a step.
     "If the customer is a business customer:" tests the case and stays a condition."""
-    return _LEAD_REQUEST.match(" ".join(text.split())) is not None
+    said = " ".join(text.split())
+    return _LEAD_REQUEST.match(said) is not None or _USE_THIS_WHEN.match(said) is not None
 
 
 def trigger_for(procedure: Procedure, parts: list[Section]) -> str:
