@@ -108,7 +108,7 @@ def _reach(steps: list[Step], start: str | None) -> list[Step]:
     return [flat[n] for n in sorted(seen)]
 
 
-_HANDOVER = re.compile(r"ticket|escalat|transfer_to_human")
+_HANDOVER = re.compile(r"ticket|escalat|transfer|refer_to|_case\b|work_item")
 
 
 def _side(side: Side, reached: list[Step]) -> tuple[list[str], list[str]]:
@@ -117,6 +117,8 @@ def _side(side: Side, reached: list[Step]) -> tuple[list[str], list[str]]:
     ends = {s.kind for s in reached if s.kind in ("resolve", "escalate", "handoff")}
     if any(_HANDOVER.search(tool) for tool in called):
         ends.add("escalate")  # a ticket for a team (or a transfer tool) hands the case over
+    if any("transfer" in tool for tool in called) and "escalate" in ends:
+        ends.add("handoff")  # "transfer the caller to Billing" with `transfer_call`
     wrong = [f"calls {tool}" for tool in side.not_calls if tool in called]
     if side.ends not in ("any", "continue") and side.ends not in ends:
         wrong.append(f"never ends in {side.ends} (ends: {sorted(ends) or 'none'})")

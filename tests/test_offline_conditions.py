@@ -637,3 +637,29 @@ def test_labelled_cases_with_a_colon_are_cases_of_their_step(tmp_path: Path) -> 
 def test_referring_to_a_team_as_well_goes_on(tmp_path: Path) -> None:
     draft = _compile(tmp_path, "Refer the order to the Fraud Office as well.\n3. Refund the order.")
     assert any("issue_refund" in w.calls for w in _ways(draft))
+
+
+def test_a_step_done_another_way_instead_ends_there(tmp_path: Path) -> None:
+    sop = tmp_path / "returns.md"
+    sop.write_text(
+        "# Returns desk\n\n## Refunding an order\n\n"
+        "1. Look up the order with the order number.\n"
+        "2. If the customer prefers credit, issue a voucher instead.\n"
+        "3. Refund the order.\n",
+        encoding="utf-8",
+    )
+    procedure = read_procedures(sop, root=tmp_path, settings=Settings()).procedures[0]
+    ways = _ways(build_draft(procedure, catalog=CATALOG))
+    credit = _side(ways, "the customer prefers credit", "yes")
+    assert all("issue_voucher" in w.calls and "issue_refund" not in w.calls for w in credit)
+    assert all("issue_refund" in w.calls for w in _side(ways, "the customer prefers credit", "no"))
+
+
+def test_open_a_case_and_wait_ends_the_branch(tmp_path: Path) -> None:
+    step = (
+        "If the amount is above 500, a refund needs a finance review first — open a ticket for "
+        "finance and wait.\n3. Refund the order."
+    )
+    ways = _ways(_compile(tmp_path, step))
+    above = _side(ways, "the amount is above 500", "yes")
+    assert all("open_ticket" in w.calls and "issue_refund" not in w.calls for w in above)

@@ -283,7 +283,12 @@ def read_actions(
 def _split_actions(text: str) -> list[str]:
     parts: list[str] = []
     chunks: list[str] = []
+    pieces: list[str] = []
     for chunk in _SPLIT.split(_YOU_SHOULD.sub("; ", text)):
+        # "a further change needs a review first — open a Security case and wait"
+        head, dash, tail = chunk.partition(" \u2014 ")
+        pieces += [head, tail] if dash and is_order(tail) else [chunk]
+    for chunk in pieces:
         label, colon, rest = chunk.partition(": ")
         word = rest.split(None, 1)[0].casefold() if rest.split() else ""
         says = bool(_SAY_LABEL.match(label))  # "tell the customer what X means: order ..."

@@ -483,6 +483,35 @@ def _denies(builder: Builder, clause: Clause) -> bool:
 _FORBIDDEN_ACTION = re.compile(r"^(?:do not|don't|never)\s+(?P<what>\S.*)$", re.IGNORECASE)
 
 
+def _end_when_done(builder: Builder, cond: Node, level: int) -> None:
+    """End a branch that does what replaces the procedure, or leaves it to another team.
+
+    "2. If the pay date is within 3 days, add the amount to the next payroll instead": a step
+    of the procedure (not a sub-item, whose "instead" is a fallback of that step) done another
+    way, never also the way that follows. "... open a Security case and wait": nothing more
+    happens here until the team answers.
+    """
+    nodes = cond.then_nodes
+    last = nodes[-1] if nodes else None
+    if last is None or last.kind in TERMINAL_KINDS or last.goto is not None:
+        return
+    writes = [
+        n
+        for n in nodes
+        if n.tool_call is not None
+        and (tool := builder.tools.catalog.get(n.tool_call.tool)) is not None
+        and tool.access == "write"
+    ]
+    instead = level == 0 and any(_INSTEAD.search(n.text) for n in writes)
+    waits = bool(writes) and _WAIT.search(last.text) is not None
+    if instead or waits:
+        last.goto = END
+
+
+_INSTEAD = re.compile(r"\binstead\b", re.IGNORECASE)
+_WAIT = re.compile(r"\band\s+wait\b|^wait\b", re.IGNORECASE)
+
+
 def _asked_last(pending: Node | None) -> Node | None:
     """The yes/no question a condition's branch ends with ("ask whether they now want one")."""
     last = pending.then_nodes[-1] if pending is not None and pending.then_nodes else None
@@ -652,6 +681,7 @@ def _clause(
         made += cond.then_nodes
         if outer is not None:
             outer.then_nodes += cond.then_nodes
+        _end_when_done(builder, cond, level)
     if outer is not None and clause.inner_test is not None:
         return made, outer  # "If X, refund it if Y. Otherwise, B.": B is the other side of X
     return made, cond
