@@ -6,9 +6,10 @@ tools by name, in backticks or by a catalog alias, and Exceptions / Notes / Esca
 What it cannot read it reports as open questions instead of guessing.
 
 Where each construct is read (its examples are the tests named):
-- sections, lists, value tables as cases: sections.py (test_offline_endings.py)
-- the sentences of a step, "Otherwise", "Unless", "Only if", "X? Yes: ... No: ...":
-  reading._clauses and reading._sentences (test_offline_conditions.py)
+- sections, lists, lettered lines, decision tables, "Option A/B" and "Label: ..." items as
+  cases: sections.py (test_offline_conditions.py, test_offline_endings.py)
+- the sentences of a step, "Otherwise", "Unless", "Except when", "Only if", "Provided that",
+  "X? Yes: ... No: ...", refusals and what to do instead: reading.py (test_offline_conditions.py)
 - a sentence's test and actions, compound tests kept whole, a second "if" in a branch, endings:
   phrases.read_clause (test_offline_conditions.py, test_offline_endings.py)
 - runs of sibling cases ("If the tier is Gold ... If Silver ..."): chains.py (test_offline.py)

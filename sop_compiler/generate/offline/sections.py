@@ -265,6 +265,88 @@ def _lower(text: str) -> str:
     return text[0].lower() + text[1:] if text[1:2].islower() and text[:1].isupper() else text
 
 
+# "Option A: ...", "Option B - store credit: ...": alternatives, only one of which applies
+_OPTION = re.compile(
+    r"^option\s+(?P<key>[A-Z0-9])\b(?:\s*[-\u2013\u2014(]\s*(?P<name>[^:()]{1,40}?)\)?)?\s*[:.]\s*"
+    r"(?P<rest>\S.*)$",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def labelled_cases(unit: Unit) -> Unit:
+    """`unit` with its sub-items that name their case read as the cases they are.
+
+    Under a step ending in ":" ("Check the flags:"), items labelled "Bankruptcy flag set — ..."
+    or "first failure: ..." are "If <label>, ...". An option with its own condition ("Option A:
+    if the customer wants cash, refund it") is that condition; one without ("Option B - store
+    credit: give store credit") is the customer's choice of it ("If the customer chooses option
+    B (store credit), give store credit"). Either way the items become sibling cases (chains.py),
+    so that only one of them runs; each cites the SOP's own words. Fewer than two: no change.
+    """
+    dashed = [_case_label(child.text.strip()) for child in unit.children]
+    if sum(match is not None for match in dashed) >= 2 and unit.text.rstrip().endswith(":"):
+        # "Check the flags:" over "Bankruptcy flag set — do not offer forbearance. ...": each
+        # item is the case its label names
+        children = [
+            replace(
+                child,
+                text=f"If {_lower_first(match['case'])}, {match['rest']}",
+                cite=child.cite or child.text,
+            )
+            if match is not None
+            else child
+            for child, match in zip(unit.children, dashed, strict=True)
+        ]
+        return replace(unit, children=children)
+    found = [_OPTION.match(child.text.strip()) for child in unit.children]
+    if sum(match is not None for match in found) < 2:
+        return unit
+    children = []
+    for child, match in zip(unit.children, found, strict=True):
+        if match is None:
+            children.append(child)
+            continue
+        rest = match.group("rest").strip()
+        if _IF_OPENING.match(rest) is None:
+            name = f" ({match.group('name').strip()})" if match.group("name") else ""
+            rest = f"If the customer chooses option {match.group('key').upper()}{name}, {rest}"
+        else:
+            rest = rest[0].upper() + rest[1:]
+        children.append(replace(child, text=rest, cite=child.cite or child.text))
+    return replace(unit, children=children)
+
+
+def _lower_first(text: str) -> str:
+    """ "Bankruptcy flag set" -> "bankruptcy flag set"; "SCRA flag set" as written."""
+    return text[0].lower() + text[1:] if text[1:2].islower() else text
+
+
+# "Bankruptcy flag set — do not offer forbearance": a case label, a dash, what to do
+_DASH_CASE = re.compile(
+    r"^(?P<case>[^\u2014\u2013:;.,]{3,80}?)\s+[\u2014\u2013]\s+(?P<rest>\S.*)$", re.DOTALL
+)
+# "first failure: send the payment failed email": a case label, a colon, what to do
+_COLON_CASE = re.compile(r"^(?P<case>[^:;.,\u2014\u2013]{3,60}?)\s*:\s+(?P<rest>\S.*)$", re.DOTALL)
+_NOT_A_CASE = frozenset(
+    ["note", "notes", "tip", "tips", "warning", "important", "example", "examples", "remember"]
+)
+
+
+def _case_label(text: str) -> re.Match[str] | None:
+    """The label and action of an item that names its case ("Locker offline — ...", "first
+    failure: ..."); None for an instruction ("Check the box: ...") or a note ("Tip: ...")."""
+    match = _DASH_CASE.match(text) or _COLON_CASE.match(text)
+    if match is None:
+        return None
+    first = match["case"].split(None, 1)[0].casefold().strip("*")
+    if first in INSTRUCTION_VERBS or first in _NOT_A_CASE or first in ("if", "when", "option"):
+        return None
+    return match
+
+
+_IF_OPENING = re.compile(r"^(?:if|when|only if|unless)\b", re.IGNORECASE)
+
+
 def conditional_unit(section: Section) -> Unit:
     """A section titled `If ...` as one step: the title is the test, its items the then-branch."""
     assert section.heading is not None
