@@ -96,3 +96,14 @@ def test_messages_bind_by_what_is_sent() -> None:
 def test_email_as_a_noun_is_no_message() -> None:
     assert bind("Email address of the member", MESSAGES).tool is None
     assert bind("email address", MESSAGES).proposed is None
+
+
+def test_a_light_verb_over_the_tools_own_action() -> None:
+    catalog = ToolCatalog(
+        tools=[
+            Tool(name="freeze_membership", description="Freeze a membership.", access="write"),
+            Tool(name="create_payment_plan", description="Create a payment plan.", access="write"),
+        ]
+    )
+    assert bind("Set up the freeze", catalog).tool == "freeze_membership"
+    assert bind("Set up the plan", catalog).tool == "create_payment_plan"

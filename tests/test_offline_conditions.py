@@ -663,3 +663,12 @@ def test_open_a_case_and_wait_ends_the_branch(tmp_path: Path) -> None:
     ways = _ways(_compile(tmp_path, step))
     above = _side(ways, "the amount is above 500", "yes")
     assert all("open_ticket" in w.calls and "issue_refund" not in w.calls for w in above)
+
+
+def test_a_test_after_the_last_of_several_orders_covers_that_order_only(tmp_path: Path) -> None:
+    step = "Accept the return, issue a voucher if the box is damaged, and refund the order."
+    ways = _ways(_compile(tmp_path, step))
+    assert all({"accept_return", "issue_refund"} <= set(w.calls) for w in ways)
+    damaged = _side(ways, "the box is damaged", "yes")
+    assert all("issue_voucher" in w.calls for w in damaged)
+    assert all("issue_voucher" not in w.calls for w in _side(ways, "the box is damaged", "no"))

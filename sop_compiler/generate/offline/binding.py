@@ -103,6 +103,8 @@ _NOT_VERB = frozenset(
 
 
 _SECOND_SENSE = {"open": "get", "raise": "change"}
+_SET_UP = re.compile(r"^\s*set\s+up\s+", re.IGNORECASE)
+_LIGHT_VERBS = frozenset({"create", "make", "arrange", "carry", "put", "place"})  # canonical
 # "text the renter ...", "email it to the member": to send a message of that kind (as a noun,
 # "email address" is no action)
 _MESSAGE_VERB = re.compile(
@@ -155,7 +157,8 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
                 " " in spaced and spaced in lowered
             ):
                 return Binding(tool=tool.name)
-    words = canonical_words(_MESSAGE_VERB.sub(r"send \1 ", action, count=1))
+    said = _SET_UP.sub("create ", _MESSAGE_VERB.sub(r"send \1 ", action, count=1), count=1)
+    words = canonical_words(said)
     first = lowered.split()[0].strip(",.:;") if lowered.split() else ""
     said_as_verb = _MESSAGE_VERB.match(action) is not None
     if not words or (first in _NOT_VERB and not said_as_verb):
@@ -181,7 +184,10 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
         nominal = (
             imperative and verb in set(name_words[1:]) and bool(objects & (tool_objects - {verb}))
         )
-        rank = 1 if verb in tool_verbs else 0 if second in tool_verbs or nominal else -1
+        # "set up the freeze" -> `freeze_membership`: a light verb over the tool's own action
+        light = verb in _LIGHT_VERBS and bool(objects & tool_verbs)
+        shared += light
+        rank = 1 if verb in tool_verbs else 0 if second in tool_verbs or nominal or light else -1
         if rank >= 0 and shared:
             if best is None or (rank, shared) > best[:2]:
                 best = (rank, shared, tool.name)

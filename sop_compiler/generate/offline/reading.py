@@ -234,11 +234,17 @@ _TESTS = re.compile(r"\b(?:if|when|unless)\b", re.IGNORECASE)
 
 
 def _alternatives(parts: list[str]) -> list[tuple[str, str]]:
-    """Each part (its reading, and its words), split at ", or <instruction>" when both sides
-    carry their own test; the second reads "Alternatively, ...": a case of its own."""
+    """Each part (its reading, and its words), split where a test covers only one of its orders:
+    "Refund it if lost, or replace it if damaged" is two cases (the second "Alternatively, ...",
+    a case of its own); "set up the freeze, add the fee if one applies, and send the email" is
+    three sentences, of which only the fee depends on the test."""
     out: list[tuple[str, str]] = []
-    for part in parts:
+    todo = [(part, part) for part in reversed(parts)]
+    while todo:
+        reading, part = todo.pop()
         match = _OR_ACTION.search(part)
+        comma = _COMMA_ACTION.search(part)
+        then = _AND_THEN_ACTION.search(part)
         if (
             match is not None
             and match.group(1).casefold() in INSTRUCTION_VERBS
@@ -247,9 +253,44 @@ def _alternatives(parts: list[str]) -> list[tuple[str, str]]:
         ):
             first, second = part[: match.start()], part[match.end() :]
             out += [(f"{first}.", first), (f"Alternatively, {second}", second)]
+        elif comma is not None and _test_on_last(part[: comma.start()], part[comma.end() :]):
+            first, second = part[: comma.start()], part[comma.end() :]
+            todo += [(second[0].upper() + second[1:], second), (f"{first}.", first)]
+        elif then is not None and _ends_in_test(part[: then.start()], part[then.end() :]):
+            first, second = part[: then.start()], part[then.end() :]
+            todo += [(second[0].upper() + second[1:], second), (f"{first}.", first)]
         else:
-            out.append((part, part))
+            out.append((reading, part))
     return out
+
+
+_COMMA_ACTION = re.compile(r",\s+(?=([a-z]+)\b)", re.IGNORECASE)
+
+
+def _test_on_last(first: str, second: str) -> bool:
+    """True for "<order>, <order> if <test>": two orders, the test after the second only."""
+    verb = second.split(None, 1)[0].casefold() if second.split() else ""
+    return (
+        verb in INSTRUCTION_VERBS
+        and is_order(first)
+        and _TESTS.search(first) is None
+        and re.search(r"\s(?:if|when|unless)\s", second, re.IGNORECASE) is not None
+    )
+
+
+_AND_THEN_ACTION = re.compile(r",\s+(?:and|then)\s+(?=([a-z]+)\b)", re.IGNORECASE)
+
+
+def _ends_in_test(first: str, second: str) -> bool:
+    """True for "<order> ... if <test>" before ", and <order>" with no test of its own."""
+    verb = second.split(None, 1)[0].casefold() if second.split() else ""
+    trailing = re.search(r"\s(?:if|when|unless)\s", first, re.IGNORECASE)
+    return (
+        verb in INSTRUCTION_VERBS
+        and is_order(first)
+        and trailing is not None
+        and _TESTS.search(second) is None
+    )
 
 
 def _clauses(text: str) -> list[tuple[str, str]]:
