@@ -107,3 +107,25 @@ def test_a_light_verb_over_the_tools_own_action() -> None:
     )
     assert bind("Set up the freeze", catalog).tool == "freeze_membership"
     assert bind("Set up the plan", catalog).tool == "create_payment_plan"
+
+
+def test_a_check_calls_the_catalogs_own_check_only() -> None:
+    from sop_compiler.generate.offline.phrases import read_clause
+    from sop_compiler.generate.offline.tools import ToolIndex
+
+    tools = ToolIndex(
+        ToolCatalog(
+            tools=[
+                Tool(name="verify_borrower", description="Verify a caller is the borrower."),
+                Tool(name="get_loan", description="Return a loan and the borrower's email."),
+            ]
+        )
+    )
+    verify = read_clause("Verify the caller.", tools=tools, agents=())
+    assert [(a.kind, a.tool.tool.name if a.tool else None) for a in verify.actions] == [
+        ("tool_call", "verify_borrower")
+    ]
+    # "check the email on the loan" reads what was looked up: no call of its own
+    check = read_clause("Check the email on the loan.", tools=tools, agents=())
+    assert all(a.kind != "tool_call" for a in check.actions)
+    assert bind("Pull up the loan", tools.catalog).tool == "get_loan"

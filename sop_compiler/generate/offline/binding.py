@@ -35,7 +35,7 @@ _SYNONYMS = [
         "reduce",
     },
     {"refund", "reimburse"},
-    {"get", "find", "lookup", "look", "retrieve", "fetch", "check", "search", "view"},
+    {"get", "find", "lookup", "look", "retrieve", "fetch", "check", "search", "view", "pull"},
     {"create", "open", "raise", "file", "log", "submit", "register", "lodge"},
     {"send", "email", "notify"},
     {"booking", "reservation"},

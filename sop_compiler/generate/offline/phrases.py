@@ -394,8 +394,12 @@ def _read_action(
         return [Action("ask", polite_ask(text), quote)]
     # "check the email address on the account" reads what an earlier lookup returned
     checking = first in ("check", "verify", "make", "ensure", "see")
-    meant = bind_meaning and not (_NEGATED.match(text) or checking)
+    meant = bind_meaning and not _NEGATED.match(text)
     bound = bind(text, tools.catalog).tool if meant else None
+    if checking and bound is not None and not bound.startswith(f"{first}_"):
+        # "check the email address on the account" reads what was looked up; "verify the
+        # caller" with `verify_borrower` is the catalog's own check
+        bound = None
     if bound is not None and (tool := tools.catalog.get(bound)) is not None:
         # "Cancel the booking" -> `cancel_reservation`: the tool the words mean (binding.py)
         return [Action("tool_call", text, quote, tool=ToolMention(tool, 0, "verb"))]
