@@ -63,10 +63,12 @@ _RULES_TITLE = re.compile(
     r"for\s+(?:every|all|each|any)\s+\w+)\b",
     re.IGNORECASE,
 )
-# "Transfer to a human agent" starts with a verb but is the document's handoff rule.
+# "Transfer to a human agent" starts with a verb but is the document's handoff rule;
+# "Transferring tickets" is a task (what is transferred is no person).
 _HANDOFF_TITLE = re.compile(
-    r"^(?:transfer(?:s|ring)?|escalat(?:e|es|ing|ions?)|hand(?:ing)?\s*-?\s*off)\b"
-    r"(?:.*\b(?:humans?|agents?|supervisors?|specialists?|teams?|managers?|people|staff|tier))?",
+    r"^(?:(?:escalat(?:e|es|ing|ions?)|hand(?:ing)?\s*-?\s*off)\b|transfer(?:s|ring)?\s*$|"
+    r"transfer(?:s|ring)?\b.*\b(?:humans?|agents?|supervisors?|specialists?|teams?|managers?|"
+    r"people|staff|tier))",
     re.IGNORECASE,
 )
 # Facts: the heading names the domain, its data, definitions, prices or values.
