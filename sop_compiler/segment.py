@@ -235,6 +235,24 @@ def _applies(section: _Section) -> bool:
     )
 
 
+def _own_task(section: _Section) -> bool:
+    """A step-less sibling of procedures that is a task of its own, not a part of each of them.
+
+    "3. Guest passes" (a paragraph, then "Check the member's plan ...", "Do not issue a pass
+    ...", "Issue the pass ...") holds its own instructions: it is a procedure beside the
+    numbered ones, and its "Issue the pass" never becomes a step of "Freezing a membership".
+    Exceptions, notes, escalation and context sections, and headings that name rules, facts or
+    boilerplate, stay what they are.
+    """
+    if _is_aux(section) or _is_context(section) or _is_pointer(section):
+        return False
+    verdict = title_verdict(section.title) if section.heading else None
+    if verdict is not None and verdict.kind != "procedure":
+        return False
+    shape = content_shape([b for b in section.blocks() if not isinstance(b, Heading)])
+    return shape.verdict().kind == "procedure" and shape.instructions >= _MIN_STEPS
+
+
 def _collect(section: _Section, context: list[AnyBlock], memo: dict[int, bool]) -> list[_Draft]:
     """The procedures inside `section`, given the context its enclosing sections provide."""
     own_steps = _has_steps(section.own)
@@ -257,13 +275,20 @@ def _collect(section: _Section, context: list[AnyBlock], memo: dict[int, bool]) 
         rest = [
             c for c in section.children if c not in step_kids and not (own_steps and _is_aux(c))
         ]
+        tasks = [c for c in rest if _own_task(c)]
+        rest = [c for c in rest if c not in tasks]
         # Exceptions, escalation rules and reference tables beside the procedures apply to
         # each of them: they join every procedure's own blocks, where the agent reads them.
         common = [b for c in rest if _applies(c) for b in c.blocks()]
         shared += [b for c in rest if not _applies(c) for b in c.blocks()]
         lead = [] if own_steps else _lead_in(section)
-        for child in step_kids:
-            found = _collect(child, shared, memo)
+        for child in section.children:
+            if child in tasks:
+                found = [_Draft(child.title, child.path, child.blocks(), shared)]
+            elif child in step_kids:
+                found = _collect(child, shared, memo)
+            else:
+                continue
             for draft in found:
                 # segment() takes the lead-in out of the context once it is part of the blocks
                 draft.blocks = [*lead, *draft.blocks, *common]
