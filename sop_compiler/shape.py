@@ -71,6 +71,11 @@ _HANDOFF_TITLE = re.compile(
     r"people|staff|tier))",
     re.IGNORECASE,
 )
+# "Read me first", "Please read": a note to the reader of the whole document, not a task.
+_READER_TITLE = re.compile(
+    r"^(?:please\s+)?read\s+(?:me|this|(?:this|me)\s+first|first|before\s+\w+.*)$",
+    re.IGNORECASE,
+)
 # Facts: the heading names the domain, its data, definitions, prices or values.
 _KNOWLEDGE_TITLE = re.compile(
     r"^(?:about|understanding|what\b|how\s+\w+\s+works?\b|key\s+facts|overview|background|"
@@ -261,6 +266,8 @@ def title_verdict(title: str) -> Verdict | None:
         return Verdict("rules", f"heading {text!r} names exceptions to the procedures")
     if _NOTES_TITLE.match(text):
         return Verdict("knowledge", f"heading {text!r} names notes, not a task")
+    if _READER_TITLE.match(text):
+        return Verdict("rules", f"heading {text!r} names what holds before every request")
     verb = _verb_first(text)
     if _HANDOFF_TITLE.match(text) or (_RULES_TITLE.search(text) and verb != "strong"):
         return Verdict("rules", f"heading {text!r} names rules for every request")
