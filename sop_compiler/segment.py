@@ -387,7 +387,11 @@ def _read(section: _Section, reads: dict[int, _Read], *, titled: bool) -> _Read:
     if verdict is not None and verdict.kind == "knowledge" and _gerund_task(section.title, shape):
         # "Changing dates" over instructions: the heading's "dates" is what the task changes
         return _Read("procedure", f"heading {section.title!r} names a task and its text instructs")
-    if verdict is not None and not (verdict.kind == "noise" and shape.steps >= 2):
+    if verdict is not None and not (
+        verdict.kind == "noise" and (shape.steps >= 2 or shape.instructions >= _MIN_STEPS)
+    ):
+        # "Amendments" over "Issue 7: limit raised to 6 months" is document control; over two
+        # instructions it is a request, and its text decides
         if named and not shape.actionable:
             kind: SectionKind = "knowledge" if shape.facts or shape.tables else "noise"
             return _Read(kind, f"{verdict.reason}, but holds no instruction or rule")

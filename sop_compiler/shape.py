@@ -42,11 +42,14 @@ class Verdict:
     reason: str
 
 
-_NUMBER = re.compile(r"^(?:\d+(?:\.\d+)*[.)]?|[A-Z][.)]|[IVX]+\.)\s+")
+# "3.2", "B)", "IV.", "C.9": a section number, not part of what the heading names
+_NUMBER = re.compile(r"^(?:\d+(?:\.\d+)*[.)]?|[A-Z](?:\.\d+)+[.)]?|[A-Z][.)]|[IVX]+\.)\s+")
 # Boilerplate a reader skips: who to call about the document, its history, legal notes.
 _NOISE_TITLE = re.compile(
     r"^(?:contacts?(?:\s+(?:us|information|details))?|questions(?:\s+about\s+this\s+\w+)?|"
-    r"feedback|revision\s+history|version\s+history|change\s*log|document\s+(?:control|history|"
+    r"feedback|revision\s+(?:history|notes|log)|version\s+history|change\s*log|"
+    r"(?:(?:document|chapter|section|manual|policy|procedure|sop)\s+)?amendments?"
+    r"(?:\s+(?:log|history|record))?|document\s+(?:control|history|"
     r"information|details)|disclaimers?|legal(?:\s+notice)?|copyright|last\s+updated.*|"
     r"about\s+this\s+(?:document|policy|guide|handbook|page)|related\s+(?:documents|policies|"
     r"links|pages)|see\s+also|references?|further\s+reading|appendix\b.*|need\s+help\??)$",
