@@ -294,6 +294,8 @@ def _collect(section: _Section, context: list[AnyBlock], memo: dict[int, bool]) 
                 draft.blocks = [*lead, *draft.blocks, *common]
             drafts += found
         return drafts
+    if len(step_kids) == 1 and _cases_of_task(section, step_kids[0]):
+        return [_Draft(section.title, section.path, section.blocks(), context)]
     if len(step_kids) == 1:
         (child,) = step_kids
         # Exceptions, escalation rules and reference tables beside the procedure are part of it.
@@ -316,6 +318,28 @@ def _collect(section: _Section, context: list[AnyBlock], memo: dict[int, bool]) 
             draft.blocks = [*lead, *draft.blocks]
         return drafts
     return []
+
+
+def _cases_of_task(section: _Section, child: _Section) -> bool:
+    """True when a task heading's one sub-section with steps is one of its cases.
+
+    "Booking an appointment and phone triage" ("Find the client in VetPro first") over "Red
+    flags — emergency" (numbered steps), "Same-day problems" and "Everything else"
+    (instructions) is one procedure: the heading names the task, its own text starts it, and a
+    sibling beside the numbered one instructs too (not an exception, a
+    note or background), so the sub-sections are its cases, not a procedure and its notes.
+    """
+    verdict = title_verdict(section.title) if section.heading else None
+    if verdict is None or verdict.kind != "procedure" or not _lead_in(section):
+        return False
+    return any(
+        other is not child
+        and not _is_aux(other)
+        and not _is_context(other)
+        and not _is_pointer(other)
+        and _applies(other)
+        for other in section.children
+    )
 
 
 def _lead_in(section: _Section) -> list[AnyBlock]:
