@@ -44,7 +44,7 @@ LIBRARY DESK SOP
 2) Add the replacement fee to the account.
 3) Mark the copy as lost.
 
-3. ROOM BOOKINGS
+3. STUDY ROOMS
 ----------------
 Members can book a study room for up to 2 hours a day.
 
@@ -59,19 +59,18 @@ def test_a_sibling_with_its_own_instructions_is_a_procedure(tmp_path: Path) -> N
     assert _titles(procedures) == [
         "Renewing a loan",
         "Reporting a lost book",
-        "Room bookings",
+        "Study rooms",
     ]
     # its instructions are its own: they never become steps of the other procedures
     for procedure in procedures[:2]:
         assert "Book the room" not in _text(procedure)
-        assert "ROOM BOOKINGS" not in _text(procedure)
+        assert "STUDY ROOMS" not in _text(procedure)
     assert "Book the room" in _text(procedures[2])
 
 
 def test_a_sibling_of_rules_only_still_joins_every_procedure(tmp_path: Path) -> None:
-    text = _LIBRARY.split("3. ROOM BOOKINGS")[0] + (
-        "3. EXCEPTIONS\n-------------\n"
-        "Never renew a loan that another member has reserved.\n"
+    text = _LIBRARY.split("3. STUDY ROOMS")[0] + (
+        "3. EXCEPTIONS\n-------------\nNever renew a loan that another member has reserved.\n"
     )
     procedures = _procedures(tmp_path, "library.txt", text)
     assert _titles(procedures) == ["Renewing a loan", "Reporting a lost book"]
