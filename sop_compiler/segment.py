@@ -330,16 +330,19 @@ def _cases_of_task(section: _Section, child: _Section) -> bool:
     note or background), so the sub-sections are its cases, not a procedure and its notes.
     """
     verdict = title_verdict(section.title) if section.heading else None
-    if verdict is None or verdict.kind != "procedure" or not _lead_in(section):
+    if verdict is None or verdict.kind != "procedure":
         return False
-    return any(
-        other is not child
-        and not _is_aux(other)
-        and not _is_context(other)
-        and not _is_pointer(other)
-        and _applies(other)
-        for other in section.children
-    )
+    if not any(not is_boilerplate(block_text(b)) for b in _lead_in(section)):
+        return False  # "Version 3.2, reviewed March 2026" under a document's title starts nothing
+    return any(other is not child and _is_case(other) for other in section.children)
+
+
+def _is_case(section: _Section) -> bool:
+    """A sub-section that instructs and whose heading names no rules, facts or boilerplate."""
+    if _is_aux(section) or _is_context(section) or _is_pointer(section):
+        return False
+    verdict = title_verdict(section.title) if section.heading else None
+    return (verdict is None or verdict.kind == "procedure") and _applies(section)
 
 
 def _lead_in(section: _Section) -> list[AnyBlock]:

@@ -197,3 +197,14 @@ def test_transferring_things_is_a_task_transferring_to_a_person_a_rule(tmp_path:
     titles = _titles(_procedures(tmp_path, "tickets.md", text))
     assert "Transferring tickets" in titles
     assert "Transferring to a supervisor" not in titles
+
+
+def test_a_document_title_over_one_procedure_and_its_rules_is_no_task(tmp_path: Path) -> None:
+    text = (
+        "# Prescription Refill Desk\n\n"
+        "Document owner: Pharmacy Operations. Version 3.2, reviewed March 2026.\n\n"
+        "## General rules\n- Confirm the patient's date of birth before discussing anything.\n\n"
+        "## Request a refill\n1. Ask for the prescription number.\n2. Place the refill.\n"
+    )
+    titles = _titles(_procedures(tmp_path, "refills.md", text))
+    assert titles == ["Request a refill"]
