@@ -379,8 +379,12 @@ def content_shape(blocks: list[AnyBlock]) -> ContentShape:
     sentences = steps = instructions = constraints = general = facts = tables = 0
     for block in blocks:
         if isinstance(block, Table):
+            # a row that tells what to do ("Reviewed — abnormal | Do not discuss. Book a
+            # callback.") is an instruction, a row of values a fact
             tables += 1
-            facts += sum(not any(map(_instructs, row)) for row in block.rows)
+            told = [any(map(_instructs, row)) for row in block.rows]
+            instructions += sum(told)
+            facts += len(told) - sum(told)
             continue
         if not isinstance(block, Paragraph | ListItem | Quote):
             continue

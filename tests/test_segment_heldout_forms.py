@@ -208,3 +208,38 @@ def test_a_document_title_over_one_procedure_and_its_rules_is_no_task(tmp_path: 
     )
     titles = _titles(_procedures(tmp_path, "refills.md", text))
     assert titles == ["Request a refill"]
+
+
+_RESULTS = """\
+# Reception handbook
+
+## Repeat prescription requests
+
+1. Open the patient record.
+2. Queue the request for the vet.
+
+## Giving out lab results
+
+Results come back to the vet who took the sample.
+
+| Result status | What reception does |
+|---|---|
+| Reviewed, abnormal | Do not discuss. Book a vet callback within 24 hours. |
+| Not yet reviewed | Do not discuss. Tell the owner results take 2 working days. |
+"""
+
+
+def test_a_table_of_what_to_do_is_a_procedure(tmp_path: Path) -> None:
+    procedures = _procedures(tmp_path, "reception.md", _RESULTS)
+    assert _titles(procedures) == ["Repeat prescription requests", "Giving out lab results"]
+    assert "Book a vet callback" in _text(procedures[1])
+    assert "Book a vet callback" not in _text(procedures[0])
+
+
+def test_a_table_of_values_is_knowledge(tmp_path: Path) -> None:
+    text = _RESULTS.replace("## Giving out lab results", "## Result turnaround").replace(
+        "Do not discuss. Book a vet callback within 24 hours.", "1 working day"
+    )
+    text = text.replace("Do not discuss. Tell the owner results take 2 working days.", "2 days")
+    titles = _titles(_procedures(tmp_path, "reception.md", text))
+    assert titles == ["Repeat prescription requests"]
