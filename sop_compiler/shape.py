@@ -382,9 +382,9 @@ def content_shape(blocks: list[AnyBlock]) -> ContentShape:
             # a row that tells what to do ("Reviewed — abnormal | Do not discuss. Book a
             # callback.") is an instruction, a row of values a fact
             tables += 1
-            told = [any(map(_instructs, row)) for row in block.rows]
-            instructions += sum(told)
-            facts += len(told) - sum(told)
+            rows = [any(map(_instructs, row)) for row in block.rows]
+            instructions += sum(rows)
+            facts += len(rows) - sum(rows)
             continue
         if not isinstance(block, Paragraph | ListItem | Quote):
             continue
