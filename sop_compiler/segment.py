@@ -235,6 +235,24 @@ def _applies(section: _Section) -> bool:
     )
 
 
+def _own_task(section: _Section) -> bool:
+    """A step-less sibling of procedures that is a task of its own, not a part of each of them.
+
+    "3. Guest passes" (a paragraph, then "Check the member's plan ...", "Do not issue a pass
+    ...", "Issue the pass ...") holds its own instructions: it is a procedure beside the
+    numbered ones, and its "Issue the pass" never becomes a step of "Freezing a membership".
+    Exceptions, notes, escalation and context sections, and headings that name rules, facts or
+    boilerplate, stay what they are.
+    """
+    if _is_aux(section) or _is_context(section) or _is_pointer(section):
+        return False
+    verdict = title_verdict(section.title) if section.heading else None
+    if verdict is not None and verdict.kind != "procedure":
+        return False
+    shape = content_shape([b for b in section.blocks() if not isinstance(b, Heading)])
+    return shape.verdict().kind == "procedure" and shape.instructions >= _MIN_STEPS
+
+
 def _collect(section: _Section, context: list[AnyBlock], memo: dict[int, bool]) -> list[_Draft]:
     """The procedures inside `section`, given the context its enclosing sections provide."""
     own_steps = _has_steps(section.own)
@@ -257,18 +275,27 @@ def _collect(section: _Section, context: list[AnyBlock], memo: dict[int, bool]) 
         rest = [
             c for c in section.children if c not in step_kids and not (own_steps and _is_aux(c))
         ]
+        tasks = [c for c in rest if _own_task(c)]
+        rest = [c for c in rest if c not in tasks]
         # Exceptions, escalation rules and reference tables beside the procedures apply to
         # each of them: they join every procedure's own blocks, where the agent reads them.
         common = [b for c in rest if _applies(c) for b in c.blocks()]
         shared += [b for c in rest if not _applies(c) for b in c.blocks()]
         lead = [] if own_steps else _lead_in(section)
-        for child in step_kids:
-            found = _collect(child, shared, memo)
+        for child in section.children:
+            if child in tasks:
+                found = [_Draft(child.title, child.path, child.blocks(), shared)]
+            elif child in step_kids:
+                found = _collect(child, shared, memo)
+            else:
+                continue
             for draft in found:
                 # segment() takes the lead-in out of the context once it is part of the blocks
                 draft.blocks = [*lead, *draft.blocks, *common]
             drafts += found
         return drafts
+    if len(step_kids) == 1 and _cases_of_task(section, step_kids[0]):
+        return [_Draft(section.title, section.path, section.blocks(), context)]
     if len(step_kids) == 1:
         (child,) = step_kids
         # Exceptions, escalation rules and reference tables beside the procedure are part of it.
@@ -291,6 +318,31 @@ def _collect(section: _Section, context: list[AnyBlock], memo: dict[int, bool]) 
             draft.blocks = [*lead, *draft.blocks]
         return drafts
     return []
+
+
+def _cases_of_task(section: _Section, child: _Section) -> bool:
+    """True when a task heading's one sub-section with steps is one of its cases.
+
+    "Booking an appointment and phone triage" ("Find the client in VetPro first") over "Red
+    flags — emergency" (numbered steps), "Same-day problems" and "Everything else"
+    (instructions) is one procedure: the heading names the task, its own text starts it, and a
+    sibling beside the numbered one instructs too (not an exception, a
+    note or background), so the sub-sections are its cases, not a procedure and its notes.
+    """
+    verdict = title_verdict(section.title) if section.heading else None
+    if verdict is None or verdict.kind != "procedure":
+        return False
+    if not any(not is_boilerplate(block_text(b)) for b in _lead_in(section)):
+        return False  # "Version 3.2, reviewed March 2026" under a document's title starts nothing
+    return any(other is not child and _is_case(other) for other in section.children)
+
+
+def _is_case(section: _Section) -> bool:
+    """A sub-section that instructs and whose heading names no rules, facts or boilerplate."""
+    if _is_aux(section) or _is_context(section) or _is_pointer(section):
+        return False
+    verdict = title_verdict(section.title) if section.heading else None
+    return (verdict is None or verdict.kind == "procedure") and _applies(section)
 
 
 def _lead_in(section: _Section) -> list[AnyBlock]:
@@ -362,7 +414,11 @@ def _read(section: _Section, reads: dict[int, _Read], *, titled: bool) -> _Read:
     if verdict is not None and verdict.kind == "knowledge" and _gerund_task(section.title, shape):
         # "Changing dates" over instructions: the heading's "dates" is what the task changes
         return _Read("procedure", f"heading {section.title!r} names a task and its text instructs")
-    if verdict is not None and not (verdict.kind == "noise" and shape.steps >= 2):
+    if verdict is not None and not (
+        verdict.kind == "noise" and (shape.steps >= 2 or shape.instructions >= _MIN_STEPS)
+    ):
+        # "Amendments" over "Issue 7: limit raised to 6 months" is document control; over two
+        # instructions it is a request, and its text decides
         if named and not shape.actionable:
             kind: SectionKind = "knowledge" if shape.facts or shape.tables else "noise"
             return _Read(kind, f"{verdict.reason}, but holds no instruction or rule")

@@ -42,11 +42,14 @@ class Verdict:
     reason: str
 
 
-_NUMBER = re.compile(r"^(?:\d+(?:\.\d+)*[.)]?|[A-Z][.)]|[IVX]+\.)\s+")
+# "3.2", "B)", "IV.", "C.9": a section number, not part of what the heading names
+_NUMBER = re.compile(r"^(?:\d+(?:\.\d+)*[.)]?|[A-Z](?:\.\d+)+[.)]?|[A-Z][.)]|[IVX]+\.)\s+")
 # Boilerplate a reader skips: who to call about the document, its history, legal notes.
 _NOISE_TITLE = re.compile(
     r"^(?:contacts?(?:\s+(?:us|information|details))?|questions(?:\s+about\s+this\s+\w+)?|"
-    r"feedback|revision\s+history|version\s+history|change\s*log|document\s+(?:control|history|"
+    r"feedback|revision\s+(?:history|notes|log)|version\s+history|change\s*log|"
+    r"(?:(?:document|chapter|section|manual|policy|procedure|sop)\s+)?amendments?"
+    r"(?:\s+(?:log|history|record))?|document\s+(?:control|history|"
     r"information|details)|disclaimers?|legal(?:\s+notice)?|copyright|last\s+updated.*|"
     r"about\s+this\s+(?:document|policy|guide|handbook|page)|related\s+(?:documents|policies|"
     r"links|pages)|see\s+also|references?|further\s+reading|appendix\b.*|need\s+help\??)$",
@@ -63,10 +66,17 @@ _RULES_TITLE = re.compile(
     r"for\s+(?:every|all|each|any)\s+\w+)\b",
     re.IGNORECASE,
 )
-# "Transfer to a human agent" starts with a verb but is the document's handoff rule.
+# "Transfer to a human agent" starts with a verb but is the document's handoff rule;
+# "Transferring tickets" is a task (what is transferred is no person).
 _HANDOFF_TITLE = re.compile(
-    r"^(?:transfer(?:s|ring)?|escalat(?:e|es|ing|ions?)|hand(?:ing)?\s*-?\s*off)\b"
-    r"(?:.*\b(?:humans?|agents?|supervisors?|specialists?|teams?|managers?|people|staff|tier))?",
+    r"^(?:(?:escalat(?:e|es|ing|ions?)|hand(?:ing)?\s*-?\s*off)\b|transfer(?:s|ring)?\s*$|"
+    r"transfer(?:s|ring)?\b.*\b(?:humans?|agents?|supervisors?|specialists?|teams?|managers?|"
+    r"people|staff|tier))",
+    re.IGNORECASE,
+)
+# "Read me first", "Please read": a note to the reader of the whole document, not a task.
+_READER_TITLE = re.compile(
+    r"^(?:please\s+)?read\s+(?:me|this|(?:this|me)\s+first|first|before\s+\w+.*)$",
     re.IGNORECASE,
 )
 # Facts: the heading names the domain, its data, definitions, prices or values.
@@ -259,6 +269,8 @@ def title_verdict(title: str) -> Verdict | None:
         return Verdict("rules", f"heading {text!r} names exceptions to the procedures")
     if _NOTES_TITLE.match(text):
         return Verdict("knowledge", f"heading {text!r} names notes, not a task")
+    if _READER_TITLE.match(text):
+        return Verdict("rules", f"heading {text!r} names what holds before every request")
     verb = _verb_first(text)
     if _HANDOFF_TITLE.match(text) or (_RULES_TITLE.search(text) and verb != "strong"):
         return Verdict("rules", f"heading {text!r} names rules for every request")
@@ -367,8 +379,12 @@ def content_shape(blocks: list[AnyBlock]) -> ContentShape:
     sentences = steps = instructions = constraints = general = facts = tables = 0
     for block in blocks:
         if isinstance(block, Table):
+            # a row that tells what to do ("Reviewed — abnormal | Do not discuss. Book a
+            # callback.") is an instruction, a row of values a fact
             tables += 1
-            facts += sum(not any(map(_instructs, row)) for row in block.rows)
+            rows = [any(map(_instructs, row)) for row in block.rows]
+            instructions += sum(rows)
+            facts += len(rows) - sum(rows)
             continue
         if not isinstance(block, Paragraph | ListItem | Quote):
             continue

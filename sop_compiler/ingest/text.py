@@ -252,7 +252,7 @@ class _TextParser:
             ):
                 # ALL-CAPS lines above the underlined title are a letterhead, not sections.
                 self.flush()
-                self._heading(stripped, 1, i)
+                self._heading(_undecorated(stripped), 1, i)
             elif marker is not None:
                 self.flush()
                 level = self.nester.level(indent, marker)
@@ -390,12 +390,29 @@ def _tab_cells(line: str) -> list[str]:
     return [cell.strip() for cell in re.split(r"\t+", line)]
 
 
+# The rules a plain-text banner puts around its title: "== PROCEDURE 2: BAN APPEALS ==".
+_BANNER = re.compile(r"^[=~*#+-]{2,}[ \t]*|[ \t]*[=~*#+-]{2,}$")
+
+
+def _undecorated(line: str) -> str:
+    """A banner's title: "--- READ ME FIRST ---" -> "READ ME FIRST"."""
+    return _BANNER.sub("", line).strip() or line
+
+
 def _caps_heading(line: str) -> bool:
-    letters = [ch for ch in line if ch.isalpha()]
+    """An ALL-CAPS line of at most ten words, banner rules and quotes aside.
+
+    'PART A - "MY CODE HAS EXPIRED" / "MY PARCEL IS GONE"' and
+    '== PROCEDURE 1: "I PAID BUT DIDN'T GET MY ITEMS" ==' are headings: a dash, a slash or a
+    rule is no word.
+    """
+    bare = _undecorated(line)
+    letters = [ch for ch in bare if ch.isalpha()]
+    words = [word for word in bare.split() if any(ch.isalnum() for ch in word)]
     return (
         len(letters) >= 2
-        and len(line) <= 80
+        and len(bare) <= 80
         and all(ch.isupper() for ch in letters)
-        and line[-1] not in ".;,"
-        and len(line.split()) <= 10
+        and bare[-1] not in ".;,"
+        and len(words) <= 10
     )

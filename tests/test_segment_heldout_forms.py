@@ -1,0 +1,245 @@
+"""segment: document forms first met in the held-out corpus, each built here in small, both ways.
+
+Each test writes a short SOP of one form (never a held-out file) and reads it the way `sopc
+compile` does; each form has a case that must become a procedure and one that must not.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sop_compiler.config import Settings
+from sop_compiler.models import Procedure, block_text
+from sop_compiler.pipeline import read_procedures
+
+
+def _procedures(tmp_path: Path, name: str, text: str) -> list[Procedure]:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    result = read_procedures(path, root=tmp_path, settings=Settings())
+    assert result.error is None
+    return result.procedures
+
+
+def _titles(procedures: list[Procedure]) -> list[str]:
+    return [p.title for p in procedures]
+
+
+def _text(procedure: Procedure) -> str:
+    return " ".join(block_text(b) for b in procedure.blocks)
+
+
+_LIBRARY = """\
+LIBRARY DESK SOP
+
+1. RENEWING A LOAN
+------------------
+1) Find the member and the loan.
+2) Renew the loan for 3 weeks.
+3) Tell the member the new due date.
+
+2. REPORTING A LOST BOOK
+------------------------
+1) Find the member and the loan.
+2) Add the replacement fee to the account.
+3) Mark the copy as lost.
+
+3. STUDY ROOMS
+----------------
+Members can book a study room for up to 2 hours a day.
+
+  - Check the room calendar for the day.
+  - Rooms cannot be booked more than 7 days ahead.
+  - Book the room and email the confirmation to the member.
+"""
+
+
+def test_a_sibling_with_its_own_instructions_is_a_procedure(tmp_path: Path) -> None:
+    procedures = _procedures(tmp_path, "library.txt", _LIBRARY)
+    assert _titles(procedures) == [
+        "Renewing a loan",
+        "Reporting a lost book",
+        "Study rooms",
+    ]
+    # its instructions are its own: they never become steps of the other procedures
+    for procedure in procedures[:2]:
+        assert "Book the room" not in _text(procedure)
+        assert "STUDY ROOMS" not in _text(procedure)
+    assert "Book the room" in _text(procedures[2])
+
+
+def test_a_sibling_of_rules_only_still_joins_every_procedure(tmp_path: Path) -> None:
+    text = _LIBRARY.split("3. STUDY ROOMS")[0] + (
+        "3. EXCEPTIONS\n-------------\nNever renew a loan that another member has reserved.\n"
+    )
+    procedures = _procedures(tmp_path, "library.txt", text)
+    assert _titles(procedures) == ["Renewing a loan", "Reporting a lost book"]
+    assert all("another member has reserved" in _text(p) for p in procedures)
+
+
+def test_a_banner_is_a_heading_without_its_rules(tmp_path: Path) -> None:
+    text = (
+        "ACME SUPPORT\n\n"
+        "--- READ ME FIRST ---\n"
+        "Never ask a player for their password.\n\n"
+        '== PROCEDURE 1: "I PAID BUT DID NOT GET MY ITEMS" ==\n\n'
+        "Step 1. Get the player ID and the receipt ID.\n\n"
+        "Step 2. Validate the receipt with the store.\n\n"
+        "Step 3. Grant the items on the receipt.\n\n"
+        "== PROCEDURE 2: BAN APPEALS ==\n\n"
+        "Step 1. Look up the player and read the ban reason.\n\n"
+        "Step 2. Submit an appeal with the player's statement.\n\n"
+        'PART C - "MY CODE HAS EXPIRED" / "MY PARCEL IS GONE"\n\n'
+        "  1. Find the parcel from the tracking number.\n"
+        "  2. Extend the pickup and resend the code.\n"
+    )
+    procedures = _procedures(tmp_path, "support.txt", text)
+    titles = _titles(procedures)
+    assert titles == [
+        'Procedure 1: "i paid but did not get my items"',
+        "Procedure 2: ban appeals",
+        'Part c - "my code has expired" / "my parcel is gone"',
+    ]
+    # "Read me first" is what holds for every procedure, not a procedure of its own
+    for procedure in procedures:
+        read = " ".join(block_text(b) for b in [*procedure.blocks, *procedure.context])
+        assert "password" in read
+
+
+def test_a_long_caps_sentence_is_no_banner(tmp_path: Path) -> None:
+    text = (
+        "Returns desk\n============\n\n"
+        "1. Find the order.\n2. Refund the order.\n\n"
+        "ALWAYS CHECK THE ORDER DATE BEFORE YOU REFUND AN ORDER FOR A CUSTOMER TODAY.\n"
+    )
+    procedures = _procedures(tmp_path, "returns.txt", text)
+    assert len(procedures) == 1
+    assert not any(h.startswith("ALWAYS") for p in procedures for h in p.heading_path)
+
+
+def test_amendments_are_document_control(tmp_path: Path) -> None:
+    text = (
+        "# Lettings manual\n\n"
+        "## C.1 Tenant reports a repair\n\n1. Log the repair.\n2. Book a contractor.\n\n"
+        "## C.2 Rent arrears\n\n1. Check the rent account.\n2. Send the arrears reminder.\n\n"
+        "## C.9 Amendments\n\nIssue 7: payment plans up to 6 months.\n"
+    )
+    titles = _titles(_procedures(tmp_path, "manual.md", text))
+    assert titles == ["C.1 Tenant reports a repair", "C.2 Rent arrears"]
+
+
+def test_amendments_that_instruct_are_a_request(tmp_path: Path) -> None:
+    text = (
+        "# Booking policy\n\n"
+        "## Cancellations\n\nCancel the booking and refund the deposit.\n"
+        "Send the cancellation email.\n\n"
+        "## Amendments\n\nFind the booking. Change the date the guest asks for. "
+        "Send the updated confirmation.\n"
+    )
+    titles = _titles(_procedures(tmp_path, "bookings.md", text))
+    assert "Amendments" in titles
+
+
+_TRIAGE = """\
+# Reception handbook
+
+## Booking an appointment and phone triage
+
+Find the client and the pet in the system first.
+
+### Red flags
+
+If the owner reports difficulty breathing, it is an emergency:
+
+1. Tell the owner to come in straight away.
+2. Book the emergency slot.
+
+### Everything else
+
+Book the next suitable consult. Send the confirmation text.
+
+## Repeat prescription requests
+
+1. Open the patient record.
+2. Queue the request for the vet.
+"""
+
+
+def test_a_task_heading_over_its_cases_is_one_procedure(tmp_path: Path) -> None:
+    procedures = _procedures(tmp_path, "reception.md", _TRIAGE)
+    assert _titles(procedures) == [
+        "Booking an appointment and phone triage",
+        "Repeat prescription requests",
+    ]
+    booking = _text(procedures[0])
+    assert "Book the emergency slot" in booking and "next suitable consult" in booking
+
+
+def test_a_numbered_sub_section_under_a_heading_without_lead_in_stays_the_procedure(
+    tmp_path: Path,
+) -> None:
+    # no text of its own under "Booking ...": the numbered sub-section is the procedure and its
+    # instructing sibling joins it, as before
+    text = _TRIAGE.replace("Find the client and the pet in the system first.\n\n", "")
+    titles = _titles(_procedures(tmp_path, "reception.md", text))
+    assert titles[0] == "Red flags"
+
+
+def test_transferring_things_is_a_task_transferring_to_a_person_a_rule(tmp_path: Path) -> None:
+    text = (
+        "# Ticket help\n\n"
+        "## Transferring tickets\n\nLook up the order. Ask for the friend's email address. "
+        "Transfer the tickets.\n\n"
+        "## Refunds for cancelled events\n\nCheck the event status. Refund the tickets. "
+        "Send the refund email.\n\n"
+        "## Transferring to a supervisor\n\nAlways transfer a caller who asks for a manager.\n"
+    )
+    titles = _titles(_procedures(tmp_path, "tickets.md", text))
+    assert "Transferring tickets" in titles
+    assert "Transferring to a supervisor" not in titles
+
+
+def test_a_document_title_over_one_procedure_and_its_rules_is_no_task(tmp_path: Path) -> None:
+    text = (
+        "# Prescription Refill Desk\n\n"
+        "Document owner: Pharmacy Operations. Version 3.2, reviewed March 2026.\n\n"
+        "## General rules\n- Confirm the patient's date of birth before discussing anything.\n\n"
+        "## Request a refill\n1. Ask for the prescription number.\n2. Place the refill.\n"
+    )
+    titles = _titles(_procedures(tmp_path, "refills.md", text))
+    assert titles == ["Request a refill"]
+
+
+_RESULTS = """\
+# Reception handbook
+
+## Repeat prescription requests
+
+1. Open the patient record.
+2. Queue the request for the vet.
+
+## Giving out lab results
+
+Results come back to the vet who took the sample.
+
+| Result status | What reception does |
+|---|---|
+| Reviewed, abnormal | Do not discuss. Book a vet callback within 24 hours. |
+| Not yet reviewed | Do not discuss. Tell the owner results take 2 working days. |
+"""
+
+
+def test_a_table_of_what_to_do_is_a_procedure(tmp_path: Path) -> None:
+    procedures = _procedures(tmp_path, "reception.md", _RESULTS)
+    assert _titles(procedures) == ["Repeat prescription requests", "Giving out lab results"]
+    assert "Book a vet callback" in _text(procedures[1])
+    assert "Book a vet callback" not in _text(procedures[0])
+
+
+def test_a_table_of_values_is_knowledge(tmp_path: Path) -> None:
+    text = _RESULTS.replace("## Giving out lab results", "## Result turnaround").replace(
+        "Do not discuss. Book a vet callback within 24 hours.", "1 working day"
+    )
+    text = text.replace("Do not discuss. Tell the owner results take 2 working days.", "2 days")
+    titles = _titles(_procedures(tmp_path, "reception.md", text))
+    assert titles == ["Repeat prescription requests"]
