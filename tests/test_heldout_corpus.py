@@ -1,9 +1,10 @@
-"""The blind held-out corpus (issue 11): tests/data/heldout/<case>/ is well formed.
+"""The blind held-out corpora (issue 11): tests/data/heldout*/<case>/ are well formed.
 
 Every case has its document, `tools.yaml` and `gold.yaml`; the gold loads; every quote, condition
 and fact is a verbatim substring of the document after whitespace folding (markup excluded); every
 heading is a heading of the document; every tool the gold names is in the case's catalog. Nothing
-here compiles a document: the corpus is measured by `bench/fidelity.py --heldout` only.
+here compiles a document: the corpora are measured by `bench/fidelity.py --heldout` and
+`--heldout2` only. tests/data/heldout2 is a second blind corpus, in domains the first does not use.
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ import yaml
 from gold import DOCUMENT_NAMES, Gold, iter_cases
 
 HELDOUT = Path(__file__).parent / "data" / "heldout"
-CASE_DIRS = sorted(p for p in HELDOUT.iterdir() if p.is_dir())
+HELDOUT2 = Path(__file__).parent / "data" / "heldout2"
+# corpus -> (its folder, at least this many cases, at least this many procedures)
+CORPORA = {"heldout": (HELDOUT, 10, 25), "heldout2": (HELDOUT2, 8, 20)}
+CASE_DIRS = sorted(p for root in (HELDOUT, HELDOUT2) for p in root.iterdir() if p.is_dir())
+CASES = [case for root in (HELDOUT, HELDOUT2) for case in iter_cases(root)]
 
 _SPACE = re.compile(r"\s+")
 _MD_LINE_MARK = re.compile(r"^\s*(?:#{1,6}\s+|>\s?|[-*+]\s+|\d+[.)]\s+)", re.MULTILINE)
@@ -86,15 +91,25 @@ def _tools_named(gold: Gold) -> set[str]:
     return named
 
 
-def test_corpus_size() -> None:
-    cases = list(iter_cases(HELDOUT))
-    assert len(cases) >= 10
-    assert sum(len(gold.procedures) for *_, gold in cases) >= 25
+@pytest.mark.parametrize("corpus", sorted(CORPORA))
+def test_corpus_size(corpus: str) -> None:
+    root, min_cases, min_procedures = CORPORA[corpus]
+    cases = list(iter_cases(root))
+    assert len(cases) >= min_cases
+    assert sum(len(gold.procedures) for *_, gold in cases) >= min_procedures
     assert len({gold.domain for *_, gold in cases}) == len(cases), "one domain per case"
     assert len({document.suffix for _, document, _, _ in cases}) >= 3, "mixed formats"
 
 
-@pytest.mark.parametrize("case_dir", CASE_DIRS, ids=[p.name for p in CASE_DIRS])
+def test_corpora_do_not_share_domains_or_case_names() -> None:
+    first, second = list(iter_cases(HELDOUT)), list(iter_cases(HELDOUT2))
+    shared = {g.domain for *_, g in first} & {g.domain for *_, g in second}
+    assert not shared, f"heldout2 reuses domains of heldout: {sorted(shared)}"
+    names = {c.name for c, *_ in first} & {c.name for c, *_ in second}
+    assert not names, f"heldout2 reuses case names of heldout: {sorted(names)}"
+
+
+@pytest.mark.parametrize("case_dir", CASE_DIRS, ids=[f"{p.parent.name}/{p.name}" for p in CASE_DIRS])
 def test_case_files(case_dir: Path) -> None:
     names = {p.name for p in case_dir.iterdir()}
     documents = names & set(DOCUMENT_NAMES)
@@ -104,8 +119,8 @@ def test_case_files(case_dir: Path) -> None:
 
 @pytest.mark.parametrize(
     ("case_dir", "document", "tools_path", "gold"),
-    list(iter_cases(HELDOUT)),
-    ids=[p.name for p in CASE_DIRS],
+    CASES,
+    ids=[f"{case[0].parent.name}/{case[0].name}" for case in CASES],
 )
 def test_case_gold(case_dir: Path, document: Path, tools_path: Path, gold: Gold) -> None:
     assert document.is_file(), f"{case_dir}: gold names {gold.document}, not in the folder"
