@@ -302,10 +302,8 @@ def main() -> int:
         "--heldout2", action="store_true", help="score tests/data/heldout2 (written blind) instead"
     )
     args = parser.parse_args()
-    if args.heldout2:
-        tally = tally_heldout2()
-    else:
-        tally = tally_heldout() if args.heldout else tally_all()
+    chosen = tally_heldout2 if args.heldout2 else tally_heldout if args.heldout else tally_all
+    tally = chosen()
     if not tally.counts:
         print("no gold cases found", file=sys.stderr)
         return 1

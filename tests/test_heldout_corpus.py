@@ -109,7 +109,9 @@ def test_corpora_do_not_share_domains_or_case_names() -> None:
     assert not names, f"heldout2 reuses case names of heldout: {sorted(names)}"
 
 
-@pytest.mark.parametrize("case_dir", CASE_DIRS, ids=[f"{p.parent.name}/{p.name}" for p in CASE_DIRS])
+@pytest.mark.parametrize(
+    "case_dir", CASE_DIRS, ids=[f"{p.parent.name}/{p.name}" for p in CASE_DIRS]
+)
 def test_case_files(case_dir: Path) -> None:
     names = {p.name for p in case_dir.iterdir()}
     documents = names & set(DOCUMENT_NAMES)
