@@ -20,7 +20,7 @@ from gold import DOCUMENT_NAMES, Gold, iter_cases
 HELDOUT = Path(__file__).parent / "data" / "heldout"
 HELDOUT2 = Path(__file__).parent / "data" / "heldout2"
 # corpus -> (its folder, at least this many cases, at least this many procedures)
-CORPORA = {"heldout": (HELDOUT, 10, 25), "heldout2": (HELDOUT2, 8, 20)}
+CORPORA = {"heldout": (HELDOUT, 10, 25), "heldout2": (HELDOUT2, 6, 20)}
 CASE_DIRS = sorted(p for root in (HELDOUT, HELDOUT2) for p in root.iterdir() if p.is_dir())
 CASES = [case for root in (HELDOUT, HELDOUT2) for case in iter_cases(root)]
 
