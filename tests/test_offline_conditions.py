@@ -672,3 +672,44 @@ def test_a_test_after_the_last_of_several_orders_covers_that_order_only(tmp_path
     damaged = _side(ways, "the box is damaged", "yes")
     assert all("issue_voucher" in w.calls for w in damaged)
     assert all("issue_voucher" not in w.calls for w in _side(ways, "the box is damaged", "no"))
+
+
+def _sop(tmp_path: Path, body: str) -> RoutineDraft:
+    sop = tmp_path / "returns.md"
+    sop.write_text(f"# Returns desk\n\n## Handle a return request\n\n{body}", encoding="utf-8")
+    procedure = read_procedures(sop, root=tmp_path, settings=Settings()).procedures[0]
+    return build_draft(procedure, catalog=CATALOG)
+
+
+def test_numbered_cases_closed_by_otherwise_run_one_at_a_time(tmp_path: Path) -> None:
+    draft = _sop(
+        tmp_path,
+        "**When to use it:** the customer says a parcel arrived damaged.\n\n"
+        "1. Look up the order with the order number.\n"
+        "2. If the box is crushed, refund the order.\n"
+        "3. If the seal is broken, replace the unit.\n"
+        "4. Otherwise, do not refund the order. Issue a voucher and tell the customer why.\n"
+        "5. Tell the customer what happens next.\n",
+    )
+    assert draft.trigger == "Use when the customer says a parcel arrived damaged."
+    ways = _ways(draft)
+    writes = {"issue_refund", "replace_unit", "issue_voucher"}
+    for way in ways:
+        assert len(writes & set(way.calls)) == 1, way  # one case, never a case then the otherwise
+    crushed = _side(ways, "the box is crushed", "yes")
+    assert all(w.calls[1:] == ["issue_refund"] for w in crushed)
+    neither = [w for w in ways if set(w.went.values()) == {"no"}]
+    assert neither and all(w.calls[1:] == ["issue_voucher"] for w in neither)
+
+
+def test_never_for_a_case_then_an_escalation_is_only_for_that_case(tmp_path: Path) -> None:
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. Never refund an order for a customer who has two refunds open — send it to the "
+        "Fraud Office.\n"
+        "3. Refund the order.\n",
+    )
+    ways = _ways(draft)
+    assert {w.end for w in ways} == {"escalate", "resolve"}  # not every path escalates
+    assert any("issue_refund" in w.calls and w.end == "resolve" for w in ways)

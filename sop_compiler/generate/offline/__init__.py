@@ -60,7 +60,7 @@ __all__ = ["OFFLINE_RULES_VERSION", "OfflineBackend", "build_draft"]
 _CUSTOMER = re.compile(rf"\b{PERSON_NOUNS}\b", re.IGNORECASE)
 
 # Bump when the rules change what they produce, so that the lock file marks routines stale.
-OFFLINE_RULES_VERSION = 29
+OFFLINE_RULES_VERSION = 30
 
 
 class OfflineBackend(Backend):
@@ -139,10 +139,14 @@ def build_draft(
             step_units += units(section)
         elif section.kind == "conditional":
             step_units.append(conditional_unit(section))
-    # "When a customer asks about a return:" over the steps says when the routine applies:
-    # the trigger reads it; as a step, both of its sides would lead to the next step.
-    if step_units and not step_units[0].children and is_trigger_lead(step_units[0].text):
-        step_units = step_units[1:]
+    # "When a customer asks about a return:" or "When to use it: ..." over the steps says when
+    # the routine applies: the trigger reads it; it is no step (up to the first numbered one).
+    lead = next((n for n, unit in enumerate(step_units) if unit.numbered), len(step_units))
+    step_units = [
+        unit
+        for n, unit in enumerate(step_units)
+        if not (n <= lead and not unit.children and is_trigger_lead(unit.text))
+    ]
     tables = {unit.block_id for unit in step_units if unit.cite}  # a table read as steps
     found.knowledge = [
         k for k in found.knowledge if not (k.source and set(k.source.block_ids) & tables)

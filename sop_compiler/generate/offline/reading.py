@@ -45,14 +45,16 @@ def read_units(builder: Builder, units: list[Unit]) -> list[Node]:
     """Top-level steps (each with its sub-steps as children) for a run of SOP units."""
     out: list[Node] = []
     pending: Node | None = None
+    cases: list[Node] = []  # the top-level items in a row that each open with a condition
     for unit in units:
         unit = labelled_cases(unit)
+        closes = _OPENS_OTHERWISE.match(unit.text) is not None and bool(cases)
         own, pending_own = _sentences(builder, unit, 0, pending)
         kids: list[Node] = []
         child_pending: Node | None = None
-        cases = case_runs(builder, unit.children)
+        runs = case_runs(builder, unit.children)
         groups: dict[int, CaseGroup] = {}
-        for child, run in zip(unit.children, cases, strict=True):
+        for child, run in zip(unit.children, runs, strict=True):
             split = run is not None and _has_otherwise(child.text)
             nodes, child_pending = _sentences(builder, child, 1, child_pending, split=split)
             kids += nodes
@@ -95,9 +97,22 @@ def read_units(builder: Builder, units: list[Unit]) -> list[Node]:
         for group in made_groups:
             group.anchor = head
             builder.groups.append(group)
+        if closes and len(cases) >= 2 and cases[-1].else_nodes[:1] == [head]:
+            # "2. If A, ... 3. If B, ... 4. Otherwise, ...": one of them runs, never A and
+            # then the otherwise of B
+            group = CaseGroup([[case, *case.children] for case in cases], anchor=cases[0])
+            if len(alternative_cases(group)) >= 2:
+                builder.groups.append(group)
+        opens = head.kind == "condition" and not (head.else_nodes or head.else_goto)
+        cases = [*cases, head] if opens and not closes else []
         out.append(head)
         pending = last_cond if last_cond is not None else (child_pending if kids else pending_own)
     return out
+
+
+_OPENS_OTHERWISE = re.compile(
+    r"^\s*(?:otherwise|else|in all other cases|in any other case|if not|if none)\b", re.I
+)
 
 
 def _sentences(
@@ -109,6 +124,7 @@ def _sentences(
     owner: Node | None = None  # the condition this item opens with
     refused: list[list[Node]] = []  # branches that refuse the request or forbid its write
     instead_of: Node | None = None  # a refusal mid-item: its orders that follow are its branch
+    otherwise_of: Node | None = None  # the condition whose "Otherwise" this item's text began
     for sentence, original in _clauses(unit.text):
         excerpt = injection_excerpt(sentence)
         if excerpt is not None:
@@ -170,9 +186,16 @@ def _sentences(
         if parallel:
             owner = None  # "For a late delivery, ... For a missing item, ...": two cases
         else_of_owner = clause.is_else and owner is not None and pending is owner
+        answered = pending
         made, pending = _clause(
             builder, clause, unit.block_id, level, pending, nodes, split=split and not nodes
         )
+        if otherwise_of is not None and (clause.test is not None or not is_order(sentence)):
+            otherwise_of = None  # "If the customer asks for a refund, ...": a case of its own
+        if otherwise_of is not None and not clause.is_else:
+            otherwise_of.else_nodes += made  # "Otherwise, do not end it. Ask the rider ..."
+        elif clause.is_else and answered is not None and answered.else_nodes[:1] == made[:1]:
+            otherwise_of = answered if made else None
         if sentence != original or unit.cite:
             for node in made:  # cite the SOP's words, not the reading of them (or a table row)
                 node.quote = quote(unit.cite or original)
@@ -400,7 +423,9 @@ def _named_it(sentence: str, subject: str | None) -> str:
 
 
 _SO_DO = re.compile(r"\b(?:so|then|and)\s+([a-z]+)\b", re.IGNORECASE)
-_RULE_THEN_ACTION = re.compile(r"^(?P<rule>[^;]+);\s*(?P<action>\S.*)$")
+_RULE_THEN_ACTION = re.compile(r"^(?P<rule>[^;\u2014]+?)(?:;|\s\u2014)\s*(?P<action>\S.*)$")
+# "... — send it to the Fraud queue": an escalation holds only where its rule applies
+_HANDS_ON = re.compile(r"^(?:escalate|send|refer|transfer|pass|route|hand)\b", re.IGNORECASE)
 
 
 def _prohibition_as_condition(sentence: str) -> str:
@@ -417,7 +442,10 @@ def _prohibition_as_condition(sentence: str) -> str:
     orders = is_instruction(action) or any(
         verb.casefold() in INSTRUCTION_VERBS for verb in _SO_DO.findall(action)
     )  # "...; the charge is recalculated, so explain that and close the contact"
-    if rule_kind(rule) != "never" or is_instruction(rule) or not orders:
+    # "Never end a trip for a rider with two trips open — send it to the Fraud queue": even a
+    # prohibition said as an order only sends on the cases it names
+    ordered = is_instruction(rule) and not _HANDS_ON.match(action.strip())
+    if rule_kind(rule) != "never" or ordered or not orders:
         return sentence
     return f"If this rule applies to the request: {rule[0].lower()}{rule[1:]}, {action}"
 

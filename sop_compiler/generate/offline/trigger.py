@@ -67,7 +67,12 @@ _LEAD_REQUEST = re.compile(
 
 
 # "Use this when a customer phones to book": the SOP's own routing line over the steps
-_USE_THIS_WHEN = re.compile(r"^use\s+(?:this|these)\b[^.;:]{0,40}?\bwhen\b[^;:]*[.:]?$", re.I)
+_USE_THIS_WHEN = re.compile(
+    r"^(?:use\s+(?:this|these)\b[^.;:]{0,40}?\bwhen\b[^;:]*[.:]?|when\s+to\s+use\s+(?:it|this)\s*:.*)$",
+    re.I,
+)
+# "When to use it: the rider says ...": the SOP's label for when the routine applies
+_WHEN_TO_USE_LABEL = re.compile(r"^\W*when\s+to\s+use\s+(?:it|this)\W*:\W*(?P<clause>[^.;]+)", re.I)
 
 
 def is_trigger_lead(text: str) -> bool:
@@ -89,7 +94,9 @@ def trigger_for(procedure: Procedure, parts: list[Section]) -> str:
     own += [b for b in procedure.context if b.prov.heading_path[-1:] == [procedure.title]]
     for block in _texts(own):
         for sentence in split_sentences(block_text(block)):
-            if match := _USE_WHEN.match(sentence.strip()):
+            if match := _USE_WHEN.match(sentence.strip()) or _WHEN_TO_USE_LABEL.match(
+                sentence.strip()
+            ):
                 return f"Use when {_clean(match.group('clause'))}."
     # A heading that orders a task ("Cancel a refill") says the request better than the scope
     # the whole document shares ("refill requests by phone or chat"), which every one of its
