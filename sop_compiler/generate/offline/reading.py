@@ -254,6 +254,7 @@ _ANSWER_ARROW = re.compile(r"\b(yes|no)\s*(?:\u2192|->|=>)\s*", re.IGNORECASE)
 # "Refund it if the parcel is lost, or replace it if it arrived damaged": two cases
 _OR_ACTION = re.compile(r",\s+or\s+(?=([a-z]+)\b)", re.IGNORECASE)
 _TESTS = re.compile(r"\b(?:if|when|unless)\b", re.IGNORECASE)
+_TRAILING_TEST = re.compile(r"\s(?:if|when|unless)\s", re.IGNORECASE)  # after the order
 
 
 def _alternatives(parts: list[str]) -> list[tuple[str, str]]:
@@ -297,7 +298,7 @@ def _test_on_last(first: str, second: str) -> bool:
         verb in INSTRUCTION_VERBS
         and is_order(first)
         and _TESTS.search(first) is None
-        and re.search(r"\s(?:if|when|unless)\s", second, re.IGNORECASE) is not None
+        and _TRAILING_TEST.search(second) is not None
     )
 
 
@@ -307,11 +308,10 @@ _AND_THEN_ACTION = re.compile(r",\s+(?:and|then)\s+(?=([a-z]+)\b)", re.IGNORECAS
 def _ends_in_test(first: str, second: str) -> bool:
     """True for "<order> ... if <test>" before ", and <order>" with no test of its own."""
     verb = second.split(None, 1)[0].casefold() if second.split() else ""
-    trailing = re.search(r"\s(?:if|when|unless)\s", first, re.IGNORECASE)
     return (
         verb in INSTRUCTION_VERBS
         and is_order(first)
-        and trailing is not None
+        and _TRAILING_TEST.search(first) is not None
         and _TESTS.search(second) is None
     )
 
