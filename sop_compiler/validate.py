@@ -16,7 +16,12 @@ from typing import Any
 
 from sop_compiler.config import Settings
 from sop_compiler.escape import one_line
-from sop_compiler.generate.offline.binding import canonical_words, verb_stems
+from sop_compiler.generate.offline.binding import (
+    HANDS_OVER,
+    canonical_words,
+    hands_over,
+    verb_stems,
+)
 from sop_compiler.models import (
     MAX_QUOTE_WORDS,
     TERMINAL_KINDS,
@@ -724,7 +729,7 @@ def _check_model_text(
             continue
         if sop is None:
             text = " ".join(block_text(b) for b in [*procedure.context, *procedure.blocks])
-            sop = (text.lower(), set(canonical_words(text)))
+            sop = (text, set(canonical_words(text)))
         if not _asks_for(tool, *sop):
             out.add(
                 "unsupported_write",
@@ -735,7 +740,7 @@ def _check_model_text(
             )
 
 
-def _asks_for(tool: Tool, text: str, words: set[str]) -> bool:
+def _asks_for(tool: Tool, original: str, words: set[str]) -> bool:
     """Whether the SOP names the tool or an alias, or asks for its action anywhere.
 
     The action is as the offline compiler binds one (`generate.offline.binding`): the verb of
@@ -743,9 +748,12 @@ def _asks_for(tool: Tool, text: str, words: set[str]) -> bool:
     customer" asks for `issue_refund` and "record the leave" for `book_absence` ("Record an
     absence ...").
     """
+    text = original.lower()
     for name in [tool.name, *tool.aliases]:
         if name.lower() in text or name.replace("_", " ").lower() in text:
             return True
+    if hands_over(tool) and HANDS_OVER.search(original):
+        return True  # "pass it to the Contracts Manager" asks for the catalog's `refer_case`
     name_words = canonical_words(tool.name.replace("_", " "))
     described = canonical_words(tool.description)
     verbs = set(name_words[:1]) | set(described[:1])

@@ -14,9 +14,20 @@ import pytest
 
 from sop_compiler.config import Settings
 from sop_compiler.generate.offline import build_draft
-from sop_compiler.models import RoutineDraft, Tool, ToolCatalog, walk_steps
+from sop_compiler.generate.offline.steps import unpassed_refs
+from sop_compiler.models import (
+    Condition,
+    RoutineDraft,
+    Step,
+    Tool,
+    ToolArgument,
+    ToolCall,
+    ToolCatalog,
+    walk_steps,
+)
 from sop_compiler.paths import enumerate_paths
 from sop_compiler.pipeline import read_procedures
+from sop_compiler.validate import check_draft
 
 
 def _write(name: str, description: str) -> dict[str, object]:
@@ -713,3 +724,122 @@ def test_never_for_a_case_then_an_escalation_is_only_for_that_case(tmp_path: Pat
     ways = _ways(draft)
     assert {w.end for w in ways} == {"escalate", "resolve"}  # not every path escalates
     assert any("issue_refund" in w.calls and w.end == "resolve" for w in ways)
+
+
+def test_telling_the_customer_after_an_escalation_in_a_branch_still_ends_it(
+    tmp_path: Path,
+) -> None:
+    step = (
+        "If the box was opened, do not refund the order. Refer the order to the Fraud Office "
+        "and tell the customer we will call them.\n3. Refund the order."
+    )
+    ways = _ways(_compile(tmp_path, step))
+    opened = _side(ways, "the box was opened", "yes")
+    assert {w.end for w in opened} == {"escalate"}
+    assert all("issue_refund" not in w.calls for w in opened)
+    assert all("issue_refund" in w.calls for w in _side(ways, "the box was opened", "no"))
+
+
+def test_a_refusal_written_after_the_call_it_refuses_is_tested_first(tmp_path: Path) -> None:
+    step = (
+        "Check the return and accept the return:\n"
+        "   - For orders bought on sale, do not accept the return: issue a voucher instead.\n"
+    )
+    draft = _compile(tmp_path, step)
+    ways = _ways(draft)
+    sale = _side(ways, "it is for orders bought on sale", "yes")
+    assert all("accept_return" not in w.calls and "issue_voucher" in w.calls for w in sale)
+    other = _side(ways, "it is for orders bought on sale", "no")
+    assert all("accept_return" in w.calls and "issue_voucher" not in w.calls for w in other)
+    # the voucher, now tested before the accept, takes the order number where the accept did
+    (voucher,) = [
+        s
+        for s in walk_steps(draft.steps)
+        if s.tool_call and s.kind == "tool_call" and s.tool_call.tool == "issue_voucher"
+    ]
+    assert "in step 1" in (voucher.tool_call.arguments[0].from_context or "")
+
+
+_TEAMS = ToolCatalog(
+    tools=[
+        *CATALOG.tools,
+        Tool.model_validate(
+            {
+                "name": "assign_to_team",
+                "description": "Assign a file or request to a specialist team.",
+                "access": "write",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"team": {"type": "string"}, "order_id": {"type": "string"}},
+                    "required": ["team", "order_id"],
+                },
+            }
+        ),
+    ]
+)
+
+
+def test_the_catalogs_one_team_tool_is_how_a_case_goes_to_a_named_team(tmp_path: Path) -> None:
+    sop = tmp_path / "returns.md"
+    sop.write_text(
+        "# Returns desk\n\n## Handle a return request\n\n"
+        "1. Look up the order with the order number.\n"
+        "2. If the box was opened, refer the order to Quality Control.\n"
+        "3. Refund the order.\n",
+        encoding="utf-8",
+    )
+    procedure = read_procedures(sop, root=tmp_path, settings=Settings()).procedures[0]
+    draft = build_draft(procedure, catalog=_TEAMS)
+    (call,) = [
+        s for s in walk_steps(draft.steps) if s.tool_call and s.tool_call.tool == "assign_to_team"
+    ]
+    assert {a.name: a.value for a in call.tool_call.arguments}["team"] == "Quality Control"
+    opened = _side(_ways(draft), "the box was opened", "yes")
+    assert {w.end for w in opened} == {"escalate"}
+    assert all("issue_refund" not in w.calls for w in opened)
+    issues = check_draft(draft, procedure=procedure, catalog=_TEAMS, settings=Settings())
+    assert not [i for i in issues if i.code == "unsupported_write"]
+    # without a hand-over in the SOP the team tool is not asked for: a draft that calls it is
+    # an answer adding an action
+    sop.write_text(sop.read_text().replace("refer the order to Quality Control", "refund it"))
+    plain = read_procedures(sop, root=tmp_path, settings=Settings()).procedures[0]
+    issues = check_draft(draft, procedure=plain, catalog=_TEAMS, settings=Settings())
+    assert [i.code for i in issues if i.code == "unsupported_write"] == ["unsupported_write"]
+
+
+def test_a_value_named_from_a_skippable_step_is_traced_to_a_step_every_path_passes() -> None:
+    def call(step_id: str, tool: str, said: str) -> Step:
+        arg = ToolArgument(name="order_id", from_context=said)
+        return Step(
+            id=step_id,
+            kind="tool_call",
+            text="Do it.",
+            tool_call=ToolCall(tool=tool, arguments=[arg]),
+        )
+
+    draft = RoutineDraft(
+        title="T",
+        trigger="When.",
+        steps=[
+            call("1", "get_order", "the order ID from the conversation"),
+            Step(
+                id="2",
+                kind="condition",
+                text="Check.",
+                condition=Condition(test="the box was opened", then_step="2a", else_step="3"),
+            ),
+            call("2a", "cancel_order", "the order ID returned by `get_order` in step 1"),
+            Step(id="2b", kind="escalate", text="Escalate.", target="Fraud Review"),
+            call("3", "issue_refund", "the same order ID as in step 2a"),
+            call("4", "issue_voucher", "the same order ID as in step 3"),
+            Step(id="5", kind="resolve", text="Resolve."),
+        ],
+    )
+    said = {
+        s.id: s.tool_call.arguments[0].from_context
+        for s in walk_steps(unpassed_refs(draft).steps)
+        if s.tool_call
+    }
+    assert said["3"] == "the order ID returned by `get_order` in step 1"  # not 2a: it may not run
+    assert said["4"] == "the same order ID as in step 3"  # step 3 runs on every path to 4
+    assert said["2a"] == "the order ID returned by `get_order` in step 1"

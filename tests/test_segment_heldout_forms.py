@@ -243,3 +243,40 @@ def test_a_table_of_values_is_knowledge(tmp_path: Path) -> None:
     text = text.replace("Do not discuss. Tell the owner results take 2 working days.", "2 days")
     titles = _titles(_procedures(tmp_path, "reception.md", text))
     assert titles == ["Repeat prescription requests"]
+
+
+_GLOSSARY = """\
+<h1>Harbourside Tax Services</h1>
+<h2>How to use this document</h2>
+<p>Read the procedure for the request in front of you and follow its steps in order.</p>
+<h2>Key terms</h2>
+<dl>
+<dt>Engagement letter</dt><dd>the signed agreement that sets the fee; we cannot start without it.</dd>
+<dt>Refund transfer</dt><dd>an optional product: the fee is taken out of the refund.</dd>
+</dl>
+<h2>Onboarding a new client</h2>
+<ol><li>Search the client list first.</li><li>Create the engagement.</li>
+<li>Send the engagement letter.</li></ol>
+<h2>Filing an extension</h2>
+<ol><li>Find the client.</li><li>File the extension.</li><li>Email the client.</li></ol>
+"""
+
+
+def test_a_glossary_and_a_how_to_use_section_are_background_not_steps(tmp_path: Path) -> None:
+    procedures = _procedures(tmp_path, "tax.html", _GLOSSARY)
+    assert _titles(procedures) == ["Onboarding a new client", "Filing an extension"]
+    for procedure in procedures:
+        own = _text(procedure)
+        assert "Refund transfer" not in own and "follow its steps in order" not in own
+        background = " ".join(block_text(b) for b in procedure.context)
+        assert "Refund transfer" in background and "follow its steps in order" in background
+
+
+def test_a_section_of_cases_beside_the_procedures_still_joins_them(tmp_path: Path) -> None:
+    # the other way: "Exceptions" is no background, every procedure reads it
+    text = _GLOSSARY.replace("<h2>Key terms</h2>", "<h2>Exceptions</h2>").replace(
+        "<dt>Refund transfer</dt><dd>an optional product: the fee is taken out of the refund.</dd>",
+        "<dt>Business returns</dt><dd>Do not create the engagement: assign it to a reviewer.</dd>",
+    )
+    for procedure in _procedures(tmp_path, "tax.html", text):
+        assert "assign it to a reviewer" in _text(procedure)

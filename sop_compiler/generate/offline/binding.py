@@ -1,12 +1,16 @@
 """Binding an SOP action phrase to a catalog tool: by name, alias, or verb-object meaning.
 
-One public function, `bind`. Rules, in order:
+`bind` is the entry point. Rules, in order:
 1. a tool name or alias written in the phrase (in backticks, brackets or as words) binds it;
 2. a verb-object phrase binds the tool whose name or description has the same verb (or a
    synonym) and the same object (or a synonym): "cancel the booking" -> `cancel_reservation`;
 3. otherwise a proposed tool is named only from an action phrase (a verb first, then an object),
    never from a fragment ("otherwise issue ...", "email address"); the nearest catalog tool
    (sharing the verb or the object) is named as `close` so the warning can say so.
+
+`hands_over` says which tools hand a case to people (a team, a queue, a supervisor), the tools
+an escalation calls; `HANDS_OVER` finds the SOP text that hands a case on, which is what asks
+for such a tool (validate reads both).
 """
 
 from __future__ import annotations
@@ -14,10 +18,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sop_compiler.models import ToolCatalog
+from sop_compiler.models import Tool, ToolCatalog
 from sop_compiler.text import INSTRUCTION_VERBS
 
-__all__ = ["Binding", "bind", "canonical_words", "verb_stems"]
+__all__ = [
+    "HANDS_OVER",
+    "TEAM_VERBS",
+    "Binding",
+    "bind",
+    "canonical_words",
+    "hands_over",
+    "verb_stems",
+]
 
 _SYNONYMS = [
     {"cancel", "void", "annul", "end", "terminate"},
@@ -214,3 +226,31 @@ def verb_stems(value: str) -> set[str]:
     if len(stem) > 2 and stem[-1] == stem[-2]:
         stems.add(stem[:-1])  # cancelled
     return stems
+
+
+_TRANSFER_VERBS = frozenset(
+    ["transfer", "escalate", "route", "hand", "handoff", "forward", "refer"]
+)
+TEAM_VERBS = frozenset({"route", "assign", "refer", "send", "forward", "pass"})
+_PEOPLE = re.compile(
+    r"(?:\b|_)(?:team|queue|specialists?|department|desk|supervisor|manager|human|staff)(?:\b|_)",
+    re.IGNORECASE,
+)
+# SOP text that hands a case to people: "escalate to", "refer the file to Compliance", "pass
+# weather concerns to the Contracts Manager", "hand it over to the night team"
+HANDS_OVER = re.compile(
+    r"(?i:\b(?:escalat(?:e|es|ed|ing|ion)|refer(?:s|red|ring)?|transfer(?:s|red|ring)?|"
+    r"hand(?:s|ed|ing)?\s+(?:\w+\s+)?(?:over|off))\b)|"
+    r"(?i:\b(?:pass|send|forward|assign|route)\w*\s+(?:[\w'-]+\s+){0,5}?to\s+(?:the\s+|a\s+)?)[A-Z]"
+)
+
+
+def hands_over(tool: Tool) -> bool:
+    """A tool named or described as handing a case on (`transfer_to_human_agents`, `notify_
+    supervisor` described "Escalate a case to the shift supervisor", `assign_to_team` "Assign a
+    file or request to a specialist team")."""
+    said = tool.description.split(None, 1)[0].casefold() if tool.description.split() else ""
+    verbs = {tool.name.split("_", 1)[0], said}
+    if verbs & _TRANSFER_VERBS:
+        return True
+    return bool(verbs & TEAM_VERBS) and bool(_PEOPLE.search(f"{tool.name} {tool.description}"))

@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from sop_compiler.generate.offline.binding import bind
+from sop_compiler.generate.offline.binding import TEAM_VERBS, bind, hands_over
 from sop_compiler.generate.offline.tools import WRITE_VERBS, ToolIndex, ToolMention, proposed_name
-from sop_compiler.models import Tool
 from sop_compiler.text import INSTRUCTION_VERBS
 
 
@@ -114,9 +113,6 @@ _HANDOFF = re.compile(
     r"\s+to\s+(?P<who>.+)",
     re.IGNORECASE,
 )
-# the verbs of a tool that hands a case to a team ("refer ... to Code Enforcement" with
-# `refer_to_code_enforcement`): that tool is the escalation
-_TEAM_VERBS = frozenset({"route", "assign", "refer", "send", "forward", "pass"})
 _SEND_TO_TEAM = re.compile(
     r"^(?i:send|forward|refer|pass)\s+(?:(?i:the|this|their|its)\s+)?[\w' -]{1,40}?\s+(?:on\s+)?"
     r"to\s+(?P<who>(?:the\s+)?[A-Z][\w&'-]*(?:\s+[A-Z][\w&'-]*){0,3}(?:\s+(?:team|desk|office|"
@@ -350,7 +346,7 @@ def _read_action(
         if (
             mention is not None
             and ending.kind == "escalate"
-            and (mention.how == "name" or (mention.how == "verb" and first in _TEAM_VERBS))
+            and (mention.how == "name" or (mention.how == "verb" and first in TEAM_VERBS))
         ):
             return [Action("tool_call", text, quote, tool=mention, target=ending.target)]
         transfer = (
@@ -421,9 +417,6 @@ def _read_action(
 
 # "... to the Technical Survey team as well": one more thing done, the case goes on here
 AS_WELL = re.compile(r"\b(?:as\s+well|also|too)\b", re.IGNORECASE)
-_TRANSFER_VERBS = frozenset(
-    ["transfer", "escalate", "route", "hand", "handoff", "forward", "refer"]
-)
 
 
 def _handed_over(ending: Action) -> Action:
@@ -438,17 +431,24 @@ def _transfer_tool(
     """The catalog tool that hands a case to people, when the escalation names it by its verb
     phrase or its words bind to it (binding.py)."""
     if mention is not None:
-        return mention if mention.how == "verb" and _transfers(mention.tool) else None
+        return mention if mention.how == "verb" and hands_over(mention.tool) else None
     bound = bind(text, tools.catalog).tool if bind_meaning else None
     tool = tools.catalog.get(bound) if bound else None
-    return ToolMention(tool, 0, "verb") if tool is not None and _transfers(tool) else None
+    if tool is not None and hands_over(tool):
+        return ToolMention(tool, 0, "verb")
+    # "refer the file to Compliance" with `assign_to_team(team)`: the one catalog tool that
+    # hands a case to a team it is told is how every case goes to a team
+    teams = [
+        t
+        for t in tools.catalog.tools
+        if hands_over(t)
+        and _TEAM_PARAM & set(t.parameters.get("properties") or {})
+        and t is not tools.ticket_tool()  # a ticket for the team is no hand-over: it goes on
+    ]
+    return ToolMention(teams[0], 0, "verb") if len(teams) == 1 and bind_meaning else None
 
 
-def _transfers(tool: Tool) -> bool:
-    """A tool named or described as handing a case on (`transfer_to_human_agents`, or
-    `notify_supervisor` described "Escalate a case to the shift supervisor")."""
-    said = tool.description.split(None, 1)[0].casefold() if tool.description.split() else ""
-    return tool.name.split("_", 1)[0] in _TRANSFER_VERBS or said in _TRANSFER_VERBS
+_TEAM_PARAM = frozenset({"team", "queue", "department", "to_team", "team_name"})
 
 
 # What "get" fetches from a system rather than from the customer: records, not identifiers.

@@ -188,7 +188,14 @@ def _sentences(
         else_of_owner = clause.is_else and owner is not None and pending is owner
         answered = pending
         made, pending = _clause(
-            builder, clause, unit.block_id, level, pending, nodes, split=split and not nodes
+            builder,
+            clause,
+            unit.block_id,
+            level,
+            pending,
+            nodes,
+            split=split and not nodes,
+            branch=owner is not None and not else_of_owner,
         )
         if otherwise_of is not None and (clause.test is not None or not is_order(sentence)):
             otherwise_of = None  # "If the customer asks for a refund, ...": a case of its own
@@ -541,6 +548,17 @@ def _prohibits(action: Action) -> bool:
     )
 
 
+def _tells(action: Action) -> bool:
+    """ "Tell the client we will contact them": words to the person, no order of the agent's."""
+    words = action.text.split(None, 1)
+    return (
+        action.kind == "say"
+        and action.proposed is None
+        and bool(words)
+        and words[0].casefold() in ("tell", "inform", "let", "advise", "explain", "reassure")
+    )
+
+
 _AGENT_DOES_NOT = re.compile(
     r"^(?:the\s+)?(?:agents?|you|we|staff|advisors?)\s+(?:does|do|must|may|should)\s+not\b", re.I
 )
@@ -578,7 +596,9 @@ def _clause(
     before: list[Node],
     *,
     split: bool = False,
+    branch: bool = False,
 ) -> tuple[list[Node], Node | None]:
+    """The nodes of one clause; `branch` when the item's opening condition owns them."""
     question = _asked_last(pending)
     if clause.is_else and pending is not None and question is not None and not pending.else_nodes:
         # "If X, ask whether they want Y; if not, thank them": the "not" answers the question
@@ -592,7 +612,7 @@ def _clause(
             text_ref=question,
             outer=pending,
         )
-        answer.then_nodes = _actions(builder, clause.actions, block_id, level, None)
+        answer.then_nodes = _actions(builder, clause.actions, block_id, level, None, branch=True)
         pending.then_nodes += [answer, *answer.then_nodes]
         return [answer, *answer.then_nodes], None
     if clause.is_else and pending is not None and not pending.else_nodes and not pending.else_goto:
@@ -600,7 +620,7 @@ def _clause(
         if goto is not None:
             pending.else_goto = goto
             return [], None
-        otherwise = _actions(builder, clause.actions, block_id, level, None)
+        otherwise = _actions(builder, clause.actions, block_id, level, None, branch=True)
         pending.else_nodes = otherwise
         return otherwise, None
     test = clause.test
@@ -610,7 +630,7 @@ def _clause(
         asked = previous if previous is not None and previous.kind == "ask" else None
         test = "the customer answered yes in step {step}" if asked else "the answer is yes"
     if test is None:
-        return _actions(builder, clause.actions, block_id, level, None), None
+        return _actions(builder, clause.actions, block_id, level, None, branch=branch), None
     made: list[Node] = []
     if clause.test_tool is not None:
         made.append(
@@ -675,10 +695,16 @@ def _clause(
 
 
 def _actions(
-    builder: Builder, actions: list[Action], block_id: str, level: int, test: str | None
+    builder: Builder,
+    actions: list[Action],
+    block_id: str,
+    level: int,
+    test: str | None,
+    *,
+    branch: bool = False,
 ) -> list[Node]:
     out: list[Node] = []
-    actions = _escalations(builder, actions)
+    actions = _escalations(builder, actions, branch=branch or test is not None)
     # "Transfer to X: ..." does the rest first; the handoff or escalation ends the routine.
     ending = [a for a in actions if a.kind in TERMINAL_KINDS]
     if ending:  # a "go to step N" beside an ending is moot: the ending ends the routine
@@ -741,7 +767,7 @@ def _actions(
     return out
 
 
-def _escalations(builder: Builder, actions: list[Action]) -> list[Action]:
+def _escalations(builder: Builder, actions: list[Action], *, branch: bool) -> list[Action]:
     """Escalations the SOP goes on after become tickets; the others end the routine.
 
     "Escalate to X: open a ticket with `create_ticket` ..." is one ticket. "Escalate to X and
@@ -753,10 +779,11 @@ def _escalations(builder: Builder, actions: list[Action]) -> list[Action]:
     # "escalate to the fraud lead, then stop": the stop says the escalation ends the case
     while len(out) >= 2 and out[-2].kind == "escalate" and _STOP.match(out[-1].text):
         out.pop()
-    # "send the order to Legal; do not set it up yourself": what the SOP forbids after the
-    # escalation is no going on; said first, the escalation still ends the case
+    # "send the order to Legal; do not set it up yourself", and in a branch "refer the file to
+    # Compliance and tell the client we will contact them": what the SOP forbids or tells the
+    # person after the escalation is no going on; said first, the escalation still ends the case
     last = max((n for n, a in enumerate(out) if a.kind == "escalate"), default=None)
-    if last is not None and all(_prohibits(a) for a in out[last + 1 :]):
+    if last is not None and all(_prohibits(a) or (branch and _tells(a)) for a in out[last + 1 :]):
         out = [*out[:last], *out[last + 1 :], out[last]]
     elif last is not None and _handed_by_call(out, last):
         # "refer the site to Code Enforcement and note the permit" with the catalog's refer

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from sop_compiler.generate.offline.nodes import BEFORE, Builder, Node, flatten
 
 # "before you submit the evidence" names the action an SOP may call "upload the evidence pack"
@@ -13,11 +15,17 @@ _SAME_ACTION = {
 }
 
 
-def approvals_first(builder: Builder, top: list[Node]) -> list[Node]:
-    """Move "if X, escalate ... before you reship" in front of the reship it guards.
+# "do not create the engagement yourself" in a branch: the branch refuses that action
+_REFUSED = re.compile(r"^(?:do\s+not|don't|never)\s+(?P<verb>[a-z]+)\b", re.IGNORECASE)
 
-    SOPs often add the approval after the action it is for ("Reship the order. If the total
-    is over $300, escalate for approval before you reship."); the agent must ask first.
+
+def approvals_first(builder: Builder, top: list[Node]) -> list[Node]:
+    """Move "if X, escalate ... before you reship" in front of the reship it guards, and
+    "if X, do not reship it: ..." in front of the reship it refuses.
+
+    SOPs often add the approval or the exception after the action it is for ("Reship the
+    order. If the total is over $300, escalate for approval before you reship."); the agent
+    must test first.
     """
     ticket = builder.tools.ticket_tool()
     for node in flatten(top):
@@ -25,9 +33,12 @@ def approvals_first(builder: Builder, top: list[Node]) -> list[Node]:
             ticket.name if ticket else None
         )
         before = BEFORE.search(node.text)
-        if before is None or not (node.kind == "escalate" or calls_ticket):
-            continue
-        top = _move_before(top, node, before.group("verb").casefold())
+        if before is not None and (node.kind == "escalate" or calls_ticket):
+            top = _move_before(top, node, before.group("verb").casefold())
+        elif node.kind == "say" and (refused := _REFUSED.match(node.text)):
+            # "Create the engagement. For business returns, do not create the engagement
+            # yourself: assign it to a Senior Reviewer": the test comes before the call
+            top = _move_before(top, node, refused.group("verb").casefold())
     return top
 
 

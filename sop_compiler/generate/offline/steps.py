@@ -7,7 +7,14 @@ import re
 from sop_compiler.generate.offline.chains import chain
 from sop_compiler.generate.offline.endings import end_paths
 from sop_compiler.generate.offline.nodes import Builder, Node, branch_end
-from sop_compiler.models import TERMINAL_KINDS, Condition, RoutineDraft, SourceRef, Step
+from sop_compiler.models import (
+    TERMINAL_KINDS,
+    Condition,
+    RoutineDraft,
+    SourceRef,
+    Step,
+    ToolArgument,
+)
 from sop_compiler.models.routine import walk_steps
 from sop_compiler.paths import enumerate_paths
 
@@ -30,40 +37,47 @@ _IN_STEP = re.compile(r"\bin step (\w+)\b")
 
 def unpassed_refs(draft: RoutineDraft) -> RoutineDraft:
     """`draft` with every argument that names an earlier step ("the same claim number as in
-    step 2b") re-said as coming from the conversation where some path reaches the call without
-    passing that step (2b sits in a branch that ended). A value is never taken from a step that
-    may not have run."""
+    step 2b") re-said where some path reaches the call without passing that step (2b sits in
+    a branch that ended): as that step said it ("the claim number returned by `find_claim` in
+    step 1") when that source is passed, else as coming from the conversation. A value is
+    never taken from a step that may not have run."""
     paths = enumerate_paths(draft, limit=1000)
     if not paths.complete:
         return draft
     steps = {step.id: step for step in walk_steps(draft.steps)}
-    unpassed: set[tuple[str, str]] = set()
+    always: dict[str, set[str]] = {}  # step -> the steps passed before it on every path
     for path in paths.paths:
         passed: set[str] = set()
         for on in path.steps:
-            step = steps.get(on.step_id)
-            for arg in step.tool_call.arguments if step and step.tool_call else []:
-                named = _IN_STEP.search(arg.from_context or "")
-                if named is not None and named.group(1) not in passed:
-                    unpassed.add((on.step_id, arg.name))
+            seen = always.get(on.step_id)
+            always[on.step_id] = set(passed) if seen is None else seen & passed
             passed.add(on.step_id)
-    if not unpassed:
-        return draft
+
+    def source(step_id: str, arg: ToolArgument) -> str | None:
+        """Where the argument's value comes from, said with a step every path passes."""
+        text, hops = arg.from_context, 0
+        while text and (named := _IN_STEP.search(text)) and named.group(1) not in always[step_id]:
+            earlier = steps.get(named.group(1))
+            same = [
+                a
+                for a in (earlier.tool_call.arguments if earlier and earlier.tool_call else [])
+                if a.name == arg.name and a.from_context
+            ]
+            hops += 1
+            if not same or not _IN_STEP.search(same[0].from_context or "") or hops > len(steps):
+                # "the account number this step names" is said of that step, not of this one
+                return f"the {_spoken(arg.name)} from the conversation"
+            text = same[0].from_context
+        return text
 
     def fix(step: Step) -> Step:
         call = step.tool_call
-        if call is not None and any((step.id, a.name) in unpassed for a in call.arguments):
-            said = "the {} from the conversation"
-            call = call.model_copy(
-                update={
-                    "arguments": [
-                        a.model_copy(update={"from_context": said.format(_spoken(a.name))})
-                        if (step.id, a.name) in unpassed
-                        else a
-                        for a in call.arguments
-                    ]
-                }
-            )
+        if call is not None and step.id in always:
+            arguments = [
+                a.model_copy(update={"from_context": source(step.id, a)}) for a in call.arguments
+            ]
+            if arguments != call.arguments:
+                call = call.model_copy(update={"arguments": arguments})
         return step.model_copy(
             update={"tool_call": call, "substeps": [fix(sub) for sub in step.substeps]}
         )
