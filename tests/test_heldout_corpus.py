@@ -4,7 +4,8 @@ Every case has its document, `tools.yaml` and `gold.yaml`; the gold loads; every
 and fact is a verbatim substring of the document after whitespace folding (markup excluded); every
 heading is a heading of the document; every tool the gold names is in the case's catalog. Nothing
 here compiles a document: the corpora are measured by `bench/fidelity.py --heldout` and
-`--heldout2` only. tests/data/heldout2 is a second blind corpus, in domains the first does not use.
+`--heldout2` only. tests/data/heldout2 is a second blind corpus, in domains the first does not use;
+tests/data/heldout3 is a third, in domains neither of the first two uses.
 """
 
 from __future__ import annotations
@@ -19,10 +20,16 @@ from gold import DOCUMENT_NAMES, Gold, iter_cases
 
 HELDOUT = Path(__file__).parent / "data" / "heldout"
 HELDOUT2 = Path(__file__).parent / "data" / "heldout2"
+HELDOUT3 = Path(__file__).parent / "data" / "heldout3"
 # corpus -> (its folder, at least this many cases, at least this many procedures)
-CORPORA = {"heldout": (HELDOUT, 10, 25), "heldout2": (HELDOUT2, 6, 20)}
-CASE_DIRS = sorted(p for root in (HELDOUT, HELDOUT2) for p in root.iterdir() if p.is_dir())
-CASES = [case for root in (HELDOUT, HELDOUT2) for case in iter_cases(root)]
+CORPORA = {
+    "heldout": (HELDOUT, 10, 25),
+    "heldout2": (HELDOUT2, 6, 20),
+    "heldout3": (HELDOUT3, 6, 20),
+}
+ROOTS = (HELDOUT, HELDOUT2, HELDOUT3)
+CASE_DIRS = sorted(p for root in ROOTS for p in root.iterdir() if p.is_dir())
+CASES = [case for root in ROOTS for case in iter_cases(root)]
 
 _SPACE = re.compile(r"\s+")
 _MD_LINE_MARK = re.compile(r"^\s*(?:#{1,6}\s+|>\s?|[-*+]\s+|\d+[.)]\s+)", re.MULTILINE)
@@ -107,6 +114,15 @@ def test_corpora_do_not_share_domains_or_case_names() -> None:
     assert not shared, f"heldout2 reuses domains of heldout: {sorted(shared)}"
     names = {c.name for c, *_ in first} & {c.name for c, *_ in second}
     assert not names, f"heldout2 reuses case names of heldout: {sorted(names)}"
+
+
+def test_third_corpus_shares_no_domain_or_case_name_with_the_first_two() -> None:
+    earlier = list(iter_cases(HELDOUT)) + list(iter_cases(HELDOUT2))
+    third = list(iter_cases(HELDOUT3))
+    shared = {g.domain for *_, g in earlier} & {g.domain for *_, g in third}
+    assert not shared, f"heldout3 reuses domains of heldout or heldout2: {sorted(shared)}"
+    names = {c.name for c, *_ in earlier} & {c.name for c, *_ in third}
+    assert not names, f"heldout3 reuses case names of heldout or heldout2: {sorted(names)}"
 
 
 @pytest.mark.parametrize(
