@@ -70,7 +70,7 @@ _POINTERS = re.compile(
 _CONTEXT = re.compile(
     r"^(?:purpose|scope|purpose\s+and\s+scope|definitions?(?:\s+and\s+roles)?|glossary|"
     r"(?:key\s+)?terms(?:\s+and\s+definitions)?|terminology|"
-    r"(?:how\s+to\s+(?:use|read)|using|about)\s+(?:this|these)\b.*|"
+    r"how\s+to\s+(?:use|read)(?:\s+(?:this|these)\b.*)?|(?:using|about)\s+(?:this|these)\b.*|"
     r"polic(?:y|ies)|.*\bpolicy|roles?(?:\s+and\s+responsibilities)?|responsibilities|overview|"
     r"introduction|background|applicability|audience|objectives?|"
     r"prerequisites|requirements|summary|when\s+to\s+use(?:\s+this\s+procedure)?|when\s+this\s+applies)$",

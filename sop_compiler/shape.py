@@ -82,7 +82,7 @@ _READER_TITLE = re.compile(
 # Facts: the heading names the domain, its data, definitions, prices or values.
 _KNOWLEDGE_TITLE = re.compile(
     r"^(?:about|understanding|what\b|how\s+\w+\s+works?\b|key\s+facts|overview|background|"
-    r"(?:how\s+to\s+(?:use|read)|using)\s+(?:this|these)\b|"
+    r"how\s+to\s+(?:use|read)(?:\s+(?:this|these)\b|$)|using\s+(?:this|these)\b|"
     r"introduction|purpose|scope|in\s+scope|out\s+of\s+scope|when\s+to\s+use\b|when\s+this|"
     r"definitions?|glossary|roles?|responsibilities|audience|applicability|objectives?|"
     r"prerequisites)\b|"

@@ -843,3 +843,62 @@ def test_a_value_named_from_a_skippable_step_is_traced_to_a_step_every_path_pass
     assert said["3"] == "the order ID returned by `get_order` in step 1"  # not 2a: it may not run
     assert said["4"] == "the same order ID as in step 3"  # step 3 runs on every path to 4
     assert said["2a"] == "the order ID returned by `get_order` in step 1"
+
+
+_ALIASED = ToolCatalog(
+    tools=[
+        *CATALOG.tools,
+        Tool.model_validate(
+            {
+                "name": "apply_credit",
+                "description": "Apply a goodwill credit to an order.",
+                "access": "write",
+                "aliases": ["goodwill credit"],
+                "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}},
+            }
+        ),
+        Tool.model_validate(
+            {
+                "name": "send_letter",
+                "description": "Send the customer a template letter.",
+                "access": "write",
+                "aliases": ["letter"],
+                "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}},
+            }
+        ),
+    ]
+)
+
+
+def test_a_statement_about_an_aliased_thing_calls_nothing_and_an_order_calls_it(
+    tmp_path: Path,
+) -> None:
+    sop = tmp_path / "returns.md"
+    sop.write_text(
+        "# Returns desk\n\n## Goodwill credits\n\n"
+        "A goodwill credit is a one-off amount for a late parcel.\n\n"
+        "1. Look up the order with the order number.\n"
+        "2. Only one goodwill credit per order in any year.\n"
+        "3. Apply the goodwill credit.\n"
+        "4. Send the customer the goodwill credit letter.\n",
+        encoding="utf-8",
+    )
+    procedure = read_procedures(sop, root=tmp_path, settings=Settings()).procedures[0]
+    draft = build_draft(procedure, catalog=_ALIASED)
+    calls = [(s.text.split()[0], s.tool_call.tool) for s in walk_steps(draft.steps) if s.tool_call]
+    # the statements call nothing; "send ... letter" is the letter, by its verb
+    assert calls == [("Look", "get_order"), ("Apply", "apply_credit"), ("Send", "send_letter")]
+
+
+def test_a_refusal_in_a_later_step_does_not_move_an_earlier_steps_call(tmp_path: Path) -> None:
+    step = (
+        "Check the return and accept the return.\n"
+        "3. Work out the amount:\n"
+        "   - If the amount is above 500, open a ticket for finance. Do not accept anything "
+        "yourself.\n"
+        "   - Otherwise issue a voucher.\n"
+    )
+    ways = _ways(_compile(tmp_path, step))
+    assert all(w.calls[:2] == ["get_order", "accept_return"] for w in ways)  # as the SOP orders
+    above = _side(ways, "the amount is above 500", "yes")
+    assert all("open_ticket" in w.calls and "issue_voucher" not in w.calls for w in above)

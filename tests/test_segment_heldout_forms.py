@@ -280,3 +280,39 @@ def test_a_section_of_cases_beside_the_procedures_still_joins_them(tmp_path: Pat
     )
     for procedure in _procedures(tmp_path, "tax.html", text):
         assert "assign it to a reviewer" in _text(procedure)
+
+
+_SUBSECTIONS = """\
+CLINIC DESK PROCEDURES
+
+1. HOW TO USE
+
+Follow the steps in order. Text marked NOTE is guidance.
+
+2. PROCEDURES
+
+2.1 Repeat prescription requests
+
+(a) Find the patient in the system.
+(b) Send the repeat request to the surgery.
+
+2.2 Missed deliveries
+
+(a) Find the patient and the delivery.
+(b) Rebook the delivery on the next run.
+"""
+
+
+def test_sentence_case_sub_sections_alone_on_their_line_are_headings(tmp_path: Path) -> None:
+    procedures = _procedures(tmp_path, "clinic.txt", _SUBSECTIONS)
+    assert _titles(procedures) == ["Repeat prescription requests", "Missed deliveries"]
+    assert "Rebook" not in _text(procedures[0]) and "Send the repeat" not in _text(procedures[1])
+
+
+def test_numbered_orders_alone_on_their_lines_stay_steps(tmp_path: Path) -> None:
+    text = (
+        "Returns desk\n\n2. Handling a return\n\n2.1 Check the order\n\n2.2 Refund the "
+        "customer\n\n2.3 Close the ticket\n"
+    )
+    (procedure,) = _procedures(tmp_path, "returns.txt", text)
+    assert "Check the order" in _text(procedure) and "Close the ticket" in _text(procedure)

@@ -9,6 +9,7 @@ from sop_compiler.config import Settings
 from sop_compiler.ingest._text_decode import BlockBuilder, decode_text
 from sop_compiler.ingest.base import Reader, Source
 from sop_compiler.models import Document
+from sop_compiler.text import is_instruction
 
 __all__ = ["ListNester", "Marker", "TextReader", "parse_marker", "split_heading_number"]
 
@@ -175,6 +176,10 @@ class TextReader(Reader):
         return builder.document
 
 
+# "Check the order", "Refund a payment": an order, where a title names a subject
+_ORDER = re.compile(r"^\S+\s+(?:the|a|an|their|its|this|that|your|his|her|them|it)\b", re.I)
+
+
 def _indent(line: str) -> int:
     expanded = line.expandtabs(4)
     return len(expanded) - len(expanded.lstrip())
@@ -277,9 +282,9 @@ class _TextParser:
         numbered = marker.style.startswith("dotted") or (
             marker.style == "num" and marker.marker.endswith(".")
         )
-        if not numbered or not looks_like_title(marker.text):
+        if not numbered or _indent(self.lines[i]) > 0:
             return False
-        if _indent(self.lines[i]) > 0:
+        if not looks_like_title(marker.text) and not self._section_line(marker, i, prev_blank):
             return False
         if marker.text.isupper():
             return True
@@ -289,6 +294,24 @@ class _TextParser:
         nxt = self.lines[i + 1].strip() if i + 1 < len(self.lines) else ""
         after = parse_marker(nxt)
         return after is None or after.style != marker.style
+
+    def _section_line(self, marker: Marker, i: int, prev_blank: bool) -> bool:
+        """ "4.1 Repeat prescription requests" alone between blank lines: a sub-section in
+        sentence case. A numbered order ("2.3 Check the order") stays a step."""
+        nxt = self.lines[i + 1].strip() if i + 1 < len(self.lines) else ""
+        body = next((line.strip() for line in self.lines[i + 1 :] if line.strip()), "")
+        after = parse_marker(body)
+        words = marker.text.split()
+        return (
+            marker.style.startswith("dotted")
+            and prev_blank
+            and not nxt
+            and (after is None or after.style != marker.style)  # "2.4 ..." next: a list
+            and 0 < len(words) <= 10
+            and marker.text[:1].isupper()
+            and marker.text[-1] not in ".;,:!?"
+            and not (is_instruction(marker.text) and _ORDER.match(marker.text))
+        )
 
     def _aligned_table(self, i: int) -> int:
         """Parse a table whose columns line up with spaces; return lines consumed (0 if none).

@@ -323,6 +323,10 @@ def _read_action(
         return [Action("say", text, quote, goto=END)]
     if _RESOLVE.match(text):
         return [Action("resolve", text, quote)]
+    if _STATEMENT.match(text) and not _BACKTICKED.search(text):
+        # "A leak allowance is a one-off credit", "Only one leak allowance per property":
+        # the tool's alias is the subject of a statement, which calls nothing
+        return [Action("say", text, quote)]
     mention = tools.find(text)
     escalate = (
         _ESCALATE.search(text) if first == "escalate" or "escalate" in text.casefold() else None
@@ -417,6 +421,17 @@ def _read_action(
 
 # "... to the Technical Survey team as well": one more thing done, the case goes on here
 AS_WELL = re.compile(r"\b(?:as\s+well|also|too)\b", re.IGNORECASE)
+
+
+# A statement about a thing ("A leak allowance is ...", "Only one ... per ..."), not about what
+# the agent or the customer does ("The agent raises a case")
+_STATEMENT = re.compile(
+    r"^(?:a|an|the|only|each|every|no|one|any|this|these|those|such)\s+"
+    r"(?!(?:agents?|advis[eo]rs?|staff|team|you|customers?|callers?)\b)\S+\s+(?!\w+\s+to\b)"
+    r"(?:\S+\s+)*?(?:is|are|was|were|per|has|have|can|may|must|covers?|means?)\b",
+    re.IGNORECASE,
+)
+_BACKTICKED = re.compile(r"`[a-z_][a-z0-9_]*`")
 
 
 def _handed_over(ending: Action) -> Action:

@@ -38,11 +38,13 @@ def approvals_first(builder: Builder, top: list[Node]) -> list[Node]:
         elif node.kind == "say" and (refused := _REFUSED.match(node.text)):
             # "Create the engagement. For business returns, do not create the engagement
             # yourself: assign it to a Senior Reviewer": the test comes before the call
-            top = _move_before(top, node, refused.group("verb").casefold())
+            top = _move_before(top, node, refused.group("verb").casefold(), same_step=True)
     return top
 
 
-def _move_before(top: list[Node], node: Node, verb: str) -> list[Node]:
+def _move_before(top: list[Node], node: Node, verb: str, *, same_step: bool = False) -> list[Node]:
+    """Move the block of `node` (its guard and branch) in front of the call it is for; with
+    `same_step`, only within the step that holds the block."""
     flat = flatten(top)
     owners = [c for c in flat if c.kind == "condition" and node in c.then_nodes]
     guard = min(owners, key=lambda c: len(c.then_nodes), default=None)
@@ -69,6 +71,8 @@ def _move_before(top: list[Node], node: Node, verb: str) -> list[Node]:
     parent = next((p for p in top if target in p.children), None)
     if parent is None:
         return top  # the action is a step of its own: keep the SOP's order
+    if same_step and block[0] not in parent.children:
+        return top  # "Don't apply anything yourself" refuses the apply of its own step only
     moved_top = block[0] in top
     if moved_top and block[0].children != block[1:]:
         return top

@@ -105,10 +105,15 @@ class ToolIndex:
             if tool is not None:
                 best = _earlier(best, ToolMention(tool, match.start(), "name"))
                 break
+        verb = _tokens(text)[:1]
         for pattern, tool, how in self._patterns:
             found = pattern.search(text)
             if found is not None:
-                best = _earlier(best, ToolMention(tool, found.start(), how))
+                mention = ToolMention(tool, found.start(), how)
+                if best is not None and best.how == "alias" and _does_verb(tool, verb):
+                    best = mention  # "send the leak allowance letter": `send_letter`, by the verb
+                elif best is None or best.how != "alias" or not _does_verb(best.tool, verb):
+                    best = _earlier(best, mention)
         return best or self._verb_phrase(text)
 
     def _verb_phrase(self, text: str) -> ToolMention | None:
@@ -196,6 +201,11 @@ class ToolIndex:
             ):
                 out.append(snake(name))
         return out
+
+
+def _does_verb(tool: Tool, verb: list[str]) -> bool:
+    """True when the tool is named for the sentence's verb (`send_letter` for "send ...")."""
+    return bool(verb) and _same_word(verb[0], tool.name.split("_")[0])
 
 
 def _earlier(best: ToolMention | None, new: ToolMention) -> ToolMention:
