@@ -902,3 +902,76 @@ def test_a_refusal_in_a_later_step_does_not_move_an_earlier_steps_call(tmp_path:
     assert all(w.calls[:2] == ["get_order", "accept_return"] for w in ways)  # as the SOP orders
     above = _side(ways, "the amount is above 500", "yes")
     assert all("open_ticket" in w.calls and "issue_voucher" not in w.calls for w in above)
+
+
+_SITUATIONS = (
+    "\n\n| Situation | What to do |\n|---|---|\n"
+    "| The box is crushed | Refund the order |\n"
+    "| The seal is broken | Replace the unit |\n"
+    "| Anything else | No action; issue a voucher |\n\n"
+)
+
+
+def test_a_table_of_situations_a_step_leads_is_that_steps_cases(tmp_path: Path) -> None:
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        f"2. Decide what to do:{_SITUATIONS}"
+        "3. Tell the customer what happens next.\n",
+    )
+    assert not draft.edge_cases
+    ways = _ways(draft)
+    writes = {"issue_refund", "replace_unit", "issue_voucher"}
+    assert all(len(writes & set(w.calls)) == 1 for w in ways)  # one situation at a time
+    assert all("issue_refund" in w.calls for w in _side(ways, "the box is crushed", "yes"))
+    neither = [w for w in ways if set(w.went.values()) == {"no"}]
+    assert neither and all("issue_voucher" in w.calls for w in neither)
+
+
+def test_a_table_of_situations_no_step_leads_stays_edge_cases(tmp_path: Path) -> None:
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. Tell the customer what happens next.\n"
+        f"{_SITUATIONS}",
+    )
+    assert [case.when for case in draft.edge_cases][:1] == ["the box is crushed"]
+    assert not _tests(draft)
+
+
+def test_a_back_office_procedure_never_asks_anyone_for_anything_else(tmp_path: Path) -> None:
+    def closing(title: str) -> list[str]:
+        sop = tmp_path / "returns.md"
+        sop.write_text(
+            f"# Returns desk\n\n## {title}\n\n"
+            "1. Look up the order with the order number.\n"
+            "2. If the customer has two refunds open, open a ticket for finance.\n",
+            encoding="utf-8",
+        )
+        procedure = read_procedures(sop, root=tmp_path, settings=Settings()).procedures[0]
+        steps = build_draft(procedure, catalog=CATALOG).steps
+        return [s.text for s in walk_steps(steps) if s.kind == "ask"]
+
+    assert closing("Weekly refund review (back office)") == []
+    assert closing("Handling a refund request") == [
+        "Ask whether there is anything else you can help with."
+    ]
+
+
+def test_a_systems_name_after_another_verb_is_where_not_what(tmp_path: Path) -> None:
+    catalog = ToolCatalog(
+        tools=[
+            *CATALOG.tools,
+            Tool(name="find_account", description="Find an account.", aliases=["Aquabase"]),
+        ]
+    )
+    sop = tmp_path / "returns.md"
+    sop.write_text(
+        "# Returns desk\n\n## Handle a return request\n\n"
+        "1. Look the customer up in Aquabase.\n2. Refund the order in Aquabase.\n",
+        encoding="utf-8",
+    )
+    procedure = read_procedures(sop, root=tmp_path, settings=Settings()).procedures[0]
+    draft = build_draft(procedure, catalog=catalog)
+    calls = [s.tool_call.tool for s in walk_steps(draft.steps) if s.tool_call]
+    assert calls == ["find_account", "issue_refund"]

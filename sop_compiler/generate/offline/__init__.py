@@ -58,9 +58,24 @@ __all__ = ["OFFLINE_RULES_VERSION", "OfflineBackend", "build_draft"]
 
 # a procedure that talks with someone outside (vs a back-office task with no customer in the text)
 _CUSTOMER = re.compile(rf"\b{PERSON_NOUNS}\b", re.IGNORECASE)
+# "Weekly alert review (back office)", "Done every Monday by the back-office team, not on calls"
+_BACK_OFFICE = re.compile(
+    r"\bback[\s-]office\b|\bnot\s+on\s+(?:a\s+|the\s+)?calls?\b|\bno\s+customer\s+contact\b",
+    re.IGNORECASE,
+)
+
+
+def _talks_with_someone(procedure: Procedure) -> bool:
+    """The procedure talks with a customer: a person is in its text, and neither its title nor
+    its own text says it is back-office work (a customer named there is whom it is about)."""
+    own = " ".join(
+        [procedure.title, *(str(getattr(b, "text", "") or "") for b in procedure.blocks)]
+    )
+    return _CUSTOMER.search(_text(procedure)) is not None and not _BACK_OFFICE.search(own)
+
 
 # Bump when the rules change what they produce, so that the lock file marks routines stale.
-OFFLINE_RULES_VERSION = 32
+OFFLINE_RULES_VERSION = 33
 
 
 class OfflineBackend(Backend):
@@ -122,7 +137,7 @@ def build_draft(
     builder = Builder(
         tools=tools,
         agents=tuple(sorted(agents)),
-        customer_facing=_CUSTOMER.search(_text(procedure)) is not None,
+        customer_facing=_talks_with_someone(procedure),
     )
     builder.subject = _subject(procedure.title)
     found = standing(procedure, tools)

@@ -158,11 +158,21 @@ def canonical_words(text: str) -> list[str]:
     return [_canon(w) for w in re.findall(r"[a-z]+", text.lower()) if w not in _STOP]
 
 
+_READ_VERBS = frozenset(
+    {"check", "look", "lookup", "search", "find", "verify", "review", "retrieve", "get", "pull"}
+    | {"open", "view", "see", "confirm"}
+)
+
+
 def bind(action: str, catalog: ToolCatalog) -> Binding:
     """The tool an action phrase means (see the module rules)."""
     lowered = action.lower()
+    first = lowered.split()[0].strip(",.:;") if lowered.split() else ""
+    # "apply the allowance in Aquabase": a read tool's alias after another verb names the
+    # system the action is done in, not a call of the read tool
+    system = first in INSTRUCTION_VERBS and first not in _READ_VERBS
     for tool in catalog.tools:
-        names = [tool.name, *tool.aliases]
+        names = [tool.name, *([] if system and tool.access == "read" else tool.aliases)]
         for name in names:
             spaced = name.replace("_", " ").lower()
             if re.search(rf"(?<![a-z_]){re.escape(name.lower())}(?![a-z_])", lowered) or (
@@ -171,7 +181,6 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
                 return Binding(tool=tool.name)
     said = _SET_UP.sub("create ", _MESSAGE_VERB.sub(r"send \1 ", action, count=1), count=1)
     words = canonical_words(said)
-    first = lowered.split()[0].strip(",.:;") if lowered.split() else ""
     said_as_verb = _MESSAGE_VERB.match(action) is not None
     if not words or (first in _NOT_VERB and not said_as_verb):
         return Binding()

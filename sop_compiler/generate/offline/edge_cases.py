@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 
 from sop_compiler.generate.offline.phrases import read_clause
-from sop_compiler.generate.offline.sections import Section
+from sop_compiler.generate.offline.sections import Section, led_cases
 from sop_compiler.generate.offline.standing import is_decision_table
 from sop_compiler.generate.offline.tools import ToolIndex
-from sop_compiler.models import EdgeCase, ListItem, Paragraph, SourceRef, Table
+from sop_compiler.models import Block, EdgeCase, ListItem, Paragraph, SourceRef, Table
 from sop_compiler.text import injection_excerpt, is_instruction, split_sentences
 
 _ANY_TIME = "at any point in this routine"
@@ -18,10 +18,12 @@ def edge_cases(parts: list[Section], tools: ToolIndex, agents: tuple[str, ...]) 
     """The procedure's exceptions, escalation rules and table rows, each as when -> then."""
     out: list[EdgeCase] = []
     for section in parts:
-        for block in section.blocks:
+        for index, block in enumerate(section.blocks):
             if isinstance(block, Table):
-                # a table of cases is when -> then; one of values is knowledge (standing.py)
-                out += _table_cases(block) if is_decision_table(block) else []
+                # a table of cases is when -> then; one of values is knowledge (standing.py);
+                # one a step leads ("Decide what to do:") is that step's cases (sections.py)
+                led = index > 0 and _leads_table(section.blocks[index - 1], block)
+                out += _table_cases(block) if is_decision_table(block) and not led else []
                 continue
             if section.kind not in ("edge", "escalation") or not isinstance(
                 block, (ListItem, Paragraph)
@@ -77,6 +79,17 @@ def _when(label: str) -> str:
         label = label[0].lower() + label[1:]
     clause = _CLAUSE.search(label) or re.search(r"\s[a-z]+ed\b", label)
     return label if clause else f"{_ABOUT}{label}"
+
+
+def _leads_table(before: Block, table: Table) -> bool:
+    """The step before the table leads it, and the table reads as that step's cases."""
+    text = getattr(before, "text", None)
+    return (
+        isinstance(before, (ListItem, Paragraph))
+        and isinstance(text, str)
+        and text.rstrip().endswith(":")
+        and led_cases(table) is not None
+    )
 
 
 def _table_cases(table: Table) -> list[EdgeCase]:

@@ -149,11 +149,14 @@ def units(section: Section) -> list[Unit]:
                 dotted = parent is not None and any("." in (c.key or "") for c in parent.children)
                 depth = 2 if match.group("letter") and dotted else int(sub)
                 unit = Unit(block.id, block.text[match.end() :], key=key, depth=depth)
-        elif isinstance(block, Table) and (rows := table_steps(block)):
+        elif isinstance(block, Table) and (
+            rows := table_steps(block)
+            or (led_cases(block) if parent and _leads(parent) and not parent.children else None)
+        ):
             # "Status | What to do": one condition per row; under "Check the status:" the rows
             # are that step's cases, of which only one runs (chains.py)
             made = [Unit(block.id, text, cite=cite, depth=1) for text, cite in rows]
-            if parent is not None and parent.text.rstrip().endswith(":") and not parent.children:
+            if parent is not None and _leads(parent) and not parent.children:
                 parent.children += made
             else:
                 top += [replace(unit, depth=0) for unit in made]
@@ -214,6 +217,43 @@ def _key(marker: str, parent_key: str | None) -> str | None:
     if parent_key and raw.isdigit():
         return f"{parent_key}.{raw}"  # "1." nested under step 2 is the SOP's 2.1
     return raw
+
+
+def _leads(unit: Unit) -> bool:
+    """ "3. Decide what to do:": a step whose text ends in a colon leads the table after it."""
+    return unit.text.rstrip().endswith(":")
+
+
+def led_cases(table: Table) -> list[tuple[str, str]] | None:
+    """A table of situations ("Situation | What to do") that a step leads ("Decide what to do:"),
+    as that step's cases: "If <situation>, <action>." per row, a last "Anything else" row as
+    "Otherwise, <action>."; None when a row's action is no instruction ("No action" alone) or a
+    situation holds a comma (a list of values would be misread as a test ending). Not led by a
+    step, such a table is edge cases (edge_cases.py)."""
+    header = [" ".join(h.split()) for h in table.header or []]
+    if len(header) != 2 or not CASE_HEADER.match(header[0]) or not ACTION_HEADER.match(header[1]):
+        return None
+    rows: list[tuple[str, str]] = []
+    for number, row in enumerate(table.rows):
+        cells = [" ".join(c.split()) for c in row]
+        if len(cells) != 2 or not all(cells) or "," in cells[0]:
+            return None
+        situation, action = cells[0], _NO_ACTION.sub("", cells[1])
+        if not action or action.split(None, 1)[0].casefold() not in INSTRUCTION_VERBS:
+            return None
+        action = f"{action[0].lower()}{action[1:]}"
+        if _ANY_VALUE.match(situation) or _ANYTHING_ELSE.match(situation):
+            if number != len(table.rows) - 1 or not rows:
+                return None
+            text = f"Otherwise, {action}"
+        else:
+            text = f"If {_lower(situation)}, {action}"
+        rows.append((text if text.endswith(".") else f"{text}.", " ".join(cells)))
+    return rows or None
+
+
+_NO_ACTION = re.compile(r"^no\s+(?:further\s+)?action\s*[;:,.\u2014-]\s*", re.IGNORECASE)
+_ANYTHING_ELSE = re.compile(r"^(?:anything|everything|everyone|all)\s+else\b", re.IGNORECASE)
 
 
 def table_steps(table: Table) -> list[tuple[str, str]] | None:
