@@ -975,3 +975,30 @@ def test_a_systems_name_after_another_verb_is_where_not_what(tmp_path: Path) -> 
     draft = build_draft(procedure, catalog=catalog)
     calls = [s.tool_call.tool for s in walk_steps(draft.steps) if s.tool_call]
     assert calls == ["find_account", "issue_refund"]
+
+
+def test_a_no_answer_that_refuses_the_write_ends_there(tmp_path: Path) -> None:
+    step = (
+        "Is the box unopened? Yes: carry on with step 3. No: do not accept the return; tell "
+        "the customer to contact the seller.\n3. Accept the return."
+    )
+    ways = _ways(_compile(tmp_path, step))
+    (test,) = {t for w in ways for t in w.went}
+    assert all("accept_return" not in w.calls for w in _side(ways, test, "no"))
+    assert all("accept_return" in w.calls for w in _side(ways, test, "yes"))
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "Refunds are made to the original card within 5 days.",
+        "Returnsdesk holds a refund budget for every store.",
+        "A refund is a credit to the card the customer paid with.",
+    ],
+)
+def test_a_statement_that_names_a_tool_calls_nothing(tmp_path: Path, statement: str) -> None:
+    draft = _compile(tmp_path, statement)
+    assert "issue_refund" not in {s.tool_call.tool for s in walk_steps(draft.steps) if s.tool_call}
+    # a case and its order is no statement
+    draft = _compile(tmp_path, "The label shows a customs hold - open a ticket for finance.")
+    assert "open_ticket" in {s.tool_call.tool for s in walk_steps(draft.steps) if s.tool_call}

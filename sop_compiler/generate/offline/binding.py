@@ -28,6 +28,7 @@ __all__ = [
     "bind",
     "canonical_words",
     "hands_over",
+    "is_statement",
     "verb_stems",
 ]
 
@@ -164,26 +165,35 @@ _READ_VERBS = frozenset(
 )
 
 
+_IN_SYSTEM = re.compile(r"\b(?:in|on|into|within|through|via|from|using)\s+(?:the\s+)?$")
+
+
 def bind(action: str, catalog: ToolCatalog) -> Binding:
     """The tool an action phrase means (see the module rules)."""
     lowered = action.lower()
     first = lowered.split()[0].strip(",.:;") if lowered.split() else ""
-    # "apply the allowance in Aquabase": a read tool's alias after another verb names the
-    # system the action is done in, not a call of the read tool
-    system = first in INSTRUCTION_VERBS and first not in _READ_VERBS
+    # "apply the allowance in Aquabase": a read tool's alias as the place where another verb's
+    # action is done names the system, not a call of the read tool
+    elsewhere = first in INSTRUCTION_VERBS and first not in _READ_VERBS
     for tool in catalog.tools:
-        names = [tool.name, *([] if system and tool.access == "read" else tool.aliases)]
-        for name in names:
+        for name in [tool.name, *tool.aliases]:
             spaced = name.replace("_", " ").lower()
-            if re.search(rf"(?<![a-z_]){re.escape(name.lower())}(?![a-z_])", lowered) or (
-                " " in spaced and spaced in lowered
-            ):
-                return Binding(tool=tool.name)
+            found = re.search(rf"(?<![a-z_]){re.escape(name.lower())}(?![a-z_])", lowered)
+            if found is None and " " in spaced and spaced in lowered:
+                found = re.search(re.escape(spaced), lowered)
+            if found is None:
+                continue
+            place = _IN_SYSTEM.search(lowered[: found.start()])
+            if elsewhere and tool.access == "read" and name != tool.name and place:
+                continue
+            return Binding(tool=tool.name)
     said = _SET_UP.sub("create ", _MESSAGE_VERB.sub(r"send \1 ", action, count=1), count=1)
     words = canonical_words(said)
     said_as_verb = _MESSAGE_VERB.match(action) is not None
     if not words or (first in _NOT_VERB and not said_as_verb):
         return Binding()
+    if is_statement(action) and not said_as_verb:
+        return Binding()  # "ClearRoad holds a block of test slots": a fact, not an action
     verb, objects = words[0], set(words[1:4])
     # "hold the order" names the action as `place_order_hold` does; "the label is ..." no action
     imperative = lowered.split()[0].strip(",.:;") in INSTRUCTION_VERBS
@@ -263,3 +273,33 @@ def hands_over(tool: Tool) -> bool:
     if verbs & _TRANSFER_VERBS:
         return True
     return bool(verbs & TEAM_VERBS) and bool(_PEOPLE.search(f"{tool.name} {tool.description}"))
+
+
+# A statement about a thing: a determiner first ("A leak allowance is ...", "Only one ... per
+# ..."), or a subject and a verb in the third person ("ClearRoad holds ...", "Deliveries are
+# made ..."), never what the agent does ("The agent raises a case")
+_NOT_THE_AGENT = r"(?!(?:agents?|advis[eo]rs?|staff|team|you|we|officers?|customers?|callers?)\b)"
+_STATEMENT = re.compile(
+    r"^(?:(?:a|an|the|only|each|every|no|one|any|this|these|those|such)\s+"
+    + _NOT_THE_AGENT
+    + r"\S+\s+(?!\w+\s+to\b)(?:\S+\s+)*?(?:is|are|was|were|per|has|have|can|may|must|covers?|"
+    r"means?)\b|(?:our\s+)?"
+    + _NOT_THE_AGENT
+    + r"[a-z][\w'-]*\s+(?:is|are|was|were|has|have|[a-z]+s)\b)",
+    re.IGNORECASE,
+)
+
+
+def is_statement(text: str) -> bool:
+    """True for a sentence that states a fact rather than orders an action: it calls nothing."""
+    first = text.split(None, 1)[0].casefold().strip(",.:;") if text.split() else ""
+    if first in INSTRUCTION_VERBS or _STATEMENT.match(text.strip()) is None:
+        return False
+    # "Parcel shows 'delivery failed', rebook it", "... only - escalate to Accessibility": a
+    # case and its order
+    _, *rest = _CLAUSE_BREAK.split(text, maxsplit=1)
+    then = rest[0].split(None, 1)[0].casefold() if rest and rest[0].split() else ""
+    return then not in INSTRUCTION_VERBS
+
+
+_CLAUSE_BREAK = re.compile(r"[,;:]\s+|\s[-\u2013\u2014]\s")

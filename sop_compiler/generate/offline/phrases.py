@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from sop_compiler.generate.offline.binding import TEAM_VERBS, bind, hands_over
+from sop_compiler.generate.offline.binding import TEAM_VERBS, bind, hands_over, is_statement
 from sop_compiler.generate.offline.tools import WRITE_VERBS, ToolIndex, ToolMention, proposed_name
 from sop_compiler.text import INSTRUCTION_VERBS
 
@@ -276,14 +276,18 @@ def read_actions(
     return out
 
 
+_DASH = re.compile(r"\s[\u2014\u2013-]\s")  # "... a review first — open a Security case"
+
+
 def _split_actions(text: str) -> list[str]:
     parts: list[str] = []
     chunks: list[str] = []
     pieces: list[str] = []
     for chunk in _SPLIT.split(_YOU_SHOULD.sub("; ", text)):
         # "a further change needs a review first — open a Security case and wait"
-        head, dash, tail = chunk.partition(" \u2014 ")
-        pieces += [head, tail] if dash and is_order(tail) else [chunk]
+        dashed = _DASH.search(chunk)
+        head, tail = (chunk[: dashed.start()], chunk[dashed.end() :]) if dashed else (chunk, "")
+        pieces += [head, tail] if dashed and is_order(tail) else [chunk]
     for chunk in pieces:
         label, colon, rest = chunk.partition(": ")
         word = rest.split(None, 1)[0].casefold() if rest.split() else ""
@@ -323,11 +327,12 @@ def _read_action(
         return [Action("say", text, quote, goto=END)]
     if _RESOLVE.match(text):
         return [Action("resolve", text, quote)]
-    if _STATEMENT.match(text) and not _BACKTICKED.search(text):
-        # "A leak allowance is a one-off credit", "Only one leak allowance per property":
-        # the tool's alias is the subject of a statement, which calls nothing
-        return [Action("say", text, quote)]
-    mention = tools.find(text)
+    # "A leak allowance is a one-off credit", "Only one leak allowance per property": the
+    # tool's alias is the subject of a statement, which calls nothing (a hand-over it makes,
+    # "... - escalate to Accessibility", is still read)
+    stated = is_statement(text) and not _BACKTICKED.search(text)
+    mention = None if stated else tools.find(text)
+    bind_meaning = bind_meaning and not stated
     escalate = (
         _ESCALATE.search(text) if first == "escalate" or "escalate" in text.casefold() else None
     )
@@ -423,14 +428,6 @@ def _read_action(
 AS_WELL = re.compile(r"\b(?:as\s+well|also|too)\b", re.IGNORECASE)
 
 
-# A statement about a thing ("A leak allowance is ...", "Only one ... per ..."), not about what
-# the agent or the customer does ("The agent raises a case")
-_STATEMENT = re.compile(
-    r"^(?:a|an|the|only|each|every|no|one|any|this|these|those|such)\s+"
-    r"(?!(?:agents?|advis[eo]rs?|staff|team|you|customers?|callers?)\b)\S+\s+(?!\w+\s+to\b)"
-    r"(?:\S+\s+)*?(?:is|are|was|were|per|has|have|can|may|must|covers?|means?)\b",
-    re.IGNORECASE,
-)
 _BACKTICKED = re.compile(r"`[a-z_][a-z0-9_]*`")
 
 

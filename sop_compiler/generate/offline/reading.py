@@ -123,6 +123,7 @@ def _sentences(
     notes: list[str] = []
     owner: Node | None = None  # the condition this item opens with
     refused: list[list[Node]] = []  # branches that refuse the request or forbid its write
+    refused_else: list[Node] = []  # conditions whose otherwise-side refuses it
     instead_of: Node | None = None  # a refusal mid-item: its orders that follow are its branch
     otherwise_of: Node | None = None  # the condition whose "Otherwise" this item's text began
     for sentence, original in _clauses(unit.text):
@@ -209,6 +210,8 @@ def _sentences(
         refusing = prohibition or (clause.test is not None and _denies(builder, clause))
         if refusing:
             refused.append(made)  # ended once the item's later sentences joined the branch
+        elif clause.is_else and answered is not None and made and _denies(builder, clause):
+            refused_else.append(answered)  # "No: do not book a test slot; tell the pupil ..."
         if owner is not None and owner is instead_of and not is_order(sentence):
             owner = instead_of = None  # "Flexible bookings can be ...": another case begins
         if owner is not None and not else_of_owner:
@@ -229,6 +232,10 @@ def _sentences(
         nodes += made
     for made in refused:
         _end_after_alternative(made)
+    for cond in refused_else:
+        last = cond.else_nodes[-1] if cond.else_nodes else None
+        if last is not None and last.kind not in TERMINAL_KINDS and last.goto is None:
+            last.goto = END  # after the refusal's own sentences, the case is over
     if notes and unit.numbered:
         nodes.append(
             builder.node(
