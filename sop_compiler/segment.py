@@ -231,7 +231,11 @@ def _applies(section: _Section) -> bool:
         return False
     return _is_aux(section) or any(
         isinstance(b, Table | Quote)
-        or (isinstance(b, ListItem | Paragraph) and is_instruction(b.text))
+        or (
+            isinstance(b, ListItem | Paragraph)
+            and is_instruction(b.text)
+            and not is_boilerplate(b.text)
+        )
         for b in section.blocks()
     )
 
@@ -356,8 +360,8 @@ def _lead_in(section: _Section) -> list[AnyBlock]:
     if section.heading is None:
         return out  # text above the first heading is a cover page, not a step
     for block in section.own:
-        if not isinstance(block, Paragraph | ListItem):
-            continue
+        if not isinstance(block, Paragraph | ListItem) or is_boilerplate(block.text):
+            continue  # "Document control ... Classification: Internal - do not share"
         sentences = split_sentences(block.text)
         if any(map(is_instruction, sentences)) and not any(_POINTER.search(s) for s in sentences):
             out.append(block)

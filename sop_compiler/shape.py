@@ -387,7 +387,7 @@ def content_shape(blocks: list[AnyBlock]) -> ContentShape:
             instructions += sum(rows)
             facts += len(rows) - sum(rows)
             continue
-        if not isinstance(block, Paragraph | ListItem | Quote):
+        if not isinstance(block, Paragraph | ListItem | Quote) or is_boilerplate(block.text):
             continue
         if (isinstance(block, ListItem) and block.ordered) or (
             isinstance(block, Paragraph) and _STEP.match(block.text)
@@ -408,7 +408,14 @@ def content_shape(blocks: list[AnyBlock]) -> ContentShape:
 
 def is_boilerplate(text: str) -> bool:
     """Document control or contact text ("Revision 3.2, approved 2026-09-01"), no instruction."""
-    return bool(_BOILERPLATE.search(text.strip())) and not _CONSTRAINT.search(text)
+    text = text.strip()
+    if _CONTROL_BLOCK.match(text) and len(_FIELD.findall(text)) >= 2:
+        return True  # "Document control Version: 3.1 ... Classification: Internal - do not share"
+    return bool(_BOILERPLATE.search(text)) and not _CONSTRAINT.search(text)
+
+
+_CONTROL_BLOCK = re.compile(r"^document\s+(?:control|information|history)\b", re.IGNORECASE)
+_FIELD = re.compile(r"\b[A-Z][a-z]+(?:\s+[a-z]+)?\s*:\s")
 
 
 def _instructs(sentence: str) -> bool:

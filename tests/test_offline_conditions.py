@@ -1002,3 +1002,65 @@ def test_a_statement_that_names_a_tool_calls_nothing(tmp_path: Path, statement: 
     # a case and its order is no statement
     draft = _compile(tmp_path, "The label shows a customs hold - open a ticket for finance.")
     assert "open_ticket" in {s.tool_call.tool for s in walk_steps(draft.steps) if s.tool_call}
+
+
+def test_items_labelled_with_when_are_cases_one_of_which_holds(tmp_path: Path) -> None:
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n\n"
+        "- Before dispatch: cancel the order.\n"
+        "- After dispatch and before delivery: escalate to the Courier Desk.\n"
+        "- More than 30 days after delivery: issue a voucher.\n",
+    )
+    ways = _ways(draft)
+    courier = "it is after dispatch and before delivery"
+    assert {w.end for w in _side(ways, courier, "yes")} == {"escalate"}
+    assert all("cancel_order" in w.calls for w in _side(ways, "it is before dispatch", "yes"))
+    # the escalation of one case never ends the others
+    later = _side(ways, "it is more than 30 days after delivery", "yes")
+    assert all("issue_voucher" in w.calls and w.end != "escalate" for w in later)
+
+
+def test_a_failed_check_with_a_prohibition_ends_its_branch(tmp_path: Path) -> None:
+    step = (
+        "Confirm the order number with the customer. If the details do not match, do not "
+        "discuss the order.\n3. Refund the order."
+    )
+    ways = _ways(_compile(tmp_path, step))
+    assert all(
+        "issue_refund" not in w.calls for w in _side(ways, "the details do not match", "yes")
+    )
+    assert all("issue_refund" in w.calls for w in _side(ways, "the details do not match", "no"))
+
+
+def test_sending_a_request_to_a_named_party_with_its_tool_is_that_call(tmp_path: Path) -> None:
+    def ways(step: str) -> list[Way]:
+        sop = tmp_path / "returns.md"
+        sop.write_text(
+            "# Returns desk\n\n## Handle a return request\n\n"
+            f"1. Look up the order with the order number.\n2. {step}\n",
+            encoding="utf-8",
+        )
+        procedure = read_procedures(sop, root=tmp_path, settings=Settings()).procedures[0]
+        return _ways(build_draft(procedure, catalog=_ALIASED))
+
+    # the goodwill credit's tool sends it to the Card Office; nobody takes the case over
+    sent = ways("Send the goodwill credit to the Card Office.")
+    assert {w.end for w in sent} == {"resolve"} and all("apply_credit" in w.calls for w in sent)
+    # without a tool named, the named team takes the case over
+    assert {w.end for w in ways("Send the refund request to the Card Office.")} == {"escalate"}
+
+
+def test_lettered_items_under_a_heading_are_steps_side_by_side(tmp_path: Path) -> None:
+    sop = tmp_path / "desk.txt"
+    sop.write_text(
+        "RETURNS DESK\n\nDocument control\n  Version:   3.1\n  Owner:     Returns Manager\n"
+        "  Classification: Internal - do not share with customers\n\n"
+        "1. HANDLING A RETURN\n\n(a) Look up the order with the order number.\n"
+        "(b) Accept the return.\n(c) Refund the order.\n",
+        encoding="utf-8",
+    )
+    procedure = read_procedures(sop, root=tmp_path, settings=Settings()).procedures[0]
+    draft = build_draft(procedure, catalog=CATALOG)
+    assert [s.id for s in draft.steps if s.tool_call] == ["1", "2", "3"]
+    assert not any("Document control" in s.text for s in walk_steps(draft.steps))

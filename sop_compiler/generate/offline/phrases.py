@@ -347,6 +347,15 @@ def _read_action(
         # "send the case to Records Review", "refer the site to Code Enforcement": a named team
         # takes the case over; "send the label to the customer" names no team
         handoff = _SEND_TO_TEAM.search(text)
+        if (
+            handoff
+            and mention is not None
+            and mention.how in ("name", "alias")
+            and not hands_over(mention.tool)
+        ):
+            # "send the repeat request to the GP surgery (`request_repeat`)": the tool it names
+            # sends it; nobody takes the case over
+            return [Action("tool_call", text, quote, tool=mention)]
     if escalate or handoff:
         ending = _ending(escalate, handoff, text, quote, agents)
         # "escalate ... with `create_ticket`" is the ticket: the call is the escalation, and the

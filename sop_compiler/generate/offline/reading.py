@@ -24,7 +24,7 @@ from sop_compiler.generate.offline.phrases import (
     is_order,
     read_clause,
 )
-from sop_compiler.generate.offline.sections import Unit, labelled_cases
+from sop_compiler.generate.offline.sections import Unit, labelled_cases, timed_cases
 from sop_compiler.generate.offline.standing import rule_kind, sentence_key
 from sop_compiler.generate.offline.tools import Known, ToolMention, bind_arguments
 from sop_compiler.models import TERMINAL_KINDS, ToolCall
@@ -46,7 +46,7 @@ def read_units(builder: Builder, units: list[Unit]) -> list[Node]:
     out: list[Node] = []
     pending: Node | None = None
     cases: list[Node] = []  # the top-level items in a row that each open with a condition
-    for unit in units:
+    for unit in timed_cases(units):
         unit = labelled_cases(unit)
         closes = _OPENS_OTHERWISE.match(unit.text) is not None and bool(cases)
         own, pending_own = _sentences(builder, unit, 0, pending)
@@ -472,16 +472,24 @@ def _denies(builder: Builder, clause: Clause) -> bool:
     so that branch ends the case (the SOP would say if anything else followed). "If the illness
     started in the waiting period, explain this; do not register the claim" forbids the write a
     catalog tool does: the branch ends too, never on into the step that registers it."""
+    failed = _FAILED_CHECK.search(clause.test or "") is not None
     for action in clause.actions:
         text = action.text.strip()
         if _DENIAL.match(text):
             return True
-        if (forbidden := _FORBIDDEN_ACTION.match(text)) and _write_tool(builder, forbidden["what"]):
-            return True
+        forbidden = _FORBIDDEN_ACTION.match(text)
+        if forbidden and (failed or _write_tool(builder, forbidden["what"])):
+            return True  # "If any of the three do not match, do not discuss ...": no going on
     return False
 
 
 _FORBIDDEN_ACTION = re.compile(r"^(?:do not|don't|never)\s+(?P<what>\S.*)$", re.IGNORECASE)
+# a check that failed: identity or details that do not match, a verification that fails
+_FAILED_CHECK = re.compile(
+    r"\b(?:do(?:es)?\s+not|don't|doesn't|cannot|can't|fails?|failed)\s+"
+    r"(?:match|verify|be\s+verified|be\s+confirmed|pass)\b|\b(?:fails?|failed)\b",
+    re.IGNORECASE,
+)
 
 
 def _end_when_done(builder: Builder, cond: Node, level: int) -> None:

@@ -120,9 +120,11 @@ def units(section: Section) -> list[Unit]:
     parent: Unit | None = None
     for block in section.blocks:
         if isinstance(block, ListItem):
+            # "(b)" after "(a)" at the same depth is its sibling, not its sub-item
+            lettered = parent is not None and re.fullmatch(r"[a-z]", parent.key or "") is not None
             sub = (
                 block.level > 0
-                or _is_sub_marker(block.marker)
+                or (_is_sub_marker(block.marker) and not lettered)
                 or (not block.ordered and has_ordered and parent is not None)
             )
             key = _key(block.marker, parent.key if parent and sub else None)
@@ -322,7 +324,9 @@ def labelled_cases(unit: Unit) -> Unit:
     credit: give store credit") is the customer's choice of it ("If the customer chooses option
     B (store credit), give store credit"). Either way the items become sibling cases (chains.py),
     so that only one of them runs; each cites the SOP's own words. Fewer than two: no change.
+    Items labelled with when or how much are cases under any step (`timed_cases`).
     """
+    unit = replace(unit, children=timed_cases(unit.children))
     dashed = [_case_label(child.text.strip()) for child in unit.children]
     if sum(match is not None for match in dashed) >= 2 and unit.text.rstrip().endswith(":"):
         # "Check the flags:" over "Bankruptcy flag set — do not offer forbearance. ...": each
@@ -354,6 +358,35 @@ def labelled_cases(unit: Unit) -> Unit:
             rest = rest[0].upper() + rest[1:]
         children.append(replace(child, text=rest, cite=child.cite or child.text))
     return replace(unit, children=children)
+
+
+# "Before the cargo cut-off: ...", "More than 14 days before the move: ...": a case of when or
+# how much, as its label says
+_TIMED = re.compile(
+    r"^(?P<case>(?:before|after|within|during|until|between|more\s+than|less\s+than|"
+    r"fewer\s+than|up\s+to|over|under)\b[^:.;]{1,80}?)\s*:\s+(?P<rest>\S.*)$",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def timed_cases(run: list[Unit]) -> list[Unit]:
+    """Sibling items that each open with a label of when or how much ("Before the cargo
+    cut-off: ...", "After departure: ...") as "If it is <label>, ..." cases. They are the
+    cases of the request, one of which holds; read as statements, every path would run each
+    of them (and the escalation of one would end them all). Fewer than two: no change."""
+    found = [_TIMED.match(unit.text.strip()) for unit in run]
+    if sum(match is not None for match in found) < 2:
+        return run
+    return [
+        replace(
+            unit,
+            text=f"If it is {_lower_first(match['case'])}, {match['rest']}",
+            cite=unit.cite or unit.text,
+        )
+        if match is not None
+        else unit
+        for unit, match in zip(run, found, strict=True)
+    ]
 
 
 def _lower_first(text: str) -> str:
