@@ -1064,3 +1064,51 @@ def test_lettered_items_under_a_heading_are_steps_side_by_side(tmp_path: Path) -
     draft = build_draft(procedure, catalog=CATALOG)
     assert [s.id for s in draft.steps if s.tool_call] == ["1", "2", "3"]
     assert not any("Document control" in s.text for s in walk_steps(draft.steps))
+
+
+def test_where_opens_a_condition_and_escalating_at_the_same_time_goes_on(
+    tmp_path: Path,
+) -> None:
+    step = (
+        "Where the amount exceeds 500, escalate the claim to the Finance Desk at the same "
+        "time.\n3. Refund the order."
+    )
+    ways = _ways(_compile(tmp_path, step))
+    above = _side(ways, "the amount exceeds 500", "yes")
+    assert all("issue_refund" in w.calls and w.end == "resolve" for w in above)  # it goes on
+    below = _side(ways, "the amount exceeds 500", "no")
+    assert all("issue_refund" in w.calls for w in below)
+
+
+def test_the_tool_named_for_the_verb_and_describing_the_thing_wins_over_an_alias(
+    tmp_path: Path,
+) -> None:
+    catalog = ToolCatalog(
+        tools=[
+            *CATALOG.tools,
+            Tool(
+                name="open_claim",
+                description="Open a damage claim.",
+                access="write",
+                aliases=["claim"],
+            ),
+            Tool(
+                name="send_notice",
+                description="Email a notice (claim acknowledgement, delay notice).",
+                access="write",
+            ),
+        ]
+    )
+    sop = tmp_path / "returns.md"
+    sop.write_text(
+        "# Returns desk\n\n## Handle a damage claim\n\n"
+        "1. Open the claim.\n2. Send the customer the claim acknowledgement.\n",
+        encoding="utf-8",
+    )
+    procedure = read_procedures(sop, root=tmp_path, settings=Settings()).procedures[0]
+    calls = [
+        s.tool_call.tool
+        for s in walk_steps(build_draft(procedure, catalog=catalog).steps)
+        if s.tool_call
+    ]
+    assert calls == ["open_claim", "send_notice"]

@@ -29,8 +29,8 @@ _ELSE = re.compile(
 )
 _YES = re.compile(r"^(?:if so|if yes)\b[,:]?\s*", re.IGNORECASE)
 _IF = re.compile(
-    r"^(?:if|when|whenever|in case|in the event that|in the event|should|provided(?: that)?|"
-    r"as long as)\s+",
+    r"^(?:if|when|whenever|where|in case|in the event that|in the event|should|"
+    r"provided(?: that)?|as long as)\s+",
     re.IGNORECASE,
 )
 # "For a partial refund, add up ...": a case of the step, read as "if it is for a partial refund"
@@ -97,7 +97,8 @@ _RESOLVE = re.compile(
 )
 _ESCALATE = re.compile(
     r"\bescalate\b(?:\s+(?:the\s+|this\s+)?(?:case|issue|ticket|call|chat|matter|complaint|request|"
-    r"it|this|them))?(?:\s+(?:immediately|straight away)\b)?(?:\s+(?:to|with)\s+(?P<team>.+))?",
+    r"claim|booking|order|file|account|query|report|it|this|them))?"
+    r"(?:\s+(?:immediately|straight away)\b)?(?:\s+(?:to|with)\s+(?P<team>.+))?",
     re.IGNORECASE,
 )
 # The people a procedure talks with, as SOPs name them (a customer, a patient, a guest, ...).
@@ -434,7 +435,9 @@ def _read_action(
 
 
 # "... to the Technical Survey team as well": one more thing done, the case goes on here
-AS_WELL = re.compile(r"\b(?:as\s+well|also|too)\b", re.IGNORECASE)
+AS_WELL = re.compile(
+    r"\b(?:as\s+well|also|too|at\s+the\s+same\s+time|in\s+parallel)\b", re.IGNORECASE
+)
 
 
 _BACKTICKED = re.compile(r"`[a-z_][a-z0-9_]*`")
@@ -452,7 +455,7 @@ def _transfer_tool(
     """The catalog tool that hands a case to people, when the escalation names it by its verb
     phrase or its words bind to it (binding.py)."""
     if mention is not None:
-        return mention if mention.how == "verb" and hands_over(mention.tool) else None
+        return mention if mention.how in ("verb", "alias") and hands_over(mention.tool) else None
     bound = bind(text, tools.catalog).tool if bind_meaning else None
     tool = tools.catalog.get(bound) if bound else None
     if tool is not None and hands_over(tool):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keyword
 import re
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any, Literal
 
 from sop_compiler.generate.offline.binding import verb_stems
@@ -114,7 +115,24 @@ class ToolIndex:
                     best = mention  # "send the leak allowance letter": `send_letter`, by the verb
                 elif best is None or best.how != "alias" or not _does_verb(best.tool, verb):
                     best = _earlier(best, mention)
+        if best is not None and best.how == "alias" and not _does_verb(best.tool, verb):
+            # "send the customer the claim acknowledgement": `send_notification` ("... claim
+            # acknowledgement, claim rejection") sends it, not `open_damage_claim` ("claim")
+            described = self._described(text, verb)
+            best = described or best
         return best or self._verb_phrase(text)
+
+    def _described(self, text: str, verb: list[str]) -> ToolMention | None:
+        """The one tool named for the sentence's verb whose description holds two words of the
+        sentence in a row."""
+        words = _tokens(text)[1:]
+        pairs = {f"{a} {b}" for a, b in pairwise(words)}
+        found = [
+            tool
+            for tool in self.catalog.tools
+            if _does_verb(tool, verb) and any(pair in tool.description.casefold() for pair in pairs)
+        ]
+        return ToolMention(found[0], 0, "verb") if len(found) == 1 else None
 
     def _verb_phrase(self, text: str) -> ToolMention | None:
         tokens = _tokens(text)
