@@ -304,10 +304,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     blind = [name for name in ("heldout", "heldout2", "heldout3") if getattr(args, name)]
-    if blind:
-        tally = tally_heldout(blind[-1])
-    else:
-        tally = tally_all()
+    tally = tally_heldout(blind[-1]) if blind else tally_all()
     if not tally.counts:
         print("no gold cases found", file=sys.stderr)
         return 1

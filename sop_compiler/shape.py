@@ -43,7 +43,11 @@ class Verdict:
 
 
 # "3.2", "B)", "IV.", "C.9": a section number, not part of what the heading names
-_NUMBER = re.compile(r"^(?:\d+(?:\.\d+)*[.)]?|[A-Z](?:\.\d+)+[.)]?|[A-Z][.)]|[IVX]+\.)\s+")
+_NUMBER = re.compile(
+    r"^(?:(?:section|part|chapter|procedure|checklist|playbook|appendix)\s+[\dA-Z]+(?:\.\d+)*"
+    r"\s*[-\u2013\u2014:.]?|\d+(?:\.\d+)*[.)]?|[A-Z](?:\.\d+)+[.)]?|[A-Z][.)]|[IVX]+\.)\s+",
+    re.IGNORECASE,
+)
 # Boilerplate a reader skips: who to call about the document, its history, legal notes.
 _NOISE_TITLE = re.compile(
     r"^(?:contacts?(?:\s+(?:us|information|details))?|questions(?:\s+about\s+this\s+\w+)?|"
@@ -84,6 +88,7 @@ _KNOWLEDGE_TITLE = re.compile(
     r"^(?:about|understanding|what\b|how\s+\w+\s+works?\b|key\s+facts|overview|background|"
     r"how\s+to\s+(?:use|read)(?:\s+(?:this|these)\b|$)|using\s+(?:this|these)\b|"
     r"introduction|purpose|scope|in\s+scope|out\s+of\s+scope|when\s+to\s+use\b|when\s+this|"
+    r"application$|scope\s+and\s+application|"
     r"definitions?|glossary|roles?|responsibilities|audience|applicability|objectives?|"
     r"prerequisites)\b|"
     r"\b(?:basics?|definitions?|glossary|terms|terminology|key\s+terms|reference|data\s+model|"

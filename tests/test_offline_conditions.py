@@ -1112,3 +1112,14 @@ def test_the_tool_named_for_the_verb_and_describing_the_thing_wins_over_an_alias
         if s.tool_call
     ]
     assert calls == ["open_claim", "send_notice"]
+
+
+def test_explaining_what_must_happen_first_ends_the_branch(tmp_path: Path) -> None:
+    step = (
+        "If the order was paid by voucher, explain that it must be refunded by the voucher "
+        "desk first.\n3. Refund the order."
+    )
+    ways = _ways(_compile(tmp_path, step))
+    test = "the order was paid by voucher"
+    assert all("issue_refund" not in w.calls for w in _side(ways, test, "yes"))
+    assert all("issue_refund" in w.calls for w in _side(ways, test, "no"))

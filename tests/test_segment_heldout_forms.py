@@ -251,7 +251,7 @@ _GLOSSARY = """\
 <p>Read the procedure for the request in front of you and follow its steps in order.</p>
 <h2>Key terms</h2>
 <dl>
-<dt>Engagement letter</dt><dd>the signed agreement that sets the fee; we cannot start without it.</dd>
+<dt>Engagement letter</dt><dd>the signed agreement; we cannot start without it.</dd>
 <dt>Refund transfer</dt><dd>an optional product: the fee is taken out of the refund.</dd>
 </dl>
 <h2>Onboarding a new client</h2>
@@ -316,3 +316,23 @@ def test_numbered_orders_alone_on_their_lines_stay_steps(tmp_path: Path) -> None
     )
     (procedure,) = _procedures(tmp_path, "returns.txt", text)
     assert "Check the order" in _text(procedure) and "Close the ticket" in _text(procedure)
+
+
+def test_a_numbered_application_section_is_background_and_its_rule_holds_everywhere(
+    tmp_path: Path,
+) -> None:
+    text = (
+        "<h1>Harbour Freight</h1>\n<h2>Section 1 &ndash; Application</h2>\n"
+        "<p>Staff may only discuss a shipment with a party named on the booking.</p>\n"
+        "<h2>Section 2 &ndash; Status enquiries</h2>\n<ol><li>Locate the booking.</li>"
+        "<li>Check the tracking.</li><li>Tell the caller the ETA.</li></ol>\n"
+        "<h2>Section 3 &ndash; Cancelling a booking</h2>\n<ol><li>Locate the booking.</li>"
+        "<li>Cancel the booking.</li><li>Email the shipper.</li></ol>\n"
+    )
+    procedures = _procedures(tmp_path, "freight.html", text)
+    assert _titles(procedures) == [
+        "Section 2 – Status enquiries",
+        "Section 3 – Cancelling a booking",
+    ]
+    for procedure in procedures:
+        assert "named on the booking" in " ".join(block_text(b) for b in procedure.context)

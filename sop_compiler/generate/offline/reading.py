@@ -475,8 +475,8 @@ def _denies(builder: Builder, clause: Clause) -> bool:
     failed = _FAILED_CHECK.search(clause.test or "") is not None
     for action in clause.actions:
         text = action.text.strip()
-        if _DENIAL.match(text):
-            return True
+        if _DENIAL.match(text) or (action.kind == "say" and _NOT_YET.search(text)):
+            return True  # "explain that it must be extended first": not now, the case is over
         forbidden = _FORBIDDEN_ACTION.match(text)
         if forbidden and (failed or _write_tool(builder, forbidden["what"])):
             return True  # "If any of the three do not match, do not discuss ...": no going on
@@ -484,6 +484,12 @@ def _denies(builder: Builder, clause: Clause) -> bool:
 
 
 _FORBIDDEN_ACTION = re.compile(r"^(?:do not|don't|never)\s+(?P<what>\S.*)$", re.IGNORECASE)
+# what has to happen before the request can be met: "it must be extended first"
+_NOT_YET = re.compile(
+    r"\b(?:must|needs?\s+to|has\s+to|have\s+to)\s+be\s+\w+(?:\s+\w+){0,5}\s+first\b|"
+    r"\bcannot\s+be\s+\w+\s+until\b",
+    re.IGNORECASE,
+)
 # a check that failed: identity or details that do not match, a verification that fails
 _FAILED_CHECK = re.compile(
     r"\b(?:do(?:es)?\s+not|don't|doesn't|cannot|can't|fails?|failed)\s+"
