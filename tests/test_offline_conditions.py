@@ -1123,3 +1123,22 @@ def test_explaining_what_must_happen_first_ends_the_branch(tmp_path: Path) -> No
     test = "the order was paid by voucher"
     assert all("issue_refund" not in w.calls for w in _side(ways, test, "yes"))
     assert all("issue_refund" in w.calls for w in _side(ways, test, "no"))
+
+
+def test_a_prohibition_inside_a_sentence_or_a_table_cell_is_a_rule_of_its_case(
+    tmp_path: Path,
+) -> None:
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. Where it is more than 300, open a ticket for finance and do not refund the order "
+        "yourself.\n"
+        "3. Decide what to do:\n\n| Situation | What to do |\n|---|---|\n"
+        "| The box is crushed | Replace the unit. Do not issue a voucher for it. |\n"
+        "| Anything else | Refund the order |\n",
+    )
+    rules = {rule.text: rule for rule in draft.rules if rule.kind == "never"}
+    refund = rules["Do not refund the order yourself"]
+    assert refund.governs == ["issue_refund"] and refund.condition == "it is more than 300"
+    voucher = rules["Do not issue a voucher for it"]
+    assert voucher.governs == ["issue_voucher"] and voucher.condition == "the box is crushed"

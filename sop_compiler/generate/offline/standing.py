@@ -314,6 +314,9 @@ def standing(procedure: Procedure, tools: ToolIndex) -> Standing:
             if isinstance(block, Table):
                 if not is_decision_table(block):  # a decision table is edge cases
                     out.knowledge += _table_facts(block)
+                if _action_table(block):  # "Safety concern | ... Do not contact the instructor."
+                    for case, cell in _action_cells(block):
+                        _add_embedded(out, seen, block.id, cell, case, tools)
                 continue
             if not isinstance(block, (Paragraph, ListItem, Quote)):
                 continue
@@ -336,6 +339,11 @@ def standing(procedure: Procedure, tools: ToolIndex) -> Standing:
                     if (where == "context" or background) and descriptive:
                         seen.add(text)
                         out.knowledge.append(Knowledge(fact=text, source=_ref(block.id, text)))
+                    elif not background:
+                        # "Where it is more than £300, log it ... and do not process the
+                        # refund yourself", "Found? -> do not create a new card"
+                        test = _scope(text) or _scope(opening)
+                        _add_embedded(out, seen, block.id, text, test, tools)
                     continue
                 seen.add(text)
                 rule = Rule(
@@ -349,6 +357,53 @@ def standing(procedure: Procedure, tools: ToolIndex) -> Standing:
                 out.rule_sentences.add((block.id, text))
                 if kind == "confirm_before" and _ANY_WRITE.search(text) and not _named(text, tools):
                     out.general_writes.append(rule)  # "before any change": every write
+    return out
+
+
+# A prohibition inside a longer sentence: after "and", a semicolon, a colon, an arrow or a dash
+_EMBEDDED = re.compile(
+    r"(?:[;:]\s+|,?\s+and\s+|\s*(?:->|\u2192)\s*|\s[-\u2013\u2014]\s|[.!?]\s+)"
+    r"(?P<rule>(?:do\s+not|don't|never|must\s+not)\s+[^.;]+)",
+    re.IGNORECASE,
+)
+
+
+def _add_embedded(
+    out: Standing, seen: set[str], block_id: str, text: str, test: str | None, tools: ToolIndex
+) -> None:
+    """The prohibitions a sentence holds after its first clause, each a `never` rule that
+    holds under the sentence's condition (or the table row's case), citing its own words."""
+    for match in _EMBEDDED.finditer(text):
+        clause = match["rule"].strip().rstrip(",")
+        said = f"{clause[0].upper()}{clause[1:]}"
+        if said in seen or len(clause.split()) < 3:
+            continue
+        seen.add(said)
+        out.rules.append(
+            Rule(
+                kind="never",
+                text=said,
+                condition=test,
+                governs=_governs(clause, tools),
+                source=_ref(block_id, clause),
+            )
+        )
+
+
+def _action_table(table: Table) -> bool:
+    """A table whose last column says what to do (its cells are orders, and may forbid)."""
+    header = [" ".join(h.split()) for h in table.header or []]
+    return len(header) >= 2 and bool(ACTION_HEADER.match(header[-1]))
+
+
+def _action_cells(table: Table) -> list[tuple[str | None, str]]:
+    """(the row's case, its action cell) for every row of an action table."""
+    out: list[tuple[str | None, str]] = []
+    for row in table.rows:
+        cells = [" ".join(c.split()) for c in row]
+        if len(cells) >= 2 and cells[-1]:
+            case = cells[0][:1].lower() + cells[0][1:] if cells[0][1:2].islower() else cells[0]
+            out.append((case or None, f". {cells[-1]}"))
     return out
 
 
@@ -436,7 +491,9 @@ def _is_fact(sentence: str) -> bool:
     return bool(_FACT.search(sentence)) and len(sentence.split()) >= 4
 
 
-_SCOPE = re.compile(r"^\s*(?:if|when|whenever|in case)\s+(?P<test>[^,;:]+)[,;:]", re.IGNORECASE)
+_SCOPE = re.compile(
+    r"^\s*(?:if|when|whenever|where|in case)\s+(?P<test>[^,;:]+)[,;:]", re.IGNORECASE
+)
 
 
 def _scope(opening: str) -> str | None:
