@@ -5,7 +5,8 @@ and fact is a verbatim substring of the document after whitespace folding (marku
 heading is a heading of the document; every tool the gold names is in the case's catalog. Nothing
 here compiles a document: the corpora are measured by `bench/fidelity.py --heldout` and
 `--heldout2` only. tests/data/heldout2 is a second blind corpus, in domains the first does not use;
-tests/data/heldout3 is a third, in domains neither of the first two uses.
+tests/data/heldout3 is a third, in domains neither of the first two uses; tests/data/heldout4 is a
+fourth, in domains none of the first three uses.
 """
 
 from __future__ import annotations
@@ -21,13 +22,15 @@ from gold import DOCUMENT_NAMES, Gold, iter_cases
 HELDOUT = Path(__file__).parent / "data" / "heldout"
 HELDOUT2 = Path(__file__).parent / "data" / "heldout2"
 HELDOUT3 = Path(__file__).parent / "data" / "heldout3"
+HELDOUT4 = Path(__file__).parent / "data" / "heldout4"
 # corpus -> (its folder, at least this many cases, at least this many procedures)
 CORPORA = {
     "heldout": (HELDOUT, 10, 25),
     "heldout2": (HELDOUT2, 6, 20),
     "heldout3": (HELDOUT3, 6, 20),
+    "heldout4": (HELDOUT4, 6, 20),
 }
-ROOTS = (HELDOUT, HELDOUT2, HELDOUT3)
+ROOTS = (HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4)
 CASE_DIRS = sorted(p for root in ROOTS for p in root.iterdir() if p.is_dir())
 CASES = [case for root in ROOTS for case in iter_cases(root)]
 
@@ -123,6 +126,15 @@ def test_third_corpus_shares_no_domain_or_case_name_with_the_first_two() -> None
     assert not shared, f"heldout3 reuses domains of heldout or heldout2: {sorted(shared)}"
     names = {c.name for c, *_ in earlier} & {c.name for c, *_ in third}
     assert not names, f"heldout3 reuses case names of heldout or heldout2: {sorted(names)}"
+
+
+def test_fourth_corpus_shares_no_domain_or_case_name_with_the_first_three() -> None:
+    earlier = [case for root in (HELDOUT, HELDOUT2, HELDOUT3) for case in iter_cases(root)]
+    fourth = list(iter_cases(HELDOUT4))
+    shared = {g.domain for *_, g in earlier} & {g.domain for *_, g in fourth}
+    assert not shared, f"heldout4 reuses domains of an earlier corpus: {sorted(shared)}"
+    names = {c.name for c, *_ in earlier} & {c.name for c, *_ in fourth}
+    assert not names, f"heldout4 reuses case names of an earlier corpus: {sorted(names)}"
 
 
 @pytest.mark.parametrize(
