@@ -126,6 +126,18 @@ def _flat(draft: RoutineDraft) -> list[Step]:
         ("Goodwill voucher: a voucher offered when no refund is owed.", None),
         ("The Refund Tool times out after 60 seconds.", None),
         ('The reason must be "no longer needed" or "ordered by mistake".', "always"),
+        ("Tell the pupil about the charge before you cancel.", "confirm_before"),
+        (
+            "Tell the client the fee and get their agreement before you raise the job.",
+            "confirm_before",
+        ),
+        ("Tell the customer the refund takes 5 days before you end the call.", None),
+        ("We do not offer exchanges for a different model over the phone.", "never"),
+        ("We do not control when the carrier collects.", None),
+        ("The agent shall not disclose any shipment details.", "never"),
+        ("Amendments are accepted from the shipper only.", "only_if"),
+        ("Only one remote reset per fault.", "limit"),
+        ("Help only one user per conversation.", "always"),
     ],
 )
 def test_rule_kind_reads_what_a_sentence_restricts(sentence: str, kind: str | None) -> None:

@@ -97,7 +97,10 @@ _NEVER = re.compile(
     # "Do not refund ...", "...; do not open a claim", "agents must not": an order, while
     # "Credits do not expire" or "we do not control the timing" describes
     r"(?:^|[:;,]\s*|\b(?:you|agents?|staff|representatives?|advisors?)\s+(?:should\s+)?)"
-    r"(?:please\s+)?(?:do\s+not|don't)\b",
+    r"(?:please\s+)?(?:do\s+not|don't)\b|\bshall\s+not\b|"
+    # "we do not offer exchanges over the phone": what the company never does for anyone
+    r"\bwe\s+(?:do\s+not|don't)\s+(?:offer|do|accept|give|issue|refund|provide|allow|send|"
+    r"process|book|cancel|sell|exchange|replace|ship|deliver|waive|extend|transfer|discuss)\b",
     re.IGNORECASE,
 )
 _DENIED = re.compile(  # "is not" / "are not" count only before a permission word
@@ -214,7 +217,7 @@ def rule_kind(sentence: str) -> RuleKind | None:
         return None  # the steps read it as a condition
     if _DEFINITION.match(sentence) and not _STRONG.search(sentence):
         return None
-    if _SAYING.match(sentence) or _PURPOSE.match(sentence):
+    if (_SAYING.match(sentence) and not _TELL_BEFORE.search(sentence)) or _PURPOSE.match(sentence):
         return None  # what to tell the customer, or why the document exists
     sentence = _QUOTED.sub('""', sentence)  # "no longer needed" is a value, not a prohibition
     sentence = _LEADING_MARK.sub("", sentence)
@@ -223,6 +226,8 @@ def rule_kind(sentence: str) -> RuleKind | None:
         return "always"  # "confirm the patient's date of birth before ...": who, not a yes
     if _CONFIRM.search(sentence) and (_BEFORE.search(sentence) or _EVERY_CHANGE.search(sentence)):
         return "confirm_before"
+    if (told := _TELL_BEFORE.search(sentence)) and told["verb"].casefold() not in _NOT_A_CHANGE:
+        return "confirm_before"  # "tell the pupil about the charge before you cancel"
     if _ONLY_IF.search(sentence) or _ONLY_SUBJECT.match(sentence) or _ONE_OF.search(sentence):
         return "only_if"
     if (
@@ -241,14 +246,31 @@ def rule_kind(sentence: str) -> RuleKind | None:
     weak = _WEAK_LIMIT.search(sentence) and _DEPENDS.search(sentence)
     if numbered_limit or ((_LIMIT.search(sentence) or weak) and _NUMBER.search(sentence)):
         return "limit"
+    ordered = (
+        sentence.split(None, 1)[0].casefold() in INSTRUCTION_VERBS if sentence.split() else False
+    )
+    if _ONLY_COUNT.match(sentence):
+        return "limit"  # "Only one remote reset per fault"
+    if _ONLY.search(sentence) and not ordered:
+        return "only_if"  # "CSEs may only discuss a shipment with ...", "accepted ... only"
     if (
         _ALWAYS.search(sentence)
-        or _ONLY.search(sentence)
+        or _ONLY.search(sentence)  # "Help only one user per conversation": an order to keep
         or _BEFORE_ANY.search(sentence)
         or _EVERY_ONE.search(sentence)
     ):
         return "always"
     return None
+
+
+# "tell the pupil about the charge before you cancel", "get their agreement before you raise"
+_TELL_BEFORE = re.compile(
+    r"\b(?:tell|inform|warn|notify|get\s+(?:their|his|her|the\s+\w+'s)\s+(?:agreement|ok|okay|"
+    r"go-ahead|yes))\b.*?\bbefore\s+(?:you\s+|we\s+)?(?P<verb>[a-z]+)",
+    re.IGNORECASE,
+)
+_NOT_A_CHANGE = frozenset({"end", "finish", "close", "hang", "leave", "transfer", "the", "a"})
+_ONLY_COUNT = re.compile(r"^\s*only\s+(?:one|two|three|1|2|3)\b", re.IGNORECASE)
 
 
 # "No loan information may be disclosed to ...": nothing of that kind may be done
