@@ -35,7 +35,8 @@ _VERBS = """
     refer refund reinstate reissue reject remind remove reopen repeat replace reply request
     require reschedule reserve resend reset reship resolve respond restart restore retrieve return
     review route run say schedule search select send set share skip start submit suggest suspend
-    tag take hold release freeze block pause extend renew void count handle raise clear
+    tag take hold release freeze block pause extend renew void count handle raise clear produce
+    prepare
     tell test thank track transfer try unlock update use validate verify wait waive walk warn
 """
 INSTRUCTION_VERBS = frozenset(_VERBS.split())

@@ -1142,3 +1142,29 @@ def test_a_prohibition_inside_a_sentence_or_a_table_cell_is_a_rule_of_its_case(
     assert refund.governs == ["issue_refund"] and refund.condition == "it is more than 300"
     voucher = rules["Do not issue a voucher for it"]
     assert voucher.governs == ["issue_voucher"] and voucher.condition == "the box is crushed"
+
+
+def test_checking_what_a_read_tool_returns_calls_it_and_a_system_is_no_call(
+    tmp_path: Path,
+) -> None:
+    catalog = ToolCatalog(
+        tools=[
+            *CATALOG.tools,
+            Tool(name="get_crew_availability", description="Free crews and vans for a date."),
+            Tool(name="find_job", description="Find a job.", aliases=["MoveBase"]),
+            Tool(name="create_quote", description="Produce a quote for a move.", access="write"),
+        ]
+    )
+    sop = tmp_path / "moves.md"
+    sop.write_text(
+        "# Moves\n\n## Quoting a move\n\n1. Check crew availability for the date.\n"
+        "2. Produce the quote in MoveBase.\n3. Check the order status.\n",
+        encoding="utf-8",
+    )
+    procedure = read_procedures(sop, root=tmp_path, settings=Settings()).procedures[0]
+    calls = [
+        s.tool_call.tool
+        for s in walk_steps(build_draft(procedure, catalog=catalog).steps)
+        if s.tool_call
+    ]
+    assert calls[:2] == ["get_crew_availability", "create_quote"]

@@ -336,3 +336,16 @@ def test_a_numbered_application_section_is_background_and_its_rule_holds_everywh
     ]
     for procedure in procedures:
         assert "named on the booking" in " ".join(block_text(b) for b in procedure.context)
+
+
+def test_letter_dotted_numbers_are_steps(tmp_path: Path) -> None:
+    text = (
+        "REMOVALS DESK\n\nSECTION A - BOOKING A MOVE\n\n"
+        "A.1  Find the job in MoveBase.\nA.2  Check crew availability for the date.\n"
+        "A.3  Book the move.\n\nSECTION B - CANCELLING A MOVE\n\n"
+        "B.1  Find the job in MoveBase.\nB.2  Cancel the move.\nB.3  Email the customer.\n"
+    )
+    procedures = _procedures(tmp_path, "moves.txt", text)
+    assert _titles(procedures) == ["Section a - booking a move", "Section b - cancelling a move"]
+    items = [b for b in procedures[0].blocks if type(b).__name__ == "ListItem"]
+    assert [b.marker for b in items] == ["A.1", "A.2", "A.3"]

@@ -16,7 +16,7 @@ __all__ = ["ListNester", "Marker", "TextReader", "parse_marker", "split_heading_
 _ORDERED = re.compile(
     r"""^(?:
         \((?P<paren>[0-9]{1,3}|[a-zA-Z]|[ivxlcdm]{1,6}|[IVXLCDM]{1,6})\)
-      | (?P<dotted>[0-9]{1,3}(?:\.[0-9]{1,3})+)(?P<dpunct>[.)]?)
+      | (?P<dotted>(?:[0-9]{1,3}|[A-Z])(?:\.[0-9]{1,3})+)(?P<dpunct>[.)]?)
       | (?P<num>[0-9]{1,3})(?P<npunct>[.)])
       | (?P<roman>[ivxlcdm]{2,6}|[IVXLCDM]{2,6})(?P<rpunct>[.)])
       | (?P<alpha>[a-zA-Z])(?P<apunct>[.)])

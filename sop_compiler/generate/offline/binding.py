@@ -23,11 +23,13 @@ from sop_compiler.text import INSTRUCTION_VERBS
 
 __all__ = [
     "HANDS_OVER",
+    "READ_VERBS",
     "TEAM_VERBS",
     "Binding",
     "bind",
     "canonical_words",
     "hands_over",
+    "in_system",
     "is_statement",
     "verb_stems",
 ]
@@ -49,7 +51,7 @@ _SYNONYMS = [
     },
     {"refund", "reimburse"},
     {"get", "find", "lookup", "look", "retrieve", "fetch", "check", "search", "view", "pull"},
-    {"create", "open", "raise", "file", "log", "submit", "register", "lodge"},
+    {"create", "open", "raise", "file", "log", "submit", "register", "lodge", "produce", "prepare"},
     {"send", "email", "notify"},
     {"booking", "reservation"},
     {"order", "purchase"},
@@ -159,13 +161,18 @@ def canonical_words(text: str) -> list[str]:
     return [_canon(w) for w in re.findall(r"[a-z]+", text.lower()) if w not in _STOP]
 
 
-_READ_VERBS = frozenset(
+READ_VERBS = frozenset(
     {"check", "look", "lookup", "search", "find", "verify", "review", "retrieve", "get", "pull"}
     | {"open", "view", "see", "confirm"}
 )
 
 
-_IN_SYSTEM = re.compile(r"\b(?:in|on|into|within|through|via|from|using)\s+(?:the\s+)?$")
+_IN_SYSTEM = re.compile(r"\b(?:in|on|into|within|through|via|from|using)\s+(?:the\s+)?$", re.I)
+
+
+def in_system(before: str) -> bool:
+    """True when the words before a system's name make it the place of the action ("... in")."""
+    return _IN_SYSTEM.search(before) is not None
 
 
 def bind(action: str, catalog: ToolCatalog) -> Binding:
@@ -174,7 +181,7 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
     first = lowered.split()[0].strip(",.:;") if lowered.split() else ""
     # "apply the allowance in Aquabase": a read tool's alias as the place where another verb's
     # action is done names the system, not a call of the read tool
-    elsewhere = first in INSTRUCTION_VERBS and first not in _READ_VERBS
+    elsewhere = first in INSTRUCTION_VERBS and first not in READ_VERBS
     for tool in catalog.tools:
         for name in [tool.name, *tool.aliases]:
             spaced = name.replace("_", " ").lower()
@@ -183,7 +190,7 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
                 found = re.search(re.escape(spaced), lowered)
             if found is None:
                 continue
-            place = _IN_SYSTEM.search(lowered[: found.start()])
+            place = in_system(lowered[: found.start()])
             if elsewhere and tool.access == "read" and name != tool.name and place:
                 continue
             return Binding(tool=tool.name)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from sop_compiler.generate.offline.binding import TEAM_VERBS, bind, hands_over, is_statement
+from sop_compiler.generate.offline.binding import (
+    READ_VERBS,
+    TEAM_VERBS,
+    bind,
+    hands_over,
+    in_system,
+    is_statement,
+)
 from sop_compiler.generate.offline.tools import WRITE_VERBS, ToolIndex, ToolMention, proposed_name
 from sop_compiler.text import INSTRUCTION_VERBS
 
@@ -390,8 +397,13 @@ def _read_action(
     if first in _SAY:
         return [Action("say", text, quote)]
     if mention is not None and not (
-        mention.how == "alias" and mention.tool.access == "read" and first in WRITE_VERBS
-    ):  # "update the CRM notes" names the system, not a call of its read tool
+        mention.how == "alias"
+        and mention.tool.access == "read"
+        and (
+            first in WRITE_VERBS
+            or (first not in READ_VERBS and in_system(text[: mention.position]))
+        )
+    ):  # "update the CRM notes", "produce the quote in MoveBase": the system, not its read tool
         return [Action("tool_call", text, quote, tool=mention)]
     if mention is None and (enum_tool := tools.enum_owner(text)) is not None:
         return [Action("tool_call", text, quote, tool=enum_tool)]  # "use method `sms_code`"
@@ -411,7 +423,12 @@ def _read_action(
     checking = first in ("check", "verify", "make", "ensure", "see")
     meant = bind_meaning and not _NEGATED.match(text)
     bound = bind(text, tools.catalog).tool if meant else None
-    if checking and bound is not None and not bound.startswith(f"{first}_"):
+    if (
+        checking
+        and bound is not None
+        and not bound.startswith(f"{first}_")
+        and not _names_data(text, bound)
+    ):
         # "check the email address on the account" reads what was looked up; "verify the
         # caller" with `verify_borrower` is the catalog's own check
         bound = None
@@ -441,6 +458,14 @@ AS_WELL = re.compile(
 
 
 _BACKTICKED = re.compile(r"`[a-z_][a-z0-9_]*`")
+
+
+def _names_data(text: str, tool: str) -> bool:
+    """ "Check crew and van availability" with `get_crew_availability`: the words name all of
+    what the read tool returns (two words or more), so the check is that call."""
+    nouns = tool.split("_")[1:]
+    words = set(re.findall(r"[a-z]+", text.casefold()))
+    return len(nouns) >= 2 and all(noun in words for noun in nouns)
 
 
 def _handed_over(ending: Action) -> Action:
