@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING
 from sop_compiler.config import Settings
 from sop_compiler.eval.draft import DraftReport, draft_scenarios
 from sop_compiler.eval.evaluate import EvalReport, evaluate
-from sop_compiler.eval.interpret import Trace, explore, interpret
 from sop_compiler.eval.live import CustomerKind, LiveReport
 from sop_compiler.eval.paths_report import RoutinePathsView
 from sop_compiler.eval.scenario import Scenario, ScenarioError, scenario_schema
+from sop_compiler.interpret import Trace, explore, interpret
 
 if TYPE_CHECKING:
     from sop_compiler.eval.from_sop import SopDrafts

@@ -17,9 +17,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from sop_compiler.eval.evaluate import describe_path, replay
-from sop_compiler.eval.interpret import Trace, explore, options_of
 from sop_compiler.eval.scenario import Decision, Scenario, ScenarioFile
 from sop_compiler.eval.sop_answer import SopCondition
+from sop_compiler.interpret import Trace, explore, options_of
 from sop_compiler.models import ToolCatalog
 from sop_compiler.models.routine import Routine, Step
 

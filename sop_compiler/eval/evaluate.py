@@ -16,15 +16,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from sop_compiler.errors import ConfigError, ExitCode
-from sop_compiler.eval.interpret import (
-    DecisionError,
-    Ending,
-    RecordedCall,
-    Trace,
-    explore,
-    interpret,
-    options_of,
-)
 from sop_compiler.eval.scenario import (
     Decision,
     ExpectedCall,
@@ -33,6 +24,15 @@ from sop_compiler.eval.scenario import (
     ScenarioFile,
     load_scenario_file,
     scenario_files,
+)
+from sop_compiler.interpret import (
+    DecisionError,
+    Ending,
+    RecordedCall,
+    Trace,
+    explore,
+    interpret,
+    options_of,
 )
 from sop_compiler.models.catalog import ToolCatalog
 from sop_compiler.models.routine import Routine, Step
@@ -219,11 +219,8 @@ class _ScenarioDecider:
             self.pending.setdefault(decision.step, []).append(decision)
         self.used: dict[str, int] = {}
 
-    def _key(self, owner: Routine, step: Step) -> str:
-        return step.id if owner.id == self.root else f"{owner.id}/{step.id}"
-
-    def __call__(self, owner: Routine, step: Step, visit: int, options: Sequence[str]) -> str:
-        key = self._key(owner, step)
+    def __call__(self, owner: str, step: Step, visit: int, options: Sequence[str]) -> str:
+        key = step.id if owner == self.root else f"{owner}/{step.id}"
         listed = self.pending.get(key, [])
         used = self.used.get(key, 0)
         question = _question(step)

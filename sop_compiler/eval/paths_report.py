@@ -23,7 +23,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from sop_compiler.eval.evaluate import load_routines, render_call, render_ending
-from sop_compiler.eval.interpret import Trace, explore
+from sop_compiler.interpret import Trace, explore
 from sop_compiler.models import ToolCatalog
 from sop_compiler.models.routine import Routine
 
