@@ -1,9 +1,10 @@
 """`sopc paths`: every path through every routine, as a reviewer reads them, with path checks.
 
-A path is one walk of the routine interpreter (`interpret.explore`, the walker `sopc eval` and
-`sopc scenarios` use, so the three always agree): the way each condition and switch went, the
-tool calls in order, the slots collected, and how it ends. Checks over paths are reported like
-validation issues (code, severity, message):
+A path is one walk of the routine interpreter (`sop_compiler.interpret.explore`, the walker
+`sopc eval` and `sopc scenarios` use, so the three always agree): the way each condition and
+switch went, the tool calls in order, the slots collected, and how it ends; the walks that end
+come first, then those that stop, so that eval's coverage numbers them alike. Checks over paths
+are reported like validation issues (code, severity, message):
 
 - `repeated_write` (warning): one path calls the same write tool twice (a second refund, a
   second ticket); sometimes meant ("send the link once more"), so a reviewer decides;
