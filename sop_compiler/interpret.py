@@ -275,7 +275,8 @@ class _Walk:
                 else ""
             )
             trace.choices.append(Choice(rid, step.id, step.kind, question, take, visit))
-            frame.goto(_target(step, take), source=step)
+            ways = step.targets()  # in the order of the options; the last: else, or the default
+            frame.goto(ways[options.index(take)] if take in options else ways[-1], source=step)
             return False
         if step.kind == "call" and self.routines is not None:
             called = self.routines.get((self.agent, step.routine or ""))
@@ -319,17 +320,6 @@ def _argument(
     if slot in collected:
         return collected[slot]
     return facts.get(slot)
-
-
-def _target(step: Step, take: str) -> str | None:
-    if step.condition is not None and step.kind == "condition":
-        return step.condition.then_step if take == "then" else step.condition.else_step
-    if step.switch is not None:
-        for case in step.switch.cases:
-            if case.when == take:
-                return case.goto
-        return step.switch.default
-    return None
 
 
 class _Branch(Exception):
