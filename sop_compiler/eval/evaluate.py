@@ -26,6 +26,7 @@ from sop_compiler.eval.scenario import (
     scenario_files,
 )
 from sop_compiler.interpret import (
+    Choice,
     DecisionError,
     Ending,
     RecordedCall,
@@ -185,11 +186,14 @@ def _display(path: Path, scenarios: Path, shown: Path | None) -> str:
 
 def describe_path(trace: Trace) -> str:
     """A path in one line: each way taken, then the ending."""
-    ways = ", ".join(
-        f"{c.step if c.routine == trace.routine else f'{c.routine}/{c.step}'} {c.take}"
-        for c in trace.choices
-    )
+    ways = ", ".join(render_way(trace, choice) for choice in trace.choices)
     return f"{ways or 'no branch'} -> {render_ending(trace.ending)}"
+
+
+def render_way(trace: Trace, choice: Choice) -> str:
+    """A way taken as a scenario names it: `2a then`, or `<routine>/1 else` in a called one."""
+    where = choice.step if choice.routine == trace.routine else f"{choice.routine}/{choice.step}"
+    return f"{where} {choice.take}"
 
 
 def render_ending(ending: Ending | None) -> str:

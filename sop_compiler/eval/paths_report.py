@@ -23,7 +23,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sop_compiler.eval.evaluate import load_routines, render_call, render_ending
+from sop_compiler.eval.evaluate import load_routines, render_call, render_ending, render_way
 from sop_compiler.interpret import Trace, explore
 from sop_compiler.models import ToolCatalog
 from sop_compiler.models.routine import Routine
@@ -80,13 +80,9 @@ def compact_paths(
     traces = [*found.done, *found.stuck]
     lines = []
     for trace in traces[:limit]:
-        ways = ", ".join(
-            f"{c.step if c.routine == trace.routine else f'{c.routine}/{c.step}'} {c.take}"
-            for c in trace.choices
-        )
+        ways = ", ".join(render_way(trace, choice) for choice in trace.choices)
         calls = ", ".join(call.tool for call in trace.calls)
-        end = render_ending(trace.ending) if trace.error is None else f"stops: {trace.error}"
-        lines.append(f"{ways or 'no branch'} → {calls or 'no tool call'} → {end}")
+        lines.append(f"{ways or 'no branch'} → {calls or 'no tool call'} → {_ending(trace)}")
     return lines, len(traces), found.complete
 
 
@@ -113,16 +109,17 @@ def _view(
 
 
 def _path(number: int, trace: Trace) -> PathView:
-    def where(routine: str, step: str) -> str:
-        return step if routine == trace.routine else f"{routine}/{step}"
-
     return PathView(
         number=number,
-        ways=[f"{where(c.routine, c.step)} {c.take}: {c.question}" for c in trace.choices],
+        ways=[f"{render_way(trace, c)}: {c.question}" for c in trace.choices],
         calls=[render_call(call.tool, call.arguments) for call in trace.calls],
         collected=sorted(trace.slots),
-        ending=render_ending(trace.ending) if trace.error is None else f"stops: {trace.error}",
+        ending=_ending(trace),
     )
+
+
+def _ending(trace: Trace) -> str:
+    return render_ending(trace.ending) if trace.error is None else f"stops: {trace.error}"
 
 
 def _checks(number: int, trace: Trace, catalog: ToolCatalog) -> list[PathCheck]:
