@@ -377,8 +377,7 @@ def explore(
     """The first `max_paths` walks of `routine` (`walks`): those that end, then those that stop."""
     done: list[Trace] = []
     stuck: list[Trace] = []
-    found = walks(routine, routines=routines)
-    for trace in found:
+    for trace in walks(routine, routines=routines):
         if len(done) + len(stuck) >= max_paths:
             return Paths(done=done, stuck=stuck, complete=False)
         (stuck if trace.stop else done).append(trace)
