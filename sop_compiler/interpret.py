@@ -339,8 +339,8 @@ def walks(
 
     Each option of every condition and switch is tried, depth first, in the order the step
     lists them (then before else, cases before the default). On one walk a step never takes the
-    same way twice, so every loop is entered once and then left; a walk on which a revisited
-    step has no way left is not yielded (it could only go round again).
+    same way twice, so every loop is entered once and then left; a walk that comes back to a
+    step it has left every way already stops there (`no_decision`: it could only go round).
     """
     pending: list[list[str]] = [[]]
     while pending:
@@ -374,13 +374,23 @@ def explore(
     routines: Mapping[tuple[str, str], RoutineDraft] | None = None,
     max_paths: int = MAX_PATHS,
 ) -> Paths:
-    """The first `max_paths` walks of `routine` (`walks`): those that end, then those that stop."""
+    """The first `max_paths` walks of `routine` (`walks`): those that end, then those that stop.
+
+    A walk that could only go round again is left out (the walks that leave the loop are
+    there), unless every walk does: then the routine only goes round, and its first walk says so.
+    """
     done: list[Trace] = []
     stuck: list[Trace] = []
+    goes_round: Trace | None = None
     for trace in walks(routine, routines=routines):
         if len(done) + len(stuck) >= max_paths:
             return Paths(done=done, stuck=stuck, complete=False)
+        if trace.stop is not None and trace.stop.kind == "no_decision":
+            goes_round = goes_round or trace
+            continue
         (stuck if trace.stop else done).append(trace)
+    if goes_round is not None and not done and not stuck:
+        stuck.append(goes_round)
     return Paths(done=done, stuck=stuck, complete=True)
 
 
@@ -395,7 +405,13 @@ class _Replay:
     def __call__(self, routine_id: str, step: Step, visit: int, options: Sequence[str]) -> str:
         seen = self.taken.setdefault((routine_id, step.id), set())
         if self.position >= len(self.prefix):
-            raise _Branch([option for option in options if option not in seen])
+            left = [option for option in options if option not in seen]
+            if not left:
+                raise DecisionError(
+                    f"loop that does not end: {routine_id} step {step.id} comes round again "
+                    "after every way from it was taken"
+                )
+            raise _Branch(left)
         choice = self.prefix[self.position]
         self.position += 1
         seen.add(choice)

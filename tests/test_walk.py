@@ -37,6 +37,34 @@ def test_a_loop_is_walked_once_by_eval_and_listed_up_to_where_it_comes_back(
         assert [(s.routine_id, s.step_id) for s in path.steps] == trace.steps[: len(path.steps)]
 
 
+def test_a_routine_that_only_goes_round_is_an_error_not_zero_paths(tmp_path: Path) -> None:
+    spin = routine(
+        "spin",
+        [cond("1", "the customer is happy", "2", "3"), step("2", "say", next_step="1"),
+         step("3", "say", next_step="1")],
+    )  # fmt: skip
+    sops, out = project(tmp_path, spin)
+    shown = run("paths", str(sops), "-o", str(out))
+    assert shown.exit_code == 1
+    assert "billing/spin: 1 paths" in shown.output
+    assert (
+        "error no_ending: path 1 stops without an ending: loop that does not end: spin step 1 "
+        "comes round again after every way from it was taken" in shown.output
+    )
+    assert [p.describe() for p in enumerate_paths(spin).paths] == [
+        "1 (yes) → 2 → back to 1",
+        "1 (no) → 3 → back to 1",
+    ]
+    # with a way out, a walk that could only go round again is left out
+    two = routine(
+        "two",
+        [cond("1", "a", "2", "4"), cond("2", "b", "1", "3"), step("3", "resolve"),
+         cond("4", "c", "1", "5"), step("5", "resolve")],
+    )  # fmt: skip
+    found = explore(two)
+    assert found.stuck == [] and len(found.done) == 4
+
+
 def test_a_jump_to_a_missing_step_stops_the_same_way_everywhere(tmp_path: Path) -> None:
     broken = routine("broken", [cond("1", "the order is late", "9", "2"), step("2", "resolve")])
     sops, out = project(tmp_path, broken)
