@@ -37,6 +37,7 @@ __all__ = [
     "explore",
     "interpret",
     "options_of",
+    "question_of",
     "walks",
 ]
 
@@ -67,6 +68,10 @@ class Choice:
     question: str  # the condition's test, or the switch's subject
     take: str  # "then" / "else", or a case's `when` / "default"
     visit: int  # 1 for the first time the walk reaches this step
+
+    def where(self, root: str) -> str:
+        """The step as scenarios name it: its id, or `<routine>/<id>` in a routine `root` calls."""
+        return self.step if self.routine == root else f"{self.routine}/{self.step}"
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,13 @@ class Trace:
 Decider = Callable[[str, Step, int, Sequence[str]], str]
 # result(tool, arguments) -> the tool's (mocked) result
 ToolResults = Callable[[str, Mapping[str, Any]], Mapping[str, Any]]
+
+
+def question_of(step: Step) -> str:
+    """What a condition or switch asks: the condition's test, or the switch's subject."""
+    if step.condition is not None:
+        return step.condition.test
+    return step.switch.subject if step.switch is not None else ""
 
 
 def options_of(step: Step) -> list[str]:
@@ -267,14 +279,7 @@ class _Walk:
         options = options_of(step)
         if step.kind in ("condition", "switch") and options:
             take = self.decide(rid, step, visit, options)
-            question = (
-                step.condition.test
-                if step.condition is not None
-                else step.switch.subject
-                if step.switch is not None
-                else ""
-            )
-            trace.choices.append(Choice(rid, step.id, step.kind, question, take, visit))
+            trace.choices.append(Choice(rid, step.id, step.kind, question_of(step), take, visit))
             ways = step.targets()  # in the order of the options; the last: else, or the default
             frame.goto(ways[options.index(take)] if take in options else ways[-1], source=step)
             return False

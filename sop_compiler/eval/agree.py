@@ -205,7 +205,7 @@ def _fits(
         if step is None:
             continue
         way, statement = _settle(step, conditions, options_of(step))
-        where = choice.step if choice.routine == routine.id else f"{choice.routine}/{choice.step}"
+        where = choice.where(routine.id)
         if way is None:
             unsettled.append(f"step {where} ({choice.question!r}): the replay took {choice.take}")
             continue
@@ -225,7 +225,7 @@ def _fits(
 def _decisions(trace: Trace, routine: Routine) -> list[Decision]:
     return [
         Decision(
-            step=c.step if c.routine == routine.id else f"{c.routine}/{c.step}",
+            step=c.where(routine.id),
             test=c.question,
             take=c.take,
         )

@@ -105,9 +105,7 @@ def _draft(routine: Routine, trace: Trace, writes: list[str]) -> Scenario:
         tool_results=results,
         decisions=[
             Decision(
-                step=choice.step
-                if choice.routine == routine.id
-                else f"{choice.routine}/{choice.step}",
+                step=choice.where(routine.id),
                 test=choice.question,
                 take=choice.take,
             )

@@ -26,7 +26,6 @@ from sop_compiler.eval.scenario import (
     scenario_files,
 )
 from sop_compiler.interpret import (
-    Choice,
     DecisionError,
     Ending,
     RecordedCall,
@@ -34,6 +33,7 @@ from sop_compiler.interpret import (
     explore,
     interpret,
     options_of,
+    question_of,
 )
 from sop_compiler.models.catalog import ToolCatalog
 from sop_compiler.models.routine import Routine, Step
@@ -186,14 +186,8 @@ def _display(path: Path, scenarios: Path, shown: Path | None) -> str:
 
 def describe_path(trace: Trace) -> str:
     """A path in one line: each way taken, then the ending."""
-    ways = ", ".join(render_way(trace, choice) for choice in trace.choices)
+    ways = ", ".join(f"{c.where(trace.routine)} {c.take}" for c in trace.choices)
     return f"{ways or 'no branch'} -> {render_ending(trace.ending)}"
-
-
-def render_way(trace: Trace, choice: Choice) -> str:
-    """A way taken as a scenario names it: `2a then`, or `<routine>/1 else` in a called one."""
-    where = choice.step if choice.routine == trace.routine else f"{choice.routine}/{choice.step}"
-    return f"{where} {choice.take}"
 
 
 def render_ending(ending: Ending | None) -> str:
@@ -227,7 +221,7 @@ class _ScenarioDecider:
         key = step.id if owner == self.root else f"{owner}/{step.id}"
         listed = self.pending.get(key, [])
         used = self.used.get(key, 0)
-        question = _question(step)
+        question = question_of(step)
         if used >= len(listed):
             ways = " or ".join(f'"{option}"' for option in options)
             nth = f" (visit {visit})" if visit > 1 else ""
@@ -264,14 +258,6 @@ class _ScenarioDecider:
             )
             out.append(f"decision for step {key} was not used: the path {why}")
         return out
-
-
-def _question(step: Step) -> str:
-    if step.condition is not None:
-        return step.condition.test
-    if step.switch is not None:
-        return step.switch.subject
-    return ""
 
 
 def _tool_results(scenario: Scenario) -> Any:

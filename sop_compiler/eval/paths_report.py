@@ -23,7 +23,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sop_compiler.eval.evaluate import load_routines, render_call, render_ending, render_way
+from sop_compiler.eval.evaluate import load_routines, render_call, render_ending
 from sop_compiler.interpret import Trace, explore
 from sop_compiler.models import ToolCatalog
 from sop_compiler.models.routine import Routine
@@ -80,7 +80,7 @@ def compact_paths(
     traces = [*found.done, *found.stuck]
     lines = []
     for trace in traces[:limit]:
-        ways = ", ".join(render_way(trace, choice) for choice in trace.choices)
+        ways = ", ".join(f"{c.where(trace.routine)} {c.take}" for c in trace.choices)
         calls = ", ".join(call.tool for call in trace.calls)
         lines.append(f"{ways or 'no branch'} → {calls or 'no tool call'} → {_ending(trace)}")
     return lines, len(traces), found.complete
@@ -111,7 +111,7 @@ def _view(
 def _path(number: int, trace: Trace) -> PathView:
     return PathView(
         number=number,
-        ways=[f"{render_way(trace, c)}: {c.question}" for c in trace.choices],
+        ways=[f"{c.where(trace.routine)} {c.take}: {c.question}" for c in trace.choices],
         calls=[render_call(call.tool, call.arguments) for call in trace.calls],
         collected=sorted(trace.slots),
         ending=_ending(trace),
