@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
-from sop_compiler.models.routine import Routine, RoutineDraft, Step, walk_steps
+from sop_compiler.models.routine import Routine, RoutineDraft, Step, step_positions, walk_steps
 
 __all__ = [
     "MAX_PATHS",
@@ -162,10 +162,7 @@ class _Frame:
     @classmethod
     def enter(cls, routine_id: str, routine: RoutineDraft) -> _Frame:
         order = list(walk_steps(routine.steps))
-        index: dict[str, int] = {}
-        for position, step in enumerate(order):
-            index.setdefault(step.id, position)
-        return cls(routine_id=routine_id, order=order, index=index)
+        return cls(routine_id=routine_id, order=order, index=step_positions(order))
 
     def goto(self, target: str | None, *, source: Step) -> None:
         """Go to `target`, or to the step after `source` in order when it is None."""
