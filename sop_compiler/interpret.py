@@ -3,13 +3,14 @@
 One walk follows one path. Whoever runs it answers each `condition` and `switch` (a `Decider`):
 a scenario's decisions in `sopc eval`, every option in turn in `walks` and `explore`, which
 therefore yield every path through a routine, depth first, `then` before `else` and the cases
-before the default. Each way of a step is taken at most once per path, so a loop is entered once
-and then left. Everything else is deterministic: `call` enters the called routine and comes back
-when it resolves, `next_step` jumps, `resolve` / `escalate` / `handoff` end the walk, tool calls
-are recorded with their arguments resolved from the literal values and the slots the path
-collected. A walk that cannot end says how it stopped (`Stop`): a loop, a step that falls off the
-end, a jump to a missing step, a routine that is not given, a missing decision, or a path longer
-than the interpreter follows. It walks a validated routine or a draft alike.
+before the default. Each way of a step is taken at most once per path (in each call of its
+routine), so a loop is entered once and then left. Everything else is deterministic: `call`
+enters the called routine and comes back when it resolves, `next_step` jumps, `resolve` /
+`escalate` / `handoff` end the walk, tool calls are recorded with their arguments resolved from
+the literal values and the slots the path collected. A walk that cannot end says how it stopped
+(`Stop`): a loop, a step that falls off the end, a jump to a missing step, a routine that is not
+given, a missing decision, or a path longer than the interpreter follows. It walks a validated
+routine or a draft alike.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class Choice:
     kind: Literal["condition", "switch"]
     question: str  # the condition's test, or the switch's subject
     take: str  # "then" / "else", or a case's `when` / "default"
-    visit: int  # 1 for the first time the walk reaches this step
+    visit: int  # 1 for the first time the walk reaches this step (from this call site)
 
     def where(self, root: str) -> str:
         """The step as scenarios name it: its id, or `<routine>/<id>` in a routine `root` calls."""
@@ -151,18 +152,18 @@ class _Stop(Exception):
 
 @dataclass
 class _Frame:
-    """One routine being walked: its steps in order, and the positions this call passed."""
+    """One call of a routine: its steps in order, where it is, and where it was called from."""
 
     routine_id: str
     order: list[Step]
     index: dict[str, int]
+    site: tuple[int, ...]  # the positions of the call steps that led here, outermost first
     position: int = 0
-    passed: set[int] = field(default_factory=set)
 
     @classmethod
-    def enter(cls, routine_id: str, routine: RoutineDraft) -> _Frame:
+    def enter(cls, routine_id: str, routine: RoutineDraft, site: tuple[int, ...]) -> _Frame:
         order = list(walk_steps(routine.steps))
-        return cls(routine_id=routine_id, order=order, index=step_positions(order))
+        return cls(routine_id=routine_id, order=order, index=step_positions(order), site=site)
 
     def goto(self, target: str | None, *, source: Step) -> None:
         """Go to `target`, or to the step after `source` in order when it is None."""
@@ -210,8 +211,10 @@ def interpret(
     agent = routine.agent if isinstance(routine, Routine) else ""
     trace = Trace(routine=own)
     walk = _Walk(trace, decide, agent, routines, dict(facts or {}), tool_result)
-    stack = [_Frame.enter(own, routine)]
-    visits: dict[tuple[str, str], int] = {}
+    stack = [_Frame.enter(own, routine, ())]
+    # Times each step was reached, per call site: a routine called from two steps is two calls,
+    # each with its own ways; called again from the same step, it is the same loop going round.
+    visits: dict[tuple[tuple[int, ...], int], int] = {}
     try:
         while True:
             frame = stack[-1]
@@ -224,22 +227,22 @@ def interpret(
                     "escalate or handoff",
                 )
             step = frame.order[frame.position]
-            if until_loop and frame.position in frame.passed:
+            here = (frame.site, frame.position)
+            if until_loop and here in visits:
                 raise _Stop("loop", step.id, f"{frame.routine_id} comes back to step {step.id}")
-            frame.passed.add(frame.position)
-            key = (frame.routine_id, step.id)
-            visits[key] = visits.get(key, 0) + 1
-            if visits[key] > MAX_VISITS:
+            visit = visits[here] = visits.get(here, 0) + 1
+            if visit > MAX_VISITS:
                 raise _Stop(
                     "loop",
                     step.id,
                     f"loop that does not end: {frame.routine_id} step {step.id} reached "
-                    f"{visits[key]} times",
+                    f"{visit} times",
                 )
+            key = (frame.routine_id, step.id)
             if len(trace.steps) >= MAX_STEPS:
                 raise _Stop("cut", None, f"longer than {MAX_STEPS} steps: cut before {key}")
             trace.steps.append(key)
-            if walk.step(step, stack, visits[key]):
+            if walk.step(step, stack, visit):
                 return trace
     except _Stop as stop:
         trace.stop = stop.stop
@@ -293,7 +296,7 @@ class _Walk:
                 raise _Stop(
                     "cut", None, f"calls nest deeper than {MAX_CALL_DEPTH} at {rid} step {step.id}"
                 )
-            stack.append(_Frame.enter(step.routine or "", called))
+            stack.append(_Frame.enter(step.routine or "", called, (*frame.site, frame.position)))
             return False
         if step.kind == "ask":
             for slot in step.collects:
@@ -340,9 +343,10 @@ def walks(
     """Every walk of `routine`, one per way through it, in a stable order (see `interpret`).
 
     Each option of every condition and switch is tried, depth first, in the order the step
-    lists them (then before else, cases before the default). On one walk a step never takes the
-    same way twice, so every loop is entered once and then left; a walk that comes back to a
-    step it has left every way already stops there (`no_decision`: it could only go round).
+    lists them (then before else, cases before the default). In one call of its routine, a step
+    never takes the same way twice, so every loop is entered once and then left; a walk that
+    comes back to a step it has left every way already stops there (`no_decision`: it could only
+    go round).
     """
     pending: list[list[str]] = [[]]
     while pending:
@@ -405,7 +409,9 @@ class _Replay:
         self.taken: dict[tuple[str, str], set[str]] = {}
 
     def __call__(self, routine_id: str, step: Step, visit: int, options: Sequence[str]) -> str:
-        seen = self.taken.setdefault((routine_id, step.id), set())
+        if visit == 1:  # a routine called from another step decides afresh
+            self.taken[(routine_id, step.id)] = set()
+        seen = self.taken[(routine_id, step.id)]
         if self.position >= len(self.prefix):
             left = [option for option in options if option not in seen]
             if not left:

@@ -100,6 +100,23 @@ def test_a_call_is_followed_into_the_called_routine_and_a_call_cycle_never_ends(
         "1 → verify:1 (yes) → verify:2 → 2 → resolve",
         "1 → verify:1 (no) → verify:3 → escalate to Security",
     ]
+    # called twice, a routine decides afresh: the path on which both checks pass is there
+    twice = routine(
+        "twice",
+        [step("1", "call", routine="verify"), step("2", "call", routine="verify"),
+         step("3", "resolve")],
+    )  # fmt: skip
+    (tmp_path / "t").mkdir()
+    sops, out = project(tmp_path / "t", verify, twice)
+    shown = run("paths", str(sops), "-o", str(out))
+    assert "billing/twice: 3 paths\n  1. verify/1 then: the caller is verified; verify/1 then:" in (
+        shown.output
+    )
+    assert [p.describe() for p in enumerate_paths(twice, routines={"verify": verify}).paths] == [
+        "1 → verify:1 (yes) → verify:2 → 2 → verify:1 (yes) → verify:2 → 3 → resolve",
+        "1 → verify:1 (yes) → verify:2 → 2 → verify:1 (no) → verify:3 → escalate to Security",
+        "1 → verify:1 (no) → verify:3 → escalate to Security",
+    ]
     # a routine that is not given stops the walk, rather than being skipped
     assert [p.describe() for p in enumerate_paths(main, routines={}).paths] == [
         "1 → calls unknown routine verify"
