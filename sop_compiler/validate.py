@@ -44,7 +44,7 @@ from sop_compiler.models import (
     block_text,
 )
 from sop_compiler.models.report import Severity
-from sop_compiler.models.routine import walk_steps
+from sop_compiler.models.routine import step_positions, walk_steps
 from sop_compiler.paths import enumerate_paths
 from sop_compiler.slug import agent_key
 from sop_compiler.text import (
@@ -457,10 +457,7 @@ def _check_flow(steps: list[Step], out: _Issues) -> _Graph | None:
     if not steps:
         out.add("no_end", "error", "the routine has no steps")
         return None
-    index: dict[str, int] = {}
-    for pos, step in enumerate(steps):
-        index.setdefault(step.id, pos)
-    succ = _successors(steps, index, out)
+    succ = _successors(steps, step_positions(steps), out)
     graph = _Graph(succ)
     reachable = _reach([0], succ)
     for pos, step in enumerate(steps):
@@ -862,7 +859,7 @@ def _check_approvals(
         confirms = step.kind == "ask" and (step.confirm or _CONFIRM_ASK.search(step.text))
         return before | {_NOTED} if confirms or _APPROVAL_NOTE.search(step.text) else before
 
-    positions = _positions(steps)
+    positions = step_positions(steps)
     found_at: dict[str, dict[int, str]] = {}  # tool -> position -> the first path that shows it
 
     def check(pos: int, held: frozenset[str], path: str) -> None:
@@ -901,14 +898,6 @@ def _check_approvals(
             "first, if a person must agree to it",
             step.id,
         )
-
-
-def _positions(steps: list[Step]) -> dict[str, int]:
-    """The position of each step id (its first occurrence, as jumps resolve it)."""
-    index: dict[str, int] = {}
-    for pos, step in enumerate(steps):
-        index.setdefault(step.id, pos)
-    return index
 
 
 def _units(procedure: Procedure) -> Iterator[tuple[Block, list[str], bool]]:

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from sop_compiler.cli import app
 from sop_compiler.eval import explore, interpret
-from sop_compiler.eval.interpret import MAX_VISITS
+from sop_compiler.interpret import MAX_VISITS
 from sop_compiler.models.routine import Routine
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,7 +1,8 @@
 """eval: scenarios that prove a routine does what its SOP says (`sopc eval`, `sopc scenarios`).
 
+Scenarios run on the routine interpreter (`sop_compiler/interpret.py`), the one walk of a routine.
+
 scenario.py   the scenario format (YAML, one file per routine) and its loader
-interpret.py  the routine interpreter: one walk per path; `explore` walks every path
 evaluate.py   deterministic eval: replay reviewed scenarios, compare, count covered paths
 draft.py      draft scenarios, one per path, never over reviewed ones
 from_sop.py   scenarios a model writes from the SOP text alone, replayed on the routine
@@ -20,10 +21,10 @@ from typing import TYPE_CHECKING
 from sop_compiler.config import Settings
 from sop_compiler.eval.draft import DraftReport, draft_scenarios
 from sop_compiler.eval.evaluate import EvalReport, evaluate
-from sop_compiler.eval.interpret import Trace, explore, interpret
 from sop_compiler.eval.live import CustomerKind, LiveReport
 from sop_compiler.eval.paths_report import RoutinePathsView
 from sop_compiler.eval.scenario import Scenario, ScenarioError, scenario_schema
+from sop_compiler.interpret import Trace, explore, interpret
 
 if TYPE_CHECKING:
     from sop_compiler.eval.from_sop import SopDrafts

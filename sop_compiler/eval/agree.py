@@ -17,9 +17,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from sop_compiler.eval.evaluate import describe_path, replay
-from sop_compiler.eval.interpret import Trace, explore, options_of
 from sop_compiler.eval.scenario import Decision, Scenario, ScenarioFile
 from sop_compiler.eval.sop_answer import SopCondition
+from sop_compiler.interpret import Trace, explore, options_of
 from sop_compiler.models import ToolCatalog
 from sop_compiler.models.routine import Routine, Step
 
@@ -205,7 +205,7 @@ def _fits(
         if step is None:
             continue
         way, statement = _settle(step, conditions, options_of(step))
-        where = choice.step if choice.routine == routine.id else f"{choice.routine}/{choice.step}"
+        where = choice.where(routine.id)
         if way is None:
             unsettled.append(f"step {where} ({choice.question!r}): the replay took {choice.take}")
             continue
@@ -225,7 +225,7 @@ def _fits(
 def _decisions(trace: Trace, routine: Routine) -> list[Decision]:
     return [
         Decision(
-            step=c.step if c.routine == routine.id else f"{c.routine}/{c.step}",
+            step=c.where(routine.id),
             test=c.question,
             take=c.take,
         )

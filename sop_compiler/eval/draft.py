@@ -18,7 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sop_compiler.errors import OutputError
 from sop_compiler.eval.evaluate import describe_path, load_routines, path_key, replay
-from sop_compiler.eval.interpret import Trace, explore
 from sop_compiler.eval.scenario import (
     DRAFT_SUFFIX,
     Decision,
@@ -33,6 +32,7 @@ from sop_compiler.eval.scenario import (
     scenario_files,
 )
 from sop_compiler.files import replace_file
+from sop_compiler.interpret import Trace, explore
 from sop_compiler.models.catalog import ToolCatalog
 from sop_compiler.models.routine import Routine
 
@@ -105,9 +105,7 @@ def _draft(routine: Routine, trace: Trace, writes: list[str]) -> Scenario:
         tool_results=results,
         decisions=[
             Decision(
-                step=choice.step
-                if choice.routine == routine.id
-                else f"{choice.routine}/{choice.step}",
+                step=choice.where(routine.id),
                 test=choice.question,
                 take=choice.take,
             )

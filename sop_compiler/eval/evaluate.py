@@ -16,15 +16,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from sop_compiler.errors import ConfigError, ExitCode
-from sop_compiler.eval.interpret import (
-    DecisionError,
-    Ending,
-    RecordedCall,
-    Trace,
-    explore,
-    interpret,
-    options_of,
-)
 from sop_compiler.eval.scenario import (
     Decision,
     ExpectedCall,
@@ -33,6 +24,16 @@ from sop_compiler.eval.scenario import (
     ScenarioFile,
     load_scenario_file,
     scenario_files,
+)
+from sop_compiler.interpret import (
+    DecisionError,
+    Ending,
+    RecordedCall,
+    Trace,
+    explore,
+    interpret,
+    options_of,
+    question_of,
 )
 from sop_compiler.models.catalog import ToolCatalog
 from sop_compiler.models.routine import Routine, Step
@@ -185,10 +186,7 @@ def _display(path: Path, scenarios: Path, shown: Path | None) -> str:
 
 def describe_path(trace: Trace) -> str:
     """A path in one line: each way taken, then the ending."""
-    ways = ", ".join(
-        f"{c.step if c.routine == trace.routine else f'{c.routine}/{c.step}'} {c.take}"
-        for c in trace.choices
-    )
+    ways = ", ".join(f"{c.where(trace.routine)} {c.take}" for c in trace.choices)
     return f"{ways or 'no branch'} -> {render_ending(trace.ending)}"
 
 
@@ -219,14 +217,11 @@ class _ScenarioDecider:
             self.pending.setdefault(decision.step, []).append(decision)
         self.used: dict[str, int] = {}
 
-    def _key(self, owner: Routine, step: Step) -> str:
-        return step.id if owner.id == self.root else f"{owner.id}/{step.id}"
-
-    def __call__(self, owner: Routine, step: Step, visit: int, options: Sequence[str]) -> str:
-        key = self._key(owner, step)
+    def __call__(self, owner: str, step: Step, visit: int, options: Sequence[str]) -> str:
+        key = step.id if owner == self.root else f"{owner}/{step.id}"
         listed = self.pending.get(key, [])
         used = self.used.get(key, 0)
-        question = _question(step)
+        question = question_of(step)
         if used >= len(listed):
             ways = " or ".join(f'"{option}"' for option in options)
             nth = f" (visit {visit})" if visit > 1 else ""
@@ -263,14 +258,6 @@ class _ScenarioDecider:
             )
             out.append(f"decision for step {key} was not used: the path {why}")
         return out
-
-
-def _question(step: Step) -> str:
-    if step.condition is not None:
-        return step.condition.test
-    if step.switch is not None:
-        return step.switch.subject
-    return ""
 
 
 def _tool_results(scenario: Scenario) -> Any:

@@ -24,7 +24,6 @@ from sop_compiler.errors import GenerationError, SopcError
 from sop_compiler.eval.agree import SopCheck, check_scenario
 from sop_compiler.eval.draft import dump_scenarios, write_scenarios
 from sop_compiler.eval.evaluate import load_routines
-from sop_compiler.eval.interpret import explore
 from sop_compiler.eval.scenario import (
     SOP_DRAFT_SUFFIX,
     Scenario,
@@ -51,6 +50,7 @@ from sop_compiler.generate.llm import (
     LLMBackend,
     ResponseFormatUnsupported,
 )
+from sop_compiler.interpret import explore
 from sop_compiler.models import Procedure, ToolCatalog, Usage
 from sop_compiler.models.routine import Routine
 

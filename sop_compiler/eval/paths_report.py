@@ -1,9 +1,10 @@
 """`sopc paths`: every path through every routine, as a reviewer reads them, with path checks.
 
-A path is one walk of the routine interpreter (`interpret.explore`, the walker `sopc eval` and
-`sopc scenarios` use, so the three always agree): the way each condition and switch went, the
-tool calls in order, the slots collected, and how it ends. Checks over paths are reported like
-validation issues (code, severity, message):
+A path is one walk of the routine interpreter (`sop_compiler.interpret.explore`, the walker
+`sopc eval` and `sopc scenarios` use, so the three always agree): the way each condition and
+switch went, the tool calls in order, the slots collected, and how it ends; the walks that end
+come first, then those that stop, so that eval's coverage numbers them alike. Checks over paths
+are reported like validation issues (code, severity, message):
 
 - `repeated_write` (warning): one path calls the same write tool twice (a second refund, a
   second ticket); sometimes meant ("send the link once more"), so a reviewer decides;
@@ -23,7 +24,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from sop_compiler.eval.evaluate import load_routines, render_call, render_ending
-from sop_compiler.eval.interpret import Trace, explore
+from sop_compiler.interpret import Trace, explore
 from sop_compiler.models import ToolCatalog
 from sop_compiler.models.routine import Routine
 
@@ -79,13 +80,9 @@ def compact_paths(
     traces = [*found.done, *found.stuck]
     lines = []
     for trace in traces[:limit]:
-        ways = ", ".join(
-            f"{c.step if c.routine == trace.routine else f'{c.routine}/{c.step}'} {c.take}"
-            for c in trace.choices
-        )
+        ways = ", ".join(f"{c.where(trace.routine)} {c.take}" for c in trace.choices)
         calls = ", ".join(call.tool for call in trace.calls)
-        end = render_ending(trace.ending) if trace.error is None else f"stops: {trace.error}"
-        lines.append(f"{ways or 'no branch'} → {calls or 'no tool call'} → {end}")
+        lines.append(f"{ways or 'no branch'} → {calls or 'no tool call'} → {_ending(trace)}")
     return lines, len(traces), found.complete
 
 
@@ -112,16 +109,17 @@ def _view(
 
 
 def _path(number: int, trace: Trace) -> PathView:
-    def where(routine: str, step: str) -> str:
-        return step if routine == trace.routine else f"{routine}/{step}"
-
     return PathView(
         number=number,
-        ways=[f"{where(c.routine, c.step)} {c.take}: {c.question}" for c in trace.choices],
+        ways=[f"{c.where(trace.routine)} {c.take}: {c.question}" for c in trace.choices],
         calls=[render_call(call.tool, call.arguments) for call in trace.calls],
         collected=sorted(trace.slots),
-        ending=render_ending(trace.ending) if trace.error is None else f"stops: {trace.error}",
+        ending=_ending(trace),
     )
+
+
+def _ending(trace: Trace) -> str:
+    return render_ending(trace.ending) if trace.error is None else f"stops: {trace.error}"
 
 
 def _checks(number: int, trace: Trace, catalog: ToolCatalog) -> list[PathCheck]:

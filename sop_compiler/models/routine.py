@@ -298,6 +298,14 @@ class Routine(RoutineDraft):
         return list(walk_steps(self.steps))
 
 
+def step_positions(steps: Iterable[Step]) -> dict[str, int]:
+    """The position of each step id in `steps`: its first occurrence, where a jump to it goes."""
+    index: dict[str, int] = {}
+    for position, step in enumerate(steps):
+        index.setdefault(step.id, position)
+    return index
+
+
 def walk_steps(steps: Iterable[Step]) -> Iterator[Step]:
     """Steps in execution order: each step, then its sub-steps (depth first, any depth)."""
     # An explicit stack rather than recursion: nesting depth comes from model output.
