@@ -1168,3 +1168,22 @@ def test_checking_what_a_read_tool_returns_calls_it_and_a_system_is_no_call(
         if s.tool_call
     ]
     assert calls[:2] == ["get_crew_availability", "create_quote"]
+
+
+def test_a_decision_tables_action_may_hold_its_own_condition(tmp_path: Path) -> None:
+    draft = _sop(
+        tmp_path,
+        "Look up the order, then act on the return reason:\n\n"
+        "| Return reason | Action |\n|---|---|\n"
+        "| DAMAGED | Replace the unit. If the replacement is out of stock, refund the order; do "
+        "not issue a voucher. |\n"
+        "| LATE | Issue a voucher. |\n",
+    )
+    ways = _ways(draft)
+    damaged = _side(ways, "the return reason is DAMAGED", "yes")
+    assert all("replace_unit" in w.calls and "issue_voucher" not in w.calls for w in damaged)
+    out = _side(ways, "the replacement is out of stock", "yes")
+    assert all("issue_refund" in w.calls for w in out)
+    assert all(
+        "issue_refund" not in w.calls for w in _side(ways, "the return reason is LATE", "yes")
+    )

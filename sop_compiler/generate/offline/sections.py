@@ -265,7 +265,8 @@ def table_steps(table: Table) -> list[tuple[str, str]] | None:
 
     A decision table: the last header says what to do ("Action", "What to do"), the others name
     the inputs ("Reason | Days since delivery | Action"), every row gives inputs and an
-    instruction, and no cell holds a comma (a list of values would be misread as a test ending).
+    instruction, and no input cell holds a comma (a list of values would be misread as a test
+    ending).
     The rows are exclusive cases of the inputs: an "any" cell tests nothing, and a row of "any"
     ("Any other status") is the catch-all, only as the last row. A table of situations
     ("Situation | What to do") is edge cases; any other table stays facts.
@@ -281,8 +282,8 @@ def table_steps(table: Table) -> list[tuple[str, str]] | None:
     rows: list[tuple[str, str]] = []
     for number, row in enumerate(table.rows):
         cells = [" ".join(c.split()) for c in row]
-        if len(cells) != len(header) or not cells[-1] or any("," in c for c in cells):
-            return None
+        if len(cells) != len(header) or not cells[-1] or any("," in c for c in cells[:-1]):
+            return None  # a list of values would be misread as a test ending
         *values, action = cells
         if action.split(None, 1)[0].casefold() not in INSTRUCTION_VERBS:
             return None
