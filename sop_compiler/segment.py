@@ -229,6 +229,9 @@ def _applies(section: _Section) -> bool:
     """A step-less sibling of procedures that the agent needs: rules, exceptions, tables."""
     if _is_context(section) or _is_pointer(section):
         return False
+    verdict = title_verdict(section.title) if section.heading else None
+    if verdict is not None and verdict.kind == "noise":
+        return False  # "Chapter amendments": the document's history, no rule for the agent
     return _is_aux(section) or any(
         isinstance(b, Table | Quote)
         or (

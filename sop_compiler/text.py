@@ -36,6 +36,7 @@ _VERBS = """
     require reschedule reserve resend reset reship resolve respond restart restore retrieve return
     review route run say schedule search select send set share skip start submit suggest suspend
     tag take hold release freeze block pause extend renew void count handle raise clear produce
+    settle pay
     prepare
     tell test thank track transfer try unlock update use validate verify wait waive walk warn
 """
@@ -47,7 +48,7 @@ _LEAD_WORDS = re.compile(
 )
 _CONDITION_START = re.compile(
     r"^(?:if|when|whenever|in case|in the event that|should|once|unless|where|while|before|"
-    r"after)\b",
+    r"after|for)\b",
     re.IGNORECASE,
 )
 _AGENT_MODAL = re.compile(
@@ -182,7 +183,7 @@ def _is_instruction(sentence: str, depth: int) -> bool:
         return bool(comma) and (
             (nested and _is_instruction(rest, depth - 1)) or bool(_AGENT_MODAL.search(rest))
         )
-    first = re.match(r"[A-Za-z']+", text)
+    first = re.match(r"[A-Za-z']+(?![-\w])", text)  # "Pay-at-counter rentals ...": no order
     if first and first.group(0).casefold() in INSTRUCTION_VERBS:
         return True
     return bool(

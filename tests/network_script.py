@@ -111,7 +111,7 @@ def paths(routine: Routine, routines: Mapping[str, Routine]) -> list[RoutinePath
 
 
 def governed_path(routine: Routine, catalog: ToolCatalog) -> RoutinePath:
-    """A call of each catalog tool the routine's rules govern that none of its steps calls.
+    """A call of each catalog tool the routine's rules allow that none of its steps calls.
 
     A rule such as "only pending orders can be cancelled" (governs `cancel_pending_order`) tells
     the model when it may call that tool, so a model that follows the SOP's intent calls it.
@@ -121,6 +121,7 @@ def governed_path(routine: Routine, catalog: ToolCatalog) -> RoutinePath:
         {
             name
             for rule in routine.rules
+            if rule.kind != "never"  # a prohibition allows nothing
             for name in rule.governs
             if catalog.get(name) is not None and name not in called
         }

@@ -27,6 +27,7 @@ from sop_compiler.models import (
 )
 from sop_compiler.paths import enumerate_paths
 from sop_compiler.pipeline import read_procedures
+from sop_compiler.text import is_instruction
 from sop_compiler.validate import check_draft
 
 
@@ -1187,3 +1188,34 @@ def test_a_decision_tables_action_may_hold_its_own_condition(tmp_path: Path) -> 
     assert all(
         "issue_refund" not in w.calls for w in _side(ways, "the return reason is LATE", "yes")
     )
+
+
+def test_a_table_of_decisions_binds_each_bare_verb_to_its_one_tool(tmp_path: Path) -> None:
+    catalog = ToolCatalog(
+        tools=[
+            *CATALOG.tools,
+            Tool(name="decline_claim", description="Decline a claim.", access="write"),
+            Tool(name="settle_claim", description="Pay a claim out.", access="write"),
+            Tool(name="request_history", description="Ask the vet for the clinical history."),
+        ]
+    )
+    sop = tmp_path / "claims.md"
+    sop.write_text(
+        "# Claims\n\n## Assessing a claim\n\n"
+        "1. For every illness claim, request the clinical history from the vet.\n"
+        "2. Decide:\n\n| Finding | Decision |\n|---|---|\n"
+        "| Signs before the start date | Decline (pre-existing) |\n"
+        "| None of the above | Settle |\n",
+        encoding="utf-8",
+    )
+    procedure = read_procedures(sop, root=tmp_path, settings=Settings()).procedures[0]
+    ways = _ways(build_draft(procedure, catalog=catalog))
+    assert all(w.calls[0] == "request_history" for w in ways)
+    before = _side(ways, "the finding is signs before the start date", "yes")
+    assert all("decline_claim" in w.calls and "settle_claim" not in w.calls for w in before)
+    assert any("settle_claim" in w.calls for w in ways)
+
+
+def test_a_hyphenated_adjective_is_no_order() -> None:
+    assert not is_instruction("Pay-at-counter rentals are never refunded for early returns.")
+    assert is_instruction("Pay the invoice by card.")

@@ -199,11 +199,18 @@ def plan_network(routines: Iterable[Routine], settings: Settings | None = None) 
         specialist.var = f"{specialist.module}_agent"
         custom = next((o.description for o in overrides if o.description), None)
         specialist.description = one_line(custom) if custom else _summary(specialist)
-        # The tools the routines call, and those their rules govern: a model that follows a
+        # The tools the routines call, and those their rules allow: a model that follows a
         # rule about a tool no step calls must find the tool (render keeps catalog tools only).
+        # A tool only a `never` rule names is no tool the agent needs.
         specialist.tools = sorted(
             {tool for r in specialist.routines for tool in r.tools_used}
-            | {name for r in specialist.routines for rule in r.rules for name in rule.governs}
+            | {
+                name
+                for r in specialist.routines
+                for rule in r.rules
+                if rule.kind != "never"
+                for name in rule.governs
+            }
         )
 
     _link_peers(specialists, settings)

@@ -167,6 +167,8 @@ READ_VERBS = frozenset(
 )
 
 
+# a verb alone, perhaps with a reason in brackets: "Decline (pre-existing)", "Settle."
+_BARE = re.compile(r"^\s*[a-z]+\s*(?:\([^)]*\))?\s*[.!]?\s*$")
 _IN_SYSTEM = re.compile(r"\b(?:in|on|into|within|through|via|from|using)\s+(?:the\s+)?$", re.I)
 
 
@@ -202,6 +204,14 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
     if is_statement(action) and not said_as_verb:
         return Binding()  # "ClearRoad holds a block of test slots": a fact, not an action
     verb, objects = words[0], set(words[1:4])
+    bare = _BARE.match(lowered)
+    if bare and first in INSTRUCTION_VERBS:
+        # "Decline (pre-existing)", "Settle" in a table of decisions: the one tool of that verb
+        owners = [
+            t for t in catalog.tools if canonical_words(t.name.replace("_", " "))[:1] == [verb]
+        ]
+        if len(owners) == 1:
+            return Binding(tool=owners[0].name)
     # "hold the order" names the action as `place_order_hold` does; "the label is ..." no action
     imperative = lowered.split()[0].strip(",.:;") in INSTRUCTION_VERBS
     # "open the leave balance" reads a record; "open a ticket" creates one: the reading is the
@@ -209,6 +219,9 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
     # but "raise the credit limit" changes it)
     sense = _SECOND_SENSE.get(lowered.split()[0]) if lowered.split() else None
     second = _canon(sense) if sense else None
+    definite = sense == "get" and bool(
+        re.match(r"^\S+\s+(?:the|their|its|his|her|your)\b", lowered)
+    )
     best: tuple[int, int, str] | None = None
     close: str | None = None
     for tool in catalog.tools:
@@ -226,6 +239,10 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
         light = verb in _LIGHT_VERBS and bool(objects & tool_verbs)
         shared += light
         rank = 1 if verb in tool_verbs else 0 if second in tool_verbs or nominal or light else -1
+        if definite and second in tool_verbs:
+            rank = 1  # "open the account" reads the account; "open a ticket" creates one
+        elif definite and second and verb in tool_verbs:
+            rank = 0
         if rank >= 0 and shared:
             if best is None or (rank, shared) > best[:2]:
                 best = (rank, shared, tool.name)

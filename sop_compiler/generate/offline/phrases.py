@@ -40,6 +40,8 @@ _IF = re.compile(
     r"provided(?: that)?|as long as)\s+",
     re.IGNORECASE,
 )
+# "For every illness claim in the first policy year, request ...": the order, for every case
+_FOR_EVERY = re.compile(r"^for\s+(?:every|each|all|any)\b[^,]{1,80},\s*", re.IGNORECASE)
 # "For a partial refund, add up ...": a case of the step, read as "if it is for a partial refund"
 _FOR = re.compile(
     r"^for\s+(?!example\b|instance\b|more\b|security\b|your\b|each\b|every\b|all\b|this\b|that\b)"
@@ -192,6 +194,8 @@ def read_clause(
     elif (case := _FOR.match(text)) and case.group("verb").casefold() in INSTRUCTION_VERBS:
         clause.test = f"it is for {case.group('case').strip()}"
         text = text[case.end("case") + 1 :].strip()
+    elif (every := _FOR_EVERY.match(text)) and is_order(text[every.end() :]):
+        text = text[every.end() :]  # "For every illness claim ..., request ...": every case
     elif _IF.match(text):
         opener = _IF.match(text)
         assert opener is not None
@@ -413,6 +417,13 @@ def _read_action(
     checks = re.match(r"^confirm\s+that\b", text, re.IGNORECASE) and "customer" not in text
     if (lookup := _lookup(text, first, tools)) is not None:
         return [Action("tool_call", text, quote, tool=lookup)]
+    named = bind(text, tools.catalog).tool if bind_meaning and _ASK.match(text) else None
+    if named is not None and named.startswith(f"{first}_"):
+        # "request the full clinical history" with `request_clinical_history`: the catalog's
+        # own request, not a question for the customer
+        tool = tools.catalog.get(named)
+        assert tool is not None
+        return [Action("tool_call", text, quote, tool=ToolMention(tool, 0, "verb"))]
     if _ASK.match(text) or (
         _CONFIRM.match(text)
         and not checks

@@ -413,7 +413,8 @@ def _answered_questions(sentences: list[tuple[str, str]]) -> list[tuple[str, str
     return out
 
 
-_VERB_IT = re.compile(r"\b([A-Za-z]+)\s+it\b(?!\s+(?:is|was|has|had|to|will)\b)")
+# "cancel it", never "to settle it" (what the purpose clause's "it" is, the sentence says)
+_VERB_IT = re.compile(r"(?<!\bto\s)\b([A-Za-z]+)\s+it\b(?!\s+(?:is|was|has|had|to|will)\b)")
 
 
 def _named_it(sentence: str, subject: str | None) -> str:

@@ -33,7 +33,7 @@ CASE_HEADER = re.compile(
     re.IGNORECASE,
 )
 ACTION_HEADER = re.compile(
-    r"^(?:then|action|actions|what\s+to\s+do|do|response|resolution|next\s+step|outcome|"
+    r"^(?:then|action|actions|what\s+to\s+do|do|response|resolution|next\s+step|outcome|decision|"
     r"handling|route\s+to|escalate\s+to)\b",
     re.IGNORECASE,
 )
