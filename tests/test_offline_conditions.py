@@ -1219,3 +1219,30 @@ def test_a_table_of_decisions_binds_each_bare_verb_to_its_one_tool(tmp_path: Pat
 def test_a_hyphenated_adjective_is_no_order() -> None:
     assert not is_instruction("Pay-at-counter rentals are never refunded for early returns.")
     assert is_instruction("Pay the invoice by card.")
+
+
+def test_a_hand_over_tool_called_in_a_branch_ends_it(tmp_path: Path) -> None:
+    catalog = ToolCatalog(
+        tools=[
+            *CATALOG.tools,
+            Tool(
+                name="refer_to_senior_assessor",
+                description="Refer a claim to a senior assessor.",
+                access="write",
+            ),
+        ]
+    )
+    sop = tmp_path / "claims.md"
+    sop.write_text(
+        "# Claims\n\n## Handling a return\n\n1. Look up the order with the order number.\n"
+        "2. If the history is unclear, refer to a senior assessor.\n3. Refund the order.\n",
+        encoding="utf-8",
+    )
+    procedure = read_procedures(sop, root=tmp_path, settings=Settings()).procedures[0]
+    ways = _ways(build_draft(procedure, catalog=catalog))
+    unclear = _side(ways, "the history is unclear", "yes")
+    assert all(
+        "refer_to_senior_assessor" in w.calls and "issue_refund" not in w.calls for w in unclear
+    )
+    assert {w.end for w in unclear} == {"escalate"}
+    assert all("issue_refund" in w.calls for w in _side(ways, "the history is unclear", "no"))

@@ -124,7 +124,8 @@ _HANDOFF = re.compile(
     re.IGNORECASE,
 )
 _SEND_TO_TEAM = re.compile(
-    r"^(?i:send|forward|refer|pass)\s+(?:(?i:the|this|their|its)\s+)?[\w' -]{1,40}?\s+(?:on\s+)?"
+    r"^(?i:send|forward|refer|pass|assign|route)\s+(?:(?i:the|this|their|its)\s+)?"
+    r"[\w' -]{1,40}?\s+(?:on\s+)?"
     r"to\s+(?P<who>(?:the\s+)?[A-Z][\w&'-]*(?:\s+[A-Z][\w&'-]*){0,3}(?:\s+(?:team|desk|office|"
     r"unit|department))?)(?=$|[\s,.;:(])"
 )
@@ -355,7 +356,7 @@ def _read_action(
     )
     if handoff is not None and first == "assign" and not _HUMAN.search(handoff.group("who")):
         handoff = None  # "assign a carrier to the shipment" is an action, not a handover
-    if handoff is None and first in ("send", "forward", "refer", "pass"):
+    if handoff is None and first in ("send", "forward", "refer", "pass", "assign", "route"):
         # "send the case to Records Review", "refer the site to Code Enforcement": a named team
         # takes the case over; "send the label to the customer" names no team
         handoff = _SEND_TO_TEAM.search(text)
@@ -391,7 +392,7 @@ def _read_action(
             call = Action("tool_call", text, quote, tool=transfer, target=ending.target)
             if AS_WELL.search(text):
                 return [call]  # "refer the gas meter to the survey team as well": and go on
-            return [call, _handed_over(ending)]
+            return [call, handed_over(ending)]
         return [ending]
     if mention is None and _IN_SYSTEM.search(text) and not _NEGATED.match(text):
         # "offer the discount in the retention offers tool": a system no catalog tool covers
@@ -479,7 +480,7 @@ def _names_data(text: str, tool: str) -> bool:
     return len(nouns) >= 2 and all(noun in words for noun in nouns)
 
 
-def _handed_over(ending: Action) -> Action:
+def handed_over(ending: Action) -> Action:
     """The end of a branch whose call handed the case to people: it says so, not the call twice."""
     ending.text = "The case is handed over; this routine ends here"
     return ending

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from sop_compiler.generate.offline.binding import bind, canonical_words
+from sop_compiler.generate.offline.binding import bind, canonical_words, hands_over
 from sop_compiler.generate.offline.chains import alternative_cases, case_runs
 from sop_compiler.generate.offline.nodes import (
     BEFORE,
@@ -21,6 +21,7 @@ from sop_compiler.generate.offline.phrases import (
     END,
     Action,
     Clause,
+    handed_over,
     is_order,
     read_clause,
 )
@@ -811,6 +812,18 @@ def _escalations(builder: Builder, actions: list[Action], *, branch: bool) -> li
         # "refer the site to Code Enforcement and note the permit" with the catalog's refer
         # tool: the call hands the case over; the note is made, then the routine ends
         out = [*out[:last], *out[last + 1 :], out[last]]
+    last_call = out[-1] if out and out[-1].kind == "tool_call" else None
+    handing = last_call.tool.tool if last_call and last_call.tool and last_call.target else None
+    if branch and handing is not None and hands_over(handing) and handing is not ticket:
+        # in a branch, "refer it to a senior assessor" with `refer_to_senior_assessor`: the
+        # call hands the case over and the branch ends (unless it is done "as well")
+        assert last_call is not None
+        if not AS_WELL.search(last_call.text):
+            out.append(
+                handed_over(
+                    Action("escalate", last_call.text, last_call.quote, target=last_call.target)
+                )
+            )
     for esc in [a for a in out if a.kind == "escalate"]:
         call = next(
             (
