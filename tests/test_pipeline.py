@@ -339,6 +339,26 @@ def test_refresh_regenerates_everything(project: tuple[Path, Path]) -> None:
     assert len(again.calls) == 4
 
 
+def test_a_refresh_that_changes_a_routine_rewrites_the_review_page(
+    project: tuple[Path, Path],
+) -> None:
+    """A model answers differently on --refresh (same input): REVIEW.md shows the new routine."""
+    sops, out = project
+    compile_folder(sops, settings=settings_for(sops, out), backend=StubBackend())
+    assert "Resolve the case." in (out / "REVIEW.md").read_text(encoding="utf-8")
+
+    class Reworded(StubBackend):
+        async def generate(self, procedure, *, context, validate):  # type: ignore[no-untyped-def]
+            result = await super().generate(procedure, context=context, validate=validate)
+            assert result.draft is not None
+            result.draft.steps[-1].text = "Close the case as resolved."
+            return result
+
+    compile_folder(sops, settings=settings_for(sops, out), backend=Reworded(), refresh=True)
+    review = (out / "REVIEW.md").read_text(encoding="utf-8")
+    assert "Close the case as resolved." in review and "Resolve the case." not in review
+
+
 def test_hand_edited_markdown_is_restored_without_a_model_call(project: tuple[Path, Path]) -> None:
     sops, out = project
     compile_folder(sops, settings=settings_for(sops, out), backend=StubBackend())

@@ -26,6 +26,7 @@ from sop_compiler.lock._planned import (
     ProcState,
     Reader,
     agent_for,
+    routine_json_path,
 )
 from sop_compiler.lock._stat import FileStates
 from sop_compiler.lock.staleness import Keys, decide
@@ -187,12 +188,19 @@ class Plan:
             found = p.report.issues if p.report is not None else p.old.issues if p.old else []
             return sha256_json([issue.model_dump(mode="json") for issue in found])
 
+        def content(p: PlannedProcedure) -> str:
+            """The routine as written: a --refresh that changes it changes what both show."""
+            entry = p.entry or p.old
+            rel = routine_json_path(entry.outputs) if entry else None
+            return entry.outputs[rel] if entry and rel else ""
+
         members = sorted(
             (
                 p.sop.source,
                 p.id,
                 f"failed: {p.error}" if p.status == "failed" else p.render,
                 issues(p),
+                content(p),
             )
             for p in self.procedures()
         )
