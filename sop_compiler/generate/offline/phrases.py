@@ -418,7 +418,7 @@ def _read_action(
     checks = re.match(r"^confirm\s+that\b", text, re.IGNORECASE) and "customer" not in text
     if (lookup := _lookup(text, first, tools)) is not None:
         return [Action("tool_call", text, quote, tool=lookup)]
-    named = bind(text, tools.catalog).tool if bind_meaning and _ASK.match(text) else None
+    named = bind(text, tools.catalog).tool if bind_meaning and first == "request" else None
     if named is not None and named.startswith(f"{first}_"):
         # "request the full clinical history" with `request_clinical_history`: the catalog's
         # own request, not a question for the customer
