@@ -1246,3 +1246,11 @@ def test_a_hand_over_tool_called_in_a_branch_ends_it(tmp_path: Path) -> None:
     )
     assert {w.end for w in unclear} == {"escalate"}
     assert all("issue_refund" in w.calls for w in _side(ways, "the history is unclear", "no"))
+
+
+def test_a_condition_that_leads_a_list_keeps_its_commas(tmp_path: Path) -> None:
+    draft = _compile(
+        tmp_path,
+        "If the box is crushed, wet, torn or open:\n   - Refund the order.\n",
+    )
+    assert "the box is crushed, wet, torn or open" in _tests(draft)

@@ -200,7 +200,13 @@ def read_clause(
     elif _IF.match(text):
         opener = _IF.match(text)
         assert opener is not None
-        test, action = _split_condition(text[opener.end() :])
+        rest = text[opener.end() :]
+        if rest.rstrip().endswith(":") and not _INLINE_THEN.search(rest.rstrip()[:-1]):
+            # "If the customer mentions a burning smell, smoke, ... or water:" leads a list: the
+            # whole clause is the test, commas and all
+            test, action = rest.rstrip()[:-1], ""
+        else:
+            test, action = _split_condition(rest)
         if opener.group(0).strip().casefold() == "should":
             test = re.sub(r"\bbe\b", "is", test, count=1)  # "should the customer be ..."
         clause.test = test.rstrip(":").strip()
