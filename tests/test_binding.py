@@ -129,3 +129,18 @@ def test_a_check_calls_the_catalogs_own_check_only() -> None:
     check = read_clause("Check the email on the loan.", tools=tools, agents=())
     assert all(a.kind != "tool_call" for a in check.actions)
     assert bind("Pull up the loan", tools.catalog).tool == "get_loan"
+
+
+def test_a_sentence_that_orders_nothing_binds_nothing() -> None:
+    catalog = ToolCatalog(
+        tools=[
+            Tool(
+                name="book_extra_session",
+                description="Book an additional session for a child; it goes on the invoice.",
+                access="write",
+            )
+        ]
+    )
+    assert bind("Book an extra session for Friday.", catalog).tool == "book_extra_session"
+    # a statement binds nothing by meaning: no order starts it
+    assert bind("Parents often book additional sessions for a child.", catalog).tool is None

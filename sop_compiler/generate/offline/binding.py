@@ -203,6 +203,8 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
         return Binding()
     if is_statement(action) and not said_as_verb:
         return Binding()  # "ClearRoad holds a block of test slots": a fact, not an action
+    if first not in INSTRUCTION_VERBS and not said_as_verb and not _SET_UP.match(action):
+        return Binding()  # "Ratios differ by room, so availability is per room": no order
     verb, objects = words[0], set(words[1:4])
     bare = _BARE.match(lowered)
     if bare and first in INSTRUCTION_VERBS:
@@ -309,7 +311,7 @@ _STATEMENT = re.compile(
     + r"\S+\s+(?!\w+\s+to\b)(?:\S+\s+)*?(?:is|are|was|were|per|has|have|can|may|must|covers?|"
     r"means?)\b|(?:our\s+)?"
     + _NOT_THE_AGENT
-    + r"[a-z][\w'-]*\s+(?:is|are|was|were|has|have|[a-z]+s)\b)",
+    + r"[a-z][\w'-]*\s+(?:is|are|was|were|has|have|can|may|cannot|[a-z]+s)\b)",
     re.IGNORECASE,
 )
 
