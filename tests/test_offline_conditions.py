@@ -1256,3 +1256,11 @@ def test_a_condition_that_leads_a_list_keeps_its_commas(tmp_path: Path) -> None:
         "If the box is crushed, wet, torn or open:\n   - Refund the order.\n",
     )
     assert "the box is crushed, wet, torn or open" in _tests(draft)
+
+
+def test_what_the_customer_is_asked_to_do_stays_their_step(tmp_path: Path) -> None:
+    draft = _compile(
+        tmp_path, "Ask the customer to restart the router: switch it off, wait 30 seconds."
+    )
+    asks = [s for s in walk_steps(draft.steps) if "switch it off" in s.text.casefold()]
+    assert len(asks) == 1 and asks[0].kind == "ask"

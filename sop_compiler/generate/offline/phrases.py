@@ -311,7 +311,8 @@ def _split_actions(text: str) -> list[str]:
         label, colon, rest = chunk.partition(": ")
         word = rest.split(None, 1)[0].casefold() if rest.split() else ""
         says = bool(_SAY_LABEL.match(label))  # "tell the customer what X means: order ..."
-        if colon and word in INSTRUCTION_VERBS and len(label.split()) >= 2 and not says:
+        asked = _ASK_TO.match(label) is not None  # "ask the customer to restart it: switch ..."
+        if colon and word in INSTRUCTION_VERBS and len(label.split()) >= 2 and not (says or asked):
             chunks += [label, rest]  # "never refund it: escalate to X" is two actions
         else:
             chunks.append(chunk)

@@ -414,8 +414,12 @@ def _answered_questions(sentences: list[tuple[str, str]]) -> list[tuple[str, str
     return out
 
 
-# "cancel it", never "to settle it" (what the purpose clause's "it" is, the sentence says)
-_VERB_IT = re.compile(r"(?<!\bto\s)\b([A-Za-z]+)\s+it\b(?!\s+(?:is|was|has|had|to|will)\b)")
+# "cancel it", never "to settle it" (what the purpose clause's "it" is, the sentence says), nor
+# "switch it off", "put it back": a thing at hand, whatever the section is about
+_VERB_IT = re.compile(
+    r"(?<!\bto\s)\b([A-Za-z]+)\s+it\b"
+    r"(?!\s+(?:is|was|has|had|to|will|off|on|up|down|back|out|over|away)\b)"
+)
 
 
 def _named_it(sentence: str, subject: str | None) -> str:
