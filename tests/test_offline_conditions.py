@@ -17,6 +17,7 @@ from sop_compiler.generate.offline import build_draft
 from sop_compiler.generate.offline.steps import unpassed_refs
 from sop_compiler.models import (
     Condition,
+    Procedure,
     RoutineDraft,
     Step,
     Tool,
@@ -79,17 +80,25 @@ class Way:
 
 
 def _compile(tmp_path: Path, step: str, *, lead: str = "") -> RoutineDraft:
-    sop = tmp_path / "returns.md"
-    sop.write_text(
-        "# Returns desk\n\n## Handle a return request\n\n"
-        f"{lead}"
-        "1. Look up the order with the order number.\n"
-        f"2. {step}\n"
-        "3. Tell the customer what happens next.\n",
-        encoding="utf-8",
+    procedure = _procedure(
+        tmp_path,
+        "returns.md",
+        (
+            "# Returns desk\n\n## Handle a return request\n\n"
+            f"{lead}"
+            "1. Look up the order with the order number.\n"
+            f"2. {step}\n"
+            "3. Tell the customer what happens next.\n"
+        ),
     )
-    procedure = read_procedures(sop, root=tmp_path, settings=Settings()).procedures[0]
     return build_draft(procedure, catalog=CATALOG)
+
+
+def _procedure(tmp_path: Path, name: str, text: str) -> Procedure:
+    """The first procedure of an SOP file `name` holding `text`, read as `sopc compile` does."""
+    sop = tmp_path / name
+    sop.write_text(text, encoding="utf-8")
+    return read_procedures(sop, root=tmp_path, settings=Settings()).procedures[0]
 
 
 def _ways(draft: RoutineDraft) -> list[Way]:
@@ -565,16 +574,17 @@ def test_what_someone_may_not_do_is_never_a_call(tmp_path: Path) -> None:
 
 
 def test_do_not_with_the_procedures_own_verb_ends_the_branch(tmp_path: Path) -> None:
-    sop = tmp_path / "returns.md"
-    sop.write_text(
-        "# Returns desk\n\n## Cancelling an order\n\n"
-        "1. Look up the order with the order number.\n"
-        "2. If the parcel has left the warehouse, do not cancel. Tell the customer to refuse "
-        "the delivery.\n"
-        "3. Cancel the order.\n",
-        encoding="utf-8",
+    procedure = _procedure(
+        tmp_path,
+        "returns.md",
+        (
+            "# Returns desk\n\n## Cancelling an order\n\n"
+            "1. Look up the order with the order number.\n"
+            "2. If the parcel has left the warehouse, do not cancel. Tell the customer to refuse "
+            "the delivery.\n"
+            "3. Cancel the order.\n"
+        ),
     )
-    procedure = read_procedures(sop, root=tmp_path, settings=Settings()).procedures[0]
     ways = _ways(build_draft(procedure, catalog=CATALOG))
     left = _side(ways, "the parcel has left the warehouse", "yes")
     assert all("cancel_order" not in w.calls for w in left)
@@ -652,15 +662,16 @@ def test_referring_to_a_team_as_well_goes_on(tmp_path: Path) -> None:
 
 
 def test_a_step_done_another_way_instead_ends_there(tmp_path: Path) -> None:
-    sop = tmp_path / "returns.md"
-    sop.write_text(
-        "# Returns desk\n\n## Refunding an order\n\n"
-        "1. Look up the order with the order number.\n"
-        "2. If the customer prefers credit, issue a voucher instead.\n"
-        "3. Refund the order.\n",
-        encoding="utf-8",
+    procedure = _procedure(
+        tmp_path,
+        "returns.md",
+        (
+            "# Returns desk\n\n## Refunding an order\n\n"
+            "1. Look up the order with the order number.\n"
+            "2. If the customer prefers credit, issue a voucher instead.\n"
+            "3. Refund the order.\n"
+        ),
     )
-    procedure = read_procedures(sop, root=tmp_path, settings=Settings()).procedures[0]
     ways = _ways(build_draft(procedure, catalog=CATALOG))
     credit = _side(ways, "the customer prefers credit", "yes")
     assert all("issue_voucher" in w.calls and "issue_refund" not in w.calls for w in credit)
@@ -687,10 +698,8 @@ def test_a_test_after_the_last_of_several_orders_covers_that_order_only(tmp_path
 
 
 def _sop(tmp_path: Path, body: str) -> RoutineDraft:
-    sop = tmp_path / "returns.md"
-    sop.write_text(f"# Returns desk\n\n## Handle a return request\n\n{body}", encoding="utf-8")
-    procedure = read_procedures(sop, root=tmp_path, settings=Settings()).procedures[0]
-    return build_draft(procedure, catalog=CATALOG)
+    text = f"# Returns desk\n\n## Handle a return request\n\n{body}"
+    return build_draft(_procedure(tmp_path, "returns.md", text), catalog=CATALOG)
 
 
 def test_numbered_cases_closed_by_otherwise_run_one_at_a_time(tmp_path: Path) -> None:
@@ -874,17 +883,18 @@ _ALIASED = ToolCatalog(
 def test_a_statement_about_an_aliased_thing_calls_nothing_and_an_order_calls_it(
     tmp_path: Path,
 ) -> None:
-    sop = tmp_path / "returns.md"
-    sop.write_text(
-        "# Returns desk\n\n## Goodwill credits\n\n"
-        "A goodwill credit is a one-off amount for a late parcel.\n\n"
-        "1. Look up the order with the order number.\n"
-        "2. Only one goodwill credit per order in any year.\n"
-        "3. Apply the goodwill credit.\n"
-        "4. Send the customer the goodwill credit letter.\n",
-        encoding="utf-8",
+    procedure = _procedure(
+        tmp_path,
+        "returns.md",
+        (
+            "# Returns desk\n\n## Goodwill credits\n\n"
+            "A goodwill credit is a one-off amount for a late parcel.\n\n"
+            "1. Look up the order with the order number.\n"
+            "2. Only one goodwill credit per order in any year.\n"
+            "3. Apply the goodwill credit.\n"
+            "4. Send the customer the goodwill credit letter.\n"
+        ),
     )
-    procedure = read_procedures(sop, root=tmp_path, settings=Settings()).procedures[0]
     draft = build_draft(procedure, catalog=_ALIASED)
     calls = [(s.text.split()[0], s.tool_call.tool) for s in walk_steps(draft.steps) if s.tool_call]
     # the statements call nothing; "send ... letter" is the letter, by its verb
@@ -966,13 +976,14 @@ def test_a_systems_name_after_another_verb_is_where_not_what(tmp_path: Path) -> 
             Tool(name="find_account", description="Find an account.", aliases=["Aquabase"]),
         ]
     )
-    sop = tmp_path / "returns.md"
-    sop.write_text(
-        "# Returns desk\n\n## Handle a return request\n\n"
-        "1. Look the customer up in Aquabase.\n2. Refund the order in Aquabase.\n",
-        encoding="utf-8",
+    procedure = _procedure(
+        tmp_path,
+        "returns.md",
+        (
+            "# Returns desk\n\n## Handle a return request\n\n"
+            "1. Look the customer up in Aquabase.\n2. Refund the order in Aquabase.\n"
+        ),
     )
-    procedure = read_procedures(sop, root=tmp_path, settings=Settings()).procedures[0]
     draft = build_draft(procedure, catalog=catalog)
     calls = [s.tool_call.tool for s in walk_steps(draft.steps) if s.tool_call]
     assert calls == ["find_account", "issue_refund"]
@@ -1055,15 +1066,16 @@ def test_sending_a_request_to_a_named_party_with_its_tool_is_that_call(tmp_path:
 
 
 def test_lettered_items_under_a_heading_are_steps_side_by_side(tmp_path: Path) -> None:
-    sop = tmp_path / "desk.txt"
-    sop.write_text(
-        "RETURNS DESK\n\nDocument control\n  Version:   3.1\n  Owner:     Returns Manager\n"
-        "  Classification: Internal - do not share with customers\n\n"
-        "1. HANDLING A RETURN\n\n(a) Look up the order with the order number.\n"
-        "(b) Accept the return.\n(c) Refund the order.\n",
-        encoding="utf-8",
+    procedure = _procedure(
+        tmp_path,
+        "desk.txt",
+        (
+            "RETURNS DESK\n\nDocument control\n  Version:   3.1\n  Owner:     Returns Manager\n"
+            "  Classification: Internal - do not share with customers\n\n"
+            "1. HANDLING A RETURN\n\n(a) Look up the order with the order number.\n"
+            "(b) Accept the return.\n(c) Refund the order.\n"
+        ),
     )
-    procedure = read_procedures(sop, root=tmp_path, settings=Settings()).procedures[0]
     draft = build_draft(procedure, catalog=CATALOG)
     assert [s.id for s in draft.steps if s.tool_call] == ["1", "2", "3"]
     assert not any("Document control" in s.text for s in walk_steps(draft.steps))
@@ -1102,13 +1114,14 @@ def test_the_tool_named_for_the_verb_and_describing_the_thing_wins_over_an_alias
             ),
         ]
     )
-    sop = tmp_path / "returns.md"
-    sop.write_text(
-        "# Returns desk\n\n## Handle a damage claim\n\n"
-        "1. Open the claim.\n2. Send the customer the claim acknowledgement.\n",
-        encoding="utf-8",
+    procedure = _procedure(
+        tmp_path,
+        "returns.md",
+        (
+            "# Returns desk\n\n## Handle a damage claim\n\n"
+            "1. Open the claim.\n2. Send the customer the claim acknowledgement.\n"
+        ),
     )
-    procedure = read_procedures(sop, root=tmp_path, settings=Settings()).procedures[0]
     calls = [
         s.tool_call.tool
         for s in walk_steps(build_draft(procedure, catalog=catalog).steps)
@@ -1158,13 +1171,14 @@ def test_checking_what_a_read_tool_returns_calls_it_and_a_system_is_no_call(
             Tool(name="create_quote", description="Produce a quote for a move.", access="write"),
         ]
     )
-    sop = tmp_path / "moves.md"
-    sop.write_text(
-        "# Moves\n\n## Quoting a move\n\n1. Check crew availability for the date.\n"
-        "2. Produce the quote in MoveBase.\n3. Check the order status.\n",
-        encoding="utf-8",
+    procedure = _procedure(
+        tmp_path,
+        "moves.md",
+        (
+            "# Moves\n\n## Quoting a move\n\n1. Check crew availability for the date.\n"
+            "2. Produce the quote in MoveBase.\n3. Check the order status.\n"
+        ),
     )
-    procedure = read_procedures(sop, root=tmp_path, settings=Settings()).procedures[0]
     calls = [
         s.tool_call.tool
         for s in walk_steps(build_draft(procedure, catalog=catalog).steps)
@@ -1201,16 +1215,17 @@ def test_a_table_of_decisions_binds_each_bare_verb_to_its_one_tool(tmp_path: Pat
             Tool(name="request_history", description="Ask the vet for the clinical history."),
         ]
     )
-    sop = tmp_path / "claims.md"
-    sop.write_text(
-        "# Claims\n\n## Assessing a claim\n\n"
-        "1. For every illness claim, request the clinical history from the vet.\n"
-        "2. Decide:\n\n| Finding | Decision |\n|---|---|\n"
-        "| Signs before the start date | Decline (pre-existing) |\n"
-        "| None of the above | Settle |\n",
-        encoding="utf-8",
+    procedure = _procedure(
+        tmp_path,
+        "claims.md",
+        (
+            "# Claims\n\n## Assessing a claim\n\n"
+            "1. For every illness claim, request the clinical history from the vet.\n"
+            "2. Decide:\n\n| Finding | Decision |\n|---|---|\n"
+            "| Signs before the start date | Decline (pre-existing) |\n"
+            "| None of the above | Settle |\n"
+        ),
     )
-    procedure = read_procedures(sop, root=tmp_path, settings=Settings()).procedures[0]
     ways = _ways(build_draft(procedure, catalog=catalog))
     assert all(w.calls[0] == "request_history" for w in ways)
     before = _side(ways, "the finding is signs before the start date", "yes")
@@ -1234,13 +1249,14 @@ def test_a_hand_over_tool_called_in_a_branch_ends_it(tmp_path: Path) -> None:
             ),
         ]
     )
-    sop = tmp_path / "claims.md"
-    sop.write_text(
-        "# Claims\n\n## Handling a return\n\n1. Look up the order with the order number.\n"
-        "2. If the history is unclear, refer to a senior assessor.\n3. Refund the order.\n",
-        encoding="utf-8",
+    procedure = _procedure(
+        tmp_path,
+        "claims.md",
+        (
+            "# Claims\n\n## Handling a return\n\n1. Look up the order with the order number.\n"
+            "2. If the history is unclear, refer to a senior assessor.\n3. Refund the order.\n"
+        ),
     )
-    procedure = read_procedures(sop, root=tmp_path, settings=Settings()).procedures[0]
     ways = _ways(build_draft(procedure, catalog=catalog))
     unclear = _side(ways, "the history is unclear", "yes")
     assert all(

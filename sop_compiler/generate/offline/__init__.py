@@ -6,15 +6,20 @@ tools by name, in backticks or by a catalog alias, and Exceptions / Notes / Esca
 What it cannot read it reports as open questions instead of guessing.
 
 Where each construct is read (its examples are the tests named):
-- sections, lists, lettered lines, decision tables, "Option A/B" and "Label: ..." items as
+- sections, lists, lettered lines, decision tables (a step's "Decide what to do:" over a table
+  of situations too), "Option A/B", "Label: ..." and "Before X: ..." / "After Y: ..." items as
   cases: sections.py (test_offline_conditions.py, test_offline_endings.py)
 - the sentences of a step, "Otherwise", "Unless", "Except when", "Only if", "Provided that",
   "X? Yes: ... No: ...", refusals and what to do instead: reading.py (test_offline_conditions.py)
 - a sentence's test and actions, compound tests kept whole, a second "if" in a branch, endings:
   phrases.read_clause (test_offline_conditions.py, test_offline_endings.py)
 - runs of sibling cases ("If the tier is Gold ... If Silver ..."): chains.py (test_offline.py)
-- rules, knowledge, confirmations: standing.py (test_offline_rules.py)
-- tools: binding.py and tools.py (test_binding.py), lookups: lookups.py (test_offline_lookups.py)
+- rules (a prohibition inside a sentence or a table cell too), knowledge, confirmations:
+  standing.py (test_offline_rules.py, test_offline_conditions.py)
+- tools, statements that call nothing, the tools that hand a case to people: binding.py and
+  tools.py (test_binding.py), lookups: lookups.py (test_offline_lookups.py)
+- an exception written after the call it refuses, moved in front of it: reorder.py
+  (test_offline_conditions.py)
 - numbering, targets, a condition whose sides meet: steps.py (test_offline_conditions.py)
 - closing steps only where a customer is served: endings.py (test_offline.py)
 - flowcharts: flowchart.py (test_flowchart.py)

@@ -332,17 +332,7 @@ def labelled_cases(unit: Unit) -> Unit:
     if sum(match is not None for match in dashed) >= 2 and unit.text.rstrip().endswith(":"):
         # "Check the flags:" over "Bankruptcy flag set — do not offer forbearance. ...": each
         # item is the case its label names
-        children = [
-            replace(
-                child,
-                text=f"If {_lower_first(match['case'])}, {match['rest']}",
-                cite=child.cite or child.text,
-            )
-            if match is not None
-            else child
-            for child, match in zip(unit.children, dashed, strict=True)
-        ]
-        return replace(unit, children=children)
+        return replace(unit, children=_as_cases(unit.children, dashed))
     found = [_OPTION.match(child.text.strip()) for child in unit.children]
     if sum(match is not None for match in found) < 2:
         return unit
@@ -378,10 +368,17 @@ def timed_cases(run: list[Unit]) -> list[Unit]:
     found = [_TIMED.match(unit.text.strip()) for unit in run]
     if sum(match is not None for match in found) < 2:
         return run
+    return _as_cases(run, found, opening="it is ")
+
+
+def _as_cases(
+    run: list[Unit], found: list[re.Match[str] | None], *, opening: str = ""
+) -> list[Unit]:
+    """Each unit whose label matched as "If <opening><case>, <rest>", citing its own words."""
     return [
         replace(
             unit,
-            text=f"If it is {_lower_first(match['case'])}, {match['rest']}",
+            text=f"If {opening}{_lower_first(match['case'])}, {match['rest']}",
             cite=unit.cite or unit.text,
         )
         if match is not None
