@@ -1280,3 +1280,19 @@ def test_what_the_customer_is_asked_to_do_stays_their_step(tmp_path: Path) -> No
     )
     asks = [s for s in walk_steps(draft.steps) if "switch it off" in s.text.casefold()]
     assert len(asks) == 1 and asks[0].kind == "ask"
+
+
+def test_a_case_that_refuses_what_the_first_case_does_is_its_sibling(tmp_path: Path) -> None:
+    step = (
+        "If the unit is in stock, replace the unit and tell the customer. If the unit is out of "
+        "stock, issue a voucher; do not replace the unit, even for a loyal customer."
+    )
+    ways = _ways(_compile(tmp_path, step))
+    out = [
+        w
+        for w in _side(ways, "the unit is in stock", "no")
+        if w.went.get("the unit is out of stock") == "yes"
+    ]
+    assert out and all("replace_unit" not in w.calls and "issue_voucher" in w.calls for w in out)
+    stocked = _side(ways, "the unit is in stock", "yes")
+    assert all("replace_unit" in w.calls for w in stocked)

@@ -185,6 +185,14 @@ def _sentences(
             and clause.test is not None
             and _ALTERNATIVELY.match(sentence) is not None
         )
+        # "If there is space, book it. If the room is full, ...; do not book": a case that
+        # refuses what the item's first case does is the other case, never inside it
+        parallel = parallel or (
+            owner is not None
+            and clause.test is not None
+            and _denies(builder, clause)
+            and _refuses_call(builder, clause, owner.then_nodes)
+        )
         if parallel:
             owner = None  # "For a late delivery, ... For a missing item, ...": two cases
         else_of_owner = clause.is_else and owner is not None and pending is owner
@@ -490,6 +498,17 @@ def _denies(builder: Builder, clause: Clause) -> bool:
 
 
 _FORBIDDEN_ACTION = re.compile(r"^(?:do not|don't|never)\s+(?P<what>\S.*)$", re.IGNORECASE)
+
+
+def _refuses_call(builder: Builder, clause: Clause, nodes: list[Node]) -> bool:
+    """True when the clause forbids a write one of `nodes` calls."""
+    called = {n.tool_call.tool for n in nodes if n.tool_call is not None}
+    for action in clause.actions:
+        forbidden = _FORBIDDEN_ACTION.match(action.text.strip())
+        tool = _write_tool(builder, forbidden["what"]) if forbidden else None
+        if tool is not None and tool in called:
+            return True
+    return False
 # what has to happen before the request can be met: "it must be extended first"
 _NOT_YET = re.compile(
     r"\b(?:must|needs?\s+to|has\s+to|have\s+to)\s+be\s+\w+(?:\s+\w+){0,5}\s+first\b|"
@@ -591,16 +610,17 @@ _AGENT_DOES_NOT = re.compile(
 )
 
 
-def _write_tool(builder: Builder, action: str) -> bool:
-    """True when `action` ("register the claim") is what a catalog write tool does."""
+def _write_tool(builder: Builder, action: str) -> str | None:
+    """The catalog write tool that does `action` ("register the claim"), or None."""
     mention = builder.tools.find(action)
     tool = mention.tool if mention is not None else None
     # "do not book" under "Booking a smart meter installation": book the installation
-    for said in (action, f"{strip_end(action)} the {builder.subject}" if builder.subject else ""):
+    head = re.split(r"[,;]", action, maxsplit=1)[0]  # "book over capacity, even for one ..."
+    for said in (action, f"{strip_end(head)} the {builder.subject}" if builder.subject else ""):
         if tool is None and said:
             bound = bind(said, builder.tools.catalog).tool
             tool = builder.tools.catalog.get(bound) if bound else None
-    return tool is not None and tool.access == "write"
+    return tool.name if tool is not None and tool.access == "write" else None
 
 
 def _end_after_alternative(made: list[Node]) -> None:

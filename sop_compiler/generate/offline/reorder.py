@@ -68,6 +68,8 @@ def _move_before(top: list[Node], node: Node, verb: str, *, same_step: bool = Fa
     ]
     if any(block[0] in nodes and target not in nodes for nodes in lists):
         return top  # moving it would take it out of its branch
+    if same_step and any(target in nodes and block[0] not in nodes for nodes in lists):
+        return top  # "If there is space, book it. If the room is full, do not book": other case
     parent = next((p for p in top if target in p.children), None)
     if parent is None:
         return top  # the action is a step of its own: keep the SOP's order
