@@ -1296,3 +1296,18 @@ def test_a_case_that_refuses_what_the_first_case_does_is_its_sibling(tmp_path: P
     assert out and all("replace_unit" not in w.calls and "issue_voucher" in w.calls for w in out)
     stocked = _side(ways, "the unit is in stock", "yes")
     assert all("replace_unit" in w.calls for w in stocked)
+
+
+def test_a_follow_up_answered_no_never_falls_into_the_otherwise(tmp_path: Path) -> None:
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. If the unit is out of stock, offer a voucher. If the customer accepts, issue the "
+        "voucher.\n"
+        "3. Otherwise replace the unit.\n"
+        "4. Tell the customer what happens next.\n",
+    )
+    ways = _ways(draft)
+    out = _side(ways, "the unit is out of stock", "yes")
+    assert all("replace_unit" not in w.calls for w in out)
+    assert all("replace_unit" in w.calls for w in _side(ways, "the unit is out of stock", "no"))

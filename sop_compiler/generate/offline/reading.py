@@ -509,6 +509,8 @@ def _refuses_call(builder: Builder, clause: Clause, nodes: list[Node]) -> bool:
         if tool is not None and tool in called:
             return True
     return False
+
+
 # what has to happen before the request can be met: "it must be extended first"
 _NOT_YET = re.compile(
     r"\b(?:must|needs?\s+to|has\s+to|have\s+to)\s+be\s+\w+(?:\s+\w+){0,5}\s+first\b|"

@@ -119,7 +119,17 @@ def _step(builder: Builder, node: Node, after: dict[int, Node | None]) -> Step:
         elif node.outer is not None:
             else_step = _id(builder, _past(node.outer, after))  # "If X, A if Y": not Y, go on
         elif node.then_nodes:
-            else_step = _id(builder, branch_end(node, after))
+            last = node.then_nodes[-1]
+            # the follow-up closes its enclosing branch: that branch ends where its own does
+            inner = any(
+                node in other.then_nodes and other.then_nodes[-1] is last
+                for other in builder.nodes
+                if other is not node
+            )
+            # "3. If nothing is free, offer the list. If they accept, add them. 4. Otherwise,
+            # book": a follow-up's "no" goes where its branch goes, past the otherwise
+            jumps = inner and last.jump is not None and last.kind not in TERMINAL_KINDS
+            else_step = _id(builder, last.jump if jumps else branch_end(node, after))
         else:
             else_step = None  # a jump when the test holds; otherwise the next step
         condition = Condition(
