@@ -1311,3 +1311,13 @@ def test_a_follow_up_answered_no_never_falls_into_the_otherwise(tmp_path: Path) 
     out = _side(ways, "the unit is out of stock", "yes")
     assert all("replace_unit" not in w.calls for w in out)
     assert all("replace_unit" in w.calls for w in _side(ways, "the unit is out of stock", "no"))
+
+
+def test_asking_before_a_write_is_the_ask_not_the_write(tmp_path: Path) -> None:
+    text = (
+        "# Returns desk\n\n## Goodwill credits\n\n1. Look up the order with the order number.\n"
+        "2. Ask the customer to confirm the amount before you apply the goodwill credit.\n"
+    )
+    draft = build_draft(_procedure(tmp_path, "returns.md", text), catalog=_ALIASED)
+    (step,) = [s for s in walk_steps(draft.steps) if "confirm the amount" in s.text]
+    assert step.kind == "ask" and step.tool_call is None

@@ -351,7 +351,11 @@ def _read_action(
     # tool's alias is the subject of a statement, which calls nothing (a hand-over it makes,
     # "... - escalate to Accessibility", is still read)
     stated = is_statement(text) and not _BACKTICKED.search(text)
-    mention = None if stated else tools.find(text)
+    # "ask the customer to confirm the amount before you issue any refund": the ask, and the
+    # refund is what it comes before (a confirm_before rule), not this step's call
+    asked = _ASK.match(text) or _CONFIRM.match(text) or first in _SAY
+    probe = _BEFORE_CLAUSE.split(text, maxsplit=1)[0] if asked else text
+    mention = None if stated else tools.find(probe)
     bind_meaning = bind_meaning and not stated
     escalate = (
         _ESCALATE.search(text) if first == "escalate" or "escalate" in text.casefold() else None
@@ -477,6 +481,9 @@ AS_WELL = re.compile(
 
 
 _BACKTICKED = re.compile(r"`[a-z_][a-z0-9_]*`")
+_BEFORE_CLAUSE = re.compile(
+    r"\s+before\s+(?:you|we|they|it|any|the|a|issuing|making|\w+ing)\b", re.I
+)
 
 
 def _names_data(text: str, tool: str) -> bool:
