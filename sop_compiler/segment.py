@@ -71,6 +71,7 @@ _CONTEXT = re.compile(
     r"^(?:purpose|scope|purpose\s+and\s+scope|definitions?(?:\s+and\s+roles)?|glossary|"
     r"(?:key\s+)?terms(?:\s+and\s+definitions)?|terminology|"
     r"how\s+to\s+(?:use|read)(?:\s+(?:this|these)\b.*)?|(?:using|about)\s+(?:this|these)\b.*|"
+    r"welcome\b.*|.*\bread\s+(?:this|me)\s+first|"
     r"polic(?:y|ies)|.*\bpolicy|roles?(?:\s+and\s+responsibilities)?|responsibilities|overview|"
     r"introduction|background|applicability|audience|objectives?|"
     r"prerequisites|requirements|summary|when\s+to\s+use(?:\s+this\s+procedure)?|when\s+this\s+applies)$",
@@ -95,7 +96,10 @@ _MIN_PROSE_INSTRUCTIONS = 4  # a procedure written as prose: this many instructi
 # rather than starting them (as a step, it would end each routine before it began).
 _POINTER = re.compile(
     r"\b(?:procedures?|sections?|process(?:es)?|steps)\s+(?:below|above|that follows?|which)\b|"
-    r"\bthe following\s+(?:procedures?|sections?|steps)\b|\bsections?\s+\d",
+    r"\bthe following\s+(?:procedures?|sections?|steps)\b|\bsections?\s+\d|"
+    # "this is the page for the front desk team ... It covers ... Everything below uses ..."
+    r"\bthis\s+(?:is\s+the\s+)?(?:page|document|guide|wiki|handbook|manual|playbook)\b|"
+    r"\beverything\s+below\b|^it\s+covers\b",
     re.IGNORECASE,
 )
 

@@ -80,7 +80,8 @@ _HANDOFF_TITLE = re.compile(
 )
 # "Read me first", "Please read": a note to the reader of the whole document, not a task.
 _READER_TITLE = re.compile(
-    r"^(?:please\s+)?read\s+(?:me|this|(?:this|me)\s+first|first|before\s+\w+.*)$",
+    r"^(?:please\s+)?read\s+(?:me|this|(?:this|me)\s+first|first|before\s+\w+.*)$|"
+    r"^.*\bread\s+(?:this|me)\s+first$",  # "Welcome / read me first"
     re.IGNORECASE,
 )
 # Facts: the heading names the domain, its data, definitions, prices or values.

@@ -349,3 +349,21 @@ def test_letter_dotted_numbers_are_steps(tmp_path: Path) -> None:
     assert _titles(procedures) == ["Section a - booking a move", "Section b - cancelling a move"]
     items = [b for b in procedures[0].blocks if type(b).__name__ == "ListItem"]
     assert [b.marker for b in items] == ["A.1", "A.2", "A.3"]
+
+
+def test_a_welcome_section_is_background_for_every_procedure(tmp_path: Path) -> None:
+    text = (
+        "<h1>Front desk procedures</h1><h2>Welcome / read me first</h2>"
+        "<p>Hi all, this is the page for the front desk team. Be patient and explain things "
+        "properly.</p><p>Heads up: parents will ring. We can't discuss a resident's tenancy "
+        "with anyone else unless the resident has added them as a contact.</p>"
+        "<h2>Lost key cards</h2><ol><li>Ask for photo ID.</li>"
+        "<li>Cancel the old card.</li><li>Issue the new card.</li></ol><h2>Room transfers</h2>"
+        "<ol><li>Find the resident.</li><li>Check the free rooms.</li><li>Book the transfer."
+        "</li></ol>"
+    )
+    procedures = _procedures(tmp_path, "desk.html", text)
+    assert _titles(procedures) == ["Lost key cards", "Room transfers"]
+    for procedure in procedures:
+        assert "Be patient" not in _text(procedure)
+        assert "Be patient" in " ".join(block_text(b) for b in procedure.context)
