@@ -283,6 +283,11 @@ def title_verdict(title: str) -> Verdict | None:
         return Verdict("rules", f"heading {text!r} names rules for every request")
     if verb == "strong":
         return Verdict("procedure", f"heading {text!r} starts with a task verb")
+    words = _words(text)
+    if words[1:2] in (["and"], ["or"]) and _request_noun(words[0]):
+        # "Renewals and overdue charges": a request and its facts, where "Refund limits" and
+        # "Fees and charges" name facts only
+        return Verdict("procedure", f"heading {text!r} names a request ({words[0]!r})")
     if _KNOWLEDGE_TITLE.search(text):
         return Verdict("knowledge", f"heading {text!r} names facts, not a task")
     if verb == "weak":

@@ -1321,3 +1321,16 @@ def test_asking_before_a_write_is_the_ask_not_the_write(tmp_path: Path) -> None:
     draft = build_draft(_procedure(tmp_path, "returns.md", text), catalog=_ALIASED)
     (step,) = [s for s in walk_steps(draft.steps) if "confirm the amount" in s.text]
     assert step.kind == "ask" and step.tool_call is None
+
+
+def test_nothing_to_do_ends_and_an_aside_is_no_test(tmp_path: Path) -> None:
+    step = (
+        "Replace the unit (the new code follows automatically when it is deposited). If the "
+        "customer does not want a replacement, it will be returned to the store; nothing to do "
+        "now.\n3. Refund the order."
+    )
+    draft = _compile(tmp_path, step)
+    assert "it is deposited" not in " ".join(_tests(draft))
+    ways = _ways(draft)
+    declined = _side(ways, "the customer does not want a replacement", "yes")
+    assert all("issue_refund" not in w.calls for w in declined)

@@ -367,3 +367,20 @@ def test_a_welcome_section_is_background_for_every_procedure(tmp_path: Path) -> 
     for procedure in procedures:
         assert "Be patient" not in _text(procedure)
         assert "Be patient" in " ".join(block_text(b) for b in procedure.context)
+
+
+def test_checkbox_lines_are_items_and_a_request_and_its_facts_is_a_procedure(
+    tmp_path: Path,
+) -> None:
+    text = (
+        "LIBRARY CHECKLISTS\n\nCHECKLIST A - RENEWALS AND OVERDUE CHARGES\n\n"
+        "[ ] Find the borrower.\n[ ] Renew each item the borrower asks for.\n"
+        "[ ] Tell the borrower the new due date.\n\n"
+        "CHECKLIST B - JOINING ONLINE\n\n[ ] Check for an existing card.\n"
+        "[ ] Create the borrower record.\n[ ] Send the welcome notice.\n"
+    )
+    procedures = _procedures(tmp_path, "library.txt", text)
+    assert len(procedures) == 2
+    assert "Renew each item" in _text(procedures[0]) and "Renew" not in _text(procedures[1])
+    items = [b for b in procedures[1].blocks if type(b).__name__ == "ListItem"]
+    assert [b.text for b in items][:1] == ["Check for an existing card."]

@@ -23,7 +23,8 @@ _ORDERED = re.compile(
     )[ \t]+(?P<text>\S.*)$""",
     re.X,
 )
-_BULLET = re.compile(r"^(?P<bullet>[-*+•·▪◦‣–])[ \t]+(?P<text>\S.*)$")
+# "- ...", "• ...", and the checkboxes of a checklist: "[ ] ...", "[x] ...", "☐ ..."
+_BULLET = re.compile(r"^(?P<bullet>[-*+•·▪◦‣–]|\[[ xX]?\]|[☐☑☒])[ \t]+(?P<text>\S.*)$")
 _ROMAN = re.compile(r"^[ivxlcdm]+$", re.I)
 _HEADING_NUMBER = re.compile(r"^(?P<number>[0-9]{1,3}(?:\.[0-9]{1,3})*)\.?[ \t]+(?P<title>\S.*)$")
 _RULE = re.compile(r"^(?:={3,}|-{3,})$")

@@ -311,7 +311,7 @@ _STATEMENT = re.compile(
     + r"\S+\s+(?!\w+\s+to\b)(?:\S+\s+)*?(?:is|are|was|were|per|has|have|can|may|must|covers?|"
     r"means?)\b|(?:our\s+)?"
     + _NOT_THE_AGENT
-    + r"[a-z][\w'-]*\s+(?:is|are|was|were|has|have|can|may|cannot|[a-z]+s)\b)",
+    + r"[a-z][\w'-]*\s+(?:is|are|was|were|has|have|can|may|cannot|will|would|[a-z]+s)\b)",
     re.IGNORECASE,
 )
 
@@ -319,12 +319,16 @@ _STATEMENT = re.compile(
 def is_statement(text: str) -> bool:
     """True for a sentence that states a fact rather than orders an action: it calls nothing."""
     first = text.split(None, 1)[0].casefold().strip(",.:;") if text.split() else ""
+    label, colon, rest = text.partition(": ")
+    said = rest.split(None, 1)[0].casefold().strip(",.;") if rest.split() else ""
+    if colon and first not in INSTRUCTION_VERBS and label.split() and said not in INSTRUCTION_VERBS:
+        return True  # "Returned to sender already: nothing can be done by us"
     if first in INSTRUCTION_VERBS or _STATEMENT.match(text.strip()) is None:
         return False
     # "Parcel shows 'delivery failed', rebook it", "... only - escalate to Accessibility": a
     # case and its order
-    _, *rest = _CLAUSE_BREAK.split(text, maxsplit=1)
-    then = rest[0].split(None, 1)[0].casefold() if rest and rest[0].split() else ""
+    _, *after = _CLAUSE_BREAK.split(text, maxsplit=1)
+    then = after[0].split(None, 1)[0].casefold() if after and after[0].split() else ""
     return then not in INSTRUCTION_VERBS
 
 

@@ -20,7 +20,7 @@ from sop_compiler.models import TERMINAL_KINDS
 # "explain that it cannot be reopened", "there is nothing more to set up": the request stops here
 _DEAD_END = re.compile(
     r"\b(?:cannot be|can't be|can not be|is not possible|is no longer possible|not eligible|"
-    r"nothing more to|no further action)\b",
+    r"nothing more to|no further action|nothing (?:else )?to do|nothing can be done)\b",
     re.IGNORECASE,
 )
 

@@ -239,6 +239,8 @@ def _trailing_test(text: str) -> tuple[str, str] | None:
         or first not in INSTRUCTION_VERBS
         or first in _NO_TRAILING_IF
         or trailing.group("test").rstrip(". ").casefold() in _VAGUE_TESTS
+        # "(the new code follows automatically when it is deposited)": an aside, no test
+        or trailing.group("action").count("(") > trailing.group("action").count(")")
     ):
         return None
     return trailing.group("action"), trailing.group("test").rstrip(". ").strip()
