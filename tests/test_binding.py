@@ -144,3 +144,11 @@ def test_a_sentence_that_orders_nothing_binds_nothing() -> None:
     assert bind("Book an extra session for Friday.", catalog).tool == "book_extra_session"
     # a statement binds nothing by meaning: no order starts it
     assert bind("Parents often book additional sessions for a child.", catalog).tool is None
+
+
+def test_a_case_label_over_nothing_to_do_is_a_statement_and_a_label_over_a_list_is_not() -> None:
+    from sop_compiler.generate.offline.binding import is_statement
+
+    assert is_statement("Returned to sender already: nothing can be done by us.")
+    assert not is_statement("Build the evidence pack: the invoice and the proof of delivery.")
+    assert not is_statement("Fraud flag set: escalate to Fraud Review.")

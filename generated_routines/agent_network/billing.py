@@ -80,6 +80,7 @@ billing_agent = Agent(
         tools.issue_refund,
         tools.lookup_customer,
         tools.lookup_order,
+        tools.track_shipment,
     ],
     model=DEFAULT_MODEL,
     model_settings=MODEL_SETTINGS,

@@ -319,9 +319,9 @@ _STATEMENT = re.compile(
 def is_statement(text: str) -> bool:
     """True for a sentence that states a fact rather than orders an action: it calls nothing."""
     first = text.split(None, 1)[0].casefold().strip(",.:;") if text.split() else ""
-    label, colon, rest = text.partition(": ")
+    _, colon, rest = text.partition(": ")
     said = rest.split(None, 1)[0].casefold().strip(",.;") if rest.split() else ""
-    if colon and first not in INSTRUCTION_VERBS and label.split() and said not in INSTRUCTION_VERBS:
+    if colon and first not in INSTRUCTION_VERBS and said in ("nothing", "no", "none"):
         return True  # "Returned to sender already: nothing can be done by us"
     if first in INSTRUCTION_VERBS or _STATEMENT.match(text.strip()) is None:
         return False
