@@ -1334,3 +1334,17 @@ def test_nothing_to_do_ends_and_an_aside_is_no_test(tmp_path: Path) -> None:
     ways = _ways(draft)
     declined = _side(ways, "the customer does not want a replacement", "yes")
     assert all("issue_refund" not in w.calls for w in declined)
+
+
+def test_an_otherwise_after_an_inner_test_in_one_sentence_answers_that_test(
+    tmp_path: Path,
+) -> None:
+    step = (
+        "If the box is crushed, replace the unit if one is in stock, otherwise issue a voucher."
+        "\n3. Refund the order."
+    )
+    ways = _ways(_compile(tmp_path, step))
+    crushed = _side(ways, "the box is crushed", "yes")
+    no_stock = [w for w in crushed if w.went.get("one is in stock") == "no"]
+    assert no_stock and all("issue_voucher" in w.calls for w in no_stock)
+    assert all("issue_voucher" not in w.calls for w in _side(ways, "the box is crushed", "no"))

@@ -236,7 +236,7 @@ def _trailing_test(text: str) -> tuple[str, str] | None:
     if (
         trailing is None
         or _NOT_A_TEST.search(trailing.group("action"))
-        or first not in INSTRUCTION_VERBS
+        or (first not in INSTRUCTION_VERBS and first != "have")  # "have the pupil taken ..."
         or first in _NO_TRAILING_IF
         or trailing.group("test").rstrip(". ").casefold() in _VAGUE_TESTS
         # "(the new code follows automatically when it is deposited)": an aside, no test

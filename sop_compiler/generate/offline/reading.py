@@ -738,9 +738,14 @@ def _clause(
         if outer is not None:
             outer.then_nodes += cond.then_nodes
         _end_when_done(builder, cond, level)
-    if outer is not None and clause.inner_test is not None:
+    if outer is not None and clause.inner_test is not None and _ends(clause.sentence):
         return made, outer  # "If X, refund it if Y. Otherwise, B.": B is the other side of X
-    return made, cond
+    return made, cond  # "..., take it to the school if it is open, otherwise to the depot"
+
+
+def _ends(sentence: str) -> bool:
+    """True when the sentence ends where it was written to, not at a ", otherwise" cut."""
+    return sentence.rstrip().endswith((".", "!", "?", ":"))
 
 
 def _actions(
