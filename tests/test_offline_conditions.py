@@ -1348,3 +1348,15 @@ def test_an_otherwise_after_an_inner_test_in_one_sentence_answers_that_test(
     no_stock = [w for w in crushed if w.went.get("one is in stock") == "no"]
     assert no_stock and all("issue_voucher" in w.calls for w in no_stock)
     assert all("issue_voucher" not in w.calls for w in _side(ways, "the box is crushed", "no"))
+
+
+def test_if_it_is_after_a_negative_test_is_its_other_side(tmp_path: Path) -> None:
+    step = (
+        "Replace the unit, provided that the box is not damaged. If it is, open a ticket for "
+        "finance first.\n3. Tell the customer the claim number."
+    )
+    ways = _ways(_compile(tmp_path, step))
+    damaged = _side(ways, "the box is not damaged", "no")
+    assert all("open_ticket" in w.calls and "replace_unit" not in w.calls for w in damaged)
+    intact = _side(ways, "the box is not damaged", "yes")
+    assert all("replace_unit" in w.calls and "open_ticket" not in w.calls for w in intact)

@@ -201,13 +201,13 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
     said_as_verb = _MESSAGE_VERB.match(action) is not None
     if not words or (first in _NOT_VERB and not said_as_verb):
         return Binding()
-    if is_statement(action) and not said_as_verb:
-        return Binding()  # "ClearRoad holds a block of test slots": a fact, not an action
-    if first not in INSTRUCTION_VERBS and not said_as_verb and not _SET_UP.match(action):
-        return Binding()  # "Ratios differ by room, so availability is per room": no order
+    imperative = first in INSTRUCTION_VERBS
+    if not imperative and not said_as_verb and not _SET_UP.match(action):
+        # "ClearRoad holds a block of test slots", "Ratios differ by room, so availability is
+        # per room": no order, so no action to bind
+        return Binding()
     verb, objects = words[0], set(words[1:4])
-    bare = _BARE.match(lowered)
-    if bare and first in INSTRUCTION_VERBS:
+    if imperative and _BARE.match(lowered):
         # "Decline (pre-existing)", "Settle" in a table of decisions: the one tool of that verb
         owners = [
             t for t in catalog.tools if canonical_words(t.name.replace("_", " "))[:1] == [verb]
@@ -215,7 +215,6 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
         if len(owners) == 1:
             return Binding(tool=owners[0].name)
     # "hold the order" names the action as `place_order_hold` does; "the label is ..." no action
-    imperative = lowered.split()[0].strip(",.:;") in INSTRUCTION_VERBS
     # "open the leave balance" reads a record; "open a ticket" creates one: the reading is the
     # second choice, taken only when no tool that creates fits the object ("raise a ticket",
     # but "raise the credit limit" changes it)

@@ -140,6 +140,15 @@ def _sentences(
             sentence, tools=builder.tools, agents=builder.agents, bind_meaning=not unit.children
         )
         clause.actions = [_stated_prohibition(action) for action in clause.actions]
+        if (
+            clause.test is not None
+            and _ELLIPTIC.match(clause.test)
+            and pending is not None
+            and _NEGATIVE.search(pending.test or "")
+        ):
+            # "Book the repair, provided that the property is not unsafe. If it is, follow
+            # Section 3 first": "if it is" is the other side of the test before it
+            clause.test, clause.is_else = None, True
         instruction = (
             clause.test is not None
             or clause.is_else
@@ -503,12 +512,8 @@ _FORBIDDEN_ACTION = re.compile(r"^(?:do not|don't|never)\s+(?P<what>\S.*)$", re.
 def _refuses_call(builder: Builder, clause: Clause, nodes: list[Node]) -> bool:
     """True when the clause forbids a write one of `nodes` calls."""
     called = {n.tool_call.tool for n in nodes if n.tool_call is not None}
-    for action in clause.actions:
-        forbidden = _FORBIDDEN_ACTION.match(action.text.strip())
-        tool = _write_tool(builder, forbidden["what"]) if forbidden else None
-        if tool is not None and tool in called:
-            return True
-    return False
+    forbidden = (_FORBIDDEN_ACTION.match(a.text.strip()) for a in clause.actions)
+    return any(_write_tool(builder, f["what"]) in called for f in forbidden if f)
 
 
 # what has to happen before the request can be met: "it must be extended first"
@@ -594,6 +599,11 @@ def _prohibits(action: Action) -> bool:
         or _AGENT_DOES_NOT.match(text) is not None
         or rule_kind(text) == "never"
     )
+
+
+# a test that only points back at the one before it: "if it is", "if so", "if they do"
+_ELLIPTIC = re.compile(r"^(?:it|they|this|that|he|she)\s+(?:is|are|does|do|has|have)$", re.I)
+_NEGATIVE = re.compile(r"\b(?:not|no|never)\b|n't\b", re.IGNORECASE)
 
 
 def _tells(action: Action) -> bool:
