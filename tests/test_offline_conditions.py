@@ -1360,3 +1360,13 @@ def test_if_it_is_after_a_negative_test_is_its_other_side(tmp_path: Path) -> Non
     assert all("open_ticket" in w.calls and "replace_unit" not in w.calls for w in damaged)
     intact = _side(ways, "the box is not damaged", "yes")
     assert all("replace_unit" in w.calls and "open_ticket" not in w.calls for w in intact)
+
+
+def test_a_rule_governs_the_tool_its_later_prohibition_names(tmp_path: Path) -> None:
+    draft = _compile(
+        tmp_path,
+        "Returns are accepted only within 30 days; after that, the agent shall not issue a "
+        "voucher.",
+    )
+    (rule,) = [r for r in draft.rules if r.text.startswith("Returns are accepted only")]
+    assert "issue_voucher" in rule.governs

@@ -550,7 +550,10 @@ def _governs(sentence: str, tools: ToolIndex) -> list[str]:
     its description) and one of its objects ("Never pay a claim that is not approved" governs
     `disburse_claim_payment`, described "Pay out an approved claim").
     """
-    sentence = _QUOTED.sub(" ", sentence.split(";")[0])  # the rule part, not what follows it
+    # the rule part, not what follows it, unless that forbids too ("...; if it was not, the
+    # handler shall not register a claim")
+    first, *rest = sentence.split(";")
+    sentence = _QUOTED.sub(" ", " ".join([first, *(p for p in rest if _NEVER.search(p))]))
     sentence = _NOUN_COMPOUND.sub(" ", sentence)
     explicit = _named(sentence, tools)
     named = {explicit} if explicit else set()
