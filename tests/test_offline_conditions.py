@@ -101,6 +101,11 @@ def _procedure(tmp_path: Path, name: str, text: str) -> Procedure:
     return read_procedures(sop, root=tmp_path, settings=Settings()).procedures[0]
 
 
+def _calls(draft: RoutineDraft) -> list[str]:
+    """The tools the draft's steps call, in step order."""
+    return [s.tool_call.tool for s in walk_steps(draft.steps) if s.tool_call]
+
+
 def _ways(draft: RoutineDraft) -> list[Way]:
     steps = {step.id: step for step in walk_steps(draft.steps)}
     out = []
@@ -985,7 +990,7 @@ def test_a_systems_name_after_another_verb_is_where_not_what(tmp_path: Path) -> 
         ),
     )
     draft = build_draft(procedure, catalog=catalog)
-    calls = [s.tool_call.tool for s in walk_steps(draft.steps) if s.tool_call]
+    calls = _calls(draft)
     assert calls == ["find_account", "issue_refund"]
 
 
@@ -1122,11 +1127,7 @@ def test_the_tool_named_for_the_verb_and_describing_the_thing_wins_over_an_alias
             "1. Open the claim.\n2. Send the customer the claim acknowledgement.\n"
         ),
     )
-    calls = [
-        s.tool_call.tool
-        for s in walk_steps(build_draft(procedure, catalog=catalog).steps)
-        if s.tool_call
-    ]
+    calls = _calls(build_draft(procedure, catalog=catalog))
     assert calls == ["open_claim", "send_notice"]
 
 
@@ -1179,11 +1180,7 @@ def test_checking_what_a_read_tool_returns_calls_it_and_a_system_is_no_call(
             "2. Produce the quote in MoveBase.\n3. Check the order status.\n"
         ),
     )
-    calls = [
-        s.tool_call.tool
-        for s in walk_steps(build_draft(procedure, catalog=catalog).steps)
-        if s.tool_call
-    ]
+    calls = _calls(build_draft(procedure, catalog=catalog))
     assert calls[:2] == ["get_crew_availability", "create_quote"]
 
 

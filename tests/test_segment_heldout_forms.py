@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sop_compiler.config import Settings
-from sop_compiler.models import Procedure, block_text
+from sop_compiler.models import ListItem, Procedure, block_text
 from sop_compiler.pipeline import read_procedures
 
 
@@ -27,6 +27,14 @@ def _titles(procedures: list[Procedure]) -> list[str]:
 
 def _text(procedure: Procedure) -> str:
     return " ".join(block_text(b) for b in procedure.blocks)
+
+
+def _background(procedure: Procedure) -> str:
+    return " ".join(block_text(b) for b in procedure.context)
+
+
+def _items(procedure: Procedure) -> list[ListItem]:
+    return [b for b in procedure.blocks if isinstance(b, ListItem)]
 
 
 _LIBRARY = """\
@@ -268,7 +276,7 @@ def test_a_glossary_and_a_how_to_use_section_are_background_not_steps(tmp_path: 
     for procedure in procedures:
         own = _text(procedure)
         assert "Refund transfer" not in own and "follow its steps in order" not in own
-        background = " ".join(block_text(b) for b in procedure.context)
+        background = _background(procedure)
         assert "Refund transfer" in background and "follow its steps in order" in background
 
 
@@ -335,7 +343,7 @@ def test_a_numbered_application_section_is_background_and_its_rule_holds_everywh
         "Section 3 – Cancelling a booking",
     ]
     for procedure in procedures:
-        assert "named on the booking" in " ".join(block_text(b) for b in procedure.context)
+        assert "named on the booking" in _background(procedure)
 
 
 def test_letter_dotted_numbers_are_steps(tmp_path: Path) -> None:
@@ -347,7 +355,7 @@ def test_letter_dotted_numbers_are_steps(tmp_path: Path) -> None:
     )
     procedures = _procedures(tmp_path, "moves.txt", text)
     assert _titles(procedures) == ["Section a - booking a move", "Section b - cancelling a move"]
-    items = [b for b in procedures[0].blocks if type(b).__name__ == "ListItem"]
+    items = _items(procedures[0])
     assert [b.marker for b in items] == ["A.1", "A.2", "A.3"]
 
 
@@ -366,7 +374,7 @@ def test_a_welcome_section_is_background_for_every_procedure(tmp_path: Path) -> 
     assert _titles(procedures) == ["Lost key cards", "Room transfers"]
     for procedure in procedures:
         assert "Be patient" not in _text(procedure)
-        assert "Be patient" in " ".join(block_text(b) for b in procedure.context)
+        assert "Be patient" in _background(procedure)
 
 
 def test_checkbox_lines_are_items_and_a_request_and_its_facts_is_a_procedure(
@@ -382,5 +390,5 @@ def test_checkbox_lines_are_items_and_a_request_and_its_facts_is_a_procedure(
     procedures = _procedures(tmp_path, "library.txt", text)
     assert len(procedures) == 2
     assert "Renew each item" in _text(procedures[0]) and "Renew" not in _text(procedures[1])
-    items = [b for b in procedures[1].blocks if type(b).__name__ == "ListItem"]
+    items = _items(procedures[1])
     assert [b.text for b in items][:1] == ["Check for an existing card."]
