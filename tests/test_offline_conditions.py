@@ -550,6 +550,32 @@ def test_labelled_cases_with_a_dash_are_cases_of_their_step(tmp_path: Path) -> N
     assert all("issue_refund" not in w.calls for w in _side(ways, "fraud flag set", "yes"))
 
 
+@pytest.mark.parametrize("arrow", ["->", "=>", "\u2192"])
+def test_labelled_cases_with_an_arrow_are_cases_of_their_step(tmp_path: Path, arrow: str) -> None:
+    step = (
+        "For each flagged order:\n"
+        f"   a. First complaint this year {arrow} issue a voucher.\n"
+        f"   b. Second complaint {arrow} refund the order.\n"
+        f"   c. Three complaints or more {arrow} send the case to Fraud Review.\n"
+    )
+    draft = _compile(tmp_path, step)
+    assert _tests(draft) == [
+        "first complaint this year",
+        "second complaint",
+        "three complaints or more",
+    ]
+    ways = _ways(draft)
+    for way in _side(ways, "first complaint this year", "yes"):
+        assert "issue_voucher" in way.calls and "issue_refund" not in way.calls
+    for way in _side(ways, "second complaint", "yes"):
+        assert "issue_refund" in way.calls and "issue_voucher" not in way.calls
+    assert {w.end for w in _side(ways, "three complaints or more", "yes")} == {"escalate"}
+    assert all(
+        "issue_refund" not in w.calls and "issue_voucher" not in w.calls
+        for w in _side(ways, "three complaints or more", "no")
+    )
+
+
 def test_a_prohibition_then_what_to_do_is_only_for_its_case(tmp_path: Path) -> None:
     lead = (
         "- Gift orders are never refunded to the buyer; the credit goes to the recipient, so "
@@ -1012,6 +1038,8 @@ def test_a_no_answer_that_refuses_the_write_ends_there(tmp_path: Path) -> None:
         "Returnsdesk holds a refund budget for every store.",
         "A refund is a credit to the card the customer paid with.",
         "Customers can book a paid repair for a device in the app.",
+        "Shoppers often cancel the order after the voucher email.",
+        "Tip: buyers usually accept the return once the label is printed.",
     ],
 )
 def test_a_statement_that_names_a_tool_calls_nothing(tmp_path: Path, statement: str) -> None:
@@ -1367,3 +1395,44 @@ def test_a_rule_governs_the_tool_its_later_prohibition_names(tmp_path: Path) -> 
     )
     (rule,) = [r for r in draft.rules if r.text.startswith("Returns are accepted only")]
     assert "issue_voucher" in rule.governs
+
+
+def test_a_decision_table_on_its_own_is_one_step_whose_rows_are_cases(tmp_path: Path) -> None:
+    # no step leads the table: its rows are still exclusive cases, and a row that needs
+    # nothing ("Nothing; ...") is a case that calls nothing
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n\n"
+        "| Days late | Action |\n|---|---|\n"
+        "| Up to 3 days | Nothing; most parcels turn up |\n"
+        "| 4-10 days | Issue a voucher |\n"
+        "| Over 10 days | Refund the order |\n\n"
+        "2. Tell the customer what happens next.\n",
+    )
+    ways = _ways(draft)
+    writes = {"issue_voucher", "issue_refund"}
+    for way in _side(ways, "the days late is up to 3 days", "yes"):
+        assert not writes & set(way.calls), way
+    for way in _side(ways, "the days late is 4-10 days", "yes"):
+        assert "issue_voucher" in way.calls and "issue_refund" not in way.calls
+    assert all(
+        "issue_refund" in w.calls for w in _side(ways, "the days late is over 10 days", "yes")
+    )
+    assert all(len(writes & set(way.calls)) <= 1 for way in ways)
+
+
+def test_a_prohibition_after_a_trailing_test_is_no_part_of_the_test(tmp_path: Path) -> None:
+    draft = _compile(
+        tmp_path, "Issue a voucher only if the customer has the receipt; never for more than £20."
+    )
+    assert _tests(draft) == ["the customer has the receipt"]
+    ways = _ways(draft)
+    assert all(
+        "issue_voucher" in w.calls for w in _side(ways, "the customer has the receipt", "yes")
+    )
+    assert all(
+        "issue_voucher" not in w.calls for w in _side(ways, "the customer has the receipt", "no")
+    )
+    # after a leading test, the prohibition is the then-side's own
+    draft = _compile(tmp_path, "If the seal is broken, tell the customer why; do not refund it.")
+    assert _tests(draft) == ["the seal is broken"]

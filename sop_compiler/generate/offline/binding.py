@@ -310,13 +310,19 @@ _STATEMENT = re.compile(
     + r"\S+\s+(?!\w+\s+to\b)(?:\S+\s+)*?(?:is|are|was|were|per|has|have|can|may|must|covers?|"
     r"means?)\b|(?:our\s+)?"
     + _NOT_THE_AGENT
-    + r"[a-z][\w'-]*\s+(?:is|are|was|were|has|have|can|may|cannot|will|would|[a-z]+s)\b)",
+    + r"[a-z][\w'-]*\s+(?:is|are|was|were|has|have|can|may|cannot|will|would|[a-z]+s)\b|"
+    # "Members often update their card": a plural subject, how often, a verb
+    r"(?:our\s+)?" + _NOT_THE_AGENT + r"[a-z][\w'-]*s\s+(?:often|usually|sometimes|normally|"
+    r"generally|typically|rarely|seldom|frequently|tend\s+to)\s+[a-z])",
     re.IGNORECASE,
 )
+# "Tip: ...", "Note: ...": a label that says what follows is a remark; what follows decides
+_REMARK = re.compile(r"^(?:tip|note|hint|fyi|n\.?b\.?)\s*:\s+", re.IGNORECASE)
 
 
 def is_statement(text: str) -> bool:
     """True for a sentence that states a fact rather than orders an action: it calls nothing."""
+    text = _REMARK.sub("", text.strip())
     first = text.split(None, 1)[0].casefold().strip(",.:;") if text.split() else ""
     _, colon, rest = text.partition(": ")
     said = rest.split(None, 1)[0].casefold().strip(",.;") if rest.split() else ""

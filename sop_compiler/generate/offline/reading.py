@@ -276,6 +276,12 @@ def _sentences(
 
 # "...; otherwise B" and "..., otherwise B": the otherwise-side is a sentence of its own
 _SEMI_OTHERWISE = re.compile(r";\s+(?=(?:otherwise|if not|if no|else)\b)|,\s+(?=otherwise\b)", re.I)
+# "Spread it only if a request is on file; never over 60 months": the prohibition after the
+# semicolon is no part of the test that ends the order ("If X, explain; do not register it"
+# keeps its prohibition on the then-side)
+_SEMI_NEVER = re.compile(
+    r"^(?P<order>[^;]*?\s(?:if|when)\s[^;]+);\s+(?P<never>(?:never|do not|don't)\b.*)$", re.I | re.S
+)
 _ONLY_IF_OPENING = re.compile(r"^(\s*)only\s+(if|when)\b", re.IGNORECASE)
 
 
@@ -360,7 +366,10 @@ def _clauses(text: str) -> list[tuple[str, str]]:
     """
     out: list[tuple[str, str]] = []
     for sentence in split_sentences(text):
-        for reading, part in _alternatives(_SEMI_OTHERWISE.split(sentence)):
+        parts = _SEMI_OTHERWISE.split(sentence)
+        if len(parts) == 1 and (never := _SEMI_NEVER.match(sentence)) and is_order(sentence):
+            parts = [never["order"], never["never"][0].upper() + never["never"][1:]]
+        for reading, part in _alternatives(parts):
             reading = _ANSWER_ARROW.sub(r"\1: ", reading)
             reading = _FORBIDDEN_WHERE.sub(r"\1 if ", reading)
             reading = _ONLY_IF_OPENING.sub(

@@ -160,6 +160,12 @@ def units(section: Section) -> list[Unit]:
             made = [Unit(block.id, text, cite=cite, depth=1) for text, cite in rows]
             if parent is not None and _leads(parent) and not parent.children:
                 parent.children += made
+            elif len(made) > 1 and block.header:
+                # a table on its own: its header's inputs lead its rows, so that they are
+                # cases of one step, only one of which runs ("Invoice overdue | Action")
+                *inputs, _ = (" ".join(cell.split()) for cell in block.header)
+                lead = f"Check the {' and the '.join(_lower(name) for name in inputs)}:"
+                top.append(Unit(block.id, lead, cite=" | ".join(block.header), children=made))
             else:
                 top += [replace(unit, depth=0) for unit in made]
             parent = None
@@ -254,6 +260,10 @@ def led_cases(table: Table) -> list[tuple[str, str]] | None:
     return rows or None
 
 
+# "Nothing; payments are often in transit", "None", "No action": a row whose case needs nothing
+_NOTHING = re.compile(
+    r"^(?:nothing|none|no\s+(?:further\s+)?action)(?=\s*(?:[;:,.\u2014-]|$))", re.I
+)
 _NO_ACTION = re.compile(r"^no\s+(?:further\s+)?action\s*[;:,.\u2014-]\s*", re.IGNORECASE)
 _ANYTHING_ELSE = re.compile(r"^(?:anything|everything|everyone|all)\s+else\b", re.IGNORECASE)
 
@@ -285,6 +295,7 @@ def table_steps(table: Table) -> list[tuple[str, str]] | None:
         if len(cells) != len(header) or not cells[-1] or any("," in c for c in cells[:-1]):
             return None  # a list of values would be misread as a test ending
         *values, action = cells
+        action = _NOTHING.sub("Take no action", action)
         if action.split(None, 1)[0].casefold() not in INSTRUCTION_VERBS:
             return None
         action = f"{action[0].lower()}{action[1:]}"
@@ -392,9 +403,12 @@ def _lower_first(text: str) -> str:
     return text[0].lower() + text[1:] if text[1:2].islower() else text
 
 
-# "Bankruptcy flag set — do not offer forbearance": a case label, a dash, what to do
+# "Bankruptcy flag set — do not offer forbearance", "First failure -> retry the payment": a
+# case label, a dash or an arrow, what to do
 _DASH_CASE = re.compile(
-    r"^(?P<case>[^\u2014\u2013:;.,]{3,80}?)\s+[\u2014\u2013]\s+(?P<rest>\S.*)$", re.DOTALL
+    r"^(?P<case>[^\u2014\u2013:;.,>]{3,80}?)\s+(?:[\u2014\u2013]|-+>|=+>|[\u2192\u21d2])\s+"
+    r"(?P<rest>\S.*)$",
+    re.DOTALL,
 )
 # "first failure: send the payment failed email": a case label, a colon, what to do
 _COLON_CASE = re.compile(r"^(?P<case>[^:;.,\u2014\u2013]{3,60}?)\s*:\s+(?P<rest>\S.*)$", re.DOTALL)
