@@ -6,7 +6,8 @@ heading is a heading of the document; every tool the gold names is in the case's
 here compiles a document: the corpora are measured by `bench/fidelity.py --heldout` and
 `--heldout2` only. tests/data/heldout2 is a second blind corpus, in domains the first does not use;
 tests/data/heldout3 is a third, in domains neither of the first two uses; tests/data/heldout4 is a
-fourth, in domains none of the first three uses.
+fourth, in domains none of the first three uses; tests/data/heldout5 is a fifth, in domains none of
+the first four uses.
 """
 
 from __future__ import annotations
@@ -23,14 +24,16 @@ HELDOUT = Path(__file__).parent / "data" / "heldout"
 HELDOUT2 = Path(__file__).parent / "data" / "heldout2"
 HELDOUT3 = Path(__file__).parent / "data" / "heldout3"
 HELDOUT4 = Path(__file__).parent / "data" / "heldout4"
+HELDOUT5 = Path(__file__).parent / "data" / "heldout5"
 # corpus -> (its folder, at least this many cases, at least this many procedures)
 CORPORA = {
     "heldout": (HELDOUT, 10, 25),
     "heldout2": (HELDOUT2, 6, 20),
     "heldout3": (HELDOUT3, 6, 20),
     "heldout4": (HELDOUT4, 6, 20),
+    "heldout5": (HELDOUT5, 6, 20),
 }
-ROOTS = (HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4)
+ROOTS = (HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, HELDOUT5)
 CASE_DIRS = sorted(p for root in ROOTS for p in root.iterdir() if p.is_dir())
 CASES = [case for root in ROOTS for case in iter_cases(root)]
 
@@ -135,6 +138,15 @@ def test_fourth_corpus_shares_no_domain_or_case_name_with_the_first_three() -> N
     assert not shared, f"heldout4 reuses domains of an earlier corpus: {sorted(shared)}"
     names = {c.name for c, *_ in earlier} & {c.name for c, *_ in fourth}
     assert not names, f"heldout4 reuses case names of an earlier corpus: {sorted(names)}"
+
+
+def test_fifth_corpus_shares_no_domain_or_case_name_with_the_first_four() -> None:
+    earlier = [case for root in ROOTS[:4] for case in iter_cases(root)]
+    fifth = list(iter_cases(HELDOUT5))
+    shared = {g.domain for *_, g in earlier} & {g.domain for *_, g in fifth}
+    assert not shared, f"heldout5 reuses domains of an earlier corpus: {sorted(shared)}"
+    names = {c.name for c, *_ in earlier} & {c.name for c, *_ in fifth}
+    assert not names, f"heldout5 reuses case names of an earlier corpus: {sorted(names)}"
 
 
 @pytest.mark.parametrize(
