@@ -1436,3 +1436,70 @@ def test_a_prohibition_after_a_trailing_test_is_no_part_of_the_test(tmp_path: Pa
     # after a leading test, the prohibition is the then-side's own
     draft = _compile(tmp_path, "If the seal is broken, tell the customer why; do not refund it.")
     assert _tests(draft) == ["the seal is broken"]
+
+
+@pytest.mark.parametrize(
+    ("step", "test"),
+    [
+        (
+            "If the seal is broken, issue a voucher. Tell the customer why. Otherwise, refund "
+            "the order.",
+            "the seal is broken",
+        ),
+        (
+            "Is the seal broken? Yes: issue a voucher. Tell the customer why. No: refund the "
+            "order.",
+            "Is the seal broken?",
+        ),
+    ],
+)
+def test_the_otherwise_after_a_then_side_of_several_sentences_answers_its_test(
+    tmp_path: Path, step: str, test: str
+) -> None:
+    ways = _ways(_compile(tmp_path, step))
+    for way in _side(ways, test, "yes"):
+        assert "issue_voucher" in way.calls and "issue_refund" not in way.calls
+    for way in _side(ways, test, "no"):
+        assert "issue_refund" in way.calls and "issue_voucher" not in way.calls
+
+
+def test_a_refusal_said_of_the_request_ends_its_case(tmp_path: Path) -> None:
+    step = (
+        "Check the order. If the order is a gift, the return must be refused. Tell the "
+        "customer why.\n3. Accept the return."
+    )
+    ways = _ways(_compile(tmp_path, step))
+    assert all("accept_return" not in w.calls for w in _side(ways, "the order is a gift", "yes"))
+    assert all("accept_return" in w.calls for w in _side(ways, "the order is a gift", "no"))
+
+
+@pytest.mark.parametrize(
+    ("step", "test"),
+    [
+        (
+            "Check the receipt. If the receipt is not dated in the last 30 days, ask for "
+            "another proof of purchase. Do not accept a return without proof of purchase.",
+            "the receipt is not dated in the last 30 days",
+        ),
+        (
+            "Check the stock. If the warehouse is closed, tell the customer we will call back. "
+            "Do not accept the return in this case.",
+            "the warehouse is closed",
+        ),
+    ],
+)
+def test_a_prohibition_that_follows_its_case_ends_that_case(
+    tmp_path: Path, step: str, test: str
+) -> None:
+    ways = _ways(_compile(tmp_path, f"{step}\n3. Accept the return."))
+    assert all("accept_return" not in w.calls for w in _side(ways, test, "yes"))
+    assert all("accept_return" in w.calls for w in _side(ways, test, "no"))
+
+
+def test_when_inside_what_the_customer_is_told_is_no_test(tmp_path: Path) -> None:
+    draft = _compile(
+        tmp_path,
+        "Cancel the order and tell the customer they will be refunded when the parcel is back.",
+    )
+    assert _tests(draft) == []
+    assert "cancel_order" in _calls(draft)

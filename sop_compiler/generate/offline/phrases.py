@@ -65,6 +65,10 @@ _NO_TRAILING_IF = _words(
     ask check confirm verify see find determine tell inform explain let advise establish
     """
 )
+_AND_SAY = re.compile(
+    r"(?:\band|\bthen|,)\s+(?:tell|inform|explain|advise|let|ask|remind|warn|confirm|promise)\b",
+    re.IGNORECASE,
+)
 _VAGUE_TESTS = _words(
     """
     needed necessary possible applicable required appropriate relevant
@@ -239,6 +243,9 @@ def _trailing_test(text: str) -> tuple[str, str] | None:
         or (first not in INSTRUCTION_VERBS and first != "have")  # "have the pupil taken ..."
         or first in _NO_TRAILING_IF
         or trailing.group("test").rstrip(". ").casefold() in _VAGUE_TESTS
+        # "queue it and tell the resident they will be contacted when a space is released":
+        # the test is part of what is said, not a test of the order
+        or _AND_SAY.search(trailing.group("action")) is not None
         # "(the new code follows automatically when it is deposited)": an aside, no test
         or trailing.group("action").count("(") > trailing.group("action").count(")")
     ):

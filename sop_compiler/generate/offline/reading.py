@@ -204,6 +204,26 @@ def _sentences(
         )
         if parallel:
             owner = None  # "For a late delivery, ... For a missing item, ...": two cases
+        if (
+            clause.is_else
+            and pending is None
+            and owner is not None
+            and not owner.else_nodes
+            and owner.else_goto is None
+        ):
+            pending = owner  # "If X, A. B. Otherwise, C.": C answers X, after X's sentences
+        if (
+            owner is None
+            and plain
+            and pending is not None
+            and pending.then_nodes
+            and (_NEGATIVE.search(pending.test or "") or _THIS_CASE.search(sentence))
+            and _refuses_write(builder, clause)
+        ):
+            # "If the proof is not dated in the last 3 months, ask for a current one. Do not
+            # issue a permit without valid proof", "... Do not take payment in this case": the
+            # case's own prohibition
+            owner = pending
         else_of_owner = clause.is_else and owner is not None and pending is owner
         answered = pending
         made, pending = _clause(
@@ -228,6 +248,10 @@ def _sentences(
         refusing = prohibition or (clause.test is not None and _denies(builder, clause))
         if refusing:
             refused.append(made)  # ended once the item's later sentences joined the branch
+        elif owner is not None and not else_of_owner and plain and _refuses_write(builder, clause):
+            # "If the zone is full, queue the household. Do not take payment in this case.":
+            # the case forbids a write, so it ends once its sentences are done
+            refused.append([owner])
         elif clause.is_else and answered is not None and made and _denies(builder, clause):
             refused_else.append(answered)  # "No: do not book a test slot; tell the pupil ..."
         if owner is not None and owner is instead_of and not is_order(sentence):
@@ -419,12 +443,18 @@ def _answered_questions(sentences: list[tuple[str, str]]) -> list[tuple[str, str
     Each keeps the answer's own words as its verbatim text."""
     out: list[tuple[str, str]] = []
     question: str | None = None
+    answered = False  # the question's "Yes:" came, its "No:" may follow
     for sentence, verbatim in sentences:
         answer = _ANSWER.match(sentence.strip()) if question is not None else None
         if answer is None:
-            question = sentence.strip() if sentence.strip().endswith("?") else None
+            if not (question is not None and answered):
+                # "X? Yes: do not cancel. Escalate it. No: continue.": the yes-side's
+                # sentences keep the question open for its "No:"
+                question = sentence.strip() if sentence.strip().endswith("?") else None
+                answered = False
             out.append((sentence, verbatim))
             continue
+        answered = True
         rest, asked = answer.group("rest"), bool(out) and out[-1][0].strip() == question
         if answer.group("answer").casefold() == "yes":
             reading = f"If {question}, {rest}" if asked else f"If so, {rest}"
@@ -436,7 +466,7 @@ def _answered_questions(sentences: list[tuple[str, str]]) -> list[tuple[str, str
             out[-1] = (reading, verbatim)  # the question becomes the condition
         else:
             out.append((reading, verbatim))
-        question = None if asked and answer.group("answer").casefold() == "no" else question
+        question = None if answer.group("answer").casefold() == "no" else question
     return out
 
 
@@ -509,6 +539,8 @@ def _denies(builder: Builder, clause: Clause) -> bool:
         text = action.text.strip()
         if _DENIAL.match(text) or (action.kind == "say" and _NOT_YET.search(text)):
             return True  # "explain that it must be extended first": not now, the case is over
+        if action.kind == "say" and _REFUSED_PASSIVE.search(text):
+            return True  # "the application must be refused": said of the request, as an order
         forbidden = _FORBIDDEN_ACTION.match(text)
         if forbidden and (failed or _write_tool(builder, forbidden["what"])):
             return True  # "If any of the three do not match, do not discuss ...": no going on
@@ -516,6 +548,17 @@ def _denies(builder: Builder, clause: Clause) -> bool:
 
 
 _FORBIDDEN_ACTION = re.compile(r"^(?:do not|don't|never)\s+(?P<what>\S.*)$", re.IGNORECASE)
+_REFUSED_PASSIVE = re.compile(
+    r"^(?:the|this|that|their|his|her|its)\s+[\w -]{2,30}?\s+(?:must|should|will|is\s+to)\s+be\s+"
+    r"(?:refused|declined|rejected|denied|turned\s+down)\b",
+    re.IGNORECASE,
+)
+
+
+def _refuses_write(builder: Builder, clause: Clause) -> bool:
+    """True when the clause forbids a catalog write ("Do not take payment in this case")."""
+    forbidden = (_FORBIDDEN_ACTION.match(a.text.strip()) for a in clause.actions)
+    return any(_write_tool(builder, f["what"]) is not None for f in forbidden if f)
 
 
 def _refuses_call(builder: Builder, clause: Clause, nodes: list[Node]) -> bool:
@@ -611,6 +654,7 @@ def _prohibits(action: Action) -> bool:
 
 
 # a test that only points back at the one before it: "if it is", "if so", "if they do"
+_THIS_CASE = re.compile(r"\bin\s+(?:this|that|such\s+a|these|those|such)\s+cases?\b", re.I)
 _ELLIPTIC = re.compile(r"^(?:it|they|this|that|he|she)\s+(?:is|are|does|do|has|have)$", re.I)
 _NEGATIVE = re.compile(r"\b(?:not|no|never)\b|n't\b", re.IGNORECASE)
 
