@@ -284,9 +284,10 @@ def title_verdict(title: str) -> Verdict | None:
     if verb == "strong":
         return Verdict("procedure", f"heading {text!r} starts with a task verb")
     words = _words(text)
-    if words[1:2] in (["and"], ["or"]) and _request_noun(words[0]):
+    if words[1:2] in (["and"], ["or"], ["of"], ["for"]) and _request_noun(words[0]):
         # "Renewals and overdue charges": a request and its facts, where "Refund limits" and
-        # "Fees and charges" name facts only
+        # "Fees and charges" name facts only; "Cancellation of pre-paid plans": a request of
+        # the thing its last word names
         return Verdict("procedure", f"heading {text!r} names a request ({words[0]!r})")
     if _KNOWLEDGE_TITLE.search(text):
         return Verdict("knowledge", f"heading {text!r} names facts, not a task")

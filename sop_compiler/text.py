@@ -51,8 +51,17 @@ _CONDITION_START = re.compile(
     r"after|for)\b",
     re.IGNORECASE,
 )
+# Who follows the SOP, as formal SOPs name them ("the Arranger taking the call shall ...", "the
+# Dispatch Coordinator shall ..."): never the customer, nor a manager who approves
+AGENT_ROLE = (
+    r"(?:the\s+)?(?:(?-i:[A-Z])[\w-]*\s+){0,2}"
+    r"(?:arrangers?|administrators?|advisers?|advisors?|agents?|handlers?|operators?|"
+    r"representatives?|assistants?|colleagues?|clerks?|co-?ordinators?|officers?|"
+    r"staff(?:\s+members?)?|team\s+members?)"
+    r"(?:\s+(?:taking|handling|on|at|dealing\s+with)\s+[\w ]{2,25}?)?"
+)
 _AGENT_MODAL = re.compile(
-    r"\b(?:you|agents?|the agent|advisors?|staff|representatives?|we)\s+"
+    rf"\b(?:you|we|{AGENT_ROLE})\s+"
     r"(?:must|should|need to|needs to|have to|has to|shall|may not|cannot|can't|will)\b",
     re.IGNORECASE,
 )

@@ -1503,3 +1503,20 @@ def test_when_inside_what_the_customer_is_told_is_no_test(tmp_path: Path) -> Non
     )
     assert _tests(draft) == []
     assert "cancel_order" in _calls(draft)
+
+
+def test_an_order_to_the_adviser_in_the_third_person_is_an_order(tmp_path: Path) -> None:
+    draft = _sop(
+        tmp_path,
+        "4.1 The Adviser shall look up the order with the order number.\n\n"
+        "4.2 If the parcel was opened, the Adviser shall decline the return and shall not "
+        "issue a refund. Otherwise, the Adviser shall accept the return.\n\n"
+        "4.3 The Returns Manager shall approve every refund over £500.\n",
+    )
+    ways = _ways(draft)
+    assert all(w.calls[:1] == ["get_order"] for w in ways)
+    opened = _side(ways, "the parcel was opened", "yes")
+    assert all("accept_return" not in w.calls and "issue_refund" not in w.calls for w in opened)
+    assert all("accept_return" in w.calls for w in _side(ways, "the parcel was opened", "no"))
+    # what someone else does is not the adviser's order
+    assert not any(s.text.startswith("Approve") for s in walk_steps(draft.steps))

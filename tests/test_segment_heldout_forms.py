@@ -392,3 +392,39 @@ def test_checkbox_lines_are_items_and_a_request_and_its_facts_is_a_procedure(
     assert "Renew each item" in _text(procedures[0]) and "Renew" not in _text(procedures[1])
     items = _items(procedures[1])
     assert [b.text for b in items][:1] == ["Check for an existing card."]
+
+
+_FORMAL = """\
+# Customer Care Policy
+
+## 4. Damaged items
+
+4.1 The Adviser shall look up the order and ask the customer for a photograph.
+4.2 If the damage is reported late, the Adviser shall decline the claim.
+
+## 5. Cancellation of prepaid card plans
+
+A customer may cancel a gift card within 14 days. The Adviser shall retrieve the card and
+confirm the buyer's identity.
+
+- If the card is unused, a full refund is due.
+- Otherwise, the refund shall be the unused balance.
+
+Where the buyer has died, the Administrator shall instead refer the request to Bereavements.
+
+## 6. Card fees and plans
+
+A card costs nothing to buy. The Adviser shall know the fees for every card plan.
+"""
+
+
+def test_formal_orders_to_a_role_and_a_request_of_a_thing_make_a_procedure(
+    tmp_path: Path,
+) -> None:
+    procedures = _procedures(tmp_path, "care.md", _FORMAL)
+    assert _titles(procedures) == ["Damaged items", "Cancellation of prepaid card plans"]
+    damaged, cancel = procedures
+    assert "full refund" not in _text(damaged)  # another request's steps never join it
+    assert "full refund" in _text(cancel)
+    # a heading of facts stays facts, whoever its text names
+    assert all("fees for every card plan" not in _text(p) for p in procedures)

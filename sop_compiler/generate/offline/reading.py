@@ -29,7 +29,13 @@ from sop_compiler.generate.offline.sections import Unit, labelled_cases, timed_c
 from sop_compiler.generate.offline.standing import rule_kind, sentence_key
 from sop_compiler.generate.offline.tools import Known, ToolMention, bind_arguments
 from sop_compiler.models import TERMINAL_KINDS, ToolCall
-from sop_compiler.text import INSTRUCTION_VERBS, injection_excerpt, is_instruction, split_sentences
+from sop_compiler.text import (
+    AGENT_ROLE,
+    INSTRUCTION_VERBS,
+    injection_excerpt,
+    is_instruction,
+    split_sentences,
+)
 
 _FOR_CASE = "it is for "  # the test phrases.read_clause makes of "For a partial refund, ..."
 _ALTERNATIVELY = re.compile(r"^\s*alternatively\b", re.IGNORECASE)
@@ -399,10 +405,35 @@ def _clauses(text: str) -> list[tuple[str, str]]:
             reading = _ONLY_IF_OPENING.sub(
                 lambda m: f"{m.group(1)}{m.group(2).capitalize()}", reading
             )
+            reading = _ROLE_SHALL.sub(_role_order, reading)
             reading = _UNLESS.sub(_unless_as_if, reading)
             reading = _TRAILING_UNLESS.sub(_trailing_unless_as_if, reading)
             out.append((reading, part))
     return _answered_questions(out)
+
+
+# "The Adviser shall look up the order", "..., the Arranger shall then dispatch the team": an
+# order to whoever follows the SOP, in the formal third person (never "the Branch Manager shall
+# approve", which is someone else's part)
+_ROLE_SHALL = re.compile(
+    rf"(?P<lead>^\s*|[,;:]\s+){AGENT_ROLE}"
+    r"\s+(?:shall|must|should|will|is\s+to)\s+(?P<neg>not\s+)?(?:then\s+|also\s+|first\s+)?"
+    r"(?P<verb>[a-z]+)\b|(?P<and>\band\s+)shall\s+(?P<and_neg>not\s+)?",
+    re.IGNORECASE,
+)
+
+
+def _role_order(match: re.Match[str]) -> str:
+    if match.group("and"):  # "decline the claim and shall not offer a refund"
+        return f"{match.group('and')}{'do not ' if match.group('and_neg') else ''}"
+    verb = match.group("verb")
+    if verb.casefold() not in INSTRUCTION_VERBS or verb.casefold() == "be":
+        return match.group(0)
+    lead = match.group("lead")
+    start = not lead.strip()
+    if match.group("neg"):
+        return f"{lead}{'Do' if start else 'do'} not {verb.casefold()}"
+    return f"{lead}{verb.capitalize() if start else verb.casefold()}"
 
 
 # "Unless X, A": A runs when X does not hold (the comma before the action ends the test).

@@ -139,7 +139,13 @@ def units(section: Section) -> list[Unit]:
                 unit = Unit(block.id, block.text, numbered=False)
                 sub = has_ordered and parent is not None
             else:
-                sub = bool(match.group("sub") or match.group("letter"))
+                # "2.1" under step 2 is its sub-step; "4.1", "4.2" under the heading "4." are
+                # the steps themselves, siblings
+                sub = bool(match.group("letter")) or bool(
+                    match.group("sub")
+                    and parent is not None
+                    and parent.key == match.group("sub").split(".")[0]
+                )
                 raw = (
                     match.group("step")
                     or match.group("sub")
