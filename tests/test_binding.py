@@ -152,3 +152,18 @@ def test_a_case_label_over_nothing_to_do_is_a_statement_and_a_label_over_a_list_
     assert is_statement("Returned to sender already: nothing can be done by us.")
     assert not is_statement("Build the evidence pack: the invoice and the proof of delivery.")
     assert not is_statement("Fraud flag set: escalate to Fraud Review.")
+
+
+def test_a_quoted_template_name_is_not_what_is_sent() -> None:
+    catalog = ToolCatalog(
+        tools=[
+            Tool(
+                name="request_vet_authorisation",
+                description="Send a request to the customer's vet practice. Returns a reference.",
+                access="write",
+            ),
+            Tool(name="send_email", description="Send a template email to the customer."),
+        ]
+    )
+    said = 'Send the customer the "adverse reaction received" email so they have the reference'
+    assert bind(said, catalog).tool == "send_email"

@@ -1520,3 +1520,55 @@ def test_an_order_to_the_adviser_in_the_third_person_is_an_order(tmp_path: Path)
     assert all("accept_return" in w.calls for w in _side(ways, "the parcel was opened", "no"))
     # what someone else does is not the adviser's order
     assert not any(s.text.startswith("Approve") for s in walk_steps(draft.steps))
+
+
+def test_a_note_after_an_item_leaves_the_item_its_call(tmp_path: Path) -> None:
+    draft = _compile(tmp_path, "Refund the order.\n\nRefunds take 5 days to reach the card.\n")
+    assert "issue_refund" in _calls(draft)
+
+
+@pytest.mark.parametrize(
+    ("step", "test"),
+    [
+        (
+            "If the box is crushed, do not offer a voucher. Tell the customer why.",
+            "the box is crushed",
+        ),
+        (
+            "If the caller is not the account holder, do not discuss the order. Offer to call "
+            "back.",
+            "the caller is not the account holder",
+        ),
+    ],
+)
+def test_a_refused_case_ends_before_the_write_it_refuses(
+    tmp_path: Path, step: str, test: str
+) -> None:
+    ways = _ways(_compile(tmp_path, f"{step}\n3. Issue a voucher."))
+    assert all("issue_voucher" not in w.calls for w in _side(ways, test, "yes"))
+    assert all("issue_voucher" in w.calls for w in _side(ways, test, "no"))
+
+
+def test_what_a_named_team_does_is_no_call_even_when_it_names_an_enum_value(
+    tmp_path: Path,
+) -> None:
+    ticket = Tool.model_validate(
+        {
+            "name": "open_ticket",
+            "description": "Open a ticket for another team.",
+            "access": "write",
+            "parameters": {
+                "type": "object",
+                "properties": {"team": {"type": "string", "enum": ["finance", "fraud_review"]}},
+                "required": ["team"],
+            },
+        }
+    )
+    catalog = ToolCatalog(tools=[t if t.name != "open_ticket" else ticket for t in CATALOG.tools])
+    procedure = _procedure(
+        tmp_path,
+        "returns.md",
+        "# Returns\n\n## Handle a return request\n\n1. Accept the return.\n"
+        "2. The Fraud Review Team decides on any goodwill afterwards.\n",
+    )
+    assert _calls(build_draft(procedure, catalog=catalog)) == ["accept_return"]

@@ -177,6 +177,9 @@ def in_system(before: str) -> bool:
     return _IN_SYSTEM.search(before) is not None
 
 
+_QUOTED = re.compile(r'"[^"]{1,80}"|\u201c[^\u201d]{1,80}\u201d')
+
+
 def bind(action: str, catalog: ToolCatalog) -> Binding:
     """The tool an action phrase means (see the module rules)."""
     lowered = action.lower()
@@ -197,7 +200,9 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
                 continue
             return Binding(tool=tool.name)
     said = _SET_UP.sub("create ", _MESSAGE_VERB.sub(r"send \1 ", action, count=1), count=1)
-    words = canonical_words(said)
+    # 'send the customer the "adverse reaction received" email': the quoted name is the
+    # template's, what is sent is the email
+    words = canonical_words(_QUOTED.sub(" ", said))
     said_as_verb = _MESSAGE_VERB.match(action) is not None
     if not words or (first in _NOT_VERB and not said_as_verb):
         return Binding()
@@ -311,6 +316,9 @@ _STATEMENT = re.compile(
     r"means?)\b|(?:our\s+)?"
     + _NOT_THE_AGENT
     + r"[a-z][\w'-]*\s+(?:is|are|was|were|has|have|can|may|cannot|will|would|[a-z]+s)\b|"
+    # "The Pharmacovigilance Team decides on any goodwill": what a named team does
+    r"the\s+(?:(?-i:[A-Z])[\w-]*\s+){1,3}(?:team|desk|unit|department|office|manager|lead|"
+    r"leader|supervisor|officer)\s+(?:also\s+|then\s+|alone\s+)?[a-z]+s\b|"
     # "Members often update their card": a plural subject, how often, a verb
     r"(?:our\s+)?" + _NOT_THE_AGENT + r"[a-z][\w'-]*s\s+(?:often|usually|sometimes|normally|"
     r"generally|typically|rarely|seldom|frequently|tend\s+to)\s+[a-z])",

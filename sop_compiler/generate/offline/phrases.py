@@ -430,7 +430,7 @@ def _read_action(
         )
     ):  # "update the CRM notes", "produce the quote in MoveBase": the system, not its read tool
         return [Action("tool_call", text, quote, tool=mention)]
-    if mention is None and (enum_tool := tools.enum_owner(text)) is not None:
+    if mention is None and not stated and (enum_tool := tools.enum_owner(text)) is not None:
         return [Action("tool_call", text, quote, tool=enum_tool)]  # "use method `sms_code`"
     if re.search(r"\banything else\b", text, re.IGNORECASE) and first == "ask":
         return [Action("ask", text, quote)]

@@ -141,9 +141,11 @@ def _sentences(
         named = _named_it(sentence, builder.subject)
         sentence = _prohibition_as_condition(named)
         prohibition = sentence != named
-        # an item with sub-items heads them: its words bind no tool, its sub-items say how
+        # an item with sub-items heads them: its words bind no tool, its sub-items say how (a
+        # note that follows the item is no sub-item)
+        heads = any(child.numbered for child in unit.children)
         clause = read_clause(
-            sentence, tools=builder.tools, agents=builder.agents, bind_meaning=not unit.children
+            sentence, tools=builder.tools, agents=builder.agents, bind_meaning=not heads
         )
         clause.actions = [_stated_prohibition(action) for action in clause.actions]
         if (
@@ -608,7 +610,9 @@ _NOT_YET = re.compile(
 # a check that failed: identity or details that do not match, a verification that fails
 _FAILED_CHECK = re.compile(
     r"\b(?:do(?:es)?\s+not|don't|doesn't|cannot|can't|fails?|failed)\s+"
-    r"(?:match|verify|be\s+verified|be\s+confirmed|pass)\b|\b(?:fails?|failed)\b",
+    r"(?:match|verify|be\s+verified|be\s+confirmed|pass)\b|\b(?:fails?|failed)\b|"
+    # "If the caller is not the account holder": who asks is not who may
+    r"\b(?:caller|customer|person|requester|contact)\s+(?:is|are)\s+not\s+(?:the|a|an)\b",
     re.IGNORECASE,
 )
 
@@ -716,7 +720,25 @@ def _write_tool(builder: Builder, action: str) -> str | None:
         if tool is None and said:
             bound = bind(said, builder.tools.catalog).tool
             tool = builder.tools.catalog.get(bound) if bound else None
+    offered = _OFFER.match(head)
+    if tool is None and offered:
+        # "do not offer forbearance" forbids `create_forbearance_plan`: what is offered is
+        # the thing the one write tool of that name makes
+        thing = set(canonical_words(offered["what"]))
+        owners = [
+            t
+            for t in builder.tools.catalog.tools
+            if t.access == "write" and thing & set(canonical_words(t.name.replace("_", " "))[1:])
+        ]
+        tool = owners[0] if len(owners) == 1 else None
     return tool.name if tool is not None and tool.access == "write" else None
+
+
+_OFFER = re.compile(
+    r"^(?:offer|give|grant|promise|agree\s+to|provide|arrange|set\s+up)\s+(?:an?\s+|any\s+|the\s+)?"
+    r"(?P<what>[\w-]+(?:\s+[\w-]+)?)",
+    re.IGNORECASE,
+)
 
 
 def _end_after_alternative(made: list[Node]) -> None:
