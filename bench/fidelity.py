@@ -67,7 +67,9 @@ _NUMBERING = re.compile(
     r"^(?:(?:section|chapter|procedure|part)\s+)?(?:\d+(?:\.\d+)*|\(?[a-z]\))[.:)]?\s+"
 )
 # "If X": a gold condition quoted with its opener; a routine's test is X
-_OPENER = re.compile(r"^(?:if|when|whenever|unless|only if|in case)\s+")
+_OPENER = re.compile(
+    r"^(?:if|when|whenever|unless|only if|in case|where|wherever|provided(?: that)?|as long as)\s+"
+)
 
 
 # "== PROCEDURE 2: BAN APPEALS ==", "--- GLOSSARY ---": the rules of a plain-text banner

@@ -43,7 +43,8 @@ _VERBS = """
 INSTRUCTION_VERBS = frozenset(_VERBS.split())
 _LEAD_WORDS = re.compile(
     r"^(?:(?:then|first|next|finally|also|now|afterwards|after that|lastly|please|always|"
-    r"otherwise|else|if so|if not|if yes|if no)\b,?\s*)+",
+    r"otherwise|else|if so|if not|if yes|if no|either way|in (?:either|both|all|every|each) cases?|"
+    r"whatever happens)\b,?\s*)+",
     re.IGNORECASE,
 )
 _CONDITION_START = re.compile(

@@ -1572,3 +1572,37 @@ def test_what_a_named_team_does_is_no_call_even_when_it_names_an_enum_value(
         "2. The Fraud Review Team decides on any goodwill afterwards.\n",
     )
     assert _calls(build_draft(procedure, catalog=catalog)) == ["accept_return"]
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "Work out the amount. If the refund is £300 or less, refund the order. Otherwise, if it "
+        "is more than £300, open a ticket for finance. Either way, issue a voucher.",
+        "Work out the amount. Where the refund is £300 or less, refund the order. Where it is "
+        "more than £300, open a ticket for finance and do not refund the order yourself. Either "
+        "way, issue a voucher.",
+    ],
+)
+def test_two_cases_of_one_thing_are_one_switch_and_either_way_runs_on_both(
+    tmp_path: Path, step: str
+) -> None:
+    ways = _ways(_compile(tmp_path, step))
+    small = _side(ways, "the refund is £300 or less", "yes")
+    assert all("issue_refund" in w.calls and "open_ticket" not in w.calls for w in small)
+    large = _side(ways, "it is more than £300", "yes")
+    assert all("open_ticket" in w.calls and "issue_refund" not in w.calls for w in large)
+    assert all("issue_voucher" in w.calls for w in ways)
+
+
+def test_two_cases_of_different_things_stay_two_tests(tmp_path: Path) -> None:
+    step = (
+        "Check the parcel. If the box is crushed, issue a voucher. If the seal is broken, "
+        "refund the order."
+    )
+    ways = _ways(_compile(tmp_path, step))
+    # both can hold: the second is no other side of the first
+    assert any(
+        w.went.get("the box is crushed") == "yes" and w.went.get("the seal is broken") == "yes"
+        for w in ways
+    )

@@ -23,7 +23,7 @@ def _words(text: str) -> frozenset[str]:
 
 _LEAD = re.compile(
     r"^(?:(?:then|first|next|finally|also|now|afterwards|after that|lastly|please|always|"
-    r"alternatively|"
+    r"alternatively|either way|in (?:either|both|all|every|each) cases?|whatever happens|"
     r"(?:you|agents?|the agent)\s+(?:must|should|need to|needs to|have to|will)|make sure to|"
     r"be sure to)\b,?\s*)+",
     re.IGNORECASE,
@@ -191,8 +191,15 @@ def read_clause(
     text = _LEAD.sub("", sentence.strip()).strip()
     clause = Clause(sentence=sentence)
     if match := _ELSE.match(text):
+        rest = text[match.end() :]
+        if _IF.match(rest) and not _ELSE.match(rest):
+            # "Otherwise, if it is more than £300, open a ticket": the other side is a case
+            # of its own, with its own test
+            clause = read_clause(rest, tools=tools, agents=agents, bind_meaning=bind_meaning)
+            clause.sentence, clause.is_else = sentence, True
+            return clause
         clause.is_else = True
-        text = text[match.end() :]
+        text = rest
     elif match := _YES.match(text):
         clause.is_yes = True
         text = text[match.end() :]

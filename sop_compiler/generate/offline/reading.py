@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from sop_compiler.generate.offline.binding import bind, canonical_words, hands_over
 from sop_compiler.generate.offline.chains import alternative_cases, case_runs
@@ -42,7 +43,7 @@ _ALTERNATIVELY = re.compile(r"^\s*alternatively\b", re.IGNORECASE)
 _PROHIBITION = re.compile(r"^\s*(?:do not|don't|never)\b", re.IGNORECASE)
 _CLOSING = re.compile(
     r"^(?:before (?:you|we) (?:end|close|finish)|ask (?:the customer )?whether there is anything "
-    r"else)\b",
+    r"else|either way|in (?:either|both|all|every|each) cases?|whatever happens)\b",
     re.IGNORECASE,
 )
 _OTHERWISE = re.compile(r"(?:^|[.;]\s+)(?:otherwise|if not)\b", re.IGNORECASE)
@@ -191,7 +192,9 @@ def _sentences(
             nodes[-1].text = f"{nodes[-1].text} {sentence.strip()}"
             continue
         if plain and _CLOSING.match(sentence.strip()):
-            owner = None  # "Before you end the call, ...": every path does it, not one branch
+            # "Before you end the call, ...", "Either way, ...": every path does it, not one
+            # branch, nor the otherwise-side that came before it
+            owner = otherwise_of = None
         parallel = (
             owner is not None
             and (owner.test or "").startswith(_FOR_CASE)
@@ -212,6 +215,23 @@ def _sentences(
         )
         if parallel:
             owner = None  # "For a late delivery, ... For a missing item, ...": two cases
+        case_of = pending if pending is not None else owner
+        sibling: Node | None = None  # the case this sentence is the other side of
+        if (
+            clause.test is not None
+            and not clause.is_else
+            and case_of is not None
+            and case_of.kind == "condition"
+            and case_of.then_nodes
+            and not case_of.else_nodes
+            and case_of.else_goto is None
+            and case_of in nodes
+            and _same_subject(case_of.test or "", clause.test)
+        ):
+            # "Where the refund is £300 or less, refund it. Where it is more than £300, log a
+            # complaint": the second case of the same thing is the first one's other side
+            clause.is_else, pending = True, case_of
+            sibling = case_of
         if (
             clause.is_else
             and pending is None
@@ -254,13 +274,23 @@ def _sentences(
             for node in made:  # cite the SOP's words, not the reading of them (or a table row)
                 node.quote = quote(unit.cite or original)
         refusing = prohibition or (clause.test is not None and _denies(builder, clause))
+        # "... Where it is more than £300, log it and do not process the refund yourself": the
+        # refund is the other case's, which this side never reaches: nothing to end
+        theirs = sibling is not None and _refuses_call(builder, clause, sibling.then_nodes)
+        refusing = refusing and not theirs
         if refusing:
             refused.append(made)  # ended once the item's later sentences joined the branch
         elif owner is not None and not else_of_owner and plain and _refuses_write(builder, clause):
             # "If the zone is full, queue the household. Do not take payment in this case.":
             # the case forbids a write, so it ends once its sentences are done
             refused.append([owner])
-        elif clause.is_else and answered is not None and made and _denies(builder, clause):
+        elif (
+            clause.is_else
+            and answered is not None
+            and made
+            and not theirs
+            and _denies(builder, clause)
+        ):
             refused_else.append(answered)  # "No: do not book a test slot; tell the pupil ..."
         if owner is not None and owner is instead_of and not is_order(sentence):
             owner = instead_of = None  # "Flexible bookings can be ...": another case begins
@@ -588,6 +618,25 @@ _REFUSED_PASSIVE = re.compile(
 )
 
 
+_SUBJECT_END = re.compile(r"\s(?:is|are|was|were|has|have|had|does|do|did)\b", re.IGNORECASE)
+_POINTS_BACK = frozenset(["it", "they", "this", "that"])
+
+
+def _same_subject(first: str, second: str) -> bool:
+    """True when two tests say something of the same thing: "the refund is £300 or less" and
+    "it is more than £300" (or "the refund is more than £300")."""
+    one, two = _SUBJECT_END.search(first), _SUBJECT_END.search(second)
+    if one is None or two is None:
+        return False
+    subject, other = (
+        first[: one.start()].strip().casefold(),
+        second[: two.start()].strip().casefold(),
+    )
+    if not subject or first.strip().casefold() == second.strip().casefold():
+        return False
+    return other == subject or other in _POINTS_BACK
+
+
 def _refuses_write(builder: Builder, clause: Clause) -> bool:
     """True when the clause forbids a catalog write ("Do not take payment in this case")."""
     forbidden = (_FORBIDDEN_ACTION.match(a.text.strip()) for a in clause.actions)
@@ -765,6 +814,19 @@ def _clause(
 ) -> tuple[list[Node], Node | None]:
     """The nodes of one clause; `branch` when the item's opening condition owns them."""
     question = _asked_last(pending)
+    if (
+        clause.is_else
+        and clause.test is not None
+        and pending is not None
+        and not pending.else_nodes
+        and pending.else_goto is None
+    ):
+        # "Otherwise, if B, Y": B's case is the other side of the test before it
+        other, case = _clause(
+            builder, replace(clause, is_else=False), block_id, level, None, before, branch=True
+        )
+        pending.else_nodes = other
+        return other, case
     if clause.is_else and pending is not None and question is not None and not pending.else_nodes:
         # "If X, ask whether they want Y; if not, thank them": the "not" answers the question
         answer = builder.node(
