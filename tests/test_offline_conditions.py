@@ -1606,3 +1606,63 @@ def test_two_cases_of_different_things_stay_two_tests(tmp_path: Path) -> None:
         w.went.get("the box is crushed") == "yes" and w.went.get("the seal is broken") == "yes"
         for w in ways
     )
+
+
+def test_an_order_but_a_referral_is_two_orders_and_the_referral_ends_the_case(
+    tmp_path: Path,
+) -> None:
+    step = (
+        "Check the order. If the box is crushed, accept the return but refer the case to Fraud "
+        "Review.\n3. Refund the order."
+    )
+    ways = _ways(_compile(tmp_path, step))
+    crushed = _side(ways, "the box is crushed", "yes")
+    assert all("accept_return" in w.calls and "issue_refund" not in w.calls for w in crushed)
+    assert {w.end for w in crushed} == {"escalate"}
+
+
+def test_a_case_label_may_join_two_tests_with_a_comma(tmp_path: Path) -> None:
+    step = (
+        "For each open return:\n"
+        "   a. Label printed — accept the return.\n"
+        "   b. Expired, and no label printed — cancel the order.\n"
+    )
+    draft = _compile(tmp_path, step)
+    assert _tests(draft)[:2] == ["label printed", "expired, and no label printed"]
+    ways = _ways(draft)
+    assert all(
+        "accept_return" not in w.calls for w in _side(ways, "expired, and no label printed", "yes")
+    )
+
+
+def test_what_there_is_or_is_not_calls_nothing(tmp_path: Path) -> None:
+    refund = next(t for t in CATALOG.tools if t.name == "issue_refund")
+    refund = refund.model_copy(update={"aliases": ["refund"]})
+    catalog = ToolCatalog(tools=[refund if t.name == "issue_refund" else t for t in CATALOG.tools])
+    procedure = _procedure(
+        tmp_path,
+        "returns.md",
+        "# Returns\n\n## Handle a return request\n\n1. Look up the order.\n"
+        "2. If the order was a gift, there's no refund — swap it.\n",
+    )
+    assert _calls(build_draft(procedure, catalog=catalog)) == ["get_order"]
+
+
+def test_a_tool_named_in_backticks_outranks_the_sentences_verb(tmp_path: Path) -> None:
+    # an alias earlier in the sentence ("return request"), and a tool that does its verb
+    mail = Tool(
+        name="send_email",
+        description="Send a return request email to the customer.",
+        access="write",
+    )
+    accept = next(t for t in CATALOG.tools if t.name == "accept_return")
+    accept = accept.model_copy(update={"aliases": ["return request"]})
+    tools = [accept if t.name == "accept_return" else t for t in CATALOG.tools]
+    procedure = _procedure(
+        tmp_path,
+        "returns.md",
+        "# Returns\n\n## Handle a return request\n\n"
+        "1. Send a return request to the warehouse (`accept_return`).\n",
+    )
+    draft = build_draft(procedure, catalog=ToolCatalog(tools=[*tools, mail]))
+    assert _calls(draft) == ["accept_return"]

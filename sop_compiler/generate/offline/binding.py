@@ -320,6 +320,8 @@ _STATEMENT = re.compile(
     r"the\s+(?:(?-i:[A-Z])[\w-]*\s+){1,3}(?:team|desk|unit|department|office|manager|lead|"
     r"leader|supervisor|officer)\s+(?:also\s+|then\s+|alone\s+)?[a-z]+s\b|"
     # "Members often update their card": a plural subject, how often, a verb
+    # "There's no charge": what there is, or is not
+    r"there(?:'s|\s+is|\s+are|\s+was|\s+were)\s|"
     r"(?:our\s+)?" + _NOT_THE_AGENT + r"[a-z][\w'-]*s\s+(?:often|usually|sometimes|normally|"
     r"generally|typically|rarely|seldom|frequently|tend\s+to)\s+[a-z])",
     re.IGNORECASE,

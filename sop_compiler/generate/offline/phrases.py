@@ -84,7 +84,10 @@ _SPLIT = re.compile(
     r";\s+|,?\s+and then\s+|,\s+then\s+|\s+then\s+(?=go\b|skip\b|proceed\b)", re.IGNORECASE
 )
 # "and <verb> <object>": "offer a return and refund instead" joins two nouns, no second action.
-_AND = re.compile(r",?\s+and\s+(?=(?:then\s+)?([a-z']+)\s+(?!instead\b)\w)", re.IGNORECASE)
+# "..., and then refund it", "register the claim but refer it to the Fraud Unit": a second order
+_AND = re.compile(
+    r",?\s+(?:and|but)\s+(?=(?:then\s+|also\s+)?([a-z']+)\s+(?!instead\b)\w)", re.IGNORECASE
+)
 # "..., and you should transfer ...": the clause after it is an instruction of its own.
 _YOU_SHOULD = re.compile(
     r",?\s+and\s+(?:you|agents?)\s+(?:should|must|need to|have to)\s+", re.IGNORECASE

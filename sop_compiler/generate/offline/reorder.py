@@ -16,7 +16,10 @@ _SAME_ACTION = {
 
 
 # "do not create the engagement yourself" in a branch: the branch refuses that action
-_REFUSED = re.compile(r"^(?:do\s+not|don't|never)\s+(?P<verb>[a-z]+)\b", re.IGNORECASE)
+# ("there's no charge" in a branch refuses the charge the step makes)
+_REFUSED = re.compile(
+    r"^(?:do\s+not|don't|never|there(?:'s|\s+is)\s+no)\s+(?P<verb>[a-z]+)\b", re.IGNORECASE
+)
 
 
 def approvals_first(builder: Builder, top: list[Node]) -> list[Node]:

@@ -409,10 +409,11 @@ def _lower_first(text: str) -> str:
     return text[0].lower() + text[1:] if text[1:2].islower() else text
 
 
-# "Bankruptcy flag set — do not offer forbearance", "First failure -> retry the payment": a
-# case label, a dash or an arrow, what to do
+# "Bankruptcy flag set — do not offer forbearance", "First failure -> retry the payment",
+# "Expired, and no certificate received — send notice INS-2": a case label, a dash or an arrow,
+# what to do
 _DASH_CASE = re.compile(
-    r"^(?P<case>[^\u2014\u2013:;.,>]{3,80}?)\s+(?:[\u2014\u2013]|-+>|=+>|[\u2192\u21d2])\s+"
+    r"^(?P<case>[^\u2014\u2013:;.>]{3,80}?)\s+(?:[\u2014\u2013]|-+>|=+>|[\u2192\u21d2])\s+"
     r"(?P<rest>\S.*)$",
     re.DOTALL,
 )

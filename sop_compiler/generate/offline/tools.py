@@ -104,8 +104,9 @@ class ToolIndex:
         for match in _BACKTICK.finditer(text):
             tool = self.catalog.get(match.group(1).strip().removesuffix("()"))
             if tool is not None:
-                best = _earlier(best, ToolMention(tool, match.start(), "name"))
-                break
+                # "Send an authorisation request (`request_vet_authorisation`)": the SOP names
+                # the tool; no verb of the sentence outranks that
+                return ToolMention(tool, match.start(), "name")
         verb = _tokens(text)[:1]
         for pattern, tool, how in self._patterns:
             found = pattern.search(text)
