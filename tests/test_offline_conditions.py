@@ -1666,3 +1666,42 @@ def test_a_tool_named_in_backticks_outranks_the_sentences_verb(tmp_path: Path) -
     )
     draft = build_draft(procedure, catalog=ToolCatalog(tools=[*tools, mail]))
     assert _calls(draft) == ["accept_return"]
+
+
+def test_a_step_that_denies_the_test_of_the_step_before_is_its_other_side(
+    tmp_path: Path,
+) -> None:
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. If the order has shipped, refund the order.\n"
+        "3. If it has not shipped:\n"
+        "   - cancel the order.\n"
+        "4. Tell the customer what happens next.\n",
+    )
+    ways = _ways(draft)
+    shipped = _side(ways, "the order has shipped", "yes")
+    assert all("issue_refund" in w.calls and "cancel_order" not in w.calls for w in shipped)
+    assert any("cancel_order" in w.calls for w in _side(ways, "the order has shipped", "no"))
+
+
+def test_a_quantity_is_no_enum_value_of_a_tool(tmp_path: Path) -> None:
+    plan = Tool.model_validate(
+        {
+            "name": "create_payment_plan",
+            "description": "Record a payment plan.",
+            "access": "write",
+            "parameters": {
+                "type": "object",
+                "properties": {"months": {"type": "integer", "enum": [6, 12]}},
+            },
+        }
+    )
+    procedure = _procedure(
+        tmp_path,
+        "returns.md",
+        "# Returns\n\n## Handle a return request\n\n1. Accept the return.\n"
+        "2. Customers who return 3 orders in 12 months are sent to the Returns Lead.\n",
+    )
+    draft = build_draft(procedure, catalog=ToolCatalog(tools=[*CATALOG.tools, plan]))
+    assert "create_payment_plan" not in _calls(draft)

@@ -112,6 +112,13 @@ def read_units(builder: Builder, units: list[Unit]) -> list[Node]:
             if len(alternative_cases(group)) >= 2:
                 builder.groups.append(group)
         opens = head.kind == "condition" and not (head.else_nodes or head.else_goto)
+        if opens and cases and _complement(cases[-1].test or "", head.test or ""):
+            # "4. If the member has enough credits, book the room. 5. If they don't have
+            # enough credits: ...": the second is the first one's other side
+            group = CaseGroup([[case, *case.children] for case in (cases[-1], head)])
+            group.anchor = cases[-1]
+            if len(alternative_cases(group)) >= 2:
+                builder.groups.append(group)
         cases = [*cases, head] if opens and not closes else []
         out.append(head)
         pending = last_cond if last_cond is not None else (child_pending if kids else pending_own)
@@ -618,7 +625,10 @@ _REFUSED_PASSIVE = re.compile(
 )
 
 
-_SUBJECT_END = re.compile(r"\s(?:is|are|was|were|has|have|had|does|do|did)\b", re.IGNORECASE)
+_SUBJECT_END = re.compile(
+    r"\s(?:is|are|was|were|has|have|had|does|do|did|can|will)(?:n't|\s+not)?\b|\scannot\b",
+    re.IGNORECASE,
+)
 _POINTS_BACK = frozenset(["it", "they", "this", "that"])
 
 
@@ -635,6 +645,14 @@ def _same_subject(first: str, second: str) -> bool:
     if not subject or first.strip().casefold() == second.strip().casefold():
         return False
     return other == subject or other in _POINTS_BACK
+
+
+def _complement(first: str, second: str) -> bool:
+    """True when the second test is the first one denied: "the member has enough credits" and
+    "they don't have enough credits"."""
+    if not _same_subject(first, second):
+        return False
+    return bool(_NEGATIVE.search(first)) != bool(_NEGATIVE.search(second))
 
 
 def _refuses_write(builder: Builder, clause: Clause) -> bool:

@@ -190,11 +190,13 @@ class ToolIndex:
             found = re.search(rf"(?<![\w`]){re.escape(value)}(?![\w`])", text)
             if "_" in value and len(owners) == 1 and found:
                 return ToolMention(owners[0], found.start(), "name")
-        # "use the specialist carrier": a value said with its parameter's name
+        # "use the specialist carrier": a value said with its parameter's name ("12 months" is a
+        # quantity with its unit, not a tool's choice)
         said = {
             tool.name: tool
             for value, param, tool in self._enum_params
-            if re.search(rf"(?<!\w){_spoken(value)}[\s-]+{_spoken(param)}(?!\w)", text, re.I)
+            if not _NUMERIC.fullmatch(value)
+            and re.search(rf"(?<!\w){_spoken(value)}[\s-]+{_spoken(param)}(?!\w)", text, re.I)
         }
         if len(said) == 1:
             return ToolMention(next(iter(said.values())), 0, "name")
@@ -234,6 +236,9 @@ def _earlier(best: ToolMention | None, new: ToolMention) -> ToolMention:
 def _tokens(text: str) -> list[str]:
     words = _WORD.findall(text.casefold().replace("look up", "lookup").replace("pull up", "pull"))
     return words
+
+
+_NUMERIC = re.compile(r"[\d.,]+")
 
 
 def _same_word(token: str, word: str) -> bool:
