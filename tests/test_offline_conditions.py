@@ -1705,3 +1705,40 @@ def test_a_quantity_is_no_enum_value_of_a_tool(tmp_path: Path) -> None:
     )
     draft = build_draft(procedure, catalog=ToolCatalog(tools=[*CATALOG.tools, plan]))
     assert "create_payment_plan" not in _calls(draft)
+
+
+def test_a_case_after_a_dash_is_a_sentence_of_its_own(tmp_path: Path) -> None:
+    draft = _compile(
+        tmp_path,
+        "Do not issue a voucher over the phone - if the customer insists, open a ticket for "
+        "finance, who will write to the customer.",
+    )
+    assert _tests(draft) == ["the customer insists"]
+    ways = _ways(draft)
+    assert all("open_ticket" in w.calls for w in _side(ways, "the customer insists", "yes"))
+    assert all("open_ticket" not in w.calls for w in _side(ways, "the customer insists", "no"))
+
+
+def test_an_order_after_the_last_comma_of_a_test_heads_its_list(tmp_path: Path) -> None:
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. If the unit still does not work, arrange a repair:\n"
+        "   - book a paid repair for the device.\n"
+        "3. Tell the customer what happens next.\n",
+    )
+    assert _tests(draft) == ["the unit still does not work"]
+    ways = _ways(draft)
+    assert all(
+        "book_paid_repair" in w.calls for w in _side(ways, "the unit still does not work", "yes")
+    )
+    assert not any("arrange_repair" in (s.text or "") for s in walk_steps(draft.steps))
+
+
+def test_a_trailing_test_never_reaches_back_over_a_semicolon(tmp_path: Path) -> None:
+    draft = _compile(
+        tmp_path,
+        "If the parcel is lost, do not replace the unit; the customer claims on the courier's "
+        "cover if they have it.",
+    )
+    assert _tests(draft) == ["the parcel is lost"]

@@ -215,10 +215,16 @@ def read_clause(
         opener = _IF.match(text)
         assert opener is not None
         rest = text[opener.end() :]
-        if rest.rstrip().endswith(":") and not _INLINE_THEN.search(rest.rstrip()[:-1]):
+        led = rest.rstrip()[:-1]
+        *_, last = led.rsplit(", ", 1) if ", " in led else ("", "")
+        if rest.rstrip().endswith(":") and is_order(last) and not _INLINE_THEN.search(led):
+            # "If the aid still does not work, arrange a repair:" leads a list: the order
+            # after the last comma heads it
+            test, action = led[: -len(last)].rstrip(", "), last
+        elif rest.rstrip().endswith(":") and not _INLINE_THEN.search(led):
             # "If the customer mentions a burning smell, smoke, ... or water:" leads a list: the
             # whole clause is the test, commas and all
-            test, action = rest.rstrip()[:-1], ""
+            test, action = led, ""
         else:
             test, action = _split_condition(rest)
         if opener.group(0).strip().casefold() == "should":
@@ -256,6 +262,9 @@ def _trailing_test(text: str) -> tuple[str, str] | None:
         # "queue it and tell the resident they will be contacted when a space is released":
         # the test is part of what is said, not a test of the order
         or _AND_SAY.search(trailing.group("action")) is not None
+        # "do not raise a job; the client claims on the cover if they have it": the test is
+        # the last clause's, not the order's
+        or ";" in trailing.group("action")
         # "(the new code follows automatically when it is deposited)": an aside, no test
         or trailing.group("action").count("(") > trailing.group("action").count(")")
     ):

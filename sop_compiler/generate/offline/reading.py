@@ -86,11 +86,13 @@ def read_units(builder: Builder, units: list[Unit]) -> list[Node]:
             last_cond.then_nodes += kids  # "If X:" followed by its sub-items
         elif kids:
             last_cond = None
-        if len(own) == 1 and own[0].proposed and any(k.kind == "tool_call" for k in kids):
-            # "1. Find the order and the payment." over sub-steps that call the tools: a
-            # heading for them, not an action that needs a tool of its own.
-            own[0].proposed = None
-            own[0].text = own[0].text.split(PROPOSED_NOTE)[0]
+        # "1. Find the order and the payment." (or "If it still fails, arrange a repair:") over
+        # sub-steps that call the tools: a heading for them, not an action that needs a tool
+        heading = own[-1] if own and last_cond is not None and opens_branch else None
+        heading = own[0] if len(own) == 1 else heading
+        if heading is not None and heading.proposed and any(k.kind == "tool_call" for k in kids):
+            heading.proposed = None
+            heading.text = heading.text.split(PROPOSED_NOTE)[0]
         if not own:
             if not kids:
                 continue
@@ -344,6 +346,9 @@ def _sentences(
 
 
 # "...; otherwise B" and "..., otherwise B": the otherwise-side is a sentence of its own
+# "Do not charge a fee over the phone - if the member insists, create a case": after the dash, a
+# case of its own, never the end of a test that ends the order before it
+_DASH_IF = re.compile(r"\s[-\u2013\u2014]\s+(?=(?:if|when|unless|where)\s)", re.IGNORECASE)
 _SEMI_OTHERWISE = re.compile(r";\s+(?=(?:otherwise|if not|if no|else)\b)|,\s+(?=otherwise\b)", re.I)
 # "Spread it only if a request is on file; never over 60 months": the prohibition after the
 # semicolon is no part of the test that ends the order ("If X, explain; do not register it"
@@ -434,7 +439,9 @@ def _clauses(text: str) -> list[tuple[str, str]]:
     Each reading comes with the verbatim text it is read from (what its steps quote).
     """
     out: list[tuple[str, str]] = []
-    for sentence in split_sentences(text):
+    for sentence in (
+        part for whole in split_sentences(text) for part in _DASH_IF.split(whole) if part.strip()
+    ):
         parts = _SEMI_OTHERWISE.split(sentence)
         if len(parts) == 1 and (never := _SEMI_NEVER.match(sentence)) and is_order(sentence):
             parts = [never["order"], never["never"][0].upper() + never["never"][1:]]
