@@ -167,3 +167,10 @@ def test_a_quoted_template_name_is_not_what_is_sent() -> None:
     )
     said = 'Send the customer the "adverse reaction received" email so they have the reference'
     assert bind(said, catalog).tool == "send_email"
+
+
+def test_to_review_a_record_is_to_read_it() -> None:
+    catalog = ToolCatalog(
+        tools=[Tool(name="get_duty_register", description="Return the duty register for a site.")]
+    )
+    assert bind("Review the duty register for the site", catalog).tool == "get_duty_register"

@@ -1511,7 +1511,8 @@ def test_an_order_to_the_adviser_in_the_third_person_is_an_order(tmp_path: Path)
         "4.1 The Adviser shall look up the order with the order number.\n\n"
         "4.2 If the parcel was opened, the Adviser shall decline the return and shall not "
         "issue a refund. Otherwise, the Adviser shall accept the return.\n\n"
-        "4.3 The Returns Manager shall approve every refund over £500.\n",
+        "4.3 The Returns Manager shall approve every refund over £500.\n\n"
+        "4.4 Each morning the Adviser shall cancel the orders on the fraud list.\n",
     )
     ways = _ways(draft)
     assert all(w.calls[:1] == ["get_order"] for w in ways)
@@ -1520,6 +1521,9 @@ def test_an_order_to_the_adviser_in_the_third_person_is_an_order(tmp_path: Path)
     assert all("accept_return" in w.calls for w in _side(ways, "the parcel was opened", "no"))
     # what someone else does is not the adviser's order
     assert not any(s.text.startswith("Approve") for s in walk_steps(draft.steps))
+    # "Each morning, cancel ...": an order too, after the case that goes on
+    accepted = _side(ways, "the parcel was opened", "no")
+    assert all(w.calls[-1:] == ["cancel_order"] for w in accepted)
 
 
 def test_a_note_after_an_item_leaves_the_item_its_call(tmp_path: Path) -> None:

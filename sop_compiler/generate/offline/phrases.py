@@ -24,6 +24,8 @@ def _words(text: str) -> frozenset[str]:
 _LEAD = re.compile(
     r"^(?:(?:then|first|next|finally|also|now|afterwards|after that|lastly|please|always|"
     r"alternatively|either way|in (?:either|both|all|every|each) cases?|whatever happens|"
+    r"(?:each|every)\s+(?:morning|evening|day|working\s+day|week|month|monday|tuesday|"
+    r"wednesday|thursday|friday)(?=,)|"
     r"(?:you|agents?|the agent)\s+(?:must|should|need to|needs to|have to|will)|make sure to|"
     r"be sure to)\b,?\s*)+",
     re.IGNORECASE,

@@ -458,11 +458,12 @@ def _clauses(text: str) -> list[tuple[str, str]]:
     return _answered_questions(out)
 
 
-# "The Adviser shall look up the order", "..., the Arranger shall then dispatch the team": an
+# "The Adviser shall look up the order", "..., the Arranger shall then dispatch the team", "Each
+# morning the Administrator shall review the register": an
 # order to whoever follows the SOP, in the formal third person (never "the Branch Manager shall
 # approve", which is someone else's part)
 _ROLE_SHALL = re.compile(
-    rf"(?P<lead>^\s*|[,;:]\s+){AGENT_ROLE}"
+    rf"(?P<lead>^\s*(?:(?:each|every)\s+\w+,?\s+)?|[,;:]\s+){AGENT_ROLE}"
     r"\s+(?:shall|must|should|will|is\s+to)\s+(?P<neg>not\s+)?(?:then\s+|also\s+|first\s+)?"
     r"(?P<verb>[a-z]+)\b|(?P<and>\band\s+)shall\s+(?P<and_neg>not\s+)?",
     re.IGNORECASE,
@@ -477,6 +478,8 @@ def _role_order(match: re.Match[str]) -> str:
         return match.group(0)
     lead = match.group("lead")
     start = not lead.strip()
+    if lead.strip() and lead.strip()[0] not in ",;:":
+        lead = f"{lead.strip().rstrip(',')}, "  # "Each morning, review the register"
     if match.group("neg"):
         return f"{lead}{'Do' if start else 'do'} not {verb.casefold()}"
     return f"{lead}{verb.capitalize() if start else verb.casefold()}"
