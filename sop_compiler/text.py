@@ -36,7 +36,7 @@ _VERBS = """
     require reschedule reserve resend reset reship resolve respond restart restore retrieve return
     review route run say schedule search select send set share skip start submit suggest suspend
     tag take hold release freeze block pause extend renew void count handle raise clear produce
-    settle pay message queue spread turn switch put pass
+    settle pay message queue spread turn switch put pass complete swap chase dispatch
     prepare
     tell test thank track transfer try unlock update use validate verify wait waive walk warn
 """

@@ -138,6 +138,13 @@ def _flat(draft: RoutineDraft) -> list[Step]:
         ("Amendments are accepted from the shipper only.", "only_if"),
         ("Only one remote reset per fault.", "limit"),
         ("Help only one user per conversation.", "always"),
+        ("Complete the security questions before discussing the account.", "always"),
+        ("Take payment before booking.", "always"),
+        ("Log an incident in every case, even if resolved.", "always"),
+        ("Cancelling needs the Transport Manager's approval.", "only_if"),
+        ("No transfers in the first 14 days of the tenancy.", "never"),
+        ("Walk-ins get no meeting-room credits.", "never"),
+        ("The technician arrives before noon.", None),  # a fact, no order
     ],
 )
 def test_rule_kind_reads_what_a_sentence_restricts(sentence: str, kind: str | None) -> None:

@@ -169,8 +169,19 @@ _FREQUENCY = re.compile(
     re.IGNORECASE,
 )
 _NO_NOUN = re.compile(
-    r"\bno\s+(?:partial\s+)?(?:refunds?|exceptions?|returns?|exchanges?|credits?|cash|"
-    r"compensation|discounts?|waivers?|extensions?)\b",
+    r"\bno\s+(?:partial\s+|[\w-]+\s+)?(?:refunds?|exceptions?|returns?|exchanges?|credits?|cash|"
+    r"compensation|discounts?|waivers?|extensions?|transfers?|cancellations?)\b",
+    re.IGNORECASE,
+)
+# "Complete the security questions before discussing the policy", "Take payment before
+# booking": an order that comes first, whatever the request
+_ORDER_BEFORE = re.compile(r"\bbefore\s+(?:you\s+|we\s+)?(?P<verb>[a-z]+)\b", re.IGNORECASE)
+# "Log an incident in every case, even if resolved"
+_EVERY_CASE = re.compile(r"\bin\s+(?:every|each|all|any)\s+cases?\b", re.IGNORECASE)
+# "Cancelling needs the Transport Manager's approval"
+_NEEDS_APPROVAL = re.compile(
+    r"\b(?:needs?|requires?)\s+(?:the\s+|a\s+|an\s+)?[\w' -]{0,40}?"
+    r"(?:approval|authori[sz]ation|sign-off|permission)\b",
     re.IGNORECASE,
 )
 # an imperative that holds for every request: "Verify the cardholder before discussing any card"
@@ -251,6 +262,8 @@ def rule_kind(sentence: str) -> RuleKind | None:
     )
     if _ONLY_COUNT.match(sentence):
         return "limit"  # "Only one remote reset per fault"
+    if _NEEDS_APPROVAL.search(sentence):
+        return "only_if"  # "Cancelling needs the Transport Manager's approval"
     if _ONLY.search(sentence) and not ordered:
         return "only_if"  # "CSEs may only discuss a shipment with ...", "accepted ... only"
     if (
@@ -258,6 +271,12 @@ def rule_kind(sentence: str) -> RuleKind | None:
         or _ONLY.search(sentence)  # "Help only one user per conversation": an order to keep
         or _BEFORE_ANY.search(sentence)
         or _EVERY_ONE.search(sentence)
+        or _EVERY_CASE.search(sentence)
+        or (
+            ordered
+            and (first := _ORDER_BEFORE.search(sentence)) is not None
+            and first["verb"].casefold() not in _NOT_A_CHANGE  # "... before you end the call"
+        )
     ):
         return "always"
     return None
