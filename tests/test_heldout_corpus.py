@@ -7,7 +7,7 @@ here compiles a document: the corpora are measured by `bench/fidelity.py --heldo
 `--heldout2` only. tests/data/heldout2 is a second blind corpus, in domains the first does not use;
 tests/data/heldout3 is a third, in domains neither of the first two uses; tests/data/heldout4 is a
 fourth, in domains none of the first three uses; tests/data/heldout5 is a fifth, in domains none of
-the first four uses.
+the first four uses; tests/data/heldout6 is a sixth, in domains none of the first five uses.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ HELDOUT2 = Path(__file__).parent / "data" / "heldout2"
 HELDOUT3 = Path(__file__).parent / "data" / "heldout3"
 HELDOUT4 = Path(__file__).parent / "data" / "heldout4"
 HELDOUT5 = Path(__file__).parent / "data" / "heldout5"
+HELDOUT6 = Path(__file__).parent / "data" / "heldout6"
 # corpus -> (its folder, at least this many cases, at least this many procedures)
 CORPORA = {
     "heldout": (HELDOUT, 10, 25),
@@ -32,8 +33,9 @@ CORPORA = {
     "heldout3": (HELDOUT3, 6, 20),
     "heldout4": (HELDOUT4, 6, 20),
     "heldout5": (HELDOUT5, 6, 20),
+    "heldout6": (HELDOUT6, 6, 20),
 }
-ROOTS = (HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, HELDOUT5)
+ROOTS = (HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, HELDOUT5, HELDOUT6)
 CASE_DIRS = sorted(p for root in ROOTS for p in root.iterdir() if p.is_dir())
 CASES = [case for root in ROOTS for case in iter_cases(root)]
 
@@ -147,6 +149,15 @@ def test_fifth_corpus_shares_no_domain_or_case_name_with_the_first_four() -> Non
     assert not shared, f"heldout5 reuses domains of an earlier corpus: {sorted(shared)}"
     names = {c.name for c, *_ in earlier} & {c.name for c, *_ in fifth}
     assert not names, f"heldout5 reuses case names of an earlier corpus: {sorted(names)}"
+
+
+def test_sixth_corpus_shares_no_domain_or_case_name_with_the_first_five() -> None:
+    earlier = [case for root in ROOTS[:5] for case in iter_cases(root)]
+    sixth = list(iter_cases(HELDOUT6))
+    shared = {g.domain for *_, g in earlier} & {g.domain for *_, g in sixth}
+    assert not shared, f"heldout6 reuses domains of an earlier corpus: {sorted(shared)}"
+    names = {c.name for c, *_ in earlier} & {c.name for c, *_ in sixth}
+    assert not names, f"heldout6 reuses case names of an earlier corpus: {sorted(names)}"
 
 
 @pytest.mark.parametrize(
