@@ -1746,3 +1746,46 @@ def test_a_trailing_test_never_reaches_back_over_a_semicolon(tmp_path: Path) -> 
         "cover if they have it.",
     )
     assert _tests(draft) == ["the parcel is lost"]
+
+
+def test_an_approval_threshold_written_after_the_action_is_tested_before_it(
+    tmp_path: Path,
+) -> None:
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. Settle the return:\n"
+        "   - refund the order.\n"
+        "3. Refunds of more than £500 are approved by Finance before payment: open a ticket for "
+        "finance rather than refunding them yourself.\n",
+    )
+    test = "the refund is more than £500"
+    assert test in _tests(draft)
+    ways = _ways(draft)
+    assert all(
+        "open_ticket" in w.calls and "issue_refund" not in w.calls for w in _side(ways, test, "yes")
+    )
+    assert all(
+        "issue_refund" in w.calls and "open_ticket" not in w.calls for w in _side(ways, test, "no")
+    )
+
+
+@pytest.mark.parametrize(
+    ("sentence", "tests"),
+    [
+        (
+            "A voucher over £150 needs the Shop Manager's approval before you issue it.",
+            ["the voucher is over £150"],
+        ),
+        (
+            "Refunds over GBP 3,000 are approved by a senior assessor before payment; open a "
+            "ticket for finance instead.",
+            ["the refund is over GBP 3,000"],
+        ),
+        ("Refunds over £50 are approved by Finance.", []),  # the rule says it; no case
+    ],
+)
+def test_a_threshold_and_what_it_needs_is_its_case(
+    tmp_path: Path, sentence: str, tests: list[str]
+) -> None:
+    assert _tests(_compile(tmp_path, sentence)) == tests

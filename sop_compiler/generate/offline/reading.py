@@ -315,6 +315,8 @@ def _sentences(
             opening = pending.outer or pending
             owner = opening if opening.then_goto is None else None
             instead_of = owner if refusing and nodes and not parallel else instead_of
+        if _APPROVED_OVER.match(original.strip()):
+            owner = None  # "Any refund over £300 needs approval: ...": that sentence is the case
         if notes and made:
             made[0].text = " ".join([*notes, made[0].text])
             notes = []
@@ -452,6 +454,7 @@ def _clauses(text: str) -> list[tuple[str, str]]:
                 lambda m: f"{m.group(1)}{m.group(2).capitalize()}", reading
             )
             reading = _ROLE_SHALL.sub(_role_order, reading)
+            reading = _APPROVED_OVER.sub(_approval_as_if, reading)
             reading = _UNLESS.sub(_unless_as_if, reading)
             reading = _TRAILING_UNLESS.sub(_trailing_unless_as_if, reading)
             out.append((reading, part))
@@ -483,6 +486,32 @@ def _role_order(match: re.Match[str]) -> str:
     if match.group("neg"):
         return f"{lead}{'Do' if start else 'do'} not {verb.casefold()}"
     return f"{lead}{verb.capitalize() if start else verb.casefold()}"
+
+
+# "Refunds of more than £1,500 are approved by the Marina Manager before payment: raise them to
+# the Marina Manager", "A damage charge over £150 needs the Shop Manager's approval before you
+# charge the card": a threshold and what it needs, as the case it is
+_APPROVED_OVER = re.compile(
+    r"^(?P<lead>\s*)(?:(?:any|a|an|the|all)\s+)?(?P<thing>[a-z][\w-]*(?:\s+[a-z][\w-]*){0,2}?)\s+"
+    r"(?P<cmp>over|above|of\s+more\s+than|of\s+over|more\s+than|exceeding|in\s+excess\s+of)\s+"
+    r"(?P<amount>(?:[£$€]\s?|(?:GBP|USD|EUR)\s)[\d,]+(?:\.\d+)?)(?:\s+gross)?\s+(?:also\s+)?"
+    r"(?:(?P<need>needs?|requires?)\s+(?P<what>[^:;]*?\bapproval\b[^:;]*?)|"
+    r"(?:is|are|must\s+be)\s+approved\s+by\s+[^:;]+?)"
+    r"(?:\s*[:;]\s*(?P<action>\S.*?))?\s*(?P<end>[.!]?)\s*$",
+    re.IGNORECASE,
+)
+
+
+def _approval_as_if(match: re.Match[str]) -> str:
+    thing = match.group("thing").casefold()
+    thing = thing[:-1] if thing.endswith("s") and not thing.endswith("ss") else thing
+    cmp = re.sub(r"^of\s+", "", match.group("cmp").casefold())
+    test = f"the {thing} is {cmp} {match.group('amount')}"
+    if match.group("action"):
+        return f"{match.group('lead')}If {test}, {match.group('action')}."
+    if match.group("need"):
+        return f"{match.group('lead')}If {test}, request {match.group('what').strip()}."
+    return match.group(0)  # "Refunds over £50 are approved by Finance." alone: the rule says it
 
 
 # "Unless X, A": A runs when X does not hold (the comma before the action ends the test).

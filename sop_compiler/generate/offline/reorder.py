@@ -5,12 +5,17 @@ from __future__ import annotations
 import re
 
 from sop_compiler.generate.offline.nodes import BEFORE, Builder, Node, flatten
+from sop_compiler.generate.offline.phrases import END
+from sop_compiler.models import TERMINAL_KINDS
 
 # "before you submit the evidence" names the action an SOP may call "upload the evidence pack"
 _SAME_ACTION = {
     "submit": ("upload", "send", "file"),
     "reship": ("ship", "send", "replace"),
     "refund": ("issue",),
+    "pay": ("refund", "issue", "settle", "process"),
+    "settle": ("pay",),
+    "process": ("refund", "issue"),
     "close": ("delete",),
 }
 
@@ -42,10 +47,57 @@ def approvals_first(builder: Builder, top: list[Node]) -> list[Node]:
             # "Create the engagement. For business returns, do not create the engagement
             # yourself: assign it to a Senior Reviewer": the test comes before the call
             top = _move_before(top, node, refused.group("verb").casefold(), same_step=True)
+        elif (
+            node.kind == "condition"
+            and node.then_nodes
+            and (over := _THRESHOLD.match(node.test or ""))
+        ):
+            top = _threshold_first(builder, top, node, over.group("thing"))
     return top
 
 
-def _move_before(top: list[Node], node: Node, verb: str, *, same_step: bool = False) -> list[Node]:
+# "the refund is more than £1,500": a test of the amount of the thing some step does
+_THRESHOLD = re.compile(
+    r"^the\s+(?:[\w-]+\s+)?(?P<thing>[a-z]+?)(?:ment)?\s+is\s+(?:over|above|more\s+than|"
+    r"exceeding|in\s+excess\s+of)\s+(?:[£$€]|(?:GBP|USD|EUR)\s)",
+    re.IGNORECASE,
+)
+_INSTEAD = re.compile(r"\b(?:instead|rather\s+than)\b", re.IGNORECASE)
+
+
+def _threshold_first(builder: Builder, top: list[Node], cond: Node, thing: str) -> list[Node]:
+    """ "Refunds of more than £1,500 are approved by the Marina Manager before payment: raise
+    them to the Marina Manager rather than paying them yourself", written after the refund: the
+    test moves in front of the refund it is about, when its side asks for the approval or hands
+    the case over; a side that does so instead of the refund ends there."""
+    approval = builder.tools.catalog
+    hands = [
+        n
+        for n in cond.then_nodes
+        if n.kind == "escalate"
+        or _INSTEAD.search(n.text)
+        or (n.tool_call is not None and "approv" in n.tool_call.tool)
+        or (
+            n.tool_call is not None
+            and (tool := approval.get(n.tool_call.tool)) is not None
+            and "approv" in tool.description.casefold()
+        )
+    ]
+    if not hands:
+        return top
+    before = flatten(top)
+    top = _move_before(top, cond.then_nodes[0], thing.casefold(), reach=len(before))
+    moved = flatten(top) != before
+    last = cond.then_nodes[-1]
+    instead = any(n.kind == "escalate" or _INSTEAD.search(n.text) for n in hands)
+    if moved and instead and last.kind not in TERMINAL_KINDS and last.goto is None:
+        last.goto = END  # "... rather than paying them yourself": the refund is not made
+    return top
+
+
+def _move_before(
+    top: list[Node], node: Node, verb: str, *, same_step: bool = False, reach: int = 6
+) -> list[Node]:
     """Move the block of `node` (its guard and branch) in front of the call it is for; with
     `same_step`, only within the step that holds the block."""
     flat = flatten(top)
@@ -59,7 +111,7 @@ def _move_before(top: list[Node], node: Node, verb: str, *, same_step: bool = Fa
     target = next(
         (
             n
-            for n in reversed(flat[max(0, start - 6) : start])
+            for n in reversed(flat[max(0, start - reach) : start])
             if n.kind != "condition" and _does(n, verbs)
         ),
         None,
