@@ -207,6 +207,11 @@ _DOCUMENT_TITLE = re.compile(
     re.IGNORECASE,
 )
 # Problem headings: "No mobile data", "Internet not working", "Card declined", "Package lost".
+_BROKEN_THING = re.compile(
+    r"^(?:disputed|damaged|lost|stolen|missing|failed|faulty|broken|wrong|duplicate|"
+    r"unrecogni[sz]ed|defective|incorrect)\s+\w",
+    re.IGNORECASE,
+)
 _PROBLEM_TITLE = re.compile(
     r"^(?:no|cannot|can't|unable\s+to|i\s+(?:want|need|cannot|can't)|customer\s+(?:wants|asks|"
     r"reports|cannot|can't)|how\s+(?:do|can|to)|what\s+to\s+do)\b|\b(?:not\s+working|does\s+not|"
@@ -289,6 +294,9 @@ def title_verdict(title: str) -> Verdict | None:
         # "Fees and charges" name facts only; "Cancellation of pre-paid plans": a request of
         # the thing its last word names
         return Verdict("procedure", f"heading {text!r} names a request ({words[0]!r})")
+    if _BROKEN_THING.match(text):
+        # "Disputed session charges", "Damaged items": a problem with the thing, not its facts
+        return Verdict("procedure", f"heading {text!r} names a customer problem")
     if _KNOWLEDGE_TITLE.search(text):
         return Verdict("knowledge", f"heading {text!r} names facts, not a task")
     if verb == "weak":

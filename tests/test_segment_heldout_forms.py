@@ -428,3 +428,56 @@ def test_formal_orders_to_a_role_and_a_request_of_a_thing_make_a_procedure(
     assert "full refund" in _text(cancel)
     # a heading of facts stays facts, whoever its text names
     assert all("fees for every card plan" not in _text(p) for p in procedures)
+
+
+_BOXED = """\
+FIXIT REPAIRS LTD
+STORE SOP
+
+PURPOSE
+Steps for store staff.
+
+CONTACTS
+Store Manager ........ on site
+
+------------------------------------------------------------
+1. BOOKING A DEVICE IN
+------------------------------------------------------------
+1.1 Find the customer on the till system.
+1.2 Create the repair job and print the ticket.
+
+------------------------------------------------------------
+2. COLLECTING A DEVICE
+------------------------------------------------------------
+2.1 Look up the job.
+2.2 Take the balance payment and mark the job collected.
+
+=== MACRO 3: Missed collection ===
+Step 1. Look up the job.
+Step 2. Book a new collection slot.
+
+=== MACRO 4: Lost ticket ===
+Step 1. Find the customer.
+Step 2. Print a new ticket.
+"""
+
+
+def test_boxed_and_bannered_titles_are_sections_of_their_own(tmp_path: Path) -> None:
+    titles = _titles(_procedures(tmp_path, "store.txt", _BOXED))
+    assert titles == [
+        "Booking a device in",
+        "Collecting a device",
+        "MACRO 3: Missed collection",
+        "MACRO 4: Lost ticket",
+    ]
+
+
+def test_a_problem_with_a_thing_is_a_procedure_not_its_facts(tmp_path: Path) -> None:
+    text = (
+        "# Support handbook\n\n## Starting a session\n\n1. Find the account.\n2. Start the "
+        "session.\n\n## Disputed session charges\n\n- Pull up the session history.\n- Refund "
+        "the session if it ran on.\n\n## Session charges\n\nA session costs 40p per kWh.\n"
+    )
+    procedures = _procedures(tmp_path, "support.md", text)
+    assert _titles(procedures) == ["Starting a session", "Disputed session charges"]
+    assert "Refund the session" not in _text(procedures[0])

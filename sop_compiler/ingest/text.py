@@ -235,7 +235,11 @@ class _TextParser:
                 self.flush()
                 if nxt[0] == "=" and i == self.title_line:
                     self.b.document.title = stripped
-                self._heading(stripped, 1 if nxt[0] == "=" else 2, i)
+                # a title between two rules ("-----\n1. BOOKING A REPAIR\n-----") is boxed: a
+                # section as major as an "=" underlined one, never a sub-section of the bare
+                # capitals heading before it
+                boxed = i > 0 and _RULE.match(lines[i - 1].strip()) is not None
+                self._heading(stripped, 1 if nxt[0] == "=" or boxed else 2, i)
                 prev_blank, i = True, i + 2
                 continue
             if "|" in stripped or "\t" in stripped:
@@ -252,8 +256,10 @@ class _TextParser:
                 self._heading(marker.text, marker.depth, i, number=number)
             elif (
                 marker is None
-                and prev_blank
-                and _caps_heading(stripped)
+                and (
+                    (prev_blank and _caps_heading(stripped))
+                    or _banner_heading(stripped)  # "=== MACRO WR-01: Missed bin collection ==="
+                )
                 and (self.title_line is None or i > self.title_line)
             ):
                 # ALL-CAPS lines above the underlined title are a letterhead, not sections.
@@ -421,6 +427,22 @@ _BANNER = re.compile(r"^[=~*#+-]{2,}[ \t]*|[ \t]*[=~*#+-]{2,}$")
 def _undecorated(line: str) -> str:
     """A banner's title: "--- READ ME FIRST ---" -> "READ ME FIRST"."""
     return _BANNER.sub("", line).strip() or line
+
+
+_BANNERED = re.compile(
+    r"^(?:={2,}|~{2,}|\*{3,}|#{2,}|\+{2,}|-{3,})\s*(?P<title>[^=~*#+]+?)\s*(?:={2,}|~{2,}|\*{3,}|#{2,}|\+{2,}|-{3,})$"
+)
+
+
+def _banner_heading(line: str) -> bool:
+    """A title between banner rules, in any case: "=== MACRO WR-01: Missed bin collection ==="."""
+    match = _BANNERED.match(line)
+    if match is None:
+        return False
+    title = match.group("title")
+    return (
+        1 <= len(title.split()) <= 12 and title[-1] not in ".;," and any(c.isalpha() for c in title)
+    )
 
 
 def _caps_heading(line: str) -> bool:
