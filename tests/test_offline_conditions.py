@@ -1789,3 +1789,26 @@ def test_a_threshold_and_what_it_needs_is_its_case(
     tmp_path: Path, sentence: str, tests: list[str]
 ) -> None:
     assert _tests(_compile(tmp_path, sentence)) == tests
+
+
+def test_calling_a_manager_hands_the_case_over_and_their_decision_goes_on(
+    tmp_path: Path,
+) -> None:
+    draft = _compile(
+        tmp_path,
+        "If the customer threatens staff, call the Duty Manager. If the Duty Manager decides "
+        "to close the account, cancel the order.",
+    )
+    ways = _ways(draft)
+    threat = _side(ways, "the customer threatens staff", "yes")
+    assert any("cancel_order" in w.calls for w in threat)  # the manager's decision is read on
+    alone = _ways(_compile(tmp_path, "If the customer threatens staff, call the Duty Manager."))
+    assert {w.end for w in _side(alone, "the customer threatens staff", "yes")} == {"escalate"}
+    # calling the customer back, or a manager for approval, hands nothing over
+    for step in ("Call the customer back tomorrow.", "Call your team leader for approval."):
+        assert not any(s.kind == "escalate" for s in walk_steps(_compile(tmp_path, step).steps))
+
+
+def test_a_pronoun_names_no_proposed_tool(tmp_path: Path) -> None:
+    draft = _compile(tmp_path, "Cancel the old order first, then issue the new one.")
+    assert not any("_one" in (s.text or "") for s in walk_steps(draft.steps))

@@ -138,6 +138,15 @@ _SEND_TO_TEAM = re.compile(
     r"to\s+(?P<who>(?:the\s+)?[A-Z][\w&'-]*(?:\s+[A-Z][\w&'-]*){0,3}(?:\s+(?:team|desk|office|"
     r"unit|department))?)(?=$|[\s,.;:(])"
 )
+_FOR_APPROVAL = re.compile(
+    r"\bfor\s+(?:(?:their|his|her|an?)\s+)?(?:approval|sign-off|authori[sz]ation|permission|advice)\b",
+    re.IGNORECASE,
+)
+_CALL_ROLE = re.compile(
+    r"^\w+\s+(?:the|your)\s+(?P<who>(?:[\w-]+\s+){0,2}(?:manager|supervisor|team\s+leader|"
+    r"team\s+lead|duty\s+officer|on-call\s+\w+))\b",
+    re.IGNORECASE,
+)
 _NAME_END = re.compile(
     r"\s+(?:via|using|with|by|through|and|so|for|immediately|within|who|which|if|when|to|at|"
     r"before|after|including)\b|[,.;:()\"`]"
@@ -410,6 +419,10 @@ def _read_action(
             # "send the repeat request to the GP surgery (`request_repeat`)": the tool it names
             # sends it; nobody takes the case over
             return [Action("tool_call", text, quote, tool=mention)]
+    if handoff is None and first in ("call", "phone", "ring", "contact", "page", "alert"):
+        # "Call the Duty Manager": a person who takes the case over ("call the customer back"
+        # names nobody who does)
+        handoff = None if _FOR_APPROVAL.search(text) else _CALL_ROLE.search(text)
     if escalate or handoff:
         ending = _ending(escalate, handoff, text, quote, agents)
         # "escalate ... with `create_ticket`" is the ticket: the call is the escalation, and the

@@ -187,7 +187,16 @@ def _sentences(
         plain = clause.test is None and not clause.is_else and not clause.is_yes
         goto = only_goto(clause.actions) if plain else None
         going_on = plain and not _PROHIBITION.match(sentence) and rule_kind(sentence) != "never"
-        if going_on and nodes and nodes[-1].kind == "escalate":
+        # "Call the Duty Manager. If the Duty Manager decides to end the stay, ...": the SOP
+        # goes on with what the person it escalated to decides
+        decided = (
+            clause.test is not None
+            and bool(nodes)
+            and nodes[-1].kind == "escalate"
+            and bool(nodes[-1].target)
+            and (nodes[-1].target or "").casefold() in clause.test.casefold()
+        )
+        if (going_on or decided) and nodes and nodes[-1].kind == "escalate":
             # the SOP goes on after the escalation (tells the customer, goes to step N):
             # it is a ticket for the team, not the end of the routine
             _as_ticket(builder, nodes[-1])

@@ -298,16 +298,15 @@ def proposed_name(action: str, *, any_verb: bool = False) -> tuple[str, str] | N
     words = [
         w
         for w in _WORD.findall(obj)
-        if w not in _FILLER
-        and not w.endswith("'s")
-        and not w.endswith("ly")
-        and w not in ("it", "them")
+        if w not in _FILLER and not w.endswith("'s") and not w.endswith("ly") and w not in _PRONOUNS
     ][:2]
     if not words:
         return None
     return snake("_".join([verb, *words])), access
 
 
+# "issue the new one": a word that stands for a thing named elsewhere names no tool
+_PRONOUNS = frozenset(["it", "them", "one", "ones", "these", "those", "same", "other", "another"])
 _CASE_NOTES = re.compile(r"\b(?:case|contact)\s+notes?\b|\bin the notes\b", re.IGNORECASE)
 _NOTE_VERBS = _words(
     """
