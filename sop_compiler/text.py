@@ -50,7 +50,7 @@ _LEAD_WORDS = re.compile(
 )
 _CONDITION_START = re.compile(
     r"^(?:if|when|whenever|in case|in the event that|should|once|unless|where|while|before|"
-    r"after|for)\b",
+    r"after|for|having|as soon as)\b",
     re.IGNORECASE,
 )
 # Who follows the SOP, as formal SOPs name them ("the Arranger taking the call shall ...", "the

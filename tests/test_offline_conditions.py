@@ -1812,3 +1812,18 @@ def test_calling_a_manager_hands_the_case_over_and_their_decision_goes_on(
 def test_a_pronoun_names_no_proposed_tool(tmp_path: Path) -> None:
     draft = _compile(tmp_path, "Cancel the old order first, then issue the new one.")
     assert not any("_one" in (s.text or "") for s in walk_steps(draft.steps))
+
+
+def test_what_comes_first_then_the_order_is_the_order(tmp_path: Path) -> None:
+    draft = _compile(
+        tmp_path,
+        "Once the parcel is back, accept the return. Where the parcel is damaged, the "
+        "replacement is shipped first. Having checked the parcel, the Adviser refunds the order.",
+    )
+    ways = _ways(draft)
+    assert all("accept_return" in w.calls for w in ways)
+    assert all("issue_refund" in w.calls for w in ways)  # "Having ...": on every side
+    once = next(
+        s for s in walk_steps(draft.steps) if s.tool_call and s.tool_call.tool == "accept_return"
+    )
+    assert once.text.startswith("Once the parcel is back, accept the return")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sop_compiler.generate.offline.binding import (
     READ_VERBS,
@@ -42,6 +42,7 @@ _IF = re.compile(
     r"provided(?: that)?|as long as)\s+",
     re.IGNORECASE,
 )
+_ONCE = re.compile(r"^(?:once|as\s+soon\s+as|having)\s+[^,]{3,80},\s*", re.IGNORECASE)
 # "For every illness claim in the first policy year, request ...": the order, for every case
 _FOR_EVERY = re.compile(r"^for\s+(?:every|each|all|any)\b[^,]{1,80},\s*", re.IGNORECASE)
 # "For a partial refund, add up ...": a case of the step, read as "if it is for a partial refund"
@@ -204,6 +205,7 @@ def read_clause(
     """Split a sentence into its condition and actions."""
     text = _LEAD.sub("", sentence.strip()).strip()
     clause = Clause(sentence=sentence)
+    after = ""  # "Once it comes back signed, ": what the order waits for
     if match := _ELSE.match(text):
         rest = text[match.end() :]
         if _IF.match(rest) and not _ELSE.match(rest):
@@ -222,6 +224,11 @@ def read_clause(
         text = text[case.end("case") + 1 :].strip()
     elif (every := _FOR_EVERY.match(text)) and is_order(text[every.end() :]):
         text = text[every.end() :]  # "For every illness claim ..., request ...": every case
+    elif (once := _ONCE.match(text)) and is_order(text[once.end() :]):
+        # "Once it comes back signed, take the deposit", "Having taken payment, create the
+        # booking": what comes first, then the order (the step keeps both)
+        after = once.group(0)
+        text = text[once.end() :]
     elif _IF.match(text):
         opener = _IF.match(text)
         assert opener is not None
@@ -255,6 +262,10 @@ def read_clause(
     clause.actions = read_actions(
         clause.rest, quote=sentence, tools=tools, agents=agents, bind_meaning=bind_meaning
     )
+    if after and clause.actions:
+        first = clause.actions[0]
+        said = f"{after[0].upper()}{after[1:]}{first.text[:1].lower()}{first.text[1:]}"
+        clause.actions[0] = replace(first, text=said)
     return clause
 
 

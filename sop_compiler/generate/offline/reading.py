@@ -43,7 +43,7 @@ _ALTERNATIVELY = re.compile(r"^\s*alternatively\b", re.IGNORECASE)
 _PROHIBITION = re.compile(r"^\s*(?:do not|don't|never)\b", re.IGNORECASE)
 _CLOSING = re.compile(
     r"^(?:before (?:you|we) (?:end|close|finish)|ask (?:the customer )?whether there is anything "
-    r"else|either way|in (?:either|both|all|every|each) cases?|whatever happens)\b",
+    r"else|either way|in (?:either|both|all|every|each) cases?|whatever happens|having)\b",
     re.IGNORECASE,
 )
 _OTHERWISE = re.compile(r"(?:^|[.;]\s+)(?:otherwise|if not)\b", re.IGNORECASE)
@@ -476,8 +476,9 @@ def _clauses(text: str) -> list[tuple[str, str]]:
 # approve", which is someone else's part)
 _ROLE_SHALL = re.compile(
     rf"(?P<lead>^\s*(?:(?:each|every)\s+\w+,?\s+)?|[,;:]\s+){AGENT_ROLE}"
-    r"\s+(?:shall|must|should|will|is\s+to)\s+(?P<neg>not\s+)?(?:then\s+|also\s+|first\s+)?"
-    r"(?P<verb>[a-z]+)\b|(?P<and>\band\s+)shall\s+(?P<and_neg>not\s+)?",
+    r"\s+(?:(?:shall|must|should|will|is\s+to)\s+(?P<neg>not\s+)?(?:then\s+|also\s+|first\s+)?"
+    r"(?P<verb>[a-z]+)|(?:then\s+|also\s+)?(?P<does>[a-z]+(?:es|s)))\b|"
+    r"(?P<and>\band\s+)shall\s+(?P<and_neg>not\s+)?",
     re.IGNORECASE,
 )
 
@@ -485,7 +486,7 @@ _ROLE_SHALL = re.compile(
 def _role_order(match: re.Match[str]) -> str:
     if match.group("and"):  # "decline the claim and shall not offer a refund"
         return f"{match.group('and')}{'do not ' if match.group('and_neg') else ''}"
-    verb = match.group("verb")
+    verb = match.group("verb") or _base_verb(match.group("does"))
     if verb.casefold() not in INSTRUCTION_VERBS or verb.casefold() == "be":
         return match.group(0)
     lead = match.group("lead")
@@ -521,6 +522,17 @@ def _approval_as_if(match: re.Match[str]) -> str:
     if match.group("need"):
         return f"{match.group('lead')}If {test}, request {match.group('what').strip()}."
     return match.group(0)  # "Refunds over £50 are approved by Finance." alone: the rule says it
+
+
+def _base_verb(does: str) -> str:
+    """ "creates" -> "create", "refunds" -> "refund", "passes" -> "pass", "applies" -> "apply"."""
+    for ending, base in (("ies", "y"), ("sses", "ss"), ("shes", "sh"), ("ches", "ch"), ("s", "")):
+        if (
+            does.casefold().endswith(ending)
+            and (stem := does[: -len(ending)] + base).casefold() in INSTRUCTION_VERBS
+        ):
+            return stem
+    return does
 
 
 # "Unless X, A": A runs when X does not hold (the comma before the action ends the test).
