@@ -1827,3 +1827,29 @@ def test_what_comes_first_then_the_order_is_the_order(tmp_path: Path) -> None:
         s for s in walk_steps(draft.steps) if s.tool_call and s.tool_call.tool == "accept_return"
     )
     assert once.text.startswith("Once the parcel is back, accept the return")
+
+
+def test_steps_labelled_with_cases_of_one_thing_are_those_cases(tmp_path: Path) -> None:
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. First complaint about an order: issue a voucher.\n"
+        "3. Second complaint about the same order: refund the order.\n"
+        "4. Third complaint, or any threat to staff: send the case to Fraud Review.\n",
+    )
+    ways = _ways(draft)
+    first = _side(ways, "first complaint about an order", "yes")
+    assert all("issue_voucher" in w.calls for w in first)
+    third = "third complaint, or any threat to staff"
+    assert {w.end for w in _side(ways, third, "yes")} == {"escalate"}
+    assert any(w.end != "escalate" for w in _side(ways, third, "no"))
+    # labels of different things stay steps, and so do the steps a decision jumps to
+    draft = _sop(tmp_path, "1. Refunds: refund the order.\n2. Vouchers: issue a voucher.\n")
+    assert _tests(draft) == []
+    draft = _sop(
+        tmp_path,
+        "1. If the box is crushed, go to step 2. Otherwise, go to step 3.\n"
+        "2. Crushed box fault: replace the unit.\n"
+        "3. Seal fault: refund the order.\n",
+    )
+    assert _tests(draft) == ["the box is crushed"]

@@ -26,7 +26,12 @@ from sop_compiler.generate.offline.phrases import (
     is_order,
     read_clause,
 )
-from sop_compiler.generate.offline.sections import Unit, labelled_cases, timed_cases
+from sop_compiler.generate.offline.sections import (
+    Unit,
+    labelled_cases,
+    labelled_run,
+    timed_cases,
+)
 from sop_compiler.generate.offline.standing import rule_kind, sentence_key
 from sop_compiler.generate.offline.tools import Known, ToolMention, bind_arguments
 from sop_compiler.models import TERMINAL_KINDS, ToolCall
@@ -54,7 +59,7 @@ def read_units(builder: Builder, units: list[Unit]) -> list[Node]:
     out: list[Node] = []
     pending: Node | None = None
     cases: list[Node] = []  # the top-level items in a row that each open with a condition
-    for unit in timed_cases(units):
+    for unit in labelled_run(timed_cases(units)):
         unit = labelled_cases(unit)
         closes = _OPENS_OTHERWISE.match(unit.text) is not None and bool(cases)
         own, pending_own = _sentences(builder, unit, 0, pending)

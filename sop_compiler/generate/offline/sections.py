@@ -388,6 +388,59 @@ def timed_cases(run: list[Unit]) -> list[Unit]:
     return _as_cases(run, found, opening="it is ")
 
 
+def labelled_run(run: list[Unit]) -> list[Unit]:
+    """Sibling steps that each open with a label of the same thing ("2. First complaint about a
+    pitch: ...", "3. Second complaint about the same pitch: ...", "4. Third complaint, or any
+    violence: call the Duty Manager") as the cases they are; read as steps, every path would run
+    each of them, and the escalation of the last would end them all. A label may hold commas
+    here: the run's shared word says it is a case. Fewer than two in a row: no change."""
+    # "5a. If the result is ROUTER_FAULT, go to step 6" over "6. Router fault: ...": the step a
+    # decision jumps to is its target, not a case to test again
+    said = " ".join(_all_texts(run))
+    targets = {m.casefold() for m in re.findall(r"\bsteps?\s+(\d+[a-z]?)\b", said, re.I)}
+    found = [
+        None if (unit.key or "").casefold() in targets else _run_label(unit.text.strip())
+        for unit in run
+    ]
+    out = list(run)
+    start = 0
+    while start < len(run):
+        end = start
+        while end < len(run) and found[end] is not None:
+            end += 1
+        group = [m for m in found[start:end] if m is not None]
+        if len(group) >= 2 and _share_a_word([m["case"] for m in group]):
+            out[start:end] = _as_cases(run[start:end], found[start:end])
+        start = end + 1
+    return out
+
+
+def _all_texts(run: list[Unit]) -> list[str]:
+    return [text for unit in run for text in (unit.text, *_all_texts(unit.children))]
+
+
+_RUN_LABEL = re.compile(r"^(?P<case>[^:;.]{3,90}?)\s*:\s+(?P<rest>\S.*)$", re.DOTALL)
+
+
+def _run_label(text: str) -> re.Match[str] | None:
+    match = _RUN_LABEL.match(text)
+    if match is None:
+        return None
+    first = match["case"].split(None, 1)[0].casefold().strip("*")
+    if first in INSTRUCTION_VERBS or first in _NOT_A_CASE or first in ("if", "when", "option"):
+        return None
+    return match
+
+
+def _share_a_word(labels: list[str]) -> bool:
+    """True when every label shares a word of four letters or more with another."""
+    words = [{w for w in re.findall(r"[a-z]{4,}", label.casefold())} for label in labels]
+    return all(
+        any(mine & theirs for j, theirs in enumerate(words) if j != i)
+        for i, mine in enumerate(words)
+    )
+
+
 def _as_cases(
     run: list[Unit], found: list[re.Match[str] | None], *, opening: str = ""
 ) -> list[Unit]:
