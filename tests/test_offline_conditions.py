@@ -1853,3 +1853,12 @@ def test_steps_labelled_with_cases_of_one_thing_are_those_cases(tmp_path: Path) 
         "3. Seal fault: refund the order.\n",
     )
     assert _tests(draft) == ["the box is crushed"]
+
+
+def test_an_order_for_one_case_only_is_that_case(tmp_path: Path) -> None:
+    draft = _compile(tmp_path, "Issue a voucher for loyalty members only.")
+    assert _tests(draft) == ["it is for loyalty members"]
+    ways = _ways(draft)
+    assert all(
+        "issue_voucher" not in w.calls for w in _side(ways, "it is for loyalty members", "no")
+    )

@@ -469,6 +469,7 @@ def _clauses(text: str) -> list[tuple[str, str]]:
             )
             reading = _ROLE_SHALL.sub(_role_order, reading)
             reading = _APPROVED_OVER.sub(_approval_as_if, reading)
+            reading = _FOR_ONLY.sub(_for_only_as_if, reading)
             reading = _UNLESS.sub(_unless_as_if, reading)
             reading = _TRAILING_UNLESS.sub(_trailing_unless_as_if, reading)
             out.append((reading, part))
@@ -515,6 +516,24 @@ _APPROVED_OVER = re.compile(
     r"(?:\s*[:;]\s*(?P<action>\S.*?))?\s*(?P<end>[.!]?)\s*$",
     re.IGNORECASE,
 )
+
+
+# "Take the £50 security deposit for hire caravans only": the order holds only in that case
+_FOR_ONLY = re.compile(
+    r"^(?P<lead>\s*)(?P<action>(?P<verb>[A-Za-z]+)\b[^;:]*?)\s+(?:for|on)\s+"
+    r"(?P<case>[a-z][\w' -]{2,40}?)\s+only(?P<end>[.!]?)\s*$",
+    re.IGNORECASE,
+)
+
+
+def _for_only_as_if(match: re.Match[str]) -> str:
+    if match.group("verb").casefold() not in INSTRUCTION_VERBS:
+        return match.group(0)
+    action = match.group("action")
+    return (
+        f"{match.group('lead')}If it is for {match.group('case')}, "
+        f"{action[0].lower()}{action[1:]}{match.group('end') or '.'}"
+    )
 
 
 def _approval_as_if(match: re.Match[str]) -> str:
