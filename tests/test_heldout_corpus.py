@@ -7,7 +7,8 @@ here compiles a document: the corpora are measured by `bench/fidelity.py --heldo
 `--heldout2` only. tests/data/heldout2 is a second blind corpus, in domains the first does not use;
 tests/data/heldout3 is a third, in domains neither of the first two uses; tests/data/heldout4 is a
 fourth, in domains none of the first three uses; tests/data/heldout5 is a fifth, in domains none of
-the first four uses; tests/data/heldout6 is a sixth, in domains none of the first five uses.
+the first four uses; tests/data/heldout6 is a sixth, in domains none of the first five uses;
+tests/data/heldout7 is a seventh, in domains none of the first six uses.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ HELDOUT3 = Path(__file__).parent / "data" / "heldout3"
 HELDOUT4 = Path(__file__).parent / "data" / "heldout4"
 HELDOUT5 = Path(__file__).parent / "data" / "heldout5"
 HELDOUT6 = Path(__file__).parent / "data" / "heldout6"
+HELDOUT7 = Path(__file__).parent / "data" / "heldout7"
 # corpus -> (its folder, at least this many cases, at least this many procedures)
 CORPORA = {
     "heldout": (HELDOUT, 10, 25),
@@ -34,8 +36,9 @@ CORPORA = {
     "heldout4": (HELDOUT4, 6, 20),
     "heldout5": (HELDOUT5, 6, 20),
     "heldout6": (HELDOUT6, 6, 20),
+    "heldout7": (HELDOUT7, 6, 20),
 }
-ROOTS = (HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, HELDOUT5, HELDOUT6)
+ROOTS = (HELDOUT, HELDOUT2, HELDOUT3, HELDOUT4, HELDOUT5, HELDOUT6, HELDOUT7)
 CASE_DIRS = sorted(p for root in ROOTS for p in root.iterdir() if p.is_dir())
 CASES = [case for root in ROOTS for case in iter_cases(root)]
 
@@ -158,6 +161,15 @@ def test_sixth_corpus_shares_no_domain_or_case_name_with_the_first_five() -> Non
     assert not shared, f"heldout6 reuses domains of an earlier corpus: {sorted(shared)}"
     names = {c.name for c, *_ in earlier} & {c.name for c, *_ in sixth}
     assert not names, f"heldout6 reuses case names of an earlier corpus: {sorted(names)}"
+
+
+def test_seventh_corpus_shares_no_domain_or_case_name_with_the_first_six() -> None:
+    earlier = [case for root in ROOTS[:6] for case in iter_cases(root)]
+    seventh = list(iter_cases(HELDOUT7))
+    shared = {g.domain for *_, g in earlier} & {g.domain for *_, g in seventh}
+    assert not shared, f"heldout7 reuses domains of an earlier corpus: {sorted(shared)}"
+    names = {c.name for c, *_ in earlier} & {c.name for c, *_ in seventh}
+    assert not names, f"heldout7 reuses case names of an earlier corpus: {sorted(names)}"
 
 
 @pytest.mark.parametrize(
