@@ -7,7 +7,8 @@
     python bench/fidelity.py --heldout3 tests/data/heldout3 only: a third, scored once at its merge
     python bench/fidelity.py --heldout4 tests/data/heldout4 only: a fourth, scored once at the end
     python bench/fidelity.py --heldout5 tests/data/heldout5 only: a fifth
-    python bench/fidelity.py --heldout6 tests/data/heldout6 only: a sixth, scored once at the end
+    python bench/fidelity.py --heldout6 tests/data/heldout6 only: a sixth
+    python bench/fidelity.py --heldout7 tests/data/heldout7 only: a seventh, scored once at the end
 
 For every gold procedure it compiles the document with the offline backend (no network) and
 counts: the procedure found under its heading; each gold rule kept as a rule that cites it (and
@@ -286,6 +287,7 @@ def bench_fidelity(report: Callable[..., None]) -> None:
         ("held out 4: ", tally_heldout("heldout4")),
         ("held out 5: ", tally_heldout("heldout5")),
         ("held out 6: ", tally_heldout("heldout6")),
+        ("held out 7: ", tally_heldout("heldout7")),
     )
     for prefix, tally in corpora:
         for name, target in TARGETS.items():
@@ -319,8 +321,11 @@ def main() -> int:
     parser.add_argument(
         "--heldout6", action="store_true", help="score tests/data/heldout6 (written blind) instead"
     )
+    parser.add_argument(
+        "--heldout7", action="store_true", help="score tests/data/heldout7 (written blind) instead"
+    )
     args = parser.parse_args()
-    corpora = ("heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6")
+    corpora = ("heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6", "heldout7")
     blind = [name for name in corpora if getattr(args, name)]
     tally = tally_heldout(blind[-1]) if blind else tally_all()
     if not tally.counts:
