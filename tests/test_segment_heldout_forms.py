@@ -481,3 +481,18 @@ def test_a_problem_with_a_thing_is_a_procedure_not_its_facts(tmp_path: Path) -> 
     procedures = _procedures(tmp_path, "support.md", text)
     assert _titles(procedures) == ["Starting a session", "Disputed session charges"]
     assert "Refund the session" not in _text(procedures[0])
+
+
+def test_step_lines_in_running_text_are_numbered_steps(tmp_path: Path) -> None:
+    text = (
+        "SUPPORT MACROS\n\n=== MACRO 1: Assisted collection ===\n"
+        "For residents who cannot put their bin out.\n"
+        "Step 1. Look up the property.\n"
+        "Step 2. If someone else can, explain and close.\n"
+        "Step 3. Decide:\n"
+        "  * Eligible -> register the assisted collection.\n"
+    )
+    (procedure,) = _procedures(tmp_path, "macros.txt", text)
+    items = _items(procedure)
+    assert [item.marker for item in items if item.level == 0] == ["1.", "2.", "3."]
+    assert items[2].text == "Decide:"  # a step, never a section title

@@ -23,6 +23,11 @@ _ORDERED = re.compile(
     )[ \t]+(?P<text>\S.*)$""",
     re.X,
 )
+_STEP_WORD = re.compile(
+    r"^(?:step|stage)[ \t]+(?P<num>[0-9]{1,3})[ \t]*(?:[.:)]|[ \t][-\u2013\u2014])[ \t]+"
+    r"(?P<text>\S.*)$",
+    re.IGNORECASE,
+)
 # "- ...", "• ...", and the checkboxes of a checklist: "[ ] ...", "[x] ...", "☐ ..."
 _BULLET = re.compile(r"^(?P<bullet>[-*+•·▪◦‣–]|\[[ xX]?\]|[☐☑☒])[ \t]+(?P<text>\S.*)$")
 _ROMAN = re.compile(r"^[ivxlcdm]+$", re.I)
@@ -55,6 +60,8 @@ def parse_marker(line: str) -> Marker | None:
     bullet = _BULLET.match(line)
     if bullet:
         return Marker("•", False, "bullet", 1, bullet["text"].strip())
+    if step := _STEP_WORD.match(line):  # "Step 1. Look up the property": a step, never a title
+        return Marker(f"{step['num']}.", True, "step", 1, step["text"].strip())
     m = _ORDERED.match(line)
     if m is None:
         return None
