@@ -1862,3 +1862,20 @@ def test_an_order_for_one_case_only_is_that_case(tmp_path: Path) -> None:
     assert all(
         "issue_voucher" not in w.calls for w in _side(ways, "it is for loyalty members", "no")
     )
+
+
+def test_a_case_said_to_go_to_a_team_is_handed_over(tmp_path: Path) -> None:
+    step = (
+        "If the customer has already moved the order once, a second request goes to the Returns "
+        "Lead."
+    )
+    ways = _ways(_compile(tmp_path, f"{step}\n3. Refund the order."))
+    moved = _side(ways, "the customer has already moved the order once", "yes")
+    assert {w.end for w in moved} == {"escalate"}
+    assert all("issue_refund" not in w.calls for w in moved)
+    # what goes to a person for review, or to the customer, hands nothing over
+    for said in (
+        "The complaint goes to the Head of Quality for review.",
+        "The parcel goes to the customer.",
+    ):
+        assert not any(s.kind == "escalate" for s in walk_steps(_compile(tmp_path, said).steps))

@@ -139,6 +139,15 @@ _SEND_TO_TEAM = re.compile(
     r"to\s+(?P<who>(?:the\s+)?[A-Z][\w&'-]*(?:\s+[A-Z][\w&'-]*){0,3}(?:\s+(?:team|desk|office|"
     r"unit|department))?)(?=$|[\s,.;:(])"
 )
+_GOES_TO = re.compile(
+    r"^(?i:the|a|an|any|anything|it|this|that|these|such)\b[\w' ,-]{0,50}?\s+"
+    r"(?i:goes|go|is\s+passed|are\s+passed|is\s+referred|are\s+referred|is\s+escalated|"
+    r"are\s+escalated|is\s+sent|are\s+sent)\s+(?i:on\s+)?(?i:to)\s+"
+    r"(?P<who>(?i:the\s+)?[A-Z][\w&'-]*(?:\s+(?:of\s+|and\s+|&\s+)?[A-Z][\w&'-]*){0,3})"
+    r"(?=$|[\s,.;:(])"
+)
+# "... goes to the Head of Quality for review": they are told, the case stays here
+_FOR_REVIEW = re.compile(r"\bfor\s+(?:review|approval|information|their\s+records)\b", re.I)
 _FOR_APPROVAL = re.compile(
     r"\bfor\s+(?:(?:their|his|her|an?)\s+)?(?:approval|sign-off|authori[sz]ation|permission|advice)\b",
     re.IGNORECASE,
@@ -430,6 +439,14 @@ def _read_action(
             # "send the repeat request to the GP surgery (`request_repeat`)": the tool it names
             # sends it; nobody takes the case over
             return [Action("tool_call", text, quote, tool=mention)]
+    if (
+        handoff is None
+        and escalate is None
+        and (goes := _GOES_TO.match(text))
+        and not _FOR_REVIEW.search(text)
+    ):
+        # "A second request goes to the Events Manager": the case is passed on, said of it
+        handoff = goes
     if handoff is None and first in ("call", "phone", "ring", "contact", "page", "alert"):
         # "Call the Duty Manager": a person who takes the case over ("call the customer back"
         # names nobody who does)

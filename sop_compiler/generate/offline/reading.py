@@ -481,7 +481,7 @@ def _clauses(text: str) -> list[tuple[str, str]]:
 # order to whoever follows the SOP, in the formal third person (never "the Branch Manager shall
 # approve", which is someone else's part)
 _ROLE_SHALL = re.compile(
-    rf"(?P<lead>^\s*(?:(?:each|every)\s+\w+,?\s+)?|[,;:]\s+){AGENT_ROLE}"
+    rf"(?P<lead>^\s*(?:(?:each|every)\s+\w+,?\s+)?|[,;:]\s+(?:and\s+|then\s+|so\s+)?){AGENT_ROLE}"
     r"\s+(?:(?:shall|must|should|will|is\s+to)\s+(?P<neg>not\s+)?(?:then\s+|also\s+|first\s+)?"
     r"(?P<verb>[a-z]+)|(?:then\s+|also\s+)?(?P<does>[a-z]+(?:es|s)))\b|"
     r"(?P<and>\band\s+)shall\s+(?P<and_neg>not\s+)?",
