@@ -496,3 +496,19 @@ def test_step_lines_in_running_text_are_numbered_steps(tmp_path: Path) -> None:
     items = _items(procedure)
     assert [item.marker for item in items if item.level == 0] == ["1.", "2.", "3."]
     assert items[2].text == "Decide:"  # a step, never a section title
+
+
+def test_a_title_set_apart_by_blank_lines_is_a_section(tmp_path: Path) -> None:
+    text = (
+        "Roomy Rentals\nCustomer Team Playbook\n\n"
+        "About this playbook\nThis is for everyone on the customer team.\n\n\n"
+        "Ending a rental early\n\n"
+        "1. Open the agreement and check the minimum term.\n"
+        "2. Book the collection.\n\n\n"
+        "Buying furniture outright\n\n"
+        "1. Open the agreement.\n"
+        "2. Take the buy-out payment.\n\n"
+        "Be human.\n"
+    )
+    titles = _titles(_procedures(tmp_path, "playbook.txt", text))
+    assert titles == ["Ending a rental early", "Buying furniture outright"]

@@ -266,6 +266,7 @@ class _TextParser:
                 and (
                     (prev_blank and _caps_heading(stripped))
                     or _banner_heading(stripped)  # "=== MACRO WR-01: Missed bin collection ==="
+                    or self._lone_title(i)
                 )
                 and (self.title_line is None or i > self.title_line)
             ):
@@ -291,6 +292,23 @@ class _TextParser:
     def _heading(self, text: str, level: int, index: int, number: str | None = None) -> None:
         self.nester.reset()
         self.b.heading(text, level, index, number=number)
+
+    def _lone_title(self, i: int) -> bool:
+        """ "Ending a rental early" set apart by two blank lines above and one below: a section
+        title in sentence case (one blank line above is any short paragraph)."""
+        line = self.lines[i].strip()
+        words = line.split()
+        above = [self.lines[j].strip() for j in range(max(0, i - 2), i)]
+        below = self.lines[i + 1].strip() if i + 1 < len(self.lines) else ""
+        return (
+            i >= 2
+            and above == ["", ""]
+            and not below
+            and 1 <= len(words) <= 8
+            and line[:1].isupper()
+            and line[-1] not in ".;,:!?"
+            and _indent(self.lines[i]) == 0
+        )
 
     def _is_numbered_heading(self, marker: Marker, i: int, prev_blank: bool) -> bool:
         numbered = marker.style.startswith("dotted") or (
