@@ -1879,3 +1879,16 @@ def test_a_case_said_to_go_to_a_team_is_handed_over(tmp_path: Path) -> None:
         "The parcel goes to the customer.",
     ):
         assert not any(s.kind == "escalate" for s in walk_steps(_compile(tmp_path, said).steps))
+
+
+def test_what_an_order_is_done_through_names_its_tool(tmp_path: Path) -> None:
+    task = Tool(name="task_for_team", description="Create a task for a team.", access="write")
+    procedure = _procedure(
+        tmp_path,
+        "returns.md",
+        "# Returns\n\n## Handle a return request\n\n"
+        "1. Book a callback with the Returns Lead through a task.\n",
+    )
+    assert _calls(build_draft(procedure, catalog=ToolCatalog(tools=[*CATALOG.tools, task]))) == [
+        "task_for_team"
+    ]

@@ -148,6 +148,12 @@ _GOES_TO = re.compile(
 )
 # "... goes to the Head of Quality for review": they are told, the case stays here
 _FOR_REVIEW = re.compile(r"\bfor\s+(?:review|approval|information|their\s+records)\b", re.I)
+_BY_MEANS = re.compile(
+    r"\b(?:through|via|using|by|with)\s+(?:a|an|the)\s+(?P<noun>task|ticket|case|form|referral|"
+    r"request|letter|note|message|email|sms|text)\b"
+    r"(?=\s*(?:$|[.,;:)]|(?:to|for|in|on|and|so)\b))",  # "with the ticket number" names a number
+    re.IGNORECASE,
+)
 _FOR_APPROVAL = re.compile(
     r"\bfor\s+(?:(?:their|his|her|an?)\s+)?(?:approval|sign-off|authori[sz]ation|permission|advice)\b",
     re.IGNORECASE,
@@ -492,6 +498,12 @@ def _read_action(
         )
     ):  # "update the CRM notes", "produce the quote in MoveBase": the system, not its read tool
         return [Action("tool_call", text, quote, tool=mention)]
+    if mention is None and not stated and (means := _BY_MEANS.search(text)) and is_order(text):
+        # "book a consultation with the Practice Manager through a task": the one tool named
+        # for the thing it is done with (`task_for_team`)
+        owners = [t for t in tools.catalog.tools if means["noun"] in t.name.split("_")]
+        if len(owners) == 1:
+            return [Action("tool_call", text, quote, tool=ToolMention(owners[0], 0, "verb"))]
     if mention is None and not stated and (enum_tool := tools.enum_owner(text)) is not None:
         return [Action("tool_call", text, quote, tool=enum_tool)]  # "use method `sms_code`"
     if re.search(r"\banything else\b", text, re.IGNORECASE) and first == "ask":
