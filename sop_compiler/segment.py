@@ -222,7 +222,18 @@ def _subtree_steps(section: _Section, memo: dict[int, bool]) -> bool:
 
 
 def _is_aux(section: _Section) -> bool:
+    if _CASE_TITLE.match(section.title) and section.heading is not None:
+        # "2  WHEN A SCREENING GOES WRONG", numbered like the procedures beside it ("1  TICKET
+        # REFUNDS"): a procedure of its own, not a case of the one above
+        raw = section.heading.text.strip()
+        if section.heading.number and "." not in section.heading.number.strip("."):
+            return False
+        if re.match(r"^\d+[.)]?\s", raw):
+            return False
     return bool(_AUX.match(section.title))
+
+
+_CASE_TITLE = re.compile(r"^(?:if|when)\s", re.IGNORECASE)
 
 
 def _is_context(section: _Section) -> bool:

@@ -512,3 +512,15 @@ def test_a_title_set_apart_by_blank_lines_is_a_section(tmp_path: Path) -> None:
     )
     titles = _titles(_procedures(tmp_path, "playbook.txt", text))
     assert titles == ["Ending a rental early", "Buying furniture outright"]
+
+
+def test_a_numbered_when_section_beside_procedures_is_a_procedure(tmp_path: Path) -> None:
+    text = (
+        "CINEMA SOP\n\n"
+        "1  TICKET REFUNDS\n\n1.1  Find the booking.\n1.2  Refund the tickets.\n\n\n"
+        "2  WHEN A SCREENING GOES WRONG\n\n2.1  Check the screening log.\n"
+        "2.2  Send the apology email.\n"
+    )
+    procedures = _procedures(tmp_path, "cinema.txt", text)
+    assert _titles(procedures) == ["Ticket refunds", "When a screening goes wrong"]
+    assert "apology" not in _text(procedures[0])
