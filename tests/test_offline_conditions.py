@@ -1892,3 +1892,18 @@ def test_what_an_order_is_done_through_names_its_tool(tmp_path: Path) -> None:
     assert _calls(build_draft(procedure, catalog=ToolCatalog(tools=[*CATALOG.tools, task]))) == [
         "task_for_team"
     ]
+
+
+def test_a_limit_said_alone_calls_nothing(tmp_path: Path) -> None:
+    order = next(t for t in CATALOG.tools if t.name == "get_order")
+    order = order.model_copy(update={"aliases": ["order"]})
+    catalog = ToolCatalog(tools=[order if t.name == "get_order" else t for t in CATALOG.tools])
+    procedure = _procedure(
+        tmp_path,
+        "returns.md",
+        "# Returns\n\n## Handle a return request\n\n1. Accept the return.\n"
+        "2. If the box is crushed, issue a voucher. Maximum 2 vouchers per order.\n",
+    )
+    steps = walk_steps(build_draft(procedure, catalog=catalog).steps)
+    said = [s for s in steps if "Maximum 2 vouchers" in s.text]
+    assert all(s.tool_call is None or s.tool_call.tool != "get_order" for s in said)

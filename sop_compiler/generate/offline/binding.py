@@ -332,6 +332,9 @@ _STATEMENT = re.compile(
     r"the\s+(?:(?-i:[A-Z])[\w-]*\s+){1,3}(?:team|desk|unit|department|office|manager|lead|"
     r"leader|supervisor|officer)\s+(?:also\s+|then\s+|alone\s+)?[a-z]+s\b|"
     # "Members often update their card": a plural subject, how often, a verb
+    # "Maximum 6 vouchers per booking": a limit, said of no action
+    r"(?:maximum|minimum|max\.?|min\.?|at\s+most|at\s+least|no\s+more\s+than|up\s+to)\s+"
+    r"[£$€]?\d|"
     # "There's no charge": what there is, or is not
     r"there(?:'s|\s+is|\s+are|\s+was|\s+were)\s|"
     r"(?:our\s+)?" + _NOT_THE_AGENT + r"[a-z][\w'-]*s\s+(?:often|usually|sometimes|normally|"
