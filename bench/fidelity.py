@@ -5,7 +5,7 @@
     python bench/fidelity.py --heldout  tests/data/heldout only: cases written blind, never tuned on
     python bench/fidelity.py --heldout2 tests/data/heldout2 only: a second blind corpus
     python bench/fidelity.py --heldout3 tests/data/heldout3 only: a third, scored once at its merge
-    python bench/fidelity.py --heldout4 tests/data/heldout4 only: a fourth, scored once at the end
+    python bench/fidelity.py --heldout4 tests/data/heldout4 only: a fourth
     python bench/fidelity.py --heldout5 tests/data/heldout5 only: a fifth
     python bench/fidelity.py --heldout6 tests/data/heldout6 only: a sixth
     python bench/fidelity.py --heldout7 tests/data/heldout7 only: a seventh, scored once at the end
@@ -250,9 +250,9 @@ def tally_all() -> Tally:
 
 
 def tally_heldout(folder: str = "heldout") -> Tally:
-    """A blind corpus under tests/data (`heldout` to `heldout4`): cases whose author never ran
+    """A blind corpus under tests/data (`heldout` to `heldout7`): cases whose author never ran
     sopc on them. Each was scored once before anything was tuned on it (BENCHMARKS.md keeps that
-    first run); heldout to heldout3 were tuned on afterwards, heldout4 is kept out of tuning,
+    first run); heldout to heldout6 were tuned on afterwards, heldout7 is kept out of tuning,
     the honest estimate of how the compiler does on documents it has not seen."""
     tally = Tally()
     root = REPO / "tests" / "data" / folder
