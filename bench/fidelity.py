@@ -2,7 +2,7 @@
 
     python bench/fidelity.py            every case under tests/data/policies and tests/data/fidelity
     python bench/fidelity.py --json     the same numbers as JSON
-    python bench/fidelity.py --heldout  tests/data/heldout only: cases written blind, never tuned on
+    python bench/fidelity.py --heldout  tests/data/heldout only: cases written blind, tuned on since
     python bench/fidelity.py --heldout2 tests/data/heldout2 only: a second blind corpus
     python bench/fidelity.py --heldout3 tests/data/heldout3 only: a third, scored once at its merge
     python bench/fidelity.py --heldout4 tests/data/heldout4 only: a fourth
