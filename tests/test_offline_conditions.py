@@ -1907,3 +1907,38 @@ def test_a_limit_said_alone_calls_nothing(tmp_path: Path) -> None:
     steps = walk_steps(build_draft(procedure, catalog=catalog).steps)
     said = [s for s in steps if "Maximum 2 vouchers" in s.text]
     assert all(s.tool_call is None or s.tool_call.tool != "get_order" for s in said)
+
+
+def test_what_is_not_a_handover_or_a_case_of_one_thing_stays_as_written(tmp_path: Path) -> None:
+    # a phone call that asks something, a thing shipped somewhere: no escalation ends the case
+    for step in (
+        "Phone the warehouse manager to check the stock level.",
+        "Accept the return. The parcel is sent to the Returns Centre by courier.",
+    ):
+        draft = _compile(tmp_path, f"{step}\n3. Refund the order.")
+        assert not any(s.kind == "escalate" for s in walk_steps(draft.steps)), step
+        assert "issue_refund" in _calls(draft)
+    # two tests of one subject that can both hold are no either/or
+    draft = _compile(
+        tmp_path,
+        "Check the account. If the customer is a member, issue a voucher. If the customer is "
+        "angry, send the case to Fraud Review.",
+    )
+    ways = _ways(draft)
+    assert any(
+        w.went.get("the customer is angry") == "yes"
+        for w in _side(ways, "the customer is a member", "yes")
+    )
+
+
+def test_a_threshold_sentence_with_a_run_of_spaces_reads_in_linear_time(tmp_path: Path) -> None:
+    # a plain-text SOP keeps its runs of spaces; the threshold form must not backtrack on them
+    sop = tmp_path / "big.txt"
+    sop.write_text(
+        "REFUNDS\n\n1. Look up the order.\n2. Refunds over £50 need approval"
+        + " " * 20_000
+        + "from the manager.\n",
+        encoding="utf-8",
+    )
+    procedure = read_procedures(sop, root=tmp_path, settings=Settings()).procedures[0]
+    assert build_draft(procedure, catalog=CATALOG).steps  # seconds before the fix: minutes

@@ -461,7 +461,7 @@ _BANNERED = re.compile(
 
 def _banner_heading(line: str) -> bool:
     """A title between banner rules, in any case: "=== MACRO WR-01: Missed bin collection ==="."""
-    match = _BANNERED.match(line)
+    match = _BANNERED.match(line) if len(line) <= 200 else None  # a title is short
     if match is None:
         return False
     title = match.group("title")

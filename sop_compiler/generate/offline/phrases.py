@@ -140,7 +140,12 @@ _SEND_TO_TEAM = re.compile(
     r"unit|department))?)(?=$|[\s,.;:(])"
 )
 _GOES_TO = re.compile(
-    r"^(?i:the|a|an|any|anything|it|this|that|these|such)\b[\w' ,-]{0,50}?\s+"
+    # what is passed on is a case ("a second request", "anything beyond that"), never a thing
+    # being shipped ("the parcel is sent to the Returns Centre")
+    r"^(?i:(?:the|a|an|any|this|that|these|such)\b[\w' ,-]{0,40}?\b(?:requests?|cases?|"
+    r"complaints?|claims?|quer(?:y|ies)|enquir(?:y|ies)|matters?|appeals?|disputes?|"
+    r"applications?|refunds?)|anything(?:\s+else|\s+beyond\s+that|\s+more)?|everything\s+else|"
+    r"it|this|that)\s+"
     r"(?i:goes|go|is\s+passed|are\s+passed|is\s+referred|are\s+referred|is\s+escalated|"
     r"are\s+escalated|is\s+sent|are\s+sent)\s+(?i:on\s+)?(?i:to)\s+"
     r"(?P<who>(?i:the\s+)?[A-Z][\w&'-]*(?:\s+(?:of\s+|and\s+|&\s+)?[A-Z][\w&'-]*){0,3})"
@@ -160,7 +165,9 @@ _FOR_APPROVAL = re.compile(
 )
 _CALL_ROLE = re.compile(
     r"^\w+\s+(?:the|your)\s+(?P<who>(?:[\w-]+\s+){0,2}(?:manager|supervisor|team\s+leader|"
-    r"team\s+lead|duty\s+officer|on-call\s+\w+))\b",
+    r"team\s+lead|duty\s+officer|on-call\s+\w+))\b"
+    # the call is the whole order: "phone the warehouse manager to check the stock" asks
+    r"(?=\s*(?:(?:straight\s+away|immediately|now|at\s+once|first)\s*)?[.!]?\s*$)",
     re.IGNORECASE,
 )
 _NAME_END = re.compile(

@@ -362,6 +362,7 @@ def _sentences(
 
 
 # "...; otherwise B" and "..., otherwise B": the otherwise-side is a sentence of its own
+_ORDINARY = 2_000  # characters: the longest sentence a backtracking form is tried on
 # "Do not charge a fee over the phone - if the member insists, create a case": after the dash, a
 # case of its own, never the end of a test that ends the order before it
 _DASH_IF = re.compile(r"\s[-\u2013\u2014]\s+(?=(?:if|when|unless|where)\s)", re.IGNORECASE)
@@ -459,7 +460,16 @@ def _clauses(text: str) -> list[tuple[str, str]]:
         part for whole in split_sentences(text) for part in _DASH_IF.split(whole) if part.strip()
     ):
         parts = _SEMI_OTHERWISE.split(sentence)
-        if len(parts) == 1 and (never := _SEMI_NEVER.match(sentence)) and is_order(sentence):
+        # the forms below are read in sentences of ordinary length only: their patterns
+        # backtrack, and a sentence of a megabyte is no form (it stays as it is written)
+        ordinary = len(sentence) <= _ORDINARY
+        if (
+            ordinary
+            and len(parts) == 1
+            and ";" in sentence
+            and (never := _SEMI_NEVER.match(sentence))
+            and is_order(sentence)
+        ):
             parts = [never["order"], never["never"][0].upper() + never["never"][1:]]
         for reading, part in _alternatives(parts):
             reading = _ANSWER_ARROW.sub(r"\1: ", reading)
@@ -468,8 +478,9 @@ def _clauses(text: str) -> list[tuple[str, str]]:
                 lambda m: f"{m.group(1)}{m.group(2).capitalize()}", reading
             )
             reading = _ROLE_SHALL.sub(_role_order, reading)
-            reading = _APPROVED_OVER.sub(_approval_as_if, reading)
-            reading = _FOR_ONLY.sub(_for_only_as_if, reading)
+            if ordinary:
+                reading = _approval_as_if(reading)
+                reading = _FOR_ONLY.sub(_for_only_as_if, reading)
             reading = _UNLESS.sub(_unless_as_if, reading)
             reading = _TRAILING_UNLESS.sub(_trailing_unless_as_if, reading)
             out.append((reading, part))
@@ -511,11 +522,9 @@ _APPROVED_OVER = re.compile(
     r"^(?P<lead>\s*)(?:(?:any|a|an|the|all)\s+)?(?P<thing>[a-z][\w-]*(?:\s+[a-z][\w-]*){0,2}?)\s+"
     r"(?P<cmp>over|above|of\s+more\s+than|of\s+over|more\s+than|exceeding|in\s+excess\s+of)\s+"
     r"(?P<amount>(?:[£$€]\s?|(?:GBP|USD|EUR)\s)[\d,]+(?:\.\d+)?)(?:\s+gross)?\s+(?:also\s+)?"
-    r"(?:(?P<need>needs?|requires?)\s+(?P<what>[^:;]*?\bapproval\b[^:;]*?)|"
-    r"(?:is|are|must\s+be)\s+approved\s+by\s+[^:;]+?)"
-    r"(?:\s*[:;]\s*(?P<action>\S.*?))?\s*(?P<end>[.!]?)\s*$",
+    r"(?:(?P<need>needs?|requires?)\s|(?:is|are|must\s+be)\s+approved\s+by\s)",
     re.IGNORECASE,
-)
+)  # the prefix only: what follows is split in plain code, never by backtracking
 
 
 # "Take the £50 security deposit for hire caravans only": the order holds only in that case
@@ -536,25 +545,32 @@ def _for_only_as_if(match: re.Match[str]) -> str:
     )
 
 
-def _approval_as_if(match: re.Match[str]) -> str:
+def _approval_as_if(reading: str) -> str:
+    """The threshold sentence as "If the <thing> is over <amount>, <what to do>."; as it is
+    when it says no more than who approves ("Refunds over £50 are approved by Finance.")."""
+    match = _APPROVED_OVER.match(reading)
+    if match is None:
+        return reading
     thing = match.group("thing").casefold()
     thing = thing[:-1] if thing.endswith("s") and not thing.endswith("ss") else thing
     cmp = re.sub(r"^of\s+", "", match.group("cmp").casefold())
     test = f"the {thing} is {cmp} {match.group('amount')}"
-    if match.group("action"):
-        return f"{match.group('lead')}If {test}, {match.group('action')}."
-    if match.group("need"):
-        return f"{match.group('lead')}If {test}, request {match.group('what').strip()}."
-    return match.group(0)  # "Refunds over £50 are approved by Finance." alone: the rule says it
+    said, mark, action = reading[match.end() :].partition(":")
+    if not mark:
+        said, mark, action = said.partition(";")
+    action, said = action.strip().rstrip(".!").strip(), said.strip().rstrip(".!").strip()
+    if action:
+        return f"{match.group('lead')}If {test}, {action}."
+    if match.group("need") and re.search(r"\bapproval\b", said, re.IGNORECASE):
+        return f"{match.group('lead')}If {test}, request {said}."
+    return reading
 
 
 def _base_verb(does: str) -> str:
     """ "creates" -> "create", "refunds" -> "refund", "passes" -> "pass", "applies" -> "apply"."""
     for ending, base in (("ies", "y"), ("sses", "ss"), ("shes", "sh"), ("ches", "ch"), ("s", "")):
-        if (
-            does.casefold().endswith(ending)
-            and (stem := does[: -len(ending)] + base).casefold() in INSTRUCTION_VERBS
-        ):
+        stem = does[: -len(ending)] + base
+        if does.casefold().endswith(ending) and stem.casefold() in INSTRUCTION_VERBS:
             return stem
     return does
 
@@ -717,8 +733,9 @@ _POINTS_BACK = frozenset(["it", "they", "this", "that"])
 
 
 def _same_subject(first: str, second: str) -> bool:
-    """True when two tests say something of the same thing: "the refund is £300 or less" and
-    "it is more than £300" (or "the refund is more than £300")."""
+    """True when two tests say something of the same thing, one of which holds: "the refund is
+    £300 or less" and "it is more than £300", "it is for a late delivery" and "it is for a
+    missing item", "the member has enough credits" and "they don't"."""
     one, two = _SUBJECT_END.search(first), _SUBJECT_END.search(second)
     if one is None or two is None:
         return False
@@ -728,7 +745,25 @@ def _same_subject(first: str, second: str) -> bool:
     )
     if not subject or first.strip().casefold() == second.strip().casefold():
         return False
-    return other == subject or other in _POINTS_BACK
+    if other != subject and other not in _POINTS_BACK:
+        return False
+    # one of them holds, never both ("the customer is a member" and "... is angry" can)
+    denied = bool(_NEGATIVE.search(first)) != bool(_NEGATIVE.search(second))
+    amounts = bool(_AMOUNT_TEST.search(first)) and bool(_AMOUNT_TEST.search(second))
+    kinds = bool(_KIND_TEST.match(first, one.start())) and bool(
+        _KIND_TEST.match(second, two.start())
+    )
+    return denied or amounts or kinds
+
+
+# "is £300 or less" / "is more than £300": bands of one amount, one of which holds
+_AMOUNT_TEST = re.compile(
+    r"\b(?:over|above|under|below|more\s+than|less\s+than|fewer\s+than|up\s+to|at\s+least|"
+    r"at\s+most|within|or\s+(?:less|more|fewer|over|under))\b|\d",
+    re.IGNORECASE,
+)
+# "is for a late delivery" / "is for a missing item": the one reason a request is for
+_KIND_TEST = re.compile(r"\s(?:is|are)\s+for\s", re.IGNORECASE)
 
 
 def _complement(first: str, second: str) -> bool:
