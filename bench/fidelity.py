@@ -249,6 +249,10 @@ def tally_all() -> Tally:
     return tally
 
 
+# the blind corpora under tests/data, oldest first; the last is kept out of tuning
+BLIND = ("heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6", "heldout7")
+
+
 def tally_heldout(folder: str = "heldout") -> Tally:
     """A blind corpus under tests/data (`heldout` to `heldout7`): cases whose author never ran
     sopc on them. Each was scored once before anything was tuned on it (BENCHMARKS.md keeps that
@@ -279,16 +283,10 @@ TARGETS: dict[str, float | None] = {
 def bench_fidelity(report: Callable[..., None]) -> None:
     """The rows of bench/run.py's `fidelity` section: the development corpora, then held out."""
     print("Fidelity of the offline compiler on the gold corpora (tests/data/policies, fidelity)")
-    corpora = (
-        ("", tally_all()),
-        ("held out: ", tally_heldout()),
-        ("held out 2: ", tally_heldout("heldout2")),
-        ("held out 3: ", tally_heldout("heldout3")),
-        ("held out 4: ", tally_heldout("heldout4")),
-        ("held out 5: ", tally_heldout("heldout5")),
-        ("held out 6: ", tally_heldout("heldout6")),
-        ("held out 7: ", tally_heldout("heldout7")),
-    )
+    corpora = [("", tally_all())] + [
+        (" ".join(["held out", name.removeprefix("heldout")]).strip() + ": ", tally_heldout(name))
+        for name in BLIND
+    ]
     for prefix, tally in corpora:
         for name, target in TARGETS.items():
             if not tally.counts.get(name):
@@ -303,30 +301,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--misses", action="store_true", help="also list every gold item missed")
-    parser.add_argument(
-        "--heldout", action="store_true", help="score tests/data/heldout (written blind) instead"
-    )
-    parser.add_argument(
-        "--heldout2", action="store_true", help="score tests/data/heldout2 (written blind) instead"
-    )
-    parser.add_argument(
-        "--heldout3", action="store_true", help="score tests/data/heldout3 (written blind) instead"
-    )
-    parser.add_argument(
-        "--heldout4", action="store_true", help="score tests/data/heldout4 (written blind) instead"
-    )
-    parser.add_argument(
-        "--heldout5", action="store_true", help="score tests/data/heldout5 (written blind) instead"
-    )
-    parser.add_argument(
-        "--heldout6", action="store_true", help="score tests/data/heldout6 (written blind) instead"
-    )
-    parser.add_argument(
-        "--heldout7", action="store_true", help="score tests/data/heldout7 (written blind) instead"
-    )
+    for name in BLIND:
+        parser.add_argument(
+            f"--{name}",
+            action="store_true",
+            help=f"score tests/data/{name} (written blind) instead",
+        )
     args = parser.parse_args()
-    corpora = ("heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6", "heldout7")
-    blind = [name for name in corpora if getattr(args, name)]
+    blind = [name for name in BLIND if getattr(args, name)]
     tally = tally_heldout(blind[-1]) if blind else tally_all()
     if not tally.counts:
         print("no gold cases found", file=sys.stderr)

@@ -728,9 +728,22 @@ def test_a_test_after_the_last_of_several_orders_covers_that_order_only(tmp_path
     assert all("issue_voucher" not in w.calls for w in _side(ways, "the box is damaged", "no"))
 
 
-def _sop(tmp_path: Path, body: str) -> RoutineDraft:
+def _sop(tmp_path: Path, body: str, *, catalog: ToolCatalog = CATALOG) -> RoutineDraft:
     text = f"# Returns desk\n\n## Handle a return request\n\n{body}"
-    return build_draft(_procedure(tmp_path, "returns.md", text), catalog=CATALOG)
+    return build_draft(_procedure(tmp_path, "returns.md", text), catalog=catalog)
+
+
+def _catalog(*tools: Tool, aliases: dict[str, list[str]] | None = None) -> ToolCatalog:
+    """The desk's catalog with `tools` added (or put in place of the tool of that name) and
+    `aliases` given to the tools they name."""
+    aliases = aliases or {}
+    named = {tool.name for tool in tools}
+    kept = [
+        t.model_copy(update={"aliases": aliases[t.name]}) if t.name in aliases else t
+        for t in CATALOG.tools
+        if t.name not in named
+    ]
+    return ToolCatalog(tools=[*kept, *tools])
 
 
 def test_numbered_cases_closed_by_otherwise_run_one_at_a_time(tmp_path: Path) -> None:
@@ -1568,14 +1581,12 @@ def test_what_a_named_team_does_is_no_call_even_when_it_names_an_enum_value(
             },
         }
     )
-    catalog = ToolCatalog(tools=[t if t.name != "open_ticket" else ticket for t in CATALOG.tools])
-    procedure = _procedure(
+    draft = _sop(
         tmp_path,
-        "returns.md",
-        "# Returns\n\n## Handle a return request\n\n1. Accept the return.\n"
-        "2. The Fraud Review Team decides on any goodwill afterwards.\n",
+        "1. Accept the return.\n2. The Fraud Review Team decides on any goodwill afterwards.\n",
+        catalog=_catalog(ticket),
     )
-    assert _calls(build_draft(procedure, catalog=catalog)) == ["accept_return"]
+    assert _calls(draft) == ["accept_return"]
 
 
 @pytest.mark.parametrize(
@@ -1640,16 +1651,12 @@ def test_a_case_label_may_join_two_tests_with_a_comma(tmp_path: Path) -> None:
 
 
 def test_what_there_is_or_is_not_calls_nothing(tmp_path: Path) -> None:
-    refund = next(t for t in CATALOG.tools if t.name == "issue_refund")
-    refund = refund.model_copy(update={"aliases": ["refund"]})
-    catalog = ToolCatalog(tools=[refund if t.name == "issue_refund" else t for t in CATALOG.tools])
-    procedure = _procedure(
+    draft = _sop(
         tmp_path,
-        "returns.md",
-        "# Returns\n\n## Handle a return request\n\n1. Look up the order.\n"
-        "2. If the order was a gift, there's no refund — swap it.\n",
+        "1. Look up the order.\n2. If the order was a gift, there's no refund — swap it.\n",
+        catalog=_catalog(aliases={"issue_refund": ["refund"]}),
     )
-    assert _calls(build_draft(procedure, catalog=catalog)) == ["get_order"]
+    assert _calls(draft) == ["get_order"]
 
 
 def test_a_tool_named_in_backticks_outranks_the_sentences_verb(tmp_path: Path) -> None:
@@ -1659,16 +1666,11 @@ def test_a_tool_named_in_backticks_outranks_the_sentences_verb(tmp_path: Path) -
         description="Send a return request email to the customer.",
         access="write",
     )
-    accept = next(t for t in CATALOG.tools if t.name == "accept_return")
-    accept = accept.model_copy(update={"aliases": ["return request"]})
-    tools = [accept if t.name == "accept_return" else t for t in CATALOG.tools]
-    procedure = _procedure(
+    draft = _sop(
         tmp_path,
-        "returns.md",
-        "# Returns\n\n## Handle a return request\n\n"
         "1. Send a return request to the warehouse (`accept_return`).\n",
+        catalog=_catalog(mail, aliases={"accept_return": ["return request"]}),
     )
-    draft = build_draft(procedure, catalog=ToolCatalog(tools=[*tools, mail]))
     assert _calls(draft) == ["accept_return"]
 
 
@@ -1701,13 +1703,12 @@ def test_a_quantity_is_no_enum_value_of_a_tool(tmp_path: Path) -> None:
             },
         }
     )
-    procedure = _procedure(
+    draft = _sop(
         tmp_path,
-        "returns.md",
-        "# Returns\n\n## Handle a return request\n\n1. Accept the return.\n"
+        "1. Accept the return.\n"
         "2. Customers who return 3 orders in 12 months are sent to the Returns Lead.\n",
+        catalog=_catalog(plan),
     )
-    draft = build_draft(procedure, catalog=ToolCatalog(tools=[*CATALOG.tools, plan]))
     assert "create_payment_plan" not in _calls(draft)
 
 
@@ -1883,28 +1884,22 @@ def test_a_case_said_to_go_to_a_team_is_handed_over(tmp_path: Path) -> None:
 
 def test_what_an_order_is_done_through_names_its_tool(tmp_path: Path) -> None:
     task = Tool(name="task_for_team", description="Create a task for a team.", access="write")
-    procedure = _procedure(
+    draft = _sop(
         tmp_path,
-        "returns.md",
-        "# Returns\n\n## Handle a return request\n\n"
         "1. Book a callback with the Returns Lead through a task.\n",
+        catalog=_catalog(task),
     )
-    assert _calls(build_draft(procedure, catalog=ToolCatalog(tools=[*CATALOG.tools, task]))) == [
-        "task_for_team"
-    ]
+    assert _calls(draft) == ["task_for_team"]
 
 
 def test_a_limit_said_alone_calls_nothing(tmp_path: Path) -> None:
-    order = next(t for t in CATALOG.tools if t.name == "get_order")
-    order = order.model_copy(update={"aliases": ["order"]})
-    catalog = ToolCatalog(tools=[order if t.name == "get_order" else t for t in CATALOG.tools])
-    procedure = _procedure(
+    draft = _sop(
         tmp_path,
-        "returns.md",
-        "# Returns\n\n## Handle a return request\n\n1. Accept the return.\n"
+        "1. Accept the return.\n"
         "2. If the box is crushed, issue a voucher. Maximum 2 vouchers per order.\n",
+        catalog=_catalog(aliases={"get_order": ["order"]}),
     )
-    steps = walk_steps(build_draft(procedure, catalog=catalog).steps)
+    steps = walk_steps(draft.steps)
     said = [s for s in steps if "Maximum 2 vouchers" in s.text]
     assert all(s.tool_call is None or s.tool_call.tool != "get_order" for s in said)
 

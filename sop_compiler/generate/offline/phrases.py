@@ -151,16 +151,17 @@ _GOES_TO = re.compile(
     r"(?P<who>(?i:the\s+)?[A-Z][\w&'-]*(?:\s+(?:of\s+|and\s+|&\s+)?[A-Z][\w&'-]*){0,3})"
     r"(?=$|[\s,.;:(])"
 )
-# "... goes to the Head of Quality for review": they are told, the case stays here
-_FOR_REVIEW = re.compile(r"\bfor\s+(?:review|approval|information|their\s+records)\b", re.I)
 _BY_MEANS = re.compile(
     r"\b(?:through|via|using|by|with)\s+(?:a|an|the)\s+(?P<noun>task|ticket|case|form|referral|"
     r"request|letter|note|message|email|sms|text)\b"
     r"(?=\s*(?:$|[.,;:)]|(?:to|for|in|on|and|so)\b))",  # "with the ticket number" names a number
     re.IGNORECASE,
 )
-_FOR_APPROVAL = re.compile(
-    r"\bfor\s+(?:(?:their|his|her|an?)\s+)?(?:approval|sign-off|authori[sz]ation|permission|advice)\b",
+# "... goes to the Head of Quality for review", "call your team leader for approval": they are
+# asked or told, the case stays here
+_FOR_THEIR_SAY = re.compile(
+    r"\bfor\s+(?:(?:their|his|her|an?)\s+)?(?:review|approval|sign-off|authori[sz]ation|"
+    r"permission|advice|information|records)\b",
     re.IGNORECASE,
 )
 _CALL_ROLE = re.compile(
@@ -456,14 +457,14 @@ def _read_action(
         handoff is None
         and escalate is None
         and (goes := _GOES_TO.match(text))
-        and not _FOR_REVIEW.search(text)
+        and not _FOR_THEIR_SAY.search(text)
     ):
         # "A second request goes to the Events Manager": the case is passed on, said of it
         handoff = goes
     if handoff is None and first in ("call", "phone", "ring", "contact", "page", "alert"):
         # "Call the Duty Manager": a person who takes the case over ("call the customer back"
         # names nobody who does)
-        handoff = None if _FOR_APPROVAL.search(text) else _CALL_ROLE.search(text)
+        handoff = None if _FOR_THEIR_SAY.search(text) else _CALL_ROLE.search(text)
     if escalate or handoff:
         ending = _ending(escalate, handoff, text, quote, agents)
         # "escalate ... with `create_ticket`" is the ticket: the call is the escalation, and the

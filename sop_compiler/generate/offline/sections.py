@@ -423,13 +423,7 @@ _RUN_LABEL = re.compile(r"^(?P<case>[^:;.]{3,90}?)\s*:\s+(?P<rest>\S.*)$", re.DO
 
 
 def _run_label(text: str) -> re.Match[str] | None:
-    match = _RUN_LABEL.match(text)
-    if match is None:
-        return None
-    first = match["case"].split(None, 1)[0].casefold().strip("*")
-    if first in INSTRUCTION_VERBS or first in _NOT_A_CASE or first in ("if", "when", "option"):
-        return None
-    return match
+    return _names_a_case(_RUN_LABEL.match(text))
 
 
 def _share_a_word(labels: list[str]) -> bool:
@@ -480,7 +474,11 @@ _NOT_A_CASE = frozenset(
 def _case_label(text: str) -> re.Match[str] | None:
     """The label and action of an item that names its case ("Locker offline — ...", "first
     failure: ..."); None for an instruction ("Check the box: ...") or a note ("Tip: ...")."""
-    match = _DASH_CASE.match(text) or _COLON_CASE.match(text)
+    return _names_a_case(_DASH_CASE.match(text) or _COLON_CASE.match(text))
+
+
+def _names_a_case(match: re.Match[str] | None) -> re.Match[str] | None:
+    """The label match, unless its first word makes it an order, a note or a test instead."""
     if match is None:
         return None
     first = match["case"].split(None, 1)[0].casefold().strip("*")
