@@ -1937,3 +1937,14 @@ def test_a_threshold_sentence_with_a_run_of_spaces_reads_in_linear_time(tmp_path
     )
     procedure = read_procedures(sop, root=tmp_path, settings=Settings()).procedures[0]
     assert build_draft(procedure, catalog=CATALOG).steps  # seconds before the fix: minutes
+
+
+def test_an_otherwise_that_answers_no_condition_keeps_its_words(tmp_path: Path) -> None:
+    draft = _compile(
+        tmp_path,
+        "Check the return. In any other case, including a dispute about the refund, open a "
+        "ticket for finance.",
+    )
+    step = next(s for s in walk_steps(draft.steps) if "dispute" in s.text)
+    assert step.text.startswith("In any other case, including a dispute")
+    assert any("answers no condition" in q for q in draft.open_questions)

@@ -276,6 +276,10 @@ def _sentences(
             # case's own prohibition
             owner = pending
         else_of_owner = clause.is_else and owner is not None and pending is owner
+        # "In any other case, ... raise a case": an otherwise that answers no condition this
+        # routine reads keeps its words, and says so, never a step for every case
+        answers_none = pending is None or bool(pending.else_nodes) or pending.else_goto is not None
+        stray = _STRAY_ELSE.match(original.strip()) if clause.is_else and answers_none else None
         answered = pending
         made, pending = _clause(
             builder,
@@ -287,6 +291,14 @@ def _sentences(
             split=split and not nodes,
             branch=owner is not None and not else_of_owner,
         )
+        if stray is not None and made:
+            made[0].text = f"{stray.group(0)}{made[0].text[:1].lower()}{made[0].text[1:]}"
+            builder.questions.append(
+                (
+                    f"Step {{step}}: {stray.group(0).strip(' ,:')!r} answers no condition here.",
+                    made[0],
+                )
+            )
         if otherwise_of is not None and (clause.test is not None or not is_order(sentence)):
             otherwise_of = None  # "If the customer asks for a refund, ...": a case of its own
         if otherwise_of is not None and not clause.is_else:
@@ -362,6 +374,9 @@ def _sentences(
 
 
 # "...; otherwise B" and "..., otherwise B": the otherwise-side is a sentence of its own
+_STRAY_ELSE = re.compile(
+    r"^(?:otherwise|else|in\s+(?:all|any)\s+other\s+cases?|if\s+not)\b[,:]?\s*", re.IGNORECASE
+)
 _ORDINARY = 2_000  # characters: the longest sentence a backtracking form is tried on
 # "Do not charge a fee over the phone - if the member insists, create a case": after the dash, a
 # case of its own, never the end of a test that ends the order before it
