@@ -64,7 +64,8 @@ _AUX = re.compile(
 )
 # Aux sections that only point elsewhere: background for the reader, no rule for the agent.
 _POINTERS = re.compile(
-    r"^(?:definitions?|see\s+also|related\b.*|references?|contacts?)$", re.IGNORECASE
+    r"^(?:definitions?|see\s+also|related\b.*|references?|(?:[\w-]+\s+)?contacts?(?:\s+list)?)$",
+    re.IGNORECASE,
 )
 # Document-level sections that give every procedure its background.
 _CONTEXT = re.compile(

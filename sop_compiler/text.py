@@ -70,7 +70,8 @@ _AGENT_MODAL = re.compile(
 # Section titles whose text is background, not instructions (coverage does not count it).
 CONTEXT_TITLE = re.compile(
     r"^(?:purpose|scope|overview|background|introduction|definitions?|glossary|references?|related|"
-    r"see also|contacts?|revision history|document control|version history|polic(?:y|ies)|audience|"
+    r"see also|(?:[\w-]+\s+)?contacts?|revision history|document control|version history|"
+    r"polic(?:y|ies)|audience|"
     r"applicability|objectives?|summary|about|when to use|when this applies)\b",
     re.IGNORECASE,
 )

@@ -7,6 +7,7 @@ condition calls and how it ends, which is what an agent following the routine wo
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -1948,3 +1949,88 @@ def test_an_otherwise_that_answers_no_condition_keeps_its_words(tmp_path: Path) 
     step = next(s for s in walk_steps(draft.steps) if "dispute" in s.text)
     assert step.text.startswith("In any other case, including a dispute")
     assert any("answers no condition" in q for q in draft.open_questions)
+
+
+def test_a_step_that_is_the_other_side_of_the_test_before_it_is_never_run_after_it(
+    tmp_path: Path,
+) -> None:
+    # "2. ... If we cannot replace the unit, explain. 3. If we can replace it, replace it": the
+    # cannot-side never goes on into step 3's replacement
+    draft = _compile(
+        tmp_path,
+        "Check the stock first. If we cannot replace the unit, explain the options to the "
+        "customer.\n3. If we can replace it, replace the unit.",
+    )
+    ways = _ways(draft)
+    assert all(
+        "replace_unit" not in w.calls for w in _side(ways, "we cannot replace the unit", "yes")
+    )
+    assert any("replace_unit" in w.calls for w in _side(ways, "we cannot replace the unit", "no"))
+
+
+def test_work_done_through_a_team_the_catalog_reaches_is_an_escalation(tmp_path: Path) -> None:
+    raise_case = Tool.model_validate(
+        _write("raise_case", "Raise a case to the Control Room or a Team Leader.")
+    )
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. If the passenger is stranded overnight, arrange a hotel for them through the "
+        "Control Room.\n"
+        "3. Refund the order.\n",
+        catalog=_catalog(raise_case),
+    )
+    stranded = _side(_ways(draft), "the passenger is stranded overnight", "yes")
+    assert all("raise_case" in w.calls and w.end == "escalate" for w in stranded)
+    assert all("issue_refund" not in w.calls for w in stranded)
+    # a system is no team: "through the Portal" hands nothing over
+    draft = _compile(tmp_path, "If the passenger is stranded, book it through the Portal.")
+    assert not any(s.kind == "escalate" for s in walk_steps(draft.steps))
+
+
+def test_a_task_for_a_team_and_a_promised_call_back_ends_the_branch(tmp_path: Path) -> None:
+    draft = _compile(
+        tmp_path,
+        "If it has been more than 14 days, open a ticket for the Lab Liaison team to chase "
+        "it, and tell the customer we'll call within 2 working days.\n"
+        "3. If the parcel has arrived damaged, refund the order.",
+    )
+    late = _side(_ways(draft), "it has been more than 14 days", "yes")
+    assert all(w.end == "escalate" and w.calls[-1] == "open_ticket" for w in late)
+
+
+def test_dashed_cases_closed_by_anything_else_run_one_at_a_time(tmp_path: Path) -> None:
+    draft = _sop(
+        tmp_path,
+        "The review queue gets every order the file check flags.\n\n"
+        "- Prohibited content (weapons, counterfeit money) — cancel the order. Never print it.\n"
+        "- Possible copyright issue — issue a voucher. If proof arrives, accept the return; "
+        "if not, refund the order.\n"
+        "- Anything else — accept the return.\n",
+    )
+    ways = _ways(draft)
+    assert all(w.calls.count("accept_return") <= 1 for w in ways)
+    assert all(not ({"cancel_order", "issue_voucher"} <= set(w.calls)) for w in ways)
+    prohibited = _side(ways, "prohibited content (weapons, counterfeit money)", "yes")
+    assert all("accept_return" not in w.calls for w in prohibited)
+    # the otherwise-side of the copyright case is its refund, never the release of the rest
+    refused = _side(ways, "proof arrives", "no")
+    assert all("accept_return" not in w.calls and "issue_refund" in w.calls for w in refused)
+    assert not any(r.text.startswith("Prohibited content") for r in draft.rules)
+
+
+def test_a_document_s_control_line_definitions_and_contacts_are_no_rules(tmp_path: Path) -> None:
+    procedure = _procedure(
+        tmp_path,
+        "print.md",
+        "# Print desk\n\nOwner: Support Operations · Version 1.9 · Internal only\n\n"
+        "## Definitions\n\n"
+        "- **Proof** — a PDF preview of the print file that the customer must approve.\n\n"
+        "## Cancel an order\n\n1. Look up the order.\n2. Cancel the order.\n\n"
+        "## Escalation contacts\n\n"
+        "- Finance Director: via Credit Control only\n- Support Team Lead: on-call rota\n",
+    )
+    draft = build_draft(procedure, catalog=CATALOG)
+    said = [r.text for r in draft.rules] + [f"{e.when} {e.then}" for e in draft.edge_cases]
+    assert not [t for t in said if re.search(r"Owner|Proof|Finance Director|Team Lead", t)]
+    assert _calls(draft) == ["get_order", "cancel_order"]

@@ -145,6 +145,13 @@ def _flat(draft: RoutineDraft) -> list[Step]:
         ("No transfers in the first 14 days of the tenancy.", "never"),
         ("Walk-ins get no meeting-room credits.", "never"),
         ("The technician arrives before noon.", None),  # a fact, no order
+        # what describes a thing forbids nothing: a defined term, a kind of content, a
+        # document's control line
+        ("Proof — a PDF preview of the print file that the customer must approve.", None),
+        ("Prohibited content (hate symbols) — reject the artwork and cancel the order.", None),
+        ("Owner: Support Operations · Version 1.9 · Internal only", None),
+        ("Smoking is prohibited on site.", "never"),
+        ("Staff are forbidden from sharing passwords.", "never"),
     ],
 )
 def test_rule_kind_reads_what_a_sentence_restricts(sentence: str, kind: str | None) -> None:

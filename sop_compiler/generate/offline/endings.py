@@ -68,7 +68,11 @@ def end_paths(
         if node.else_nodes and node.then_nodes:
             last = node.then_nodes[-1]
             if last.kind not in TERMINAL_KINDS and last.goto is None and last.jump is None:
-                last.jump = after[node.else_nodes[-1].uid]
+                # past the otherwise: where its last step goes on as the end of an outer
+                # branch (not where a dead end stops)
+                other = node.else_nodes[-1]
+                ends_outer = other.jump is not None and other not in dead
+                last.jump = other.jump if ends_outer else after[other.uid]
         elif (
             not node.else_nodes
             and node.else_goto is None

@@ -14,6 +14,7 @@ from sop_compiler.generate.offline.binding import (
     is_statement,
 )
 from sop_compiler.generate.offline.tools import WRITE_VERBS, ToolIndex, ToolMention, proposed_name
+from sop_compiler.models import Tool
 from sop_compiler.text import INSTRUCTION_VERBS
 
 
@@ -171,6 +172,22 @@ _CALL_ROLE = re.compile(
     r"(?=\s*(?:(?:straight\s+away|immediately|now|at\s+once|first)\s*)?[.!]?\s*$)",
     re.IGNORECASE,
 )
+# "through the Control Room": a named team (capitalised) the work is done by
+_THROUGH_TEAM = re.compile(
+    r"\b(?i:through|via)\s+(?:the\s+)?(?P<who>[A-Z][\w&'-]*(?:\s+[A-Z][\w&'-]*){0,3})"
+    r"(?=\s*(?:$|[,.;:(]|\s(?i:who|which|team|desk)\b))"
+)
+
+
+def _passes_cases_to(who: str, tools: ToolIndex) -> list[Tool] | None:
+    """The catalog's write tools that say they reach `who` ("Raise a case to the Control Room,
+    a Team Leader or ..."), when `who` is people: a team word or a name such a tool gives; None
+    for a system ("through the Portal")."""
+    name = re.compile(rf"\bto\s+(?:the\s+)?{re.escape(who)}\b", re.IGNORECASE)
+    owners = [t for t in tools.catalog.tools if t.access == "write" and name.search(t.description)]
+    return owners if owners or _HUMAN.search(who) else None
+
+
 _NAME_END = re.compile(
     r"\s+(?:via|using|with|by|through|and|so|for|immediately|within|who|which|if|when|to|at|"
     r"before|after|including)\b|[,.;:()\"`]"
@@ -461,6 +478,22 @@ def _read_action(
     ):
         # "A second request goes to the Events Manager": the case is passed on, said of it
         handoff = goes
+    if (
+        handoff is None
+        and escalate is None
+        and mention is None
+        and (through := _THROUGH_TEAM.search(text))
+        and is_order(text)
+        and (owners := _passes_cases_to(through["who"], tools)) is not None
+    ):
+        # "arrange a taxi or hotel for them through the Control Room": the team does it, with
+        # the one catalog tool that says it reaches them ("Raise a case to the Control Room")
+        ending = _ending(None, through, text, quote, agents)
+        if len(owners) != 1:
+            return [ending]
+        call = Action("tool_call", text, quote, tool=ToolMention(owners[0], 0, "verb"))
+        call.target = ending.target
+        return [call, handed_over(ending)]
     if handoff is None and first in ("call", "phone", "ring", "contact", "page", "alert"):
         # "Call the Duty Manager": a person who takes the case over ("call the customer back"
         # names nobody who does)

@@ -126,6 +126,21 @@ def read_units(builder: Builder, units: list[Unit]) -> list[Node]:
             group.anchor = cases[-1]
             if len(alternative_cases(group)) >= 2:
                 builder.groups.append(group)
+        prior = pending if pending is not None and pending.kind == "condition" else None
+        if (
+            opens
+            and not cases
+            and prior is not None
+            and prior.level > 0
+            and not (prior.else_nodes or prior.else_goto)
+            and _complement(prior.test or "", head.test or "")
+        ):
+            # "2. Check the address. If we cannot supply it, explain the options. 3. If we can
+            # supply it, schedule the move": the step is the other side of the test before it
+            group = CaseGroup([[prior, *prior.then_nodes], [head, *head.children]])
+            group.anchor = prior
+            if len(alternative_cases(group)) >= 2:
+                builder.groups.append(group)
         cases = [*cases, head] if opens and not closes else []
         out.append(head)
         pending = last_cond if last_cond is not None else (child_pending if kids else pending_own)
@@ -839,12 +854,36 @@ def _end_when_done(builder: Builder, cond: Node, level: int) -> None:
     ]
     instead = level == 0 and any(_INSTEAD.search(n.text) for n in writes)
     waits = bool(writes) and _WAIT.search(last.text) is not None
-    if instead or waits:
+    team = next((t for n in reversed(writes) if (t := n.target or _team_named(n.text))), None)
+    if waits and team is not None and not instead:
+        # "raise a task for the Lab Liaison team to chase the lab, and tell the customer we'll
+        # call": the case is with that team now
+        ending = builder.node(
+            "escalate", "The case is with the team; this routine ends here.", target=team
+        )
+        ending.level, ending.block_id, ending.quote = last.level, last.block_id, last.quote
+        nodes.append(ending)
+    elif instead or waits:
         last.goto = END
 
 
+def _team_named(text: str) -> str | None:
+    """The team a task or ticket is for: "raise a task for the Lab Liaison team" -> Lab Liaison."""
+    named = _FOR_TEAM.search(text)
+    return named["who"] if named else None
+
+
+_FOR_TEAM = re.compile(
+    r"\b(?:for|to)\s+(?:the|our)\s+(?P<who>(?:[A-Z][\w&'-]*\s+){1,3}(?i:team|desk|department))\b"
+)
 _INSTEAD = re.compile(r"\binstead\b", re.IGNORECASE)
-_WAIT = re.compile(r"\band\s+wait\b|^wait\b", re.IGNORECASE)
+_WAIT = re.compile(
+    r"\band\s+wait\b|^wait\b|"
+    # "tell the customer we'll call within 2 working days": the case waits for the call back
+    r"\b(?:we|they|someone|the\s+[\w-]+(?:\s+[\w-]+)?\s+team)(?:'ll|\s+will)\s+(?:call|phone|ring|"
+    r"contact|email|text|get\s+back|be\s+in\s+touch)\b",
+    re.IGNORECASE,
+)
 
 
 def _asked_last(pending: Node | None) -> Node | None:
@@ -892,7 +931,7 @@ def _prohibits(action: Action) -> bool:
 # a test that only points back at the one before it: "if it is", "if so", "if they do"
 _THIS_CASE = re.compile(r"\bin\s+(?:this|that|such\s+a|these|those|such)\s+cases?\b", re.I)
 _ELLIPTIC = re.compile(r"^(?:it|they|this|that|he|she)\s+(?:is|are|does|do|has|have)$", re.I)
-_NEGATIVE = re.compile(r"\b(?:not|no|never)\b|n't\b", re.IGNORECASE)
+_NEGATIVE = re.compile(r"\b(?:not|no|never|cannot)\b|n't\b", re.IGNORECASE)
 
 
 def _tells(action: Action) -> bool:
@@ -1064,10 +1103,10 @@ def _clause(
         cond.then_goto = goto
     else:
         cond.then_nodes = _actions(builder, clause.actions, block_id, level, test)
+        _end_when_done(builder, cond, level)
         made += cond.then_nodes
         if outer is not None:
             outer.then_nodes += cond.then_nodes
-        _end_when_done(builder, cond, level)
     if outer is not None and clause.inner_test is not None and _ends(clause.sentence):
         return made, outer  # "If X, refund it if Y. Otherwise, B.": B is the other side of X
     return made, cond  # "..., take it to the school if it is open, otherwise to the depot"

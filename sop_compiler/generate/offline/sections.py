@@ -402,17 +402,40 @@ def labelled_run(run: list[Unit]) -> list[Unit]:
         None if (unit.key or "").casefold() in targets else _run_label(unit.text.strip())
         for unit in run
     ]
+    dashed = [_dashed_order(unit.text.strip()) for unit in run]
     out = list(run)
-    start = 0
-    while start < len(run):
-        end = start
-        while end < len(run) and found[end] is not None:
-            end += 1
-        group = [m for m in found[start:end] if m is not None]
-        if len(group) >= 2 and _share_a_word([m["case"] for m in group]):
-            out[start:end] = _as_cases(run[start:end], found[start:end])
-        start = end + 1
+    for labels, same in ((found, _share_a_word), (dashed, _closes_with_the_rest)):
+        start = 0
+        while start < len(run):
+            end = start
+            while end < len(run) and labels[end] is not None:
+                end += 1
+            group = [m for m in labels[start:end] if m is not None]
+            if len(group) >= 2 and same([m["case"] for m in group]):
+                out[start:end] = _as_cases(run[start:end], labels[start:end])
+            start = end + 1
     return out
+
+
+def _dashed_order(text: str) -> re.Match[str] | None:
+    """A bullet "Prohibited content — reject the artwork ...": a case, a dash, an order."""
+    match = _names_a_case(_DASH_CASE.match(text))
+    first = match["rest"].split(None, 1)[0].casefold().strip(",.") if match else ""
+    return match if first in INSTRUCTION_VERBS else None
+
+
+def _closes_with_the_rest(labels: list[str]) -> bool:
+    """True when bullets of dashed cases end with the case of everything else ("Anything else
+    — release the order"): a list of the cases there are, one of which holds."""
+    return bool(_THE_REST.match(labels[-1]))
+
+
+# "Anything else", "Any other order", "All other cases", "Everything else", "Other"
+_THE_REST = re.compile(
+    r"^(?:anything\s+else|everything\s+else|any(?:thing)?\s+other\b.*|all\s+other\b.*|"
+    r"others?|otherwise|none\s+of\s+(?:these|the\s+above))$",
+    re.IGNORECASE,
+)
 
 
 def _all_texts(run: list[Unit]) -> list[str]:
@@ -442,7 +465,9 @@ def _as_cases(
     return [
         replace(
             unit,
-            text=f"If {opening}{_lower_first(match['case'])}, {match['rest']}",
+            text=f"Otherwise, {match['rest']}"
+            if _THE_REST.match(match["case"])
+            else f"If {opening}{_lower_first(match['case'])}, {match['rest']}",
             cite=unit.cite or unit.text,
         )
         if match is not None

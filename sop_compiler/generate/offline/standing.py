@@ -89,11 +89,20 @@ _ONLY_IF = re.compile(
     re.IGNORECASE,
 )
 _UNLESS = re.compile(r"\bunless\b", re.IGNORECASE)
+# "prohibited content", "forbidden items": the word names a kind of thing, forbids nothing
+_A_KIND_WORDS = (
+    r"(?:prohibited|forbidden)\s+(?!(?:from|to|in|on|at|for|by|under|unless|except|without|and|"
+    r"or|if|when|where|while)\b)[a-z]"
+)
+_A_KIND = re.compile(_A_KIND_WORDS, re.IGNORECASE)
 _NEVER = re.compile(
     r"\b(?:never|must\s+not|mustn't|cannot|can\s*not|can't|may\s+not|should\s+not|shouldn't|"
     r"will\s+not|won't|is\s+not|are\s+not|isn't|aren't|"
-    r"not\s+(?:allowed|permitted|eligible|possible|available)|prohibited|forbidden|ineligible|"
+    r"not\s+(?:allowed|permitted|eligible|possible|available)|ineligible|"
     r"under\s+no\s+circumstances)\b|"
+    # "Smoking is prohibited", "prohibited from", never "prohibited content (hate symbols, ...)":
+    # a kind of thing, named by the word
+    r"\b(?!" + _A_KIND_WORDS + r")(?:prohibited|forbidden)\b|"
     # "Do not refund ...", "...; do not open a claim", "agents must not": an order, while
     # "Credits do not expire" or "we do not control the timing" describes
     r"(?:^|[:;,]\s*|\b(?:you|agents?|staff|representatives?|advisors?)\s+(?:should\s+)?)"
@@ -146,13 +155,34 @@ _COMPARED = re.compile(
     re.IGNORECASE,
 )
 # "Goodwill voucher: a discretionary voucher ...": a definition, not a rule
-_DEFINITION = re.compile(r"^[A-Z][\w\s()'/-]{1,40}:\s+(?:an?|the)\s", re.IGNORECASE)
+# "Proof: a PDF preview ...", "Preflight — the automatic file check ...": a term defined
+_DEFINITION = re.compile(r"^[A-Z][\w\s()'/-]{1,40}(?::|\s[—–])\s+(?:an?|the)\s", re.IGNORECASE)
 # words that make a rule even in a background section (purpose, scope, roles, definitions)
 _STRONG = re.compile(
     r"\b(?:never|must|must\s+not|cannot|can't|may\s+not|should\s+not|prohibited|forbidden|"
     r"at\s+most|no\s+more\s+than|under\s+no\s+circumstances)\b",
     re.IGNORECASE,
 )
+# a document's control line: fields set apart by dots or bars, an owner or a version among them
+_DOCUMENT_META = re.compile(
+    r"^(?=.*\s[·|•]\s)(?=.*\b(?:owner|version|v\d+(?:\.\d+)+|last\s+(?:reviewed|updated)|"
+    r"classification|document\s+(?:id|number|ref))\b)",
+    re.IGNORECASE,
+)
+# "a PDF preview that the customer must approve": said of the thing, in a relative clause
+_DESCRIBED = re.compile(r"\b(?:that|which|who|whom)\s+(?:[\w'-]+\s+){0,4}$", re.IGNORECASE)
+
+
+def _strong(text: str) -> bool:
+    """True when a word of `text` makes a rule even in a background section, said of what the
+    reader does ("Never quote a fix time"), not of a thing it describes ("the proof that the
+    customer must approve", "prohibited content")."""
+    return any(
+        not _DESCRIBED.search(text[: match.start()]) and not _A_KIND.match(text, match.start())
+        for match in _STRONG.finditer(text)
+    )
+
+
 # "Tell the customer that they do not need to call again": the words to say, not a rule
 _SAYING = re.compile(
     r"^\s*(?:tell|explain|inform|remind|advise|say|let\s+\w+\s+know|reassure)\b", re.IGNORECASE
@@ -226,8 +256,10 @@ def rule_kind(sentence: str) -> RuleKind | None:
     """
     if _BRANCH.match(sentence) and not _ONLY_IF.search(sentence):
         return None  # the steps read it as a condition
-    if _DEFINITION.match(sentence) and not _STRONG.search(sentence):
+    if _DEFINITION.match(sentence) and not _strong(sentence):
         return None
+    if _DOCUMENT_META.match(sentence):
+        return None  # "Owner: Support Operations · Version 1.9 · Internal only"
     if (_SAYING.match(sentence) and not _TELL_BEFORE.search(sentence)) or _PURPOSE.match(sentence):
         return None  # what to tell the customer, or why the document exists
     sentence = _QUOTED.sub('""', sentence)  # "no longer needed" is a value, not a prohibition
@@ -373,7 +405,7 @@ def standing(procedure: Procedure, tools: ToolIndex) -> Standing:
                 kind = rule_kind(text)
                 if _BRANCH.match(opening) and scope is None and text != opening:
                     kind = None  # "Otherwise, ...": a branch whose condition is another item's
-                if background and not _STRONG.search(text):
+                if background and not _strong(text):
                     kind = None  # "It exists so that ... never refunded twice": the why
                 if kind is None:
                     descriptive = not is_instruction(text) and _is_fact(text)
