@@ -2034,3 +2034,24 @@ def test_a_document_s_control_line_definitions_and_contacts_are_no_rules(tmp_pat
     said = [r.text for r in draft.rules] + [f"{e.when} {e.then}" for e in draft.edge_cases]
     assert not [t for t in said if re.search(r"Owner|Proof|Finance Director|Team Lead", t)]
     assert _calls(draft) == ["get_order", "cancel_order"]
+
+
+def test_a_refused_stand_in_for_what_is_unavailable_ends_the_case(tmp_path: Path) -> None:
+    draft = _compile(
+        tmp_path,
+        "If the model is out of stock, offer the next model up at the same price. If the "
+        "customer declines, issue a voucher.\n3. Replace the unit.",
+    )
+    ways = _ways(draft)
+    declined = _side(ways, "the customer declines", "yes")
+    assert all("issue_voucher" in w.calls and "replace_unit" not in w.calls for w in declined)
+    accepted = _side(ways, "the customer declines", "no")
+    assert all("replace_unit" in w.calls for w in accepted)
+    # an add-on turned down is no stand-in: the case goes on
+    draft = _compile(
+        tmp_path,
+        "Offer the extended warranty. If the customer declines, issue a voucher.\n"
+        "3. Replace the unit.",
+    )
+    declined = _side(_ways(draft), "the customer declines", "yes")
+    assert all("replace_unit" in w.calls for w in declined)

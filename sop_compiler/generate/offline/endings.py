@@ -96,7 +96,7 @@ def _end_explicit_branches(
     for node in flat:
         if node.goto == END:  # "follow CC-ACC-002": that SOP takes over; wrap this case up
             closing = closing or _closing(builder, flat)
-            node.goto, node.jump = None, closing
+            node.goto, node.jump, node.stops = None, closing, True
     for node in flat:
         if node.kind != "condition" or not node.then_nodes or node.else_goto is None:
             continue

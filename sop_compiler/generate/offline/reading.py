@@ -833,7 +833,7 @@ _FAILED_CHECK = re.compile(
 )
 
 
-def _end_when_done(builder: Builder, cond: Node, level: int) -> None:
+def _end_when_done(builder: Builder, cond: Node, level: int, before: Node | None = None) -> None:
     """End a branch that does what replaces the procedure, or leaves it to another team.
 
     "2. If the pay date is within 3 days, add the amount to the next payroll instead": a step
@@ -853,6 +853,14 @@ def _end_when_done(builder: Builder, cond: Node, level: int) -> None:
         and tool.access == "write"
     ]
     instead = level == 0 and any(_INSTEAD.search(n.text) for n in writes)
+    # "Where the size is unavailable, offer the next size up. If the Tenant declines, add them
+    # to the waiting list": what was asked for cannot be had, and its stand-in was turned down
+    instead = instead or (
+        bool(_DECLINES.search(cond.test or ""))
+        and before is not None
+        and before.kind == "condition"
+        and bool(_UNAVAILABLE.search(before.test or ""))
+    )
     waits = bool(writes) and _WAIT.search(last.text) is not None
     team = next((t for n in reversed(writes) if (t := n.target or _team_named(n.text))), None)
     if waits and team is not None and not instead:
@@ -865,6 +873,19 @@ def _end_when_done(builder: Builder, cond: Node, level: int) -> None:
         nodes.append(ending)
     elif instead or waits:
         last.goto = END
+
+
+_DECLINES = re.compile(
+    r"\b(?:declines?|refuses?|turns?\s+(?:it|this|that|them)?\s*down|does\s+not\s+(?:accept|want)|"
+    r"doesn't\s+(?:accept|want)|do\s+not\s+(?:accept|want)|don't\s+(?:accept|want)|says?\s+no)\b",
+    re.IGNORECASE,
+)
+_UNAVAILABLE = re.compile(
+    r"\b(?:unavailable|not\s+available|out\s+of\s+stock|sold\s+out|fully\s+booked|"
+    r"no\s+longer\s+(?:available|offered|made)|cannot\s+be\s+(?:supplied|provided|booked)|"
+    r"(?:is|are)\s+full)\b",
+    re.IGNORECASE,
+)
 
 
 def _team_named(text: str) -> str | None:
@@ -1103,7 +1124,7 @@ def _clause(
         cond.then_goto = goto
     else:
         cond.then_nodes = _actions(builder, clause.actions, block_id, level, test)
-        _end_when_done(builder, cond, level)
+        _end_when_done(builder, cond, level, pending)
         made += cond.then_nodes
         if outer is not None:
             outer.then_nodes += cond.then_nodes

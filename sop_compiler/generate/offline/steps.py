@@ -128,7 +128,12 @@ def _step(builder: Builder, node: Node, after: dict[int, Node | None]) -> Step:
             )
             # "3. If nothing is free, offer the list. If they accept, add them. 4. Otherwise,
             # book": a follow-up's "no" goes where its branch goes, past the otherwise
-            jumps = inner and last.jump is not None and last.kind not in TERMINAL_KINDS
+            jumps = (
+                inner
+                and last.jump is not None
+                and last.kind not in TERMINAL_KINDS
+                and not last.stops
+            )
             else_step = _id(builder, last.jump if jumps else branch_end(node, after))
         else:
             else_step = None  # a jump when the test holds; otherwise the next step
