@@ -2055,3 +2055,17 @@ def test_a_refused_stand_in_for_what_is_unavailable_ends_the_case(tmp_path: Path
     )
     declined = _side(_ways(draft), "the customer declines", "yes")
     assert all("replace_unit" in w.calls for w in declined)
+
+
+def test_a_step_done_either_way_follows_a_branch_that_ends_the_case(tmp_path: Path) -> None:
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. If the order is more than 30 days late, decline the request.\n"
+        "3. Otherwise, issue a voucher.\n"
+        "4. Record the decision on the order either way with `accept_return`.\n",
+    )
+    ways = _ways(draft)
+    assert all(w.calls[-1] == "accept_return" for w in ways)
+    late = _side(ways, "the order is more than 30 days late", "yes")
+    assert all("issue_voucher" not in w.calls for w in late)

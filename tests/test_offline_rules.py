@@ -151,6 +151,9 @@ def _flat(draft: RoutineDraft) -> list[Step]:
         ("Prohibited content (hate symbols) — reject the artwork and cancel the order.", None),
         ("Owner: Support Operations · Version 1.9 · Internal only", None),
         ("Smoking is prohibited on site.", "never"),
+        ("Orders for more than 100 portions go to the Head Baker for approval.", "limit"),
+        ("Refunds go to the team lead for approval.", "only_if"),
+        ("The parcel goes to the depot for collection.", None),
         ("Staff are forbidden from sharing passwords.", "never"),
     ],
 )

@@ -61,7 +61,8 @@ def end_paths(
         after = {**after_map(flat), **{k: v for k, v in after.items() if v is closing}}
     for last in dead:
         if last.jump is None and after[last.uid] is not closing:
-            last.jump = closing  # "explain that it cannot be reopened": nothing else follows
+            # "explain that it cannot be reopened": nothing else follows
+            last.jump = _wrap_up(flat, last, closing)
     for node in flat:
         if node.kind != "condition":
             continue
@@ -96,7 +97,7 @@ def _end_explicit_branches(
     for node in flat:
         if node.goto == END:  # "follow CC-ACC-002": that SOP takes over; wrap this case up
             closing = closing or _closing(builder, flat)
-            node.goto, node.jump, node.stops = None, closing, True
+            node.goto, node.jump, node.stops = None, _wrap_up(flat, node, closing), True
     for node in flat:
         if node.kind != "condition" or not node.then_nodes or node.else_goto is None:
             continue
@@ -142,6 +143,21 @@ def _falls_off(node: Node, after: dict[int, Node | None]) -> bool:
             and after[node.else_nodes[-1].uid] is None
         )
     return node.else_goto is None and branch_end(node, after) is None
+
+
+_EITHER_WAY = re.compile(
+    r"\b(?:either\s+way|in\s+either\s+case|in\s+both\s+cases|whatever\s+the\s+(?:outcome|"
+    r"decision|result)|whether\s+(?:approved|accepted|granted)\s+or\s+(?:not|declined|refused))\b",
+    re.IGNORECASE,
+)
+
+
+def _wrap_up(flat: list[Node], last: Node, closing: Node | None) -> Node | None:
+    """Where a branch that ends the case goes: the closing steps, or first a later step the SOP
+    says is done "either way" ("4. Record the decision on the account either way")."""
+    later = flat[flat.index(last) + 1 :]
+    both = next((n for n in later if n.level == 0 and _EITHER_WAY.search(n.text)), None)
+    return both or closing
 
 
 def _dead_ends(flat: list[Node]) -> list[Node]:

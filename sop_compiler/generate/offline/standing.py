@@ -127,7 +127,7 @@ _LIMIT = re.compile(
 _WEAK_LIMIT = re.compile(r"\b(?:within|up\s+to)\b", re.IGNORECASE)
 _DEPENDS = re.compile(
     r"\b(?:needs?|requires?|required|must|only|may|allowed|permitted|accepted|eligible|valid|"
-    r"free|refundable)\b",
+    r"free|refundable|for\s+(?:[\w']+\s+)?(?:approval|sign-off|authori[sz]ation))\b",
     re.IGNORECASE,
 )
 _NUMBER = re.compile(
@@ -210,7 +210,7 @@ _ORDER_BEFORE = re.compile(r"\bbefore\s+(?:you\s+|we\s+)?(?P<verb>[a-z]+)\b", re
 _EVERY_CASE = re.compile(r"\bin\s+(?:every|each|all|any)\s+cases?\b", re.IGNORECASE)
 # "Cancelling needs the Transport Manager's approval"
 _NEEDS_APPROVAL = re.compile(
-    r"\b(?:needs?|requires?)\s+(?:the\s+|a\s+|an\s+)?[\w' -]{0,40}?"
+    r"\b(?:(?:needs?|requires?)\s+(?:the\s+|a\s+|an\s+)?|go(?:es)?\s+to\s+)[\w' -]{0,40}?"
     r"(?:approval|authori[sz]ation|sign-off|permission)\b",
     re.IGNORECASE,
 )
