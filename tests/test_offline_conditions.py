@@ -2069,3 +2069,20 @@ def test_a_step_done_either_way_follows_a_branch_that_ends_the_case(tmp_path: Pa
     assert all(w.calls[-1] == "accept_return" for w in ways)
     late = _side(ways, "the order is more than 30 days late", "yes")
     assert all("issue_voucher" not in w.calls for w in late)
+
+
+def test_a_tool_alias_said_as_what_is_not_done_is_no_call(tmp_path: Path) -> None:
+    charge = Tool.model_validate(
+        {**_write("charge_fee", "Charge a fee to the card on the order."), "aliases": ["late fee"]}
+    )
+    catalog = _catalog(charge)
+    for waived in ("waive the late fee", "no fee applies", "accept the return without a fee"):
+        draft = _sop(
+            tmp_path,
+            "1. Look up the order with the order number.\n"
+            f"2. If the order is a gift, {waived}. Otherwise, charge the late fee.\n",
+            catalog=catalog,
+        )
+        ways = _ways(draft)
+        assert all("charge_fee" not in w.calls for w in _side(ways, "the order is a gift", "yes"))
+        assert all("charge_fee" in w.calls for w in _side(ways, "the order is a gift", "no"))

@@ -192,6 +192,14 @@ def in_system(before: str) -> bool:
 _QUOTED = re.compile(r'"[^"]{1,80}"|\u201c[^\u201d]{1,80}\u201d')
 
 
+# what comes before a thing that is not to happen: "no fee", "waive the fee", "without a charge"
+DENIED_THING = re.compile(
+    r"\b(?:no|without|waive[sd]?|waiving|free\s+of|never|not)\s+(?:(?:the|a|an|any)\s+)?"
+    r"(?:[\w'-]+\s+){0,2}$",
+    re.IGNORECASE,
+)
+
+
 def bind(action: str, catalog: ToolCatalog) -> Binding:
     """The tool an action phrase means (see the module rules)."""
     lowered = action.lower()
@@ -205,7 +213,9 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
             found = re.search(rf"(?<![a-z_]){re.escape(name.lower())}(?![a-z_])", lowered)
             if found is None and " " in spaced and spaced in lowered:
                 found = re.search(re.escape(spaced), lowered)
-            if found is None:
+            if found is None or (
+                name != tool.name and DENIED_THING.search(lowered[: found.start()])
+            ):
                 continue
             place = in_system(lowered[: found.start()])
             if elsewhere and tool.access == "read" and name != tool.name and place:

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 from sop_compiler.generate.offline.binding import (
+    DENIED_THING,
     READ_VERBS,
     TEAM_VERBS,
     bind,
@@ -446,6 +447,12 @@ def _read_action(
     asked = _ASK.match(text) or _CONFIRM.match(text) or first in _SAY
     probe = _BEFORE_CLAUSE.split(text, maxsplit=1)[0] if asked else text
     mention = None if stated else tools.find(probe)
+    if (
+        mention is not None
+        and mention.how == "alias"
+        and DENIED_THING.search(text[: mention.position])
+    ):
+        mention = None  # "No fee.", "Waive the early-end fee": the alias is what is not done
     bind_meaning = bind_meaning and not stated
     escalate = (
         _ESCALATE.search(text) if first == "escalate" or "escalate" in text.casefold() else None
