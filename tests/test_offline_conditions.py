@@ -2086,3 +2086,24 @@ def test_a_tool_alias_said_as_what_is_not_done_is_no_call(tmp_path: Path) -> Non
         ways = _ways(draft)
         assert all("charge_fee" not in w.calls for w in _side(ways, "the order is a gift", "yes"))
         assert all("charge_fee" in w.calls for w in _side(ways, "the order is a gift", "no"))
+
+
+def test_a_kind_of_case_named_with_its_examples_is_that_case(tmp_path: Path) -> None:
+    charge = Tool.model_validate(_write("charge_fee", "Charge a damage fee to the card."))
+    draft = _sop(
+        tmp_path,
+        "Something has broken: a bed frame, a sofa.\n\n"
+        "- Look up the order with the order number.\n"
+        "- Wear from normal use — replace the unit at our cost.\n"
+        "- Accidental damage by the customer (stains, pet damage, burns): charge the damage fee. "
+        "Where the customer took our Care Cover add-on, there's no fee.\n"
+        "- Never refund the order.\n",
+        catalog=_catalog(charge),
+    )
+    ways = _ways(draft)
+    damage = "accidental damage by the customer (stains, pet damage, burns)"
+    assert all("charge_fee" not in w.calls for w in _side(ways, damage, "no"))
+    covered = _side(ways, "the customer took our Care Cover add-on", "yes")
+    assert all("charge_fee" not in w.calls for w in covered)
+    uncovered = _side(ways, "the customer took our Care Cover add-on", "no")
+    assert all("charge_fee" in w.calls for w in uncovered)

@@ -349,7 +349,11 @@ _INLINE_THEN = re.compile(r":\s+|\s+[-\u2013\u2014]\s+")
 
 def _split_condition(rest: str) -> tuple[str, str]:
     """`the item is damaged, open a claim` -> (test, action); the comma before a verb wins."""
-    commas = [m.start() for m in _CLAUSE_COMMA.finditer(rest)]  # not the one in "1,000"
+    commas = [  # not the one in "1,000", nor one inside "(stains, pet damage)"
+        m.start()
+        for m in _CLAUSE_COMMA.finditer(rest)
+        if rest.count("(", 0, m.start()) <= rest.count(")", 0, m.start())
+    ]
     joins: list[int] = []  # "A, or B, stop": the comma before "or" joins two tests
     for pos in commas:
         after = _LEAD.sub("", rest[pos + 1 :].strip())

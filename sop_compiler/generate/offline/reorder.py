@@ -46,7 +46,11 @@ def approvals_first(builder: Builder, top: list[Node]) -> list[Node]:
         elif node.kind == "say" and (refused := _REFUSED.match(node.text)):
             # "Create the engagement. For business returns, do not create the engagement
             # yourself: assign it to a Senior Reviewer": the test comes before the call
-            top = _move_before(top, node, refused.group("verb").casefold(), same_step=True)
+            verb = refused.group("verb").casefold()
+            order = flatten(top)
+            top = _move_before(top, node, verb, same_step=True)
+            if flatten(top) != order and refused.group().casefold().startswith("there"):
+                _skip_refused(top, node, verb)  # "there's no fee": the charge is not made
         elif (
             node.kind == "condition"
             and node.then_nodes
@@ -147,6 +151,30 @@ def _move_before(
             at = kept.index(target)
             nodes[:] = [*kept[:at], *[n for n in block if n not in kept], *kept[at:]]
     return top
+
+
+def _skip_refused(top: list[Node], node: Node, verb: str) -> None:
+    """After "Where the customer took Care Cover, there's no fee" moved in front of the charge
+    it refuses, its branch goes on past that charge, never into it."""
+    flat = flatten(top)
+    owners = [c for c in flat if c.kind == "condition" and node in c.then_nodes]
+    guard = min(owners, key=lambda c: len(c.then_nodes), default=None)
+    last = guard.then_nodes[-1] if guard is not None else node
+    at = flat.index(last)
+    target = flat[at + 1] if at + 1 < len(flat) else None
+    if (
+        target is None
+        or target.kind == "condition"
+        or not _does(target, {verb, *_SAME_ACTION.get(verb, ())})
+    ):
+        return  # only the refused call right after the branch is skipped
+    if last.kind in TERMINAL_KINDS or last.goto is not None or last.jump is not None:
+        return
+    following = flat[at + 2] if at + 2 < len(flat) else None
+    if following is None:
+        last.goto = END
+    else:
+        last.jump = following
 
 
 def _does(node: Node, verbs: set[str]) -> bool:

@@ -404,6 +404,12 @@ def labelled_run(run: list[Unit]) -> list[Unit]:
     ]
     dashed = [_dashed_order(unit.text.strip()) for unit in run]
     out = list(run)
+    # "Accidental damage by the customer (stains, pet damage, burns): the customer pays a
+    # damage fee": a kind of case named with its examples is that case, even alone
+    for index, unit in enumerate(run):
+        label = found[index] or _names_a_case(_DASH_CASE.match(unit.text.strip()))
+        if unit.key is None and label is not None and _WITH_EXAMPLES.search(label["case"]):
+            out[index] = _as_cases([unit], [label])[0]
     for labels, same in ((found, _share_a_word), (dashed, _closes_with_the_rest)):
         start = 0
         while start < len(run):
@@ -415,6 +421,9 @@ def labelled_run(run: list[Unit]) -> list[Unit]:
                 out[start:end] = _as_cases(run[start:end], labels[start:end])
             start = end + 1
     return out
+
+
+_WITH_EXAMPLES = re.compile(r"\((?:e\.g\.,?\s*|such\s+as\s+)?[^()]*,[^()]*\)\s*$", re.IGNORECASE)
 
 
 def _dashed_order(text: str) -> re.Match[str] | None:
