@@ -2107,3 +2107,20 @@ def test_a_kind_of_case_named_with_its_examples_is_that_case(tmp_path: Path) -> 
     assert all("charge_fee" not in w.calls for w in covered)
     uncovered = _side(ways, "the customer took our Care Cover add-on", "no")
     assert all("charge_fee" in w.calls for w in uncovered)
+
+
+def test_items_under_a_rules_lead_restrict_the_steps_and_add_none(tmp_path: Path) -> None:
+    draft = _sop(
+        tmp_path,
+        "Look up the order with the order number. If the parcel arrived damaged, refund the "
+        "order.\n\n"
+        "Additional rules:\n\n"
+        "- A customer may ask for a partial refund. Refund the order only if the parcel is "
+        "returned; never more than once.\n"
+        "- After any refund, issue a voucher.\n",
+    )
+    ways = _ways(draft)
+    undamaged = _side(ways, "the parcel arrived damaged", "no")
+    assert all("issue_refund" not in w.calls for w in undamaged)
+    assert any("After any refund" in s.text for s in walk_steps(draft.steps))  # an order stays
+    assert any(r.kind == "only_if" and "parcel is returned" in r.text for r in draft.rules)

@@ -59,7 +59,18 @@ def read_units(builder: Builder, units: list[Unit]) -> list[Node]:
     out: list[Node] = []
     pending: Node | None = None
     cases: list[Node] = []  # the top-level items in a row that each open with a condition
+    rules_lead = False  # under "Additional rules:": its items are rules, not steps
     for unit in labelled_run(timed_cases(units)):
+        if unit.key is None and not unit.children:
+            rules_lead = (rules_lead and unit.numbered) or (
+                not unit.numbered and _RULES_LEAD.match(unit.text.strip()) is not None
+            )
+        else:
+            rules_lead = False
+        if rules_lead and unit.numbered and _restricts_only(unit.text):
+            # "Spread over up to 60 months only if such a written request is on file": a rule
+            # on the spread a step makes, never a spread of its own
+            continue
         unit = labelled_cases(unit)
         closes = _OPENS_OTHERWISE.match(unit.text) is not None and bool(cases)
         own, pending_own = _sentences(builder, unit, 0, pending)
@@ -145,6 +156,24 @@ def read_units(builder: Builder, units: list[Unit]) -> list[Node]:
         out.append(head)
         pending = last_cond if last_cond is not None else (child_pending if kids else pending_own)
     return out
+
+
+_RULES_LEAD = re.compile(
+    r"^(?:(?:additional|other|general|further|key|important|standing)\s+)?(?:rules|restrictions|"
+    r"limits)(?:\s+(?:that\s+)?apply)?\s*:$",
+    re.IGNORECASE,
+)
+
+
+def _restricts_only(text: str) -> bool:
+    """True when an item restricts or forbids and orders nothing else: each sentence is such a
+    rule or a fact ("A borrower may ask for a longer spread"); "After any change, send the
+    statement" is done."""
+    sentences = split_sentences(text)
+    kinds = [rule_kind(sentence_key(s)) for s in sentences]
+    restricting = [k in ("only_if", "never", "limit") for k in kinds]
+    facts = [k is None and not is_instruction(s) for k, s in zip(kinds, sentences, strict=True)]
+    return any(restricting) and all(r or f for r, f in zip(restricting, facts, strict=True))
 
 
 _OPENS_OTHERWISE = re.compile(
