@@ -1997,6 +1997,14 @@ def test_a_task_for_a_team_and_a_promised_call_back_ends_the_branch(tmp_path: Pa
     )
     late = _side(_ways(draft), "it has been more than 14 days", "yes")
     assert all(w.end == "escalate" and w.calls[-1] == "open_ticket" for w in late)
+    # no team has the case: the promise is words to the customer, and the case goes on
+    draft = _compile(
+        tmp_path,
+        "If it has been more than 14 days, issue a voucher and tell the customer we'll call "
+        "them.\n3. If the parcel has arrived damaged, refund the order.",
+    )
+    late = _side(_ways(draft), "it has been more than 14 days", "yes")
+    assert any("issue_refund" in w.calls for w in late)
 
 
 def test_dashed_cases_closed_by_anything_else_run_one_at_a_time(tmp_path: Path) -> None:

@@ -892,7 +892,8 @@ def _end_when_done(builder: Builder, cond: Node, level: int, before: Node | None
     )
     waits = bool(writes) and _WAIT.search(last.text) is not None
     team = next((t for n in reversed(writes) if (t := n.target or _team_named(n.text))), None)
-    if waits and team is not None and not instead:
+    called_back = bool(writes) and _CALL_BACK.search(last.text) is not None
+    if called_back and team is not None and not instead:
         # "raise a task for the Lab Liaison team to chase the lab, and tell the customer we'll
         # call": the case is with that team now
         ending = builder.node(
@@ -927,11 +928,11 @@ _FOR_TEAM = re.compile(
     r"\b(?:for|to)\s+(?:the|our)\s+(?P<who>(?:[A-Z][\w&'-]*\s+){1,3}(?i:team|desk|department))\b"
 )
 _INSTEAD = re.compile(r"\binstead\b", re.IGNORECASE)
-_WAIT = re.compile(
-    r"\band\s+wait\b|^wait\b|"
-    # "tell the customer we'll call within 2 working days": the case waits for the call back
+_WAIT = re.compile(r"\band\s+wait\b|^wait\b", re.IGNORECASE)
+# "tell the customer we'll call within 2 working days": the case waits for the team's call back
+_CALL_BACK = re.compile(
     r"\b(?:we|they|someone|the\s+[\w-]+(?:\s+[\w-]+)?\s+team)(?:'ll|\s+will)\s+(?:call|phone|ring|"
-    r"contact|email|text|get\s+back|be\s+in\s+touch)\b",
+    r"contact|get\s+back|be\s+in\s+touch)\b",
     re.IGNORECASE,
 )
 
