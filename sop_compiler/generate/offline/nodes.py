@@ -47,9 +47,7 @@ class Node:
     else_jump: Node | None = None  # a condition's else target, when set by structure (a chain)
     outer: Node | None = None  # "If A and B, X. Otherwise, Y.": the condition A around B
     confirm: bool = False  # an ask for the customer's explicit yes to what comes next
-    stops: bool = (
-        False  # its jump ends the case (the SOP's "instead", "and wait", a stand-in refused)
-    )
+    stops: bool = False  # its jump ends the case ("instead", "and wait", a stand-in refused)
 
 
 @dataclass

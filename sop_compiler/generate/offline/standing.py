@@ -154,9 +154,9 @@ _COMPARED = re.compile(
     r"(?:[$€£]\s?)?\d",
     re.IGNORECASE,
 )
-# "Goodwill voucher: a discretionary voucher ...": a definition, not a rule
-# "Proof: a PDF preview ...", "Preflight — the automatic file check ...": a term defined
-_DEFINITION = re.compile(r"^[A-Z][\w\s()'/-]{1,40}(?::|\s[—–])\s+(?:an?|the)\s", re.IGNORECASE)
+# "Goodwill voucher: a discretionary voucher ...", "Preflight — the automatic file check ...":
+# a term defined, not a rule
+_DEFINITION = re.compile(r"^[A-Z][\w\s()'/-]{1,40}(?::|\s[\u2014\u2013])\s+(?:an?|the)\s", re.I)
 # words that make a rule even in a background section (purpose, scope, roles, definitions)
 _STRONG = re.compile(
     r"\b(?:never|must|must\s+not|cannot|can't|may\s+not|should\s+not|prohibited|forbidden|"
