@@ -147,13 +147,22 @@ def normalize(text: str) -> str:
     return " ".join(text.translate(_QUOTE_CHARS).casefold().split())
 
 
+def _abbreviated(head: str) -> bool:
+    """True when the text ends with an abbreviation as a word of its own ("e.g.", "No."), never
+    a word that only ends like one ("firearms.", "items.", "casino.")."""
+    return any(
+        head.endswith(short) and (len(head) == len(short) or not head[-len(short) - 1].isalnum())
+        for short in _ABBREVIATIONS
+    )
+
+
 def split_sentences(text: str) -> list[str]:
     """Sentences of `text`, each a verbatim (stripped) substring; abbreviations do not split."""
     sentences: list[str] = []
     start = 0
     for match in _SENTENCE_END.finditer(text):
         head = text[start : match.start()].rstrip()
-        if head.casefold().endswith(_ABBREVIATIONS) or not head:
+        if not head or _abbreviated(head.casefold()):
             continue
         sentences.append(text[start : match.start()].strip())
         start = match.end()

@@ -2132,3 +2132,32 @@ def test_items_under_a_rules_lead_restrict_the_steps_and_add_none(tmp_path: Path
     assert all("issue_refund" not in w.calls for w in undamaged)
     assert any("After any refund" in s.text for s in walk_steps(draft.steps))  # an order stays
     assert any(r.kind == "only_if" and "parcel is returned" in r.text for r in draft.rules)
+
+
+def test_a_case_that_stops_the_request_is_tested_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    # "3.6 ... Where the Tenant declares any such goods, the letting shall not proceed", written
+    # after the steps that let the unit
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. Accept the return.\n"
+        "3. Refund the order.\n"
+        "4. The Adviser must not accept hazardous goods, including fuel, gas cylinders or "
+        "firearms. Where the customer declares any such goods, the return shall not proceed.\n",
+    )
+    ways = _ways(draft)
+    declared = _side(ways, "the customer declares any such goods", "yes")
+    assert all(w.calls == ["get_order"] for w in declared)
+    assert all(
+        w.calls == ["get_order", "accept_return", "issue_refund"]
+        for w in _side(ways, "the customer declares any such goods", "no")
+    )
+    # a test of how a step went stays after it
+    draft = _compile(
+        tmp_path,
+        "Refund the order.\n3. If the refund is declined, the return shall not proceed.",
+    )
+    declined = _side(_ways(draft), "the refund is declined", "yes")
+    assert all(w.calls == ["get_order", "issue_refund"] for w in declined)

@@ -440,6 +440,12 @@ def test_sentence_and_instruction_helpers() -> None:
         "Then close it.",
         "Done!",
     ]
+    # a word that only ends like an abbreviation ("firearms.", "items.") ends its sentence
+    assert split_sentences("Check the items. Refuse firearms. Call Dr. Lee on No. 4.") == [
+        "Check the items.",
+        "Refuse firearms.",
+        "Call Dr. Lee on No. 4.",
+    ]
     assert is_instruction("If the parcel is lost, open a claim.")
     assert is_instruction("Agents must verify the caller.")
     assert is_instruction("VIP customers: transfer to billing.")

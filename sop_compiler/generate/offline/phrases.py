@@ -109,6 +109,12 @@ _OTHER_PROCEDURE = re.compile(
 )
 _GOTO_WORDS = frozenset({"go", "skip", "jump", "proceed", "continue", "return"})
 END = "end"  # `goto` value: the closing step of the routine
+# "the letting shall not proceed", "do not go ahead with the booking": the request stops here
+NOT_PROCEED = re.compile(
+    r"^(?:the\s+[\w-]+(?:\s+[\w-]+)?\s+(?:shall|must|will|should|cannot|can't|may)\s+not\s+|"
+    r"(?:do\s+not|don't)\s+)(?:proceed|go\s+ahead|continue)\b",
+    re.IGNORECASE,
+)
 _RESOLVE = re.compile(
     r"^(?:(?:close|resolve|end|complete|wrap up)\s+(?:the\s+|this\s+)?"
     r"(?:case|ticket|conversation|chat|call|contact|interaction|request)\b"
@@ -437,6 +443,8 @@ def _read_action(
         return [Action("goto", text, quote, goto=goto.group(1))]
     if re.match(r"^(?:do not|don't|never)\b", text, re.IGNORECASE):
         return [Action("say", text, quote)]
+    if NOT_PROCEED.match(text):
+        return [Action("say", text, quote, goto=END)]
     if _FOLLOW_SOP.match(text) or _OTHER_PROCEDURE.match(text):
         # another SOP (or "the procedure above") takes over: no tool call, this routine ends
         return [Action("say", text, quote, goto=END)]

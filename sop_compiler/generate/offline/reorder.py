@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from sop_compiler.generate.offline.nodes import BEFORE, Builder, Node, flatten
-from sop_compiler.generate.offline.phrases import END
+from sop_compiler.generate.offline.phrases import END, NOT_PROCEED
 from sop_compiler.models import TERMINAL_KINDS
 
 # "before you submit the evidence" names the action an SOP may call "upload the evidence pack"
@@ -57,7 +57,43 @@ def approvals_first(builder: Builder, top: list[Node]) -> list[Node]:
             and (over := _THRESHOLD.match(node.test or ""))
         ):
             top = _threshold_first(builder, top, node, over.group("thing"))
+    return _stops_first(builder, top)
+
+
+def _stops_first(builder: Builder, top: list[Node]) -> list[Node]:
+    """ "3.6 Where the Tenant declares any such goods, the letting shall not proceed", written
+    after the steps that let the unit: a step whose case stops the request moves in front of
+    the first step that writes, so that nothing is done before it is tested."""
+    for index, step in enumerate(list(top)):
+        stops = any(
+            node.kind == "condition"
+            and not _OUTCOME.search(node.test or "")  # "if the card is declined": after it
+            and any(n.goto == END and NOT_PROCEED.match(n.text) for n in node.then_nodes)
+            for node in flatten([step])
+        )
+        if not stops:
+            continue
+        writes = [
+            at
+            for at, other in enumerate(top[:index])
+            if any(_writes(builder, n) for n in flatten([other]))
+        ]
+        if writes:
+            top = [*top[: writes[0]], step, *[n for n in top[writes[0] :] if n is not step]]
     return top
+
+
+# a test of how an earlier step went, which can only be made after it
+_OUTCOME = re.compile(
+    r"\b(?:declin|fail|refus|bounc|reject|result|outcome|succeed|comes?\s+back|go(?:es)?\s+through|"
+    r"went\s+through|approved|denied)",
+    re.IGNORECASE,
+)
+
+
+def _writes(builder: Builder, node: Node) -> bool:
+    tool = builder.tools.catalog.get(node.tool_call.tool) if node.tool_call else None
+    return tool is not None and tool.access == "write"
 
 
 # "the refund is more than £1,500": a test of the amount of the thing some step does
