@@ -1983,6 +1983,14 @@ def test_work_done_through_a_team_the_catalog_reaches_is_an_escalation(tmp_path:
     stranded = _side(_ways(draft), "the passenger is stranded overnight", "yes")
     assert all("raise_case" in w.calls and w.end == "escalate" for w in stranded)
     assert all("issue_refund" not in w.calls for w in stranded)
+    # words to the customer about a team hand nothing over
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. Explain that hotels are paid through the Control Room.\n3. Refund the order.\n",
+        catalog=_catalog(raise_case),
+    )
+    assert _calls(draft) == ["get_order", "issue_refund"]
     # a system is no team: "through the Portal" hands nothing over
     draft = _compile(tmp_path, "If the passenger is stranded, book it through the Portal.")
     assert not any(s.kind == "escalate" for s in walk_steps(draft.steps))

@@ -501,6 +501,7 @@ def _read_action(
         handoff is None
         and escalate is None
         and mention is None
+        and not asked  # "explain that refunds are paid through the Control Room": words
         and (through := _THROUGH_TEAM.search(text))
         and is_order(text)
         and (owners := _passes_cases_to(through["who"], tools)) is not None
