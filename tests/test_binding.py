@@ -174,3 +174,80 @@ def test_to_review_a_record_is_to_read_it() -> None:
         tools=[Tool(name="get_duty_register", description="Return the duty register for a site.")]
     )
     assert bind("Review the duty register for the site", catalog).tool == "get_duty_register"
+
+
+def test_a_catalog_tools_own_verb_is_an_order_and_a_plural_noun_is_not() -> None:
+    catalog = ToolCatalog(
+        tools=[
+            Tool(name="retry_payment", description="Retry a failed card payment.", access="write"),
+            Tool(name="amend_cake_order", description="Change a cake order.", access="write"),
+            Tool(name="refund_booking", description="Refund a booking.", access="write"),
+        ]
+    )
+    assert bind("Retry the card payment once.", catalog).tool == "retry_payment"
+    assert bind("Amend or cancel the order first", catalog).tool == "amend_cake_order"
+    assert bind("Refunds above GBP 250 need a Team Leader's approval", catalog).tool is None
+
+
+def test_the_tools_own_verb_with_its_object_said_further_on() -> None:
+    catalog = ToolCatalog(
+        tools=[
+            Tool(name="take_payment", description="Take a card payment.", access="write"),
+            Tool(name="find_tenant", description="Find a tenant by name."),
+        ]
+    )
+    said = "Take the first month's fee and the security deposit in a single payment."
+    assert bind(said, catalog).tool == "take_payment"
+    assert bind("Take the tenant's name and phone number", catalog).tool is None
+
+
+def test_a_light_verb_over_what_the_tool_makes() -> None:
+    catalog = ToolCatalog(
+        tools=[
+            Tool(name="add_booking_note", description="Add a note to a booking.", access="write"),
+            Tool(name="find_booking", description="Look up a booking by reference."),
+        ]
+    )
+    assert bind("Make a note on the booking of what was agreed.", catalog).tool == (
+        "add_booking_note"
+    )
+
+
+def test_the_tool_named_for_the_object_beats_one_that_only_describes_it() -> None:
+    catalog = ToolCatalog(
+        tools=[
+            Tool(
+                name="lookup_enrolment",
+                description="Return a student's enrolments with course, class and fees paid.",
+            ),
+            Tool(
+                name="check_class_availability",
+                description="Return the number of enrolled students and free places.",
+            ),
+        ]
+    )
+    said = "Check that the new class has space."
+    assert bind(said, catalog).tool == "check_class_availability"
+
+
+def test_a_message_is_sent_with_the_catalogs_one_message_tool_or_its_channel() -> None:
+    one = ToolCatalog(
+        tools=[
+            Tool(
+                name="send_customer_message",
+                description="Email a standard letter to the customer.",
+                access="write",
+            ),
+            Tool(name="send_replacement", description="Ship a replacement item.", access="write"),
+        ]
+    )
+    assert bind("Send the booking confirmation.", one).tool == "send_customer_message"
+    assert bind("Send the spare part to the workshop.", one).tool != "send_customer_message"
+    two = ToolCatalog(
+        tools=[
+            Tool(name="send_sms", description="Send a text message.", access="write"),
+            Tool(name="send_letter", description="Post a letter.", access="write"),
+        ]
+    )
+    assert bind("Send a reminder by sms.", two).tool == "send_sms"
+    assert bind("Send the reminder.", two).tool is None  # which channel is not written

@@ -62,6 +62,7 @@ _SYNONYMS = [
         "view",
         "pull",
         "review",
+        "consult",
     },
     {"create", "open", "raise", "file", "log", "submit", "register", "lodge", "produce", "prepare"},
     {"send", "email", "notify"},
@@ -168,9 +169,13 @@ def _canon(word: str) -> str:
     return stem
 
 
+_POSSESSIVE = re.compile(r"(?<=[a-z])['\u2019]s\b")  # "the tenant's code": the tenant, no "s"
+
+
 def canonical_words(text: str) -> list[str]:
     """The words of a text that carry meaning, stemmed, each synonym group as one word."""
-    return [_canon(w) for w in re.findall(r"[a-z]+", text.lower()) if w not in _STOP]
+    words = re.findall(r"[a-z]+", _POSSESSIVE.sub("", text.lower()))
+    return [_canon(w) for w in words if w not in _STOP]
 
 
 READ_VERBS = frozenset(
@@ -198,6 +203,13 @@ DENIED_THING = re.compile(
     r"(?:[\w'-]+\s+){0,2}$",
     re.IGNORECASE,
 )
+
+
+def _tool_verbs(catalog: ToolCatalog) -> set[str]:
+    """The verbs the catalog's tool names start with (`retry_payment`: retry, `change_plan`:
+    change), and their synonyms, as bare words ("Refunds above £300 ..." is a plural noun)."""
+    verbs = {tool.name.split("_", 1)[0] for tool in catalog.tools} - {"email"}
+    return verbs | {word for group in _SYNONYMS if verbs & group for word in group}
 
 
 def bind(action: str, catalog: ToolCatalog) -> Binding:
@@ -228,7 +240,8 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
     said_as_verb = _MESSAGE_VERB.match(action) is not None
     if not words or (first in _NOT_VERB and not said_as_verb):
         return Binding()
-    imperative = first in INSTRUCTION_VERBS
+    # "Retry the card payment", "Amend the order": a catalog tool's own verb is an order too
+    imperative = first in INSTRUCTION_VERBS or first in _tool_verbs(catalog)
     if not imperative and not said_as_verb and not _SET_UP.match(action):
         # "ClearRoad holds a block of test slots", "Ratios differ by room, so availability is
         # per room": no order, so no action to bind
@@ -258,19 +271,28 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
         tool_verbs = {name_words[0]} if name_words else set()
         tool_verbs |= {described[0]} if described else set()
         tool_objects = set(name_words[1:]) | set(described[1:6])
-        shared = len(objects & tool_objects)
+        # the tool's name counts twice its description: "check that the class has space" is
+        # `check_class_availability`, not `lookup_enrolment` "... course, class, term week"
+        shared = len(objects & tool_objects) + len(objects & set(name_words[1:]))
         # "hold the order" -> `place_order_hold`: the action said as the tool's noun, second
         nominal = (
             imperative and verb in set(name_words[1:]) and bool(objects & (tool_objects - {verb}))
         )
         # "set up the freeze" -> `freeze_membership`: a light verb over the tool's own action
-        light = verb in _LIGHT_VERBS and bool(objects & tool_verbs)
+        # "make a note on the booking" -> `add_booking_note`: a light verb over what the tool
+        # makes (its last word) and where
+        made = len(name_words) > 2 and name_words[-1] in objects and len(objects & tool_objects) > 1
+        light = verb in _LIGHT_VERBS and (bool(objects & tool_verbs) or made)
         shared += light
         rank = 1 if verb in tool_verbs else 0 if second in tool_verbs or nominal or light else -1
         if definite and second in tool_verbs:
             rank = 1  # "open the account" reads the account; "open a ticket" creates one
         elif definite and second and verb in tool_verbs:
             rank = 0
+        if rank == 1 and not shared:
+            # "Take the first month's fee and the deposit in a single payment" -> `take_payment`:
+            # the tool's own verb, its object said further on
+            shared = len(set(words[4:9]) & set(name_words[1:]))
         if rank >= 0 and shared:
             if best is None or (rank, shared) > best[:2]:
                 best = (rank, shared, tool.name)
@@ -278,10 +300,44 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
             close = tool.name
     if best is not None:
         return Binding(tool=best[2])
+    if verb == _canon("send") and (messenger := _messenger(said, catalog)) is not None:
+        return Binding(tool=messenger)
     raw = [w for w in re.findall(r"[a-z]+", lowered) if w not in _STOP]
     if len(raw) < 2:
         return Binding(close=close)
     return Binding(proposed=f"{raw[0]}_{raw[1]}", close=close)
+
+
+# what is sent as a message ("send the booking confirmation", "email the engagement letter"),
+# and the channels a message tool names
+_MESSAGE = re.compile(
+    r"\b(?:confirmation|letter|e-?mail|message|notice|reminder|receipt|text|sms|reply|"
+    r"notification)s?\b",
+    re.IGNORECASE,
+)
+_CHANNELS = ("email", "letter", "sms", "text", "portal", "post")
+
+
+def _messenger(action: str, catalog: ToolCatalog) -> str | None:
+    """ "Send the booking confirmation" with `send_customer_message` ("Email a standard letter
+    to the customer"): a message sent, and the catalog's one tool that sends messages (or the
+    one of its channel, "by text" with `send_sms` beside `send_letter`)."""
+    if _MESSAGE.search(action) is None:
+        return None
+    tools = [
+        t
+        for t in catalog.tools
+        if t.access != "read"
+        and not hands_over(t)
+        and _canon(t.name.split("_", 1)[0]) == _canon("send")
+        # what it sends is a message (`send_replacement` sends goods)
+        and _MESSAGE.search(f"{t.name.replace('_', ' ')} {t.description}") is not None
+    ]
+    said = set(re.findall(r"[a-z]+", action.lower().replace("e-mail", "email")))
+    channel = [t for t in tools if said & set(_CHANNELS) & set(t.name.split("_"))]
+    if len(channel) == 1:
+        return channel[0].name
+    return tools[0].name if len(tools) == 1 else None
 
 
 def verb_stems(value: str) -> set[str]:
