@@ -9,7 +9,7 @@
     python bench/fidelity.py --heldout5 tests/data/heldout5 only: a fifth
     python bench/fidelity.py --heldout6 tests/data/heldout6 only: a sixth
     python bench/fidelity.py --heldout7 tests/data/heldout7 only: a seventh
-    python bench/fidelity.py --heldout8 tests/data/heldout8 only: an eighth, scored once at its merge
+    python bench/fidelity.py --heldout8 tests/data/heldout8 only: an eighth, scored once at merge
 
 For every gold procedure it compiles the document with the offline backend (no network) and
 counts: the procedure found under its heading; each gold rule kept as a rule that cites it (and

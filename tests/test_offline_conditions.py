@@ -1845,9 +1845,14 @@ def test_steps_labelled_with_cases_of_one_thing_are_those_cases(tmp_path: Path) 
     third = "third complaint, or any threat to staff"
     assert {w.end for w in _side(ways, third, "yes")} == {"escalate"}
     assert any(w.end != "escalate" for w in _side(ways, third, "no"))
-    # labels of different things stay steps, and so do the steps a decision jumps to
+    # labels of different things are cases each, never one of them; the steps a decision
+    # jumps to stay steps
     draft = _sop(tmp_path, "1. Refunds: refund the order.\n2. Vouchers: issue a voucher.\n")
-    assert _tests(draft) == []
+    assert _tests(draft) == ["it is about refunds", "it is about vouchers"]
+    ways = _ways(draft)
+    assert any(
+        w.went == {"it is about refunds": "yes", "it is about vouchers": "yes"} for w in ways
+    )
     draft = _sop(
         tmp_path,
         "1. If the box is crushed, go to step 2. Otherwise, go to step 3.\n"
@@ -2169,3 +2174,77 @@ def test_a_case_that_stops_the_request_is_tested_before_anything_is_written(
     )
     declined = _side(_ways(draft), "the refund is declined", "yes")
     assert all(w.calls == ["get_order", "issue_refund"] for w in declined)
+
+
+def test_a_case_named_before_a_colon_guards_its_orders_on_both_sides(tmp_path: Path) -> None:
+    # "[ ] Honeybees: DO NOT BOOK. Give the beekeeper swarm line. End call." in a checklist
+    draft = _sop(
+        tmp_path,
+        "- Look up the order with the order number.\n"
+        "- Hazardous goods: DO NOT ACCEPT THE RETURN. Give the customer the recycling line. "
+        "End the call.\n"
+        "- Accept the return.\n"
+        "- Tip: print the label for the customer.\n",
+    )
+    ways = _ways(draft)
+    test = "it is about hazardous goods"
+    assert test in _tests(draft)
+    for way in _side(ways, test, "yes"):
+        assert way.calls == ["get_order"] and way.end == "resolve"
+    assert all("accept_return" in w.calls for w in _side(ways, test, "no"))
+    # a remark, a rule and a step number before a colon are no cases
+    assert len(_tests(draft)) == 1
+    for said in (
+        "Note: accept the return.",
+        "A refund needs a team lead's approval: open a ticket for finance.",
+        "Step 2: accept the return.",
+    ):
+        assert _tests(_compile(tmp_path, said)) == [], said
+
+
+def test_a_warm_transfer_hands_the_case_over_and_ends_the_branch(tmp_path: Path) -> None:
+    transfer = Tool.model_validate(
+        _write("refer_to_supervisor", "Transfer a caller to the shift supervisor.")
+    )
+    draft = _sop(
+        tmp_path,
+        "- Look up the order with the order number.\n"
+        "- Commercial orders: do not refund it yourself. Warm transfer to the supervisor.\n"
+        "- Refund the order.\n",
+        catalog=_catalog(transfer),
+    )
+    ways = _ways(draft)
+    for way in _side(ways, "it is about commercial orders", "yes"):
+        assert "issue_refund" not in way.calls and way.end == "escalate"
+        assert "refer_to_supervisor" in way.calls
+
+
+def test_labelled_cases_of_one_thing_are_one_of_them_even_over_sub_items(
+    tmp_path: Path,
+) -> None:
+    # "Step 2. Private land: close the report ... Step 3. Public land: (its own cases)"
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. Marketplace order: cancel the order and tell the customer the seller's address.\n"
+        "3. Own-stock order:\n"
+        "    - Small items: accept the return.\n"
+        "    - Large items: book a paid repair.\n",
+    )
+    ways = _ways(draft)
+    for way in _side(ways, "marketplace order", "yes"):
+        assert way.calls == ["get_order", "cancel_order"]
+    own = _side(ways, "own-stock order", "yes")
+    assert {tuple(w.calls) for w in own} >= {("get_order", "accept_return")}
+
+
+def test_what_a_thing_does_not_do_is_no_call(tmp_path: Path) -> None:
+    # "Remote opening does not work on an offline locker": a tool's own word first
+    remote = Tool.model_validate(_write("remote_open_locker", "Open a locker door remotely."))
+    draft = _sop(
+        tmp_path,
+        "- Look up the order with the order number.\n"
+        "- Remote opening does not work on an offline locker. Accept the return.\n",
+        catalog=_catalog(remote),
+    )
+    assert _calls(draft) == ["get_order", "accept_return"]

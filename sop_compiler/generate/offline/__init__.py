@@ -11,8 +11,9 @@ Where each construct is read (its examples are the tests named):
   cases: sections.py (test_offline_conditions.py, test_offline_endings.py)
 - the sentences of a step, "Otherwise", "Unless", "Except when", "Only if", "Provided that",
   "X? Yes: ... No: ...", refusals and what to do instead: reading.py (test_offline_conditions.py)
-- a sentence's test and actions, compound tests kept whole, a second "if" in a branch, endings:
-  phrases.read_clause (test_offline_conditions.py, test_offline_endings.py)
+- a sentence's test and actions, compound tests kept whole, a second "if" in a branch, a case
+  named before a colon ("Honeybees: do not book"), endings: phrases.read_clause
+  (test_offline_conditions.py, test_offline_endings.py)
 - runs of sibling cases ("If the tier is Gold ... If Silver ..."): chains.py (test_offline.py)
 - rules (a prohibition inside a sentence or a table cell too), knowledge, confirmations:
   standing.py (test_offline_rules.py, test_offline_conditions.py)
@@ -80,7 +81,7 @@ def _talks_with_someone(procedure: Procedure) -> bool:
 
 
 # Bump when the rules change what they produce, so that the lock file marks routines stale.
-OFFLINE_RULES_VERSION = 90
+OFFLINE_RULES_VERSION = 91
 
 
 class OfflineBackend(Backend):

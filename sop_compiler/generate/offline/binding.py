@@ -403,6 +403,9 @@ _STATEMENT = re.compile(
     r"[£$€]?\d|"
     # "There's no charge": what there is, or is not
     r"there(?:'s|\s+is|\s+are|\s+was|\s+were)\s|"
+    # "Remote opening does not work on an offline locker": what a thing does not do
+    + _NOT_THE_AGENT
+    + r"(?:[a-z][\w'-]*\s+){1,3}(?:does|do|did|will|would|can|could)(?:\s+not|n't)\s|"
     r"(?:our\s+)?" + _NOT_THE_AGENT + r"[a-z][\w'-]*s\s+(?:often|usually|sometimes|normally|"
     r"generally|typically|rarely|seldom|frequently|tend\s+to)\s+[a-z])",
     re.IGNORECASE,

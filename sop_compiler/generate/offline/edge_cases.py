@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from sop_compiler.generate.offline.phrases import read_clause
+from sop_compiler.generate.offline.phrases import ABOUT, label_test, read_clause
 from sop_compiler.generate.offline.sections import Section, led_cases
 from sop_compiler.generate.offline.standing import is_decision_table
 from sop_compiler.generate.offline.tools import ToolIndex
@@ -40,7 +40,7 @@ def edge_cases(parts: list[Section], tools: ToolIndex, agents: tuple[str, ...]) 
                     previous.then = f"{previous.then} {_sentence(sentence)}"
                     continue
                 case = _edge_case(sentence, tools, agents, previous, section.kind == "escalation")
-                labelled = case.when.startswith(_ABOUT)
+                labelled = case.when.startswith(ABOUT)
                 case.source = SourceRef(block_ids=[block.id], quote=_words(sentence))
                 if (
                     previous is not None
@@ -57,28 +57,13 @@ def edge_cases(parts: list[Section], tools: ToolIndex, agents: tuple[str, ...]) 
     return out
 
 
-_ABOUT = "it is about "
 _BACK_REF = re.compile(r"^(?:it|this|that|so|they)\b", re.IGNORECASE)
-_CLAUSE = re.compile(
-    r"\b(?:is|are|was|were|has|have|had|holds?|asks?|wants?|says?|reports?|died|does|do|did|"
-    r"can|cannot|needs?|refuses?|requests?|lives?|owes?)\b",
-    re.IGNORECASE,
-)
 
 
 def _stands_alone(sentence: str, tools: ToolIndex) -> bool:
     """True when a sentence is a case of its own: a condition or an instruction."""
     clause = read_clause(sentence, tools=tools, agents=())
     return clause.test is not None or clause.is_else or is_instruction(sentence)
-
-
-def _when(label: str) -> str:
-    """A table cell or bold label as an edge case's when: a clause as it is, a name as a topic."""
-    label = label.strip().rstrip(":")
-    if label[1:2].islower():
-        label = label[0].lower() + label[1:]
-    clause = _CLAUSE.search(label) or re.search(r"\s[a-z]+ed\b", label)
-    return label if clause else f"{_ABOUT}{label}"
 
 
 def _leads_table(before: Block, table: Table) -> bool:
@@ -106,7 +91,7 @@ def _table_cases(table: Table) -> list[EdgeCase]:
             when = f"the {header[0][0].lower()}{header[0][1:]} is {cells[0]}"
             then = "; ".join(f"{h}: {c}" for h, c in zip(header[1:], cells[1:], strict=True) if c)
         else:
-            when, then = _when(cells[0]), "; ".join(c for c in cells[1:] if c)
+            when, then = label_test(cells[0]), "; ".join(c for c in cells[1:] if c)
         out.append(EdgeCase(when=when, then=then, source=source))
     return out
 
@@ -126,7 +111,7 @@ def _edge_case(
         return EdgeCase(when=f"not: {previous.when}", then=then)
     head, colon, tail = sentence.partition(":")
     if colon and tail.strip() and len(head.split()) <= 8:
-        return EdgeCase(when=_when(head), then=_sentence(tail))
+        return EdgeCase(when=label_test(head), then=_sentence(tail))
     return EdgeCase(
         when="the case needs escalating" if escalation else _ANY_TIME, then=_sentence(sentence)
     )

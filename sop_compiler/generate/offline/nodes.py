@@ -74,6 +74,7 @@ class Builder:
     customer_facing: bool = True  # the procedure talks with a customer: close with "anything else?"
     rule_sentences: set[tuple[str, str]] = field(default_factory=set)  # (block, sentence): rules
     subject: str | None = None  # what "it" means in a task section: "reservation" in "Cancel a ..."
+    targets: set[str] = field(default_factory=set)  # the step numbers a "go to step N" names
 
     def node(self, kind: str, text: str, **kw: object) -> Node:
         """A new node, numbered by creation order (its uid)."""

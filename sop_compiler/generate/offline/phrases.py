@@ -247,9 +247,15 @@ class Clause:
 
 
 def read_clause(
-    sentence: str, *, tools: ToolIndex, agents: tuple[str, ...], bind_meaning: bool = True
+    sentence: str,
+    *,
+    tools: ToolIndex,
+    agents: tuple[str, ...],
+    bind_meaning: bool = True,
+    labels: bool = True,
 ) -> Clause:
-    """Split a sentence into its condition and actions."""
+    """Split a sentence into its condition and actions (`labels`: a case named before a colon
+    is a test; not in a step a decision jumps to, whose case is tested already)."""
     text = _LEAD.sub("", sentence.strip()).strip()
     clause = Clause(sentence=sentence)
     after = ""  # "Once it comes back signed, ": what the order waits for
@@ -258,7 +264,9 @@ def read_clause(
         if _IF.match(rest) and not _ELSE.match(rest):
             # "Otherwise, if it is more than £300, open a ticket": the other side is a case
             # of its own, with its own test
-            clause = read_clause(rest, tools=tools, agents=agents, bind_meaning=bind_meaning)
+            clause = read_clause(
+                rest, tools=tools, agents=agents, bind_meaning=bind_meaning, labels=labels
+            )
             clause.sentence, clause.is_else = sentence, True
             return clause
         clause.is_else = True
@@ -303,6 +311,8 @@ def read_clause(
         finding, why = means.group("finding"), means.group("why").strip()
         clause.test = f"there is {finding[0].lower()}{finding[1:]} ({why})"
         text = means.group("action")
+    elif labels and (labelled := _case_label(text)):
+        clause.test, text = label_test(labelled[0]), labelled[1]
     elif trailing := _trailing_test(text):
         text, clause.test = trailing
     clause.rest = _LEAD.sub("", text).strip()
@@ -314,6 +324,65 @@ def read_clause(
         said = f"{after[0].upper()}{after[1:]}{first.text[:1].lower()}{first.text[1:]}"
         clause.actions[0] = replace(first, text=said)
     return clause
+
+
+ABOUT = "it is about "
+_LABEL_CLAUSE = re.compile(
+    r"\b(?:is|are|was|were|has|have|had|holds?|asks?|wants?|says?|reports?|died|does|do|did|"
+    r"can|cannot|needs?|refuses?|requests?|lives?|owes?)\b",
+    re.IGNORECASE,
+)
+
+
+def label_test(label: str) -> str:
+    """A case label ("Honeybees:", a table cell) as a test: a clause as it is, a name as a topic
+    ("it is about Honeybees")."""
+    label = label.strip().rstrip(":")
+    if label[1:2].islower():
+        label = label[0].lower() + label[1:]
+    clause = _LABEL_CLAUSE.search(label) or re.search(r"\s[a-z]+ed\b", label)
+    return label if clause else f"{ABOUT}{label}"
+
+
+# "Honeybees: DO NOT BOOK.", "Slot free today: book it", "Already 3: refer to the supervisor":
+# a case named before a colon and the order for it. Not a remark ("Note: ..."), a step number
+# ("Step 2: ..."), who does it ("Agents: ..."), nor an order itself ("Never refund it: ...")
+_CASE_LABEL = re.compile(r"^(?P<label>[^:;.!?\[\]()]{2,60}?)\s*:\s+(?=\S)")
+_NOT_A_CASE = re.compile(
+    r"^(?:notes?|tips?|hints?|important|warning|caution|reminder|remember|exceptions?|owner|"
+    r"who|what|when|where|why|how|goal|aim|purpose|scope|actions?|steps?|stages?|phases?|"
+    r"parts?|then|next|finally|first|script|say|reply|answer|question|example|e\.g|fyi|"
+    r"n\.?b|yes|no|y|n|true|false|ok|result|outcome|frequency|timing|deadline|owner|"
+    r"responsible|contact|email|phone|price|cost|fee|sla|target|agents?|advisers?|staff|you|"
+    r"we|team|escalation|rule|policy|procedure|process)\b",
+    re.IGNORECASE,
+)
+
+
+# "A suspension needs the Transport Manager's approval: request it", "Data protection applies
+# to everything below: never ...": a rule or a remark on the text before its colon, no case
+_STATES_A_RULE = re.compile(
+    r"\b(?:needs?|requires?|must|should|shall|appl(?:y|ies)|below|above|following)\b", re.I
+)
+
+
+def _case_label(text: str) -> tuple[str, str] | None:
+    """ "Honeybees: do not book" -> ("Honeybees", "do not book"); None for no labelled case."""
+    match = _CASE_LABEL.match(text)
+    if match is None:
+        return None
+    label, rest = match.group("label").strip(), text[match.end() :]
+    first = label.split(None, 1)[0].casefold()
+    if (
+        len(label.split()) > 12
+        or first in INSTRUCTION_VERBS
+        or first in _ACTION_OPENERS
+        or _NOT_A_CASE.match(label)
+        or _STATES_A_RULE.search(label)
+        or not (is_order(rest) or _NEGATED.match(rest))
+    ):
+        return None
+    return label, rest
 
 
 def _trailing_test(text: str) -> tuple[str, str] | None:
@@ -433,11 +502,16 @@ def _split_actions(text: str) -> list[str]:
     return [p.strip(" ,.") for p in parts if p.strip(" ,.")]
 
 
+_KIND_OF_TRANSFER = re.compile(r"^(?:warm|cold|blind|live|direct)\s+transfer\b", re.IGNORECASE)
+
+
 def _read_action(
     text: str, *, quote: str, tools: ToolIndex, agents: tuple[str, ...], bind_meaning: bool = True
 ) -> list[Action]:
     text = _sentence_case(text)
     first = text.split(None, 1)[0].casefold().strip(",:") if text.split() else ""
+    if _KIND_OF_TRANSFER.match(text):
+        first = "transfer"  # "Warm transfer to the field supervisor": a transfer
     goto = _GOTO.search(text)
     if goto and goto.start() == 0:
         return [Action("goto", text, quote, goto=goto.group(1))]
@@ -530,7 +604,7 @@ def _read_action(
         ):
             return [Action("tool_call", text, quote, tool=mention, target=ending.target)]
         transfer = (
-            _transfer_tool(text, mention, tools, bind_meaning)
+            _transfer_tool(_KIND_OF_TRANSFER.sub("transfer", text), mention, tools, bind_meaning)
             if ending.kind == "escalate"
             else None
         )

@@ -28,6 +28,7 @@ from sop_compiler.generate.offline.phrases import (
 )
 from sop_compiler.generate.offline.sections import (
     Unit,
+    jump_targets,
     labelled_cases,
     labelled_run,
     timed_cases,
@@ -60,7 +61,12 @@ def read_units(builder: Builder, units: list[Unit]) -> list[Node]:
     pending: Node | None = None
     cases: list[Node] = []  # the top-level items in a row that each open with a condition
     rules_lead = False  # under "Additional rules:": its items are rules, not steps
+    labelled: list[Node] = []  # the steps of a run of labelled cases (sections.labelled_run)
+    builder.targets |= jump_targets(units)
     for unit in labelled_run(timed_cases(units)):
+        if labelled and not unit.case_of_run:
+            _one_of(builder, labelled)
+            labelled = []
         if unit.key is None and not unit.children:
             rules_lead = (rules_lead and unit.numbered) or (
                 not unit.numbered and _RULES_LEAD.match(unit.text.strip()) is not None
@@ -153,9 +159,22 @@ def read_units(builder: Builder, units: list[Unit]) -> list[Node]:
             if len(alternative_cases(group)) >= 2:
                 builder.groups.append(group)
         cases = [*cases, head] if opens and not closes else []
+        if unit.case_of_run:
+            labelled.append(head)
         out.append(head)
         pending = last_cond if last_cond is not None else (child_pending if kids else pending_own)
+    if labelled:
+        _one_of(builder, labelled)
     return out
+
+
+def _one_of(builder: Builder, run: list[Node]) -> None:
+    """ "First report: ..." / "Second report in the same term: ...": the labelled cases of one
+    thing, one of which holds, wired if / else-if (chains.py)."""
+    group = CaseGroup([[case, *case.children] for case in run], anchor=run[0])
+    cases = len(run) >= 2 and all(case.kind == "condition" for case in run)
+    if cases and len(alternative_cases(group)) >= 2:
+        builder.groups.append(group)
 
 
 _RULES_LEAD = re.compile(
@@ -204,7 +223,12 @@ def _sentences(
         # note that follows the item is no sub-item)
         heads = any(child.numbered for child in unit.children)
         clause = read_clause(
-            sentence, tools=builder.tools, agents=builder.agents, bind_meaning=not heads
+            sentence,
+            tools=builder.tools,
+            agents=builder.agents,
+            bind_meaning=not heads,
+            # "6. Router fault: send a new router" where step 5 jumps to it: tested already
+            labels=(unit.key or "").casefold() not in builder.targets,
         )
         clause.actions = [_stated_prohibition(action) for action in clause.actions]
         if (

@@ -63,6 +63,7 @@ class Unit:
     extra: list[str] = field(default_factory=list)  # quoted scripts that belong to the step
     depth: int = 0  # nesting as the SOP shows it: siblings share a depth (2.1, 2.2 vs a., b.)
     cite: str | None = None  # the words of the source a made-up text stands for (a table row)
+    case_of_run: bool = False  # one of a run of labelled cases ("Private land:", "Public land:")
 
 
 def heading_title(text: str) -> str:
@@ -391,15 +392,20 @@ def timed_cases(run: list[Unit]) -> list[Unit]:
 def labelled_run(run: list[Unit]) -> list[Unit]:
     """Sibling steps that each open with a label of the same thing ("2. First complaint about a
     pitch: ...", "3. Second complaint about the same pitch: ...", "4. Third complaint, or any
-    violence: call the Duty Manager") as the cases they are; read as steps, every path would run
-    each of them, and the escalation of the last would end them all. A label may hold commas
-    here: the run's shared word says it is a case. Fewer than two in a row: no change."""
+    violence: call the Duty Manager") as the cases they are, one of which holds (`case_of_run`);
+    read as steps, every path would run each of them, and the escalation of the last would end
+    them all. A label may hold commas here: the run's shared word says it is a case. Fewer than
+    two in a row: no change."""
     # "5a. If the result is ROUTER_FAULT, go to step 6" over "6. Router fault: ...": the step a
     # decision jumps to is its target, not a case to test again
-    said = " ".join(_all_texts(run))
-    targets = {m.casefold() for m in re.findall(r"\bsteps?\s+(\d+[a-z]?)\b", said, re.I)}
+    targets = jump_targets(run)
     found = [
-        None if (unit.key or "").casefold() in targets else _run_label(unit.text.strip())
+        None
+        if (unit.key or "").casefold() in targets
+        else _run_label(unit.text.strip())
+        # "Public land:" over its own cases, after "Private land: close the report": a case
+        # whose orders are its sub-items
+        or (_names_a_case(_LEADS_ITEMS.match(unit.text.strip())) if unit.children else None)
         for unit in run
     ]
     dashed = [_dashed_order(unit.text.strip()) for unit in run]
@@ -418,7 +424,8 @@ def labelled_run(run: list[Unit]) -> list[Unit]:
                 end += 1
             group = [m for m in labels[start:end] if m is not None]
             if len(group) >= 2 and same([m["case"] for m in group]):
-                out[start:end] = _as_cases(run[start:end], labels[start:end])
+                cases = _as_cases(run[start:end], labels[start:end])
+                out[start:end] = [replace(unit, case_of_run=True) for unit in cases]
             start = end + 1
     return out
 
@@ -447,11 +454,18 @@ _THE_REST = re.compile(
 )
 
 
+def jump_targets(run: list[Unit]) -> set[str]:
+    """The step numbers the run's "go to step N" (or "see step N") name, casefolded."""
+    said = " ".join(_all_texts(run))
+    return {m.casefold() for m in re.findall(r"\bsteps?\s+(\d+[a-z]?)\b", said, re.I)}
+
+
 def _all_texts(run: list[Unit]) -> list[str]:
     return [text for unit in run for text in (unit.text, *_all_texts(unit.children))]
 
 
 _RUN_LABEL = re.compile(r"^(?P<case>[^:;.]{3,90}?)\s*:\s+(?P<rest>\S.*)$", re.DOTALL)
+_LEADS_ITEMS = re.compile(r"^(?P<case>[^:;.]{3,60}?)\s*:(?P<rest>)$")
 
 
 def _run_label(text: str) -> re.Match[str] | None:
@@ -476,7 +490,9 @@ def _as_cases(
             unit,
             text=f"Otherwise, {match['rest']}"
             if _THE_REST.match(match["case"])
-            else f"If {opening}{_lower_first(match['case'])}, {match['rest']}",
+            else f"If {opening}{_lower_first(match['case'])}, {match['rest']}"
+            if match["rest"]
+            else f"If {opening}{_lower_first(match['case'])}:",
             cite=unit.cite or unit.text,
         )
         if match is not None
