@@ -251,3 +251,28 @@ def test_a_message_is_sent_with_the_catalogs_one_message_tool_or_its_channel() -
     )
     assert bind("Send a reminder by sms.", two).tool == "send_sms"
     assert bind("Send the reminder.", two).tool is None  # which channel is not written
+
+
+def test_who_a_tool_is_for_is_no_reason_to_bind_it() -> None:
+    catalog = ToolCatalog(
+        tools=[
+            Tool(
+                name="issue_spa_voucher",
+                description="Add a spa voucher to the guest's stay.",
+                access="write",
+            ),
+            Tool(
+                name="post_folio_charge",
+                description="Post a charge to a resident guest's hotel folio.",
+                access="write",
+            ),
+            Tool(
+                name="issue_guest_pass",
+                description="Register a guest and send them a day pass.",
+                access="write",
+            ),
+        ]
+    )
+    said = "Add the charge to the guest's room bill"
+    assert bind(said, catalog).tool == "post_folio_charge"
+    assert bind("Register the guest", catalog).tool == "issue_guest_pass"  # the guest is it

@@ -2248,3 +2248,14 @@ def test_what_a_thing_does_not_do_is_no_call(tmp_path: Path) -> None:
         catalog=_catalog(remote),
     )
     assert _calls(draft) == ["get_order", "accept_return"]
+
+
+def test_it_is_the_thing_a_heading_of_two_tasks_acts_on(tmp_path: Path) -> None:
+    text = (
+        "# Returns desk\n\n## Moving or cancelling an order\n\n"
+        "1. Look up the order with the order number.\n"
+        '2. If the customer is unwell, cancel it with the reason "medical".\n'
+    )
+    draft = build_draft(_procedure(tmp_path, "returns.md", text), catalog=CATALOG)
+    ways = _ways(draft)
+    assert all("cancel_order" in w.calls for w in _side(ways, "the customer is unwell", "yes"))

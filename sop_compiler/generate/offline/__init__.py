@@ -81,7 +81,7 @@ def _talks_with_someone(procedure: Procedure) -> bool:
 
 
 # Bump when the rules change what they produce, so that the lock file marks routines stale.
-OFFLINE_RULES_VERSION = 91
+OFFLINE_RULES_VERSION = 92
 
 
 class OfflineBackend(Backend):
@@ -237,7 +237,9 @@ def _subject(title: str) -> str | None:
     Only for a heading that starts with a task verb; the last word of its object is the noun.
     """
     verdict = title_verdict(title)
-    if verdict is None or "task verb" not in verdict.reason:
+    # "Moving or cancelling a booking": two tasks on one thing
+    both = re.match(r"^[a-z]+ing\s+(?:or|and)\s+[a-z]+ing\s+(?:a|an|the|your)\s", title, re.I)
+    if both is None and (verdict is None or "task verb" not in verdict.reason):
         return None
     words = re.findall(r"[a-z][a-z-]*", title.casefold())
     return words[-1] if len(words) >= 2 and words[-1] not in _NOT_NOUNS else None

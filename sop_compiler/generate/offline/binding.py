@@ -132,7 +132,28 @@ _NOT_VERB = frozenset(
 
 _SECOND_SENSE = {"open": "get", "raise": "change"}
 _SET_UP = re.compile(r"^\s*set\s+up\s+", re.IGNORECASE)
-_LIGHT_VERBS = frozenset({"create", "make", "arrange", "carry", "put", "place"})  # canonical
+_LIGHT_VERBS = frozenset({"create", "make", "arrange", "carry", "put", "place", "add"})  # canonical
+# who a record is about: a word in common that says nothing of which tool is meant
+_WHO = frozenset(
+    [
+        "customer",
+        "user",
+        "client",
+        "account",
+        "member",
+        "guest",
+        "person",
+        "patient",
+        "caller",
+        "tenant",
+        "resident",
+        "owner",
+        "passenger",
+        "student",
+        "pupil",
+        "parent",
+    ]
+)
 # "text the renter ...", "email it to the member": to send a message of that kind (as a noun,
 # "email address" is no action)
 _MESSAGE_VERB = re.compile(
@@ -273,7 +294,8 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
         tool_objects = set(name_words[1:]) | set(described[1:6])
         # the tool's name counts twice its description: "check that the class has space" is
         # `check_class_availability`, not `lookup_enrolment` "... course, class, term week"
-        shared = len(objects & tool_objects) + len(objects & set(name_words[1:]))
+        common = objects & tool_objects
+        shared = len(common) + len(objects & set(name_words[1:]))
         # "hold the order" -> `place_order_hold`: the action said as the tool's noun, second
         nominal = (
             imperative and verb in set(name_words[1:]) and bool(objects & (tool_objects - {verb}))
@@ -282,17 +304,23 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
         # "make a note on the booking" -> `add_booking_note`: a light verb over what the tool
         # makes (its last word) and where
         made = len(name_words) > 2 and name_words[-1] in objects and len(objects & tool_objects) > 1
-        light = verb in _LIGHT_VERBS and (bool(objects & tool_verbs) or made)
+        # ("add the matting charge" is no charge of the card: "add" makes a thing, not an act)
+        light = verb in _LIGHT_VERBS and ((bool(objects & tool_verbs) and verb != "add") or made)
         shared += light
         rank = 1 if verb in tool_verbs else 0 if second in tool_verbs or nominal or light else -1
+        if rank == 1 and not shared:
+            # "Take the first month's fee and the deposit in a single payment" -> `take_payment`:
+            # the tool's own verb, its object said further on
+            common = set(words[4:9]) & set(name_words[1:])
+            shared = len(common)
+        if rank == 1 and verb not in name_words[:1] and not common - _WHO and objects - _WHO:
+            # "Add the charge to the guest's room bill" and `issue_spa_voucher` "Add a spa voucher
+            # to the guest's stay": the description's verb, and only who it is for in common
+            rank = 0 if nominal or light else -1
         if definite and second in tool_verbs:
             rank = 1  # "open the account" reads the account; "open a ticket" creates one
         elif definite and second and verb in tool_verbs:
             rank = 0
-        if rank == 1 and not shared:
-            # "Take the first month's fee and the deposit in a single payment" -> `take_payment`:
-            # the tool's own verb, its object said further on
-            shared = len(set(words[4:9]) & set(name_words[1:]))
         if rank >= 0 and shared:
             if best is None or (rank, shared) > best[:2]:
                 best = (rank, shared, tool.name)
