@@ -237,6 +237,17 @@ def _is_aux(section: _Section) -> bool:
 _CASE_TITLE = re.compile(r"^(?:if|when)\s", re.IGNORECASE)
 
 
+def _peer_case(section: _Section) -> bool:
+    """ "## When a guest is unhappy with a treatment" over numbered steps of its own, beside
+    "## Booking a treatment" and "## Closing the spa": a procedure for that case, never a part
+    of each procedure beside it (the back-office sweep would handle complaints)."""
+    ordered = sum(isinstance(b, ListItem) and b.ordered and b.level == 0 for b in section.own)
+    return bool(_CASE_TITLE.match(section.title)) and ordered >= _MIN_CASE_STEPS
+
+
+_MIN_CASE_STEPS = 3
+
+
 def _is_context(section: _Section) -> bool:
     return bool(_CONTEXT.match(section.title))
 
@@ -283,8 +294,12 @@ def _collect(section: _Section, context: list[AnyBlock], memo: dict[int, bool]) 
     step_kids = [
         child
         for child in section.children
-        if not _is_aux(child) and not _is_context(child) and _subtree_steps(child, memo)
+        if (not _is_aux(child) or _peer_case(child))
+        and not _is_context(child)
+        and _subtree_steps(child, memo)
     ]
+    if len(step_kids) < 2:  # a case beside one procedure is a part of it
+        step_kids = [c for c in step_kids if not _is_aux(c)]
     if (own_steps and len(step_kids) < 2) or (len(step_kids) >= 2 and _continues(step_kids)):
         return [_Draft(section.title, section.path, section.blocks(), context)]
     if len(step_kids) >= 2:

@@ -2259,3 +2259,58 @@ def test_it_is_the_thing_a_heading_of_two_tasks_acts_on(tmp_path: Path) -> None:
     draft = build_draft(_procedure(tmp_path, "returns.md", text), catalog=CATALOG)
     ways = _ways(draft)
     assert all("cancel_order" in w.calls for w in _side(ways, "the customer is unwell", "yes"))
+
+
+def test_a_case_where_no_write_shall_be_done_ends_before_that_write(tmp_path: Path) -> None:
+    # "Where the vehicle shows more than 100,000 miles, the warranty has lapsed and no claim
+    # shall be opened." above "Where the fault is covered, open a warranty claim."
+    claim = Tool.model_validate(_write("open_warranty_claim", "Open a warranty claim."))
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. Where the unit is more than 3 years old, the warranty has lapsed and no claim shall "
+        "be opened.\n"
+        "3. Where the fault is covered, open a warranty claim.\n",
+        catalog=_catalog(claim),
+    )
+    ways = _ways(draft)
+    old = "the unit is more than 3 years old"
+    assert all("open_warranty_claim" not in w.calls for w in _side(ways, old, "yes"))
+    assert any("open_warranty_claim" in w.calls for w in _side(ways, old, "no"))
+
+
+def test_a_colon_ends_the_test_and_a_list_of_orders_is_each_order(tmp_path: Path) -> None:
+    step = (
+        "If the parcel holds a hazardous item: tell the customer not to open it, refund the "
+        "order, and open a ticket for the safety team."
+    )
+    draft = _compile(tmp_path, step)
+    test = "the parcel holds a hazardous item"
+    assert _tests(draft) == [test]
+    for way in _side(_ways(draft), test, "yes"):
+        assert way.calls[-2:] == ["issue_refund", "open_ticket"]
+
+
+def test_a_macros_when_to_use_line_is_no_test(tmp_path: Path) -> None:
+    draft = _sop(
+        tmp_path,
+        "**When to use:** the customer received a damaged parcel.\n\n"
+        "**Steps**\n"
+        "1. Look up the order with the order number.\n"
+        "2. Refund the order.\n",
+    )
+    assert not any("to use" in s.text for s in walk_steps(draft.steps))
+    assert _calls(draft) == ["get_order", "issue_refund"]
+    assert not draft.open_questions
+
+
+def test_a_case_for_a_kind_of_thing_named_before_a_colon(tmp_path: Path) -> None:
+    draft = _sop(
+        tmp_path,
+        "- Look up the order with the order number.\n"
+        "- For anything over 30 kg: book a paid repair.\n"
+        "- Accept the return.\n",
+    )
+    test = "it is for anything over 30 kg"
+    assert test in _tests(draft)
+    assert all("book_paid_repair" not in w.calls for w in _side(_ways(draft), test, "no"))

@@ -524,3 +524,40 @@ def test_a_numbered_when_section_beside_procedures_is_a_procedure(tmp_path: Path
     procedures = _procedures(tmp_path, "cinema.txt", text)
     assert _titles(procedures) == ["Ticket refunds", "When a screening goes wrong"]
     assert "apology" not in _text(procedures[0])
+
+
+_SPA = """\
+# Spa desk playbook
+
+## Booking a treatment
+
+1. Find the guest by room number.
+2. Check availability for the treatment.
+3. Book the treatment.
+
+## When a guest is unhappy with a treatment
+
+1. Listen and apologise.
+2. If the guest reports an injury, log an incident report.
+3. Offer a voucher of up to £40 for other complaints.
+
+## Closing the spa
+
+1. Pull up the list of today's bookings.
+2. Cancel each booking still showing as booked with the reason "no show".
+"""
+
+
+def test_a_case_heading_with_steps_of_its_own_beside_procedures_is_one(tmp_path: Path) -> None:
+    procedures = _procedures(tmp_path, "spa.md", _SPA)
+    assert _titles(procedures) == [
+        "Booking a treatment",
+        "When a guest is unhappy with a treatment",
+        "Closing the spa",
+    ]
+    closing = procedures[-1]
+    assert "voucher" not in _text(closing)  # the back-office sweep handles no complaints
+    # beside one procedure, a case heading is still a part of it
+    one = _SPA.split("## Closing the spa")[0].replace("## Booking a treatment\n", "")
+    procedures = _procedures(tmp_path, "one.md", one.replace("# Spa desk playbook", "# Bookings"))
+    assert len(procedures) == 1 and "voucher" in _text(procedures[0])

@@ -41,7 +41,8 @@ _ELSE = re.compile(
 _YES = re.compile(r"^(?:if so|if yes)\b[,:]?\s*", re.IGNORECASE)
 _IF = re.compile(
     r"^(?:if|when|whenever|where|in case|in the event that|in the event|should|"
-    r"provided(?: that)?|as long as)\s+",
+    r"provided(?: that)?|as long as)\s+"
+    r"(?!to\s+use\b)",  # "When to use: the customer ...": a macro's trigger line, no test
     re.IGNORECASE,
 )
 _ONCE = re.compile(r"^(?:once|as\s+soon\s+as|having)\s+[^,]{3,80},\s*", re.IGNORECASE)
@@ -327,6 +328,7 @@ def read_clause(
 
 
 ABOUT = "it is about "
+RULE_APPLIES = "this rule applies to the request: "  # the test of a prohibition and its action
 _LABEL_CLAUSE = re.compile(
     r"\b(?:is|are|was|were|has|have|had|holds?|asks?|wants?|says?|reports?|died|does|do|did|"
     r"can|cannot|needs?|refuses?|requests?|lives?|owes?)\b",
@@ -373,6 +375,8 @@ def _case_label(text: str) -> tuple[str, str] | None:
         return None
     label, rest = match.group("label").strip(), text[match.end() :]
     first = label.split(None, 1)[0].casefold()
+    if first == "for":
+        label = f"it is {label[0].lower()}{label[1:]}"  # "For anything heavier: refer ..."
     if (
         len(label.split()) > 12
         or first in INSTRUCTION_VERBS
@@ -429,6 +433,11 @@ def _split_condition(rest: str) -> tuple[str, str]:
         for m in _CLAUSE_COMMA.finditer(rest)
         if rest.count("(", 0, m.start()) <= rest.count(")", 0, m.start())
     ]
+    # "the substitute holds an allergen: tell them not to eat it, refund the item, and ...": a
+    # colon before the first comma ends the test
+    colon = -1 if rest.startswith(RULE_APPLIES) else rest.find(": ")
+    if colon > 0 and all(pos > colon for pos in commas) and is_order(rest[colon + 2 :]):
+        return rest[:colon], rest[colon + 2 :].strip()
     joins: list[int] = []  # "A, or B, stop": the comma before "or" joins two tests
     for pos in commas:
         after = _LEAD.sub("", rest[pos + 1 :].strip())
@@ -486,6 +495,7 @@ def _split_actions(text: str) -> list[str]:
             chunks += [label, rest]  # "never refund it: escalate to X" is two actions
         else:
             chunks.append(chunk)
+    chunks = [piece for chunk in chunks for piece in _serial_orders(chunk)]
     for chunk in chunks:
         start = 0
         # "ask them to connect one device and open a website": both are the customer's to do
@@ -503,6 +513,27 @@ def _split_actions(text: str) -> list[str]:
 
 
 _KIND_OF_TRANSFER = re.compile(r"^(?:warm|cold|blind|live|direct)\s+transfer\b", re.IGNORECASE)
+
+
+_SERIAL_AND = re.compile(r",\s+and\s+([a-z']+)\b", re.IGNORECASE)
+_SERIAL_COMMA = re.compile(r",\s+(?=([a-z']+)\b)", re.IGNORECASE)
+
+
+def _serial_orders(chunk: str) -> list[str]:
+    """ "tell the customer not to eat it, refund the item, and raise a ticket": a list of
+    orders, each its own (the last one "and" joins is split later)."""
+    last = _SERIAL_AND.search(chunk)
+    if last is None or last.group(1).casefold() not in INSTRUCTION_VERBS or not is_order(chunk):
+        return [chunk]  # "Before you end the call, make sure ...": one order after its time
+    pieces, start = [], 0
+    for comma in _SERIAL_COMMA.finditer(chunk, 0, last.start()):
+        if (
+            comma.group(1).casefold() in INSTRUCTION_VERBS
+            and len(chunk[start : comma.start()].split()) >= 2
+        ):
+            pieces.append(chunk[start : comma.start()])
+            start = comma.end()
+    return [*pieces, chunk[start:]]
 
 
 def _read_action(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from sop_compiler.generate.offline.binding import bind, canonical_words, hands_over
+from sop_compiler.generate.offline.binding import bind, canonical_words, hands_over, verb_stems
 from sop_compiler.generate.offline.chains import alternative_cases, case_runs
 from sop_compiler.generate.offline.nodes import (
     BEFORE,
@@ -20,6 +20,7 @@ from sop_compiler.generate.offline.nodes import (
 from sop_compiler.generate.offline.phrases import (
     AS_WELL,
     END,
+    RULE_APPLIES,
     Action,
     Clause,
     handed_over,
@@ -776,7 +777,7 @@ def _prohibition_as_condition(sentence: str) -> str:
     ordered = is_instruction(rule) and not _HANDS_ON.match(action.strip())
     if rule_kind(rule) != "never" or ordered or not orders:
         return sentence
-    return f"If this rule applies to the request: {rule[0].lower()}{rule[1:]}, {action}"
+    return f"If {RULE_APPLIES}{rule[0].lower()}{rule[1:]}, {action}"
 
 
 _DENIAL = re.compile(r"^(?:deny|decline|reject|refuse|turn\s+down)\b", re.IGNORECASE)
@@ -797,7 +798,20 @@ def _denies(builder: Builder, clause: Clause) -> bool:
         forbidden = _FORBIDDEN_ACTION.match(text)
         if forbidden and (failed or _write_tool(builder, forbidden["what"])):
             return True  # "If any of the three do not match, do not discuss ...": no going on
+        none = _NONE_DONE.search(text) if action.kind == "say" else None
+        if none and any(
+            _write_tool(builder, f"{verb} the {none['thing']}") for verb in verb_stems(none["done"])
+        ):
+            return True  # "the warranty has lapsed and no claim shall be opened"
     return False
+
+
+# "no claim shall be opened", "no refund is to be issued": the write a tool does, forbidden
+_NONE_DONE = re.compile(
+    r"\bno\s+(?P<thing>[a-z][\w-]*(?:\s+[a-z][\w-]*)?)\s+(?:shall|may|can|will|should|must|"
+    r"is\s+to|are\s+to)\s+be\s+(?P<done>[a-z]+ed)\b",
+    re.IGNORECASE,
+)
 
 
 _FORBIDDEN_ACTION = re.compile(r"^(?:do not|don't|never)\s+(?P<what>\S.*)$", re.IGNORECASE)
