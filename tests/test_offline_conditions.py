@@ -2314,3 +2314,19 @@ def test_a_case_for_a_kind_of_thing_named_before_a_colon(tmp_path: Path) -> None
     test = "it is for anything over 30 kg"
     assert test in _tests(draft)
     assert all("book_paid_repair" not in w.calls for w in _side(_ways(draft), test, "no"))
+
+
+def test_a_band_over_a_limit_is_tested_before_the_call_it_replaces(tmp_path: Path) -> None:
+    # "Otherwise refund the substituted item. You can refund up to £25 of substitutions per
+    # order yourself; over £25, raise a ticket to the Team Lead instead of refunding."
+    draft = _compile(
+        tmp_path,
+        "Refund the order. You can refund up to £25 per order yourself; over £25, open a "
+        "ticket for finance instead of refunding.",
+    )
+    ways = _ways(draft)
+    test = "the refund is over £25"
+    for way in _side(ways, test, "yes"):
+        assert "open_ticket" in way.calls and "issue_refund" not in way.calls
+    for way in _side(ways, test, "no"):
+        assert "issue_refund" in way.calls and "open_ticket" not in way.calls

@@ -312,6 +312,8 @@ def read_clause(
         finding, why = means.group("finding"), means.group("why").strip()
         clause.test = f"there is {finding[0].lower()}{finding[1:]} ({why})"
         text = means.group("action")
+    elif banded := _amount_case(text):
+        clause.test, text = banded
     elif labels and (labelled := _case_label(text)):
         clause.test, text = label_test(labelled[0]), labelled[1]
     elif trailing := _trailing_test(text):
@@ -325,6 +327,27 @@ def read_clause(
         said = f"{after[0].upper()}{after[1:]}{first.text[:1].lower()}{first.text[1:]}"
         clause.actions[0] = replace(first, text=said)
     return clause
+
+
+# "Over £25, raise a ticket to the Team Lead instead of refunding": a band of an amount, first
+AMOUNT_CASE = re.compile(
+    r"^(?P<cmp>over|above|more\s+than|in\s+excess\s+of|under|below|less\s+than)\s+"
+    r"(?P<amount>(?:[£$€]\s?|(?:GBP|USD|EUR)\s)\d[\d,]*(?:\.\d+)?)\s*[,:]\s+",
+    re.IGNORECASE,
+)
+_INSTEAD_OF = re.compile(r"\b(?:instead\s+of|rather\s+than)\s+(?P<verb>[a-z]+?)(?:ing)?\b", re.I)
+
+
+def _amount_case(text: str) -> tuple[str, str] | None:
+    """ "Over £25, raise a ticket instead of refunding" -> ("the refund is over £25", "raise
+    ..."); what the amount is of is the order it replaces ("it" when none is named)."""
+    match = AMOUNT_CASE.match(text)
+    if match is None or not is_order(text[match.end() :]):
+        return None
+    rest = text[match.end() :]
+    instead = _INSTEAD_OF.search(rest)
+    thing = f"the {instead['verb'].casefold()}" if instead else "it"
+    return f"{thing} is {match['cmp'].casefold()} {match['amount']}", rest
 
 
 ABOUT = "it is about "

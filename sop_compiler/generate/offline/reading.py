@@ -18,6 +18,7 @@ from sop_compiler.generate.offline.nodes import (
     strip_end,
 )
 from sop_compiler.generate.offline.phrases import (
+    AMOUNT_CASE,
     AS_WELL,
     END,
     RULE_APPLIES,
@@ -450,7 +451,12 @@ _ORDINARY = 2_000  # characters: the longest sentence a backtracking form is tri
 # "Do not charge a fee over the phone - if the member insists, create a case": after the dash, a
 # case of its own, never the end of a test that ends the order before it
 _DASH_IF = re.compile(r"\s[-\u2013\u2014]\s+(?=(?:if|when|unless|where)\s)", re.IGNORECASE)
-_SEMI_OTHERWISE = re.compile(r";\s+(?=(?:otherwise|if not|if no|else)\b)|,\s+(?=otherwise\b)", re.I)
+_SEMI_OTHERWISE = re.compile(
+    r";\s+(?=(?:otherwise|if not|if no|else)\b)|,\s+(?=otherwise\b)|"
+    # "You can refund up to £25 yourself; over £25, raise a ticket instead": the other band
+    r";\s+(?=" + re.sub(r"\(\?P<\w+>", "(?:", AMOUNT_CASE.pattern.removeprefix("^")) + ")",
+    re.I,
+)
 # "Spread it only if a request is on file; never over 60 months": the prohibition after the
 # semicolon is no part of the test that ends the order ("If X, explain; do not register it"
 # keeps its prohibition on the then-side)

@@ -166,6 +166,10 @@ def _move_before(
     if same_step and any(target in nodes and block[0] not in nodes for nodes in lists):
         return top  # "If there is space, book it. If the room is full, do not book": other case
     parent = next((p for p in top if target in p.children), None)
+    if parent is None and target in top and block[0] in target.children and not same_step:
+        # "2. Refund the item. You can refund up to £25; over £25, raise a ticket instead": the
+        # step's own call, its band tested first (the step opens with the test)
+        return _test_first(top, block, target)
     if parent is None:
         return top  # the action is a step of its own: keep the SOP's order
     if same_step and block[0] not in parent.children:
@@ -218,3 +222,16 @@ def _does(node: Node, verbs: set[str]) -> bool:
     first = node.text.split(None, 1)[0].casefold().strip(",.:") if node.text.split() else ""
     tool = node.tool_call.tool.split("_") if node.tool_call is not None else []
     return first in verbs or any(verb in tool for verb in verbs)
+
+
+def _test_first(top: list[Node], block: list[Node], target: Node) -> list[Node]:
+    """`top` with step `target`'s call after the test `block` opens (`block[0]` heads the
+    step): the test, its side, then the call and the rest of the step."""
+    rest = [n for n in target.children if n not in block]
+    head = block[0]
+    head.level, head.children = 0, [*block[1:], target, *rest]
+    target.children = []
+    for n in head.children:
+        n.level = 1
+    at = top.index(target)
+    return [*top[:at], head, *top[at + 1 :]]
