@@ -276,3 +276,32 @@ def test_who_a_tool_is_for_is_no_reason_to_bind_it() -> None:
     said = "Add the charge to the guest's room bill"
     assert bind(said, catalog).tool == "post_folio_charge"
     assert bind("Register the guest", catalog).tool == "issue_guest_pass"  # the guest is it
+
+
+def test_checking_who_is_calling_is_the_catalogs_identity_check() -> None:
+    catalog = ToolCatalog(
+        tools=[
+            Tool(
+                name="verify_keeper",
+                description="Confirm that the caller is the registered keeper of the vehicle.",
+            ),
+            Tool(name="lookup_vehicle", description="Look up a vehicle by registration."),
+        ]
+    )
+    for said in (
+        "Check the caller's details against the V5C logbook",
+        "Check the caller is the account holder or an authorised user",
+    ):
+        assert bind(said, catalog).tool == "verify_keeper", said
+    assert bind("Check the vehicle's mileage", catalog).tool != "verify_keeper"
+
+
+def test_a_list_is_pulled_with_the_tool_that_lists_it() -> None:
+    catalog = ToolCatalog(
+        tools=[
+            Tool(name="list_day_bookings", description="List every spa booking for a date."),
+            Tool(name="lookup_guest", description="Find a hotel guest by room number."),
+        ]
+    )
+    assert bind("Pull up the list of today's bookings.", catalog).tool == "list_day_bookings"
+    assert bind("List every booking still showing as booked", catalog).tool == ("list_day_bookings")

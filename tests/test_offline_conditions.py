@@ -2330,3 +2330,31 @@ def test_a_band_over_a_limit_is_tested_before_the_call_it_replaces(tmp_path: Pat
         assert "open_ticket" in way.calls and "issue_refund" not in way.calls
     for way in _side(ways, test, "no"):
         assert "issue_refund" in way.calls and "open_ticket" not in way.calls
+
+
+def test_putting_the_call_through_to_someone_hands_it_to_the_tool_named_for_them(
+    tmp_path: Path,
+) -> None:
+    duty = Tool.model_validate(
+        _write("transfer_to_duty_manager", "Warm-transfer the call to the duty manager.")
+    )
+    draft = _compile(
+        tmp_path,
+        "If the customer reports an injury, put the call through to the duty manager straight "
+        "away.",
+    )
+    ways = _ways(draft)
+    assert {w.end for w in _side(ways, "the customer reports an injury", "yes")} == {"escalate"}
+    draft = build_draft(
+        _procedure(
+            tmp_path,
+            "returns.md",
+            "# Returns desk\n\n## Handle a return request\n\n"
+            "1. Look up the order with the order number.\n"
+            "2. If the customer reports an injury, put the call through to the duty manager.\n"
+            "3. Refund the order.\n",
+        ),
+        catalog=_catalog(duty),
+    )
+    for way in _side(_ways(draft), "the customer reports an injury", "yes"):
+        assert way.calls == ["get_order", "transfer_to_duty_manager"] and way.end == "escalate"

@@ -63,6 +63,7 @@ _SYNONYMS = [
         "pull",
         "review",
         "consult",
+        "list",
     },
     {"create", "open", "raise", "file", "log", "submit", "register", "lodge", "produce", "prepare"},
     {"send", "email", "notify"},
@@ -226,6 +227,14 @@ DENIED_THING = re.compile(
 )
 
 
+_IDENTITY_CHECK = re.compile(
+    r"^\s*(?:check|confirm|verify|validate)\s+(?:that\s+)?(?:the\s+)?"
+    r"(?:caller|customer|client|person\s+calling|requester)(?:'s|\u2019s)?\s+"
+    r"(?:is\s+(?:the|a|an)\b|identity\b|details\b|id\b|security\b)",
+    re.IGNORECASE,
+)
+
+
 def _tool_verbs(catalog: ToolCatalog) -> set[str]:
     """The verbs the catalog's tool names start with (`retry_payment`: retry, `change_plan`:
     change), and their synonyms, as bare words ("Refunds above £300 ..." is a plural noun)."""
@@ -254,6 +263,12 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
             if elsewhere and tool.access == "read" and name != tool.name and place:
                 continue
             return Binding(tool=tool.name)
+    if _IDENTITY_CHECK.match(action):
+        # "Check the caller's details against the V5C logbook", "confirm the caller is the
+        # account holder": the catalog's one tool that verifies who is asking
+        verifiers = [t.name for t in catalog.tools if t.verifies_identity()]
+        if len(verifiers) == 1:
+            return Binding(tool=verifiers[0])
     said = _SET_UP.sub("create ", _MESSAGE_VERB.sub(r"send \1 ", action, count=1), count=1)
     # 'send the customer the "adverse reaction received" email': the quoted name is the
     # template's, what is sent is the email

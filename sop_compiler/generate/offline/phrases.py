@@ -139,7 +139,10 @@ _HANDOFF = re.compile(
     r"\b(?:transfer|hand\s+(?:(?:it|them|this|the\s+\w+)\s+)?(?:off|over)|route|redirect|refer|pass|"
     r"assign)(?:\s+(?:the\s+|this\s+|their\s+)?(?:" + PERSON_NOUNS + r"|case|chat|call|"
     r"conversation|ticket|them|it|this|contact|request|claim|order|issue|complaint))?"
-    r"\s+to\s+(?P<who>.+)",
+    r"\s+to\s+(?P<who>.+)|"
+    # "Put the call through to the duty spa manager straight away": a transfer
+    r"\bput\s+(?:the\s+|this\s+|their\s+)?(?:" + PERSON_NOUNS + r"|call|chat|them|him|her)\s+"
+    r"(?:straight\s+)?through\s+to\s+(?P<through>.+)",
     re.IGNORECASE,
 )
 _SEND_TO_TEAM = re.compile(
@@ -599,10 +602,10 @@ def _read_action(
     )
     handoff = (
         _HANDOFF.search(text)
-        if first in ("transfer", "hand", "route", "redirect", "refer", "pass", "assign")
+        if first in ("transfer", "hand", "route", "redirect", "refer", "pass", "assign", "put")
         else None
     )
-    if handoff is not None and first == "assign" and not _HUMAN.search(handoff.group("who")):
+    if handoff is not None and first == "assign" and not _HUMAN.search(_who(handoff)):
         handoff = None  # "assign a carrier to the shipment" is an action, not a handover
     if handoff is None and first in ("send", "forward", "refer", "pass", "assign", "route"):
         # "send the case to Records Review", "refer the site to Code Enforcement": a named team
@@ -718,11 +721,15 @@ def _read_action(
     checking = first in ("check", "verify", "make", "ensure", "see")
     meant = bind_meaning and not _NEGATED.match(text)
     bound = bind(text, tools.catalog).tool if meant else None
+    verifier = (
+        bound is not None and (found := tools.catalog.get(bound)) and found.verifies_identity()
+    )
     if (
         checking
         and bound is not None
         and not bound.startswith(f"{first}_")
         and not _names_data(text, bound)
+        and not verifier  # "check the caller's details against the logbook": the identity check
     ):
         # "check the email address on the account" reads what was looked up; "verify the
         # caller" with `verify_borrower` is the catalog's own check
@@ -783,6 +790,18 @@ def _transfer_tool(
     tool = tools.catalog.get(bound) if bound else None
     if tool is not None and hands_over(tool):
         return ToolMention(tool, 0, "verb")
+    # "Put the call through to the duty spa manager" with `transfer_to_duty_manager`: the one
+    # hand-over tool whose name holds whom it hands to
+    said = set(re.findall(r"[a-z]+", text.casefold()))
+    named = [
+        t
+        for t in tools.catalog.tools
+        if hands_over(t)
+        and (whom := set(t.name.split("_")[1:]) - {"to", "a", "the"})
+        and whom <= said
+    ]
+    if len(named) == 1 and bind_meaning:
+        return ToolMention(named[0], 0, "verb")
     # "refer the file to Compliance" with `assign_to_team(team)`: the one catalog tool that
     # hands a case to a team it is told is how every case goes to a team
     teams = [
@@ -861,7 +880,7 @@ def _ending(
     agents: tuple[str, ...],
 ) -> Action:
     if handoff is not None:
-        who = _name(handoff.group("who"))
+        who = _name(_who(handoff))
         agent = match_agent(who, agents)
         if agent is not None:
             return Action("handoff", text, quote, target=agent)
@@ -873,6 +892,12 @@ def _ending(
     assert escalate is not None
     team = _name(escalate.group("team") or "")
     return Action("escalate", text, quote, target=team or None)
+
+
+def _who(handoff: re.Match[str]) -> str:
+    """Whom a hand-over names ("... to the Billing team", "put the call through to ...")."""
+    named = handoff.groupdict()
+    return named.get("who") or named.get("through") or ""
 
 
 def _name(raw: str) -> str:
