@@ -306,3 +306,29 @@ def test_a_rule_inside_a_condition_holds_only_under_it(tmp_path: Path) -> None:
     draft = build_draft(result.procedures[0], catalog=ToolCatalog(tools=[]))
     (rule,) = [r for r in draft.rules if "Do not correct" in r.text]
     assert rule.kind == "never" and rule.condition == "an item never arrived"
+
+
+def test_a_prohibition_in_the_scope_and_the_most_an_order_may_do_are_rules(
+    tmp_path: Path,
+) -> None:
+    policy = """# Memberships
+
+## Scope
+- This policy applies to every adult membership.
+- Corporate memberships carry no freeze, and the Adviser shall not freeze them.
+
+## Freeze a membership
+1. Find the member.
+2. Freeze the membership for up to 3 months.
+3. Tell the member the new billing date.
+"""
+    (tmp_path / "policy.md").write_text(policy, encoding="utf-8")
+    (tmp_path / "tools.yaml").write_text(TOOLS, encoding="utf-8")
+    catalog = load_catalog(tmp_path / "tools.yaml", sop_root=tmp_path)
+    result = read_procedures(tmp_path / "policy.md", root=tmp_path, settings=Settings())
+    draft = build_draft(result.procedures[0], catalog=catalog)
+    kinds = {r.text: r.kind for r in draft.rules}
+    scope = "Corporate memberships carry no freeze, and the Adviser shall not freeze them."
+    assert kinds.get(scope) == "never"
+    assert kinds.get("Freeze the membership for up to 3 months.") == "limit"
+    assert rule_kind("Deliveries take up to 5 days.") is None  # a fact, no order

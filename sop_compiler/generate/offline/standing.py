@@ -125,6 +125,11 @@ _LIMIT = re.compile(
 )
 # "within 30 days", "up to $50" restrict only when something depends on them
 _WEAK_LIMIT = re.compile(r"\b(?:within|up\s+to)\b", re.IGNORECASE)
+_ORDER_OF_UP_TO = re.compile(
+    r"^(?:(?:you|agents?|we)\s+(?:can|may)\s+)?(?:" + "|".join(sorted(INSTRUCTION_VERBS)) + r")\b"
+    r"[^.;:]*\bup\s+to\s+(?:[£$€]\s?)?\d",
+    re.IGNORECASE,
+)
 _DEPENDS = re.compile(
     r"\b(?:needs?|requires?|required|must|only|may|allowed|permitted|accepted|eligible|valid|"
     r"free|refundable|for\s+(?:[\w']+\s+)?(?:approval|sign-off|authori[sz]ation))\b",
@@ -159,8 +164,8 @@ _COMPARED = re.compile(
 _DEFINITION = re.compile(r"^[A-Z][\w\s()'/-]{1,40}(?::|\s[\u2014\u2013])\s+(?:an?|the)\s", re.I)
 # words that make a rule even in a background section (purpose, scope, roles, definitions)
 _STRONG = re.compile(
-    r"\b(?:never|must|must\s+not|cannot|can't|may\s+not|should\s+not|prohibited|forbidden|"
-    r"at\s+most|no\s+more\s+than|under\s+no\s+circumstances)\b",
+    r"\b(?:never|must|must\s+not|cannot|can't|may\s+not|should\s+not|shall\s+not|prohibited|"
+    r"forbidden|at\s+most|no\s+more\s+than|under\s+no\s+circumstances)\b",
     re.IGNORECASE,
 )
 # a document's control line: fields set apart by dots or bars, an owner or a version among them
@@ -286,7 +291,10 @@ def rule_kind(sentence: str) -> RuleKind | None:
     )
     if _UNLESS.search(sentence):
         return "only_if"
-    weak = _WEAK_LIMIT.search(sentence) and _DEPENDS.search(sentence)
+    # "Pause the subscription for up to 3 months", "you can offer a voucher of up to £40": the
+    # most the order may do
+    ordered = _ORDER_OF_UP_TO.search(sentence)
+    weak = _WEAK_LIMIT.search(sentence) and (_DEPENDS.search(sentence) or ordered)
     if numbered_limit or ((_LIMIT.search(sentence) or weak) and _NUMBER.search(sentence)):
         return "limit"
     ordered = (
