@@ -293,8 +293,8 @@ def rule_kind(sentence: str) -> RuleKind | None:
         return "only_if"
     # "Pause the subscription for up to 3 months", "you can offer a voucher of up to £40": the
     # most the order may do
-    ordered = _ORDER_OF_UP_TO.search(sentence)
-    weak = _WEAK_LIMIT.search(sentence) and (_DEPENDS.search(sentence) or ordered)
+    most = _ORDER_OF_UP_TO.search(sentence)
+    weak = _WEAK_LIMIT.search(sentence) and (_DEPENDS.search(sentence) or most)
     if numbered_limit or ((_LIMIT.search(sentence) or weak) and _NUMBER.search(sentence)):
         return "limit"
     ordered = (
