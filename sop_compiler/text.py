@@ -43,7 +43,9 @@ _VERBS = """
 INSTRUCTION_VERBS = frozenset(_VERBS.split())
 _LEAD_WORDS = re.compile(
     r"^(?:(?:then|first|next|finally|also|now|afterwards|after that|lastly|please|always|"
-    r"otherwise|else|if so|if not|if yes|if no|either way|in (?:either|both|all|every|each) cases?|"
+    r"otherwise|else|if so|if not|if yes|if no|either way|"
+    r"the\s+first\s+thing\s+(?:to\s+do\s+)?is\s+(?:to\s+)?|"
+    r"in (?:either|both|all|every|each) cases?|"
     r"whatever happens|(?:each|every)\s+(?:morning|evening|day|working\s+day|week|month|"
     r"monday|tuesday|wednesday|thursday|friday)(?=,))\b,?\s*)+",
     re.IGNORECASE,

@@ -305,3 +305,17 @@ def test_a_list_is_pulled_with_the_tool_that_lists_it() -> None:
     )
     assert bind("Pull up the list of today's bookings.", catalog).tool == "list_day_bookings"
     assert bind("List every booking still showing as booked", catalog).tool == ("list_day_bookings")
+
+
+def test_a_read_tool_described_as_what_it_returns_is_a_lookup() -> None:
+    catalog = ToolCatalog(
+        tools=[
+            Tool(
+                name="quote_treatment_price",
+                description="Return the standard price and guarantee window for a treatment.",
+            ),
+            Tool(name="book_callout", description="Book a callout.", access="write"),
+        ]
+    )
+    said = "Look up the price on the rate card for the pest and property."
+    assert bind(said, catalog).tool == "quote_treatment_price"

@@ -2358,3 +2358,22 @@ def test_putting_the_call_through_to_someone_hands_it_to_the_tool_named_for_them
     )
     for way in _side(_ways(draft), "the customer reports an injury", "yes"):
         assert way.calls == ["get_order", "transfer_to_duty_manager"] and way.end == "escalate"
+
+
+def test_two_records_looked_up_together_are_two_lookups(tmp_path: Path) -> None:
+    customer = Tool.model_validate(
+        {"name": "get_customer", "description": "Look up a customer by email: profile, tier."}
+    )
+    text = (
+        "# Returns desk\n\n## Handle a return request\n\n"
+        "1. The first thing to do is to look up the customer and the order.\n"
+        "2. Refund the order.\n"
+    )
+    draft = build_draft(_procedure(tmp_path, "returns.md", text), catalog=_catalog(customer))
+    assert _calls(draft) == ["get_customer", "get_order", "issue_refund"]
+    # one tool that returns both: one lookup
+    orders = Tool.model_validate(
+        {"name": "get_customer", "description": "Look up a customer and their order history."}
+    )
+    draft = build_draft(_procedure(tmp_path, "returns.md", text), catalog=_catalog(orders))
+    assert _calls(draft)[0] == "get_customer" and _calls(draft).count("get_order") == 0

@@ -306,6 +306,8 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
         described = canonical_words(tool.description)
         tool_verbs = {name_words[0]} if name_words else set()
         tool_verbs |= {described[0]} if described else set()
+        if tool.access == "read" and described[:1] == ["return"]:
+            tool_verbs.add(_canon("get"))  # "Return the standard price ...": a read of it
         tool_objects = set(name_words[1:]) | set(described[1:6])
         # the tool's name counts twice its description: "check that the class has space" is
         # `check_class_availability`, not `lookup_enrolment` "... course, class, term week"

@@ -10,12 +10,13 @@ from sop_compiler.generate.offline.binding import (
     READ_VERBS,
     TEAM_VERBS,
     bind,
+    canonical_words,
     hands_over,
     in_system,
     is_statement,
 )
 from sop_compiler.generate.offline.tools import WRITE_VERBS, ToolIndex, ToolMention, proposed_name
-from sop_compiler.models import Tool
+from sop_compiler.models import Tool, ToolCatalog
 from sop_compiler.text import INSTRUCTION_VERBS
 
 
@@ -25,7 +26,8 @@ def _words(text: str) -> frozenset[str]:
 
 _LEAD = re.compile(
     r"^(?:(?:then|first|next|finally|also|now|afterwards|after that|lastly|please|always|"
-    r"alternatively|either way|in (?:either|both|all|every|each) cases?|whatever happens|"
+    r"alternatively|the\s+first\s+thing\s+(?:to\s+do\s+)?is\s+(?:to\s+)?|"
+    r"either way|in (?:either|both|all|every|each) cases?|whatever happens|"
     r"(?:each|every)\s+(?:morning|evening|day|working\s+day|week|month|monday|tuesday|"
     r"wednesday|thursday|friday)(?=,)|"
     r"(?:you|agents?|the agent)\s+(?:must|should|need to|needs to|have to|will)|make sure to|"
@@ -493,11 +495,39 @@ def read_actions(
 ) -> list[Action]:
     """The actions of an instruction, split at `;`, `and then`, and `and <verb>`."""
     out: list[Action] = []
-    for part in _split_actions(text):
+    for part in (
+        piece for chunk in _split_actions(text) for piece in _two_lookups(chunk, tools.catalog)
+    ):
         out += _read_action(
             part, quote=quote, tools=tools, agents=agents, bind_meaning=bind_meaning
         )
     return out
+
+
+# "Look up the customer and the order": two records, each its own lookup
+_TWO_RECORDS = re.compile(
+    r"^(?P<verb>look\s+up|find|pull\s+up|retrieve|get|open)\s+(?P<one>(?:the|their|his|her)\s+"
+    r"[a-z][\w'-]*(?:\s+[a-z][\w'-]*)?)\s+and\s+(?P<two>(?:the|their|his|her)\s+[a-z][\w'-]*"
+    r"(?:\s+[a-z][\w'-]*)?)$",
+    re.IGNORECASE,
+)
+
+
+def _two_lookups(chunk: str, catalog: ToolCatalog) -> list[str]:
+    """ "Look up the customer and the order" as two lookups when each record has its own
+    catalog read tool; otherwise the chunk as it is."""
+    match = _TWO_RECORDS.match(chunk.strip())
+    if match is None:
+        return [chunk]
+    parts = [f"{match['verb']} {match['one']}", f"{match['verb']} {match['two']}"]
+    first, second = (catalog.get(bind(part, catalog).tool or "") for part in parts)
+    if first is None or second is None or first is second or first.access != "read":
+        return [chunk]
+    # "Find the guest and their booking" with `lookup_guest` "... and their spa bookings": one
+    thing = canonical_words(match["two"])[-1:]
+    if second.access != "read" or set(thing) & set(canonical_words(first.description)):
+        return [chunk]
+    return parts
 
 
 _DASH = re.compile(r"\s[\u2014\u2013-]\s")  # "... a review first — open a Security case"
