@@ -2377,3 +2377,19 @@ def test_two_records_looked_up_together_are_two_lookups(tmp_path: Path) -> None:
     )
     draft = build_draft(_procedure(tmp_path, "returns.md", text), catalog=_catalog(orders))
     assert _calls(draft)[0] == "get_customer" and _calls(draft).count("get_order") == 0
+
+
+def test_a_case_said_to_need_nothing_more_ends_there(tmp_path: Path) -> None:
+    # "2. Less than 30 minutes late: give the customer the new arrival time. Nothing else is
+    # needed." over "4. Missed entirely because of us (van breakdown): refund the order."
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. Less than 30 minutes late: tell the customer the new time. Nothing else is needed.\n"
+        "3. Missed entirely because of us (van breakdown, no driver): refund the order.\n",
+    )
+    ways = _ways(draft)
+    late = "it is about less than 30 minutes late"
+    assert all(w.calls == ["get_order"] for w in _side(ways, late, "yes"))
+    missed = "it is about missed entirely because of us (van breakdown, no driver)"
+    assert all("issue_refund" not in w.calls for w in _side(ways, missed, "no"))

@@ -377,7 +377,7 @@ def label_test(label: str) -> str:
 # "Honeybees: DO NOT BOOK.", "Slot free today: book it", "Already 3: refer to the supervisor":
 # a case named before a colon and the order for it. Not a remark ("Note: ..."), a step number
 # ("Step 2: ..."), who does it ("Agents: ..."), nor an order itself ("Never refund it: ...")
-_CASE_LABEL = re.compile(r"^(?P<label>[^:;.!?\[\]()]{2,60}?)\s*:\s+(?=\S)")
+_CASE_LABEL = re.compile(r"^(?P<label>[^:;.!?\[\]]{2,90}?)\s*:\s+(?=\S)")
 _NOT_A_CASE = re.compile(
     r"^(?:notes?|tips?|hints?|important|warning|caution|reminder|remember|exceptions?|owner|"
     r"who|what|when|where|why|how|goal|aim|purpose|scope|actions?|steps?|stages?|phases?|"

@@ -254,6 +254,17 @@ def _sentences(
         if not instruction:
             if (unit.block_id, sentence_key(original)) in builder.rule_sentences:
                 continue  # a constraint with no action: the routine's Rules keep it
+            last = nodes[-1] if nodes else None
+            if (
+                last is not None
+                and owner is not None
+                and _NOTHING_MORE.match(sentence.strip())
+                and last.kind not in TERMINAL_KINDS
+                and last.goto is None
+            ):
+                last.goto = (
+                    END  # "Less than 30 minutes late: give the time. Nothing else is needed."
+                )
             if nodes:
                 nodes[-1].text = f"{nodes[-1].text} {sentence.strip()}"
             else:
@@ -535,6 +546,14 @@ def _ends_in_test(first: str, second: str) -> bool:
     )
 
 
+# "Nothing else is needed", "No further action is required": the case is done here
+_NOTHING_MORE = re.compile(
+    r"^(?:nothing\s+(?:else|more|further)\s+(?:is\s+)?(?:needed|required|to\s+do)|"
+    r"no\s+(?:further|other)\s+action\s+(?:is\s+)?(?:needed|required))\b",
+    re.IGNORECASE,
+)
+
+
 def _clauses(text: str) -> list[tuple[str, str]]:
     """The sentences of a unit, with "...; otherwise ..." as two, "Only if X, do Y" as "If",
     "Unless X, A" as "If it is not true that X, A", and "X? Yes: A. No: B." as "If X, A." and
@@ -806,7 +825,7 @@ def _denies(builder: Builder, clause: Clause) -> bool:
             return True  # "If any of the three do not match, do not discuss ...": no going on
         none = _NONE_DONE.search(text) if action.kind == "say" else None
         if none and any(
-            _write_tool(builder, f"{verb} the {none['thing']}") for verb in verb_stems(none["done"])
+            _write_tool(builder, f"{verb} a {none['thing']}") for verb in verb_stems(none["done"])
         ):
             return True  # "the warranty has lapsed and no claim shall be opened"
     return False
