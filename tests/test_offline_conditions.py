@@ -2393,3 +2393,14 @@ def test_a_case_said_to_need_nothing_more_ends_there(tmp_path: Path) -> None:
     assert all(w.calls == ["get_order"] for w in _side(ways, late, "yes"))
     missed = "it is about missed entirely because of us (van breakdown, no driver)"
     assert all("issue_refund" not in w.calls for w in _side(ways, missed, "no"))
+
+
+def test_a_branch_that_says_stop_there_ends_there(tmp_path: Path) -> None:
+    step = (
+        "If the customer has no receipt, point them to the returns page on our website and stop "
+        "there."
+    )
+    draft = _compile(tmp_path, f"{step}\n3. Accept the return.")
+    ways = _ways(draft)
+    assert all(w.calls == ["get_order"] for w in _side(ways, "the customer has no receipt", "yes"))
+    assert all("accept_return" in w.calls for w in _side(ways, "the customer has no receipt", "no"))

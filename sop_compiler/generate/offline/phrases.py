@@ -495,13 +495,24 @@ def read_actions(
 ) -> list[Action]:
     """The actions of an instruction, split at `;`, `and then`, and `and <verb>`."""
     out: list[Action] = []
+    stops = _STOP_THERE.search(text)
+    if stops is not None and stops.start() > 0:
+        text = text[: stops.start()]  # "point them to the day-pass page and stop there"
     for part in (
         piece for chunk in _split_actions(text) for piece in _two_lookups(chunk, tools.catalog)
     ):
         out += _read_action(
             part, quote=quote, tools=tools, agents=agents, bind_meaning=bind_meaning
         )
+    last = out[-1] if out else None
+    if stops is not None and last is not None and last.kind not in _ENDINGS:
+        last.goto = last.goto or END
     return out
+
+
+# "..., and stop there", "... and stop here": nothing more is done in this case
+_STOP_THERE = re.compile(r"(?:,?\s+and|,)\s+stop\s+(?:there|here)\s*[.!]?\s*$", re.I)
+_ENDINGS = frozenset({"resolve", "escalate", "handoff"})
 
 
 # "Look up the customer and the order": two records, each its own lookup
