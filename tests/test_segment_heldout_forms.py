@@ -561,3 +561,24 @@ def test_a_case_heading_with_steps_of_its_own_beside_procedures_is_one(tmp_path:
     one = _SPA.split("## Closing the spa")[0].replace("## Booking a treatment\n", "")
     procedures = _procedures(tmp_path, "one.md", one.replace("# Spa desk playbook", "# Bookings"))
     assert len(procedures) == 1 and "voucher" in _text(procedures[0])
+
+
+def test_a_checklist_of_numbered_boxes_is_a_numbered_list(tmp_path: Path) -> None:
+    text = (
+        "CALLOUT DESK CHECKLIST\n\n"
+        + "-" * 40
+        + "\nA. BOOKING A REPAIR CALLOUT\n"
+        + "-" * 40
+        + "\n"
+        "[ ] 1. Find the customer account by postcode.\n"
+        "[ ] 2. Check the engineer diary for the postcode area.\n"
+        "[ ] 3. Covered -> book at GBP 0.\n"
+        "       Not covered -> book as chargeable.\n"
+    )
+    (procedure,) = _procedures(tmp_path, "desk.txt", text)
+    items = _items(procedure)
+    assert [(b.ordered, b.marker, b.text[:4]) for b in items] == [
+        (True, "1.", "Find"),
+        (True, "2.", "Chec"),
+        (True, "3.", "Cove"),
+    ]

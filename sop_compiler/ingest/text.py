@@ -59,6 +59,9 @@ def parse_marker(line: str) -> Marker | None:
     """The list marker that starts `line` (already stripped), or None."""
     bullet = _BULLET.match(line)
     if bullet:
+        numbered = parse_marker(bullet["text"]) if bullet["bullet"][:1] in "[☐☑☒" else None
+        if numbered is not None and numbered.ordered:
+            return numbered  # "[ ] 3. Book the slot.": a numbered step of a checklist
         return Marker("•", False, "bullet", 1, bullet["text"].strip())
     if step := _STEP_WORD.match(line):  # "Step 1. Look up the property": a step, never a title
         return Marker(f"{step['num']}.", True, "step", 1, step["text"].strip())
