@@ -2404,3 +2404,19 @@ def test_a_branch_that_says_stop_there_ends_there(tmp_path: Path) -> None:
     ways = _ways(draft)
     assert all(w.calls == ["get_order"] for w in _side(ways, "the customer has no receipt", "yes"))
     assert all("accept_return" in w.calls for w in _side(ways, "the customer has no receipt", "no"))
+
+
+def test_the_case_a_requirement_rules_out_does_its_alternative_instead(tmp_path: Path) -> None:
+    # "Exchanges are only possible if the performance is at least 48 hours away. If it's closer
+    # than that, apologise and offer the returns list instead."
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. Returns are only possible if the order arrived in the last 30 days. If it is older "
+        "than that, apologise and offer a voucher instead.\n"
+        "3. Accept the return.\n",
+    )
+    ways = _ways(draft)
+    for way in _side(ways, "it is older than that", "yes"):
+        assert "accept_return" not in way.calls
+    assert all("accept_return" in w.calls for w in _side(ways, "it is older than that", "no"))

@@ -213,11 +213,14 @@ def _sentences(
     refused_else: list[Node] = []  # conditions whose otherwise-side refuses it
     instead_of: Node | None = None  # a refusal mid-item: its orders that follow are its branch
     otherwise_of: Node | None = None  # the condition whose "Otherwise" this item's text began
+    required = False  # a sentence of the item said what the request needs ("only possible if")
     for sentence, original in _clauses(unit.text):
         excerpt = injection_excerpt(sentence)
         if excerpt is not None:
             builder.skipped.append(excerpt)
             continue
+        asked_for = required  # what an earlier sentence of the item said the request needs
+        required = required or rule_kind(sentence_key(original)) == "only_if"
         named = _named_it(sentence, builder.subject)
         sentence = _prohibition_as_condition(named)
         prohibition = sentence != named
@@ -390,6 +393,14 @@ def _sentences(
             for node in made:  # cite the SOP's words, not the reading of them (or a table row)
                 node.quote = quote(unit.cite or original)
         refusing = prohibition or (clause.test is not None and _denies(builder, clause))
+        # "Exchanges are only possible if ... 48 hours away. If it's closer than that, apologise
+        # and offer the returns list instead": the case the requirement rules out, and what is
+        # done in its place; the request is not carried out
+        refusing = refusing or (
+            asked_for
+            and clause.test is not None
+            and any(_INSTEAD.search(a.text) for a in clause.actions)
+        )
         # "... Where it is more than £300, log it and do not process the refund yourself": the
         # refund is the other case's, which this side never reaches: nothing to end
         theirs = sibling is not None and _refuses_call(builder, clause, sibling.then_nodes)
