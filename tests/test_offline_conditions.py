@@ -2420,3 +2420,22 @@ def test_the_case_a_requirement_rules_out_does_its_alternative_instead(tmp_path:
     for way in _side(ways, "it is older than that", "yes"):
         assert "accept_return" not in way.calls
     assert all("accept_return" in w.calls for w in _side(ways, "it is older than that", "no"))
+
+
+def test_a_prohibition_under_a_step_leaves_the_steps_own_call(tmp_path: Path) -> None:
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. Refund the order.\n"
+        "    - Never refund an order that was paid with a gift card.\n",
+    )
+    assert "issue_refund" in _calls(draft)
+    # sub-items that say how the step is done still head it
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. Sort out the refund:\n"
+        "    - Refund the order.\n"
+        "    - Issue a voucher.\n",
+    )
+    assert _calls(draft) == ["get_order", "issue_refund", "issue_voucher"]

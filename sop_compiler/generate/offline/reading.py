@@ -226,7 +226,7 @@ def _sentences(
         prohibition = sentence != named
         # an item with sub-items heads them: its words bind no tool, its sub-items say how (a
         # note that follows the item is no sub-item)
-        heads = any(child.numbered for child in unit.children)
+        heads = any(child.numbered and _says_how(child.text) for child in unit.children)
         clause = read_clause(
             sentence,
             tools=builder.tools,
@@ -563,6 +563,15 @@ _NOTHING_MORE = re.compile(
     r"no\s+(?:further|other)\s+action\s+(?:is\s+)?(?:needed|required))\b",
     re.IGNORECASE,
 )
+
+
+def _says_how(text: str) -> bool:
+    """A sub-item that says how its step is done: an order, not a prohibition or a note ("- Never
+    exchange tickets for a show that has started" under "Charge the fee, then move the seats")."""
+    return is_instruction(text) and _FORBIDS.match(text.strip()) is None
+
+
+_FORBIDS = re.compile(r"^(?:never|do\s+not|don't|must\s+not|no\b)", re.IGNORECASE)
 
 
 def _clauses(text: str) -> list[tuple[str, str]]:
