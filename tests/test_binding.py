@@ -319,3 +319,25 @@ def test_a_read_tool_described_as_what_it_returns_is_a_lookup() -> None:
     )
     said = "Look up the price on the rate card for the pest and property."
     assert bind(said, catalog).tool == "quote_treatment_price"
+
+
+def test_confirming_the_identity_of_the_account_holder_is_the_identity_check() -> None:
+    catalog = ToolCatalog(
+        tools=[
+            Tool(
+                name="verify_account_holder",
+                description="Check that the caller is the named person on the account.",
+            ),
+            Tool(
+                name="set_roaming_status",
+                description="Turn international roaming on or off for a line.",
+                access="write",
+            ),
+        ]
+    )
+    said = "Confirm the identity of the Account Holder by security PIN."
+    assert bind(said, catalog).tool == "verify_account_holder"
+    assert bind("Check who they are: a photo on a video call.", catalog).tool == (
+        "verify_account_holder"
+    )
+    assert bind("Switch roaming off on the line.", catalog).tool == "set_roaming_status"

@@ -2439,3 +2439,19 @@ def test_a_prohibition_under_a_step_leaves_the_steps_own_call(tmp_path: Path) ->
         "    - Issue a voucher.\n",
     )
     assert _calls(draft) == ["get_order", "issue_refund", "issue_voucher"]
+
+
+def test_confirming_who_is_calling_is_no_question_when_a_tool_verifies_it(
+    tmp_path: Path,
+) -> None:
+    verify = Tool.model_validate(
+        {"name": "verify_caller", "description": "Check the caller is the account holder."}
+    )
+    draft = _sop(
+        tmp_path,
+        "1. Confirm the identity of the customer by security PIN.\n"
+        "2. Look up the order with the order number.\n",
+        catalog=_catalog(verify),
+    )
+    assert _calls(draft)[0] == "verify_caller"
+    assert not any(s.kind == "ask" and "identity" in s.text for s in walk_steps(draft.steps))

@@ -29,6 +29,7 @@ __all__ = [
     "bind",
     "canonical_words",
     "hands_over",
+    "identity_check",
     "in_system",
     "is_statement",
     "verb_stems",
@@ -48,6 +49,8 @@ _SYNONYMS = [
         "decrease",
         "lower",
         "reduce",
+        "set",
+        "turn",
     },
     {"refund", "reimburse"},
     {
@@ -228,11 +231,21 @@ DENIED_THING = re.compile(
 
 
 _IDENTITY_CHECK = re.compile(
-    r"^\s*(?:check|confirm|verify|validate)\s+(?:that\s+)?(?:the\s+)?"
-    r"(?:caller|customer|client|person\s+calling|requester)(?:'s|\u2019s)?\s+"
-    r"(?:is\s+(?:the|a|an)\b|identity\b|details\b|id\b|security\b)",
+    r"^\s*(?:check|confirm|verify|validate|establish)\s+(?:that\s+)?(?:the\s+)?"
+    r"(?:(?:caller|customer|client|person\s+calling|requester)(?:'s|\u2019s)?\s+"
+    r"(?:is\s+(?:the|a|an)\b|identity\b|details\b|id\b|security\b)|"
+    # "Confirm the identity of the Account Holder", "Check who they are: ..."
+    r"identity\s+of\b|who\s+(?:they|the\s+caller|the\s+customer|you\s+are\s+speaking\s+to)\b)",
     re.IGNORECASE,
 )
+
+
+def identity_check(action: str, catalog: ToolCatalog) -> str | None:
+    """The catalog's one identity-verification tool, when the action checks who is asking."""
+    if _IDENTITY_CHECK.match(action) is None:
+        return None
+    verifiers = [t.name for t in catalog.tools if t.verifies_identity()]
+    return verifiers[0] if len(verifiers) == 1 else None
 
 
 def _tool_verbs(catalog: ToolCatalog) -> set[str]:
@@ -263,12 +276,10 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
             if elsewhere and tool.access == "read" and name != tool.name and place:
                 continue
             return Binding(tool=tool.name)
-    if _IDENTITY_CHECK.match(action):
+    if (verifier := identity_check(action, catalog)) is not None:
         # "Check the caller's details against the V5C logbook", "confirm the caller is the
         # account holder": the catalog's one tool that verifies who is asking
-        verifiers = [t.name for t in catalog.tools if t.verifies_identity()]
-        if len(verifiers) == 1:
-            return Binding(tool=verifiers[0])
+        return Binding(tool=verifier)
     said = _SET_UP.sub("create ", _MESSAGE_VERB.sub(r"send \1 ", action, count=1), count=1)
     # 'send the customer the "adverse reaction received" email': the quoted name is the
     # template's, what is sent is the email

@@ -12,6 +12,7 @@ from sop_compiler.generate.offline.binding import (
     bind,
     canonical_words,
     hands_over,
+    identity_check,
     in_system,
     is_statement,
 )
@@ -739,6 +740,12 @@ def _read_action(
             return [Action("tool_call", text, quote, tool=ToolMention(owners[0], 0, "verb"))]
     if mention is None and not stated and (enum_tool := tools.enum_owner(text)) is not None:
         return [Action("tool_call", text, quote, tool=enum_tool)]  # "use method `sms_code`"
+    if bind_meaning and (verifier := identity_check(text, tools.catalog)) is not None:
+        # "Confirm the identity of the Account Holder by security PIN": the identity check, never
+        # a question (who is asking is what the tool verifies)
+        tool = tools.catalog.get(verifier)
+        assert tool is not None
+        return [Action("tool_call", text, quote, tool=ToolMention(tool, 0, "verb"))]
     if re.search(r"\banything else\b", text, re.IGNORECASE) and first == "ask":
         return [Action("ask", text, quote)]
     # "confirm that the account is active" checks the record; "confirm the address" asks
@@ -762,15 +769,14 @@ def _read_action(
     checking = first in ("check", "verify", "make", "ensure", "see")
     meant = bind_meaning and not _NEGATED.match(text)
     bound = bind(text, tools.catalog).tool if meant else None
-    verifier = (
-        bound is not None and (found := tools.catalog.get(bound)) and found.verifies_identity()
-    )
+    found = tools.catalog.get(bound) if bound is not None else None
     if (
         checking
         and bound is not None
         and not bound.startswith(f"{first}_")
         and not _names_data(text, bound)
-        and not verifier  # "check the caller's details against the logbook": the identity check
+        # "check the caller's details against the logbook": the identity check
+        and not (found is not None and found.verifies_identity())
     ):
         # "check the email address on the account" reads what was looked up; "verify the
         # caller" with `verify_borrower` is the catalog's own check
