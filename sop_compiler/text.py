@@ -60,7 +60,8 @@ _CONDITION_START = re.compile(
 AGENT_ROLE = (
     r"(?:the\s+)?(?:(?-i:[A-Z])[\w-]*\s+){0,2}"
     r"(?:arrangers?|administrators?|advisers?|advisors?|agents?|handlers?|operators?|"
-    r"representatives?|assistants?|colleagues?|clerks?|co-?ordinators?|officers?|"
+    r"representatives?|assistants?|colleagues?|clerks?|co-?ordinators?|officers?|analysts?|"
+    r"assessors?|caseworkers?|cashiers?|receptionists?|dispatchers?|controllers?|processors?|"
     r"staff(?:\s+members?)?|team\s+members?)"
     r"(?:\s+(?:taking|handling|on|at|dealing\s+with)\s+[\w ]{2,25}?)?"
 )

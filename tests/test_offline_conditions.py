@@ -2455,3 +2455,24 @@ def test_confirming_who_is_calling_is_no_question_when_a_tool_verifies_it(
     )
     assert _calls(draft)[0] == "verify_caller"
     assert not any(s.kind == "ask" and "identity" in s.text for s in walk_steps(draft.steps))
+
+
+def test_a_procedure_for_the_analyst_is_a_procedure_and_its_words_about_others_call_nothing(
+    tmp_path: Path,
+) -> None:
+    text = (
+        "# Desk policy\n\n## 1. Refunds\n\n1.1 The Officer shall look up the order.\n\n"
+        "1.2 The Officer shall refund the order.\n\n"
+        "## 2. Daily alert review\n\n2.1 The Analyst shall look up the order.\n\n"
+        "2.2 Where the order is over £500, the Analyst shall open a ticket for the fraud team.\n\n"
+        "2.3 The Analyst shall not contact the customer; contact is made by the fraud team.\n"
+    )
+    sop = tmp_path / "desk.md"
+    sop.write_text(text, encoding="utf-8")
+    procedures = read_procedures(sop, root=tmp_path, settings=Settings()).procedures
+    assert [p.title for p in procedures] == ["Refunds", "Daily alert review"]
+    review = build_draft(procedures[1], catalog=CATALOG)
+    ways = _ways(review)
+    assert all("open_ticket" not in w.calls for w in _side(ways, "the order is over £500", "no"))
+    refunds = build_draft(procedures[0], catalog=CATALOG)
+    assert not any("Analyst" in r.text for r in refunds.rules)

@@ -479,6 +479,8 @@ def is_statement(text: str) -> bool:
     said = rest.split(None, 1)[0].casefold().strip(",.;") if rest.split() else ""
     if colon and first not in INSTRUCTION_VERBS and said in ("nothing", "no", "none"):
         return True  # "Returned to sender already: nothing can be done by us"
+    if _NOUN_IS.match(text.strip()):
+        return True  # "Contact is made by the Fraud team": the verb's noun, and what it is
     if first in INSTRUCTION_VERBS or _STATEMENT.match(text.strip()) is None:
         return False
     # "Parcel shows 'delivery failed', rebook it", "... only - escalate to Accessibility": a
@@ -488,4 +490,5 @@ def is_statement(text: str) -> bool:
     return then not in INSTRUCTION_VERBS
 
 
+_NOUN_IS = re.compile(r"^[a-z]+\s+(?:is|are|was|were|has\s+been|have\s+been|will\s+be)\s", re.I)
 _CLAUSE_BREAK = re.compile(r"[,;:]\s+|\s[-\u2013\u2014]\s")
