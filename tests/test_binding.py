@@ -343,13 +343,10 @@ def test_confirming_the_identity_of_the_account_holder_is_the_identity_check() -
     assert bind("Switch roaming off on the line.", catalog).tool == "set_roaming_status"
 
 
-def test_a_verb_over_it_is_the_one_tool_of_that_verb() -> None:
+def test_a_verb_over_it_binds_no_tool_by_its_verb_alone() -> None:
+    # "If a replacement coach can be found, the controller books it": `book_assistance` is the
+    # catalog's one booking tool, and no booking of a coach
     catalog = ToolCatalog(
-        tools=[
-            Tool(name="cancel_callout", description="Cancel a booked callout.", access="write"),
-            Tool(name="book_callout", description="Book a callout.", access="write"),
-            Tool(name="book_revisit", description="Book a free re-visit.", access="write"),
-        ]
+        tools=[Tool(name="book_assistance", description="Book boarding help.", access="write")]
     )
-    assert bind("Cancel it.", catalog).tool == "cancel_callout"
-    assert bind("Book it.", catalog).tool is None  # two tools book: which one is not written
+    assert bind("Book it.", catalog).tool is None

@@ -2476,3 +2476,16 @@ def test_a_procedure_for_the_analyst_is_a_procedure_and_its_words_about_others_c
     assert all("open_ticket" not in w.calls for w in _side(ways, "the order is over £500", "no"))
     refunds = build_draft(procedures[0], catalog=CATALOG)
     assert not any("Analyst" in r.text for r in refunds.rules)
+
+
+def test_in_any_other_case_after_a_semicolon_is_the_other_side(tmp_path: Path) -> None:
+    step = (
+        "If the parcel can be found within two hours, the Officer refunds the order; in any "
+        "other case the Officer opens a ticket for the claims team."
+    )
+    ways = _ways(_compile(tmp_path, step))
+    test = "the parcel can be found within two hours"
+    for way in _side(ways, test, "yes"):
+        assert "issue_refund" in way.calls and "open_ticket" not in way.calls
+    for way in _side(ways, test, "no"):
+        assert "open_ticket" in way.calls and "issue_refund" not in way.calls

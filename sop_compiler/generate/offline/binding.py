@@ -209,9 +209,9 @@ READ_VERBS = frozenset(
 )
 
 
-# a verb alone (or over "it"), perhaps with a reason in brackets: "Decline (pre-existing)",
-# "Settle.", "Book it"
-_BARE = re.compile(r"^\s*[a-z]+\s*(?:(?:it|them)\b\s*)?(?:\([^)]*\))?\s*[.!]?\s*$")
+# a verb alone, perhaps with a reason in brackets: "Decline (pre-existing)", "Settle." (never
+# "Book it": what "it" is may be another thing than the one tool of that verb does)
+_BARE = re.compile(r"^\s*[a-z]+\s*(?:\([^)]*\))?\s*[.!]?\s*$")
 _IN_SYSTEM = re.compile(r"\b(?:in|on|into|within|through|via|from|using)\s+(?:the\s+)?$", re.I)
 
 

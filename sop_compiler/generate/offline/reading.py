@@ -474,7 +474,8 @@ _ORDINARY = 2_000  # characters: the longest sentence a backtracking form is tri
 # case of its own, never the end of a test that ends the order before it
 _DASH_IF = re.compile(r"\s[-\u2013\u2014]\s+(?=(?:if|when|unless|where)\s)", re.IGNORECASE)
 _SEMI_OTHERWISE = re.compile(
-    r";\s+(?=(?:otherwise|if not|if no|else)\b)|,\s+(?=otherwise\b)|"
+    r";\s+(?=(?:otherwise|if not|if no|else|in any other case|in all other cases)\b)|"
+    r",\s+(?=otherwise\b)|"
     # "You can refund up to £25 yourself; over £25, raise a ticket instead": the other band
     r";\s+(?=" + re.sub(r"\(\?P<\w+>", "(?:", AMOUNT_CASE.pattern.removeprefix("^")) + ")",
     re.I,
@@ -621,7 +622,9 @@ def _clauses(text: str) -> list[tuple[str, str]]:
 # order to whoever follows the SOP, in the formal third person (never "the Branch Manager shall
 # approve", which is someone else's part)
 _ROLE_SHALL = re.compile(
-    rf"(?P<lead>^\s*(?:(?:each|every)\s+\w+,?\s+)?|[,;:]\s+(?:and\s+|then\s+|so\s+)?){AGENT_ROLE}"
+    r"(?P<lead>^\s*(?:(?:each|every)\s+\w+,?\s+|(?:otherwise|in\s+any\s+other\s+case|"
+    r"in\s+all\s+other\s+cases),?\s+)?|[,;:]\s+(?:and\s+|then\s+|so\s+)?)"
+    rf"{AGENT_ROLE}"
     r"\s+(?:(?:shall|must|should|will|is\s+to)\s+(?P<neg>not\s+)?(?:then\s+|also\s+|first\s+)?"
     r"(?P<verb>[a-z]+)|(?:then\s+|also\s+)?(?P<does>[a-z]+(?:es|s)))\b|"
     r"(?P<and>\band\s+)shall\s+(?P<and_neg>not\s+)?",
