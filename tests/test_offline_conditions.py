@@ -2489,3 +2489,19 @@ def test_in_any_other_case_after_a_semicolon_is_the_other_side(tmp_path: Path) -
         assert "issue_refund" in way.calls and "open_ticket" not in way.calls
     for way in _side(ways, test, "no"):
         assert "open_ticket" in way.calls and "issue_refund" not in way.calls
+
+
+def test_a_case_named_before_a_dash_guards_its_hand_over(tmp_path: Path) -> None:
+    # "Sudden loss of vision, or a painful red eye — don't book a routine test. Put the caller
+    # straight through to the duty optometrist." (an always-on transfer before)
+    draft = _sop(
+        tmp_path,
+        "- Look up the order with the order number.\n"
+        "- Smoke or a burning smell \u2014 don't accept the return. Put the caller straight "
+        "through to the duty manager.\n"
+        "- Accept the return.\n",
+    )
+    ways = _ways(draft)
+    test = "it is about smoke or a burning smell"
+    assert {w.end for w in _side(ways, test, "yes")} == {"escalate"}
+    assert all("accept_return" in w.calls for w in _side(ways, test, "no"))

@@ -375,10 +375,13 @@ def label_test(label: str) -> str:
     return label if clause else f"{ABOUT}{label}"
 
 
-# "Honeybees: DO NOT BOOK.", "Slot free today: book it", "Already 3: refer to the supervisor":
-# a case named before a colon and the order for it. Not a remark ("Note: ..."), a step number
+# "Honeybees: DO NOT BOOK.", "Slot free today: book it", "Already 3: refer to the supervisor",
+# "A painful red eye — don't book a routine test": a case named before a colon (or a dash) and
+# the order for it. Not a remark ("Note: ..."), a step number
 # ("Step 2: ..."), who does it ("Agents: ..."), nor an order itself ("Never refund it: ...")
-_CASE_LABEL = re.compile(r"^(?P<label>[^:;.!?\[\]]{2,90}?)\s*:\s+(?=\S)")
+_CASE_LABEL = re.compile(
+    r"^(?P<label>[^:;.!?\[\]\u2014\u2013]{2,90}?)(?:\s*:|\s+[\u2014\u2013])\s+(?=\S)"
+)
 _NOT_A_CASE = re.compile(
     r"^(?:notes?|tips?|hints?|important|warning|caution|reminder|remember|exceptions?|owner|"
     r"who|what|when|where|why|how|goal|aim|purpose|scope|actions?|steps?|stages?|phases?|"
