@@ -2,9 +2,15 @@
 
 `bind` is the entry point. Rules, in order:
 1. a tool name or alias written in the phrase (in backticks, brackets or as words) binds it;
-2. a verb-object phrase binds the tool whose name or description has the same verb (or a
-   synonym) and the same object (or a synonym): "cancel the booking" -> `cancel_reservation`;
-3. otherwise a proposed tool is named only from an action phrase (a verb first, then an object),
+2. a check of who is calling ("check the caller's details", "confirm the identity of the
+   account holder") binds the catalog's one identity check (`identity_check`);
+3. a verb-object phrase binds the tool whose name or description has the same verb (or a
+   synonym) and the same object (or a synonym): "cancel the booking" -> `cancel_reservation`.
+   A catalog tool's own verb is an order ("Retry the card payment"); the tool's name counts
+   twice its description; who a tool is for ("the guest") is no object in common;
+4. a message sent ("send the booking confirmation") binds the catalog's one message tool, or
+   the one of its channel (`_messenger`);
+5. otherwise a proposed tool is named only from an action phrase (a verb first, then an object),
    never from a fragment ("otherwise issue ...", "email address"); the nearest catalog tool
    (sharing the verb or the object) is named as `close` so the warning can say so.
 

@@ -377,8 +377,8 @@ def label_test(label: str) -> str:
 
 # "Honeybees: DO NOT BOOK.", "Slot free today: book it", "Already 3: refer to the supervisor",
 # "A painful red eye — don't book a routine test": a case named before a colon (or a dash) and
-# the order for it. Not a remark ("Note: ..."), a step number
-# ("Step 2: ..."), who does it ("Agents: ..."), nor an order itself ("Never refund it: ...")
+# the order for it. Not a remark ("Note: ..."), a step number ("Step 2: ..."), who does it
+# ("Agents: ..."), nor an order itself ("Never refund it: ...")
 _CASE_LABEL = re.compile(
     r"^(?P<label>[^:;.!?\[\]\u2014\u2013]{2,90}?)(?:\s*:|\s+[\u2014\u2013])\s+(?=\S)"
 )
@@ -386,7 +386,7 @@ _NOT_A_CASE = re.compile(
     r"^(?:notes?|tips?|hints?|important|warning|caution|reminder|remember|exceptions?|owner|"
     r"who|what|when|where|why|how|goal|aim|purpose|scope|actions?|steps?|stages?|phases?|"
     r"parts?|then|next|finally|first|script|say|reply|answer|question|example|e\.g|fyi|"
-    r"n\.?b|yes|no|y|n|true|false|ok|result|outcome|frequency|timing|deadline|owner|"
+    r"n\.?b|yes|no|y|n|true|false|ok|result|outcome|frequency|timing|deadline|"
     r"responsible|contact|email|phone|price|cost|fee|sla|target|agents?|advisers?|staff|you|"
     r"we|team|escalation|rule|policy|procedure|process)\b",
     re.IGNORECASE,
