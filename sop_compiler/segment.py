@@ -298,7 +298,7 @@ def _collect(section: _Section, context: list[AnyBlock], memo: dict[int, bool]) 
         and not _is_context(child)
         and _subtree_steps(child, memo)
     ]
-    if len(step_kids) < 2:  # a case beside one procedure is a part of it
+    if sum(not _is_aux(c) for c in step_kids) < 2:  # a case beside one procedure is its part
         step_kids = [c for c in step_kids if not _is_aux(c)]
     if (own_steps and len(step_kids) < 2) or (len(step_kids) >= 2 and _continues(step_kids)):
         return [_Draft(section.title, section.path, section.blocks(), context)]

@@ -237,14 +237,14 @@ def _subject(title: str) -> str | None:
     Only for a heading that starts with a task verb; the last word of its object is the noun.
     """
     verdict = title_verdict(title)
-    # "Moving or cancelling a booking": two tasks on one thing
-    both = re.match(r"^[a-z]+ing\s+(?:or|and)\s+[a-z]+ing\s+(?:a|an|the|your)\s", title, re.I)
-    if both is None and (verdict is None or "task verb" not in verdict.reason):
+    if _TWO_TASKS.match(title) is None and (verdict is None or "task verb" not in verdict.reason):
         return None
     words = re.findall(r"[a-z][a-z-]*", title.casefold())
     return words[-1] if len(words) >= 2 and words[-1] not in _NOT_NOUNS else None
 
 
+# "Moving or cancelling a booking": two tasks on one thing
+_TWO_TASKS = re.compile(r"^[a-z]+ing\s+(?:or|and)\s+[a-z]+ing\s+(?:a|an|the|your)\s", re.I)
 _NOT_NOUNS = frozenset(["it", "them", "up", "out", "in", "on", "off", "back", "down", "over"])
 
 

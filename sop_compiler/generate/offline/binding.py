@@ -142,7 +142,10 @@ _NOT_VERB = frozenset(
 
 _SECOND_SENSE = {"open": "get", "raise": "change"}
 _SET_UP = re.compile(r"^\s*set\s+up\s+", re.IGNORECASE)
-_LIGHT_VERBS = frozenset({"create", "make", "arrange", "carry", "put", "place", "add"})  # canonical
+_LIGHT_VERBS = frozenset({"create", "make", "arrange", "carry", "put", "place"})  # canonical
+# verbs that make a thing a tool names last ("add a note" with `record_booking_note`); "add the
+# matting charge" is no charge of the card
+_MAKING_VERBS = _LIGHT_VERBS | {"add"}
 # who a record is about: a word in common that says nothing of which tool is meant
 _WHO = frozenset(
     [
@@ -339,8 +342,9 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
         # "make a note on the booking" -> `add_booking_note`: a light verb over what the tool
         # makes (its last word) and where
         made = len(name_words) > 2 and name_words[-1] in objects and len(objects & tool_objects) > 1
-        # ("add the matting charge" is no charge of the card: "add" makes a thing, not an act)
-        light = verb in _LIGHT_VERBS and ((bool(objects & tool_verbs) and verb != "add") or made)
+        light = (verb in _LIGHT_VERBS and bool(objects & tool_verbs)) or (
+            verb in _MAKING_VERBS and made
+        )
         shared += light
         rank = 1 if verb in tool_verbs else 0 if second in tool_verbs or nominal or light else -1
         if rank == 1 and not shared:

@@ -415,7 +415,7 @@ def _case_label(text: str) -> tuple[str, str] | None:
         or first in _ACTION_OPENERS
         or _NOT_A_CASE.match(label)
         or _STATES_A_RULE.search(label)
-        or not (is_order(rest) or _NEGATED.match(rest))
+        or not (is_order(rest) or NEGATED.match(rest))
     ):
         return None
     return label, rest
@@ -719,7 +719,7 @@ def _read_action(
                 return [call]  # "refer the gas meter to the survey team as well": and go on
             return [call, handed_over(ending)]
         return [ending]
-    if mention is None and _IN_SYSTEM.search(text) and not _NEGATED.match(text):
+    if mention is None and _IN_SYSTEM.search(text) and not NEGATED.match(text):
         # "offer the discount in the retention offers tool": a system no catalog tool covers
         proposed = proposed_name(text, any_verb=True)
         if proposed is not None:
@@ -770,7 +770,7 @@ def _read_action(
         return [Action("ask", polite_ask(text), quote)]
     # "check the email address on the account" reads what an earlier lookup returned
     checking = first in ("check", "verify", "make", "ensure", "see")
-    meant = bind_meaning and not _NEGATED.match(text)
+    meant = bind_meaning and not NEGATED.match(text)
     bound = bind(text, tools.catalog).tool if meant else None
     found = tools.catalog.get(bound) if bound is not None else None
     if (
@@ -787,7 +787,7 @@ def _read_action(
     if bound is not None and (tool := tools.catalog.get(bound)) is not None:
         # "Cancel the booking" -> `cancel_reservation`: the tool the words mean (binding.py)
         return [Action("tool_call", text, quote, tool=ToolMention(tool, 0, "verb"))]
-    if not _NEGATED.match(text) and (decision := tools.decision_owner(first)) is not None:
+    if not NEGATED.match(text) and (decision := tools.decision_owner(first)) is not None:
         # "Deny the claim", "approve it yourself": the tool that records that outcome
         return [Action("tool_call", text, quote, tool=decision)]
     unknown = tools.unknown_backticked(text)
@@ -906,7 +906,8 @@ _IN_SYSTEM = re.compile(
     r"(?:tool|system|platform|portal)\b",
     re.IGNORECASE,
 )
-_NEGATED = re.compile(r"^(?:do not|don't|never|no)\b", re.IGNORECASE)
+# an order not to do something: "Do not refund", "Never ...", "No refund"
+NEGATED = re.compile(r"^(?:do not|don't|never|no)\b", re.IGNORECASE)
 _WRITE_HINT = _words(
     """
     create update cancel send issue refund reset schedule add remove

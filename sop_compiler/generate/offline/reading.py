@@ -21,6 +21,7 @@ from sop_compiler.generate.offline.phrases import (
     AMOUNT_CASE,
     AS_WELL,
     END,
+    NEGATED,
     RULE_APPLIES,
     Action,
     Clause,
@@ -265,9 +266,8 @@ def _sentences(
                 and last.kind not in TERMINAL_KINDS
                 and last.goto is None
             ):
-                last.goto = (
-                    END  # "Less than 30 minutes late: give the time. Nothing else is needed."
-                )
+                # "Less than 30 minutes late: give the time. Nothing else is needed."
+                last.goto = END
             if nodes:
                 nodes[-1].text = f"{nodes[-1].text} {sentence.strip()}"
             else:
@@ -569,10 +569,7 @@ _NOTHING_MORE = re.compile(
 def _says_how(text: str) -> bool:
     """A sub-item that says how its step is done: an order, not a prohibition or a note ("- Never
     exchange tickets for a show that has started" under "Charge the fee, then move the seats")."""
-    return is_instruction(text) and _FORBIDS.match(text.strip()) is None
-
-
-_FORBIDS = re.compile(r"^(?:never|do\s+not|don't|must\s+not|no\b)", re.IGNORECASE)
+    return is_instruction(text) and NEGATED.match(text.strip()) is None
 
 
 def _clauses(text: str) -> list[tuple[str, str]]:
