@@ -340,7 +340,6 @@ def test_confirming_the_identity_of_the_account_holder_is_the_identity_check() -
     assert bind("Check who they are: a photo on a video call.", catalog).tool == (
         "verify_account_holder"
     )
-    assert bind("Switch roaming off on the line.", catalog).tool == "set_roaming_status"
 
 
 def test_a_verb_over_it_binds_no_tool_by_its_verb_alone() -> None:

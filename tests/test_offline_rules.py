@@ -332,3 +332,15 @@ def test_a_prohibition_in_the_scope_and_the_most_an_order_may_do_are_rules(
     assert kinds.get(scope) == "never"
     assert kinds.get("Freeze the membership for up to 3 months.") == "limit"
     assert rule_kind("Deliveries take up to 5 days.") is None  # a fact, no order
+
+
+def test_a_rule_on_changing_a_plan_governs_no_tool_that_sets_something_else() -> None:
+    """ "A line with an unpaid balance cannot change plan" is about `switch_line_plan`, never
+    `set_roaming` ("Turn roaming on or off for a line"): "set" is no synonym of "change"."""
+    case = DATA / "policies" / "telecom"
+    catalog = load_catalog(case / "tools.yaml", sop_root=case)
+    result = read_procedures(case / "policy.html", root=case, settings=Settings())
+    procedure = next(p for p in result.procedures if p.title == "Change a plan")
+    draft = build_draft(procedure, catalog=catalog)
+    (rule,) = [r for r in draft.rules if "cannot change plan" in r.text]
+    assert rule.governs == ["switch_line_plan"]

@@ -55,8 +55,6 @@ _SYNONYMS = [
         "decrease",
         "lower",
         "reduce",
-        "set",
-        "turn",
     },
     {"refund", "reimburse"},
     {
