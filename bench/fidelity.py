@@ -94,7 +94,7 @@ def _score_rule(gold: GoldRule, draft: RoutineDraft, tally: Tally) -> None:
         for r in draft.rules
         if quote in _fold(r.text) or (r.source and _fold(r.source.quote) in quote)
     ]
-    # GOLD_FORMAT: a rule is kept as a rule, or as a condition of the steps that cites it
+    # tests/gold.py: a rule is kept as a rule, or as a condition of the steps that cites it
     gating = any(
         s.condition is not None
         and s.source is not None

@@ -249,7 +249,12 @@ _MIN_CASE_STEPS = 3
 
 
 def _is_context(section: _Section) -> bool:
-    return bool(_CONTEXT.match(section.title))
+    """ "Purpose", "Scope and Definitions", "Purpose, scope & audience": background, no task."""
+    parts = _CONTEXT_JOIN.split(section.title.strip())
+    return all(_CONTEXT.match(part) for part in parts if part) and any(parts)
+
+
+_CONTEXT_JOIN = re.compile(r"\s*(?:,|&|\band\b)\s*", re.IGNORECASE)
 
 
 def _applies(section: _Section) -> bool:
@@ -295,7 +300,7 @@ def _collect(section: _Section, context: list[AnyBlock], memo: dict[int, bool]) 
         child
         for child in section.children
         if (not _is_aux(child) or _peer_case(child))
-        and not _is_context(child)
+        and not (_is_context(child) and not any(_subtree_steps(g, memo) for g in child.children))
         and _subtree_steps(child, memo)
     ]
     if sum(not _is_aux(c) for c in step_kids) < 2:  # a case beside one procedure is its part

@@ -1,6 +1,19 @@
 """Gold files for the policy corpus (issue 10) and the fidelity benchmark (issue 11).
 
-Format: /work/wt/GOLD_FORMAT.md. A case folder holds one document, `tools.yaml` and `gold.yaml`.
+A case folder holds one document (one of DOCUMENT_NAMES), its catalog `tools.yaml` and
+`gold.yaml`, the answer a careful human gives for the document. Per procedure, under its heading
+as printed:
+- `must_call`: the tools the main path must call; `must_not_call`: tools it must never call;
+  `may_call`: reads a routine may make unasked (they fetch what a condition tests). A call none
+  of these, a branch or a rule names counts against precision.
+- `rules`: each a verbatim `quote` of the document (markup and whitespace folded), its `kind`
+  and the tools it `governs`. A rule is kept when the routine has a rule citing it, or a
+  condition of a step that cites it (the SOP's own test of the rule).
+- `branches`: a `condition` quoted from the document; `then` and `otherwise` say which tools
+  each side calls and must not call, and how it ends (`any` when the SOP does not say).
+A document's `not_procedures` are its boilerplate headings (purpose, contacts, revision history);
+`knowledge` holds its facts, quoted; `document_rules` govern every procedure.
+
 `tests/data/fidelity/sample_sops.gold.yaml` is a `GoldSet`: a top-level `documents:` list of
 `Gold` entries whose `document:` is a path relative to `sample_sops/` and which share the
 catalog `sample_sops/tools.yaml`.

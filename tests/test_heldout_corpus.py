@@ -42,7 +42,7 @@ def _fold(text: str) -> str:
 
 
 def _words(document: Path) -> str:
-    """The document's words, markup excluded, whitespace folded (GOLD_FORMAT.md)."""
+    """The document's words, markup excluded, whitespace folded (the gold format, tests/gold.py)."""
     raw = document.read_text(encoding="utf-8")
     if document.suffix == ".html":
         text = html.unescape(_HTML_TAG.sub(" ", _HTML_DROP.sub(" ", raw)))

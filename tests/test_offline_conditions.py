@@ -2505,3 +2505,27 @@ def test_a_case_named_before_a_dash_guards_its_hand_over(tmp_path: Path) -> None
     test = "it is about smoke or a burning smell"
     assert {w.end for w in _side(ways, test, "yes")} == {"escalate"}
     assert all("accept_return" in w.calls for w in _side(ways, test, "no"))
+
+
+def test_numbered_lines_one_under_another_keep_their_otherwise(tmp_path: Path) -> None:
+    # "3.1 ..." lines with no blank line between are one Markdown paragraph: the refund's
+    # "Otherwise" became a step for every caller
+    procedure = _procedure(
+        tmp_path,
+        "returns.md",
+        "# Returns desk\n\n## Handle a return request\n\n"
+        "3.1 Look up the order with the order number.\n"
+        "3.2 If the parcel arrived damaged, refund the order.\n"
+        "3.3 Otherwise, accept the return.\n",
+    )
+    ways = _ways(build_draft(procedure, catalog=CATALOG))
+    (test,) = {t for way in ways for t in way.went}
+    assert test == "the parcel arrived damaged"
+    assert all(
+        "issue_refund" in w.calls and "accept_return" not in w.calls
+        for w in _side(ways, test, "yes")
+    )
+    assert all(
+        "accept_return" in w.calls and "issue_refund" not in w.calls
+        for w in _side(ways, test, "no")
+    )

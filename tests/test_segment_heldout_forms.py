@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sop_compiler.config import Settings
-from sop_compiler.models import ListItem, Procedure, block_text
+from sop_compiler.models import ListItem, Paragraph, Procedure, block_text
 from sop_compiler.pipeline import read_procedures
 
 
@@ -584,3 +584,73 @@ def test_a_checklist_of_numbered_boxes_is_a_numbered_list(tmp_path: Path) -> Non
         (True, "2.", "Chec"),
         (True, "3.", "Cove"),
     ]
+
+
+_CLAUSES = """\
+# Ticket desk
+
+## 3. Refunds
+
+3.1 Find the booking with the booking reference.
+3.2 If the performance was cancelled by us, refund the booking in full.
+    The refund goes back to the card that paid.
+3.3 Otherwise, explain that tickets are non-refundable.
+"""
+
+
+def test_numbered_lines_without_blank_lines_are_a_paragraph_each(tmp_path: Path) -> None:
+    # Markdown joins "3.1 ..." lines into one paragraph: the steps, their condition and its
+    # otherwise are read as one block, and the otherwise runs for everyone
+    (procedure,) = _procedures(tmp_path, "desk.md", _CLAUSES)
+    paragraphs = [block_text(b) for b in procedure.blocks if isinstance(b, Paragraph)]
+    assert paragraphs == [
+        "3.1 Find the booking with the booking reference.",
+        "3.2 If the performance was cancelled by us, refund the booking in full.\n"
+        "The refund goes back to the card that paid.",
+        "3.3 Otherwise, explain that tickets are non-refundable.",
+    ]
+    # the same lines with blank lines between read the same
+    spaced = _CLAUSES.replace("\n3.", "\n\n3.")
+    (again,) = _procedures(tmp_path, "spaced.md", spaced)
+    assert [block_text(b) for b in again.blocks if isinstance(b, Paragraph)] == paragraphs
+    # a paragraph that only starts with a number stays one paragraph
+    (prose,) = _procedures(
+        tmp_path, "prose.md", "# Desk\n\n1.5 million people called us\nlast year, a record.\n"
+    )
+    assert [" ".join(block_text(b).split()) for b in prose.blocks if isinstance(b, Paragraph)] == [
+        "1.5 million people called us last year, a record."
+    ]
+
+
+_TITLED_POLICY = """\
+# Customer Returns Policy
+
+Owner: Head of Service
+
+## Scope and Definitions
+
+2.1. This policy applies to all store and online orders.
+2.2. "Order" means one purchase with one receipt.
+
+## 1. Refunds
+
+1. Find the order with the order number.
+2. Check the return window.
+3. Refund the order to the original card.
+
+## 2. Exchanges
+
+1. Find the order with the order number.
+2. Check stock of the new size.
+3. Create the exchange order.
+"""
+
+
+def test_a_document_titled_policy_holds_its_procedures(tmp_path: Path) -> None:
+    # "... Policy" names background when it heads a section of text; over sections of steps
+    # it is the document's title, and each of them is a procedure. "Scope and Definitions",
+    # numbered like steps, is background.
+    procedures = _procedures(tmp_path, "returns.md", _TITLED_POLICY)
+    assert _titles(procedures) == ["Refunds", "Exchanges"]
+    assert all("This policy applies" in _background(p) for p in procedures)
+    assert all("This policy applies" not in _text(p) for p in procedures)
