@@ -13,8 +13,7 @@ from sop_compiler.ingest._text_decode import BlockBuilder, decode_text
 from sop_compiler.ingest.base import Reader, Source
 from sop_compiler.ingest.flowchart import FLOWCHART_LANGUAGES, is_mermaid_flowchart
 from sop_compiler.ingest.html import html_fragment_text, load_image
-from sop_compiler.ingest.text import parse_marker
-from sop_compiler.ingest.text import split_heading_number
+from sop_compiler.ingest.text import parse_marker, split_heading_number
 from sop_compiler.models import Document
 
 if TYPE_CHECKING:
