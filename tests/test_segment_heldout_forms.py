@@ -609,10 +609,37 @@ def test_numbered_lines_without_blank_lines_are_a_paragraph_each(tmp_path: Path)
         "The refund goes back to the card that paid.",
         "3.3 Otherwise, explain that tickets are non-refundable.",
     ]
-    # the same lines with blank lines between read the same
+    # the same lines with blank lines between read the same, and so do lines under lines in
+    # an HTML paragraph
     spaced = _CLAUSES.replace("\n3.", "\n\n3.")
     (again,) = _procedures(tmp_path, "spaced.md", spaced)
     assert [block_text(b) for b in again.blocks if isinstance(b, Paragraph)] == paragraphs
+    lines = _CLAUSES.split("\n\n")[2].strip().split("\n")
+    html = "<h1>Ticket desk</h1><h2>Refunds</h2><p>" + "<br>".join(lines) + "</p>"
+    (page,) = _procedures(tmp_path, "desk.html", html)
+    assert [" ".join(block_text(b).split()) for b in page.blocks[1:]] == [
+        " ".join(text.split()) for text in paragraphs
+    ]
+
+
+def test_numbered_lines_in_one_word_paragraph_are_a_step_each(tmp_path: Path) -> None:
+    # a Word paragraph with line breaks (Shift+Enter) between typed "3.1", "3.2" lines
+    import docx
+
+    document = docx.Document()
+    document.add_heading("Refunds", level=1)
+    paragraph = document.add_paragraph()
+    for n, line in enumerate(("3.1 Find the booking.", "3.2 Refund the booking.")):
+        run = paragraph.add_run(line)
+        if n == 0:
+            run.add_break()
+    document.save(str(tmp_path / "desk.docx"))
+    result = read_procedures(tmp_path / "desk.docx", root=tmp_path, settings=Settings())
+    (procedure,) = result.procedures
+    assert [(b.marker, b.text) for b in _items(procedure)] == [
+        ("3.1", "Find the booking."),
+        ("3.2", "Refund the booking."),
+    ]
     # a paragraph that only starts with a number stays one paragraph
     (prose,) = _procedures(
         tmp_path, "prose.md", "# Desk\n\n1.5 million people called us\nlast year, a record.\n"

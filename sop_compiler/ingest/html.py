@@ -12,7 +12,7 @@ from sop_compiler.config import Settings
 from sop_compiler.errors import InputError
 from sop_compiler.ingest._text_decode import BlockBuilder, decode_text, format_number
 from sop_compiler.ingest.base import Reader, Source
-from sop_compiler.ingest.text import split_heading_number
+from sop_compiler.ingest.text import numbered_pieces, split_heading_number
 from sop_compiler.models import Document, ImageRef
 
 if TYPE_CHECKING:
@@ -218,7 +218,8 @@ class _Walker:
         assert self.b is not None
         text = _tidy("".join(self.buffer))
         if text:
-            self.b.paragraph(text, self.buffer_index)
+            for _, piece in numbered_pieces(text):  # "3.1 ...<br>3.2 ...": a paragraph each
+                self.b.paragraph(piece, self.buffer_index)
         self.buffer = []
         self.buffer_index = None
         for img, caption in self.figures:

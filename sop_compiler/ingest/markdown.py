@@ -13,7 +13,7 @@ from sop_compiler.ingest._text_decode import BlockBuilder, decode_text
 from sop_compiler.ingest.base import Reader, Source
 from sop_compiler.ingest.flowchart import FLOWCHART_LANGUAGES, is_mermaid_flowchart
 from sop_compiler.ingest.html import html_fragment_text, load_image
-from sop_compiler.ingest.text import parse_marker, split_heading_number
+from sop_compiler.ingest.text import numbered_pieces, split_heading_number
 from sop_compiler.models import Document
 
 if TYPE_CHECKING:
@@ -265,25 +265,11 @@ class _TokenWalker:
             self.quote_prefix = ""
         elif self.items and not self.items[-1].emitted:
             self.items[-1].texts.append(text)
-        elif text and not self._numbered(text, index):
-            self.b.paragraph(text, index)
+        elif text:
+            for line, piece in numbered_pieces(text):  # "3.1 ...\n3.2 ...": no blank line
+                self.b.paragraph(piece, None if index is None else index + line)
         if not self.quote_depth and not (self.items and not self.items[-1].emitted):
             self._emit_images()
-
-    def _numbered(self, text: str, index: int | None) -> bool:
-        """A paragraph whose lines each start with a number or bullet CommonMark does not read
-        ("3.1 Find the booking", "a) ...", "(ii) ...", "Step 2: ...", "• ...", "[ ] ..."), one
-        under the other with no blank line between: one paragraph per numbered line, as if
-        the blank lines were there (True when added). A line without a mark continues the one
-        above it.
-        """
-        lines = text.split("\n")
-        marked = [n for n, line in enumerate(lines) if parse_marker(line.strip()) is not None]
-        if len(marked) < 2 or marked[0] != 0:
-            return False
-        for start, end in itertools.pairwise([*marked, len(lines)]):
-            self.b.paragraph("\n".join(lines[start:end]), None if index is None else index + start)
-        return True
 
     def _flush_item(self) -> None:
         """Emit the innermost open list item once its own text is complete."""

@@ -11,7 +11,14 @@ from sop_compiler.ingest.base import Reader, Source
 from sop_compiler.models import Document
 from sop_compiler.text import is_instruction
 
-__all__ = ["ListNester", "Marker", "TextReader", "parse_marker", "split_heading_number"]
+__all__ = [
+    "ListNester",
+    "Marker",
+    "TextReader",
+    "numbered_pieces",
+    "parse_marker",
+    "split_heading_number",
+]
 
 _ORDERED = re.compile(
     r"""^(?:
@@ -83,6 +90,21 @@ def parse_marker(line: str) -> Marker | None:
     else:
         token, punct = m["alpha"], m["apunct"]
     return Marker(token + punct, True, _kind(token), 1, text)
+
+
+def numbered_pieces(text: str) -> list[tuple[int, str]]:
+    """The pieces of a paragraph whose lines, one under the other, each start with a list
+    marker ("3.1 Find the booking", "a) ...", "(ii) ...", "Step 2: ...", "• ...", "[ ] ..."):
+    one per marked line, as if blank lines stood between them, each as (its first line's
+    offset, its text). A line without a mark continues the one above it. Any other text is one
+    piece ("1.5 million people called\nlast year" is prose that starts with a number).
+    """
+    lines = text.split("\n")
+    marked = [n for n, line in enumerate(lines) if parse_marker(line.strip()) is not None]
+    if len(marked) < 2 or marked[0] != 0:
+        return [(0, text)]
+    ends = [*marked[1:], len(lines)]
+    return [(start, "\n".join(lines[start:end])) for start, end in zip(marked, ends, strict=True)]
 
 
 def _kind(token: str) -> str:

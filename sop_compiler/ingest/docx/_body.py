@@ -12,6 +12,7 @@ from sop_compiler.ingest.docx._styles import Marker, Numbering, Styles, int_attr
 from sop_compiler.ingest.text import (
     ListNester,
     looks_like_title,
+    numbered_pieces,
     parse_marker,
     split_heading_number,
 )
@@ -177,6 +178,11 @@ class BodyWalker:
 
     def _plain(self, p: Any, ppr: Any, text: str, style_id: str | None) -> None:
         """A paragraph without Word numbering; a typed marker ("1. Do x") makes it a list item."""
+        pieces = numbered_pieces(text)
+        if len(pieces) > 1:  # "3.1 Do x", a line break, "3.2 Do y": a paragraph each
+            for _, piece in pieces:
+                self._plain(p, ppr, piece, style_id)
+            return
         first, _, rest = text.partition("\n")
         typed = parse_marker(first.strip())
         if typed is None:
