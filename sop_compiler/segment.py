@@ -289,7 +289,9 @@ def _own_task(section: _Section) -> bool:
     verdict = title_verdict(section.title) if section.heading else None
     if verdict is not None and verdict.kind != "procedure":
         return False
-    shape = content_shape([b for b in section.blocks() if not isinstance(b, Heading)])
+    # a callout ("> Remember: - Always pull up the vehicle first ...") is what every task beside
+    # it keeps to, no task of its section's own
+    shape = content_shape([b for b in section.blocks() if not isinstance(b, Heading | Quote)])
     return shape.verdict().kind == "procedure" and shape.instructions >= _MIN_STEPS
 
 

@@ -94,7 +94,11 @@ _ABBREVIATIONS = (
     "vs.",
     "ref.",
 )
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(`\[]?[A-Z0-9$€£])")
+# a sentence ends at its stop before a capital, and always at a bullet that starts a line
+# ("Remember\n• Always pull up the vehicle ...\n• Never quote a price ...": three)
+_SENTENCE_END = re.compile(
+    r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(`\[]?[A-Z0-9$€£])|[ \t]*\n[ \t]*[•▪◦‣*-][ \t]+(?=\S)"
+)
 
 # Text addressed to the model or to sopc rather than to a support agent.
 _INJECTION = re.compile(

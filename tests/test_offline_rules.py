@@ -344,3 +344,50 @@ def test_a_rule_on_changing_a_plan_governs_no_tool_that_sets_something_else() ->
     draft = build_draft(procedure, catalog=catalog)
     (rule,) = [r for r in draft.rules if "cannot change plan" in r.text]
     assert rule.governs == ["switch_line_plan"]
+
+
+_CALLOUT = """\
+# Front desk wiki
+
+## Who this is for
+
+- Service desk advisers
+- Branch front-of-house staff
+
+> **Remember**
+>
+> - Always pull up the vehicle by its registration before you book anything.
+> - Never quote a price from memory. Prices change; use the price list.
+
+## Booking a fitting
+
+1. Look up the customer by phone number.
+2. Check the calendar for a free bay.
+3. Book the fitting.
+
+## Puncture repairs
+
+1. Ask where the nail is.
+2. Check the calendar for a free bay.
+3. Book the repair.
+"""
+
+
+def test_a_callout_of_bullets_is_a_rule_each_for_every_procedure(tmp_path: Path) -> None:
+    # the callout's lines were one rule "Remember • Always ... • Never quote ...", whose quote
+    # failed validation in every routine; and split up, its orders made "Who this is for" a task
+    sop = tmp_path / "wiki.md"
+    sop.write_text(_CALLOUT, encoding="utf-8")
+    settings = Settings()
+    procedures = read_procedures(sop, root=tmp_path, settings=settings).procedures
+    assert [p.title for p in procedures] == ["Booking a fitting", "Puncture repairs"]
+    catalog = ToolCatalog(tools=[])
+    for procedure in procedures:
+        draft = build_draft(procedure, catalog=catalog)
+        rules = {rule.text: rule.kind for rule in draft.rules}
+        assert rules.get(
+            "Always pull up the vehicle by its registration before you book anything."
+        ) in ("always", "confirm_before"), rules
+        assert rules.get("Never quote a price from memory.") == "never", rules
+        issues = check_draft(draft, procedure=procedure, catalog=catalog, settings=settings)
+        assert not [i for i in issues if i.severity == "error"], issues

@@ -446,6 +446,16 @@ def test_sentence_and_instruction_helpers() -> None:
         "Refuse firearms.",
         "Call Dr. Lee on No. 4.",
     ]
+    # a bullet that starts a line starts a sentence, whatever ends the line above; a dash
+    # inside a line is no bullet
+    assert split_sentences("Remember\n• Always check the order\n- Never refund twice.") == [
+        "Remember",
+        "Always check the order",
+        "Never refund twice.",
+    ]
+    assert split_sentences("Use a well-known - reliable courier.") == [
+        "Use a well-known - reliable courier."
+    ]
     assert is_instruction("If the parcel is lost, open a claim.")
     assert is_instruction("Agents must verify the caller.")
     assert is_instruction("VIP customers: transfer to billing.")
