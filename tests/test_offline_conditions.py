@@ -2529,3 +2529,23 @@ def test_numbered_lines_one_under_another_keep_their_otherwise(tmp_path: Path) -
         "accept_return" in w.calls and "issue_refund" not in w.calls
         for w in _side(ways, test, "no")
     )
+
+
+def test_a_paragraph_numbered_three_deep_keeps_its_condition(tmp_path: Path) -> None:
+    # "6.3.5 Where ...": a policy's clause numbered three deep was a plain sentence, and its
+    # refund ran for every caller
+    procedure = _procedure(
+        tmp_path,
+        "policy.md",
+        "# Returns policy\n\n## 6.3 Damaged parcels\n\n"
+        "6.3.1 The Adviser shall look up the order with the order number.\n\n"
+        "6.3.2 Where the parcel arrived damaged, the Adviser shall refund the order.\n"
+        "Otherwise the Adviser shall accept the return.\n",
+    )
+    ways = _ways(build_draft(procedure, catalog=CATALOG))
+    test = "the parcel arrived damaged"
+    assert all("issue_refund" in w.calls for w in _side(ways, test, "yes"))
+    assert all(
+        "issue_refund" not in w.calls and "accept_return" in w.calls
+        for w in _side(ways, test, "no")
+    )

@@ -19,9 +19,10 @@ _EDGE = re.compile(
 )
 _ESCALATION = re.compile(r"^(?:escalations?|when to escalate|escalation\s+\w+)\b", re.IGNORECASE)
 _CONDITIONAL = re.compile(r"^(?:if|when|in case|in the event)\s+", re.IGNORECASE)
-# A numbered paragraph: "3. Do X", "Step 3: Do X", "3) Do X", "3.1 Do X", "b) Do X".
+# A numbered paragraph: "3. Do X", "Step 3: Do X", "3) Do X", "3.1 Do X", "6.3.5 Do X", "b) Do X".
 _NUMBERED = re.compile(
-    r"^\s*(?:step\s+(?P<step>\d+)\s*[:.)-]?|(?P<sub>\d+\.\d+)\.?|(?P<num>\d+)[.):]|(?P<letter>[a-z])[.)])\s+",
+    r"^\s*(?:step\s+(?P<step>\d+)\s*[:.)-]?|(?P<sub>\d+(?:\.\d+)+)\.?|(?P<num>\d+)[.):]|"
+    r"(?P<letter>[a-z])[.)])\s+",
     re.IGNORECASE,
 )
 
@@ -145,7 +146,7 @@ def units(section: Section) -> list[Unit]:
                 sub = bool(match.group("letter")) or bool(
                     match.group("sub")
                     and parent is not None
-                    and parent.key == match.group("sub").split(".")[0]
+                    and parent.key == match.group("sub").rsplit(".", 1)[0]
                 )
                 raw = (
                     match.group("step")
