@@ -2549,3 +2549,38 @@ def test_a_paragraph_numbered_three_deep_keeps_its_condition(tmp_path: Path) -> 
         "issue_refund" not in w.calls and "accept_return" in w.calls
         for w in _side(ways, test, "no")
     )
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        # a question of a few words, then what to do when it holds
+        "Arrived damaged? Refund the order. Otherwise, accept the return.",
+        # two questions, two cases (the second was inside the first's branch)
+        "Arrived damaged? Refund the order. Arrived damaged and late? Accept the return.",
+    ],
+)
+def test_a_bare_question_guards_the_orders_after_it(tmp_path: Path, step: str) -> None:
+    draft = _compile(tmp_path, step)
+    ways = _ways(draft)
+    test = "Arrived damaged?"
+    assert test in _tests(draft)
+    assert all("issue_refund" in way.calls for way in _side(ways, test, "yes"))
+    for way in _side(ways, test, "no"):
+        assert "issue_refund" not in way.calls, way
+    assert any("accept_return" in w.calls for w in _side(ways, test, "no"))
+
+
+def test_two_questions_in_a_step_are_two_cases(tmp_path: Path) -> None:
+    # "Score below 40? Decline ... Score 40 or more? Open the account": the second question
+    # was inside the first one's branch, so a declined applicant got the account too
+    draft = _compile(
+        tmp_path,
+        "Score below 40? Decline the return and open a ticket for the courier team. "
+        "Score 40 or more? Accept the return.",
+    )
+    ways = _ways(draft)
+    assert {"Score below 40?", "Score 40 or more?"} <= set(_tests(draft))
+    for way in _side(ways, "Score below 40?", "yes"):
+        assert "open_ticket" in way.calls and "accept_return" not in way.calls, way
+    assert any("accept_return" in w.calls for w in _side(ways, "Score 40 or more?", "yes"))

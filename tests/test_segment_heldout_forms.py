@@ -681,3 +681,21 @@ def test_a_document_titled_policy_holds_its_procedures(tmp_path: Path) -> None:
     assert _titles(procedures) == ["Refunds", "Exchanges"]
     assert all("This policy applies" in _background(p) for p in procedures)
     assert all("This policy applies" not in _text(p) for p in procedures)
+
+
+def test_a_step_word_then_a_gap_is_a_numbered_step(tmp_path: Path) -> None:
+    # "Step 1  Get the name ..." (a gap, no stop): the steps were one paragraph, and the
+    # escalation of its step 4 ended the routine before steps 5 and 6
+    text = (
+        "7. FUNERAL ORDERS\n-----------------\n"
+        "Step 1  Get the name of the deceased and the funeral date.\n"
+        "Step 2  Put the postcode into the zone checker.\n"
+        "Step 3\tPlace the order.\n"
+        "Step 4 of the old process is gone.\n"
+    )
+    (procedure,) = _procedures(tmp_path, "funerals.txt", text)
+    assert [(b.marker, b.text[:9]) for b in _items(procedure)] == [
+        ("1.", "Get the n"),
+        ("2.", "Put the p"),
+        ("3.", "Place the"),
+    ]

@@ -30,8 +30,11 @@ _ORDERED = re.compile(
     )[ \t]+(?P<text>\S.*)$""",
     re.X,
 )
+# "Step 1. Look up", "Step 2: Check", "Step 3 - Book", and "Step 4  Check the board" (a gap
+# before a capital)
 _STEP_WORD = re.compile(
-    r"^(?:step|stage)[ \t]+(?P<num>[0-9]{1,3})[ \t]*(?:[.:)]|[ \t][-\u2013\u2014])[ \t]+"
+    r"^(?:step|stage)[ \t]+(?P<num>[0-9]{1,3})"
+    r"(?:[ \t]*(?:[.:)]|[ \t][-\u2013\u2014])[ \t]+|[ \t]+(?=(?-i:[A-Z])))"
     r"(?P<text>\S.*)$",
     re.IGNORECASE,
 )

@@ -312,6 +312,13 @@ def _sentences(
             and clause.test is not None
             and _ALTERNATIVELY.match(sentence) is not None
         )
+        # "Score below 40? Decline it. Score 40 or more? Open the account.": two questions,
+        # two cases
+        parallel = parallel or (
+            owner is not None
+            and (owner.test or "").endswith("?")
+            and (clause.test or "").endswith("?")
+        )
         # "If there is space, book it. If the room is full, ...; do not book": a case that
         # refuses what the item's first case does is the other case, never inside it
         parallel = parallel or (
@@ -745,11 +752,17 @@ def _answered_questions(sentences: list[tuple[str, str]]) -> list[tuple[str, str
     answered = False  # the question's "Yes:" came, its "No:" may follow
     for sentence, verbatim in sentences:
         answer = _ANSWER.match(sentence.strip()) if question is not None else None
+        # "Short? Do not substitute. Pass the order to the manager.": the orders that follow a
+        # question of a few words are what to do when it holds, as after "Yes:"
+        follows = bool(out) and out[-1][0].strip() == question and is_instruction(sentence)
+        if answer is None and not answered and _asks_yourself(question) and follows:
+            answer = _ANSWER.match(f"yes: {sentence.strip()}")
         if answer is None:
-            if not (question is not None and answered):
+            asking = sentence.strip().endswith("?")
+            if not (question is not None and answered) or asking:
                 # "X? Yes: do not cancel. Escalate it. No: continue.": the yes-side's
-                # sentences keep the question open for its "No:"
-                question = sentence.strip() if sentence.strip().endswith("?") else None
+                # sentences keep the question open for its "No:", until another question
+                question = sentence.strip() if asking else None
                 answered = False
             out.append((sentence, verbatim))
             continue
@@ -767,6 +780,20 @@ def _answered_questions(sentences: list[tuple[str, str]]) -> list[tuple[str, str
             out.append((reading, verbatim))
         question = None if answer.group("answer").casefold() == "no" else question
     return out
+
+
+def _asks_yourself(question: str | None) -> bool:
+    """ "Short?", "Vet treatment needed?", "Found on the system?": a question of a few words the
+    agent answers, never one put to the customer ("Ask if ...?", a quoted line)."""
+    return (
+        question is not None
+        and len(question.split()) <= _MAX_QUESTION_WORDS
+        and not question.lstrip().startswith(('"', "'", "\u201c", "\u2018"))
+        and not is_instruction(question)
+    )
+
+
+_MAX_QUESTION_WORDS = 6
 
 
 # "cancel it", never "to settle it" (what the purpose clause's "it" is, the sentence says), nor
