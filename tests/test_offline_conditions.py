@@ -2584,3 +2584,19 @@ def test_two_questions_in_a_step_are_two_cases(tmp_path: Path) -> None:
     for way in _side(ways, "Score below 40?", "yes"):
         assert "open_ticket" in way.calls and "accept_return" not in way.calls, way
     assert any("accept_return" in w.calls for w in _side(ways, "Score 40 or more?", "yes"))
+
+
+def test_a_question_inside_a_step_holds_the_rest_of_the_step(tmp_path: Path) -> None:
+    # "Check the stock board. Short? DO NOT SUBSTITUTE. Pass the order to the shop manager":
+    # the hand-over ran for every order that was not short, and none was ever placed
+    draft = _compile(
+        tmp_path,
+        "Look at the photos. Arrived damaged? Do not argue with the customer. "
+        "Open a ticket for the courier team.",
+    )
+    ways = _ways(draft)
+    test = "Arrived damaged?"
+    for way in _side(ways, test, "yes"):
+        assert "open_ticket" in way.calls and "accept_return" not in way.calls, way
+    for way in _side(ways, test, "no"):
+        assert "open_ticket" not in way.calls and way.end == "resolve", way

@@ -433,8 +433,11 @@ def _sentences(
         elif owner is not None:
             owner = None
         elif (
-            (not nodes or parallel or refusing) and clause.test is not None and pending is not None
+            (not nodes or parallel or refusing or (clause.test or "").endswith("?"))
+            and clause.test is not None
+            and pending is not None
         ):
+            # ... and a question's answer runs on to the next question, or the item's end
             # "3. Check the coverage. If there is none, do not book. Add the account to the
             # waiting list ...": what follows a refusal in its item is what to do instead
             opening = pending.outer or pending
