@@ -2600,3 +2600,22 @@ def test_a_question_inside_a_step_holds_the_rest_of_the_step(tmp_path: Path) -> 
         assert "open_ticket" in way.calls and "accept_return" not in way.calls, way
     for way in _side(ways, test, "no"):
         assert "open_ticket" not in way.calls and way.end == "resolve", way
+
+
+def test_a_step_kept_as_said_cites_the_sops_words(tmp_path: Path) -> None:
+    # "Upon the Holder's agreement, the Adviser shall deactivate ...", read as "..., deactivate
+    # ...", was cited in the reading's words, and the routine failed validation
+    procedure = _procedure(
+        tmp_path,
+        "policy.md",
+        "# Season tickets\n\n## 6.1 Refunds\n\n"
+        "6.1.1 The Adviser shall look up the order with the order number.\n\n"
+        "6.1.2 Upon the Holder's agreement, the Adviser shall deactivate the Season on the "
+        "Smartcard.\n",
+    )
+    draft = build_draft(procedure, catalog=CATALOG)
+    issues = check_draft(draft, procedure=procedure, catalog=CATALOG, settings=Settings())
+    assert not [i for i in issues if i.severity == "error"], issues
+    (step,) = [s for s in walk_steps(draft.steps) if "Smartcard" in s.text]
+    assert step.source is not None
+    assert step.source.quote.startswith("Upon the Holder's agreement, the Adviser shall")

@@ -209,6 +209,7 @@ def _sentences(
     """Nodes of one unit's text, in order, and the condition an `Otherwise` may still finish."""
     nodes: list[Node] = []
     notes: list[str] = []
+    noted: list[str] = []  # the SOP's own words of the notes, which their step cites
     owner: Node | None = None  # the condition this item opens with
     refused: list[list[Node]] = []  # branches that refuse the request or forbid its write
     refused_else: list[Node] = []  # conditions whose otherwise-side refuses it
@@ -272,6 +273,7 @@ def _sentences(
                 nodes[-1].text = f"{nodes[-1].text} {sentence.strip()}"
             else:
                 notes.append(sentence.strip())
+                noted.append(original.strip())
             continue
         plain = clause.test is None and not clause.is_else and not clause.is_yes
         goto = only_goto(clause.actions) if plain else None
@@ -447,7 +449,7 @@ def _sentences(
             owner = None  # "Any refund over £300 needs approval: ...": that sentence is the case
         if notes and made:
             made[0].text = " ".join([*notes, made[0].text])
-            notes = []
+            notes, noted = [], []
         nodes += made
     for made in refused:
         _end_after_alternative(made)
@@ -461,7 +463,7 @@ def _sentences(
                 "say",
                 " ".join(notes),
                 block_id=unit.block_id,
-                quote=quote(notes[0]),
+                quote=quote(noted[0]),
                 level=level,
             )
         )
