@@ -143,6 +143,14 @@ def _side(side: Side, reached: list[Step]) -> tuple[list[str], list[str]]:
     return wrong, missed
 
 
+def _opens_with_test(wanted: str, test: str) -> bool:
+    """A gold condition that quotes its whole sentence ("Where fewer than 7 days remain, the
+    Adviser shall explain ...") is found by the step that tests its clause ("fewer than 7 days
+    remain"): of three words or more, where the sentence starts."""
+    clause = _OPENER.sub("", _fold(test))
+    return len(clause.split()) >= 3 and wanted.startswith(clause)
+
+
 def _score_branch(gold: GoldBranch, draft: RoutineDraft, where: str, tally: Tally) -> None:
     """Found: a condition step tests the gold condition. Right: each side does what gold says."""
     steps = list(walk_steps(draft.steps))
@@ -152,7 +160,11 @@ def _score_branch(gold: GoldBranch, draft: RoutineDraft, where: str, tally: Tall
             s
             for s in steps
             if s.condition is not None
-            and (wanted in _fold(s.condition.test) or wanted in _fold(s.text))
+            and (
+                wanted in _fold(s.condition.test)
+                or wanted in _fold(s.text)
+                or _opens_with_test(wanted, s.condition.test)
+            )
         ),
         None,
     )

@@ -2619,3 +2619,17 @@ def test_a_step_kept_as_said_cites_the_sops_words(tmp_path: Path) -> None:
     (step,) = [s for s in walk_steps(draft.steps) if "Smartcard" in s.text]
     assert step.source is not None
     assert step.source.quote.startswith("Upon the Holder's agreement, the Adviser shall")
+
+
+def test_done_ends_the_branch_it_closes(tmp_path: Path) -> None:
+    # "Open the order. If the delivery date is still in the future, reassure the caller. Done.":
+    # the reassured caller's delivery was rebooked all the same
+    draft = _compile(
+        tmp_path,
+        "If the order has not shipped yet, tell the customer it is on its way. Done.\n"
+        "3. Cancel the order.",
+    )
+    ways = _ways(draft)
+    test = "the order has not shipped yet"
+    assert all("cancel_order" not in w.calls for w in _side(ways, test, "yes"))
+    assert all("cancel_order" in w.calls for w in _side(ways, test, "no"))

@@ -260,9 +260,11 @@ def _sentences(
             if (unit.block_id, sentence_key(original)) in builder.rule_sentences:
                 continue  # a constraint with no action: the routine's Rules keep it
             last = nodes[-1] if nodes else None
+            # "... reassure the caller. Done.": the branch it closes ends the case
+            branch = owner is not None or (pending is not None and last in pending.then_nodes)
             if (
                 last is not None
-                and owner is not None
+                and branch
                 and _NOTHING_MORE.match(sentence.strip())
                 and last.kind not in TERMINAL_KINDS
                 and last.goto is None
@@ -572,8 +574,9 @@ def _ends_in_test(first: str, second: str) -> bool:
 
 # "Nothing else is needed", "No further action is required": the case is done here
 _NOTHING_MORE = re.compile(
-    r"^(?:nothing\s+(?:else|more|further)\s+(?:is\s+)?(?:needed|required|to\s+do)|"
-    r"no\s+(?:further|other)\s+action\s+(?:is\s+)?(?:needed|required))\b",
+    r"^(?:(?:nothing\s+(?:else|more|further)\s+(?:is\s+)?(?:needed|required|to\s+do)|"
+    r"no\s+(?:further|other)\s+action\s+(?:is\s+)?(?:needed|required))\b|"
+    r"(?:done|finished|that'?s\s+it|that\s+is\s+all)[.!]?$)",
     re.IGNORECASE,
 )
 
