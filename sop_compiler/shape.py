@@ -67,7 +67,8 @@ _RULES_TITLE = re.compile(
     r"hand-?offs?|handing\s+(?:off|over)|when\s+to\s+(?:escalate|transfer|hand)|"
     r"authentication|identity\s+(?:checks?|verification)|verification|security|"
     r"tone(?:\s+of\s+voice)?|communication|before\s+(?:any|every|you|making|taking)\b.*|"
-    r"for\s+(?:every|all|each|any)\s+\w+)\b",
+    r"for\s+(?:every|all|each|any)\s+\w+|applies\s+to\s+(?:everything|all|every)\b.*|"
+    r"(?:general\s+)?(?:obligations|duties))\b",
     re.IGNORECASE,
 )
 # "Transfer to a human agent" starts with a verb but is the document's handoff rule;
@@ -80,7 +81,9 @@ _HANDOFF_TITLE = re.compile(
 )
 # "Read me first", "Please read": a note to the reader of the whole document, not a task.
 _READER_TITLE = re.compile(
-    r"^(?:please\s+)?read\s+(?:me|this|(?:this|me)\s+first|first|before\s+\w+.*)$|"
+    # "READ FIRST - APPLIES TO EVERYTHING BELOW"
+    r"^(?:please\s+)?read\s+(?:me|this|(?:this|me)\s+first|first|before\s+\w+.*)"
+    r"(?:\s*[-\u2013\u2014:]\s+.*)?$|"
     r"^.*\bread\s+(?:this|me)\s+first$",  # "Welcome / read me first"
     re.IGNORECASE,
 )

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from sop_compiler.config import Settings
 from sop_compiler.models import ListItem, Paragraph, Procedure, block_text
 from sop_compiler.pipeline import read_procedures
@@ -699,3 +701,31 @@ def test_a_step_word_then_a_gap_is_a_numbered_step(tmp_path: Path) -> None:
         ("2.", "Put the p"),
         ("3.", "Place the"),
     ]
+
+
+_EVERYTHING_RULES = (
+    "{mark} NEVER WRITE A CARD NUMBER DOWN. Payments go through the till only.\n"
+    "{mark} NEVER TELL A RECIPIENT WHO SENT THE FLOWERS IF THE CARD IS MARKED ANONYMOUS.\n"
+    "{mark} Only the sender can change or cancel an order.\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("title", "mark"),
+    [("READ FIRST - APPLIES TO EVERYTHING BELOW", "*"), ("General Obligations", "-")],
+)
+def test_a_heading_over_rules_for_everything_gives_them_to_every_procedure(
+    tmp_path: Path, title: str, mark: str
+) -> None:
+    # read as a task of its own ("READ" is a verb; three orders), its rules held for no
+    # procedure but itself
+    text = (
+        f"# Order desk\n\n## {title}\n\n{_EVERYTHING_RULES.format(mark=mark)}\n"
+        "## Same-day orders\n\n1. Check the postcode.\n2. Take the payment.\n"
+        "3. Place the order.\n\n"
+        "## Failed deliveries\n\n1. Open the order.\n2. Check the driver record.\n"
+        "3. Rebook the delivery.\n"
+    )
+    procedures = _procedures(tmp_path, "desk.md", text)
+    assert _titles(procedures) == ["Same-day orders", "Failed deliveries"]
+    assert all("Only the sender can change" in _text(p) for p in procedures)
