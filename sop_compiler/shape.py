@@ -67,8 +67,7 @@ _RULES_TITLE = re.compile(
     r"hand-?offs?|handing\s+(?:off|over)|when\s+to\s+(?:escalate|transfer|hand)|"
     r"authentication|identity\s+(?:checks?|verification)|verification|security|"
     r"tone(?:\s+of\s+voice)?|communication|before\s+(?:any|every|you|making|taking)\b.*|"
-    r"for\s+(?:every|all|each|any)\s+\w+|applies\s+to\s+(?:everything|all|every)\b.*|"
-    r"(?:general\s+)?(?:obligations|duties))\b",
+    r"for\s+(?:every|all|each|any)\s+\w+)\b",
     re.IGNORECASE,
 )
 # "Transfer to a human agent" starts with a verb but is the document's handoff rule;
@@ -87,6 +86,19 @@ _READER_TITLE = re.compile(
     r"^.*\bread\s+(?:this|me)\s+first$",  # "Welcome / read me first"
     re.IGNORECASE,
 )
+_EVERYTHING_TITLE = re.compile(
+    r"\bapplies\s+to\s+(?:everything|all|every)\b|^(?:general\s+)?(?:obligations|duties)$",
+    re.IGNORECASE,
+)
+
+
+def names_rules_for_everything(title: str) -> bool:
+    """ "Read me first", "READ FIRST - APPLIES TO EVERYTHING BELOW", "General Obligations": a
+    heading over what holds for every procedure of the document, never a task of its own."""
+    text = _title(title)
+    return bool(_READER_TITLE.match(text) or _EVERYTHING_TITLE.search(text))
+
+
 # Facts: the heading names the domain, its data, definitions, prices or values.
 _KNOWLEDGE_TITLE = re.compile(
     r"^(?:about|understanding|what\b|how\s+\w+\s+works?\b|key\s+facts|overview|background|"
@@ -284,7 +296,7 @@ def title_verdict(title: str) -> Verdict | None:
         return Verdict("rules", f"heading {text!r} names exceptions to the procedures")
     if _NOTES_TITLE.match(text):
         return Verdict("knowledge", f"heading {text!r} names notes, not a task")
-    if _READER_TITLE.match(text):
+    if names_rules_for_everything(text):
         return Verdict("rules", f"heading {text!r} names what holds before every request")
     verb = _verb_first(text)
     if _HANDOFF_TITLE.match(text) or (_RULES_TITLE.search(text) and verb != "strong"):

@@ -391,3 +391,25 @@ def test_a_callout_of_bullets_is_a_rule_each_for_every_procedure(tmp_path: Path)
         assert rules.get("Never quote a price from memory.") == "never", rules
         issues = check_draft(draft, procedure=procedure, catalog=catalog, settings=settings)
         assert not [i for i in issues if i.severity == "error"], issues
+
+
+def test_rules_for_everything_are_rules_of_each_routine_never_its_steps(tmp_path: Path) -> None:
+    # "READ FIRST - APPLIES TO EVERYTHING BELOW": its "NEVER WRITE A CARD NUMBER DOWN" was the
+    # first step of every routine
+    sop = tmp_path / "desk.txt"
+    sop.write_text(
+        "READ FIRST - APPLIES TO EVERYTHING BELOW\n----------------------------------------\n"
+        "* NEVER WRITE A CARD NUMBER DOWN. Payments go through the till only.\n"
+        "* Only the sender can change or cancel an order.\n\n"
+        "SAME-DAY ORDERS\n---------------\n"
+        "1. Check the postcode.\n2. Take the payment.\n3. Place the order.\n\n"
+        "FAILED DELIVERIES\n-----------------\n"
+        "1. Open the order.\n2. Check the driver record.\n3. Rebook the delivery.\n",
+        encoding="utf-8",
+    )
+    procedures = read_procedures(sop, root=tmp_path, settings=Settings()).procedures
+    assert len(procedures) == 2
+    for procedure in procedures:
+        draft = build_draft(procedure, catalog=ToolCatalog(tools=[]))
+        assert any(r.text == "NEVER WRITE A CARD NUMBER DOWN." for r in draft.rules), draft.rules
+        assert not [s.text for s in _flat(draft) if "CARD NUMBER" in s.text.upper()]

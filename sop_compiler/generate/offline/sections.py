@@ -7,9 +7,11 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from sop_compiler.models import Block, Heading, ListItem, Paragraph, Procedure, Quote, Table
+from sop_compiler.shape import names_rules_for_everything
 from sop_compiler.text import CONTEXT_TITLE, INSTRUCTION_VERBS
 
-SectionKind = Literal["steps", "edge", "escalation", "context", "conditional"]
+# "rules": what holds for every procedure ("Read me first"), read by standing.py, no steps
+SectionKind = Literal["steps", "edge", "escalation", "context", "conditional", "rules"]
 
 _NUMBER = re.compile(r"^(?:\d+(?:\.\d+)*[.)]?|[A-Z][.)]|[IVX]+\.)\s+")
 _EDGE = re.compile(
@@ -100,6 +102,8 @@ def sections(procedure: Procedure) -> list[Section]:
 
 
 def _classify(title: str) -> SectionKind:
+    if names_rules_for_everything(title):
+        return "rules"
     if _ESCALATION.match(title):
         return "escalation"
     if _EDGE.match(title):
