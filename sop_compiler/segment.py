@@ -45,7 +45,13 @@ from sop_compiler.models import (
     Table,
     block_text,
 )
-from sop_compiler.shape import ContentShape, content_shape, is_boilerplate, title_verdict
+from sop_compiler.shape import (
+    ContentShape,
+    content_shape,
+    is_boilerplate,
+    names_rules_for_everything,
+    title_verdict,
+)
 from sop_compiler.slug import dedupe, slugify
 from sop_compiler.text import is_constraint, is_instruction, split_sentences
 
@@ -303,6 +309,7 @@ def _collect(section: _Section, context: list[AnyBlock], memo: dict[int, bool]) 
         for child in section.children
         if (not _is_aux(child) or _peer_case(child))
         and not (_is_context(child) and not any(_subtree_steps(g, memo) for g in child.children))
+        and not names_rules_for_everything(child.title)  # "General Obligations": every task's
         and _subtree_steps(child, memo)
     ]
     if sum(not _is_aux(c) for c in step_kids) < 2:  # a case beside one procedure is its part

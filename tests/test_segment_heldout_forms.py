@@ -712,7 +712,10 @@ _EVERYTHING_RULES = (
 
 @pytest.mark.parametrize(
     ("title", "mark"),
-    [("READ FIRST - APPLIES TO EVERYTHING BELOW", "*"), ("General Obligations", "-")],
+    [
+        ("READ FIRST - APPLIES TO EVERYTHING BELOW", "*"),
+        ("General Obligations", "-"),
+    ],
 )
 def test_a_heading_over_rules_for_everything_gives_them_to_every_procedure(
     tmp_path: Path, title: str, mark: str
@@ -729,3 +732,23 @@ def test_a_heading_over_rules_for_everything_gives_them_to_every_procedure(
     procedures = _procedures(tmp_path, "desk.md", text)
     assert _titles(procedures) == ["Same-day orders", "Failed deliveries"]
     assert all("Only the sender can change" in _text(p) for p in procedures)
+
+
+def test_general_obligations_in_numbered_clauses_are_every_procedures(tmp_path: Path) -> None:
+    # "4.1 The Adviser shall verify ...", "4.2 The Adviser shall not disclose ...": read as
+    # steps, the section was a procedure of its own and no other procedure kept its rules
+    text = (
+        "# Season Ticket Policy\n\n## 4. General Obligations\n\n"
+        "4.1 The Adviser shall verify the identity of the Holder before taking any action.\n\n"
+        "4.2 The Adviser shall not disclose journey history to any other person.\n\n"
+        "4.3 The Adviser shall record every contact on the account.\n\n"
+        "4.4 The Adviser shall not exceed the limits of authority. Refer any decision above "
+        "them to the Team Leader.\n\n"
+        "## 5. Procedures\n\n### 5.1 Refunds\n\n1. Find the season.\n2. Work out the refund.\n"
+        "3. Issue the refund.\n\n### 5.2 Replacements\n\n1. Find the season.\n"
+        "2. Cancel the lost card.\n3. Issue a new card.\n"
+    )
+    procedures = _procedures(tmp_path, "policy.md", text)
+    assert _titles(procedures) == ["Refunds", "Replacements"]
+    for procedure in procedures:
+        assert "shall not disclose journey history" in _text(procedure) + _background(procedure)
