@@ -389,6 +389,8 @@ def test_a_callout_of_bullets_is_a_rule_each_for_every_procedure(tmp_path: Path)
             "Always pull up the vehicle by its registration before you book anything."
         ) in ("always", "confirm_before"), rules
         assert rules.get("Never quote a price from memory.") == "never", rules
+        # who the page is for are its readers, no steps of a routine
+        assert not [s.text for s in _flat(draft) if "advisers" in s.text], _flat(draft)
         issues = check_draft(draft, procedure=procedure, catalog=catalog, settings=settings)
         assert not [i for i in issues if i.severity == "error"], issues
 

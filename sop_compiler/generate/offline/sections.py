@@ -101,6 +101,10 @@ def sections(procedure: Procedure) -> list[Section]:
     return [s for s in out if s.blocks or s.kind == "conditional"]
 
 
+# "Who this is for": a list of readers ("Service desk advisers", "Branch staff"), no steps
+_AUDIENCE = re.compile(r"^who\s+(?:this|it)\s+is\s+for\b|^who\s+should\s+(?:use|read)\b", re.I)
+
+
 def _classify(title: str) -> SectionKind:
     if names_rules_for_everything(title):
         return "rules"
@@ -108,7 +112,7 @@ def _classify(title: str) -> SectionKind:
         return "escalation"
     if _EDGE.match(title):
         return "edge"
-    if CONTEXT_TITLE.match(title):
+    if CONTEXT_TITLE.match(title) or _AUDIENCE.match(title):
         return "context"
     if _CONDITIONAL.match(title):
         return "conditional"
