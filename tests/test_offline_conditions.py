@@ -2633,3 +2633,15 @@ def test_done_ends_the_branch_it_closes(tmp_path: Path) -> None:
     test = "the order has not shipped yet"
     assert all("cancel_order" not in w.calls for w in _side(ways, test, "yes"))
     assert all("cancel_order" in w.calls for w in _side(ways, test, "no"))
+
+
+def test_an_order_of_one_word_before_and_is_an_order_of_its_own(tmp_path: Path) -> None:
+    # "apologise and refer it to the handling editor": one "say" step, and the case was never
+    # referred (a ticket tool's order inside a sentence the agent only says)
+    draft = _compile(
+        tmp_path, "If the order is more than 30 days late, apologise and open a ticket for finance."
+    )
+    ways = _ways(draft)
+    test = "the order is more than 30 days late"
+    assert all("open_ticket" in w.calls for w in _side(ways, test, "yes"))
+    assert all("open_ticket" not in w.calls for w in _side(ways, test, "no"))

@@ -576,11 +576,18 @@ def _split_actions(text: str) -> list[str]:
             left = chunk[start : match.start()]
             if asks and word not in _GOTO_WORDS:
                 continue
-            if word in INSTRUCTION_VERBS and word not in ("be",) and len(left.split()) >= 2:
+            whole = len(left.split()) >= 2 or left.strip().casefold() in _ORDERS_ALONE
+            if word in INSTRUCTION_VERBS and word not in ("be",) and whole:
                 parts.append(left)
                 start = match.end()
         parts.append(chunk[start:])
     return [p.strip(" ,.") for p in parts if p.strip(" ,.")]
+
+
+# "Apologise and refer it to the handling editor": a verb that is an order on its own
+_ORDERS_ALONE = frozenset(
+    {"apologise", "apologize", "sympathise", "sympathize", "empathise", "empathize", "listen"}
+)
 
 
 _KIND_OF_TRANSFER = re.compile(r"^(?:warm|cold|blind|live|direct)\s+transfer\b", re.IGNORECASE)
