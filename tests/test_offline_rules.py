@@ -415,3 +415,42 @@ def test_rules_for_everything_are_rules_of_each_routine_never_its_steps(tmp_path
         draft = build_draft(procedure, catalog=ToolCatalog(tools=[]))
         assert any(r.text == "NEVER WRITE A CARD NUMBER DOWN." for r in draft.rules), draft.rules
         assert not [s.text for s in _flat(draft) if "CARD NUMBER" in s.text.upper()]
+
+
+def test_a_rule_to_verify_identity_before_any_action_is_the_first_call(tmp_path: Path) -> None:
+    # "The Adviser shall verify the identity of the Holder before taking any action on a
+    # Season", in the policy's general obligations: no routine checked who was calling
+    sop = tmp_path / "policy.md"
+    sop.write_text(
+        "# Season Ticket Policy\n\n## 4. General Obligations\n\n"
+        "4.1 The Adviser shall verify the identity of the Holder before taking any action on a "
+        "Season.\n\n## 5. Refunds\n\n1. Find the season.\n2. Work out the refund.\n"
+        "3. Issue the refund.\n",
+        encoding="utf-8",
+    )
+    tool = {"type": "object", "properties": {"season_id": {"type": "string"}}}
+    catalog = ToolCatalog.model_validate(
+        {
+            "tools": [
+                {
+                    "name": "verify_holder",
+                    "description": "Verify that the caller is the named holder of a season.",
+                    "parameters": tool,
+                },
+                {"name": "find_season", "description": "Find a season.", "parameters": tool},
+            ]
+        }
+    )
+    (procedure,) = read_procedures(sop, root=tmp_path, settings=Settings()).procedures
+    draft = build_draft(procedure, catalog=catalog)
+    calls = [s.tool_call.tool for s in _flat(draft) if s.tool_call]
+    assert calls[:2] == ["verify_holder", "find_season"], calls
+    issues = check_draft(draft, procedure=procedure, catalog=catalog, settings=Settings())
+    assert not [i for i in issues if i.severity == "error"], issues
+    # without the rule, nothing is added
+    sop.write_text(sop.read_text().replace("before taking any action on a Season", "daily"))
+    (procedure,) = read_procedures(sop, root=tmp_path, settings=Settings()).procedures
+    calls = [
+        s.tool_call.tool for s in _flat(build_draft(procedure, catalog=catalog)) if s.tool_call
+    ]
+    assert "verify_holder" not in calls

@@ -41,7 +41,7 @@ from sop_compiler.generate.offline.nodes import PROPOSED_NOTE, Builder, Node
 from sop_compiler.generate.offline.phrases import PERSON_NOUNS
 from sop_compiler.generate.offline.reading import read_units
 from sop_compiler.generate.offline.reorder import approvals_first
-from sop_compiler.generate.offline.request import request_calls
+from sop_compiler.generate.offline.request import identity_first, request_calls
 from sop_compiler.generate.offline.sections import Unit, conditional_unit, sections, units
 from sop_compiler.generate.offline.standing import confirm_gates, insert_confirmations, standing
 from sop_compiler.generate.offline.steps import finish, unpassed_refs, vague_questions
@@ -178,6 +178,8 @@ def build_draft(
     top = [*first, *top, *last]
     # A test of data nothing looks up: the read tool that returns it, first (lookups.py).
     top = tested_lookup(builder, top, procedure, found, catalog)
+    # "The Adviser shall verify the identity of the Holder before taking any action": first
+    top = identity_first(builder, top, found.rules, catalog)
     writes = [
         node.tool_call.tool
         for node in builder.nodes

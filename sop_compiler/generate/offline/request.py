@@ -17,16 +17,22 @@ no write and no condition of its own, the routine:
 Nothing else is invented: no branch is read from a rule (a rule holds at every step as it is
 written), and a heading that binds no write tool, or a section with steps that write or
 branch, is left as it is.
+
+A rule that who is asking is checked before any action ("The Adviser shall verify the
+identity of the Holder before taking any action on a Season") is a call too: the catalog's one
+identity check, first, when no step calls it (`identity_first`).
 """
 
 from __future__ import annotations
 
+import re
+
 from sop_compiler.generate.offline.binding import bind, canonical_words
 from sop_compiler.generate.offline.nodes import Builder, Node, quote
 from sop_compiler.generate.offline.tools import Known, bind_arguments
-from sop_compiler.models import Heading, Procedure, Tool, ToolCall, ToolCatalog
+from sop_compiler.models import Heading, Procedure, Rule, Tool, ToolCall, ToolCatalog
 
-__all__ = ["call_node", "request_calls"]
+__all__ = ["call_node", "identity_first", "request_calls"]
 
 _LOOKUP_VERBS = frozenset(canonical_words("get"))  # get, find, look up, retrieve, check ...
 
@@ -69,6 +75,41 @@ def request_calls(
         heading.text,
     )
     return first, [last]
+
+
+# "The Adviser shall verify the identity of the Holder before taking any action on a Season",
+# "Always confirm who you are speaking to before anything else"
+_IDENTITY_BEFORE_ALL = re.compile(
+    r"\b(?:verify|confirm|check|establish)\w*\s+(?:the\s+)?(?:[\w-]+(?:'s|s')\s+)?"
+    r"(?:identity|who\s+(?:you\s+are\s+speaking|is\s+calling|they\s+are))\b.*"
+    r"\bbefore\s+(?:taking\s+|doing\s+|discussing\s+)?(?:any|every|anything)\b",
+    re.IGNORECASE,
+)
+
+
+def identity_first(
+    builder: Builder, top: list[Node], rules: list[Rule], catalog: ToolCatalog
+) -> list[Node]:
+    """A rule that who is asking is checked before any action, with the catalog's one identity
+    check that no step calls: that check, first. Otherwise `top` as it is."""
+    verifiers = [tool for tool in catalog.tools if tool.verifies_identity()]
+    if len(verifiers) != 1:
+        return top
+    (verifier,) = verifiers
+    if any(node.tool_call and node.tool_call.tool == verifier.name for node in builder.nodes):
+        return top
+    rule = next((r for r in rules if r.source and _IDENTITY_BEFORE_ALL.search(r.text)), None)
+    if rule is None or rule.source is None:
+        return top
+    check = call_node(
+        builder,
+        verifier,
+        f"Check who you are speaking to with `{verifier.name}` before anything else.",
+        rule.source.block_ids[0],
+        rule.source.quote,
+        known=[],
+    )
+    return [check, *top]
 
 
 def _acts(node: Node, catalog: ToolCatalog) -> bool:
