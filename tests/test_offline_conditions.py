@@ -2645,3 +2645,32 @@ def test_an_order_of_one_word_before_and_is_an_order_of_its_own(tmp_path: Path) 
     test = "the order is more than 30 days late"
     assert all("open_ticket" in w.calls for w in _side(ways, test, "yes"))
     assert all("open_ticket" not in w.calls for w in _side(ways, test, "no"))
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        # the orders after the question's answer go on for every case
+        (
+            "returns.md",
+            "# Desk\n\n## Returns\n\n1. Look up the order with the order number. "
+            "No receipt? Open a ticket for finance. Refund the order.\n",
+        ),
+        # the steps under the item that holds the question are every case's
+        (
+            "returns.txt",
+            "1. RETURNS\n\n1.1 Look up the order with the order number. No receipt? "
+            "Open a ticket for finance.\n1.2 Refund the order.\n",
+        ),
+    ],
+)
+def test_a_question_inside_a_step_leaves_the_orders_that_go_on_to_every_case(
+    tmp_path: Path, name: str, text: str
+) -> None:
+    # "Find the customer. No record? Create one." over "Check the IMEI ...", "Create the repair
+    # job": every customer with a record skipped the rest of the booking
+    ways = _ways(build_draft(_procedure(tmp_path, name, text), catalog=CATALOG))
+    test = "No receipt?"
+    assert all("open_ticket" in w.calls for w in _side(ways, test, "yes"))
+    for way in _side(ways, test, "no"):
+        assert "issue_refund" in way.calls and "open_ticket" not in way.calls, way

@@ -103,9 +103,14 @@ def read_units(builder: Builder, units: list[Unit]) -> list[Node]:
         )
         # "If X, do A." with indented sub-items: the sub-items say how to do A, so they run
         # only when X holds (unless X already has its own jump or otherwise).
+        # Only a condition that opens the item: "Find the customer. No record? Create one." over
+        # "Check the IMEI ..." runs the sub-items for every customer.
         opens_branch = last_cond is not None and (
             unit.text.rstrip().endswith(":")
-            or not (last_cond.then_goto or last_cond.else_nodes or last_cond.else_goto)
+            or (
+                own[0] is last_cond
+                and not (last_cond.then_goto or last_cond.else_nodes or last_cond.else_goto)
+            )
         )
         if last_cond is not None and opens_branch and kids:
             last_cond.then_nodes += kids  # "If X:" followed by its sub-items
@@ -216,6 +221,7 @@ def _sentences(
     instead_of: Node | None = None  # a refusal mid-item: its orders that follow are its branch
     otherwise_of: Node | None = None  # the condition whose "Otherwise" this item's text began
     required = False  # a sentence of the item said what the request needs ("only possible if")
+    asked: tuple[Node, int] | None = None  # a question inside the step, its first answer's end
     for sentence, original in _clauses(unit.text):
         excerpt = injection_excerpt(sentence)
         if excerpt is not None:
@@ -432,27 +438,41 @@ def _sentences(
             refused_else.append(answered)  # "No: do not book a test slot; tell the pupil ..."
         if owner is not None and owner is instead_of and not is_order(sentence):
             owner = instead_of = None  # "Flexible bookings can be ...": another case begins
+        # "Check the stock board. Short? DO NOT SUBSTITUTE. Pass the order to the manager": a
+        # question inside a step may hold the rest of the step (`asked`, below)
+        question = (clause.test or "").endswith("?")
         if owner is not None and not else_of_owner:
             owner.then_nodes += made  # an item that opens with "If X," is X's branch
         elif owner is not None:
             owner = None
         elif (
-            (not nodes or parallel or refusing or (clause.test or "").endswith("?"))
+            (not nodes or parallel or refusing or question)
             and clause.test is not None
             and pending is not None
         ):
-            # ... and a question's answer runs on to the next question, or the item's end
             # "3. Check the coverage. If there is none, do not book. Add the account to the
             # waiting list ...": what follows a refusal in its item is what to do instead
             opening = pending.outer or pending
             owner = opening if opening.then_goto is None else None
             instead_of = owner if refusing and nodes and not parallel else instead_of
+            if question and nodes and not (parallel or refusing) and owner is not None:
+                asked = (owner, len(owner.then_nodes))
         if _APPROVED_OVER.match(original.strip()):
             owner = None  # "Any refund over £300 needs approval: ...": that sentence is the case
         if notes and made:
             made[0].text = " ".join([*notes, made[0].text])
             notes, noted = [], []
         nodes += made
+    if asked is not None:
+        # ... when its answer only forbids ("DO NOT SUBSTITUTE": what follows is what to do
+        # instead), or what follows ends the case (for every order that was not short, the
+        # hand-over would end them all). Orders that go on after an answer that acts ("No
+        # record? Create one. Check the IMEI ...") are every case's.
+        question_of, first = asked
+        answer, rest = question_of.then_nodes[:first], question_of.then_nodes[first:]
+        forbids = bool(answer) and all(NEGATED.match(node.text) for node in answer)
+        if not forbids and not any(node.kind in TERMINAL_KINDS for node in rest):
+            question_of.then_nodes = answer
     for made in refused:
         _end_after_alternative(made)
     for cond in refused_else:
