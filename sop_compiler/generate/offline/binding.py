@@ -248,11 +248,11 @@ _IDENTITY_CHECK = re.compile(
 )
 
 
-def identity_check(action: str, catalog: ToolCatalog) -> str | None:
+def identity_check(action: str, catalog: ToolCatalog) -> Tool | None:
     """The catalog's one identity-verification tool, when the action checks who is asking."""
     if _IDENTITY_CHECK.match(action) is None:
         return None
-    verifiers = [t.name for t in catalog.tools if t.verifies_identity()]
+    verifiers = [t for t in catalog.tools if t.verifies_identity()]
     return verifiers[0] if len(verifiers) == 1 else None
 
 
@@ -287,7 +287,7 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
     if (verifier := identity_check(action, catalog)) is not None:
         # "Check the caller's details against the V5C logbook", "confirm the caller is the
         # account holder": the catalog's one tool that verifies who is asking
-        return Binding(tool=verifier)
+        return Binding(tool=verifier.name)
     said = _SET_UP.sub("create ", _MESSAGE_VERB.sub(r"send \1 ", action, count=1), count=1)
     # 'send the customer the "adverse reaction received" email': the quoted name is the
     # template's, what is sent is the email

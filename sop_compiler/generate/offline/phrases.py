@@ -753,9 +753,7 @@ def _read_action(
     if bind_meaning and (verifier := identity_check(text, tools.catalog)) is not None:
         # "Confirm the identity of the Account Holder by security PIN": the identity check, never
         # a question (who is asking is what the tool verifies)
-        tool = tools.catalog.get(verifier)
-        assert tool is not None
-        return [Action("tool_call", text, quote, tool=ToolMention(tool, 0, "verb"))]
+        return [Action("tool_call", text, quote, tool=ToolMention(verifier, 0, "verb"))]
     if re.search(r"\banything else\b", text, re.IGNORECASE) and first == "ask":
         return [Action("ask", text, quote)]
     # "confirm that the account is active" checks the record; "confirm the address" asks
