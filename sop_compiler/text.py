@@ -41,10 +41,12 @@ _VERBS = """
     tell test thank track transfer try unlock update use validate verify wait waive walk warn
 """
 INSTRUCTION_VERBS = frozenset(_VERBS.split())
+# "The first thing to do is (to) check ...": the order that follows, first
+FIRST_THING = r"the\s+first\s+thing\s+(?:to\s+do\s+)?is\s+(?:to\s+)?"
 _LEAD_WORDS = re.compile(
     r"^(?:(?:then|first|next|finally|also|now|afterwards|after that|lastly|please|always|"
     r"otherwise|else|if so|if not|if yes|if no|either way|"
-    r"the\s+first\s+thing\s+(?:to\s+do\s+)?is\s+(?:to\s+)?|"
+    rf"{FIRST_THING}|"
     r"in (?:either|both|all|every|each) cases?|"
     r"whatever happens|(?:each|every)\s+(?:morning|evening|day|working\s+day|week|month|"
     r"monday|tuesday|wednesday|thursday|friday)(?=,))\b,?\s*)+",

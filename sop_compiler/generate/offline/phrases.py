@@ -18,7 +18,7 @@ from sop_compiler.generate.offline.binding import (
 )
 from sop_compiler.generate.offline.tools import WRITE_VERBS, ToolIndex, ToolMention, proposed_name
 from sop_compiler.models import Tool, ToolCatalog
-from sop_compiler.text import INSTRUCTION_VERBS
+from sop_compiler.text import FIRST_THING, INSTRUCTION_VERBS
 
 
 def _words(text: str) -> frozenset[str]:
@@ -27,7 +27,7 @@ def _words(text: str) -> frozenset[str]:
 
 _LEAD = re.compile(
     r"^(?:(?:then|first|next|finally|also|now|afterwards|after that|lastly|please|always|"
-    r"alternatively|the\s+first\s+thing\s+(?:to\s+do\s+)?is\s+(?:to\s+)?|"
+    rf"alternatively|{FIRST_THING}|"
     r"either way|in (?:either|both|all|every|each) cases?|whatever happens|"
     r"(?:each|every)\s+(?:morning|evening|day|working\s+day|week|month|monday|tuesday|"
     r"wednesday|thursday|friday)(?=,)|"
