@@ -657,6 +657,8 @@ def _fallback_title(document: Document) -> str:
 
 
 def _notices_for(document: Document, blocks: list[AnyBlock]) -> list[Notice]:
+    if not document.notices:
+        return []
     pages = {b.prov.page for b in blocks if b.prov.page is not None}
     paragraphs = {b.prov.paragraph for b in blocks if b.prov.paragraph is not None}
     out: list[Notice] = []
@@ -680,7 +682,6 @@ def segment(document: Document, *, agent: str) -> list[Procedure]:
         drafts = [_Draft("", [], blocks, [], whole=True)]
     if len(drafts) == 1 and not drafts[0].path:
         drafts[0].whole = True
-    order = {block.id: index for index, block in enumerate(blocks)}
     stem = slugify(PurePosixPath(document.source).stem, fallback="sop")
     if len(drafts) == 1:
         ids = [stem]
@@ -688,10 +689,12 @@ def segment(document: Document, *, agent: str) -> list[Procedure]:
         ids = dedupe(f"{stem}--{slugify(d.title or _fallback_title(document))}" for d in drafts)
     procedures: list[Procedure] = []
     for draft, proc_id in zip(drafts, ids, strict=True):
-        own = sorted(_unique(draft.blocks), key=lambda b: order.get(b.id, 0))
-        taken = {b.id for b in own}
-        context = [b for b in _unique(draft.context) if b.id not in taken]
-        context.sort(key=lambda b: order.get(b.id, 0))
+        own = _in_order(blocks, draft.blocks)
+        context: list[AnyBlock] = []
+        if draft.context:
+            taken = {id(b) for b in own}
+            context = _in_order(blocks, [b for b in draft.context if id(b) not in taken])
+            del taken
         whole = draft.whole or not draft.title
         title = _fallback_title(document) if whole else draft.title
         if title.isupper():
@@ -774,11 +777,15 @@ def unused_sections(document: Document, sections: list[SectionClass]) -> list[No
     return out
 
 
-def _unique(blocks: list[AnyBlock]) -> list[AnyBlock]:
-    seen: set[str] = set()
-    out: list[AnyBlock] = []
-    for block in blocks:
-        if block.id not in seen:
-            seen.add(block.id)
-            out.append(block)
-    return out
+def _in_order(blocks: list[AnyBlock], some: list[AnyBlock]) -> list[AnyBlock]:
+    """`some` of the document's `blocks` once each, in document order.
+
+    By the block objects (segment never copies one), not by their ids: a packed block spells
+    its id anew each time it is read, and a big file's ids took more memory than its text.
+    """
+    if len(some) * 2 > len(blocks):  # most of the document: walk it rather than build a set
+        rest = iter(blocks)
+        if all(any(block is other for other in rest) for block in some):
+            return list(some)
+    wanted = {id(block) for block in some}
+    return [block for block in blocks if id(block) in wanted]

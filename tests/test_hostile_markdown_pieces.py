@@ -100,8 +100,11 @@ def _source(text: str, name: str = "refunds.md") -> Source:
     )
 
 
-def _read(text: str, window: int, monkeypatch: pytest.MonkeyPatch) -> Document:
+def _read(
+    text: str, window: int, monkeypatch: pytest.MonkeyPatch, piece: int = markdown.PIECE
+) -> Document:
     monkeypatch.setattr(markdown, "WINDOW", window)
+    monkeypatch.setattr(markdown, "PIECE", piece)
     return markdown.MarkdownReader().read(_source(text), settings=Settings())
 
 
@@ -190,14 +193,35 @@ _LINES = st.sampled_from(
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(lines=st.lists(_LINES, min_size=1, max_size=40), window=st.integers(1, 90))
+@given(
+    lines=st.lists(_LINES, min_size=1, max_size=40),
+    window=st.integers(1, 90),
+    piece=st.integers(1, 60),
+)
 def test_any_markdown_reads_the_same_in_pieces(
-    lines: list[str], window: int, monkeypatch: pytest.MonkeyPatch
+    lines: list[str], window: int, piece: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Parsed a window at a time, from a text held in pieces let go as the parse passes them."""
     text = "".join(lines) + "end\n"
-    assert _read(text, window, monkeypatch).model_dump_json() == (
+    assert _read(text, window, monkeypatch, piece).model_dump_json() == (
         _read(text, 10**9, monkeypatch).model_dump_json()
     )
+
+
+@settings(max_examples=80, deadline=None)
+@given(text=st.text(st.sampled_from("ab\n]:"), max_size=60), size=st.integers(1, 9), data=st.data())
+def test_text_in_pieces_reads_as_the_text(text: str, size: int, data: st.DataObject) -> None:
+    pieces = markdown.Pieces(text, size)
+    assert len(pieces) == len(text) and pieces.defines_links == ("]:" in text)
+    pos = 0
+    for _ in range(5):
+        start = data.draw(st.integers(pos, len(text) + 2))
+        end = data.draw(st.integers(start, len(text) + 5))
+        assert pieces[start:end] == text[start:end]
+        assert pieces.newline(start) == text.find("\n", start)
+        pos = data.draw(st.integers(pos, len(text)))
+        pieces.forget_before(pos)  # what comes after `pos` still reads
+        assert pieces[pos : len(text)] == text[pos:]
 
 
 def test_built_blocks_are_the_models_validation_makes(monkeypatch: pytest.MonkeyPatch) -> None:

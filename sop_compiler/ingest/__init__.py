@@ -206,6 +206,7 @@ def ingest(path: Path, *, root: Path | None = None, settings: Settings | None = 
         raise InputError("file is empty", path=name)
     source = Source(path=path, name=name, data=data, sha256=hashlib.sha256(data).hexdigest())
     fmt = sniff_format(data, path.suffix)
+    del data  # the source holds the bytes, and a text reader lets them go once decoded
     try:
         document = get_reader(fmt).read(source, settings=settings)
     except RecursionError:

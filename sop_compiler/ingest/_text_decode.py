@@ -24,6 +24,7 @@ from sop_compiler.models import (
     Quote,
     Table,
 )
+from sop_compiler.models._packed import Rows
 
 # Longest BOMs first: the UTF-32 LE BOM starts with the UTF-16 LE one.
 _BOMS: tuple[tuple[bytes, str], ...] = (
@@ -67,6 +68,8 @@ def decode_text(source: Source) -> tuple[str, list[Notice]]:
         raise InputError("looks like binary data, not text", path=source.name)
     if not text.strip():
         raise InputError("file is empty (only whitespace)", path=source.name)
+    del data
+    source.release()
     return text, notices
 
 
@@ -204,12 +207,17 @@ class BlockBuilder:
         self.document = Document(source=source.name, format=fmt, sha256=source.sha256)
         self._headings: list[tuple[int, str]] = []
         self._path: list[str] = []
+        self._rows = Rows()  # the document's headings, paragraphs, list items and quotes
 
     def prov(self, index: int | None) -> Provenance:
         """Provenance of a block at source element `index` under the current headings."""
         # Blocks under one heading share its path (never changed in place: a heading makes a
         # new one).
         return _built(Provenance, file=self.source.name, paragraph=index, heading_path=self._path)
+
+    def _place(self, index: int | None) -> dict[str, Any]:
+        """Where a packed block is: the provenance `prov` gives, as `Rows.add` takes it."""
+        return {"file": self.source.name, "paragraph": index, "heading_path": self._path}
 
     def _next_id(self) -> str:
         return f"b{len(self.document.blocks) + 1}"
@@ -223,10 +231,10 @@ class BlockBuilder:
         if not self.document.blocks and level == 1 and self.document.title is None:
             self.document.title = text
         self.document.blocks.append(
-            _built(
-                Heading,
+            Heading.packed(
+                self._rows,
                 id=self._next_id(),
-                prov=self.prov(index),
+                **self._place(index),
                 text=text,
                 level=level,
                 number=number,
@@ -238,7 +246,9 @@ class BlockBuilder:
     def paragraph(self, text: str, index: int | None) -> None:
         """Add a paragraph (skipped when blank)."""
         if text.strip():
-            block = _built(Paragraph, id=self._next_id(), prov=self.prov(index), text=text)
+            block = Paragraph.packed(
+                self._rows, id=self._next_id(), **self._place(index), text=text
+            )
             self.document.blocks.append(block)
 
     def list_item(
@@ -246,10 +256,10 @@ class BlockBuilder:
     ) -> None:
         """Add a list item with the marker a reader sees."""
         self.document.blocks.append(
-            _built(
-                ListItem,
+            ListItem.packed(
+                self._rows,
                 id=self._next_id(),
-                prov=self.prov(index),
+                **self._place(index),
                 text=text,
                 level=max(0, level),
                 marker=marker,
@@ -332,7 +342,7 @@ class BlockBuilder:
     def quote(self, text: str, index: int | None) -> None:
         """Add a block quote (skipped when blank)."""
         if text.strip():
-            block = _built(Quote, id=self._next_id(), prov=self.prov(index), text=text)
+            block = Quote.packed(self._rows, id=self._next_id(), **self._place(index), text=text)
             self.document.blocks.append(block)
 
     def notice(self, code: str, message: str, index: int | None = None) -> None:

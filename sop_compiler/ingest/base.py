@@ -22,6 +22,10 @@ class Source:
     data: bytes
     sha256: str
 
+    def release(self) -> None:
+        """Let the bytes go: a text reader holds the decoded text, and a big file not twice."""
+        object.__setattr__(self, "data", b"")  # frozen for everything else
+
 
 class Reader(ABC):
     """Reads one format into a Document. Readers never clean or segment."""

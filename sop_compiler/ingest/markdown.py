@@ -38,11 +38,13 @@ class MarkdownReader(Reader):
         from markdown_it import MarkdownIt
 
         text, notices = decode_text(source)
+        pieces = Pieces(text)  # let go as the parse passes them: the text is not held whole
+        del text
         parser = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
         builder = BlockBuilder(source, self.format)
         builder.document.notices.extend(notices)
         walker = _TokenWalker(builder)
-        for tokens in parse_pieces(parser, text):
+        for tokens in parse_pieces(parser, pieces):
             walker.run(tokens)
         walker.finish()
         return builder.document
@@ -53,8 +55,53 @@ class MarkdownReader(Reader):
 WINDOW = 1 << 14
 
 
+# Characters of the decoded text held as one piece (see Pieces).
+PIECE = 1 << 16
+
+
+class Pieces:
+    """A text cut in pieces, each let go once the parse has passed it.
+
+    A big file's document grows as its text is read: the text it came from is let go as it
+    does, so the two are never both whole in memory (issue 17).
+    """
+
+    def __init__(self, text: str, size: int | None = None) -> None:
+        self.size = size = size or PIECE
+        self._pieces = [text[i : i + size] for i in range(0, len(text), size)]
+        self._length = len(text)
+        self.defines_links = "]:" in text  # see parse_pieces
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __getitem__(self, where: slice) -> str:
+        start, end = where.start, min(where.stop, self._length)
+        if start >= end:
+            return ""
+        first, last = start // self.size, (end - 1) // self.size
+        parts = self._pieces[first : last + 1]
+        text = parts[0] if len(parts) == 1 else "".join(parts)
+        return text[start - first * self.size : end - first * self.size]
+
+    def newline(self, start: int) -> int:
+        """The offset of the first line end at or after `start`; -1 when there is none."""
+        for k in range(start // self.size, len(self._pieces)):
+            found = self._pieces[k].find("\n", max(0, start - k * self.size))
+            if found >= 0:
+                return k * self.size + found
+        return -1
+
+    def forget_before(self, pos: int) -> None:
+        """Let go of every piece that ends before `pos`: nothing reads before it again."""
+        for k in range(pos // self.size - 1, -1, -1):
+            if not self._pieces[k]:
+                break
+            self._pieces[k] = ""
+
+
 def parse_pieces(
-    parser: MarkdownIt, text: str, *, window: int | None = None
+    parser: MarkdownIt, text: str | Pieces, *, window: int | None = None
 ) -> Iterator[list[Token]]:
     """The tokens of `text`, in consecutive pieces that together equal one parse of it.
 
@@ -69,14 +116,16 @@ def parse_pieces(
     """
     window = window or WINDOW
     env: dict[str, Any] = {}
-    if "]:" in text:  # `[label]: url` is the only syntax whose meaning reaches other blocks
-        for _ in _windows(parser, text, env, window=window, inline=False):
+    pieces = Pieces(text) if isinstance(text, str) else text
+    del text
+    if pieces.defines_links:  # `[label]: url` is the only syntax whose meaning reaches other blocks
+        for _ in _windows(parser, pieces, env, window=window, inline=False):
             pass
-    yield from _windows(parser, text, env, window=window, inline=True)
+    yield from _windows(parser, pieces, env, window=window, inline=True)
 
 
 def _windows(
-    parser: MarkdownIt, text: str, env: dict[str, Any], *, window: int, inline: bool
+    parser: MarkdownIt, text: Pieces, env: dict[str, Any], *, window: int, inline: bool
 ) -> Iterator[list[Token]]:
     from markdown_it.rules_core import block, normalize
     from markdown_it.rules_core.state_core import StateCore
@@ -84,7 +133,7 @@ def _windows(
     later = [rule for rule in parser.core.ruler.getRules("") if rule not in (normalize, block)]
     pos, line, size = 0, 0, window
     while pos < len(text):
-        end = text.find("\n", pos + size)
+        end = text.newline(pos + size)
         end = len(text) if end < 0 else end + 1
         state = StateCore(text[pos:end], parser, env)
         known = len(env.get("references", {}))
@@ -121,6 +170,8 @@ def _windows(
         if end == len(text):
             return
         pos = _skip_lines(text, pos, lines)
+        if inline:  # the last pass: what comes before `pos` is parsed for good
+            text.forget_before(pos)
         line += lines
         size = window
 
@@ -147,10 +198,11 @@ def _close_list(tokens: list[Token], item: int) -> Token:
     raise AssertionError("a list item outside a list")  # pragma: no cover
 
 
-def _skip_lines(text: str, pos: int, lines: int) -> int:
+def _skip_lines(text: Pieces, pos: int, lines: int) -> int:
     """The offset in `text` of the line `lines` lines after the one starting at `pos`."""
     for _ in range(lines):
-        pos = text.index("\n", pos) + 1
+        end = text.newline(pos)
+        pos = len(text) if end < 0 else end + 1
     return pos
 
 
