@@ -63,6 +63,14 @@ class Limits(BaseModel):
         gt=0,
         description="Largest image (width x height) decoded or rendered, in pixels.",
     )
+    max_procedure_kb: float = Field(
+        default=2048,
+        gt=0,
+        description=(
+            "Most text one procedure may hold, in KiB: a routine an agent follows is far smaller, "
+            "and compiling one this big takes hundreds of times its size in memory."
+        ),
+    )
 
 
 class NetworkSettings(BaseModel):

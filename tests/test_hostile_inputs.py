@@ -657,3 +657,32 @@ def test_nesting_real_pages_use_is_read(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stdout
     (routine,) = (tmp_path / "out/routines").rglob("*.md")
     assert "order number" in routine.read_text()
+
+
+def test_a_procedure_too_big_for_a_routine_is_refused_and_the_rest_compiles(
+    tmp_path: Path,
+) -> None:
+    """One section of 2,000 steps, past limits.max_procedure_kb: a line naming the file, the
+    procedure and the setting, before any compile (a 50 MB one took tens of GB to compile)."""
+    sops = tmp_path / "sops"
+    sops.mkdir()
+    steps = "".join(f"{n}. Check order {n} and tell the customer.\n" for n in range(1, 2001))
+    (sops / "bulk.md").write_text("# Bulk refunds\n\n" + steps, encoding="utf-8")
+    (sops / "refunds.md").write_text(
+        "# Refunds\n\n1. Ask the customer for the order number.\n", encoding="utf-8"
+    )
+    (sops / "sopc.toml").write_text("[limits]\nmax_procedure_kb = 64\n")
+    runner = CliRunner()
+    out = tmp_path / "out"
+    low = runner.invoke(app, ["compile", str(sops), "-o", str(out), "--backend", "offline"])
+    assert low.exit_code == 4, low.stdout
+    assert (
+        "unreadable: bulk.md: the procedure 'Bulk refunds' holds 0.1 MiB of text, over the "
+        "64 KiB limit (limits.max_procedure_kb)"
+    ) in " ".join(low.stdout.split())
+    assert [p.name for p in (out / "routines").rglob("*.json")] == ["refunds.json"]
+
+    (sops / "sopc.toml").write_text("[limits]\nmax_procedure_kb = 256\n")
+    high = runner.invoke(app, ["compile", str(sops), "-o", str(out), "--backend", "offline"])
+    assert high.exit_code == 0, high.stdout
+    assert {p.name for p in (out / "routines").rglob("*.json")} == {"bulk.json", "refunds.json"}

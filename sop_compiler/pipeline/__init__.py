@@ -42,6 +42,7 @@ from sop_compiler.models import (
     SopOutcome,
     ToolCatalog,
     Usage,
+    block_text,
 )
 from sop_compiler.pipeline._build import _Build
 from sop_compiler.pipeline._outcomes import (
@@ -72,6 +73,10 @@ def read_procedures(path: Path, *, root: Path, settings: Settings) -> InspectRes
     except InputError as exc:
         return InspectResult(source=exc.path or path.name, error=str(exc))
     procedures: list[Procedure] = segment(document, agent=agent_for(document.source, settings))
+    too_big = _too_big(procedures, settings)
+    if too_big:
+        error = InputError(too_big, path=document.source)
+        return InspectResult(source=document.source, error=str(error))
     for procedure in procedures:
         # Figures carry only a reference; the bytes travel with the procedure so that a vision
         # model can read flowcharts and scanned pages.
@@ -85,6 +90,20 @@ def read_procedures(path: Path, *, root: Path, settings: Settings) -> InspectRes
     return InspectResult(
         source=document.source, document=document, procedures=procedures, sections=sections
     )
+
+
+def _too_big(procedures: list[Procedure], settings: Settings) -> str | None:
+    """Why a procedure is refused for its size (limits.max_procedure_kb), or None."""
+    limit = settings.limits.max_procedure_kb
+    for procedure in procedures:
+        size = sum(len(block_text(b)) for b in [*procedure.context, *procedure.blocks])
+        if size > limit * 1024:
+            return (
+                f"the procedure {procedure.title!r} holds {size / 1048576:.1f} MiB of text, "
+                f"over the {limit:g} KiB limit (limits.max_procedure_kb): split it under "
+                "headings, or raise the limit"
+            )
+    return None
 
 
 def inspect_path(path: Path, *, settings: Settings) -> list[InspectResult]:
