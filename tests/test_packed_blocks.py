@@ -75,7 +75,7 @@ def test_a_copy_of_a_packed_block_changes_only_the_copy() -> None:
     assert step.model_dump() == before
     assert copy.text == "Find the order and the payment."
     assert copy.model_dump(exclude={"text"}) == step.model_dump(exclude={"text"})
-    for spelt in ("b007", "step-1", "b99999999999"):  # ids not of the b<n> form stay as spelt
+    for spelt in ("b007", "step-1", "b99999999999", "b" + "9" * 5000, "b", ""):  # ids not of the b<n> form stay as spelt
         assert step.model_copy(update={"id": spelt}).id == spelt
     step.id = "b41"
     assert step.id == "b41" and copy.id == before["id"]
@@ -106,3 +106,16 @@ def test_a_big_markdown_sop_is_held_in_a_few_times_its_size(tmp_path: Path) -> N
     assert sum(len(p.blocks) for p in procedures) == 5500
     assert held / size < 3, f"held {held / size:.1f}x the file"
     assert peak / size < 6, f"peak {peak / size:.1f}x the file"
+
+
+def test_a_long_text_is_kept_whole_not_sliced_at_every_read() -> None:
+    """A 1 MB sentence is one block: each read of its text was a 1 MB copy, and the offline
+    compile, which reads it often, took 3x longer per KB at 1 MB than at 100 KB."""
+    long = "the agent checks the order and the refund amount with care " * 200
+    document = _read(f"# Refunds\n\n{long}\n\n1. {long}\n\n2. Refund it.\n")
+    paragraph, item = document.blocks[1], document.blocks[2]
+    assert isinstance(item, ListItem) and item.marker == "1."
+    assert paragraph.text == item.text == long.strip()
+    assert paragraph.text is paragraph.text and item.text is item.text
+    assert document.blocks[3].text == "Refund it."
+    assert Document.model_validate_json(document.model_dump_json()) == document

@@ -17,6 +17,8 @@ from typing import Any
 
 # Characters gathered before they are joined into one string: a block's text is a slice of one.
 _CHUNK = 1 << 16
+# A text this long is kept as it is: a slice is a copy, and stages read a block's text often.
+_LONG = 1 << 12
 # The fields set of the provenance the readers build, shared by every packed block's.
 _PROV_SET = {"file", "paragraph", "heading_path"}
 _identity = id  # `Rows.add` takes a block's `id`
@@ -34,6 +36,7 @@ class Rows:
         "_id",
         "_ids",
         "_level",
+        "_long",
         "_marker",
         "_numbers",
         "_ordered",
@@ -54,7 +57,7 @@ class Rows:
         self._pending: list[str] = []  # the next chunk's pieces, joined when it is read or full
         self._pending_size = 0
         self._pending_first = 0  # the row of the first piece gathered
-        self._chunk = array("i")  # the chunk a row's marker and text are in
+        self._chunk = array("i")  # the chunk a row's marker and text are in; -1: in _long
         self._start = array("i")  # where they start in it
         self._size = array("i")  # len(marker) + len(text)
         self._marker = array("i")  # len(marker): a list item's "1." comes before its text
@@ -66,6 +69,7 @@ class Rows:
         self._places: list[tuple[str, list[str]]] = []
         self._place_index: dict[tuple[str, int], int] = {}
         self._ids: dict[int, str] = {}
+        self._long: dict[int, tuple[str, str]] = {}  # marker and text of a row of a long text
         self._numbers: dict[int, str] = {}  # a heading's printed number, when it has one
         self._pages: dict[int, int] = {}
         self._bboxes: dict[int, tuple[float, float, float, float]] = {}
@@ -91,13 +95,21 @@ class Rows:
     ) -> int:
         """Pack one block and return its row. Blocks that share a heading path share its list."""
         row = len(self._size)
-        if self._pending_size >= _CHUNK:
-            self._seal()
-        self._chunk.append(len(self._chunks))
-        self._start.append(self._pending_size)
-        self._pending.append(marker)
-        self._pending.append(text)
-        self._pending_size += len(marker) + len(text)
+        if len(text) >= _LONG:
+            if self._pending:
+                self._seal()
+            self._pending_first = row + 1  # the rows gathered are those after it
+            self._long[row] = (marker, text)
+            self._chunk.append(-1)
+            self._start.append(0)
+        else:
+            if self._pending_size >= _CHUNK:
+                self._seal()
+            self._chunk.append(len(self._chunks))
+            self._start.append(self._pending_size)
+            self._pending.append(marker)
+            self._pending.append(text)
+            self._pending_size += len(marker) + len(text)
         self._size.append(len(marker) + len(text))
         self._marker.append(len(marker))
         self._level.append(level)
@@ -121,8 +133,9 @@ class Rows:
 
     def _set_id(self, row: int, value: str, *, new: bool = False) -> None:
         digits = value[1:]
-        n = int(digits) if value[:1] == "b" and digits.isascii() and digits.isdigit() else -1
-        if n >= 2**31 or (n >= 0 and str(n) != digits):  # "b007" is not b7
+        plain = value[:1] == "b" and len(digits) <= 9 and digits.isascii() and digits.isdigit()
+        n = int(digits) if plain else -1
+        if n >= 0 and str(n) != digits:  # "b007" is not b7
             n = -1
         if new:
             self._id.append(n)
@@ -143,16 +156,22 @@ class Rows:
     # read from its pieces.
 
     def text(self, row: int) -> str:
-        if self._chunk[row] == len(self._chunks):
+        chunk = self._chunk[row]
+        if chunk < 0:
+            return self._long[row][1]
+        if chunk == len(self._chunks):
             return self._pending[2 * (row - self._pending_first) + 1]
         start = self._start[row]
-        return self._chunks[self._chunk[row]][start + self._marker[row] : start + self._size[row]]
+        return self._chunks[chunk][start + self._marker[row] : start + self._size[row]]
 
     def marker(self, row: int) -> str:
-        if self._chunk[row] == len(self._chunks):
+        chunk = self._chunk[row]
+        if chunk < 0:
+            return self._long[row][0]
+        if chunk == len(self._chunks):
             return self._pending[2 * (row - self._pending_first)]
         start = self._start[row]
-        return self._chunks[self._chunk[row]][start : start + self._marker[row]]
+        return self._chunks[chunk][start : start + self._marker[row]]
 
     def id(self, row: int) -> str:
         n = self._id[row]

@@ -195,8 +195,8 @@ class TextBlock:
             f"({self._record.__name__}(", "(", 1
         )[:-1]
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {"record": self.record()}
+    def __getstate__(self) -> dict[str, Any]:  # a copy or a pickle holds its own record
+        return {"record": self.record().model_copy()}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._data, self._row = state["record"], -1

@@ -573,17 +573,19 @@ def _split_actions(text: str) -> list[str]:
         asks = bool(_ASK_TO.match(chunk) or _WALK.match(chunk))
         for match in _AND.finditer(chunk):
             word = match.group(1).casefold()
-            left = chunk[start : match.start()]
-            if asks and word not in _GOTO_WORDS:
+            if (asks and word not in _GOTO_WORDS) or word not in INSTRUCTION_VERBS or word == "be":
                 continue
-            whole = len(left.split()) >= 2 or left.strip().casefold() in _ORDERS_ALONE
-            if word in INSTRUCTION_VERBS and word not in ("be",) and whole:
+            # Only before a verb: a long sentence has many "and"s, and reading what comes before
+            # each of them again made the compile quadratic (issue 17).
+            left = chunk[start : match.start()]
+            if _TWO_WORDS.search(left) or left.strip().casefold() in _ORDERS_ALONE:
                 parts.append(left)
                 start = match.end()
         parts.append(chunk[start:])
     return [p.strip(" ,.") for p in parts if p.strip(" ,.")]
 
 
+_TWO_WORDS = re.compile(r"\S\s+\S")
 # "Apologise and refer it to the handling editor": a verb that is an order on its own
 _ORDERS_ALONE = frozenset(
     {"apologise", "apologize", "sympathise", "sympathize", "empathise", "empathize", "listen"}
