@@ -3,7 +3,8 @@
     python bench/run.py --only hostile [--quick]
 
 Time per KB of the offline compile (read, clean, segment, compile, validate, write) for one SOP
-of numbered steps and for one endless sentence, from 10 KB to 1 MB: flat means linear time, so
+of numbered steps, for one endless sentence and for that sentence hard-wrapped into a paragraph of
+short lines, from 10 KB to 1 MB: flat means linear time, so
 no input of the size limits can keep a run busy for hours. Peak memory of reading a Markdown SOP
 (ingest, clean, segment) in a fresh process, over the file's size: the growth of the process's
 peak RSS (VmHWM) from just before the read, after the readers' libraries are imported and a
@@ -41,7 +42,10 @@ def _sop(kind: str, kib: int) -> str:
             total += len(line)
             n += 1
         return "".join(lines)
-    return "# Refunds\n\n1. " + (_WORDS * (size // len(_WORDS) + 1))[:size].rstrip() + ".\n"
+    words = (_WORDS * (size // len(_WORDS) + 1))[:size].rstrip()
+    if kind == "paragraph":  # the sentence hard-wrapped, as a pasted paragraph is
+        return "# Refunds\n\n" + words.replace("with care ", "with care\n") + ".\n"
+    return "# Refunds\n\n1. " + words + ".\n"
 
 
 def _compile_seconds(text: str) -> float:
@@ -65,7 +69,7 @@ def _compile_seconds(text: str) -> float:
 def bench_linear(report: Report, sizes: list[int]) -> None:
     """Offline compile time per KB at every size: the spread between sizes is the target."""
     base = min(_compile_seconds(_sop("steps", 1)) for _ in range(3))  # fixed cost of a run
-    for kind in ("steps", "sentence"):
+    for kind in ("steps", "sentence", "paragraph"):
         per_kib: dict[int, float] = {}
         for kib in sizes:
             text = _sop(kind, kib)

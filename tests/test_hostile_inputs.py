@@ -677,7 +677,7 @@ def test_a_procedure_too_big_for_a_routine_is_refused_and_the_rest_compiles(
     low = runner.invoke(app, ["compile", str(sops), "-o", str(out), "--backend", "offline"])
     assert low.exit_code == 4, low.stdout
     assert (
-        "unreadable: bulk.md: the procedure 'Bulk refunds' holds 0.1 MiB of text, over the "
+        "unreadable: bulk.md: the procedure 'Bulk refunds' holds 75 KiB of text, over the "
         "64 KiB limit (limits.max_procedure_kb)"
     ) in " ".join(low.stdout.split())
     assert [p.name for p in (out / "routines").rglob("*.json")] == ["refunds.json"]

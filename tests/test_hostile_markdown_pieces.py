@@ -222,6 +222,9 @@ def test_text_in_pieces_reads_as_the_text(text: str, size: int, data: st.DataObj
         pos = data.draw(st.integers(pos, len(text)))
         pieces.forget_before(pos)  # what comes after `pos` still reads
         assert pieces[pos : len(text)] == text[pos:]
+    if pos >= 2 * size:  # and what was let go is never read as something else
+        with pytest.raises(ValueError, match="let go"):
+            pieces[0:1]
 
 
 def test_built_blocks_are_the_models_validation_makes(monkeypatch: pytest.MonkeyPatch) -> None:

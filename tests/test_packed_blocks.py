@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import json
+import sys
+import threading
 import tracemalloc
 from pathlib import Path
 
@@ -75,7 +78,14 @@ def test_a_copy_of_a_packed_block_changes_only_the_copy() -> None:
     assert step.model_dump() == before
     assert copy.text == "Find the order and the payment."
     assert copy.model_dump(exclude={"text"}) == step.model_dump(exclude={"text"})
-    for spelt in ("b007", "step-1", "b99999999999", "b" + "9" * 5000, "b", ""):  # ids not of the b<n> form stay as spelt
+    for spelt in (
+        "b007",
+        "step-1",
+        "b99999999999",
+        "b" + "9" * 5000,
+        "b",
+        "",
+    ):  # ids not of the b<n> form stay as spelt
         assert step.model_copy(update={"id": spelt}).id == spelt
     step.id = "b41"
     assert step.id == "b41" and copy.id == before["id"]
@@ -119,3 +129,40 @@ def test_a_long_text_is_kept_whole_not_sliced_at_every_read() -> None:
     assert paragraph.text is paragraph.text and item.text is item.text
     assert document.blocks[3].text == "Refund it."
     assert Document.model_validate_json(document.model_dump_json()) == document
+
+
+def test_blocks_copied_from_several_threads_read_back_as_copied() -> None:
+    """A copy of a packed block is a new row of its document: written from several threads at
+    once (the switch interval at a microsecond), every copy still reads its own text and id."""
+    document = _read()
+    steps = [b for b in document.blocks if isinstance(b, ListItem)]
+    copies: dict[tuple[int, int], ListItem] = {}
+
+    def copy_all(worker: int) -> None:
+        for n in range(1500):
+            step = steps[n % len(steps)]
+            copies[worker, n] = step.model_copy(update={"id": f"b{worker}{n}", "text": f"{n}"})
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=copy_all, args=(w,)) for w in range(1, 5)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    wrong = [k for k, c in copies.items() if (c.id, c.text) != (f"b{k[0]}{k[1]}", f"{k[1]}")]
+    assert len(copies) == 6000 and not wrong
+
+
+def test_a_documents_json_and_schema_treat_text_blocks_as_models() -> None:
+    document = _read()
+    dumped = document.model_dump(exclude={"blocks": {0: {"prov"}}}, mode="json")
+    assert "prov" not in dumped["blocks"][0] and "prov" in dumped["blocks"][1]
+    only = document.model_dump(include={"blocks": {1: {"id", "text"}}})
+    assert only["blocks"] == [{"id": "b2", "text": document.blocks[1].text}]
+    schema = json.dumps(Document.model_json_schema())
+    for name in ("Heading", "Paragraph", "ListItem", "Quote", "Table"):
+        assert f'"title": "{name}"' in schema

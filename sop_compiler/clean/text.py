@@ -56,7 +56,9 @@ def join_lines(text: str) -> str:
     of blank lines become one blank line. `custo-\\nmer` becomes `customer`; `follow-\\nUp`
     keeps its hyphen.
     """
-    out: list[str] = []
+    # Each output line as the pieces it is joined from, its ends read from its last piece: a
+    # paragraph of many lines was joined and searched again at each line, in quadratic time.
+    out: list[list[str]] = []
     hard_break = False
     for raw in normalize_chars(text).split("\n"):
         line = _collapse(raw)
@@ -64,18 +66,41 @@ def join_lines(text: str) -> str:
             hard_break = bool(out)
             continue
         if not out:
-            out.append(line)
+            out.append([line])
         elif hard_break:
-            out += ["", line]  # a blank line is a paragraph break: keep it
-        elif _HYPHEN_END.search(out[-1]) and line[0].isalnum():
+            out += [[""], [line]]  # a blank line is a paragraph break: keep it
+        elif _ends(_HYPHEN_END, out[-1]) and line[0].isalnum():
             prev = out[-1]
-            out[-1] = prev[:-1] + line if prev[-2].islower() and line[0].islower() else prev + line
-        elif _LIST_MARKER.match(line) or _SENTENCE_END.search(out[-1]):
-            out.append(line)
+            if _tail(prev)[-2].islower() and line[0].islower():
+                prev[-1] = prev[-1][:-1]  # `custo-` + `mer`: the hyphen goes
+            prev.append(line)
+        elif _LIST_MARKER.match(line) or _ends(_SENTENCE_END, out[-1]):
+            out.append([line])
         else:
-            out[-1] = f"{out[-1]} {line}"
+            out[-1].append(f" {line}")
         hard_break = False
-    return "\n".join(out)
+    return "\n".join("".join(parts) for parts in out)
+
+
+_CLOSERS = "\"'”’)]"
+
+
+def _tail(parts: list[str]) -> str:
+    """The last pieces of a line made of `parts`, at least 2 characters of it when it has them."""
+    tail = ""
+    for piece in reversed(parts):
+        tail = piece + tail
+        if len(tail) >= 2:
+            break
+    return tail
+
+
+def _ends(pattern: re.Pattern[str], parts: list[str]) -> bool:
+    """`pattern` (anchored at the end) matches the line made of `parts`."""
+    tail = _tail(parts)
+    if tail.rstrip(_CLOSERS):  # what it can match ends in the tail
+        return pattern.search(tail) is not None
+    return pattern.search("".join(parts)) is not None
 
 
 def _one_line(text: str) -> str:

@@ -70,6 +70,7 @@ class Pieces:
         self.size = size = size or PIECE
         self._pieces = [text[i : i + size] for i in range(0, len(text), size)]
         self._length = len(text)
+        self._forgotten = 0  # what comes before it is let go
         self.defines_links = "]:" in text  # see parse_pieces
 
     def __len__(self) -> int:
@@ -81,6 +82,8 @@ class Pieces:
             return ""
         first, last = start // self.size, (end - 1) // self.size
         parts = self._pieces[first : last + 1]
+        if start < 0 or not parts[0]:
+            raise ValueError(f"text before {self._forgotten} was let go; {start} is before it")
         text = parts[0] if len(parts) == 1 else "".join(parts)
         return text[start - first * self.size : end - first * self.size]
 
@@ -98,6 +101,7 @@ class Pieces:
             if not self._pieces[k]:
                 break
             self._pieces[k] = ""
+            self._forgotten = max(self._forgotten, (k + 1) * self.size)
 
 
 def parse_pieces(

@@ -12,6 +12,7 @@ holds its own pydantic record, and reads the same.
 
 from __future__ import annotations
 
+import threading
 from array import array
 from typing import Any
 
@@ -36,6 +37,7 @@ class Rows:
         "_id",
         "_ids",
         "_level",
+        "_lock",
         "_long",
         "_marker",
         "_numbers",
@@ -53,6 +55,7 @@ class Rows:
     )
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()  # a row is added by many appends; one writer at a time
         self._chunks: list[str] = []
         self._pending: list[str] = []  # the next chunk's pieces, joined when it is read or full
         self._pending_size = 0
@@ -94,6 +97,27 @@ class Rows:
         bbox: tuple[float, float, float, float] | None = None,
     ) -> int:
         """Pack one block and return its row. Blocks that share a heading path share its list."""
+        with self._lock:
+            row = self._add(id, file, paragraph, heading_path, text, marker, level, ordered)
+            if number is not None:
+                self._numbers[row] = number
+            if page is not None:
+                self._pages[row] = page
+            if bbox is not None:
+                self._bboxes[row] = bbox
+            return row
+
+    def _add(
+        self,
+        id: str,
+        file: str,
+        paragraph: int | None,
+        heading_path: list[str],
+        text: str,
+        marker: str,
+        level: int,
+        ordered: bool,
+    ) -> int:
         row = len(self._size)
         if len(text) >= _LONG:
             if self._pending:
@@ -123,12 +147,6 @@ class Rows:
             place = self._place_index[key] = len(self._places)
             self._places.append((file, heading_path))
         self._place.append(place)
-        if number is not None:
-            self._numbers[row] = number
-        if page is not None:
-            self._pages[row] = page
-        if bbox is not None:
-            self._bboxes[row] = bbox
         return row
 
     def _set_id(self, row: int, value: str, *, new: bool = False) -> None:
@@ -152,15 +170,17 @@ class Rows:
         self._pending_first = len(self._size)
 
     # One method per field, named as the field: what `TextBlock`'s attributes read. Reading
-    # changes nothing (rows are read from many threads once built): a row still gathered is
-    # read from its pieces.
+    # changes nothing (rows are read from many threads): a row still gathered is read from its
+    # pieces, under the writers' lock.
 
     def text(self, row: int) -> str:
         chunk = self._chunk[row]
         if chunk < 0:
             return self._long[row][1]
-        if chunk == len(self._chunks):
-            return self._pending[2 * (row - self._pending_first) + 1]
+        if chunk >= len(self._chunks):
+            with self._lock:  # still gathered, unless a writer seals it meanwhile
+                if chunk == len(self._chunks):
+                    return self._pending[2 * (row - self._pending_first) + 1]
         start = self._start[row]
         return self._chunks[chunk][start + self._marker[row] : start + self._size[row]]
 
@@ -168,8 +188,10 @@ class Rows:
         chunk = self._chunk[row]
         if chunk < 0:
             return self._long[row][0]
-        if chunk == len(self._chunks):
-            return self._pending[2 * (row - self._pending_first)]
+        if chunk >= len(self._chunks):
+            with self._lock:
+                if chunk == len(self._chunks):
+                    return self._pending[2 * (row - self._pending_first)]
         start = self._start[row]
         return self._chunks[chunk][start : start + self._marker[row]]
 
@@ -216,6 +238,10 @@ class Rows:
 
     def set(self, row: int, name: str, value: Any) -> None:
         """Change one field of a row (readers renumber ids; nothing else changes blocks)."""
+        with self._lock:
+            self._set(row, name, value)
+
+    def _set(self, row: int, name: str, value: Any) -> None:
         if name == "id":
             self._set_id(row, value)
         elif name == "level":

@@ -56,6 +56,7 @@ class _Block(_Model):
 
 
 class _HeadingRecord(_Block):
+    model_config = ConfigDict(title="Heading")
     kind: Literal["heading"] = "heading"
     text: str
     level: int = Field(ge=1, le=9)
@@ -63,11 +64,13 @@ class _HeadingRecord(_Block):
 
 
 class _ParagraphRecord(_Block):
+    model_config = ConfigDict(title="Paragraph")
     kind: Literal["paragraph"] = "paragraph"
     text: str
 
 
 class _ListItemRecord(_Block):
+    model_config = ConfigDict(title="ListItem")
     kind: Literal["list_item"] = "list_item"
     text: str
     level: int = Field(default=0, ge=0, description="Nesting depth, 0 for top-level items.")
@@ -76,6 +79,7 @@ class _ListItemRecord(_Block):
 
 
 class _QuoteRecord(_Block):
+    model_config = ConfigDict(title="Quote")
     kind: Literal["quote"] = "quote"
     text: str
 
@@ -217,10 +221,13 @@ class TextBlock:
                 return cls.model_validate(value)
             raise ValueError(f"expected a {cls.kind} block")
 
+        record = handler.generate_schema(cls._record)
         return core_schema.no_info_plain_validator_function(
             validate,
-            serialization=core_schema.plain_serializer_function_ser_schema(
-                lambda block: block.record(), return_schema=handler.generate_schema(cls._record)
+            json_schema_input_schema=record,
+            # serialised as its record is: include/exclude reach its fields
+            serialization=core_schema.wrap_serializer_function_ser_schema(
+                lambda block, serialize: serialize(block.record()), schema=record
             ),
         )
 

@@ -99,8 +99,8 @@ def _too_big(procedures: list[Procedure], settings: Settings) -> str | None:
         size = sum(len(block_text(b)) for b in [*procedure.context, *procedure.blocks])
         if size > limit * 1024:
             return (
-                f"the procedure {procedure.title!r} holds {size / 1048576:.1f} MiB of text, "
-                f"over the {limit:g} KiB limit (limits.max_procedure_kb): split it under "
+                f"the procedure {procedure.title!r} holds {size / 1024:,.0f} KiB of text, "
+                f"over the {limit:,g} KiB limit (limits.max_procedure_kb): split it under "
                 "headings, or raise the limit"
             )
     return None
