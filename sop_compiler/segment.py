@@ -694,7 +694,6 @@ def segment(document: Document, *, agent: str) -> list[Procedure]:
         if draft.context:
             taken = {id(b) for b in own}
             context = _in_order(blocks, [b for b in draft.context if id(b) not in taken])
-            del taken
         whole = draft.whole or not draft.title
         title = _fallback_title(document) if whole else draft.title
         if title.isupper():

@@ -98,7 +98,36 @@ class Rows:
     ) -> int:
         """Pack one block and return its row. Blocks that share a heading path share its list."""
         with self._lock:
-            row = self._add(id, file, paragraph, heading_path, text, marker, level, ordered)
+            row = len(self._size)
+            if len(text) >= _LONG:
+                if self._pending:
+                    self._seal()
+                self._pending_first = row + 1  # the rows gathered are those after it
+                self._long[row] = (marker, text)
+                self._chunk.append(-1)
+                self._start.append(0)
+            else:
+                if self._pending_size >= _CHUNK:
+                    self._seal()
+                self._chunk.append(len(self._chunks))
+                self._start.append(self._pending_size)
+                self._pending.append(marker)
+                self._pending.append(text)
+                self._pending_size += len(marker) + len(text)
+            self._size.append(len(marker) + len(text))
+            self._marker.append(len(marker))
+            self._level.append(level)
+            self._ordered.append(ordered)
+            self._set_id(row, id, new=True)
+            self._paragraph.append(-1 if paragraph is None else paragraph)
+            # Keyed by the list's identity (the builder makes a new list for every heading); the
+            # list is held in _places, so its id is not reused.
+            key = (file, _identity(heading_path))
+            place = self._place_index.get(key)
+            if place is None:
+                place = self._place_index[key] = len(self._places)
+                self._places.append((file, heading_path))
+            self._place.append(place)
             if number is not None:
                 self._numbers[row] = number
             if page is not None:
@@ -106,48 +135,6 @@ class Rows:
             if bbox is not None:
                 self._bboxes[row] = bbox
             return row
-
-    def _add(
-        self,
-        id: str,
-        file: str,
-        paragraph: int | None,
-        heading_path: list[str],
-        text: str,
-        marker: str,
-        level: int,
-        ordered: bool,
-    ) -> int:
-        row = len(self._size)
-        if len(text) >= _LONG:
-            if self._pending:
-                self._seal()
-            self._pending_first = row + 1  # the rows gathered are those after it
-            self._long[row] = (marker, text)
-            self._chunk.append(-1)
-            self._start.append(0)
-        else:
-            if self._pending_size >= _CHUNK:
-                self._seal()
-            self._chunk.append(len(self._chunks))
-            self._start.append(self._pending_size)
-            self._pending.append(marker)
-            self._pending.append(text)
-            self._pending_size += len(marker) + len(text)
-        self._size.append(len(marker) + len(text))
-        self._marker.append(len(marker))
-        self._level.append(level)
-        self._ordered.append(ordered)
-        self._set_id(row, id, new=True)
-        self._paragraph.append(-1 if paragraph is None else paragraph)
-        # Keyed by the list's identity: the builder makes a new list for every heading.
-        key = (file, _identity(heading_path))  # the list is held in _places: its id is not reused
-        place = self._place_index.get(key)
-        if place is None:
-            place = self._place_index[key] = len(self._places)
-            self._places.append((file, heading_path))
-        self._place.append(place)
-        return row
 
     def _set_id(self, row: int, value: str, *, new: bool = False) -> None:
         digits = value[1:]
@@ -173,27 +160,25 @@ class Rows:
     # changes nothing (rows are read from many threads): a row still gathered is read from its
     # pieces, under the writers' lock.
 
-    def text(self, row: int) -> str:
+    def _read(self, row: int, text: bool) -> str:
+        """A row's text (or its marker)."""
         chunk = self._chunk[row]
         if chunk < 0:
-            return self._long[row][1]
+            return self._long[row][text]
         if chunk >= len(self._chunks):
             with self._lock:  # still gathered, unless a writer seals it meanwhile
                 if chunk == len(self._chunks):
-                    return self._pending[2 * (row - self._pending_first) + 1]
+                    return self._pending[2 * (row - self._pending_first) + text]
         start = self._start[row]
-        return self._chunks[chunk][start + self._marker[row] : start + self._size[row]]
+        marker_end = start + self._marker[row]
+        piece = slice(marker_end, start + self._size[row]) if text else slice(start, marker_end)
+        return self._chunks[chunk][piece]
+
+    def text(self, row: int) -> str:
+        return self._read(row, True)
 
     def marker(self, row: int) -> str:
-        chunk = self._chunk[row]
-        if chunk < 0:
-            return self._long[row][0]
-        if chunk >= len(self._chunks):
-            with self._lock:
-                if chunk == len(self._chunks):
-                    return self._pending[2 * (row - self._pending_first)]
-        start = self._start[row]
-        return self._chunks[chunk][start : start + self._marker[row]]
+        return self._read(row, False)
 
     def id(self, row: int) -> str:
         n = self._id[row]
