@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from typing import Any
 
 from sop_compiler.config import Settings
@@ -45,7 +46,7 @@ from sop_compiler.models import (
 )
 from sop_compiler.models.report import Severity
 from sop_compiler.models.routine import step_positions, walk_steps
-from sop_compiler.paths import enumerate_paths
+from sop_compiler.paths import RoutinePath, enumerate_paths
 from sop_compiler.slug import agent_key
 from sop_compiler.text import (
     CONTEXT_TITLE,
@@ -862,7 +863,7 @@ def _check_approvals(
     positions = step_positions(steps)
     found_at: dict[str, dict[int, str]] = {}  # tool -> position -> the first path that shows it
 
-    def check(pos: int, held: frozenset[str], path: str) -> None:
+    def check(pos: int, held: frozenset[str], path: Callable[[], str]) -> None:
         step = steps[pos]
         tool = catalog.get(step.tool_call.tool) if step.tool_call is not None else None
         if (
@@ -871,20 +872,21 @@ def _check_approvals(
             and not tool.needs_approval
             and _NOTED not in held
             and not _APPROVAL_NOTE.search(step.text)
+            and pos not in found_at.setdefault(tool.name, {})
         ):
-            found_at.setdefault(tool.name, {}).setdefault(pos, path)
+            found_at[tool.name][pos] = path()  # said when found: O(path), not O(path²)
 
     found = enumerate_paths(draft)
     for path in found.paths:
         held: frozenset[str] = frozenset()
         for n, taken in enumerate(path.steps):
             pos = positions[taken.step_id]
-            check(pos, held, f"the path {path.describe(upto=n)}")
+            check(pos, held, partial(_the_path, path, n))  # spelt out only when it shows a write
             held = effect(steps[pos], held)
     if not found.complete and steps:
         graph = _Graph(_successors(steps, positions, _Issues(out.routine_id)))
         for pos, held in enumerate(graph.must(frozenset(), effect, steps)):
-            check(pos, held, "some path")
+            check(pos, held, lambda: "some path")
     for name in sorted(found_at, key=lambda tool: min(found_at[tool])):
         first, *more = sorted(found_at[name])
         step = steps[first]
@@ -898,6 +900,10 @@ def _check_approvals(
             "first, if a person must agree to it",
             step.id,
         )
+
+
+def _the_path(path: RoutinePath, upto: int) -> str:
+    return f"the path {path.describe(upto=upto)}"
 
 
 def _units(procedure: Procedure) -> Iterator[tuple[Block, list[str], bool]]:

@@ -153,6 +153,28 @@ def test_write_without_approval_only_on_the_path_that_lacks_a_confirmation() -> 
     assert issue.quote == "Open a ticket with create_ticket"  # the SOP text the step cites
 
 
+def test_a_long_path_is_described_once_per_warning_not_once_per_step(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a 1 MB SOP of steps is one path of thousands: spelling it out at every step was O(n²)
+    from sop_compiler.paths import RoutinePath
+
+    said: list[int | None] = []
+    describe = RoutinePath.describe
+
+    def counted(self: RoutinePath, upto: int | None = None) -> str:
+        said.append(upto)
+        return describe(self, upto)
+
+    monkeypatch.setattr(RoutinePath, "describe", counted)
+    steps = [_step(str(n), "say", f"Tell the customer fact {n}.") for n in range(1, 401)]
+    draft = _draft(*steps, _ticket("401"), _step("402", "resolve"))
+    issues = check_draft(draft, procedure=PROCEDURE, catalog=CATALOG, settings=Settings())
+    (issue,) = [i for i in issues if i.code == "write_without_approval"]
+    assert issue.step_id == "401" and "the path 1 → 2 → 3" in issue.message
+    assert said == [400]
+
+
 def test_a_confirmed_or_approved_write_is_no_warning() -> None:
     confirmed = _draft(
         _step("1", "ask", "Ask the customer to confirm.", confirm=True),

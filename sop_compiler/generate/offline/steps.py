@@ -41,23 +41,35 @@ def unpassed_refs(draft: RoutineDraft) -> RoutineDraft:
     a branch that ended): as that step said it ("the claim number returned by `find_claim` in
     step 1") when that source is passed, else as coming from the conversation. A value is
     never taken from a step that may not have run."""
+    steps = {step.id: step for step in walk_steps(draft.steps)}
+    citing: dict[str, set[str]] = {}  # step -> the steps its arguments name
+    for step in steps.values():
+        texts = [a.from_context or "" for a in step.tool_call.arguments] if step.tool_call else []
+        if ids := {found.group(1) for text in texts for found in _IN_STEP.finditer(text)}:
+            citing[step.id] = ids
+    if not citing:
+        return draft
     paths = enumerate_paths(draft, limit=1000)
     if not paths.complete:
         return draft
-    steps = {step.id: step for step in walk_steps(draft.steps)}
-    always: dict[str, set[str]] = {}  # step -> the steps passed before it on every path
+    named = set().union(*citing.values())  # a chain's every hop is a citing step's argument
+    reached: set[str] = set()  # the steps some path passes
+    always: dict[str, set[str]] = {}  # citing step -> named steps passed before it on every path
     for path in paths.paths:
-        passed: set[str] = set()
+        passed: set[str] = set()  # only named steps: a copy per citing step, not per step
         for on in path.steps:
-            seen = always.get(on.step_id)
-            always[on.step_id] = set(passed) if seen is None else seen & passed
-            passed.add(on.step_id)
+            reached.add(on.step_id)
+            if on.step_id in citing:
+                seen = always.get(on.step_id)
+                always[on.step_id] = set(passed) if seen is None else seen & passed
+            if on.step_id in named:
+                passed.add(on.step_id)
 
     def source(step_id: str, arg: ToolArgument) -> str | None:
         """Where the argument's value comes from, said with a step every path passes."""
         text, hops = arg.from_context, 0
-        while text and (named := _IN_STEP.search(text)) and named.group(1) not in always[step_id]:
-            earlier = steps.get(named.group(1))
+        while text and (cited := _IN_STEP.search(text)) and cited.group(1) not in always[step_id]:
+            earlier = steps.get(cited.group(1))
             same = [
                 a
                 for a in (earlier.tool_call.arguments if earlier and earlier.tool_call else [])
@@ -72,7 +84,7 @@ def unpassed_refs(draft: RoutineDraft) -> RoutineDraft:
 
     def fix(step: Step) -> Step:
         call = step.tool_call
-        if call is not None and step.id in always:
+        if call is not None and step.id in reached:
             arguments = [
                 a.model_copy(update={"from_context": source(step.id, a)}) for a in call.arguments
             ]
