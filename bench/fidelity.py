@@ -106,7 +106,13 @@ def _score_rule(gold: GoldRule, draft: RoutineDraft, tally: Tally) -> None:
     tally.add("rules kept", bool(found) or gating, gold.quote)
     tally.add("rule kind agrees", any(r.kind == gold.kind for r in found), gold.quote)
     for tool in gold.governs:
-        tally.add("rule governs gold tool", any(tool in r.governs for r in found))
+        tally.add(
+            "rule governs gold tool",
+            any(tool in r.governs for r in found),
+            f"{tool}: {gold.quote}" + ("" if found or gating else " (rule not kept)"),
+        )
+    for tool in sorted({tool for r in found for tool in r.governs}):
+        tally.add("rule governs only gold tools", tool in gold.governs, f"{tool}: {gold.quote}")
 
 
 def _reach(steps: list[Step], start: str | None) -> list[Step]:
@@ -299,6 +305,8 @@ TARGETS: dict[str, float | None] = {
     "must-not-call tools absent": 1.0,
     "tool precision (calls gold names)": 0.95,
     "rules kept": 0.95,
+    "rule governs gold tool": None,
+    "rule governs only gold tools": None,
     "branches not wrong (of those found)": 1.0,
     "branches found": None,
     "branches complete (of those found)": None,

@@ -454,3 +454,124 @@ def test_a_rule_to_verify_identity_before_any_action_is_the_first_call(tmp_path:
         s.tool_call.tool for s in _flat(build_draft(procedure, catalog=catalog)) if s.tool_call
     ]
     assert "verify_holder" not in calls
+
+
+def _tools(*specs: tuple[str, str, str]) -> ToolCatalog:
+    params = {"type": "object", "properties": {"hire_ref": {"type": "string"}}}
+    return ToolCatalog.model_validate(
+        {
+            "tools": [
+                {"name": n, "description": d, "access": a, "parameters": params}
+                for n, a, d in specs
+            ]
+        }
+    )
+
+
+_HIRE_TOOLS = (
+    ("find_hire", "read", "Return a hire: the bikes, the dates, the deposit and the amount paid."),
+    ("extend_hire", "write", "Move a hire's return date later."),
+    ("refund_hire", "write", "Pay a hire's amount back to the card it was paid with."),
+    ("add_accessory", "write", "Put a helmet, lock or child seat on a hire."),
+    ("approve_discount", "write", "Record a manager's discount on a hire."),
+    ("page_duty_manager", "write", "Page the duty manager with a question or an approval request."),
+)
+
+
+def _rules_of(tmp_path: Path, section: str, catalog: ToolCatalog) -> dict[str, list[str]]:
+    sop = tmp_path / "hire.md"
+    sop.write_text(f"# Bike hire desk\n\n## Hires\n\n{section}", encoding="utf-8")
+    (procedure,) = read_procedures(sop, root=tmp_path, settings=Settings()).procedures
+    return {r.text: r.governs for r in build_draft(procedure, catalog=catalog).rules}
+
+
+@pytest.mark.parametrize(
+    ("sentence", "governs"),
+    [
+        # the action as the rule's noun: its subject, a count, after "no"
+        ("Extensions are limited to 7 days in total.", ["extend_hire"]),
+        ("Max 2 extensions per hire.", ["extend_hire"]),
+        ("No refunds once the bikes have left the shop.", ["refund_hire"]),
+        ("Refunds over £200 need the duty manager's OK before you process them.", ["refund_hire"]),
+        # the verb alone, when it is the one write tool of that verb
+        ("Do not refund a hire that was cut short by the rider.", ["refund_hire"]),
+        # a verb too common to say which action ("add"), and someone else's approval
+        ("Never add a late fee without telling the rider.", []),
+        ("Discounts over 10% need the shop manager's approval.", []),
+    ],
+)
+def test_a_rule_governs_the_one_write_tool_its_action_names(
+    tmp_path: Path, sentence: str, governs: list[str]
+) -> None:
+    steps = "1. Find the hire.\n2. Extend the hire.\n3. Refund the hire if asked.\n\n"
+    rules = _rules_of(tmp_path, steps + sentence + "\n", _tools(*_HIRE_TOOLS))
+    assert rules[sentence] == governs, rules
+
+
+def test_a_verb_two_write_tools_share_governs_neither_without_its_object(tmp_path: Path) -> None:
+    catalog = _tools(
+        *_HIRE_TOOLS,
+        ("refund_deposit", "write", "Pay a hire's deposit back once the bikes are checked in."),
+    )
+    rules = _rules_of(tmp_path, "1. Find the hire.\n\nDo not refund anything in cash.\n", catalog)
+    assert rules["Do not refund anything in cash."] == []
+    rules = _rules_of(tmp_path, "1. Find the hire.\n\nNever refund a deposit in cash.\n", catalog)
+    assert rules["Never refund a deposit in cash."] == ["refund_deposit"]
+
+
+def test_a_threshold_that_needs_someones_ok_asks_for_it_before_the_write(tmp_path: Path) -> None:
+    """ "Refunds over £200 need the duty manager's OK before you process them", written after
+    the refund: over £200 the manager is paged before the refund; otherwise it is refunded."""
+    section = (
+        "1. Find the hire.\n"
+        "2. Refund the amount to the original card.\n"
+        "3. Refunds over £200 need the duty manager's OK before you process them.\n"
+    )
+    sop = tmp_path / "hire.md"
+    sop.write_text(f"# Bike hire desk\n\n## Refunds\n\n{section}", encoding="utf-8")
+    (procedure,) = read_procedures(sop, root=tmp_path, settings=Settings()).procedures
+    draft = build_draft(procedure, catalog=_tools(*_HIRE_TOOLS))
+    steps = {s.id: s for s in walk_steps(draft.steps)}
+    (test,) = [s for s in steps.values() if s.condition is not None and "200" in s.condition.test]
+    assert test.condition is not None
+    then = steps[test.condition.then_step]
+    assert then.tool_call is not None and then.tool_call.tool == "page_duty_manager"
+    other = steps[test.condition.else_step or ""]
+    assert other.tool_call is not None and other.tool_call.tool == "refund_hire"
+    # the refund is never called before the test
+    order = [s.id for s in walk_steps(draft.steps)]
+    refunds = [s.id for s in steps.values() if s.tool_call and s.tool_call.tool == "refund_hire"]
+    assert all(order.index(r) > order.index(test.id) for r in refunds)
+
+
+def test_words_of_being_are_no_evidence_of_what_a_lookup_returns(tmp_path: Path) -> None:
+    # "the refund is over £300" and a seat map "whether the performance is sold out" share "is":
+    # that tie with the booking lookup left the routine with no lookup at all
+    catalog = _tools(
+        *_HIRE_TOOLS,
+        ("check_fleet", "read", "Return the bikes free on a date and whether the shop is full."),
+    )
+    section = (
+        "1. If the hire was cancelled by the shop, refund the amount paid.\n"
+        "2. If the refund is over £300, page the duty manager first.\n"
+    )
+    sop = tmp_path / "hire.md"
+    sop.write_text(f"# Bike hire desk\n\n## Refunds\n\n{section}", encoding="utf-8")
+    (procedure,) = read_procedures(sop, root=tmp_path, settings=Settings()).procedures
+    draft = build_draft(procedure, catalog=catalog)
+    calls = [s.tool_call.tool for s in _flat(draft) if s.tool_call]
+    assert calls[:1] == ["find_hire"], calls
+
+
+def test_a_managers_ok_is_never_asked_of_the_customer(tmp_path: Path) -> None:
+    # with no tool that reaches the manager, the step stays as the SOP says it, for review
+    sop = tmp_path / "hire.md"
+    sop.write_text(
+        "# Bike hire desk\n\n## Damage\n\n1. Find the hire.\n"
+        "2. Get the workshop manager's sign-off on the repair cost.\n",
+        encoding="utf-8",
+    )
+    (procedure,) = read_procedures(sop, root=tmp_path, settings=Settings()).procedures
+    catalog = _tools(*(t for t in _HIRE_TOOLS if t[0] != "page_duty_manager"))
+    (step,) = [s for s in _flat(build_draft(procedure, catalog=catalog)) if "sign-off" in s.text]
+    assert step.kind == "action" and "customer" not in step.text.casefold(), step

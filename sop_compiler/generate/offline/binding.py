@@ -112,6 +112,18 @@ _STOP = frozenset(
         "any",
         "all",
         "new",
+        # the verbs of being and having: "the refund is over £300" shares nothing with
+        # "whether the patron is on the register"
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "has",
+        "have",
+        "had",
+        "whether",
     ]
 )
 _NOT_VERB = frozenset(

@@ -213,6 +213,30 @@ _HUMAN = re.compile(
 )
 _ASK = re.compile(r"^(?:ask|request|collect|obtain|gather|get)\b", re.IGNORECASE)
 _CONFIRM = re.compile(r"^confirm\b", re.IGNORECASE)
+# someone's consent: "the duty manager's OK", "the Finance Manager's approval" (a person's,
+# by their role, not the customer's)
+_APPROVER = re.compile(
+    r"(?P<who>\b(?:[\w-]+\s+){0,2}?"
+    + _HUMAN.pattern.removeprefix(r"\b").removesuffix(r"\b")
+    + r")['\u2019]s\s+(?:approval|authori[sz]ation|sign-?off|go-ahead|say-so|OK|okay|consent)\b",
+    re.IGNORECASE,
+)
+
+
+def _reaching(who: str, catalog: ToolCatalog) -> Tool | None:
+    """The one write tool that reaches `who` ("the duty manager": `page_duty_manager`, described
+    "Page the duty manager ..."): every word of the role in its name or description."""
+    role = set(canonical_words(who)) - {"the", "our", "your"}
+    found = [
+        tool
+        for tool in catalog.tools
+        if tool.access == "write"
+        and role
+        and role <= set(canonical_words(f"{tool.name.replace('_', ' ')} {tool.description}"))
+    ]
+    return found[0] if len(found) == 1 else None
+
+
 _SAY = _words(
     """
     tell inform explain let advise apologise apologize remind reassure thank greet offer
@@ -769,6 +793,12 @@ def _read_action(
         tool = tools.catalog.get(named)
         assert tool is not None
         return [Action("tool_call", text, quote, tool=ToolMention(tool, 0, "verb"))]
+    if bind_meaning and _ASK.match(text) and (approver := _APPROVER.search(text)):
+        # "request the duty manager's OK": of that person, never of the customer; the tool
+        # that reaches them, or the words as they are
+        if (tool := _reaching(approver.group("who"), tools.catalog)) is not None:
+            return [Action("tool_call", text, quote, tool=ToolMention(tool, 0, "verb"))]
+        return [Action("action", text, quote)]
     if _ASK.match(text) or (
         _CONFIRM.match(text)
         and not checks

@@ -709,6 +709,12 @@ def _for_only_as_if(match: re.Match[str]) -> str:
     )
 
 
+# what a threshold needs from someone: "the Finance Manager's approval", "the duty manager's OK"
+_CONSENT = re.compile(
+    r"\b(?:approval|authori[sz]ation|sign-?off|go-ahead|say-so|OK|okay|consent)\b", re.IGNORECASE
+)
+
+
 def _approval_as_if(reading: str) -> str:
     """The threshold sentence as "If the <thing> is over <amount>, <what to do>."; as it is
     when it says no more than who approves ("Refunds over £50 are approved by Finance.")."""
@@ -725,7 +731,7 @@ def _approval_as_if(reading: str) -> str:
     action, said = action.strip().rstrip(".!").strip(), said.strip().rstrip(".!").strip()
     if action:
         return f"{match.group('lead')}If {test}, {action}."
-    if match.group("need") and re.search(r"\bapproval\b", said, re.IGNORECASE):
+    if match.group("need") and _CONSENT.search(said):
         return f"{match.group('lead')}If {test}, request {said}."
     return reading
 

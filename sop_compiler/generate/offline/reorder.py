@@ -126,7 +126,16 @@ def _threshold_first(builder: Builder, top: list[Node], cond: Node, thing: str) 
     if not hands:
         return top
     before = flatten(top)
-    top = _move_before(top, cond.then_nodes[0], thing.casefold(), reach=len(before))
+    said = " ".join(n.text for n in [cond, *cond.then_nodes])
+    top = _move_before(
+        top,
+        cond.then_nodes[0],
+        thing.casefold(),
+        reach=len(before),
+        # "Refunds over £300 need the duty manager's OK before you process them", a step of
+        # its own after the refund's: the SOP says the order, so the test moves before it
+        across_steps=BEFORE.search(said) is not None,
+    )
     moved = flatten(top) != before
     last = cond.then_nodes[-1]
     instead = any(n.kind == "escalate" or _INSTEAD.search(n.text) for n in hands)
@@ -136,10 +145,17 @@ def _threshold_first(builder: Builder, top: list[Node], cond: Node, thing: str) 
 
 
 def _move_before(
-    top: list[Node], node: Node, verb: str, *, same_step: bool = False, reach: int = 6
+    top: list[Node],
+    node: Node,
+    verb: str,
+    *,
+    same_step: bool = False,
+    reach: int = 6,
+    across_steps: bool = False,
 ) -> list[Node]:
     """Move the block of `node` (its guard and branch) in front of the call it is for; with
-    `same_step`, only within the step that holds the block."""
+    `same_step`, only within the step that holds the block; with `across_steps`, a block that is
+    a step of its own also moves in front of the step that makes the call."""
     flat = flatten(top)
     owners = [c for c in flat if c.kind == "condition" and node in c.then_nodes]
     guard = min(owners, key=lambda c: len(c.then_nodes), default=None)
@@ -170,6 +186,12 @@ def _move_before(
         # "2. Refund the item. You can refund up to £25; over £25, raise a ticket instead": the
         # step's own call, its band tested first (the step opens with the test)
         return _test_first(top, block, target)
+    if parent is None and across_steps and target in top and block[0] in top:
+        if block[0].children != block[1:]:
+            return top
+        kept = [n for n in top if n is not block[0]]
+        at = kept.index(target)
+        return [*kept[:at], block[0], *kept[at:]]
     if parent is None:
         return top  # the action is a step of its own: keep the SOP's order
     if same_step and block[0] not in parent.children:

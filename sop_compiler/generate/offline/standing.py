@@ -619,10 +619,21 @@ def _governs(sentence: str, tools: ToolIndex) -> list[str]:
     plain = _IED.sub("y", _DOUBLED_ED.sub(r"\1", sentence))  # "cancelled", "modified"
     plain = _IRREGULAR.sub(lambda m: _PARTICIPLES[m.group(0).casefold()], plain)
     words = set(canonical_words(plain))
+    acts = _actions(plain)
+    writes = [tool for tool in tools.catalog.tools if tool.access == "write"]
+    by_verb: dict[str, int] = {}
+    for tool in writes:
+        verb = canonical_words(tool.name.replace("_", " "))[:1]
+        by_verb[verb[0] if verb else ""] = by_verb.get(verb[0] if verb else "", 0) + 1
     for tool in tools.catalog.tools:
         if tool.access != "write":
             continue  # a restriction read from the words is about an action, not a lookup
         title = canonical_words(tool.name.replace("_", " "))
+        if title and title[0] in acts and title[0] not in _LIGHT and by_verb[title[0]] == 1:
+            # "Refunds over £300 need ...", "Max 3 renewals per item", "do not refund": the
+            # action of the one write tool of that verb, as a verb or as its noun
+            named.add(tool.name)
+            continue
         described = canonical_words(tool.description)
         verbs = set(title[:1] + described[:1])
         objects = set(title[1:]) | set(described[1:6])
@@ -632,6 +643,45 @@ def _governs(sentence: str, tools: ToolIndex) -> list[str]:
         if (verbs & words and (objects - verbs) & words) or action_noun & words:
             named.add(tool.name)
     return sorted(named)
+
+
+# verbs too common to say which action a rule is about ("add a note", "make a change")
+_LIGHT = frozenset(
+    canonical_words(
+        "add set make get give take put create update change send record log note open mark "
+        "apply process submit request run start issue check do save edit modify list flag "
+        "assign contact notify email call text reply place keep use ask tell offer confirm approve "
+        "authorise authorize agree accept"
+    )
+)
+# the noun of an action, back to its verb: "cancellation", "extension", "renewal", "payment"
+_NOMINAL = (
+    ("ssion", "t"),
+    ("sion", "d"),
+    ("ation", ""),
+    ("ation", "e"),
+    ("ion", "e"),
+    ("ion", ""),
+    ("al", ""),
+    ("al", "e"),
+    ("ment", ""),
+    ("ure", "e"),
+)
+
+
+def _actions(text: str) -> set[str]:
+    """The actions a text speaks of, as canonical verbs: its words, and its nouns of action
+    taken back to their verbs ("Extensions are limited" speaks of extending)."""
+    found = set(canonical_words(text))
+    for word in re.findall(r"[a-z]{5,}", text.casefold()):
+        word = word[:-1] if word.endswith("s") else word
+        for ending, verb in _NOMINAL:
+            if word.endswith(ending) and len(word) - len(ending) >= 3:
+                stem = word[: -len(ending)]
+                found.update(canonical_words(stem + verb))
+                if len(stem) > 3 and stem[-1] == stem[-2]:
+                    found.update(canonical_words(stem[:-1] + verb))  # cancellation
+    return found
 
 
 _PARTICIPLES = {
