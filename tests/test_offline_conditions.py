@@ -2406,6 +2406,20 @@ def test_a_branch_that_says_stop_there_ends_there(tmp_path: Path) -> None:
     assert all("accept_return" in w.calls for w in _side(ways, "the customer has no receipt", "no"))
 
 
+@pytest.mark.parametrize("then", ["stop and open", "open"])
+def test_a_call_that_stops_its_side_ends_it(tmp_path: Path, then: str) -> None:
+    # "If any author refuses to sign, stop and refer the case to the Research Integrity team":
+    # the referral is made, and nothing after it runs on that side; "... and stop there" too
+    step = f"If the parcel arrived open, {then} a ticket for the Quality team"
+    step += "." if then.startswith("stop") else " and stop there."
+    draft = _compile(tmp_path, f"{step}\n3. Accept the return.")
+    ways = _ways(draft)
+    for way in _side(ways, "the parcel arrived open", "yes"):
+        assert way.calls == ["get_order", "open_ticket"], way
+    assert all("accept_return" in w.calls for w in _side(ways, "the parcel arrived open", "no"))
+    assert not [s for s in walk_steps(draft.steps) if s.text.casefold().startswith("stop")]
+
+
 def test_the_case_a_requirement_rules_out_does_its_alternative_instead(tmp_path: Path) -> None:
     # "Exchanges are only possible if the performance is at least 48 hours away. If it's closer
     # than that, apologise and offer the returns list instead."

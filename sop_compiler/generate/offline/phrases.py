@@ -526,6 +526,8 @@ def read_actions(
     stops = _STOP_THERE.search(text)
     if stops is not None and stops.start() > 0:
         text = text[: stops.start()]  # "point them to the day-pass page and stop there"
+    elif (stops := _STOP_AND.match(text)) is not None and stops.end() < len(text):
+        text = text[stops.end() :]  # "stop and refer the case to X": X, and nothing after it
     for part in (
         piece for chunk in _split_actions(text) for piece in _two_lookups(chunk, tools.catalog)
     ):
@@ -540,6 +542,8 @@ def read_actions(
 
 # "..., and stop there", "... and stop here": nothing more is done in this case
 _STOP_THERE = re.compile(r"(?:,?\s+and|,)\s+stop\s+(?:there|here)\s*[.!]?\s*$", re.I)
+# "Stop and refer the case to the Research Integrity team", "stop, then call the Duty Manager"
+_STOP_AND = re.compile(r"^\s*stop(?:\s+(?:there|here|work))?\s*(?:,\s*)?(?:and|then)\s+", re.I)
 _ENDINGS = frozenset({"resolve", "escalate", "handoff"})
 
 
@@ -862,7 +866,7 @@ def _names_data(text: str, tool: str) -> bool:
 
 def handed_over(ending: Action) -> Action:
     """The end of a branch whose call handed the case to people: it says so, not the call twice."""
-    ending.text = "The case is handed over; this routine ends here"
+    ending.text = "The case is handed over; this routine ends here."
     return ending
 
 

@@ -1515,6 +1515,7 @@ def _tool_node(
         level=level,
         tool_call=ToolCall(tool=tool.name, arguments=args),
         arg_refs={arg: builder.nodes[uid] for uid, arg in refs},
+        goto=action.goto,  # "open a ticket and stop there": the call ends its side
     )
     builder.known.append(Known(node.uid, "", "returned", tool=tool.name))
     builder.known += [Known(node.uid, arg.name, "argument") for arg in args]
