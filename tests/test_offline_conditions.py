@@ -2420,6 +2420,23 @@ def test_a_call_that_stops_its_side_ends_it(tmp_path: Path, then: str) -> None:
     assert not [s for s in walk_steps(draft.steps) if s.text.casefold().startswith("stop")]
 
 
+@pytest.mark.parametrize("carry", ["carry on.", "continue as normal.", "proceed with the return."])
+def test_beside_a_case_that_carries_on_the_other_case_ends(tmp_path: Path, carry: str) -> None:
+    # "1.2 Check the IMEI against the stolen device register. - Flagged as stolen: do not book
+    # it in. Call Loss Prevention. - Not flagged: carry on.": the stolen phone was booked in
+    step = (
+        "Check the serial number against the recall list.\n"
+        "   - On the recall list: do not accept the return. Tell the customer to contact the "
+        "maker.\n"
+        f"   - Not on the list: {carry}\n"
+        "3. Accept the return."
+    )
+    ways = _ways(_compile(tmp_path, step))
+    recalled = _side(ways, "on the recall list", "yes")
+    assert all("accept_return" not in way.calls for way in recalled), recalled
+    assert all("accept_return" in way.calls for way in _side(ways, "on the recall list", "no"))
+
+
 def test_the_case_a_requirement_rules_out_does_its_alternative_instead(tmp_path: Path) -> None:
     # "Exchanges are only possible if the performance is at least 48 hours away. If it's closer
     # than that, apologise and offer the returns list instead."

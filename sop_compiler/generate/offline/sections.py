@@ -356,10 +356,21 @@ def labelled_cases(unit: Unit) -> Unit:
     """
     unit = replace(unit, children=timed_cases(unit.children))
     dashed = [_case_label(child.text.strip()) for child in unit.children]
-    if sum(match is not None for match in dashed) >= 2 and unit.text.rstrip().endswith(":"):
+    carries = [m is not None and _CARRY_ON.match(m["rest"].strip()) is not None for m in dashed]
+    if sum(match is not None for match in dashed) >= 2 and (
+        unit.text.rstrip().endswith(":") or any(carries)
+    ):
         # "Check the flags:" over "Bankruptcy flag set — do not offer forbearance. ...": each
         # item is the case its label names
-        return replace(unit, children=_as_cases(unit.children, dashed))
+        children = _as_cases(unit.children, dashed)
+        if any(carries):
+            # "Flagged as stolen: do not book it in. Call Loss Prevention." beside "Not flagged:
+            # carry on": only the case that carries on goes on with the procedure
+            children = [
+                _stops_there(child) if match is not None and not carry else child
+                for child, match, carry in zip(children, dashed, carries, strict=True)
+            ]
+        return replace(unit, children=children)
     found = [_OPTION.match(child.text.strip()) for child in unit.children]
     if sum(match is not None for match in found) < 2:
         return unit
@@ -396,6 +407,20 @@ def timed_cases(run: list[Unit]) -> list[Unit]:
     if sum(match is not None for match in found) < 2:
         return run
     return _as_cases(run, found, opening="it is ")
+
+
+# "Not flagged: carry on", "Clear: continue as normal", "No match - proceed with the booking"
+_CARRY_ON = re.compile(
+    r"^(?:carry\s+on|continue|proceed|go\s+on)(?:\s+as\s+(?:normal|usual)|\s+with\s+[^.;]{1,60})?"
+    r"\s*[.!]?$",
+    re.IGNORECASE,
+)
+
+
+def _stops_there(unit: Unit) -> Unit:
+    """`unit`, its case ending where its own sentences end."""
+    text = unit.text.rstrip()
+    return replace(unit, text=f"{text.rstrip('.!')}, and stop there.")
 
 
 def labelled_run(run: list[Unit]) -> list[Unit]:
