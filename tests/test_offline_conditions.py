@@ -2437,6 +2437,22 @@ def test_beside_a_case_that_carries_on_the_other_case_ends(tmp_path: Path, carry
     assert all("accept_return" in way.calls for way in _side(ways, "on the recall list", "no"))
 
 
+def test_a_side_that_hands_the_case_to_a_team_who_will_act_ends_there(tmp_path: Path) -> None:
+    # "if the member insists on leaving anyway, create a case for Membership Ops, who will write
+    # to the member": the membership was then cancelled on that side too
+    handed = (
+        "If the box is crushed, open a ticket for the Warehouse team, who will call the customer"
+    )
+    ways = _ways(_compile(tmp_path, f"{handed} back.\n3. Accept the return."))
+    for way in _side(ways, "the box is crushed", "yes"):
+        assert way.calls == ["get_order", "open_ticket"], way
+    assert all("accept_return" in w.calls for w in _side(ways, "the box is crushed", "no"))
+    # a ticket the SOP does not hand the case over with: the return goes on as written
+    noted = "If the box is crushed, open a ticket for the Warehouse team."
+    ways = _ways(_compile(tmp_path, f"{noted}\n3. Accept the return."))
+    assert all("accept_return" in w.calls for w in _side(ways, "the box is crushed", "yes"))
+
+
 def test_the_case_a_requirement_rules_out_does_its_alternative_instead(tmp_path: Path) -> None:
     # "Exchanges are only possible if the performance is at least 48 hours away. If it's closer
     # than that, apologise and offer the returns list instead."

@@ -1307,6 +1307,10 @@ def _clause(
     return made, cond  # "..., take it to the school if it is open, otherwise to the depot"
 
 
+# what the team a case is handed to does next: "..., who will write to the member"
+_THEY_WILL = re.compile(r",\s+who\s+(?:will|then|now)\s+[a-z]+", re.IGNORECASE)
+
+
 def _ends(sentence: str) -> bool:
     """True when the sentence ends where it was written to, not at a ", otherwise" cut."""
     return sentence.rstrip().endswith((".", "!", "?", ":"))
@@ -1382,6 +1386,17 @@ def _actions(
                     ("Step {step} says to escalate but does not name the team.", node)
                 )
             out.append(node)
+    last = out[-1] if out else None
+    if (
+        (test is not None or branch)
+        and last is not None
+        and last.tool_call is not None
+        and last.goto is None
+        and _THEY_WILL.search(last.text)
+    ):
+        # "if the member insists, create a case for Membership Ops, who will write to the
+        # member": the team has the case from here, so this side ends with it
+        last.goto = END
     return out
 
 
