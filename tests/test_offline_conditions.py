@@ -2453,6 +2453,24 @@ def test_a_side_that_hands_the_case_to_a_team_who_will_act_ends_there(tmp_path: 
     assert all("accept_return" in w.calls for w in _side(ways, "the box is crushed", "yes"))
 
 
+def test_a_case_named_with_examples_before_a_hyphen_is_that_case(tmp_path: Path) -> None:
+    # "- Safety issues (sharp edges, a collapsed frame) - tell the customer to stop using it and
+    # book a swap": in a plain-text SOP the swap was booked for every fault
+    text = (
+        "Damaged returns\n\n"
+        "- Look up the order with the order number.\n"
+        "- Unsafe items (exposed wires, cracked glass, a swollen battery) - ship a replacement "
+        "device on the next available day.\n"
+        "- Tell the customer what happens next.\n"
+    )
+    draft = build_draft(_procedure(tmp_path, "returns.txt", text), catalog=CATALOG)
+    test = "unsafe items (exposed wires, cracked glass, a swollen battery)"
+    assert test in _tests(draft)
+    ways = _ways(draft)
+    assert all("replace_unit" in w.calls for w in _side(ways, test, "yes"))
+    assert all("replace_unit" not in w.calls for w in _side(ways, test, "no"))
+
+
 def test_the_case_a_requirement_rules_out_does_its_alternative_instead(tmp_path: Path) -> None:
     # "Exchanges are only possible if the performance is at least 48 hours away. If it's closer
     # than that, apologise and offer the returns list instead."

@@ -447,7 +447,10 @@ def labelled_run(run: list[Unit]) -> list[Unit]:
     # "Accidental damage by the customer (stains, pet damage, burns): the customer pays a
     # damage fee": a kind of case named with its examples is that case, even alone
     for index, unit in enumerate(run):
-        label = found[index] or _names_a_case(_DASH_CASE.match(unit.text.strip()))
+        text = unit.text.strip()
+        label = found[index] or _names_a_case(
+            _DASH_CASE.match(text) or _HYPHEN_AFTER_EXAMPLES.match(text)
+        )
         if unit.key is None and label is not None and _WITH_EXAMPLES.search(label["case"]):
             out[index] = _as_cases([unit], [label])[0]
     for labels, same in ((found, _share_a_word), (dashed, _closes_with_the_rest)):
@@ -464,6 +467,11 @@ def labelled_run(run: list[Unit]) -> list[Unit]:
     return out
 
 
+# "Safety issues (sharp edges, a collapsed frame) - tell the customer to stop using it": in
+# plain text a hyphen is the dash, after a case named with its examples
+_HYPHEN_AFTER_EXAMPLES = re.compile(
+    r"^(?P<case>[^:;.>()]{3,60}\([^()]*,[^()]*\))\s+-\s+(?P<rest>\S.*)$", re.DOTALL
+)
 _WITH_EXAMPLES = re.compile(r"\((?:e\.g\.,?\s*|such\s+as\s+)?[^()]*,[^()]*\)\s*$", re.IGNORECASE)
 
 
