@@ -349,3 +349,25 @@ def test_a_verb_over_it_binds_no_tool_by_its_verb_alone() -> None:
         tools=[Tool(name="book_assistance", description="Book boarding help.", access="write")]
     )
     assert bind("Book it.", catalog).tool is None
+
+
+def test_the_tools_action_said_as_a_noun_binds_it_over_a_verb_it_shares_less_with() -> None:
+    # "Take the £50 security deposit on a card pre-authorisation" took a payment
+    catalog = ToolCatalog(
+        tools=[
+            Tool(name="take_payment", description="Take a card payment.", access="write"),
+            Tool(
+                name="preauthorise_card",
+                description="Place a pre-authorisation hold on a card for a security deposit.",
+                access="write",
+            ),
+            Tool(name="refund_deposit", description="Refund a security deposit.", access="write"),
+        ]
+    )
+    held = "Take the £50 security deposit on a card pre-authorisation"
+    assert bind(held, catalog).tool == "preauthorise_card"
+    assert bind("Take the balance by card", catalog).tool == "take_payment"
+    # the action said as a verb still decides: a refund is never the hold
+    assert bind("Refund the deposit held on the card pre-authorisation", catalog).tool == (
+        "refund_deposit"
+    )

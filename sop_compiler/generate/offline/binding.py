@@ -222,6 +222,44 @@ def canonical_words(text: str) -> list[str]:
     return [_canon(w) for w in words if w not in _STOP]
 
 
+# verbs that say no more than "do" the action a noun after them names ("take the deposit on a
+# pre-authorisation", "process it as an exchange"); never "refund", "cancel", ...
+_DOING = _LIGHT_VERBS | frozenset(
+    canonical_words("take collect secure process complete do handle carry")
+)
+
+
+# the noun of an action, back to its verb: "cancellation", "extension", "renewal", "payment"
+_NOMINAL = (
+    ("ssion", "t"),
+    ("sion", "d"),
+    ("ation", ""),
+    ("ation", "e"),
+    ("ion", "e"),
+    ("ion", ""),
+    ("al", ""),
+    ("al", "e"),
+    ("ment", ""),
+    ("ure", "e"),
+)
+
+
+def nominal_verbs(text: str) -> set[str]:
+    """The verbs a text's nouns of action are made from, canonical: "Extensions are limited"
+    speaks of extending, "on a card pre-authorisation" of pre-authorising."""
+    found: set[str] = set()
+    for word in re.findall(r"[a-z]+(?:-[a-z]+)?", text.casefold()):
+        word = word.replace("-", "")
+        word = word[:-1] if word.endswith("s") else word
+        for ending, verb in _NOMINAL:
+            if len(word) >= 5 and word.endswith(ending) and len(word) - len(ending) >= 3:
+                stem = word[: -len(ending)]
+                found.update(canonical_words(stem + verb))
+                if len(stem) > 3 and stem[-1] == stem[-2]:
+                    found.update(canonical_words(stem[:-1] + verb))  # cancellation
+    return found
+
+
 READ_VERBS = frozenset(
     {"check", "look", "lookup", "search", "find", "verify", "review", "retrieve", "get", "pull"}
     | {"open", "view", "see", "confirm"}
@@ -332,6 +370,7 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
     )
     best: tuple[int, int, str] | None = None
     close: str | None = None
+    said_as_noun = nominal_verbs(" ".join(action.split()[1:]))  # "... on a pre-authorisation"
     for tool in catalog.tools:
         name_words = canonical_words(tool.name.replace("_", " "))
         described = canonical_words(tool.description)
@@ -357,6 +396,10 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
         )
         shared += light
         rank = 1 if verb in tool_verbs else 0 if second in tool_verbs or nominal or light else -1
+        if rank < 1 and verb in _DOING and name_words[:1] and name_words[0] in said_as_noun:
+            # "Take the £50 security deposit on a card pre-authorisation" -> `preauthorise_card`:
+            # a verb that only does it, the tool's own action said as a noun, and its object
+            rank = 1 if common else rank
         if rank == 1 and not shared:
             # "Take the first month's fee and the deposit in a single payment" -> `take_payment`:
             # the tool's own verb, its object said further on

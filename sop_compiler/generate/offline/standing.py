@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from sop_compiler.generate.offline.binding import canonical_words, verb_stems
+from sop_compiler.generate.offline.binding import canonical_words, nominal_verbs, verb_stems
 from sop_compiler.generate.offline.nodes import Builder, Node, flatten, quote
 from sop_compiler.generate.offline.sections import ACTION_HEADER, CASE_HEADER
 from sop_compiler.generate.offline.tools import ToolIndex
@@ -619,7 +619,7 @@ def _governs(sentence: str, tools: ToolIndex) -> list[str]:
     plain = _IED.sub("y", _DOUBLED_ED.sub(r"\1", sentence))  # "cancelled", "modified"
     plain = _IRREGULAR.sub(lambda m: _PARTICIPLES[m.group(0).casefold()], plain)
     words = set(canonical_words(plain))
-    acts = _actions(plain)
+    acts = set(canonical_words(plain)) | nominal_verbs(plain)
     writes = [tool for tool in tools.catalog.tools if tool.access == "write"]
     by_verb: dict[str, int] = {}
     for tool in writes:
@@ -654,36 +654,6 @@ _LIGHT = frozenset(
         "authorise authorize agree accept"
     )
 )
-# the noun of an action, back to its verb: "cancellation", "extension", "renewal", "payment"
-_NOMINAL = (
-    ("ssion", "t"),
-    ("sion", "d"),
-    ("ation", ""),
-    ("ation", "e"),
-    ("ion", "e"),
-    ("ion", ""),
-    ("al", ""),
-    ("al", "e"),
-    ("ment", ""),
-    ("ure", "e"),
-)
-
-
-def _actions(text: str) -> set[str]:
-    """The actions a text speaks of, as canonical verbs: its words, and its nouns of action
-    taken back to their verbs ("Extensions are limited" speaks of extending)."""
-    found = set(canonical_words(text))
-    for word in re.findall(r"[a-z]{5,}", text.casefold()):
-        word = word[:-1] if word.endswith("s") else word
-        for ending, verb in _NOMINAL:
-            if word.endswith(ending) and len(word) - len(ending) >= 3:
-                stem = word[: -len(ending)]
-                found.update(canonical_words(stem + verb))
-                if len(stem) > 3 and stem[-1] == stem[-2]:
-                    found.update(canonical_words(stem[:-1] + verb))  # cancellation
-    return found
-
-
 _PARTICIPLES = {
     "frozen": "freeze",
     "paid": "pay",
