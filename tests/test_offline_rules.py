@@ -155,6 +155,12 @@ def _flat(draft: RoutineDraft) -> list[Step]:
         ("Refunds go to the team lead for approval.", "only_if"),
         ("The parcel goes to the depot for collection.", None),
         ("Staff are forbidden from sharing passwords.", "never"),
+        # until when, or how often, a thing may be changed; how many someone gets
+        ("Slots can be changed up to 11pm the night before delivery.", "limit"),
+        ("A booking can be moved for free once.", "limit"),
+        ("Platinum members get one late cancellation per stay with no charge.", "limit"),
+        ("Orders can be tracked in the app.", None),
+        ("Customers have two options per call.", None),
     ],
 )
 def test_rule_kind_reads_what_a_sentence_restricts(sentence: str, kind: str | None) -> None:

@@ -286,6 +286,8 @@ def rule_kind(sentence: str) -> RuleKind | None:
     ):
         # "never offer it twice in 12 months", "never extend beyond 16:00": a number to keep to
         return "limit" if _FREQUENCY.search(sentence) or _BEYOND.search(sentence) else "never"
+    if _ALLOWED_UNTIL.search(sentence) or _ALLOWANCE.search(sentence):
+        return "limit"  # "Slots can be changed up to 11pm the night before", "one ... per stay"
     numbered_limit = bool(
         (_COMPARED.search(sentence) and _DEPENDS.search(sentence)) or _FREQUENCY.search(sentence)
     )
@@ -322,6 +324,18 @@ def rule_kind(sentence: str) -> RuleKind | None:
     return None
 
 
+# what may be done to a thing until when, or how often: "Slots can be changed up to 11pm the
+# night before delivery", "A booking can be moved for free once"
+_ALLOWED_UNTIL = re.compile(
+    r"\b(?:can|may)\s+(?:only\s+)?be\s+[a-z]+(?:ed|en)\b[^.;:]{0,40}?\b(?:up\s+to|until|"
+    r"no\s+later\s+than|once|twice|(?:one|two|three|[1-9])\s+times?)\b",
+    re.IGNORECASE,
+)
+# how many someone gets: "Platinum members get one late cancellation per stay"
+_ALLOWANCE = re.compile(
+    r"\b(?:gets?|receives?|(?:is|are)\s+allowed)\s+(?:one|two|three|[1-9])\s+[\w -]{1,40}?\s+per\s+[a-z]+",
+    re.IGNORECASE,
+)
 # "tell the pupil about the charge before you cancel", "get their agreement before you raise"
 _TELL_BEFORE = re.compile(
     r"\b(?:tell|inform|warn|notify|get\s+(?:their|his|her|the\s+\w+'s)\s+(?:agreement|ok|okay|"
