@@ -581,3 +581,24 @@ def test_a_managers_ok_is_never_asked_of_the_customer(tmp_path: Path) -> None:
     catalog = _tools(*(t for t in _HIRE_TOOLS if t[0] != "page_duty_manager"))
     (step,) = [s for s in _flat(build_draft(procedure, catalog=catalog)) if "sign-off" in s.text]
     assert step.kind == "action" and "customer" not in step.text.casefold(), step
+
+
+@pytest.mark.parametrize(
+    ("header", "cases"),
+    [
+        (["Customer wants to...", "What you do"], True),
+        (["Type of complaint", "What to do"], True),
+        (["What happened", "What we do"], True),
+        (["Situation", "Action"], True),
+        (["Service", "Price"], False),
+        (["Membership level", "Exchange fee"], False),
+    ],
+)
+def test_a_table_of_cases_and_what_to_do_is_read_as_cases(header: list[str], cases: bool) -> None:
+    # "Customer wants to... | What you do" held a whole procedure's actions, kept as facts
+    from sop_compiler.generate.offline.standing import is_decision_table
+    from sop_compiler.models import Provenance, Table
+
+    rows = [["Pause", "Pause the subscription."]]
+    table = Table(id="b1", prov=Provenance(file="sop.md"), header=header, rows=rows)
+    assert is_decision_table(table) is cases

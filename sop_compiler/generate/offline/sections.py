@@ -31,12 +31,13 @@ _NUMBERED = re.compile(
 
 # A table of cases: its first column names situations, its last what to do (edge cases).
 CASE_HEADER = re.compile(
-    r"^(?:if|when|situation|case|condition|scenario|issue|problem|symptom|trigger|"
-    r"customer\s+(?:says|asks|reports))\b",
+    r"^(?:if|when|situation|case|condition|scenario|issue|problem|symptom|trigger|request|"
+    r"(?:type|kind)\s+of\s+[a-z]+|what\s+happened|"
+    r"(?:customer|caller|member|guest)\s+(?:says|asks|reports|wants?(?:\s+to)?|needs?))\b",
     re.IGNORECASE,
 )
 ACTION_HEADER = re.compile(
-    r"^(?:then|action|actions|what\s+to\s+do|do|response|resolution|next\s+step|outcome|decision|"
+    r"^(?:then|action|actions|what\s+to\s+do|what\s+(?:you|we)\s+do|do|response|resolution|next\s+step|outcome|decision|"
     r"handling|route\s+to|escalate\s+to)\b",
     re.IGNORECASE,
 )

@@ -333,7 +333,8 @@ _ALLOWED_UNTIL = re.compile(
 )
 # how many someone gets: "Platinum members get one late cancellation per stay"
 _ALLOWANCE = re.compile(
-    r"\b(?:gets?|receives?|(?:is|are)\s+allowed)\s+(?:one|two|three|[1-9])\s+[\w -]{1,40}?\s+per\s+[a-z]+",
+    r"\b(?:gets?|receives?|(?:is|are)\s+allowed)\s+(?:one|two|three|[1-9])\s+[\w -]{1,40}?"
+    r"\s+per\s+[a-z]+",
     re.IGNORECASE,
 )
 # "tell the pupil about the charge before you cancel", "get their agreement before you raise"
