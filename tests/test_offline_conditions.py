@@ -2471,6 +2471,43 @@ def test_a_case_named_with_examples_before_a_hyphen_is_that_case(tmp_path: Path)
     assert all("replace_unit" not in w.calls for w in _side(ways, test, "no"))
 
 
+def test_dotted_steps_under_a_numbered_heading_are_siblings(tmp_path: Path) -> None:
+    # "3.1 Ask for the job number. Look up the job." then "3.2 ...": the steps of section 3,
+    # never 3.2 to 3.5 as sub-items of 3.1 (which then bound no tool)
+    text = (
+        "RETURNS DESK\n\n3. HANDLE A RETURN\n----------------\n"
+        "3.1 Ask for the order number. Look up the order.\n"
+        "3.2 Accept the return.\n"
+        "3.3 Tell the customer what happens next.\n"
+    )
+    draft = build_draft(_procedure(tmp_path, "returns.txt", text), catalog=CATALOG)
+    assert [s.id for s in draft.steps][:3] == ["1", "2", "3"], draft.steps
+    assert _calls(draft)[:2] == ["get_order", "accept_return"]
+
+
+def test_a_check_whose_sub_items_are_its_cases_still_calls_its_tool(tmp_path: Path) -> None:
+    catalog = ToolCatalog(
+        tools=[
+            *CATALOG.tools,
+            Tool.model_validate(
+                {
+                    "name": "check_recall_list",
+                    "description": "Check a serial number against the manufacturer recall list.",
+                    "parameters": {"type": "object", "properties": {}},
+                }
+            ),
+        ]
+    )
+    text = (
+        "# Returns desk\n\n## Handle a return request\n\n"
+        "1. Check the serial number against the recall list.\n"
+        "   - If it is on the list, do not accept the return.\n"
+        "   - If it is not on the list, accept the return.\n"
+    )
+    draft = build_draft(_procedure(tmp_path, "returns.md", text), catalog=catalog)
+    assert _calls(draft)[:1] == ["check_recall_list"], _calls(draft)
+
+
 def test_the_case_a_requirement_rules_out_does_its_alternative_instead(tmp_path: Path) -> None:
     # "Exchanges are only possible if the performance is at least 48 hours away. If it's closer
     # than that, apologise and offer the returns list instead."

@@ -133,9 +133,18 @@ def units(section: Section) -> list[Unit]:
         if isinstance(block, ListItem):
             # "(b)" after "(a)" at the same depth is its sibling, not its sub-item
             lettered = parent is not None and re.fullmatch(r"[a-z]", parent.key or "") is not None
+            numbered = re.match(r"^\s*(\d+)\.\d+\.?\s*$", block.marker)
             sub = (
                 block.level > 0
-                or (_is_sub_marker(block.marker) and not lettered)
+                # "3.2" under "3." is its sub-step; "3.1", "3.2" under the heading "3." are the
+                # steps themselves, siblings
+                or (
+                    _is_sub_marker(block.marker)
+                    and not lettered
+                    and (
+                        numbered is None or (parent is not None and parent.key == numbered.group(1))
+                    )
+                )
                 or (not block.ordered and has_ordered and parent is not None)
             )
             key = _key(block.marker, parent.key if parent and sub else None)
