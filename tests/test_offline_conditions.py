@@ -2508,6 +2508,20 @@ def test_a_check_whose_sub_items_are_its_cases_still_calls_its_tool(tmp_path: Pa
     assert _calls(draft)[:1] == ["check_recall_list"], _calls(draft)
 
 
+def test_and_text_the_customer_is_a_second_action(tmp_path: Path) -> None:
+    # "Book the clean and text the customer the date": the text was never sent
+    catalog = ToolCatalog(
+        tools=[*CATALOG.tools, Tool.model_validate(_write("send_sms", "Text the customer."))]
+    )
+    text = (
+        "# Returns desk\n\n## Paid repairs\n\n"
+        "1. Look up the order with the order number.\n"
+        "2. Book the paid repair and text the customer the date.\n"
+    )
+    draft = build_draft(_procedure(tmp_path, "returns.md", text), catalog=catalog)
+    assert _calls(draft) == ["get_order", "book_paid_repair", "send_sms"]
+
+
 def test_the_case_a_requirement_rules_out_does_its_alternative_instead(tmp_path: Path) -> None:
     # "Exchanges are only possible if the performance is at least 48 hours away. If it's closer
     # than that, apologise and offer the returns list instead."
