@@ -37,7 +37,8 @@ CASE_HEADER = re.compile(
     re.IGNORECASE,
 )
 ACTION_HEADER = re.compile(
-    r"^(?:then|action|actions|what\s+to\s+do|what\s+(?:you|we)\s+do|do|response|resolution|next\s+step|outcome|decision|"
+    r"^(?:then|action|actions|what\s+to\s+do|what\s+(?:you|we)\s+do|do|response|resolution|"
+    r"next\s+step|outcome|decision|"
     r"handling|route\s+to|escalate\s+to)\b",
     re.IGNORECASE,
 )

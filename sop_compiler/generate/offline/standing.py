@@ -23,6 +23,7 @@ blocks stay with the steps: the offline reader decides what they do.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 
 from sop_compiler.generate.offline.binding import canonical_words, nominal_verbs, verb_stems
@@ -635,11 +636,11 @@ def _governs(sentence: str, tools: ToolIndex) -> list[str]:
     plain = _IRREGULAR.sub(lambda m: _PARTICIPLES[m.group(0).casefold()], plain)
     words = set(canonical_words(plain))
     acts = set(canonical_words(plain)) | nominal_verbs(plain)
-    writes = [tool for tool in tools.catalog.tools if tool.access == "write"]
-    by_verb: dict[str, int] = {}
-    for tool in writes:
-        verb = canonical_words(tool.name.replace("_", " "))[:1]
-        by_verb[verb[0] if verb else ""] = by_verb.get(verb[0] if verb else "", 0) + 1
+    by_verb = Counter(  # how many write tools open with each verb
+        (canonical_words(tool.name.replace("_", " ")) or [""])[0]
+        for tool in tools.catalog.tools
+        if tool.access == "write"
+    )
     for tool in tools.catalog.tools:
         if tool.access != "write":
             continue  # a restriction read from the words is about an action, not a lookup
