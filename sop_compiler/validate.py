@@ -546,7 +546,10 @@ _NOTED = "approval noted"
 _CONFIRM_ASK = re.compile(
     r"\b(?:confirm|explicit (?:yes|agreement|consent)|agree(?:s|ment)? to|consent)\b", re.I
 )
-_APPROVAL_NOTE = re.compile(r"\b(?:approv\w*|confirm\w*|consent|authori[sz]\w*)\b", re.I)
+_APPROVAL_NOTE = re.compile(
+    r"\b(?:approv\w*|confirm\w*|consent|authori[sz]\w*|sign-?off|go-ahead)\b|['\u2019]s\s+OK\b",
+    re.I,
+)
 
 
 def _check_confirmations(

@@ -2486,39 +2486,32 @@ def test_dotted_steps_under_a_numbered_heading_are_siblings(tmp_path: Path) -> N
 
 
 def test_a_check_whose_sub_items_are_its_cases_still_calls_its_tool(tmp_path: Path) -> None:
-    catalog = ToolCatalog(
-        tools=[
-            *CATALOG.tools,
-            Tool.model_validate(
-                {
-                    "name": "check_recall_list",
-                    "description": "Check a serial number against the manufacturer recall list.",
-                    "parameters": {"type": "object", "properties": {}},
-                }
-            ),
-        ]
+    recall = Tool.model_validate(
+        {
+            **_write("check_recall_list", "Check a serial number against the recall list."),
+            "access": "read",
+        }
     )
-    text = (
-        "# Returns desk\n\n## Handle a return request\n\n"
+    draft = _sop(
+        tmp_path,
         "1. Check the serial number against the recall list.\n"
         "   - If it is on the list, do not accept the return.\n"
-        "   - If it is not on the list, accept the return.\n"
+        "   - If it is not on the list, accept the return.\n",
+        catalog=_catalog(recall),
     )
-    draft = build_draft(_procedure(tmp_path, "returns.md", text), catalog=catalog)
     assert _calls(draft)[:1] == ["check_recall_list"], _calls(draft)
+    ways = _ways(draft)
+    assert all("accept_return" not in w.calls for w in _side(ways, "it is on the list", "yes"))
 
 
 def test_and_text_the_customer_is_a_second_action(tmp_path: Path) -> None:
     # "Book the clean and text the customer the date": the text was never sent
-    catalog = ToolCatalog(
-        tools=[*CATALOG.tools, Tool.model_validate(_write("send_sms", "Text the customer."))]
-    )
-    text = (
-        "# Returns desk\n\n## Paid repairs\n\n"
+    draft = _sop(
+        tmp_path,
         "1. Look up the order with the order number.\n"
-        "2. Book the paid repair and text the customer the date.\n"
+        "2. Book the paid repair and text the customer the date.\n",
+        catalog=_catalog(Tool.model_validate(_write("send_sms", "Text the customer."))),
     )
-    draft = build_draft(_procedure(tmp_path, "returns.md", text), catalog=catalog)
     assert _calls(draft) == ["get_order", "book_paid_repair", "send_sms"]
 
 

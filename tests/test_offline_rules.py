@@ -579,8 +579,11 @@ def test_a_managers_ok_is_never_asked_of_the_customer(tmp_path: Path) -> None:
     )
     (procedure,) = read_procedures(sop, root=tmp_path, settings=Settings()).procedures
     catalog = _tools(*(t for t in _HIRE_TOOLS if t[0] != "page_duty_manager"))
-    (step,) = [s for s in _flat(build_draft(procedure, catalog=catalog)) if "sign-off" in s.text]
+    draft = build_draft(procedure, catalog=catalog)
+    (step,) = [s for s in _flat(draft) if "sign-off" in s.text]
     assert step.kind == "action" and "customer" not in step.text.casefold(), step
+    (question,) = [q for q in draft.open_questions if "workshop manager" in q]
+    assert f"Step {step.id} needs the workshop manager's approval" in question
 
 
 @pytest.mark.parametrize(

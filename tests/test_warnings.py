@@ -186,12 +186,17 @@ def test_a_confirmed_or_approved_write_is_no_warning() -> None:
         _ticket("2"),
         _step("3", "resolve"),
     )
+    signed_off = _draft(
+        _step("1", "action", "Get the duty manager's sign-off on the ticket."),
+        _ticket("2"),
+        _step("3", "resolve"),
+    )
     needs_approval = _draft(
         _step("1", "say", "Tell the customer."),
         _step("2", "tool_call", "Refund.", tool_call=ToolCall(tool="issue_refund")),
         _step("3", "resolve"),
     )
-    for draft in (confirmed, noted, needs_approval):
+    for draft in (confirmed, noted, signed_off, needs_approval):
         codes = [
             i.code
             for i in check_draft(draft, procedure=PROCEDURE, catalog=CATALOG, settings=Settings())

@@ -213,12 +213,14 @@ _HUMAN = re.compile(
 )
 _ASK = re.compile(r"^(?:ask|request|collect|obtain|gather|get)\b", re.IGNORECASE)
 _CONFIRM = re.compile(r"^confirm\b", re.IGNORECASE)
+# what someone gives to let a thing be done: "approval", "sign-off", "the duty manager's OK"
+CONSENT = re.compile(
+    r"\b(?:approval|authori[sz]ation|sign-?off|go-ahead|say-so|OK|okay|consent)\b", re.IGNORECASE
+)
 # someone's consent: "the duty manager's OK", "the Finance Manager's approval" (a person's,
 # by their role, not the customer's)
-_APPROVER = re.compile(
-    r"(?P<who>\b(?:[\w-]+\s+){0,2}?"
-    + _HUMAN.pattern.removeprefix(r"\b").removesuffix(r"\b")
-    + r")['\u2019]s\s+(?:approval|authori[sz]ation|sign-?off|go-ahead|say-so|OK|okay|consent)\b",
+APPROVER = re.compile(
+    rf"(?P<who>\b(?:[\w-]+\s+){{0,2}}?{_HUMAN.pattern})['\u2019]s\s+{CONSENT.pattern}",
     re.IGNORECASE,
 )
 
@@ -797,7 +799,7 @@ def _read_action(
         tool = tools.catalog.get(named)
         assert tool is not None
         return [Action("tool_call", text, quote, tool=ToolMention(tool, 0, "verb"))]
-    if bind_meaning and _ASK.match(text) and (approver := _APPROVER.search(text)):
+    if bind_meaning and _ASK.match(text) and (approver := APPROVER.search(text)):
         # "request the duty manager's OK": of that person, never of the customer; the tool
         # that reaches them, or the words as they are
         if (tool := _reaching(approver.group("who"), tools.catalog)) is not None:

@@ -19,7 +19,9 @@ from sop_compiler.generate.offline.nodes import (
 )
 from sop_compiler.generate.offline.phrases import (
     AMOUNT_CASE,
+    APPROVER,
     AS_WELL,
+    CONSENT,
     END,
     NEGATED,
     RULE_APPLIES,
@@ -715,12 +717,6 @@ def _for_only_as_if(match: re.Match[str]) -> str:
     )
 
 
-# what a threshold needs from someone: "the Finance Manager's approval", "the duty manager's OK"
-_CONSENT = re.compile(
-    r"\b(?:approval|authori[sz]ation|sign-?off|go-ahead|say-so|OK|okay|consent)\b", re.IGNORECASE
-)
-
-
 def _approval_as_if(reading: str) -> str:
     """The threshold sentence as "If the <thing> is over <amount>, <what to do>."; as it is
     when it says no more than who approves ("Refunds over £50 are approved by Finance.")."""
@@ -737,7 +733,7 @@ def _approval_as_if(reading: str) -> str:
     action, said = action.strip().rstrip(".!").strip(), said.strip().rstrip(".!").strip()
     if action:
         return f"{match.group('lead')}If {test}, {action}."
-    if match.group("need") and _CONSENT.search(said):
+    if match.group("need") and CONSENT.search(said):  # "the duty manager's OK"
         return f"{match.group('lead')}If {test}, request {said}."
     return reading
 
@@ -1390,6 +1386,15 @@ def _actions(
             if action.kind == "escalate" and not action.target:
                 builder.questions.append(
                     ("Step {step} says to escalate but does not name the team.", node)
+                )
+            if action.kind == "action" and (approver := APPROVER.search(action.text)):
+                who = approver.group("who")
+                builder.questions.append(
+                    (
+                        f"Step {{step}} needs {who}'s approval, and no catalog tool reaches "
+                        f"{who}: say how the agent asks for it (or add the tool).",
+                        node,
+                    )
                 )
             out.append(node)
     last = out[-1] if out else None
