@@ -832,9 +832,36 @@ _TEAMS = ToolCatalog(
         ),
     ]
 )
+# a transfer tool told which desk: "Warm-transfer the caller to another desk."
+_DESKS = _catalog(
+    Tool.model_validate(
+        {
+            "name": "transfer_call",
+            "description": "Warm-transfer the caller to another desk.",
+            "access": "write",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "desk": {"type": "string", "enum": ["billing", "quality_control"]},
+                    "note": {"type": "string"},
+                },
+                "required": ["desk"],
+            },
+        }
+    )
+)
 
 
-def test_the_catalogs_one_team_tool_is_how_a_case_goes_to_a_named_team(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("catalog", "tool", "team"),
+    [
+        (_TEAMS, "assign_to_team", ("team", "Quality Control")),
+        (_DESKS, "transfer_call", ("desk", "quality_control")),
+    ],
+)
+def test_the_catalogs_one_team_tool_is_how_a_case_goes_to_a_named_team(
+    tmp_path: Path, catalog: ToolCatalog, tool: str, team: tuple[str, str]
+) -> None:
     sop = tmp_path / "returns.md"
     sop.write_text(
         "# Returns desk\n\n## Handle a return request\n\n"
@@ -844,21 +871,20 @@ def test_the_catalogs_one_team_tool_is_how_a_case_goes_to_a_named_team(tmp_path:
         encoding="utf-8",
     )
     procedure = read_procedures(sop, root=tmp_path, settings=Settings()).procedures[0]
-    draft = build_draft(procedure, catalog=_TEAMS)
-    (call,) = [
-        s for s in walk_steps(draft.steps) if s.tool_call and s.tool_call.tool == "assign_to_team"
-    ]
-    assert {a.name: a.value for a in call.tool_call.arguments}["team"] == "Quality Control"
+    draft = build_draft(procedure, catalog=catalog)
+    (call,) = [s for s in walk_steps(draft.steps) if s.tool_call and s.tool_call.tool == tool]
+    assert call.tool_call is not None
+    assert team in {(a.name, a.value) for a in call.tool_call.arguments}
     opened = _side(_ways(draft), "the box was opened", "yes")
     assert {w.end for w in opened} == {"escalate"}
     assert all("issue_refund" not in w.calls for w in opened)
-    issues = check_draft(draft, procedure=procedure, catalog=_TEAMS, settings=Settings())
+    issues = check_draft(draft, procedure=procedure, catalog=catalog, settings=Settings())
     assert not [i for i in issues if i.code == "unsupported_write"]
     # without a hand-over in the SOP the team tool is not asked for: a draft that calls it is
     # an answer adding an action
     sop.write_text(sop.read_text().replace("refer the order to Quality Control", "refund it"))
     plain = read_procedures(sop, root=tmp_path, settings=Settings()).procedures[0]
-    issues = check_draft(draft, procedure=plain, catalog=_TEAMS, settings=Settings())
+    issues = check_draft(draft, procedure=plain, catalog=catalog, settings=Settings())
     assert [i.code for i in issues if i.code == "unsupported_write"] == ["unsupported_write"]
 
 

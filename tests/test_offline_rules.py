@@ -586,6 +586,30 @@ def test_a_managers_ok_is_never_asked_of_the_customer(tmp_path: Path) -> None:
     assert f"Step {step.id} needs the workshop manager's approval" in question
 
 
+def test_an_approval_no_tool_reaches_is_still_sought_before_the_write_it_is_for(
+    tmp_path: Path,
+) -> None:
+    """ "Refund it. Refunds above £300 need your team lead's sign-off before you submit them",
+    in one step, with no tool that reaches the team lead: above £300 the sign-off comes first,
+    and the open question names the team lead (not "Request your team lead")."""
+    sop = tmp_path / "hire.md"
+    sop.write_text(
+        "# Bike hire desk\n\n## Refunds\n\n1. Find the hire.\n"
+        "2. Refund the hire to the original card. Refunds above £300 need your team "
+        "lead's sign-off before you submit them.\n",
+        encoding="utf-8",
+    )
+    (procedure,) = read_procedures(sop, root=tmp_path, settings=Settings()).procedures
+    catalog = _tools(*(t for t in _HIRE_TOOLS if t[0] != "page_duty_manager"))
+    draft = build_draft(procedure, catalog=catalog)
+    order = [s.id for s in _flat(draft)]
+    (sign_off,) = [s for s in _flat(draft) if "sign-off" in s.text]
+    (refund,) = [s for s in _flat(draft) if s.tool_call and s.tool_call.tool == "refund_hire"]
+    assert order.index(sign_off.id) < order.index(refund.id)
+    (question,) = [q for q in draft.open_questions if "approval" in q]
+    assert question.startswith(f"Step {sign_off.id} needs your team lead's approval,"), question
+
+
 @pytest.mark.parametrize(
     ("header", "cases"),
     [

@@ -211,7 +211,8 @@ _HUMAN = re.compile(
     r"department|desk|team|adjuster|head|officer|reviewer|analyst|engineer|owner)\b",
     re.IGNORECASE,
 )
-_ASK = re.compile(r"^(?:ask|request|collect|obtain|gather|get)\b", re.IGNORECASE)
+_ASKING = r"(?:ask|request|collect|obtain|gather|get)\b"
+_ASK = re.compile(rf"^{_ASKING}", re.IGNORECASE)
 _CONFIRM = re.compile(r"^confirm\b", re.IGNORECASE)
 # what someone gives to let a thing be done: "approval", "sign-off", "the duty manager's OK"
 CONSENT = re.compile(
@@ -220,7 +221,8 @@ CONSENT = re.compile(
 # someone's consent: "the duty manager's OK", "the Finance Manager's approval" (a person's,
 # by their role, not the customer's)
 APPROVER = re.compile(
-    rf"(?P<who>\b(?:[\w-]+\s+){{0,2}}?{_HUMAN.pattern})['\u2019]s\s+{CONSENT.pattern}",
+    rf"(?P<who>\b(?:(?!{_ASKING}|needs?\b|without\b)[\w-]+\s+){{0,2}}?{_HUMAN.pattern})"
+    rf"['\u2019]s\s+{CONSENT.pattern}",
     re.IGNORECASE,
 )
 
@@ -907,7 +909,7 @@ def _transfer_tool(
     return ToolMention(teams[0], 0, "verb") if len(teams) == 1 and bind_meaning else None
 
 
-_TEAM_PARAM = frozenset({"team", "queue", "department", "to_team", "team_name"})
+_TEAM_PARAM = frozenset({"team", "queue", "department", "desk", "to_team", "team_name"})
 
 
 # What "get" fetches from a system rather than from the customer: records, not identifiers.

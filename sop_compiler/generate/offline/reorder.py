@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from sop_compiler.generate.offline.nodes import BEFORE, Builder, Node, flatten
-from sop_compiler.generate.offline.phrases import END, NOT_PROCEED
+from sop_compiler.generate.offline.phrases import APPROVER, END, NOT_PROCEED
 from sop_compiler.models import TERMINAL_KINDS
 
 # "before you submit the evidence" names the action an SOP may call "upload the evidence pack"
@@ -116,6 +116,7 @@ def _threshold_first(builder: Builder, top: list[Node], cond: Node, thing: str) 
         for n in cond.then_nodes
         if n.kind == "escalate"
         or _INSTEAD.search(n.text)
+        or APPROVER.search(n.text)  # "request your team lead's sign-off", no tool reaching them
         or (n.tool_call is not None and "approv" in n.tool_call.tool)
         or (
             n.tool_call is not None
