@@ -2809,3 +2809,58 @@ def test_a_question_inside_a_step_leaves_the_orders_that_go_on_to_every_case(
     assert all("open_ticket" in w.calls for w in _side(ways, test, "yes"))
     for way in _side(ways, test, "no"):
         assert "issue_refund" in way.calls and "open_ticket" not in way.calls, way
+
+
+def test_a_paragraph_after_a_conditional_last_step_is_tested_on_every_path(tmp_path: Path) -> None:
+    # "5. If the client cannot be without an aid, offer a loan aid." then, unnumbered, "Where an
+    # aid is lost, do not raise a repair job": the lost aid was tested only for clients who
+    # could not be without one
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. If the box is damaged, replace the unit.\n\n"
+        "Where the parcel is lost, do not replace the unit; issue a voucher.\n",
+    )
+    ways = _ways(draft)
+    for box in ("yes", "no"):
+        lost = [w for w in _side(ways, "the box is damaged", box) if "the parcel is lost" in w.went]
+        assert {w.went["the parcel is lost"] for w in lost} == {"yes", "no"}, box
+    assert all("issue_voucher" in w.calls for w in _side(ways, "the parcel is lost", "yes"))
+
+
+@pytest.mark.parametrize(
+    ("sentence", "case"),
+    [
+        # a case named before a colon, and what to do in it
+        ("Seal broken: replace the unit.", True),
+        # of the things just named, what holds for them: no case of its own
+        ("These returns are decided by the Quality team: pass them on.", False),
+    ],
+)
+def test_a_sentence_about_the_things_just_named_is_no_case_label(
+    tmp_path: Path, sentence: str, case: bool
+) -> None:
+    draft = _sop(tmp_path, f"1. Look up the order with the order number.\n2. {sentence}\n")
+    assert bool(_tests(draft)) is case, _tests(draft)
+
+
+def test_a_step_labelled_with_a_dash_keeps_no_dash(tmp_path: Path) -> None:
+    draft = _sop(
+        tmp_path,
+        "**Step 1 — Find the order** with the order number.\n\n**Step 2 — Refund the order.**\n",
+    )
+    assert [s.text.split(" (")[0] for s in draft.steps[:2]] == [
+        "Find the order with the order number",
+        "Refund the order",
+    ]
+
+
+def test_a_quoted_note_is_no_script_for_the_step_above_it(tmp_path: Path) -> None:
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. Refund the order.\n\n"
+        "> **Important:** never refund an order to a card other than the one it was paid with.\n",
+    )
+    assert not [s.text for s in walk_steps(draft.steps) if "Important" in s.text]
+    assert any("never refund an order to a card" in r.text for r in draft.rules), draft.rules

@@ -428,6 +428,11 @@ _STATES_A_RULE = re.compile(
 )
 
 
+# "These applications are decided by the SEN Transport team: pass them on": of the things just
+# named, what holds for them; no case of its own
+_BACK_REFERENCE = frozenset({"these", "those", "such", "they"})
+
+
 def _case_label(text: str) -> tuple[str, str] | None:
     """ "Honeybees: do not book" -> ("Honeybees", "do not book"); None for no labelled case."""
     match = _CASE_LABEL.match(text)
@@ -441,6 +446,7 @@ def _case_label(text: str) -> tuple[str, str] | None:
         len(label.split()) > 12
         or first in INSTRUCTION_VERBS
         or first in _ACTION_OPENERS
+        or first in _BACK_REFERENCE
         or _NOT_A_CASE.match(label)
         or _STATES_A_RULE.search(label)
         or not (is_order(rest) or NEGATED.match(rest))

@@ -86,6 +86,7 @@ def read_units(builder: Builder, units: list[Unit]) -> list[Node]:
         closes = _OPENS_OTHERWISE.match(unit.text) is not None and bool(cases)
         own, pending_own = _sentences(builder, unit, 0, pending)
         kids: list[Node] = []
+        after: list[Node] = []  # a plain paragraph after the sub-items, and all after it
         child_pending: Node | None = None
         runs = case_runs(builder, unit.children)
         groups: dict[int, CaseGroup] = {}
@@ -93,6 +94,8 @@ def read_units(builder: Builder, units: list[Unit]) -> list[Node]:
             split = run is not None and _has_otherwise(child.text)
             nodes, child_pending = _sentences(builder, child, 1, child_pending, split=split)
             kids += nodes
+            if after or not child.numbered:
+                after += nodes
             if child.key and nodes:
                 builder.keys.setdefault(child.key, nodes[0])
             if run is not None and nodes:
@@ -115,7 +118,10 @@ def read_units(builder: Builder, units: list[Unit]) -> list[Node]:
             )
         )
         if last_cond is not None and opens_branch and kids:
-            last_cond.then_nodes += kids  # "If X:" followed by its sub-items
+            # "If X:" followed by its sub-items; a paragraph after "If X, do A." is a step
+            # of its own the SOP did not number ("5. If X, do A." then "Where Y, do B.")
+            ended = unit.text.rstrip().endswith(":")
+            last_cond.then_nodes += kids if ended else kids[: len(kids) - len(after)]
         elif kids:
             last_cond = None
         # "1. Find the order and the payment." (or "If it still fails, arrange a repair:") over

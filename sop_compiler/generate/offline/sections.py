@@ -21,9 +21,10 @@ _EDGE = re.compile(
 )
 _ESCALATION = re.compile(r"^(?:escalations?|when to escalate|escalation\s+\w+)\b", re.IGNORECASE)
 _CONDITIONAL = re.compile(r"^(?:if|when|in case|in the event)\s+", re.IGNORECASE)
-# A numbered paragraph: "3. Do X", "Step 3: Do X", "3) Do X", "3.1 Do X", "6.3.5 Do X", "b) Do X".
+# A numbered paragraph: "3. Do X", "Step 3: Do X", "Step 3 — Do X", "3) Do X", "3.1 Do X",
+# "6.3.5 Do X", "b) Do X".
 _NUMBERED = re.compile(
-    r"^\s*(?:step\s+(?P<step>\d+)\s*[:.)-]?|(?P<sub>\d+(?:\.\d+)+)\.?|(?P<num>\d+)[.):]|"
+    r"^\s*(?:step\s+(?P<step>\d+)\s*[:.)\u2013\u2014-]?|(?P<sub>\d+(?:\.\d+)+)\.?|(?P<num>\d+)[.):]|"
     r"(?P<letter>[a-z])[.)])\s+",
     re.IGNORECASE,
 )
@@ -197,7 +198,7 @@ def units(section: Section) -> list[Unit]:
                 top += [replace(unit, depth=0) for unit in made]
             parent = None
             continue
-        elif isinstance(block, Quote) and (parent is not None):
+        elif isinstance(block, Quote) and parent is not None and not _NOTE.match(block.text):
             target = parent.children[-1] if parent.children else parent
             target.extra.append(block.text)
             continue
@@ -209,6 +210,13 @@ def units(section: Section) -> list[Unit]:
             top.append(unit)
             parent = unit
     return top
+
+
+# "> **Important:** never send a repair pack to ...": a note of the SOP (its rules are read
+# as rules), no script for the step above it
+_NOTE = re.compile(
+    r"^\W*(?:important|note|nb|n\.b\.|warning|caution|remember|tip|reminder)\b", re.IGNORECASE
+)
 
 
 _LETTERED = re.compile(r"^\s*\(?(?P<letter>[a-z])[.)]\s+(?P<text>\S.*)$")
