@@ -179,7 +179,8 @@ def _score_branch(gold: GoldBranch, draft: RoutineDraft, where: str, tally: Tall
         return
     after = steps[steps.index(step) + 1].id if steps.index(step) + 1 < len(steps) else None
     then, otherwise = step.condition.then_step, step.condition.else_step or after
-    if _fold(step.condition.test) == f"it is not true that {wanted}":  # "Unless X, ..."
+    negated = (f"it is not true that {wanted}", f"the answer to '{wanted}' is no")
+    if _fold(step.condition.test) in negated:  # "Unless X, ...", "X? If not, ..."
         then, otherwise = otherwise, then
     sides = [("then", gold.then, then)]
     if gold.otherwise is not None:

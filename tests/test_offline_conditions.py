@@ -2706,6 +2706,32 @@ def test_a_bare_question_guards_the_orders_after_it(tmp_path: Path, step: str) -
     assert any("accept_return" in w.calls for w in _side(ways, test, "no"))
 
 
+@pytest.mark.parametrize(
+    ("step", "test", "guarded"),
+    [
+        # a longer question that asks whether, then what to do when it holds
+        (
+            "Is it a fault from normal use, or a manufacturing fault? Refund the order.",
+            "Is it a fault from normal use, or a manufacturing fault?",
+            "issue_refund",
+        ),
+        # its own "If not": what to do when it does not hold (it was the yes-side)
+        (
+            "Is the order paid for in full? If not, do not refund the order; open a ticket for "
+            "the billing team.",
+            "the answer to 'Is the order paid for in full?' is no",
+            "open_ticket",
+        ),
+    ],
+)
+def test_a_longer_question_guards_the_side_its_answer_names(
+    tmp_path: Path, step: str, test: str, guarded: str
+) -> None:
+    ways = _ways(_compile(tmp_path, step))
+    assert all(guarded in w.calls for w in _side(ways, test, "yes"))
+    assert all(guarded not in w.calls for w in _side(ways, test, "no"))
+
+
 def test_two_questions_in_a_step_are_two_cases(tmp_path: Path) -> None:
     # "Score below 40? Decline ... Score 40 or more? Open the account": the second question
     # was inside the first one's branch, so a declined applicant got the account too

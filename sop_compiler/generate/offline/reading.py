@@ -782,6 +782,7 @@ def _trailing_unless_as_if(match: re.Match[str]) -> str:
     return f"{match.group('lead')}If it is not true that {test}, {action[0].lower()}{action[1:]}."
 
 
+_IF_ANSWER = re.compile(r"^if\s+(?:(?P<no>not|no)|so|yes)\s*,\s*(?P<rest>\S.*)$", re.IGNORECASE)
 _ANSWER = re.compile(r"^(?P<answer>yes|no)\s*[:,\-\u2013\u2014]\s*(?P<rest>\S.*)$", re.IGNORECASE)
 
 
@@ -796,9 +797,18 @@ def _answered_questions(sentences: list[tuple[str, str]]) -> list[tuple[str, str
         answer = _ANSWER.match(sentence.strip()) if question is not None else None
         # "Short? Do not substitute. Pass the order to the manager.": the orders that follow a
         # question of a few words are what to do when it holds, as after "Yes:"
-        follows = bool(out) and out[-1][0].strip() == question and is_instruction(sentence)
+        follows = (
+            bool(out)
+            and out[-1][0].strip() == question
+            and is_instruction(sentence)
+            and not _CASE_OPENING.match(sentence.strip())  # "If not, ...": its own answer
+        )
         if answer is None and not answered and _asks_yourself(question) and follows:
             answer = _ANSWER.match(f"yes: {sentence.strip()}")
+        said = _IF_ANSWER.match(sentence.strip()) if question is not None else None
+        if answer is None and said and bool(out) and out[-1][0].strip() == question:
+            # "Is the account up to date? If not, the arrears have to be cleared first."
+            answer = _ANSWER.match(f"{'no' if said['no'] else 'yes'}: {said['rest']}")
         if answer is None:
             asking = sentence.strip().endswith("?")
             if not (question is not None and answered) or asking:
@@ -827,15 +837,18 @@ def _answered_questions(sentences: list[tuple[str, str]]) -> list[tuple[str, str
 def _asks_yourself(question: str | None) -> bool:
     """ "Short?", "Vet treatment needed?", "Found on the system?": a question of a few words the
     agent answers, never one put to the customer ("Ask if ...?", a quoted line)."""
+    words = _MAX_QUESTION_WORDS * 2 if question and _YES_NO.match(question) else _MAX_QUESTION_WORDS
     return (
         question is not None
-        and len(question.split()) <= _MAX_QUESTION_WORDS
+        and len(question.split()) <= words
         and not question.lstrip().startswith(('"', "'", "\u201c", "\u2018"))
         and not is_instruction(question)
     )
 
 
 _MAX_QUESTION_WORDS = 6
+# "Is it wear from normal use, or a manufacturing fault?": a question that asks whether, longer
+_YES_NO = re.compile(r"^(?:is|are|was|were|has|have|does|did)\s+(?:it|this|that|the)\b", re.I)
 
 
 # "cancel it", never "to settle it" (what the purpose clause's "it" is, the sentence says), nor
