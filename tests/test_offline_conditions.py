@@ -2890,3 +2890,31 @@ def test_a_quoted_note_is_no_script_for_the_step_above_it(tmp_path: Path) -> Non
     )
     assert not [s.text for s in walk_steps(draft.steps) if "Important" in s.text]
     assert any("never refund an order to a card" in r.text for r in draft.rules), draft.rules
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "Cash settlement is permitted only where the customer returns the item unopened.",
+        "Settlements can only be made in cash to the card holder.",
+        "Level 1 agents do not settle orders in cash.",
+    ],
+)
+def test_a_stated_rule_in_a_list_of_steps_is_a_rule_and_calls_nothing(
+    tmp_path: Path, rule: str
+) -> None:
+    # "Cash settlement is permitted only where the policyholder provides a written quotation",
+    # a bullet among the steps, called `settle_cash` before the quotation was checked
+    catalog = _catalog(
+        Tool.model_validate(
+            {**_write("settle_cash", "Settle an order in cash."), "aliases": ["cash settlement"]}
+        )
+    )
+    draft = _sop(
+        tmp_path,
+        f"- Look up the order with the order number.\n- {rule}\n- Check the item.\n"
+        "- Settle the order in cash.\n",
+        catalog=catalog,
+    )
+    assert _calls(draft) == ["get_order", "settle_cash"], _calls(draft)
+    assert [r for r in draft.rules if r.text == rule]

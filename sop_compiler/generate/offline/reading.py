@@ -1123,13 +1123,26 @@ def _handed_by_call(actions: list[Action], index: int) -> bool:
     )
 
 
+# the subject of a statement and its verb: "Cash settlement is permitted only where ...",
+# "Level 1 agents do not ..."
+_STATED = re.compile(
+    r"^(?:[\w'-]+\s+){1,4}?(?:is|are|may|can|cannot|can't|must|shall|should|do|does|will)\b",
+    re.IGNORECASE,
+)
+
+
 def _stated_prohibition(action: Action) -> Action:
-    """ "Level 1 agents do not waive fees", "the agent does not set up any plan": what someone
-    may not do, never a call of the tool it names. An instruction ("Refund it, never in cash")
-    keeps its call."""
+    """ "Level 1 agents do not waive fees", "the agent does not set up any plan", "Cash
+    settlement is permitted only where ...": what someone may (not) do, never a call of the tool
+    it names. An instruction ("Refund it, never in cash") keeps its call."""
     text = action.text.strip()
     first = text.split(None, 1)[0].casefold() if text else ""
-    if action.kind != "tool_call" or first in INSTRUCTION_VERBS or rule_kind(text) != "never":
+    if (
+        action.kind != "tool_call"
+        or first in INSTRUCTION_VERBS
+        or rule_kind(text) not in ("never", "only_if")
+        or not _STATED.match(text)
+    ):
         return action
     return Action("say", action.text, action.quote)
 
