@@ -119,6 +119,26 @@ def test_text_tables_pipe_and_tab(tmp_path: Path) -> None:
     ]
 
 
+def test_text_grid_tables_drawn_with_plus_and_dashes(tmp_path: Path) -> None:
+    # "+-----+-----+" borders around "| a | b |" rows: a table, not a paragraph of rules and bars
+    document = _read(
+        tmp_path,
+        "t.txt",
+        "1. Quote the fee.\n\n  Fee bands\n"
+        "  +--------------+--------+\n"
+        "  | Age          | Fee    |\n"
+        "  +==============+========+\n"
+        "  | Under 2      | GBP 0  |\n"
+        "  | 2 to 6       | GBP 69 |\n"
+        "  +--------------+--------+\n",
+    )
+    tables = [b for b in document.blocks if isinstance(b, Table)]
+    assert [(t.header, t.rows) for t in tables] == [
+        (["Age", "Fee"], [["Under 2", "GBP 0"], ["2 to 6", "GBP 69"]])
+    ]
+    assert "+--" not in _all_text(document)
+
+
 # -- encodings --------------------------------------------------------------------------------
 
 

@@ -2918,3 +2918,44 @@ def test_a_stated_rule_in_a_list_of_steps_is_a_rule_and_calls_nothing(
     )
     assert _calls(draft) == ["get_order", "settle_cash"], _calls(draft)
     assert [r for r in draft.rules if r.text == rule]
+
+
+_DIARY = _catalog(
+    Tool.model_validate(
+        {
+            "name": "get_engineer_slots",
+            "description": "List free engineer visit slots for a postcode area over the next days.",
+            "access": "read",
+            "parameters": {"type": "object", "properties": {"postcode_area": {"type": "string"}}},
+        }
+    ),
+    Tool.model_validate(_write("book_callout", "Book an engineer visit into a slot.")),
+)
+
+
+def test_a_check_of_a_record_a_read_tool_lists_calls_that_tool(tmp_path: Path) -> None:
+    # "Check the engineer diary for the postcode area" with `get_engineer_slots`, "List free
+    # engineer visit slots for a postcode area": a word of its name and two of its description
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. Check the engineer diary for the postcode area.\n"
+        "3. Check the order status on the order.\n",
+        catalog=_DIARY,
+    )
+    assert _calls(draft) == ["get_order", "get_engineer_slots"], _calls(draft)
+
+
+def test_a_labelled_case_under_a_step_leaves_the_step_its_own_call(tmp_path: Path) -> None:
+    # "5. Book the slot." over "- Same-day slots: add GBP 25.": a case of the booking, not how
+    # it is done, so the booking still calls `book_callout` (it proposed `book_slot`), and an
+    # amount names no tool (`add_gbp_25`)
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. Book the slot.\n"
+        "   - Same-day slots: add GBP 25.\n",
+        catalog=_DIARY,
+    )
+    assert _calls(draft) == ["get_order", "book_callout"], _calls(draft)
+    assert draft.tools_proposed == []

@@ -43,6 +43,7 @@ _BULLET = re.compile(r"^(?P<bullet>[-*+•·▪◦‣–]|\[[ xX]?\]|[☐☑☒]
 _ROMAN = re.compile(r"^[ivxlcdm]+$", re.I)
 _HEADING_NUMBER = re.compile(r"^(?P<number>[0-9]{1,3}(?:\.[0-9]{1,3})*)\.?[ \t]+(?P<title>\S.*)$")
 _RULE = re.compile(r"^(?:={3,}|-{3,})$")
+_GRID_RULE = re.compile(r"^\+(?:[-=:]+\+)+$")
 _PIPE_SEPARATOR = re.compile(r"^\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?$")
 # A rule under the header of a column-aligned table: "-------  ------------  ------".
 _COLUMN_RULE = re.compile(r"^-{2,}(?:[ \t]+-{2,})+$")
@@ -277,7 +278,7 @@ class _TextParser:
                 self._heading(stripped, 1 if nxt[0] == "=" or boxed else 2, i)
                 prev_blank, i = True, i + 2
                 continue
-            if "|" in stripped or "\t" in stripped:
+            if "|" in stripped or "\t" in stripped or _GRID_RULE.match(stripped):
                 consumed = self._table(i)
             else:
                 consumed = self._aligned_table(i) if self.item is None or prev_blank else 0
@@ -408,9 +409,13 @@ class _TextParser:
         """Parse a pipe or tab-separated table starting at line i; return lines consumed."""
         lines = self.lines
         first = lines[i].strip()
-        if first.count("|") >= 2 or (first.startswith("|") and first.count("|") >= 1):
+        grid = _GRID_RULE.match(first) is not None  # "+------+-----+" around "| a | b |" rows
+        if grid or first.count("|") >= 2 or (first.startswith("|") and first.count("|") >= 1):
             end = i
-            while end < len(lines) and lines[end].strip().count("|") >= 1 and lines[end].strip():
+            while end < len(lines) and (
+                (lines[end].strip().count("|") >= 1 and lines[end].strip())
+                or (grid and _GRID_RULE.match(lines[end].strip()))
+            ):
                 end += 1
             block = [lines[k].strip() for k in range(i, end)]
             if len(block) < 2:
@@ -418,8 +423,9 @@ class _TextParser:
             header: list[str] | None = None
             rows: list[list[str]] = []
             for k, row in enumerate(block):
-                if _PIPE_SEPARATOR.match(row):
-                    if k == 1 and rows:
+                if _PIPE_SEPARATOR.match(row) or _GRID_RULE.match(row):
+                    # the rule under the first row: that row is the header
+                    if k == 1 + grid and len(rows) == 1:
                         header = rows.pop()
                     continue
                 rows.append([cell.strip() for cell in row.strip("|").split("|")])

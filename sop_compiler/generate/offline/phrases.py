@@ -828,7 +828,7 @@ def _read_action(
         checking
         and bound is not None
         and not bound.startswith(f"{first}_")
-        and not _names_data(text, bound)
+        and not (found is not None and _names_data(text, found))
         # "check the caller's details against the logbook": the identity check
         and not (found is not None and found.verifies_identity())
     ):
@@ -866,12 +866,19 @@ _BEFORE_CLAUSE = re.compile(
 )
 
 
-def _names_data(text: str, tool: str) -> bool:
+def _names_data(text: str, tool: Tool) -> bool:
     """ "Check crew and van availability" with `get_crew_availability`: the words name all of
-    what the read tool returns (two words or more), so the check is that call."""
-    nouns = tool.split("_")[1:]
+    what the read tool returns (two words or more), so the check is that call. "Check the
+    engineer diary for the postcode area" with `get_engineer_slots` ("List free engineer visit
+    slots for a postcode area"): a word of its name and two more of its description."""
+    nouns = tool.name.split("_")[1:]
     words = set(re.findall(r"[a-z]+", text.casefold()))
-    return len(nouns) >= 2 and all(noun in words for noun in nouns)
+    if len(nouns) >= 2 and all(noun in words for noun in nouns):
+        return True
+    said = set(canonical_words(text)[1:])  # not the verb: "check", "verify"
+    named = said & set(canonical_words(" ".join(nouns)))
+    described = (said & set(canonical_words(tool.description))) - named
+    return bool(named) and len(described) >= 2
 
 
 def handed_over(ending: Action) -> Action:

@@ -613,12 +613,19 @@ def _says_how(text: str) -> bool:
     """A sub-item that says how its step is done: an order, not a prohibition or a note ("- Never
     exchange tickets for a show that has started" under "Charge the fee, then move the seats")."""
     text = text.strip()
-    # "- If flagged as stolen, ..." under "Check the IMEI against the register": a case of what
-    # the step finds, not how it is done
-    return is_instruction(text) and NEGATED.match(text) is None and not _CASE_OPENING.match(text)
+    # "- If flagged as stolen, ..." under "Check the IMEI against the register", "- Same-day
+    # slots: add £25" under "Book the slot": a case of what the step finds or does, not how it
+    # is done
+    return (
+        is_instruction(text)
+        and NEGATED.match(text) is None
+        and not _CASE_OPENING.match(text)
+        and not _LABELLED.match(text)
+    )
 
 
 _CASE_OPENING = re.compile(r"^(?:if|when|unless|otherwise|where)\b", re.IGNORECASE)
+_LABELLED = re.compile(r"^[^:;.!?]{2,60}:\s+\S")
 
 
 def _clauses(text: str) -> list[tuple[str, str]]:

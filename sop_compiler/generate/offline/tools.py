@@ -298,13 +298,18 @@ def proposed_name(action: str, *, any_verb: bool = False) -> tuple[str, str] | N
     words = [
         w
         for w in _WORD.findall(obj)
-        if w not in _FILLER and not w.endswith("'s") and not w.endswith("ly") and w not in _PRONOUNS
+        if w not in _FILLER
+        and not w.endswith("'s")
+        and not w.endswith("ly")
+        and w not in _PRONOUNS
+        and not _AMOUNT.fullmatch(w)  # "add GBP 25": an amount, no thing a tool makes
     ][:2]
     if not words:
         return None
     return snake("_".join([verb, *words])), access
 
 
+_AMOUNT = re.compile(r"\d[\d.,]*|gbp|usd|eur|aud|cad|nzd|pounds?|dollars?|euros?")
 # "issue the new one": a word that stands for a thing named elsewhere names no tool
 _PRONOUNS = frozenset(["it", "them", "one", "ones", "these", "those", "same", "other", "another"])
 _CASE_NOTES = re.compile(r"\b(?:case|contact)\s+notes?\b|\bin the notes\b", re.IGNORECASE)
