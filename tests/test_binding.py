@@ -189,6 +189,19 @@ def test_a_catalog_tools_own_verb_is_an_order_and_a_plural_noun_is_not() -> None
     assert bind("Refunds above GBP 250 need a Team Leader's approval", catalog).tool is None
 
 
+def test_a_write_tools_described_verb_is_an_order_too() -> None:
+    # `submit_return` "Transmit a return to the IRS and the state by e-file": "Transmit the
+    # return" is its call, though "transmit" is no verb the compiler otherwise knows
+    catalog = ToolCatalog(
+        tools=[
+            Tool(name="submit_return", description="Transmit a return by e-file.", access="write"),
+            Tool(name="get_return_status", description="Status of a return.", access="read"),
+        ]
+    )
+    assert bind("Transmit the return.", catalog).tool == "submit_return"
+    assert bind("Status of the return is shown on the file.", catalog).tool is None
+
+
 def test_the_tools_own_verb_with_its_object_said_further_on() -> None:
     catalog = ToolCatalog(
         tools=[

@@ -307,9 +307,17 @@ def identity_check(action: str, catalog: ToolCatalog) -> Tool | None:
 
 
 def _tool_verbs(catalog: ToolCatalog) -> set[str]:
-    """The verbs the catalog's tool names start with (`retry_payment`: retry, `change_plan`:
-    change), and their synonyms, as bare words ("Refunds above £300 ..." is a plural noun)."""
+    """The verbs the catalog's tool names (and write tools' descriptions) start with
+    (`retry_payment`: retry, `change_plan`: change), and their synonyms, as bare words
+    ("Refunds above £300 ..." is a plural noun)."""
     verbs = {tool.name.split("_", 1)[0] for tool in catalog.tools} - {"email"}
+    # `submit_return` "Transmit a return to the IRS ...": a write tool's description opens
+    # with its verb too ("Transmit the return")
+    verbs |= {
+        described[0].casefold()
+        for tool in catalog.tools
+        if tool.access == "write" and (described := re.findall(r"[A-Za-z]+", tool.description))
+    }
     return verbs | {word for group in _SYNONYMS if verbs & group for word in group}
 
 
