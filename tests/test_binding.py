@@ -50,6 +50,20 @@ def test_open_reads_a_record_unless_a_tool_creates_what_it_names() -> None:
     assert bind("Open a ticket for the network team", catalog).tool == "create_ticket"
 
 
+def test_open_the_thing_a_tool_creates_when_a_read_has_only_whose_it_is_in_common() -> None:
+    # `list_storage_accounts` "Open storage accounts with unit rate ...": "open" an adjective,
+    # and "customer's" all it shares with the claim opened
+    catalog = ToolCatalog(
+        tools=[
+            Tool(name="open_damage_claim", description="Open a damage claim.", access="write"),
+            Tool(name="list_storage_accounts", description="Open storage accounts with rates."),
+        ]
+    )
+    claim = "Open the claim with photos and the customer's description of each item."
+    assert bind(claim, catalog).tool == "open_damage_claim"
+    assert bind("Open the customer's storage account", catalog).tool == "list_storage_accounts"
+
+
 def test_synonyms_of_the_verbs_policies_use() -> None:
     catalog = ToolCatalog(
         tools=[

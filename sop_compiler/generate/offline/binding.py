@@ -417,8 +417,11 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
             # "Add the charge to the guest's room bill" and `issue_spa_voucher` "Add a spa voucher
             # to the guest's stay": the description's verb, and only who it is for in common
             rank = 0 if nominal or light else -1
-        if definite and second in tool_verbs:
-            rank = 1  # "open the account" reads the account; "open a ticket" creates one
+        if definite and second in tool_verbs and (common - _WHO or not objects - _WHO):
+            # "open the account" reads the account; "open a ticket" creates one. A read of
+            # only whose it is ("Open the claim with the customer's photos" and "Open storage
+            # accounts with ...") reads nothing the step names
+            rank = 1
         elif definite and second and verb in tool_verbs:
             rank = 0
         if rank >= 0 and shared:
