@@ -2959,3 +2959,20 @@ def test_a_labelled_case_under_a_step_leaves_the_step_its_own_call(tmp_path: Pat
     )
     assert _calls(draft) == ["get_order", "book_callout"], _calls(draft)
     assert draft.tools_proposed == []
+
+
+def test_an_exception_in_brackets_is_the_case_it_opens_with(tmp_path: Path) -> None:
+    # "B.5 (Exception: if we cancel because we cannot supply a crew, refund the deposit in full,
+    # and refer the job to the Operations team.)": every cancellation was referred, and ended
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. Cancel the order.\n"
+        "3. (Exception: if we cancel because the item is out of stock, send the customer a "
+        "discount voucher.)\n"
+        "4. Tell the customer what happens next.\n",
+    )
+    ways = _ways(draft)
+    test = "we cancel because the item is out of stock"
+    assert all("issue_voucher" in w.calls for w in _side(ways, test, "yes"))
+    assert all("issue_voucher" not in w.calls for w in _side(ways, test, "no"))

@@ -37,6 +37,7 @@ from sop_compiler.generate.offline.sections import (
     labelled_cases,
     labelled_run,
     timed_cases,
+    unbracketed,
 )
 from sop_compiler.generate.offline.standing import rule_kind, sentence_key
 from sop_compiler.generate.offline.tools import Known, ToolMention, bind_arguments
@@ -82,7 +83,7 @@ def read_units(builder: Builder, units: list[Unit]) -> list[Node]:
             # "Spread over up to 60 months only if such a written request is on file": a rule
             # on the spread a step makes, never a spread of its own
             continue
-        unit = labelled_cases(unit)
+        unit = labelled_cases(unbracketed(unit))
         closes = _OPENS_OTHERWISE.match(unit.text) is not None and bool(cases)
         own, pending_own = _sentences(builder, unit, 0, pending)
         kids: list[Node] = []

@@ -362,6 +362,22 @@ _OPTION = re.compile(
 )
 
 
+# "B.5 (Exception: if we cancel because we cannot supply a crew, refund the deposit in full
+# ...)": an item in brackets, led by "Exception:", is the case it opens with
+_BRACKETED = re.compile(r"^\((?P<inner>[^()]*(?:\([^()]*\)[^()]*)*)\)\.?$", re.DOTALL)
+_EXCEPTION_LEAD = re.compile(
+    r"^(?:exceptions?|except)\s*[:\u2013\u2014-]\s*(?=(?:if|when|where|unless)\b)", re.I
+)
+
+
+def unbracketed(unit: Unit) -> Unit:
+    """`unit` without the brackets around its whole text and an "Exception:" before its test."""
+    text = unit.text.strip()
+    inner = match["inner"].strip() if (match := _BRACKETED.match(text)) else text
+    inner = _EXCEPTION_LEAD.sub("", inner)
+    return unit if inner == text else replace(unit, text=inner[:1].upper() + inner[1:])
+
+
 def labelled_cases(unit: Unit) -> Unit:
     """`unit` with its sub-items that name their case read as the cases they are.
 
