@@ -629,3 +629,34 @@ def test_a_table_of_cases_and_what_to_do_is_read_as_cases(header: list[str], cas
     rows = [["Pause", "Pause the subscription."]]
     table = Table(id="b1", prov=Provenance(file="sop.md"), header=header, rows=rows)
     assert is_decision_table(table) is cases
+
+
+def test_a_rule_lead_over_the_cases_it_is_for_is_one_rule_per_case(tmp_path: Path) -> None:
+    # "Exceptions - no compensation is given:" over "- when the delay was caused by the
+    # customer, or" and "- for orders placed ...": two steps "Check whether the delay ..., or."
+    # and "for orders placed ...", and no rule
+    section = (
+        "1. Find the hire.\n"
+        "2. Refund the hire if it was late.\n\n"
+        "Exceptions - no refund is given:\n\n"
+        "- when the rider returned the bikes late, or\n"
+        "- for hires booked on a free-ride day.\n\n"
+        "An extension is permitted only in the following cases:\n\n"
+        "- (a) a puncture;\n"
+        "- (b) a broken chain.\n"
+    )
+    sop = tmp_path / "hire.md"
+    sop.write_text(f"# Bike hire desk\n\n## Late returns\n\n{section}", encoding="utf-8")
+    (procedure,) = read_procedures(sop, root=tmp_path, settings=Settings()).procedures
+    draft = build_draft(procedure, catalog=_tools(*_HIRE_TOOLS))
+    rules = {r.text: r for r in draft.rules}
+    late = rules["No refund is given when the rider returned the bikes late."]
+    free = rules["No refund is given for hires booked on a free-ride day."]
+    assert late.kind == free.kind == "never" and late.governs == ["refund_hire"]
+    assert late.source is not None and late.source.quote.startswith("when the rider returned")
+    assert not any("Exceptions" in text for text in rules)
+    # a lead its items do not finish ("(a) a puncture") is a rule of its own
+    assert "An extension is permitted only in the following cases:" in rules
+    steps = " ".join(s.text for s in _flat(draft))
+    assert "rider returned the bikes late" not in steps and "free-ride" not in steps
+    assert "Exceptions" not in steps

@@ -39,7 +39,7 @@ from sop_compiler.generate.offline.sections import (
     timed_cases,
     unbracketed,
 )
-from sop_compiler.generate.offline.standing import rule_kind, sentence_key
+from sop_compiler.generate.offline.standing import completes, rule_kind, rule_lead, sentence_key
 from sop_compiler.generate.offline.tools import Known, ToolMention, bind_arguments
 from sop_compiler.models import TERMINAL_KINDS, ToolCall
 from sop_compiler.text import (
@@ -69,7 +69,7 @@ def read_units(builder: Builder, units: list[Unit]) -> list[Node]:
     rules_lead = False  # under "Additional rules:": its items are rules, not steps
     labelled: list[Node] = []  # the steps of a run of labelled cases (sections.labelled_run)
     builder.targets |= jump_targets(units)
-    for unit in labelled_run(timed_cases(units)):
+    for unit in labelled_run(timed_cases(_without_rule_cases(units))):
         if labelled and not unit.case_of_run:
             _one_of(builder, labelled)
             labelled = []
@@ -84,6 +84,7 @@ def read_units(builder: Builder, units: list[Unit]) -> list[Node]:
             # on the spread a step makes, never a spread of its own
             continue
         unit = labelled_cases(unbracketed(unit))
+        unit = replace(unit, children=_without_rule_cases(unit.children))
         closes = _OPENS_OTHERWISE.match(unit.text) is not None and bool(cases)
         own, pending_own = _sentences(builder, unit, 0, pending)
         kids: list[Node] = []
@@ -182,6 +183,20 @@ def read_units(builder: Builder, units: list[Unit]) -> list[Node]:
         pending = last_cond if last_cond is not None else (child_pending if kids else pending_own)
     if labelled:
         _one_of(builder, labelled)
+    return out
+
+
+def _without_rule_cases(units: list[Unit]) -> list[Unit]:
+    """`units` without the items that finish a rule's lead ("Exceptions - no compensation is
+    given:" over "- when the delay was caused by the customer, or"): the routine's Rules keep
+    them, one rule per case (standing.py)."""
+    out: list[Unit] = []
+    lead: str | None = None
+    for unit in units:
+        if lead is not None and not unit.children and completes(lead, unit.text):
+            continue
+        lead = rule_lead(unit.text)
+        out.append(unit)
     return out
 
 

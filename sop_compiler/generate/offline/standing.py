@@ -31,6 +31,7 @@ from sop_compiler.generate.offline.nodes import Builder, Node, flatten, quote
 from sop_compiler.generate.offline.sections import ACTION_HEADER, CASE_HEADER
 from sop_compiler.generate.offline.tools import ToolIndex
 from sop_compiler.models import (
+    Block,
     Heading,
     Knowledge,
     ListItem,
@@ -403,7 +404,9 @@ def standing(procedure: Procedure, tools: ToolIndex) -> Standing:
     seen: set[str] = set()
     for where, blocks in (("context", procedure.context), ("own", procedure.blocks)):
         background = False
+        lead: str | None = None  # "Exceptions - no compensation is given:" over its cases
         for block in blocks:
+            stem, lead = lead, None
             if isinstance(block, Heading):
                 title = NUMBERING.sub("", block.text).strip()
                 background = bool(CONTEXT_TITLE.match(title) or _BACKGROUND.match(title))
@@ -416,6 +419,27 @@ def standing(procedure: Procedure, tools: ToolIndex) -> Standing:
                         _add_embedded(out, seen, block.id, cell, case, tools)
                 continue
             if not isinstance(block, (Paragraph, ListItem, Quote)):
+                continue
+            if stem is not None and isinstance(block, ListItem) and completes(stem, block.text):
+                # "- when the delay was caused by the customer ..., or": the lead's rule, for
+                # this case; the item's own words are its source
+                lead = stem
+                text = f"{stem} {_COMPLETION_END.sub('', block.text.strip())}."
+                if text not in seen:
+                    seen.add(text)
+                    rule = Rule(
+                        kind=rule_kind(stem) or "never",
+                        text=text,
+                        governs=_governs(text, tools),
+                        source=_ref(block.id, block.text),
+                    )
+                    out.rules.append(rule)
+                continue
+            lead = rule_lead(block.text)
+            if lead is not None and completes(lead, next_text(blocks, block)):
+                # the lead is said whole by the rules of its items
+                keys = {(block.id, sentence_key(t)) for t in split_sentences(block.text)}
+                out.rule_sentences |= keys
                 continue
             sentences = split_sentences(block.text)
             # "If an item never arrived, transfer ... Do not correct the invoice yet.": what follows
@@ -455,6 +479,39 @@ def standing(procedure: Procedure, tools: ToolIndex) -> Standing:
                 if kind == "confirm_before" and _ANY_WRITE.search(text) and not _named(text, tools):
                     out.general_writes.append(rule)  # "before any change": every write
     return out
+
+
+_EXCEPTIONS_LABEL = re.compile(r"^(?:exceptions?|except)\s*[:\u2013\u2014-]\s*", re.IGNORECASE)
+_COMPLETION_END = re.compile(r"(?:[,;]\s*(?:or|and)?|\s+(?:or|and)|[.;,])\s*$", re.IGNORECASE)
+
+
+_JOINING = re.compile(
+    r"^(?:when|whenever|if|where|unless|for|while|after|before|once|because|on|in)\b", re.I
+)
+
+
+def completes(stem: str, item: str) -> bool:
+    """ "No compensation is given" and "when the delay was caused by the customer, or": an item
+    that finishes the lead's sentence, the clause of one case."""
+    return item[:1].islower() and bool(_JOINING.match(item) or _JOINING.search(stem.split()[-1]))
+
+
+def next_text(blocks: list[Block], block: Block) -> str:
+    """The text of the block after `block` ("" for none, or a block with no text)."""
+    at = blocks.index(block) + 1
+    return getattr(blocks[at], "text", "") if at < len(blocks) else ""
+
+
+def rule_lead(text: str) -> str | None:
+    """ "Exceptions - no compensation is given:" -> "No compensation is given": a rule whose
+    cases the items after it name ("- when the delay was caused by the customer, or"); None
+    for any other text."""
+    text = " ".join(text.split())
+    if not text.endswith(":"):
+        return None
+    stem = _EXCEPTIONS_LABEL.sub("", text[:-1]).strip()
+    stem = stem[:1].upper() + stem[1:]
+    return stem if stem and rule_kind(stem) is not None else None
 
 
 # A prohibition inside a longer sentence: after "and", a semicolon, a colon, an arrow or a dash
