@@ -2976,3 +2976,23 @@ def test_an_exception_in_brackets_is_the_case_it_opens_with(tmp_path: Path) -> N
     test = "we cancel because the item is out of stock"
     assert all("issue_voucher" in w.calls for w in _side(ways, test, "yes"))
     assert all("issue_voucher" not in w.calls for w in _side(ways, test, "no"))
+
+
+def test_a_case_that_refuses_a_write_is_tested_before_the_write(tmp_path: Path) -> None:
+    # "Where there is a court order ..., do not add anyone — transfer the request to the
+    # Safeguarding Lead", written after "Add the collector": it was "If this rule applies to
+    # the request: ...", tested after the collector was added
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. Replace the unit.\n"
+        "3. Tell the customer what happens next.\n\n"
+        "Where the order is flagged for fraud, do not replace anything \u2014 escalate to the "
+        "Fraud team.\n",
+    )
+    ways = _ways(draft)
+    test = "the order is flagged for fraud"
+    assert test in _tests(draft), _tests(draft)
+    for way in _side(ways, test, "yes"):
+        assert "replace_unit" not in way.calls and way.end == "escalate", way
+    assert all("replace_unit" in w.calls for w in _side(ways, test, "no"))

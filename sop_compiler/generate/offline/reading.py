@@ -919,6 +919,10 @@ def _prohibition_as_condition(sentence: str) -> str:
     if match is None:
         return sentence
     rule, action = match.group("rule").strip(), match.group("action")
+    if _CASE_OPENING.match(rule):
+        # "Where there is a court order, do not add anyone — transfer the request to the DSL":
+        # the rule tests its own case, and the action is that case's
+        return f"{rule}; {action}"
     orders = is_instruction(action) or any(
         verb.casefold() in INSTRUCTION_VERBS for verb in _SO_DO.findall(action)
     )  # "...; the charge is recalculated, so explain that and close the contact"
@@ -1202,12 +1206,17 @@ _AGENT_DOES_NOT = re.compile(
 )
 
 
+_ANYONE = re.compile(r"\s+(?:anyone|anybody|anything|someone|somebody)\b", re.IGNORECASE)
+
+
 def _write_tool(builder: Builder, action: str) -> str | None:
     """The catalog write tool that does `action` ("register the claim"), or None."""
     mention = builder.tools.find(action)
     tool = mention.tool if mention is not None else None
     # "do not book" under "Booking a smart meter installation": book the installation
     head = re.split(r"[,;]", action, maxsplit=1)[0]  # "book over capacity, even for one ..."
+    # "do not add anyone" under "Adding an authorised collector": add the collector
+    head = _ANYONE.sub("", head)
     for said in (action, f"{strip_end(head)} the {builder.subject}" if builder.subject else ""):
         if tool is None and said:
             bound = bind(said, builder.tools.catalog).tool

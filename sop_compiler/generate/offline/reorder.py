@@ -65,18 +65,27 @@ def _stops_first(builder: Builder, top: list[Node]) -> list[Node]:
     after the steps that let the unit: a step whose case stops the request moves in front of
     the first step that writes, so that nothing is done before it is tested."""
     for index, step in enumerate(list(top)):
-        stops = any(
-            node.kind == "condition"
-            and not _OUTCOME.search(node.test or "")  # "if the card is declined": after it
-            and any(n.goto == END and NOT_PROCEED.match(n.text) for n in node.then_nodes)
+        tests = [
+            node
             for node in flatten([step])
+            if node.kind == "condition" and not _OUTCOME.search(node.test or "")
+        ]  # "if the card is declined" is tested after the payment
+        stops = any(
+            n.goto == END and NOT_PROCEED.match(n.text) for node in tests for n in node.then_nodes
         )
-        if not stops:
-            continue
+        # "Where there is a court order, do not add anyone; transfer the request ...", after
+        # the step that adds the collector: the case that refuses a write comes before it
+        refused = {
+            verb
+            for node in tests
+            if any(n.kind in TERMINAL_KINDS or n.goto == END for n in node.then_nodes)
+            for n in node.then_nodes
+            if (m := _REFUSED.match(n.text)) and (verb := m["verb"].casefold())
+        }
         writes = [
             at
             for at, other in enumerate(top[:index])
-            if any(_writes(builder, n) for n in flatten([other]))
+            if any(_writes(builder, n) and (stops or _does(n, refused)) for n in flatten([other]))
         ]
         if writes:
             top = [*top[: writes[0]], step, *[n for n in top[writes[0] :] if n is not step]]
