@@ -2996,3 +2996,36 @@ def test_a_case_that_refuses_a_write_is_tested_before_the_write(tmp_path: Path) 
     for way in _side(ways, test, "yes"):
         assert "replace_unit" not in way.calls and way.end == "escalate", way
     assert all("replace_unit" in w.calls for w in _side(ways, test, "no"))
+
+
+_TEAM_ENUM = _catalog(
+    Tool.model_validate(
+        {
+            "name": "escalate_case",
+            "description": "Pass a case to another team with a summary.",
+            "access": "write",
+            "parameters": {
+                "type": "object",
+                "properties": {"team": {"type": "string", "enum": ["billing", "hardware"]}},
+            },
+        }
+    )
+)
+
+
+@pytest.mark.parametrize(
+    ("line", "calls"),
+    [
+        # who runs the procedure, said with a team value: no order, no call
+        ("Back-office, run every Monday by the Billing team.", []),
+        # an order in the passive voice names the value with its parameter
+        ("Any such order shall be escalated to the hardware team.", ["escalate_case"]),
+    ],
+)
+def test_a_parameter_value_said_with_its_name_calls_its_tool_only_in_an_order(
+    tmp_path: Path, line: str, calls: list[str]
+) -> None:
+    draft = _sop(
+        tmp_path, f"{line}\n\n1. Look up the order with the order number.\n", catalog=_TEAM_ENUM
+    )
+    assert [c for c in _calls(draft) if c != "get_order"] == calls, _calls(draft)

@@ -227,6 +227,10 @@ APPROVER = re.compile(
 )
 
 
+_BACKTICK_WORD = re.compile(r"`[^`]+`")
+_ORDERED_DONE = re.compile(r"\b(?:shall|must|should|is\s+to|are\s+to)\s+be\s+[a-z]+ed\b", re.I)
+
+
 def _reaching(who: str, catalog: ToolCatalog) -> Tool | None:
     """The one write tool that reaches `who` ("the duty manager": `page_duty_manager`, described
     "Page the duty manager ..."): every word of the role in its name or description."""
@@ -788,8 +792,15 @@ def _read_action(
         owners = [t for t in tools.catalog.tools if means["noun"] in t.name.split("_")]
         if len(owners) == 1:
             return [Action("tool_call", text, quote, tool=ToolMention(owners[0], 0, "verb"))]
-    if mention is None and not stated and (enum_tool := tools.enum_owner(text)) is not None:
-        return [Action("tool_call", text, quote, tool=enum_tool)]  # "use method `sms_code`"
+    if (
+        mention is None
+        and not stated
+        and (enum_tool := tools.enum_owner(text)) is not None
+        # "use method `sms_code`", "Any such order shall be changed to the road service";
+        # never "Back-office, run every Monday by the Billing Team", which orders nothing
+        and (is_order(text) or _BACKTICK_WORD.search(text) or _ORDERED_DONE.search(text))
+    ):
+        return [Action("tool_call", text, quote, tool=enum_tool)]
     if bind_meaning and (verifier := identity_check(text, tools.catalog)) is not None:
         # "Confirm the identity of the Account Holder by security PIN": the identity check, never
         # a question (who is asking is what the tool verifies)
