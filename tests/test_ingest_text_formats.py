@@ -79,6 +79,19 @@ def test_text_headings_caps_underlined_and_numbered(tmp_path: Path) -> None:
     assert damaged.prov.paragraph == 12  # 0-based line number
 
 
+def test_text_caps_heading_with_who_runs_it_in_brackets(tmp_path: Path) -> None:
+    # "DAILY VACCINATION SWEEP (back office)" ran on as steps of the procedure above it
+    document = _read(
+        tmp_path,
+        "sop.txt",
+        "INJURY DURING A GROOM\n1. Log an incident.\n\n"
+        "DAILY VACCINATION SWEEP (back office)\n1. Pull tomorrow's appointments.\n\n"
+        "Refunds (see below)\n",
+    )
+    headings = [b.text for b in document.blocks if isinstance(b, Heading)]
+    assert headings == ["INJURY DURING A GROOM", "DAILY VACCINATION SWEEP (back office)"]
+
+
 def test_text_steps_nest_by_indent_and_numbering(tmp_path: Path) -> None:
     document = _read(
         tmp_path,

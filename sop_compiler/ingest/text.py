@@ -504,6 +504,9 @@ def _banner_heading(line: str) -> bool:
     )
 
 
+_BRACKETED_END = re.compile(r"(?<=\S)\s+\([^()]*\)$")
+
+
 def _caps_heading(line: str) -> bool:
     """An ALL-CAPS line of at most ten words, banner rules and quotes aside.
 
@@ -512,7 +515,8 @@ def _caps_heading(line: str) -> bool:
     rule is no word.
     """
     bare = _undecorated(line)
-    letters = [ch for ch in bare if ch.isalpha()]
+    # "DAILY VACCINATION SWEEP (back office)": who does it, in brackets, is no part of the caps
+    letters = [ch for ch in _BRACKETED_END.sub("", bare) if ch.isalpha()]
     words = [word for word in bare.split() if any(ch.isalnum() for ch in word)]
     return (
         len(letters) >= 2
