@@ -398,3 +398,18 @@ def test_the_tools_action_said_as_a_noun_binds_it_over_a_verb_it_shares_less_wit
     assert bind("Refund the deposit held on the card pre-authorisation", catalog).tool == (
         "refund_deposit"
     )
+
+
+def test_the_one_tool_of_an_action_only_it_does_binds_without_its_object() -> None:
+    # "Refund the unused days to the original card" and `refund_hire`; a verb said of many
+    # things ("cancel", "issue") still needs its object
+    catalog = ToolCatalog(
+        tools=[
+            Tool(name="refund_hire", description="Pay a hire back to the card.", access="write"),
+            Tool(name="cancel_booking", description="Cancel a booking.", access="write"),
+            Tool(name="find_hire", description="Find a hire by its number."),
+        ]
+    )
+    assert bind("Refund the unused days to the original card.", catalog).tool == "refund_hire"
+    assert bind("Cancel the barrier pass.", catalog).tool is None
+    assert bind("Refund them.", catalog).tool is None  # only who: nothing said of what

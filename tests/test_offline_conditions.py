@@ -3029,3 +3029,25 @@ def test_a_parameter_value_said_with_its_name_calls_its_tool_only_in_an_order(
         tmp_path, f"{line}\n\n1. Look up the order with the order number.\n", catalog=_TEAM_ENUM
     )
     assert [c for c in _calls(draft) if c != "get_order"] == calls, _calls(draft)
+
+
+def test_two_cases_of_one_test_keep_their_order_when_the_second_refuses_the_write(
+    tmp_path: Path,
+) -> None:
+    # "If the manuscript has not yet been accepted: ... Withdraw it." then "If it has been
+    # accepted, do not withdraw it. Refer the request to the Editor-in-Chief": the refusal
+    # moved in front, and the first case's otherwise jumped back to it
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. If the order has not shipped, cancel the order.\n"
+        "3. If the order has shipped, do not cancel the order. Escalate to the Dispatch team.\n",
+    )
+    order = [s.id for s in walk_steps(draft.steps)]
+    for step in walk_steps(draft.steps):
+        if step.condition is not None and step.condition.else_step:
+            assert order.index(step.condition.else_step) > order.index(step.id), step
+    ways = _ways(draft)
+    assert all("cancel_order" in w.calls for w in _side(ways, "the order has not shipped", "yes"))
+    for way in _side(ways, "the order has shipped", "yes"):
+        assert "cancel_order" not in way.calls and way.end == "escalate", way

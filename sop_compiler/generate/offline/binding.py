@@ -321,6 +321,21 @@ def _tool_verbs(catalog: ToolCatalog) -> set[str]:
     return verbs | {word for group in _SYNONYMS if verbs & group for word in group}
 
 
+# verbs said of many things, which say nothing of which tool without their object
+_GENERAL_VERBS = (
+    _LIGHT_VERBS
+    | _DOING
+    | frozenset(
+        canonical_words(
+            "add issue send create update change check book cancel close open set record log note "
+            "get find give offer apply put move start stop end raise run tell ask call contact "
+            "arrange schedule request confirm mark review assign pass refer transfer escalate "
+            "remove clear reset replace return"
+        )
+    )
+)
+
+
 def bind(action: str, catalog: ToolCatalog) -> Binding:
     """The tool an action phrase means (see the module rules)."""
     lowered = action.lower()
@@ -433,6 +448,15 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
         return Binding(tool=best[2])
     if verb == _canon("send") and (messenger := _messenger(said, catalog)) is not None:
         return Binding(tool=messenger)
+    owners = [
+        t
+        for t in catalog.tools
+        if t.access == "write" and canonical_words(t.name.replace("_", " "))[:1] == [verb]
+    ]
+    if imperative and len(owners) == 1 and verb not in _GENERAL_VERBS and objects - _WHO:
+        # "Refund the unused days to the original card" and `refund_hire`, "Release only the
+        # undisputed part" and `release_deposit`: the one tool of an action only it does
+        return Binding(tool=owners[0].name)
     raw = [w for w in re.findall(r"[a-z]+", lowered) if w not in _STOP]
     if len(raw) < 2:
         return Binding(close=close)

@@ -75,10 +75,15 @@ def _stops_first(builder: Builder, top: list[Node]) -> list[Node]:
         )
         # "Where there is a court order, do not add anyone; transfer the request ...", after
         # the step that adds the collector: the case that refuses a write comes before it
+        grouped = {id(m[0]) for g in builder.groups for m in g.members if m}
         refused = {
             verb
             for node in tests
-            if any(n.kind in TERMINAL_KINDS or n.goto == END for n in node.then_nodes)
+            # a step of its own (or a paragraph under a step that leads no cases); a case of
+            # a group is the other side of its siblings' tests, wired where it is
+            if (node is step or (node in step.children and not _leads_cases(step)))
+            and id(node) not in grouped
+            and any(n.kind in TERMINAL_KINDS or n.goto == END for n in node.then_nodes)
             for n in node.then_nodes
             if (m := _REFUSED.match(n.text)) and (verb := m["verb"].casefold())
         }
@@ -90,6 +95,11 @@ def _stops_first(builder: Builder, top: list[Node]) -> list[Node]:
         if writes:
             top = [*top[: writes[0]], step, *[n for n in top[writes[0] :] if n is not step]]
     return top
+
+
+def _leads_cases(step: Node) -> bool:
+    """ "3. Work out the amount:" over its cases, or a step that tests a case itself."""
+    return step.kind == "condition" or step.text.rstrip().endswith(":")
 
 
 # a test of how an earlier step went, which can only be made after it
