@@ -3051,3 +3051,14 @@ def test_two_cases_of_one_test_keep_their_order_when_the_second_refuses_the_writ
     assert all("cancel_order" in w.calls for w in _side(ways, "the order has not shipped", "yes"))
     for way in _side(ways, "the order has shipped", "yes"):
         assert "cancel_order" not in way.calls and way.end == "escalate", way
+
+
+def test_a_quoted_script_joins_its_step_without_stray_punctuation(tmp_path: Path) -> None:
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. Reply.\n\n"
+        "   > Hi, sorry about the wait.\n",
+    )
+    (reply,) = [s for s in walk_steps(draft.steps) if "sorry" in s.text]
+    assert reply.text.startswith('Reply: "Hi, sorry about the wait."'), reply.text

@@ -515,7 +515,7 @@ def _sentences(
         )
     for script in unit.extra:
         if nodes:
-            nodes[-1].text = f'{nodes[-1].text.rstrip(":")}: "{" ".join(script.split())}"'
+            nodes[-1].text = f'{nodes[-1].text.rstrip(":. ")}: "{" ".join(script.split())}"'
     if owner is not None and not owner.else_nodes and owner.else_goto is None:
         # "a. If X, do A. If Y, do B." then "b. Otherwise, ...": the otherwise answers X,
         # the condition the item opened with, not the one nested inside its branch.
