@@ -660,3 +660,12 @@ def test_a_rule_lead_over_the_cases_it_is_for_is_one_rule_per_case(tmp_path: Pat
     steps = " ".join(s.text for s in _flat(draft))
     assert "rider returned the bikes late" not in steps and "free-ride" not in steps
     assert "Exceptions" not in steps
+
+
+def test_a_prohibition_after_so_is_a_rule(tmp_path: Path) -> None:
+    # "Groups of more than four guests are handled by the Events team, so don't book them here"
+    line = "Groups of more than four riders are handled by the Events team, so don't extend them."
+    rules = _rules_of(
+        tmp_path, f"1. Find the hire.\n2. Extend the hire.\n\n{line}\n", _tools(*_HIRE_TOOLS)
+    )
+    assert any(text.casefold().startswith("don't extend them") for text in rules), rules

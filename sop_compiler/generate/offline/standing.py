@@ -516,7 +516,7 @@ def rule_lead(text: str) -> str | None:
 
 # A prohibition inside a longer sentence: after "and", a semicolon, a colon, an arrow or a dash
 _EMBEDDED = re.compile(
-    r"(?:[;:]\s+|,?\s+and\s+|\s*(?:->|\u2192)\s*|\s[-\u2013\u2014]\s|[.!?]\s+)"
+    r"(?:[;:]\s+|,?\s+(?:and|so)\s+|\s*(?:->|\u2192)\s*|\s[-\u2013\u2014]\s|[.!?]\s+)"
     r"(?P<rule>(?:do\s+not|don't|never|must\s+not)\s+[^.;]+)",
     re.IGNORECASE,
 )
