@@ -2463,13 +2463,23 @@ def test_beside_a_case_that_carries_on_the_other_case_ends(tmp_path: Path, carry
     assert all("accept_return" in way.calls for way in _side(ways, "on the recall list", "no"))
 
 
-def test_a_side_that_hands_the_case_to_a_team_who_will_act_ends_there(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "handed",
+    [
+        "If the box is crushed, open a ticket for the Warehouse team, who will call the customer "
+        "back.",
+        # "put a same-day message on the duty vet's list so they can call the owner and
+        # decide": the next consult was booked on that side too
+        "If the box is crushed, open a ticket for the Warehouse team so they can call the "
+        "customer and decide.",
+    ],
+)
+def test_a_side_that_hands_the_case_to_a_team_who_will_act_ends_there(
+    tmp_path: Path, handed: str
+) -> None:
     # "if the member insists on leaving anyway, create a case for Membership Ops, who will write
     # to the member": the membership was then cancelled on that side too
-    handed = (
-        "If the box is crushed, open a ticket for the Warehouse team, who will call the customer"
-    )
-    ways = _ways(_compile(tmp_path, f"{handed} back.\n3. Accept the return."))
+    ways = _ways(_compile(tmp_path, f"{handed}\n3. Accept the return."))
     for way in _side(ways, "the box is crushed", "yes"):
         assert way.calls == ["get_order", "open_ticket"], way
     assert all("accept_return" in w.calls for w in _side(ways, "the box is crushed", "no"))

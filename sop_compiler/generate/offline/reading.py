@@ -1374,7 +1374,13 @@ def _clause(
 
 
 # what the team a case is handed to does next: "..., who will write to the member"
-_THEY_WILL = re.compile(r",\s+who\s+(?:will|then|now)\s+[a-z]+", re.IGNORECASE)
+# "..., who will write to the member"; what they are asked to decide: "put a message on the
+# duty vet's list so they can call the owner and decide", "..., who decides"
+_THEY_WILL = re.compile(
+    r",\s+who\s+(?:will|then|now)\s+[a-z]+|,\s+who\s+decides?\b|"
+    r"\bso\s+(?:that\s+)?(?:they|he|she)\s+can\b[^.;]*\bdecide\b",
+    re.IGNORECASE,
+)
 
 
 def _ends(sentence: str) -> bool:
