@@ -484,11 +484,18 @@ _HIRE_TOOLS = (
 )
 
 
-def _rules_of(tmp_path: Path, section: str, catalog: ToolCatalog) -> dict[str, list[str]]:
+def _hire(
+    tmp_path: Path, section: str, catalog: ToolCatalog | None = None, *, title: str = "Hires"
+) -> RoutineDraft:
+    """The routine of one procedure `title` of the bike hire desk, holding `section`."""
     sop = tmp_path / "hire.md"
-    sop.write_text(f"# Bike hire desk\n\n## Hires\n\n{section}", encoding="utf-8")
+    sop.write_text(f"# Bike hire desk\n\n## {title}\n\n{section}", encoding="utf-8")
     (procedure,) = read_procedures(sop, root=tmp_path, settings=Settings()).procedures
-    return {r.text: r.governs for r in build_draft(procedure, catalog=catalog).rules}
+    return build_draft(procedure, catalog=catalog or _tools(*_HIRE_TOOLS))
+
+
+def _rules_of(tmp_path: Path, section: str, catalog: ToolCatalog) -> dict[str, list[str]]:
+    return {r.text: r.governs for r in _hire(tmp_path, section, catalog).rules}
 
 
 @pytest.mark.parametrize(
@@ -533,10 +540,7 @@ def test_a_threshold_that_needs_someones_ok_asks_for_it_before_the_write(tmp_pat
         "2. Refund the amount to the original card.\n"
         "3. Refunds over £200 need the duty manager's OK before you process them.\n"
     )
-    sop = tmp_path / "hire.md"
-    sop.write_text(f"# Bike hire desk\n\n## Refunds\n\n{section}", encoding="utf-8")
-    (procedure,) = read_procedures(sop, root=tmp_path, settings=Settings()).procedures
-    draft = build_draft(procedure, catalog=_tools(*_HIRE_TOOLS))
+    draft = _hire(tmp_path, section, title="Refunds")
     steps = {s.id: s for s in walk_steps(draft.steps)}
     (test,) = [s for s in steps.values() if s.condition is not None and "200" in s.condition.test]
     assert test.condition is not None
@@ -561,25 +565,19 @@ def test_words_of_being_are_no_evidence_of_what_a_lookup_returns(tmp_path: Path)
         "1. If the hire was cancelled by the shop, refund the amount paid.\n"
         "2. If the refund is over £300, page the duty manager first.\n"
     )
-    sop = tmp_path / "hire.md"
-    sop.write_text(f"# Bike hire desk\n\n## Refunds\n\n{section}", encoding="utf-8")
-    (procedure,) = read_procedures(sop, root=tmp_path, settings=Settings()).procedures
-    draft = build_draft(procedure, catalog=catalog)
+    draft = _hire(tmp_path, section, catalog, title="Refunds")
     calls = [s.tool_call.tool for s in _flat(draft) if s.tool_call]
     assert calls[:1] == ["find_hire"], calls
 
 
+# the desk's tools, none of which reaches a manager
+_NO_PAGER = _tools(*(t for t in _HIRE_TOOLS if t[0] != "page_duty_manager"))
+
+
 def test_a_managers_ok_is_never_asked_of_the_customer(tmp_path: Path) -> None:
     # with no tool that reaches the manager, the step stays as the SOP says it, for review
-    sop = tmp_path / "hire.md"
-    sop.write_text(
-        "# Bike hire desk\n\n## Damage\n\n1. Find the hire.\n"
-        "2. Get the workshop manager's sign-off on the repair cost.\n",
-        encoding="utf-8",
-    )
-    (procedure,) = read_procedures(sop, root=tmp_path, settings=Settings()).procedures
-    catalog = _tools(*(t for t in _HIRE_TOOLS if t[0] != "page_duty_manager"))
-    draft = build_draft(procedure, catalog=catalog)
+    section = "1. Find the hire.\n2. Get the workshop manager's sign-off on the repair cost.\n"
+    draft = _hire(tmp_path, section, _NO_PAGER, title="Damage")
     (step,) = [s for s in _flat(draft) if "sign-off" in s.text]
     assert step.kind == "action" and "customer" not in step.text.casefold(), step
     (question,) = [q for q in draft.open_questions if "workshop manager" in q]
@@ -592,16 +590,11 @@ def test_an_approval_no_tool_reaches_is_still_sought_before_the_write_it_is_for(
     """ "Refund it. Refunds above £300 need your team lead's sign-off before you submit them",
     in one step, with no tool that reaches the team lead: above £300 the sign-off comes first,
     and the open question names the team lead (not "Request your team lead")."""
-    sop = tmp_path / "hire.md"
-    sop.write_text(
-        "# Bike hire desk\n\n## Refunds\n\n1. Find the hire.\n"
-        "2. Refund the hire to the original card. Refunds above £300 need your team "
-        "lead's sign-off before you submit them.\n",
-        encoding="utf-8",
+    section = (
+        "1. Find the hire.\n2. Refund the hire to the original card. Refunds above £300 need "
+        "your team lead's sign-off before you submit them.\n"
     )
-    (procedure,) = read_procedures(sop, root=tmp_path, settings=Settings()).procedures
-    catalog = _tools(*(t for t in _HIRE_TOOLS if t[0] != "page_duty_manager"))
-    draft = build_draft(procedure, catalog=catalog)
+    draft = _hire(tmp_path, section, _NO_PAGER, title="Refunds")
     order = [s.id for s in _flat(draft)]
     (sign_off,) = [s for s in _flat(draft) if "sign-off" in s.text]
     (refund,) = [s for s in _flat(draft) if s.tool_call and s.tool_call.tool == "refund_hire"]
@@ -645,10 +638,7 @@ def test_a_rule_lead_over_the_cases_it_is_for_is_one_rule_per_case(tmp_path: Pat
         "- (a) a puncture;\n"
         "- (b) a broken chain.\n"
     )
-    sop = tmp_path / "hire.md"
-    sop.write_text(f"# Bike hire desk\n\n## Late returns\n\n{section}", encoding="utf-8")
-    (procedure,) = read_procedures(sop, root=tmp_path, settings=Settings()).procedures
-    draft = build_draft(procedure, catalog=_tools(*_HIRE_TOOLS))
+    draft = _hire(tmp_path, section, title="Late returns")
     rules = {r.text: r for r in draft.rules}
     late = rules["No refund is given when the rider returned the bikes late."]
     free = rules["No refund is given for hires booked on a free-ride day."]
