@@ -425,7 +425,7 @@ class _TextParser:
             for k, row in enumerate(block):
                 if _PIPE_SEPARATOR.match(row) or _GRID_RULE.match(row):
                     # the rule under the first row: that row is the header
-                    if k == 1 + grid and len(rows) == 1:
+                    if k == (2 if grid else 1) and len(rows) == 1:
                         header = rows.pop()
                     continue
                 rows.append([cell.strip() for cell in row.strip("|").split("|")])
@@ -515,12 +515,13 @@ def _caps_heading(line: str) -> bool:
     rule is no word.
     """
     bare = _undecorated(line)
+    if len(bare) > 80:
+        return False
     # "DAILY VACCINATION SWEEP (back office)": who does it, in brackets, is no part of the caps
     letters = [ch for ch in _BRACKETED_END.sub("", bare) if ch.isalpha()]
     words = [word for word in bare.split() if any(ch.isalnum() for ch in word)]
     return (
         len(letters) >= 2
-        and len(bare) <= 80
         and all(ch.isupper() for ch in letters)
         and bare[-1] not in ".;,"
         and len(words) <= 10

@@ -267,7 +267,7 @@ def _sentences(
             # "6. Router fault: send a new router" where step 5 jumps to it: tested already
             labels=(unit.key or "").casefold() not in builder.targets,
         )
-        clause.actions = [_stated_prohibition(action) for action in clause.actions]
+        clause.actions = [_stated_rule(action) for action in clause.actions]
         if (
             clause.test is not None
             and _ELLIPTIC.match(clause.test)
@@ -1158,7 +1158,7 @@ _STATED = re.compile(
 )
 
 
-def _stated_prohibition(action: Action) -> Action:
+def _stated_rule(action: Action) -> Action:
     """ "Level 1 agents do not waive fees", "the agent does not set up any plan", "Cash
     settlement is permitted only where ...": what someone may (not) do, never a call of the tool
     it names. An instruction ("Refund it, never in cash") keeps its call."""
@@ -1373,9 +1373,9 @@ def _clause(
     return made, cond  # "..., take it to the school if it is open, otherwise to the depot"
 
 
-# what the team a case is handed to does next: "..., who will write to the member"
-# "..., who will write to the member"; what they are asked to decide: "put a message on the
-# duty vet's list so they can call the owner and decide", "..., who decides"
+# what the team a case is handed to does next: "..., who will write to the member"; what they
+# are asked to decide: "put a message on the duty vet's list so they can call the owner and
+# decide", "..., who decides"
 _THEY_WILL = re.compile(
     r",\s+who\s+(?:will|then|now)\s+[a-z]+|,\s+who\s+decides?\b|"
     r"\bso\s+(?:that\s+)?(?:they|he|she)\s+can\b[^.;]*\bdecide\b",

@@ -64,6 +64,7 @@ def _stops_first(builder: Builder, top: list[Node]) -> list[Node]:
     """ "3.6 Where the Tenant declares any such goods, the letting shall not proceed", written
     after the steps that let the unit: a step whose case stops the request moves in front of
     the first step that writes, so that nothing is done before it is tested."""
+    grouped = {id(m[0]) for g in builder.groups for m in g.members if m}
     for index, step in enumerate(list(top)):
         tests = [
             node
@@ -75,7 +76,6 @@ def _stops_first(builder: Builder, top: list[Node]) -> list[Node]:
         )
         # "Where there is a court order, do not add anyone; transfer the request ...", after
         # the step that adds the collector: the case that refuses a write comes before it
-        grouped = {id(m[0]) for g in builder.groups for m in g.members if m}
         refused = {
             verb
             for node in tests

@@ -365,9 +365,8 @@ _OPTION = re.compile(
 # "B.5 (Exception: if we cancel because we cannot supply a crew, refund the deposit in full
 # ...)": an item in brackets, led by "Exception:", is the case it opens with
 _BRACKETED = re.compile(r"^\((?P<inner>[^()]*(?:\([^()]*\)[^()]*)*)\)\.?$", re.DOTALL)
-_EXCEPTION_LEAD = re.compile(
-    r"^(?:exceptions?|except)\s*[:\u2013\u2014-]\s*(?=(?:if|when|where|unless)\b)", re.I
-)
+EXCEPTION_LABEL = re.compile(r"^(?:exceptions?|except)\s*[:\u2013\u2014-]\s*", re.IGNORECASE)
+_EXCEPTION_LEAD = re.compile(rf"{EXCEPTION_LABEL.pattern}(?=(?:if|when|where|unless)\b)", re.I)
 
 
 def unbracketed(unit: Unit) -> Unit:

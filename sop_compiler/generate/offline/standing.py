@@ -28,10 +28,9 @@ from dataclasses import dataclass, field
 
 from sop_compiler.generate.offline.binding import canonical_words, nominal_verbs, verb_stems
 from sop_compiler.generate.offline.nodes import Builder, Node, flatten, quote
-from sop_compiler.generate.offline.sections import ACTION_HEADER, CASE_HEADER
+from sop_compiler.generate.offline.sections import ACTION_HEADER, CASE_HEADER, EXCEPTION_LABEL
 from sop_compiler.generate.offline.tools import ToolIndex
 from sop_compiler.models import (
-    Block,
     Heading,
     Knowledge,
     ListItem,
@@ -405,7 +404,7 @@ def standing(procedure: Procedure, tools: ToolIndex) -> Standing:
     for where, blocks in (("context", procedure.context), ("own", procedure.blocks)):
         background = False
         lead: str | None = None  # "Exceptions - no compensation is given:" over its cases
-        for block in blocks:
+        for at, block in enumerate(blocks):
             stem, lead = lead, None
             if isinstance(block, Heading):
                 title = NUMBERING.sub("", block.text).strip()
@@ -436,7 +435,8 @@ def standing(procedure: Procedure, tools: ToolIndex) -> Standing:
                     out.rules.append(rule)
                 continue
             lead = rule_lead(block.text)
-            if lead is not None and completes(lead, next_text(blocks, block)):
+            after = blocks[at + 1] if at + 1 < len(blocks) else None
+            if lead is not None and isinstance(after, ListItem) and completes(lead, after.text):
                 # the lead is said whole by the rules of its items
                 keys = {(block.id, sentence_key(t)) for t in split_sentences(block.text)}
                 out.rule_sentences |= keys
@@ -481,7 +481,6 @@ def standing(procedure: Procedure, tools: ToolIndex) -> Standing:
     return out
 
 
-_EXCEPTIONS_LABEL = re.compile(r"^(?:exceptions?|except)\s*[:\u2013\u2014-]\s*", re.IGNORECASE)
 _COMPLETION_END = re.compile(r"(?:[,;]\s*(?:or|and)?|\s+(?:or|and)|[.;,])\s*$", re.IGNORECASE)
 
 
@@ -496,12 +495,6 @@ def completes(stem: str, item: str) -> bool:
     return item[:1].islower() and bool(_JOINING.match(item) or _JOINING.search(stem.split()[-1]))
 
 
-def next_text(blocks: list[Block], block: Block) -> str:
-    """The text of the block after `block` ("" for none, or a block with no text)."""
-    at = blocks.index(block) + 1
-    return getattr(blocks[at], "text", "") if at < len(blocks) else ""
-
-
 def rule_lead(text: str) -> str | None:
     """ "Exceptions - no compensation is given:" -> "No compensation is given": a rule whose
     cases the items after it name ("- when the delay was caused by the customer, or"); None
@@ -509,7 +502,7 @@ def rule_lead(text: str) -> str | None:
     text = " ".join(text.split())
     if not text.endswith(":"):
         return None
-    stem = _EXCEPTIONS_LABEL.sub("", text[:-1]).strip()
+    stem = EXCEPTION_LABEL.sub("", text[:-1]).strip()
     stem = stem[:1].upper() + stem[1:]
     return stem if stem and rule_kind(stem) is not None else None
 
