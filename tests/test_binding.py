@@ -413,3 +413,23 @@ def test_the_one_tool_of_an_action_only_it_does_binds_without_its_object() -> No
     assert bind("Refund the unused days to the original card.", catalog).tool == "refund_hire"
     assert bind("Cancel the barrier pass.", catalog).tool is None
     assert bind("Refund them.", catalog).tool is None  # only who: nothing said of what
+
+
+def test_raise_changes_only_an_amount() -> None:
+    # "Raise a job with Metering Operations" called `switch_to_credit_mode` (raise = change)
+    catalog = ToolCatalog(
+        tools=[
+            Tool(
+                name="switch_to_credit_mode",
+                description="Switch a meter to credit mode.",
+                access="write",
+            ),
+            Tool(
+                name="change_credit_limit",
+                description="Change a card's credit limit.",
+                access="write",
+            ),
+        ]
+    )
+    assert bind("Raise a job with Metering Operations.", catalog).tool is None
+    assert bind("Raise the credit limit to £500.", catalog).tool == "change_credit_limit"

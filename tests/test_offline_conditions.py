@@ -3072,3 +3072,18 @@ def test_a_quoted_script_joins_its_step_without_stray_punctuation(tmp_path: Path
     )
     (reply,) = [s for s in walk_steps(draft.steps) if "sorry" in s.text]
     assert reply.text.startswith('Reply: "Hi, sorry about the wait."'), reply.text
+
+
+def test_confirm_that_is_a_check_never_the_confirming_write(tmp_path: Path) -> None:
+    # "Confirm that the group will meet the minimum supervision ratio" called
+    # `confirm_group_booking`, which the SOP forbids in that procedure
+    catalog = _catalog(
+        Tool.model_validate(_write("confirm_order", "Confirm an order for dispatch."))
+    )
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. Confirm that the order will meet the weight limit.\n",
+        catalog=catalog,
+    )
+    assert "confirm_order" not in _calls(draft), _calls(draft)

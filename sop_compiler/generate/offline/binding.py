@@ -321,6 +321,12 @@ def _tool_verbs(catalog: ToolCatalog) -> set[str]:
     return verbs | {word for group in _SYNONYMS if verbs & group for word in group}
 
 
+# what "raise" changes when it changes something: "raise the credit limit"
+_AMOUNTS = frozenset(
+    canonical_words("limit rate price amount cap level fee ceiling threshold allowance")
+)
+
+
 # verbs said of many things, which say nothing of which tool without their object
 _GENERAL_VERBS = (
     _LIGHT_VERBS
@@ -387,6 +393,8 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
     # second choice, taken only when no tool that creates fits the object ("raise a ticket",
     # but "raise the credit limit" changes it)
     sense = _SECOND_SENSE.get(lowered.split()[0]) if lowered.split() else None
+    if sense == "change" and not objects & _AMOUNTS:
+        sense = None  # "raise a job with Metering Operations" changes nothing: no amount
     second = _canon(sense) if sense else None
     definite = sense == "get" and bool(
         re.match(r"^\S+\s+(?:the|their|its|his|her|your)\b", lowered)

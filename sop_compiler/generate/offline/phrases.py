@@ -228,6 +228,7 @@ APPROVER = re.compile(
 
 
 _BACKTICK_WORD = re.compile(r"`[^`]+`")
+_CONFIRM_THAT = re.compile(r"^confirm\s+that\b", re.IGNORECASE)
 _ORDERED_DONE = re.compile(r"\b(?:shall|must|should|is\s+to|are\s+to)\s+be\s+[a-z]+ed\b", re.I)
 
 
@@ -686,6 +687,8 @@ def _read_action(
     asked = _ASK.match(text) or _CONFIRM.match(text) or first in _SAY
     probe = _BEFORE_CLAUSE.split(text, maxsplit=1)[0] if asked else text
     mention = None if stated else tools.find(probe)
+    if mention is not None and mention.tool.access == "write" and _CONFIRM_THAT.match(text):
+        mention = None  # "Confirm that the order will meet the limit": a check, no confirming
     if (
         mention is not None
         and mention.how == "alias"
@@ -808,7 +811,7 @@ def _read_action(
     if re.search(r"\banything else\b", text, re.IGNORECASE) and first == "ask":
         return [Action("ask", text, quote)]
     # "confirm that the account is active" checks the record; "confirm the address" asks
-    checks = re.match(r"^confirm\s+that\b", text, re.IGNORECASE) and "customer" not in text
+    checks = _CONFIRM_THAT.match(text) and "customer" not in text
     if (lookup := _lookup(text, first, tools)) is not None:
         return [Action("tool_call", text, quote, tool=lookup)]
     named = bind(text, tools.catalog).tool if bind_meaning and first == "request" else None
@@ -845,6 +848,10 @@ def _read_action(
     ):
         # "check the email address on the account" reads what was looked up; "verify the
         # caller" with `verify_borrower` is the catalog's own check
+        bound = None
+    if _CONFIRM_THAT.match(text) and found is not None and found.access == "write":
+        # "Confirm that the group will meet the supervision ratio": a check of what is so,
+        # never `confirm_group_booking`
         bound = None
     if bound is not None and (tool := tools.catalog.get(bound)) is not None:
         # "Cancel the booking" -> `cancel_reservation`: the tool the words mean (binding.py)
