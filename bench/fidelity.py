@@ -135,6 +135,13 @@ def _reach(steps: list[Step], start: str | None) -> list[Step]:
 _HANDOVER = re.compile(r"ticket|escalat|transfer|refer_to|_case\b|work_item")
 
 
+# "never ends in handoff (ends: ['escalate'])" and the other way round
+_HANDED_EITHER_WAY = re.compile(
+    r"never ends in handoff \(ends: \[[^]]*'escalate'|"
+    r"never ends in escalate \(ends: \[[^]]*'handoff'"
+)
+
+
 def _side(side: Side, reached: list[Step]) -> tuple[list[str], list[str]]:
     """What a branch side does wrong (forbidden calls, a wrong ending) and what it misses."""
     called = {s.tool_call.tool for s in reached if s.tool_call is not None}
@@ -194,6 +201,14 @@ def _score_branch(gold: GoldBranch, draft: RoutineDraft, where: str, tally: Tall
         missed += [f"{name}: {what}" for what in lacking]
     tally.add(
         "branches not wrong (of those found)", not wrong, f"{where}: {gold.condition}: {wrong}"
+    )
+    # a blind gold's "handoff" is to some team, not to an agent of the network it never saw:
+    # the same figure with an escalation and a hand-over taken as one ending
+    handed = [w for w in wrong if not _HANDED_EITHER_WAY.search(w)]
+    tally.add(
+        "branches not wrong, a hand-over either way",
+        not handed,
+        f"{where}: {gold.condition}: {handed}",
     )
     tally.add(
         "branches complete (of those found)", not missed, f"{where}: {gold.condition}: {missed}"
@@ -311,6 +326,7 @@ TARGETS: dict[str, float | None] = {
     "rule governs gold tool": None,
     "rule governs only gold tools": None,
     "branches not wrong (of those found)": 1.0,
+    "branches not wrong, a hand-over either way": None,
     "branches found": None,
     "branches complete (of those found)": None,
     "routines without validation errors": 1.0,
