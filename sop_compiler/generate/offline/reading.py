@@ -1206,7 +1206,7 @@ _AGENT_DOES_NOT = re.compile(
 )
 
 
-_ANYONE = re.compile(r"\s+(?:anyone|anybody|anything|someone|somebody)\b", re.IGNORECASE)
+_ANYONE = frozenset({"anyone", "anybody", "anything", "someone", "somebody"})
 
 
 def _write_tool(builder: Builder, action: str) -> str | None:
@@ -1216,7 +1216,7 @@ def _write_tool(builder: Builder, action: str) -> str | None:
     # "do not book" under "Booking a smart meter installation": book the installation
     head = re.split(r"[,;]", action, maxsplit=1)[0]  # "book over capacity, even for one ..."
     # "do not add anyone" under "Adding an authorised collector": add the collector
-    head = _ANYONE.sub("", head)
+    head = " ".join(word for word in head.split() if word.casefold() not in _ANYONE)
     for said in (action, f"{strip_end(head)} the {builder.subject}" if builder.subject else ""):
         if tool is None and said:
             bound = bind(said, builder.tools.catalog).tool
@@ -1378,7 +1378,7 @@ def _clause(
 # decide", "..., who decides"
 _THEY_WILL = re.compile(
     r",\s+who\s+(?:will|then|now)\s+[a-z]+|,\s+who\s+decides?\b|"
-    r"\bso\s+(?:that\s+)?(?:they|he|she)\s+can\b[^.;]*\bdecide\b",
+    r"\bso\s+(?:that\s+)?(?:they|he|she)\s+can\b[^.;]{0,120}?\bdecide\b",
     re.IGNORECASE,
 )
 

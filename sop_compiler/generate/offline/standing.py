@@ -423,7 +423,8 @@ def standing(procedure: Procedure, tools: ToolIndex) -> Standing:
                 # "- when the delay was caused by the customer ..., or": the lead's rule, for
                 # this case; the item's own words are its source
                 lead = stem
-                text = f"{stem} {_COMPLETION_END.sub('', block.text.strip())}."
+                case = " ".join(block.text.split())  # folded: no run of spaces to backtrack
+                text = f"{stem} {_COMPLETION_END.sub('', case)}."
                 if text not in seen:
                     seen.add(text)
                     rule = Rule(
