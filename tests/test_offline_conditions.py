@@ -3087,3 +3087,56 @@ def test_confirm_that_is_a_check_never_the_confirming_write(tmp_path: Path) -> N
         catalog=catalog,
     )
     assert "confirm_order" not in _calls(draft), _calls(draft)
+
+
+_TEXTS = _catalog(
+    Tool.model_validate(
+        {
+            "name": "send_text",
+            "description": "Text the customer a standard message.",
+            "access": "write",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "order_id": {"type": "string"},
+                    "template": {"type": "string", "enum": ["delivery_confirmed", "delay"]},
+                },
+            },
+        }
+    )
+)
+
+
+def test_how_a_steps_call_is_made_is_that_call_not_a_second_one(tmp_path: Path) -> None:
+    # "Text the patient to confirm the day. Use the "Delivery confirmed" template": two texts
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        '2. Text the customer to confirm the day. Use the "delivery_confirmed" template.\n',
+        catalog=_TEXTS,
+    )
+    texts = [s for s in walk_steps(draft.steps) if s.tool_call and s.tool_call.tool == "send_text"]
+    assert len(texts) == 1, [s.text for s in texts]
+    assert texts[0].tool_call is not None
+    assert ("template", "delivery_confirmed") in {
+        (a.name, a.value) for a in texts[0].tool_call.arguments
+    }
+
+
+def test_a_side_that_cannot_do_it_yet_ends_there(tmp_path: Path) -> None:
+    # "If it's still showing as awaiting GP, we can't book a delivery yet. Tell them we'll text
+    # when it's in.": the delivery was then booked on that side too
+    ways = _ways(
+        _compile(
+            tmp_path,
+            "If the order is still awaiting stock, we can't replace the unit yet. Tell the "
+            "customer we'll text when it's in.\n3. Replace the unit.",
+        )
+    )
+    assert all(
+        "replace_unit" not in w.calls
+        for w in _side(ways, "the order is still awaiting stock", "yes")
+    )
+    assert all(
+        "replace_unit" in w.calls for w in _side(ways, "the order is still awaiting stock", "no")
+    )

@@ -659,3 +659,19 @@ def test_a_prohibition_after_so_is_a_rule(tmp_path: Path) -> None:
         tmp_path, f"1. Find the hire.\n2. Extend the hire.\n\n{line}\n", _tools(*_HIRE_TOOLS)
     )
     assert any(text.casefold().startswith("don't extend them") for text in rules), rules
+
+
+def test_who_a_rule_is_for_is_no_object_of_the_action_it_governs(tmp_path: Path) -> None:
+    # "Always use the patient's full name ... - there are three Margaret Jones on our books"
+    # governed `book_vaccination_appointment` ("Book a patient into a slot ...")
+    catalog = _tools(
+        *_HIRE_TOOLS,
+        ("book_service", "write", "Book a customer's bike into a service slot."),
+        ("book_lesson", "write", "Book a customer onto a lesson."),
+    )
+    line = "Always use the customer's full name - there are three John Smiths on our books."
+    rules = _rules_of(tmp_path, f"1. Find the hire.\n\n{line}\n", catalog)
+    assert rules[line] == [], rules
+    booked = "Never book a bike into a service slot on a Sunday."
+    rules = _rules_of(tmp_path, f"1. Find the hire.\n\n{booked}\n", catalog)
+    assert rules[booked] == ["book_service"], rules

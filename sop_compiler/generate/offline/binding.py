@@ -157,7 +157,7 @@ _LIGHT_VERBS = frozenset({"create", "make", "arrange", "carry", "put", "place"})
 # matting charge" is no charge of the card
 _MAKING_VERBS = _LIGHT_VERBS | {"add"}
 # who a record is about: a word in common that says nothing of which tool is meant
-_WHO = frozenset(
+WHO = frozenset(
     [
         "customer",
         "user",
@@ -436,11 +436,11 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
             # the tool's own verb, its object said further on
             common = set(words[4:9]) & set(name_words[1:])
             shared = len(common)
-        if rank == 1 and verb not in name_words[:1] and not common - _WHO and objects - _WHO:
+        if rank == 1 and verb not in name_words[:1] and not common - WHO and objects - WHO:
             # "Add the charge to the guest's room bill" and `issue_spa_voucher` "Add a spa voucher
             # to the guest's stay": the description's verb, and only who it is for in common
             rank = 0 if nominal or light else -1
-        if definite and second in tool_verbs and (common - _WHO or not objects - _WHO):
+        if definite and second in tool_verbs and (common - WHO or not objects - WHO):
             # "open the account" reads the account; "open a ticket" creates one. A read of
             # only whose it is ("Open the claim with the customer's photos" and "Open storage
             # accounts with ...") reads nothing the step names
@@ -461,7 +461,7 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
         for t in catalog.tools
         if t.access == "write" and canonical_words(t.name.replace("_", " "))[:1] == [verb]
     ]
-    if imperative and len(owners) == 1 and verb not in _GENERAL_VERBS and objects - _WHO:
+    if imperative and len(owners) == 1 and verb not in _GENERAL_VERBS and objects - WHO:
         # "Refund the unused days to the original card" and `refund_hire`, "Release only the
         # undisputed part" and `release_deposit`: the one tool of an action only it does
         return Binding(tool=owners[0].name)

@@ -142,6 +142,7 @@ def read_units(builder: Builder, units: list[Unit]) -> list[Node]:
         for node in [*rest, *kids]:
             node.level = 1
         head.children = [*rest, *kids]
+        _how_its_call_is_made(head, head.children)
         if unit.key:
             builder.keys.setdefault(unit.key, head)
         for group in made_groups:
@@ -184,6 +185,31 @@ def read_units(builder: Builder, units: list[Unit]) -> list[Node]:
     if labelled:
         _one_of(builder, labelled)
     return out
+
+
+_USE = re.compile(r"^use\b", re.IGNORECASE)
+
+
+def _how_its_call_is_made(head: Node, children: list[Node]) -> None:
+    """ "Text the patient to confirm the day. Use the "Delivery confirmed" template": the
+    sentence (or sub-item) after it says how the step's own call is made (its literal arguments
+    join that call), never a second text."""
+    call = head.tool_call
+    cased = {id(n) for c in children for n in [*c.then_nodes, *c.else_nodes]}
+    for kid in children:
+        if call is None or kid.tool_call is None or kid.tool_call.tool != call.tool:
+            continue
+        if not _USE.match(kid.text) or id(kid) in cased or _INSTEAD.search(kid.text):
+            continue  # "If they cannot access their email, use method `sms_code` instead"
+        fixed = {a.name: a for a in kid.tool_call.arguments if a.value is not None}
+        named = {a.name for a in call.arguments}
+        arguments = [fixed.get(a.name, a) for a in call.arguments]
+        arguments += [a for name, a in fixed.items() if name not in named]
+        head.tool_call = call = call.model_copy(update={"arguments": arguments})
+        kid.kind, kid.tool_call = "say", None
+        tag = f" (`{call.tool}`)."  # the name `_tool_node` gave the call it no longer is
+        if kid.text.endswith(tag):
+            kid.text = f"{kid.text[: -len(tag)]}."
 
 
 def _without_rule_cases(units: list[Unit]) -> list[Unit]:
@@ -1041,7 +1067,9 @@ def _refuses_call(builder: Builder, clause: Clause, nodes: list[Node]) -> bool:
 # what has to happen before the request can be met: "it must be extended first"
 _NOT_YET = re.compile(
     r"\b(?:must|needs?\s+to|has\s+to|have\s+to)\s+be\s+\w+(?:\s+\w+){0,5}\s+first\b|"
-    r"\bcannot\s+be\s+\w+\s+until\b",
+    r"\bcannot\s+be\s+\w+\s+until\b|"
+    # "we can't book a delivery yet"
+    r"\b(?:we|you)\s+(?:can't|can\u2019t|cannot)\s+\w+(?:\s+\w+){0,4}?\s+yet\b",
     re.IGNORECASE,
 )
 # a check that failed: identity or details that do not match, a verification that fails

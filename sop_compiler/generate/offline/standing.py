@@ -26,7 +26,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from sop_compiler.generate.offline.binding import canonical_words, nominal_verbs, verb_stems
+from sop_compiler.generate.offline.binding import WHO, canonical_words, nominal_verbs, verb_stems
 from sop_compiler.generate.offline.nodes import Builder, Node, flatten, quote
 from sop_compiler.generate.offline.sections import ACTION_HEADER, CASE_HEADER, EXCEPTION_LABEL
 from sop_compiler.generate.offline.tools import ToolIndex
@@ -703,7 +703,9 @@ def _governs(sentence: str, tools: ToolIndex) -> list[str]:
             continue
         described = canonical_words(tool.description)
         verbs = set(title[:1] + described[:1])
-        objects = set(title[1:]) | set(described[1:6])
+        # who it is for is no object: "... there are three Margaret Jones on our books" says
+        # nothing of booking the patient's vaccination
+        objects = (set(title[1:]) | set(described[1:6])) - WHO
         # "Refunds above 200 USD need approval" speaks of `issue_refund` ("Refund an order"):
         # the name's object is the action the description opens with
         action_noun = set(title[1:]) & set(described[:1])
