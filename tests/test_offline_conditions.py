@@ -688,6 +688,34 @@ def test_labelled_cases_with_a_colon_are_cases_of_their_step(tmp_path: Path) -> 
     assert _tests(draft) == []
 
 
+@pytest.mark.parametrize(
+    ("label", "test"),
+    [
+        ("Return arrives opened", "return arrives opened"),
+        ("Order is over £50", "order is over £50"),
+        ("Record expired before the return date", "record expired before the return date"),
+    ],
+)
+def test_a_case_label_whose_first_word_is_also_a_verb_is_still_a_case(
+    tmp_path: Path, label: str, test: str
+) -> None:
+    # "Record expires before the appointment date: text the owner": "record" is the subject,
+    # the verb of state after it says so; never an order "record" with a proposed tool
+    draft = _sop(
+        tmp_path,
+        f"1. Look up the order with the order number.\n2. {label}: issue a voucher.\n"
+        "3. Tell the customer what happens next.\n",
+    )
+    assert _tests(draft) == [test]
+    ways = _ways(draft)
+    assert all("issue_voucher" in w.calls for w in _side(ways, test, "yes"))
+    assert all("issue_voucher" not in w.calls for w in _side(ways, test, "no"))
+    assert draft.tools_proposed == []
+    # an order that starts with the same verb stays an order
+    plain = _sop(tmp_path, "1. Return the item: issue a voucher.\n")
+    assert _tests(plain) == []
+
+
 def test_referring_to_a_team_as_well_goes_on(tmp_path: Path) -> None:
     draft = _compile(tmp_path, "Refer the order to the Fraud Office as well.\n3. Refund the order.")
     assert any("issue_refund" in w.calls for w in _ways(draft))
@@ -859,14 +887,17 @@ _DESKS = _catalog(
         (_DESKS, "transfer_call", ("desk", "quality_control")),
     ],
 )
+@pytest.mark.parametrize(
+    "said", ["refer the order to Quality Control", "raise a job with Quality Control"]
+)
 def test_the_catalogs_one_team_tool_is_how_a_case_goes_to_a_named_team(
-    tmp_path: Path, catalog: ToolCatalog, tool: str, team: tuple[str, str]
+    tmp_path: Path, catalog: ToolCatalog, tool: str, team: tuple[str, str], said: str
 ) -> None:
     sop = tmp_path / "returns.md"
     sop.write_text(
         "# Returns desk\n\n## Handle a return request\n\n"
         "1. Look up the order with the order number.\n"
-        "2. If the box was opened, refer the order to Quality Control.\n"
+        f"2. If the box was opened, {said}.\n"
         "3. Refund the order.\n",
         encoding="utf-8",
     )
@@ -882,7 +913,7 @@ def test_the_catalogs_one_team_tool_is_how_a_case_goes_to_a_named_team(
     assert not [i for i in issues if i.code == "unsupported_write"]
     # without a hand-over in the SOP the team tool is not asked for: a draft that calls it is
     # an answer adding an action
-    sop.write_text(sop.read_text().replace("refer the order to Quality Control", "refund it"))
+    sop.write_text(sop.read_text().replace(said, "refund it"))
     plain = read_procedures(sop, root=tmp_path, settings=Settings()).procedures[0]
     issues = check_draft(draft, procedure=plain, catalog=catalog, settings=Settings())
     assert [i.code for i in issues if i.code == "unsupported_write"] == ["unsupported_write"]

@@ -29,6 +29,7 @@ from sop_compiler.text import INSTRUCTION_VERBS
 
 __all__ = [
     "HANDS_OVER",
+    "RAISE_WITH",
     "READ_VERBS",
     "TEAM_VERBS",
     "Binding",
@@ -526,12 +527,19 @@ _PEOPLE = re.compile(
     r"(?:\b|_)(?:team|queue|specialists?|department|desk|supervisor|manager|human|staff)(?:\b|_)",
     re.IGNORECASE,
 )
+# "Raise a job with Metering Operations", "log a case with the Fraud team": work raised with a
+# named team, which takes it on
+RAISE_WITH = (
+    r"(?i:raise|log|open|put\s+in)\s+(?i:an?\s+)?(?:[\w-]+\s+){0,2}?"
+    r"(?i:job|case|ticket|request|referral|task)\s+(?i:with)\s+"
+)
 # SOP text that hands a case to people: "escalate to", "refer the file to Compliance", "pass
 # weather concerns to the Contracts Manager", "hand it over to the night team"
 HANDS_OVER = re.compile(
     r"(?i:\b(?:escalat(?:e|es|ed|ing|ion)|refer(?:s|red|ring)?|transfer(?:s|red|ring)?|"
     r"hand(?:s|ed|ing)?\s+(?:\w+\s+)?(?:over|off))\b)|"
-    r"(?i:\b(?:pass|send|forward|assign|route)\w*\s+(?:[\w'-]+\s+){0,5}?to\s+(?:the\s+|a\s+)?)[A-Z]"
+    r"(?i:\b(?:pass|send|forward|assign|route)\w*\s+(?:[\w'-]+\s+){0,5}?to\s+(?:the\s+|a\s+)?)[A-Z]|"
+    r"\b" + RAISE_WITH + r"(?i:the\s+)?[A-Z]"
 )
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 
 from sop_compiler.generate.offline.binding import (
     DENIED_THING,
+    RAISE_WITH,
     READ_VERBS,
     TEAM_VERBS,
     bind,
@@ -152,6 +153,13 @@ _SEND_TO_TEAM = re.compile(
     r"^(?i:send|forward|refer|pass|assign|route)\s+(?:(?i:the|this|their|its)\s+)?"
     r"[\w' -]{1,40}?\s+(?:on\s+)?"
     r"to\s+(?P<who>(?:the\s+)?[A-Z][\w&'-]*(?:\s+[A-Z][\w&'-]*){0,3}(?:\s+(?:team|desk|office|"
+    r"unit|department))?)(?=$|[\s,.;:(])"
+)
+# "Raise a job with Metering Operations": the named team takes the work on
+_RAISE_WITH_TEAM = re.compile(
+    "^"
+    + RAISE_WITH
+    + r"(?P<who>(?i:the\s+)?[A-Z][\w&'-]*(?:\s+[A-Z][\w&'-]*){0,3}(?:\s+(?i:team|desk|office|"
     r"unit|department))?)(?=$|[\s,.;:(])"
 )
 _GOES_TO = re.compile(
@@ -398,13 +406,27 @@ _LABEL_CLAUSE = re.compile(
 )
 
 
+# "Record expires before the appointment date: text the owner", "Order is over £50: refer it":
+# the first word is the subject a verb of state follows, not an order
+_STATE_VERBS = frozenset(
+    "is are was were has have had isn't aren't wasn't hasn't haven't doesn't didn't expires "
+    "expired lapses lapsed shows showed says said fails failed exceeds exceeded matches "
+    "arrives arrived runs ran comes came".split()
+)
+
+
 def label_test(label: str) -> str:
     """A case label ("Honeybees:", a table cell) as a test: a clause as it is, a name as a topic
     ("it is about Honeybees")."""
     label = label.strip().rstrip(":")
     if label[1:2].islower():
         label = label[0].lower() + label[1:]
-    clause = _LABEL_CLAUSE.search(label) or re.search(r"\s[a-z]+ed\b", label)
+    words = label.casefold().split()
+    clause = (
+        _LABEL_CLAUSE.search(label)
+        or re.search(r"\s[a-z]+ed\b", label)
+        or (len(words) > 1 and words[1] in _STATE_VERBS)
+    )
     return label if clause else f"{ABOUT}{label}"
 
 
@@ -444,12 +466,12 @@ def _case_label(text: str) -> tuple[str, str] | None:
     if match is None:
         return None
     label, rest = match.group("label").strip(), text[match.end() :]
-    first = label.split(None, 1)[0].casefold()
+    first, *after = label.casefold().split(None, 2)
     if first == "for":
         label = f"it is {label[0].lower()}{label[1:]}"  # "For anything heavier: refer ..."
     if (
         len(label.split()) > 12
-        or first in INSTRUCTION_VERBS
+        or (first in INSTRUCTION_VERBS and not (after and after[0] in _STATE_VERBS))
         or first in _ACTION_OPENERS
         or first in _BACK_REFERENCE
         or _NOT_A_CASE.match(label)
@@ -719,6 +741,9 @@ def _read_action(
             # "send the repeat request to the GP surgery (`request_repeat`)": the tool it names
             # sends it; nobody takes the case over
             return [Action("tool_call", text, quote, tool=mention)]
+    if handoff is None and escalate is None and mention is None:
+        # "Raise a job with Metering Operations": no catalog tool raises it, the team takes it
+        handoff = _RAISE_WITH_TEAM.match(text)
     if (
         handoff is None
         and escalate is None
