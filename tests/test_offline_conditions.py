@@ -1770,6 +1770,57 @@ def test_a_quantity_is_no_enum_value_of_a_tool(tmp_path: Path) -> None:
     assert "create_payment_plan" not in _calls(draft)
 
 
+def test_a_list_of_orders_without_a_comma_before_its_and_is_each_order(tmp_path: Path) -> None:
+    # "log it, send the parent the second warning letter and tell the school": three orders
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. Accept the return, issue a voucher and tell the customer the label is on its way.\n",
+    )
+    assert _calls(draft) == ["get_order", "accept_return", "issue_voucher"]
+    # what the customer is asked to do is one ask, however many verbs it lists
+    asked = _sop(
+        tmp_path,
+        "1. Ask the customer to check, clean and restart the device.\n2. Accept the return.\n",
+    )
+    assert asked.steps[0].kind == "ask"
+    assert "clean and restart the device" in asked.steps[0].text
+
+
+def test_an_enum_value_said_inside_a_longer_one_is_not_said(tmp_path: Path) -> None:
+    letter = Tool.model_validate(
+        {
+            "name": "send_letter",
+            "description": "Send the customer a letter from a template.",
+            "access": "write",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "order_id": {"type": "string"},
+                    "template": {
+                        "type": "string",
+                        "enum": ["warning_letter", "second_warning_letter", "general"],
+                    },
+                },
+                "required": ["order_id", "template"],
+            },
+        }
+    )
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. Send the customer the second warning letter.\n"
+        "3. Send the customer the warning letter again.\n",
+        catalog=_catalog(letter),
+    )
+    sent = [
+        {a.name: a.value for a in s.tool_call.arguments}["template"]
+        for s in walk_steps(draft.steps)
+        if s.tool_call and s.tool_call.tool == "send_letter"
+    ]
+    assert sent == ["second_warning_letter", "warning_letter"]
+
+
 def test_a_case_after_a_dash_is_a_sentence_of_its_own(tmp_path: Path) -> None:
     draft = _compile(
         tmp_path,

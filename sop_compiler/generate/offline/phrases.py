@@ -660,15 +660,29 @@ _ORDERS_ALONE = frozenset(
 _KIND_OF_TRANSFER = re.compile(r"^(?:warm|cold|blind|live|direct)\s+transfer\b", re.IGNORECASE)
 
 
-_SERIAL_AND = re.compile(r",\s+and\s+([a-z']+)\b", re.IGNORECASE)
+_SERIAL_AND = re.compile(r"(?P<comma>,)?\s+and\s+(?P<verb>[a-z']+)\b", re.IGNORECASE)
 _SERIAL_COMMA = re.compile(r",\s+(?=([a-z']+)\b)", re.IGNORECASE)
 
 
 def _serial_orders(chunk: str) -> list[str]:
-    """ "tell the customer not to eat it, refund the item, and raise a ticket": a list of
-    orders, each its own (the last one "and" joins is split later)."""
-    last = _SERIAL_AND.search(chunk)
-    if last is None or last.group(1).casefold() not in INSTRUCTION_VERBS or not is_order(chunk):
+    """ "tell the customer not to eat it, refund the item, and raise a ticket", "log it, send
+    the parent the letter and tell the school": a list of orders, each its own (the last one
+    "and" joins is split later). What the customer is asked to do is one ask."""
+    last = next(
+        (
+            m
+            for m in _SERIAL_AND.finditer(chunk)
+            if m["comma"] or m["verb"].casefold() in INSTRUCTION_VERBS
+        ),
+        None,
+    )
+    if (
+        last is None
+        or last["verb"].casefold() not in INSTRUCTION_VERBS
+        or not is_order(chunk)
+        or _ASK_TO.match(chunk)
+        or _WALK.match(chunk)
+    ):
         return [chunk]  # "Before you end the call, make sure ...": one order after its time
     pieces, start = [], 0
     for comma in _SERIAL_COMMA.finditer(chunk, 0, last.start()):

@@ -405,7 +405,7 @@ def _literal(
         elif enum is None or raw in enum:
             return raw
     if isinstance(enum, list):
-        hits = [v for v in enum if isinstance(v, str) and _mentions(scope, v)]
+        hits = _said_values(scope, [v for v in enum if isinstance(v, str)])
         if not hits:  # "deny the claim": the step's verb is the outcome it records
             verb = action.split(None, 1)[0].casefold() if action.split() else ""
             hits = [v for v in enum if isinstance(v, str) and verb in verb_stems(v)]
@@ -431,9 +431,25 @@ def _spoken(name: str) -> str:
     return r"[\s_-]+".join(re.escape(w) for w in name.split("_") if w)
 
 
-def _mentions(text: str, value: str) -> bool:
+def _value_pattern(value: str) -> re.Pattern[str]:
     words = [re.escape(w) for w in re.split(r"[_\s]+", value) if w]
-    return bool(re.search(r"(?<!\w)" + r"[\s_-]+".join(words) + r"(?!\w)", text, re.IGNORECASE))
+    return re.compile(r"(?<!\w)" + r"[\s_-]+".join(words) + r"(?!\w)", re.IGNORECASE)
+
+
+def _mentions(text: str, value: str) -> bool:
+    return bool(_value_pattern(value).search(text))
+
+
+def _said_values(text: str, values: list[str]) -> list[str]:
+    """The enum values the text says, each in words of its own: "send the second warning
+    letter" says `second_warning_letter`, and its "warning letter" is no `warning_letter`."""
+    said = []
+    for value in sorted(values, key=len, reverse=True):
+        pattern = _value_pattern(value)
+        if pattern.search(text):
+            said.append(value)
+            text = pattern.sub(" ", text)
+    return [v for v in values if v in said]  # the catalog's order
 
 
 def _to_number(raw: str, kind: str) -> int | float | None:
