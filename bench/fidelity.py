@@ -189,7 +189,9 @@ def _score_branch(gold: GoldBranch, draft: RoutineDraft, where: str, tally: Tall
     after = steps[steps.index(step) + 1].id if steps.index(step) + 1 < len(steps) else None
     then, otherwise = step.condition.then_step, step.condition.else_step or after
     negated = (f"it is not true that {wanted}", f"the answer to '{wanted}' is no")
-    if _fold(step.condition.test) in negated:  # "Unless X, ...", "X? If not, ..."
+    # "Unless X, ...", "X? If not, ...", "Unless X (an aside), ...": the test of X's other side
+    test = _fold(step.condition.test)
+    if any(test == n or test.startswith(f"{n} (") for n in negated):
         then, otherwise = otherwise, then
     sides = [("then", gold.then, then)]
     if gold.otherwise is not None:
