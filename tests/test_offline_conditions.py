@@ -1821,6 +1821,40 @@ def test_an_enum_value_said_inside_a_longer_one_is_not_said(tmp_path: Path) -> N
     assert sent == ["second_warning_letter", "warning_letter"]
 
 
+@pytest.mark.parametrize("ruled", [True, False])
+def test_a_side_that_goes_on_to_a_clause_number_is_the_only_side_that_goes_on(
+    tmp_path: Path, ruled: bool
+) -> None:
+    # "YES: no compensation. Rebook it. NO: rebook it, then go to 7.3.": the yes-side ends;
+    # "go to 4.3" names a clause even when 4.3 is only a rule (then the step after it)
+    clause = (
+        "4.3 Refunds are paid only if the customer asks within 28 days.\n"
+        if ruled
+        else "4.3 Tell the customer the refund takes 5 days.\n"
+    )
+    draft = build_draft(
+        _procedure(
+            tmp_path,
+            "returns.txt",
+            "RETURNS DESK MANUAL\n\n4. DAMAGED PARCELS\n==================\n"
+            "4.1 Look up the order with the order number.\n"
+            "4.2 Was the box opened?\n"
+            "      YES: no refund. Issue a voucher.\n"
+            "      NO: accept the return, then go to 4.3.\n"
+            f"{clause}"
+            "4.4 Refund the order.\n",
+        ),
+        catalog=CATALOG,
+    )
+    ways = _ways(draft)
+    (test,) = _tests(draft)
+    opened = _side(ways, test, "yes")
+    assert opened and all(w.calls[1:] == ["issue_voucher"] for w in opened)
+    sealed = _side(ways, test, "no")
+    assert sealed and all(w.calls[1:] == ["accept_return", "issue_refund"] for w in sealed)
+    assert not [q for q in draft.open_questions if "4.3" in q]
+
+
 def test_a_case_after_a_dash_is_a_sentence_of_its_own(tmp_path: Path) -> None:
     draft = _compile(
         tmp_path,

@@ -99,11 +99,15 @@ def _end_explicit_branches(
             closing = closing or _closing(builder, flat)
             node.goto, node.jump, node.stops = None, _wrap_up(flat, node, closing), True
     for node in flat:
-        if node.kind != "condition" or not node.then_nodes or node.else_goto is None:
+        # "Yes: no compensation, rebook it. No: rebook it, mark it PRIORITY, then go to 7.3.":
+        # the otherwise's own last step goes on to step N, so the then-side does not
+        otherwise = node.else_goto or (node.else_nodes[-1].goto if node.else_nodes else None)
+        if node.kind != "condition" or not node.then_nodes or otherwise is None:
             continue
-        target = builder.keys.get(node.else_goto.casefold())
+        target = builder.keys.get(otherwise.casefold())
         last = node.then_nodes[-1]
-        if target is None or after.get(last.uid) is not target or id(target) not in keyed:
+        goes_on = after.get(last.uid if node.else_goto else node.else_nodes[-1].uid)
+        if target is None or goes_on is not target or id(target) not in keyed:
             continue
         closing = closing or _closing(builder, flat)
         after[last.uid] = closing

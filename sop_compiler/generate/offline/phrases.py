@@ -87,7 +87,9 @@ _VAGUE_TESTS = _words(
 _GOTO = re.compile(
     r"\b(?:go|skip|jump|proceed|continue|return|move|carry on)\s+"
     r"(?:back\s+|straight\s+|directly\s+|on\s+)?"
-    r"(?:to|with)\s+step\s+(\d+(?:\.\d+)?[a-z]?)\b",
+    # "go to step 7", and "then go to 7.3" in a manual whose steps are numbered 7.1, 7.2, ...
+    r"(?:to|with)\s+(?:step\s+(?P<step>\d+(?:\.\d+)?[a-z]?)\b|"
+    r"(?P<clause>\d+\.\d+[a-z]?)(?=\s*(?:[.;,)]|$)))",
     re.IGNORECASE,
 )
 _SPLIT = re.compile(
@@ -704,7 +706,7 @@ def _read_action(
         first = "transfer"  # "Warm transfer to the field supervisor": a transfer
     goto = _GOTO.search(text)
     if goto and goto.start() == 0:
-        return [Action("goto", text, quote, goto=goto.group(1))]
+        return [Action("goto", text, quote, goto=goto["step"] or goto["clause"])]
     if re.match(r"^(?:do not|don't|never)\b", text, re.IGNORECASE):
         return [Action("say", text, quote)]
     if NOT_PROCEED.match(text):

@@ -68,6 +68,9 @@ def read_units(builder: Builder, units: list[Unit]) -> list[Node]:
     cases: list[Node] = []  # the top-level items in a row that each open with a condition
     rules_lead = False  # under "Additional rules:": its items are rules, not steps
     labelled: list[Node] = []  # the steps of a run of labelled cases (sections.labelled_run)
+    # the numbers of steps that are only rules ("7.3 Compensation is paid only if ..."): a
+    # "go to 7.3" goes on to the next step, under that rule
+    ruled: list[str] = []
     builder.targets |= jump_targets(units)
     for unit in labelled_run(timed_cases(_without_rule_cases(units))):
         if labelled and not unit.case_of_run:
@@ -82,6 +85,7 @@ def read_units(builder: Builder, units: list[Unit]) -> list[Node]:
         if rules_lead and unit.numbered and _restricts_only(unit.text):
             # "Spread over up to 60 months only if such a written request is on file": a rule
             # on the spread a step makes, never a spread of its own
+            ruled += [unit.key] if unit.key else []
             continue
         unit = labelled_cases(unbracketed(unit))
         unit = replace(unit, children=_without_rule_cases(unit.children))
@@ -135,6 +139,7 @@ def read_units(builder: Builder, units: list[Unit]) -> list[Node]:
             heading.text = heading.text.split(PROPOSED_NOTE)[0]
         if not own:
             if not kids:
+                ruled += [unit.key] if unit.key else []
                 continue
             own = [kids.pop(0)]
         head, *rest = own
@@ -143,8 +148,9 @@ def read_units(builder: Builder, units: list[Unit]) -> list[Node]:
             node.level = 1
         head.children = [*rest, *kids]
         _how_its_call_is_made(head, head.children)
-        if unit.key:
-            builder.keys.setdefault(unit.key, head)
+        for key in [*ruled, *([unit.key] if unit.key else [])]:
+            builder.keys.setdefault(key, head)
+        ruled = []
         for group in made_groups:
             group.anchor = head
             builder.groups.append(group)
