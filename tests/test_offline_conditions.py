@@ -1855,6 +1855,31 @@ def test_a_side_that_goes_on_to_a_clause_number_is_the_only_side_that_goes_on(
     assert not [q for q in draft.open_questions if "4.3" in q]
 
 
+@pytest.mark.parametrize(
+    "fetch",
+    [
+        "stop and get Priya.",
+        "ask the customer to wait, and get Priya.",
+        "ask Priya to OK it at the till.",
+    ],
+)
+def test_a_person_named_whom_the_agent_fetches_takes_the_case_over(
+    tmp_path: Path, fetch: str
+) -> None:
+    # "If the mobile doesn't match, don't hand anything over: stop and get Priya": the manager
+    # takes it over; never "Ask the customer for Priya"
+    draft = _compile(tmp_path, f"If the box was opened, {fetch}\n3. Refund the order.")
+    ways = _ways(draft)
+    opened = _side(ways, "the box was opened", "yes")
+    assert opened and {w.end for w in opened} == {"escalate"}
+    assert all("issue_refund" not in w.calls for w in opened)
+    assert all("issue_refund" in w.calls for w in _side(ways, "the box was opened", "no"))
+    assert not [s for s in walk_steps(draft.steps) if s.kind == "ask" and "Priya" in s.text]
+    # what the customer is asked for is still asked
+    asked = _compile(tmp_path, "Get the postcode.")
+    assert [s.kind for s in asked.steps[:2]] == ["tool_call", "ask"]
+
+
 def test_a_case_after_a_dash_is_a_sentence_of_its_own(tmp_path: Path) -> None:
     draft = _compile(
         tmp_path,

@@ -196,6 +196,12 @@ _CALL_ROLE = re.compile(
     r"(?=\s*(?:(?:straight\s+away|immediately|now|at\s+once|first)\s*)?[.!]?\s*$)",
     re.IGNORECASE,
 )
+# "stop and get Priya", "Over £50, ask Gareth to OK it": a person named (capitalised) whom the
+# agent fetches, who takes the case over; never "get the postcode", which asks the customer
+_GET_PERSON = re.compile(
+    r"^(?i:get|fetch|grab|ask|request)\s+(?P<who>[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?)"
+    r"(?=\s*(?:[.!:;,]|$)|\s+(?i:to|in|over|involved)\b)"
+)
 # "through the Control Room": a named team (capitalised) the work is done by
 _THROUGH_TEAM = re.compile(
     r"\b(?i:through|via)\s+(?:the\s+)?(?P<who>[A-Z][\w&'-]*(?:\s+[A-Z][\w&'-]*){0,3})"
@@ -640,7 +646,13 @@ def _split_actions(text: str) -> list[str]:
         asks = bool(_ASK_TO.match(chunk) or _WALK.match(chunk))
         for match in _AND.finditer(chunk):
             word = match.group(1).casefold()
-            if (asks and word not in _GOTO_WORDS) or word not in INSTRUCTION_VERBS or word == "be":
+            # "ask them to wait, and get Gareth": what the agent does after the ask
+            fetches = _GET_PERSON.match(chunk[match.start(1) :]) is not None
+            if (
+                (asks and word not in _GOTO_WORDS and not fetches)
+                or word not in INSTRUCTION_VERBS
+                or word == "be"
+            ):
                 continue
             # Only before a verb: a long sentence has many "and"s, and reading what comes before
             # each of them again made the compile quadratic (issue 17).
@@ -785,6 +797,8 @@ def _read_action(
         call = Action("tool_call", text, quote, tool=ToolMention(owners[0], 0, "verb"))
         call.target = ending.target
         return [call, handed_over(ending)]
+    if handoff is None and escalate is None and first in ("get", "fetch", "grab", "ask", "request"):
+        handoff = _GET_PERSON.match(text)
     if handoff is None and first in ("call", "phone", "ring", "contact", "page", "alert"):
         # "Call the Duty Manager": a person who takes the case over ("call the customer back"
         # names nobody who does)
