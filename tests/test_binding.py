@@ -433,3 +433,18 @@ def test_raise_changes_only_an_amount() -> None:
     )
     assert bind("Raise a job with Metering Operations.", catalog).tool is None
     assert bind("Raise the credit limit to £500.", catalog).tool == "change_credit_limit"
+
+
+def test_a_list_of_things_named_like_a_write_tool_is_the_list_tool() -> None:
+    # "Pull the list of open delayed bag files": "open" is an adjective there, and
+    # `open_delayed_bag_file` opens one
+    catalog = ToolCatalog(
+        tools=[
+            Tool(name="open_delayed_bag_file", description="Open a bag file.", access="write"),
+            Tool(name="find_bag_file", description="Find delayed bag files by reference."),
+            Tool(name="list_open_files", description="List open delayed bag files."),
+        ]
+    )
+    said = "Pull the list of open delayed bag files that are 5 days old or more"
+    assert bind(said, catalog).tool == "list_open_files"
+    assert bind("Open delayed bag file for the passenger", catalog).tool == "open_delayed_bag_file"

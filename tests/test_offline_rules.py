@@ -161,6 +161,9 @@ def _flat(draft: RoutineDraft) -> list[Step]:
         ("Platinum members get one late cancellation per stay with no charge.", "limit"),
         ("Orders can be tracked in the app.", None),
         ("Customers have two options per call.", None),
+        # a telling before a time is no confirmation before a change
+        ("Never tell a passenger their bag is lost before day 21.", "never"),
+        ("Tell the customer about the fee before cancelling the booking.", "confirm_before"),
     ],
 )
 def test_rule_kind_reads_what_a_sentence_restricts(sentence: str, kind: str | None) -> None:

@@ -64,9 +64,11 @@ __all__ = ["OFFLINE_RULES_VERSION", "OfflineBackend", "build_draft"]
 
 # a procedure that talks with someone outside (vs a back-office task with no customer in the text)
 _CUSTOMER = re.compile(rf"\b{PERSON_NOUNS}\b", re.IGNORECASE)
-# "Weekly alert review (back office)", "Done every Monday by the back-office team, not on calls"
+# "Weekly alert review (back office)", "Done every Monday by the back-office team, not on calls",
+# "No passenger is involved", "no customer is on the line"
 _BACK_OFFICE = re.compile(
-    r"\bback[\s-]office\b|\bnot\s+on\s+(?:a\s+|the\s+)?calls?\b|\bno\s+customer\s+contact\b",
+    r"\bback[\s-]office\b|\bnot\s+on\s+(?:a\s+|the\s+)?calls?\b|\bno\s+customer\s+contact\b|"
+    rf"\bno\s+{PERSON_NOUNS}\s+(?:is|are)\s+(?:involved|on\s+the\s+(?:line|call|phone)|present)\b",
     re.IGNORECASE,
 )
 
@@ -81,7 +83,7 @@ def _talks_with_someone(procedure: Procedure) -> bool:
 
 
 # Bump when the rules change what they produce, so that the lock file marks routines stale.
-OFFLINE_RULES_VERSION = 136
+OFFLINE_RULES_VERSION = 137
 
 
 class OfflineBackend(Backend):

@@ -343,6 +343,13 @@ _GENERAL_VERBS = (
 )
 
 
+_LIST_OF = re.compile(
+    r"^[a-z]+\s+(?:(?:the|a|an|today's|tomorrow's|this\s+week's|the\s+day's)\s+)?"
+    r"(?:full\s+)?list\s+of\s+(?P<things>.+)"
+)
+_OF_THINGS = re.compile(r"\b(?:of|the|a|an|any|all|each|every|no)\s+$")
+
+
 def bind(action: str, catalog: ToolCatalog) -> Binding:
     """The tool an action phrase means (see the module rules)."""
     lowered = action.lower()
@@ -356,6 +363,11 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
             found = re.search(rf"(?<![a-z_]){re.escape(name.lower())}(?![a-z_])", lowered)
             if found is None and " " in spaced and spaced in lowered:
                 found = re.search(re.escape(spaced), lowered)
+                if found is not None and _OF_THINGS.search(lowered[: found.start()]):
+                    # "Pull the list of open delayed bag files": the tool's name said as the
+                    # things listed (an adjective and nouns), not the action `open_delayed_
+                    # bag_file` does
+                    continue
             if found is None or (
                 name != tool.name and DENIED_THING.search(lowered[: found.start()])
             ):
@@ -364,6 +376,19 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
             if elsewhere and tool.access == "read" and name != tool.name and place:
                 continue
             return Binding(tool=tool.name)
+    if (listed := _LIST_OF.match(lowered)) is not None:
+        # "Pull the list of open delayed bag files" -> `list_open_files`: the one read tool
+        # that lists such things
+        things = set(canonical_words(listed["things"]))
+        listers = [
+            t
+            for t in catalog.tools
+            if t.access == "read"
+            and t.name.startswith("list_")
+            and things & set(canonical_words(" ".join(t.name.split("_")[1:])))
+        ]
+        if len(listers) == 1:
+            return Binding(tool=listers[0].name)
     if (verifier := identity_check(action, catalog)) is not None:
         # "Check the caller's details against the V5C logbook", "confirm the caller is the
         # account holder": the catalog's one tool that verifies who is asking

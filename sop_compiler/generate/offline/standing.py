@@ -275,8 +275,10 @@ def rule_kind(sentence: str) -> RuleKind | None:
         return "always"  # "confirm the patient's date of birth before ...": who, not a yes
     if _CONFIRM.search(sentence) and (_BEFORE.search(sentence) or _EVERY_CHANGE.search(sentence)):
         return "confirm_before"
-    if (told := _TELL_BEFORE.search(sentence)) and told["verb"].casefold() not in _NOT_A_CHANGE:
-        return "confirm_before"  # "tell the pupil about the charge before you cancel"
+    if (told := _TELL_BEFORE.search(sentence)) and _a_change(told["verb"]):
+        # "tell the pupil about the charge before you cancel"; never "Never tell a passenger
+        # their bag is lost before day 21", a time
+        return "confirm_before"
     if _ONLY_IF.search(sentence) or _ONLY_SUBJECT.match(sentence) or _ONE_OF.search(sentence):
         return "only_if"
     if (
@@ -344,7 +346,16 @@ _TELL_BEFORE = re.compile(
     r"go-ahead|yes))\b.*?\bbefore\s+(?:you\s+|we\s+)?(?P<verb>[a-z]+)",
     re.IGNORECASE,
 )
-_NOT_A_CHANGE = frozenset({"end", "finish", "close", "hang", "leave", "transfer", "the", "a"})
+_NOT_A_CHANGE = frozenset({"end", "finish", "close", "hang", "leave", "transfer"})
+
+
+def _a_change(verb: str) -> bool:
+    """ "before you cancel", "before cancelling": a change done after the telling; "before day
+    21", "before the cut-off" is a time."""
+    verb = verb.casefold()
+    done = verb[:-3] if verb.endswith("ing") else verb
+    said = {verb, done, f"{done}e", done[:-1] if done[-1:] == done[-2:-1] else done}
+    return bool(said & INSTRUCTION_VERBS) and not said & _NOT_A_CHANGE
 _ONLY_COUNT = re.compile(r"^\s*only\s+(?:one|two|three|1|2|3)\b", re.IGNORECASE)
 
 
