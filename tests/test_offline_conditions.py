@@ -1882,6 +1882,35 @@ def test_a_person_named_whom_the_agent_fetches_takes_the_case_over(
     assert [s.kind for s in asked.steps[:2]] == ["tool_call", "ask"]
 
 
+def test_marking_a_record_with_a_status_calls_the_tool_that_sets_it(tmp_path: Path) -> None:
+    # "Mark the ticket collected" with `update_ticket` (status collected) beside
+    # `release_to_charity` "Mark an uncollected ticket's items as given to charity"
+    status = Tool.model_validate(
+        {
+            "name": "update_order",
+            "description": "Change an order's status or add a note to it.",
+            "access": "write",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "order_id": {"type": "string"},
+                    "status": {"type": "string", "enum": ["ready", "collected", "on_hold"]},
+                },
+                "required": ["order_id"],
+            },
+        }
+    )
+    charity = Tool.model_validate(_write("give_to_charity", "Mark an uncollected order as given."))
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n2. Mark the order collected.\n",
+        catalog=_catalog(status, charity),
+    )
+    (call,) = [s.tool_call for s in walk_steps(draft.steps) if s.kind == "tool_call"][1:]
+    assert call is not None and call.tool == "update_order"
+    assert ("status", "collected") in {(a.name, a.value) for a in call.arguments}
+
+
 def test_a_case_after_a_dash_is_a_sentence_of_its_own(tmp_path: Path) -> None:
     draft = _compile(
         tmp_path,

@@ -859,6 +859,9 @@ def _read_action(
         and (is_order(text) or _BACKTICK_WORD.search(text) or _ORDERED_DONE.search(text))
     ):
         return [Action("tool_call", text, quote, tool=enum_tool)]
+    if mention is None and not stated and (marked := tools.marked_owner(text)) is not None:
+        # "Mark the ticket collected": the tool that sets that status
+        return [Action("tool_call", text, quote, tool=marked)]
     if bind_meaning and (verifier := identity_check(text, tools.catalog)) is not None:
         # "Confirm the identity of the Account Holder by security PIN": the identity check, never
         # a question (who is asking is what the tool verifies)

@@ -208,6 +208,20 @@ class ToolIndex:
                     return ToolMention(owners[0], found.start(), "name")
         return None
 
+    def marked_owner(self, text: str) -> ToolMention | None:
+        """ "Mark the ticket collected", "mark the job as paid": the one write tool with that
+        value among its parameter's values (`update_ticket`, status `collected`)."""
+        if not _MARK.match(text):
+            return None
+        said = {
+            tool.name: tool
+            for value, _, tool in self._enum_params
+            if tool.access == "write"
+            and not _NUMERIC.fullmatch(value)
+            and re.search(rf"(?<!\w){_spoken(value)}\W*$", text, re.IGNORECASE)
+        }
+        return ToolMention(next(iter(said.values())), 0, "verb") if len(said) == 1 else None
+
     def unknown_backticked(self, text: str) -> list[str]:
         """Backticked identifiers that look like tool names but are not in the catalog."""
         out: list[str] = []
@@ -222,6 +236,9 @@ class ToolIndex:
             ):
                 out.append(snake(name))
         return out
+
+
+_MARK = re.compile(r"^(?:mark|flag)\s+\S", re.IGNORECASE)
 
 
 def _does_verb(tool: Tool, verb: list[str]) -> bool:
