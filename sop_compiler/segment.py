@@ -60,7 +60,10 @@ __all__ = ["classify", "segment", "unused_sections"]
 AnyBlock = Heading | Paragraph | ListItem | Table | Figure | Code | Quote | Flowchart
 
 _NUMBER = re.compile(r"^(?:\d+(?:\.\d+)*[.)]?|[A-Z][.)]|[IVX]+\.)\s+")
-_NUMBERED_STEP = re.compile(r"^(?:step\s+\d+\b|\d+(?:\.\d+)*[.):]\s+\S)", re.IGNORECASE)
+# "Step 2", "3. Refund it", "2.1) ...", and a clause "5.3.1 The Reservations Officer shall ..."
+_NUMBERED_STEP = re.compile(
+    r"^(?:(?i:step)\s+\d+\b|\d+(?:\.\d+)*[.):]\s+\S|\d+(?:\.\d+){1,3}\s+[A-Z])"
+)
 # Sub-sections that belong to the procedure above them even when they hold numbered items.
 _AUX = re.compile(
     r"^(?:exceptions?|notes?|escalations?|escalation\s+\w+(?:\s+\w+)?|edge\s+cases?|"

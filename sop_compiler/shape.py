@@ -87,13 +87,15 @@ _READER_TITLE = re.compile(
     re.IGNORECASE,
 )
 _EVERYTHING_TITLE = re.compile(
-    r"\bapplies\s+to\s+(?:everything|all|every)\b|^(?:general\s+)?(?:obligations|duties)$",
+    r"\bapplies\s+to\s+(?:everything|all|every)\b|^(?:general\s+)?(?:obligations|duties)$|"
+    r"^(?:general|common)\s+(?:provisions|rules|principles|requirements|conditions)$",
     re.IGNORECASE,
 )
 
 
 def names_rules_for_everything(title: str) -> bool:
-    """ "Read me first", "READ FIRST - APPLIES TO EVERYTHING BELOW", "General Obligations": a
+    """ "Read me first", "READ FIRST - APPLIES TO EVERYTHING BELOW", "General Obligations",
+    "General Provisions": a
     heading over what holds for every procedure of the document, never a task of its own."""
     text = _title(title)
     return bool(_READER_TITLE.match(text) or _EVERYTHING_TITLE.search(text))

@@ -1911,6 +1911,71 @@ def test_marking_a_record_with_a_status_calls_the_tool_that_sets_it(tmp_path: Pa
     assert ("status", "collected") in {(a.name, a.value) for a in call.arguments}
 
 
+def test_a_question_over_yes_and_no_items_is_the_question_with_its_two_sides(
+    tmp_path: Path,
+) -> None:
+    # "5.2.3 Is every animal's vaccination record current?" over "- Yes: record the admission"
+    # and "- No: ... stop and escalate": each item is its side, every sentence of it
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. Is the box sealed?\n"
+        "   - Yes: accept the return.\n"
+        "   - No: the return is not accepted. Refer the order to the Fraud Office.\n"
+        "3. Tell the customer what happens next.\n",
+    )
+    ways = _ways(draft)
+    (test,) = [t for t in _tests(draft) if "sealed" in t][:1]
+    sealed = [w for w in ways if "accept_return" in w.calls]
+    assert sealed and all(w.end == "resolve" for w in sealed)
+    opened = [w for w in ways if "accept_return" not in w.calls]
+    assert opened and all(w.end == "escalate" for w in opened)
+    assert "Box sealed" not in test
+
+
+def test_a_case_opened_with_a_colon_holds_the_rest_of_its_item(tmp_path: Path) -> None:
+    # "4.2 Check the repair history. IF AN OPEN JOB EXISTS: do not raise a new one. Add the
+    # caller's notes to it and end the call.": the notes and the end are that case's
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number. IF THE BOX WAS OPENED: do not refund "
+        "it. Issue a voucher and end the call.\n"
+        "2. Refund the order.\n",
+    )
+    ways = _ways(draft)
+    (test,) = _tests(draft)
+    opened = _side(ways, test, "yes")
+    assert opened and all(w.calls[1:] == ["issue_voucher"] for w in opened)
+    closed = _side(ways, test, "no")
+    assert closed and all(w.calls[1:] == ["issue_refund"] for w in closed)
+
+
+def test_a_formal_policys_numbered_clauses_are_its_procedures_steps(tmp_path: Path) -> None:
+    # "## 4. General Provisions" (every procedure's rules) beside "### 5.1 Refunding an
+    # Order" with clauses "5.1.1 The Agent shall ..." and no list marks
+    sop = tmp_path / "policy.md"
+    sop.write_text(
+        "# Returns Policy\n\n## 4. General Provisions\n\n"
+        "4.1 The Agent shall not refund an order older than 90 days.\n\n"
+        "## 5. Procedures\n\n### 5.1 Refunding an Order\n\n"
+        "5.1.1 The Agent shall look up the order with the order number.\n\n"
+        "5.1.2 The Agent shall refund the order.\n\n"
+        "### 5.2 Cancelling an Order\n\n"
+        "5.2.1 The Agent shall look up the order with the order number.\n\n"
+        "5.2.2 The Agent shall cancel the order.\n",
+        encoding="utf-8",
+    )
+    procedures = read_procedures(sop, root=tmp_path, settings=Settings()).procedures
+    assert [p.title for p in procedures] == ["Refunding an Order", "Cancelling an Order"]
+    drafts = [build_draft(p, catalog=CATALOG) for p in procedures]
+    assert [_calls(d) for d in drafts] == [
+        ["get_order", "issue_refund"],
+        ["get_order", "cancel_order"],
+    ]
+    for draft in drafts:
+        assert any("90 days" in rule.text for rule in draft.rules)
+
+
 def test_a_case_after_a_dash_is_a_sentence_of_its_own(tmp_path: Path) -> None:
     draft = _compile(
         tmp_path,

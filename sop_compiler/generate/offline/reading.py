@@ -33,6 +33,7 @@ from sop_compiler.generate.offline.phrases import (
 )
 from sop_compiler.generate.offline.sections import (
     Unit,
+    answered_items,
     jump_targets,
     labelled_cases,
     labelled_run,
@@ -87,7 +88,7 @@ def read_units(builder: Builder, units: list[Unit]) -> list[Node]:
             # on the spread a step makes, never a spread of its own
             ruled += [unit.key] if unit.key else []
             continue
-        unit = labelled_cases(unbracketed(unit))
+        unit = labelled_cases(answered_items(unbracketed(unit)))
         unit = replace(unit, children=_without_rule_cases(unit.children))
         closes = _OPENS_OTHERWISE.match(unit.text) is not None and bool(cases)
         own, pending_own = _sentences(builder, unit, 0, pending)
@@ -456,7 +457,11 @@ def _sentences(
                     made[0],
                 )
             )
-        if otherwise_of is not None and (clause.test is not None or not is_order(sentence)):
+        if (
+            otherwise_of is not None
+            and not unit.one_side  # "No: it is not admitted. Stop and escalate.": all its side
+            and (clause.test is not None or not is_order(sentence))
+        ):
             otherwise_of = None  # "If the customer asks for a refund, ...": a case of its own
         if otherwise_of is not None and not clause.is_else:
             otherwise_of.else_nodes += made  # "Otherwise, do not end it. Ask the rider ..."
@@ -497,12 +502,15 @@ def _sentences(
         # "Check the stock board. Short? DO NOT SUBSTITUTE. Pass the order to the manager": a
         # question inside a step may hold the rest of the step (`asked`, below)
         question = (clause.test or "").endswith("?")
+        # "Check the history. IF AN OPEN JOB EXISTS: do not raise a new one. Add the notes to
+        # it and end the call.": a case opened with a colon holds the rest of its item
+        colon = clause.test is not None and _COLON_CASE.match(sentence) is not None
         if owner is not None and not else_of_owner:
             owner.then_nodes += made  # an item that opens with "If X," is X's branch
         elif owner is not None:
             owner = None
         elif (
-            (not nodes or parallel or refusing or question)
+            (not nodes or parallel or refusing or question or colon)
             and clause.test is not None
             and pending is not None
         ):
@@ -555,6 +563,7 @@ def _sentences(
     return nodes, pending
 
 
+_COLON_CASE = re.compile(r"^\s*(?:if|when|where)\s+[^,:;]{3,120}:\s+\S", re.IGNORECASE)
 # "...; otherwise B" and "..., otherwise B": the otherwise-side is a sentence of its own
 _STRAY_ELSE = re.compile(
     r"^(?:otherwise|else|in\s+(?:all|any)\s+other\s+cases?|if\s+not)\b[,:]?\s*", re.IGNORECASE

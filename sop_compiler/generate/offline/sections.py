@@ -70,6 +70,7 @@ class Unit:
     depth: int = 0  # nesting as the SOP shows it: siblings share a depth (2.1, 2.2 vs a., b.)
     cite: str | None = None  # the words of the source a made-up text stands for (a table row)
     case_of_run: bool = False  # one of a run of labelled cases ("Private land:", "Public land:")
+    one_side: bool = False  # the whole item is one side of a test ("No: ... stop and escalate")
 
 
 def heading_title(text: str) -> str:
@@ -95,6 +96,10 @@ def sections(procedure: Procedure) -> list[Section]:
             continue  # the procedure's own title
         while inherited and inherited[-1][0] >= block.level:
             inherited.pop()
+        if title.casefold() == procedure.title.casefold():
+            # "## 4. General Provisions" joined ahead of "### 5.1 Booking a Stay": the
+            # procedure's own heading is its steps, however deep
+            inherited.clear()
         kind = _classify(title)
         if kind == "steps" and inherited:
             kind = inherited[-1][1]
@@ -375,6 +380,36 @@ def unbracketed(unit: Unit) -> Unit:
     inner = match["inner"].strip() if (match := _BRACKETED.match(text)) else text
     inner = _EXCEPTION_LEAD.sub("", inner)
     return unit if inner == text else replace(unit, text=inner[:1].upper() + inner[1:])
+
+
+_ANSWER_ITEM = re.compile(r"^(?P<answer>yes|no)\s*[:,\-\u2013\u2014]\s*(?P<rest>\S.*)$", re.I | re.S)
+
+
+def answered_items(unit: Unit) -> Unit:
+    """ "5.2.3 Is every animal's vaccination record current?" over the items "Yes: record the
+    admission" and "No: ... stop and escalate": the question's two sides, as the cases "If
+    <question>, ..." and "Otherwise, ...", each citing its own words."""
+    question = unit.text.strip()
+    if not question.endswith("?") or len(unit.children) != 2:
+        return unit
+    answers = [_ANSWER_ITEM.match(child.text.strip()) for child in unit.children]
+    said = [(a["answer"].casefold(), a["rest"]) for a in answers if a is not None]
+    if sorted(answer for answer, _ in said) != ["no", "yes"] or any(
+        child.children for child in unit.children
+    ):
+        return unit
+    (answer, rest), (_, other) = said
+    first = (
+        f"If {question}, {rest}"
+        if answer == "yes"
+        else f"If the answer to {question!r} is no, {rest}"
+    )
+    texts = [first, f"Otherwise, {other}"]
+    children = [
+        replace(child, text=text, cite=child.cite or child.text, one_side=True)
+        for child, text in zip(unit.children, texts, strict=True)
+    ]
+    return replace(unit, children=children)
 
 
 def labelled_cases(unit: Unit) -> Unit:
