@@ -1976,6 +1976,44 @@ def test_a_formal_policys_numbered_clauses_are_its_procedures_steps(tmp_path: Pa
         assert any("90 days" in rule.text for rule in draft.rules)
 
 
+def test_a_case_label_with_an_aside_in_brackets_is_still_a_case(tmp_path: Path) -> None:
+    # "Claims over £60, or for anything other than a missed appointment (for example damaged
+    # belongings or time off work): refer to the Repairs Supervisor": never an escalation of
+    # every claim
+    draft = _compile(
+        tmp_path,
+        "Claims over £60, or for anything other than a damaged parcel (for example a late "
+        "delivery or a wrong colour): refer the order to the Fraud Office.\n3. Refund the order.",
+    )
+    ways = _ways(draft)
+    (test,) = _tests(draft)
+    assert "£60" in test
+    claims = _side(ways, test, "yes")
+    assert claims and all(w.end == "escalate" and "issue_refund" not in w.calls for w in claims)
+    others = _side(ways, test, "no")
+    assert others and all("issue_refund" in w.calls for w in others)
+
+
+def test_stop_and_escalate_then_a_prohibition_ends_at_the_escalation(tmp_path: Path) -> None:
+    # "Where it is over £250, stop and escalate to the Baggage Claims team with the receipts
+    # attached; do not pay any part of it yourself.": the hand-over is reached, never skipped
+    procedure = _procedure(
+        tmp_path,
+        "returns.md",
+        "# Returns desk\n\n## Handle a return request\n\n"
+        "1. Look up the order with the order number.\n"
+        "2. Where the order is £250 or less, refund the order. Where it is over £250, stop "
+        "and refer the order to the Fraud Office; do not refund any part of it yourself.\n"
+        "3. Tell the customer what happens next.\n",
+    )
+    draft = build_draft(procedure, catalog=CATALOG)
+    issues = check_draft(draft, procedure=procedure, catalog=CATALOG, settings=Settings())
+    assert not [i for i in issues if i.code == "unreachable_step"]
+    over = _side(_ways(draft), "it is over £250", "yes")
+    assert over and {w.end for w in over} == {"escalate"}
+    assert all("issue_refund" not in w.calls for w in over)
+
+
 def test_a_case_after_a_dash_is_a_sentence_of_its_own(tmp_path: Path) -> None:
     draft = _compile(
         tmp_path,

@@ -417,9 +417,41 @@ _LABEL_CLAUSE = re.compile(
 # "Record expires before the appointment date: text the owner", "Order is over £50: refer it":
 # the first word is the subject a verb of state follows, not an order
 _STATE_VERBS = frozenset(
-    "is are was were has have had isn't aren't wasn't hasn't haven't doesn't didn't expires "
-    "expired lapses lapsed shows showed says said fails failed exceeds exceeded matches "
-    "arrives arrived runs ran comes came".split()
+    [
+        "is",
+        "are",
+        "was",
+        "were",
+        "has",
+        "have",
+        "had",
+        "isn't",
+        "aren't",
+        "wasn't",
+        "hasn't",
+        "haven't",
+        "doesn't",
+        "didn't",
+        "expires",
+        "expired",
+        "lapses",
+        "lapsed",
+        "shows",
+        "showed",
+        "says",
+        "said",
+        "fails",
+        "failed",
+        "exceeds",
+        "exceeded",
+        "matches",
+        "arrives",
+        "arrived",
+        "runs",
+        "ran",
+        "comes",
+        "came",
+    ]
 )
 
 
@@ -443,7 +475,7 @@ def label_test(label: str) -> str:
 # the order for it. Not a remark ("Note: ..."), a step number ("Step 2: ..."), who does it
 # ("Agents: ..."), nor an order itself ("Never refund it: ...")
 _CASE_LABEL = re.compile(
-    r"^(?P<label>[^:;.!?\[\]\u2014\u2013]{2,90}?)(?:\s*:|\s+[\u2014\u2013])\s+(?=\S)"
+    r"^(?P<label>[^:;.!?\[\]\u2014\u2013]{2,180}?)(?:\s*:|\s+[\u2014\u2013])\s+(?=\S)"
 )
 _NOT_A_CASE = re.compile(
     r"^(?:notes?|tips?|hints?|important|warning|caution|reminder|remember|exceptions?|owner|"
@@ -468,6 +500,11 @@ _STATES_A_RULE = re.compile(
 _BACK_REFERENCE = frozenset({"these", "those", "such", "they"})
 
 
+_ASIDE = re.compile(r"\([^()]{1,120}\)")
+# "Controlled drugs (the record shows a CD flag) are never put through ...": a rule, no case
+_NEGATION = re.compile(r"\b(?:never|not|no|cannot|can't|won't|isn't|aren't)\b", re.IGNORECASE)
+
+
 def _case_label(text: str) -> tuple[str, str] | None:
     """ "Honeybees: do not book" -> ("Honeybees", "do not book"); None for no labelled case."""
     match = _CASE_LABEL.match(text)
@@ -477,8 +514,12 @@ def _case_label(text: str) -> tuple[str, str] | None:
     first, *after = label.casefold().split(None, 2)
     if first == "for":
         label = f"it is {label[0].lower()}{label[1:]}"  # "For anything heavier: refer ..."
+    # "Claims over £60, or for anything other than a missed appointment (for example damaged
+    # belongings or time off work): refer ...": an aside in brackets is no length of the case
+    long = len(label.split()) > 12 or len(label) > 90
     if (
-        len(label.split()) > 12
+        len(_ASIDE.sub(" ", label).split()) > 12
+        or (long and (not _ASIDE.search(label) or _NEGATION.search(label)))
         or (first in INSTRUCTION_VERBS and not (after and after[0] in _STATE_VERBS))
         or first in _ACTION_OPENERS
         or first in _BACK_REFERENCE
@@ -580,7 +621,8 @@ def read_actions(
             part, quote=quote, tools=tools, agents=agents, bind_meaning=bind_meaning
         )
     last = out[-1] if out else None
-    if stops is not None and last is not None and last.kind not in _ENDINGS:
+    ended = any(action.kind in _ENDINGS for action in out)  # "stop and escalate ...; do not ..."
+    if stops is not None and last is not None and not ended:
         last.goto = last.goto or END
     return out
 

@@ -382,7 +382,9 @@ def unbracketed(unit: Unit) -> Unit:
     return unit if inner == text else replace(unit, text=inner[:1].upper() + inner[1:])
 
 
-_ANSWER_ITEM = re.compile(r"^(?P<answer>yes|no)\s*[:,\-\u2013\u2014]\s*(?P<rest>\S.*)$", re.I | re.S)
+_ANSWER_ITEM = re.compile(
+    r"^(?P<answer>yes|no)\s*[:,\-\u2013\u2014]\s*(?P<rest>\S.*)$", re.I | re.S
+)
 
 
 def answered_items(unit: Unit) -> Unit:

@@ -356,6 +356,8 @@ def _a_change(verb: str) -> bool:
     done = verb[:-3] if verb.endswith("ing") else verb
     said = {verb, done, f"{done}e", done[:-1] if done[-1:] == done[-2:-1] else done}
     return bool(said & INSTRUCTION_VERBS) and not said & _NOT_A_CHANGE
+
+
 _ONLY_COUNT = re.compile(r"^\s*only\s+(?:one|two|three|1|2|3)\b", re.IGNORECASE)
 
 
