@@ -2014,6 +2014,18 @@ def test_stop_and_escalate_then_a_prohibition_ends_at_the_escalation(tmp_path: P
     assert all("issue_refund" not in w.calls for w in over)
 
 
+def test_an_if_inside_a_which_clause_is_no_test_of_the_order(tmp_path: Path) -> None:
+    # "The Reservations Officer shall place a Provisional Booking, which lapses after 48 hours
+    # if no Deposit is received": the booking is placed every time; the lapse has the test
+    draft = _sop(
+        tmp_path,
+        "1. The Agent shall locate the order with the order number.\n"
+        "2. The Agent shall issue a voucher, which expires after 30 days if it is not used.\n",
+    )
+    assert _tests(draft) == []
+    assert _calls(draft) == ["get_order", "issue_voucher"]
+
+
 def test_a_case_after_a_dash_is_a_sentence_of_its_own(tmp_path: Path) -> None:
     draft = _compile(
         tmp_path,

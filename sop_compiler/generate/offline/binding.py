@@ -72,6 +72,7 @@ _SYNONYMS = [
         "review",
         "consult",
         "list",
+        "locate",
     },
     {"create", "open", "raise", "file", "log", "submit", "register", "lodge", "produce", "prepare"},
     {"send", "email", "notify"},
@@ -263,7 +264,7 @@ def nominal_verbs(text: str) -> set[str]:
 
 READ_VERBS = frozenset(
     {"check", "look", "lookup", "search", "find", "verify", "review", "retrieve", "get", "pull"}
-    | {"open", "view", "see", "confirm"}
+    | {"open", "view", "see", "confirm", "locate"}
 )
 
 

@@ -531,6 +531,9 @@ def _case_label(text: str) -> tuple[str, str] | None:
     return label, rest
 
 
+_RELATIVE = re.compile(r",\s+(?:which|who|whose)\s", re.IGNORECASE)
+
+
 def _trailing_test(text: str) -> tuple[str, str] | None:
     """ "Refund it if the customer asks" -> ("Refund it", "the customer asks"); None when the
     text does not start with an instruction, or its "if" opens no test ("check if ...",
@@ -551,6 +554,9 @@ def _trailing_test(text: str) -> tuple[str, str] | None:
         or ";" in trailing.group("action")
         # "(the new code follows automatically when it is deposited)": an aside, no test
         or trailing.group("action").count("(") > trailing.group("action").count(")")
+        # "place a Provisional Booking, which lapses after 48 hours if no Deposit is received":
+        # the test is the relative clause's, not the order's
+        or _RELATIVE.search(trailing.group("action")) is not None
     ):
         return None
     return trailing.group("action"), trailing.group("test").rstrip(". ").strip()
