@@ -448,3 +448,18 @@ def test_a_list_of_things_named_like_a_write_tool_is_the_list_tool() -> None:
     said = "Pull the list of open delayed bag files that are 5 days old or more"
     assert bind(said, catalog).tool == "list_open_files"
     assert bind("Open delayed bag file for the passenger", catalog).tool == "open_delayed_bag_file"
+
+
+def test_an_action_done_again_is_its_own_verb_unless_a_tool_does_it_again() -> None:
+    # "Rebook the appointment", "Re-run the trace on each one": booking and tracing again
+    catalog = ToolCatalog(
+        tools=[
+            Tool(name="book_appointment", description="Book an appointment.", access="write"),
+            Tool(name="trace_bag", description="Run a world trace on a bag."),
+            Tool(name="send_text", description="Text the tenant.", access="write"),
+            Tool(name="resend_code", description="Resend the top-up code.", access="write"),
+        ]
+    )
+    assert bind("Rebook the appointment", catalog).tool == "book_appointment"
+    assert bind("Re-run the trace on each one", catalog).tool == "trace_bag"
+    assert bind("Resend the code", catalog).tool == "resend_code"

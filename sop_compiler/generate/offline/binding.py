@@ -308,6 +308,25 @@ def identity_check(action: str, catalog: ToolCatalog) -> Tool | None:
     return verifiers[0] if len(verifiers) == 1 else None
 
 
+# "Rebook the first available slot", "Re-run the trace": a verb done again
+_AGAIN = re.compile(
+    r"^re-?(?P<verb>book|run|send|issue|check|submit|take|order|arrange|trace|quote)\b",
+    re.IGNORECASE,
+)
+
+
+def _again(action: str, catalog: ToolCatalog) -> str:
+    """ "Rebook the first available slot", "Re-run the trace": the action done again, said by its
+    own verb, when no catalog tool is named for doing it again (`resend_top_up` is)."""
+    match = _AGAIN.match(action.strip())
+    if match is None:
+        return action
+    verb = match["verb"].casefold()
+    if {f"re{verb}", f"re-{verb}"} & {t.name.split("_", 1)[0] for t in catalog.tools}:
+        return action
+    return f"{verb}{action.strip()[match.end() :]}"
+
+
 def _tool_verbs(catalog: ToolCatalog) -> set[str]:
     """The verbs the catalog's tool names (and write tools' descriptions) start with
     (`retry_payment`: retry, `change_plan`: change), and their synonyms, as bare words
@@ -394,6 +413,9 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
         # "Check the caller's details against the V5C logbook", "confirm the caller is the
         # account holder": the catalog's one tool that verifies who is asking
         return Binding(tool=verifier.name)
+    action = _again(action, catalog)
+    lowered = action.lower()
+    first = lowered.split()[0].strip(",.:;") if lowered.split() else ""
     said = _SET_UP.sub("create ", _MESSAGE_VERB.sub(r"send \1 ", action, count=1), count=1)
     # 'send the customer the "adverse reaction received" email': the quoted name is the
     # template's, what is sent is the email
