@@ -260,12 +260,31 @@ def _expand_short_params(params: Any, fail: Any) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": required}
 
 
+def _yaml_boolean_name(parameters: dict[Any, Any]) -> str | None:
+    """A parameter name YAML turned into true or false, as the file probably spelt it."""
+    properties = parameters.get("properties")
+    names = list(properties) if isinstance(properties, dict) else []
+    required = parameters.get("required")
+    names += required if isinstance(required, list) else []
+    for name in names:
+        if isinstance(name, bool):
+            return "`on` or `yes`" if name else "`off` or `no`"
+    return None
+
+
 def _check_parameters(parameters: Any, fail: Any) -> None:
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import SchemaError
 
     if not isinstance(parameters, dict):
         raise fail("`parameters` must be a JSON schema object")
+    said = _yaml_boolean_name(parameters)
+    if said is not None:
+        # `on:` and `required: [on]`: YAML 1.1 reads a bare on/off/yes/no as true or false
+        raise fail(
+            f"`parameters` names a parameter {said}, which YAML reads as a boolean: "
+            'quote the name ("on")'
+        )
     try:
         Draft202012Validator.check_schema(parameters)
     except SchemaError as exc:

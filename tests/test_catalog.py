@@ -124,6 +124,14 @@ BAD = [
     (_tool(parameters={"type": "objekt"}), "not a valid JSON schema"),
     (_tool(parameters={"type": "array"}), "must have `type: object`"),
     (
+        # `on: {type: boolean}` and `required: [on]`: YAML 1.1 reads a bare `on` as true
+        "tools:\n  - name: set_test_mode\n    description: Put a system on test.\n"
+        "    parameters:\n      type: object\n      properties:\n        on: {type: boolean}\n"
+        "      required: [on]\n",
+        "tool `set_test_mode`: `parameters` names a parameter `on` or `yes`, which YAML reads "
+        'as a boolean: quote the name \\("on"\\)',
+    ),
+    (
         _tool(parameters={"type": "object", "properties": {"order-id": {"type": "string"}}}),
         "parameter name `order-id` is not a valid identifier",
     ),
