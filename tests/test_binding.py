@@ -463,3 +463,21 @@ def test_an_action_done_again_is_its_own_verb_unless_a_tool_does_it_again() -> N
     assert bind("Rebook the appointment", catalog).tool == "book_appointment"
     assert bind("Re-run the trace on each one", catalog).tool == "trace_bag"
     assert bind("Resend the code", catalog).tool == "resend_code"
+
+
+def test_the_things_a_description_lists_in_brackets_are_what_the_tool_acts_on() -> None:
+    # `take_payment` "Take a card payment (rent, deposit, arrears)": "Take the first month's
+    # rent plus the deposit" is that payment, and so is "take any money"
+    catalog = ToolCatalog(
+        tools=[
+            Tool(
+                name="take_payment",
+                description="Take a card payment at the counter (rent, deposit, arrears).",
+                access="write",
+            ),
+            Tool(name="take_photo", description="Take a photo of the item.", access="write"),
+        ]
+    )
+    assert bind("Take the first month's rent plus the deposit", catalog).tool == "take_payment"
+    assert bind("Take the money for the repair", catalog).tool == "take_payment"
+    assert bind("Take a photo of the damage", catalog).tool == "take_photo"

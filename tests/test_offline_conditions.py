@@ -2026,6 +2026,14 @@ def test_an_if_inside_a_which_clause_is_no_test_of_the_order(tmp_path: Path) -> 
     assert _calls(draft) == ["get_order", "issue_voucher"]
 
 
+def test_then_stop_ends_the_case(tmp_path: Path) -> None:
+    # "if the account already has two instruments out, then stop.": no rental after it
+    ways = _ways(_compile(tmp_path, "If the box was opened, then stop.\n3. Refund the order."))
+    opened = _side(ways, "the box was opened", "yes")
+    assert opened and all("issue_refund" not in w.calls for w in opened)
+    assert all("issue_refund" in w.calls for w in _side(ways, "the box was opened", "no"))
+
+
 def test_a_case_after_a_dash_is_a_sentence_of_its_own(tmp_path: Path) -> None:
     draft = _compile(
         tmp_path,

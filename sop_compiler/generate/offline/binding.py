@@ -84,6 +84,7 @@ _SYNONYMS = [
     {"customer", "user", "client", "account"},
     {"ticket", "case"},
     {"sms", "text"},
+    {"payment", "money"},
 ]
 _STOP = frozenset(
     [
@@ -327,6 +328,15 @@ def _again(action: str, catalog: ToolCatalog) -> str:
     return f"{verb}{action.strip()[match.end() :]}"
 
 
+def _listed(description: str) -> set[str]:
+    """The words of a description's bracketed list ("(rent, deposit, arrears)")."""
+    return {
+        word
+        for listing in re.findall(r"\(([^()]*,[^()]*)\)", description)
+        for word in canonical_words(listing)
+    }
+
+
 def _tool_verbs(catalog: ToolCatalog) -> set[str]:
     """The verbs the catalog's tool names (and write tools' descriptions) start with
     (`retry_payment`: retry, `change_plan`: change), and their synonyms, as bare words
@@ -458,7 +468,9 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
         tool_verbs |= {described[0]} if described else set()
         if tool.access == "read" and described[:1] == ["return"]:
             tool_verbs.add(_canon("get"))  # "Return the standard price ...": a read of it
-        tool_objects = set(name_words[1:]) | set(described[1:6])
+        # `take_payment` "Take a card payment ... (rent, deposit, arrears, buy-out balance)":
+        # the things a description lists in brackets are what the tool acts on too
+        tool_objects = set(name_words[1:]) | set(described[1:6]) | _listed(tool.description)
         # the tool's name counts twice its description: "check that the class has space" is
         # `check_class_availability`, not `lookup_enrolment` "... course, class, term week"
         common = objects & tool_objects
