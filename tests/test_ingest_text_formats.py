@@ -86,10 +86,16 @@ def test_text_caps_heading_with_who_runs_it_in_brackets(tmp_path: Path) -> None:
         "sop.txt",
         "INJURY DURING A GROOM\n1. Log an incident.\n\n"
         "DAILY VACCINATION SWEEP (back office)\n1. Pull tomorrow's appointments.\n\n"
+        "PROCEDURE E: FRIDAY FAILED-PAYMENTS RUN (back office, no customer on the line)\n"
+        "1. Pull the list of failed payments.\n\n"
         "Refunds (see below)\n",
     )
     headings = [b.text for b in document.blocks if isinstance(b, Heading)]
-    assert headings == ["INJURY DURING A GROOM", "DAILY VACCINATION SWEEP (back office)"]
+    assert headings == [
+        "INJURY DURING A GROOM",
+        "DAILY VACCINATION SWEEP (back office)",
+        "PROCEDURE E: FRIDAY FAILED-PAYMENTS RUN (back office, no customer on the line)",
+    ]
 
 
 def test_text_steps_nest_by_indent_and_numbering(tmp_path: Path) -> None:

@@ -515,11 +515,13 @@ def _caps_heading(line: str) -> bool:
     rule is no word.
     """
     bare = _undecorated(line)
-    if len(bare) > 80:
+    # "DAILY VACCINATION SWEEP (back office)", "PROCEDURE E: FRIDAY RUN (back office, no
+    # customer on the line)": who does it, in brackets, is no part of the caps or the length
+    head = _BRACKETED_END.sub("", bare)
+    if len(head) > 80 or len(bare) > 140:
         return False
-    # "DAILY VACCINATION SWEEP (back office)": who does it, in brackets, is no part of the caps
-    letters = [ch for ch in _BRACKETED_END.sub("", bare) if ch.isalpha()]
-    words = [word for word in bare.split() if any(ch.isalnum() for ch in word)]
+    letters = [ch for ch in head if ch.isalpha()]
+    words = [word for word in head.split() if any(ch.isalnum() for ch in word)]
     return (
         len(letters) >= 2
         and all(ch.isupper() for ch in letters)
