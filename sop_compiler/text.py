@@ -37,7 +37,7 @@ _VERBS = """
     review route run say schedule search select send set share skip start submit suggest suspend
     tag take hold release freeze block pause extend renew void count handle raise clear produce
     settle pay message queue spread turn switch put pass complete swap chase dispatch
-    prepare register amend retry list ship text locate establish ascertain rebook rerun re-run
+    prepare register amend retry list ship text locate establish ascertain rebook rerun re-run bring
     tell test thank track transfer try unlock update use validate verify wait waive walk warn
 """
 INSTRUCTION_VERBS = frozenset(_VERBS.split())

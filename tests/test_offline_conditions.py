@@ -2034,6 +2034,30 @@ def test_then_stop_ends_the_case(tmp_path: Path) -> None:
     assert all("issue_refund" in w.calls for w in _side(ways, "the box was opened", "no"))
 
 
+def test_a_label_over_a_sentence_that_opens_with_its_test_is_no_part_of_it(
+    tmp_path: Path,
+) -> None:
+    # "7.2 Stop and escalate: in the event that anyone has been injured, ..., the Adviser must
+    # stop this procedure and refer the matter at once to the Health and Safety Lead": never
+    # an escalation of every call
+    draft = _sop(
+        tmp_path,
+        "1. The Agent must bring up the order with the order number.\n"
+        "2. Stop and escalate: in the event that anyone has been injured, the Agent must refer "
+        "the order at once to the Health and Safety Lead.\n"
+        "3. Refund the order.\n",
+    )
+    ways = _ways(draft)
+    assert _calls(draft)[:1] == ["get_order"]  # "bring up" the order looks it up
+    (test,) = _tests(draft)
+    assert test == "anyone has been injured"
+    hurt = _side(ways, test, "yes")
+    assert hurt and all(w.end == "escalate" and "issue_refund" not in w.calls for w in hurt)
+    assert all("issue_refund" in w.calls for w in _side(ways, test, "no"))
+    targets = {s.target for s in walk_steps(draft.steps) if s.kind == "escalate"}
+    assert targets == {"Health and Safety Lead"}
+
+
 def test_a_case_after_a_dash_is_a_sentence_of_its_own(tmp_path: Path) -> None:
     draft = _compile(
         tmp_path,

@@ -155,6 +155,7 @@ _NOT_VERB = frozenset(
 
 _SECOND_SENSE = {"open": "get", "raise": "change"}
 _SET_UP = re.compile(r"^\s*set\s+up\s+", re.IGNORECASE)
+_BRING_UP = re.compile(r"^\s*(?:bring|pull|call)\s+up\s+", re.IGNORECASE)
 _LIGHT_VERBS = frozenset({"create", "make", "arrange", "carry", "put", "place"})  # canonical
 # verbs that make a thing a tool names last ("add a note" with `record_booking_note`); "add the
 # matting charge" is no charge of the card
@@ -423,7 +424,7 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
         # "Check the caller's details against the V5C logbook", "confirm the caller is the
         # account holder": the catalog's one tool that verifies who is asking
         return Binding(tool=verifier.name)
-    action = _again(action, catalog)
+    action = _BRING_UP.sub("look up ", _again(action, catalog), count=1)  # "Bring up the account"
     lowered = action.lower()
     first = lowered.split()[0].strip(",.:;") if lowered.split() else ""
     said = _SET_UP.sub("create ", _MESSAGE_VERB.sub(r"send \1 ", action, count=1), count=1)

@@ -155,8 +155,8 @@ _HANDOFF = re.compile(
 _SEND_TO_TEAM = re.compile(
     r"^(?i:send|forward|refer|pass|assign|route)\s+(?:(?i:the|this|their|its)\s+)?"
     r"[\w' -]{1,40}?\s+(?:on\s+)?"
-    r"to\s+(?P<who>(?:the\s+)?[A-Z][\w&'-]*(?:\s+[A-Z][\w&'-]*){0,3}(?:\s+(?:team|desk|office|"
-    r"unit|department))?)(?=$|[\s,.;:(])"
+    r"to\s+(?P<who>(?:the\s+)?[A-Z][\w&'-]*(?:\s+(?:of\s+|and\s+|&\s+)?[A-Z][\w&'-]*){0,3}"
+    r"(?:\s+(?:team|desk|office|unit|department))?)(?=$|[\s,.;:(])"
 )
 # "Raise a job with Metering Operations": the named team takes the work on
 _RAISE_WITH_TEAM = re.compile(
@@ -220,8 +220,9 @@ def _passes_cases_to(who: str, tools: ToolIndex) -> list[Tool] | None:
 
 
 _NAME_END = re.compile(
-    r"\s+(?:via|using|with|by|through|and|so|for|immediately|within|who|which|if|when|to|at|"
-    r"before|after|including)\b|[,.;:()\"`]"
+    # "the Health and Safety Lead": an "and" between capitals is part of the name
+    r"\s+(?:via|using|with|by|through|and(?!\s+[A-Z])|so|for|immediately|within|who|which|if|"
+    r"when|to|at|before|after|including)\b|[,.;:()\"`]"
 )
 _HUMAN = re.compile(
     r"\b(?:supervisor|manager|team lead|lead|tier\s*\d|human|person|colleague|on-call|specialist|"
@@ -303,6 +304,14 @@ class Clause:
     rest: str = ""  # the action part as written (what an edge case's `then` says)
 
 
+# "Stop and escalate: in the event that anyone has been injured, ...": a label over a sentence
+# that opens with its own test; the test and its orders say it all
+_LABELLED_TEST = re.compile(
+    r"^[A-Z][\w'-]*(?:\s+(?!(?i:can|may|must|is|are|will|shall|should)\b)[\w'-]+){0,3}:\s+"
+    r"(?=(?i:if|when|where|in\s+the\s+event|in\s+case|should|provided|unless)\b)"
+)
+
+
 def read_clause(
     sentence: str,
     *,
@@ -313,7 +322,7 @@ def read_clause(
 ) -> Clause:
     """Split a sentence into its condition and actions (`labels`: a case named before a colon
     is a test; not in a step a decision jumps to, whose case is tested already)."""
-    text = _LEAD.sub("", sentence.strip()).strip()
+    text = _LEAD.sub("", _LABELLED_TEST.sub("", sentence.strip())).strip()
     clause = Clause(sentence=sentence)
     after = ""  # "Once it comes back signed, ": what the order waits for
     if match := _ELSE.match(text):
