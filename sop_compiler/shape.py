@@ -113,7 +113,7 @@ _KNOWLEDGE_TITLE = re.compile(
     r"fees?|charges|pricing|prices|rates|tariffs?|plans?|tiers?|levels?|types?|categories|"
     r"products?|catalogu?e|schedules?|hours|timelines?|timeframes?|time\s*frames?|windows?|"
     r"limits?|allowances?|amounts|times|dates|deadlines|matrix|tables?|faqs?|contents?|fields|details|structure|roles|responsibilities|"
-    r"explained|at\s+a\s+glance|summary|status(?:es)?|states|values|codes|options)$",
+    r"explained|at\s+a\s+glance|summary|status(?:es)?|states|values|codes|options|facts)$",
     re.IGNORECASE,
 )
 # Nouns that name something a customer asks for, or a problem they report.

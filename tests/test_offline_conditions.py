@@ -2058,6 +2058,44 @@ def test_a_label_over_a_sentence_that_opens_with_its_test_is_no_part_of_it(
     assert targets == {"Health and Safety Lead"}
 
 
+def test_cases_of_a_kind_that_go_to_a_named_team_are_handed_over(tmp_path: Path) -> None:
+    # "Unless the account is fully paid up, you can't freeze it. Accounts in arrears go to
+    # the Club Secretary.": the case ends with the Club Secretary
+    draft = _compile(
+        tmp_path,
+        "Unless the order is fully paid, you can't refund it. Accounts in arrears go to the "
+        "Credit Control Team.\n3. Refund the order.",
+    )
+    ways = _ways(draft)
+    (test,) = _tests(draft)
+    unpaid = _side(ways, test, "yes")
+    assert unpaid and all(w.end == "escalate" and "issue_refund" not in w.calls for w in unpaid)
+    assert all("issue_refund" in w.calls for w in _side(ways, test, "no"))
+
+
+def test_a_facts_section_joined_ahead_of_a_procedure_is_no_steps(tmp_path: Path) -> None:
+    # "## Office hours and key facts" with a "Remember (applies to every procedure)" box in
+    # it joins every procedure: its facts are reference, its box a rule
+    sop = tmp_path / "returns.md"
+    sop.write_text(
+        "# Returns desk\n\n## Key facts\n\n- The desk is open 8am to 6pm.\n"
+        "- A refund takes 5 days.\n\n"
+        "> **Remember (applies to every procedure on this page):** never refund an order "
+        "twice.\n\n"
+        "## Refunding an order\n\n1. Look up the order with the order number.\n"
+        "2. Refund the order.\n\n"
+        "## Cancelling an order\n\n1. Look up the order with the order number.\n"
+        "2. Cancel the order.\n",
+        encoding="utf-8",
+    )
+    procedure = read_procedures(sop, root=tmp_path, settings=Settings()).procedures[0]
+    draft = build_draft(procedure, catalog=CATALOG)
+    texts = [s.text for s in walk_steps(draft.steps)]
+    assert not [t for t in texts if "8am" in t or "5 days" in t]
+    assert _calls(draft) == ["get_order", "issue_refund"]
+    assert any("twice" in rule.text for rule in draft.rules)
+
+
 def test_a_case_after_a_dash_is_a_sentence_of_its_own(tmp_path: Path) -> None:
     draft = _compile(
         tmp_path,

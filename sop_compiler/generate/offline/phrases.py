@@ -171,6 +171,10 @@ _GOES_TO = re.compile(
     r"^(?i:(?:the|a|an|any|this|that|these|such)\b[\w' ,-]{0,40}?\b(?:requests?|cases?|"
     r"complaints?|claims?|quer(?:y|ies)|enquir(?:y|ies)|matters?|appeals?|disputes?|"
     r"applications?|refunds?)|anything(?:\s+else|\s+beyond\s+that|\s+more)?|everything\s+else|"
+    # "Accounts in arrears go to the Club Secretary", "Anything longer than three months goes
+    # to ...": cases of a kind, said in the plural, or all beyond a limit
+    r"(?:accounts|files)\s+(?:in|with|on|over|above|older|under)\b[\w' ,£$€.-]{0,40}?|"
+    r"anything\s+(?:longer|more|over|above|bigger|larger|higher|older)\b[\w' ,£$€.-]{0,40}?|"
     r"it|this|that)\s+"
     r"(?i:goes|go|is\s+passed|are\s+passed|is\s+referred|are\s+referred|is\s+escalated|"
     r"are\s+escalated|is\s+sent|are\s+sent)\s+(?i:on\s+)?(?i:to)\s+"

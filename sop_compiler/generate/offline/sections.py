@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from sop_compiler.models import Block, Heading, ListItem, Paragraph, Procedure, Quote, Table
-from sop_compiler.shape import names_rules_for_everything
+from sop_compiler.shape import names_rules_for_everything, title_verdict
 from sop_compiler.text import CONTEXT_TITLE, INSTRUCTION_VERBS
 
 # "rules": what holds for every procedure ("Read me first"), read by standing.py, no steps
@@ -85,6 +85,10 @@ def sections(procedure: Procedure) -> list[Section]:
     lead = lead if procedure.heading_path else 0
     out: list[Section] = [Section("steps", procedure.title, lead_in=lead > 0)]
     inherited: list[tuple[int, SectionKind]] = []  # (level, kind) of enclosing special sections
+    reached = not any(
+        isinstance(b, Heading) and heading_title(b.text).casefold() == procedure.title.casefold()
+        for b in procedure.blocks
+    )  # past the procedure's own heading (or it has none among its blocks)
     for position, block in enumerate(procedure.blocks):
         if not isinstance(block, Heading):
             out[-1].blocks.append(block)
@@ -96,11 +100,17 @@ def sections(procedure: Procedure) -> list[Section]:
             continue  # the procedure's own title
         while inherited and inherited[-1][0] >= block.level:
             inherited.pop()
-        if title.casefold() == procedure.title.casefold():
+        own = title.casefold() == procedure.title.casefold()
+        if own:
             # "## 4. General Provisions" joined ahead of "### 5.1 Booking a Stay": the
             # procedure's own heading is its steps, however deep
             inherited.clear()
+            reached = True
         kind = _classify(title)
+        if kind == "steps" and not reached and _names_facts(title):
+            # "## Office hours and key facts" joined ahead of the procedure (a "Remember"
+            # box in it holds for every procedure): its items are facts, no steps
+            kind = "context"
         if kind == "steps" and inherited:
             kind = inherited[-1][1]
         elif kind != "steps":
@@ -111,6 +121,11 @@ def sections(procedure: Procedure) -> list[Section]:
 
 # "Who this is for": a list of readers ("Service desk advisers", "Branch staff"), no steps
 _AUDIENCE = re.compile(r"^who\s+(?:this|it)\s+is\s+for\b|^who\s+should\s+(?:use|read)\b", re.I)
+
+
+def _names_facts(title: str) -> bool:
+    verdict = title_verdict(title)
+    return verdict is not None and verdict.kind == "knowledge"
 
 
 def _classify(title: str) -> SectionKind:
