@@ -108,7 +108,7 @@ _KNOWLEDGE_TITLE = re.compile(
     r"introduction|purpose|scope|in\s+scope|out\s+of\s+scope|when\s+to\s+use\b|when\s+this|"
     r"application$|scope\s+and\s+application|"
     r"definitions?|glossary|roles?|responsibilities|audience|applicability|objectives?|"
-    r"prerequisites)\b|"
+    r"prerequisites|(?:words|terms)\s+(?:we|you)\s+use)\b|"
     r"\b(?:basics?|definitions?|glossary|terms|terminology|key\s+terms|reference|data\s+model|"
     r"fees?|charges|pricing|prices|rates|tariffs?|plans?|tiers?|levels?|types?|categories|"
     r"products?|catalogu?e|schedules?|hours|timelines?|timeframes?|time\s*frames?|windows?|"

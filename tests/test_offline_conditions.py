@@ -2096,6 +2096,25 @@ def test_a_facts_section_joined_ahead_of_a_procedure_is_no_steps(tmp_path: Path)
     assert any("twice" in rule.text for rule in draft.rules)
 
 
+def test_a_section_of_the_words_we_use_is_reference_never_steps(tmp_path: Path) -> None:
+    # "<h2>Words we use</h2><dl><dt>Test mode</dt>...": its terms had become the first steps
+    # of the procedure after it, "Test mode" a call of `set_test_mode`
+    sop = tmp_path / "returns.html"
+    sop.write_text(
+        "<h1>Returns desk</h1><h2>Words we use</h2><dl><dt>Voucher</dt>"
+        "<dd>A code worth money off an order.</dd><dt>Test mode</dt>"
+        "<dd>A state in which signals are logged but nobody is called out.</dd></dl>"
+        "<h2>Refunding an order</h2><p>Look up the order with the order number and refund "
+        "the order.</p><h2>Cancelling an order</h2><ol><li>Look up the order with the order "
+        "number.</li><li>Cancel the order.</li></ol>",
+        encoding="utf-8",
+    )
+    procedures = read_procedures(sop, root=tmp_path, settings=Settings()).procedures
+    assert [p.title for p in procedures] == ["Refunding an order", "Cancelling an order"]
+    texts = [s.text for s in walk_steps(build_draft(procedures[0], catalog=CATALOG).steps)]
+    assert not [t for t in texts if "Test mode" in t or "Voucher" in t]
+
+
 def test_a_case_after_a_dash_is_a_sentence_of_its_own(tmp_path: Path) -> None:
     draft = _compile(
         tmp_path,

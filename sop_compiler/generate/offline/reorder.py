@@ -87,13 +87,20 @@ def _stops_first(builder: Builder, top: list[Node]) -> list[Node]:
             for n in node.then_nodes
             if (m := _REFUSED.match(n.text)) and (verb := m["verb"].casefold())
         }
-        writes = [
-            at
-            for at, other in enumerate(top[:index])
-            if any(_writes(builder, n) and (stops or _does(n, refused)) for n in flatten([other]))
-        ]
-        if writes:
-            top = [*top[: writes[0]], step, *[n for n in top[writes[0] :] if n is not step]]
+        if not stops and not refused:
+            continue  # the walk back is for the few steps that stop or refuse (issue 17)
+        first = next(
+            (
+                at
+                for at, other in enumerate(top[:index])
+                if any(
+                    _writes(builder, n) and (stops or _does(n, refused)) for n in flatten([other])
+                )
+            ),
+            None,
+        )
+        if first is not None:
+            top = [*top[:first], step, *[n for n in top[first:] if n is not step]]
     return top
 
 
