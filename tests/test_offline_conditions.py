@@ -2032,6 +2032,20 @@ def test_then_stop_ends_the_case(tmp_path: Path) -> None:
     opened = _side(ways, "the box was opened", "yes")
     assert opened and all("issue_refund" not in w.calls for w in opened)
     assert all("issue_refund" in w.calls for w in _side(ways, "the box was opened", "no"))
+    # "If the caller isn't the patient, stop here. Be polite, explain ...": its own sentences
+    # are still its side, then it ends
+    procedure = _procedure(
+        tmp_path,
+        "returns.md",
+        "# Returns desk\n\n## Handle a return request\n\n"
+        "1. Look up the order with the order number.\n"
+        "2. If the box was opened, stop here. Issue a voucher.\n3. Refund the order.\n",
+    )
+    draft = build_draft(procedure, catalog=CATALOG)
+    issues = check_draft(draft, procedure=procedure, catalog=CATALOG, settings=Settings())
+    assert not [i for i in issues if i.code == "unreachable_step"]
+    opened = _side(_ways(draft), "the box was opened", "yes")
+    assert opened and all(w.calls[1:] == ["issue_voucher"] for w in opened)
 
 
 def test_a_label_over_a_sentence_that_opens_with_its_test_is_no_part_of_it(

@@ -122,7 +122,7 @@ NOT_PROCEED = re.compile(
     r"(?:do\s+not|don't)\s+)(?:proceed|go\s+ahead|continue)\b",
     re.IGNORECASE,
 )
-_STOP_ALONE = re.compile(r"^stop(?:\s+(?:here|there|now))?\s*[.!]?\s*$", re.IGNORECASE)
+STOP_ALONE = re.compile(r"^stop(?:\s+(?:here|there|now))?\s*[.!]?\s*$", re.IGNORECASE)
 _RESOLVE = re.compile(
     r"^(?:(?:close|resolve|end|complete|wrap up)\s+(?:the\s+|this\s+)?"
     r"(?:case|ticket|conversation|chat|call|contact|interaction|request)\b"
@@ -783,7 +783,7 @@ def _read_action(
         return [Action("goto", text, quote, goto=goto["step"] or goto["clause"])]
     if re.match(r"^(?:do not|don't|never)\b", text, re.IGNORECASE):
         return [Action("say", text, quote)]
-    if NOT_PROCEED.match(text) or _STOP_ALONE.match(text):
+    if NOT_PROCEED.match(text) or STOP_ALONE.match(text):
         # "... then stop.": nothing more is done in this case
         return [Action("say", text, quote, goto=END)]
     if _FOLLOW_SOP.match(text) or _OTHER_PROCEDURE.match(text):

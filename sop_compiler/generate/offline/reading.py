@@ -25,6 +25,7 @@ from sop_compiler.generate.offline.phrases import (
     END,
     NEGATED,
     RULE_APPLIES,
+    STOP_ALONE,
     Action,
     Clause,
     handed_over,
@@ -560,7 +561,25 @@ def _sentences(
         # "a. If X, do A. If Y, do B." then "b. Otherwise, ...": the otherwise answers X,
         # the condition the item opened with, not the one nested inside its branch.
         pending = owner
+    _stop_after_the_branch(nodes)
     return nodes, pending
+
+
+def _stop_after_the_branch(nodes: list[Node]) -> None:
+    """ "If the caller isn't the patient, stop here. Be polite, explain why, don't book
+    anything.": the case ends after its own sentences, not at "stop here"."""
+    for node in nodes:
+        if node.kind != "condition":
+            continue
+        for branch in (node.then_nodes, node.else_nodes):
+            stops = [n for n in branch[:-1] if n.goto == END and STOP_ALONE.match(n.text.strip())]
+            last = branch[-1] if branch else None
+            if not stops or last is None or last.kind == "condition":
+                continue
+            for stop in stops:
+                stop.goto = None
+            if last.kind not in TERMINAL_KINDS and last.goto is None:
+                last.goto = END
 
 
 _COLON_CASE = re.compile(r"^\s*(?:if|when|where)\s+[^,:;]{3,120}:\s+\S", re.IGNORECASE)
