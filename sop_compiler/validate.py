@@ -20,7 +20,9 @@ from sop_compiler.escape import one_line
 from sop_compiler.generate.offline.binding import (
     HANDS_OVER,
     canonical_words,
+    done_again,
     hands_over,
+    listed_objects,
     verb_stems,
 )
 from sop_compiler.models import (
@@ -758,7 +760,8 @@ def _asks_for(tool: Tool, original: str, words: set[str]) -> bool:
     name_words = canonical_words(tool.name.replace("_", " "))
     described = canonical_words(tool.description)
     verbs = set(name_words[:1]) | set(described[:1])
-    objects = set(name_words[1:]) | set(described[1:6])
+    objects = set(name_words[1:]) | set(described[1:6]) | listed_objects(tool.description)
+    words = words | done_again(words)  # "rebook the order" asks for a booking
     if bool(verbs & words) and bool(objects & words):
         return True
     if any((objects - {noun}) & words for noun in set(name_words[1:]) & words):

@@ -2129,6 +2129,26 @@ def test_a_section_of_the_words_we_use_is_reference_never_steps(tmp_path: Path) 
     assert not [t for t in texts if "Test mode" in t or "Voucher" in t]
 
 
+def test_an_action_done_again_is_asked_for_as_validate_reads_it(tmp_path: Path) -> None:
+    # "Rebook the order into the next slot" calls `book_redelivery`; validate reads the same
+    # words as asking for a booking, never as an action an answer added
+    redelivery = Tool.model_validate(
+        _write("book_redelivery", "Book a follow-up delivery on the next van.")
+    )
+    catalog = _catalog(redelivery)
+    procedure = _procedure(
+        tmp_path,
+        "returns.md",
+        "# Returns desk\n\n## Handle a missed delivery\n\n"
+        "1. Look up the order with the order number.\n"
+        "2. Rebook the order on the next van.\n",
+    )
+    draft = build_draft(procedure, catalog=catalog)
+    assert "book_redelivery" in _calls(draft)
+    issues = check_draft(draft, procedure=procedure, catalog=catalog, settings=Settings())
+    assert not [i for i in issues if i.code == "unsupported_write"]
+
+
 def test_a_case_after_a_dash_is_a_sentence_of_its_own(tmp_path: Path) -> None:
     draft = _compile(
         tmp_path,

@@ -35,10 +35,12 @@ __all__ = [
     "Binding",
     "bind",
     "canonical_words",
+    "done_again",
     "hands_over",
     "identity_check",
     "in_system",
     "is_statement",
+    "listed_objects",
     "verb_stems",
 ]
 
@@ -317,6 +319,16 @@ _AGAIN = re.compile(
 )
 
 
+def done_again(words: set[str]) -> set[str]:
+    """The verbs of the words that say an action done again: "rebook" -> book."""
+    return {
+        word
+        for said in words
+        if (match := _AGAIN.fullmatch(said)) is not None
+        for word in canonical_words(match["verb"])
+    }
+
+
 def _again(action: str, catalog: ToolCatalog) -> str:
     """ "Rebook the first available slot", "Re-run the trace": the action done again, said by its
     own verb, when no catalog tool is named for doing it again (`resend_top_up` is)."""
@@ -329,7 +341,7 @@ def _again(action: str, catalog: ToolCatalog) -> str:
     return f"{verb}{action.strip()[match.end() :]}"
 
 
-def _listed(description: str) -> set[str]:
+def listed_objects(description: str) -> set[str]:
     """The words of a description's bracketed list ("(rent, deposit, arrears)")."""
     return {
         word
@@ -471,7 +483,7 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
             tool_verbs.add(_canon("get"))  # "Return the standard price ...": a read of it
         # `take_payment` "Take a card payment ... (rent, deposit, arrears, buy-out balance)":
         # the things a description lists in brackets are what the tool acts on too
-        tool_objects = set(name_words[1:]) | set(described[1:6]) | _listed(tool.description)
+        tool_objects = set(name_words[1:]) | set(described[1:6]) | listed_objects(tool.description)
         # the tool's name counts twice its description: "check that the class has space" is
         # `check_class_availability`, not `lookup_enrolment` "... course, class, term week"
         common = objects & tool_objects
