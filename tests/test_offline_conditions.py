@@ -1976,6 +1976,14 @@ def test_a_formal_policys_numbered_clauses_are_its_procedures_steps(tmp_path: Pa
         assert any("90 days" in rule.text for rule in draft.rules)
 
 
+def _escalates_instead_of_refunding(ways: list[Way], test: str) -> None:
+    """When `test` holds the case is handed on and nothing is refunded; otherwise, refunded."""
+    held = _side(ways, test, "yes")
+    assert held and all(w.end == "escalate" and "issue_refund" not in w.calls for w in held)
+    others = _side(ways, test, "no")
+    assert others and all("issue_refund" in w.calls for w in others)
+
+
 def test_a_case_label_with_an_aside_in_brackets_is_still_a_case(tmp_path: Path) -> None:
     # "Claims over £60, or for anything other than a missed appointment (for example damaged
     # belongings or time off work): refer to the Repairs Supervisor": never an escalation of
@@ -1985,13 +1993,9 @@ def test_a_case_label_with_an_aside_in_brackets_is_still_a_case(tmp_path: Path) 
         "Claims over £60, or for anything other than a damaged parcel (for example a late "
         "delivery or a wrong colour): refer the order to the Fraud Office.\n3. Refund the order.",
     )
-    ways = _ways(draft)
     (test,) = _tests(draft)
     assert "£60" in test
-    claims = _side(ways, test, "yes")
-    assert claims and all(w.end == "escalate" and "issue_refund" not in w.calls for w in claims)
-    others = _side(ways, test, "no")
-    assert others and all("issue_refund" in w.calls for w in others)
+    _escalates_instead_of_refunding(_ways(draft), test)
 
 
 def test_stop_and_escalate_then_a_prohibition_ends_at_the_escalation(tmp_path: Path) -> None:
@@ -2065,9 +2069,7 @@ def test_a_label_over_a_sentence_that_opens_with_its_test_is_no_part_of_it(
     assert _calls(draft)[:1] == ["get_order"]  # "bring up" the order looks it up
     (test,) = _tests(draft)
     assert test == "anyone has been injured"
-    hurt = _side(ways, test, "yes")
-    assert hurt and all(w.end == "escalate" and "issue_refund" not in w.calls for w in hurt)
-    assert all("issue_refund" in w.calls for w in _side(ways, test, "no"))
+    _escalates_instead_of_refunding(ways, test)
     targets = {s.target for s in walk_steps(draft.steps) if s.kind == "escalate"}
     assert targets == {"Health and Safety Lead"}
 
@@ -2080,11 +2082,8 @@ def test_cases_of_a_kind_that_go_to_a_named_team_are_handed_over(tmp_path: Path)
         "Unless the order is fully paid, you can't refund it. Accounts in arrears go to the "
         "Credit Control Team.\n3. Refund the order.",
     )
-    ways = _ways(draft)
     (test,) = _tests(draft)
-    unpaid = _side(ways, test, "yes")
-    assert unpaid and all(w.end == "escalate" and "issue_refund" not in w.calls for w in unpaid)
-    assert all("issue_refund" in w.calls for w in _side(ways, test, "no"))
+    _escalates_instead_of_refunding(_ways(draft), test)
 
 
 def test_a_facts_section_joined_ahead_of_a_procedure_is_no_steps(tmp_path: Path) -> None:

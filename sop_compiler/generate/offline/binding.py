@@ -157,7 +157,7 @@ _NOT_VERB = frozenset(
 
 _SECOND_SENSE = {"open": "get", "raise": "change"}
 _SET_UP = re.compile(r"^\s*set\s+up\s+", re.IGNORECASE)
-_BRING_UP = re.compile(r"^\s*(?:bring|pull|call)\s+up\s+", re.IGNORECASE)
+_BRING_UP = re.compile(r"^\s*(?:bring|pull)\s+up\s+", re.IGNORECASE)
 _LIGHT_VERBS = frozenset({"create", "make", "arrange", "carry", "put", "place"})  # canonical
 # verbs that make a thing a tool names last ("add a note" with `record_booking_note`); "add the
 # matting charge" is no charge of the card

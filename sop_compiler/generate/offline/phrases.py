@@ -430,42 +430,12 @@ _LABEL_CLAUSE = re.compile(
 
 # "Record expires before the appointment date: text the owner", "Order is over £50: refer it":
 # the first word is the subject a verb of state follows, not an order
-_STATE_VERBS = frozenset(
-    [
-        "is",
-        "are",
-        "was",
-        "were",
-        "has",
-        "have",
-        "had",
-        "isn't",
-        "aren't",
-        "wasn't",
-        "hasn't",
-        "haven't",
-        "doesn't",
-        "didn't",
-        "expires",
-        "expired",
-        "lapses",
-        "lapsed",
-        "shows",
-        "showed",
-        "says",
-        "said",
-        "fails",
-        "failed",
-        "exceeds",
-        "exceeded",
-        "matches",
-        "arrives",
-        "arrived",
-        "runs",
-        "ran",
-        "comes",
-        "came",
-    ]
+_STATE_VERBS = _words(
+    """
+    is are was were has have had isn't aren't wasn't hasn't haven't doesn't didn't expires
+    expired lapses lapsed shows showed says said fails failed exceeds exceeded matches arrives
+    arrived runs ran comes came
+    """
 )
 
 
