@@ -2148,6 +2148,22 @@ def test_an_action_done_again_is_asked_for_as_validate_reads_it(tmp_path: Path) 
     assert not [i for i in issues if i.code == "unsupported_write"]
 
 
+def test_what_a_procedure_puts_outside_itself_is_a_case_of_its_own(tmp_path: Path) -> None:
+    # "5.1.7 Enquiries for exclusive or after-hours use of a gallery are outside this
+    # procedure. The Booking Officer shall not book such use, and shall pass the enquiry to
+    # the Events Team.": never a hand-over of every enquiry
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. Returns of opened software are outside this procedure. Refer the order to the "
+        "Licensing Team.\n"
+        "3. Refund the order.\n",
+    )
+    (test,) = _tests(draft)
+    assert test == "it is about returns of opened software"
+    _escalates_instead_of_refunding(_ways(draft), test)
+
+
 def test_a_case_after_a_dash_is_a_sentence_of_its_own(tmp_path: Path) -> None:
     draft = _compile(
         tmp_path,

@@ -397,6 +397,29 @@ def unbracketed(unit: Unit) -> Unit:
     return unit if inner == text else replace(unit, text=inner[:1].upper() + inner[1:])
 
 
+# "Enquiries for exclusive use of a gallery are outside this procedure. The Officer shall pass
+# the enquiry to the Events Team.": the case the first sentence names, and what to do in it
+_OUT_OF_SCOPE = re.compile(
+    r"^(?P<case>[A-Z][^.;:?!]{3,150}?)\s+(?:are|is)\s+(?:outside|out\s+of|beyond|not\s+"
+    r"(?:covered\s+by|part\s+of))\s+(?:the\s+scope\s+of\s+)?this\s+(?:procedure|policy|process|"
+    r"section|article|guide)\.\s+(?P<rest>\S.*)$",
+    re.S,
+)
+
+
+def out_of_scope(unit: Unit) -> Unit:
+    """`unit` as the case its first sentence puts outside the procedure, when it says what to do
+    then: "If it is about enquiries for exclusive use ...: ... pass the enquiry to the Events
+    Team", never a hand-over of every request."""
+    match = _OUT_OF_SCOPE.match(unit.text.strip())
+    if match is None or unit.children:
+        return unit
+    case = _lower_first(match["case"].strip())
+    return replace(
+        unit, text=f"If it is about {case}: {match['rest']}", cite=unit.cite or unit.text
+    )
+
+
 _ANSWER_ITEM = re.compile(
     r"^(?P<answer>yes|no)\s*[:,\-\u2013\u2014]\s*(?P<rest>\S.*)$", re.I | re.S
 )
