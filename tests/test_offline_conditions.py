@@ -455,6 +455,31 @@ def test_a_decision_table_is_one_case_per_row_and_only_one_runs(tmp_path: Path) 
     assert "Damaged up to 30 Replace the unit" in cited  # the row's own words
 
 
+def test_a_decision_tables_inputs_may_be_questions_either_or_one_value_or_another(
+    tmp_path: Path,
+) -> None:
+    # "Password given | Police already requested? | Outcome" with "Either" and "Wrong
+    # password, or no password": a decision table still, never dropped
+    draft = _compile(
+        tmp_path,
+        "Decide from the table:\n\n"
+        "| Box state | Refund asked? | Outcome |\n|---|---|---|\n"
+        "| Sealed | Yes | Refund the order |\n"
+        "| Sealed | No | Accept the return |\n"
+        "| Opened, or damaged | Either | Issue a voucher |\n",
+    )
+    assert _tests(draft) == [
+        "the box state is sealed and the refund asked is yes",
+        "the box state is sealed and the refund asked is no",
+        "the box state is opened or damaged",  # "Either" tests nothing
+    ]
+    writes = {"issue_refund", "accept_return", "issue_voucher"}
+    for way in _ways(draft):
+        assert len(writes & set(way.calls)) <= 1, way
+    damaged = _side(_ways(draft), "the box state is opened or damaged", "yes")
+    assert damaged and all(w.calls[1:] == ["issue_voucher"] for w in damaged)
+
+
 def test_a_catch_all_row_is_the_last_otherwise_and_no_case_falls_into_it(
     tmp_path: Path,
 ) -> None:

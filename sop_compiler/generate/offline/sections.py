@@ -43,7 +43,7 @@ ACTION_HEADER = re.compile(
     r"handling|route\s+to|escalate\s+to)\b",
     re.IGNORECASE,
 )
-_ANY_VALUE = re.compile(r"^(?:any|all|other|others|otherwise|else|default|-|\*|n/a)\b", re.I)
+_ANY_VALUE = re.compile(r"^(?:any|all|other|others|otherwise|else|default|either|-|\*|n/a)\b", re.I)
 
 
 @dataclass
@@ -344,11 +344,16 @@ def table_steps(table: Table) -> list[tuple[str, str]] | None:
         or any(ACTION_HEADER.match(h) or not h for h in header[:-1])
     ):
         return None
+    # "Police already requested?": the input it names, asked as a question
+    header = [*(h.rstrip("?").strip() for h in header[:-1]), header[-1]]
     rows: list[tuple[str, str]] = []
     for number, row in enumerate(table.rows):
         cells = [" ".join(c.split()) for c in row]
-        if len(cells) != len(header) or not cells[-1] or any("," in c for c in cells[:-1]):
+        # "Wrong password, or no password": one value or the other, no list
+        values_said = [_OR_ALTERNATIVE.sub(" or ", c) for c in cells[:-1]]
+        if len(cells) != len(header) or not cells[-1] or any("," in c for c in values_said):
             return None  # a list of values would be misread as a test ending
+        cells = [*values_said, cells[-1]]
         *values, action = cells
         action = _NOTHING.sub("Take no action", action)
         if action.split(None, 1)[0].casefold() not in INSTRUCTION_VERBS:
@@ -367,6 +372,9 @@ def table_steps(table: Table) -> list[tuple[str, str]] | None:
             text = f"If {' and '.join(tests)}, {action}"
         rows.append((text if text.endswith(".") else f"{text}.", " ".join(c for c in cells if c)))
     return rows or None
+
+
+_OR_ALTERNATIVE = re.compile(r",\s+or\s+", re.IGNORECASE)
 
 
 def _lower(text: str) -> str:
