@@ -478,6 +478,8 @@ def test_a_decision_tables_inputs_may_be_questions_either_or_one_value_or_anothe
         assert len(writes & set(way.calls)) <= 1, way
     damaged = _side(_ways(draft), "the box state is opened or damaged", "yes")
     assert damaged and all(w.calls[1:] == ["issue_voucher"] for w in damaged)
+    cited = {s.source.quote for s in walk_steps(draft.steps) if s.source is not None}
+    assert "Opened, or damaged Either Issue a voucher" in cited  # the row's own words
 
 
 def test_a_catch_all_row_is_the_last_otherwise_and_no_case_falls_into_it(

@@ -353,6 +353,7 @@ def table_steps(table: Table) -> list[tuple[str, str]] | None:
         values_said = [_OR_ALTERNATIVE.sub(" or ", c) for c in cells[:-1]]
         if len(cells) != len(header) or not cells[-1] or any("," in c for c in values_said):
             return None  # a list of values would be misread as a test ending
+        said = " ".join(c for c in cells if c)  # the row's own words, which its step cites
         cells = [*values_said, cells[-1]]
         *values, action = cells
         action = _NOTHING.sub("Take no action", action)
@@ -370,7 +371,7 @@ def table_steps(table: Table) -> list[tuple[str, str]] | None:
             text = f"Otherwise, {action}"
         else:
             text = f"If {' and '.join(tests)}, {action}"
-        rows.append((text if text.endswith(".") else f"{text}.", " ".join(c for c in cells if c)))
+        rows.append((text if text.endswith(".") else f"{text}.", said))
     return rows or None
 
 
