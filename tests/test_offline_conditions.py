@@ -2191,6 +2191,23 @@ def test_what_a_procedure_puts_outside_itself_is_a_case_of_its_own(tmp_path: Pat
     _escalates_instead_of_refunding(_ways(draft), test)
 
 
+def test_a_trailing_if_after_a_refusal_and_an_order_is_no_test_of_the_refusal(
+    tmp_path: Path,
+) -> None:
+    # "If it is reserved, the Adviser must not extend the hire and must offer an alternative
+    # item of the same type, if one is available": the refusal holds whether or not one is
+    draft = _compile(
+        tmp_path,
+        "If the box was opened, the Agent must not refund the order and must issue a voucher, "
+        "if one is available.\n3. Refund the order.",
+    )
+    assert _tests(draft) == ["the box was opened"]
+    opened = _side(_ways(draft), "the box was opened", "yes")
+    assert opened and all(w.calls[1:] == ["issue_voucher"] for w in opened)
+    texts = [s.text for s in walk_steps(draft.steps)]
+    assert any("if one is available" in t for t in texts)  # the SOP's words, kept
+
+
 def test_a_case_after_a_dash_is_a_sentence_of_its_own(tmp_path: Path) -> None:
     draft = _compile(
         tmp_path,

@@ -518,6 +518,11 @@ def _case_label(text: str) -> tuple[str, str] | None:
 _RELATIVE = re.compile(r",\s+(?:which|who|whose)\s", re.IGNORECASE)
 
 
+def _and_order(text: str) -> bool:
+    """ "do not extend it and offer an alternative": a second order after "and" (or "but")."""
+    return any(m.group(1).casefold() in INSTRUCTION_VERBS for m in _AND.finditer(text))
+
+
 def _trailing_test(text: str) -> tuple[str, str] | None:
     """ "Refund it if the customer asks" -> ("Refund it", "the customer asks"); None when the
     text does not start with an instruction, or its "if" opens no test ("check if ...",
@@ -541,6 +546,9 @@ def _trailing_test(text: str) -> tuple[str, str] | None:
         # "place a Provisional Booking, which lapses after 48 hours if no Deposit is received":
         # the test is the relative clause's, not the order's
         or _RELATIVE.search(trailing.group("action")) is not None
+        # "do not extend the hire and offer an alternative item, if one is available": the test
+        # is the offer's; the refusal holds either way, so the words stay as they are
+        or (NEGATED.match(text) is not None and _and_order(trailing.group("action")))
     ):
         return None
     return trailing.group("action"), trailing.group("test").rstrip(". ").strip()

@@ -757,13 +757,13 @@ _ROLE_SHALL = re.compile(
     rf"{AGENT_ROLE}"
     r"\s+(?:(?:shall|must|should|will|is\s+to)\s+(?P<neg>not\s+)?(?:then\s+|also\s+|first\s+)?"
     r"(?P<verb>[a-z]+)|(?:then\s+|also\s+)?(?P<does>[a-z]+(?:es|s)))\b|"
-    r"(?P<and>\band\s+)shall\s+(?P<and_neg>not\s+)?",
+    r"(?P<and>\band\s+)(?:shall|must)\s+(?P<and_neg>not\s+)?",
     re.IGNORECASE,
 )
 
 
 def _role_order(match: re.Match[str]) -> str:
-    if match.group("and"):  # "decline the claim and shall not offer a refund"
+    if match.group("and"):  # "decline the claim and shall not offer a refund", "... and must"
         return f"{match.group('and')}{'do not ' if match.group('and_neg') else ''}"
     verb = match.group("verb") or _base_verb(match.group("does"))
     if verb.casefold() not in INSTRUCTION_VERBS or verb.casefold() == "be":
