@@ -449,8 +449,8 @@ def _spoken(name: str) -> str:
 
 
 def _value_pattern(value: str) -> re.Pattern[str]:
-    words = [re.escape(w) for w in re.split(r"[_\s]+", value) if w]
-    return re.compile(r"(?<!\w)" + r"[\s_-]+".join(words) + r"(?!\w)", re.IGNORECASE)
+    """An enum value said in words, whole ("second_warning_letter": "second warning letter")."""
+    return re.compile(rf"(?<!\w){_spoken('_'.join(value.split()))}(?!\w)", re.IGNORECASE)
 
 
 def _mentions(text: str, value: str) -> bool:
