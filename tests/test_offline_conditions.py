@@ -95,11 +95,16 @@ def _compile(tmp_path: Path, step: str, *, lead: str = "") -> RoutineDraft:
     return build_draft(procedure, catalog=CATALOG)
 
 
-def _procedure(tmp_path: Path, name: str, text: str) -> Procedure:
-    """The first procedure of an SOP file `name` holding `text`, read as `sopc compile` does."""
+def _procedures(tmp_path: Path, name: str, text: str) -> list[Procedure]:
+    """The procedures of an SOP file `name` holding `text`, read as `sopc compile` does."""
     sop = tmp_path / name
     sop.write_text(text, encoding="utf-8")
-    return read_procedures(sop, root=tmp_path, settings=Settings()).procedures[0]
+    return read_procedures(sop, root=tmp_path, settings=Settings()).procedures
+
+
+def _procedure(tmp_path: Path, name: str, text: str) -> Procedure:
+    """The first procedure of an SOP file `name` holding `text`."""
+    return _procedures(tmp_path, name, text)[0]
 
 
 def _calls(draft: RoutineDraft) -> list[str]:
@@ -920,15 +925,13 @@ _DESKS = _catalog(
 def test_the_catalogs_one_team_tool_is_how_a_case_goes_to_a_named_team(
     tmp_path: Path, catalog: ToolCatalog, tool: str, team: tuple[str, str], said: str
 ) -> None:
-    sop = tmp_path / "returns.md"
-    sop.write_text(
+    text = (
         "# Returns desk\n\n## Handle a return request\n\n"
         "1. Look up the order with the order number.\n"
         f"2. If the box was opened, {said}.\n"
-        "3. Refund the order.\n",
-        encoding="utf-8",
+        "3. Refund the order.\n"
     )
-    procedure = read_procedures(sop, root=tmp_path, settings=Settings()).procedures[0]
+    procedure = _procedure(tmp_path, "returns.md", text)
     draft = build_draft(procedure, catalog=catalog)
     (call,) = [s for s in walk_steps(draft.steps) if s.tool_call and s.tool_call.tool == tool]
     assert call.tool_call is not None
@@ -940,8 +943,7 @@ def test_the_catalogs_one_team_tool_is_how_a_case_goes_to_a_named_team(
     assert not [i for i in issues if i.code == "unsupported_write"]
     # without a hand-over in the SOP the team tool is not asked for: a draft that calls it is
     # an answer adding an action
-    sop.write_text(sop.read_text().replace(said, "refund it"))
-    plain = read_procedures(sop, root=tmp_path, settings=Settings()).procedures[0]
+    plain = _procedure(tmp_path, "returns.md", text.replace(said, "refund it"))
     issues = check_draft(draft, procedure=plain, catalog=catalog, settings=Settings())
     assert [i.code for i in issues if i.code == "unsupported_write"] == ["unsupported_write"]
 
@@ -1980,8 +1982,9 @@ def test_a_case_opened_with_a_colon_holds_the_rest_of_its_item(tmp_path: Path) -
 def test_a_formal_policys_numbered_clauses_are_its_procedures_steps(tmp_path: Path) -> None:
     # "## 4. General Provisions" (every procedure's rules) beside "### 5.1 Refunding an
     # Order" with clauses "5.1.1 The Agent shall ..." and no list marks
-    sop = tmp_path / "policy.md"
-    sop.write_text(
+    procedures = _procedures(
+        tmp_path,
+        "policy.md",
         "# Returns Policy\n\n## 4. General Provisions\n\n"
         "4.1 The Agent shall not refund an order older than 90 days.\n\n"
         "## 5. Procedures\n\n### 5.1 Refunding an Order\n\n"
@@ -1990,9 +1993,7 @@ def test_a_formal_policys_numbered_clauses_are_its_procedures_steps(tmp_path: Pa
         "### 5.2 Cancelling an Order\n\n"
         "5.2.1 The Agent shall look up the order with the order number.\n\n"
         "5.2.2 The Agent shall cancel the order.\n",
-        encoding="utf-8",
     )
-    procedures = read_procedures(sop, root=tmp_path, settings=Settings()).procedures
     assert [p.title for p in procedures] == ["Refunding an Order", "Cancelling an Order"]
     drafts = [build_draft(p, catalog=CATALOG) for p in procedures]
     assert [_calls(d) for d in drafts] == [
@@ -2116,8 +2117,9 @@ def test_cases_of_a_kind_that_go_to_a_named_team_are_handed_over(tmp_path: Path)
 def test_a_facts_section_joined_ahead_of_a_procedure_is_no_steps(tmp_path: Path) -> None:
     # "## Office hours and key facts" with a "Remember (applies to every procedure)" box in
     # it joins every procedure: its facts are reference, its box a rule
-    sop = tmp_path / "returns.md"
-    sop.write_text(
+    procedure = _procedure(
+        tmp_path,
+        "returns.md",
         "# Returns desk\n\n## Key facts\n\n- The desk is open 8am to 6pm.\n"
         "- A refund takes 5 days.\n\n"
         "> **Remember (applies to every procedure on this page):** never refund an order "
@@ -2126,9 +2128,7 @@ def test_a_facts_section_joined_ahead_of_a_procedure_is_no_steps(tmp_path: Path)
         "2. Refund the order.\n\n"
         "## Cancelling an order\n\n1. Look up the order with the order number.\n"
         "2. Cancel the order.\n",
-        encoding="utf-8",
     )
-    procedure = read_procedures(sop, root=tmp_path, settings=Settings()).procedures[0]
     draft = build_draft(procedure, catalog=CATALOG)
     texts = [s.text for s in walk_steps(draft.steps)]
     assert not [t for t in texts if "8am" in t or "5 days" in t]
@@ -2139,17 +2139,16 @@ def test_a_facts_section_joined_ahead_of_a_procedure_is_no_steps(tmp_path: Path)
 def test_a_section_of_the_words_we_use_is_reference_never_steps(tmp_path: Path) -> None:
     # "<h2>Words we use</h2><dl><dt>Test mode</dt>...": its terms had become the first steps
     # of the procedure after it, "Test mode" a call of `set_test_mode`
-    sop = tmp_path / "returns.html"
-    sop.write_text(
+    procedures = _procedures(
+        tmp_path,
+        "returns.html",
         "<h1>Returns desk</h1><h2>Words we use</h2><dl><dt>Voucher</dt>"
         "<dd>A code worth money off an order.</dd><dt>Test mode</dt>"
         "<dd>A state in which signals are logged but nobody is called out.</dd></dl>"
         "<h2>Refunding an order</h2><p>Look up the order with the order number and refund "
         "the order.</p><h2>Cancelling an order</h2><ol><li>Look up the order with the order "
         "number.</li><li>Cancel the order.</li></ol>",
-        encoding="utf-8",
     )
-    procedures = read_procedures(sop, root=tmp_path, settings=Settings()).procedures
     assert [p.title for p in procedures] == ["Refunding an order", "Cancelling an order"]
     texts = [s.text for s in walk_steps(build_draft(procedures[0], catalog=CATALOG).steps)]
     assert not [t for t in texts if "Test mode" in t or "Voucher" in t]
@@ -2429,14 +2428,13 @@ def test_what_is_not_a_handover_or_a_case_of_one_thing_stays_as_written(tmp_path
 
 def test_a_threshold_sentence_with_a_run_of_spaces_reads_in_linear_time(tmp_path: Path) -> None:
     # a plain-text SOP keeps its runs of spaces; the threshold form must not backtrack on them
-    sop = tmp_path / "big.txt"
-    sop.write_text(
+    procedure = _procedure(
+        tmp_path,
+        "big.txt",
         "REFUNDS\n\n1. Look up the order.\n2. Refunds over £50 need approval"
         + " " * 20_000
         + "from the manager.\n",
-        encoding="utf-8",
     )
-    procedure = read_procedures(sop, root=tmp_path, settings=Settings()).procedures[0]
     assert build_draft(procedure, catalog=CATALOG).steps  # seconds before the fix: minutes
 
 
