@@ -2207,6 +2207,22 @@ def test_a_trailing_if_after_a_refusal_and_an_order_is_no_test_of_the_refusal(
     assert any("if one is available" in t for t in texts)  # the SOP's words, kept
 
 
+def test_it_is_said_as_its_is_no_thing_the_section_names(tmp_path: Path) -> None:
+    # "Pull up their membership first, then check it's really them" under "Booking a tee time"
+    # read "Check the time's really them"; "refund it" still names the order
+    procedure = _procedure(
+        tmp_path,
+        "returns.md",
+        "# Returns desk\n\n## Refunding an order\n\n"
+        "1. Look up the order with the order number, then check it's really them.\n"
+        "2. Refund it.\n",
+    )
+    draft = build_draft(procedure, catalog=CATALOG)
+    texts = [s.text for s in walk_steps(draft.steps)]
+    assert any(t.startswith("Check it's really them") for t in texts), texts
+    assert "issue_refund" in _calls(draft)
+
+
 def test_a_case_after_a_dash_is_a_sentence_of_its_own(tmp_path: Path) -> None:
     draft = _compile(
         tmp_path,

@@ -938,7 +938,7 @@ _YES_NO = re.compile(r"^(?:is|are|was|were|has|have|does|did)\s+(?:it|this|that|
 # "cancel it", never "to settle it" (what the purpose clause's "it" is, the sentence says), nor
 # "switch it off", "put it back": a thing at hand, whatever the section is about
 _VERB_IT = re.compile(
-    r"(?<!\bto\s)\b([A-Za-z]+)\s+it\b"
+    r"(?<!\bto\s)\b([A-Za-z]+)\s+it\b(?!['\u2019])"  # "check it's really them": "it is"
     r"(?!\s+(?:is|was|has|had|to|will|off|on|up|down|back|out|over|away)\b)"
 )
 
