@@ -448,7 +448,15 @@ def is_boilerplate(text: str) -> bool:
     text = text.strip()
     if _CONTROL_BLOCK.match(text) and len(_FIELD.findall(text)) >= 2:
         return True  # "Document control Version: 3.1 ... Classification: Internal - do not share"
-    return bool(_BOILERPLATE.search(text)) and not _CONSTRAINT.search(text)
+    if _BOILERPLATE.search(text) and not _CONSTRAINT.search(_INTERNAL_ONLY.sub("", text)):
+        return True
+    # "Document PPS-OPS-004, version 5. Owner: Head of Operations. Internal use only.": every
+    # sentence is document control, though the paragraph is too long to look like one field
+    sentences = split_sentences(text)
+    return len(sentences) > 1 and all(map(is_boilerplate, sentences))
+
+
+_INTERNAL_ONLY = re.compile(r"\b(?:for\s+)?internal\s+use\s+only\b", re.IGNORECASE)
 
 
 _CONTROL_BLOCK = re.compile(r"^document\s+(?:control|information|history)\b", re.IGNORECASE)

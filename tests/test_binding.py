@@ -481,3 +481,50 @@ def test_the_things_a_description_lists_in_brackets_are_what_the_tool_acts_on() 
     assert bind("Take the first month's rent plus the deposit", catalog).tool == "take_payment"
     assert bind("Take the money for the repair", catalog).tool == "take_payment"
     assert bind("Take a photo of the damage", catalog).tool == "take_photo"
+
+
+def test_the_call_centres_words_for_security_are_the_identity_check() -> None:
+    catalog = ToolCatalog(
+        tools=[
+            Tool(
+                name="verify_account_holder",
+                description="Confirm the caller is the account holder, using security questions.",
+            ),
+            Tool(name="find_account", description="Find a customer's energy account."),
+        ]
+    )
+    for said in (
+        "Take the caller through security",
+        "Complete ID&V",
+        "Pass security questions before anything else",
+        "Ask for the password",
+        "Ask the caller for their memorable word",
+    ):
+        assert bind(said, catalog).tool == "verify_account_holder", said
+    # asking for what is not a secret is no check of who is calling
+    assert bind("Ask for the account number", catalog).tool != "verify_account_holder"
+    assert bind("Take the caller through the options", catalog).tool != "verify_account_holder"
+
+
+def test_a_looked_up_record_is_not_the_tool_whose_name_says_up() -> None:
+    # "up" of "bring up" / "look up" is no object: `get_top_up_history` is not the account
+    catalog = ToolCatalog(
+        tools=[
+            Tool(name="find_account", description="Find a customer's energy account."),
+            Tool(
+                name="get_top_up_history",
+                description="List the payments made to the account, and whether each is applied.",
+            ),
+        ]
+    )
+    for said in ("Bring up the account", "Look up the account", "Pull up the account"):
+        assert bind(said, catalog).tool == "find_account", said
+    assert bind("Look up their top-up history", catalog).tool == "get_top_up_history"
+
+
+def test_getting_a_person_somewhere_reads_no_record() -> None:
+    catalog = ToolCatalog(
+        tools=[Tool(name="find_account", description="Find a customer's account and supply.")]
+    )
+    assert bind("Get the customer back on supply first", catalog).tool is None
+    assert bind("Get the customer's account", catalog).tool == "find_account"

@@ -718,3 +718,16 @@ def test_anything_else_only_for_customer_facing_procedures(catalog: ToolCatalog)
         "# Greet\n1. Greet the customer.\n2. Note the reason for the call.\n", catalog
     )
     assert any("anything else" in s.text.lower() for s in facing.steps)
+
+
+def test_getting_the_customer_somewhere_is_no_question_for_them(catalog: ToolCatalog) -> None:
+    # "Get the customer back on supply first" asks them for nothing; "get the order number"
+    # still does
+    spec = (
+        "# Off supply\n1. Get the customer back on supply first.\n"
+        "2. Get the customer's order number.\n"
+    )
+    steps = _steps(_draft(spec, catalog)[0])
+    assert steps["1"].kind != "ask" and "Could you" not in steps["1"].text
+    assert steps["1"].tool_call is None
+    assert steps["2"].kind == "ask"

@@ -752,3 +752,23 @@ def test_general_obligations_in_numbered_clauses_are_every_procedures(tmp_path: 
     assert _titles(procedures) == ["Refunds", "Replacements"]
     for procedure in procedures:
         assert "shall not disclose journey history" in _text(procedure) + _background(procedure)
+
+
+def test_a_control_line_under_the_title_starts_no_procedure(tmp_path: Path) -> None:
+    # "Document PPS-OPS-004, version 5. Owner: ... Internal use only." under the manual's title:
+    # every sentence is document control, so no procedure starts with it as a step
+    text = (
+        "<h1>Prepayment Support Agent Manual</h1>\n"
+        "<p>Document PPS-OPS-004, version 5. Owner: Head of Prepayment Operations. "
+        "Internal use only.</p>\n"
+        "<h2>Lost key</h2>\n<ol><li>Find the account.</li><li>Order a new key.</li></ol>\n"
+        "<h2>Top-up not showing</h2>\n<ol><li>Find the account.</li><li>Resend the top-up."
+        "</li></ol>\n"
+    )
+    procedures = _procedures(tmp_path, "manual.html", text)
+    assert _titles(procedures) == ["Lost key", "Top-up not showing"]
+    assert not any("PPS-OPS-004" in _text(p) for p in procedures)
+    # a line under the title that instructs, beside a version, still starts each procedure
+    told = text.replace("Internal use only.", "Always verify the caller first.")
+    procedures = _procedures(tmp_path, "manual.html", told)
+    assert all("verify the caller" in _text(p) for p in procedures)

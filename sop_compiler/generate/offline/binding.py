@@ -157,7 +157,15 @@ _NOT_VERB = frozenset(
 
 _SECOND_SENSE = {"open": "get", "raise": "change"}
 _SET_UP = re.compile(r"^\s*set\s+up\s+", re.IGNORECASE)
-_BRING_UP = re.compile(r"^\s*(?:bring|pull)\s+up\s+", re.IGNORECASE)
+# "Get the customer back on supply", "get them to sign": a "get" that moves a person, which
+# neither reads a record nor asks for anything
+MOVES_PERSON = re.compile(
+    r"get\s+(?:the\s+)?(?:customer|caller|client|member|them|him|her|everyone)\s+"
+    r"(?:back|to|into|onto|off|out|through|on|in|up|over|started|sorted)\b",
+    re.IGNORECASE,
+)
+# "Bring up the account", "look up the order": one verb, whose "up" is no object ("top up")
+_BRING_UP = re.compile(r"^\s*(?:bring|pull|look)\s+up\s+", re.IGNORECASE)
 _LIGHT_VERBS = frozenset({"create", "make", "arrange", "carry", "put", "place"})  # canonical
 # verbs that make a thing a tool names last ("add a note" with `record_booking_note`); "add the
 # matting charge" is no charge of the card
@@ -299,7 +307,16 @@ _IDENTITY_CHECK = re.compile(
     r"(?:(?:caller|customer|client|person\s+calling|requester)(?:'s|\u2019s)?\s+"
     r"(?:is\s+(?:the|a|an)\b|identity\b|details\b|id\b|security\b)|"
     # "Confirm the identity of the Account Holder", "Check who they are: ..."
-    r"identity\s+of\b|who\s+(?:they|the\s+caller|the\s+customer|you\s+are\s+speaking\s+to)\b)",
+    r"identity\s+of\b|who\s+(?:they|the\s+caller|the\s+customer|you\s+are\s+speaking\s+to)\b)"
+    # "Take the caller through security", "complete ID&V": the call centre's words for it
+    r"|^\s*(?:take|put)\s+(?:the\s+)?(?:caller|customer|client|them|him|her)\s+through\s+"
+    r"(?:the\s+)?(?:security|id\s*(?:&|and)\s*v|verification)\b"
+    r"|^\s*(?:complete|do|run|carry\s+out|go\s+through|pass)\s+(?:the\s+)?"
+    r"(?:security(?:\s+(?:checks?|questions))?|id\s*(?:&|and)\s*v)\b"
+    # "Ask for the password": a secret is asked for to be checked
+    r"|^\s*ask\s+(?:the\s+caller\s+|them\s+|the\s+customer\s+)?for\s+(?:the\s+|their\s+)?"
+    r"(?:account\s+)?(?:password|passcode|pass\s+phrase|passphrase|memorable\s+word|"
+    r"security\s+(?:answers?|word|questions?))\b",
     re.IGNORECASE,
 )
 
@@ -436,7 +453,9 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
         # "Check the caller's details against the V5C logbook", "confirm the caller is the
         # account holder": the catalog's one tool that verifies who is asking
         return Binding(tool=verifier.name)
-    action = _BRING_UP.sub("look up ", _again(action, catalog), count=1)  # "Bring up the account"
+    if MOVES_PERSON.match(action.strip()):
+        return Binding()
+    action = _BRING_UP.sub("lookup ", _again(action, catalog), count=1)
     lowered = action.lower()
     first = lowered.split()[0].strip(",.:;") if lowered.split() else ""
     said = _SET_UP.sub("create ", _MESSAGE_VERB.sub(r"send \1 ", action, count=1), count=1)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 
 from sop_compiler.generate.offline.binding import (
     DENIED_THING,
+    MOVES_PERSON,
     RAISE_WITH,
     READ_VERBS,
     TEAM_VERBS,
@@ -234,7 +235,7 @@ _HUMAN = re.compile(
     re.IGNORECASE,
 )
 _ASKING = r"(?:ask|request|collect|obtain|gather|get)\b"
-_ASK = re.compile(rf"^{_ASKING}", re.IGNORECASE)
+_ASK = re.compile(rf"^(?!{MOVES_PERSON.pattern}){_ASKING}", re.IGNORECASE)
 _CONFIRM = re.compile(r"^confirm\b", re.IGNORECASE)
 # what someone gives to let a thing be done: "approval", "sign-off", "the duty manager's OK"
 CONSENT = re.compile(
