@@ -231,6 +231,16 @@ def _subtree_steps(section: _Section, memo: dict[int, bool]) -> bool:
     return memo[key]
 
 
+def _numbered_facts(section: _Section) -> bool:
+    """ "2. SERVICE FACTS" over "2.1 Line open Monday to Friday 08:00 to 18:00", "2.2 Repair
+    priorities and target times: ...": clause numbers over facts are no steps of a task."""
+    verdict = title_verdict(section.title) if section.heading else None
+    if verdict is None or verdict.kind != "knowledge" or section.children:
+        return False
+    shape = content_shape([b for b in section.own if not isinstance(b, Heading)])
+    return shape.instructions < _MIN_STEPS and not _gerund_task(section.title, shape)
+
+
 def _is_aux(section: _Section) -> bool:
     if _CASE_TITLE.match(section.title) and section.heading is not None:
         # "2  WHEN A SCREENING GOES WRONG", numbered like the procedures beside it ("1  TICKET
@@ -313,6 +323,7 @@ def _collect(section: _Section, context: list[AnyBlock], memo: dict[int, bool]) 
         if (not _is_aux(child) or _peer_case(child))
         and not (_is_context(child) and not any(_subtree_steps(g, memo) for g in child.children))
         and not names_rules_for_everything(child.title)  # "General Obligations": every task's
+        and not _numbered_facts(child)
         and _subtree_steps(child, memo)
     ]
     if sum(not _is_aux(c) for c in step_kids) < 2:  # a case beside one procedure is its part

@@ -88,7 +88,11 @@ _READER_TITLE = re.compile(
 )
 _EVERYTHING_TITLE = re.compile(
     r"\bapplies\s+to\s+(?:everything|all|every)\b|^(?:general\s+)?(?:obligations|duties)$|"
-    r"^(?:general|common)\s+(?:provisions|rules|principles|requirements|conditions)$",
+    r"^(?:general|common)\s+(?:provisions|rules|principles|requirements|conditions)"
+    # "GENERAL RULES (ALL CALLS)", "Standards (every contact)"
+    r"(?:\s*\((?:for\s+|on\s+)?(?:all|every|any)\s+[\w\s-]+\))?$|"
+    r"\((?:for\s+|on\s+)?(?:all|every)\s+(?:calls?|contacts?|cases?|procedures|requests?|"
+    r"enquiries|customers|chats?|tickets?)\)$",
     re.IGNORECASE,
 )
 
@@ -272,7 +276,8 @@ _FACT = re.compile(
 # Document control and contact lines: who owns the text, when it changed, whom to write to.
 _BOILERPLATE = re.compile(
     r"^(?:document\s+(?:control|id|no\.?|number|ref\w*)|doc(?:ument)?\s+ref\w*|pol-|sop-|"
-    r"revision|rev\.?\s*\d|version|v\d|last\s+(?:updated|reviewed|revised)|effective|"
+    r"revision|rev\.?\s*\d|version|v\d|issue\s+\d|last\s+(?:updated|reviewed|revised)|effective|"
+    r"(?:un)?controlled\s+copy|"
     r"approved|owner|owned\s+by|issued|internal\b|confidential|©|copyright|all\s+rights|"
     r"questions\??\s|contact\s|for\s+questions|print(?:ed)?\s+copies)"
     r"|\b(?:revision|rev\.|version)\s+[\d.]+|\blast\s+(?:updated|reviewed)\b|"
@@ -448,7 +453,7 @@ def is_boilerplate(text: str) -> bool:
     text = text.strip()
     if _CONTROL_BLOCK.match(text) and len(_FIELD.findall(text)) >= 2:
         return True  # "Document control Version: 3.1 ... Classification: Internal - do not share"
-    if _BOILERPLATE.search(text) and not _CONSTRAINT.search(_INTERNAL_ONLY.sub("", text)):
+    if _BOILERPLATE.search(text) and not _CONSTRAINT.search(_CONTROL_WORDS.sub("", text)):
         return True
     # "Document PPS-OPS-004, version 5. Owner: Head of Operations. Internal use only.": every
     # sentence is document control, though the paragraph is too long to look like one field
@@ -456,7 +461,12 @@ def is_boilerplate(text: str) -> bool:
     return len(sentences) > 1 and all(map(is_boilerplate, sentences))
 
 
-_INTERNAL_ONLY = re.compile(r"\b(?:for\s+)?internal\s+use\s+only\b", re.IGNORECASE)
+# control words that sound like a rule: "Internal use only", "Controlled copy: do not print"
+_CONTROL_WORDS = re.compile(
+    r"\b(?:for\s+)?internal\s+use\s+only\b|^(?:un)?controlled\s+copy\b.*|"
+    r"^do\s+not\s+(?:print|copy|distribute|reproduce)\b.*",
+    re.IGNORECASE,
+)
 
 
 _CONTROL_BLOCK = re.compile(r"^document\s+(?:control|information|history)\b", re.IGNORECASE)

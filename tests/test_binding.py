@@ -499,6 +499,7 @@ def test_the_call_centres_words_for_security_are_the_identity_check() -> None:
         "Pass security questions before anything else",
         "Ask for the password",
         "Ask the caller for their memorable word",
+        "Confirm who you're talking to",
     ):
         assert bind(said, catalog).tool == "verify_account_holder", said
     # asking for what is not a secret is no check of who is calling

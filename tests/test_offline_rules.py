@@ -678,3 +678,9 @@ def test_who_a_rule_is_for_is_no_object_of_the_action_it_governs(tmp_path: Path)
     booked = "Never book a bike into a service slot on a Sunday."
     rules = _rules_of(tmp_path, f"1. Find the hire.\n\n{booked}\n", catalog)
     assert rules[booked] == ["book_service"], rules
+
+
+def test_document_control_words_are_no_rule() -> None:
+    assert rule_kind("Controlled copy: do not print.") is None
+    assert rule_kind("Internal use only.") is None
+    assert rule_kind("Do not print the customer's card number.") == "never"

@@ -772,3 +772,47 @@ def test_a_control_line_under_the_title_starts_no_procedure(tmp_path: Path) -> N
     told = text.replace("Internal use only.", "Always verify the caller first.")
     procedures = _procedures(tmp_path, "manual.html", told)
     assert all("verify the caller" in _text(p) for p in procedures)
+
+
+_REPAIRS_MANUAL = """\
+REPAIRS CONTACT CENTRE - OPERATING MANUAL RCC-07
+Issue 5. Owner: Head of Repairs. Controlled copy: do not print.
+
+2. SERVICE FACTS
+================
+2.1 Line open Monday to Friday 08:00 to 18:00.
+2.2 Appointment slots: AM 08:00-12:00, PM 12:00-17:00.
+2.3 Missed appointment compensation is £20 per missed appointment.
+
+3. GENERAL RULES (ALL CALLS)
+============================
+3.1 NEVER promise a date or time that the system has not offered.
+3.2 Do not discuss rent arrears on this line. Transfer to the Income Team.
+
+4. ROUTINE REPAIRS
+==================
+4.1 Find the tenancy from the address.
+4.2 Raise the job as ROUTINE.
+4.3 Book the appointment with the tenant.
+
+5. DAMP AND MOULD
+=================
+5.1 Check the repair history for damp reports.
+5.2 Book the damp survey.
+"""
+
+
+def test_numbered_facts_and_rules_for_all_calls_are_no_procedures(tmp_path: Path) -> None:
+    procedures = _procedures(tmp_path, "manual.txt", _REPAIRS_MANUAL)
+    assert _titles(procedures) == ["Routine repairs", "Damp and mould"]
+    for procedure in procedures:
+        # the rules "(ALL CALLS)" hold in every procedure; the facts are its background
+        assert "NEVER promise a date" in _text(procedure)
+        assert "Line open Monday to Friday" in _background(procedure)
+    # a section of numbered instructions under a facts-like heading is still a task
+    told = _REPAIRS_MANUAL.replace(
+        "2.1 Line open Monday to Friday 08:00 to 18:00.\n"
+        "2.2 Appointment slots: AM 08:00-12:00, PM 12:00-17:00.\n",
+        "2.1 Check the fee on the rate card.\n2.2 Take the fee by card.\n",
+    ).replace("SERVICE FACTS", "FEES")
+    assert "Fees" in _titles(_procedures(tmp_path, "manual.txt", told))

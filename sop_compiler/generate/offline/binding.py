@@ -307,7 +307,8 @@ _IDENTITY_CHECK = re.compile(
     r"(?:(?:caller|customer|client|person\s+calling|requester)(?:'s|\u2019s)?\s+"
     r"(?:is\s+(?:the|a|an)\b|identity\b|details\b|id\b|security\b)|"
     # "Confirm the identity of the Account Holder", "Check who they are: ..."
-    r"identity\s+of\b|who\s+(?:they|the\s+caller|the\s+customer|you\s+are\s+speaking\s+to)\b)"
+    r"identity\s+of\b|who\s+(?:they|the\s+caller|the\s+customer|"
+    r"you(?:\s+are|['\u2019]re)\s+(?:speaking|talking)\s+(?:to|with))\b)"
     # "Take the caller through security", "complete ID&V": the call centre's words for it
     r"|^\s*(?:take|put)\s+(?:the\s+)?(?:caller|customer|client|them|him|her)\s+through\s+"
     r"(?:the\s+)?(?:security|id\s*(?:&|and)\s*v|verification)\b"

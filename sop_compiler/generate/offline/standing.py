@@ -43,6 +43,7 @@ from sop_compiler.models import (
     Table,
     block_text,
 )
+from sop_compiler.shape import is_boilerplate
 from sop_compiler.text import (
     CONTEXT_TITLE,
     INSTRUCTION_VERBS,
@@ -264,8 +265,9 @@ def rule_kind(sentence: str) -> RuleKind | None:
         return None  # the steps read it as a condition
     if _DEFINITION.match(sentence) and not _strong(sentence):
         return None
-    if _DOCUMENT_META.match(sentence):
-        return None  # "Owner: Support Operations · Version 1.9 · Internal only"
+    if _DOCUMENT_META.match(sentence) or is_boilerplate(sentence):
+        return None  # "Owner: Support Operations · Version 1.9 · Internal only", "Controlled
+        # copy: do not print"
     if (_SAYING.match(sentence) and not _TELL_BEFORE.search(sentence)) or _PURPOSE.match(sentence):
         return None  # what to tell the customer, or why the document exists
     sentence = _QUOTED.sub('""', sentence)  # "no longer needed" is a value, not a prohibition
