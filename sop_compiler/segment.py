@@ -216,7 +216,36 @@ def _continues(kids: list[_Section]) -> bool:
         start = _first_number(after.blocks(), last=False)
         if end is None or start is None or start == 1 or start != end + 1:
             return False
-    return True
+    # "4.1 Taking a new booking" (1-6), "4.2 Moving or cancelling a booking" (7-10): a word
+    # processor numbers on across headings most of which name a task of their own; only a
+    # jump from one into another ("go to step 9") makes them stages
+    named = sum(
+        (verdict := title_verdict(kid.title)) is not None and verdict.kind == "procedure"
+        for kid in kids
+    )
+    return named * 2 <= len(kids) or _jumps_across(kids)
+
+
+_STEP_REF = re.compile(r"\bsteps?\s+(\d+)\b", re.IGNORECASE)
+
+
+def _jumps_across(kids: list[_Section]) -> bool:
+    """True when a section's text names a step number of another section."""
+    ranges = [
+        (_first_number(kid.blocks(), last=False), _first_number(kid.blocks(), last=True))
+        for kid in kids
+    ]
+    for index, kid in enumerate(kids):
+        for block in kid.blocks():
+            for match in _STEP_REF.finditer(block_text(block)):
+                number = int(match.group(1))
+                if any(
+                    first is not None and last is not None and first <= number <= last
+                    for other, (first, last) in enumerate(ranges)
+                    if other != index
+                ):
+                    return True
+    return False
 
 
 def _is_pointer(section: _Section) -> bool:

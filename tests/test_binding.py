@@ -529,3 +529,33 @@ def test_getting_a_person_somewhere_reads_no_record() -> None:
     )
     assert bind("Get the customer back on supply first", catalog).tool is None
     assert bind("Get the customer's account", catalog).tool == "find_account"
+
+
+def test_the_particle_of_a_phrasal_verb_is_no_object() -> None:
+    # "off" is what "take ... off" says; only "next visit" names a thing, and that is not what
+    # `cancel_regular_service` takes off
+    catalog = ToolCatalog(
+        tools=[
+            Tool(
+                name="cancel_regular_service",
+                description="Take the customer off the round permanently.",
+                access="write",
+            ),
+            Tool(
+                name="skip_next_visit",
+                description="Skip the customer's next regular visit.",
+                access="write",
+            ),
+            Tool(
+                name="cancel_delivery",
+                description="Take a booked bag off a van delivery round.",
+                access="write",
+            ),
+        ]
+    )
+    assert bind("Take them off the next visit", catalog).tool != "cancel_regular_service"
+    assert bind("Take the customer off the round permanently", catalog).tool in (
+        "cancel_regular_service",
+        "cancel_delivery",
+    )
+    assert bind("Take the bag off tomorrow's delivery round", catalog).tool == "cancel_delivery"

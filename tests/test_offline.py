@@ -731,3 +731,15 @@ def test_getting_the_customer_somewhere_is_no_question_for_them(catalog: ToolCat
     assert steps["1"].kind != "ask" and "Could you" not in steps["1"].text
     assert steps["1"].tool_call is None
     assert steps["2"].kind == "ask"
+
+
+def test_an_aside_with_commas_is_no_list_of_orders(catalog: ToolCatalog) -> None:
+    # "(skip it, don't cancel)" is the first order's aside: no step "Don't cancel)."
+    spec = (
+        "# Unpaid accounts\n1. Take them off the next visit (skip it, don't cancel) and add "
+        "them to the list for me.\n"
+    )
+    texts = [s.text for s in _steps(_draft(spec, catalog)[0]).values()]
+    assert any("(skip it, don't cancel)" in t for t in texts), texts
+    assert not any(t.startswith(("Don't cancel", "Skip it")) for t in texts), texts
+    assert any(t.startswith("Add them to the list") for t in texts), texts

@@ -816,3 +816,35 @@ def test_numbered_facts_and_rules_for_all_calls_are_no_procedures(tmp_path: Path
         "2.1 Check the fee on the rate card.\n2.2 Take the fee by card.\n",
     ).replace("SERVICE FACTS", "FEES")
     assert "Fees" in _titles(_procedures(tmp_path, "manual.txt", told))
+
+
+_NUMBERED_ON = """\
+# Front-of-House Procedures
+
+## 4.1 Taking a new booking
+1. Ask which room and how many players.
+2. Make the booking in the customer's name.
+3. Take the full payment by card.
+
+## 4.2 Cancelling a booking
+4. Pull up the booking.
+5. Cancel the booking and refund the card.
+6. Email them the refund.
+"""
+
+
+def test_numbers_running_on_across_task_headings_are_separate_procedures(tmp_path: Path) -> None:
+    # a word processor's "List Number" runs on (1-3, then 4-6) across headings that each name
+    # a task: two procedures, as the headings say
+    procedures = _procedures(tmp_path, "manual.md", _NUMBERED_ON)
+    assert _titles(procedures) == ["Taking a new booking", "Cancelling a booking"]
+    # a jump from one into the other makes them stages of one procedure
+    jumped = _NUMBERED_ON.replace(
+        "3. Take the full payment by card.", "3. If they cannot pay, go to step 5."
+    )
+    assert len(_procedures(tmp_path, "manual.md", jumped)) == 1
+    # and so do stage headings that name no task
+    stages = _NUMBERED_ON.replace("4.1 Taking a new booking", "First contact").replace(
+        "4.2 Cancelling a booking", "Afterwards"
+    )
+    assert len(_procedures(tmp_path, "manual.md", stages)) == 1

@@ -155,6 +155,7 @@ _NOT_VERB = frozenset(
 )
 
 
+_PARTICLES = frozenset({"off", "out", "back", "down", "away"})
 _SECOND_SENSE = {"open": "get", "raise": "change"}
 _SET_UP = re.compile(r"^\s*set\s+up\s+", re.IGNORECASE)
 # "Get the customer back on supply", "get them to sign": a "get" that moves a person, which
@@ -472,7 +473,8 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
         # "ClearRoad holds a block of test slots", "Ratios differ by room, so availability is
         # per room": no order, so no action to bind
         return Binding()
-    verb, objects = words[0], set(words[1:4])
+    # "Take them off the next visit": the particle of a phrasal verb is no object of it
+    verb, objects = words[0], set([w for w in words[1:] if w not in _PARTICLES][:3])
     if imperative and _BARE.match(lowered):
         # "Decline (pre-existing)", "Settle" in a table of decisions: the one tool of that verb
         owners = [
@@ -496,7 +498,7 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
     said_as_noun = nominal_verbs(" ".join(action.split()[1:]))  # "... on a pre-authorisation"
     for tool in catalog.tools:
         name_words = canonical_words(tool.name.replace("_", " "))
-        described = canonical_words(tool.description)
+        described = [w for w in canonical_words(tool.description) if w not in _PARTICLES]
         tool_verbs = {name_words[0]} if name_words else set()
         tool_verbs |= {described[0]} if described else set()
         if tool.access == "read" and described[:1] == ["return"]:

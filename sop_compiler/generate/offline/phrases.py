@@ -698,6 +698,8 @@ def _split_actions(text: str) -> list[str]:
             # Only before a verb: a long sentence has many "and"s, and reading what comes before
             # each of them again made the compile quadratic (issue 17).
             left = chunk[start : match.start()]
+            if _bracketed(chunk, match.start()):
+                continue
             if _TWO_WORDS.search(left) or left.strip().casefold() in _ORDERS_ALONE:
                 parts.append(left)
                 start = match.end()
@@ -719,6 +721,13 @@ _SERIAL_AND = re.compile(r"(?P<comma>,)?\s+and\s+(?P<verb>[a-z']+)\b", re.IGNORE
 _SERIAL_COMMA = re.compile(r",\s+(?=([a-z']+)\b)", re.IGNORECASE)
 
 
+def _bracketed(text: str, position: int) -> bool:
+    """ "Take them off the next visit (skip it, don't cancel)": inside an aside, whose orders
+    are the aside's, not a list of the sentence's."""
+    before = text[:position]
+    return before.count("(") > before.count(")")
+
+
 def _serial_orders(chunk: str) -> list[str]:
     """ "tell the customer not to eat it, refund the item, and raise a ticket", "log it, send
     the parent the letter and tell the school": a list of orders, each its own (the last one
@@ -727,7 +736,8 @@ def _serial_orders(chunk: str) -> list[str]:
         (
             m
             for m in _SERIAL_AND.finditer(chunk)
-            if m["comma"] or m["verb"].casefold() in INSTRUCTION_VERBS
+            if (m["comma"] or m["verb"].casefold() in INSTRUCTION_VERBS)
+            and not _bracketed(chunk, m.start())
         ),
         None,
     )
@@ -744,6 +754,7 @@ def _serial_orders(chunk: str) -> list[str]:
         if (
             comma.group(1).casefold() in INSTRUCTION_VERBS
             and len(chunk[start : comma.start()].split()) >= 2
+            and not _bracketed(chunk, comma.start())
         ):
             pieces.append(chunk[start : comma.start()])
             start = comma.end()
