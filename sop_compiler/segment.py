@@ -105,7 +105,9 @@ _MIN_PROSE_INSTRUCTIONS = 4  # a procedure written as prose: this many instructi
 # "Follow the procedure below that fits the request": a lead-in that points at the procedures
 # rather than starting them (as a step, it would end each routine before it began).
 _POINTER = re.compile(
-    r"\b(?:procedures?|sections?|process(?:es)?|steps)\s+(?:below|above|that follows?|which)\b|"
+    # "Each macro below is what you run when the ticket type matches"
+    r"\b(?:procedures?|sections?|process(?:es)?|steps|macros?|articles?|scripts?|templates?|"
+    r"playbooks?|workflows?|checklists?)\s+(?:below|above|that follows?|which)\b|"
     r"\bthe following\s+(?:procedures?|sections?|steps)\b|\bsections?\s+\d|"
     # "this is the page for the front desk team ... It covers ... Everything below uses ..."
     r"\bthis\s+(?:is\s+the\s+)?(?:page|document|guide|wiki|handbook|manual|playbook)\b|"

@@ -3623,3 +3623,31 @@ def test_a_side_that_cannot_do_it_yet_ends_there(tmp_path: Path) -> None:
     assert all(
         "replace_unit" in w.calls for w in _side(ways, "the order is still awaiting stock", "no")
     )
+
+
+def test_a_callout_with_its_own_case_before_the_steps_is_tested_first(tmp_path: Path) -> None:
+    # "> Before you apply: If the order is flagged as fraud, stop and tell them to ..., ... and
+    # ... . Do not refund it. Put it to the fraud team straight after.": the case is the first
+    # step; told what to do, the case ends only after its last sentence, at the hand-over
+    draft = _sop(
+        tmp_path,
+        "> **Before you apply:** If the order is flagged as fraud, or the card was reported "
+        "stolen, stop and tell them to hang up, call their bank and keep the parcel. Do not "
+        "refund it. Open a ticket for the fraud team straight after.\n\n"
+        "1. Look up the order with the order number.\n"
+        "2. Refund the order to the original payment method.\n",
+    )
+    test = _tests(draft)[0]
+    assert "flagged as fraud" in test and "reported stolen" in test
+    (flagged,) = _side(_ways(draft), test, "yes")
+    assert flagged.calls == ["open_ticket"]  # no refund, and the ticket is not skipped
+    assert all("issue_refund" in way.calls for way in _side(_ways(draft), test, "no"))
+    told = [s.text for s in walk_steps(draft.steps) if s.text.startswith("Tell them")]
+    assert told == ["Tell them to hang up, call their bank and keep the parcel."]
+    # a callout that is a note stays out of the steps
+    noted = _sop(
+        tmp_path,
+        "> **Before you apply:** the customer must be the account holder.\n\n"
+        "1. Look up the order with the order number.\n",
+    )
+    assert not _tests(noted)

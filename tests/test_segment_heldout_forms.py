@@ -848,3 +848,16 @@ def test_numbers_running_on_across_task_headings_are_separate_procedures(tmp_pat
         "4.2 Cancelling a booking", "Afterwards"
     )
     assert len(_procedures(tmp_path, "manual.md", stages)) == 1
+
+
+def test_a_note_on_how_to_read_the_macros_below_starts_no_procedure(tmp_path: Path) -> None:
+    text = (
+        "# Rescue Desk Macro Library\n\n"
+        "Exported from the ticketing system. Each macro below is what you run when the ticket "
+        "type matches. Agents: read the box of a macro first, the steps after.\n\n"
+        "## Macro 01 - Broken down\n\n1. Pull up the membership.\n2. Send a patrol.\n\n"
+        "## Macro 02 - Where's my patrol?\n\n1. Pull up the membership.\n2. Check the ETA.\n"
+    )
+    procedures = _procedures(tmp_path, "macros.md", text)
+    assert len(procedures) == 2
+    assert not any("read the box" in _text(p) for p in procedures)

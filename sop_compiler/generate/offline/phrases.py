@@ -106,6 +106,12 @@ _YOU_SHOULD = re.compile(
     r",?\s+and\s+(?:you|agents?)\s+(?:should|must|need to|have to)\s+", re.IGNORECASE
 )
 _ASK_TO = re.compile(r"^ask\s+(?:the\s+)?(?:customer|caller|them|him|her)\s+to\b", re.IGNORECASE)
+# "tell them to leave the car, get behind the barrier and call 999": a list of what they do
+_TELL_TO = re.compile(
+    r"^(?:(?:stop|then|also)\s+(?:and\s+)?)?(?:tell|advise|instruct|remind)\s+(?:the\s+)?(?:customer|caller|member|driver|them|him|her)"
+    r"\s+to\b",
+    re.IGNORECASE,
+)
 # "walk them through the settings page and change the name": the customer does both
 _WALK = re.compile(r"^(?:walk|talk|guide|take)\s+\w+\s+through\b", re.IGNORECASE)
 _SAY_LABEL = re.compile(r"^(?:tell|explain|inform|advise|remind|say)\b", re.IGNORECASE)
@@ -685,8 +691,12 @@ def _split_actions(text: str) -> list[str]:
         start = 0
         # "ask them to connect one device and open a website": both are the customer's to do
         asks = bool(_ASK_TO.match(chunk) or _WALK.match(chunk))
+        told = _TELL_TO.match(chunk) is not None
         for match in _AND.finditer(chunk):
             word = match.group(1).casefold()
+            # "tell them to leave the car, get behind the barrier and call 999": the "and" ends
+            # the list of what they are told
+            asks = asks or (told and "," in chunk[: match.start()])
             # "ask them to wait, and get Gareth": what the agent does after the ask
             fetches = _GET_PERSON.match(chunk[match.start(1) :]) is not None
             if (
@@ -747,6 +757,7 @@ def _serial_orders(chunk: str) -> list[str]:
         or not is_order(chunk)
         or _ASK_TO.match(chunk)
         or _WALK.match(chunk)
+        or _TELL_TO.match(chunk)
     ):
         return [chunk]  # "Before you end the call, make sure ...": one order after its time
     pieces, start = [], 0

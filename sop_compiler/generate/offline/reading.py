@@ -568,12 +568,18 @@ def _sentences(
 
 def _stop_after_the_branch(nodes: list[Node]) -> None:
     """ "If the caller isn't the patient, stop here. Be polite, explain why, don't book
-    anything.": the case ends after its own sentences, not at "stop here"."""
+    anything.": the case ends after its own sentences, not at "stop here" (nor after "stop and
+    tell them to leave the car", with "Put the ticket to the Duty Controller" still to do)."""
     for node in nodes:
         if node.kind != "condition":
             continue
         for branch in (node.then_nodes, node.else_nodes):
-            stops = [n for n in branch[:-1] if n.goto == END and STOP_ALONE.match(n.text.strip())]
+            stops = [
+                n
+                for n in branch[:-1]
+                if n.goto == END
+                and (STOP_ALONE.match(n.text.strip()) or _STOP_AND_SAID.search(n.quote or ""))
+            ]
             last = branch[-1] if branch else None
             if not stops or last is None or last.kind == "condition":
                 continue
@@ -583,6 +589,7 @@ def _stop_after_the_branch(nodes: list[Node]) -> None:
                 last.goto = END
 
 
+_STOP_AND_SAID = re.compile(r"\bstop(?:\s+(?:there|here))?\s*,?\s+(?:and|then)\s", re.I)
 _COLON_CASE = re.compile(r"^\s*(?:if|when|where)\s+[^,:;]{3,120}:\s+\S", re.IGNORECASE)
 # "...; otherwise B" and "..., otherwise B": the otherwise-side is a sentence of its own
 _STRAY_ELSE = re.compile(

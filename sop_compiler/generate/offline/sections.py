@@ -222,6 +222,10 @@ def units(section: Section) -> list[Unit]:
             target = parent.children[-1] if parent.children else parent
             target.extra.append(block.text)
             continue
+        elif isinstance(block, Quote) and parent is None and (guard := _callout_guard(block.text)):
+            # "> Before you apply: If the car is in a live lane, or anyone is hurt, stop and
+            # ...": a case to test before the steps, the first of them
+            unit, sub = Unit(block.id, guard), False
         else:
             continue
         if sub and parent is not None:
@@ -237,6 +241,18 @@ def units(section: Section) -> list[Unit]:
 _NOTE = re.compile(
     r"^\W*(?:important|note|nb|n\.b\.|warning|caution|remember|tip|reminder)\b", re.IGNORECASE
 )
+
+
+_CALLOUT_LABEL = re.compile(r"^\W*[A-Za-z][\w' ]{0,30}:\**\s+")
+
+
+def _callout_guard(text: str) -> str | None:
+    """A callout's text when it opens with a condition of its own ("Before you apply: If the
+    car is in a live lane, ..."), after its label; None for a note, a rule or a script."""
+    text = " ".join(text.split())
+    label = _CALLOUT_LABEL.match(text)
+    rest = text[label.end() :] if label else text
+    return rest if _CONDITIONAL.match(rest) and len(rest.split(",", 1)[0].split()) > 2 else None
 
 
 _LETTERED = re.compile(r"^\s*\(?(?P<letter>[a-z])[.)]\s+(?P<text>\S.*)$")
