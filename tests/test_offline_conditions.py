@@ -3651,3 +3651,56 @@ def test_a_callout_with_its_own_case_before_the_steps_is_tested_first(tmp_path: 
         "1. Look up the order with the order number.\n",
     )
     assert not _tests(noted)
+
+
+def test_a_sub_item_done_instead_of_its_step_replaces_the_steps_call(tmp_path: Path) -> None:
+    # "2. Refund the order. - If it was a gift, send a voucher instead of a refund": the refund
+    # is made only when it was no gift, never before the voucher
+    body = (
+        "1. Look up the order with the order number.\n"
+        "2. Refund the order to the original payment method.\n"
+        "   - If the order was a gift, send the customer a discount voucher instead of a "
+        "refund.\n"
+        "3. Tell the customer what happens next.\n"
+    )
+    procedure = _procedure(
+        tmp_path, "returns.md", f"# Returns desk\n\n## Handle a return\n\n{body}"
+    )
+    draft = build_draft(procedure, catalog=CATALOG)
+    ways = _ways(draft)
+    test = next(t for t in _tests(draft) if "gift" in t)
+    for way in _side(ways, test, "yes"):
+        assert "issue_voucher" in way.calls and "issue_refund" not in way.calls
+    for way in _side(ways, test, "no"):
+        assert "issue_refund" in way.calls and "issue_voucher" not in way.calls
+    issues = check_draft(draft, procedure=procedure, catalog=CATALOG, settings=Settings())
+    assert not [i for i in issues if i.severity == "error"]  # the quotes are each step's own
+    # a sub-item that is no stand-in is a case within the step, after its call
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. Refund the order to the original payment method.\n"
+        "   - If the order was a gift, send the customer a discount voucher as well.\n",
+    )
+    assert all("issue_refund" in way.calls for way in _ways(draft))
+    # nor is a fallback that tests how the call went: the refund is tried first
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. Refund the order to the original payment method.\n"
+        "   - If the refund is rejected, send the customer a discount voucher instead.\n",
+    )
+    assert all(way.calls[1] == "issue_refund" for way in _ways(draft))
+
+
+def test_predicates_of_one_subject_listed_with_commas_are_one_test(tmp_path: Path) -> None:
+    draft = _compile(
+        tmp_path,
+        "If the customer is on their own, is over 75, or has a child with them, prioritise "
+        "the return.",
+    )
+    # the order's verb is one the compiler does not know: the commas before "is" and "or has"
+    # still list the tests, and the test ends at the last comma
+    (test,) = [t for t in _tests(draft) if "over 75" in t]
+    assert "on their own" in test and "has a child with them" in test
+    assert "prioritise" not in test

@@ -570,6 +570,25 @@ def is_order(text: str) -> bool:
 _CLAUSE_COMMA = re.compile(r"(?<!\d),|,(?!\d)")
 _ACTION_OPENERS = frozenset({"do", "don't", "never", "you", "stop"})
 _JOINS_TESTS = frozenset({"or", "and", "nor", "either", "but"})
+_PREDICATE_VERBS = frozenset(
+    # never "have" or "don't": "..., have the pupil taken to the school" is an order
+    [
+        "is",
+        "are",
+        "was",
+        "were",
+        "has",
+        "isn't",
+        "aren't",
+        "wasn't",
+        "hasn't",
+        "can't",
+        "cannot",
+        "won't",
+        "doesn't",
+        "didn't",
+    ]
+)
 _INLINE_THEN = re.compile(r":\s+|\s+[-\u2013\u2014]\s+")
 
 
@@ -591,7 +610,9 @@ def _split_condition(rest: str) -> tuple[str, str]:
         word = after.split(None, 1)[0].casefold() if after.split() else ""
         if word in INSTRUCTION_VERBS or word in _ACTION_OPENERS:
             return rest[:pos], rest[pos + 1 :].strip()
-        if word in _JOINS_TESTS:
+        # "the member is on their own after dark, is over 75, or has a child with them": a
+        # comma before another predicate of the same subject lists the tests
+        if word in _JOINS_TESTS or word in _PREDICATE_VERBS:
             joins.append(pos)
     if plain := [pos for pos in commas if pos not in joins]:
         return rest[: plain[0]], rest[plain[0] + 1 :].strip()

@@ -151,6 +151,7 @@ def read_units(builder: Builder, units: list[Unit]) -> list[Node]:
             node.level = 1
         head.children = [*rest, *kids]
         _how_its_call_is_made(head, head.children)
+        _done_instead(head)
         for key in [*ruled, *([unit.key] if unit.key else [])]:
             builder.keys.setdefault(key, head)
         ruled = []
@@ -219,6 +220,62 @@ def _how_its_call_is_made(head: Node, children: list[Node]) -> None:
         tag = f" (`{call.tool}`)."  # the name `_tool_node` gave the call it no longer is
         if kid.text.endswith(tag):
             kid.text = f"{kid.text[: -len(tag)]}."
+
+
+_CALL_FIELDS = (
+    "kind",
+    "text",
+    "block_id",
+    "quote",
+    "tool_call",
+    "arg_refs",
+    "text_ref",
+    "target",
+    "test",
+)
+
+
+# what a call's outcome says when it did not work: a case after the call, a fallback
+_FALLS_THROUGH = re.compile(
+    r"\b(?:rejects?|rejected|fails?|failed|declines?|declined|errors?|bounces?|bounced|"
+    r"refuses?|refused|times?\s+out|timed\s+out|(?:does|did|will)\s*n[o']t\s+(?:work|go\s+through)|"
+    r"won't\s+(?:work|go\s+through)|(?:is|was)\s+not\s+(?:accepted|successful))\b",
+    re.IGNORECASE,
+)
+
+
+def _done_instead(head: Node) -> None:
+    """ "5. Send a patrol. - If the car has crash damage, send a recovery truck instead of a
+    patrol": the sub-item's case replaces the step's own call, which is made only otherwise.
+
+    The step becomes the case (its number still the one a jump names), its call the otherwise
+    side; never when the case already has an otherwise or a jump of its own, nor when it tests
+    how the call went ("If the Refund Tool rejects the refund, ... instead")."""
+    call = head.tool_call
+    if call is None or head.kind != "tool_call" or head.goto or head.jump:
+        return
+    for kid in head.children:
+        if kid.kind != "condition" or kid.else_nodes or kid.else_goto or kid.then_goto:
+            continue
+        if _FALLS_THROUGH.search(kid.test or ""):
+            continue  # "If the Refund Tool rejects the refund, apply a credit instead": after it
+        if not any(
+            n.tool_call is not None and n.tool_call.tool != call.tool and _INSTEAD.search(n.text)
+            for n in kid.then_nodes
+        ):
+            continue
+        for name in _CALL_FIELDS:  # the step is the case now, and the case node its call
+            mine, its = getattr(head, name), getattr(kid, name)
+            setattr(head, name, its)
+            setattr(kid, name, mine)
+        head.then_nodes, kid.then_nodes = kid.then_nodes, []
+        head.else_nodes = [kid]
+        # the sub-steps in the order they run: the case's, then the step's own call
+        case = {id(n) for n in head.then_nodes}
+        at = head.children.index(kid)
+        rest = [c for c in head.children[at + 1 :] if id(c) not in case]
+        head.children = [*head.children[:at], *head.then_nodes, kid, *rest]
+        return
 
 
 def _without_rule_cases(units: list[Unit]) -> list[Unit]:
