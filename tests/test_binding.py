@@ -559,3 +559,19 @@ def test_the_particle_of_a_phrasal_verb_is_no_object() -> None:
         "cancel_delivery",
     )
     assert bind("Take the bag off tomorrow's delivery round", catalog).tool == "cancel_delivery"
+
+
+def test_a_light_verb_over_what_a_making_tool_names_is_that_tool() -> None:
+    catalog = ToolCatalog(
+        tools=[
+            Tool(
+                name="create_booking",
+                description="Book a room slot in the customer's name.",
+                access="write",
+            ),
+            Tool(name="find_booking", description="Find a booking by reference or name."),
+        ]
+    )
+    assert bind("Make the booking in the customer's name", catalog).tool == "create_booking"
+    # what is made is a note, not the booking it is on
+    assert bind("Make a note on the booking", catalog).tool != "create_booking"

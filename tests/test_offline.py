@@ -743,3 +743,23 @@ def test_an_aside_with_commas_is_no_list_of_orders(catalog: ToolCatalog) -> None
     assert any("(skip it, don't cancel)" in t for t in texts), texts
     assert not any(t.startswith(("Don't cancel", "Skip it")) for t in texts), texts
     assert any(t.startswith("Add them to the list") for t in texts), texts
+
+
+def test_our_own_system_hides_no_tool_and_you_must_not_keeps_its_not(
+    catalog: ToolCatalog, tmp_path: Path
+) -> None:
+    tools = tmp_path / "tools.yaml"
+    tools.write_text(
+        "tools:\n  - name: log_incident\n    description: Write up an incident (injury, damage)"
+        " with photos.\n    access: write\n",
+        encoding="utf-8",
+    )
+    incidents = load_catalog(tools, sop_root=tmp_path)
+    spec = (
+        "# Damage at reset\n1. Photograph the damage and write up an incident on the system.\n"
+        "2. You must not charge the last team for damage.\n"
+    )
+    steps = _steps(_draft(spec, incidents)[0])
+    calls = [s.tool_call.tool for s in steps.values() if s.tool_call]
+    assert calls == ["log_incident"]  # "on the system" names no other system
+    assert any(s.text == "You must not charge the last team for damage." for s in steps.values())

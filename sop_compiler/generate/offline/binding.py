@@ -521,6 +521,12 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
         light = (verb in _LIGHT_VERBS and bool(objects & tool_verbs)) or (
             verb in _MAKING_VERBS and made
         )
+        # "Make the booking" -> `create_booking`: a light verb over what a making tool names
+        light = light or (
+            verb in _LIGHT_VERBS
+            and name_words[:1] == [_canon("create")]
+            and words[1:2] == name_words[1:2]
+        )
         shared += light
         rank = 1 if verb in tool_verbs else 0 if second in tool_verbs or nominal or light else -1
         if rank < 1 and verb in _DOING and name_words[:1] and name_words[0] in said_as_noun:

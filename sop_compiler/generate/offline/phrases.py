@@ -33,7 +33,9 @@ _LEAD = re.compile(
     r"either way|in (?:either|both|all|every|each) cases?|whatever happens|"
     r"(?:each|every)\s+(?:morning|evening|day|working\s+day|week|month|monday|tuesday|"
     r"wednesday|thursday|friday)(?=,)|"
-    r"(?:you|agents?|the agent)\s+(?:must|should|need to|needs to|have to|will)|make sure to|"
+    # never "You must not": its "not" is no order ("Not charge the last team")
+    r"(?:you|agents?|the agent)\s+(?:must|should|need to|needs to|have to|will)(?!\s+not\b)|"
+    r"make sure to|"
     r"be sure to)\b,?\s*)+",
     re.IGNORECASE,
 )
@@ -1120,8 +1122,9 @@ def _lookup(text: str, first: str, tools: ToolIndex) -> ToolMention | None:
     return ToolMention(tool, 0, "verb")
 
 
+# a named system ("in the retention offers tool"); never just "on the system", which is ours
 _IN_SYSTEM = re.compile(
-    r"\b(?:in|with|using|via|through|from|to|on)\s+(?:the|our|a)\s+(?:[\w'-]+\s+){0,3}?"
+    r"\b(?:in|with|using|via|through|from|to|on)\s+(?:the|our|a)\s+(?:[\w'-]+\s+){1,3}?"
     r"(?:tool|system|platform|portal)\b",
     re.IGNORECASE,
 )
