@@ -3704,3 +3704,16 @@ def test_predicates_of_one_subject_listed_with_commas_are_one_test(tmp_path: Pat
     (test,) = [t for t in _tests(draft) if "over 75" in t]
     assert "on their own" in test and "has a child with them" in test
     assert "prioritise" not in test
+
+
+def test_a_trailing_when_whose_end_is_not_said_is_no_test(tmp_path: Path) -> None:
+    # "... when they look under 16; ask for ID": the test would swallow "ask for ID", and the
+    # prohibition would hold only when it is true
+    draft = _compile(
+        tmp_path,
+        "Never refund an order without checking the receipt when it looks altered; ask for "
+        "the original.",
+    )
+    assert not any(";" in test or "ask for" in test for test in _tests(draft))
+    texts = [s.text for s in walk_steps(draft.steps)]
+    assert any(t.startswith("Never refund an order without checking the receipt") for t in texts)

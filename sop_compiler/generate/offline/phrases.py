@@ -550,6 +550,8 @@ def _trailing_test(text: str) -> tuple[str, str] | None:
         # "do not raise a job; the client claims on the cover if they have it": the test is
         # the last clause's, not the order's
         or ";" in trailing.group("action")
+        # "... when they look under 16; ask for ID": where the test ends is not said
+        or ";" in trailing.group("test")
         # "(the new code follows automatically when it is deposited)": an aside, no test
         or trailing.group("action").count("(") > trailing.group("action").count(")")
         # "place a Provisional Booking, which lapses after 48 hours if no Deposit is received":
