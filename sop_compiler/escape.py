@@ -175,11 +175,23 @@ _MD_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "`": "&#96;", "|": "&#12
 _MD_BACKSLASHED = set("\\*_[]#~!")
 
 
+def _bare_ampersand(text: str, at: int) -> bool:
+    """An `&` that can open no entity or character reference ("Meet & Greet"): it stays `&`,
+    as the SOP wrote it, so the diff a reviewer reads shows no `&amp;`."""
+    return text[at] == "&" and not _ENTITY_START.match(text, at + 1)
+
+
+_ENTITY_START = re.compile(r"[#A-Za-z0-9]")
+
+
 def md_text(text: str) -> str:
     """Text safe to place inline in Markdown: one line, no HTML, no code spans or fences."""
     out: list[str] = []
-    for char in one_line(text):
-        if char in _MD_ENTITIES:
+    line = one_line(text)
+    for at, char in enumerate(line):
+        if _bare_ampersand(line, at):
+            out.append(char)
+        elif char in _MD_ENTITIES:
             out.append(_MD_ENTITIES[char])
         elif char in _MD_BACKSLASHED:
             out.append("\\" + char)
@@ -216,13 +228,18 @@ _ORDERED_MARK = re.compile(r"^(\d{1,9})([.)])")
 def md_prose(text: str) -> str:
     """One line of prose for Markdown an agent reads: no HTML tag, no code fence.
 
-    `<`, `>` and `&` become entities and a run of three or more backticks becomes `&#96;`
-    entities. Single and double backticks stay, so code spans an SOP writes (tool names) still
-    work, and the text stays readable; `*`, `_` and `[` are left alone for the same reason.
+    `<`, `>` and an `&` that could open an entity become entities, and a run of three or more
+    backticks becomes `&#96;` entities. Single and double backticks stay, so code spans an SOP
+    writes (tool names) still work, and the text stays readable; `*`, `_` and `[` are left
+    alone for the same reason.
     Links, images and autolinks are made inert (`](` becomes `]\\(`, `https:` `https\\:`).
     """
+    line = one_line(text)
     out = [
-        _PROSE_ENTITIES.get(char, char if char.isprintable() else " ") for char in one_line(text)
+        char
+        if _bare_ampersand(line, at)
+        else _PROSE_ENTITIES.get(char, char if char.isprintable() else " ")
+        for at, char in enumerate(line)
     ]
     escaped = " ".join("".join(out).split())  # control characters must not leave an indent
     return _inert_links(_BACKTICK_RUN.sub(lambda run: "&#96;" * len(run.group()), escaped))

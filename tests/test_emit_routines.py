@@ -180,7 +180,7 @@ def test_deep_substeps_and_unusual_step_ids_stay_separate() -> None:
     assert "**3.** Third." in _paragraphs(md)
 
 
-HOSTILE_HTML = '<img src=x onerror="alert(1)"> & <script>alert(2)</script>'
+HOSTILE_HTML = '<img src=x onerror="alert(1)"> & &#60;b&#62; <script>alert(2)</script>'
 
 
 def test_sop_text_cannot_inject_html_or_fences_into_routine_markdown() -> None:
@@ -219,12 +219,14 @@ def test_sop_text_cannot_inject_html_or_fences_into_routine_markdown() -> None:
         child.type for token in tokens for child in token.children or []
     }
     assert not kinds & {"html_block", "html_inline", "fence", "code_block"}
-    assert "&lt;img src=x onerror=" in md and "&amp;" in md
+    assert "&lt;img src=x onerror=" in md
+    # an `&` that could open a character reference is escaped; "Meet & Greet" keeps its `&`
+    assert "&amp;#60;b&amp;#62;" in md and "&gt; & &amp;" in md
     assert "Call `lookup_order` with `order_id` = the id &lt;img" in md
     assert "&lt;i&gt;" in md  # a value with `<` is shown as escaped text, not a code span
     assert [line for line in md.splitlines() if line.startswith("#")] == [
         '# Refunds &lt;img src=x onerror="alert(1)"&gt; '
-        "&amp; &lt;script&gt;alert(2)&lt;/script&gt;",
+        "& &amp;#60;b&amp;#62; &lt;script&gt;alert(2)&lt;/script&gt;",
         "## Steps",
         "## Edge cases",
     ]

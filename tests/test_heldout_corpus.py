@@ -14,6 +14,7 @@ import html
 import re
 from pathlib import Path
 
+import docx
 import pytest
 import yaml
 from gold import DOCUMENT_NAMES, Gold, iter_cases
@@ -46,8 +47,19 @@ def _fold(text: str) -> str:
     return _SPACE.sub(" ", text).strip()
 
 
+def _docx_lines(document: Path) -> tuple[list[str], list[str]]:
+    """A Word file's paragraph and table-cell texts, and its heading paragraphs."""
+    word = docx.Document(str(document))
+    lines = [p.text for p in word.paragraphs]
+    lines += [cell.text for table in word.tables for row in table.rows for cell in row.cells]
+    headings = [p.text for p in word.paragraphs if p.style.name.startswith(("Heading", "Title"))]
+    return lines, headings
+
+
 def _words(document: Path) -> str:
     """The document's words, markup excluded, whitespace folded (the gold format, tests/gold.py)."""
+    if document.suffix == ".docx":
+        return _fold(" ".join(_docx_lines(document)[0]))
     raw = document.read_text(encoding="utf-8")
     if document.suffix == ".html":
         text = html.unescape(_HTML_TAG.sub(" ", _HTML_DROP.sub(" ", raw)))
@@ -61,6 +73,8 @@ def _words(document: Path) -> str:
 
 def _headings(document: Path) -> set[str]:
     """Candidate heading texts, case- and space-insensitive."""
+    if document.suffix == ".docx":
+        return {_fold(h).casefold() for h in _docx_lines(document)[1] if h.strip()}
     raw = document.read_text(encoding="utf-8")
     if document.suffix == ".html":
         found = [html.unescape(_HTML_TAG.sub(" ", h)) for h in _HTML_HEADING.findall(raw)]
