@@ -3717,3 +3717,31 @@ def test_a_trailing_when_whose_end_is_not_said_is_no_test(tmp_path: Path) -> Non
     assert not any(";" in test or "ask for" in test for test in _tests(draft))
     texts = [s.text for s in walk_steps(draft.steps)]
     assert any(t.startswith("Never refund an order without checking the receipt") for t in texts)
+
+
+def test_and_stop_at_the_end_of_a_case_ends_it(tmp_path: Path) -> None:
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. If the order is older than a year, explain we can't refund it and stop.\n"
+        "3. Refund the order to the original payment method.\n",
+    )
+    test = next(t for t in _tests(draft) if "older than a year" in t)
+    assert all("issue_refund" not in w.calls for w in _side(_ways(draft), test, "yes"))
+    assert all("issue_refund" in w.calls for w in _side(_ways(draft), test, "no"))
+
+
+def test_a_table_of_what_the_customer_gets_is_a_decision_table(tmp_path: Path) -> None:
+    draft = _sop(
+        tmp_path,
+        "Look up the order with the order number.\n\n"
+        "| Order type | Returned within | What they get |\n|---|---|---|\n"
+        "| Standard | 14 days | Refund the order in full |\n"
+        "| Clearance | any time | Nothing. Do not refund it |\n",
+    )
+    tests = _tests(draft)
+    standard = next(t for t in tests if "standard" in t)
+    assert "14 days" in standard
+    clearance = next(t for t in tests if "clearance" in t)
+    assert all("issue_refund" in w.calls for w in _side(_ways(draft), standard, "yes"))
+    assert all("issue_refund" not in w.calls for w in _side(_ways(draft), clearance, "yes"))

@@ -657,8 +657,9 @@ def read_actions(
     return out
 
 
-# "..., and stop there", "... and stop here": nothing more is done in this case
-_STOP_THERE = re.compile(r"(?:,?\s+and|,)\s+stop\s+(?:there|here)\s*[.!]?\s*$", re.I)
+# "..., and stop there", "... and stop here", "explain we can't accept the claim and stop":
+# nothing more is done in this case
+_STOP_THERE = re.compile(r"(?:,?\s+and|,)\s+stop(?:\s+(?:there|here))?\s*[.!]?\s*$", re.I)
 # "Stop and refer the case to the Research Integrity team", "stop, then call the Duty Manager"
 _STOP_AND = re.compile(r"^\s*stop(?:\s+(?:there|here|work))?\s*(?:,\s*)?(?:and|then)\s+", re.I)
 _ENDINGS = frozenset({"resolve", "escalate", "handoff"})

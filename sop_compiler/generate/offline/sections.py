@@ -39,7 +39,9 @@ CASE_HEADER = re.compile(
 )
 ACTION_HEADER = re.compile(
     r"^(?:then|action|actions|what\s+to\s+do|what\s+(?:you|we)\s+do|do|response|resolution|"
-    r"next\s+step|outcome|decision|"
+    r"next\s+step|outcome|decision|what\s+happens|"
+    # "What they get": the remedy each row gives, which the agent carries out
+    r"what\s+(?:they|the\s+(?:customer|caller|member|guest|client|passenger))\s+(?:gets?|receives?)|"
     r"handling|route\s+to|escalate\s+to)\b",
     re.IGNORECASE,
 )
