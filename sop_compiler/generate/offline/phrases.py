@@ -110,8 +110,8 @@ _YOU_SHOULD = re.compile(
 _ASK_TO = re.compile(r"^ask\s+(?:the\s+)?(?:customer|caller|them|him|her)\s+to\b", re.IGNORECASE)
 # "tell them to leave the car, get behind the barrier and call 999": a list of what they do
 _TELL_TO = re.compile(
-    r"^(?:(?:stop|then|also)\s+(?:and\s+)?)?(?:tell|advise|instruct|remind)\s+(?:the\s+)?(?:customer|caller|member|driver|them|him|her)"
-    r"\s+to\b",
+    r"^(?:(?:stop|then|also)\s+(?:and\s+)?)?(?:tell|advise|instruct|remind)\s+(?:the\s+)?"
+    r"(?:customer|caller|member|driver|them|him|her)\s+to\b",
     re.IGNORECASE,
 )
 # "walk them through the settings page and change the name": the customer does both
@@ -574,24 +574,10 @@ def is_order(text: str) -> bool:
 _CLAUSE_COMMA = re.compile(r"(?<!\d),|,(?!\d)")
 _ACTION_OPENERS = frozenset({"do", "don't", "never", "you", "stop"})
 _JOINS_TESTS = frozenset({"or", "and", "nor", "either", "but"})
+# never "have" or "don't": "..., have the pupil taken to the school" is an order
 _PREDICATE_VERBS = frozenset(
-    # never "have" or "don't": "..., have the pupil taken to the school" is an order
-    [
-        "is",
-        "are",
-        "was",
-        "were",
-        "has",
-        "isn't",
-        "aren't",
-        "wasn't",
-        "hasn't",
-        "can't",
-        "cannot",
-        "won't",
-        "doesn't",
-        "didn't",
-    ]
+    {"is", "are", "was", "were", "has", "isn't", "aren't", "wasn't", "hasn't", "can't"}
+    | {"cannot", "won't", "doesn't", "didn't"}
 )
 _INLINE_THEN = re.compile(r":\s+|\s+[-\u2013\u2014]\s+")
 
