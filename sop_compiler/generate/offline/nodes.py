@@ -21,6 +21,15 @@ BEFORE = re.compile(
 )
 
 
+# a test of how an earlier step went ("if the card is declined", "if the Refund Tool rejects
+# the refund"), which can only be made after that step
+OUTCOME = re.compile(
+    r"\b(?:declin|fail|refus|bounc|reject|result|outcome|succeed|comes?\s+back|go(?:es)?\s+through|"
+    r"went\s+through|approved|denied)",
+    re.IGNORECASE,
+)
+
+
 @dataclass(eq=False)
 class Node:
     """A step before it has its number."""

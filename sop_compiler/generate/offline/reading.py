@@ -9,6 +9,7 @@ from sop_compiler.generate.offline.binding import bind, canonical_words, hands_o
 from sop_compiler.generate.offline.chains import alternative_cases, case_runs
 from sop_compiler.generate.offline.nodes import (
     BEFORE,
+    OUTCOME,
     PROPOSED_NOTE,
     Builder,
     CaseGroup,
@@ -235,15 +236,6 @@ _CALL_FIELDS = (
 )
 
 
-# what a call's outcome says when it did not work: a case after the call, a fallback
-_FALLS_THROUGH = re.compile(
-    r"\b(?:rejects?|rejected|fails?|failed|declines?|declined|errors?|bounces?|bounced|"
-    r"refuses?|refused|times?\s+out|timed\s+out|(?:does|did|will)\s*n[o']t\s+(?:work|go\s+through)|"
-    r"won't\s+(?:work|go\s+through)|(?:is|was)\s+not\s+(?:accepted|successful))\b",
-    re.IGNORECASE,
-)
-
-
 def _done_instead(head: Node) -> None:
     """ "5. Send a patrol. - If the car has crash damage, send a recovery truck instead of a
     patrol": the sub-item's case replaces the step's own call, which is made only otherwise.
@@ -257,7 +249,7 @@ def _done_instead(head: Node) -> None:
     for kid in head.children:
         if kid.kind != "condition" or kid.else_nodes or kid.else_goto or kid.then_goto:
             continue
-        if _FALLS_THROUGH.search(kid.test or ""):
+        if OUTCOME.search(kid.test or ""):
             continue  # "If the Refund Tool rejects the refund, apply a credit instead": after it
         if not any(
             n.tool_call is not None and n.tool_call.tool != call.tool and _INSTEAD.search(n.text)

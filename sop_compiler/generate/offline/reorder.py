@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from sop_compiler.generate.offline.nodes import BEFORE, Builder, Node, flatten
+from sop_compiler.generate.offline.nodes import BEFORE, OUTCOME, Builder, Node, flatten
 from sop_compiler.generate.offline.phrases import APPROVER, END, NOT_PROCEED
 from sop_compiler.models import TERMINAL_KINDS
 
@@ -69,7 +69,7 @@ def _stops_first(builder: Builder, top: list[Node]) -> list[Node]:
         tests = [
             node
             for node in flatten([step])
-            if node.kind == "condition" and not _OUTCOME.search(node.test or "")
+            if node.kind == "condition" and not OUTCOME.search(node.test or "")
         ]  # "if the card is declined" is tested after the payment
         stops = any(
             n.goto == END and NOT_PROCEED.match(n.text) for node in tests for n in node.then_nodes
@@ -107,14 +107,6 @@ def _stops_first(builder: Builder, top: list[Node]) -> list[Node]:
 def _leads_cases(step: Node) -> bool:
     """ "3. Work out the amount:" over its cases, or a step that tests a case itself."""
     return step.kind == "condition" or step.text.rstrip().endswith(":")
-
-
-# a test of how an earlier step went, which can only be made after it
-_OUTCOME = re.compile(
-    r"\b(?:declin|fail|refus|bounc|reject|result|outcome|succeed|comes?\s+back|go(?:es)?\s+through|"
-    r"went\s+through|approved|denied)",
-    re.IGNORECASE,
-)
 
 
 def _writes(builder: Builder, node: Node) -> bool:
