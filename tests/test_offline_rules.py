@@ -684,3 +684,15 @@ def test_document_control_words_are_no_rule() -> None:
     assert rule_kind("Controlled copy: do not print.") is None
     assert rule_kind("Internal use only.") is None
     assert rule_kind("Do not print the customer's card number.") == "never"
+
+
+def test_a_rule_under_a_question_holds_only_in_the_case_asked(tmp_path: Path) -> None:
+    # "Not in stock? Don't book a bay.": no booking when the tyre is out of stock, never a
+    # prohibition of every booking
+    steps = (
+        "1. Find the hire.\n2. Check the bikes.\n"
+        "   - Not in stock? Don't extend the hire. Tell the rider we will call back.\n"
+        "3. Extend the hire.\n"
+    )
+    rules = [r for r in _hire(tmp_path, steps).rules if r.text.startswith("Don't extend")]
+    assert [r.condition for r in rules] == ["not in stock"]

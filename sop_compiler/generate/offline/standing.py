@@ -461,7 +461,7 @@ def standing(procedure: Procedure, tools: ToolIndex) -> Standing:
             # "If an item never arrived, transfer ... Do not correct the invoice yet.": what follows
             # a condition holds when it holds, never at every step
             opening = sentence_key(sentences[0]) if sentences else ""
-            scope = _scope(opening) if _BRANCH.match(opening) else None
+            scope = _scope(opening) if _BRANCH.match(opening) else _asked(opening, sentences)
             for sentence in sentences:
                 text = sentence_key(sentence)
                 if not text or injection_excerpt(text) is not None or text in seen:
@@ -657,6 +657,18 @@ def _is_fact(sentence: str) -> bool:
 _SCOPE = re.compile(
     r"^\s*(?:if|when|whenever|where|in case)\s+(?P<test>[^,;:]+)[,;:]", re.IGNORECASE
 )
+
+
+def _asked(opening: str, sentences: list[str]) -> str | None:
+    """ "Not in stock? Don't book a bay. Tell the customer ...": a short question that opens an
+    item is the case its other sentences answer, under which its rules hold."""
+    if len(sentences) < 2 or not opening.endswith("?") or len(opening.split()) > _QUESTION_WORDS:
+        return None
+    asked = opening.rstrip("?").strip()
+    return asked if asked[1:2].isupper() else asked[:1].lower() + asked[1:]  # "ID ok", "not in"
+
+
+_QUESTION_WORDS = 12
 
 
 def _scope(opening: str) -> str | None:
