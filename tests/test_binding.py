@@ -575,3 +575,17 @@ def test_a_light_verb_over_what_a_making_tool_names_is_that_tool() -> None:
     assert bind("Make the booking in the customer's name", catalog).tool == "create_booking"
     # what is made is a note, not the booking it is on
     assert bind("Make a note on the booking", catalog).tool != "create_booking"
+
+
+def test_a_message_to_the_writer_is_no_message_to_the_customer() -> None:
+    # "Text me the name if they sound like they'd stay" (a window cleaner away on holiday)
+    # texted the customer with `text_customer`
+    catalog = ToolCatalog(
+        tools=[
+            Tool(name="text_customer", description="Send the customer an SMS.", access="write"),
+            Tool(name="email_customer", description="Email the customer.", access="write"),
+        ]
+    )
+    assert bind("Text me the name", catalog).tool is None
+    assert bind("Email us the form", catalog).tool is None
+    assert bind("Text the customer the date", catalog).tool == "text_customer"

@@ -121,6 +121,30 @@ def test_text_steps_nest_by_indent_and_numbering(tmp_path: Path) -> None:
     ]
 
 
+def test_text_an_arrow_under_a_sentence_is_a_sub_item_under_a_case_its_action(
+    tmp_path: Path,
+) -> None:
+    # a window cleaner's handover email: "Step 2 - Card over the phone? Take it on the card
+    # machine app." over "-> If the card declines twice, stop. ...": the fallback was glued to
+    # the step's order, so the card payment became "Take it ... -> If the card declines twice"
+    document = _read(
+        tmp_path,
+        "handover.txt",
+        "  Step 1 - Card over the phone? Take it on the card machine app.\n"
+        "           -> If the card declines twice, send a payment link instead.\n"
+        "  Step 2 - Decide:\n"
+        "     * Receipt already used\n"
+        "         -> do not grant it again.\n",
+    )
+    assert _items(document) == [
+        ("1.", 0, "Card over the phone? Take it on the card machine app."),
+        ("•", 1, "If the card declines twice, send a payment link instead."),
+        ("2.", 0, "Decide:"),
+        # under a case with no sentence of its own, the arrow says what to do in it
+        ("•", 1, "Receipt already used\n-> do not grant it again."),
+    ]
+
+
 def test_text_title_case_steps_in_a_run_stay_steps(tmp_path: Path) -> None:
     document = _read(tmp_path, "s.txt", "Steps:\n1. Check Order Status\n2. Issue Refund\n")
     assert [m for m, _, _ in _items(document)] == ["1.", "2."]

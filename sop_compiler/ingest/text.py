@@ -40,6 +40,8 @@ _STEP_WORD = re.compile(
 )
 # "- ...", "• ...", and the checkboxes of a checklist: "[ ] ...", "[x] ...", "☐ ..."
 _BULLET = re.compile(r"^(?P<bullet>[-*+•·▪◦‣–]|\[[ xX]?\]|[☐☑☒])[ \t]+(?P<text>\S.*)$")
+# "-> If the card declines twice, stop.": an arrow under an item
+_ARROW = re.compile(r"^(?:-+>|=+>|[→⇒])[ \t]+(?P<text>\S.*)$")
 _ROMAN = re.compile(r"^[ivxlcdm]+$", re.I)
 _HEADING_NUMBER = re.compile(r"^(?P<number>[0-9]{1,3}(?:\.[0-9]{1,3})*)\.?[ \t]+(?P<title>\S.*)$")
 _RULE = re.compile(r"^(?:={3,}|-{3,})$")
@@ -286,6 +288,11 @@ class _TextParser:
                 prev_blank, i = True, i + consumed
                 continue
             marker = parse_marker(stripped)
+            arrow = _ARROW.match(stripped)
+            if arrow and self.item is not None and self.item.lines[-1].endswith((".", "?", "!")):
+                # under "Card over the phone? Take it on the card machine app.", the arrow leads
+                # a sub-item; under a case ("Receipt already fulfilled"), it says what to do
+                marker = Marker("•", False, "bullet", 1, arrow["text"])
             if marker is not None and self._is_numbered_heading(marker, i, prev_blank):
                 self.flush()
                 number = marker.marker.rstrip(".)")

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from typing import ClassVar
 
 from sop_compiler.config import Settings
@@ -46,7 +47,7 @@ from sop_compiler.generate.offline.sections import Unit, conditional_unit, secti
 from sop_compiler.generate.offline.standing import confirm_gates, insert_confirmations, standing
 from sop_compiler.generate.offline.steps import finish, unpassed_refs, vague_questions
 from sop_compiler.generate.offline.tools import ToolIndex
-from sop_compiler.generate.offline.trigger import is_trigger_lead, trigger_for
+from sop_compiler.generate.offline.trigger import trigger_for, without_trigger_lead
 from sop_compiler.interrupt import abandonable
 from sop_compiler.models import (
     Figure,
@@ -83,7 +84,7 @@ def _talks_with_someone(procedure: Procedure) -> bool:
 
 
 # Bump when the rules change what they produce, so that the lock file marks routines stale.
-OFFLINE_RULES_VERSION = 167
+OFFLINE_RULES_VERSION = 168
 
 
 class OfflineBackend(Backend):
@@ -164,12 +165,14 @@ def build_draft(
             step_units.append(conditional_unit(section))
     # "When a customer asks about a return:" or "When to use it: ..." over the steps says when
     # the routine applies: the trigger reads it; it is no step (up to the first numbered one).
+    # A paragraph that ends with such a line ("Most people pay by bank transfer. If someone
+    # rings to pay:") keeps the sentences before it.
     lead = next((n for n, unit in enumerate(step_units) if unit.numbered), len(step_units))
-    step_units = [
-        unit
-        for n, unit in enumerate(step_units)
-        if not (n <= lead and not unit.children and is_trigger_lead(unit.text))
-    ]
+    led: list[Unit] = []
+    for n, unit in enumerate(step_units):
+        text = unit.text if n > lead or unit.children else without_trigger_lead(unit.text)
+        led += [replace(unit, text=text)] if text is not None else []
+    step_units = led
     tables = {unit.block_id for unit in step_units if unit.cite}  # a table read as steps
     found.knowledge = [
         k for k in found.knowledge if not (k.source and set(k.source.block_ids) & tables)

@@ -201,6 +201,11 @@ _MESSAGE_VERB = re.compile(
 )
 
 
+# "Text me the name", "email us the form": a message to the SOP's writer, whom no customer
+# messaging tool reaches
+_TO_THE_WRITER = re.compile(r"^\s*(?:text|sms|e-?mail|message|ring|phone|call)\s+(?:me|us)\b", re.I)
+
+
 @dataclass(frozen=True)
 class Binding:
     """The catalog tool an action binds to, or the name to propose and the nearest tool."""
@@ -455,7 +460,7 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
         # "Check the caller's details against the V5C logbook", "confirm the caller is the
         # account holder": the catalog's one tool that verifies who is asking
         return Binding(tool=verifier.name)
-    if MOVES_PERSON.match(action.strip()):
+    if MOVES_PERSON.match(action.strip()) or _TO_THE_WRITER.match(action):
         return Binding()
     action = _BRING_UP.sub("lookup ", _again(action, catalog), count=1)
     lowered = action.lower()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from sop_compiler.generate.offline.nodes import Builder, CaseGroup, Node, branch_end
+from sop_compiler.generate.offline.nodes import Builder, CaseGroup, Node, after_all, branch_end
 from sop_compiler.generate.offline.phrases import read_clause
 from sop_compiler.generate.offline.sections import Unit
 from sop_compiler.models import TERMINAL_KINDS
@@ -78,8 +78,10 @@ def chain(
     members = group.members
     last_head = next(n for n in members[-1] if n.kind == "condition")
     # the step after the group: past the last case's otherwise ("c. Otherwise, Y."), if it has one
-    past = last_head.else_nodes[-1] if last_head.else_nodes else members[-1][-1]
-    end = after[past.uid] or closing
+    if last_head.else_nodes:
+        end = after[last_head.else_nodes[-1].uid] or closing
+    else:
+        end = after_all(members[-1], after) or closing
     falls = False
     for index, member in enumerate(members):
         head = next(n for n in member if n.kind == "condition")

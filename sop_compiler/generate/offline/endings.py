@@ -10,6 +10,7 @@ from sop_compiler.generate.offline.nodes import (
     RESOLVE,
     Builder,
     Node,
+    after_all,
     after_map,
     branch_end,
     flatten,
@@ -41,7 +42,7 @@ def end_paths(
         or flat[-1].kind not in TERMINAL_KINDS
         or any(_falls_off(n, after) for n in flat)
         or dead
-        or any(after[g.members[-1][-1].uid] is None for g in builder.groups)
+        or any(after_all(g.members[-1], after) is None for g in builder.groups)
     ):
         last = flat[-1] if flat else None
         if last is not None and last.kind == "ask" and ANYTHING_ELSE.search(last.text):

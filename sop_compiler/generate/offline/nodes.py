@@ -106,6 +106,17 @@ def after_map(flat: list[Node]) -> dict[int, Node | None]:
     return {node.uid: (flat[i + 1] if i + 1 < len(flat) else None) for i, node in enumerate(flat)}
 
 
+def after_all(member: list[Node], after: dict[int, Node | None]) -> Node | None:
+    """The node that follows every node of `member` and their sub-steps, in order: a case's
+    steps may have been reordered since it was read (a check moved before the call it tests),
+    so its last step as read is not always its last step now."""
+    inside = {n.uid for node in member for n in (node, *node.children)}
+    node = after[member[0].uid]
+    while node is not None and node.uid in inside:
+        node = after[node.uid]
+    return node
+
+
 def branch_end(node: Node, after: dict[int, Node | None]) -> Node | None:
     """The step after a condition's then-branch (where `otherwise` goes if the SOP is silent)."""
     last = node.then_nodes[-1] if node.then_nodes else node

@@ -524,7 +524,8 @@ def _case_label(text: str) -> tuple[str, str] | None:
     return label, rest
 
 
-_RELATIVE = re.compile(r",\s+(?:which|who|whose)\s", re.IGNORECASE)
+# ", which lapses after 48 hours", ", I'd rather ring them myself": a clause of its own
+_RELATIVE = re.compile(r",\s+(?:(?i:which|who|whose)|I|[Ww]e)(?:'[a-z]{1,2})?\s")
 
 
 def _and_order(text: str) -> bool:
@@ -554,8 +555,9 @@ def _trailing_test(text: str) -> tuple[str, str] | None:
         or ";" in trailing.group("test")
         # "(the new code follows automatically when it is deposited)": an aside, no test
         or trailing.group("action").count("(") > trailing.group("action").count(")")
-        # "place a Provisional Booking, which lapses after 48 hours if no Deposit is received":
-        # the test is the relative clause's, not the order's
+        # "place a Provisional Booking, which lapses after 48 hours if no Deposit is received",
+        # "Don't offer discounts, I'd rather ring them myself when I'm back": the test is the
+        # relative or the writer's clause's, not the order's
         or _RELATIVE.search(trailing.group("action")) is not None
         # "do not extend the hire and offer an alternative item, if one is available": the test
         # is the offer's; the refusal holds either way, so the words stay as they are
@@ -582,6 +584,9 @@ _PREDICATE_VERBS = frozenset(
 _INLINE_THEN = re.compile(r":\s+|\s+[-\u2013\u2014]\s+")
 
 
+_ASSENT = re.compile(r"^\s*(?:fine|ok|okay|sure|no\s+problem|that's\s+fine)\s*[,.!]\s+", re.I)
+
+
 def _split_condition(rest: str) -> tuple[str, str]:
     """`the item is damaged, open a claim` -> (test, action); the comma before a verb wins."""
     commas = [  # not the one in "1,000", nor one inside "(stains, pet damage)"
@@ -592,8 +597,10 @@ def _split_condition(rest: str) -> tuple[str, str]:
     # "the substitute holds an allergen: tell them not to eat it, refund the item, and ...": a
     # colon before the first comma ends the test
     colon = -1 if rest.startswith(RULE_APPLIES) else rest.find(": ")
-    if colon > 0 and all(pos > colon for pos in commas) and is_order(rest[colon + 2 :]):
-        return rest[:colon], rest[colon + 2 :].strip()
+    # "the request is to skip: fine, skip the next visit": a word of assent is no order
+    assented = _ASSENT.sub("", rest[colon + 2 :]) if colon > 0 else ""
+    if colon > 0 and all(pos > colon for pos in commas) and is_order(assented):
+        return rest[:colon], assented.strip()
     joins: list[int] = []  # "A, or B, stop": the comma before "or" joins two tests
     for pos in commas:
         after = _LEAD.sub("", rest[pos + 1 :].strip())
@@ -698,7 +705,9 @@ def _split_actions(text: str) -> list[str]:
             chunks += [label, rest]  # "never refund it: escalate to X" is two actions
         else:
             chunks.append(chunk)
-    chunks = [piece for chunk in chunks for piece in _serial_orders(chunk)]
+    chunks = [
+        piece for chunk in chunks for part in _not_but(chunk) for piece in _serial_orders(part)
+    ]
     for chunk in chunks:
         start = 0
         # "ask them to connect one device and open a website": both are the customer's to do
@@ -741,6 +750,21 @@ _KIND_OF_TRANSFER = re.compile(r"^(?:warm|cold|blind|live|direct)\s+transfer\b",
 
 _SERIAL_AND = re.compile(r"(?P<comma>,)?\s+and\s+(?P<verb>[a-z']+)\b", re.IGNORECASE)
 _SERIAL_COMMA = re.compile(r",\s+(?=([a-z']+)\b)", re.IGNORECASE)
+
+
+# "Don't try a third time, send them a payment link instead": what is not done, and what is
+_NOT_BUT = re.compile(
+    r"^(?P<no>(?:do\s+not|don't|never)\s[^,;()]+),\s+(?P<yes>[a-z']+\s[^;()]*\binstead\b.*)$",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def _not_but(chunk: str) -> list[str]:
+    """ "Don't try a third time, send them a payment link instead" as its two orders."""
+    match = _NOT_BUT.match(chunk)
+    if match is None or not is_order(match["yes"]):
+        return [chunk]
+    return [match["no"], match["yes"]]
 
 
 def _bracketed(text: str, position: int) -> bool:

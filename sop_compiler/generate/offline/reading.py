@@ -280,6 +280,9 @@ def _without_rule_cases(units: list[Unit]) -> list[Unit]:
         if lead is not None and not unit.children and completes(lead, unit.text):
             continue
         lead = rule_lead(unit.text)
+        if lead is not None and unit.children:  # the lead's items are its sub-items
+            kept = [c for c in unit.children if c.children or not completes(lead, c.text)]
+            unit = replace(unit, children=kept)
         out.append(unit)
     return out
 
@@ -1336,7 +1339,13 @@ def _write_tool(builder: Builder, action: str) -> str | None:
     head = re.split(r"[,;]", action, maxsplit=1)[0]  # "book over capacity, even for one ..."
     # "do not add anyone" under "Adding an authorised collector": add the collector
     head = " ".join(word for word in head.split() if word.casefold() not in _ANYONE)
-    for said in (action, f"{strip_end(head)} the {builder.subject}" if builder.subject else ""):
+    # "don't cancel, pass it to me": the forbidden verb, before what is done instead
+    whole = head.strip() if head.strip() != action.strip() else ""
+    for said in (
+        action,
+        whole,
+        f"{strip_end(head)} the {builder.subject}" if builder.subject else "",
+    ):
         if tool is None and said:
             bound = bind(said, builder.tools.catalog).tool
             tool = builder.tools.catalog.get(bound) if bound else None

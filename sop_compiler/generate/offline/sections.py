@@ -153,6 +153,17 @@ def units(section: Section) -> list[Unit]:
         for b in section.blocks
     )
     parent: Unit | None = None
+    options = _heading_options(section)
+    ordered = [
+        n
+        for n, b in enumerate(section.blocks)
+        if (isinstance(b, ListItem) and b.ordered)
+        or (isinstance(b, Paragraph) and _NUMBERED.match(b.text))
+    ]
+    # a list's own lines are in its items: a paragraph after the list is outside it (after a
+    # numbered paragraph, "Step 3: Run a line test.", the next paragraph may go on with it)
+    listed = bool(ordered) and isinstance(section.blocks[ordered[-1]], ListItem)
+    after_last = {b.id for b in section.blocks[ordered[-1] + 1 :]} if listed else set()
     for block in section.blocks:
         if isinstance(block, ListItem):
             # "(b)" after "(a)" at the same depth is its sibling, not its sub-item
@@ -170,6 +181,8 @@ def units(section: Section) -> list[Unit]:
                     )
                 )
                 or (not block.ordered and has_ordered and parent is not None)
+                # "Cancel:" over "1. Find the account ...": the option's steps
+                or (parent is not None and parent.case_of_run and parent.text.endswith(":"))
             )
             key = _key(block.marker, parent.key if parent and sub else None)
             depth = block.level if block.level > 0 else int(sub)
@@ -178,10 +191,16 @@ def units(section: Section) -> list[Unit]:
                 unit = _lettered(unit)
         elif isinstance(block, Paragraph):
             match = _NUMBERED.match(block.text)
-            if match is None:
-                # Between numbered steps, a plain paragraph belongs to the step above it.
+            if block.id in options:
+                unit, sub = (
+                    Unit(block.id, options[block.id], cite=block.text, case_of_run=True),
+                    False,
+                )
+            elif match is None:
+                # Between numbered steps, a plain paragraph belongs to the step above it; after
+                # the last of them, to the section ("NEVER take card details by text ...")
                 unit = Unit(block.id, block.text, numbered=False)
-                sub = has_ordered and parent is not None
+                sub = has_ordered and parent is not None and block.id not in after_last
             else:
                 # "2.1" under step 2 is its sub-step; "4.1", "4.2" under the heading "4." are
                 # the steps themselves, siblings
@@ -236,6 +255,47 @@ def units(section: Section) -> list[Unit]:
             top.append(unit)
             parent = unit
     return top
+
+
+# "Skip: fine, skip the next visit." or "Cancel:" alone over its numbered steps: a paragraph
+# led by a label of one, two or three words
+_OPTION_LABEL = re.compile(
+    r"^(?P<label>[A-Z][\w'-]*(?:[ ][\w'-]+){0,2})\s*:(?:\s+(?P<rest>\S.*))?$", re.S
+)
+_HEADING_WORD = re.compile(r"[a-z]{3,}")
+
+
+def _heading_options(section: Section) -> dict[str, str]:
+    """The paragraphs of `section` labelled with the alternatives its heading names, as the
+    cases they are ("If the request is to skip, ..."), by block id.
+
+    Under "SKIPPING A CLEAN OR CANCELLING", "Skip: fine, skip the next visit" and "Cancel:" over
+    numbered steps are the two requests the section handles, only one of which holds; read as
+    steps, every caller would skip and then cancel. Each label's words are words of the heading
+    ("Skip" in "skipping", "Exchanges" in "Refunds and exchanges"); fewer than two labels, or a
+    note ("Note:"), is no set of options."""
+    title = _HEADING_WORD.findall(section.title.casefold())
+
+    def in_title(word: str) -> bool:
+        stem = word.casefold().removesuffix("s").removesuffix("e")
+        return len(stem) >= 3 and any(heard.startswith(stem) for heard in title)
+
+    found: dict[str, str] = {}
+    for block in section.blocks:
+        if not isinstance(block, Paragraph) or _NUMBERED.match(block.text):
+            continue
+        match = _OPTION_LABEL.match(block.text.strip())
+        if match is None:
+            continue
+        words = match["label"].split()
+        if words[0].casefold() in _NOT_A_CASE or not all(in_title(word) for word in words):
+            continue
+        label = _lower_first(match["label"])
+        verb = len(words) == 1 and label.casefold() in INSTRUCTION_VERBS
+        case = f"If the request is {'to' if verb else 'about'} {label}"
+        found[block.id] = f"{case}: {match['rest'].strip()}" if match["rest"] else f"{case}:"
+    distinct = {text.split(":", 1)[0] for text in found.values()}
+    return found if len(distinct) >= 2 else {}
 
 
 # "> **Important:** never send a repair pack to ...": a note of the SOP (its rules are read

@@ -9,7 +9,7 @@ from sop_compiler.models import Block, ListItem, Paragraph, Procedure, block_tex
 from sop_compiler.shape import title_verdict
 from sop_compiler.text import split_sentences
 
-__all__ = ["is_trigger_lead", "trigger_for"]
+__all__ = ["is_trigger_lead", "trigger_for", "without_trigger_lead"]
 
 _WHO = r"(?:a|an|the)\s+(?:customer|caller|user|member|client|account holder)(?:'s\s+\w+)?"
 # "Use this procedure when ...", "Use an account credit when ...": the SOP's own routing rule
@@ -60,8 +60,9 @@ _SINGULAR = {"have": "has", "are": "is", "were": "was", "do": "does", "go": "goe
 
 # "When a customer asks about a return:" over a procedure's steps: the request it answers
 _LEAD_REQUEST = re.compile(
-    rf"^(?:when|whenever|if|once)\s+{_WHO}\s+(?:asks|calls|contacts|writes|emails|chats|"
-    r"requests|reports|wants|needs|phones|messages|reaches out|gets in touch)\b[^.;:]*:$",
+    rf"^(?:when|whenever|if|once)\s+(?:{_WHO}|someone|anyone|a\s+person)\s+(?:asks|calls|"
+    r"contacts|writes|emails|chats|requests|reports|wants|needs|phones|rings|texts|messages|"
+    r"reaches out|gets in touch)\b[^.;:]*:$",
     re.IGNORECASE,
 )
 
@@ -82,6 +83,15 @@ def is_trigger_lead(text: str) -> bool:
     "If the customer is a business customer:" tests the case and stays a condition."""
     said = " ".join(text.split())
     return _LEAD_REQUEST.match(said) is not None or _USE_THIS_WHEN.match(said) is not None
+
+
+def without_trigger_lead(text: str) -> str | None:
+    """`text` without the lead line that ends it ("Most people pay by bank transfer. If someone
+    rings to pay:" -> "Most people pay by bank transfer."); None when that line is all of it."""
+    *before, last = split_sentences(" ".join(text.split())) or [""]
+    if not is_trigger_lead(last):
+        return text
+    return " ".join(before) or None
 
 
 def trigger_for(procedure: Procedure, parts: list[Section]) -> str:
