@@ -3847,3 +3847,8 @@ def test_the_first_of_two_labelled_cases_ends_after_the_second_even_when_its_ste
         assert way.calls == ["get_order", "cancel_order"], way
     online = _side(_ways(draft), "parcel online", "yes")
     assert all("cancel_order" not in w.calls and len(w.calls) > 1 for w in online), online
+    # "do not accept it again" refuses doing twice what was done: its case is tested after
+    # the return is accepted, never before it
+    for way in _side(_ways(draft), "label prints but the parcel is empty", "yes"):
+        assert way.calls[:2] == ["get_order", "accept_return"], way
+        assert way.calls[-1] == "issue_voucher", way

@@ -27,6 +27,11 @@ _REFUSED = re.compile(
 )
 
 
+# "Door opens but the compartment is empty: do not open it again": a refusal of doing again
+# what was done, which stays after the call it follows
+_AGAIN = re.compile(r"\b(?:again|twice|a\s+(?:second|third)\s+time|once\s+more)\b", re.I)
+
+
 def approvals_first(builder: Builder, top: list[Node]) -> list[Node]:
     """Move "if X, escalate ... before you reship" in front of the reship it guards, and
     "if X, do not reship it: ..." in front of the reship it refuses.
@@ -43,7 +48,11 @@ def approvals_first(builder: Builder, top: list[Node]) -> list[Node]:
         before = BEFORE.search(node.text)
         if before is not None and (node.kind == "escalate" or calls_ticket):
             top = _move_before(top, node, before.group("verb").casefold())
-        elif node.kind == "say" and (refused := _REFUSED.match(node.text)):
+        elif (
+            node.kind == "say"
+            and (refused := _REFUSED.match(node.text))
+            and not _AGAIN.search(node.text)
+        ):
             # "Create the engagement. For business returns, do not create the engagement
             # yourself: assign it to a Senior Reviewer": the test comes before the call
             verb = refused.group("verb").casefold()
