@@ -3852,3 +3852,27 @@ def test_the_first_of_two_labelled_cases_ends_after_the_second_even_when_its_ste
     for way in _side(_ways(draft), "label prints but the parcel is empty", "yes"):
         assert way.calls[:2] == ["get_order", "accept_return"], way
         assert way.calls[-1] == "issue_voucher", way
+
+
+def test_yes_and_no_under_an_offer_are_its_two_answers(tmp_path: Path) -> None:
+    # "If the membership has lapsed: offer the one-off callout." over "- Yes, they'll pay: take
+    # the £145 and then send the patrol" and "- No: close the ticket": both ran, one after the
+    # other, so a member who said no was charged and sent a patrol
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. If the order is past 30 days: offer a paid repair.\n"
+        "   - Yes, they want it: book the paid repair.\n"
+        "   - No: issue a voucher. Do nothing else.\n"
+        "3. Accept the return.\n",
+    )
+    ways = _ways(draft)
+    accepted = _side(ways, "they accept a paid repair", "yes")
+    assert all("book_paid_repair" in w.calls and "issue_voucher" not in w.calls for w in accepted)
+    declined = _side(ways, "they accept a paid repair", "no")
+    assert all("issue_voucher" in w.calls and "book_paid_repair" not in w.calls for w in declined)
+    # the offer is made only in its case
+    assert all(
+        "they accept a paid repair" not in w.went
+        for w in _side(ways, "the order is past 30 days", "no")
+    )

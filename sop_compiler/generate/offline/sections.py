@@ -512,25 +512,47 @@ _ANSWER_ITEM = re.compile(
 )
 
 
+# "... : offer the one-off callout." as the last sentence of an item: an offer its sub-items
+# "Yes: ..." and "No: ..." answer
+_OFFERED = re.compile(
+    r"(?:^|[.:;]\s+)(?:offer|suggest|propose)\s+(?:(?:them|the\s+customer|the\s+caller)\s+)?"
+    r"(?P<what>(?:a|an|the|their)\s[^.;:?!]{2,60}?)\.?$",
+    re.IGNORECASE,
+)
+# "Yes, they'll pay: take the £145": what the answer says, before the orders
+_ANSWER_LABEL = re.compile(r"^[^:.;]{2,40}:\s+(?=\S)")
+
+
 def answered_items(unit: Unit) -> Unit:
     """ "5.2.3 Is every animal's vaccination record current?" over the items "Yes: record the
     admission" and "No: ... stop and escalate": the question's two sides, as the cases "If
     <question>, ..." and "Otherwise, ...", each citing its own words."""
     question = unit.text.strip()
-    if not question.endswith("?") or len(unit.children) != 2:
+    offered = _OFFERED.search(question)
+    if not (question.endswith("?") or offered) or len(unit.children) != 2:
         return unit
     answers = [_ANSWER_ITEM.match(child.text.strip()) for child in unit.children]
-    said = [(a["answer"].casefold(), a["rest"]) for a in answers if a is not None]
+    said = [(a["answer"].casefold(), _ANSWER_LABEL.sub("", a["rest"])) for a in answers if a]
     if sorted(answer for answer, _ in said) != ["no", "yes"] or any(
         child.children for child in unit.children
     ):
         return unit
     (answer, rest), (_, other) = said
-    first = (
-        f"If {question}, {rest}"
-        if answer == "yes"
-        else f"If the answer to {question!r} is no, {rest}"
-    )
+    if offered is not None:
+        # "If the membership has lapsed: offer the one-off callout." over "Yes, they'll pay:
+        # ..." and "No: ...": the answers to the offer
+        what = offered["what"].strip()
+        first = (
+            f"If they accept {what}, {rest}"
+            if answer == "yes"
+            else f"If they turn down {what}, {rest}"
+        )
+    else:
+        first = (
+            f"If {question}, {rest}"
+            if answer == "yes"
+            else f"If the answer to {question!r} is no, {rest}"
+        )
     texts = [first, f"Otherwise, {other}"]
     children = [
         replace(child, text=text, cite=child.cite or child.text, one_side=True)
