@@ -3876,3 +3876,17 @@ def test_yes_and_no_under_an_offer_are_its_two_answers(tmp_path: Path) -> None:
         "they accept a paid repair" not in w.went
         for w in _side(ways, "the order is past 30 days", "no")
     )
+
+
+def test_a_test_that_orders_nothing_in_a_note_is_no_check(tmp_path: Path) -> None:
+    # "Note: a cancelled job cannot be un-cancelled. If they ring back 10 mins later it's a new
+    # job." was the step "Check whether they ring back 10 mins later it's a new job."
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. Cancel the order.\n\n"
+        "If the customer is upset and has waited more than 2 hours: issue a voucher.\n\n"
+        "Note: a cancelled order cannot be restored. If they ring back later it's a new order.\n",
+    )
+    checks = [s.text for s in walk_steps(draft.steps) if s.text.startswith("Check whether")]
+    assert not any("ring back" in text for text in checks), checks

@@ -364,8 +364,17 @@ def _sentences(
             # "Book the repair, provided that the property is not unsafe. If it is, follow
             # Section 3 first": "if it is" is the other side of the test before it
             clause.test, clause.is_else = None, True
-        instruction = (
+        # "Note: ... If they ring back 10 mins later it's a new job.": in a paragraph of its
+        # own, a test that orders nothing is a fact, never "Check whether they ring back ..."
+        idle = (
             clause.test is not None
+            and not clause.actions
+            and not unit.numbered
+            and not unit.children
+            and not sentence.rstrip().endswith(":")
+        )
+        instruction = (
+            (clause.test is not None and not idle)
             or clause.is_else
             or clause.is_yes
             or is_instruction(sentence)
