@@ -696,3 +696,22 @@ def test_a_rule_under_a_question_holds_only_in_the_case_asked(tmp_path: Path) ->
     )
     rules = [r for r in _hire(tmp_path, steps).rules if r.text.startswith("Don't extend")]
     assert [r.condition for r in rules] == ["not in stock"]
+
+
+def test_the_readers_a_sop_lists_are_no_rule(tmp_path: Path) -> None:
+    # a tyre garage's wiki: "## Who this is for" over "- Branch supervisors (the end-of-day
+    # section is for you only)" was the rule "Only if: Branch supervisors ..." on every routine
+    sop = tmp_path / "hire.md"
+    sop.write_text(
+        "# Bike hire desk\n\n## Who this is for\n\n- Desk staff (phone and chat)\n"
+        "- Shift leads (the cash-up section is for you only)\n\n"
+        "> - Never hire out a bike without a helmet.\n\n"
+        "## Hires\n\n1. Find the hire.\n2. Refund the hire if it was late.\n",
+        encoding="utf-8",
+    )
+    procedures = read_procedures(sop, root=tmp_path, settings=Settings()).procedures
+    procedure = next(p for p in procedures if p.title == "Hires")
+    rules = [r.text for r in build_draft(procedure, catalog=_tools(*_HIRE_TOOLS)).rules]
+    assert not any("for you only" in text for text in rules), rules
+    # a rule written under the readers is still a rule
+    assert "Never hire out a bike without a helmet." in rules

@@ -199,6 +199,12 @@ _PURPOSE = re.compile(
     r"(?:exists|says|tells|describes|covers|explains|sets\s+out|is\s+for|applies)\b",
     re.IGNORECASE,
 )
+# "Who this is for", "Audience": the readers the SOP lists, whom no rule restricts
+_AUDIENCE = re.compile(
+    r"^(?:(?:intended\s+)?audience|who\s+(?:this|it)\s+is\s+for|who\s+(?:should\s+)?(?:reads?|"
+    r"uses?)\s+this)\b",
+    re.IGNORECASE,
+)
 _BACKGROUND = re.compile(r"^(?:roles?|responsibilit|terms?\b|key\s+terms)", re.IGNORECASE)
 _BEYOND = re.compile(r"\b(?:beyond|exceed(?:s|ing)?)\s+(?:[$€£]\s?)?\d", re.IGNORECASE)
 _FREQUENCY = re.compile(
@@ -417,13 +423,14 @@ def standing(procedure: Procedure, tools: ToolIndex) -> Standing:
     out = Standing()
     seen: set[str] = set()
     for where, blocks in (("context", procedure.context), ("own", procedure.blocks)):
-        background = False
+        background = audience = False
         lead: str | None = None  # "Exceptions - no compensation is given:" over its cases
         for at, block in enumerate(blocks):
             stem, lead = lead, None
             if isinstance(block, Heading):
                 title = NUMBERING.sub("", block.text).strip()
                 background = bool(CONTEXT_TITLE.match(title) or _BACKGROUND.match(title))
+                audience = _AUDIENCE.match(title) is not None
                 continue
             if isinstance(block, Table):
                 if not is_decision_table(block):  # a decision table is edge cases
@@ -471,6 +478,8 @@ def standing(procedure: Procedure, tools: ToolIndex) -> Standing:
                     kind = None  # "Otherwise, ...": a branch whose condition is another item's
                 if background and not _strong(text):
                     kind = None  # "It exists so that ... never refunded twice": the why
+                if audience and isinstance(block, ListItem):
+                    kind = None  # "- Branch supervisors (the end-of-day section is for you only)"
                 if kind is None:
                     descriptive = not is_instruction(text) and _is_fact(text)
                     if (where == "context" or background) and descriptive:
