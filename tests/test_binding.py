@@ -589,3 +589,16 @@ def test_a_message_to_the_writer_is_no_message_to_the_customer() -> None:
     assert bind("Text me the name", catalog).tool is None
     assert bind("Email us the form", catalog).tool is None
     assert bind("Text the customer the date", catalog).tool == "text_customer"
+
+
+def test_a_phrasal_verb_around_its_object_and_a_car_for_a_vehicle() -> None:
+    # a tyre garage: "Get the registration and look the car up" with `lookup_vehicle`
+    catalog = ToolCatalog(
+        tools=[
+            Tool(name="lookup_vehicle", description="Find a vehicle by its registration."),
+            Tool(name="book_fitting", description="Book a tyre fitting.", access="write"),
+        ]
+    )
+    assert bind("look the car up", catalog).tool == "lookup_vehicle"
+    assert bind("look up the car", catalog).tool == "lookup_vehicle"
+    assert bind("Book the fitting", catalog).tool == "book_fitting"

@@ -79,6 +79,7 @@ _SYNONYMS = [
     {"create", "open", "raise", "file", "log", "submit", "register", "lodge", "produce", "prepare"},
     {"send", "email", "notify"},
     {"booking", "reservation"},
+    {"vehicle", "car"},
     {"order", "purchase"},
     {"subscription", "membership"},
     {"route", "assign", "forward"},
@@ -167,6 +168,12 @@ MOVES_PERSON = re.compile(
 )
 # "Bring up the account", "look up the order": one verb, whose "up" is no object ("top up")
 _BRING_UP = re.compile(r"^\s*(?:bring|pull|look)\s+up\s+", re.IGNORECASE)
+# "look the car up", "pull their account up": the same verb around its object
+_BRING_X_UP = re.compile(
+    r"^\s*(?:bring|pull|look)\s+(?P<what>(?:the|a|an|their|his|her|its|this|that|them|it)\b"
+    r"[^,.;:()]{0,40}?)\s+up\b",
+    re.IGNORECASE,
+)
 _LIGHT_VERBS = frozenset({"create", "make", "arrange", "carry", "put", "place"})  # canonical
 # verbs that make a thing a tool names last ("add a note" with `record_booking_note`); "add the
 # matting charge" is no charge of the card
@@ -463,6 +470,7 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
     if MOVES_PERSON.match(action.strip()) or _TO_THE_WRITER.match(action):
         return Binding()
     action = _BRING_UP.sub("lookup ", _again(action, catalog), count=1)
+    action = _BRING_X_UP.sub(r"lookup \g<what>", action, count=1)
     lowered = action.lower()
     first = lowered.split()[0].strip(",.:;") if lowered.split() else ""
     said = _SET_UP.sub("create ", _MESSAGE_VERB.sub(r"send \1 ", action, count=1), count=1)
