@@ -3890,3 +3890,28 @@ def test_a_test_that_orders_nothing_in_a_note_is_no_check(tmp_path: Path) -> Non
     )
     checks = [s.text for s in walk_steps(draft.steps) if s.text.startswith("Check whether")]
     assert not any("ring back" in text for text in checks), checks
+
+
+def test_a_handover_emails_cases_end_where_it_says_and_its_clauses_are_no_tests(
+    tmp_path: Path,
+) -> None:
+    # a window cleaner's handover email: "Postcode outside LS6/16/17/18? Say sorry, we don't
+    # cover it. Don't book anything." went on to add them to the round; "Look at when that round
+    # is next" tested "that round is next"; "If it's a business, a block of flats, or a house
+    # over 3 storeys: ..." tested only "it's a business"; "... and I'll go and look at it when
+    # I'm back" tested "I'm back"
+    draft = _sop(
+        tmp_path,
+        "- Look up the order with the order number.\n"
+        "- Outside the returns window? Say sorry, we can't take it. Don't book anything.\n"
+        "- Look at when the courier is next in their street and tell them the week.\n"
+        "- Accept the return.\n\n"
+        "If it's a business, a charity shop, or a school over 3 sites: no refund on the phone. "
+        "Pass it to me and I'll check it when I'm back.\n",
+    )
+    ways = _ways(draft)
+    assert all(w.calls == ["get_order"] for w in _side(ways, "Outside the returns window?", "yes"))
+    assert _tests(draft) == [
+        "Outside the returns window?",
+        "it's a business, a charity shop, or a school over 3 sites",
+    ]

@@ -71,8 +71,11 @@ _TRAILING_IF = re.compile(
     r"(?P<test>.+)$",
     re.IGNORECASE,
 )
-# "..., so that you know when it was delivered": "when" opens a clause, not a condition.
-_NOT_A_TEST = re.compile(r"(?:\beven|\band|\bknow|\bsee|\bwhich|\bexcept)$", re.IGNORECASE)
+# "..., so that you know when it was delivered", "Look at when that round is next": "when"
+# opens a clause, not a condition.
+_NOT_A_TEST = re.compile(
+    r"(?:\beven|\band|\bknow|\bsee|\bwhich|\bexcept|\bat|\babout|\bof)$", re.IGNORECASE
+)
 _NO_TRAILING_IF = _words(
     """
     ask check confirm verify see find determine tell inform explain let advise establish
@@ -525,7 +528,7 @@ def _case_label(text: str) -> tuple[str, str] | None:
 
 
 # ", which lapses after 48 hours", ", I'd rather ring them myself": a clause of its own
-_RELATIVE = re.compile(r",\s+(?:(?i:which|who|whose)|I|[Ww]e)(?:'[a-z]{1,2})?\s")
+_RELATIVE = re.compile(r",\s+(?i:which|who|whose)\s|(?:,|\s+and)\s+(?:I|[Ww]e)(?:'[a-z]{1,2})?\s")
 
 
 def _and_order(text: str) -> bool:
@@ -584,6 +587,8 @@ _PREDICATE_VERBS = frozenset(
 _INLINE_THEN = re.compile(r":\s+|\s+[-\u2013\u2014]\s+")
 
 
+# ", or a house over 3 storeys" at the end of the test: the last of a list of cases
+_LISTED_CASES = re.compile(r",\s+(?:or|and)\s+(?:a|an|the|any|some)\s+[^,;:.]+$", re.IGNORECASE)
 _ASSENT = re.compile(r"^\s*(?:fine|ok|okay|sure|no\s+problem|that's\s+fine)\s*[,.!]\s+", re.I)
 
 
@@ -597,6 +602,10 @@ def _split_condition(rest: str) -> tuple[str, str]:
     # "the substitute holds an allergen: tell them not to eat it, refund the item, and ...": a
     # colon before the first comma ends the test
     colon = -1 if rest.startswith(RULE_APPLIES) else rest.find(": ")
+    if colon > 0 and _LISTED_CASES.search(rest[:colon]):
+        # "it's a business, a block of flats, or a house over 3 storeys: no price on the
+        # phone": the cases the colon ends, commas and all
+        return rest[:colon], _ASSENT.sub("", rest[colon + 2 :]).strip()
     # "the request is to skip: fine, skip the next visit": a word of assent is no order
     assented = _ASSENT.sub("", rest[colon + 2 :]) if colon > 0 else ""
     if colon > 0 and all(pos > colon for pos in commas) and is_order(assented):

@@ -1064,6 +1064,10 @@ def _prohibition_as_condition(sentence: str) -> str:
 
 
 _DENIAL = re.compile(r"^(?:deny|decline|reject|refuse|turn\s+down)\b", re.IGNORECASE)
+# "Don't book anything", "do not send anything else": nothing more is done for the request
+_NOTHING_DONE = re.compile(
+    r"^(?:do\s+not|don't|never)\s+[a-z]+\s+anything(?:\s+else)?\s*[.!]?$", re.IGNORECASE
+)
 
 
 def _denies(builder: Builder, clause: Clause) -> bool:
@@ -1081,6 +1085,8 @@ def _denies(builder: Builder, clause: Clause) -> bool:
         forbidden = _FORBIDDEN_ACTION.match(text)
         if forbidden and (failed or _write_tool(builder, forbidden["what"])):
             return True  # "If any of the three do not match, do not discuss ...": no going on
+        if _NOTHING_DONE.match(text):
+            return True  # "Say sorry, we don't cover it. Don't book anything."
         none = _NONE_DONE.search(text) if action.kind == "say" else None
         if none and any(
             _write_tool(builder, f"{verb} a {none['thing']}") for verb in verb_stems(none["done"])
@@ -1155,7 +1161,10 @@ def _complement(first: str, second: str) -> bool:
 
 
 def _refuses_write(builder: Builder, clause: Clause) -> bool:
-    """True when the clause forbids a catalog write ("Do not take payment in this case")."""
+    """True when the clause forbids a catalog write ("Do not take payment in this case"), or
+    anything at all ("Don't book anything")."""
+    if any(_NOTHING_DONE.match(a.text.strip()) for a in clause.actions):
+        return True
     forbidden = (_FORBIDDEN_ACTION.match(a.text.strip()) for a in clause.actions)
     return any(_write_tool(builder, f["what"]) is not None for f in forbidden if f)
 
