@@ -3915,3 +3915,31 @@ def test_a_handover_emails_cases_end_where_it_says_and_its_clauses_are_no_tests(
         "Outside the returns window?",
         "it's a business, a charity shop, or a school over 3 sites",
     ]
+
+
+def test_telling_a_person_a_tool_notifies_calls_it_and_telling_the_customer_does_not(
+    tmp_path: Path,
+) -> None:
+    # an escape room manual: "Tell the Site Manager the same day" beside `notify_site_manager`
+    # was a thing to say, so the manager was never told
+    catalog = _catalog(
+        Tool.model_validate(_write("notify_site_manager", "Flag something to the Site Manager.")),
+        Tool.model_validate(_write("notify_customer", "Send the customer a notification.")),
+    )
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. If the item was damaged in store, tell the Site Manager the same day.\n"
+        "3. Tell the customer the refund takes 5 days.\n",
+        catalog=catalog,
+    )
+    ways = _ways(draft)
+    assert all(
+        "notify_site_manager" in w.calls
+        for w in _side(ways, "the item was damaged in store", "yes")
+    )
+    assert all(
+        "notify_site_manager" not in w.calls
+        for w in _side(ways, "the item was damaged in store", "no")
+    )
+    assert all("notify_customer" not in w.calls for w in ways)

@@ -424,6 +424,35 @@ _LIST_OF = re.compile(
 _OF_THINGS = re.compile(r"\b(?:of|the|a|an|any|all|each|every|no)\s+$")
 
 
+# "Tell the Site Manager the same day", "let the duty manager know": a person told
+_TELL = re.compile(
+    r"^\s*(?:tell|inform|alert|let)\s+(?P<who>(?:the|your|our)\s+[a-z][\w -]{2,40})", re.IGNORECASE
+)
+_NOTIFYING = frozenset({"notify", "alert", "inform", "tell", "flag", "page"})
+_CUSTOMERS = frozenset(canonical_words("customer caller client member guest patient them him her"))
+
+
+def notifier(action: str, catalog: ToolCatalog) -> Tool | None:
+    """ "Tell the Site Manager the same day" with `notify_site_manager`: the catalog's one tool
+    that notifies whom the order tells, every word of its name after the verb said ("tell the
+    customer ..." stays a thing to say unless a tool notifies the customer by name)."""
+    told = _TELL.match(action)
+    if told is None:
+        return None
+    who = set(canonical_words(told["who"]))
+    if who & _CUSTOMERS:
+        return None  # "tell the customer the price": what to say to them
+    found = [
+        tool
+        for tool in catalog.tools
+        if tool.access != "read"
+        and (words := tool.name.lower().split("_"))[0] in _NOTIFYING
+        and len(words) > 1
+        and set(canonical_words(" ".join(words[1:]))) <= who
+    ]
+    return found[0] if len(found) == 1 else None
+
+
 def bind(action: str, catalog: ToolCatalog) -> Binding:
     """The tool an action phrase means (see the module rules)."""
     lowered = action.lower()

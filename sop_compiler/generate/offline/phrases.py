@@ -17,6 +17,7 @@ from sop_compiler.generate.offline.binding import (
     identity_check,
     in_system,
     is_statement,
+    notifier,
 )
 from sop_compiler.generate.offline.tools import WRITE_VERBS, ToolIndex, ToolMention, proposed_name
 from sop_compiler.models import Tool, ToolCatalog
@@ -942,6 +943,9 @@ def _read_action(
         proposed = proposed_name(text, any_verb=True)
         if proposed is not None:
             return [Action("say", text, quote, proposed=proposed)]
+    if first in _SAY and bind_meaning and (told := notifier(text, tools.catalog)) is not None:
+        # "Tell the Site Manager the same day" with `notify_site_manager`: the tool that tells
+        return [Action("tool_call", text, quote, tool=ToolMention(told, 0, "verb"))]
     if first in _SAY:
         return [Action("say", text, quote)]
     if mention is not None and not (
