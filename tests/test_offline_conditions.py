@@ -3943,3 +3943,19 @@ def test_telling_a_person_a_tool_notifies_calls_it_and_telling_the_customer_does
         for w in _side(ways, "the item was damaged in store", "no")
     )
     assert all("notify_customer" not in w.calls for w in ways)
+
+
+def test_a_kind_of_request_that_goes_to_a_team_is_that_case_handed_over(tmp_path: Path) -> None:
+    # "Complaints about a member of staff go to Head Office Franchise Support. Do not try to
+    # settle them on site." was a statement: no one was handed the complaint
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. Complaints about a courier go to the Delivery Team. Do not try to settle them here.\n"
+        "3. Accept the return.\n",
+    )
+    ways = _ways(draft)
+    for way in _side(ways, "it is about complaints about a courier", "yes"):
+        assert way.end == "escalate" and "accept_return" not in way.calls, way
+    for way in _side(ways, "it is about complaints about a courier", "no"):
+        assert way.end == "resolve" and "accept_return" in way.calls, way

@@ -40,6 +40,7 @@ from sop_compiler.generate.offline.sections import (
     labelled_cases,
     labelled_run,
     out_of_scope,
+    routed,
     timed_cases,
     unbracketed,
 )
@@ -91,7 +92,7 @@ def read_units(builder: Builder, units: list[Unit]) -> list[Node]:
             # on the spread a step makes, never a spread of its own
             ruled += [unit.key] if unit.key else []
             continue
-        unit = labelled_cases(answered_items(out_of_scope(unbracketed(unit))))
+        unit = labelled_cases(answered_items(out_of_scope(routed(unbracketed(unit)))))
         unit = replace(unit, children=_without_rule_cases(unit.children))
         closes = _OPENS_OTHERWISE.match(unit.text) is not None and bool(cases)
         own, pending_own = _sentences(builder, unit, 0, pending)

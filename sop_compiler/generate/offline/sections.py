@@ -507,6 +507,32 @@ def out_of_scope(unit: Unit) -> Unit:
     )
 
 
+# "Complaints about a member of staff go to Head Office Franchise Support. Do not try to settle
+# them on site.": the case the subject names, and who takes it
+_ROUTED = re.compile(
+    r"^(?P<case>(?!(?:they|it|this|that|these|those|we|you|he|she|all|everything)\b)[A-Z][^.;:,]{3,80}?)"
+    r"\s+(?:now\s+)?(?:go|goes|are\s+passed|are\s+referred|are\s+sent)\s+(?:straight\s+)?to\s+"
+    r"(?P<who>(?:the\s+)?(?:[A-Z][\w&'-]*(?:\s+[A-Z][\w&'-]*){0,4}|[a-z]+\s+(?:manager|supervisor|"
+    r"lead|team|desk|controller|officer|secretary))|the\s+(?:pharmacist|manager|supervisor|"
+    r"duty\s+manager))(?P<end>\s*[.:]\s*|\s*$)(?P<rest>.*)$",
+    re.S,
+)
+
+
+def routed(unit: Unit) -> Unit:
+    """`unit` as the case its first sentence routes to a person or team, when it opens with one:
+    "If it is about complaints about a member of staff: pass it to Head Office Franchise
+    Support. ...". Read as a statement, no one was handed the complaint; read as a hand-over
+    of every request, everyone would be."""
+    match = _ROUTED.match(unit.text.strip())
+    if match is None or unit.children:
+        return unit
+    case, who = _lower_first(match["case"].strip()), match["who"].strip()
+    rest = f" {match['rest'].strip()}" if match["rest"].strip() else ""
+    text = f"If it is about {case}: pass it to {who}.{rest}"
+    return replace(unit, text=text, cite=unit.cite or unit.text)
+
+
 _ANSWER_ITEM = re.compile(
     r"^(?P<answer>yes|no)\s*[:,\-\u2013\u2014]\s*(?P<rest>\S.*)$", re.I | re.S
 )
