@@ -3959,3 +3959,48 @@ def test_a_kind_of_request_that_goes_to_a_team_is_that_case_handed_over(tmp_path
         assert way.end == "escalate" and "accept_return" not in way.calls, way
     for way in _side(ways, "it is about complaints about a courier", "no"):
         assert way.end == "resolve" and "accept_return" in way.calls, way
+
+
+def test_a_case_later_than_that_is_the_other_side_of_the_question_before_it(
+    tmp_path: Path,
+) -> None:
+    # a window cleaner: "Reported within 48 hours of the clean? Book a free re-clean ..." over
+    # "Reported later than that: say sorry ...": the question (seven words) was read as an order,
+    # so every complaint got a re-clean, and the later case was tested again on its own
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. Check the box:\n"
+        "   - Reported within 48 hours of the clean? Replace the unit.\n"
+        "   - Reported later than that: issue a voucher.\n"
+        "3. Accept the return.\n",
+    )
+    ways = _ways(draft)
+    asked = "Reported within 48 hours of the clean?"
+    assert all(
+        w.calls == ["get_order", "replace_unit", "accept_return"] for w in _side(ways, asked, "yes")
+    )
+    assert all(
+        w.calls == ["get_order", "issue_voucher", "accept_return"] for w in _side(ways, asked, "no")
+    )
+    assert _tests(draft) == [asked]
+
+
+def test_labels_of_the_kinds_a_heading_lists_over_bullets_are_its_cases(tmp_path: Path) -> None:
+    # "2) COMPLAINTS - SMEARS, MISSED WINDOWS, MISSED VISIT" over "Smears or missed windows:"
+    # and "Missed visit (round sheet says it wasn't done):", each over its bullets: the labels
+    # were dropped, and every complaint got a re-clean and its money back as credit
+    text = (
+        "Returns desk notes\n==================\n\n"
+        "COMPLAINTS - DAMAGED ITEMS, MISSING ITEMS\n-----------------------------------------\n\n"
+        "Look up the order with the order number.\n\n"
+        "Damaged items:\n  - Ship a replacement device.\n\n"
+        "Missing item (the box arrived empty):\n"
+        "  - Refund the order to the original payment method.\n"
+    )
+    draft = build_draft(_procedure(tmp_path, "notes.txt", text), catalog=CATALOG)
+    ways = _ways(draft)
+    damaged = "the request is about damaged items"
+    missing = "the request is about missing item (the box arrived empty)"
+    assert all(w.calls == ["get_order", "replace_unit"] for w in _side(ways, damaged, "yes"))
+    assert all(w.calls == ["get_order", "issue_refund"] for w in _side(ways, missing, "yes"))

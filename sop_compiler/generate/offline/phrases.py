@@ -396,6 +396,10 @@ def read_clause(
         text = means.group("action")
     elif banded := _amount_case(text):
         clause.test, text = banded
+    elif labels and (labelled := _case_label(text)) and _THAN_THAT.search(labelled[0]):
+        # "Reported later than that: say sorry ..." after "Reported within 48 hours? ...": the
+        # other side of the case before it
+        clause.is_else, text = True, labelled[1]
     elif labels and (labelled := _case_label(text)):
         clause.test, text = label_test(labelled[0]), labelled[1]
     elif trailing := _trailing_test(text):
@@ -432,6 +436,11 @@ def _amount_case(text: str) -> tuple[str, str] | None:
     return f"{thing} is {match['cmp'].casefold()} {match['amount']}", rest
 
 
+_THAN_THAT = re.compile(
+    r"\b(?:later|earlier|more|less|fewer|longer|shorter|older|bigger|smaller|higher|lower)\s+"
+    r"than\s+(?:that|this)$",
+    re.IGNORECASE,
+)
 ABOUT = "it is about "
 RULE_APPLIES = "this rule applies to the request: "  # the test of a prohibition and its action
 _LABEL_CLAUSE = re.compile(

@@ -999,7 +999,7 @@ def _asks_yourself(question: str | None) -> bool:
     )
 
 
-_MAX_QUESTION_WORDS = 6
+_MAX_QUESTION_WORDS = 8
 # "Is it wear from normal use, or a manufacturing fault?": a question that asks whether, longer
 _YES_NO = re.compile(r"^(?:is|are|was|were|has|have|does|did)\s+(?:it|this|that|the)\b", re.I)
 

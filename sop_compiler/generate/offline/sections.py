@@ -257,11 +257,15 @@ def units(section: Section) -> list[Unit]:
     return top
 
 
-# "Skip: fine, skip the next visit." or "Cancel:" alone over its numbered steps: a paragraph
-# led by a label of one, two or three words
+# "Skip: fine, skip the next visit.", "Cancel:" alone over its steps, "Smears or missed
+# windows:", "Missed visit (round sheet says it wasn't done):": a label of up to five words
+# (an aside in brackets after it), a colon, and what to do
 _OPTION_LABEL = re.compile(
-    r"^(?P<label>[A-Z][\w'-]*(?:[ ][\w'-]+){0,2})\s*:(?:\s+(?P<rest>\S.*))?$", re.S
+    r"^(?P<label>[A-Z][\w'-]*(?:[ ][\w'-]+){0,4})(?P<aside>\s+\([^()]{1,80}\))?\s*:"
+    r"(?:\s+(?P<rest>\S.*))?$",
+    re.S,
 )
+_LIST_WORDS = frozenset({"or", "and", "a", "an", "the", "of", "for", "to"})
 _HEADING_WORD = re.compile(r"[a-z]{3,}")
 
 
@@ -288,9 +292,10 @@ def _heading_options(section: Section) -> dict[str, str]:
         if match is None:
             continue
         words = match["label"].split()
-        if words[0].casefold() in _NOT_A_CASE or not all(in_title(word) for word in words):
+        said = [word for word in words if word.casefold() not in _LIST_WORDS]
+        if words[0].casefold() in _NOT_A_CASE or not said or not all(map(in_title, said)):
             continue
-        label = _lower_first(match["label"])
+        label = _lower_first(match["label"]) + (match["aside"] or "")
         verb = len(words) == 1 and label.casefold() in INSTRUCTION_VERBS
         case = f"If the request is {'to' if verb else 'about'} {label}"
         found[block.id] = f"{case}: {match['rest'].strip()}" if match["rest"] else f"{case}:"
