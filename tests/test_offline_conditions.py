@@ -4004,3 +4004,26 @@ def test_labels_of_the_kinds_a_heading_lists_over_bullets_are_its_cases(tmp_path
     missing = "the request is about missing item (the box arrived empty)"
     assert all(w.calls == ["get_order", "replace_unit"] for w in _side(ways, damaged, "yes"))
     assert all(w.calls == ["get_order", "issue_refund"] for w in _side(ways, missing, "yes"))
+
+
+def test_a_workshops_payment_rules_are_rules_and_take_no_payment_calls_nothing(
+    tmp_path: Path,
+) -> None:
+    # a bike workshop: "NO BIKE LEAVES THE WORKSHOP UNTIL IT IS PAID FOR IN FULL. The only
+    # exception is trade account customers ... - take no payment at the desk from them" called
+    # the till for the trade customers, and "Anything more than £10 needs Gareth to OK it" tested
+    # "the anything"
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. Accept the return.\n\n"
+        "NO REFUND LEAVES THE DESK UNTIL THE ITEM IS BACK IN FULL. The only exception is trade "
+        "customers, who are invoiced monthly - issue no refund at the desk for them, just print "
+        "the label.\n\n"
+        "Goodwill: you can give a voucher if we let the customer down. Anything more than £10 "
+        "needs the Team Lead to OK it.\n",
+    )
+    assert "issue_refund" not in _calls(draft)
+    kinds = {r.text: r.kind for r in draft.rules}
+    assert kinds["NO REFUND LEAVES THE DESK UNTIL THE ITEM IS BACK IN FULL."] == "only_if"
+    assert "it is more than £10" in _tests(draft)

@@ -837,7 +837,8 @@ def _read_action(
     goto = _GOTO.search(text)
     if goto and goto.start() == 0:
         return [Action("goto", text, quote, goto=goto["step"] or goto["clause"])]
-    if re.match(r"^(?:do not|don't|never)\b", text, re.IGNORECASE):
+    if re.match(r"^(?:do not|don't|never)\b", text, re.IGNORECASE) or _TAKE_NO.match(text):
+        # "Take no payment at the desk from them": what is not done calls nothing
         return [Action("say", text, quote)]
     if NOT_PROCEED.match(text) or STOP_ALONE.match(text):
         # "... then stop.": nothing more is done in this case
@@ -1165,6 +1166,7 @@ _IN_SYSTEM = re.compile(
 )
 # an order not to do something: "Do not refund", "Never ...", "No refund"
 NEGATED = re.compile(r"^(?:do not|don't|never|no)\b", re.IGNORECASE)
+_TAKE_NO = re.compile(r"^(?:take|give|make|offer|accept|issue|charge)\s+no\s+\w", re.IGNORECASE)
 _WRITE_HINT = _words(
     """
     create update cancel send issue refund reset schedule add remove

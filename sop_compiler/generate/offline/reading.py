@@ -885,7 +885,9 @@ def _approval_as_if(reading: str) -> str:
     thing = match.group("thing").casefold()
     thing = thing[:-1] if thing.endswith("s") and not thing.endswith("ss") else thing
     cmp = re.sub(r"^of\s+", "", match.group("cmp").casefold())
-    test = f"the {thing} is {cmp} {match.group('amount')}"
+    # "Anything more than £10 needs Gareth to OK it": "it is more than £10"
+    said = "it" if thing in ("anything", "everything", "any") else f"the {thing}"
+    test = f"{said} is {cmp} {match.group('amount')}"
     said, mark, action = reading[match.end() :].partition(":")
     if not mark:
         said, mark, action = said.partition(";")

@@ -287,7 +287,12 @@ def rule_kind(sentence: str) -> RuleKind | None:
         # "tell the pupil about the charge before you cancel"; never "Never tell a passenger
         # their bag is lost before day 21", a time
         return "confirm_before"
-    if _ONLY_IF.search(sentence) or _ONLY_SUBJECT.match(sentence) or _ONE_OF.search(sentence):
+    if (
+        _ONLY_IF.search(sentence)
+        or _ONLY_SUBJECT.match(sentence)
+        or _ONE_OF.search(sentence)
+        or _NONE_UNTIL.match(sentence)
+    ):
         return "only_if"
     if (
         (_NEVER.search(sentence) and not _harmless_not(sentence))
@@ -370,6 +375,9 @@ _ONLY_COUNT = re.compile(r"^\s*only\s+(?:one|two|three|1|2|3)\b", re.IGNORECASE)
 
 
 # "No loan information may be disclosed to ...": nothing of that kind may be done
+# "NO BIKE LEAVES THE WORKSHOP UNTIL IT IS PAID FOR IN FULL": nothing of that kind is done
+# before the condition holds
+_NONE_UNTIL = re.compile(r"^\s*no\s+[a-z]+(?:\s+[a-z]+)?\s+[a-z]+s\b[^.;]{0,60}?\buntil\b", re.I)
 _NO_ONE_MAY = re.compile(
     r"^\s*no\s+[\w' -]{1,40}?\s+(?:may|can|shall|will|is\s+to|are\s+to)\s+be\b", re.I
 )
