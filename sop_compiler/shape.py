@@ -92,7 +92,9 @@ _EVERYTHING_TITLE = re.compile(
     # "GENERAL RULES (ALL CALLS)", "Standards (every contact)"
     r"(?:\s*\((?:for\s+|on\s+)?(?:all|every|any)\s+[\w\s-]+\))?$|"
     r"\((?:for\s+|on\s+)?(?:all|every)\s+(?:calls?|contacts?|cases?|procedures|requests?|"
-    r"enquiries|customers|chats?|tickets?)\)$",
+    r"enquiries|customers|chats?|tickets?)\)$|"
+    # "Rules for everything on this page", "Rules for every call"
+    r"^(?:(?:house|ground|general)\s+)?rules\s+for\s+(?:everything|all|every|any)\b",
     re.IGNORECASE,
 )
 

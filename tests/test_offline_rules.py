@@ -715,3 +715,41 @@ def test_the_readers_a_sop_lists_are_no_rule(tmp_path: Path) -> None:
     assert not any("for you only" in text for text in rules), rules
     # a rule written under the readers is still a rule
     assert "Never hire out a bike without a helmet." in rules
+
+
+def test_rules_for_everything_are_rules_and_end_where_the_procedure_starts(tmp_path: Path) -> None:
+    # a journal's helpdesk manual: "Ground rules for every author query" was the first steps of
+    # every routine; once read as rules, its kind passed on to "Waiver bands" and "Steps" under
+    # the next procedure (whose own heading segment takes out), and that routine lost its steps;
+    # and its "Check that the person writing is the corresponding author before you tell them
+    # anything" no longer called the catalog's identity check
+    sop = tmp_path / "manual.md"
+    sop.write_text(
+        "# Editorial office manual\n\n"
+        "## Ground rules for every author query\n\n"
+        "- Check that the person writing is the corresponding author before you tell them "
+        "anything about a manuscript.\n"
+        "- Never disclose the names of reviewers.\n\n"
+        "## Waiver requests\n\nWaivers depend on the author's country.\n\n"
+        "### Waiver bands\n\n| Band | Waiver |\n|---|---|\n| A | 100% |\n| B | 50% |\n\n"
+        "### Steps\n\n1. Open the manuscript record.\n2. Apply the waiver at the band's rate.\n\n"
+        "## Withdrawal requests\n\n1. Open the manuscript record.\n2. Withdraw the manuscript.\n",
+        encoding="utf-8",
+    )
+    catalog = _tools(
+        (
+            "verify_corresponding_author",
+            "read",
+            "Check whether an email belongs to the corresponding author.",
+        ),
+        ("get_manuscript", "read", "Open a manuscript record."),
+        ("apply_waiver", "write", "Apply an APC waiver."),
+        ("withdraw_manuscript", "write", "Withdraw a manuscript."),
+    )
+    procedures = read_procedures(sop, root=tmp_path, settings=Settings()).procedures
+    assert [p.title for p in procedures] == ["Waiver requests", "Withdrawal requests"]
+    waiver = build_draft(procedures[0], catalog=catalog)
+    calls = [s.tool_call.tool for s in walk_steps(waiver.steps) if s.tool_call is not None]
+    assert calls == ["verify_corresponding_author", "get_manuscript", "apply_waiver"]
+    assert "Never disclose the names of reviewers." in [r.text for r in waiver.rules]
+    assert not any("reviewers" in s.text for s in walk_steps(waiver.steps))

@@ -87,6 +87,20 @@ _IDENTITY_BEFORE_ALL = re.compile(
 )
 
 
+# "Check that the person writing is the corresponding author before you tell them anything
+# about a manuscript": an order, before everything
+_BEFORE_ALL = re.compile(
+    r"^(?P<head>.+?)\s+before\s+(?:you\s+|we\s+)?(?:[a-z]+\s+){0,3}?(?:any|every|anything)\b",
+    re.IGNORECASE,
+)
+
+
+def _checked_before_all(text: str, verifier: Tool, catalog: ToolCatalog) -> bool:
+    """True when the order before everything is the catalog's identity check."""
+    match = _BEFORE_ALL.match(text)
+    return match is not None and bind(match["head"], catalog).tool == verifier.name
+
+
 def identity_first(
     builder: Builder, top: list[Node], rules: list[Rule], catalog: ToolCatalog
 ) -> list[Node]:
@@ -98,7 +112,18 @@ def identity_first(
     (verifier,) = verifiers
     if any(node.tool_call and node.tool_call.tool == verifier.name for node in builder.nodes):
         return top
-    rule = next((r for r in rules if r.source and _IDENTITY_BEFORE_ALL.search(r.text)), None)
+    rule = next(
+        (
+            r
+            for r in rules
+            if r.source
+            and (
+                _IDENTITY_BEFORE_ALL.search(r.text)
+                or _checked_before_all(r.text, verifier, catalog)
+            )
+        ),
+        None,
+    )
     if rule is None or rule.source is None:
         return top
     check = call_node(

@@ -115,14 +115,21 @@ def sections(procedure: Procedure) -> list[Section]:
             kind = "context"
         if kind == "steps" and inherited:
             kind = inherited[-1][1]
-        elif kind != "steps":
+        elif kind not in ("steps", "rules"):
+            # a "rules for everything" section joined ahead of the procedure ends where the
+            # procedure's own text starts, whose heading segment took out: its sub-headings
+            # ("Waiver bands", "Steps") are the procedure's, never more rules
             inherited.append((block.level, kind))
         out.append(Section(kind, title, heading=block))
     return [s for s in out if s.blocks or s.kind == "conditional"]
 
 
 # "Who this is for": a list of readers ("Service desk advisers", "Branch staff"), no steps
-_AUDIENCE = re.compile(r"^who\s+(?:this|it)\s+is\s+for\b|^who\s+should\s+(?:use|read)\b", re.I)
+# and no rules
+AUDIENCE = re.compile(
+    r"^(?:who\s+(?:this|it)\s+is\s+for|who\s+should\s+(?:use|read)|(?:intended\s+)?audience)\b",
+    re.IGNORECASE,
+)
 
 
 def _names_facts(title: str) -> bool:
@@ -137,7 +144,7 @@ def _classify(title: str) -> SectionKind:
         return "escalation"
     if _EDGE.match(title):
         return "edge"
-    if CONTEXT_TITLE.match(title) or _AUDIENCE.match(title):
+    if CONTEXT_TITLE.match(title) or AUDIENCE.match(title):
         return "context"
     if _CONDITIONAL.match(title):
         return "conditional"

@@ -28,7 +28,12 @@ from dataclasses import dataclass, field
 
 from sop_compiler.generate.offline.binding import WHO, canonical_words, nominal_verbs, verb_stems
 from sop_compiler.generate.offline.nodes import Builder, Node, flatten, quote
-from sop_compiler.generate.offline.sections import ACTION_HEADER, CASE_HEADER, EXCEPTION_LABEL
+from sop_compiler.generate.offline.sections import (
+    ACTION_HEADER,
+    AUDIENCE,
+    CASE_HEADER,
+    EXCEPTION_LABEL,
+)
 from sop_compiler.generate.offline.tools import ToolIndex
 from sop_compiler.models import (
     Heading,
@@ -171,6 +176,8 @@ _STRONG = re.compile(
     re.IGNORECASE,
 )
 # a document's control line: fields set apart by dots or bars, an owner or a version among them
+# "Read these before the procedures.": a word on the list below, no rule of its own
+_READ_THESE = re.compile(r"^\W*(?:please\s+)?read\s+(?:these|this|the\s+following)\b", re.I)
 _DOCUMENT_META = re.compile(
     r"^(?=.*\s[·|•]\s)(?=.*\b(?:owner|version|v\d+(?:\.\d+)+|last\s+(?:reviewed|updated)|"
     r"classification|document\s+(?:id|number|ref))\b)",
@@ -197,12 +204,6 @@ _SAYING = re.compile(
 _PURPOSE = re.compile(
     r"^\s*(?:it|this\s+(?:procedure|sop|policy|article|document|guide|process|playbook))\s+"
     r"(?:exists|says|tells|describes|covers|explains|sets\s+out|is\s+for|applies)\b",
-    re.IGNORECASE,
-)
-# "Who this is for", "Audience": the readers the SOP lists, whom no rule restricts
-_AUDIENCE = re.compile(
-    r"^(?:(?:intended\s+)?audience|who\s+(?:this|it)\s+is\s+for|who\s+(?:should\s+)?(?:reads?|"
-    r"uses?)\s+this)\b",
     re.IGNORECASE,
 )
 _BACKGROUND = re.compile(r"^(?:roles?|responsibilit|terms?\b|key\s+terms)", re.IGNORECASE)
@@ -271,7 +272,7 @@ def rule_kind(sentence: str) -> RuleKind | None:
         return None  # the steps read it as a condition
     if _DEFINITION.match(sentence) and not _strong(sentence):
         return None
-    if _DOCUMENT_META.match(sentence) or is_boilerplate(sentence):
+    if _DOCUMENT_META.match(sentence) or is_boilerplate(sentence) or _READ_THESE.match(sentence):
         return None  # "Owner: Support Operations · Version 1.9 · Internal only", "Controlled
         # copy: do not print"
     if (_SAYING.match(sentence) and not _TELL_BEFORE.search(sentence)) or _PURPOSE.match(sentence):
@@ -438,7 +439,7 @@ def standing(procedure: Procedure, tools: ToolIndex) -> Standing:
             if isinstance(block, Heading):
                 title = NUMBERING.sub("", block.text).strip()
                 background = bool(CONTEXT_TITLE.match(title) or _BACKGROUND.match(title))
-                audience = _AUDIENCE.match(title) is not None
+                audience = AUDIENCE.match(title) is not None
                 continue
             if isinstance(block, Table):
                 if not is_decision_table(block):  # a decision table is edge cases
