@@ -3959,6 +3959,20 @@ def test_a_kind_of_request_that_goes_to_a_team_is_that_case_handed_over(tmp_path
         assert way.end == "escalate" and "accept_return" not in way.calls, way
     for way in _side(ways, "it is about complaints about a courier", "no"):
         assert way.end == "resolve" and "accept_return" in way.calls, way
+    # "Refunds over £300 go to the duty manager: refer them, don't process them yourself.
+    # Refunds go back to the original card only. After you refund, email the notice.": the
+    # case ends with the sentences about those refunds; the rest is for every refund
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. Accept the return.\n\n"
+        "Refunds over £300 go to the Team Lead: refer them, don't process them yourself. Refunds "
+        "go back to the original card only. After you refund, tell the customer the date.\n",
+    )
+    ways = _ways(draft)
+    assert all(w.end == "escalate" for w in _side(ways, "it is about refunds over £300", "yes"))
+    after = next(s for s in walk_steps(draft.steps) if s.text.startswith("After you refund"))
+    assert after.id.isdigit(), after.id  # a step of its own, not of the case
 
 
 def test_a_case_later_than_that_is_the_other_side_of_the_question_before_it(

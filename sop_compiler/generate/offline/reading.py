@@ -77,7 +77,7 @@ def read_units(builder: Builder, units: list[Unit]) -> list[Node]:
     # "go to 7.3" goes on to the next step, under that rule
     ruled: list[str] = []
     builder.targets |= jump_targets(units)
-    for unit in labelled_run(timed_cases(_without_rule_cases(units))):
+    for unit in labelled_run(timed_cases(routed(_without_rule_cases(units)))):
         if labelled and not unit.case_of_run:
             _one_of(builder, labelled)
             labelled = []
@@ -92,7 +92,7 @@ def read_units(builder: Builder, units: list[Unit]) -> list[Node]:
             # on the spread a step makes, never a spread of its own
             ruled += [unit.key] if unit.key else []
             continue
-        unit = labelled_cases(answered_items(out_of_scope(routed(unbracketed(unit)))))
+        unit = labelled_cases(answered_items(out_of_scope(unbracketed(unit))))
         unit = replace(unit, children=_without_rule_cases(unit.children))
         closes = _OPENS_OTHERWISE.match(unit.text) is not None and bool(cases)
         own, pending_own = _sentences(builder, unit, 0, pending)

@@ -8,7 +8,7 @@ from typing import Literal
 
 from sop_compiler.models import Block, Heading, ListItem, Paragraph, Procedure, Quote, Table
 from sop_compiler.shape import names_rules_for_everything, title_verdict
-from sop_compiler.text import CONTEXT_TITLE, INSTRUCTION_VERBS
+from sop_compiler.text import CONTEXT_TITLE, INSTRUCTION_VERBS, split_sentences
 
 # "rules": what holds for every procedure ("Read me first"), read by standing.py, no steps
 SectionKind = Literal["steps", "edge", "escalation", "context", "conditional", "rules"]
@@ -531,18 +531,42 @@ _ROUTED = re.compile(
 )
 
 
-def routed(unit: Unit) -> Unit:
-    """`unit` as the case its first sentence routes to a person or team, when it opens with one:
-    "If it is about complaints about a member of staff: pass it to Head Office Franchise
-    Support. ...". Read as a statement, no one was handed the complaint; read as a hand-over
-    of every request, everyone would be."""
-    match = _ROUTED.match(unit.text.strip())
-    if match is None or unit.children:
-        return unit
-    case, who = _lower_first(match["case"].strip()), match["who"].strip()
-    rest = f" {match['rest'].strip()}" if match["rest"].strip() else ""
-    text = f"If it is about {case}: pass it to {who}.{rest}"
-    return replace(unit, text=text, cite=unit.cite or unit.text)
+def routed(run: list[Unit]) -> list[Unit]:
+    """`run` with each item that opens by routing a kind of request to a person or team read as
+    that case: "If it is about complaints about a member of staff: pass it to Head Office
+    Franchise Support. ...". Read as a statement, no one was handed the complaint; read as a
+    hand-over of every request, everyone would be.
+
+    The case holds the rest of its sentence ("Refunds over £300 go to the duty manager: refer
+    them, don't process them yourself") and the sentences after it that speak of the same
+    requests ("Do not try to settle them on site"); from the first that does not ("Refunds go
+    back to the original card only"), the item goes on as a paragraph of its own."""
+    out: list[Unit] = []
+    for unit in run:
+        match = _ROUTED.match(unit.text.strip())
+        if match is None or unit.children:
+            out.append(unit)
+            continue
+        case, who = _lower_first(match["case"].strip()), match["who"].strip()
+        sentences = split_sentences(match["rest"].strip()) if match["rest"].strip() else []
+        said = []
+        if sentences and match["end"].strip() == ":":
+            said.append(sentences.pop(0))  # "...: refer them, don't process them yourself."
+        while sentences and _POINTS_BACK.search(sentences[0]):
+            said.append(sentences.pop(0))
+        text = " ".join([f"If it is about {case}: pass it to {who}.", *_capital(said)])
+        out.append(replace(unit, text=text, cite=unit.cite or unit.text))
+        if sentences:
+            out.append(Unit(unit.block_id, " ".join(sentences), numbered=False, depth=unit.depth))
+    return out
+
+
+# "Do not try to settle them on site": a sentence of the requests named before it
+_POINTS_BACK = re.compile(r"\b(?:them|they|it|those|these|such)\b", re.IGNORECASE)
+
+
+def _capital(sentences: list[str]) -> list[str]:
+    return [sentence[:1].upper() + sentence[1:] for sentence in sentences]
 
 
 _ANSWER_ITEM = re.compile(
