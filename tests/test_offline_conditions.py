@@ -4041,3 +4041,23 @@ def test_a_workshops_payment_rules_are_rules_and_take_no_payment_calls_nothing(
     kinds = {r.text: r.kind for r in draft.rules}
     assert kinds["NO REFUND LEAVES THE DESK UNTIL THE ITEM IS BACK IN FULL."] == "only_if"
     assert "it is more than £10" in _tests(draft)
+
+
+def test_two_things_a_customer_may_want_are_one_or_the_other(tmp_path: Path) -> None:
+    # a wine club: "2. If they want a break: pause the membership ... 3. If they want to leave:
+    # cancel the membership": whoever paused was then tested for leaving, and cancelled
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. If they want a replacement: ship a replacement device.\n"
+        "3. If they want their money back: refund the order to the original payment method.\n"
+        "4. Tell the customer what happens next.\n",
+    )
+    ways = _ways(draft)
+    for way in _side(ways, "they want a replacement", "yes"):
+        assert (
+            way.calls == ["get_order", "replace_unit"]
+            and "they want their money back" not in way.went
+        )
+    refunded = _side(ways, "they want their money back", "yes")
+    assert all(w.calls == ["get_order", "issue_refund"] for w in refunded)

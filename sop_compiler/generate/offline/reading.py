@@ -167,9 +167,10 @@ def read_units(builder: Builder, units: list[Unit]) -> list[Node]:
             if len(alternative_cases(group)) >= 2:
                 builder.groups.append(group)
         opens = head.kind == "condition" and not (head.else_nodes or head.else_goto)
-        if opens and cases and _complement(cases[-1].test or "", head.test or ""):
+        if opens and cases and _one_or_other(cases[-1].test or "", head.test or ""):
             # "4. If the member has enough credits, book the room. 5. If they don't have
-            # enough credits: ...": the second is the first one's other side
+            # enough credits: ...": the second is the first one's other side ("2. If they want
+            # a break: pause ... 3. If they want to leave: cancel ...": one or the other)
             group = CaseGroup([[case, *case.children] for case in (cases[-1], head)])
             group.anchor = cases[-1]
             if len(alternative_cases(group)) >= 2:
@@ -1115,7 +1116,8 @@ _REFUSED_PASSIVE = re.compile(
 
 
 _SUBJECT_END = re.compile(
-    r"\s(?:is|are|was|were|has|have|had|does|do|did|can|will)(?:n't|\s+not)?\b|\scannot\b",
+    r"\s(?:is|are|was|were|has|have|had|does|do|did|can|will|wants?)(?:n't|\s+not)?\b|"
+    r"\scannot\b",
     re.IGNORECASE,
 )
 _POINTS_BACK = frozenset(["it", "they", "this", "that"])
@@ -1153,6 +1155,28 @@ _AMOUNT_TEST = re.compile(
 )
 # "is for a late delivery" / "is for a missing item": the one reason a request is for
 _KIND_TEST = re.compile(r"\s(?:is|are)\s+for\s", re.IGNORECASE)
+
+
+def _one_or_other(first: str, second: str) -> bool:
+    return _complement(first, second) or _wanted_apart(first, second)
+
+
+_WANT_TEST = re.compile(r"\swants?\s+(?!(?:it|this|that)\b)\S", re.IGNORECASE)
+
+
+def _wanted_apart(first: str, second: str) -> bool:
+    """True when two tests say what the same person wants, one thing or another: "they want a
+    break" and "they want to leave" (what the request is, never both)."""
+    one, two = _SUBJECT_END.search(first), _SUBJECT_END.search(second)
+    if one is None or two is None or _NEGATIVE.search(first) or _NEGATIVE.search(second):
+        return False
+    same = first[: one.start()].strip().casefold() == second[: two.start()].strip().casefold()
+    return (
+        same
+        and first.strip().casefold() != second.strip().casefold()
+        and _WANT_TEST.match(first, one.start()) is not None
+        and _WANT_TEST.match(second, two.start()) is not None
+    )
 
 
 def _complement(first: str, second: str) -> bool:
