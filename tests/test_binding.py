@@ -602,3 +602,20 @@ def test_a_phrasal_verb_around_its_object_and_a_car_for_a_vehicle() -> None:
     assert bind("look the car up", catalog).tool == "lookup_vehicle"
     assert bind("look up the car", catalog).tool == "lookup_vehicle"
     assert bind("Book the fitting", catalog).tool == "book_fitting"
+
+
+def test_messaging_a_team_calls_the_tool_that_messages_it_never_a_customers_tool() -> None:
+    # a formalwear franchise: "Email the hire desk so they can book a second van" called
+    # `send_customer_text`; "Tell the parent ..." is what to say to a caller, not `notify_parent`
+    catalog = ToolCatalog(
+        tools=[
+            Tool(name="send_customer_text", description="Text the customer.", access="write"),
+            Tool(name="message_hire_desk", description="Message the hire desk.", access="write"),
+            Tool(name="notify_parent", description="Write to a pupil's parents.", access="write"),
+        ]
+    )
+    assert bind("Email the hire desk so they can book a second van", catalog).tool == (
+        "message_hire_desk"
+    )
+    assert bind("Tell the parent the bus is late", catalog).tool != "notify_parent"
+    assert bind("Text the customer the date", catalog).tool == "send_customer_text"

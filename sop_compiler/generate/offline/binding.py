@@ -426,9 +426,22 @@ _OF_THINGS = re.compile(r"\b(?:of|the|a|an|any|all|each|every|no)\s+$")
 
 # "Tell the Site Manager the same day", "let the duty manager know": a person told
 _TELL = re.compile(
-    r"^\s*(?:tell|inform|alert|let)\s+(?P<who>(?:the|your|our)\s+[a-z][\w -]{2,40})", re.IGNORECASE
+    r"^\s*(?:tell|inform|alert|let|e-?mail|text|message|ring|phone|call)\s+"
+    r"(?P<who>(?:the|your|our)\s+[a-z][\w -]{2,40})",
+    re.IGNORECASE,
 )
-_NOTIFYING = frozenset({"notify", "alert", "inform", "tell", "flag", "page"})
+_NOTIFYING = frozenset({"notify", "alert", "inform", "tell", "flag", "page", "message", "email"})
+# the last word of a tool that reaches staff: `notify_site_manager`, `message_hire_desk`
+_STAFF = frozenset(
+    re.findall(
+        r"[a-z]+",
+        """
+        manager supervisor desk team office controller officer secretary pharmacist engineer
+        technician crew dispatcher lead leader head director coordinator planner cleaner vet
+        greenkeeper surveyor inspector tailor locksmith fitter mechanic nurse
+        """,
+    )
+)
 _CUSTOMERS = frozenset(canonical_words("customer caller client member guest patient them him her"))
 
 
@@ -448,6 +461,7 @@ def notifier(action: str, catalog: ToolCatalog) -> Tool | None:
         if tool.access != "read"
         and (words := tool.name.lower().split("_"))[0] in _NOTIFYING
         and len(words) > 1
+        and words[-1] in _STAFF  # `notify_parent`, `email_lead_contact`: what to say to them
         and set(canonical_words(" ".join(words[1:]))) <= who
     ]
     return found[0] if len(found) == 1 else None
@@ -498,6 +512,9 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
         return Binding(tool=verifier.name)
     if MOVES_PERSON.match(action.strip()) or _TO_THE_WRITER.match(action):
         return Binding()
+    if (told := notifier(action, catalog)) is not None:
+        # "Email the hire desk so they can book a second van" with `message_hire_desk`
+        return Binding(tool=told.name)
     action = _BRING_UP.sub("lookup ", _again(action, catalog), count=1)
     action = _BRING_X_UP.sub(r"lookup \g<what>", action, count=1)
     lowered = action.lower()
