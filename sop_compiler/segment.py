@@ -89,7 +89,10 @@ _CONTEXT = re.compile(
 )
 # Section titles that say nothing about the procedure: use the enclosing title instead.
 _GENERIC = re.compile(
-    r"^(?:procedures?|steps|process|instructions|workflow|how\s+to)$", re.IGNORECASE
+    r"^(?:procedures?|steps|process|instructions|workflow|how\s+to|what\s+to\s+do|"
+    # "Macro: Change of vehicle" over "Agent actions" and "Reply": the macro is the procedure
+    r"(?:(?:agent|adviser|advisor|staff)\s+)?(?:actions|steps))$",
+    re.IGNORECASE,
 )
 _IMPERATIVE_WORDS = """
     acknowledge add apologise apologize apply approve ask assign attach calculate call cancel

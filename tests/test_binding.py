@@ -619,3 +619,21 @@ def test_messaging_a_team_calls_the_tool_that_messages_it_never_a_customers_tool
     )
     assert bind("Tell the parent the bus is late", catalog).tool != "notify_parent"
     assert bind("Text the customer the date", catalog).tool == "send_customer_text"
+
+
+def test_a_making_verb_never_means_the_tool_that_undoes_it() -> None:
+    # a ferry macro: "If it's a Saver fare, add the £25 amendment fee. Do not waive the fee"
+    # called `waive_amendment_fee` ("Remove the amendment fee"), the forbidden tool
+    catalog = ToolCatalog(
+        tools=[
+            Tool(
+                name="waive_amendment_fee",
+                description="Remove the amendment fee from a booking.",
+                access="write",
+            ),
+            Tool(name="add_booking_note", description="Add a note to a booking.", access="write"),
+        ]
+    )
+    assert bind("Add the £25 amendment fee", catalog).tool is None
+    assert bind("Waive the amendment fee", catalog).tool == "waive_amendment_fee"
+    assert bind("Make a note on the booking", catalog).tool == "add_booking_note"

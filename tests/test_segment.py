@@ -459,3 +459,15 @@ def test_dedupe_makes_names_unique_and_keeps_first(names: list[str]) -> None:
     out = dedupe(names)
     assert len(set(out)) == len(out) == len(names)
     assert all(o == n or o.startswith(f"{n}-") for o, n in zip(out, names, strict=True))
+
+
+def test_a_macro_over_agent_actions_and_a_reply_is_named_for_the_macro() -> None:
+    # a ferry helpdesk's macro library: "Macro: Change of vehicle" over "Agent actions" (the
+    # steps) and "Reply" (the script) became four procedures all titled "Agent actions"
+    d = _Doc().h("Macro library", 1)
+    for name in ("Change of vehicle", "Missed sailing"):
+        d.h(f"Macro: {name}", 2).h("Agent actions", 3)
+        d.steps("Open the booking.", "Update the vehicle details.", "Send the confirmation.")
+        d.h("Reply", 3).p("Hi, we've updated your booking.")
+    procedures = segment(d.doc(), agent="bookings")
+    assert [p.title for p in procedures] == ["Macro: Change of vehicle", "Macro: Missed sailing"]

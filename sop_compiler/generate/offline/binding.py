@@ -240,6 +240,10 @@ def _canon(word: str) -> str:
     return stem
 
 
+# "Add the £25 amendment fee" never means `waive_amendment_fee` ("Remove the amendment fee")
+_UNDOING = frozenset(
+    _canon(w) for w in ("remove", "waive", "delete", "cancel", "refund", "reverse", "void")
+)
 _POSSESSIVE = re.compile(r"(?<=[a-z])['\u2019]s\b")  # "the tenant's code": the tenant, no "s"
 
 
@@ -578,7 +582,7 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
         # makes (its last word) and where
         made = len(name_words) > 2 and name_words[-1] in objects and len(objects & tool_objects) > 1
         light = (verb in _LIGHT_VERBS and bool(objects & tool_verbs)) or (
-            verb in _MAKING_VERBS and made
+            verb in _MAKING_VERBS and made and not tool_verbs & _UNDOING
         )
         # "Make the booking" -> `create_booking`: a light verb over what a making tool names
         light = light or (
