@@ -283,7 +283,8 @@ _BOILERPLATE = re.compile(
     r"approved|owner|owned\s+by|issued|internal\b|confidential|©|copyright|all\s+rights|"
     r"questions\??\s|contact\s|for\s+questions|print(?:ed)?\s+copies)"
     r"|\b(?:revision|rev\.|version)\s+[\d.]+|\blast\s+(?:updated|reviewed)\b|"
-    r"\b(?:owner|approved\s+by|effective)\s*:",
+    # "Group: Bookings Tier 1 · Maintainer: Contact Centre QA · Macros reviewed quarterly."
+    r"\b(?:owner|approved\s+by|effective|maintainer)\s*:|\bmaintained\s+by\b",
     re.IGNORECASE,
 )
 _TERM = re.compile(r"^[A-Z][\w'()/-]*(?:\s+[\w'()/-]+){0,3}\s*:\s+\S")

@@ -4061,3 +4061,19 @@ def test_two_things_a_customer_may_want_are_one_or_the_other(tmp_path: Path) -> 
         )
     refunded = _side(ways, "they want their money back", "yes")
     assert all(w.calls == ["get_order", "issue_refund"] for w in refunded)
+
+
+def test_a_macros_maintainer_line_is_no_step(tmp_path: Path) -> None:
+    # "Group: Bookings Tier 1 · Maintainer: Contact Centre QA · Macros reviewed quarterly." was
+    # step 1 of every macro of a ferry helpdesk
+    text = (
+        "# Returns macros\n\n"
+        "Group: Returns Tier 1 · Maintainer: Contact Centre QA · Macros reviewed quarterly.\n\n"
+        "## Macro: Return request\n\n"
+        "1. Look up the order with the order number.\n2. Accept the return.\n\n"
+        "## Macro: Damaged item\n\n"
+        "1. Look up the order with the order number.\n2. Ship a replacement device.\n"
+    )
+    draft = build_draft(_procedure(tmp_path, "macros.md", text), catalog=CATALOG)
+    assert not any("Maintainer" in s.text for s in walk_steps(draft.steps))
+    assert _calls(draft) == ["get_order", "accept_return"]
