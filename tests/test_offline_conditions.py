@@ -4077,3 +4077,20 @@ def test_a_macros_maintainer_line_is_no_step(tmp_path: Path) -> None:
     draft = build_draft(_procedure(tmp_path, "macros.md", text), catalog=CATALOG)
     assert not any("Maintainer" in s.text for s in walk_steps(draft.steps))
     assert _calls(draft) == ["get_order", "accept_return"]
+
+
+def test_an_amount_over_a_threshold_that_goes_to_a_person_is_a_case(tmp_path: Path) -> None:
+    # a locksmith desk: "Refunds up to £50 you can do yourself. Anything over £50 goes to the
+    # duty manager - stop and escalate" escalated every price complaint, so nothing after it
+    # could be reached
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. Refunds up to £50 you can do yourself. Anything over £50 goes to the duty manager - "
+        "stop and escalate, don't promise anything.\n"
+        "3. Refund the order to the original payment method.\n",
+    )
+    ways = _ways(draft)
+    assert all(w.end == "escalate" for w in _side(ways, "it is over £50", "yes"))
+    for way in _side(ways, "it is over £50", "no"):
+        assert way.calls == ["get_order", "issue_refund"] and way.end == "resolve", way

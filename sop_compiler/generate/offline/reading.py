@@ -854,7 +854,8 @@ _APPROVED_OVER = re.compile(
     r"^(?P<lead>\s*)(?:(?:any|a|an|the|all)\s+)?(?P<thing>[a-z][\w-]*(?:\s+[a-z][\w-]*){0,2}?)\s+"
     r"(?P<cmp>over|above|of\s+more\s+than|of\s+over|more\s+than|exceeding|in\s+excess\s+of)\s+"
     r"(?P<amount>(?:[£$€]\s?|(?:GBP|USD|EUR)\s)[\d,]+(?:\.\d+)?)(?:\s+gross)?\s+(?:also\s+)?"
-    r"(?:(?P<need>needs?|requires?)\s|(?:is|are|must\s+be)\s+approved\s+by\s)",
+    r"(?:(?P<need>needs?|requires?)\s|(?:is|are|must\s+be)\s+approved\s+by\s|"
+    r"(?P<goes>go(?:es)?\s+(?:straight\s+)?to|(?:is|are)\s+(?:passed|referred|sent)\s+to)\s)",
     re.IGNORECASE,
 )  # the prefix only: what follows is split in plain code, never by backtracking
 
@@ -877,6 +878,13 @@ def _for_only_as_if(match: re.Match[str]) -> str:
     )
 
 
+_FOR_APPROVAL = re.compile(
+    r"^(?P<who>[^.;:]{3,60}?)\s+for\s+(?:(?:their|his|her)\s+)?(?:approval|sign-off|"
+    r"authori[sz]ation|an?\s+ok)(?P<then>.*)$",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
 def _approval_as_if(reading: str) -> str:
     """The threshold sentence as "If the <thing> is over <amount>, <what to do>."; as it is
     when it says no more than who approves ("Refunds over £50 are approved by Finance.")."""
@@ -889,6 +897,14 @@ def _approval_as_if(reading: str) -> str:
     # "Anything more than £10 needs Gareth to OK it": "it is more than £10"
     said = "it" if thing in ("anything", "everything", "any") else f"the {thing}"
     test = f"{said} is {cmp} {match.group('amount')}"
+    if match.group("goes"):
+        rest = reading[match.end() :].strip()
+        if asked := _FOR_APPROVAL.match(rest):
+            # "Refunds over £250 go to the Shop Manager for approval first": their approval
+            who, then = asked.group("who"), asked.group("then")
+            return f"{match.group('lead')}If {test}, request approval from {who}{then}"
+        # "Anything over £50 goes to the duty manager - stop and escalate": the hand-over
+        return f"{match.group('lead')}If {test}, pass it to {rest}"
     said, mark, action = reading[match.end() :].partition(":")
     if not mark:
         said, mark, action = said.partition(";")
