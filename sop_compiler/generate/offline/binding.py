@@ -450,9 +450,10 @@ _CUSTOMERS = frozenset(canonical_words("customer caller client member guest pati
 
 
 def notifier(action: str, catalog: ToolCatalog) -> Tool | None:
-    """ "Tell the Site Manager the same day" with `notify_site_manager`: the catalog's one tool
-    that notifies whom the order tells, every word of its name after the verb said ("tell the
-    customer ..." stays a thing to say unless a tool notifies the customer by name)."""
+    """ "Tell the Site Manager the same day" with `notify_site_manager`, "Email the hire desk"
+    with `message_hire_desk`: the catalog's one tool that reaches the member of staff the order
+    names, every word of its name after the verb said. Telling the customer (or a parent, a
+    lead contact) is what to say to them, whatever tool could write to them."""
     told = _TELL.match(action)
     if told is None:
         return None

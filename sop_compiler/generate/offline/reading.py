@@ -1132,8 +1132,7 @@ _REFUSED_PASSIVE = re.compile(
 
 
 _SUBJECT_END = re.compile(
-    r"\s(?:is|are|was|were|has|have|had|does|do|did|can|will|wants?)(?:n't|\s+not)?\b|"
-    r"\scannot\b",
+    r"\s(?:is|are|was|were|has|have|had|does|do|did|can|will)(?:n't|\s+not)?\b|\scannot\b",
     re.IGNORECASE,
 )
 _POINTS_BACK = frozenset(["it", "they", "this", "that"])
@@ -1174,24 +1173,25 @@ _KIND_TEST = re.compile(r"\s(?:is|are)\s+for\s", re.IGNORECASE)
 
 
 def _one_or_other(first: str, second: str) -> bool:
+    """True when of two tests in a row at most one holds (`_complement`, `_wanted_apart`)."""
     return _complement(first, second) or _wanted_apart(first, second)
 
 
-_WANT_TEST = re.compile(r"\swants?\s+(?!(?:it|this|that)\b)\S", re.IGNORECASE)
+# "they want a break": what someone wants, never "they want it"
+_WANTS = re.compile(r"\swants?\s+(?!(?:it|this|that)\b)\S", re.IGNORECASE)
 
 
 def _wanted_apart(first: str, second: str) -> bool:
     """True when two tests say what the same person wants, one thing or another: "they want a
     break" and "they want to leave" (what the request is, never both)."""
-    one, two = _SUBJECT_END.search(first), _SUBJECT_END.search(second)
+    one, two = _WANTS.search(first), _WANTS.search(second)
     if one is None or two is None or _NEGATIVE.search(first) or _NEGATIVE.search(second):
         return False
-    same = first[: one.start()].strip().casefold() == second[: two.start()].strip().casefold()
+    who = first[: one.start()].strip().casefold()
     return (
-        same
+        bool(who)
+        and who == second[: two.start()].strip().casefold()
         and first.strip().casefold() != second.strip().casefold()
-        and _WANT_TEST.match(first, one.start()) is not None
-        and _WANT_TEST.match(second, two.start()) is not None
     )
 
 

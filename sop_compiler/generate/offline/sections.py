@@ -582,7 +582,15 @@ _OFFERED = re.compile(
     re.IGNORECASE,
 )
 # "Yes, they'll pay: take the £145": what the answer says, before the orders
-_ANSWER_LABEL = re.compile(r"^[^:.;]{2,40}:\s+(?=\S)")
+_ANSWER_LABEL = re.compile(r"^(?P<label>[^:.;]{2,40}):\s+(?=\S)")
+
+
+def _without_label(rest: str) -> str:
+    """An answer's orders without the words that say the answer ("they'll pay: take the
+    £145"); an order before a colon ("check the flags: ...") stays."""
+    match = _ANSWER_LABEL.match(rest)
+    first = match["label"].split(None, 1)[0].casefold() if match else ""
+    return rest[match.end() :] if match and first not in INSTRUCTION_VERBS else rest
 
 
 def answered_items(unit: Unit) -> Unit:
@@ -594,7 +602,7 @@ def answered_items(unit: Unit) -> Unit:
     if not (question.endswith("?") or offered) or len(unit.children) != 2:
         return unit
     answers = [_ANSWER_ITEM.match(child.text.strip()) for child in unit.children]
-    said = [(a["answer"].casefold(), _ANSWER_LABEL.sub("", a["rest"])) for a in answers if a]
+    said = [(a["answer"].casefold(), _without_label(a["rest"])) for a in answers if a]
     if sorted(answer for answer, _ in said) != ["no", "yes"] or any(
         child.children for child in unit.children
     ):
