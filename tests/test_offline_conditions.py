@@ -4094,3 +4094,20 @@ def test_an_amount_over_a_threshold_that_goes_to_a_person_is_a_case(tmp_path: Pa
     assert all(w.end == "escalate" for w in _side(ways, "it is over £50", "yes"))
     for way in _side(ways, "it is over £50", "no"):
         assert way.calls == ["get_order", "issue_refund"] and way.end == "resolve", way
+
+
+def test_handing_it_to_a_person_is_a_hand_over_named_without_what_follows(tmp_path: Path) -> None:
+    # "If they mention Trading Standards or a solicitor, hand it to the duty manager straight
+    # away." went on to close the call; "goes to the duty manager - stop and escalate" named
+    # "duty manager - stop"
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. Accept the return.\n\n"
+        "If they mention a solicitor, hand it to the duty manager straight away.\n\n"
+        "Anything over £50 goes to the duty manager - stop and escalate.\n",
+    )
+    ways = _ways(draft)
+    assert all(w.end == "escalate" for w in _side(ways, "they mention a solicitor", "yes"))
+    targets = [s.target for s in walk_steps(draft.steps) if s.kind == "escalate"]
+    assert targets == ["duty manager", "duty manager"], targets

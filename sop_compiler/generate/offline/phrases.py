@@ -157,7 +157,10 @@ PERSON_NOUNS = (
 )
 _HANDOFF = re.compile(
     r"\b(?:transfer|hand\s+(?:(?:it|them|this|the\s+\w+)\s+)?(?:off|over)|route|redirect|refer|pass|"
-    r"assign)(?:\s+(?:the\s+|this\s+|their\s+)?(?:" + PERSON_NOUNS + r"|case|chat|call|"
+    # "hand it to the duty manager straight away"
+    r"assign|hand\s+(?:it|them|this)(?=\s+to\s))(?:\s+(?:the\s+|this\s+|their\s+)?(?:"
+    + PERSON_NOUNS
+    + r"|case|chat|call|"
     r"conversation|ticket|them|it|this|contact|request|claim|order|issue|complaint))?"
     r"\s+to\s+(?P<who>.+)|"
     # "Put the call through to the duty spa manager straight away": a transfer
@@ -239,7 +242,7 @@ def _passes_cases_to(who: str, tools: ToolIndex) -> list[Tool] | None:
 _NAME_END = re.compile(
     # "the Health and Safety Lead": an "and" between capitals is part of the name
     r"\s+(?:via|using|with|by|through|and(?!\s+[A-Z])|so|for|immediately|within|who|which|if|"
-    r"when|to|at|before|after|including)\b|[,.;:()\"`]"
+    r"when|to|at|before|after|including|straight|now)\b|[,.;:()\"`]|\s[-\u2013\u2014]\s"
 )
 _HUMAN = re.compile(
     r"\b(?:supervisor|manager|team lead|lead|tier\s*\d|human|person|colleague|on-call|specialist|"
