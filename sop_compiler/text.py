@@ -39,7 +39,7 @@ _VERBS = """
     settle pay message queue spread turn switch put pass complete swap chase dispatch
     prepare register amend retry list ship text locate establish ascertain rebook rerun re-run bring
     tell test thank track transfer try unlock update use validate verify wait waive walk warn
-    tick untick write photograph
+    tick untick write photograph ring phone
 """
 INSTRUCTION_VERBS = frozenset(_VERBS.split())
 # "The first thing to do is (to) check ...": the order that follows, first

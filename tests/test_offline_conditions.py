@@ -4111,3 +4111,23 @@ def test_handing_it_to_a_person_is_a_hand_over_named_without_what_follows(tmp_pa
     assert all(w.end == "escalate" for w in _side(ways, "they mention a solicitor", "yes"))
     targets = [s.target for s in walk_steps(draft.steps) if s.kind == "escalate"]
     assert targets == ["duty manager", "duty manager"], targets
+
+
+def test_a_case_before_an_arrow_and_ring_as_an_order(tmp_path: Path) -> None:
+    # a locksmith's end-of-shift list: "2. Any van below 2 of any cylinder size -> order stock
+    # for it from the wholesaler." ordered stock for every van, and "If a van reports a missing
+    # master key set, ring the duty manager, don't just log it" tested "... ring the duty manager"
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. Any box below 2 kg -> ship a replacement device.\n"
+        "3. If the box is crushed, ring the warehouse, don't just log it.\n",
+    )
+    ways = _ways(draft)
+    assert all(
+        "replace_unit" in w.calls for w in _side(ways, "it is about any box below 2 kg", "yes")
+    )
+    assert all(
+        "replace_unit" not in w.calls for w in _side(ways, "it is about any box below 2 kg", "no")
+    )
+    assert "the box is crushed" in _tests(draft)

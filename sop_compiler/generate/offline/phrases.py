@@ -483,8 +483,10 @@ def label_test(label: str) -> str:
 # "A painful red eye — don't book a routine test": a case named before a colon (or a dash) and
 # the order for it. Not a remark ("Note: ..."), a step number ("Step 2: ..."), who does it
 # ("Agents: ..."), nor an order itself ("Never refund it: ...")
+# "Honeybees: do not book", "Any van below 2 of any cylinder size -> order stock for it"
 _CASE_LABEL = re.compile(
-    r"^(?P<label>[^:;.!?\[\]\u2014\u2013]{2,180}?)(?:\s*:|\s+[\u2014\u2013])\s+(?=\S)"
+    r"^(?P<label>[^:;.!?\[\]\u2014\u2013>]{2,180}?)"
+    r"(?:\s*:|\s+[\u2014\u2013]|\s+-+>|\s+=+>|\s*[\u2192\u21d2])\s+(?=\S)"
 )
 _NOT_A_CASE = re.compile(
     r"^(?:notes?|tips?|hints?|important|warning|caution|reminder|remember|exceptions?|owner|"
@@ -499,8 +501,11 @@ _NOT_A_CASE = re.compile(
 
 # "A suspension needs the Transport Manager's approval: request it", "Data protection applies
 # to everything below: never ...": a rule or a remark on the text before its colon, no case
+# "the steps below", "the following": a label of text, never "below 2" (a case of how many)
 _STATES_A_RULE = re.compile(
-    r"\b(?:needs?|requires?|must|should|shall|appl(?:y|ies)|below|above|following)\b", re.I
+    r"\b(?:needs?|requires?|must|should|shall|appl(?:y|ies)|(?:below|above)(?!\s+[£$€]?\d)|"
+    r"following)\b",
+    re.I,
 )
 
 
