@@ -159,6 +159,12 @@ def _flat(draft: RoutineDraft) -> list[Step]:
         ("Slots can be changed up to 11pm the night before delivery.", "limit"),
         ("A booking can be moved for free once.", "limit"),
         ("Platinum members get one late cancellation per stay with no charge.", "limit"),
+        # how far the reader may go alone (a locksmith desk's price complaints)
+        ("Refunds up to £50 you can do yourself.", "limit"),
+        ("Refunds up to 5 days old are processed overnight.", None),
+        # nothing of a kind before the condition holds (a bike workshop)
+        ("NO BIKE LEAVES THE WORKSHOP UNTIL IT IS PAID FOR IN FULL.", "only_if"),
+        ("Read these before the procedures.", None),
         ("Orders can be tracked in the app.", None),
         ("Customers have two options per call.", None),
         # a telling before a time is no confirmation before a change

@@ -303,8 +303,14 @@ def rule_kind(sentence: str) -> RuleKind | None:
     ):
         # "never offer it twice in 12 months", "never extend beyond 16:00": a number to keep to
         return "limit" if _FREQUENCY.search(sentence) or _BEYOND.search(sentence) else "never"
-    if _ALLOWED_UNTIL.search(sentence) or _ALLOWANCE.search(sentence):
-        return "limit"  # "Slots can be changed up to 11pm the night before", "one ... per stay"
+    if (
+        _ALLOWED_UNTIL.search(sentence)
+        or _ALLOWANCE.search(sentence)
+        or _UP_TO_YOU.search(sentence)
+    ):
+        # "Slots can be changed up to 11pm the night before", "one ... per stay", "Refunds up
+        # to £50 you can do yourself"
+        return "limit"
     numbered_limit = bool(
         (_COMPARED.search(sentence) and _DEPENDS.search(sentence)) or _FREQUENCY.search(sentence)
     )
@@ -347,6 +353,10 @@ _ALLOWED_UNTIL = re.compile(
     r"\b(?:can|may)\s+(?:only\s+)?be\s+[a-z]+(?:ed|en)\b[^.;:]{0,40}?\b(?:up\s+to|until|"
     r"no\s+later\s+than|once|twice|(?:one|two|three|[1-9])\s+times?)\b",
     re.IGNORECASE,
+)
+# "Refunds up to £50 you can do yourself": how far the reader may go alone
+_UP_TO_YOU = re.compile(
+    r"\bup\s+to\s+(?:[£$€]\s?)?\d[\d,.]*\b[^.;]{0,30}?\byou\s+(?:can|may)\b", re.IGNORECASE
 )
 # how many someone gets: "Platinum members get one late cancellation per stay"
 _ALLOWANCE = re.compile(
