@@ -50,7 +50,9 @@ _LEAD_WORDS = re.compile(
     rf"{FIRST_THING}|"
     r"in (?:either|both|all|every|each) cases?|"
     r"whatever happens|(?:each|every)\s+(?:morning|evening|day|working\s+day|week|month|"
-    r"monday|tuesday|wednesday|thursday|friday)(?=,))\b,?\s*)+",
+    r"monday|tuesday|wednesday|thursday|friday)(?=,)|"
+    # "Stop and call 999 advice first": the order after the stop
+    r"stop\s+and(?=\s+[a-z]))\b,?\s*)+",
     re.IGNORECASE,
 )
 _CONDITION_START = re.compile(

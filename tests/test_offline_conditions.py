@@ -4131,3 +4131,22 @@ def test_a_case_before_an_arrow_and_ring_as_an_order(tmp_path: Path) -> None:
         "replace_unit" not in w.calls for w in _side(ways, "it is about any box below 2 kg", "no")
     )
     assert "the box is crushed" in _tests(draft)
+
+
+def test_a_question_listing_cases_then_stop_and_an_order_is_a_case(tmp_path: Path) -> None:
+    # a locksmith desk: "- Child or vulnerable person locked inside, or something on the hob?
+    # Stop and call 999 advice first, then book as PRIORITY and ring the duty manager." over
+    # "- Otherwise book the job": the question (ten words) and "Stop and ..." were read as
+    # orders, so every lock-out was escalated and no job was ever booked
+    draft = _sop(
+        tmp_path,
+        "- Look up the order with the order number.\n"
+        "- Box crushed or wet inside, or something leaking? Stop and ship a replacement device "
+        "first, then ring the duty manager.\n"
+        "- Otherwise accept the return.\n",
+    )
+    ways = _ways(draft)
+    asked = "Box crushed or wet inside, or something leaking?"
+    for way in _side(ways, asked, "yes"):
+        assert way.calls == ["get_order", "replace_unit"] and way.end == "escalate", way
+    assert all(w.calls == ["get_order", "accept_return"] for w in _side(ways, asked, "no"))

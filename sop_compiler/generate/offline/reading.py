@@ -676,6 +676,19 @@ _SEMI_NEVER = re.compile(
     r"^(?P<order>[^;]*?\s(?:if|when)\s[^;]+);\s+(?P<never>(?:never|do not|don't)\b.*)$", re.I | re.S
 )
 _ONLY_IF_OPENING = re.compile(r"^(\s*)only\s+(if|when)\b", re.IGNORECASE)
+# "Only if the repair will cost more than £50 does it go to the area manager, who ...": the
+# test, then what is done in it, said the other way round
+_ONLY_IF_DOES = re.compile(
+    r"^(?P<lead>\s*)If\s+(?P<test>[^,;]{3,120}?)\s+(?:does|do)\s+(?:it|they|this|the\s+\w+)\s+"
+    r"go\s+to\s+(?P<rest>\S.*)$",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def _only_if_does(match: re.Match[str]) -> str:
+    """ "If the repair will cost more than £50 does it go to the area manager" (after "Only
+    if" became "If") -> "If the repair will cost more than £50, pass it to the area manager"."""
+    return f"{match['lead']}If {match['test']}, pass it to {match['rest']}"
 
 
 # "Do not extend a rental where the agreement shows a balance": the "where" is the test
@@ -807,6 +820,7 @@ def _clauses(text: str) -> list[tuple[str, str]]:
             reading = _ONLY_IF_OPENING.sub(
                 lambda m: f"{m.group(1)}{m.group(2).capitalize()}", reading
             )
+            reading = _ONLY_IF_DOES.sub(_only_if_does, reading)
             reading = _ROLE_SHALL.sub(_role_order, reading)
             if ordinary:
                 reading = _approval_as_if(reading)
@@ -1009,7 +1023,10 @@ def _answered_questions(sentences: list[tuple[str, str]]) -> list[tuple[str, str
 def _asks_yourself(question: str | None) -> bool:
     """ "Short?", "Vet treatment needed?", "Found on the system?": a question of a few words the
     agent answers, never one put to the customer ("Ask if ...?", a quoted line)."""
-    words = _MAX_QUESTION_WORDS * 2 if question and _YES_NO.match(question) else _MAX_QUESTION_WORDS
+    # "Is it wear from normal use, or a manufacturing fault?", "Child or vulnerable person
+    # locked inside, or something on the hob?": cases listed with "or", longer
+    listed = bool(question and (_YES_NO.match(question) or _CASES_OR.search(question)))
+    words = _MAX_QUESTION_WORDS * 2 if listed else _MAX_QUESTION_WORDS
     return (
         question is not None
         and len(question.split()) <= words
@@ -1019,6 +1036,7 @@ def _asks_yourself(question: str | None) -> bool:
 
 
 _MAX_QUESTION_WORDS = 8
+_CASES_OR = re.compile(r"^(?!.*\byou\b)[A-Z][^?]*,\s+or\s+[^?]+\?$")
 # "Is it wear from normal use, or a manufacturing fault?": a question that asks whether, longer
 _YES_NO = re.compile(r"^(?:is|are|was|were|has|have|does|did)\s+(?:it|this|that|the)\b", re.I)
 
