@@ -4150,3 +4150,20 @@ def test_a_question_listing_cases_then_stop_and_an_order_is_a_case(tmp_path: Pat
     for way in _side(ways, asked, "yes"):
         assert way.calls == ["get_order", "replace_unit"] and way.end == "escalate", way
     assert all(w.calls == ["get_order", "accept_return"] for w in _side(ways, asked, "no"))
+
+
+def test_only_if_x_does_it_go_to_a_person_is_that_case_handed_over(tmp_path: Path) -> None:
+    # a formalwear franchise manual: "Only if the repair will cost more than £50 does it go to
+    # the area manager, who may decide to write the garment off." tested "the repair will cost
+    # more than £50 does it go to the area manager"
+    draft = _sop(
+        tmp_path,
+        "1. Look up the order with the order number.\n"
+        "2. Accept the return.\n\n"
+        "Only if the repair will cost more than £50 does it go to the Team Lead, who may decide "
+        "to write the item off.\n",
+    )
+    ways = _ways(draft)
+    assert "the repair will cost more than £50" in _tests(draft)
+    for way in _side(ways, "the repair will cost more than £50", "yes"):
+        assert way.end == "escalate", way
