@@ -618,6 +618,8 @@ def test_messaging_a_team_calls_the_tool_that_messages_it_never_a_customers_tool
         "message_hire_desk"
     )
     assert bind("Tell the parent the bus is late", catalog).tool != "notify_parent"
+    # "If the customer says no, ask the Head Office hire desk to transfer stock"
+    assert bind("ask the hire desk to transfer stock", catalog).tool == "message_hire_desk"
     assert bind("Text the customer the date", catalog).tool == "send_customer_text"
 
 
@@ -637,3 +639,12 @@ def test_a_making_verb_never_means_the_tool_that_undoes_it() -> None:
     assert bind("Add the £25 amendment fee", catalog).tool is None
     assert bind("Waive the amendment fee", catalog).tool == "waive_amendment_fee"
     assert bind("Make a note on the booking", catalog).tool == "add_booking_note"
+
+
+def test_opening_a_new_record_reads_none() -> None:
+    # "If there isn't one, open a new account" called `find_customer_account`
+    catalog = ToolCatalog(
+        tools=[Tool(name="find_customer_account", description="Find a customer's account.")]
+    )
+    assert bind("Open a new account", catalog).tool is None
+    assert bind("Open the account", catalog).tool == "find_customer_account"

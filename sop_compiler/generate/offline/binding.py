@@ -158,6 +158,7 @@ _NOT_VERB = frozenset(
 
 _PARTICLES = frozenset({"off", "out", "back", "down", "away"})
 _SECOND_SENSE = {"open": "get", "raise": "change"}
+_A_NEW = re.compile(r"^\s*\S+\s+(?:a|an)\s+new\b", re.IGNORECASE)
 _SET_UP = re.compile(r"^\s*set\s+up\s+", re.IGNORECASE)
 # "Get the customer back on supply", "get them to sign": a "get" that moves a person, which
 # neither reads a record nor asks for anything
@@ -430,7 +431,7 @@ _OF_THINGS = re.compile(r"\b(?:of|the|a|an|any|all|each|every|no)\s+$")
 
 # "Tell the Site Manager the same day", "let the duty manager know": a person told
 _TELL = re.compile(
-    r"^\s*(?:tell|inform|alert|let|e-?mail|text|message|ring|phone|call)\s+"
+    r"^\s*(?:tell|inform|alert|let|e-?mail|text|message|ring|phone|call|ask)\s+"
     r"(?P<who>(?:the|your|our)\s+[a-z][\w -]{2,40})",
     re.IGNORECASE,
 )
@@ -551,6 +552,8 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
     # second choice, taken only when no tool that creates fits the object ("raise a ticket",
     # but "raise the credit limit" changes it)
     sense = _SECOND_SENSE.get(lowered.split()[0]) if lowered.split() else None
+    if sense == "get" and _A_NEW.match(lowered):
+        sense = None  # "Open a new account" makes one; it reads nothing
     if sense == "change" and not objects & _AMOUNTS:
         sense = None  # "raise a job with Metering Operations" changes nothing: no amount
     second = _canon(sense) if sense else None

@@ -961,7 +961,11 @@ def _read_action(
         proposed = proposed_name(text, any_verb=True)
         if proposed is not None:
             return [Action("say", text, quote, proposed=proposed)]
-    if first in _SAY and bind_meaning and (told := notifier(text, tools.catalog)) is not None:
+    if (
+        (first in _SAY or first == "ask")
+        and bind_meaning
+        and (told := notifier(text, tools.catalog)) is not None
+    ):
         # "Tell the Site Manager the same day" with `notify_site_manager`: the tool that tells
         return [Action("tool_call", text, quote, tool=ToolMention(told, 0, "verb"))]
     if first in _SAY:
