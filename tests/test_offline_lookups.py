@@ -307,3 +307,21 @@ def test_an_argument_never_comes_from_a_step_the_path_did_not_pass(tmp_path: Pat
         for arg in step.tool_call.arguments:
             # step 1's branch ended: its claim reference is not there on this path
             assert f"in step {declined.id}" not in (arg.from_context or ""), step.text
+
+
+def test_a_tool_that_answers_whether_is_no_lookup_of_what_the_conditions_test(
+    tmp_path: Path,
+) -> None:
+    # a formalwear manual: "If more than 40 outfits are going, email the hire desk" looked up
+    # `check_size_availability` ("Check whether outfits in given sizes are free ...") first
+    checker = Tool.model_validate(
+        {
+            "name": "check_membership_status",
+            "description": "Check whether a membership's tier and unpaid fees allow it.",
+        }
+    )
+    catalog = ToolCatalog(
+        tools=[checker, *(t for t in CATALOG.tools if t.name != "get_membership_record")]
+    )
+    draft, _ = _draft(tmp_path, CONDITIONED, catalog)
+    assert "check_membership_status" not in _calls(draft)

@@ -99,12 +99,21 @@ def _record(tool: Tool) -> set[str]:
     return set(canonical_words(name.replace("_", " "))[1:]) - _GENERIC
 
 
+# `check_size_availability` "Check whether outfits in given sizes are free for a set of hire
+# dates": a yes or no for what it is asked, no record the conditions test
+_ANSWERS_WHETHER = re.compile(r"^\s*(?:check|verify|confirm|test)\s+(?:whether|if)\b", re.I)
+
+
 def _best(
     tests: list[tuple[str, str, str]], catalog: ToolCatalog, acted_on: set[str]
 ) -> tuple[Tool | None, tuple[str, str] | None]:
     ranked: list[tuple[int, str, Tool, tuple[str, str]]] = []
     for tool in catalog.tools:
-        if tool.access != "read" or tool.verifies_identity():
+        if (
+            tool.access != "read"
+            or tool.verifies_identity()
+            or _ANSWERS_WHETHER.match(tool.description)
+        ):
             continue
         returned = _returns(tool)
         record = _record(tool)
