@@ -648,3 +648,34 @@ def test_opening_a_new_record_reads_none() -> None:
     )
     assert bind("Open a new account", catalog).tool is None
     assert bind("Open the account", catalog).tool == "find_customer_account"
+
+
+def test_an_action_a_description_offers_after_or_is_the_tools_own() -> None:
+    # a wine club: "Yes: rebook once more, but it's £8.50 redelivery" and `reschedule_shipment`
+    # "Move a scheduled shipment, or rebook a returned one, to a new delivery date"
+    catalog = ToolCatalog(
+        tools=[
+            Tool(
+                name="reschedule_shipment",
+                description="Move a scheduled shipment, or rebook a returned one, to a new "
+                "delivery date.",
+                access="write",
+            ),
+            Tool(
+                name="book_courier_collection",
+                description="Book a courier to collect a case from the member.",
+                access="write",
+            ),
+            Tool(
+                name="flag_repair_job",
+                description="Set a flag on a repair job (for example PRIORITY REBOOK).",
+                access="write",
+            ),
+        ]
+    )
+    assert bind("Rebook the delivery for a date they choose", catalog).tool == (
+        "reschedule_shipment"
+    )
+    assert bind("Book a courier collection for the case", catalog).tool == (
+        "book_courier_collection"
+    )

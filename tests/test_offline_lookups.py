@@ -325,3 +325,31 @@ def test_a_tool_that_answers_whether_is_no_lookup_of_what_the_conditions_test(
     )
     draft, _ = _draft(tmp_path, CONDITIONED, catalog)
     assert "check_membership_status" not in _calls(draft)
+
+
+def test_checking_the_state_a_record_shows_reads_the_record(tmp_path: Path) -> None:
+    # a wine club: "Look the member up and check the shipment shows returned to sender" with
+    # `get_shipment` "... with status": the read of the shipment, never a proposed tool
+    catalog = ToolCatalog(
+        tools=[
+            Tool(name="find_member", description="Find a member by email or member number."),
+            Tool(
+                name="get_shipment",
+                description="Get a member's shipment with status, contents and tracking.",
+            ),
+            Tool(name="send_member_email", description="Email the member.", access="write"),
+        ]
+    )
+    draft, _ = _draft(
+        tmp_path,
+        """# Member care
+
+## Case returned
+
+1. Look the member up and check the shipment shows *returned to sender*.
+2. Email the new delivery date.
+""",
+        catalog,
+    )
+    assert _calls(draft) == ["find_member", "get_shipment", "send_member_email"]
+    assert not draft.tools_proposed

@@ -374,7 +374,24 @@ def _again(action: str, catalog: ToolCatalog) -> str:
     verb = match["verb"].casefold()
     if {f"re{verb}", f"re-{verb}"} & {t.name.split("_", 1)[0] for t in catalog.tools}:
         return action
+    # "... or rebook a returned one": the catalog's own verb (never a flag "PRIORITY REBOOK")
+    said = match.group(0).strip().casefold()
+    if any(
+        re.search(rf"(?:^|\bor\s+){re.escape(said)}\b", t.description, re.I) for t in catalog.tools
+    ):
+        return action
     return f"{verb}{action.strip()[match.end() :]}"
+
+
+def _alternatives(description: str) -> list[tuple[str, set[str]]]:
+    """ "Move a scheduled shipment, or rebook a returned one, to a new delivery date": each
+    other action a description offers after "or", and the words that follow it."""
+    out = []
+    for clause in re.split(r"\bor\s+", description)[1:]:
+        words = [w for w in canonical_words(clause) if w not in _PARTICLES]
+        if words:
+            out.append((words[0], set(words[1:8])))
+    return out
 
 
 def listed_objects(description: str) -> set[str]:
@@ -573,6 +590,10 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
         # `take_payment` "Take a card payment ... (rent, deposit, arrears, buy-out balance)":
         # the things a description lists in brackets are what the tool acts on too
         tool_objects = set(name_words[1:]) | set(described[1:6]) | listed_objects(tool.description)
+        for alternative, its_objects in _alternatives(tool.description):
+            if alternative == verb and verb not in tool_verbs:
+                tool_verbs.add(verb)  # "rebook the delivery" and "... or rebook a returned one"
+                tool_objects |= its_objects
         # the tool's name counts twice its description: "check that the class has space" is
         # `check_class_availability`, not `lookup_enrolment` "... course, class, term week"
         common = objects & tool_objects
