@@ -293,9 +293,12 @@ _CASE_TITLE = re.compile(r"^(?:if|when)\s", re.IGNORECASE)
 def _peer_case(section: _Section) -> bool:
     """ "## When a guest is unhappy with a treatment" over numbered steps of its own, beside
     "## Booking a treatment" and "## Closing the spa": a procedure for that case, never a part
-    of each procedure beside it (the back-office sweep would handle complaints)."""
-    ordered = sum(isinstance(b, ListItem) and b.ordered and b.level == 0 for b in section.own)
-    return bool(_CASE_TITLE.match(section.title)) and ordered >= _MIN_CASE_STEPS
+    of each procedure beside it (the back-office sweep would handle complaints). So is
+    "When we are overbooked: walking a guest" over bullets that each say what to do."""
+    items = [b for b in section.own if isinstance(b, ListItem) and b.level == 0]
+    ordered = sum(b.ordered for b in items)
+    told = sum(is_instruction(b.text) for b in items)
+    return bool(_CASE_TITLE.match(section.title)) and max(ordered, told) >= _MIN_CASE_STEPS
 
 
 _MIN_CASE_STEPS = 3
@@ -350,7 +353,7 @@ def _own_task(section: _Section) -> bool:
 
 def _collect(section: _Section, context: list[AnyBlock], memo: dict[int, bool]) -> list[_Draft]:
     """The procedures inside `section`, given the context its enclosing sections provide."""
-    own_steps = _has_steps(section.own)
+    own_steps = _has_steps(section.own) or _peer_case(section)
     step_kids = [
         child
         for child in section.children
@@ -358,7 +361,7 @@ def _collect(section: _Section, context: list[AnyBlock], memo: dict[int, bool]) 
         and not (_is_context(child) and not any(_subtree_steps(g, memo) for g in child.children))
         and not names_rules_for_everything(child.title)  # "General Obligations": every task's
         and not _numbered_facts(child)
-        and _subtree_steps(child, memo)
+        and (_subtree_steps(child, memo) or _peer_case(child))
     ]
     if sum(not _is_aux(c) for c in step_kids) < 2:  # a case beside one procedure is its part
         step_kids = [c for c in step_kids if not _is_aux(c)]

@@ -679,3 +679,18 @@ def test_an_action_a_description_offers_after_or_is_the_tools_own() -> None:
     assert bind("Book a courier collection for the case", catalog).tool == (
         "book_courier_collection"
     )
+
+
+def test_allocating_is_assigning() -> None:
+    # a hotel's check-in: "Allocate a room of the type booked" and `assign_room`
+    catalog = ToolCatalog(
+        tools=[
+            Tool(
+                name="assign_room",
+                description="Check a guest in by allocating a specific room to their reservation.",
+                access="write",
+            ),
+            Tool(name="check_room_availability", description="Check how many rooms are free."),
+        ]
+    )
+    assert bind("Allocate a room of the type booked", catalog).tool == "assign_room"

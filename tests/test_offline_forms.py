@@ -284,3 +284,26 @@ def test_confirming_who_the_caller_is_is_a_check_not_a_confirmation(tmp_path: Pa
     kinds = {rule.text.split()[0]: rule.kind for rule in draft.rules}
     assert kinds["Confirm"] == "always"  # the date of birth: who is asking
     assert kinds["Read"] == "confirm_before"  # the read-back: an explicit yes
+
+
+def test_words_before_a_condition_in_one_item_stay_a_step(tmp_path: Path) -> None:
+    # a hotel: "Allocate a room of the type booked. If the guest arrives before 15:00, check
+    # ..."; an escape room: "Late arrivals: up to 15 minutes late, the game is shortened. If
+    # more than 30 minutes late, ...": the first words are no part of the test, never lost
+    draft, _ = _draft(
+        tmp_path,
+        """# Facilities desk
+
+## Visitors
+
+1. Ask for the booking reference.
+2. Visitors sign in at reception. If the visitor has no pass, tell the security desk with
+   `notify_security`.
+3. Tell the requester the visitor has arrived.
+""",
+    )
+    texts = [step.text for step in walk_steps(draft.steps)]
+    assert any(text.startswith("Visitors sign in at reception") for text in texts), texts
+    walk = next(s for s in walk_steps(draft.steps) if s.text.startswith("Visitors sign in"))
+    assert walk.condition is None
+    assert _condition(draft, "no pass") is not None

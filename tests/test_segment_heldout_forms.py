@@ -567,6 +567,42 @@ def test_a_case_heading_with_steps_of_its_own_beside_procedures_is_one(tmp_path:
         assert len(procedures) == 1 and "voucher" in _text(procedures[0]), text
 
 
+_HOTEL = """\
+<html><body>
+<section><h2>Arrivals and check-in</h2>
+<dl><dt>Find the booking</dt><dd>Find the reservation by surname and arrival date.</dd>
+<dt>Card hold</dt><dd>Place a card hold of £50 per night before you hand over keys.</dd>
+<dt>Rooms</dt><dd>Allocate a room of the type booked.</dd>
+<dt>Keys</dt><dd>Hand over the keys and tell the guest the breakfast times.</dd></dl></section>
+<section><h2>When we are overbooked: walking a guest</h2>
+<p>Walking means sending a guest with a confirmed booking to another hotel.</p>
+<ul>
+<li>Before you walk anyone, check availability once more.</li>
+<li>Only the Duty Manager can authorise a walk. Call them before you say anything.</li>
+<li>Book the guest into a partner hotel for the first night, up to £220.</li>
+<li>If the guest was staying one night only, cancel our booking without any charge.</li>
+</ul></section>
+<section><h2>Night audit</h2>
+<ol><li>Pull the list of group blocks due for release.</li><li>Release the unnamed rooms.</li>
+<li>Charge each no-show the first night.</li></ol></section>
+</body></html>
+"""
+
+
+def test_a_case_heading_over_bullets_that_instruct_beside_procedures_is_one(
+    tmp_path: Path,
+) -> None:
+    # a hotel standards manual: the walk is a procedure of its own, never a part of check-in
+    # and of the night audit (which would book partner hotels and cancel bookings)
+    procedures = _procedures(tmp_path, "hotel.html", _HOTEL)
+    assert _titles(procedures) == [
+        "Arrivals and check-in",
+        "When we are overbooked: walking a guest",
+        "Night audit",
+    ]
+    assert all("partner hotel" not in _text(p) for p in (procedures[0], procedures[2]))
+
+
 def test_a_checklist_of_numbered_boxes_is_a_numbered_list(tmp_path: Path) -> None:
     text = (
         "CALLOUT DESK CHECKLIST\n\n"

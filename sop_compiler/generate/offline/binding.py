@@ -82,7 +82,7 @@ _SYNONYMS = [
     {"vehicle", "car"},
     {"order", "purchase"},
     {"subscription", "membership"},
-    {"route", "assign", "forward"},
+    {"route", "assign", "forward", "allocate"},
     {"restore", "undelete", "recover", "reinstate", "reactivate"},
     {"customer", "user", "client", "account"},
     {"ticket", "case"},

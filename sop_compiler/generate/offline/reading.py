@@ -588,6 +588,20 @@ def _sentences(
                 asked = (owner, len(owner.then_nodes))
         if _APPROVED_OVER.match(original.strip()):
             owner = None  # "Any refund over £300 needs approval: ...": that sentence is the case
+        if notes and made and made[0].kind == "condition":
+            # "Allocate a room of the type booked. If the guest arrives before 15:00, ...": a
+            # condition shows its test, never its text; the words before it are a step of
+            # their own
+            nodes.append(
+                builder.node(
+                    "say",
+                    " ".join(notes),
+                    block_id=unit.block_id,
+                    quote=quote(noted[0]),
+                    level=level,
+                )
+            )
+            notes, noted = [], []
         if notes and made:
             made[0].text = " ".join([*notes, made[0].text])
             notes, noted = [], []
