@@ -307,3 +307,122 @@ def test_words_before_a_condition_in_one_item_stay_a_step(tmp_path: Path) -> Non
     walk = next(s for s in walk_steps(draft.steps) if s.text.startswith("Visitors sign in"))
     assert walk.condition is None
     assert _condition(draft, "no pass") is not None
+
+
+STEP_TABLE = """# Facilities desk
+
+## Room faults
+
+A fault is anything in a meeting room that stops a meeting going ahead.
+
+| Step | What to do |
+|------|------------|
+| 1 | Look up the booking and read its status. |
+| 2 | Never cancel the booking while the meeting is on. |
+| 3 | If the fault is a security risk, notify the security desk. |
+| 4 | Order catering for the new room. |
+"""
+
+
+def test_a_table_of_numbered_steps_is_the_steps(tmp_path: Path) -> None:
+    # a kitchen aftersales handbook writes each procedure as "Step | What to do" rows
+    draft, procedure = _draft(tmp_path, STEP_TABLE)
+    path = _path(draft, draft.steps[0].id)
+    assert _calls(path)[:1] == ["get_booking_details"]
+    assert "book_catering" in _calls(path)
+    security = _condition(draft, "security risk")
+    assert _calls(_path(draft, security.condition.then_step))[:1] == ["notify_security"]  # type: ignore[union-attr]
+    never = [r for r in draft.rules if r.kind == "never"]
+    assert any("cancel_room_booking" in r.governs for r in never), draft.rules
+    assert not [k for k in draft.knowledge if "What to do" in k.fact]  # no row is a fact
+    issues = check_draft(draft, procedure=procedure, catalog=CATALOG, settings=Settings())  # type: ignore[arg-type]
+    assert not [i for i in issues if i.severity == "error"], issues
+
+
+def test_an_amount_said_first_is_the_case_and_a_role_that_decides_takes_it(
+    tmp_path: Path,
+) -> None:
+    # "Between £100 and £500, the Aftersales Manager decides. Over £500, the Showroom Director
+    # decides": cases of the amount, each handed to whoever decides, with the tool that reaches
+    # them; at or under £100 the step goes on
+    catalog = ToolCatalog(
+        tools=[
+            *CATALOG.tools,
+            Tool(
+                name="refer_to_facilities_manager",
+                description="Pass a case to the Facilities Manager for a decision.",
+                access="write",
+            ),
+        ]
+    )
+    (tmp_path / "sop.md").write_text(
+        """# Facilities desk
+
+## Damage charges
+
+1. Look up the booking.
+2. You can waive a damage charge of up to £100. Between £100 and £500, the Facilities Manager
+   decides. Over £500, the Regional Director decides.
+3. Cancel the room booking.
+""",
+        encoding="utf-8",
+    )
+    result = read_procedures(tmp_path / "sop.md", root=tmp_path, settings=Settings())
+    draft = build_draft(result.procedures[0], catalog=catalog)
+    between = _condition(draft, "between £100 and £500")
+    path = _path(draft, between.condition.then_step)  # type: ignore[union-attr]
+    assert _calls(path) == ["refer_to_facilities_manager"]
+    assert path[-1].kind == "escalate"
+    over = _condition(draft, "over £500")
+    assert _path(draft, over.condition.then_step)[-1].kind == "escalate"  # type: ignore[union-attr]
+    assert "cancel_room_booking" in _calls(_path(draft, over.condition.else_step))  # type: ignore[union-attr]
+
+
+def test_a_question_put_to_the_customer_is_the_test_of_its_answers(tmp_path: Path) -> None:
+    # 'Listen, then ask: "Has this been put right already?" If yes, ... If no, ...': the
+    # question is what is tested, never "Listen"
+    draft, _ = _draft(
+        tmp_path,
+        """# Facilities desk
+
+## Room complaints
+
+1. Look up the booking.
+2. Listen, then ask: "Is the meeting still going ahead?" If yes, order catering for it with
+   `book_catering`. If no, cancel the room booking.
+3. Tell the requester what happens next.
+""",
+    )
+    asked = _condition(draft, "Is the meeting still going ahead?")
+    assert "Listen" not in asked.condition.test  # type: ignore[union-attr]
+    assert _calls(_path(draft, asked.condition.then_step))[:1] == ["book_catering"]  # type: ignore[union-attr]
+    assert _calls(_path(draft, asked.condition.else_step))[:1] == ["cancel_room_booking"]  # type: ignore[union-attr]
+
+
+def test_items_that_finish_the_sentence_of_their_lead_are_said_as_written(
+    tmp_path: Path,
+) -> None:
+    # "When you log a complaint, record:" over "what went wrong;", "when it started;": what to
+    # record, never steps of their own, never "Check whether it started"
+    draft, _ = _draft(
+        tmp_path,
+        """# Facilities desk
+
+## Room complaints
+
+1. Look up the booking.
+2. Tell the requester we reply within 5 working days.
+
+When you log a complaint, record:
+
+1. what went wrong, in the requester's words;
+2. when it started and what has been done so far;
+3. what the requester wants us to do.
+""",
+    )
+    steps = list(walk_steps(draft.steps))
+    texts = [step.text for step in steps]
+    assert "when it started and what has been done so far;" in texts, texts
+    assert not any(text.startswith("Check whether it started") for text in texts)
+    # the three parts sit under the lead, not as top-level steps after the reply
+    assert all(step.text[:1].isupper() for step in draft.steps), [s.text for s in draft.steps]

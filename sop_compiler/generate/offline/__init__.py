@@ -43,7 +43,13 @@ from sop_compiler.generate.offline.phrases import PERSON_NOUNS
 from sop_compiler.generate.offline.reading import read_units
 from sop_compiler.generate.offline.reorder import approvals_first
 from sop_compiler.generate.offline.request import identity_first, request_calls
-from sop_compiler.generate.offline.sections import Unit, conditional_unit, sections, units
+from sop_compiler.generate.offline.sections import (
+    Unit,
+    conditional_unit,
+    sections,
+    units,
+    with_step_tables,
+)
 from sop_compiler.generate.offline.standing import confirm_gates, insert_confirmations, standing
 from sop_compiler.generate.offline.steps import finish, unpassed_refs, vague_questions
 from sop_compiler.generate.offline.tools import ToolIndex
@@ -84,7 +90,7 @@ def _talks_with_someone(procedure: Procedure) -> bool:
 
 
 # Bump when the rules change what they produce, so that the lock file marks routines stale.
-OFFLINE_RULES_VERSION = 174
+OFFLINE_RULES_VERSION = 175
 
 
 class OfflineBackend(Backend):
@@ -149,6 +155,7 @@ def build_draft(
         customer_facing=_talks_with_someone(procedure),
     )
     builder.subject = _subject(procedure.title)
+    procedure = with_step_tables(procedure)
     found = standing(procedure, tools)
     builder.rule_sentences = found.rule_sentences
     parts = sections(procedure)

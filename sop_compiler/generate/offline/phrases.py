@@ -181,6 +181,12 @@ _RAISE_WITH_TEAM = re.compile(
     + r"(?P<who>(?i:the\s+)?[A-Z][\w&'-]*(?:\s+[A-Z][\w&'-]*){0,3}(?:\s+(?i:team|desk|office|"
     r"unit|department))?)(?=$|[\s,.;:(])"
 )
+_ROLE_DECIDES = re.compile(
+    r"^(?:the\s+)?(?P<who>(?:(?-i:[A-Z])[\w'-]*\s+){0,3}(?:manager|director|supervisor|lead|"
+    r"team|desk|officer|partner|owner))\s+(?:decides|will\s+decide|makes\s+the\s+(?:call|"
+    r"decision)|has\s+the\s+final\s+say)\s*\.?$",
+    re.IGNORECASE,
+)
 _GOES_TO = re.compile(
     # what is passed on is a case ("a second request", "anything beyond that"), never a thing
     # being shipped ("the parcel is sent to the Returns Centre")
@@ -419,9 +425,10 @@ def read_clause(
 
 
 # "Over £25, raise a ticket to the Team Lead instead of refunding": a band of an amount, first
+_MONEY = r"(?:[£$€]\s?|(?:GBP|USD|EUR)\s)\d[\d,]*(?:\.\d+)?"
 AMOUNT_CASE = re.compile(
-    r"^(?P<cmp>over|above|more\s+than|in\s+excess\s+of|under|below|less\s+than)\s+"
-    r"(?P<amount>(?:[£$€]\s?|(?:GBP|USD|EUR)\s)\d[\d,]*(?:\.\d+)?)\s*[,:]\s+",
+    r"^(?P<cmp>over|above|more\s+than|in\s+excess\s+of|under|below|less\s+than|between)\s+"
+    rf"(?P<amount>{_MONEY}(?:\s+(?:and|to)\s+{_MONEY})?)\s*[,:]\s+",
     re.IGNORECASE,
 )
 _INSTEAD_OF = re.compile(r"\b(?:instead\s+of|rather\s+than)\s+(?P<verb>[a-z]+?)(?:ing)?\b", re.I)
@@ -431,7 +438,10 @@ def _amount_case(text: str) -> tuple[str, str] | None:
     """ "Over £25, raise a ticket instead of refunding" -> ("the refund is over £25", "raise
     ..."); what the amount is of is the order it replaces ("it" when none is named)."""
     match = AMOUNT_CASE.match(text)
-    if match is None or not is_order(text[match.end() :]):
+    # "Between £100 and £500, the Aftersales Manager decides": theirs, in that band
+    if match is None or not (
+        is_order(text[match.end() :]) or _ROLE_DECIDES.match(text[match.end() :])
+    ):
         return None
     rest = text[match.end() :]
     instead = _INSTEAD_OF.search(rest)
@@ -873,6 +883,7 @@ def _read_action(
         and DENIED_THING.search(text[: mention.position])
     ):
         mention = None  # "No fee.", "Waive the early-end fee": the alias is what is not done
+    heads = not bind_meaning  # an item over sub-items that say how: its words bind no tool
     bind_meaning = bind_meaning and not stated
     escalate = (
         _ESCALATE.search(text) if first == "escalate" or "escalate" in text.casefold() else None
@@ -908,6 +919,19 @@ def _read_action(
     ):
         # "A second request goes to the Events Manager": the case is passed on, said of it
         handoff = goes
+    if handoff is None and escalate is None and mention is None:
+        decides = _ROLE_DECIDES.match(text)
+        if decides is not None:
+            # "Between £100 and £500, the Aftersales Manager decides": theirs to decide, so
+            # theirs; with the one tool that reaches them ("Pass a decision to the Aftersales
+            # Manager")
+            ending = _ending(None, decides, text, quote, agents)
+            reach = None if heads else _reaching(decides["who"], tools.catalog)
+            if reach is None or not hands_over(reach):
+                return [ending]
+            call = Action("tool_call", text, quote, tool=ToolMention(reach, 0, "verb"))
+            call.target = ending.target
+            return [call, handed_over(ending)]
     if (
         handoff is None
         and escalate is None

@@ -325,6 +325,10 @@ def _sentences(
     builder: Builder, unit: Unit, level: int, pending: Node | None, *, split: bool = False
 ) -> tuple[list[Node], Node | None]:
     """Nodes of one unit's text, in order, and the condition an `Otherwise` may still finish."""
+    if unit.part:  # "when it started;" after "record:": what to record, as the SOP says it
+        text = unit.text.strip()
+        node = builder.node("say", text, block_id=unit.block_id, quote=quote(text), level=level)
+        return [node], pending
     nodes: list[Node] = []
     notes: list[str] = []
     noted: list[str] = []  # the SOP's own words of the notes, which their step cites
@@ -986,6 +990,13 @@ _IF_ANSWER = re.compile(r"^if\s+(?:(?P<no>not|no)|so|yes)\s*,\s*(?P<rest>\S.*)$"
 _ANSWER = re.compile(r"^(?P<answer>yes|no)\s*[:,\-\u2013\u2014]\s*(?P<rest>\S.*)$", re.IGNORECASE)
 
 
+_PUT_QUESTION = re.compile(
+    r"^(?:[^\"“”]{0,40}?\b)?ask(?:\s+(?:them|him|her|the\s+\w+))?\s*[:,]?\s*[\"“]"
+    r"(?P<question>[^\"“”]+\?)[\"”]?$",
+    re.IGNORECASE,
+)
+
+
 def _answered_questions(sentences: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """ "Is it over 10 days?" "Yes: route it." "No: approve it." -> "If <question>, route it.",
     "Otherwise, approve it." (a "No:" first becomes the then-side of the negated question).
@@ -1010,6 +1021,10 @@ def _answered_questions(sentences: list[tuple[str, str]]) -> list[tuple[str, str
             # "Is the account up to date? If not, the arrears have to be cleared first."
             answer = _ANSWER.match(f"{'no' if said['no'] else 'yes'}: {said['rest']}")
         if answer is None:
+            put = _PUT_QUESTION.match(sentence.strip())
+            if put is not None:
+                # 'Listen, then ask: "Has this been put right already?"': the question asked
+                sentence = put["question"]
             asking = sentence.strip().endswith("?")
             if not (question is not None and answered) or asking:
                 # "X? Yes: do not cancel. Escalate it. No: continue.": the yes-side's

@@ -73,6 +73,7 @@ class Unit:
     cite: str | None = None  # the words of the source a made-up text stands for (a table row)
     case_of_run: bool = False  # one of a run of labelled cases ("Private land:", "Public land:")
     one_side: bool = False  # the whole item is one side of a test ("No: ... stop and escalate")
+    part: bool = False  # the end of its lead's sentence ("record:" over "when it started;")
 
 
 def heading_title(text: str) -> str:
@@ -171,6 +172,7 @@ def units(section: Section) -> list[Unit]:
     # numbered paragraph, "Step 3: Run a line test.", the next paragraph may go on with it)
     listed = bool(ordered) and isinstance(section.blocks[ordered[-1]], ListItem)
     after_last = {b.id for b in section.blocks[ordered[-1] + 1 :]} if listed else set()
+    colon: Unit | None = None  # a paragraph that ends in a colon, whose sentence items finish
     for block in section.blocks:
         if isinstance(block, ListItem):
             # "(b)" after "(a)" at the same depth is its sibling, not its sub-item
@@ -256,6 +258,25 @@ def units(section: Section) -> list[Unit]:
             unit, sub = Unit(block.id, guard), False
         else:
             continue
+        if (
+            isinstance(block, ListItem)
+            and colon is not None
+            and block.text[:1].islower()
+            and block.level == 0
+            and block.text.split(None, 1)[0].casefold() not in INSTRUCTION_VERBS
+        ):
+            # "When you log a complaint, record:" over "what went wrong;", "when it
+            # started;": the lead's sentence goes on in its items, which are its parts; the
+            # lead is a step of its own, never a note of the step above it
+            if colon not in top:
+                if parent is not None and colon in parent.children:
+                    parent.children.remove(colon)
+                colon = replace(colon, depth=0)
+                top.append(colon)
+                parent = colon
+            colon.children.append(replace(unit, depth=1, part=True))
+            continue
+        colon = unit if isinstance(block, Paragraph) and _ENDS_IN_ORDER.search(block.text) else None
         if sub and parent is not None:
             parent.children.append(unit)
         else:
@@ -274,6 +295,15 @@ _OPTION_LABEL = re.compile(
 )
 _LIST_WORDS = frozenset({"or", "and", "a", "an", "the", "of", "for", "to"})
 _HEADING_WORD = re.compile(r"[a-z]{3,}")
+
+
+# "When you log a complaint, record:", "Make sure the note includes:": a sentence whose verb
+# wants the things its items name
+_ENDS_IN_ORDER = re.compile(
+    r"\b(?:record|note|include|includes|capture|log|write\s+down|ask\s+for|collect|take|get|"
+    r"check|confirm|give|send|tell\s+them|cover|covers)\s*:\s*$",
+    re.IGNORECASE,
+)
 
 
 def _heading_options(section: Section) -> dict[str, str]:
@@ -411,6 +441,51 @@ _NOTHING = re.compile(
 )
 _NO_ACTION = re.compile(r"^no\s+(?:further\s+)?action\s*[;:,.\u2014-]\s*", re.IGNORECASE)
 _ANYTHING_ELSE = re.compile(r"^(?:anything|everything|everyone|all)\s+else\b", re.IGNORECASE)
+
+
+def with_step_tables(procedure: Procedure) -> Procedure:
+    """The procedure with each table of numbered steps ("Step | What to do", "No. | Action")
+    read as the numbered list it is: one item per row, citing the table."""
+    blocks: list[Block] = []
+    for block in procedure.blocks:
+        rows = step_rows(block) if isinstance(block, Table) else None
+        if rows is None:
+            blocks.append(block)
+            continue
+        blocks += [
+            ListItem(id=block.id, prov=block.prov, text=text, marker=f"{number}.", ordered=True)
+            for number, text in rows
+        ]
+    if len(blocks) == len(procedure.blocks):
+        return procedure
+    return procedure.model_copy(update={"blocks": blocks})
+
+
+def step_rows(table: Table) -> list[tuple[str, str]] | None:
+    """A table of numbered steps as (number, what to do) per row; None for any other table. A
+    column between ("No. | Action | Who") is said after the action, in brackets."""
+    header = [" ".join(h.split()) for h in table.header or []]
+    if len(header) < 2 or not _STEP_HEADER.match(header[0]) or not _DOING_HEADER.match(header[-1]):
+        return None
+    out: list[tuple[str, str]] = []
+    for row in table.rows:
+        cells = [" ".join(c.split()) for c in row]
+        number = _STEP_NUMBER.match(cells[0]) if len(cells) == len(header) else None
+        if number is None or not cells[-1]:
+            return None
+        between = zip(header[1:-1], cells[1:-1], strict=True)
+        beside = "; ".join(f"{name}: {cell}" for name, cell in between if cell)
+        out.append((number.group(1), f"{cells[-1]} ({beside})" if beside else cells[-1]))
+    return out if len(out) >= 2 else None
+
+
+_STEP_HEADER = re.compile(r"^(?:steps?|no\.?|#|number|stage|seq(?:uence)?)$", re.IGNORECASE)
+_DOING_HEADER = re.compile(
+    r"^(?:what\s+to\s+do|what\s+(?:you|we)\s+do|actions?|instructions?|tasks?|details?|"
+    r"description|procedure|how|do\s+this)$",
+    re.IGNORECASE,
+)
+_STEP_NUMBER = re.compile(r"^(?:step\s+)?(\d{1,2})[.)]?$", re.IGNORECASE)
 
 
 def table_steps(table: Table) -> list[tuple[str, str]] | None:
