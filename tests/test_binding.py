@@ -694,3 +694,25 @@ def test_allocating_is_assigning() -> None:
         ]
     )
     assert bind("Allocate a room of the type booked", catalog).tool == "assign_room"
+
+
+def test_a_tool_whose_every_name_word_is_said_with_its_own_verb() -> None:
+    # a claims script: "Check the policy has escape of water cover" is `check_cover`, not
+    # `find_policy` by the synonym check ~ find; a synonym of the verb alone never counts
+    catalog = ToolCatalog(
+        tools=[
+            Tool(name="find_policy", description="Find a policy by number or by postcode."),
+            Tool(name="check_cover", description="Check whether a policy covers a loss."),
+            Tool(name="send_email", description="Send an email.", access="write"),
+            Tool(
+                name="send_esign_envelope",
+                description="Send an agreement for electronic signature.",
+                access="write",
+            ),
+        ]
+    )
+    assert bind("Check the policy has escape of water cover", catalog).tool == "check_cover"
+    assert bind("Find the policy", catalog).tool == "find_policy"
+    assert bind("Send the agreement for electronic signature", catalog).tool == (
+        "send_esign_envelope"
+    )

@@ -426,3 +426,54 @@ When you log a complaint, record:
     assert not any(text.startswith("Check whether it started") for text in texts)
     # the three parts sit under the lead, not as top-level steps after the reply
     assert all(step.text[:1].isupper() for step in draft.steps), [s.text for s in draft.steps]
+
+
+CALL_SCRIPT = """FACILITIES DESK CALL SCRIPTS
+
+1. SCRIPT A: ROOM FAULTS
+------------------------
+  Step 1. Look up the booking.
+
+  Step 2. Q: "Is the meeting still going ahead?"
+          A: YES => order catering for it with `book_catering`.
+                    If the visitor has no pass, notify the security desk.
+             NO  => go to Step 3.
+
+  Step 3. Q: "Can the group move rooms?"
+          A: NO  => cancel the room booking.
+             YES => go to Step 4.
+
+  Step 4. Tell the requester what happens next.
+
+2. USEFUL FACTS
+---------------
+  - Rooms open at 07:00.
+  - Catering needs 24 hours' notice.
+"""
+
+
+def test_a_call_script_of_questions_and_arrowed_answers(tmp_path: Path) -> None:
+    # a claims line: 'Q: "Is water still coming in?" A: YES => ... If they can't, send a
+    # plumber. NO => go to Step 3.' The question is the test, its NO is the question's other
+    # side (never the otherwise of the case inside its YES), and a NO or YES that only goes on
+    # to the next step ends nothing; the facts after the script are no steps
+    (tmp_path / "sop.txt").write_text(CALL_SCRIPT, encoding="utf-8")
+    result = read_procedures(tmp_path / "sop.txt", root=tmp_path, settings=Settings())
+    draft = build_draft(result.procedures[0], catalog=CATALOG)
+    going = _condition(draft, "Is the meeting still going ahead?")
+    assert "Q:" not in going.condition.test  # type: ignore[union-attr]
+    yes = _path(draft, going.condition.then_step)  # type: ignore[union-attr]
+    no = _path(draft, going.condition.else_step)  # type: ignore[union-attr]
+    assert _calls(yes)[:1] == ["book_catering"]
+    assert "book_catering" not in _calls(no)
+    # both answers go on to Step 3 and Step 4: the YES side does not end the call
+    assert any(s.condition and "move rooms" in s.condition.test for s in yes)
+    move = _condition(draft, "move rooms")
+    stays = _path(draft, move.condition.then_step)  # type: ignore[union-attr]
+    assert "cancel_room_booking" in _calls(stays)
+    assert any(s.text.startswith("Tell the requester") for s in stays)
+    moves = _path(draft, move.condition.else_step)  # type: ignore[union-attr]
+    assert "cancel_room_booking" not in _calls(moves)
+    assert any(s.text.startswith("Tell the requester") for s in moves)
+    texts = [s.text for s in walk_steps(draft.steps)]
+    assert not any("07:00" in text or "24 hours" in text for text in texts), texts

@@ -637,6 +637,11 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
             rank = 1
         elif definite and second and verb in tool_verbs:
             rank = 0
+        nouns = set(name_words[1:]) - {verb}
+        if rank == 1 and first == tool.name.split("_", 1)[0] and nouns and nouns <= set(words[1:]):
+            # "Check the policy has escape of water cover" -> `check_cover`: every word of the
+            # tool's name said, its verb as it is, over `find_policy` by a synonym
+            shared += len(name_words)
         if rank >= 0 and shared:
             if best is None or (rank, shared) > best[:2]:
                 best = (rank, shared, tool.name)

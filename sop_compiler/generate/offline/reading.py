@@ -482,6 +482,26 @@ def _sentences(
             # complaint": the second case of the same thing is the first one's other side
             clause.is_else, pending = True, case_of
             sibling = case_of
+        no_to = _NO_TO.match(clause.test or "")
+        asked_first = next(
+            (
+                node
+                for node in nodes
+                if no_to is not None
+                and node.kind == "condition"
+                and not node.else_nodes
+                and node.else_goto is None
+                and (node.test or "").rstrip("?") == no_to["question"].rstrip("?")
+            ),
+            None,
+        )
+        if asked_first is not None:
+            # 'YES => ask them to ... If they can't, send a plumber. NO => go to Step 3': the
+            # no is the other side of the question, past the cases inside its yes
+            clause.test, clause.is_else, pending, owner = None, True, asked_first, None
+        goto = only_goto(clause.actions) if _ANSWER_LINE.match(original) else None
+        if goto is not None and clause.is_else and _next_key(unit.key) == goto.casefold():
+            continue  # "NO => go to Step 3" in step 2: where the other answer goes on too
         if (
             clause.is_else
             and pending is None
@@ -799,7 +819,11 @@ def _says_how(text: str) -> bool:
         and NEGATED.match(text) is None
         and not _CASE_OPENING.match(text)
         and not _LABELLED.match(text)
+        and not _ARROWED.match(text)  # "- Not covered => explain which part excludes it"
     )
+
+
+_ARROWED = re.compile(r"^[^=>\u2192]{2,80}?\s(?:=>|->|\u2192)\s+\S")
 
 
 _CASE_OPENING = re.compile(r"^(?:if|when|unless|otherwise|where)\b", re.IGNORECASE)
@@ -987,11 +1011,21 @@ def _trailing_unless_as_if(match: re.Match[str]) -> str:
 
 
 _IF_ANSWER = re.compile(r"^if\s+(?:(?P<no>not|no)|so|yes)\s*,\s*(?P<rest>\S.*)$", re.IGNORECASE)
-_ANSWER = re.compile(r"^(?P<answer>yes|no)\s*[:,\-\u2013\u2014]\s*(?P<rest>\S.*)$", re.IGNORECASE)
+# "Yes: route it", "A: NO: book somewhere to stay" (a call script's answer line)
+_ANSWER = re.compile(
+    r"^(?:a\s*:\s*)?(?P<answer>yes|no)\s*[:,\-\u2013\u2014]\s*(?P<rest>\S.*)$", re.IGNORECASE
+)
 
 
+def _next_key(key: str | None) -> str | None:
+    """The SOP's number of the step after `key` ("2" -> "3"), if it is a plain number."""
+    return str(int(key) + 1) if key is not None and key.isdigit() else None
+
+
+_ANSWER_LINE = re.compile(r"^\s*(?:a\s*:\s*)?(?:yes|no)\s*(?:=>|->|\u2192|:)", re.IGNORECASE)
+_NO_TO = re.compile(r"^the answer to '(?P<question>.+)' is no$")
 _PUT_QUESTION = re.compile(
-    r"^(?:[^\"“”]{0,40}?\b)?ask(?:\s+(?:them|him|her|the\s+\w+))?\s*[:,]?\s*[\"“]"
+    r"^(?:(?:[^\"“”]{0,40}?\b)?ask(?:\s+(?:them|him|her|the\s+\w+))?\s*[:,]?|q\s*[:.])\s*[\"“]"
     r"(?P<question>[^\"“”]+\?)[\"”]?$",
     re.IGNORECASE,
 )
@@ -1004,6 +1038,8 @@ def _answered_questions(sentences: list[tuple[str, str]]) -> list[tuple[str, str
     out: list[tuple[str, str]] = []
     question: str | None = None
     answered = False  # the question's "Yes:" came, its "No:" may follow
+    yes_at: int | None = None  # where the reading of the question's "Yes:" is
+    no_first = False  # the question's "No:" came first, its "Yes:" may follow
     for sentence, verbatim in sentences:
         answer = _ANSWER.match(sentence.strip()) if question is not None else None
         # "Short? Do not substitute. Pass the order to the manager.": the orders that follow a
@@ -1035,17 +1071,31 @@ def _answered_questions(sentences: list[tuple[str, str]]) -> list[tuple[str, str
             continue
         answered = True
         rest, asked = answer.group("rest"), bool(out) and out[-1][0].strip() == question
-        if answer.group("answer").casefold() == "yes":
+        if answer.group("answer").casefold() == "yes" and no_first and not asked:
+            reading, no_first = f"Otherwise, {rest}", False
+        elif answer.group("answer").casefold() == "yes":
             reading = f"If {question}, {rest}" if asked else f"If so, {rest}"
+            yes_at = len(out) - 1 if asked else len(out)
         else:
+            # "YES => ask them to ... If they can't, send a plumber. NO => go to Step 3": the
+            # no is the question's, never the otherwise of the test between
+            between = out[yes_at + 1 :] if yes_at is not None else []
+            nested = any(_CASE_OPENING.match(said.strip()) for said, _ in between)
             reading = (
-                f"If the answer to {question!r} is no, {rest}" if asked else f"Otherwise, {rest}"
+                f"If the answer to {question!r} is no, {rest}"
+                if asked or nested
+                else f"Otherwise, {rest}"
             )
         if asked:
             out[-1] = (reading, verbatim)  # the question becomes the condition
         else:
             out.append((reading, verbatim))
-        question = None if answer.group("answer").casefold() == "no" else question
+        if answer.group("answer").casefold() == "no":
+            # "A: NO => book somewhere to stay. YES => go to Step 6": a no first leaves the
+            # yes to come, as its otherwise
+            no_first = asked
+            question = question if asked else None
+            yes_at = None
     return out
 
 

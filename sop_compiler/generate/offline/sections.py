@@ -92,6 +92,7 @@ def sections(procedure: Procedure) -> list[Section]:
         isinstance(b, Heading) and heading_title(b.text).casefold() == procedure.title.casefold()
         for b in procedure.blocks
     )  # past the procedure's own heading (or it has none among its blocks)
+    own_level: int | None = None  # the level of the procedure's own heading
     for position, block in enumerate(procedure.blocks):
         if not isinstance(block, Heading):
             out[-1].blocks.append(block)
@@ -104,15 +105,19 @@ def sections(procedure: Procedure) -> list[Section]:
         while inherited and inherited[-1][0] >= block.level:
             inherited.pop()
         own = title.casefold() == procedure.title.casefold()
+        if own and own_level is None:
+            own_level = block.level
         if own:
             # "## 4. General Provisions" joined ahead of "### 5.1 Booking a Stay": the
             # procedure's own heading is its steps, however deep
             inherited.clear()
             reached = True
         kind = _classify(title)
-        if kind == "steps" and not reached and _names_facts(title):
+        beside = not own and own_level is not None and block.level <= own_level  # not a part
+        if kind == "steps" and (beside or not reached) and _names_facts(title):
             # "## Office hours and key facts" joined ahead of the procedure (a "Remember"
-            # box in it holds for every procedure): its items are facts, no steps
+            # box in it holds for every procedure), "9. USEFUL FACTS" joined after it: its
+            # items are facts, no steps
             kind = "context"
         if kind == "steps" and inherited:
             kind = inherited[-1][1]
