@@ -716,3 +716,24 @@ def test_a_tool_whose_every_name_word_is_said_with_its_own_verb() -> None:
     assert bind("Send the agreement for electronic signature", catalog).tool == (
         "send_esign_envelope"
     )
+
+
+def test_putting_money_back_on_a_card_refunds_it_never_charges_it_again() -> None:
+    # a billing runbook: "Put the second payment back on their card" beside
+    # `retry_card_payment` "Attempt the charge ... again on the card on file"
+    catalog = ToolCatalog(
+        tools=[
+            Tool(
+                name="retry_card_payment",
+                description="Attempt the charge for an unpaid invoice again on the card on file.",
+                access="write",
+            ),
+            Tool(
+                name="refund_to_card",
+                description="Refund a payment back to the card that made it.",
+                access="write",
+            ),
+        ]
+    )
+    assert bind("Put the second payment back on their card", catalog).tool == "refund_to_card"
+    assert bind("Retry the card payment", catalog).tool == "retry_card_payment"

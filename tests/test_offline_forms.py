@@ -477,3 +477,58 @@ def test_a_call_script_of_questions_and_arrowed_answers(tmp_path: Path) -> None:
     assert any(s.text.startswith("Tell the requester") for s in moves)
     texts = [s.text for s in walk_steps(draft.steps)]
     assert not any("07:00" in text or "24 hours" in text for text in texts), texts
+
+
+def test_ending_the_call_before_a_hand_over_ends_in_the_hand_over(tmp_path: Path) -> None:
+    # a claims script: "tell them to call 999 and get out of the building. The claim can wait;
+    # end the call and pass it to the duty claims handler to call back": what they are told
+    # stays one step, and the hand-over is reached (never unreachable after "end the call")
+    draft, procedure = _draft(
+        tmp_path,
+        """# Facilities desk
+
+## Flooded rooms
+
+1. Look up the booking.
+2. If the room is flooded, tell them to leave the room and stay out of the building. End the
+   call and pass it to the Facilities Manager to call back.
+3. Order catering with `book_catering`.
+""",
+    )
+    flooded = _condition(draft, "flooded")
+    path = _path(draft, flooded.condition.then_step)  # type: ignore[union-attr]
+    assert any("and stay out of the building" in s.text for s in path), [s.text for s in path]
+    assert path[-1].kind == "escalate"
+    assert "book_catering" not in _calls(path)
+    issues = check_draft(draft, procedure=procedure, catalog=CATALOG, settings=Settings())  # type: ignore[arg-type]
+    assert not [i for i in issues if i.code == "unreachable_step"], issues
+
+
+def test_a_table_of_cases_a_step_leads_with_amounts_and_statements(tmp_path: Path) -> None:
+    # "Work out which row of this table you are in:" over "If ... | then ...", a row "The
+    # disputed amount is over £1,000" (a thousands comma, no list) and a cell that states
+    # before it orders ("We don't refund unused time. Offer a credit instead."); and a weekly
+    # sweep "Every Monday by 10:00, pull the list ...": an order after its time
+    draft, _ = _draft(
+        tmp_path,
+        """# Facilities desk
+
+## Room disputes
+
+1. Look up the booking.
+2. Work out which row of this table you are in:
+
+| If ... | then ... |
+|---|---|
+| The room was double booked | Cancel the room booking. |
+| The charge is over £1,000 | We don't decide those here. Notify the security desk. |
+
+3. Every Monday by 10:00, order catering for the next week.
+""",
+    )
+    double = _condition(draft, "double booked")
+    assert _calls(_path(draft, double.condition.then_step))[:1] == ["cancel_room_booking"]  # type: ignore[union-attr]
+    over = _condition(draft, "over £1,000")
+    assert "notify_security" in _calls(_path(draft, over.condition.then_step))  # type: ignore[union-attr]
+    assert not draft.edge_cases
+    assert "book_catering" in [s.tool_call.tool for s in walk_steps(draft.steps) if s.tool_call]

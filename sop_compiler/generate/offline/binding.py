@@ -170,6 +170,12 @@ MOVES_PERSON = re.compile(
 # "Bring up the account", "look up the order": one verb, whose "up" is no object ("top up")
 _BRING_UP = re.compile(r"^\s*(?:bring|pull|look)\s+up\s+", re.IGNORECASE)
 # "look the car up", "pull their account up": the same verb around its object
+# "Put the second payment back on their card", "pay the money back to the member": a refund
+_PUT_BACK = re.compile(
+    r"^(?:put|pay|give)\s+(?P<what>(?:the|their|his|her|a|any)\b[^,;]{1,60}?)\s+back\s+"
+    r"(?:on|onto|to|into)\s+(?P<where>\S.*)$",
+    re.IGNORECASE,
+)
 _BRING_X_UP = re.compile(
     r"^\s*(?:bring|pull|look)\s+(?P<what>(?:the|a|an|their|his|her|its|this|that|them|it)\b"
     r"[^,.;:()]{0,40}?)\s+up\b",
@@ -540,6 +546,7 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
         return Binding(tool=told.name)
     action = _BRING_UP.sub("lookup ", _again(action, catalog), count=1)
     action = _BRING_X_UP.sub(r"lookup \g<what>", action, count=1)
+    action = _PUT_BACK.sub(r"refund \g<what> to \g<where>", action, count=1)
     lowered = action.lower()
     first = lowered.split()[0].strip(",.:;") if lowered.split() else ""
     said = _SET_UP.sub("create ", _MESSAGE_VERB.sub(r"send \1 ", action, count=1), count=1)

@@ -33,7 +33,8 @@ _LEAD = re.compile(
     rf"alternatively|{FIRST_THING}|"
     r"either way|in (?:either|both|all|every|each) cases?|whatever happens|"
     r"(?:each|every)\s+(?:morning|evening|day|working\s+day|week|month|monday|tuesday|"
-    r"wednesday|thursday|friday)(?=,)|"
+    r"wednesday|thursday|friday|saturday|sunday)(?:\s+(?:by|at|before|after|from)\s+"
+    r"\d{1,2}(?:[:.]\d{2})?\s*(?:am|pm)?)?(?=,)|"
     # never "You must not": its "not" is no order ("Not charge the last team")
     r"(?:you|agents?|the agent)\s+(?:must|should|need to|needs to|have to|will)(?!\s+not\b)|"
     r"make sure to|"
@@ -755,6 +756,8 @@ def _split_actions(text: str) -> list[str]:
             # "tell them to leave the car, get behind the barrier and call 999": the "and" ends
             # the list of what they are told
             asks = asks or (told and "," in chunk[: match.start()])
+            # "tell them to call 999 and get out of the building": what they do, too
+            asks = asks or (told and word in _THEIRS_TO_DO)
             # "ask them to wait, and get Gareth": what the agent does after the ask
             fetches = _GET_PERSON.match(chunk[match.start(1) :]) is not None
             if (
@@ -776,6 +779,10 @@ def _split_actions(text: str) -> list[str]:
 
 
 _TWO_WORDS = re.compile(r"\S\s+\S")
+# what a person told to do something does next ("... and get out", "... and stay away")
+_THEIRS_TO_DO = frozenset(
+    {"get", "leave", "stay", "keep", "go", "move", "turn", "switch", "stop", "unplug", "avoid"}
+)
 # "Apologise and refer it to the handling editor": a verb that is an order on its own
 _ORDERS_ALONE = frozenset(
     {"apologise", "apologize", "sympathise", "sympathize", "empathise", "empathize", "listen"}

@@ -1687,6 +1687,13 @@ def _actions(
     actions = _escalations(builder, actions, branch=branch or test is not None)
     # "Transfer to X: ..." does the rest first; the handoff or escalation ends the routine.
     ending = [a for a in actions if a.kind in TERMINAL_KINDS]
+    if any(a.kind in ("escalate", "handoff") for a in ending):
+        # "end the call and pass it to the duty claims handler to call back": the hand-over
+        # ends the case; the words that end the call are said before it
+        for action in ending:
+            if action.kind == "resolve":
+                action.kind = "say"
+        ending = [a for a in ending if a.kind != "say"]
     if ending:  # a "go to step N" beside an ending is moot: the ending ends the routine
         actions = [a for a in actions if a.kind not in (*TERMINAL_KINDS, "goto")] + ending
     team = next((a.target for a in ending if a.kind == "escalate"), None)

@@ -424,10 +424,16 @@ def led_cases(table: Table) -> list[tuple[str, str]] | None:
     rows: list[tuple[str, str]] = []
     for number, row in enumerate(table.rows):
         cells = [" ".join(c.split()) for c in row]
-        if len(cells) != 2 or not all(cells) or "," in cells[0]:
-            return None
+        if len(cells) != 2 or not all(cells) or _LISTING_COMMA.search(cells[0]):
+            return None  # a list of values; "over £1,000" is one value
         situation, action = cells[0], _NO_ACTION.sub("", cells[1])
-        if not action or action.split(None, 1)[0].casefold() not in INSTRUCTION_VERBS:
+        # "We don't refund unused time. Offer a credit ... instead.": an order in the cell
+        orders = [
+            s
+            for s in split_sentences(action)
+            if s.split(None, 1)[0].casefold() in INSTRUCTION_VERBS
+        ]
+        if not action or not orders:
             return None
         action = f"{action[0].lower()}{action[1:]}"
         if _ANY_VALUE.match(situation) or _ANYTHING_ELSE.match(situation):
@@ -440,6 +446,7 @@ def led_cases(table: Table) -> list[tuple[str, str]] | None:
     return rows or None
 
 
+_LISTING_COMMA = re.compile(r",(?!\d{3}\b)")
 # "Nothing; payments are often in transit", "None", "No action": a row whose case needs nothing
 _NOTHING = re.compile(
     r"^(?:nothing|none|no\s+(?:further\s+)?action)(?=\s*(?:[;:,.\u2014-]|$))", re.I
