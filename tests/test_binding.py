@@ -737,3 +737,20 @@ def test_putting_money_back_on_a_card_refunds_it_never_charges_it_again() -> Non
     )
     assert bind("Put the second payment back on their card", catalog).tool == "refund_to_card"
     assert bind("Retry the card payment", catalog).tool == "retry_card_payment"
+
+
+def test_taking_a_night_off_a_booking_takes_no_payment() -> None:
+    # a hotel walk: "take the first night off their booking so they come back to us on night
+    # two" never calls `charge_card_on_file` "Take a payment now from the card held on a
+    # booking"; "take the money" does
+    catalog = ToolCatalog(
+        tools=[
+            Tool(
+                name="charge_card_on_file",
+                description="Take a payment now from the card held on a booking.",
+                access="write",
+            ),
+        ]
+    )
+    assert bind("Take the first night off their booking", catalog).tool is None
+    assert bind("Take the payment from the card", catalog).tool == "charge_card_on_file"

@@ -532,3 +532,38 @@ def test_a_table_of_cases_a_step_leads_with_amounts_and_statements(tmp_path: Pat
     assert "notify_security" in _calls(_path(draft, over.condition.then_step))  # type: ignore[union-attr]
     assert not draft.edge_cases
     assert "book_catering" in [s.tool_call.tool for s in walk_steps(draft.steps) if s.tool_call]
+
+
+def test_two_cases_of_what_it_is_and_an_exception_that_a_then_goes_on_with(
+    tmp_path: Path,
+) -> None:
+    # a kitchen handbook: "If it is the appliance itself, raise a claim. If it is the fitting,
+    # book our fitter." are the two answers (the fitting case is never inside the appliance
+    # case); the bullet after the table of steps is no part of its last row, and "..., except
+    # where the appliance was delivered damaged. Then order the replacement" orders only then
+    draft, _ = _draft(
+        tmp_path,
+        """# Facilities desk
+
+## Projector faults
+
+| Step | What to do |
+|------|------------|
+| 1 | Look up the booking. |
+| 2 | If it is the projector itself, notify the security desk. If it is the cable, cancel the room booking. |
+| 3 | If the room is on fire, tell them to leave the room. Don't book anything. |
+
+- Exception: catering is only ordered by the events team, never by us, except where the meeting
+  is for the board. Then order catering for it.
+""",
+    )
+    projector = _condition(draft, "the projector itself")
+    cable = _condition(draft, "the cable")
+    assert "notify_security" in _calls(_path(draft, projector.condition.then_step))  # type: ignore[union-attr]
+    assert "cancel_room_booking" not in _calls(_path(draft, projector.condition.then_step))  # type: ignore[union-attr]
+    assert projector.condition.else_step == cable.id  # type: ignore[union-attr]
+    board = _condition(draft, "for the board")
+    assert "book_catering" in _calls(_path(draft, board.condition.then_step))  # type: ignore[union-attr]
+    assert "book_catering" not in _calls(_path(draft, board.condition.else_step))  # type: ignore[union-attr]
+    fire = _condition(draft, "on fire")
+    assert "book_catering" not in _calls(_path(draft, fire.condition.then_step))  # type: ignore[union-attr]

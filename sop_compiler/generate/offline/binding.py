@@ -176,6 +176,14 @@ _PUT_BACK = re.compile(
     r"(?:on|onto|to|into)\s+(?P<where>\S.*)$",
     re.IGNORECASE,
 )
+# "Take the first night off their booking": a part removed, never a payment taken (money
+# taken off, "take £20 off the bill", is a discount and stays as it is said)
+_TAKE_OFF = re.compile(
+    r"^take\s+(?P<what>(?:the|their|his|her|a|an|one)\s+"
+    r"(?![^,;]*(?:\d|price|fee|charge|cost|amount|money|balance|excess))[^,;]{1,40}?)\s+off\s+"
+    r"(?P<where>(?:the|their|his|her|its|our)\b.*)$",
+    re.IGNORECASE,
+)
 _BRING_X_UP = re.compile(
     r"^\s*(?:bring|pull|look)\s+(?P<what>(?:the|a|an|their|his|her|its|this|that|them|it)\b"
     r"[^,.;:()]{0,40}?)\s+up\b",
@@ -547,6 +555,7 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
     action = _BRING_UP.sub("lookup ", _again(action, catalog), count=1)
     action = _BRING_X_UP.sub(r"lookup \g<what>", action, count=1)
     action = _PUT_BACK.sub(r"refund \g<what> to \g<where>", action, count=1)
+    action = _TAKE_OFF.sub(r"remove \g<what> from \g<where>", action, count=1)
     lowered = action.lower()
     first = lowered.split()[0].strip(",.:;") if lowered.split() else ""
     said = _SET_UP.sub("create ", _MESSAGE_VERB.sub(r"send \1 ", action, count=1), count=1)

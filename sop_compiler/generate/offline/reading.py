@@ -339,7 +339,14 @@ def _sentences(
     otherwise_of: Node | None = None  # the condition whose "Otherwise" this item's text began
     required = False  # a sentence of the item said what the request needs ("only possible if")
     asked: tuple[Node, int] | None = None  # a question inside the step, its first answer's end
+    excepted: re.Match[str] | None = None  # the last rule's exception ("except where X")
     for sentence, original in _clauses(unit.text):
+        then = _THEN_ORDER.match(sentence)
+        if excepted is not None and then is not None:
+            # "... never by us, except where it was delivered damaged. Then order the
+            # replacement": the order is the exception's case, never every case's
+            sentence = f"If {excepted['test'].strip()}, {then['rest']}"
+        excepted = None
         excerpt = injection_excerpt(sentence)
         if excerpt is not None:
             builder.skipped.append(excerpt)
@@ -390,7 +397,10 @@ def _sentences(
         )
         if not instruction:
             if (unit.block_id, sentence_key(original)) in builder.rule_sentences:
-                continue  # a constraint with no action: the routine's Rules keep it
+                # a constraint with no action: the routine's Rules keep it ("..., except where
+                # the appliance was delivered damaged", whose case a "Then ..." may go on with)
+                excepted = _EXCEPT_WHERE.search(sentence)
+                continue
             last = nodes[-1] if nodes else None
             # "... reassure the caller. Done.": the branch it closes ends the case
             branch = owner is not None or (pending is not None and last in pending.then_nodes)
@@ -1023,6 +1033,11 @@ def _next_key(key: str | None) -> str | None:
 
 
 _ANSWER_LINE = re.compile(r"^\s*(?:a\s*:\s*)?(?:yes|no)\s*(?:=>|->|\u2192|:)", re.IGNORECASE)
+_EXCEPT_WHERE = re.compile(
+    r"\b(?:except\s+(?:where|when|if)|unless|only\s+(?:if|when))\s+(?P<test>[^.;]{3,160})",
+    re.IGNORECASE,
+)
+_THEN_ORDER = re.compile(r"^then,?\s+(?P<rest>[a-z].*)$", re.IGNORECASE | re.DOTALL)
 _NO_TO = re.compile(r"^the answer to '(?P<question>.+)' is no$")
 _PUT_QUESTION = re.compile(
     r"^(?:(?:[^\"“”]{0,40}?\b)?ask(?:\s+(?:them|him|her|the\s+\w+))?\s*[:,]?|q\s*[:.])\s*[\"“]"
@@ -1256,7 +1271,13 @@ def _same_subject(first: str, second: str) -> bool:
     kinds = bool(_KIND_TEST.match(first, one.start())) and bool(
         _KIND_TEST.match(second, two.start())
     )
-    return denied or amounts or kinds
+    # "it is the appliance itself" / "it is the fitting": what the fault is, one thing
+    named = (
+        subject in _WHAT_IT_IS
+        and bool(_NAMED_TEST.match(first, one.start()))
+        and bool(_NAMED_TEST.match(second, two.start()))
+    )
+    return denied or amounts or kinds or named
 
 
 # "is £300 or less" / "is more than £300": bands of one amount, one of which holds
@@ -1267,6 +1288,10 @@ _AMOUNT_TEST = re.compile(
 )
 # "is for a late delivery" / "is for a missing item": the one reason a request is for
 _KIND_TEST = re.compile(r"\s(?:is|are)\s+for\s", re.IGNORECASE)
+_NAMED_TEST = re.compile(r"\s(?:is|are)\s+(?:the|an?)\s", re.IGNORECASE)
+_WHAT_IT_IS = frozenset(
+    {"it", "this", "that", "the fault", "the problem", "the issue", "the cause"}
+)
 
 
 def _one_or_other(first: str, second: str) -> bool:

@@ -178,6 +178,9 @@ def units(section: Section) -> list[Unit]:
     listed = bool(ordered) and isinstance(section.blocks[ordered[-1]], ListItem)
     after_last = {b.id for b in section.blocks[ordered[-1] + 1 :]} if listed else set()
     colon: Unit | None = None  # a paragraph that ends in a colon, whose sentence items finish
+    # the rows of a table of steps share the table's id (with_step_tables)
+    ids = [b.id for b in section.blocks if isinstance(b, ListItem)]
+    rows_of_tables = {i for i in ids if ids.count(i) > 1}
     for block in section.blocks:
         if isinstance(block, ListItem):
             # "(b)" after "(a)" at the same depth is its sibling, not its sub-item
@@ -194,7 +197,13 @@ def units(section: Section) -> list[Unit]:
                         numbered is None or (parent is not None and parent.key == numbered.group(1))
                     )
                 )
-                or (not block.ordered and has_ordered and parent is not None)
+                or (
+                    not block.ordered
+                    and has_ordered
+                    and parent is not None
+                    # a bullet after a table of steps is no part of its last row
+                    and (parent.block_id not in rows_of_tables or block.id in rows_of_tables)
+                )
                 # "Cancel:" over "1. Find the account ...": the option's steps
                 or (parent is not None and parent.case_of_run and parent.text.endswith(":"))
             )
