@@ -550,7 +550,7 @@ def test_two_cases_of_what_it_is_and_an_exception_that_a_then_goes_on_with(
 | Step | What to do |
 |------|------------|
 | 1 | Look up the booking. |
-| 2 | If it is the projector itself, notify the security desk. If it is the cable, cancel the room booking. |
+| 2 | If it is the projector itself, notify the security desk. If it is the cable, cancel it. |
 | 3 | If the room is on fire, tell them to leave the room. Don't book anything. |
 
 - Exception: catering is only ordered by the events team, never by us, except where the meeting

@@ -184,6 +184,7 @@ _TAKE_OFF = re.compile(
     r"(?P<where>(?:the|their|his|her|its|our)\b.*)$",
     re.IGNORECASE,
 )
+_TAKES_OFF = re.compile(r"\btake\b[^.]{1,40}\boff\b", re.IGNORECASE)
 _BRING_X_UP = re.compile(
     r"^\s*(?:bring|pull|look)\s+(?P<what>(?:the|a|an|their|his|her|its|this|that|them|it)\b"
     r"[^,.;:()]{0,40}?)\s+up\b",
@@ -555,7 +556,9 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
     action = _BRING_UP.sub("lookup ", _again(action, catalog), count=1)
     action = _BRING_X_UP.sub(r"lookup \g<what>", action, count=1)
     action = _PUT_BACK.sub(r"refund \g<what> to \g<where>", action, count=1)
-    action = _TAKE_OFF.sub(r"remove \g<what> from \g<where>", action, count=1)
+    if not any(_TAKES_OFF.search(tool.description) for tool in catalog.tools):
+        # a catalog that says "Take the customer off the round" means it as it says
+        action = _TAKE_OFF.sub(r"remove \g<what> from \g<where>", action, count=1)
     lowered = action.lower()
     first = lowered.split()[0].strip(",.:;") if lowered.split() else ""
     said = _SET_UP.sub("create ", _MESSAGE_VERB.sub(r"send \1 ", action, count=1), count=1)
