@@ -51,7 +51,8 @@ _NUMBER = re.compile(
 # Boilerplate a reader skips: who to call about the document, its history, legal notes.
 _NOISE_TITLE = re.compile(
     r"^(?:contacts?(?:\s+(?:us|information|details))?|questions(?:\s+about\s+this\s+\w+)?|"
-    r"feedback|revision\s+(?:history|notes|log)|version\s+history|change\s*log|"
+    r"feedback|revision\s+(?:history|notes|log)|(?:version|page|change|edit|update)\s+history|"
+    r"change\s*log|"
     r"(?:(?:document|chapter|section|manual|policy|procedure|sop)\s+)?amendments?"
     r"(?:\s+(?:log|history|record))?|document\s+(?:control|history|"
     r"information|details)|disclaimers?|legal(?:\s+notice)?|copyright|last\s+updated.*|"
@@ -119,7 +120,8 @@ _KNOWLEDGE_TITLE = re.compile(
     r"fees?|charges|pricing|prices|rates|tariffs?|plans?|tiers?|levels?|types?|categories|"
     r"products?|catalogu?e|schedules?|hours|timelines?|timeframes?|time\s*frames?|windows?|"
     r"limits?|allowances?|amounts|times|dates|deadlines|matrix|tables?|faqs?|contents?|fields|details|structure|roles|responsibilities|"
-    r"explained|at\s+a\s+glance|summary|status(?:es)?|states|values|codes|options|facts)$",
+    r"explained|at\s+a\s+glance|summary|status(?:es)?|states|values|codes|options|facts|"
+    r"numbers|figures)$",
     re.IGNORECASE,
 )
 # Nouns that name something a customer asks for, or a problem they report.

@@ -567,3 +567,31 @@ def test_two_cases_of_what_it_is_and_an_exception_that_a_then_goes_on_with(
     assert "book_catering" not in _calls(_path(draft, board.condition.else_step))  # type: ignore[union-attr]
     fire = _condition(draft, "on fire")
     assert "book_catering" not in _calls(_path(draft, fire.condition.then_step))  # type: ignore[union-attr]
+
+
+def test_a_limit_said_as_an_order_and_a_case_where_nothing_is_done(tmp_path: Path) -> None:
+    # "Put no more than 25 accounts on hold in one day" limits the order, it is no call; "If
+    # the caller is not the account holder, thank them, make no change and ask the account
+    # holder to contact us" and "... text the link and record nothing yet" end the case there
+    draft, _ = _draft(
+        tmp_path,
+        """# Facilities desk
+
+## Room changes
+
+1. Look up the booking.
+2. If the caller did not make the booking, thank them, make no change and ask the organiser
+   to contact us.
+3. If the room is too small, notify the security desk and book nothing yet.
+4. Cancel no more than 3 room bookings in one day without telling the Facilities Manager.
+5. Cancel the room booking.
+""",
+    )
+    caller = _condition(draft, "did not make the booking")
+    assert "cancel_room_booking" not in _calls(_path(draft, caller.condition.then_step))  # type: ignore[union-attr]
+    small = _condition(draft, "too small")
+    path = _path(draft, small.condition.then_step)  # type: ignore[union-attr]
+    assert "notify_security" in _calls(path) and "cancel_room_booking" not in _calls(path)
+    limit = next(s for s in walk_steps(draft.steps) if s.text.startswith("Cancel no more than"))
+    assert limit.tool_call is None
+    assert not draft.tools_proposed

@@ -897,3 +897,15 @@ def test_a_note_on_how_to_read_the_macros_below_starts_no_procedure(tmp_path: Pa
     procedures = _procedures(tmp_path, "macros.md", text)
     assert len(procedures) == 2
     assert not any("read the box" in _text(p) for p in procedures)
+
+
+def test_a_page_history_after_the_procedures_is_no_step_of_them(tmp_path: Path) -> None:
+    # an intranet page ends "Useful numbers" (a table) and "Page history" (dated bullets)
+    text = _HOTEL.replace(
+        "</body>",
+        "<section><h2>Useful numbers</h2><ul><li>Reception: ext 100</li></ul></section>"
+        "<section><h2>Page history</h2><ul><li>12 Nov 2026: credit note limit raised to"
+        " £200.</li><li>2 Feb 2026: page created.</li></ul></section></body>",
+    )
+    procedures = _procedures(tmp_path, "hotel.html", text)
+    assert all("page created" not in _text(p) for p in procedures)

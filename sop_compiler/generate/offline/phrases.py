@@ -182,6 +182,11 @@ _RAISE_WITH_TEAM = re.compile(
     + r"(?P<who>(?i:the\s+)?[A-Z][\w&'-]*(?:\s+[A-Z][\w&'-]*){0,3}(?:\s+(?i:team|desk|office|"
     r"unit|department))?)(?=$|[\s,.;:(])"
 )
+_LIMITED_ORDER = re.compile(
+    r"^[a-z]+\s+(?:no\s+more\s+than|not\s+more\s+than|at\s+most|a\s+maximum\s+of)\s+\d+\s+"
+    r"(?!minutes?\b|hours?\b|days?\b)[a-z]",
+    re.IGNORECASE,
+)
 _ROLE_DECIDES = re.compile(
     r"^(?:the\s+)?(?P<who>(?:(?-i:[A-Z])[\w'-]*\s+){0,3}(?:manager|director|supervisor|lead|"
     r"team|desk|officer|partner|owner))\s+(?:decides|will\s+decide|makes\s+the\s+(?:call|"
@@ -862,7 +867,15 @@ def _read_action(
     goto = _GOTO.search(text)
     if goto and goto.start() == 0:
         return [Action("goto", text, quote, goto=goto["step"] or goto["clause"])]
-    if re.match(r"^(?:do not|don't|never)\b", text, re.IGNORECASE) or _TAKE_NO.match(text):
+    if _LIMITED_ORDER.match(text):
+        # "Put no more than 25 accounts on hold in one day without telling the Finance
+        # Director": a limit on the order (the routine's Rules keep it), never one more call
+        return [Action("say", text, quote)]
+    if (
+        re.match(r"^(?:do not|don't|never)\b", text, re.IGNORECASE)
+        or _TAKE_NO.match(text)
+        or re.match(r"^[a-z]+\s+nothing\b", text, re.IGNORECASE)  # "Record nothing yet"
+    ):
         # "Take no payment at the desk from them": what is not done calls nothing
         return [Action("say", text, quote)]
     if NOT_PROCEED.match(text) or STOP_ALONE.match(text):

@@ -1198,7 +1198,11 @@ def _prohibition_as_condition(sentence: str) -> str:
 _DENIAL = re.compile(r"^(?:deny|decline|reject|refuse|turn\s+down)\b", re.IGNORECASE)
 # "Don't book anything", "do not send anything else": nothing more is done for the request
 _NOTHING_DONE = re.compile(
-    r"^(?:do\s+not|don't|never)\s+[a-z]+\s+anything(?:\s+else)?\s*[.!]?$", re.IGNORECASE
+    r"^(?:(?:do\s+not|don't|never)\s+[a-z]+\s+anything(?:\s+else)?|"
+    # "Thank them, make no change and ask the account holder to contact us"
+    r"make\s+no\s+(?:changes?|amendments?)(?:\s+to\s+[\w' ]{1,40})?|"
+    r"(?:change|record|book|log|charge)\s+nothing(?:\s+(?:yet|else|for\s+now))?)\s*[.!]?$",
+    re.IGNORECASE,
 )
 
 
