@@ -424,3 +424,19 @@ def test_fuzz_readers_only_raise_input_errors(suffix: str, data: bytes | list[st
     except InputError:
         return
     assert [b.id for b in document.blocks] == [f"b{i}" for i in range(1, len(document.blocks) + 1)]
+
+
+def test_markdown_checklist_boxes_are_no_part_of_the_step(tmp_path: Path) -> None:
+    # a README-style SOP: "- [ ] Pull up the member's account." is the step "Pull up ..."
+    document = _read(
+        tmp_path,
+        "sop.md",
+        "# Damage\n\n- [ ] Pull up the member's account.\n- [x] Log the damage report.\n"
+        "- [link] stays as written\n",
+    )
+    texts = [text for _, _, text in _items(document)]
+    assert texts == [
+        "Pull up the member's account.",
+        "Log the damage report.",
+        "[link] stays as written",
+    ]

@@ -595,3 +595,23 @@ def test_a_limit_said_as_an_order_and_a_case_where_nothing_is_done(tmp_path: Pat
     limit = next(s for s in walk_steps(draft.steps) if s.text.startswith("Cancel no more than"))
     assert limit.tool_call is None
     assert not draft.tools_proposed
+
+
+def test_a_band_after_a_semicolon_said_of_anything_over_an_amount(tmp_path: Path) -> None:
+    # "Charges up to £300 you can raise yourself; anything over £300 goes to the Damage Team
+    # Lead": over £300 is a case, never a hand-over of every charge
+    draft, _ = _draft(
+        tmp_path,
+        """# Facilities desk
+
+## Damage charges
+
+1. Look up the booking.
+2. Charges up to £300 you can waive yourself; anything over £300 goes to the Facilities
+   Manager.
+3. Cancel the room booking.
+""",
+    )
+    over = _condition(draft, "over £300")
+    assert _path(draft, over.condition.then_step)[-1].kind == "escalate"  # type: ignore[union-attr]
+    assert "cancel_room_booking" in _calls(_path(draft, over.condition.else_step))  # type: ignore[union-attr]

@@ -27,6 +27,9 @@ _SPACES = re.compile(r"(?<=\S)[ \t]{2,}(?=\S)")
 _CLOSE_HIDDEN = re.compile(r"</\s*(script|style|template|noscript|iframe|object)\s*>", re.I)
 
 
+_TASK_BOX = re.compile(r"^\[[ xX]\]\s+")
+
+
 class MarkdownReader(Reader):
     """Reads .md/.markdown files with a real CommonMark parser."""
 
@@ -333,7 +336,8 @@ class _TokenWalker:
             item = self.items[-1]
             item.emitted = True
             self.b.list_item(
-                "\n".join(item.texts),
+                # "- [ ] Pull up the account": a checklist's box is no part of the step
+                _TASK_BOX.sub("", "\n".join(item.texts), count=1),
                 level=item.level,
                 marker=item.marker,
                 ordered=item.ordered,

@@ -714,7 +714,10 @@ _SEMI_OTHERWISE = re.compile(
     r";\s+(?=(?:otherwise|if not|if no|else|in any other case|in all other cases)\b)|"
     r",\s+(?=otherwise\b)|"
     # "You can refund up to £25 yourself; over £25, raise a ticket instead": the other band
-    r";\s+(?=" + re.sub(r"\(\?P<\w+>", "(?:", AMOUNT_CASE.pattern.removeprefix("^")) + ")",
+    r";\s+(?=" + re.sub(r"\(\?P<\w+>", "(?:", AMOUNT_CASE.pattern.removeprefix("^")) + ")|"
+    # "Charges up to £300 you can raise yourself; anything over £300 goes to the Team Lead"
+    r";\s+(?=(?:anything|everything|any\s+[a-z]+)\s+(?:over|above|more\s+than|under|below|"
+    r"less\s+than)\s+[£$€]\s?\d)",
     re.I,
 )
 # "Spread it only if a request is on file; never over 60 months": the prohibition after the
