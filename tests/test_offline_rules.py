@@ -759,3 +759,23 @@ def test_rules_for_everything_are_rules_and_end_where_the_procedure_starts(tmp_p
     assert calls == ["verify_corresponding_author", "get_manuscript", "apply_waiver"]
     assert "Never disclose the names of reviewers." in [r.text for r in waiver.rules]
     assert not any("reviewers" in s.text for s in walk_steps(waiver.steps))
+
+
+def test_a_do_and_dont_table_and_a_prohibition_after_a_case_are_rules(tmp_path: Path) -> None:
+    # an intranet page: "Do | Don't" with a rule in every cell; a charity policy: "If the
+    # supporter asks for a break in their giving, you must not pause the Direct Debit"
+    section = """1. Find the hire.
+2. If the rider asks for a break in the hire, you must not extend the hire, because we do
+   not offer holidays.
+3. Add the accessory.
+
+| Do | Don't |
+|----|-------|
+| Quote the delivery charge on orders under £40. | Don't promise a delivery time after 4pm. |
+"""
+    said = {rule.text: rule.kind for rule in _hire(tmp_path, section).rules}
+    assert said.get("Don't promise a delivery time after 4pm.") == "never", said
+    assert said.get("Quote the delivery charge on orders under £40.") == "always", said
+    assert any(
+        t.startswith("You must not extend the hire") and k == "never" for t, k in said.items()
+    )

@@ -451,6 +451,21 @@ def standing(procedure: Procedure, tools: ToolIndex) -> Standing:
                 background = bool(CONTEXT_TITLE.match(title) or _BACKGROUND.match(title))
                 audience = AUDIENCE.match(title) is not None
                 continue
+            if isinstance(block, Table) and (columns := _do_and_dont(block)):
+                # "Do | Don't": each cell a rule, "Don't ..." never, "Quote the charge" always
+                for column, cell in columns:
+                    text = sentence_key(cell)
+                    if text and text not in seen:
+                        seen.add(text)
+                        out.rules.append(
+                            Rule(
+                                kind=rule_kind(text) or column,
+                                text=text,
+                                governs=_governs(text, tools),
+                                source=_ref(block.id, text),
+                            )
+                        )
+                continue
             if isinstance(block, Table):
                 if not is_decision_table(block):  # a decision table is edge cases
                     out.knowledge += _table_facts(block)
@@ -553,8 +568,10 @@ def rule_lead(text: str) -> str | None:
 
 # A prohibition inside a longer sentence: after "and", a semicolon, a colon, an arrow or a dash
 _EMBEDDED = re.compile(
-    r"(?:[;:]\s+|,?\s+(?:and|so)\s+|\s*(?:->|\u2192)\s*|\s[-\u2013\u2014]\s|[.!?]\s+)"
-    r"(?P<rule>(?:do\s+not|don't|never|must\s+not)\s+[^.;]+)",
+    r"(?:[;:]\s+|,?\s+(?:and|so)\s+|\s*(?:->|\u2192)\s*|\s[-\u2013\u2014]\s|[.!?]\s+|,\s+(?=you\s))"
+    # "If the supporter asks for a break, you must not pause the Direct Debit"
+    r"(?P<rule>(?:you\s+(?:must\s+not|mustn't|may\s+not|should\s+not|cannot|can't)|do\s+not|"
+    r"don't|never|must\s+not)\s+[^.;]+)",
     re.IGNORECASE,
 )
 
@@ -579,6 +596,27 @@ def _add_embedded(
                 source=_ref(block_id, clause),
             )
         )
+
+
+def _do_and_dont(table: Table) -> list[tuple[RuleKind, str]]:
+    """The cells of a "Do | Don't" (or "Always | Never") table, each with the kind of rule its
+    column makes; none for any other table."""
+    header = [" ".join(h.split()).casefold().rstrip(".!:") for h in table.header or []]
+    kinds: list[RuleKind | None] = [
+        "always" if h in _DO_HEADERS else "never" if h in _DONT_HEADERS else None for h in header
+    ]
+    if len(kinds) < 2 or None in kinds or set(kinds) != {"always", "never"}:
+        return []
+    return [
+        (kind, " ".join(cell.split()))
+        for row in table.rows
+        for kind, cell in zip(kinds, row, strict=False)
+        if kind is not None and cell.strip()
+    ]
+
+
+_DO_HEADERS = frozenset({"do", "dos", "do's", "always", "please do", "you should"})
+_DONT_HEADERS = frozenset({"don't", "dont", "do not", "don'ts", "never", "please don't"})
 
 
 def _action_table(table: Table) -> bool:
