@@ -615,3 +615,24 @@ def test_a_band_after_a_semicolon_said_of_anything_over_an_amount(tmp_path: Path
     over = _condition(draft, "over £300")
     assert _path(draft, over.condition.then_step)[-1].kind == "escalate"  # type: ignore[union-attr]
     assert "cancel_room_booking" in _calls(_path(draft, over.condition.else_step))  # type: ignore[union-attr]
+
+
+def test_a_case_that_says_you_must_not_do_the_request_ends_there(tmp_path: Path) -> None:
+    # a charity policy: "If the gift was a Direct Debit collection taken in error, you must not
+    # refund it through our system; tell them to claim from their bank": never on into the
+    # step that refunds it
+    draft, _ = _draft(
+        tmp_path,
+        """# Facilities desk
+
+## Room refunds
+
+1. Look up the booking.
+2. If the booking was made by another company, you must not cancel the room booking
+   yourself; tell them to contact that company.
+3. Cancel the room booking.
+""",
+    )
+    other = _condition(draft, "another company")
+    assert "cancel_room_booking" not in _calls(_path(draft, other.condition.then_step))  # type: ignore[union-attr]
+    assert "cancel_room_booking" in _calls(_path(draft, other.condition.else_step))  # type: ignore[union-attr]

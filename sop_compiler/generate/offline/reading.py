@@ -1242,7 +1242,11 @@ _NONE_DONE = re.compile(
 )
 
 
-_FORBIDDEN_ACTION = re.compile(r"^(?:do not|don't|never)\s+(?P<what>\S.*)$", re.IGNORECASE)
+_FORBIDDEN_ACTION = re.compile(
+    r"^(?:do not|don't|never|you\s+(?:must\s+not|mustn't|may\s+not|cannot|can't|should\s+not))"
+    r"\s+(?P<what>\S.*)$",
+    re.IGNORECASE,
+)
 _REFUSED_PASSIVE = re.compile(
     r"^(?:the|this|that|their|his|her|its)\s+[\w -]{2,30}?\s+(?:must|should|will|is\s+to)\s+be\s+"
     r"(?:refused|declined|rejected|denied|turned\s+down)\b",
