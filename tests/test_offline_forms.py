@@ -636,3 +636,22 @@ def test_a_case_that_says_you_must_not_do_the_request_ends_there(tmp_path: Path)
     other = _condition(draft, "another company")
     assert "cancel_room_booking" not in _calls(_path(draft, other.condition.then_step))  # type: ignore[union-attr]
     assert "cancel_room_booking" in _calls(_path(draft, other.condition.else_step))  # type: ignore[union-attr]
+
+
+def test_what_we_never_do_is_no_call_of_it(tmp_path: Path) -> None:
+    # a car subscription README: "We don't pause subscriptions, not even for a holiday or a
+    # hospital stay." called `pause_subscription`
+    draft, _ = _draft(
+        tmp_path,
+        """# Facilities desk
+
+## Room changes
+
+1. Look up the booking.
+2. We don't cancel room bookings on the day, not even for a fire drill. If someone asks,
+   notify the security desk.
+""",
+    )
+    assert "cancel_room_booking" not in [
+        s.tool_call.tool for s in walk_steps(draft.steps) if s.tool_call is not None
+    ]

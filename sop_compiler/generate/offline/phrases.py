@@ -873,6 +873,12 @@ def _read_action(
         return [Action("say", text, quote)]
     if (
         re.match(r"^(?:do not|don't|never)\b", text, re.IGNORECASE)
+        # "We don't pause subscriptions, not even for a holiday": what is never done
+        or re.match(
+            r"^(?:we|you|staff|agents?)\s+(?:do\s+not|don't|never|cannot|can't|won't|will\s+not)\s",
+            text,
+            re.IGNORECASE,
+        )
         or _TAKE_NO.match(text)
         or re.match(r"^[a-z]+\s+nothing\b", text, re.IGNORECASE)  # "Record nothing yet"
     ):
