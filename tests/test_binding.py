@@ -754,3 +754,30 @@ def test_taking_a_night_off_a_booking_takes_no_payment() -> None:
     )
     assert bind("Take the first night off their booking", catalog).tool is None
     assert bind("Take the payment from the card", catalog).tool == "charge_card_on_file"
+
+
+def test_running_a_report_and_passing_someone_through_security() -> None:
+    # a charity: "Pass them through security", "Run the failed collections report"; a school
+    # caterer: "Check you are speaking to the account holder: ask for the child's date of birth"
+    catalog = ToolCatalog(
+        tools=[
+            Tool(name="find_supporter", description="Find a supporter record by number."),
+            Tool(
+                name="verify_supporter",
+                description="Run the security check that the caller is the supporter.",
+            ),
+            Tool(
+                name="list_failed_collections",
+                description="Report of Direct Debit collections that failed in a date range.",
+            ),
+            Tool(name="get_direct_debit", description="Return the supporter's Direct Debit."),
+        ]
+    )
+    for said in (
+        "Pass them through security before you discuss any gift",
+        "Check you are speaking to the account holder: ask for their date of birth",
+    ):
+        assert bind(said, catalog).tool == "verify_supporter", said
+    assert bind("Run the failed collections report for last week", catalog).tool == (
+        "list_failed_collections"
+    )

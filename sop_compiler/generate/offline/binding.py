@@ -343,7 +343,11 @@ _IDENTITY_CHECK = re.compile(
     r"identity\s+of\b|who\s+(?:they|the\s+caller|the\s+customer|"
     r"you(?:\s+are|['\u2019]re)\s+(?:speaking|talking)\s+(?:to|with))\b)"
     # "Take the caller through security", "complete ID&V": the call centre's words for it
-    r"|^\s*(?:take|put)\s+(?:the\s+)?(?:caller|customer|client|them|him|her)\s+through\s+"
+    # "Check you are speaking to the account holder": who is on the line
+    r"|^\s*(?:check|confirm|make\s+sure)\s+(?:that\s+)?you(?:\s+are|['\u2019]re)\s+(?:speaking|"
+    r"talking)\s+(?:to|with)\s+(?:the\s+)?(?:account\s+holder|member|customer|policyholder|"
+    r"supporter|parent|subscriber|right\s+person)\b"
+    r"|^\s*(?:take|put|pass)\s+(?:the\s+)?(?:caller|customer|client|them|him|her)\s+through\s+"
     r"(?:the\s+)?(?:security|id\s*(?:&|and)\s*v|verification)\b"
     r"|^\s*(?:complete|do|run|carry\s+out|go\s+through|pass)\s+(?:the\s+)?"
     r"(?:security(?:\s+(?:checks?|questions))?|id\s*(?:&|and)\s*v)\b"
@@ -458,6 +462,10 @@ _LIST_OF = re.compile(
     r"^[a-z]+\s+(?:(?:the|a|an|today's|tomorrow's|this\s+week's|the\s+day's)\s+)?"
     r"(?:full\s+)?list\s+of\s+(?P<things>.+)"
 )
+_REPORT_OF = re.compile(
+    r"^(?:run|pull|print|open|get|generate|check|review)\s+(?:(?:the|a|an|today's|this\s+week's|"
+    r"last\s+week's)\s+)?(?P<things>[a-z][\w' -]{2,60}?)\s+(?:report|list)\b"
+)
 _OF_THINGS = re.compile(r"\b(?:of|the|a|an|any|all|each|every|no)\s+$")
 
 
@@ -531,15 +539,16 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
             if elsewhere and tool.access == "read" and name != tool.name and place:
                 continue
             return Binding(tool=tool.name)
-    if (listed := _LIST_OF.match(lowered)) is not None:
-        # "Pull the list of open delayed bag files" -> `list_open_files`: the one read tool
-        # that lists such things
+    if (listed := _LIST_OF.match(lowered) or _REPORT_OF.match(lowered)) is not None:
+        # "Pull the list of open delayed bag files" -> `list_open_files`, "Run the overdue
+        # accounts report" -> `list_overdue_accounts` ("Report of trade accounts ..."): the one
+        # read tool that lists such things
         things = set(canonical_words(listed["things"]))
         listers = [
             t
             for t in catalog.tools
             if t.access == "read"
-            and t.name.startswith("list_")
+            and (t.name.startswith("list_") or t.description.casefold().startswith("report of"))
             and things & set(canonical_words(" ".join(t.name.split("_")[1:])))
         ]
         if len(listers) == 1:
