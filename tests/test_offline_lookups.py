@@ -353,3 +353,33 @@ def test_checking_the_state_a_record_shows_reads_the_record(tmp_path: Path) -> N
     )
     assert _calls(draft) == ["find_member", "get_shipment", "send_member_email"]
     assert not draft.tools_proposed
+
+
+def test_getting_what_a_read_tool_returns_from_a_system_is_that_read(tmp_path: Path) -> None:
+    # a car subscription: "Get the latest mileage reading from the car's telematics" with
+    # `get_mileage_reading` ("Read the latest odometer reading ... from the car's telematics
+    # unit"): the read, never "Ask the customer for the latest mileage reading"
+    catalog = ToolCatalog(
+        tools=[
+            Tool(name="find_member", description="Find a member by email or member number."),
+            Tool(
+                name="get_mileage_reading",
+                description="Read the latest odometer reading from the car's telematics unit.",
+            ),
+        ]
+    )
+    draft, _ = _draft(
+        tmp_path,
+        """# Member care
+
+## Mileage
+
+1. Look the member up.
+2. Get the latest mileage reading from the car's telematics.
+3. Get the customer's member number.
+""",
+        catalog,
+    )
+    steps = _steps(draft)
+    assert steps[1].tool_call is not None and steps[1].tool_call.tool == "get_mileage_reading"
+    assert steps[2].kind == "ask"

@@ -1070,6 +1070,12 @@ def _read_action(
         if (tool := _reaching(approver.group("who"), tools.catalog)) is not None:
             return [Action("tool_call", text, quote, tool=ToolMention(tool, 0, "verb"))]
         return [Action("action", text, quote)]
+    if first == "get" and bind_meaning and "customer" not in text.casefold():
+        # "Get the latest mileage reading from the car's telematics" with `get_mileage_reading`:
+        # a read that names what the tool returns, never a question for the customer
+        read = tools.catalog.get(bind(text, tools.catalog).tool or "")
+        if read is not None and read.access == "read" and _names_data(text, read):
+            return [Action("tool_call", text, quote, tool=ToolMention(read, 0, "verb"))]
     if _ASK.match(text) or (
         _CONFIRM.match(text)
         and not checks
