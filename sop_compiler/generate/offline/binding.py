@@ -170,6 +170,11 @@ MOVES_PERSON = re.compile(
 # "Bring up the account", "look up the order": one verb, whose "up" is no object ("top up")
 _BRING_UP = re.compile(r"^\s*(?:bring|pull|look)\s+up\s+", re.IGNORECASE)
 # "look the car up", "pull their account up": the same verb around its object
+_BRING_X_UP = re.compile(
+    r"^\s*(?:bring|pull|look)\s+(?P<what>(?:the|a|an|their|his|her|its|this|that|them|it)\b"
+    r"[^,.;:()]{0,40}?)\s+up\b",
+    re.IGNORECASE,
+)
 # "Put the second payment back on their card", "pay the money back to the member": a refund
 _PUT_BACK = re.compile(
     r"^(?:put|pay|give)\s+(?P<what>(?:the|their|his|her|a|any)\b[^,;]{1,60}?)\s+back\s+"
@@ -185,11 +190,6 @@ _TAKE_OFF = re.compile(
     re.IGNORECASE,
 )
 _TAKES_OFF = re.compile(r"\btake\b[^.]{1,40}\boff\b", re.IGNORECASE)
-_BRING_X_UP = re.compile(
-    r"^\s*(?:bring|pull|look)\s+(?P<what>(?:the|a|an|their|his|her|its|this|that|them|it)\b"
-    r"[^,.;:()]{0,40}?)\s+up\b",
-    re.IGNORECASE,
-)
 _LIGHT_VERBS = frozenset({"create", "make", "arrange", "carry", "put", "place"})  # canonical
 # verbs that make a thing a tool names last ("add a note" with `record_booking_note`); "add the
 # matting charge" is no charge of the card

@@ -182,6 +182,14 @@ _RAISE_WITH_TEAM = re.compile(
     + r"(?P<who>(?i:the\s+)?[A-Z][\w&'-]*(?:\s+[A-Z][\w&'-]*){0,3}(?:\s+(?i:team|desk|office|"
     r"unit|department))?)(?=$|[\s,.;:(])"
 )
+# "Don't refund it", "We don't pause subscriptions, not even for a holiday", "Record nothing
+# yet": what is not done
+_NOT_DONE = re.compile(
+    r"^(?:do\s+not|don't|never)\b|"
+    r"^(?:we|you|staff|agents?)\s+(?:do\s+not|don't|never|cannot|can't|won't|will\s+not)\s|"
+    r"^[a-z]+\s+nothing\b",
+    re.IGNORECASE,
+)
 _LIMITED_ORDER = re.compile(
     r"^[a-z]+\s+(?:no\s+more\s+than|not\s+more\s+than|at\s+most|a\s+maximum\s+of)\s+\d+\s+"
     r"(?!minutes?\b|hours?\b|days?\b)[a-z]",
@@ -430,8 +438,9 @@ def read_clause(
     return clause
 
 
-# "Over £25, raise a ticket to the Team Lead instead of refunding": a band of an amount, first
 _MONEY = r"(?:[£$€]\s?|(?:GBP|USD|EUR)\s)\d[\d,]*(?:\.\d+)?"
+# "Over £25, raise a ticket to the Team Lead instead of refunding", "Between £100 and £500, ...":
+# a band of an amount, first
 AMOUNT_CASE = re.compile(
     r"^(?P<cmp>over|above|more\s+than|in\s+excess\s+of|under|below|less\s+than|between)\s+"
     rf"(?P<amount>{_MONEY}(?:\s+(?:and|to)\s+{_MONEY})?)\s*[,:]\s+",
@@ -871,17 +880,7 @@ def _read_action(
         # "Put no more than 25 accounts on hold in one day without telling the Finance
         # Director": a limit on the order (the routine's Rules keep it), never one more call
         return [Action("say", text, quote)]
-    if (
-        re.match(r"^(?:do not|don't|never)\b", text, re.IGNORECASE)
-        # "We don't pause subscriptions, not even for a holiday": what is never done
-        or re.match(
-            r"^(?:we|you|staff|agents?)\s+(?:do\s+not|don't|never|cannot|can't|won't|will\s+not)\s",
-            text,
-            re.IGNORECASE,
-        )
-        or _TAKE_NO.match(text)
-        or re.match(r"^[a-z]+\s+nothing\b", text, re.IGNORECASE)  # "Record nothing yet"
-    ):
+    if _NOT_DONE.match(text) or _TAKE_NO.match(text):
         # "Take no payment at the desk from them": what is not done calls nothing
         return [Action("say", text, quote)]
     if NOT_PROCEED.match(text) or STOP_ALONE.match(text):

@@ -626,15 +626,7 @@ def _sentences(
             # "Allocate a room of the type booked. If the guest arrives before 15:00, ...": a
             # condition shows its test, never its text; the words before it are a step of
             # their own
-            nodes.append(
-                builder.node(
-                    "say",
-                    " ".join(notes),
-                    block_id=unit.block_id,
-                    quote=quote(noted[0]),
-                    level=level,
-                )
-            )
+            nodes.append(_notes_step(builder, unit, notes, noted, level))
             notes, noted = [], []
         if notes and made:
             made[0].text = " ".join([*notes, made[0].text])
@@ -657,15 +649,7 @@ def _sentences(
         if last is not None and last.kind not in TERMINAL_KINDS and last.goto is None:
             last.goto = END  # after the refusal's own sentences, the case is over
     if notes and unit.numbered:
-        nodes.append(
-            builder.node(
-                "say",
-                " ".join(notes),
-                block_id=unit.block_id,
-                quote=quote(noted[0]),
-                level=level,
-            )
-        )
+        nodes.append(_notes_step(builder, unit, notes, noted, level))
     for script in unit.extra:
         if nodes:
             nodes[-1].text = f'{nodes[-1].text.rstrip(":. ")}: "{" ".join(script.split())}"'
@@ -675,6 +659,15 @@ def _sentences(
         pending = owner
     _stop_after_the_branch(nodes)
     return nodes, pending
+
+
+def _notes_step(
+    builder: Builder, unit: Unit, notes: list[str], noted: list[str], level: int
+) -> Node:
+    """The sentences of an item that order nothing, as a step of their own (citing the first)."""
+    return builder.node(
+        "say", " ".join(notes), block_id=unit.block_id, quote=quote(noted[0]), level=level
+    )
 
 
 def _stop_after_the_branch(nodes: list[Node]) -> None:
