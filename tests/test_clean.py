@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from sop_compiler.clean import clean, join_lines
@@ -315,19 +316,41 @@ def _documents(draw: st.DrawFn) -> Document:
     )
 
 
+_PROV = Provenance(file="x.pdf", page=1, bbox=(72.0, 30.0, 500.0, 42.0))
+
+
 @settings(max_examples=150, deadline=None)
 @given(_documents())
+@example(  # found by hypothesis: "1. 3" under "Contents" names the heading "3 3" (title "3")
+    Document(
+        source="x.pdf",
+        format="pdf",
+        sha256="0" * 64,
+        page_count=4,
+        blocks=[
+            Heading(id="b0", prov=_PROV, text="Contents", level=1),
+            ListItem(id="b1", prov=_PROV, text="3", marker="1.", ordered=True),
+            Paragraph(id="b2", prov=_PROV, text="Page"),
+            Heading(id="b3", prov=_PROV, text="3 3", level=1),
+        ],
+    )
+)
 def test_cleaning_never_drops_a_step(document: Document) -> None:
     """Whatever the noise around them, numbered list items survive (unless blank or TOC lines)."""
     cleaned = clean(document)
     kept = {block.id for block in cleaned.blocks}
-    headings = {b.text.casefold() for b in document.blocks if isinstance(b, Heading)}
+    # a heading's title without its number ("3 Refunds" is "Refunds"), as a contents list names it
+    headings = {title_of(b).casefold() for b in document.blocks if isinstance(b, Heading)}
+    headings |= {b.text.casefold() for b in document.blocks if isinstance(b, Heading)}
     # "Contents" or "3 Contents": the number is not part of the title
     contents = any(title_of(b) == "Contents" for b in document.blocks if isinstance(b, Heading))
     for block in document.blocks:
         # Under a Contents heading, an item that names one of the document's own headings is a
         # contents entry (a Markdown-style contents list), not a step.
-        names_a_heading = contents and block.text.strip().casefold() in headings
+        named = re.sub(r"^\d+(?:\.\d+)*[.)]?\s+", "", block.text.strip()).casefold()
+        names_a_heading = contents and (
+            block.text.strip().casefold() in headings or named in headings
+        )
         if (
             isinstance(block, ListItem)
             and block.ordered
