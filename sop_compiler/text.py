@@ -25,21 +25,21 @@ __all__ = [
 
 # Verbs an instruction starts with (the imperative mood of a support SOP).
 _VERBS = """
-    accept acknowledge activate add adjust advise allocate apologise apologize apply approve arrange
-    ask assign assist attach attempt be book calculate call cancel capture change charge check
-    clarify close collect compare confirm contact continue copy correct create credit deactivate
-    decline delete deny determine direct disable do document don't email enable end enter ensure
-    escalate explain file find flag follow gather generate get give go greet guide hand help
-    identify inform initiate instruct issue keep let lock log look lookup make mark move never note
-    notify obtain offer open order place print proceed process provide pull read reassure reboot
-    record redirect refer refund reinstate reissue reject remind remove reopen repeat replace reply
-    request require reschedule reserve resend reset reship resolve respond restart restore retrieve
-    return review route run say schedule search select send set share skip start submit suggest
-    suspend tag take hold release freeze block pause extend renew void count handle raise clear
-    produce settle pay message queue spread turn switch put pass complete swap chase dispatch
+    accept acknowledge activate add adjust advise apologise apologize apply approve arrange ask
+    assign assist attach attempt be book calculate call cancel capture change charge check clarify
+    close collect compare confirm contact continue copy correct create credit deactivate decline
+    delete deny determine direct disable do document don't email enable end enter ensure escalate
+    explain file find flag follow gather generate get give go greet guide hand help identify inform
+    initiate instruct issue keep let lock log look lookup make mark move never note notify obtain
+    offer open order place print proceed process provide pull read reassure reboot record redirect
+    refer refund reinstate reissue reject remind remove reopen repeat replace reply request
+    require reschedule reserve resend reset reship resolve respond restart restore retrieve return
+    review route run say schedule search select send set share skip start submit suggest suspend
+    tag take hold release freeze block pause extend renew void count handle raise clear produce
+    settle pay message queue spread turn switch put pass complete swap chase dispatch
     prepare register amend retry list ship text locate establish ascertain rebook rerun re-run bring
-    tell test thank track transfer try unlock update use validate verify wait waive walk warn tick
-    untick write photograph ring phone
+    tell test thank track transfer try unlock update use validate verify wait waive walk warn
+    tick untick write photograph ring phone allocate
 """
 INSTRUCTION_VERBS = frozenset(_VERBS.split())
 # "The first thing to do is (to) check ...": the order that follows, first
