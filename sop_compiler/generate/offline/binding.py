@@ -499,7 +499,8 @@ def notifier(action: str, catalog: ToolCatalog) -> Tool | None:
     if told is None:
         return None
     who = set(canonical_words(told["who"]))
-    if who & _CUSTOMERS:
+    party = _PARTY.match(told["who"])  # "the Member Care Manager" is staff, by the role
+    if who & _CUSTOMERS and party is None:
         return None  # "tell the customer the price": what to say to them
     found = [
         tool
@@ -510,7 +511,25 @@ def notifier(action: str, catalog: ToolCatalog) -> Tool | None:
         and words[-1] in _STAFF  # `notify_parent`, `email_lead_contact`: what to say to them
         and set(canonical_words(" ".join(words[1:]))) <= who
     ]
+    if not found:
+        # "Tell the Member Care Manager" with `refer_to_team` "Refer a case to another team
+        # (..., Member Care Manager)": the one hand-over tool whose description names them
+        named = party["party"].casefold() if party else ""
+        found = [
+            tool
+            for tool in catalog.tools
+            if named and hands_over(tool) and named in tool.description.casefold()
+        ]
     return found[0] if len(found) == 1 else None
+
+
+# whom an order tells, up to their role: "the Member Care Manager", "the Finance Team"
+_PARTY = re.compile(
+    r"(?:the|your|our)\s+(?P<party>(?:(?!(?:their|his|her|them|him|they|you)\b)[\w'-]+\s+){1,3}?(?:"
+    + "|".join(sorted(_STAFF))
+    + r"))\b",
+    re.IGNORECASE,
+)
 
 
 def bind(action: str, catalog: ToolCatalog) -> Binding:
@@ -605,7 +624,7 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
     definite = sense == "get" and bool(
         re.match(r"^\S+\s+(?:the|their|its|his|her|your)\b", lowered)
     )
-    best: tuple[int, int, str] | None = None
+    best: tuple[int, int, int, str] | None = None
     close: str | None = None
     said_as_noun = nominal_verbs(" ".join(action.split()[1:]))  # "... on a pre-authorisation"
     for tool in catalog.tools:
@@ -633,7 +652,13 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
         # "set up the freeze" -> `freeze_membership`: a light verb over the tool's own action
         # "make a note on the booking" -> `add_booking_note`: a light verb over what the tool
         # makes (its last word) and where
-        made = len(name_words) > 2 and name_words[-1] in objects and len(objects & tool_objects) > 1
+        # (a read tool makes nothing: "add them to the block" is no `get_group_block`)
+        made = (
+            tool.access != "read"
+            and len(name_words) > 2
+            and name_words[-1] in objects
+            and len(objects & tool_objects) > 1
+        )
         light = (verb in _LIGHT_VERBS and bool(objects & tool_verbs)) or (
             verb in _MAKING_VERBS and made and not tool_verbs & _UNDOING
         )
@@ -671,12 +696,15 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
             # tool's name said, its verb as it is, over `find_policy` by a synonym
             shared += len(name_words)
         if rank >= 0 and shared:
-            if best is None or (rank, shared) > best[:2]:
-                best = (rank, shared, tool.name)
+            # a tie goes to the tool of the verb said: "Check availability for the group's
+            # dates" is `check_room_availability`, not `get_group_block` by a synonym
+            said_verb = int(tool.name.split("_", 1)[0] == first)
+            if best is None or (rank, shared, said_verb) > best[:3]:
+                best = (rank, shared, said_verb, tool.name)
         elif close is None and (verb in tool_verbs or shared):
             close = tool.name
     if best is not None:
-        return Binding(tool=best[2])
+        return Binding(tool=best[3])
     if verb == _canon("send") and (messenger := _messenger(said, catalog)) is not None:
         return Binding(tool=messenger)
     owners = [

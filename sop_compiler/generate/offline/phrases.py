@@ -173,7 +173,10 @@ _SEND_TO_TEAM = re.compile(
     r"^(?i:send|forward|refer|pass|assign|route)\s+(?:(?i:the|this|their|its)\s+)?"
     r"[\w' -]{1,40}?\s+(?:on\s+)?"
     r"to\s+(?P<who>(?:the\s+)?[A-Z][\w&'-]*(?:\s+(?:of\s+|and\s+|&\s+)?[A-Z][\w&'-]*){0,3}"
-    r"(?:\s+(?:team|desk|office|unit|department))?)(?=$|[\s,.;:(])"
+    r"(?:\s+(?:team|desk|office|unit|department))?|"
+    # "refer the account to the school's business manager": people by their role, in lower case
+    r"(?i:the|a|your|their)\s+(?:[a-z][\w'-]*\s+){0,3}?(?:manager|supervisor|team\s+leader|"
+    r"team\s+lead|officer|coordinator|director))(?=$|[\s,.;:(])"
 )
 # "Raise a job with Metering Operations": the named team takes the work on
 _RAISE_WITH_TEAM = re.compile(
@@ -191,7 +194,8 @@ _NOT_DONE = re.compile(
     re.IGNORECASE,
 )
 _LIMITED_ORDER = re.compile(
-    r"^[a-z]+\s+(?:no\s+more\s+than|not\s+more\s+than|at\s+most|a\s+maximum\s+of)\s+\d+\s+"
+    r"^[a-z]+\s+(?:no\s+more\s+than|not\s+more\s+than|at\s+most|a\s+maximum\s+of)\s+"
+    r"(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|twelve)\s+"
     r"(?!minutes?\b|hours?\b|days?\b)[a-z]",
     re.IGNORECASE,
 )
@@ -785,6 +789,10 @@ def _split_actions(text: str) -> list[str]:
             left = chunk[start : match.start()]
             if _bracketed(chunk, match.start()):
                 continue
+            if _SHARED_OBJECT.match(left):
+                # "Don't cancel and rebook a group to change it": two verbs of one object, and
+                # neither is done, so no order to rebook
+                continue
             if _TWO_WORDS.search(left) or left.strip().casefold() in _ORDERS_ALONE:
                 parts.append(left)
                 start = match.end()
@@ -793,6 +801,9 @@ def _split_actions(text: str) -> list[str]:
 
 
 _TWO_WORDS = re.compile(r"\S\s+\S")
+# "Don't cancel", "Never refund": a refusal of a verb alone, whose object comes after the next
+# verb ("... and rebook a group")
+_SHARED_OBJECT = re.compile(r"^\s*(?:do\s+not|don't|never)\s+[a-z]+\s*$", re.IGNORECASE)
 # what a person told to do something does next ("... and get out", "... and stay away")
 _THEIRS_TO_DO = frozenset(
     {"get", "leave", "stay", "keep", "go", "move", "turn", "switch", "stop", "unplug", "avoid"}
