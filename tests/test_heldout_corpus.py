@@ -4,7 +4,7 @@ Every case has its document, `tools.yaml` and `gold.yaml`; the gold loads; every
 and fact is a verbatim substring of the document after whitespace folding (markup excluded); every
 heading is a heading of the document; every tool the gold names is in the case's catalog. Nothing
 here compiles a document: the corpora are measured by `bench/fidelity.py --heldout` and
-`--heldout2` to `--heldout17` only; each later corpus (tests/data/heldout2 to heldout17) is written
+`--heldout2` to `--heldout18` only; each later corpus (tests/data/heldout2 to heldout18) is written
 blind too, in domains and case names no earlier corpus uses.
 """
 
@@ -34,6 +34,7 @@ CORPORA = {
     "heldout15": (DATA / "heldout15", 4, 15),
     "heldout16": (DATA / "heldout16", 4, 15),
     "heldout17": (DATA / "heldout17", 4, 15),
+    "heldout18": (DATA / "heldout18", 4, 15),
 }
 ROOTS = tuple(root for root, _, _ in CORPORA.values())
 CASE_DIRS = sorted(p for root in ROOTS for p in root.iterdir() if p.is_dir())
