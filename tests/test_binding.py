@@ -781,3 +781,45 @@ def test_running_a_report_and_passing_someone_through_security() -> None:
     assert bind("Run the failed collections report for last week", catalog).tool == (
         "list_failed_collections"
     )
+
+
+def test_telling_a_role_a_hand_over_tool_names_reaches_them() -> None:
+    # a car subscription sweep: "If more than 10 cars are overdue, tell the Member Care
+    # Manager" with `refer_to_team` "Refer a case to another team (..., Member Care Manager)"
+    catalog = ToolCatalog(
+        tools=[
+            Tool(name="find_member", description="Look up a member's account."),
+            Tool(
+                name="refer_to_team",
+                description="Refer a case to another team (Fleet Desk, Recoveries, Member "
+                "Care Manager) or a school's business manager.",
+                access="write",
+            ),
+        ]
+    )
+    assert bind("Tell the Member Care Manager.", catalog).tool == "refer_to_team"
+    assert bind("Tell the member their manager will call", catalog).tool is None
+    assert bind("Tell the customer the price", catalog).tool is None
+
+
+def test_a_read_tool_makes_nothing_and_a_tie_goes_to_the_verb_said() -> None:
+    # a hotel standards manual: "Check availability for the group's dates" bound
+    # `get_group_block` (a synonym of check, listed first), and "add them to the block at the
+    # group rate" bound the same read tool, as if adding made a block
+    catalog = ToolCatalog(
+        tools=[
+            Tool(
+                name="get_group_block",
+                description="Open a group block by group reference and return its rooming "
+                "list, room count and release date.",
+            ),
+            Tool(
+                name="check_room_availability",
+                description="Check how many rooms of each type are free for a range of nights.",
+            ),
+        ]
+    )
+    assert bind("Check availability for the group's dates first.", catalog).tool == (
+        "check_room_availability"
+    )
+    assert bind("Add them to the block at the group rate", catalog).tool is None

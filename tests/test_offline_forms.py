@@ -10,7 +10,7 @@ import yaml
 
 from sop_compiler.config import Settings
 from sop_compiler.generate.offline import build_draft
-from sop_compiler.models import RoutineDraft, Step, Tool, ToolCatalog, walk_steps
+from sop_compiler.models import Procedure, RoutineDraft, Step, Tool, ToolCatalog, walk_steps
 from sop_compiler.pipeline import read_procedures
 from sop_compiler.validate import check_draft
 
@@ -655,3 +655,216 @@ def test_what_we_never_do_is_no_call_of_it(tmp_path: Path) -> None:
     assert "cancel_room_booking" not in [
         s.tool_call.tool for s in walk_steps(draft.steps) if s.tool_call is not None
     ]
+
+
+HAND_OVER_TOOLS = ToolCatalog(
+    tools=[
+        *CATALOG.tools,
+        Tool(
+            name="refer_to_team",
+            description="Refer a case to the Events team, a team leader or the site's "
+            "facilities manager.",
+            access="write",
+            parameters={
+                "type": "object",
+                "properties": {"team": {"type": "string"}, "summary": {"type": "string"}},
+                "required": ["team", "summary"],
+            },
+        ),
+        Tool(
+            name="send_requester_message",
+            description="Send the requester a text message.",
+            access="write",
+            parameters={
+                "type": "object",
+                "properties": {"message": {"type": "string"}},
+                "required": ["message"],
+            },
+        ),
+    ]
+)
+
+
+def _handed(tmp_path: Path, text: str) -> tuple[RoutineDraft, Procedure]:
+    (tmp_path / "sop.md").write_text(text, encoding="utf-8")
+    result = read_procedures(tmp_path / "sop.md", root=tmp_path, settings=Settings())
+    procedure = result.procedures[0]
+    return build_draft(procedure, catalog=HAND_OVER_TOOLS), procedure
+
+
+def test_a_case_referred_to_a_role_in_lower_case_is_handed_to_them(tmp_path: Path) -> None:
+    # a school meals sweep: "If it is below minus £10, refer the account to the school's
+    # business manager; do not text again" was a plain step, and the run went on to text
+    draft, _ = _handed(
+        tmp_path,
+        """# Facilities desk
+
+## Weekly unpaid bookings run
+
+1. Look up the booking.
+2. If more than £500 is unpaid, refer the account to the site's facilities manager; do not
+   text the requester again.
+3. Send the requester a text message about the balance.
+""",
+    )
+    unpaid = _condition(draft, "more than £500")
+    handed = _path(draft, unpaid.condition.then_step)  # type: ignore[union-attr]
+    assert _calls(handed) == ["refer_to_team"] and handed[-1].kind == "escalate"
+    assert "send_requester_message" in _calls(_path(draft, unpaid.condition.else_step))  # type: ignore[union-attr]
+
+
+def test_limits_said_in_words_are_rules_not_calls(tmp_path: Path) -> None:
+    # "Send no more than one reminder per parent per week", "Retry at most twice per pledge":
+    # each was one more call of the tool it limits
+    draft, _ = _handed(
+        tmp_path,
+        """# Facilities desk
+
+## Unpaid bookings
+
+1. Look up the booking.
+2. Send the requester a text message about the balance.
+3. Send no more than one reminder per requester per week.
+4. Cancel at most twice per meeting; after that the room booking stands.
+""",
+    )
+    calls = [s.tool_call.tool for s in walk_steps(draft.steps) if s.tool_call is not None]
+    assert calls == ["get_booking_details", "send_requester_message"]
+    limits = [r for r in draft.rules if r.kind == "limit"]
+    assert any("no more than one reminder" in r.text for r in limits), draft.rules
+    assert any("at most twice" in r.text for r in limits), draft.rules
+
+
+def test_a_refusal_of_two_verbs_of_one_thing_orders_neither(tmp_path: Path) -> None:
+    # a hotel manual: "Don't cancel and rebook a group to change it; amend the existing block"
+    # read "Don't cancel." and the order "Rebook a group to change it"
+    draft, _ = _handed(
+        tmp_path,
+        """# Facilities desk
+
+## Moving a meeting
+
+1. Look up the booking.
+2. Don't cancel and book catering again to move it; order catering for the new room.
+""",
+    )
+    texts = [s.text for s in walk_steps(draft.steps)]
+    assert not any(t.casefold().startswith("book catering again") for t in texts), texts
+    assert any(t.startswith("Don't cancel and book catering again") for t in texts), texts
+    calls = [s.tool_call.tool for s in walk_steps(draft.steps) if s.tool_call is not None]
+    assert "cancel_room_booking" not in calls and "book_catering" in calls
+
+
+def test_after_a_hand_over_the_list_goes_on(tmp_path: Path) -> None:
+    # a meal-kit playbook: "c. Pass it to the Food Safety team. d. Add the allergen flag as
+    # well": the routine ended at c and no path reached d, an error that kept the routine out
+    # of the network
+    draft, procedure = _handed(
+        tmp_path,
+        """# Facilities desk
+
+## A visitor is hurt
+
+1. Look up the booking.
+2. If the visitor needs an ambulance, tell the requester to call 999 and end the chat.
+   Otherwise:
+   a. Refer it to the Events team.
+   b. Send the requester a text message with the incident number.
+3. Tell the requester we are sorry.
+""",
+    )
+    issues = check_draft(draft, procedure=procedure, catalog=HAND_OVER_TOOLS, settings=Settings())
+    assert not [i for i in issues if i.code == "unreachable_step"], issues
+    hurt = _condition(draft, "ambulance")
+    assert _calls(_path(draft, hurt.condition.else_step)) == [  # type: ignore[union-attr]
+        "refer_to_team",
+        "send_requester_message",
+    ]
+
+
+def test_a_hand_over_that_ends_a_case_still_ends_it(tmp_path: Path) -> None:
+    # "Where the refund exceeds £250, do not issue it and refer the case to the Team Leader":
+    # the issue after it is the other case's, never a step after the hand-over
+    draft, _ = _handed(
+        tmp_path,
+        """# Facilities desk
+
+## Refund a cancelled meeting
+
+1. Look up the booking.
+2. If the refund exceeds £250, do not cancel it; refer the case to a team leader.
+3. Cancel the room booking.
+""",
+    )
+    big = _condition(draft, "exceeds £250")
+    assert "cancel_room_booking" not in _calls(_path(draft, big.condition.then_step))  # type: ignore[union-attr]
+
+
+def test_a_yes_that_acts_goes_on_when_the_no_refuses(tmp_path: Path) -> None:
+    # "Is the campaign still live? Yes: make the change. No: do not change it." then "Email
+    # the backer": the no ends the case, and the yes went to the end with it
+    draft, _ = _draft(
+        tmp_path,
+        """# Facilities desk
+
+## Change a room booking
+
+1. Look up the booking.
+2. Is the room still free? Yes: book catering for the new time. No: make no change.
+3. Notify the security desk about the visitor.
+""",
+    )
+    free = _condition(draft, "still free")
+    assert _calls(_path(draft, free.condition.then_step)) == ["book_catering", "notify_security"]  # type: ignore[union-attr]
+    assert "notify_security" not in _calls(_path(draft, free.condition.else_step))  # type: ignore[union-attr]
+
+
+SWIMLANE = """# Facilities desk
+
+## Room changes
+
+Purpose: requesters can move a meeting while the room is free.
+
+| Who | Does what | Then |
+|-----|-----------|------|
+| Desk | Look up the booking and read its status. | Decision below. |
+| Desk | Order catering for the new room. | Tell the requester the new room number. |
+| Desk | Notify the security desk about the visitors. | Close the contact. |
+
+Decision: Is the meeting today?
+
+Yes -> Escalate to the Events team.
+
+No -> Carry on with the table.
+
+| Role | How to reach | When |
+|------|--------------|------|
+| Duty manager | Radio channel 1 | Refunds over £150 |
+| Events team | Extension 2040 | Anything today |
+"""
+
+
+def test_a_swimlane_table_is_the_steps_and_its_decisions_come_where_it_says(
+    tmp_path: Path,
+) -> None:
+    # a crowdfunding process document: "Who | Does what | Then" rows, then "Decision: ...?"
+    # with "Yes ->" / "No ->" paragraphs; the rows and the decisions were both dropped
+    draft, procedure = _draft(tmp_path, SWIMLANE)
+    today = _condition(draft, "meeting today")
+    yes = _path(draft, today.condition.then_step)  # type: ignore[union-attr]
+    no = _path(draft, today.condition.else_step)  # type: ignore[union-attr]
+    assert yes[-1].kind == "escalate" and "book_catering" not in _calls(yes)
+    assert _calls(no) == ["book_catering", "notify_security"]
+    steps = list(walk_steps(draft.steps))
+    assert steps[0].tool_call is not None and steps[0].tool_call.tool == "get_booking_details"
+    # the decision is asked after the row whose "Then" names it, before catering is ordered
+    order = [s.id for s in steps]
+    catering = next(s for s in steps if s.tool_call and s.tool_call.tool == "book_catering")
+    assert order.index(today.id) < order.index(catering.id)
+    texts = [s.text for s in steps]
+    assert any("Tell the requester the new room number" in t for t in texts), texts
+    assert not any("Decision below" in t for t in texts), texts
+    # a table of contacts is no swimlane: no step says "Radio channel 1"
+    assert not any("Radio channel 1" in t for t in texts), texts
+    issues = check_draft(draft, procedure=procedure, catalog=CATALOG, settings=Settings())  # type: ignore[arg-type]
+    assert not [i for i in issues if i.severity == "error"], issues

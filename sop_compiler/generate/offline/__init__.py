@@ -48,6 +48,7 @@ from sop_compiler.generate.offline.sections import (
     conditional_unit,
     sections,
     units,
+    with_decisions,
     with_step_tables,
 )
 from sop_compiler.generate.offline.standing import confirm_gates, insert_confirmations, standing
@@ -155,7 +156,7 @@ def build_draft(
         customer_facing=_talks_with_someone(procedure),
     )
     builder.subject = _subject(procedure.title)
-    procedure = with_step_tables(procedure)
+    procedure = with_step_tables(with_decisions(procedure))
     found = standing(procedure, tools)
     builder.rule_sentences = found.rule_sentences
     parts = sections(procedure)

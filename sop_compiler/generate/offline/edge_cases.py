@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from sop_compiler.generate.offline.phrases import ABOUT, label_test, read_clause
-from sop_compiler.generate.offline.sections import Section, led_cases
+from sop_compiler.generate.offline.sections import Section, cited, led_cases
 from sop_compiler.generate.offline.standing import is_decision_table
 from sop_compiler.generate.offline.tools import ToolIndex
 from sop_compiler.models import Block, EdgeCase, ListItem, Paragraph, SourceRef, Table
@@ -41,7 +41,7 @@ def edge_cases(parts: list[Section], tools: ToolIndex, agents: tuple[str, ...]) 
                     continue
                 case = _edge_case(sentence, tools, agents, previous, section.kind == "escalation")
                 labelled = case.when.startswith(ABOUT)
-                case.source = SourceRef(block_ids=[block.id], quote=_words(sentence))
+                case.source = SourceRef(block_ids=cited(block.id), quote=_words(sentence))
                 if (
                     previous is not None
                     and previous.when == _ANY_TIME

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 
 from sop_compiler.generate.offline.nodes import (
     ANYTHING_ELSE,
@@ -15,7 +16,7 @@ from sop_compiler.generate.offline.nodes import (
     branch_end,
     flatten,
 )
-from sop_compiler.generate.offline.phrases import END
+from sop_compiler.generate.offline.phrases import END, HANDED_OVER
 from sop_compiler.models import TERMINAL_KINDS
 
 # "explain that it cannot be reopened", "there is nothing more to set up": the request stops here
@@ -34,6 +35,7 @@ def end_paths(
     Returns the top-level nodes (with any closing steps), what follows each node, and the
     closing "anything else?" step (None when every path already ends).
     """
+    top = _go_on_after_hand_overs(top)
     flat = flatten(top)
     after = after_map(flat)
     dead = _dead_ends(flat)
@@ -71,9 +73,10 @@ def end_paths(
             last = node.then_nodes[-1]
             if last.kind not in TERMINAL_KINDS and last.goto is None and last.jump is None:
                 # past the otherwise: where its last step goes on as the end of an outer
-                # branch (not where a dead end stops)
+                # branch (not where a dead end or a refusal stops: "Yes: make the change.
+                # No: do not change it." goes on after the yes)
                 other = node.else_nodes[-1]
-                ends_outer = other.jump is not None and other not in dead
+                ends_outer = other.jump is not None and other not in dead and not other.stops
                 last.jump = other.jump if ends_outer else after[other.uid]
         elif (
             not node.else_nodes
@@ -83,6 +86,54 @@ def end_paths(
             question = f'the SOP does not say what to do when "{node.test}" does not hold.'
             builder.questions.append((f"Step {{step}}: {question}", node))
     return top, after, closing
+
+
+def _go_on_after_hand_overs(top: list[Node]) -> list[Node]:
+    """Drop the end after a hand-over call that the SOP's own list goes on from: "c. Pass it to
+    the Food Safety team. d. Add the allergen flag as well." The call hands the case over and
+    the agent still does d; ending the routine at c would leave d where no path reaches it."""
+    flat = flatten(top)
+    after = after_map(flat)
+    reached = {id(n.jump) for n in flat if n.jump is not None}
+    reached |= {id(n.else_jump) for n in flat if n.else_jump is not None}
+    # a case with no otherwise goes on past its then-side when its test fails
+    reached |= {
+        id(after[n.then_nodes[-1].uid])
+        for n in flat
+        if n.then_nodes and not n.else_nodes and n.else_jump is None
+    }
+    reached |= {id(branch[0]) for n in flat for branch in (n.then_nodes, n.else_nodes) if branch}
+    branches = [b for n in flat for b in (n.then_nodes, n.else_nodes) if b]
+    lists = [top, *(n.children for n in flat if n.children)]
+
+    def together(node: Node, following: Node) -> bool:
+        """In the same branch of a case (or in the same list, outside every case): never the
+        end of a case and a step its otherwise was meant to be ("..., refer it to the Team
+        Leader" and "Issue the refund")."""
+        home = next((b for b in branches if node in b), None)
+        if home is not None:
+            return following in home
+        return not any(following in b for b in branches) and any(
+            node in each and following in each for each in lists
+        )
+
+    ends = [
+        node
+        for before, node in pairwise(flat)
+        if node.kind == "escalate"
+        and node.text == HANDED_OVER
+        and before.tool_call is not None
+        and (following := after[node.uid]) is not None
+        and id(following) not in reached
+        and together(node, following)
+    ]
+    if not ends:
+        return top
+    for node in flat:
+        node.children = [n for n in node.children if n not in ends]
+        node.then_nodes = [n for n in node.then_nodes if n not in ends]
+        node.else_nodes = [n for n in node.else_nodes if n not in ends]
+    return [n for n in top if n not in ends]
 
 
 def _end_explicit_branches(

@@ -195,7 +195,7 @@ _NOT_DONE = re.compile(
 )
 _LIMITED_ORDER = re.compile(
     r"^[a-z]+\s+(?:no\s+more\s+than|not\s+more\s+than|at\s+most|a\s+maximum\s+of)\s+"
-    r"(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|twelve)\s+"
+    r"(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|twelve|once|twice)\s+"
     r"(?!minutes?\b|hours?\b|days?\b)[a-z]",
     re.IGNORECASE,
 )
@@ -612,6 +612,9 @@ def _trailing_test(text: str) -> tuple[str, str] | None:
         # "do not extend the hire and offer an alternative item, if one is available": the test
         # is the offer's; the refusal holds either way, so the words stay as they are
         or (NEGATED.match(text) is not None and _and_order(trailing.group("action")))
+        # "Cancel the pledge if they still want to, and refer the campaign to Trust & Safety":
+        # the test ends before the next order, which holds either way; the words stay whole
+        or _and_order(trailing.group("test"))
     ):
         return None
     return trailing.group("action"), trailing.group("test").rstrip(". ").strip()
@@ -1165,9 +1168,12 @@ def _names_data(text: str, tool: Tool) -> bool:
 _SHOWS = re.compile(r"\b(?:shows?|showing|says|is\s+(?:marked|flagged|showing))\b", re.I)
 
 
+HANDED_OVER = "The case is handed over; this routine ends here."
+
+
 def handed_over(ending: Action) -> Action:
     """The end of a branch whose call handed the case to people: it says so, not the call twice."""
-    ending.text = "The case is handed over; this routine ends here."
+    ending.text = HANDED_OVER
     return ending
 
 

@@ -1019,7 +1019,8 @@ def _trailing_unless_as_if(match: re.Match[str]) -> str:
 _IF_ANSWER = re.compile(r"^if\s+(?:(?P<no>not|no)|so|yes)\s*,\s*(?P<rest>\S.*)$", re.IGNORECASE)
 # "Yes: route it", "A: NO: book somewhere to stay" (a call script's answer line)
 _ANSWER = re.compile(
-    r"^(?:a\s*:\s*)?(?P<answer>yes|no)\s*[:,\-\u2013\u2014]\s*(?P<rest>\S.*)$", re.IGNORECASE
+    r"^(?:a\s*:\s*)?(?P<answer>yes|no)\s*(?:->|=>|\u2192|[:,\-\u2013\u2014])\s*(?P<rest>\S.*)$",
+    re.IGNORECASE,
 )
 
 

@@ -465,48 +465,186 @@ _ANYTHING_ELSE = re.compile(r"^(?:anything|everything|everyone|all)\s+else\b", r
 
 
 def with_step_tables(procedure: Procedure) -> Procedure:
-    """The procedure with each table of numbered steps ("Step | What to do", "No. | Action")
-    read as the numbered list it is: one item per row, citing the table."""
+    """The procedure with each table of steps ("Step | What to do", "Who | Does what | Then")
+    read as the numbered list it is: one item per row, citing the table. Where a swimlane's
+    "Then" says "Decision below." or "Decision 2.", the decision (with_decisions) is the step
+    after that row, as the table orders it, not after the whole table."""
     blocks: list[Block] = []
-    for block in procedure.blocks:
+    placed: set[str] = set()  # the decisions placed after their rows
+    for at, block in enumerate(procedure.blocks):
         rows = step_rows(block) if isinstance(block, Table) else None
         if rows is None:
-            blocks.append(block)
+            if block.id not in placed:
+                blocks.append(block)
             continue
-        blocks += [
-            ListItem(id=block.id, prov=block.prov, text=text, marker=f"{number}.", ordered=True)
-            for number, text in rows
-        ]
-    if len(blocks) == len(procedure.blocks):
+        later = [b for b in procedure.blocks[at + 1 :] if isinstance(b, Paragraph)]
+        decisions = [b for b in later if _DECIDED.match(b.text)]
+        number = 0
+        for key, text, points in rows:
+            number = number + 1 if key is None else int(key)
+            item = ListItem(
+                id=block.id, prov=block.prov, text=text, marker=f"{number}.", ordered=True
+            )
+            blocks.append(item)
+            if key is not None or points is None:
+                continue
+            chosen = [d for d in decisions if d.id not in placed]
+            if points:  # "Decision 2."
+                chosen = decisions[points - 1 : points] if points <= len(decisions) else []
+            if chosen and chosen[0].id not in placed:
+                number += 1
+                decision = chosen[0]
+                placed.add(decision.id)
+                blocks.append(
+                    ListItem(
+                        id=decision.id,
+                        prov=decision.prov,
+                        text=decision.text,
+                        marker=f"{number}.",
+                        ordered=True,
+                    )
+                )
+    if blocks == procedure.blocks:
         return procedure
     return procedure.model_copy(update={"blocks": blocks})
 
 
-def step_rows(table: Table) -> list[tuple[str, str]] | None:
-    """A table of numbered steps as (number, what to do) per row; None for any other table. A
-    column between ("No. | Action | Who") is said after the action, in brackets."""
+# a decision and its answers, joined (with_decisions): "Is the campaign still live? Yes -> ..."
+_DECIDED = re.compile(r"^[^?]{3,200}\?\s+(?:yes|no)\s*(?:->|=>|\u2192|:)", re.IGNORECASE)
+
+
+def with_decisions(procedure: Procedure) -> Procedure:
+    """The procedure with each "Decision: Is the campaign still live?" paragraph and the
+    "Yes -> ..." / "No -> ..." paragraphs after it joined into one question and its answers, so
+    the answers are read as the question's two sides (reading.py), not as orders of their own."""
+    blocks: list[Block] = []
+    asking = False  # the last block is a decision, with the answers joined to it so far
+    for block in procedure.blocks:
+        last = blocks[-1] if blocks else None
+        if (
+            asking
+            and isinstance(last, Paragraph)
+            and isinstance(block, Paragraph)
+            and _ANSWER_PARAGRAPH.match(block.text)
+        ):
+            joined = f"{last.id}{JOINED}{block.id}"
+            blocks[-1] = Paragraph(id=joined, prov=last.prov, text=f"{last.text} {block.text}")
+            continue
+        decision = _DECISION_PARAGRAPH.match(block.text) if isinstance(block, Paragraph) else None
+        asking = decision is not None
+        if isinstance(block, Paragraph) and decision is not None:
+            block = Paragraph(
+                id=block.id, prov=block.prov, text=block.text[decision.end() :].strip()
+            )
+        blocks.append(block)
+    if blocks == procedure.blocks:
+        return procedure
+    return procedure.model_copy(update={"blocks": blocks})
+
+
+# the id of paragraphs read as one (with_decisions): "b17+b18+b19"
+JOINED = "+"
+
+
+def cited(block_id: str) -> list[str]:
+    """The document's blocks a (joined) block id stands for, for a citation."""
+    return block_id.split(JOINED)
+
+
+# "Decision: Is it ...?", "Decision 2: ...?" (a question alone); "Yes -> ...", "No: ..."
+_DECISION_PARAGRAPH = re.compile(
+    r"^\s*(?:decision|question)(?:\s+\d{1,2})?\s*:\s*(?=[^?]{3,200}\?\s*$)", re.IGNORECASE
+)
+_ANSWER_PARAGRAPH = re.compile(r"^\s*(?:yes|no)\s*(?:->|=>|\u2192|:)", re.IGNORECASE)
+
+
+def step_rows(table: Table) -> list[tuple[str | None, str, int | None]] | None:
+    """A table of steps as (its number, what to do, the decision its "Then" names) per row;
+    None for any other table. The number is None for a row of a swimlane; the decision is 0
+    for "Decision below.", 2 for "Decision 2." and None for none.
+
+    The steps are numbered in the first column ("Step | What to do") or taken in row order
+    after whoever does them ("Who | Does what | Then", a swimlane). A column between ("No. |
+    Action | Who") is said after the action, in brackets, unless every row says the same
+    ("Agent"). A "Then" column after the action is said after it, unless it only names what the
+    next row does ("Email the backer." before "Email the backer the new pledge summary.") or
+    where to look next ("Decision below.")."""
     header = [" ".join(h.split()) for h in table.header or []]
-    if len(header) < 2 or not _STEP_HEADER.match(header[0]) or not _DOING_HEADER.match(header[-1]):
+    doing = next((n for n, h in enumerate(header) if n and _DOING_HEADER.match(h)), None)
+    if len(header) < 2 or doing is None or not _STEP_HEADER.match(header[0]):
         return None
-    out: list[tuple[str, str]] = []
-    for row in table.rows:
-        cells = [" ".join(c.split()) for c in row]
-        number = _STEP_NUMBER.match(cells[0]) if len(cells) == len(header) else None
-        if number is None or not cells[-1]:
+    numbered = _WHO_HEADER.match(header[0]) is None
+    then = doing + 1 if doing + 1 < len(header) and _THEN_HEADER.match(header[doing + 1]) else None
+    if len(header) > doing + 1 + (then is not None):
+        return None
+    rows = [[" ".join(c.split()) for c in row] for row in table.rows]
+    if len(rows) < 2 or any(len(cells) != len(header) or not cells[doing] for cells in rows):
+        return None
+    orders = sum(_opens_with_order(cells[doing]) for cells in rows)
+    if not numbered and (not _SWIMLANE_DOING.match(header[doing]) or 3 * orders < 2 * len(rows)):
+        return None  # "Role | How to reach | When" lists contacts; a swimlane's cells are orders
+    first = 1 if numbered else 0  # the number is no column to say; whoever does it may be
+    same = {n for n in range(first, doing) if len({cells[n] for cells in rows}) == 1}
+    out: list[tuple[str | None, str, int | None]] = []
+    for index, cells in enumerate(rows):
+        number = _STEP_NUMBER.match(cells[0]) if numbered else None
+        if numbered and number is None:
             return None
-        between = zip(header[1:-1], cells[1:-1], strict=True)
+        between = [(header[n], cells[n]) for n in range(first, doing) if n not in same]
         beside = "; ".join(f"{name}: {cell}" for name, cell in between if cell)
-        out.append((number.group(1), f"{cells[-1]} ({beside})" if beside else cells[-1]))
-    return out if len(out) >= 2 else None
+        text = f"{cells[doing]} ({beside})" if beside else cells[doing]
+        following = rows[index + 1][doing] if index + 1 < len(rows) else ""
+        closes = index + 1 == len(rows) and _CLOSE_CELL.match(
+            cells[then] if then is not None else ""
+        )
+        if then is not None and _said_next(cells[then], following) and not closes:
+            text = f"{text.rstrip('.')}. {cells[then]}"
+        named = _DECISION_NAMED.match(cells[then]) if then is not None else None
+        points = None if named is None else int(named["number"] or 0)
+        out.append((number.group(1) if number else None, text, points))
+    return out
 
 
-_STEP_HEADER = re.compile(r"^(?:steps?|no\.?|#|number|stage|seq(?:uence)?)$", re.IGNORECASE)
+def _opens_with_order(cell: str) -> bool:
+    first = re.match(r"[A-Za-z']+", cell)
+    return first is not None and first.group(0).casefold() in INSTRUCTION_VERBS
+
+
+def _said_next(cell: str, following: str) -> bool:
+    """Whether a "Then" cell says something the next row does not: "Tell the backer the
+    creator has 14 days to reply", not "Email the backer." over "Email the backer the ..."."""
+    if not cell or _LOOK_NEXT.match(cell):
+        return False
+    words = set(re.findall(r"[a-z0-9]+", cell.casefold())[1:]) - _SMALL_WORDS  # past its verb
+    return not words <= set(re.findall(r"[a-z0-9]+", following.casefold()))
+
+
+_STEP_HEADER = re.compile(
+    r"^(?:steps?|no\.?|#|number|stage|seq(?:uence)?|who|role|owner|by\s+whom|responsible)$",
+    re.IGNORECASE,
+)
+_WHO_HEADER = re.compile(r"^(?:who|role|owner|by\s+whom|responsible)$", re.IGNORECASE)
 _DOING_HEADER = re.compile(
     r"^(?:what\s+to\s+do|what\s+(?:you|we)\s+do|actions?|instructions?|tasks?|details?|"
-    r"description|procedure|how|do\s+this)$",
+    r"description|procedure|how|do\s+this|does\s+what|what\s+they\s+do|activity)$",
     re.IGNORECASE,
 )
 _STEP_NUMBER = re.compile(r"^(?:step\s+)?(\d{1,2})[.)]?$", re.IGNORECASE)
+_SWIMLANE_DOING = re.compile(
+    r"^(?:does\s+what|what\s+they\s+do|what\s+to\s+do|actions?|activity|tasks?)$", re.IGNORECASE
+)
+_THEN_HEADER = re.compile(r"^(?:then|next|next\s+step|after\s+that)$", re.IGNORECASE)
+# a "Then" cell that only says where to read on: "Decision below.", "Decision 1.", "Continue."
+_LOOK_NEXT = re.compile(
+    r"^(?:decision\b|see\b|go\s+to\b|next\s+row|continue\b|carry\s+on\b)", re.IGNORECASE
+)
+# "Close the contact." after the last row: the routine's own ending closes it, after what the
+# SOP says below the table (its decisions and rules)
+_CLOSE_CELL = re.compile(r"^(?:close|end|resolve)\s+the\s+(?:contact|case|call|chat)\b", re.I)
+_DECISION_NAMED = re.compile(r"^decision\s*(?:(?P<number>\d{1,2})|below)\b", re.IGNORECASE)
+_SMALL_WORDS = frozenset(
+    re.findall(r"[a-z]+", "the a an to of and or their them they it its on in for with")
+)
 
 
 def table_steps(table: Table) -> list[tuple[str, str]] | None:

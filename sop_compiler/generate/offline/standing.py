@@ -33,6 +33,7 @@ from sop_compiler.generate.offline.sections import (
     AUDIENCE,
     CASE_HEADER,
     EXCEPTION_LABEL,
+    cited,
 )
 from sop_compiler.generate.offline.tools import ToolIndex
 from sop_compiler.models import (
@@ -838,7 +839,7 @@ _IED = re.compile(r"ied\b")
 
 
 def _ref(block_id: str, sentence: str) -> SourceRef:
-    return SourceRef(block_ids=[block_id], quote=quote(sentence))
+    return SourceRef(block_ids=cited(block_id), quote=quote(sentence))
 
 
 def is_decision_table(table: Table) -> bool:

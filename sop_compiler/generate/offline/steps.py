@@ -7,6 +7,7 @@ import re
 from sop_compiler.generate.offline.chains import chain
 from sop_compiler.generate.offline.endings import end_paths
 from sop_compiler.generate.offline.nodes import Builder, Node, branch_end
+from sop_compiler.generate.offline.sections import cited
 from sop_compiler.models import (
     TERMINAL_KINDS,
     Condition,
@@ -188,7 +189,7 @@ def _step(builder: Builder, node: Node, after: dict[int, Node | None]) -> Step:
         confirm=node.confirm,
         next_step=next_step,
         substeps=[_step(builder, child, after) for child in node.children],
-        source=SourceRef(block_ids=[node.block_id], quote=node.quote or "")
+        source=SourceRef(block_ids=cited(node.block_id), quote=node.quote or "")
         if node.block_id
         else None,
     )
@@ -223,7 +224,7 @@ def _same_sides(
         kind="action",
         text=_fill(builder, node.text, node),
         substeps=[_step(builder, child, after) for child in node.children],
-        source=SourceRef(block_ids=[node.block_id], quote=node.quote or "")
+        source=SourceRef(block_ids=cited(node.block_id), quote=node.quote or "")
         if node.block_id
         else None,
     )
