@@ -52,7 +52,8 @@ _NUMBER = re.compile(
 _NOISE_TITLE = re.compile(
     r"^(?:contacts?(?:\s+(?:us|information|details))?|questions(?:\s+about\s+this\s+\w+)?|"
     r"feedback|revision\s+(?:history|notes|log)|(?:version|page|change|edit|update)\s+history|"
-    r"change\s*log|"
+    r"change\s*log|changes\s+since\s+(?:the\s+)?(?:last|previous)\s+(?:version|issue|edition)|"
+    r"what'?s\s+(?:changed|new)(?:\s+in\s+this\s+(?:version|issue))?|"
     r"(?:(?:document|chapter|section|manual|policy|procedure|sop)\s+)?amendments?"
     r"(?:\s+(?:log|history|record))?|document\s+(?:control|history|"
     r"information|details)|disclaimers?|legal(?:\s+notice)?|copyright|last\s+updated.*|"

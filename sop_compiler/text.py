@@ -80,7 +80,9 @@ CONTEXT_TITLE = re.compile(
     r"^(?:purpose|scope|overview|background|introduction|definitions?|glossary|references?|related|"
     r"see also|(?:[\w-]+\s+)?contacts?|revision history|document control|version history|"
     r"polic(?:y|ies)|audience|"
-    r"applicability|objectives?|summary|about|when to use|when this applies)\b",
+    r"applicability|objectives?|summary|about|when to use|when this applies|"
+    # "Why I'm sending this", "Why this matters": the reasons, not the steps
+    r"why\s+(?:i'm|i\s+am|we're|we\s+are|this|these|it)\b)\b",
     re.IGNORECASE,
 )
 _META = re.compile(

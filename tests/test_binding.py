@@ -823,3 +823,23 @@ def test_a_read_tool_makes_nothing_and_a_tie_goes_to_the_verb_said() -> None:
         "check_room_availability"
     )
     assert bind("Add them to the block at the group rate", catalog).tool is None
+
+
+def test_a_tie_never_goes_to_a_tool_that_shares_only_whose_it_is() -> None:
+    # the tie to the verb said sent "Send the customer a replacement router" to
+    # `send_password_reset`, which shares only "customer" with it
+    catalog = ToolCatalog(
+        tools=[
+            Tool(
+                name="reship_order",
+                description="Send a free replacement of an order's items.",
+                access="write",
+            ),
+            Tool(
+                name="send_password_reset",
+                description="Email the customer a single-use password reset link.",
+                access="write",
+            ),
+        ]
+    )
+    assert bind("Send the customer a replacement router", catalog).tool == "reship_order"

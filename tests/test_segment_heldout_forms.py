@@ -516,6 +516,34 @@ def test_a_title_set_apart_by_blank_lines_is_a_section(tmp_path: Path) -> None:
     assert titles == ["Ending a rental early", "Buying furniture outright"]
 
 
+def test_a_memo_s_titles_set_apart_are_peers_of_its_underlined_sections(tmp_path: Path) -> None:
+    # a manager's email pasted into a text file: "RE: ..." titles set apart by blank lines
+    # beside sections underlined with dashes. The dash in 'RE: "Where's my bike?" - late
+    # returns' made it too long to be a title, so it and the next section were folded into
+    # the one before; a reason why and what changed are no procedures
+    text = (
+        "From: Dana Hill\nSubject: Desk procedures\n\nMorning all,\n\n"
+        "Why I'm sending this\n--------------------\n"
+        "Two bikes went out unchecked last week. Never hand over a bike before the safety "
+        "check.\n\n\n"
+        "RE: Hiring a bike\n\n"
+        "1) Find the customer's booking.\n2) Take the deposit.\n\n"
+        "Damage on return\n----------------\n"
+        "1) Photograph the damage.\n2) Charge the repair to the card on file.\n\n\n"
+        'RE: "Where\'s my bike?" - late returns\n\n'
+        "1) Find the booking.\n2) Text the customer a reminder.\n\n"
+        "Changes since the last version\n------------------------------\n"
+        "- Deposits: now taken by card only\n- New: late returns\n\n"
+        "Thanks all,\nDana\n"
+    )
+    titles = _titles(_procedures(tmp_path, "memo.txt", text))
+    assert titles == [
+        "RE: Hiring a bike",
+        "Damage on return",
+        'RE: "Where\'s my bike?" - late returns',
+    ]
+
+
 def test_a_numbered_when_section_beside_procedures_is_a_procedure(tmp_path: Path) -> None:
     text = (
         "CINEMA SOP\n\n"

@@ -233,6 +233,7 @@ class _TextParser:
         self.para_start = 0
         self.item: _Item | None = None
         self.title_line = _title_line(self.lines)
+        self.last_level = 0  # of the last heading; 0 before any
 
     def flush(self) -> None:
         if self.para:
@@ -288,6 +289,7 @@ class _TextParser:
                 prev_blank, i = True, i + consumed
                 continue
             marker = parse_marker(stripped)
+            lone = False  # a sentence-case title set apart (_lone_title), read below
             arrow = _ARROW.match(stripped)
             if arrow and self.item is not None and self.item.lines[-1].endswith((".", "?", "!")):
                 # under "Card over the phone? Take it on the card machine app.", the arrow leads
@@ -302,13 +304,16 @@ class _TextParser:
                 and (
                     (prev_blank and _caps_heading(stripped))
                     or _banner_heading(stripped)  # "=== MACRO WR-01: Missed bin collection ==="
-                    or self._lone_title(i)
+                    or (lone := self._lone_title(i))
                 )
                 and (self.title_line is None or i > self.title_line)
             ):
                 # ALL-CAPS lines above the underlined title are a letterhead, not sections.
                 self.flush()
-                self._heading(_undecorated(stripped), 1, i)
+                # a title set apart is a peer of the section before it ("RE: Escorts" after
+                # "Useful numbers" underlined with dashes), never its parent
+                level = self.last_level if lone and self.last_level else 1
+                self._heading(_undecorated(stripped), level, i)
             elif marker is not None:
                 self.flush()
                 level = self.nester.level(indent, marker)
@@ -327,13 +332,15 @@ class _TextParser:
 
     def _heading(self, text: str, level: int, index: int, number: str | None = None) -> None:
         self.nester.reset()
+        self.last_level = level
         self.b.heading(text, level, index, number=number)
 
     def _lone_title(self, i: int) -> bool:
         """ "Ending a rental early" set apart by two blank lines above and one below: a section
         title in sentence case (one blank line above is any short paragraph)."""
         line = self.lines[i].strip()
-        words = line.split()
+        # 'RE: "Where's my transport?" - late and missed pickups': a dash is no word
+        words = [word for word in line.split() if any(ch.isalnum() for ch in word)]
         above = [self.lines[j].strip() for j in range(max(0, i - 2), i)]
         below = self.lines[i + 1].strip() if i + 1 < len(self.lines) else ""
         return (

@@ -469,6 +469,9 @@ _REPORT_OF = re.compile(
 _OF_THINGS = re.compile(r"\b(?:of|the|a|an|any|all|each|every|no)\s+$")
 
 
+# whose a thing is, said of anyone: "customer", "client", "user" and "account" are one word
+_WHOSE = frozenset(canonical_words("customer caller"))
+
 # "Tell the Site Manager the same day", "let the duty manager know": a person told
 _TELL = re.compile(
     r"^\s*(?:tell|inform|alert|let|e-?mail|text|message|ring|phone|call|ask)\s+"
@@ -696,9 +699,11 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
             # tool's name said, its verb as it is, over `find_policy` by a synonym
             shared += len(name_words)
         if rank >= 0 and shared:
-            # a tie goes to the tool of the verb said: "Check availability for the group's
-            # dates" is `check_room_availability`, not `get_group_block` by a synonym
-            said_verb = int(tool.name.split("_", 1)[0] == first)
+            # a tie goes to the tool with more than whose it is in common ("Send the customer a
+            # replacement router": `reship_order`, never `send_password_reset` by "customer"),
+            # then to the tool of the verb said ("Check availability for the group's dates" is
+            # `check_room_availability`, not `get_group_block` by a synonym)
+            said_verb = int(bool(common - _WHOSE)) * 2 + int(tool.name.split("_", 1)[0] == first)
             if best is None or (rank, shared, said_verb) > best[:3]:
                 best = (rank, shared, said_verb, tool.name)
         elif close is None and (verb in tool_verbs or shared):
