@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sop_compiler.generate.offline.binding import bind
+from sop_compiler.generate.offline.binding import bind, is_statement
 from sop_compiler.models import ToolCatalog
 from sop_compiler.models.catalog import Tool
 
@@ -843,3 +843,33 @@ def test_a_tie_never_goes_to_a_tool_that_shares_only_whose_it_is() -> None:
         ]
     )
     assert bind("Send the customer a replacement router", catalog).tool == "reship_order"
+
+
+def test_a_write_tool_s_verb_alone_is_second_to_the_tool_of_the_things_said() -> None:
+    # a meal-kit playbook: "Add it as an allergen flag on the account" called `add_box_credit`
+    # (its verb, and "account" in common) over `set_allergen_flag`; and "Credit for a box
+    # someone couldn't eat is the full box value" is a fact about credit, no call of it
+    catalog = ToolCatalog(
+        tools=[
+            Tool(
+                name="add_box_credit",
+                description="Put a credit on the subscriber's account.",
+                access="write",
+            ),
+            Tool(
+                name="set_allergen_flag",
+                description="Record an allergen on the account so the packing line excludes "
+                "recipes containing it.",
+                access="write",
+            ),
+            Tool(name="lookup_account", description="Look up a customer's account."),
+        ]
+    )
+    assert bind("Add it as an allergen flag on the account", catalog).tool == "set_allergen_flag"
+    assert bind("Add the allergen flag as well, so the next box is safe", catalog).tool == (
+        "set_allergen_flag"
+    )
+    assert bind("Look up the customer's account by phone number", catalog).tool == (
+        "lookup_account"
+    )
+    assert is_statement("Credit for a box someone couldn't eat is the full box value")

@@ -868,3 +868,43 @@ def test_a_swimlane_table_is_the_steps_and_its_decisions_come_where_it_says(
     assert not any("Radio channel 1" in t for t in texts), texts
     issues = check_draft(draft, procedure=procedure, catalog=CATALOG, settings=Settings())  # type: ignore[arg-type]
     assert not [i for i in issues if i.severity == "error"], issues
+
+
+def test_unless_in_which_case_is_the_case_itself(tmp_path: Path) -> None:
+    # a garden centre article: "Refund the item only - not the delivery charge - unless every
+    # item in the order was damaged, in which case refund the delivery charge too" read as
+    # "If it is not true that every item was damaged, refund the delivery charge"
+    draft, _ = _draft(
+        tmp_path,
+        """# Facilities desk
+
+## Catering complaints
+
+1. Look up the booking.
+2. Notify the security desk about the complaint - unless the visitor was hurt, in which case
+   cancel the room booking too.
+""",
+    )
+    hurt = _condition(draft, "the visitor was hurt")
+    assert hurt.condition is not None and "not true" not in hurt.condition.test
+    assert _calls(_path(draft, hurt.condition.then_step)) == ["cancel_room_booking"]
+
+
+def test_not_dealt_with_here_ends_the_case(tmp_path: Path) -> None:
+    # "If it's been more than 48 hours since delivery, don't process it here: plants go
+    # through a guarantee claim" went on into the refund steps
+    draft, _ = _draft(
+        tmp_path,
+        """# Facilities desk
+
+## Room refunds
+
+1. If the meeting was more than 30 days ago, don't process it here: old refunds go to
+   Finance.
+2. Look up the booking.
+3. Cancel the room booking.
+""",
+    )
+    old = _condition(draft, "more than 30 days ago")
+    assert _calls(_path(draft, old.condition.then_step)) == []  # type: ignore[union-attr]
+    assert "cancel_room_booking" in _calls(_path(draft, old.condition.else_step))  # type: ignore[union-attr]

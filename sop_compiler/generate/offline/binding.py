@@ -677,6 +677,7 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
             # "Take the £50 security deposit on a card pre-authorisation" -> `preauthorise_card`:
             # a verb that only does it, the tool's own action said as a noun, and its object
             rank = 1 if common else rank
+        direct = common  # the things said after the verb that the tool names
         if rank == 1 and not shared:
             # "Take the first month's fee and the deposit in a single payment" -> `take_payment`:
             # the tool's own verb, its object said further on
@@ -686,6 +687,12 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
             # "Add the charge to the guest's room bill" and `issue_spa_voucher` "Add a spa voucher
             # to the guest's stay": the description's verb, and only who it is for in common
             rank = 0 if nominal or light else -1
+        if rank == 1 and tool.access != "read" and not direct - _WHOSE and objects - WHO:
+            # "Add it as an allergen flag on the account" and `add_box_credit`: a write tool's
+            # verb and none of the things it names ("account" is anyone's; "Add the allergen flag
+            # so the next box is safe" names no box to credit), second to `set_allergen_flag`
+            # (a read of "the account" is what it says)
+            rank = 0
         if definite and second in tool_verbs and (common - WHO or not objects - WHO):
             # "open the account" reads the account; "open a ticket" creates one. A read of
             # only whose it is ("Open the claim with the customer's photos" and "Open storage
@@ -848,8 +855,10 @@ def is_statement(text: str) -> bool:
     said = rest.split(None, 1)[0].casefold().strip(",.;") if rest.split() else ""
     if colon and first not in INSTRUCTION_VERBS and said in ("nothing", "no", "none"):
         return True  # "Returned to sender already: nothing can be done by us"
-    if _NOUN_IS.match(text.strip()):
-        return True  # "Contact is made by the Fraud team": the verb's noun, and what it is
+    if _NOUN_IS.match(text.strip()) or _NOUN_OF_IS.match(text.strip()):
+        # "Contact is made by the Fraud team", "Credit for a box someone couldn't eat is the
+        # full box value": the verb's noun, and what it is
+        return True
     if first in INSTRUCTION_VERBS or _STATEMENT.match(text.strip()) is None:
         return False
     # "Parcel shows 'delivery failed', rebook it", "... only - escalate to Accessibility": a
@@ -859,5 +868,6 @@ def is_statement(text: str) -> bool:
     return then not in INSTRUCTION_VERBS
 
 
+_NOUN_OF_IS = re.compile(r"^[a-z]+\s+(?:for|of)\s+[^,:;]{0,80}?\s(?:is|are)\s", re.I)
 _NOUN_IS = re.compile(r"^[a-z]+\s+(?:is|are|was|were|has\s+been|have\s+been|will\s+be)\s", re.I)
 _CLAUSE_BREAK = re.compile(r"[,;:]\s+|\s[-\u2013\u2014]\s")

@@ -133,7 +133,9 @@ END = "end"  # `goto` value: the closing step of the routine
 # "the letting shall not proceed", "do not go ahead with the booking": the request stops here
 NOT_PROCEED = re.compile(
     r"^(?:the\s+[\w-]+(?:\s+[\w-]+)?\s+(?:shall|must|will|should|cannot|can't|may)\s+not\s+|"
-    r"(?:do\s+not|don't)\s+)(?:proceed|go\s+ahead|continue)\b",
+    r"(?:do\s+not|don't)\s+)(?:proceed|go\s+ahead|continue|"
+    # "Don't process it here: plants go through a guarantee claim": not in this procedure
+    r"(?:process|deal\s+with|handle)\s+(?:it|this|them)\s+here)\b",
     re.IGNORECASE,
 )
 STOP_ALONE = re.compile(r"^stop(?:\s+(?:here|there|now))?\s*[.!]?\s*$", re.IGNORECASE)
@@ -894,12 +896,12 @@ def _read_action(
         # "Put no more than 25 accounts on hold in one day without telling the Finance
         # Director": a limit on the order (the routine's Rules keep it), never one more call
         return [Action("say", text, quote)]
+    if NOT_PROCEED.match(text) or STOP_ALONE.match(text):
+        # "... then stop.", "Don't process it here": nothing more is done in this case
+        return [Action("say", text, quote, goto=END)]
     if _NOT_DONE.match(text) or _TAKE_NO.match(text):
         # "Take no payment at the desk from them": what is not done calls nothing
         return [Action("say", text, quote)]
-    if NOT_PROCEED.match(text) or STOP_ALONE.match(text):
-        # "... then stop.": nothing more is done in this case
-        return [Action("say", text, quote, goto=END)]
     if _FOLLOW_SOP.match(text) or _OTHER_PROCEDURE.match(text):
         # another SOP (or "the procedure above") takes over: no tool call, this routine ends
         return [Action("say", text, quote, goto=END)]

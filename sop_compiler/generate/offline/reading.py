@@ -996,7 +996,15 @@ _UNLESS = re.compile(
 
 def _unless_as_if(match: re.Match[str]) -> str:
     test = match.group("test").strip()
+    which = _IN_WHICH_CASE.match(match.group("action"))
+    if which is not None:
+        # "... - unless every item was damaged, in which case refund the delivery charge too":
+        # the exception is the case, and what follows is done in it
+        return f"{match.group('lead')}If {test}, {match.group('action')[which.end() :]}"
     return f"{match.group('lead')}If it is not true that {test}, {match.group('action')}"
+
+
+_IN_WHICH_CASE = re.compile(r"in\s+which\s+case,?\s+", re.IGNORECASE)
 
 
 # "Cancel the order unless it has shipped.": the same test, written after the action.
