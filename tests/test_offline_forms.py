@@ -908,3 +908,23 @@ def test_not_dealt_with_here_ends_the_case(tmp_path: Path) -> None:
     old = _condition(draft, "more than 30 days ago")
     assert _calls(_path(draft, old.condition.then_step)) == []  # type: ignore[union-attr]
     assert "cancel_room_booking" in _calls(_path(draft, old.condition.else_step))  # type: ignore[union-attr]
+
+
+def test_a_role_in_lower_case_who_decides_takes_the_case(tmp_path: Path) -> None:
+    # a garden centre's van check: "If a drop can't go, the duty manager decides what happens
+    # to it" was a remark, and the run went on as if the drop could go
+    draft, _ = _handed(
+        tmp_path,
+        """# Facilities desk
+
+## Daily room check
+
+1. Look up the booking.
+2. If the room is flooded, the site's facilities manager decides what happens to the
+   meeting.
+3. Send the requester a text message with the room number.
+""",
+    )
+    flooded = _condition(draft, "flooded")
+    handed = _path(draft, flooded.condition.then_step)  # type: ignore[union-attr]
+    assert _calls(handed) == ["refer_to_team"] and handed[-1].kind == "escalate"

@@ -203,8 +203,14 @@ _LIMITED_ORDER = re.compile(
 )
 _ROLE_DECIDES = re.compile(
     r"^(?:the\s+)?(?P<who>(?:(?-i:[A-Z])[\w'-]*\s+){0,3}(?:manager|director|supervisor|lead|"
-    r"team|desk|officer|partner|owner))\s+(?:decides|will\s+decide|makes\s+the\s+(?:call|"
-    r"decision)|has\s+the\s+final\s+say)\s*\.?$",
+    r"team|desk|officer|partner|owner)|"
+    # "the duty manager": a role in lower case is staff by its last word (an owner or a
+    # partner may be the customer's)
+    r"(?:[a-z][\w'-]*\s+){1,3}(?:manager|director|supervisor|lead|team|desk|officer))"
+    r"\s+(?:decides|will\s+decide|makes\s+the\s+(?:call|"
+    r"decision)|has\s+the\s+final\s+say)"
+    # "The duty manager decides what happens to it", "... decides whether to send a taxi"
+    r"(?:\s+(?:what|whether|how|if|on|about|when)\b[^.;:]{0,80})?\s*\.?$",
     re.IGNORECASE,
 )
 _GOES_TO = re.compile(
