@@ -768,13 +768,15 @@ def test_after_a_hand_over_the_list_goes_on(tmp_path: Path) -> None:
 1. Look up the booking.
 2. If the visitor needs an ambulance, tell the requester to call 999 and end the chat.
    Otherwise:
-   a. Refer it to the Events team.
+   a. Refer it to the Events team. They call back within the hour.
    b. Send the requester a text message with the incident number.
 3. Tell the requester we are sorry.
 """,
     )
     issues = check_draft(draft, procedure=procedure, catalog=HAND_OVER_TOOLS, settings=Settings())
     assert not [i for i in issues if i.code == "unreachable_step"], issues
+    texts = [s.text for s in walk_steps(draft.steps)]
+    assert "They call back within the hour." in texts, texts  # the SOP's words stay
     hurt = _condition(draft, "ambulance")
     assert _calls(_path(draft, hurt.condition.else_step)) == [  # type: ignore[union-attr]
         "refer_to_team",

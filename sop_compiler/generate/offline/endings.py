@@ -121,7 +121,7 @@ def _go_on_after_hand_overs(top: list[Node]) -> list[Node]:
         node
         for before, node in pairwise(flat)
         if node.kind == "escalate"
-        and node.text == HANDED_OVER
+        and node.text.startswith(HANDED_OVER)
         and before.tool_call is not None
         and (following := after[node.uid]) is not None
         and id(following) not in reached
@@ -129,6 +129,12 @@ def _go_on_after_hand_overs(top: list[Node]) -> list[Node]:
     ]
     if not ends:
         return top
+    said = [n for n in ends if n.text[len(HANDED_OVER) :].strip()]
+    for node in said:
+        # "They call back within 2 hours": the SOP's words after the hand-over stay, said
+        node.kind, node.target = "say", None
+        node.text = node.text[len(HANDED_OVER) :].strip()
+    ends = [n for n in ends if n not in said]
     for node in flat:
         node.children = [n for n in node.children if n not in ends]
         node.then_nodes = [n for n in node.then_nodes if n not in ends]
