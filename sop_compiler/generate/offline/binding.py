@@ -710,9 +710,9 @@ def bind(action: str, catalog: ToolCatalog) -> Binding:
             # replacement router": `reship_order`, never `send_password_reset` by "customer"),
             # then to the tool of the verb said ("Check availability for the group's dates" is
             # `check_room_availability`, not `get_group_block` by a synonym)
-            said_verb = int(bool(common - _WHOSE)) * 2 + int(tool.name.split("_", 1)[0] == first)
-            if best is None or (rank, shared, said_verb) > best[:3]:
-                best = (rank, shared, said_verb, tool.name)
+            tie = int(bool(common - _WHOSE)) * 2 + int(tool.name.split("_", 1)[0] == first)
+            if best is None or (rank, shared, tie) > best[:3]:
+                best = (rank, shared, tie, tool.name)
         elif close is None and (verb in tool_verbs or shared):
             close = tool.name
     if best is not None:
