@@ -111,6 +111,7 @@ def test_a_signal_ends_a_long_offline_compile_without_waiting_for_it(tmp_path: P
     """
     import os
     import signal
+    from functools import partial
 
     sops = tmp_path / "sops"
     sops.mkdir()
@@ -127,6 +128,9 @@ def test_a_signal_ends_a_long_offline_compile_without_waiting_for_it(tmp_path: P
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # Ctrl-C as a terminal sends it, even when the suite runs as a background job of a
+        # non-interactive shell, which would pass SIGINT on ignored
+        preexec_fn=partial(signal.signal, signal.SIGINT, signal.SIG_DFL),
     )
     assert proc.stderr is not None
     seen = []

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -66,10 +67,12 @@ class Compile:
             text=True,
             env=dict(os.environ),
             # As for a background job of a non-interactive shell: Ctrl-C is ignored, and only
-            # SIGTERM can stop the run.
-            preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
-            if ignore_sigint
-            else None,
+            # SIGTERM can stop the run. Otherwise Ctrl-C is as a terminal sends it, even when
+            # the suite itself runs as such a background job (and so would pass SIGINT on
+            # ignored to the run).
+            preexec_fn=partial(
+                signal.signal, signal.SIGINT, signal.SIG_IGN if ignore_sigint else signal.SIG_DFL
+            ),
         )
         self.err_lines: list[str] = []
         self.out_chunks: list[str] = []
