@@ -307,13 +307,18 @@ def test_a_prohibition_with_an_alternative_never_runs_on_into_the_forbidden_acti
     assert gate.governs == ["cancel_booking"]  # the confirmation email is no change
 
 
-def test_a_rule_inside_a_condition_holds_only_under_it(tmp_path: Path) -> None:
-    """ "If X, do A. Do not B." forbids B when X holds, not at every step."""
-    policy = """# Invoices
+@pytest.mark.parametrize("opener", ["If", "In the event that"])
+def test_a_rule_inside_a_condition_holds_only_under_it(tmp_path: Path, opener: str) -> None:
+    """ "If X, do A. Do not B." forbids B when X holds, not at every step. An instrument hire
+    SOP's "In the event that the damage looks deliberate ..., stop and escalate to the Shop
+    Manager. Don't book a repair or a swap." forbade every repair and swap, whatever the damage.
+    """
+    policy = f"""# Invoices
 
 ## Correct an invoice
 - Open the invoice.
-- If an item never arrived, transfer the customer to Shipping. Do not correct the invoice yet.
+- {opener} an item never arrived, transfer the customer to Shipping. Do not correct the invoice
+  yet.
 - Otherwise, correct the invoice.
 """
     (tmp_path / "policy.md").write_text(policy, encoding="utf-8")

@@ -48,9 +48,13 @@ _ELSE = re.compile(
     re.IGNORECASE,
 )
 _YES = re.compile(r"^(?:if so|if yes)\b[,:]?\s*", re.IGNORECASE)
+# the words a condition opens with, wherever a condition is read (steps, and the rules under it)
+CONDITION_OPENER = (
+    r"(?:if|when|whenever|where|in case|in the event that|in the event|should|"
+    r"provided(?: that)?|as long as)"
+)
 _IF = re.compile(
-    r"^(?:if|when|whenever|where|in case|in the event that|in the event|should|"
-    r"provided(?: that)?|as long as)\s+"
+    rf"^{CONDITION_OPENER}\s+"
     r"(?!to\s+use\b)",  # "When to use: the customer ...": a macro's trigger line, no test
     re.IGNORECASE,
 )

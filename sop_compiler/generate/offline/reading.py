@@ -34,6 +34,7 @@ from sop_compiler.generate.offline.phrases import (
     read_clause,
 )
 from sop_compiler.generate.offline.sections import (
+    ANSWER,
     Unit,
     answered_items,
     jump_targets,
@@ -1037,7 +1038,7 @@ def _next_key(key: str | None) -> str | None:
     return str(int(key) + 1) if key is not None and key.isdigit() else None
 
 
-_ANSWER_LINE = re.compile(r"^\s*(?:a\s*:\s*)?(?:yes|no)\s*(?:=>|->|\u2192|:)", re.IGNORECASE)
+_ANSWER_LINE = re.compile(rf"^\s*(?:a\s*:\s*)?{ANSWER}", re.IGNORECASE)
 _EXCEPT_WHERE = re.compile(
     r"\b(?:except\s+(?:where|when|if)|unless|only\s+(?:if|when))\s+(?P<test>[^.;]{3,160})",
     re.IGNORECASE,

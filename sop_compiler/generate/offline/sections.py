@@ -509,8 +509,10 @@ def with_step_tables(procedure: Procedure) -> Procedure:
     return procedure.model_copy(update={"blocks": blocks})
 
 
+# how an answer line opens: "Yes ->", "No =>", "YES:"
+ANSWER = r"(?:yes|no)\s*(?:->|=>|\u2192|:)"
 # a decision and its answers, joined (with_decisions): "Is the campaign still live? Yes -> ..."
-_DECIDED = re.compile(r"^[^?]{3,200}\?\s+(?:yes|no)\s*(?:->|=>|\u2192|:)", re.IGNORECASE)
+_DECIDED = re.compile(rf"^[^?]{{3,200}}\?\s+{ANSWER}", re.IGNORECASE)
 
 
 def with_decisions(procedure: Procedure) -> Procedure:
@@ -555,7 +557,7 @@ def cited(block_id: str) -> list[str]:
 _DECISION_PARAGRAPH = re.compile(
     r"^\s*(?:decision|question)(?:\s+\d{1,2})?\s*:\s*(?=[^?]{3,200}\?\s*$)", re.IGNORECASE
 )
-_ANSWER_PARAGRAPH = re.compile(r"^\s*(?:yes|no)\s*(?:->|=>|\u2192|:)", re.IGNORECASE)
+_ANSWER_PARAGRAPH = re.compile(rf"^\s*{ANSWER}", re.IGNORECASE)
 
 
 def step_rows(table: Table) -> list[tuple[str | None, str, int | None]] | None:

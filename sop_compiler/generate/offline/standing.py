@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from sop_compiler.generate.offline.binding import WHO, canonical_words, nominal_verbs, verb_stems
 from sop_compiler.generate.offline.nodes import Builder, Node, flatten, quote
+from sop_compiler.generate.offline.phrases import CONDITION_OPENER
 from sop_compiler.generate.offline.sections import (
     ACTION_HEADER,
     AUDIENCE,
@@ -242,7 +243,11 @@ _ANY_WRITE = re.compile(
     r"modification|modifications|write|writes|transaction|transactions|booking|order|account)\b",
     re.IGNORECASE,
 )
-_BRANCH = re.compile(r"^\s*(?:if|when|whenever|otherwise|if not|in case)\b", re.IGNORECASE)
+# an item that opens a branch; "Where ...", "Should ..." and "As long as ..." open one only with
+# the comma that ends their test (_SCOPE), as they also open statements ("Where we can, ...")
+_BRANCH = re.compile(
+    r"^\s*(?:if|when|whenever|otherwise|if not|in case|in the event(?: that)?)\b", re.IGNORECASE
+)
 _QUOTED = re.compile(r"[\"“”][^\"“”]*[\"“”]")  # quoted values name no rule words
 _LEADING_MARK = re.compile(r"^\s*(?:[-*•]\s+|\d+[.)]\s+|[a-z][.)]\s+)")
 
@@ -721,9 +726,7 @@ def _is_fact(sentence: str) -> bool:
     return bool(_FACT.search(sentence)) and len(sentence.split()) >= 4
 
 
-_SCOPE = re.compile(
-    r"^\s*(?:if|when|whenever|where|in case)\s+(?P<test>[^,;:]+)[,;:]", re.IGNORECASE
-)
+_SCOPE = re.compile(rf"^\s*{CONDITION_OPENER}\s+(?P<test>[^,;:]+)[,;:]", re.IGNORECASE)
 
 
 def _asked(opening: str, sentences: list[str]) -> str | None:
